@@ -1,0 +1,73 @@
+package policy
+
+import "context"
+
+// Context is what the engine knows about the session a statement arrives on.
+// The proxy fills it from the wire (transaction status, ParameterStatus, the
+// startup message); lint fills it from flags.
+type Context struct {
+	// InTransaction is true inside an explicit transaction block (the last
+	// ReadyForQuery said 'T' or 'E').
+	InTransaction bool
+	// Alone is true when the statement is the only one in its Query string, or
+	// in the extended protocol the only statement before its Sync. A statement
+	// that is not alone runs in an implicit transaction.
+	Alone bool
+	// CreatedTables reports whether a table was created in the open
+	// transaction (or earlier in the same lint file); such tables are empty
+	// and invisible to others, so size rules do not apply. May be nil.
+	CreatedTables func(schema, table string) bool
+	// ServerVersion is server_version_num, e.g. 150018; 0 means unknown
+	// (the engine then assumes the configured default version).
+	ServerVersion int
+	// TimeZone is the session's TimeZone as reported by the server.
+	TimeZone string
+	// User, Database and ApplicationName come from the startup message.
+	User            string
+	Database        string
+	ApplicationName string
+	// Catalog answers questions about existing objects. Nil means unknown:
+	// existing tables are then assumed to be large.
+	Catalog Catalog
+}
+
+// Volatility of a function, as pg_proc.provolatile says it.
+type Volatility byte
+
+// Function volatilities.
+const (
+	VolatilityUnknown   Volatility = 0
+	VolatilityImmutable Volatility = 'i'
+	VolatilityStable    Volatility = 's'
+	VolatilityVolatile  Volatility = 'v'
+)
+
+// TableSize is the planner's estimate of a table's size.
+type TableSize struct {
+	Rows  int64 // pg_class.reltuples (or 0 when never analyzed and empty)
+	Bytes int64 // pg_total_relation_size
+}
+
+// Catalog is an optional view of the server's catalog. Every method returns
+// ok=false when it cannot answer (no such object, or the lookup failed); the
+// engine then takes the cautious assumption. Names may be schema-qualified
+// ("schema.name") or not; unqualified names follow the search_path.
+type Catalog interface {
+	// TableSize reports the estimated size of a table.
+	TableSize(ctx context.Context, table string) (size TableSize, ok bool)
+	// HasValidatedNotNullCheck reports whether a validated CHECK (column IS NOT
+	// NULL) constraint exists on table, letting SET NOT NULL skip its scan (PG12+).
+	HasValidatedNotNullCheck(ctx context.Context, table, column string) (has bool, ok bool)
+	// IsPartitioned reports whether table is a partitioned table.
+	IsPartitioned(ctx context.Context, table string) (partitioned bool, ok bool)
+	// Index reports whether an index named name exists and whether it is valid.
+	Index(ctx context.Context, name string) (exists, valid bool, ok bool)
+	// HasUniqueIndex reports whether a materialized view has a unique index
+	// (needed by REFRESH MATERIALIZED VIEW CONCURRENTLY).
+	HasUniqueIndex(ctx context.Context, table string) (has bool, ok bool)
+	// FunctionVolatility reports the volatility of a function by name.
+	FunctionVolatility(ctx context.Context, name string) (v Volatility, ok bool)
+	// EstimateRows reports the planner's row estimate for a DML statement
+	// (EXPLAIN, never EXECUTE), for the large-UPDATE/DELETE rule.
+	EstimateRows(ctx context.Context, sql string) (rows int64, ok bool)
+}

@@ -1,0 +1,73 @@
+package policy
+
+// Action is what happens to a statement.
+type Action int
+
+// Actions, in increasing order of severity; a Decision's Action is the most
+// severe of its findings' actions.
+const (
+	Allow Action = iota
+	Warn
+	Rewrite
+	Reject
+)
+
+func (a Action) String() string {
+	switch a {
+	case Allow:
+		return "allow"
+	case Warn:
+		return "warn"
+	case Rewrite:
+		return "rewrite"
+	case Reject:
+		return "reject"
+	}
+	return "unknown"
+}
+
+// Finding is one rule that matched a statement.
+type Finding struct {
+	RuleID string
+	// Action is what the policy says for this rule (after mode, profile and
+	// escape-hatch annotations are applied).
+	Action Action
+	// Message states the problem in one sentence: which table, which lock,
+	// why it matters.
+	Message string
+	// Detail adds the facts behind the message (size estimate, version).
+	Detail string
+	// Hint is the safe recipe, as runnable SQL where there is one.
+	Hint string
+	// Table is the (possibly qualified) table the statement touches.
+	Table string
+	// Lock is the lock the original statement takes, e.g. "ACCESS EXCLUSIVE".
+	Lock string
+	// AllowedBy is the escape-hatch reason when an annotation allowed this
+	// rule; the Action is then Allow.
+	AllowedBy string
+}
+
+// Decision is the engine's verdict on one statement.
+type Decision struct {
+	// Action is the most severe action among Findings (Allow when none).
+	Action Action
+	// Findings lists every rule that matched, in registry order.
+	Findings []Finding
+	// Rewritten is the SQL to run instead when Action is Rewrite.
+	Rewritten string
+	// Lock is the lock the original statement would take ("" when unknown
+	// or none worth naming).
+	Lock string
+	// DDL is true for utility statements (anything that is not
+	// SELECT/INSERT/UPDATE/DELETE/MERGE/VALUES/TABLE).
+	DDL bool
+	// Concurrent is true when the statement (as run, after any rewrite) is a
+	// CONCURRENTLY operation, which takes only SHARE UPDATE EXCLUSIVE and
+	// needs no short lock_timeout.
+	Concurrent bool
+	// CreatesTables lists the tables this statement creates (CREATE TABLE,
+	// CREATE TABLE AS, SELECT INTO), so that the caller can remember them
+	// for the rest of the transaction once the statement succeeds.
+	CreatesTables []string
+}

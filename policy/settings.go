@@ -1,0 +1,39 @@
+package policy
+
+// ProxySettings is the `proxy:` section of rules.yaml: the serve command's
+// settings, so that one file can configure a whole deployment. Flags and
+// PGGUARD_* environment variables take precedence over it. The policy package
+// only decodes these; cmd/pgguard validates them (addresses, durations, files)
+// together with the flags, so every error names the setting it comes from.
+type ProxySettings struct {
+	Listen          string `yaml:"listen"`
+	Upstream        string `yaml:"upstream"`
+	Admin           string `yaml:"admin"`
+	MaxConnections  *int   `yaml:"max_connections"`
+	ConnectTimeout  string `yaml:"connect_timeout"`
+	MaxSigtermDelay string `yaml:"max_sigterm_delay"`
+	LogFormat       string `yaml:"log_format"`
+	LogLevel        string `yaml:"log_level"`
+	// UpstreamTLS is disable, require or verify-full.
+	UpstreamTLS       string `yaml:"upstream_tls"`
+	UpstreamCA        string `yaml:"upstream_ca"`
+	UpstreamTLSServer string `yaml:"upstream_tls_server_name"`
+	// ClientTLSCert and ClientTLSKey turn on TLS towards clients.
+	ClientTLSCert string `yaml:"client_tls_cert"`
+	ClientTLSKey  string `yaml:"client_tls_key"`
+	// Targets adds more listen→upstream pairs served by the same process,
+	// e.g. one port per environment. Unset fields inherit from the section.
+	Targets []TargetSettings `yaml:"targets"`
+}
+
+// TargetSettings is one entry of proxy.targets.
+type TargetSettings struct {
+	Name              string `yaml:"name"`
+	Listen            string `yaml:"listen"`
+	Upstream          string `yaml:"upstream"`
+	UpstreamTLS       string `yaml:"upstream_tls"`
+	UpstreamCA        string `yaml:"upstream_ca"`
+	UpstreamTLSServer string `yaml:"upstream_tls_server_name"`
+	// Profile forces a policy profile for every session of this target.
+	Profile string `yaml:"profile"`
+}

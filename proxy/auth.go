@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+// Authentication request codes ('R' messages) that expect a client answer.
+const (
+	authOk                = 0
+	authCleartextPassword = 3
+	authMD5Password       = 5
+	authGSS               = 7
+	authGSSContinue       = 8
+	authSSPI              = 9
+	authSASL              = 10
+	authSASLContinue      = 11
+	authSASLFinal         = 12
+)
+
+const scramPlus = "SCRAM-SHA-256-PLUS"
+
+// stripSCRAMPlus removes SCRAM-SHA-256-PLUS from an AuthenticationSASL body
+// (code + NUL-terminated mechanism names + a final NUL). Channel binding ties
+// the SCRAM proof to the TLS certificate the client sees, which is pgguard's,
+// not the server's, so it can never succeed through a TLS-terminating proxy.
+func stripSCRAMPlus(body []byte) (out []byte, stripped bool) {
+	if len(body) < 4 {
+		return body, false
+	}
+	out = append(make([]byte, 0, len(body)), body[:4]...)
+	rest := body[4:]
+	for len(rest) > 0 && rest[0] != 0 {
+		name, r, ok := cstring(rest)
+		if !ok {
+			return body, false
+		}
+		rest = r
+		if name == scramPlus {
+			stripped = true
+			continue
+		}
+		out = append(out, name...)
+		out = append(out, 0)
+	}
+	return append(out, 0), stripped
+}
+
+// clientWantsChannelBinding reports whether a SASLInitialResponse ('p' body)
+// carries the gs2 flag "y": the client supports channel binding and believes
+// the server does not. A server on TLS refuses that as a downgrade attack.
+func clientWantsChannelBinding(body []byte) bool {
+	_, rest, ok := cstring(body)
+	if !ok || len(rest) < 5 {
+		return false
+	}
+	n := int32(binary.BigEndian.Uint32(rest))
+	data := rest[4:]
+	return n > 0 && bytes.HasPrefix(data, []byte("y,"))
+}
+
+// relayAuth relays the authentication exchange between client and server
+// until the server's first ReadyForQuery, recording BackendKeyData and
+// ParameterStatus on the way. It returns a *PGError to report to the client
+// when pgguard itself must refuse the login.
+func (s *Session) relayAuth() error {
+	var buf []byte
+	strippedPlus := false
+	for {
+		typ, n, err := readHeader(s.sr)
+		if err != nil {
+			return fmt.Errorf("reading from server during authentication: %w", err)
+		}
+		if n > 1<<20 {
+			return &protocolError{fmt.Sprintf("server message %q of %d bytes during authentication", typ, n)}
+		}
+		buf, err = readBody(s.sr, n, buf)
+		if err != nil {
+			return err
+		}
+		body := buf
+		expectAnswer := false
+		switch typ {
+		case msgAuthentication:
+			if len(body) < 4 {
+				return &protocolError{"short authentication message from server"}
+			}
+			switch binary.BigEndian.Uint32(body) {
+			case authSASL:
+				body, strippedPlus = stripSCRAMPlus(body)
+				expectAnswer = true
+			case authCleartextPassword, authMD5Password, authGSS, authGSSContinue, authSSPI, authSASLContinue:
+				expectAnswer = true
+			}
+		case msgBackendKeyData:
+			if len(body) >= 8 {
+				s.state.pid = binary.BigEndian.Uint32(body)
+				s.state.key = append([]byte(nil), body[4:]...)
+			}
+		case msgParameterStatus:
+			s.state.setParameter(body)
+		case msgErrorResponse:
+			writeMessage(s.cw, typ, body)
+			s.cw.Flush()
+			return errLoginRefused
+		case msgReadyForQuery:
+			if len(body) == 1 {
+				s.state.setTxStatus(body[0])
+			}
+			writeMessage(s.cw, typ, body)
+			return s.cw.Flush()
+		}
+		writeMessage(s.cw, typ, body)
+		if !expectAnswer {
+			continue
+		}
+		if err := s.cw.Flush(); err != nil {
+			return err
+		}
+		ctyp, cn, err := readHeader(s.cr)
+		if err != nil {
+			return fmt.Errorf("reading from client during authentication: %w", err)
+		}
+		if ctyp != 'p' || cn > 1<<16 {
+			return &protocolError{fmt.Sprintf("expected password response, got message type %q", ctyp)}
+		}
+		cbody, err := readBody(s.cr, cn, nil)
+		if err != nil {
+			return err
+		}
+		if strippedPlus && clientWantsChannelBinding(cbody) {
+			return &PGError{
+				Severity: "FATAL", Code: "28000",
+				Message: "pgguard: SCRAM channel binding cannot pass through pgguard",
+				Detail:  "The client is on TLS and supports channel binding, and the server is on TLS too; the server would refuse this login as a channel-binding downgrade.",
+				Hint:    "Connect with channel_binding=disable, or let pgguard reach the server without TLS on a trusted network (upstream TLS disable).",
+			}
+		}
+		writeMessage(s.sw, ctyp, cbody)
+		if err := s.sw.Flush(); err != nil {
+			return err
+		}
+	}
+}

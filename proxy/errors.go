@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"bufio"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATE codes pgguard itself reports.
+const (
+	codeConnectionFailure    = "08001" // sqlclient_unable_to_establish_sqlconnection
+	codeProtocolViolation    = "08P01"
+	codeTooManyConnections   = "53300"
+	codeAdminShutdown        = "57P01"
+	codeInsufficientPrivilge = "42501"
+)
+
+// PGError is an error pgguard reports to a client as an ErrorResponse.
+type PGError struct {
+	Severity string // ERROR or FATAL
+	Code     string // SQLSTATE
+	Message  string
+	Detail   string
+	Hint     string
+}
+
+func (e *PGError) Error() string { return e.Message }
+
+// encode appends the ErrorResponse ('E') or, with notice, NoticeResponse ('N').
+func (e *PGError) encode(dst []byte, notice bool) []byte {
+	m := pgproto3.ErrorResponse{
+		Severity:            e.Severity,
+		SeverityUnlocalized: e.Severity,
+		Code:                e.Code,
+		Message:             e.Message,
+		Detail:              e.Detail,
+		Hint:                e.Hint,
+	}
+	var b []byte
+	var err error
+	if notice {
+		n := pgproto3.NoticeResponse(m)
+		b, err = n.Encode(dst)
+	} else {
+		b, err = m.Encode(dst)
+	}
+	if err != nil {
+		// Only a message over 1 GB fails to encode; ours are small.
+		panic(err)
+	}
+	return b
+}
+
+// sendFatal writes a FATAL ErrorResponse and flushes; the caller closes.
+func sendFatal(w *bufio.Writer, code, msg, detail string) error {
+	e := &PGError{Severity: "FATAL", Code: code, Message: msg, Detail: detail}
+	w.Write(e.encode(nil, false))
+	return w.Flush()
+}

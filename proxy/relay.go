@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+)
+
+// relay runs the two copy loops until either side ends and returns why.
+func (s *Session) relay() string {
+	done := make(chan string, 1)
+	go func() { done <- s.serverToClient() }()
+	reason := s.clientToServer()
+	s.close()
+	<-done
+	return reason
+}
+
+// clientToServer forwards client messages. Everything is raw bytes; only the
+// type byte is looked at. Writes are batched: the writer is flushed only when
+// the client has nothing more buffered, so a pipeline goes out in one write.
+func (s *Session) clientToServer() string {
+	for {
+		typ, n, err := readHeader(s.cr)
+		if err != nil {
+			return s.clientGone(err)
+		}
+		s.bytesIn.Add(int64(n + 5))
+		switch typ {
+		case msgQuery, msgSync, 'F':
+			s.pending.Add(1)
+		case msgTerminate:
+			s.swMu.Lock()
+			writeMessage(s.sw, msgTerminate, nil)
+			s.sw.Flush()
+			s.swMu.Unlock()
+			return "client terminated"
+		}
+		s.swMu.Lock()
+		writeHeader(s.sw, typ, n)
+		err = copyBody(s.sw, s.cr, n)
+		if err == nil && s.cr.Buffered() == 0 {
+			err = s.sw.Flush()
+		}
+		s.swMu.Unlock()
+		if err != nil {
+			if isNetClosed(err) && s.closing.Load() {
+				return "closed"
+			}
+			return "server write failed: " + err.Error()
+		}
+	}
+}
+
+// clientGone handles a client read error: a client that vanished while a
+// statement runs gets that statement cancelled, so that it does not go on
+// holding locks on the server with nobody waiting for it.
+func (s *Session) clientGone(err error) string {
+	if s.closing.Load() {
+		return "closed"
+	}
+	if s.pending.Load() > 0 {
+		s.cancelRunning()
+		return "client disconnected mid-statement; statement cancelled"
+	}
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		s.cwMu.Lock()
+		sendFatal(s.cw, codeProtocolViolation, "pgguard: "+pe.msg, "")
+		s.cwMu.Unlock()
+		return "client protocol violation: " + pe.msg
+	}
+	if errors.Is(err, io.EOF) {
+		return "client disconnected"
+	}
+	return "client read failed: " + err.Error()
+}
+
+// serverToClient forwards server messages, peeking at ReadyForQuery (the
+// transaction status) and ParameterStatus.
+func (s *Session) serverToClient() string {
+	var small [1]byte
+	var last byte
+	for {
+		typ, n, err := readHeader(s.sr)
+		if err != nil {
+			return s.serverGone(err, last)
+		}
+		last = typ
+		s.bytesOut.Add(int64(n + 5))
+		s.cwMu.Lock()
+		switch {
+		case typ == msgReadyForQuery && n == 1:
+			if _, err = io.ReadFull(s.sr, small[:]); err == nil {
+				s.state.setTxStatus(small[0])
+				s.pending.Add(-1)
+				writeMessage(s.cw, typ, small[:])
+			}
+		case typ == msgParameterStatus && n < 4096:
+			var body []byte
+			if body, err = readBody(s.sr, n, nil); err == nil {
+				s.state.setParameter(body)
+				writeMessage(s.cw, typ, body)
+			}
+		default:
+			writeHeader(s.cw, typ, n)
+			err = copyBody(s.cw, s.sr, n)
+		}
+		if err == nil && s.sr.Buffered() == 0 {
+			err = s.cw.Flush()
+		}
+		s.cwMu.Unlock()
+		if err != nil {
+			if s.closing.Load() {
+				return "closed"
+			}
+			return "client write failed: " + err.Error()
+		}
+		if typ == msgReadyForQuery && s.srv.draining() && s.idle() {
+			s.terminate()
+			return "pgguard shutting down"
+		}
+	}
+}
+
+// serverGone handles a server read error: the client learns that the server
+// went away (unless the server said so itself with a FATAL, already relayed).
+func (s *Session) serverGone(err error, lastType byte) string {
+	if s.closing.Load() {
+		return "closed"
+	}
+	if lastType != msgErrorResponse {
+		s.cwMu.Lock()
+		e := &PGError{Severity: "FATAL", Code: "08006", Message: "pgguard: lost the connection to the server: " + err.Error()}
+		s.cw.Write(e.encode(nil, false))
+		s.cw.Flush()
+		s.cwMu.Unlock()
+	}
+	s.close()
+	return "server closed the connection"
+}
+
+func isNetClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
+}

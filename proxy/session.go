@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Buffer sizes per direction. Small enough that an idle connection costs
+// little; large messages stream through them without being held whole.
+const (
+	readBufferSize  = 8 << 10
+	writeBufferSize = 8 << 10
+)
+
+// errLoginRefused is a server that refused the login with an ErrorResponse,
+// already relayed to the client.
+var errLoginRefused = errors.New("server refused the login")
+
+// Session is one client connection and its server connection.
+type Session struct {
+	srv    *Server
+	target *Target
+	log    *slog.Logger
+	state  State
+
+	client net.Conn
+	cr     *bufio.Reader
+	cw     *bufio.Writer
+	cwMu   sync.Mutex // held while writing to cw (the relay and a draining shutdown)
+
+	server net.Conn
+	sr     *bufio.Reader
+	sw     *bufio.Writer
+	swMu   sync.Mutex // held while writing to sw
+
+	// pending counts the Query, Sync and FunctionCall messages sent to the
+	// server whose ReadyForQuery has not come back yet: non-zero means a
+	// statement may be running.
+	pending atomic.Int32
+	// relaying is set once authentication is over and the copy loops run.
+	relaying atomic.Bool
+	// closing is set once the session is being torn down on purpose.
+	closing   atomic.Bool
+	closeOnce sync.Once
+
+	bytesIn, bytesOut atomic.Int64
+}
+
+// idle reports whether nothing is running and no transaction is open, so the
+// session can be closed without losing anything.
+func (s *Session) idle() bool {
+	return s.pending.Load() == 0 && s.state.TxStatus() == 'I'
+}
+
+// close closes both connections once.
+func (s *Session) close() {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.client.Close()
+		if s.server != nil {
+			s.server.Close()
+		}
+	})
+}
+
+// serve runs the session from the first byte to the last.
+func (s *Session) serve() {
+	defer s.close()
+	start := time.Now()
+	s.client.SetDeadline(start.Add(s.srv.cfg.StartupTimeout))
+	conn, cr, startup, cancel, err := clientStartup(s.client, s.cr, s.srv.cfg.ClientTLS)
+	s.client, s.cr = conn, cr
+	s.cw.Reset(conn)
+	if cancel != nil {
+		s.forwardCancel(cancel)
+		return
+	}
+	if err != nil {
+		var pe *protocolError
+		if errors.As(err, &pe) {
+			sendFatal(s.cw, codeProtocolViolation, "pgguard: "+pe.msg, "")
+		}
+		if !errors.Is(err, io.EOF) {
+			s.log.Debug("client startup failed", "client", s.state.ClientAddr, "err", err)
+		}
+		return
+	}
+	s.state.User = startup.Get("user")
+	s.state.Database = startup.Get("database")
+	if s.state.Database == "" {
+		s.state.Database = s.state.User
+	}
+	s.state.ApplicationName = startup.Get("application_name")
+	log := s.log.With("client", s.state.ClientAddr, "user", s.state.User, "database", s.state.Database, "application_name", s.state.ApplicationName)
+
+	if !s.srv.admit() {
+		sendFatal(s.cw, codeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
+		log.Warn("connection refused: max connections reached", "max_connections", s.srv.cfg.MaxConnections)
+		return
+	}
+	defer s.srv.release()
+
+	ctx, cancelDial := context.WithTimeout(context.Background(), s.srv.cfg.ConnectTimeout)
+	server, err := dialUpstream(ctx, s.target)
+	cancelDial()
+	if err != nil {
+		sendFatal(s.cw, codeConnectionFailure,
+			fmt.Sprintf("pgguard: could not connect to the server at %s: %v", s.target.Upstream, err),
+			"pgguard accepted the connection but could not reach the PostgreSQL server behind it.")
+		log.Error("upstream connect failed", "upstream", s.target.Upstream, "err", err)
+		return
+	}
+	s.server = server
+	s.sr = bufio.NewReaderSize(server, readBufferSize)
+	s.sw = bufio.NewWriterSize(server, writeBufferSize)
+	if s.closing.Load() {
+		return
+	}
+	s.server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
+	s.sw.Write(startup.encode())
+	if err := s.sw.Flush(); err != nil {
+		sendFatal(s.cw, codeConnectionFailure, fmt.Sprintf("pgguard: could not send startup to the server at %s: %v", s.target.Upstream, err), "")
+		return
+	}
+	if err := s.relayAuth(); err != nil {
+		var pge *PGError
+		switch {
+		case errors.As(err, &pge):
+			s.cw.Write(pge.encode(nil, false))
+			s.cw.Flush()
+			log.Warn("login refused by pgguard", "reason", pge.Message)
+		case errors.Is(err, errLoginRefused):
+			log.Info("login refused by server")
+		default:
+			log.Warn("authentication relay failed", "err", err)
+		}
+		return
+	}
+	s.client.SetDeadline(time.Time{})
+	s.server.SetDeadline(time.Time{})
+	log.Info("connection opened")
+	s.relaying.Store(true)
+	reason := s.relay()
+	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond).String(),
+		"bytes_from_client", s.bytesIn.Load(), "bytes_from_server", s.bytesOut.Load(), "reason", reason)
+}
+
+func (s *Session) forwardCancel(c *cancelRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ConnectTimeout)
+	defer cancel()
+	if err := sendCancel(ctx, s.target, c.pid, c.key); err != nil {
+		s.log.Warn("forwarding cancel request failed", "upstream", s.target.Upstream, "err", err)
+		return
+	}
+	s.log.Debug("cancel request forwarded", "pid", c.pid)
+}
+
+// cancelRunning asks the server to cancel whatever the session's backend is
+// running, for a client that went away mid-statement.
+func (s *Session) cancelRunning() {
+	if s.state.pid == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ConnectTimeout)
+	defer cancel()
+	if err := sendCancel(ctx, s.target, s.state.pid, s.state.key); err != nil {
+		s.log.Warn("cancelling the statement of a departed client failed", "err", err)
+	}
+}
+
+// terminate ends an idle session during shutdown the way PostgreSQL ends it:
+// FATAL 57P01 to the client, Terminate to the server. It does nothing and
+// returns false when the session is not idle.
+func (s *Session) terminate() bool {
+	s.cwMu.Lock()
+	if !s.relaying.Load() || !s.idle() || s.closing.Load() {
+		s.cwMu.Unlock()
+		return false
+	}
+	s.closing.Store(true)
+	e := &PGError{Severity: "FATAL", Code: codeAdminShutdown, Message: "terminating connection because pgguard is shutting down"}
+	s.cw.Write(e.encode(nil, false))
+	s.cw.Flush()
+	s.cwMu.Unlock()
+	s.swMu.Lock()
+	writeMessage(s.sw, msgTerminate, nil)
+	s.sw.Flush()
+	s.swMu.Unlock()
+	s.close()
+	return true
+}

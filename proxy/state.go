@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// State is what a session knows about itself, for the policy layer and for
+// logs. Its getters are safe to call from any goroutine.
+type State struct {
+	// Target is the name of the target the client connected to.
+	Target string
+	// ClientAddr is the client's remote address.
+	ClientAddr string
+	// User, Database and ApplicationName come from the startup message.
+	User            string
+	Database        string
+	ApplicationName string
+
+	// pid and key are the server's BackendKeyData, used to cancel the
+	// running statement when the client goes away mid-statement.
+	pid uint32
+	key []byte
+
+	txStatus atomic.Uint32
+
+	mu     sync.Mutex
+	params map[string]string
+}
+
+// TxStatus is the transaction status from the last ReadyForQuery: 'I' idle,
+// 'T' in a transaction block, 'E' in a failed transaction block.
+func (s *State) TxStatus() byte { return byte(s.txStatus.Load()) }
+
+// InTransaction reports whether the session is inside a transaction block.
+func (s *State) InTransaction() bool {
+	st := s.TxStatus()
+	return st == 'T' || st == 'E'
+}
+
+func (s *State) setTxStatus(b byte) { s.txStatus.Store(uint32(b)) }
+
+// Parameter returns a run-time parameter the server reported with
+// ParameterStatus (server_version, TimeZone, ...).
+func (s *State) Parameter(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params[name]
+}
+
+// TimeZone is the session's TimeZone as the server reports it.
+func (s *State) TimeZone() string { return s.Parameter("TimeZone") }
+
+// ServerVersion is the server's version as server_version_num would give
+// it (150018 for 15.18), derived from the reported server_version; 0 when unknown.
+func (s *State) ServerVersion() int { return parseServerVersion(s.Parameter("server_version")) }
+
+func parseServerVersion(v string) int {
+	if i := strings.IndexFunc(v, func(r rune) bool { return r != '.' && (r < '0' || r > '9') }); i >= 0 {
+		v = v[:i]
+	}
+	parts := strings.Split(v, ".")
+	major, err := strconv.Atoi(parts[0])
+	if err != nil || major <= 0 {
+		return 0
+	}
+	minor := 0
+	if len(parts) > 1 {
+		minor, _ = strconv.Atoi(parts[1])
+	}
+	if major >= 10 {
+		return major*10000 + minor
+	}
+	// 9.6.24 → 90624
+	patch := 0
+	if len(parts) > 2 {
+		patch, _ = strconv.Atoi(parts[2])
+	}
+	return major*10000 + minor*100 + patch
+}
+
+// setParameter records a ParameterStatus body (name NUL value NUL).
+func (s *State) setParameter(body []byte) {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	value, _, ok := cstring(rest)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	if s.params == nil {
+		s.params = make(map[string]string)
+	}
+	s.params[name] = value
+	s.mu.Unlock()
+}
