@@ -31,6 +31,11 @@ func (s *Session) clientToServer() string {
 		case msgQuery, msgSync, 'F':
 			s.pending.Add(1)
 		case msgTerminate:
+			if s.pending.Load() > 0 {
+				// The server reads the Terminate only after the running
+				// statement ends, which may take long: cancel it.
+				s.cancelRunning()
+			}
 			s.swMu.Lock()
 			writeMessage(s.sw, msgTerminate, nil)
 			s.sw.Flush()

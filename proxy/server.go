@@ -187,7 +187,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 			srv.mu.Lock()
 			n := len(srv.sessions)
 			for s := range srv.sessions {
-				s.close()
+				s.abort()
 			}
 			srv.mu.Unlock()
 			<-done

@@ -71,6 +71,15 @@ func (s *Session) close() {
 	})
 }
 
+// abort closes the session now, cancelling a running statement first so
+// that its backend does not go on holding locks for nobody.
+func (s *Session) abort() {
+	if s.relaying.Load() && s.pending.Load() > 0 && !s.closing.Load() {
+		s.cancelRunning()
+	}
+	s.close()
+}
+
 // serve runs the session from the first byte to the last.
 func (s *Session) serve() {
 	defer s.close()
@@ -124,12 +133,22 @@ func (s *Session) serve() {
 	if s.closing.Load() {
 		return
 	}
-	s.server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
+	// The server's first answer must come within the connect timeout: a
+	// server that accepts and then says nothing is as unreachable as one
+	// that refuses.
+	s.server.SetDeadline(time.Now().Add(s.srv.cfg.ConnectTimeout))
 	s.sw.Write(startup.encode())
-	if err := s.sw.Flush(); err != nil {
-		sendFatal(s.cw, codeConnectionFailure, fmt.Sprintf("pgguard: could not send startup to the server at %s: %v", s.target.Upstream, err), "")
+	err = s.sw.Flush()
+	if err == nil {
+		_, err = s.sr.Peek(1)
+	}
+	if err != nil {
+		sendFatal(s.cw, codeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
+			"pgguard reached the server but got no answer within the connect timeout.")
+		log.Error("upstream startup failed", "upstream", s.target.Upstream, "err", err)
 		return
 	}
+	s.server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
 	if err := s.relayAuth(); err != nil {
 		var pge *PGError
 		switch {
