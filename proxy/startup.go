@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -117,7 +116,7 @@ func parseStartup(version uint32, body []byte) (*Startup, error) {
 
 // errPlaintextAfterSSL is a client that sent more bytes right behind its
 // SSLRequest, before the TLS handshake; they cannot be trusted (CVE-2021-23214).
-var errPlaintextAfterSSL = errors.New("received unencrypted data after SSL request")
+var errPlaintextAfterSSL = &protocolError{"received unencrypted data after SSL request"}
 
 // clientStartup runs the client side of the startup phase until it has a
 // StartupMessage or a CancelRequest. It answers SSLRequest (upgrading conn
