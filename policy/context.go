@@ -29,6 +29,9 @@ type Context struct {
 	// Catalog answers questions about existing objects. Nil means unknown:
 	// existing tables are then assumed to be large.
 	Catalog Catalog
+	// Profile, when set, names the rules.yaml profile to apply instead of
+	// the first one that matches (proxy.targets[].profile).
+	Profile string
 }
 
 // Volatility of a function, as pg_proc.provolatile says it.
@@ -51,7 +54,9 @@ type TableSize struct {
 // Catalog is an optional view of the server's catalog. Every method returns
 // ok=false when it cannot answer (no such object, or the lookup failed); the
 // engine then takes the cautious assumption. Names may be schema-qualified
-// ("schema.name") or not; unqualified names follow the search_path.
+// ("schema.name") or not; unqualified names follow the search_path. The
+// engine passes names as SQL writes them, quoted where needed
+// (public."JournalLine"), so that name::regclass resolves them.
 type Catalog interface {
 	// TableSize reports the estimated size of a table.
 	TableSize(ctx context.Context, table string) (size TableSize, ok bool)

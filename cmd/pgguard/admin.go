@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgguard/pgguard/proxy"
+)
+
+// adminServer serves the health endpoints, following the Cloud SQL Auth
+// Proxy's conventions: /startup turns 200 once listening, /liveness is 200
+// while the process runs, /readiness is 503 while starting, draining after a
+// signal, or when --max-connections are all in use.
+type adminServer struct {
+	http    *http.Server
+	started atomic.Bool
+}
+
+func startAdmin(addr string, srv *proxy.Server, log *slog.Logger) (*adminServer, error) {
+	if addr == "" || addr == "off" {
+		return nil, nil
+	}
+	a := &adminServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/startup", func(w http.ResponseWriter, r *http.Request) {
+		if !a.started.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/liveness", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readiness", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !a.started.Load():
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		case srv.Draining():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case srv.Full():
+			http.Error(w, "max connections in use", http.StatusServiceUnavailable)
+		default:
+			w.Write([]byte("ok\n"))
+		}
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go a.http.Serve(l)
+	log.Info("admin server listening", "admin", l.Addr().String())
+	return a, nil
+}
+
+func (a *adminServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	a.http.Shutdown(ctx)
+}

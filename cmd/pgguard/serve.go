@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/proxy"
+)
+
+func init() {
+	register("serve", "run the proxy (the default command)", func(args []string, io stdio) int {
+		return serve(args, io, os.Getenv, nil)
+	})
+}
+
+// sigintDelay bounds the drain on SIGINT: an operator at a terminal wants the
+// same orderly stop as SIGTERM, only sooner.
+const sigintDelay = 2 * time.Second
+
+// serve runs the proxy until a signal. ready, when not nil, receives the
+// running server once it listens (tests use it).
+func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- *proxy.Server) int {
+	fs, settings := newServeFlags(stdio.err)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stdio.err, "pgguard serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	// The rules file is itself a setting; it cannot come from itself.
+	resolve(fs, settings, getenv, nil)
+	pol, err := loadPolicy(lookup(settings, "rules").value)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 2
+	}
+	resolve(fs, settings, getenv, &pol.Proxy)
+	opts, err := validate(settings, &pol.Proxy)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: invalid settings:\n%v\n", indent(err.Error()))
+		return 2
+	}
+	logger := newLogger(stdio.err, opts.logFormat, opts.logLevel)
+	opts.proxy.Logger = logger
+	srv, err := proxy.New(opts.proxy)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 2
+	}
+	if err := srv.Listen(); err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 1
+	}
+	admin, err := startAdmin(opts.admin, srv, logger)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	if admin != nil {
+		admin.started.Store(true)
+	}
+	if ready != nil {
+		ready <- srv
+	}
+	sig := <-sigs
+	delay := opts.maxSigtermDelay
+	if sig == syscall.SIGINT {
+		delay = min(delay, sigintDelay)
+	}
+	logger.Info("shutting down: no new connections; running sessions may finish", "signal", sig.String(), "max_delay", delay.String())
+	ctx, cancel := context.WithTimeout(context.Background(), delay)
+	defer cancel()
+	go func() {
+		// A second signal means now.
+		<-sigs
+		logger.Warn("second signal: closing every session now")
+		cancel()
+	}()
+	code := 0
+	if err := srv.Shutdown(ctx); err != nil {
+		code = 1
+	}
+	<-served
+	if admin != nil {
+		admin.close()
+	}
+	logger.Info("stopped")
+	return code
+}
+
+// newServeFlags defines one string flag per setting; values are checked
+// later, in validate, together with the environment and the file.
+func newServeFlags(stderr io.Writer) (*flag.FlagSet, []*setting) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settings := serveSettings()
+	for _, s := range settings {
+		fs.String(s.name, s.def, s.usage+" (env "+s.env()+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgguard [serve] [flags]\n\nFlags take precedence over PGGUARD_* environment variables, which take precedence over the proxy: section of the rules file.")
+		fs.PrintDefaults()
+	}
+	return fs, settings
+}
+
+// loadPolicy reads the rules file, or the built-in policy when path is "".
+func loadPolicy(path string) (*policy.Config, error) {
+	if path == "" {
+		return policy.DefaultConfig()
+	}
+	return policy.LoadConfig(path)
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func indent(s string) string {
+	out := "  "
+	for _, c := range s {
+		out += string(c)
+		if c == '\n' {
+			out += "  "
+		}
+	}
+	return out
+}

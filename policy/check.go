@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"context"
+	"time"
+)
+
+// Check is what a rule's Check function sees of one statement and reports
+// its findings to. A Check is used by one goroutine for one rule.
+type Check struct {
+	// Ctx bounds catalog lookups.
+	Ctx context.Context
+	// Session is the session context; never nil, Catalog may be nil.
+	Session *Context
+	// Version is the server's major version (or the assumed one).
+	Version int
+	// Text is the statement's original text.
+	Text string
+	// Nested is true for a statement inside a DO block or a function body:
+	// it runs inside the caller's transaction and cannot be rewritten.
+	Nested bool
+	// LockTimeout and MaxLockTimeout are the configured lock_timeout and
+	// max_lock_timeout.
+	LockTimeout, MaxLockTimeout time.Duration
+
+	reports []Report
+}
+
+// Report is one problem a rule found.
+type Report struct {
+	// Table is the table the problem is about. Size-dependent rules must
+	// set it: the engine drops reports on new or small tables.
+	Table Table
+	// Message states the problem in one sentence: the table, the lock,
+	// why it matters.
+	Message string
+	// Detail adds facts (version, catalog answers).
+	Detail string
+	// Hint is the safe recipe, as runnable SQL with the statement's names;
+	// explanations go in SQL comments.
+	Hint string
+	// Lock is the lock the statement takes on Table.
+	Lock string
+	// Rewrite is the statement to run instead, when the rule can rewrite
+	// it in this session; empty when a rewrite is not legal here.
+	Rewrite string
+}
+
+// Report records a finding.
+func (c *Check) Report(r Report) { c.reports = append(c.reports, r) }
+
+// Partitioned reports whether t is a partitioned table; known is false
+// without a catalog answer.
+func (c *Check) Partitioned(t Table) (partitioned, known bool) {
+	if c.Session.Catalog == nil {
+		return false, false
+	}
+	return c.Session.Catalog.IsPartitioned(c.Ctx, t.String())
+}
+
+// InvalidIndex reports whether the catalog knows an INVALID index named
+// name (in schema, when not empty).
+func (c *Check) InvalidIndex(schema, name string) bool {
+	if c.Session.Catalog == nil || name == "" {
+		return false
+	}
+	exists, valid, ok := c.Session.Catalog.Index(c.Ctx, Table{Schema: schema, Name: name}.String())
+	return ok && exists && !valid
+}
+
+// HasValidatedNotNullCheck reports whether the catalog says a validated
+// CHECK (column IS NOT NULL) exists on t.
+func (c *Check) HasValidatedNotNullCheck(t Table, column string) bool {
+	if c.Session.Catalog == nil {
+		return false
+	}
+	has, ok := c.Session.Catalog.HasValidatedNotNullCheck(c.Ctx, t.String(), column)
+	return ok && has
+}
+
+// FunctionVolatility asks the catalog for a function's volatility;
+// VolatilityUnknown when it cannot say.
+func (c *Check) FunctionVolatility(name string) Volatility {
+	if c.Session.Catalog == nil {
+		return VolatilityUnknown
+	}
+	v, ok := c.Session.Catalog.FunctionVolatility(c.Ctx, name)
+	if !ok {
+		return VolatilityUnknown
+	}
+	return v
+}
+
+// ColumnType asks the catalog, when it implements ColumnTyper, for the
+// SQL type of a column; ok is false otherwise.
+func (c *Check) ColumnType(t Table, column string) (string, bool) {
+	ct, isTyper := c.Session.Catalog.(ColumnTyper)
+	if !isTyper {
+		return "", false
+	}
+	return ct.ColumnType(c.Ctx, t.String(), column)
+}
+
+// ColumnTyper is an optional Catalog extension that names a column's type
+// (format_type), so that recipes can spell out a new column's type.
+type ColumnTyper interface {
+	ColumnType(ctx context.Context, table, column string) (typ string, ok bool)
+}
+
+// InTransactionBlock reports whether the statement runs inside a
+// transaction (an explicit block, a multi-statement Query or a pipeline,
+// or a DO block or function).
+func (c *Check) InTransactionBlock() bool {
+	return c.Session.InTransaction || !c.Session.Alone || c.Nested
+}

@@ -1,0 +1,81 @@
+package policy
+
+// class is what the cheap pre-filter makes of a statement from its first
+// keyword, without a parse tree.
+type class uint8
+
+const (
+	// classEmpty: no keyword at all (only comments, or a stray token).
+	classEmpty class = iota
+	// classQuery: reads and inserts; never parsed unless a rule asks for a
+	// keyword the statement contains.
+	classQuery
+	// classSession: transaction control, SET/SHOW/RESET, cursors, prepared
+	// statements; treated like classQuery.
+	classSession
+	// classDML: UPDATE, DELETE, MERGE, WITH (which may hold them), EXPLAIN;
+	// parsed only when a rule that looks at DML is enabled.
+	classDML
+	// classDDL: everything else; always parsed.
+	classDDL
+)
+
+var firstWordClass = map[string]class{
+	"select": classQuery, "insert": classQuery, "values": classQuery, "table": classQuery,
+	"copy": classQuery, "call": classQuery, "declare": classQuery, "fetch": classQuery,
+	"move": classQuery, "close": classQuery,
+
+	"begin": classSession, "start": classSession, "commit": classSession, "end": classSession,
+	"rollback": classSession, "abort": classSession, "savepoint": classSession,
+	"release": classSession, "prepare": classSession, "execute": classSession,
+	"deallocate": classSession, "discard": classSession, "set": classSession,
+	"reset": classSession, "show": classSession, "listen": classSession,
+	"unlisten": classSession, "notify": classSession,
+
+	"update": classDML, "delete": classDML, "merge": classDML, "with": classDML,
+	"explain": classDML,
+}
+
+// classify runs the pre-filter on one statement.
+func classify(text string) class {
+	t, _ := firstWord(text)
+	if t.kind != tokWord {
+		if t.kind == tokEOF {
+			return classEmpty
+		}
+		return classDDL
+	}
+	if t.end-t.start > 10 {
+		return classDDL
+	}
+	var buf [10]byte
+	w := buf[:t.end-t.start]
+	for i := range w {
+		w[i] = lower(text[t.start+i])
+	}
+	if c, ok := firstWordClass[string(w)]; ok {
+		if c == classSession && prepareDML(text, string(w)) {
+			return classDML
+		}
+		return c
+	}
+	return classDDL
+}
+
+// prepareDML reports whether a PREPARE statement prepares an UPDATE,
+// DELETE or MERGE (PREPARE name [(types)] AS stmt).
+func prepareDML(text, first string) bool {
+	if first != "prepare" {
+		return false
+	}
+	return containsFold(text, "update") || containsFold(text, "delete") || containsFold(text, "merge")
+}
+
+// IsDDL reports, without parsing, whether sql starts with a statement that
+// the policy parses in full: anything but reads, writes, transaction
+// control and session commands (SET, SHOW, RESET, cursors, prepared
+// statements, LISTEN/NOTIFY). The proxy can use it to decide whether a
+// statement deserves a DDL duration metric or the engine's attention.
+func IsDDL(sql string) bool {
+	return classify(sql) == classDDL
+}

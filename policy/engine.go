@@ -1,0 +1,465 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Engine judges statements against a Config. It is safe for concurrent use;
+// build a new one to apply a new Config (the proxy swaps engines on reload).
+type Engine struct {
+	cfg      *Config
+	rules    []*Rule
+	profiles []profile // profiles[0] is the global policy
+	parseDML bool
+	keywords []string
+	cache    *parseCache
+}
+
+// profile is a resolved rules.yaml profile: levels by rule index.
+type profile struct {
+	cfg    *Profile // nil for the global policy
+	mode   Mode
+	levels []Level
+}
+
+// StatementDecision is the decision on one statement of a Query.
+type StatementDecision struct {
+	Statement Statement
+	Decision  Decision
+}
+
+// cacheEntries bounds the parse cache; cacheMaxText keeps huge statements
+// out of it.
+const (
+	cacheEntries = 4096
+	cacheMaxText = 64 << 10
+)
+
+// NewEngine builds an engine from cfg; nil means DefaultConfig().
+func NewEngine(cfg *Config) (*Engine, error) {
+	if cfg == nil {
+		var err error
+		if cfg, err = DefaultConfig(); err != nil {
+			return nil, fmt.Errorf("loading the built-in rules: %w", err)
+		}
+	}
+	e := &Engine{cfg: cfg, rules: Rules(), cache: newParseCache(cacheEntries, cacheMaxText)}
+	global, err := e.resolve(nil, cfg.Mode, cfg.Rules, nil)
+	if err != nil {
+		return nil, err
+	}
+	e.profiles = append(e.profiles, global)
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		mode := cfg.Mode
+		if p.Mode != nil {
+			mode = *p.Mode
+		}
+		rp, err := e.resolve(p, mode, p.Rules, global.levels)
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: %w", p.Name, err)
+		}
+		e.profiles = append(e.profiles, rp)
+	}
+	seen := map[string]bool{}
+	for i, r := range e.rules {
+		for _, p := range e.profiles {
+			if p.levels[i] == LevelOff {
+				continue
+			}
+			e.parseDML = e.parseDML || r.DML
+			for _, k := range r.Keywords {
+				if !seen[k] {
+					seen[k] = true
+					e.keywords = append(e.keywords, strings.ToLower(k))
+				}
+			}
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) resolve(p *Profile, mode Mode, levels map[string]Level, base []Level) (profile, error) {
+	out := profile{cfg: p, mode: mode, levels: make([]Level, len(e.rules))}
+	for i, r := range e.rules {
+		out.levels[i] = r.Default
+		if base != nil {
+			out.levels[i] = base[i]
+		}
+		if l, ok := levels[r.ID]; ok {
+			if l == LevelRewrite && !r.CanRewrite {
+				return out, fmt.Errorf("rule %q cannot rewrite", r.ID)
+			}
+			out.levels[i] = l
+		}
+	}
+	for id := range levels {
+		if _, ok := LookupRule(id); !ok {
+			return out, fmt.Errorf("unknown rule %q", id)
+		}
+	}
+	return out, nil
+}
+
+// Config returns the engine's configuration; do not modify it.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// Profile returns the name of the profile that applies to a session ("" for
+// the global policy).
+func (e *Engine) Profile(sc *Context) string {
+	if p := e.profileFor(sc); p.cfg != nil {
+		return p.cfg.Name
+	}
+	return ""
+}
+
+func (e *Engine) profileFor(sc *Context) *profile {
+	if sc.Profile != "" {
+		for i := 1; i < len(e.profiles); i++ {
+			if e.profiles[i].cfg.Name == sc.Profile {
+				return &e.profiles[i]
+			}
+		}
+	}
+	for i := 1; i < len(e.profiles); i++ {
+		m := e.profiles[i].cfg.Match
+		if matchAny(m.Database, sc.Database) && matchAny(m.User, sc.User) && matchAny(m.ApplicationName, sc.ApplicationName) {
+			return &e.profiles[i]
+		}
+	}
+	return &e.profiles[0]
+}
+
+// matchAny: an empty pattern list matches anything.
+func matchAny(patterns []string, s string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if globMatch(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// majorVersion turns server_version_num into a major version, or the
+// assumed one when unknown.
+func (e *Engine) majorVersion(sc *Context) int {
+	switch v := sc.ServerVersion; {
+	case v >= 100000:
+		return v / 10000
+	case v > 0:
+		return v / 10000 // 9.x reports 90600: major 9
+	}
+	return e.cfg.AssumePGVersion
+}
+
+// DecideQuery splits a simple-protocol Query string and decides each
+// statement. When the Query holds several statements, none of them is
+// alone (they run as one implicit transaction), and tables created by an
+// earlier statement count as created for the later ones. The error is
+// non-nil only when ctx is done.
+func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]StatementDecision, error) {
+	stmts := Split(query)
+	if sc == nil {
+		sc = &Context{Alone: true}
+	}
+	local := *sc
+	if len(stmts) > 1 {
+		local.Alone = false
+	}
+	var created []Table
+	if len(stmts) > 1 {
+		outer := sc.CreatedTables
+		local.CreatedTables = func(schema, table string) bool {
+			return (outer != nil && outer(schema, table)) || tableIn(created, schema, table)
+		}
+	}
+	out := make([]StatementDecision, 0, len(stmts))
+	for _, s := range stmts {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		d := e.Decide(ctx, s, &local)
+		for _, t := range d.CreatesTables {
+			created = append(created, parseTableName(t))
+		}
+		out = append(out, StatementDecision{Statement: s, Decision: d})
+	}
+	return out, nil
+}
+
+// Decide judges one statement. It never fails: what cannot be parsed is a
+// parse-error finding (on_parse_error).
+//
+// Findings keep the action the policy gives them after the profile, the
+// escape hatch and the mode are applied: in audit mode every finding is
+// kept with Action Allow so the caller can log it; a finding allowed by an
+// annotation has Action Allow and AllowedBy set.
+func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decision {
+	if sc == nil {
+		sc = &Context{Alone: true}
+	}
+	cls := classify(stmt.Text)
+	d := Decision{DDL: cls == classDDL}
+	if !e.needsParse(cls, stmt.Text) {
+		return d
+	}
+	prof := e.profileFor(sc)
+	j := judgement{e: e, ctx: ctx, sc: sc, prof: prof, version: e.majorVersion(sc)}
+	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
+	if err != nil {
+		if cls == classDDL {
+			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
+				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
+				Hint:    "-- check the statement with psql first; if it is valid on your server, add: -- pgguard:allow parse-error reason=\"...\"",
+			})
+		}
+	} else {
+		f := statementFacts(node)
+		d.DDL, d.Lock, d.Concurrent, d.CreatesTables = f.ddl, f.lock, f.concurrent, f.creates
+		j.judge(node, stmt.Text, false, 0)
+		d.Lock = strongerLock(d.Lock, j.innerLock)
+	}
+	if len(j.found) == 0 && !containsFold(stmt.Text, annotationPrefix) {
+		return d
+	}
+	j.finish(stmt.Text, &d)
+	if d.Action == Rewrite {
+		if n, err := e.cache.parse(d.Rewritten, int(e.cfg.MaxStatementBytes)); err == nil {
+			d.Concurrent = statementFacts(n).concurrent
+		}
+	}
+	return d
+}
+
+func (e *Engine) needsParse(cls class, text string) bool {
+	switch cls {
+	case classEmpty:
+		return false
+	case classDDL:
+		return true
+	case classDML:
+		if e.parseDML {
+			return true
+		}
+	case classQuery:
+		if firstWordIs(text, "select") && containsFold(text, "into") {
+			return true // SELECT ... INTO creates a table
+		}
+	}
+	for _, k := range e.keywords {
+		if containsFold(text, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// judgement collects the findings for one top-level statement.
+type judgement struct {
+	e         *Engine
+	ctx       context.Context
+	sc        *Context
+	prof      *profile
+	version   int
+	found     []found
+	innerLock string
+}
+
+type found struct {
+	id    string
+	rule  *Rule
+	level Level
+	Report
+}
+
+// maxNesting bounds DO blocks inside functions inside DO blocks.
+const maxNesting = 4
+
+// judge runs every enabled rule over a parsed statement, then over the
+// statements inside DO blocks and PL/pgSQL functions.
+func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth int) {
+	for i, r := range j.e.rules {
+		level := j.prof.levels[i]
+		if level == LevelOff {
+			continue
+		}
+		c := &Check{Ctx: j.ctx, Session: j.sc, Version: j.version, Text: text, Nested: nested,
+			LockTimeout: time.Duration(j.e.cfg.LockTimeout), MaxLockTimeout: time.Duration(j.e.cfg.MaxLockTimeout)}
+		r.Check(c, node)
+		for _, rep := range c.reports {
+			if r.SizeDependent && !j.large(&rep) {
+				continue
+			}
+			if nested {
+				rep.Rewrite = ""
+			}
+			j.found = append(j.found, found{id: r.ID, rule: r, level: level, Report: rep})
+		}
+	}
+	if depth < maxNesting {
+		j.judgeBodies(node, text, depth)
+	}
+}
+
+func (j *judgement) engineFinding(id string, level Level, r Report) {
+	if level == LevelOff {
+		return
+	}
+	j.found = append(j.found, found{id: id, level: level, Report: r})
+}
+
+// large reports whether a size-dependent report's table is large enough to
+// matter, adding what is known about its size to the detail. A table is
+// small only when the catalog says both its row estimate and its total
+// size are below the thresholds: a few wide rows can still take long to
+// rewrite, and many narrow rows long to scan.
+func (j *judgement) large(r *Report) bool {
+	t := r.Table
+	if t.Name == "" {
+		return true
+	}
+	if j.sc.CreatedTables != nil && j.sc.CreatedTables(t.Schema, t.Name) {
+		return false
+	}
+	if j.sc.Catalog == nil {
+		r.Detail = joinSentences(r.Detail, "Without a catalog, pgguard assumes "+t.String()+" is large.")
+		return true
+	}
+	size, ok := j.sc.Catalog.TableSize(j.ctx, t.String())
+	if !ok {
+		r.Detail = joinSentences(r.Detail, "The size of "+t.String()+" is unknown, so pgguard assumes it is large.")
+		return true
+	}
+	th := j.e.cfg.SizeThresholds
+	if size.Rows < th.Rows && size.Bytes < int64(th.Bytes) {
+		return false
+	}
+	r.Detail = joinSentences(r.Detail, fmt.Sprintf("%s holds about %d rows in %s.", t.String(), size.Rows, humanBytes(size.Bytes)))
+	return true
+}
+
+// finish applies levels, annotations and the mode, and fills the decision.
+func (j *judgement) finish(text string, d *Decision) {
+	known := func(id string) bool {
+		_, ok := LookupRule(id)
+		return ok || id == ParseErrorRule || id == DynamicSQLRule
+	}
+	anns, problems := annotations(text, known)
+	for _, p := range problems {
+		j.found = append(j.found, found{id: BadAnnotationRule, level: LevelReject, Report: Report{
+			Message: "Invalid pgguard:allow annotation: " + p + ".",
+			Hint:    `-- pgguard:allow <rule-id>[,<rule-id>] reason="why this is safe here"`,
+		}})
+	}
+	roleOK := matchAny(j.e.cfg.Annotations.AllowedRoles, j.sc.User) && len(j.e.cfg.Annotations.AllowedRoles) > 0
+	rewrites := 0
+	for _, f := range j.found {
+		fi := Finding{RuleID: f.id, Message: f.Message, Detail: f.Detail, Hint: f.Hint, Table: tableString(f.Table), Lock: f.Lock}
+		switch f.level {
+		case LevelWarn:
+			fi.Action = Warn
+		case LevelReject:
+			fi.Action = Reject
+		case LevelRewrite:
+			fi.Action = Reject
+			if f.Rewrite != "" && rewrites == 0 {
+				fi.Action = Rewrite
+				d.Rewritten = f.Rewrite
+				rewrites++
+			}
+		}
+		if reason, ok := allowsRule(anns, f.id); ok && f.id != BadAnnotationRule {
+			if roleOK {
+				fi.Action, fi.AllowedBy = Allow, reason
+			} else {
+				fi.Detail = joinSentences(fi.Detail, fmt.Sprintf("The pgguard:allow annotation was ignored: role %q is not in annotations.allowed_roles.", j.sc.User))
+			}
+		}
+		switch j.prof.mode {
+		case ModeWarn:
+			if fi.Action > Warn {
+				fi.Action = Warn
+			}
+		case ModeAudit:
+			fi.Action = Allow
+		}
+		if fi.Action > d.Action {
+			d.Action = fi.Action
+		}
+		d.Findings = append(d.Findings, fi)
+		if d.Lock == "" && f.Lock != "" {
+			d.Lock = f.Lock
+		}
+	}
+	if d.Action != Rewrite {
+		d.Rewritten = ""
+	}
+}
+
+func tableString(t Table) string {
+	if t.Name == "" {
+		return ""
+	}
+	return t.String()
+}
+
+func joinSentences(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " " + b
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// parseTableName is the inverse of Table.String for simple cases.
+func parseTableName(s string) Table {
+	unq := func(p string) string {
+		if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' {
+			return strings.ReplaceAll(p[1:len(p)-1], `""`, `"`)
+		}
+		return p
+	}
+	// A dot outside quotes separates the schema.
+	inQ := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			inQ = !inQ
+		case '.':
+			if !inQ {
+				return Table{Schema: unq(s[:i]), Name: unq(s[i+1:])}
+			}
+		}
+	}
+	return Table{Name: unq(s)}
+}
+
+// tableIn reports whether (schema, table) is in list; an unqualified name
+// on either side matches any schema.
+func tableIn(list []Table, schema, table string) bool {
+	for _, t := range list {
+		if t.Name == table && (t.Schema == "" || schema == "" || t.Schema == schema) {
+			return true
+		}
+	}
+	return false
+}

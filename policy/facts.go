@@ -1,0 +1,133 @@
+package policy
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// facts are what the engine reports about any parsed statement, whatever
+// the rules say.
+type facts struct {
+	lock       string // strongest lock on the main table
+	concurrent bool
+	ddl        bool
+	creates    []string
+}
+
+// statementFacts works out the lock, CONCURRENTLY and created tables of a
+// statement. Locks follow the PostgreSQL documentation (Explicit Locking
+// and each command's page) for the statement's main table.
+func statementFacts(n *pg_query.Node) facts {
+	var f facts
+	f.ddl = true
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_SelectStmt:
+		f.ddl = false
+		f.lock = LockAccessShare
+		if ic := s.SelectStmt.GetIntoClause(); ic != nil && ic.Rel != nil {
+			f.ddl = true
+			f.creates = append(f.creates, TableOf(ic.Rel).String())
+		}
+	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
+		f.ddl = false
+		f.lock = LockRowExclusive
+	case *pg_query.Node_ExplainStmt, *pg_query.Node_TransactionStmt, *pg_query.Node_VariableSetStmt,
+		*pg_query.Node_VariableShowStmt, *pg_query.Node_CopyStmt, *pg_query.Node_CallStmt,
+		*pg_query.Node_PrepareStmt, *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt,
+		*pg_query.Node_DiscardStmt, *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt,
+		*pg_query.Node_NotifyStmt, *pg_query.Node_DeclareCursorStmt, *pg_query.Node_FetchStmt,
+		*pg_query.Node_ClosePortalStmt:
+		f.ddl = false
+	case *pg_query.Node_CreateStmt:
+		f.creates = append(f.creates, TableOf(s.CreateStmt.Relation).String())
+		if s.CreateStmt.Partbound != nil || len(s.CreateStmt.InhRelations) > 0 {
+			f.lock = LockShareUpdateExclusive // on the parent (PG12+)
+		}
+	case *pg_query.Node_CreateTableAsStmt:
+		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil {
+			f.creates = append(f.creates, TableOf(into.Rel).String())
+		}
+	case *pg_query.Node_IndexStmt:
+		f.lock, f.concurrent = LockShare, s.IndexStmt.Concurrent
+		if f.concurrent {
+			f.lock = LockShareUpdateExclusive
+		}
+	case *pg_query.Node_ReindexStmt:
+		f.lock = LockShare
+		for _, p := range s.ReindexStmt.Params {
+			if p.GetDefElem().GetDefname() == "concurrently" {
+				f.lock, f.concurrent = LockShareUpdateExclusive, true
+			}
+		}
+	case *pg_query.Node_DropStmt:
+		f.lock = LockAccessExclusive
+		if s.DropStmt.Concurrent {
+			f.lock, f.concurrent = LockShareUpdateExclusive, true
+		}
+	case *pg_query.Node_RefreshMatViewStmt:
+		f.lock = LockAccessExclusive
+		if s.RefreshMatViewStmt.Concurrent {
+			f.lock, f.concurrent = LockExclusive, true
+		}
+	case *pg_query.Node_AlterTableStmt:
+		for _, c := range s.AlterTableStmt.Cmds {
+			cmd := c.GetAlterTableCmd()
+			if cmd == nil {
+				continue
+			}
+			l := alterTableLock(cmd)
+			if cmd.Subtype == pg_query.AlterTableType_AT_DetachPartition {
+				if pc := cmd.GetDef().GetPartitionCmd(); pc != nil && pc.Concurrent {
+					f.concurrent = true
+				}
+			}
+			f.lock = strongerLock(f.lock, l)
+		}
+	case *pg_query.Node_RenameStmt, *pg_query.Node_TruncateStmt, *pg_query.Node_ClusterStmt:
+		f.lock = LockAccessExclusive
+	case *pg_query.Node_VacuumStmt:
+		f.lock = LockShareUpdateExclusive
+		for _, o := range s.VacuumStmt.Options {
+			if o.GetDefElem().GetDefname() == "full" {
+				f.lock = LockAccessExclusive
+			}
+		}
+	case *pg_query.Node_CreateTrigStmt:
+		f.lock = LockShareRowExclusive
+	case *pg_query.Node_LockStmt:
+		f.lock = lockStmtMode(s.LockStmt.Mode)
+	}
+	return f
+}
+
+// alterTableLock is the lock one ALTER TABLE subcommand takes.
+func alterTableLock(cmd *pg_query.AlterTableCmd) string {
+	switch cmd.Subtype {
+	case pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_ValidateConstraint,
+		pg_query.AlterTableType_AT_ClusterOn, pg_query.AlterTableType_AT_DropCluster,
+		pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions,
+		pg_query.AlterTableType_AT_AttachPartition:
+		return LockShareUpdateExclusive
+	case pg_query.AlterTableType_AT_DetachPartition:
+		if pc := cmd.GetDef().GetPartitionCmd(); pc != nil && pc.Concurrent {
+			return LockShareUpdateExclusive
+		}
+	case pg_query.AlterTableType_AT_EnableTrig, pg_query.AlterTableType_AT_DisableTrig,
+		pg_query.AlterTableType_AT_EnableAlwaysTrig, pg_query.AlterTableType_AT_EnableReplicaTrig,
+		pg_query.AlterTableType_AT_EnableTrigAll, pg_query.AlterTableType_AT_DisableTrigAll,
+		pg_query.AlterTableType_AT_EnableTrigUser, pg_query.AlterTableType_AT_DisableTrigUser:
+		return LockShareRowExclusive
+	case pg_query.AlterTableType_AT_AddConstraint:
+		if c := cmd.GetDef().GetConstraint(); c != nil && c.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+			return LockShareRowExclusive
+		}
+	}
+	return LockAccessExclusive
+}
+
+func lockStmtMode(mode int32) string {
+	// LockStmt.Mode is the lock mode number: 1 = AccessShareLock ... 8.
+	if mode >= 1 && int(mode) <= len(lockOrder) {
+		return lockOrder[mode-1]
+	}
+	return LockAccessExclusive
+}

@@ -1,0 +1,263 @@
+package policy
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// fixtureContext reads the `-- context:` directives of a fixture statement
+// (see testdata/README.md) into a session context.
+func fixtureContext(t testing.TB, text string) *Context {
+	sc := &Context{Alone: true}
+	var cat *fakeCatalog
+	catalog := func() *fakeCatalog {
+		if cat == nil {
+			cat = newFakeCatalog()
+		}
+		return cat
+	}
+	var created []Table
+	lx := lexer{src: text}
+	for tok := lx.next(); tok.kind != tokEOF; tok = lx.next() {
+		if tok.kind != tokComment {
+			continue
+		}
+		body, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(text[tok.start:tok.end], "--")), "context:")
+		if !ok {
+			continue
+		}
+		for _, item := range strings.Fields(body) {
+			key, val, _ := strings.Cut(item, "=")
+			switch key {
+			case "in-transaction":
+				sc.InTransaction = true
+			case "not-alone":
+				sc.Alone = false
+			case "pg":
+				v, err := strconv.Atoi(val)
+				if err != nil {
+					t.Fatalf("bad directive %q", item)
+				}
+				sc.ServerVersion = v * 10000
+			case "user":
+				sc.User = val
+			case "created":
+				created = append(created, parseTableName(val))
+			case "small":
+				catalog().sizes[val] = TableSize{Rows: 100, Bytes: 8192}
+			case "large":
+				catalog().sizes[val] = TableSize{Rows: 5_000_000, Bytes: 2 << 30}
+			case "partitioned":
+				catalog().partitioned[val] = true
+			case "invalid-index":
+				catalog().invalid[val] = true
+			case "not-null-check":
+				catalog().notNullChecks[val] = true
+			case "function":
+				name, v, _ := strings.Cut(val, ":")
+				catalog().volatility[name] = Volatility(v[0])
+			case "column-type":
+				col, typ, _ := strings.Cut(val, ":")
+				catalog().columnTypes[col] = typ
+			default:
+				t.Fatalf("unknown context directive %q", item)
+			}
+		}
+	}
+	if created != nil {
+		sc.CreatedTables = func(schema, table string) bool { return tableIn(created, schema, table) }
+	}
+	if cat != nil {
+		sc.Catalog = cat
+	}
+	return sc
+}
+
+// fakeCatalog answers from maps; anything not in them is unknown.
+type fakeCatalog struct {
+	sizes         map[string]TableSize
+	partitioned   map[string]bool
+	invalid       map[string]bool
+	notNullChecks map[string]bool // "table.column"
+	volatility    map[string]Volatility
+	columnTypes   map[string]string // "table.column"
+}
+
+func newFakeCatalog() *fakeCatalog {
+	return &fakeCatalog{sizes: map[string]TableSize{}, partitioned: map[string]bool{}, invalid: map[string]bool{},
+		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{}}
+}
+
+func (f *fakeCatalog) TableSize(_ context.Context, table string) (TableSize, bool) {
+	s, ok := f.sizes[table]
+	return s, ok
+}
+
+func (f *fakeCatalog) HasValidatedNotNullCheck(_ context.Context, table, column string) (bool, bool) {
+	return f.notNullChecks[table+"."+column], true
+}
+
+func (f *fakeCatalog) IsPartitioned(_ context.Context, table string) (bool, bool) {
+	return f.partitioned[table], true
+}
+
+func (f *fakeCatalog) Index(_ context.Context, name string) (bool, bool, bool) {
+	if f.invalid[name] {
+		return true, false, true
+	}
+	return false, false, true
+}
+
+func (f *fakeCatalog) HasUniqueIndex(context.Context, string) (bool, bool) { return false, false }
+
+func (f *fakeCatalog) FunctionVolatility(_ context.Context, name string) (Volatility, bool) {
+	v, ok := f.volatility[name]
+	return v, ok
+}
+
+func (f *fakeCatalog) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
+
+func (f *fakeCatalog) ColumnType(_ context.Context, table, column string) (string, bool) {
+	t, ok := f.columnTypes[table+"."+column]
+	return t, ok
+}
+
+// fixtureEngine enables rule at its default level (reject when it is off
+// by default) and lets the role fixture_admin use annotations.
+func fixtureEngine(t testing.TB, rule *Rule) *Engine {
+	cfg, err := DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rule != nil && rule.Default == LevelOff {
+		cfg.Rules[rule.ID] = LevelReject
+	}
+	cfg.Annotations.AllowedRoles = []string{"fixture_admin"}
+	e, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func readFixture(t *testing.T, path string) []Statement {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("every rule needs %s: %v", path, err)
+	}
+	stmts := Split(string(data))
+	if len(stmts) == 0 {
+		t.Fatalf("%s holds no statement", path)
+	}
+	return stmts
+}
+
+func TestRuleFixtures(t *testing.T) {
+	for _, rule := range Rules() {
+		t.Run(rule.ID, func(t *testing.T) {
+			t.Parallel()
+			e := fixtureEngine(t, rule)
+			dir := filepath.Join("testdata", rule.ID)
+			ctx := context.Background()
+			for _, s := range readFixture(t, filepath.Join(dir, "ok.sql")) {
+				d := e.Decide(ctx, s, fixtureContext(t, s.Text))
+				for _, f := range d.Findings {
+					if f.RuleID == rule.ID {
+						t.Errorf("ok.sql:%d: %s: unexpected finding: %s", s.Line, firstLine(s.Text), f.Message)
+					}
+				}
+			}
+			var golden strings.Builder
+			for _, s := range readFixture(t, filepath.Join(dir, "bad.sql")) {
+				d := e.Decide(ctx, s, fixtureContext(t, s.Text))
+				if len(d.Findings) == 0 {
+					t.Errorf("bad.sql:%d: %s: no finding", s.Line, firstLine(s.Text))
+				}
+				for _, f := range d.Findings {
+					if f.RuleID != rule.ID {
+						t.Errorf("bad.sql:%d: %s: finding of another rule %s: %s", s.Line, firstLine(s.Text), f.RuleID, f.Message)
+					}
+				}
+				writeGolden(&golden, s, d)
+			}
+			compareGolden(t, filepath.Join(dir, "bad.golden"), golden.String())
+		})
+	}
+}
+
+func writeGolden(w *strings.Builder, s Statement, d Decision) {
+	fmt.Fprintf(w, "=== line %d: %s\n", s.Line, firstLine(stripComments(s.Text)))
+	fmt.Fprintf(w, "decision: %s (lock %q)\n", d.Action, d.Lock)
+	for _, f := range d.Findings {
+		fmt.Fprintf(w, "%s %s: %s\n", f.RuleID, f.Action, f.Message)
+		if f.Detail != "" {
+			fmt.Fprintf(w, "  detail: %s\n", f.Detail)
+		}
+		if f.AllowedBy != "" {
+			fmt.Fprintf(w, "  allowed by: %s\n", f.AllowedBy)
+		}
+		fmt.Fprintf(w, "  hint:\n    %s\n", strings.ReplaceAll(f.Hint, "\n", "\n    "))
+	}
+	if d.Rewritten != "" {
+		fmt.Fprintf(w, "rewritten: %s\n", d.Rewritten)
+	}
+	w.WriteString("\n")
+}
+
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./policy -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run go test ./policy -update and review the diff):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// lineDiff shows the first differing line of two texts.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, a, b)
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// stripComments drops leading comment lines (directives, annotations).
+func stripComments(s string) string {
+	lines := strings.Split(s, "\n")
+	for len(lines) > 1 && strings.HasPrefix(strings.TrimSpace(lines[0]), "--") {
+		lines = lines[1:]
+	}
+	return strings.Join(lines, "\n")
+}

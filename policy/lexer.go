@@ -1,0 +1,204 @@
+package policy
+
+// A small lexer that follows PostgreSQL's scan.l closely enough to find
+// statement boundaries, comments and the leading keyword without cgo or a
+// parse tree. It assumes standard_conforming_strings = on (the default since
+// PostgreSQL 9.1): backslashes escape only inside E'...' strings.
+
+type tokenKind uint8
+
+const (
+	tokEOF tokenKind = iota
+	tokWord
+	tokString  // '...', E'...', $tag$...$tag$
+	tokQuoted  // "identifier"
+	tokComment // -- ... or /* ... */
+	tokSemi
+	tokOpen
+	tokClose
+	tokOther // numbers, operators, parameters
+)
+
+type token struct {
+	kind       tokenKind
+	start, end int
+}
+
+type lexer struct {
+	src string
+	pos int
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || c >= 0x80 || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+}
+
+// lower folds an ASCII upper-case letter to lower case.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func isIdentCont(c byte) bool {
+	return isIdentStart(c) || c == '$' || (c >= '0' && c <= '9')
+}
+
+// next returns the next token, skipping whitespace. An unterminated string,
+// identifier or comment runs to the end of the input, as the server would
+// report an error for it anyway.
+func (l *lexer) next() token {
+	s := l.src
+	for l.pos < len(s) && isSpace(s[l.pos]) {
+		l.pos++
+	}
+	start := l.pos
+	if start >= len(s) {
+		return token{kind: tokEOF, start: start, end: start}
+	}
+	c := s[start]
+	tok := func(k tokenKind, end int) token {
+		l.pos = end
+		return token{kind: k, start: start, end: end}
+	}
+	switch {
+	case c == ';':
+		return tok(tokSemi, start+1)
+	case c == '(':
+		return tok(tokOpen, start+1)
+	case c == ')':
+		return tok(tokClose, start+1)
+	case c == '-' && start+1 < len(s) && s[start+1] == '-':
+		i := start + 2
+		for i < len(s) && s[i] != '\n' && s[i] != '\r' {
+			i++
+		}
+		return tok(tokComment, i)
+	case c == '/' && start+1 < len(s) && s[start+1] == '*':
+		depth, i := 1, start+2
+		for i < len(s) && depth > 0 {
+			switch {
+			case s[i] == '*' && i+1 < len(s) && s[i+1] == '/':
+				depth--
+				i += 2
+			case s[i] == '/' && i+1 < len(s) && s[i+1] == '*':
+				depth++
+				i += 2
+			default:
+				i++
+			}
+		}
+		return tok(tokComment, i)
+	case c == '\'':
+		return tok(tokString, scanQuoted(s, start+1, '\'', false))
+	case c == '"':
+		return tok(tokQuoted, scanQuoted(s, start+1, '"', false))
+	case c == '$':
+		if end, ok := scanDollar(s, start); ok {
+			return tok(tokString, end)
+		}
+		i := start + 1
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return tok(tokOther, i)
+	case isIdentStart(c):
+		i := start + 1
+		for i < len(s) && isIdentCont(s[i]) {
+			i++
+		}
+		if i-start == 1 && lower(c) == 'e' && i < len(s) && s[i] == '\'' {
+			return tok(tokString, scanQuoted(s, i+1, '\'', true))
+		}
+		return tok(tokWord, i)
+	}
+	return tok(tokOther, start+1)
+}
+
+// scanQuoted returns the end of a quoted token whose body starts at i; a
+// doubled quote is an escaped quote, and with backslash so is \'.
+func scanQuoted(s string, i int, q byte, backslash bool) int {
+	for i < len(s) {
+		switch {
+		case backslash && s[i] == '\\':
+			i += 2
+		case s[i] == q:
+			if i+1 < len(s) && s[i+1] == q {
+				i += 2
+				continue
+			}
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return len(s)
+}
+
+// scanDollar scans a dollar-quoted string starting at s[i] == '$'.
+func scanDollar(s string, i int) (int, bool) {
+	j := i + 1
+	if j < len(s) && s[j] != '$' {
+		if !isIdentStart(s[j]) {
+			return 0, false
+		}
+		for j < len(s) && s[j] != '$' {
+			if !isIdentCont(s[j]) || s[j] == '$' {
+				return 0, false
+			}
+			j++
+		}
+	}
+	if j >= len(s) {
+		return 0, false
+	}
+	delim := s[i : j+1]
+	for k := j + 1; k+len(delim) <= len(s); k++ {
+		if s[k] == '$' && s[k:k+len(delim)] == delim {
+			return k + len(delim), true
+		}
+	}
+	return len(s), true
+}
+
+// wordIs reports whether the token is the keyword kw (lower case), ignoring
+// ASCII case.
+func (t token) wordIs(src, kw string) bool {
+	if t.kind != tokWord || t.end-t.start != len(kw) {
+		return false
+	}
+	for i := 0; i < len(kw); i++ {
+		if lower(src[t.start+i]) != kw[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case. It does not look at token boundaries: a false
+// positive only costs a parse.
+func containsFold(s, w string) bool {
+	if len(w) == 0 {
+		return true
+	}
+	first := w[0]
+	for i := 0; i+len(w) <= len(s); i++ {
+		if lower(s[i]) != first {
+			continue
+		}
+		j := 1
+		for j < len(w) && lower(s[i+j]) == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}

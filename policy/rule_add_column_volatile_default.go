@@ -1,0 +1,152 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+func init() {
+	Register(Rule{
+		ID:            "add-column-volatile-default",
+		Summary:       "ADD COLUMN with a volatile default (or any default before PostgreSQL 11) rewrites the table",
+		Default:       LevelReject,
+		SizeDependent: true,
+		Check:         checkAddColumnVolatileDefault,
+		Verify: &Verification{
+			Statement: "ALTER TABLE ledger ADD COLUMN token uuid DEFAULT gen_random_uuid()",
+			Lock:      LockAccessExclusive,
+			Work:      WorkRewrite,
+		},
+	})
+}
+
+// volatileFunctions are built-in functions whose default value differs per
+// row, so that PostgreSQL must write it into every row.
+var volatileFunctions = map[string]bool{
+	"clock_timestamp": true, "random": true, "random_normal": true, "gen_random_uuid": true,
+	"uuid_generate_v1": true, "uuid_generate_v1mc": true, "uuid_generate_v4": true, "uuidv4": true,
+	"uuidv7": true, "nextval": true, "timeofday": true, "txid_current": true, "setseed": true,
+	"pg_current_xact_id": true, "gen_random_bytes": true,
+}
+
+// stableFunctions are common built-ins that are not volatile: evaluated once
+// for ADD COLUMN, whose value PostgreSQL 11+ stores in the catalog.
+var stableFunctions = map[string]bool{
+	"now": true, "transaction_timestamp": true, "statement_timestamp": true, "current_date": true,
+	"lower": true, "upper": true, "coalesce": true, "concat": true, "to_char": true, "to_timestamp": true,
+	"make_interval": true, "date_trunc": true, "jsonb_build_object": true, "json_build_object": true,
+	"jsonb_build_array": true, "array_fill": true, "length": true, "abs": true, "round": true,
+}
+
+func checkAddColumnVolatileDefault(c *Check, n *pg_query.Node) {
+	t, cmds := AlterTableCmds(n)
+	for _, cmd := range cmds {
+		col := cmd.GetDef().GetColumnDef()
+		if cmd.Subtype != pg_query.AlterTableType_AT_AddColumn || col == nil {
+			continue
+		}
+		def := columnDefault(col)
+		if def == nil || isNullConst(def) {
+			continue
+		}
+		defSQL := DeparseExpr(def)
+		var why string
+		if c.Version < 11 {
+			why = fmt.Sprintf("before PostgreSQL 11 any default is written into every row, and this server is version %d", c.Version)
+		} else if fn := c.volatileCall(def); fn != "" {
+			why = fmt.Sprintf("the default calls %s, which is volatile (or not known to be stable), so PostgreSQL computes it for each row and writes it into every row", fn)
+		} else {
+			continue
+		}
+		c.Report(Report{
+			Table:   t,
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("Adding column %s to %s with DEFAULT %s rewrites the whole table under an ACCESS EXCLUSIVE lock, blocking all reads and writes until every row is rewritten.", QuoteIdent(col.Colname), t, defSQL),
+			Detail:  capitalize(why) + ".",
+			Hint:    addColumnRecipe(t, col, defSQL, c.Version),
+		})
+	}
+}
+
+// columnDefault returns a column definition's DEFAULT expression.
+func columnDefault(col *pg_query.ColumnDef) *pg_query.Node {
+	if col.RawDefault != nil {
+		return col.RawDefault
+	}
+	for _, cn := range col.Constraints {
+		if k := cn.GetConstraint(); k != nil && k.Contype == pg_query.ConstrType_CONSTR_DEFAULT {
+			return k.RawExpr
+		}
+	}
+	return nil
+}
+
+func isNullConst(n *pg_query.Node) bool {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	return c != nil && c.Isnull
+}
+
+// volatileCall returns the first function in expr that is (or may be)
+// volatile, or "". Unknown functions count as volatile unless the catalog
+// says otherwise.
+func (c *Check) volatileCall(expr *pg_query.Node) string {
+	var found string
+	Walk(expr, func(n *pg_query.Node) bool {
+		fc := n.GetFuncCall()
+		if fc == nil || found != "" {
+			return found == ""
+		}
+		name := nameList(fc.Funcname)
+		base := strings.TrimPrefix(name, "pg_catalog.")
+		switch {
+		case volatileFunctions[base]:
+			found = name + "()"
+		case stableFunctions[base]:
+		default:
+			if v := c.FunctionVolatility(name); v == VolatilityUnknown || v == VolatilityVolatile {
+				found = name + "()"
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// addColumnRecipe: add the column without a default, set the default for
+// new rows, backfill old rows in batches.
+func addColumnRecipe(t Table, col *pg_query.ColumnDef, defSQL string, version int) string {
+	bare := proto.Clone(col).(*pg_query.ColumnDef)
+	bare.RawDefault = nil
+	bare.Constraints = nil
+	notNull := col.IsNotNull
+	for _, cn := range col.Constraints {
+		k := cn.GetConstraint()
+		switch {
+		case k == nil || k.Contype == pg_query.ConstrType_CONSTR_DEFAULT:
+		case k.Contype == pg_query.ConstrType_CONSTR_NOTNULL:
+			notNull = true
+		default:
+			bare.Constraints = append(bare.Constraints, cn)
+		}
+	}
+	bare.IsNotNull = false
+	add := Deparse(alterTable(t, &pg_query.AlterTableCmd{Subtype: pg_query.AlterTableType_AT_AddColumn,
+		Def: &pg_query.Node{Node: &pg_query.Node_ColumnDef{ColumnDef: bare}}}))
+	colName := QuoteIdent(col.Colname)
+	var b strings.Builder
+	b.WriteString(add + ";\n")
+	fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;\n", t, colName, defSQL)
+	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(BatchUpdateSQL(t, col.Colname, defSQL))
+	if notNull {
+		b.WriteString("\n-- then add NOT NULL without a long lock:\n")
+		b.WriteString(notNullRecipe(t, col.Colname, version))
+	}
+	return b.String()
+}

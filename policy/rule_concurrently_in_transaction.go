@@ -1,0 +1,62 @@
+package policy
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:      "concurrently-in-transaction",
+		Summary: "CONCURRENTLY inside a transaction block fails in PostgreSQL",
+		Default: LevelReject,
+		Check:   checkConcurrentlyInTransaction,
+		Verify: &Verification{
+			Statement: "CREATE INDEX CONCURRENTLY ledger_account_id_idx ON ledger (account_id)",
+			Error:     "25001", // active_sql_transaction
+		},
+	})
+}
+
+func checkConcurrentlyInTransaction(c *Check, n *pg_query.Node) {
+	if !c.InTransactionBlock() {
+		return
+	}
+	var what string
+	var t Table
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_IndexStmt:
+		if s.IndexStmt.Concurrent {
+			what, t = "CREATE INDEX CONCURRENTLY", TableOf(s.IndexStmt.Relation)
+		}
+	case *pg_query.Node_DropStmt:
+		if s.DropStmt.Concurrent {
+			what = "DROP INDEX CONCURRENTLY"
+		}
+	case *pg_query.Node_ReindexStmt:
+		if statementFacts(n).concurrent {
+			what, t = "REINDEX CONCURRENTLY", TableOf(s.ReindexStmt.Relation)
+		}
+	case *pg_query.Node_AlterTableStmt:
+		for _, cmd := range s.AlterTableStmt.Cmds {
+			if pc := cmd.GetAlterTableCmd().GetDef().GetPartitionCmd(); pc != nil && pc.Concurrent {
+				what, t = "DETACH PARTITION CONCURRENTLY", TableOf(s.AlterTableStmt.Relation)
+			}
+		}
+	}
+	if what == "" {
+		return
+	}
+	where := "inside a transaction block"
+	switch {
+	case c.Nested:
+		where = "inside a DO block or function"
+	case !c.Session.InTransaction:
+		where = "together with other statements in one query (an implicit transaction)"
+	}
+	c.Report(Report{
+		Table:   t,
+		Lock:    LockShareUpdateExclusive,
+		Message: what + " cannot run " + where + ": PostgreSQL would fail with \"cannot run inside a transaction block\" and abort the migration.",
+		Hint:    OutsideTransactionHint + "\n" + c.SQL() + ";",
+	})
+}

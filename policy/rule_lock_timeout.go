@@ -1,0 +1,100 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:       "lock-timeout",
+		Summary:  "a session must not turn lock_timeout off or raise it above max_lock_timeout",
+		Default:  LevelReject,
+		Keywords: []string{"lock_timeout"},
+		Check:    checkLockTimeout,
+		// No Verify: a session setting, not a lock on a table. RESET
+		// lock_timeout (and RESET ALL, DISCARD ALL, SET ... TO DEFAULT) is
+		// fine because the proxy sets the session default itself at startup
+		// (options=-c lock_timeout=...), which is what RESET returns to.
+	})
+}
+
+func checkLockTimeout(c *Check, n *pg_query.Node) {
+	if s := n.GetVariableSetStmt(); s != nil {
+		if s.Name == "lock_timeout" && s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && len(s.Args) == 1 {
+			verb := "SET"
+			if s.IsLocal {
+				verb = "SET LOCAL"
+			}
+			v, ok := constString(s.Args[0])
+			c.lockTimeoutValue(verb+" lock_timeout", v, ok)
+		}
+		return
+	}
+	Walk(n, func(x *pg_query.Node) bool {
+		fc := x.GetFuncCall()
+		if fc == nil || len(fc.Args) < 2 {
+			return true
+		}
+		if name := nameList(fc.Funcname); name != "set_config" && name != "pg_catalog.set_config" {
+			return true
+		}
+		if v, ok := constString(fc.Args[0]); !ok || v != "lock_timeout" {
+			return true
+		}
+		v, ok := constString(fc.Args[1])
+		c.lockTimeoutValue("set_config('lock_timeout', ...)", v, ok)
+		return true
+	})
+}
+
+// lockTimeoutValue reports a value that is not a constant, is 0 (off) or
+// exceeds MaxLockTimeout.
+func (c *Check) lockTimeoutValue(what string, value string, isConst bool) {
+	max := c.MaxLockTimeout
+	hint := fmt.Sprintf("SET lock_timeout = '%s';  -- the default; any value from 1ms up to %s (max_lock_timeout) is allowed", c.LockTimeout, max)
+	if !isConst {
+		c.Report(Report{
+			Message: fmt.Sprintf("%s sets lock_timeout to a value computed at run time, which pgguard cannot check against the %s maximum.", what, max),
+			Hint:    hint,
+		})
+		return
+	}
+	d, err := ParseLockTimeout(value)
+	switch {
+	case err != nil:
+		return // the server rejects it
+	case d <= 0:
+		c.Report(Report{
+			Message: fmt.Sprintf("%s = '%s' turns the lock timeout off, so a statement waiting for a lock would make every later query on that table queue behind it.", what, value),
+			Hint:    hint,
+		})
+	case d > max:
+		c.Report(Report{
+			Message: fmt.Sprintf("%s = '%s' is above the %s maximum, so a statement waiting for a lock could make every later query on that table queue behind it for up to %s.", what, value, max, d),
+			Hint:    hint,
+		})
+	}
+}
+
+// constString returns the value of a string or integer constant (possibly
+// cast, e.g. '5s'::text).
+func constString(n *pg_query.Node) (string, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	switch {
+	case c == nil:
+		return "", false
+	case c.GetSval() != nil:
+		return c.GetSval().Sval, true
+	case c.GetIval() != nil:
+		return strconv.Itoa(int(c.GetIval().Ival)), true
+	case c.GetFval() != nil:
+		return c.GetFval().Fval, true
+	}
+	return "", false
+}

@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:            "set-not-null",
+		Summary:       "ALTER COLUMN SET NOT NULL scans the table under ACCESS EXCLUSIVE",
+		Default:       LevelReject,
+		SizeDependent: true,
+		Check:         checkSetNotNull,
+		Verify: &Verification{
+			Statement: "ALTER TABLE ledger ALTER COLUMN currency SET NOT NULL",
+			Lock:      LockAccessExclusive,
+			Work:      WorkScan,
+		},
+	})
+}
+
+func checkSetNotNull(c *Check, n *pg_query.Node) {
+	t, cmds := AlterTableCmds(n)
+	for _, cmd := range cmds {
+		if cmd.Subtype != pg_query.AlterTableType_AT_SetNotNull {
+			continue
+		}
+		if c.Version >= 12 && c.HasValidatedNotNullCheck(t, cmd.Name) {
+			continue // PostgreSQL 12+ uses the validated CHECK instead of scanning
+		}
+		c.Report(Report{
+			Table:   t,
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("SET NOT NULL on %s.%s scans the whole table under an ACCESS EXCLUSIVE lock, blocking all reads and writes until every row is checked.", t, QuoteIdent(cmd.Name)),
+			Hint:    notNullRecipe(t, cmd.Name, c.Version),
+		})
+	}
+}
+
+// notNullRecipe makes a column NOT NULL with only brief locks: a NOT VALID
+// CHECK, validated under SHARE UPDATE EXCLUSIVE, lets PostgreSQL 12+ skip
+// the scan of SET NOT NULL.
+func notNullRecipe(t Table, column string, version int) string {
+	name := QuoteIdent(ConstraintName(t, column, "not_null"))
+	col := QuoteIdent(column)
+	s := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n", t, name, col)
+	s += "-- in a separate transaction (it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on):\n"
+	s += fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", t, name)
+	if version < 12 {
+		return s + fmt.Sprintf("-- before PostgreSQL 12, SET NOT NULL always scans: keep the validated CHECK constraint %s instead.", name)
+	}
+	s += "-- no scan now: PostgreSQL uses the validated CHECK constraint\n"
+	s += fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", t, col)
+	s += fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t, name)
+	return s
+}

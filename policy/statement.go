@@ -1,0 +1,112 @@
+package policy
+
+// Statement is one SQL statement of a Query string.
+type Statement struct {
+	// Text is the statement as the client sent it, including comments that
+	// precede it (where a pgguard:allow annotation lives), without the
+	// terminating semicolon and surrounding whitespace.
+	Text string
+	// Start and End are byte offsets in the Query string: query[Start:End]
+	// is Text.
+	Start, End int
+	// Line is the 1-based line of Start in the Query string.
+	Line int
+}
+
+// Split splits a Query string into its statements, the way psql and the
+// server do: at semicolons outside quotes, comments, dollar quotes,
+// parentheses and SQL-standard function bodies (BEGIN ATOMIC ... END).
+// Empty and comment-only statements are dropped. It never parses and never
+// fails: text the server would reject (say, an unterminated quote) ends up in
+// a statement of its own, for the engine to judge.
+func Split(query string) []Statement {
+	var (
+		out       []Statement
+		lx        = lexer{src: query}
+		start     = -1 // start of the current statement, -1 before its first token
+		hasCode   bool // the current statement has a token that is not a comment
+		depth     int  // parenthesis depth
+		atomic    int  // BEGIN ATOMIC ... END depth
+		lastEnd   int
+		words     int  // words seen in the current statement
+		isRoutine bool // CREATE ... FUNCTION|PROCEDURE
+		prevBegin bool // the previous word was BEGIN
+		line      = 1
+		linePos   = 0
+	)
+	lineAt := func(pos int) int {
+		for ; linePos < pos; linePos++ {
+			if query[linePos] == '\n' {
+				line++
+			}
+		}
+		return line
+	}
+	flush := func() {
+		if start >= 0 && hasCode {
+			out = append(out, Statement{Text: query[start:lastEnd], Start: start, End: lastEnd, Line: lineAt(start)})
+		}
+		start, hasCode, depth, atomic, words, isRoutine, prevBegin = -1, false, 0, 0, 0, false, false
+	}
+	for {
+		t := lx.next()
+		if t.kind == tokEOF {
+			break
+		}
+		if t.kind == tokSemi && depth <= 0 && atomic == 0 {
+			flush()
+			continue
+		}
+		if start < 0 {
+			start = t.start
+		}
+		lastEnd = t.end
+		switch t.kind {
+		case tokComment:
+			continue
+		case tokOpen:
+			depth++
+		case tokClose:
+			depth--
+		case tokWord:
+			words++
+			switch {
+			case words == 1:
+				isRoutine = false
+			case t.wordIs(query, "function") || t.wordIs(query, "procedure"):
+				isRoutine = isRoutine || firstWordIs(query[start:], "create")
+			case isRoutine && prevBegin && t.wordIs(query, "atomic"):
+				atomic++
+			case atomic > 0 && t.wordIs(query, "case"):
+				atomic++
+			case atomic > 0 && t.wordIs(query, "end"):
+				atomic--
+			}
+			prevBegin = t.wordIs(query, "begin")
+		}
+		hasCode = true
+	}
+	flush()
+	return out
+}
+
+// firstWordIs reports whether the first word of s (after comments and
+// parentheses) is kw.
+func firstWordIs(s, kw string) bool {
+	t, _ := firstWord(s)
+	return t.wordIs(s, kw)
+}
+
+// firstWord returns the first word token of s, skipping whitespace,
+// comments and opening parentheses, and the lexer positioned after it.
+func firstWord(s string) (token, *lexer) {
+	lx := &lexer{src: s}
+	for {
+		t := lx.next()
+		switch t.kind {
+		case tokComment, tokOpen:
+			continue
+		}
+		return t, lx
+	}
+}
