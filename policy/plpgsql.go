@@ -27,7 +27,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 		}
 		where = fmt.Sprintf("in %s %s", kind, nameList(s.CreateFunctionStmt.Funcname))
 		if body := s.CreateFunctionStmt.SqlBody; body != nil {
-			j.judgeSQLBody(body, where, depth)
+			j.judgeSQLBody(body, text, where, depth)
 			return
 		}
 		if defElemString(s.CreateFunctionStmt.Options, "language") != "plpgsql" {
@@ -157,7 +157,7 @@ func stringLiteral(expr string) (string, bool) {
 
 // judgeSQLBody judges the statements of a BEGIN ATOMIC body, which arrive
 // already parsed (a List of statement Lists).
-func (j *judgement) judgeSQLBody(body *pg_query.Node, where string, depth int) {
+func (j *judgement) judgeSQLBody(body *pg_query.Node, text, where string, depth int) {
 	var walk func(n *pg_query.Node, d int)
 	walk = func(n *pg_query.Node, d int) {
 		if n == nil || d > 3 {
@@ -170,7 +170,7 @@ func (j *judgement) judgeSQLBody(body *pg_query.Node, where string, depth int) {
 			return
 		}
 		before := len(j.found)
-		j.judge(n, "", true, depth+1)
+		j.judge(n, text, true, depth+1) // the body's statements have no text of their own
 		for i := before; i < len(j.found); i++ {
 			j.found[i].Message = capitalize(where) + ": " + j.found[i].Message
 		}

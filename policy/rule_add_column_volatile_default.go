@@ -52,7 +52,6 @@ func checkAddColumnVolatileDefault(c *Check, n *pg_query.Node) {
 		if def == nil || isNullConst(def) {
 			continue
 		}
-		defSQL := DeparseExpr(def)
 		var why string
 		if c.Version < 11 {
 			why = fmt.Sprintf("before PostgreSQL 11 any default is written into every row, and this server is version %d", c.Version)
@@ -61,6 +60,7 @@ func checkAddColumnVolatileDefault(c *Check, n *pg_query.Node) {
 		} else {
 			continue
 		}
+		defSQL := DeparseExpr(def)
 		c.Report(Report{
 			Table:   t,
 			Lock:    LockAccessExclusive,

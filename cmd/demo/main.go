@@ -110,4 +110,3 @@ func prefixed(prefix string) *os.File {
 	}()
 	return w
 }
-

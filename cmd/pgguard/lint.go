@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pgguard/pgguard/policy"
+)
+
+func init() {
+	register("lint", "check SQL migration files against the policy", runLint)
+}
+
+// lintFinding is one line of `pgguard lint --format json`; docs/lint.md
+// documents it.
+type lintFinding struct {
+	File      string `json:"file"`
+	Line      int    `json:"line"`
+	Statement string `json:"statement"`
+	Rule      string `json:"rule"`
+	Action    string `json:"action"`
+	Message   string `json:"message"`
+	Detail    string `json:"detail,omitempty"`
+	Hint      string `json:"hint,omitempty"`
+	Rewritten string `json:"rewritten,omitempty"`
+	Table     string `json:"table,omitempty"`
+	Lock      string `json:"lock,omitempty"`
+	AllowedBy string `json:"allowed_by,omitempty"`
+}
+
+type lintOptions struct {
+	pgVersion     int
+	inTransaction bool
+	rules         string
+	format        string
+	user          string
+	listRules     bool
+	files         []string
+}
+
+func parseLintFlags(args []string, stderr io.Writer) (*lintOptions, error) {
+	o := &lintOptions{}
+	fs := flag.NewFlagSet("pgguard lint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.pgVersion, "pg-version", 0, "PostgreSQL major version to check against (default: assume_pg_version from the rules)")
+	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside a transaction block (as sequelize migrations do by default)")
+	fs.StringVar(&o.rules, "rules", "", "rules file (default: the built-in rules.yaml)")
+	fs.StringVar(&o.format, "format", "text", "output format: text or json (one object per line)")
+	fs.StringVar(&o.user, "user", "", "role the migration runs as, for profiles and pgguard:allow annotations")
+	fs.BoolVar(&o.listRules, "list-rules", false, "list the rules and their default levels, and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pgguard lint [flags] FILE... | -")
+		fs.PrintDefaults()
+	}
+	// Flags may follow file names: parse, take one file, repeat.
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		o.files = append(o.files, args[0])
+		args = args[1:]
+	}
+	switch {
+	case o.format != "text" && o.format != "json":
+		return nil, fmt.Errorf("--format: must be text or json, not %q", o.format)
+	case o.pgVersion != 0 && (o.pgVersion < 10 || o.pgVersion > 18):
+		return nil, fmt.Errorf("--pg-version: %d is not a supported PostgreSQL major version (10 to 18)", o.pgVersion)
+	case len(o.files) == 0 && !o.listRules:
+		fs.Usage()
+		return nil, errors.New("no files to check (use - for standard input)")
+	}
+	return o, nil
+}
+
+func runLint(args []string, io stdio) int {
+	o, err := parseLintFlags(args, io.err)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
+		}
+		return 2
+	}
+	if o.listRules {
+		for _, r := range policy.Rules() {
+			fmt.Fprintf(io.out, "%-30s %-8s %s\n", r.ID, r.Default, r.Summary)
+		}
+		return 0
+	}
+	var cfg *policy.Config
+	if o.rules != "" {
+		cfg, err = policy.LoadConfig(o.rules)
+	} else {
+		cfg, err = policy.DefaultConfig()
+	}
+	if err != nil {
+		fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
+		return 2
+	}
+	engine, err := policy.NewEngine(cfg)
+	if err != nil {
+		fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
+		return 2
+	}
+	rejected, failed := false, false
+	for _, name := range o.files {
+		findings, err := lintFile(engine, o, name, io.in)
+		if err != nil {
+			fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
+			failed = true
+			continue
+		}
+		for _, f := range findings {
+			rejected = rejected || f.Action == policy.Reject.String()
+			printFinding(io.out, o.format, f)
+		}
+	}
+	switch {
+	case failed:
+		return 2
+	case rejected:
+		return 1
+	}
+	return 0
+}
+
+// lintFile decides every statement of one file. Tables created earlier in
+// the file count as created in the open transaction.
+func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([]lintFinding, error) {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(stdin)
+		name = "<stdin>"
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	var created []string
+	sc := &policy.Context{
+		InTransaction: o.inTransaction,
+		Alone:         true, // migration tools send one statement at a time
+		ServerVersion: o.pgVersion * 10000,
+		User:          o.user,
+		CreatedTables: func(schema, table string) bool {
+			for _, c := range created {
+				q := policy.QuoteIdent(table)
+				if c == q || (schema == "" && strings.HasSuffix(c, "."+q)) ||
+					c == (policy.Table{Schema: schema, Name: table}).String() {
+					return true
+				}
+			}
+			return false
+		},
+	}
+	var out []lintFinding
+	for _, s := range policy.Split(string(data)) {
+		d := e.Decide(context.Background(), s, sc)
+		created = append(created, d.CreatesTables...)
+		for _, f := range d.Findings {
+			out = append(out, lintFinding{
+				File: name, Line: s.Line, Statement: s.Text, Rule: f.RuleID, Action: f.Action.String(),
+				Message: f.Message, Detail: f.Detail, Hint: f.Hint, Rewritten: d.Rewritten,
+				Table: f.Table, Lock: f.Lock, AllowedBy: f.AllowedBy,
+			})
+		}
+	}
+	return out, nil
+}
+
+func printFinding(w io.Writer, format string, f lintFinding) {
+	if format == "json" {
+		b, _ := json.Marshal(f)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "%s:%d: %s %s: %s\n", f.File, f.Line, f.Action, f.Rule, f.Message)
+	indent := func(label, s string) {
+		if s != "" {
+			fmt.Fprintf(w, "    %s: %s\n", label, strings.ReplaceAll(s, "\n", "\n      "))
+		}
+	}
+	indent("detail", f.Detail)
+	indent("allowed by", f.AllowedBy)
+	indent("rewritten", f.Rewritten)
+	indent("fix", f.Hint)
+}

@@ -1,0 +1,64 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+var fuzzSeeds = []string{
+	"SELECT 1; SELECT 2",
+	"CREATE INDEX i ON t (c); ALTER TABLE t ADD COLUMN x uuid DEFAULT gen_random_uuid()",
+	"DO $$ BEGIN EXECUTE 'CREATE INDEX i ON t (c)'; END $$",
+	"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+	"-- pgguard:allow create-index reason=\"x\"\nCREATE INDEX i ON t (c)",
+	"SET lock_timeout = 0; SELECT set_config('lock_timeout', '1h', false)",
+	"SELECT E'\\'; /* /* */ $a$ $$ \"",
+}
+
+func FuzzSplit(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		prev := 0
+		for _, s := range Split(query) {
+			if s.Start < prev || s.End < s.Start || s.End > len(query) || query[s.Start:s.End] != s.Text {
+				t.Fatalf("bad positions %d:%d after %d for %q", s.Start, s.End, prev, query)
+			}
+			if strings.TrimSpace(s.Text) == "" {
+				t.Fatalf("empty statement from %q", query)
+			}
+			prev = s.End
+		}
+		if len(query) < 4096 {
+			checkSplitAgainstParser(t, query)
+		}
+	})
+}
+
+func FuzzDecide(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s, false)
+	}
+	e, err := NewEngine(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, query string, inTx bool) {
+		ds, err := e.DecideQuery(context.Background(), query, &Context{InTransaction: inTx, Alone: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Decision.Action == Rewrite && d.Decision.Rewritten == "" {
+				t.Fatalf("rewrite without SQL for %q", query)
+			}
+			for _, fi := range d.Decision.Findings {
+				if fi.Action > d.Decision.Action || fi.Message == "" {
+					t.Fatalf("inconsistent finding %+v for %q", fi, query)
+				}
+			}
+		}
+	})
+}
