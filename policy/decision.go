@@ -60,7 +60,11 @@ type Decision struct {
 	// or none worth naming).
 	Lock string
 	// DDL is true for utility statements (anything that is not
-	// SELECT/INSERT/UPDATE/DELETE/MERGE/VALUES/TABLE).
+	// SELECT/INSERT/UPDATE/DELETE/MERGE/VALUES/TABLE), except transaction
+	// control, session commands (SET/SHOW/RESET/DISCARD), cursors, prepared
+	// statements, LISTEN/NOTIFY, COPY, CALL and EXPLAIN, which are not DDL
+	// either; SELECT ... INTO is DDL (it creates a table). IsDDL gives the
+	// same answer without a parse, except for SELECT ... INTO.
 	DDL bool
 	// Concurrent is true when the statement (as run, after any rewrite) is a
 	// CONCURRENTLY operation, which takes only SHARE UPDATE EXCLUSIVE and

@@ -167,6 +167,9 @@ func TestRuleFixtures(t *testing.T) {
 			t.Parallel()
 			e := fixtureEngine(t, rule)
 			dir := filepath.Join("testdata", rule.ID)
+			if _, err := os.Stat(filepath.Join("..", "docs", "rules", rule.ID+".md")); err != nil {
+				t.Errorf("every rule needs a doc page: %v", err)
+			}
 			ctx := context.Background()
 			for _, s := range readFixture(t, filepath.Join(dir, "ok.sql")) {
 				d := e.Decide(ctx, s, fixtureContext(t, s.Text))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 var fuzzSeeds = []string{
@@ -46,9 +47,13 @@ func FuzzDecide(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, query string, inTx bool) {
+		start := time.Now()
 		ds, err := e.DecideQuery(context.Background(), query, &Context{InTransaction: inTx, Alone: true})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("deciding %d bytes took %v: %q", len(query), el, query)
 		}
 		for _, d := range ds {
 			if d.Decision.Action == Rewrite && d.Decision.Rewritten == "" {

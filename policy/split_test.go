@@ -37,7 +37,8 @@ func TestSplit(t *testing.T) {
 				if tc.query[s.Start:s.End] != s.Text {
 					t.Errorf("positions %d:%d do not match %q", s.Start, s.End, s.Text)
 				}
-				if want := 1 + strings.Count(tc.query[:s.Start], "\n"); s.Line != want {
+				code := s.Start + strings.Index(s.Text, stripLeadingComments(s.Text))
+				if want := 1 + strings.Count(tc.query[:code], "\n"); s.Line != want {
 					t.Errorf("line %d, want %d", s.Line, want)
 				}
 			}

@@ -9,7 +9,8 @@ type Statement struct {
 	// Start and End are byte offsets in the Query string: query[Start:End]
 	// is Text.
 	Start, End int
-	// Line is the 1-based line of Start in the Query string.
+	// Line is the 1-based line of the Query string where the statement's
+	// code begins (after the comments that precede it).
 	Line int
 }
 
@@ -24,6 +25,7 @@ func Split(query string) []Statement {
 		out       []Statement
 		lx        = lexer{src: query}
 		start     = -1 // start of the current statement, -1 before its first token
+		codeStart int  // start of its first token that is not a comment
 		hasCode   bool // the current statement has a token that is not a comment
 		depth     int  // parenthesis depth
 		atomic    int  // BEGIN ATOMIC ... END depth
@@ -44,7 +46,7 @@ func Split(query string) []Statement {
 	}
 	flush := func() {
 		if start >= 0 && hasCode {
-			out = append(out, Statement{Text: query[start:lastEnd], Start: start, End: lastEnd, Line: lineAt(start)})
+			out = append(out, Statement{Text: query[start:lastEnd], Start: start, End: lastEnd, Line: lineAt(codeStart)})
 		}
 		start, hasCode, depth, atomic, words, isRoutine, prevBegin = -1, false, 0, 0, 0, false, false
 	}
@@ -83,6 +85,9 @@ func Split(query string) []Statement {
 				atomic--
 			}
 			prevBegin = t.wordIs(query, "begin")
+		}
+		if !hasCode {
+			codeStart = t.start
 		}
 		hasCode = true
 	}

@@ -52,6 +52,10 @@ type Config struct {
 	// StartupTimeout bounds a client's startup and authentication.
 	StartupTimeout time.Duration
 	Logger         *slog.Logger
+	// Policy judges statements; nil makes pgguard a pure relay.
+	Policy *Policy
+	// Observer is told about what pgguard decided and did (metrics, audit).
+	Observer Observer
 }
 
 // upstreamNetwork splits Target.Upstream into a network and address for net.Dial.

@@ -13,13 +13,18 @@ func (s *Session) relay() string {
 	go func() { done <- s.serverToClient() }()
 	reason := s.clientToServer()
 	s.close()
-	<-done
+	r2 := <-done
+	s.syncs.drain()
+	if reason == "closed" {
+		reason = r2
+	}
 	return reason
 }
 
 // clientToServer forwards client messages. Everything is raw bytes; only the
-// type byte is looked at. Writes are batched: the writer is flushed only when
-// the client has nothing more buffered, so a pipeline goes out in one write.
+// type byte is looked at, except Query and Parse, which the policy judges.
+// Writes are batched: the writer is flushed only when the client has nothing
+// more buffered, so a pipeline goes out in one write.
 func (s *Session) clientToServer() string {
 	for {
 		typ, n, err := readHeader(s.cr)
@@ -28,8 +33,28 @@ func (s *Session) clientToServer() string {
 		}
 		s.bytesIn.Add(int64(n + 5))
 		switch typ {
-		case msgQuery, msgSync, 'F':
-			s.pending.Add(1)
+		case msgQuery:
+			if s.enforcing() {
+				err = s.onQuery(n)
+				break
+			}
+			s.newSyncPoint()
+			err = s.forward(typ, n)
+		case msgParse:
+			if s.enforcing() {
+				err = s.onParse(n)
+				break
+			}
+			s.unsynced = true
+			err = s.forward(typ, n)
+		case msgSync, 'F':
+			s.unsynced = false
+			s.onSync()
+			err = s.forward(typ, n)
+			if f := s.afterSync; err == nil && f != nil {
+				s.afterSync = nil
+				err = f()
+			}
 		case msgTerminate:
 			if s.pending.Load() > 0 {
 				// The server reads the Terminate only after the running
@@ -41,21 +66,54 @@ func (s *Session) clientToServer() string {
 			s.sw.Flush()
 			s.swMu.Unlock()
 			return "client terminated"
+		case msgFlush:
+			err = s.forward(typ, n)
+		default:
+			s.unsynced = true
+			err = s.forward(typ, n)
 		}
-		s.swMu.Lock()
-		writeHeader(s.sw, typ, n)
-		err = copyBody(s.sw, s.cr, n)
-		if err == nil && s.cr.Buffered() == 0 {
-			err = s.sw.Flush()
-		}
-		s.swMu.Unlock()
 		if err != nil {
-			if isNetClosed(err) && s.closing.Load() {
+			var pe *protocolError
+			switch {
+			case errors.As(err, &pe):
+				return s.clientGone(err)
+			case s.closing.Load():
 				return "closed"
 			}
 			return "server write failed: " + err.Error()
 		}
 	}
+}
+
+// forward streams one client message of type typ and body length n to the
+// server, flushing when the client has nothing more buffered.
+func (s *Session) forward(typ byte, n int) error {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	writeHeader(s.sw, typ, n)
+	err := copyBody(s.sw, s.cr, n)
+	if err == nil && s.cr.Buffered() == 0 {
+		err = s.sw.Flush()
+	}
+	return err
+}
+
+// send writes whole messages to the server and flushes.
+func (s *Session) send(msgs ...[]byte) error {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	for _, m := range msgs {
+		s.sw.Write(m)
+	}
+	return s.sw.Flush()
+}
+
+// newSyncPoint counts a message that the server will answer with one
+// ReadyForQuery and returns its sequence number.
+func (s *Session) newSyncPoint() uint64 {
+	s.sent++
+	s.pending.Add(1)
+	return s.sent
 }
 
 // clientGone handles a client read error: a client that vanished while a
@@ -83,7 +141,8 @@ func (s *Session) clientGone(err error) string {
 }
 
 // serverToClient forwards server messages, peeking at ReadyForQuery (the
-// transaction status) and ParameterStatus.
+// transaction status) and ParameterStatus, and applying what the queued
+// special sync points ask for.
 func (s *Session) serverToClient() string {
 	var small [1]byte
 	var last byte
@@ -94,12 +153,20 @@ func (s *Session) serverToClient() string {
 		}
 		last = typ
 		s.bytesOut.Add(int64(n + 5))
+		if sp := s.syncs.head(s.received + 1); sp != nil {
+			if err := s.special(sp, typ, n); err != nil {
+				if s.closing.Load() {
+					return "closed"
+				}
+				return "relay failed: " + err.Error()
+			}
+			continue
+		}
 		s.cwMu.Lock()
 		switch {
 		case typ == msgReadyForQuery && n == 1:
 			if _, err = io.ReadFull(s.sr, small[:]); err == nil {
-				s.state.setTxStatus(small[0])
-				s.pending.Add(-1)
+				s.readyForQuery(small[0])
 				writeMessage(s.cw, typ, small[:])
 			}
 		case typ == msgParameterStatus && n < 4096:
@@ -125,6 +192,21 @@ func (s *Session) serverToClient() string {
 		if typ == msgReadyForQuery && s.srv.draining() && s.idle() {
 			s.terminate()
 			return "pgguard shutting down"
+		}
+	}
+}
+
+// readyForQuery records a ReadyForQuery: the sync point is answered.
+func (s *Session) readyForQuery(status byte) {
+	s.state.setTxStatus(status)
+	if status == 'I' {
+		s.created.reset()
+	}
+	s.received++
+	if s.pending.Add(-1) == 0 {
+		select {
+		case s.idleSignal <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -106,6 +106,8 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 			client: conn,
 			cr:     bufio.NewReaderSize(conn, readBufferSize),
 			cw:     bufio.NewWriterSize(conn, writeBufferSize),
+
+			idleSignal: make(chan struct{}, 1),
 		}
 		s.state.Target = t.Name
 		s.state.ClientAddr = conn.RemoteAddr().String()
@@ -148,6 +150,13 @@ func (srv *Server) ActiveSessions() int { return int(srv.active.Load()) }
 // Full reports whether MaxConnections are all in use.
 func (srv *Server) Full() bool {
 	return srv.cfg.MaxConnections > 0 && srv.ActiveSessions() >= srv.cfg.MaxConnections
+}
+
+func (srv *Server) hooks() Observer {
+	if srv.cfg.Observer == nil {
+		return nopObserver{}
+	}
+	return srv.cfg.Observer
 }
 
 func (srv *Server) draining() bool { return srv.isDraining.Load() }

@@ -52,6 +52,24 @@ type Session struct {
 	closeOnce sync.Once
 
 	bytesIn, bytesOut atomic.Int64
+
+	// sent and received count sync points (Query, Sync, FunctionCall) sent
+	// by the client-to-server loop and answered (ReadyForQuery) as seen by
+	// the server-to-client loop; each is owned by its loop.
+	sent, received uint64
+	// syncs queues the sync points that need more than counting.
+	syncs syncQueue
+	// idleSignal is poked when pending drops to zero.
+	idleSignal chan struct{}
+	// created remembers the tables created in the open transaction.
+	created createdTables
+	// Owned by the client-to-server loop: whether extended-protocol
+	// messages were sent since the last Sync, the special sync point of
+	// that batch, work to do once its Sync is sent, and a reusable buffer.
+	unsynced  bool
+	batch     *syncPoint
+	afterSync func() error
+	qbuf      []byte
 }
 
 // idle reports whether nothing is running and no transaction is open, so the
@@ -110,6 +128,14 @@ func (s *Session) serve() {
 	s.state.ApplicationName = startup.Get("application_name")
 	log := s.log.With("client", s.state.ClientAddr, "user", s.state.User, "database", s.state.Database, "application_name", s.state.ApplicationName)
 
+	if s.enforcing() {
+		if pge := s.applyLockTimeout(startup); pge != nil {
+			s.cw.Write(pge.encode(nil, false))
+			s.cw.Flush()
+			log.Warn("connection refused: startup lock_timeout", "reason", pge.Message)
+			return
+		}
+	}
 	if !s.srv.admit() {
 		sendFatal(s.cw, codeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
 		log.Warn("connection refused: max connections reached", "max_connections", s.srv.cfg.MaxConnections)

@@ -55,6 +55,12 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 	}
 	logger := newLogger(stdio.err, opts.logFormat, opts.logLevel)
 	opts.proxy.Logger = logger
+	engine, err := policy.NewEngine(pol)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 2
+	}
+	opts.proxy.Policy = proxy.NewPolicy(engine)
 	srv, err := proxy.New(opts.proxy)
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)

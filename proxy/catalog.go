@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/pgguard/pgguard/policy"
+)
+
+// sessionCatalog answers the policy's questions about existing objects with
+// queries on the session's own server connection, at a statement boundary:
+// it sees exactly what the session sees (search_path, permissions, objects
+// created in its open transaction) and needs no credentials of its own.
+//
+// Inside a transaction block a failing query would abort the client's
+// transaction, and a lock taken would be held until its end, so every query
+// here reads only the catalogs (no regclass casts that can fail, no
+// functions that lock a relation) unless the session is idle.
+type sessionCatalog struct{ s *Session }
+
+var _ policy.Catalog = (*sessionCatalog)(nil)
+
+// relationFilter returns the FROM/WHERE part that finds a relation by a
+// possibly qualified name, the way the search_path would.
+func relationFilter(name string) string {
+	t := splitTableName(name)
+	where := "c.relname = " + quoteLiteral(t.name)
+	order := ""
+	if t.schema != "" {
+		where += " AND n.nspname = " + quoteLiteral(t.schema)
+	} else {
+		where += " AND n.nspname = ANY (current_schemas(true))"
+		order = " ORDER BY array_position(current_schemas(true), n.nspname)"
+	}
+	return " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE " + where + order + " LIMIT 1"
+}
+
+func (c *sessionCatalog) query(sql string) ([][]*string, bool) {
+	out, err := c.s.internalQuery(sql)
+	if err != nil || out.errCode != "" {
+		return nil, false
+	}
+	return out.rows, true
+}
+
+// one returns the single row of a query, or ok=false.
+func (c *sessionCatalog) one(sql string) ([]*string, bool) {
+	rows, ok := c.query(sql)
+	if !ok || len(rows) != 1 {
+		return nil, false
+	}
+	return rows[0], true
+}
+
+func atoi(p *string) int64 {
+	if p == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(*p), 10, 64)
+	return n
+}
+
+func isTrue(p *string) bool { return p != nil && *p == "t" }
+
+// TableSize: rows are the larger of the planner's estimate and the
+// statistics collector's live-tuple count (a table loaded but not yet
+// analyzed still shows its rows there); bytes count heap, TOAST and indexes.
+func (c *sessionCatalog) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
+	bytes := "(c.relpages + COALESCE((SELECT t.relpages FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid), 0)" +
+		" + COALESCE((SELECT sum(i.relpages) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))::bigint" +
+		" * current_setting('block_size')::bigint"
+	if c.s.state.TxStatus() == 'I' {
+		// Outside a transaction the brief ACCESS SHARE lock of
+		// pg_total_relation_size ends with this query, and the size is exact.
+		bytes = "pg_catalog.pg_total_relation_size(c.oid)"
+	}
+	row, ok := c.one("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + relationFilter(table))
+	if !ok || len(row) != 2 {
+		return policy.TableSize{}, false
+	}
+	return policy.TableSize{Rows: atoi(row[0]), Bytes: atoi(row[1])}, true
+}
+
+func (c *sessionCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	row, ok := c.one("SELECT c.relkind = 'p'" + relationFilter(table))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return isTrue(row[0]), true
+}
+
+func (c *sessionCatalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
+	rows, ok := c.query("SELECT x.indisvalid" + strings.Replace(relationFilter(name), " WHERE ",
+		" JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid WHERE ", 1))
+	if !ok {
+		return false, false, false
+	}
+	if len(rows) == 0 {
+		return false, false, true
+	}
+	return true, isTrue(rows[0][0]), true
+}
+
+func (c *sessionCatalog) HasValidatedNotNullCheck(ctx context.Context, table, column string) (bool, bool) {
+	col := policy.QuoteIdent(column)
+	pattern := "^CHECK \\(\\(?" + regexpQuote(col) + " IS NOT NULL\\)?\\)$"
+	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + quoteLiteral(pattern) + ")" + relationFilter(table))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return isTrue(row[0]), true
+}
+
+func (c *sessionCatalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
+	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
+		" AND x.indpred IS NULL AND NOT (0 = ANY (x.indkey::int2[])))" + relationFilter(table))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return isTrue(row[0]), true
+}
+
+// FunctionVolatility reports the most volatile overload of a function.
+func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (policy.Volatility, bool) {
+	t := splitTableName(name)
+	where := "p.proname = " + quoteLiteral(t.name)
+	if t.schema != "" {
+		where += " AND n.nspname = " + quoteLiteral(t.schema)
+	} else {
+		where += " AND n.nspname = ANY (current_schemas(true))"
+	}
+	row, ok := c.one("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
+	if !ok || len(row) != 1 || row[0] == nil || *row[0] == "" {
+		return policy.VolatilityUnknown, false
+	}
+	// 'v' > 's' > 'i' in byte order, so max is the most volatile.
+	return policy.Volatility((*row[0])[0]), true
+}
+
+// EstimateRows asks the planner (EXPLAIN, never executed) how many rows a
+// statement touches. Only outside a transaction block: EXPLAIN of a bad
+// statement would abort the client's transaction.
+func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	if c.s.state.TxStatus() != 'I' {
+		return 0, false
+	}
+	rows, ok := c.query("EXPLAIN (FORMAT JSON) " + sql)
+	if !ok || len(rows) != 1 || rows[0][0] == nil {
+		return 0, false
+	}
+	j := *rows[0][0]
+	i := strings.Index(j, `"Plan Rows": `)
+	if i < 0 {
+		return 0, false
+	}
+	j = j[i+len(`"Plan Rows": `):]
+	if k := strings.IndexAny(j, ",\n}"); k >= 0 {
+		j = j[:k]
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(j), 64)
+	return int64(f), err == nil
+}
+
+func regexpQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"strings"
+	"sync"
+)
+
+// createdTables remembers the tables created in the open transaction: they
+// are empty and invisible to other sessions, so size rules do not apply.
+type createdTables struct {
+	mu     sync.Mutex
+	tables []tableName
+}
+
+type tableName struct{ schema, name string }
+
+func splitTableName(s string) tableName {
+	// Names come from the policy's parse tree: "schema.name" or "name",
+	// double-quoted only where quoting is needed.
+	var parts []string
+	var cur strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' && quoted && i+1 < len(s) && s[i+1] == '"':
+			cur.WriteByte('"')
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '.' && !quoted:
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	parts = append(parts, cur.String())
+	if len(parts) >= 2 {
+		return tableName{parts[len(parts)-2], parts[len(parts)-1]}
+	}
+	return tableName{"", parts[0]}
+}
+
+func (c *createdTables) add(names []string) {
+	c.mu.Lock()
+	for _, n := range names {
+		c.tables = append(c.tables, splitTableName(n))
+	}
+	c.mu.Unlock()
+}
+
+func (c *createdTables) reset() {
+	c.mu.Lock()
+	c.tables = c.tables[:0]
+	c.mu.Unlock()
+}
+
+// has reports whether schema.table (schema may be empty) was created.
+func (c *createdTables) has(schema, table string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tables {
+		if t.name == table && (t.schema == "" || schema == "" || t.schema == schema) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/policy"
+)
+
+// rejectMarker is a token that is a syntax error wherever it stands. A
+// refused statement is replaced by it, so the server itself fails the
+// statement at the same point of the protocol, with its own rules for
+// transaction blocks, implicit transactions and pipelines; the proxy then
+// swaps the server's error for its own. The random part keeps a client from
+// forging it.
+var rejectMarker = func() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "pgguard_refused_" + hex.EncodeToString(b)
+}()
+
+// maxInspectedMessage bounds the Query and Parse messages read whole for the
+// policy. PostgreSQL's own limit is 1 GB; a bigger one is refused.
+const maxInspectedMessage = 256 << 20
+
+func (s *Session) enforcing() bool { return s.srv.cfg.Policy != nil }
+
+// waitIdle waits until every sync point sent so far is answered, so that
+// the transaction status is current and the connection is free for the
+// catalog. It reports false when the session ends first.
+func (s *Session) waitIdle() bool {
+	for s.pending.Load() > 0 {
+		select {
+		case <-s.idleSignal:
+		case <-time.After(50 * time.Millisecond):
+			if s.closing.Load() {
+				return false
+			}
+		}
+	}
+	return !s.closing.Load()
+}
+
+// policyContext describes the session for the engine.
+func (s *Session) policyContext(alone bool) *policy.Context {
+	sc := &policy.Context{
+		InTransaction:   s.state.InTransaction() || s.unsynced,
+		Alone:           alone && !s.unsynced,
+		CreatedTables:   s.created.has,
+		ServerVersion:   s.state.ServerVersion(),
+		TimeZone:        s.state.TimeZone(),
+		User:            s.state.User,
+		Database:        s.state.Database,
+		ApplicationName: s.state.ApplicationName,
+		Profile:         s.target.Profile,
+	}
+	if s.pending.Load() == 0 && !s.unsynced && s.state.TxStatus() != 'E' {
+		sc.Catalog = &sessionCatalog{s: s}
+	}
+	return sc
+}
+
+// readInspected reads the body of a Query or Parse message whole.
+func (s *Session) readInspected(n int) ([]byte, error) {
+	if n > maxInspectedMessage {
+		return nil, &protocolError{fmt.Sprintf("message of %d bytes is larger than pgguard inspects (%d)", n, maxInspectedMessage)}
+	}
+	body, err := readBody(s.cr, n, s.qbuf)
+	if cap(body) <= 64<<10 {
+		s.qbuf = body
+	}
+	return body, err
+}
+
+// onQuery judges a simple-protocol Query and sends the server what the
+// decision says: the Query itself, its rewrite, or the refusal marker.
+func (s *Session) onQuery(n int) error {
+	body, err := s.readInspected(n)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 || body[len(body)-1] != 0 {
+		return &protocolError{"invalid Query message: not NUL-terminated"}
+	}
+	sql := string(body[:len(body)-1])
+	eng := s.srv.cfg.Policy.Engine()
+	ctx := context.Background()
+	ds, _ := eng.DecideQuery(ctx, sql, s.policyContext(true))
+	if needsCare(ds) && s.pending.Load() > 0 {
+		// Judge again once the statements before it are answered: the
+		// transaction status is stale while they run.
+		if !s.waitIdle() {
+			return nil
+		}
+		ds, _ = eng.DecideQuery(ctx, sql, s.policyContext(true))
+	}
+	v := verdictOf(ds)
+	s.audit(v, sql)
+	switch {
+	case v.reject != nil:
+		seq := s.newSyncPoint()
+		s.syncs.push(&syncPoint{seq: seq, swap: s.refusal(v), marker: rejectMarker})
+		return s.send(frame(msgQuery, append([]byte(rejectMarker), 0)))
+	case v.concurrent && !s.state.InTransaction() && len(ds) == 1:
+		return s.runConcurrent(v, frame(msgQuery, queryBody(v.sql(sql))))
+	}
+	msg := body
+	if v.rewritten != "" {
+		msg = queryBody(v.rewritten)
+	}
+	sp := &syncPoint{notices: v.notices, creates: v.creates}
+	if v.ddl && len(ds) == 1 && !s.state.InTransaction() {
+		if r := s.retryFor(eng, frame(msgQuery, msg)); r != nil {
+			sp.retry = r
+			sp.done = make(chan outcome, 1)
+		}
+	}
+	seq := s.newSyncPoint()
+	if sp.notices != nil || sp.creates != nil || sp.retry != nil {
+		sp.seq = seq
+		s.syncs.push(sp)
+	}
+	if err := s.send(frame(msgQuery, msg)); err != nil {
+		return err
+	}
+	if sp.done != nil {
+		// Nothing else may reach the server until the retries are over.
+		<-sp.done
+	}
+	return nil
+}
+
+func queryBody(sql string) []byte { return append([]byte(sql), 0) }
+
+// needsCare reports whether any statement is DDL or not simply allowed.
+func needsCare(ds []policy.StatementDecision) bool {
+	for _, d := range ds {
+		if d.Decision.DDL || d.Decision.Action != policy.Allow || len(d.Decision.Findings) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// retryFor returns the retry state for a DDL statement in autocommit, or
+// nil when retries are off.
+func (s *Session) retryFor(eng *policy.Engine, msg []byte) *retry {
+	r := eng.Config().LockTimeoutRetries
+	if r.Attempts <= 1 { // attempts counts every try, the first included
+		return nil
+	}
+	return &retry{
+		query: msg, attempts: r.Attempts - 1,
+		initial: time.Duration(r.InitialBackoff), max: time.Duration(r.MaxBackoff),
+		onRetry: func(attempt int, wait time.Duration) {
+			s.log.Warn("lock_timeout: retrying DDL", "retry", attempt, "tries", r.Attempts, "backoff", wait.String(),
+				"user", s.state.User, "database", s.state.Database)
+			s.srv.hooks().LockTimeoutRetry(s.target.Name)
+		},
+	}
+}
+
+// verdict is what the decisions on a Query (or a Parse) add up to.
+type verdict struct {
+	reject     *policy.Finding
+	rejects    []policy.Finding
+	rewritten  string
+	concurrent bool
+	ddl        bool
+	notices    [][]byte
+	creates    []string
+	decisions  []policy.StatementDecision
+}
+
+// sql returns the SQL to run for a one-statement Query.
+func (v *verdict) sql(orig string) string {
+	if v.rewritten != "" {
+		return v.rewritten
+	}
+	return orig
+}
+
+func verdictOf(ds []policy.StatementDecision) *verdict {
+	v := &verdict{decisions: ds}
+	for _, sd := range ds {
+		d := sd.Decision
+		v.ddl = v.ddl || d.DDL
+		v.creates = append(v.creates, d.CreatesTables...)
+		for i := range d.Findings {
+			f := &d.Findings[i]
+			switch f.Action {
+			case policy.Reject:
+				if v.reject == nil {
+					v.reject = f
+				}
+				v.rejects = append(v.rejects, *f)
+			case policy.Warn:
+				v.notices = append(v.notices, notice("WARNING", f, ""))
+			case policy.Rewrite:
+				v.notices = append(v.notices, notice("NOTICE", f, d.Rewritten))
+			}
+		}
+		if d.Action == policy.Rewrite && len(ds) == 1 {
+			v.rewritten = d.Rewritten
+		}
+		if d.Concurrent && len(ds) == 1 {
+			v.concurrent = true
+		}
+	}
+	return v
+}
+
+// notice encodes a NoticeResponse for a warned or rewritten statement.
+func notice(severity string, f *policy.Finding, rewritten string) []byte {
+	e := &PGError{Severity: severity, Code: "01000", Detail: f.Detail, Hint: f.Hint}
+	if rewritten != "" {
+		e.Message = fmt.Sprintf("pgguard: %s: rewritten to run without blocking writes: %s", f.RuleID, rewritten)
+		e.Detail = strings.TrimSpace(f.Message + " " + f.Detail)
+	} else {
+		e.Message = "pgguard: " + f.RuleID + ": " + f.Message
+	}
+	return e.encode(nil, true)
+}
+
+// refusal is the ErrorResponse a refused statement gets: SQLSTATE 42501,
+// the rule, the table and the lock in the message, the recipe in the hint.
+func (s *Session) refusal(v *verdict) *PGError {
+	f := v.reject
+	msg := "pgguard: " + f.RuleID + ": " + f.Message
+	if f.Lock != "" && !strings.Contains(strings.ToUpper(f.Message), strings.ToUpper(f.Lock)) {
+		msg += " (takes " + f.Lock + " lock)"
+	}
+	detail := f.Detail
+	for _, o := range v.rejects[1:] {
+		detail = strings.TrimSpace(detail + " Also " + o.RuleID + ": " + o.Message)
+	}
+	if detail == "" {
+		detail = "Refused by the pgguard policy before it reached the server; nothing ran."
+	}
+	return &PGError{Severity: "ERROR", Code: codeInsufficientPrivilge, Message: msg, Detail: detail, Hint: f.Hint}
+}

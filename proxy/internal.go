@@ -1,0 +1,43 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+)
+
+var errSessionClosed = errors.New("session closed")
+
+// internalQuery runs a simple Query of pgguard's own on the session's server
+// connection and returns its rows; the client sees nothing of it. Only the
+// client-to-server loop calls it, at a statement boundary.
+func (s *Session) internalQuery(sql string) (outcome, error) {
+	sp := &syncPoint{swallow: true, done: make(chan outcome, 1)}
+	sp.seq = s.newSyncPoint()
+	s.syncs.push(sp)
+	if err := s.send(frame(msgQuery, queryBody(sql))); err != nil {
+		return outcome{}, err
+	}
+	out := <-sp.done
+	if out.closed {
+		return out, errSessionClosed
+	}
+	return out, nil
+}
+
+// internalSend sends a Query of pgguard's own without waiting for it.
+func (s *Session) internalSend(sql string) error {
+	sp := &syncPoint{swallow: true}
+	sp.seq = s.newSyncPoint()
+	s.syncs.push(sp)
+	return s.send(frame(msgQuery, queryBody(sql)))
+}
+
+// quoteLiteral quotes a string as an SQL literal (standard_conforming_strings
+// on, the default since PostgreSQL 9.1; E” is used when a backslash appears).
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}

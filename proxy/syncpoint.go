@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// A syncPoint is one Query, Sync or FunctionCall sent to the server: the
+// server answers each with exactly one ReadyForQuery. Most need nothing but
+// counting; the few that pgguard shapes (rejections, rewrites, statements it
+// sent itself, DDL it may retry) carry instructions for the server-to-client
+// loop, queued by sequence number.
+type syncPoint struct {
+	seq uint64
+	// swallow: pgguard sent this itself; nothing of the answer reaches the client.
+	swallow bool
+	// rows collects the DataRows of a swallowed query (text columns).
+	rows [][]*string
+	// notices are sent to the client before the first message of the answer.
+	notices     [][]byte
+	noticesSent bool
+	// swap replaces the server's ErrorResponse whose message holds marker.
+	swap   *PGError
+	marker string
+	// retry, when set, holds the answer back until it is known whether a
+	// lock_timeout failure (55P03) should be retried.
+	retry *retry
+	// creates lists tables the statements create; remembered on success.
+	creates []string
+	// done, when set, receives the outcome; the client-to-server loop waits
+	// on it before it reads more from the client.
+	done chan outcome
+
+	// The outcome so far.
+	errCode, errMsg string
+}
+
+// outcome is how a sync point ended.
+type outcome struct {
+	status  byte // ReadyForQuery status
+	errCode string
+	errMsg  string
+	rows    [][]*string
+	closed  bool // the session ended first
+}
+
+// syncQueue holds the special sync points in order. The count lets the hot
+// path skip the lock when there are none.
+type syncQueue struct {
+	n  atomic.Int32
+	mu sync.Mutex
+	q  []*syncPoint
+}
+
+func (q *syncQueue) push(sp *syncPoint) {
+	q.mu.Lock()
+	q.q = append(q.q, sp)
+	q.n.Add(1)
+	q.mu.Unlock()
+}
+
+// head returns the special sync point with sequence seq, if it is first.
+func (q *syncQueue) head(seq uint64) *syncPoint {
+	if q.n.Load() == 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) > 0 && q.q[0].seq == seq {
+		return q.q[0]
+	}
+	return nil
+}
+
+func (q *syncQueue) pop() {
+	q.mu.Lock()
+	q.q[0] = nil
+	q.q = q.q[1:]
+	q.n.Add(-1)
+	q.mu.Unlock()
+}
+
+// drain ends every queued sync point whose waiter still waits.
+func (q *syncQueue) drain() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, sp := range q.q {
+		if sp.done != nil {
+			select {
+			case sp.done <- outcome{closed: true}:
+			default:
+			}
+		}
+	}
+	q.q = nil
+	q.n.Store(0)
+}
