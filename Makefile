@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/pgguard
 PKGS    := ./...
 
-.PHONY: all build demo test vet fmt-check bench clean
+.PHONY: all build demo test vet fmt-check bench clean npm-deps
 
 all: build
 
@@ -15,12 +15,24 @@ build:
 demo: build
 	$(GO) run ./cmd/demo --pgguard $(BIN)
 
+# pgguard against a direct connection and PgBouncer on a throwaway
+# PostgreSQL with pgbench; writes bench/results/<date>-<machine>.md. Pass
+# flags with BENCHFLAGS, e.g. BENCHFLAGS="--duration 2s --clients 8".
+bench: build
+	$(GO) run ./bench --pgguard $(BIN) $(BENCHFLAGS)
+
 # Everything CI runs: formatting, vet, and every test (real PostgreSQL,
 # real clients) with the race detector. Go benchmarks run once each so
 # they keep working.
-test: fmt-check vet
+test: fmt-check vet npm-deps
 	$(GO) test -race -count=1 $(PKGS)
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+# sequelize-cli and node-postgres for the end-to-end tests (internal/e2e).
+E2E_NODE := internal/e2e/testdata/sequelize
+npm-deps: $(E2E_NODE)/node_modules/.package-lock.json
+$(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE)/package-lock.json
+	npm ci --prefix $(E2E_NODE) --no-audit --no-fund
 
 vet:
 	$(GO) vet $(PKGS)

@@ -60,8 +60,10 @@ type TableSize struct {
 type Catalog interface {
 	// TableSize reports the estimated size of a table.
 	TableSize(ctx context.Context, table string) (size TableSize, ok bool)
-	// HasValidatedNotNullCheck reports whether a validated CHECK (column IS NOT
-	// NULL) constraint exists on table, letting SET NOT NULL skip its scan (PG12+).
+	// HasValidatedNotNullCheck reports whether SET NOT NULL on column can skip
+	// its scan: a validated CHECK (column IS NOT NULL) constraint exists on
+	// table (PG12+), or the column is NOT NULL already (an ORM's changeColumn
+	// repeats SET NOT NULL on every change; PostgreSQL then does nothing).
 	HasValidatedNotNullCheck(ctx context.Context, table, column string) (has bool, ok bool)
 	// IsPartitioned reports whether table is a partitioned table.
 	IsPartitioned(ctx context.Context, table string) (partitioned bool, ok bool)

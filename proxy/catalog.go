@@ -19,7 +19,10 @@ import (
 // functions that lock a relation) unless the session is idle.
 type sessionCatalog struct{ s *Session }
 
-var _ policy.Catalog = (*sessionCatalog)(nil)
+var (
+	_ policy.Catalog     = (*sessionCatalog)(nil)
+	_ policy.ColumnTyper = (*sessionCatalog)(nil)
+)
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
 // possibly qualified name, the way the search_path would.
@@ -106,7 +109,9 @@ func (c *sessionCatalog) HasValidatedNotNullCheck(ctx context.Context, table, co
 	col := policy.QuoteIdent(column)
 	pattern := "^CHECK \\(\\(?" + regexpQuote(col) + " IS NOT NULL\\)?\\)$"
 	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
-		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + quoteLiteral(pattern) + ")" + relationFilter(table))
+		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + quoteLiteral(pattern) + ")" +
+		" OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = " + quoteLiteral(column) +
+		" AND a.attnotnull AND NOT a.attisdropped)" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
@@ -120,6 +125,17 @@ func (c *sessionCatalog) HasUniqueIndex(ctx context.Context, table string) (bool
 		return false, false
 	}
 	return isTrue(row[0]), true
+}
+
+// ColumnType names a column's type as format_type spells it, so recipes
+// can declare the new column of a multi-step change.
+func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
+	row, ok := c.one("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
+		" WHERE a.attrelid = c.oid AND a.attname = " + quoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
+	if !ok || len(row) != 1 || row[0] == nil {
+		return "", false
+	}
+	return *row[0], true
 }
 
 // FunctionVolatility reports the most volatile overload of a function.

@@ -47,7 +47,8 @@ func run(bin, script string, interactive bool) error {
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	step("starting pgguard on " + listen + " in front of it")
 	cmd := exec.Command(bin, "serve", "--listen", listen, "--upstream", pg.Addr(), "--admin", "off")
-	cmd.Stdout, cmd.Stderr = prefixed("   pgguard │ "), prefixed("   pgguard │ ")
+	pgguardOut := prefixed("   pgguard │ ")
+	cmd.Stdout, cmd.Stderr = pgguardOut, pgguardOut
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s (run `make build` first): %w", bin, err)
 	}
@@ -64,7 +65,9 @@ func run(bin, script string, interactive bool) error {
 	psql := exec.Command(pg.Tool("psql"), "-X", "-e", "-v", "ON_ERROR_STOP=0", "-f", script)
 	psql.Env = append(os.Environ(), "PGHOST="+host, "PGPORT="+p, "PGUSER="+pgtest.SCRAMUser,
 		"PGPASSWORD="+pgtest.Password, "PGDATABASE=postgres", "PGSSLMODE=disable", "PGAPPNAME=pgguard-demo")
-	psql.Stdout, psql.Stderr = prefixed("   psql    │ "), prefixed("   psql    │ ")
+	// One pipe for both, so notices and errors stay next to their statements.
+	psqlOut := prefixed("   psql    │ ")
+	psql.Stdout, psql.Stderr = psqlOut, psqlOut
 	if err := psql.Run(); err != nil {
 		return fmt.Errorf("psql: %w", err)
 	}
