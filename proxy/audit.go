@@ -1,18 +1,29 @@
 package proxy
 
 import (
+	"time"
+
 	"github.com/pgguard/pgguard/policy"
 )
 
-// audit logs and reports the decisions on one Query or Parse that were not
-// plain allows of non-DDL.
-func (s *Session) audit(v *verdict, sql string) {
-	if !v.ddl && v.reject == nil && v.notices == nil && !anyFinding(v) {
-		return
+// event builds the StatementEvent for the decisions on one Query or Parse,
+// or returns nil for plain allows of non-DDL, which nobody audits. It also
+// counts the inspected statements.
+func (s *Session) event(v *verdict, sql string) *StatementEvent {
+	ddl := 0
+	for _, sd := range v.decisions {
+		if sd.Decision.DDL {
+			ddl++
+		}
 	}
-	ev := &StatementEvent{Target: s.target.Name, User: s.state.User, Database: s.state.Database,
+	obs := s.srv.hooks()
+	obs.StatementsInspected(s.target.Name, ddl, len(v.decisions)-ddl)
+	if !v.ddl && v.reject == nil && v.notices == nil && !anyFinding(v) {
+		return nil
+	}
+	ev := &StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
 		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: sql,
-		Rewritten: v.rewritten, DDL: v.ddl, Action: policy.Allow.String()}
+		Rewritten: v.rewritten, DDL: v.ddl}
 	worst := policy.Allow
 	for _, sd := range v.decisions {
 		if sd.Decision.Action > worst {
@@ -20,12 +31,23 @@ func (s *Session) audit(v *verdict, sql string) {
 		}
 		for _, f := range sd.Decision.Findings {
 			ev.RuleIDs = append(ev.RuleIDs, f.RuleID)
+			ev.Findings = append(ev.Findings, FindingSummary{RuleID: f.RuleID, Action: f.Action.String(), AllowedBy: f.AllowedBy})
 		}
 	}
 	ev.Action = worst.String()
-	if worst != policy.Allow || len(ev.RuleIDs) > 0 {
+	return ev
+}
+
+// report sends a finished event to the log and the observer.
+func (s *Session) report(ev *StatementEvent, tag, sqlstate string) {
+	if ev == nil {
+		return
+	}
+	ev.Duration = time.Since(ev.Time)
+	ev.CommandTag, ev.SQLState = tag, sqlstate
+	if ev.Action != policy.Allow.String() || len(ev.RuleIDs) > 0 {
 		s.log.Info("policy decision", "action", ev.Action, "rules", ev.RuleIDs, "user", ev.User,
-			"database", ev.Database, "application_name", ev.ApplicationName, "rewritten", ev.Rewritten != "")
+			"database", ev.Database, "application_name", ev.ApplicationName, "rewritten", ev.Rewritten != "", "sqlstate", sqlstate)
 	}
 	s.srv.hooks().Statement(ev)
 }

@@ -33,7 +33,7 @@ func (s *Session) beginConcurrent(v *verdict) (*syncPoint, func() error, error) 
 	if err := s.internalSend(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout))); err != nil {
 		return nil, nil, err
 	}
-	sp := &syncPoint{notices: v.notices, creates: v.creates, done: make(chan outcome, 1)}
+	sp := &syncPoint{notices: v.notices, creates: v.creates, done: make(chan outcome, 1), holdReady: true}
 	finish := func() error {
 		out := <-sp.done
 		if out.closed {
@@ -45,18 +45,23 @@ func (s *Session) beginConcurrent(v *verdict) (*syncPoint, func() error, error) 
 		if out.errCode != "" {
 			s.cleanupInvalidIndex(v, out)
 		}
-		return nil
+		// Only now may the client go on, say to run the migration again.
+		s.cwMu.Lock()
+		defer s.cwMu.Unlock()
+		writeMessage(s.cw, msgReadyForQuery, []byte{out.status})
+		return s.cw.Flush()
 	}
 	return sp, finish, nil
 }
 
 // runConcurrent sends a one-statement CONCURRENTLY Query with the lift
 // around it and waits for it.
-func (s *Session) runConcurrent(v *verdict, msg []byte) error {
+func (s *Session) runConcurrent(v *verdict, events []*StatementEvent, msg []byte) error {
 	sp, finish, err := s.beginConcurrent(v)
 	if err != nil {
 		return err
 	}
+	sp.events = events
 	sp.seq = s.newSyncPoint()
 	s.syncs.push(sp)
 	if err := s.send(msg); err != nil {

@@ -99,20 +99,24 @@ func (s *Session) onQuery(n int) error {
 		ds, _ = eng.DecideQuery(ctx, sql, s.policyContext(true))
 	}
 	v := verdictOf(ds)
-	s.audit(v, sql)
+	ev := s.event(v, sql)
+	var events []*StatementEvent
+	if ev != nil {
+		events = []*StatementEvent{ev}
+	}
 	switch {
 	case v.reject != nil:
 		seq := s.newSyncPoint()
-		s.syncs.push(&syncPoint{seq: seq, swap: s.refusal(v), marker: rejectMarker})
+		s.syncs.push(&syncPoint{seq: seq, swap: s.refusal(v), marker: rejectMarker, events: events})
 		return s.send(frame(msgQuery, append([]byte(rejectMarker), 0)))
 	case v.concurrent && !s.state.InTransaction() && len(ds) == 1:
-		return s.runConcurrent(v, frame(msgQuery, queryBody(v.sql(sql))))
+		return s.runConcurrent(v, events, frame(msgQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	sp := &syncPoint{notices: v.notices, creates: v.creates}
+	sp := &syncPoint{notices: v.notices, creates: v.creates, events: events}
 	if v.ddl && len(ds) == 1 && !s.state.InTransaction() {
 		if r := s.retryFor(eng, frame(msgQuery, msg)); r != nil {
 			sp.retry = r
@@ -120,7 +124,7 @@ func (s *Session) onQuery(n int) error {
 		}
 	}
 	seq := s.newSyncPoint()
-	if sp.notices != nil || sp.creates != nil || sp.retry != nil {
+	if sp.notices != nil || sp.creates != nil || sp.retry != nil || sp.events != nil {
 		sp.seq = seq
 		s.syncs.push(sp)
 	}

@@ -41,7 +41,10 @@ func (s *Session) onParse(n int) error {
 	}
 	s.unsynced = true
 	v := verdictOf(ds)
-	s.audit(v, query)
+	if ev := s.event(v, query); ev != nil {
+		b := s.batchPoint()
+		b.events = append(b.events, ev)
+	}
 	if v.reject != nil {
 		if s.batch == nil || s.batch.swap == nil {
 			b := s.batchPoint()

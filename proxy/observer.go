@@ -2,13 +2,22 @@ package proxy
 
 import "time"
 
-// Observer is told what pgguard decided and did, for metrics and the audit
-// log. Its methods are called from session goroutines and must be quick and
-// safe for concurrent use.
+// Observer is told what pgguard saw, decided and did, for metrics and the
+// audit log. Its methods are called from session goroutines, some on the
+// hot path (StatementsInspected), and must be quick and safe for concurrent
+// use. Config.Observer nil means nobody listens.
 type Observer interface {
-	// Statement reports a judged statement that was DDL or not simply
-	// allowed, once its outcome is known when pgguard waits for it, or at
-	// once otherwise (Outcome empty).
+	// ConnectionOpened reports a client session that passed authentication.
+	ConnectionOpened(target string)
+	// ConnectionClosed reports its end, with the bytes relayed each way.
+	ConnectionClosed(target string, fromClient, fromServer int64)
+	// UpstreamConnect reports a connection attempt to the server: how long
+	// it took to get the server's first answer, and whether it failed.
+	UpstreamConnect(target string, took time.Duration, err error)
+	// StatementsInspected counts statements the policy judged, DDL or not.
+	StatementsInspected(target string, ddl, other int)
+	// Statement reports a statement that was DDL or not simply allowed,
+	// once its outcome is known.
 	Statement(ev *StatementEvent)
 	// LockTimeoutRetry reports a DDL statement retried after 55P03.
 	LockTimeoutRetry(target string)
@@ -17,19 +26,35 @@ type Observer interface {
 	ConcurrentCleanup(target string)
 }
 
-// StatementEvent describes one judged statement.
+// StatementEvent describes one judged statement (or one Query string, when
+// a Query holds several) and its outcome.
 type StatementEvent struct {
-	Target, User, Database, ApplicationName, ClientAddr string
-	SQL                                                 string // as the client sent it
-	Rewritten                                           string
-	Action                                              string // allow, warn, rewrite, reject
-	RuleIDs                                             []string
-	DDL                                                 bool
-	Duration                                            time.Duration
+	Time                                    time.Time // when it arrived
+	Target, User, Database, ApplicationName string
+	ClientAddr                              string
+	SQL                                     string // as the client sent it: normalise before logging
+	Rewritten                               string // what ran instead, if rewritten
+	Action                                  string // allow, warn, rewrite, reject
+	RuleIDs                                 []string
+	Findings                                []FindingSummary
+	DDL                                     bool
+	CommandTag                              string        // from the server's CommandComplete, e.g. "CREATE INDEX"
+	SQLState                                string        // "" on success; 42501 when pgguard refused it
+	Duration                                time.Duration // from arrival to the server's answer
+}
+
+// FindingSummary is one rule that matched, with its action.
+type FindingSummary struct {
+	RuleID, Action string
+	AllowedBy      string // the escape-hatch reason, when an annotation allowed it
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Statement(*StatementEvent) {}
-func (nopObserver) LockTimeoutRetry(string)   {}
-func (nopObserver) ConcurrentCleanup(string)  {}
+func (nopObserver) ConnectionOpened(string)                      {}
+func (nopObserver) ConnectionClosed(string, int64, int64)        {}
+func (nopObserver) UpstreamConnect(string, time.Duration, error) {}
+func (nopObserver) StatementsInspected(string, int, int)         {}
+func (nopObserver) Statement(*StatementEvent)                    {}
+func (nopObserver) LockTimeoutRetry(string)                      {}
+func (nopObserver) ConcurrentCleanup(string)                     {}

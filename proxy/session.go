@@ -143,10 +143,12 @@ func (s *Session) serve() {
 	}
 	defer s.srv.release()
 
+	dialStart := time.Now()
 	ctx, cancelDial := context.WithTimeout(context.Background(), s.srv.cfg.ConnectTimeout)
 	server, err := dialUpstream(ctx, s.target)
 	cancelDial()
 	if err != nil {
+		s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
 		sendFatal(s.cw, codeConnectionFailure,
 			fmt.Sprintf("pgguard: could not connect to the server at %s: %v", s.target.Upstream, err),
 			"pgguard accepted the connection but could not reach the PostgreSQL server behind it.")
@@ -168,6 +170,7 @@ func (s *Session) serve() {
 	if err == nil {
 		_, err = s.sr.Peek(1)
 	}
+	s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
 	if err != nil {
 		sendFatal(s.cw, codeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
 			"pgguard reached the server but got no answer within the connect timeout.")
@@ -193,7 +196,9 @@ func (s *Session) serve() {
 	s.server.SetDeadline(time.Time{})
 	log.Info("connection opened")
 	s.relaying.Store(true)
+	s.srv.hooks().ConnectionOpened(s.target.Name)
 	reason := s.relay()
+	s.srv.hooks().ConnectionClosed(s.target.Name, s.bytesIn.Load(), s.bytesOut.Load())
 	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond).String(),
 		"bytes_from_client", s.bytesIn.Load(), "bytes_from_server", s.bytesOut.Load(), "reason", reason)
 }

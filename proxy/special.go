@@ -46,6 +46,7 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 		}
 		switch {
 		case sp.swap != nil && bytes.Contains(body, []byte(sp.marker)):
+			sp.swapped = true
 			out(sp.swap.encode(nil, false))
 		case sp.swallow:
 			s.log.Warn("statement sent by pgguard failed", "sqlstate", code, "message", msg)
@@ -68,7 +69,14 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 		}
 		s.syncs.pop()
 		s.readyForQuery(status)
-		if !sp.swallow {
+		code := sp.errCode
+		if sp.swapped {
+			code = sp.swap.Code
+		}
+		for _, ev := range sp.events {
+			s.report(ev, sp.tag, code)
+		}
+		if !sp.swallow && !sp.holdReady {
 			writeMessage(s.cw, typ, body)
 		}
 		if sp.done != nil {
@@ -77,6 +85,14 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 	case msgParameterStatus:
 		s.state.setParameter(body)
 		out(frame(typ, body))
+	case msgCommandComplete:
+		if sp.tag == "" {
+			tag, _, _ := cstring(body)
+			sp.tag = commandTag(tag)
+		}
+		if !sp.swallow {
+			out(frame(typ, body))
+		}
 	case 'D':
 		if sp.swallow {
 			sp.rows = append(sp.rows, dataRow(body))
@@ -104,6 +120,16 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 		return s.cw.Flush()
 	}
 	return nil
+}
+
+// commandTag drops the row counts from a CommandComplete tag
+// ("INSERT 0 5" → "INSERT"), which would make metric labels unbounded.
+func commandTag(tag string) string {
+	end := len(tag)
+	for end > 0 && (tag[end-1] == ' ' || (tag[end-1] >= '0' && tag[end-1] <= '9')) {
+		end--
+	}
+	return tag[:end]
 }
 
 // frame returns a whole message.

@@ -27,12 +27,22 @@ type syncPoint struct {
 	retry *retry
 	// creates lists tables the statements create; remembered on success.
 	creates []string
+	// holdReady keeps the ReadyForQuery from the client: the waiter sends
+	// it once its follow-up work is done, so that the client cannot start
+	// anything (on any connection) before that.
+	holdReady bool
 	// done, when set, receives the outcome; the client-to-server loop waits
 	// on it before it reads more from the client.
 	done chan outcome
 
+	// events are reported once the answer is complete, with tag (the
+	// first CommandComplete) and the outcome.
+	events []*StatementEvent
+	tag    string
+
 	// The outcome so far.
 	errCode, errMsg string
+	swapped         bool
 }
 
 // outcome is how a sync point ended.
