@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 
@@ -18,6 +19,7 @@ type pgCatalog struct {
 var _ interface {
 	Catalog
 	ColumnTyper
+	PartitionCatalog
 } = (*pgCatalog)(nil)
 
 func (c *pgCatalog) queryRow(ctx context.Context, sql string, args []any, dest ...any) bool {
@@ -43,7 +45,8 @@ func (c *pgCatalog) HasValidatedNotNullCheck(ctx context.Context, table, column 
 
 func (c *pgCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
 	var p bool
-	ok := c.queryRow(ctx, `SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)`, []any{table}, &p)
+	// 'I': an index of a partitioned table (DROP INDEX CONCURRENTLY refuses it)
+	ok := c.queryRow(ctx, `SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass($1)`, []any{table}, &p)
 	return p, ok
 }
 
@@ -56,7 +59,10 @@ func (c *pgCatalog) Index(ctx context.Context, name string) (bool, bool, bool) {
 
 func (c *pgCatalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
 	var has bool
-	ok := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique AND indisvalid)`,
+	// REFRESH ... CONCURRENTLY needs a unique index on plain columns
+	// covering every row: no expression, no WHERE.
+	ok := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique AND indisvalid
+		AND indexprs IS NULL AND indpred IS NULL)`,
 		[]any{table}, &has)
 	return has, ok
 }
@@ -75,11 +81,61 @@ func (c *pgCatalog) FunctionVolatility(ctx context.Context, name string) (Volati
 	return Volatility(v[0]), true
 }
 
-func (c *pgCatalog) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
+// EstimateRows runs EXPLAIN (never the statement): the rows of the plan
+// under ModifyTable, which itself reports 0 without RETURNING.
+func (c *pgCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	var plan []struct {
+		Plan struct {
+			NodeType string  `json:"Node Type"`
+			Rows     float64 `json:"Plan Rows"`
+			Plans    []struct {
+				Rows float64 `json:"Plan Rows"`
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var raw []byte
+	if err := c.conn.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+sql).Scan(&raw); err != nil {
+		return 0, false
+	}
+	if err := json.Unmarshal(raw, &plan); err != nil || len(plan) == 0 {
+		return 0, false
+	}
+	p := plan[0].Plan
+	if p.NodeType == "ModifyTable" && len(p.Plans) > 0 {
+		return int64(p.Plans[0].Rows), true
+	}
+	return int64(p.Rows), true
+}
+
+func (c *pgCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
+	var p bool
+	ok := c.queryRow(ctx, `SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'm'`, []any{matview}, &p)
+	return p, ok
+}
 
 func (c *pgCatalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
 	var typ string
 	ok := c.queryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`,
 		[]any{table, column}, &typ)
 	return typ, ok
+}
+
+func (c *pgCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
+	var strategy string
+	var cols []string
+	ok := c.queryRow(ctx, `SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END,
+		array(SELECT coalesce(a.attname::text, '') FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(n, i)
+			LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.n ORDER BY k.i)
+		FROM pg_partitioned_table p WHERE p.partrelid = to_regclass($1)`, []any{table}, &strategy, &cols)
+	return strategy, cols, ok
+}
+
+func (c *pgCatalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
+	var has bool
+	ok := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'c' AND convalidated
+		AND conkey @> (SELECT array_agg(attnum) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY ($2::text[])))`,
+		[]any{table, columns}, &has)
+	return has, ok
 }

@@ -17,6 +17,11 @@ type Context struct {
 	// transaction (or earlier in the same lint file); such tables are empty
 	// and invisible to others, so size rules do not apply. May be nil.
 	CreatedTables func(schema, table string) bool
+	// NotValidConstraints reports whether a constraint was added NOT VALID
+	// in the open transaction (Decision.AddsNotValid of earlier statements),
+	// and the lock that ADD took, which the transaction still holds. May
+	// be nil. Rule validate-in-same-transaction uses it.
+	NotValidConstraints func(t Table, constraint string) (lock string, ok bool)
 	// ServerVersion is server_version_num, e.g. 150018; 0 means unknown
 	// (the engine then assumes the configured default version).
 	ServerVersion int

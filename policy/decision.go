@@ -74,4 +74,8 @@ type Decision struct {
 	// CREATE TABLE AS, SELECT INTO), so that the caller can remember them
 	// for the rest of the transaction once the statement succeeds.
 	CreatesTables []string
+	// AddsNotValid lists the constraints this statement adds NOT VALID, so
+	// that the caller can remember them for the rest of the transaction
+	// (Context.NotValidConstraints) once the statement succeeds.
+	AddsNotValid []NotValidConstraint
 }

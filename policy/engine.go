@@ -175,10 +175,21 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		local.Alone = false
 	}
 	var created []Table
+	var notValid []NotValidConstraint
 	if len(stmts) > 1 {
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
 			return (outer != nil && outer(schema, table)) || tableIn(created, schema, table)
+		}
+		outerNV := sc.NotValidConstraints
+		local.NotValidConstraints = func(t Table, name string) (string, bool) {
+			if lock, ok := findNotValid(notValid, t, name); ok {
+				return lock, true
+			}
+			if outerNV != nil {
+				return outerNV(t, name)
+			}
+			return "", false
 		}
 	}
 	out := make([]StatementDecision, 0, len(stmts))
@@ -189,6 +200,10 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		d := e.Decide(ctx, s, &local)
 		for _, t := range d.CreatesTables {
 			created = append(created, parseTableName(t))
+		}
+		notValid = append(notValid, d.AddsNotValid...)
+		if endsTransaction(s.Text) {
+			notValid = nil // a COMMIT or ROLLBACK inside the Query
 		}
 		out = append(out, StatementDecision{Statement: s, Decision: d})
 	}
@@ -224,6 +239,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	} else {
 		f := statementFacts(node)
 		d.DDL, d.Lock, d.Concurrent, d.CreatesTables = f.ddl, f.lock, f.concurrent, f.creates
+		d.AddsNotValid = notValidAdds(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 	}

@@ -25,6 +25,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 		return cat
 	}
 	var created []Table
+	var notValid []NotValidConstraint
 	lx := lexer{src: text}
 	for tok := lx.next(); tok.kind != tokEOF; tok = lx.next() {
 		if tok.kind != tokComment {
@@ -64,9 +65,40 @@ func fixtureContext(t testing.TB, text string) *Context {
 			case "function":
 				name, v, _ := strings.Cut(val, ":")
 				catalog().volatility[name] = Volatility(v[0])
+			case "unique-index":
+				catalog().unique[val] = true
+			case "populated":
+				catalog().populated[val] = true
+			case "rows":
+				n, err := strconv.ParseInt(val, 10, 64)
+				if err != nil {
+					t.Fatalf("bad directive %q", item)
+				}
+				catalog().rows = &n
 			case "column-type":
 				col, typ, _ := strings.Cut(val, ":")
 				catalog().columnTypes[col] = typ
+			case "not-valid", "not-valid-fk": // TABLE.CONSTRAINT added NOT VALID earlier in the transaction
+				tc := parseTableName(val) // TABLE.CONSTRAINT reads like schema.table
+				if tc.Schema == "" {
+					t.Fatalf("bad directive %q", item)
+				}
+				lock := LockAccessExclusive
+				if key == "not-valid-fk" {
+					lock = LockShareRowExclusive
+				}
+				notValid = append(notValid, NotValidConstraint{Table: Table{Name: tc.Schema}, Name: tc.Name, Lock: lock})
+			case "partition-key": // TABLE:STRATEGY:COLUMN[,COLUMN]
+				if catalog().partKeys == nil {
+					catalog().partKeys = map[string]string{}
+				}
+				table, key, _ := strings.Cut(val, ":")
+				catalog().partKeys[table] = key
+			case "bound-check": // TABLE has a validated CHECK on its partition key
+				if catalog().boundChecks == nil {
+					catalog().boundChecks = map[string]bool{}
+				}
+				catalog().boundChecks[val] = true
 			default:
 				t.Fatalf("unknown context directive %q", item)
 			}
@@ -74,6 +106,9 @@ func fixtureContext(t testing.TB, text string) *Context {
 	}
 	if created != nil {
 		sc.CreatedTables = func(schema, table string) bool { return tableIn(created, schema, table) }
+	}
+	if notValid != nil {
+		sc.NotValidConstraints = func(t Table, name string) (string, bool) { return findNotValid(notValid, t, name) }
 	}
 	if cat != nil {
 		sc.Catalog = cat
@@ -89,11 +124,17 @@ type fakeCatalog struct {
 	notNullChecks map[string]bool // "table.column"
 	volatility    map[string]Volatility
 	columnTypes   map[string]string // "table.column"
+	unique        map[string]bool   // materialized views with a unique index
+	populated     map[string]bool   // populated materialized views
+	rows          *int64            // EstimateRows' answer for any statement
+	partKeys      map[string]string // partitioned table -> "strategy:col,col"
+	boundChecks   map[string]bool   // tables with a validated CHECK on their partition key
 }
 
 func newFakeCatalog() *fakeCatalog {
 	return &fakeCatalog{sizes: map[string]TableSize{}, partitioned: map[string]bool{}, invalid: map[string]bool{},
-		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{}}
+		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{},
+		unique: map[string]bool{}, populated: map[string]bool{}}
 }
 
 func (f *fakeCatalog) TableSize(_ context.Context, table string) (TableSize, bool) {
@@ -116,14 +157,25 @@ func (f *fakeCatalog) Index(_ context.Context, name string) (bool, bool, bool) {
 	return false, false, true
 }
 
-func (f *fakeCatalog) HasUniqueIndex(context.Context, string) (bool, bool) { return false, false }
+func (f *fakeCatalog) HasUniqueIndex(_ context.Context, table string) (bool, bool) {
+	return f.unique[table], true
+}
+
+func (f *fakeCatalog) MatViewPopulated(_ context.Context, matview string) (bool, bool) {
+	return f.populated[matview], true
+}
 
 func (f *fakeCatalog) FunctionVolatility(_ context.Context, name string) (Volatility, bool) {
 	v, ok := f.volatility[name]
 	return v, ok
 }
 
-func (f *fakeCatalog) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
+func (f *fakeCatalog) EstimateRows(context.Context, string) (int64, bool) {
+	if f.rows == nil {
+		return 0, false
+	}
+	return *f.rows, true
+}
 
 func (f *fakeCatalog) ColumnType(_ context.Context, table, column string) (string, bool) {
 	t, ok := f.columnTypes[table+"."+column]

@@ -105,6 +105,11 @@ type Verification struct {
 	// Error, when set, is the SQLSTATE PostgreSQL raises for Statement
 	// inside a transaction block; Lock and Work are then not checked.
 	Error string
+	// Outside is true when the rule judges Statement as an autocommit
+	// statement, alone in its Query (rules that report only where a
+	// CONCURRENTLY rewrite is legal); the test still runs it inside
+	// BEGIN ... ROLLBACK to observe its lock.
+	Outside bool
 	// NoRecipe is true when the rule's hint is not SQL that can be run as
 	// is (say why in a comment). Otherwise the test runs the hint the rule
 	// reports for Statement, statement by statement, and checks that no

@@ -20,8 +20,10 @@ import (
 type sessionCatalog struct{ s *Session }
 
 var (
-	_ policy.Catalog     = (*sessionCatalog)(nil)
-	_ policy.ColumnTyper = (*sessionCatalog)(nil)
+	_ policy.Catalog          = (*sessionCatalog)(nil)
+	_ policy.ColumnTyper      = (*sessionCatalog)(nil)
+	_ policy.MatViewPopulater = (*sessionCatalog)(nil)
+	_ policy.PartitionCatalog = (*sessionCatalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -86,7 +88,8 @@ func (c *sessionCatalog) TableSize(ctx context.Context, table string) (policy.Ta
 }
 
 func (c *sessionCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
-	row, ok := c.one("SELECT c.relkind = 'p'" + relationFilter(table))
+	// 'I': a partitioned index, whose REINDEX cannot be concurrent either.
+	row, ok := c.one("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
@@ -136,6 +139,45 @@ func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (
 		return "", false
 	}
 	return *row[0], true
+}
+
+// MatViewPopulated reports whether a materialized view holds data: REFRESH
+// ... CONCURRENTLY fails on one created WITH NO DATA.
+func (c *sessionCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
+	row, ok := c.one("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return isTrue(row[0]), true
+}
+
+// PartitionKey returns a partitioned table's strategy and key columns
+// ("" for an expression).
+func (c *sessionCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
+	row, ok := c.one("SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END," +
+		" array_to_string(array(SELECT coalesce(a.attname::text, '') FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(n, i)" +
+		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.n ORDER BY k.i), chr(31))" +
+		strings.Replace(relationFilter(table), " WHERE ", " JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = c.oid WHERE ", 1))
+	if !ok || len(row) != 2 || row[0] == nil || row[1] == nil {
+		return "", nil, false
+	}
+	return *row[0], strings.Split(*row[1], "\x1f"), true
+}
+
+// HasValidatedCheckOn reports whether table has a validated CHECK
+// constraint over every one of columns (it lets ATTACH PARTITION skip its scan).
+func (c *sessionCatalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
+	lits := make([]string, len(columns))
+	for i, col := range columns {
+		lits[i] = quoteLiteral(col)
+	}
+	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+		" AND k.conkey @> (SELECT array_agg(a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid" +
+		" AND a.attname = ANY (ARRAY[" + strings.Join(lits, ", ") + "]::text[])))" + relationFilter(table))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return isTrue(row[0]), true
 }
 
 // FunctionVolatility reports the most volatile overload of a function.

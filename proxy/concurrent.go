@@ -35,9 +35,13 @@ func (s *Session) beginConcurrent(v *verdict) (*syncPoint, func() error, error) 
 	}
 	sp := &syncPoint{notices: v.notices, creates: v.creates, done: make(chan outcome, 1), holdReady: true}
 	finish := func() error {
-		out := <-sp.done
+		out, clientLeft := s.awaitOutcome(sp.done)
 		if out.closed {
 			return errSessionClosed
+		}
+		if clientLeft && out.errCode != "" {
+			s.cleanupInvalidIndex(v, out)
+			return errClientLeft
 		}
 		if _, err := s.internalQuery(restoreSQL); err != nil {
 			return err
@@ -87,7 +91,10 @@ func (s *Session) cleanupInvalidIndex(v *verdict, out outcome) {
 	if !ok || !exists || valid {
 		return
 	}
-	if _, err := s.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name); err != nil {
+	res, err := s.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)
+	if err != nil || res.errCode != "" {
+		s.log.Error("could not drop the INVALID index a failed concurrent build left behind; drop it before re-running",
+			"index", name, "sqlstate", res.errCode, "error", res.errMsg)
 		return
 	}
 	s.log.Warn("dropped the INVALID index a failed concurrent build left behind", "index", name, "sqlstate", out.errCode, "error", out.errMsg)

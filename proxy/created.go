@@ -3,13 +3,18 @@ package proxy
 import (
 	"strings"
 	"sync"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
-// createdTables remembers the tables created in the open transaction: they
-// are empty and invisible to other sessions, so size rules do not apply.
+// createdTables remembers what the open transaction did that the policy
+// must know about later in it: the tables it created (empty and invisible to
+// other sessions, so size rules do not apply) and the constraints it added
+// NOT VALID (whose VALIDATE must not follow in the same transaction).
 type createdTables struct {
-	mu     sync.Mutex
-	tables []tableName
+	mu       sync.Mutex
+	tables   []tableName
+	notValid []policy.NotValidConstraint
 }
 
 type tableName struct{ schema, name string }
@@ -50,9 +55,29 @@ func (c *createdTables) add(names []string) {
 	c.mu.Unlock()
 }
 
+func (c *createdTables) addNotValid(ncs []policy.NotValidConstraint) {
+	c.mu.Lock()
+	c.notValid = append(c.notValid, ncs...)
+	c.mu.Unlock()
+}
+
+// notValidLock reports whether constraint on t was added NOT VALID in the
+// open transaction, and the lock that ADD took.
+func (c *createdTables) notValidLock(t policy.Table, constraint string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, nc := range c.notValid {
+		if nc.Name == constraint && nc.Table.Name == t.Name && (nc.Table.Schema == "" || t.Schema == "" || nc.Table.Schema == t.Schema) {
+			return nc.Lock, true
+		}
+	}
+	return "", false
+}
+
 func (c *createdTables) reset() {
 	c.mu.Lock()
 	c.tables = c.tables[:0]
+	c.notValid = c.notValid[:0]
 	c.mu.Unlock()
 }
 

@@ -48,15 +48,16 @@ func (s *Session) waitIdle() bool {
 // policyContext describes the session for the engine.
 func (s *Session) policyContext(alone bool) *policy.Context {
 	sc := &policy.Context{
-		InTransaction:   s.state.InTransaction() || s.unsynced,
-		Alone:           alone && !s.unsynced,
-		CreatedTables:   s.created.has,
-		ServerVersion:   s.state.ServerVersion(),
-		TimeZone:        s.state.TimeZone(),
-		User:            s.state.User,
-		Database:        s.state.Database,
-		ApplicationName: s.state.ApplicationName,
-		Profile:         s.target.Profile,
+		InTransaction:       s.state.InTransaction() || s.unsynced,
+		Alone:               alone && !s.unsynced,
+		CreatedTables:       s.created.has,
+		NotValidConstraints: s.created.notValidLock,
+		ServerVersion:       s.state.ServerVersion(),
+		TimeZone:            s.state.TimeZone(),
+		User:                s.state.User,
+		Database:            s.state.Database,
+		ApplicationName:     s.state.ApplicationName,
+		Profile:             s.target.Profile,
 	}
 	if s.pending.Load() == 0 && !s.unsynced && s.state.TxStatus() != 'E' {
 		sc.Catalog = &sessionCatalog{s: s}
@@ -116,7 +117,7 @@ func (s *Session) onQuery(n int) error {
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	sp := &syncPoint{notices: v.notices, creates: v.creates, events: events}
+	sp := &syncPoint{notices: v.notices, creates: v.creates, notValid: v.notValid, events: events}
 	if v.ddl && len(ds) == 1 && !s.state.InTransaction() {
 		if r := s.retryFor(eng, frame(msgQuery, msg)); r != nil {
 			sp.retry = r
@@ -124,7 +125,7 @@ func (s *Session) onQuery(n int) error {
 		}
 	}
 	seq := s.newSyncPoint()
-	if sp.notices != nil || sp.creates != nil || sp.retry != nil || sp.events != nil {
+	if sp.notices != nil || sp.creates != nil || sp.notValid != nil || sp.retry != nil || sp.events != nil {
 		sp.seq = seq
 		s.syncs.push(sp)
 	}
@@ -133,7 +134,9 @@ func (s *Session) onQuery(n int) error {
 	}
 	if sp.done != nil {
 		// Nothing else may reach the server until the retries are over.
-		<-sp.done
+		if _, clientLeft := s.awaitOutcome(sp.done); clientLeft {
+			return errClientLeft
+		}
 	}
 	return nil
 }
@@ -177,6 +180,7 @@ type verdict struct {
 	ddl        bool
 	notices    [][]byte
 	creates    []string
+	notValid   []policy.NotValidConstraint
 	decisions  []policy.StatementDecision
 }
 
@@ -194,6 +198,7 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 		d := sd.Decision
 		v.ddl = v.ddl || d.DDL
 		v.creates = append(v.creates, d.CreatesTables...)
+		v.notValid = append(v.notValid, d.AddsNotValid...)
 		for i := range d.Findings {
 			f := &d.Findings[i]
 			switch f.Action {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/policy"
 )
@@ -519,4 +520,67 @@ func TestEscapeHatchForListedRoles(t *testing.T) {
 	if len(obs.events) < 3 {
 		t.Fatalf("events %+v", obs.events)
 	}
+}
+
+// A migration tool killed during a concurrent build: pgguard cancels the
+// build and drops the INVALID index it leaves, so the next run starts clean.
+func TestClientLeavesDuringConcurrentBuild(t *testing.T) {
+	_, addr, obs := guardProxy(t, "", nil)
+	holder, err := pgx.Connect(context.Background(), pg.DSN(pgtest.SuperUser, "guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	// An open transaction that touched big makes the build wait in its
+	// second phase, after the INVALID index exists.
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT count(*) FROM big WHERE id = 1")
+	conn, err := pgconn.Connect(context.Background(), strings.Replace(dsn(addr, pgtest.SuperUser, "application_name=leaving"), "/postgres?", "/guard?", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropIndex(t, "big_leaving")
+	conn.Frontend().Send(&pgproto3.Query{String: "CREATE INDEX big_leaving ON big (account)"})
+	conn.Frontend().Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ex, valid := indexValid(t, "big_leaving"); ex && !valid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the concurrent build never created its index entry")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn.Conn().Close()
+	// pgguard cancels the build, then drops its index with DROP INDEX
+	// CONCURRENTLY, which waits for the open transaction like the build did.
+	time.Sleep(300 * time.Millisecond)
+	mustExec(t, holder, "COMMIT")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if ex, _ := indexValid(t, "big_leaving"); !ex && obs.cleanups.Load() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the INVALID index of the abandoned build was not dropped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitGone(t, "leaving")
+}
+
+// ADD CONSTRAINT ... NOT VALID then VALIDATE in the same transaction keeps
+// the ADD's lock through the scan: refused; in separate transactions, fine.
+func TestValidateInSameTransaction(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	defer pgExec("guard", "ALTER TABLE big DROP CONSTRAINT IF EXISTS big_account_positive")
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "ALTER TABLE big ADD CONSTRAINT big_account_positive CHECK (account >= 0) NOT VALID")
+	_, err := conn.Exec(context.Background(), "ALTER TABLE big VALIDATE CONSTRAINT big_account_positive")
+	wantRefusal(t, err, "validate-in-same-transaction")
+	mustExec(t, conn, "ROLLBACK")
+	mustExec(t, conn, "ALTER TABLE big ADD CONSTRAINT big_account_positive CHECK (account >= 0) NOT VALID")
+	mustExec(t, conn, "ALTER TABLE big VALIDATE CONSTRAINT big_account_positive")
 }

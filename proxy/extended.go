@@ -64,10 +64,11 @@ func (s *Session) onParse(n int) error {
 		b := s.batchPoint()
 		b.notices, b.done, b.creates = sp.notices, sp.done, sp.creates
 		s.afterSync = finish
-	} else if v.notices != nil || v.creates != nil {
+	} else if v.notices != nil || v.creates != nil || v.notValid != nil {
 		b := s.batchPoint()
 		b.notices = append(b.notices, v.notices...)
 		b.creates = append(b.creates, v.creates...)
+		b.notValid = append(b.notValid, v.notValid...)
 	}
 	if sql == query {
 		return s.send(frame(msgParse, body))

@@ -5,7 +5,10 @@ import (
 	"strings"
 )
 
-var errSessionClosed = errors.New("session closed")
+var (
+	errSessionClosed = errors.New("session closed")
+	errClientLeft    = errors.New("client left mid-statement")
+)
 
 // internalQuery runs a simple Query of pgguard's own on the session's server
 // connection and returns its rows; the client sees nothing of it. Only the

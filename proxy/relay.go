@@ -75,6 +75,8 @@ func (s *Session) clientToServer() string {
 		if err != nil {
 			var pe *protocolError
 			switch {
+			case errors.Is(err, errClientLeft):
+				return "client disconnected mid-statement; statement cancelled"
 			case errors.As(err, &pe):
 				return s.clientGone(err)
 			case s.closing.Load():

@@ -64,8 +64,9 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 		if sp.retry != nil {
 			s.cw.Write(sp.retry.buf.Bytes())
 		}
-		if sp.errCode == "" && len(sp.creates) > 0 && status != 'I' {
+		if sp.errCode == "" && status != 'I' {
 			s.created.add(sp.creates)
+			s.created.addNotValid(sp.notValid)
 		}
 		s.syncs.pop()
 		s.readyForQuery(status)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 // A syncPoint is one Query, Sync or FunctionCall sent to the server: the
@@ -25,8 +27,10 @@ type syncPoint struct {
 	// retry, when set, holds the answer back until it is known whether a
 	// lock_timeout failure (55P03) should be retried.
 	retry *retry
-	// creates lists tables the statements create; remembered on success.
-	creates []string
+	// creates lists tables the statements create, and notValid the
+	// constraints they add NOT VALID; remembered on success.
+	creates  []string
+	notValid []policy.NotValidConstraint
 	// holdReady keeps the ReadyForQuery from the client: the waiter sends
 	// it once its follow-up work is done, so that the client cannot start
 	// anything (on any connection) before that.

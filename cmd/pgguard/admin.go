@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -14,13 +15,20 @@ import (
 // adminServer serves the health endpoints, following the Cloud SQL Auth
 // Proxy's conventions: /startup turns 200 once listening, /liveness is 200
 // while the process runs, /readiness is 503 while starting, draining after a
-// signal, or when --max-connections are all in use.
+// signal, or when --max-connections are all in use. It also serves /metrics
+// and, with --pprof, /debug/pprof/.
 type adminServer struct {
 	http    *http.Server
 	started atomic.Bool
 }
 
-func startAdmin(addr string, srv *proxy.Server, log *slog.Logger) (*adminServer, error) {
+// adminOptions are what the admin server serves besides health.
+type adminOptions struct {
+	metrics http.Handler // /metrics; nil: not served
+	pprof   bool         // /debug/pprof/
+}
+
+func startAdmin(addr string, srv *proxy.Server, log *slog.Logger, opts adminOptions) (*adminServer, error) {
 	if addr == "" || addr == "off" {
 		return nil, nil
 	}
@@ -48,13 +56,24 @@ func startAdmin(addr string, srv *proxy.Server, log *slog.Logger) (*adminServer,
 			w.Write([]byte("ok\n"))
 		}
 	})
+	if opts.metrics != nil {
+		mux.Handle("/metrics", opts.metrics)
+	}
+	if opts.pprof {
+		// Profiles expose internals: only on request, on the admin address.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go a.http.Serve(l)
-	log.Info("admin server listening", "admin", l.Addr().String())
+	log.Info("admin server listening", "admin", l.Addr().String(), "pprof", opts.pprof)
 	return a, nil
 }
 

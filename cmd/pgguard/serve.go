@@ -61,6 +61,14 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		return 2
 	}
 	opts.proxy.Policy = proxy.NewPolicy(engine)
+	obs, err := newObservability(opts.auditLog, stdio.err, opts.proxy.Targets)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 2
+	}
+	defer obs.close()
+	obs.metrics.ConfigLoaded(nil)
+	opts.proxy.Observer = obs.observer
 	srv, err := proxy.New(opts.proxy)
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
@@ -70,11 +78,13 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
 		return 1
 	}
-	admin, err := startAdmin(opts.admin, srv, logger)
+	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof})
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
 		return 1
 	}
+	rl := &reloader{path: opts.rulesPath, policy: opts.proxy.Policy, proxy: pol.Proxy, targets: opts.proxy.Targets, obs: obs, log: logger}
+	defer rl.start()()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -119,6 +129,10 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, []*setting) {
 	fs.SetOutput(stderr)
 	settings := serveSettings()
 	for _, s := range settings {
+		if s.boolean {
+			fs.Var(&boolFlag{s.def}, s.name, s.usage+" (env "+s.env()+")")
+			continue
+		}
 		fs.String(s.name, s.def, s.usage+" (env "+s.env()+")")
 	}
 	fs.Usage = func() {

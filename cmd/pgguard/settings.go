@@ -26,6 +26,8 @@ type setting struct {
 	file  func(*policy.ProxySettings) string // value from the rules file
 	value string
 	from  string // where value came from, for error messages
+	// boolean makes the flag a switch: --pprof means --pprof=true.
+	boolean bool
 }
 
 func (s *setting) env() string {
@@ -55,8 +57,18 @@ func serveSettings() []*setting {
 		{name: "upstream-tls-server-name", usage: "server name to verify in the upstream certificate (default: the upstream host)", file: str(func(p *policy.ProxySettings) string { return p.UpstreamTLSServer })},
 		{name: "client-tls-cert", usage: "certificate file (PEM) offered to clients that ask for TLS", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSCert })},
 		{name: "client-tls-key", usage: "private key file (PEM) for --client-tls-cert", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSKey })},
+		{name: "audit-log", usage: "file the audit log (one JSON line per DDL statement or non-allow decision) is appended to; default stderr, \"off\" disables it"},
+		{name: "pprof", def: "false", boolean: true, usage: "serve /debug/pprof/ on the admin server"},
 	}
 }
+
+// boolFlag is the flag.Value of a boolean setting: a string that the flag
+// package lets stand alone (--pprof), validated later like the others.
+type boolFlag struct{ v string }
+
+func (b *boolFlag) String() string     { return b.v }
+func (b *boolFlag) Set(v string) error { b.v = v; return nil }
+func (b *boolFlag) IsBoolFlag() bool   { return true }
 
 func lookup(settings []*setting, name string) *setting {
 	for _, s := range settings {
@@ -75,6 +87,8 @@ type serveOptions struct {
 	maxSigtermDelay time.Duration
 	logFormat       string
 	logLevel        string
+	auditLog        string // "" for stderr, "off", or a file
+	pprof           bool
 }
 
 // resolve fills each setting by precedence flag > environment > file > default.
@@ -134,6 +148,12 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 		if _, _, err := net.SplitHostPort(o.admin); err != nil {
 			bad("admin", "%q is not host:port (or off)", o.admin)
 		}
+	}
+	o.auditLog = get("audit-log").value
+	if p, err := strconv.ParseBool(get("pprof").value); err != nil {
+		bad("pprof", "%q is neither true nor false", get("pprof").value)
+	} else {
+		o.pprof = p
 	}
 	// TLS towards clients.
 	cert, key := get("client-tls-cert").value, get("client-tls-key").value

@@ -1,0 +1,172 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:            "alter-column-type",
+		Summary:       "ALTER COLUMN ... TYPE rewrites (or scans) the table under ACCESS EXCLUSIVE, except for a few binary-compatible changes",
+		Default:       LevelReject,
+		SizeDependent: true,
+		Check:         checkAlterColumnType,
+		Verify: &Verification{
+			Statement: "ALTER TABLE ledger ALTER COLUMN currency TYPE varchar(3)",
+			Lock:      LockAccessExclusive,
+			Work:      WorkRewrite,
+		},
+	})
+}
+
+func checkAlterColumnType(c *Check, n *pg_query.Node) {
+	t, cmds := AlterTableCmds(n)
+	for _, cmd := range cmds {
+		col := cmd.GetDef().GetColumnDef()
+		if cmd.Subtype != pg_query.AlterTableType_AT_AlterColumnType || col == nil || col.TypeName == nil {
+			continue
+		}
+		newType := typeSQL(col.TypeName)
+		var detail string
+		switch old, known := c.ColumnType(t, cmd.Name); {
+		case col.RawDefault != nil:
+			detail = "With a USING clause PostgreSQL computes and writes every row's new value."
+		case !known:
+			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
+		default:
+			if why := noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone); why != "" {
+				continue
+			}
+			detail = fmt.Sprintf("The column is %s now; PostgreSQL cannot change it to %s without converting every row.", old, newType)
+			if on, _, _ := typeKey(parseTypeName(old)); (on == "timestamp" || on == "timestamptz") && strings.HasPrefix(newType, "timestamp") {
+				detail += fmt.Sprintf(" Between timestamp and timestamptz it needs no rewrite only on PostgreSQL 12+ with the session TimeZone set to UTC (here: version %d, TimeZone %q).", c.Version, c.Session.TimeZone)
+			}
+		}
+		c.Report(Report{
+			Table:   t,
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("Changing the type of %s.%s to %s rewrites the whole table and rebuilds its indexes under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes.", t, QuoteIdent(cmd.Name), newType),
+			Detail:  detail,
+			Hint:    alterTypeRecipe(t, cmd.Name, col, c.Version),
+		})
+	}
+}
+
+func typeSQL(tn *pg_query.TypeName) string {
+	// DeparseExpr of NULL::type gives "NULL::type".
+	cast := &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg: &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true}}}, TypeName: tn}}}
+	return strings.TrimPrefix(DeparseExpr(cast), "NULL::")
+}
+
+// typeKey is a type's base name (pg_catalog stripped) and its integer
+// modifiers; ok is false for arrays and modifiers that are not constants.
+func typeKey(tn *pg_query.TypeName) (name string, mods []int32, ok bool) {
+	if tn == nil || len(tn.Names) == 0 || len(tn.ArrayBounds) > 0 || tn.Setof {
+		return "", nil, false
+	}
+	name = strings.ToLower(tn.Names[len(tn.Names)-1].GetString_().GetSval())
+	for _, m := range tn.Typmods {
+		ac := m.GetAConst()
+		if ac == nil || ac.GetIval() == nil {
+			return "", nil, false
+		}
+		mods = append(mods, ac.GetIval().Ival)
+	}
+	return name, mods, true
+}
+
+// parseTypeName parses an SQL type (as format_type spells it).
+func parseTypeName(sql string) *pg_query.TypeName {
+	res, err := pg_query.Parse("SELECT NULL::" + sql)
+	if err != nil || len(res.Stmts) != 1 {
+		return nil
+	}
+	sel := res.Stmts[0].Stmt.GetSelectStmt()
+	if sel == nil || len(sel.TargetList) != 1 {
+		return nil
+	}
+	tc := sel.TargetList[0].GetResTarget().GetVal().GetTypeCast()
+	if tc == nil {
+		return nil
+	}
+	return tc.TypeName
+}
+
+// noRewriteTypeChange explains why changing a column of type oldSQL to
+// newType needs neither a rewrite nor a scan, or returns "".
+func noRewriteTypeChange(oldSQL string, newType *pg_query.TypeName, version int, timeZone string) string {
+	on, om, ok1 := typeKey(parseTypeName(oldSQL))
+	nn, nm, ok2 := typeKey(newType)
+	if !ok1 || !ok2 {
+		return ""
+	}
+	wider := func(i int) bool { return len(nm) == 0 || (len(om) > i && len(nm) > i && nm[i] >= om[i]) }
+	scale := func(m []int32) int32 {
+		if len(m) > 1 {
+			return m[1]
+		}
+		return 0
+	}
+	switch {
+	case on == nn && len(om) == len(nm) && (len(om) == 0 || fmt.Sprint(om) == fmt.Sprint(nm)):
+		return "same type"
+	case (on == "varchar" || on == "text") && nn == "text",
+		on == "text" && nn == "varchar" && len(nm) == 0:
+		return "binary compatible"
+	case on == "varchar" && nn == "varchar" && (len(om) == 0 && len(nm) == 0 || len(om) == 1 && wider(0)),
+		on == "varbit" && nn == "varbit" && (len(om) == 0 && len(nm) == 0 || len(om) == 1 && wider(0)):
+		return "longer limit"
+	case on == "numeric" && nn == "numeric" && (len(nm) == 0 || len(om) > 0 && nm[0] >= om[0] && scale(nm) == scale(om)):
+		return "wider precision, same scale"
+	case on == "cidr" && nn == "inet":
+		return "binary compatible"
+	case (on == "timestamp" && nn == "timestamptz" || on == "timestamptz" && nn == "timestamp") && version >= 12 && isUTC(timeZone):
+		if len(nm) == 0 || len(om) > 0 && nm[0] >= om[0] {
+			return "same instant in UTC"
+		}
+	}
+	return ""
+}
+
+func isUTC(tz string) bool {
+	switch strings.ToLower(tz) {
+	case "utc", "etc/utc", "gmt", "etc/gmt", "etc/universal", "universal", "zulu", "etc/zulu", "uct", "etc/uct", "gmt0", "etc/gmt0":
+		return true
+	}
+	return false
+}
+
+// alterTypeRecipe: a new column kept in sync by a trigger, backfilled in
+// batches, then swapped in.
+func alterTypeRecipe(t Table, column string, col *pg_query.ColumnDef, version int) string {
+	newCol := relationName(column + "_new")
+	conv := col.RawDefault
+	if conv == nil {
+		conv = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+			Arg:      &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{pg_query.MakeStrNode(column)}}}},
+			TypeName: col.TypeName}}}
+	}
+	bare := &pg_query.ColumnDef{Colname: newCol, TypeName: col.TypeName, IsLocal: true, CollClause: col.CollClause}
+	q, qn := QuoteIdent(column), QuoteIdent(newCol)
+	fn := inSchema(t, ConstraintName(t, newCol, "sync"))
+	var b strings.Builder
+	b.WriteString("-- add a column of the new type (no rewrite):\n")
+	b.WriteString(addColumnSQL(t, bare) + ";\n")
+	b.WriteString("-- keep it in step with the old one for new and updated rows:\n")
+	b.WriteString(fillTriggerSQL(t, newCol, DeparseExpr(newRowExpr(conv)), "sync", version) + "\n")
+	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(batchUpdateWhereSQL(t, newCol, DeparseExpr(conv), fmt.Sprintf("%s IS NULL AND %s IS NOT NULL", qn, q)) + "\n")
+	fmt.Fprintf(&b, "-- if %s is NOT NULL, make %s NOT NULL too without a long lock (see the set-not-null rule), and recreate on %s the indexes,\n", q, qn, qn)
+	b.WriteString("-- constraints and default of the old column (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID + VALIDATE, SET DEFAULT).\n")
+	b.WriteString("-- then swap the columns in one short transaction (brief ACCESS EXCLUSIVE locks); pgguard rejects DROP COLUMN and RENAME COLUMN\n")
+	b.WriteString("-- by default, so run these with a pgguard:allow annotation once the application can live with the swap:\n")
+	fmt.Fprintf(&b, "DROP TRIGGER %s ON %s;\n", QuoteIdent(ConstraintName(t, newCol, "sync")), t)
+	fmt.Fprintf(&b, "DROP FUNCTION %s();\n", fn)
+	fmt.Fprintf(&b, "ALTER TABLE %s DROP COLUMN %s;\n", t, q)
+	fmt.Fprintf(&b, "ALTER TABLE %s RENAME COLUMN %s TO %s;", t, qn, q)
+	return b.String()
+}

@@ -1,0 +1,63 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:      "detach-partition",
+		Summary: "DETACH PARTITION -> DETACH PARTITION CONCURRENTLY (PostgreSQL 14+) when that is legal",
+		// The lock is brief and lock_timeout bounds its wait (RULES.md:
+		// allow), so the rule reports only where the CONCURRENTLY form can
+		// replace the statement; elsewhere DETACH PARTITION runs as sent.
+		Default:    LevelRewrite,
+		CanRewrite: true,
+		Check:      checkDetachPartition,
+		Verify: &Verification{
+			Setup: []string{
+				"ALTER TABLE ledger RENAME TO ledger_2024",
+				"CREATE TABLE ledger (LIKE ledger_2024) PARTITION BY RANGE (id)",
+				"ALTER TABLE ledger ATTACH PARTITION ledger_2024 FOR VALUES FROM (1) TO (1000000)",
+			},
+			Statement: "ALTER TABLE ledger DETACH PARTITION ledger_2024",
+			Outside:   true,
+			Lock:      LockAccessExclusive,
+			Work:      WorkNone,
+			// The recipe is not run: between its two transactions DETACH
+			// ... CONCURRENTLY holds no lock on the parent and waits for
+			// every transaction that has it locked (a virtual-transaction
+			// wait, which lock_timeout cancels): the test's open writer
+			// makes it fail with 55P03 after the step's 5s lock_timeout.
+			// It never blocks the writer; the proxy runs CONCURRENTLY
+			// statements without lock_timeout (concurrent_statement_timeout).
+			NoRecipe: true,
+		},
+	})
+}
+
+func checkDetachPartition(c *Check, n *pg_query.Node) {
+	t, cmds := AlterTableCmds(n)
+	if len(cmds) != 1 || cmds[0].Subtype != pg_query.AlterTableType_AT_DetachPartition {
+		return // CONCURRENTLY must be the only subcommand
+	}
+	pc := cmds[0].GetDef().GetPartitionCmd()
+	if pc == nil || pc.Concurrent || c.Version < 14 || rewriteBlocker(c) != "" {
+		return
+	}
+	rewrite := appendToCode(c.Text, " CONCURRENTLY")
+	if rewrite == "" {
+		return
+	}
+	part := TableOf(pc.Name)
+	c.Report(Report{
+		Table:   t,
+		Lock:    LockAccessExclusive,
+		Message: fmt.Sprintf("DETACH PARTITION %s takes an ACCESS EXCLUSIVE lock on %s and the partition: the detach is quick, but while it waits for running queries to finish every other query on the table queues behind it.", part, t),
+		Detail:  "DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+) holds only SHARE UPDATE EXCLUSIVE on the parent while it waits; it fails when the table has a DEFAULT partition.",
+		Hint:    OutsideTransactionHint + "\n" + withSemicolon(appendToCode(c.SQL(), " CONCURRENTLY")),
+		Rewrite: rewrite,
+	})
+}

@@ -1,0 +1,63 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:      "drop-column",
+		Summary: "DROP COLUMN breaks the application code that still reads or writes the column",
+		Default: LevelReject,
+		Check:   checkDropColumn,
+		Verify: &Verification{
+			Statement: "ALTER TABLE ledger DROP COLUMN note",
+			Lock:      LockAccessExclusive,
+			Work:      WorkNone,
+		},
+	})
+}
+
+func checkDropColumn(c *Check, n *pg_query.Node) {
+	t, cmds := AlterTableCmds(n)
+	if c.Created(t) {
+		return // nothing uses a table created in this transaction yet
+	}
+	for _, cmd := range cmds {
+		if cmd.Subtype != pg_query.AlterTableType_AT_DropColumn {
+			continue
+		}
+		col := QuoteIdent(cmd.Name)
+		r := Report{
+			Table:   t,
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("Dropping column %s of %s breaks every running query and ORM model that still reads or writes it (an ORM selects every column it knows by name), from the moment the migration commits.", col, t),
+			Hint: fmt.Sprintf("-- deployment 1: remove %[2]s from the code and the ORM model (sequelize: the model's attributes), and deploy it everywhere\n"+
+				"-- deployment 2: drop the column in a later migration, saying why it is safe now:\n"+
+				"-- pgguard:allow drop-column reason=\"%[3]s unused since <release>\"\n"+
+				"ALTER TABLE %[1]s DROP COLUMN %[4]s%[2]s%[5]s;", t, col, cmd.Name, ifExists(cmd.MissingOk), cascade(cmd.Behavior)),
+		}
+		if cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+			r.Detail = "CASCADE also drops the views, constraints and indexes that use the column."
+		} else {
+			r.Detail = "The drop itself is quick: PostgreSQL only marks the column dropped; the space is reclaimed as rows are rewritten."
+		}
+		c.Report(r)
+	}
+}
+
+func cascade(b pg_query.DropBehavior) string {
+	if b == pg_query.DropBehavior_DROP_CASCADE {
+		return " CASCADE"
+	}
+	return ""
+}
+
+func ifExists(ok bool) string {
+	if ok {
+		return "IF EXISTS "
+	}
+	return ""
+}

@@ -1,0 +1,267 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// largeDMLRows is the most rows one UPDATE or DELETE may touch: the seeds'
+// rule, never backfill more than 100k rows in one statement of a migration.
+const largeDMLRows = 100_000
+
+// largeDMLBatch is the batch size the recipe uses.
+const largeDMLBatch = 10000
+
+func init() {
+	Register(Rule{
+		ID:      "large-dml",
+		Summary: "UPDATE or DELETE of a large share of a large table in one statement",
+		// warn, not reject: the proxy also sees the application's own
+		// statements, and a planner estimate can be wrong; refusing a
+		// legitimate job is an outage. Profiles can make it reject for the
+		// migration role.
+		Default:       LevelWarn,
+		SizeDependent: true,
+		DML:           true,
+		Check:         checkLargeDML,
+		Verify: &Verification{
+			Statement: "UPDATE ledger SET currency = 'EUR'",
+			Lock:      LockRowExclusive,
+			Work:      WorkScan,
+		},
+	})
+}
+
+// dmlParts are the parts of an UPDATE or DELETE the rule looks at.
+type dmlParts struct {
+	verb    string
+	rel     *pg_query.RangeVar
+	where   *pg_query.Node
+	from    []*pg_query.Node // UPDATE ... FROM or DELETE ... USING
+	targets []*pg_query.Node // UPDATE's SET list
+}
+
+func checkLargeDML(c *Check, n *pg_query.Node) {
+	var p dmlParts
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		u := s.UpdateStmt
+		p = dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}
+	case *pg_query.Node_DeleteStmt:
+		d := s.DeleteStmt
+		p = dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}
+	default:
+		return
+	}
+	t := TableOf(p.rel)
+	if t.Name == "" || c.Created(t) {
+		return
+	}
+	var rows int64
+	known := false
+	if c.Session.Catalog != nil {
+		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+	}
+	var what string
+	switch {
+	case known && rows < largeDMLRows:
+		return
+	case known:
+		what = fmt.Sprintf("%s of about %d rows of %s", p.verb, rows, t)
+	case p.where == nil:
+		what = fmt.Sprintf("%s of every row of %s (no WHERE clause)", p.verb, t)
+	case !referencesColumns(p.where):
+		what = fmt.Sprintf("%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, t)
+	default:
+		return // a selective WHERE: an ordinary application statement
+	}
+	r := Report{
+		Table: t,
+		Lock:  LockRowExclusive,
+		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than 100,000 rows belong in batches outside the migration.",
+			what),
+		Hint: largeDMLHint(c, &p, t),
+	}
+	if known {
+		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
+	}
+	c.Report(r)
+}
+
+// referencesColumns reports whether an expression mentions any column.
+func referencesColumns(expr *pg_query.Node) bool {
+	found := false
+	Walk(expr, func(n *pg_query.Node) bool {
+		if n.GetColumnRef() != nil {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// largeDMLHint is the same statement in batches of largeDMLBatch rows,
+// picked by ctid; it must make each batch's rows leave the batch query,
+// or the batches would never end.
+func largeDMLHint(c *Check, p *dmlParts, t Table) string {
+	qual := t.Name
+	if p.rel.Alias != nil && p.rel.Alias.Aliasname != "" {
+		qual = p.rel.Alias.Aliasname
+	}
+	qctid := QuoteIdent(qual) + ".ctid"
+	done := ""
+	if p.verb == "UPDATE" {
+		var ok bool
+		if done, ok = updateDonePredicate(p); !ok {
+			return keyRangeHint(c, p, t)
+		}
+	}
+	rv := cloneNode(&pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: p.rel}})
+	sel := &pg_query.SelectStmt{
+		TargetList: []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(
+			pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(qual), pg_query.MakeStrNode("ctid")}, -1), -1)},
+		FromClause: []*pg_query.Node{rv},
+	}
+	for _, f := range p.from {
+		sel.FromClause = append(sel.FromClause, cloneNode(f))
+	}
+	sub := Deparse(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}})
+	var conds []string
+	origWhere := ""
+	if p.where != nil {
+		origWhere = "(" + DeparseExpr(p.where) + ")"
+		conds = append(conds, origWhere)
+	}
+	if done != "" {
+		conds = append(conds, done)
+	}
+	if len(conds) > 0 {
+		sub += " WHERE " + strings.Join(conds, " AND ")
+	}
+	sub += fmt.Sprintf(" LIMIT %d", largeDMLBatch)
+	head := dmlHead(c, p)
+	if head == "" || sub == "" {
+		return keyRangeHint(c, p, t)
+	}
+	batch := head + " WHERE " + qctid + " = ANY (ARRAY(" + sub + "))"
+	if len(p.from) > 0 && origWhere != "" {
+		batch += " AND " + origWhere
+	}
+	return fmt.Sprintf("-- outside the migration, in batches of %d rows, each in its own transaction;\n"+
+		"-- repeat until it reports 0 rows (pause between batches if replicas lag):\n%s;", largeDMLBatch, batch)
+}
+
+// dmlHead deparses the statement without its WHERE and RETURNING clauses.
+func dmlHead(c *Check, p *dmlParts) string {
+	var node *pg_query.Node
+	switch p.verb {
+	case "UPDATE":
+		u := &pg_query.UpdateStmt{Relation: p.rel, TargetList: p.targets, FromClause: p.from}
+		node = &pg_query.Node{Node: &pg_query.Node_UpdateStmt{UpdateStmt: u}}
+	case "DELETE":
+		d := &pg_query.DeleteStmt{Relation: p.rel, UsingClause: p.from}
+		node = &pg_query.Node{Node: &pg_query.Node_DeleteStmt{DeleteStmt: d}}
+	}
+	// The new statement shares the original's parts: deparse a copy.
+	return Deparse(cloneNode(node))
+}
+
+// updateDonePredicate returns a condition that rows already updated no
+// longer meet: "" when the WHERE clause already has one (col IS NULL on
+// a column the UPDATE sets), col IS DISTINCT FROM <constant> when every
+// new value is a constant; ok is false otherwise.
+func updateDonePredicate(p *dmlParts) (string, bool) {
+	set := map[string]*pg_query.Node{}
+	for _, tn := range p.targets {
+		rt := tn.GetResTarget()
+		if rt == nil || len(rt.Indirection) > 0 || rt.Val.GetMultiAssignRef() != nil {
+			return "", false
+		}
+		set[rt.Name] = rt.Val
+	}
+	for _, conj := range dmlConjuncts(p.where) {
+		nt := conj.GetNullTest()
+		if nt == nil || nt.Nulltesttype != pg_query.NullTestType_IS_NULL {
+			continue
+		}
+		if col := dmlColumnName(nt.Arg); col != "" && set[col] != nil && !isNullConst(set[col]) {
+			return "", true
+		}
+	}
+	var parts []string
+	for _, tn := range p.targets {
+		rt := tn.GetResTarget()
+		if !dmlIsConstant(rt.Val) {
+			return "", false
+		}
+		parts = append(parts, QuoteIdent(rt.Name)+" IS DISTINCT FROM "+DeparseExpr(rt.Val))
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	if len(parts) == 1 {
+		return parts[0], true
+	}
+	return "(" + strings.Join(parts, " OR ") + ")", true
+}
+
+func dmlConjuncts(n *pg_query.Node) []*pg_query.Node {
+	if n == nil {
+		return nil
+	}
+	if b := n.GetBoolExpr(); b != nil && b.Boolop == pg_query.BoolExprType_AND_EXPR {
+		var out []*pg_query.Node
+		for _, a := range b.Args {
+			out = append(out, dmlConjuncts(a)...)
+		}
+		return out
+	}
+	return []*pg_query.Node{n}
+}
+
+// dmlColumnName is the column a bare or qualified column reference names.
+func dmlColumnName(n *pg_query.Node) string {
+	cr := n.GetColumnRef()
+	if cr == nil || len(cr.Fields) == 0 {
+		return ""
+	}
+	return cr.Fields[len(cr.Fields)-1].GetString_().GetSval()
+}
+
+// dmlIsConstant: a literal, possibly cast (the same value in every batch,
+// unlike now() or random()).
+func dmlIsConstant(n *pg_query.Node) bool {
+	switch v := n.GetNode().(type) {
+	case *pg_query.Node_AConst:
+		return true
+	case *pg_query.Node_TypeCast:
+		return dmlIsConstant(v.TypeCast.Arg)
+	}
+	return false
+}
+
+// keyRangeHint batches by ranges of the id column when the statement's own
+// WHERE cannot tell processed rows from the others.
+func keyRangeHint(c *Check, p *dmlParts, t Table) string {
+	key := "id"
+	cond := ""
+	if p.where != nil {
+		cond = " AND (" + DeparseExpr(p.where) + ")"
+	}
+	head := dmlHead(c, p)
+	qual := QuoteIdent(t.Name)
+	if p.rel.Alias != nil && p.rel.Alias.Aliasname != "" {
+		qual = QuoteIdent(p.rel.Alias.Aliasname)
+	}
+	return fmt.Sprintf("-- outside the migration, in batches of %[4]d rows by ranges of the key (here %[2]s: use the table's\n"+
+		"-- primary key), each batch committed on its own. Run it outside any transaction block (PostgreSQL 11+):\n"+
+		"DO $$\nDECLARE\n  lo bigint;\n  hi bigint;\nBEGIN\n"+
+		"  SELECT min(%[2]s), max(%[2]s) INTO lo, hi FROM %[1]s;\n"+
+		"  WHILE lo <= hi LOOP\n"+
+		"    %[3]s WHERE %[5]s.%[2]s >= lo AND %[5]s.%[2]s < lo + %[4]d%[6]s;\n"+
+		"    COMMIT;\n"+
+		"    lo := lo + %[4]d;\n"+
+		"  END LOOP;\nEND $$;", t, QuoteIdent(key), head, largeDMLBatch, qual, cond)
+}

@@ -1,0 +1,38 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:      "prefer-timestamptz",
+		Summary: "timestamp without time zone loses the time zone; use timestamptz",
+		Default: LevelOff,
+		Check:   checkPreferTimestamptz,
+		// No Verify: advisory, about a type choice, not a lock.
+	})
+}
+
+func plainTimestamp(tn *pg_query.TypeName, _ *pg_query.ColumnDef) bool {
+	return typeNameIs(tn, "timestamp")
+}
+
+func checkPreferTimestamptz(c *Check, n *pg_query.Node) {
+	t, cols := typeCols(n, plainTimestamp)
+	if len(cols) == 0 {
+		return
+	}
+	sql := retyped(n, plainTimestamp, func(old *pg_query.TypeName) *pg_query.TypeName {
+		tn := simpleType("pg_catalog", "timestamptz")
+		tn.Typmods = old.Typmods
+		return tn
+	})
+	c.Report(Report{
+		Table:   t,
+		Message: fmt.Sprintf("%s of %s %s timestamp without time zone, which stores wall-clock times that mean different instants in different sessions' time zones; converting it later rewrites the table unless the session TimeZone is UTC.", upperFirst(columnList(cols)), t, uses(cols)),
+		Hint:    advisoryHint("-- the same with timestamptz (an instant, shown in each session's time zone):", sql),
+	})
+}

@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:            "reindex",
+		Summary:       "REINDEX without CONCURRENTLY blocks writes to the table and every query that would use the index",
+		Default:       LevelRewrite,
+		CanRewrite:    true,
+		SizeDependent: true,
+		Check:         checkReindex,
+		Verify: &Verification{
+			// PostgreSQL 15: SHARE on ledger, ACCESS EXCLUSIVE on each of
+			// its indexes, and a full scan of ledger to rebuild them.
+			Statement: "REINDEX TABLE ledger",
+			Lock:      LockShare,
+			Work:      WorkScan,
+		},
+	})
+}
+
+func checkReindex(c *Check, n *pg_query.Node) {
+	s := n.GetReindexStmt()
+	if s == nil || statementFacts(n).concurrent {
+		return
+	}
+	var target, what string
+	var t Table
+	switch s.Kind {
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+		t = TableOf(s.Relation)
+		what, target = "REINDEX INDEX "+t.String(), "its table"
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
+		t = TableOf(s.Relation)
+		what, target = "REINDEX TABLE "+t.String(), t.String()
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_SCHEMA:
+		what, target = "REINDEX SCHEMA "+QuoteIdent(s.Name), "each table of the schema in turn"
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_DATABASE:
+		what, target = "REINDEX DATABASE", "each table of the database in turn"
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_SYSTEM:
+		what, target = "REINDEX SYSTEM", "each system catalog in turn"
+	default:
+		return
+	}
+	r := Report{
+		Table: t,
+		Lock:  LockShare,
+		Message: fmt.Sprintf("%s holds a SHARE lock on %s, which blocks every INSERT, UPDATE and DELETE, and an ACCESS EXCLUSIVE lock on each index it rebuilds, which blocks every query whose planning touches that index, until the rebuild is done.",
+			what, target),
+	}
+	concurrent := insertAfterWord(c.Text, " CONCURRENTLY", "index", "table", "schema", "database")
+	recipe := insertAfterWord(c.SQL(), " CONCURRENTLY", "index", "table", "schema", "database")
+	var why string
+	switch {
+	case s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_SYSTEM:
+		r.Detail = "System catalogs cannot be reindexed concurrently: run REINDEX SYSTEM in a maintenance window."
+		r.Hint = "-- no online form: run it during a maintenance window, with the application stopped\n-- " + c.SQL()
+		c.Report(r)
+		return
+	case c.Version < 12:
+		r.Detail = fmt.Sprintf("REINDEX CONCURRENTLY needs PostgreSQL 12; this server is %d.", c.Version)
+		r.Hint = reindexBefore12Hint(s, t)
+		c.Report(r)
+		return
+	default:
+		why = rewriteBlocker(c)
+	}
+	r.Hint = OutsideTransactionHint + "\n" + withSemicolon(recipe)
+	if why == "" && concurrent != "" {
+		r.Rewrite = concurrent
+		r.Detail = "REINDEX CONCURRENTLY rebuilds the same indexes holding only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on."
+	} else if why != "" {
+		r.Detail = "pgguard cannot run it as REINDEX CONCURRENTLY because " + why + "."
+	}
+	c.Report(r)
+}
+
+// reindexBefore12Hint rebuilds an index without REINDEX CONCURRENTLY.
+func reindexBefore12Hint(s *pg_query.ReindexStmt, t Table) string {
+	name := "<index>"
+	if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX {
+		name = t.String()
+	}
+	return OutsideTransactionHint + "\n" +
+		"-- before PostgreSQL 12, build a copy of each index concurrently and swap it in\n" +
+		"-- (indexes that back a constraint need ALTER TABLE ... ADD CONSTRAINT ... USING INDEX instead):\n" +
+		"--   CREATE INDEX CONCURRENTLY <new_index> ON <table> (...the same definition as " + name + "...);\n" +
+		"--   DROP INDEX CONCURRENTLY " + name + ";\n" +
+		"--   ALTER INDEX <new_index> RENAME TO " + name + ";"
+}

@@ -1,0 +1,51 @@
+package policy
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func init() {
+	Register(Rule{
+		ID:      "truncate",
+		Summary: "TRUNCATE empties a table for everyone at once, under ACCESS EXCLUSIVE",
+		Default: LevelReject,
+		Check:   checkTruncate,
+		Verify: &Verification{
+			Statement: "TRUNCATE ledger",
+			Lock:      LockAccessExclusive,
+			// TRUNCATE gives the table a new, empty file.
+			Work: WorkRewrite,
+		},
+	})
+}
+
+func checkTruncate(c *Check, n *pg_query.Node) {
+	s := n.GetTruncateStmt()
+	if s == nil {
+		return
+	}
+	for _, rel := range s.Relations {
+		t := TableOf(rel.GetRangeVar())
+		if t.Name == "" || c.Created(t) {
+			continue
+		}
+		r := Report{
+			Table:   t,
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("TRUNCATE %s deletes every row for good, for every user of the table at once, and waits for an ACCESS EXCLUSIVE lock that queues every read and write behind it.", t),
+			Hint: fmt.Sprintf("-- deployment 1: stop the code that reads and writes %[1]s, and keep a backup if you may need the rows\n"+
+				"-- then, to remove the rows while the application keeps running, delete them in batches\n"+
+				"-- (outside the migration, each batch in its own transaction; repeat until it deletes 0 rows):\n"+
+				"DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s LIMIT %[2]d));\n"+
+				"-- or, once nothing uses the table, truncate it in a later migration:\n"+
+				"-- pgguard:allow truncate reason=\"%[3]s unused since <release>\"\n"+
+				"-- TRUNCATE %[1]s;", t, largeDMLBatch, t.Name),
+		}
+		if s.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+			r.Detail = "CASCADE also empties every table with a foreign key to it."
+		}
+		c.Report(r)
+	}
+}

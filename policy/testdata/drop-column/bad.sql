@@ -1,0 +1,16 @@
+ALTER TABLE orders DROP COLUMN note;
+
+ALTER TABLE "JournalLine" DROP COLUMN IF EXISTS "legacyRef" CASCADE;
+
+-- context: in-transaction
+ALTER TABLE public.payments DROP COLUMN card_last4, DROP COLUMN card_brand;
+
+-- annotation by a role that may not use it
+-- context: user=app
+-- pgguard:allow drop-column reason="unused since v42"
+ALTER TABLE orders DROP COLUMN coupon;
+
+-- annotation by an allowed role: allowed, and recorded
+-- context: user=fixture_admin
+-- pgguard:allow drop-column reason="unused since v42"
+ALTER TABLE orders DROP COLUMN coupon;

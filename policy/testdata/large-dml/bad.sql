@@ -1,0 +1,23 @@
+-- no WHERE clause: every row
+UPDATE orders SET currency = 'ZAR';
+
+-- the seeds' backfill of a new column, in one statement
+-- context: rows=3000000
+UPDATE "JournalLine" SET "amountCents" = amount * 100 WHERE "amountCents" IS NULL;
+
+-- a WHERE that does not depend on the row
+DELETE FROM audit_log WHERE true;
+
+-- the planner estimates 2.4M rows
+-- context: rows=2400000 large=mymoolah_transactions
+UPDATE mymoolah_transactions SET "updatedAt" = now() WHERE "createdAt" < '2024-01-01';
+
+-- several constants at once
+UPDATE public.payments p SET status = 'settled', "settledAt" = NULL;
+
+-- rows computed from the row itself: batches by key range
+UPDATE orders SET total = subtotal + tax;
+
+-- UPDATE ... FROM without a WHERE joins everything
+-- context: rows=500000
+UPDATE accounts a SET balance = b.total FROM balances b WHERE a.id = b.account_id;

@@ -1,0 +1,23 @@
+-- ordinary application statements: a selective WHERE
+UPDATE orders SET status = 'paid' WHERE id = 42;
+
+DELETE FROM sessions WHERE "expiresAt" < now() AND "userId" = $1;
+
+UPDATE "JournalLine" SET "amountCents" = $1 WHERE id = $2 RETURNING *;
+
+-- one batch of the recipe
+UPDATE orders SET currency = 'ZAR' WHERE ctid = ANY (ARRAY(SELECT ctid FROM orders WHERE currency IS DISTINCT FROM 'ZAR' LIMIT 10000));
+
+-- the planner estimates few rows
+-- context: rows=1200
+UPDATE orders SET currency = 'ZAR' WHERE "createdAt" > now() - interval '1 day';
+
+-- a table created in the same transaction
+-- context: in-transaction created=refunds
+UPDATE refunds SET status = 'new';
+
+-- the catalog says the table is small
+-- context: small=countries
+DELETE FROM countries;
+
+INSERT INTO orders (id, currency) VALUES (1, 'ZAR');

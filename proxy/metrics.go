@@ -1,0 +1,298 @@
+package proxy
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgguard/pgguard/policy"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics exports what pgguard saw, decided and did as Prometheus metrics
+// in the pgguard namespace. It implements Observer. Labels carry only
+// bounded values (target, rule id, action, command tag, outcome class),
+// never statement text.
+type Metrics struct {
+	clientOpen, serverOpen    *prometheus.GaugeVec
+	clientTotal, serverTotal  *prometheus.CounterVec
+	inspected                 *prometheus.CounterVec
+	decisions                 *prometheus.CounterVec
+	ddlDuration               *prometheus.HistogramVec
+	lockTimeouts, lockRetries *prometheus.CounterVec
+	cleanups, parseErrors     *prometheus.CounterVec
+	connectFailures           *prometheus.CounterVec
+	connectDuration           *prometheus.HistogramVec
+	relayed                   *prometheus.CounterVec
+	reloadOK, reloadTime      prometheus.Gauge
+	reloads                   *prometheus.CounterVec
+
+	// targets maps a target name to its pre-resolved children. It is
+	// copied on write so that the hot path reads it without a lock and
+	// without allocating.
+	targets atomic.Pointer[map[string]*targetMetrics]
+	mu      sync.Mutex // serialises writers of targets
+}
+
+// targetMetrics are the children of one target used on every statement or
+// connection.
+type targetMetrics struct {
+	inspectedDDL, inspectedOther prometheus.Counter
+	clientOpen, serverOpen       prometheus.Gauge
+	clientTotal, serverTotal     prometheus.Counter
+	fromClient, fromServer       prometheus.Counter
+	connectFailures              prometheus.Counter
+	connectDuration              prometheus.Observer
+	lockTimeouts, lockRetries    prometheus.Counter
+	cleanups, parseErrors        prometheus.Counter
+}
+
+// Outcome classes of the ddl duration histogram.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeError       = "error"
+	OutcomeRejected    = "rejected"
+	OutcomeLockTimeout = "lock_timeout"
+	OutcomeCanceled    = "canceled"
+)
+
+// Decision actions of pgguard_decisions_total.
+const (
+	DecisionAllowed             = "allowed"
+	DecisionWarned              = "warned"
+	DecisionRewritten           = "rewritten"
+	DecisionRejected            = "rejected"
+	DecisionAllowedByAnnotation = "allowed_by_annotation"
+)
+
+// ddlBuckets span a catalog-only change (milliseconds) to a long
+// concurrent index build (an hour).
+var ddlBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+
+// connectBuckets span a local socket to a slow cross-region TLS handshake.
+var connectBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	const ns = "pgguard"
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, labels)
+	}
+	m := &Metrics{
+		clientOpen:  gauge("client_connections_open", "Client connections open now, by target.", "target"),
+		clientTotal: counter("client_connections_total", "Client connections that passed authentication, by target.", "target"),
+		serverOpen:  gauge("server_connections_open", "Server connections open now for authenticated clients, by target (one per client connection).", "target"),
+		serverTotal: counter("server_connections_total", "Server connections made for authenticated clients, by target.", "target"),
+		inspected:   counter("statements_inspected_total", "Statements judged by the policy, by target and class (ddl or other).", "target", "class"),
+		decisions: counter("decisions_total", "Policy decisions, one per rule that matched a statement (rule \"none\" for DDL no rule matched), "+
+			"by target, rule and action (allowed, warned, rewritten, rejected, allowed_by_annotation).", "target", "rule", "action"),
+		ddlDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "ddl_duration_seconds",
+			Help:    "Time from a DDL statement's arrival to the server's answer, by target, command tag and outcome (success, error, rejected, lock_timeout, canceled).",
+			Buckets: ddlBuckets}, []string{"target", "command", "outcome"}),
+		lockTimeouts: counter("lock_timeout_failures_total", "Statements that failed with lock_not_available (SQLSTATE 55P03) after any retries, by target.", "target"),
+		lockRetries:  counter("lock_timeout_retries_total", "Autocommit statements retried after lock_not_available (55P03), by target.", "target"),
+		cleanups:     counter("concurrent_index_cleanups_total", "INVALID indexes dropped after a failed concurrent build, by target.", "target"),
+		parseErrors:  counter("parse_errors_total", "Statements that looked like DDL but did not parse (rule parse-error), by target.", "target"),
+		connectFailures: counter("upstream_connect_failures_total",
+			"Failed attempts to connect to the upstream server (dial, TLS or no first answer in time), by target.", "target"),
+		connectDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "upstream_connect_duration_seconds",
+			Help:    "Time to connect to the upstream server and get its first answer, failed attempts included, by target.",
+			Buckets: connectBuckets}, []string{"target"}),
+		relayed: counter("relayed_bytes_total", "Bytes relayed, by target and direction (client_to_server, server_to_client); counted when a connection closes.", "target", "direction"),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
+			Help: "Whether the last policy (re)load succeeded (1) or was refused and the previous policy kept (0)."}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful policy (re)load."}),
+		reloads: counter("config_reloads_total", "Policy reload attempts, by result (success or failure).", "result"),
+	}
+	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
+		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed,
+		m.reloadOK, m.reloadTime, m.reloads)
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	m.targets.Store(&map[string]*targetMetrics{})
+	return m
+}
+
+// AddTargets creates the per-target series at zero, so that they are
+// exported before anything happens (rate() and alerts need a first value).
+func (m *Metrics) AddTargets(names ...string) {
+	for _, n := range names {
+		m.target(n)
+	}
+}
+
+// ConfigLoaded records the result of loading the policy at startup or on a
+// reload: err nil is a success.
+func (m *Metrics) ConfigLoaded(err error) {
+	if err != nil {
+		m.reloadOK.Set(0)
+		m.reloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(time.Now().UnixNano()) / 1e9)
+	m.reloads.WithLabelValues("success").Inc()
+}
+
+// target returns the children of one target, creating them on first use.
+func (m *Metrics) target(name string) *targetMetrics {
+	if t, ok := (*m.targets.Load())[name]; ok {
+		return t
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.targets.Load()
+	if t, ok := old[name]; ok {
+		return t
+	}
+	t := &targetMetrics{
+		inspectedDDL:    m.inspected.WithLabelValues(name, "ddl"),
+		inspectedOther:  m.inspected.WithLabelValues(name, "other"),
+		clientOpen:      m.clientOpen.WithLabelValues(name),
+		serverOpen:      m.serverOpen.WithLabelValues(name),
+		clientTotal:     m.clientTotal.WithLabelValues(name),
+		serverTotal:     m.serverTotal.WithLabelValues(name),
+		fromClient:      m.relayed.WithLabelValues(name, "client_to_server"),
+		fromServer:      m.relayed.WithLabelValues(name, "server_to_client"),
+		connectFailures: m.connectFailures.WithLabelValues(name),
+		connectDuration: m.connectDuration.WithLabelValues(name),
+		lockTimeouts:    m.lockTimeouts.WithLabelValues(name),
+		lockRetries:     m.lockRetries.WithLabelValues(name),
+		cleanups:        m.cleanups.WithLabelValues(name),
+		parseErrors:     m.parseErrors.WithLabelValues(name),
+	}
+	next := make(map[string]*targetMetrics, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[name] = t
+	m.targets.Store(&next)
+	return t
+}
+
+// ConnectionOpened implements Observer.
+func (m *Metrics) ConnectionOpened(target string) {
+	t := m.target(target)
+	t.clientOpen.Inc()
+	t.clientTotal.Inc()
+	t.serverOpen.Inc()
+	t.serverTotal.Inc()
+}
+
+// ConnectionClosed implements Observer.
+func (m *Metrics) ConnectionClosed(target string, fromClient, fromServer int64) {
+	t := m.target(target)
+	t.clientOpen.Dec()
+	t.serverOpen.Dec()
+	if fromClient > 0 {
+		t.fromClient.Add(float64(fromClient))
+	}
+	if fromServer > 0 {
+		t.fromServer.Add(float64(fromServer))
+	}
+}
+
+// UpstreamConnect implements Observer.
+func (m *Metrics) UpstreamConnect(target string, took time.Duration, err error) {
+	t := m.target(target)
+	t.connectDuration.Observe(took.Seconds())
+	if err != nil {
+		t.connectFailures.Inc()
+	}
+}
+
+// StatementsInspected implements Observer. It is on the hot path: one map
+// read and two atomic adds, no allocation.
+func (m *Metrics) StatementsInspected(target string, ddl, other int) {
+	t := m.target(target)
+	if ddl > 0 {
+		t.inspectedDDL.Add(float64(ddl))
+	}
+	if other > 0 {
+		t.inspectedOther.Add(float64(other))
+	}
+}
+
+// Statement implements Observer.
+func (m *Metrics) Statement(ev *StatementEvent) {
+	t := m.target(ev.Target)
+	if len(ev.Findings) == 0 && ev.DDL {
+		m.decisions.WithLabelValues(ev.Target, "none", DecisionAllowed).Inc()
+	}
+	for _, f := range ev.Findings {
+		m.decisions.WithLabelValues(ev.Target, f.RuleID, decisionLabel(f)).Inc()
+		if f.RuleID == policy.ParseErrorRule {
+			t.parseErrors.Inc()
+		}
+	}
+	outcome := OutcomeClass(ev.Action, ev.SQLState)
+	if outcome == OutcomeLockTimeout {
+		t.lockTimeouts.Inc()
+	}
+	if ev.DDL {
+		m.ddlDuration.WithLabelValues(ev.Target, commandLabel(ev.CommandTag), outcome).Observe(ev.Duration.Seconds())
+	}
+}
+
+// LockTimeoutRetry implements Observer.
+func (m *Metrics) LockTimeoutRetry(target string) { m.target(target).lockRetries.Inc() }
+
+// ConcurrentCleanup implements Observer.
+func (m *Metrics) ConcurrentCleanup(target string) { m.target(target).cleanups.Inc() }
+
+// decisionLabel maps a finding to the action label of pgguard_decisions_total.
+func decisionLabel(f FindingSummary) string {
+	if f.AllowedBy != "" {
+		return DecisionAllowedByAnnotation
+	}
+	switch f.Action {
+	case policy.Warn.String():
+		return DecisionWarned
+	case policy.Rewrite.String():
+		return DecisionRewritten
+	case policy.Reject.String():
+		return DecisionRejected
+	default:
+		return DecisionAllowed
+	}
+}
+
+// OutcomeClass maps a statement's action and SQLSTATE to a bounded outcome
+// class: success, rejected (refused by pgguard), lock_timeout (55P03),
+// canceled (57014) or error.
+func OutcomeClass(action, sqlstate string) string {
+	switch {
+	case sqlstate == "":
+		return OutcomeSuccess
+	case sqlstate == "42501" && action == policy.Reject.String():
+		return OutcomeRejected
+	case sqlstate == "55P03":
+		return OutcomeLockTimeout
+	case sqlstate == "57014":
+		return OutcomeCanceled
+	default:
+		return OutcomeError
+	}
+}
+
+// commandLabel keeps the words of a command tag and drops row counts and
+// anything else, so that the label stays bounded ("INSERT 0 5" is "INSERT").
+func commandLabel(tag string) string {
+	end := 0
+	for i := 0; i < len(tag) && i < 40; i++ {
+		c := tag[i]
+		if (c < 'A' || c > 'Z') && c != ' ' {
+			break
+		}
+		end = i + 1
+	}
+	if tag = strings.TrimSpace(tag[:end]); tag == "" {
+		return "none"
+	}
+	return tag
+}

@@ -1,0 +1,421 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// syncBuffer is a bytes.Buffer safe for the audit log's writer and the
+// test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// gathered indexes a registry's metrics for assertions.
+type gathered []*dto.MetricFamily
+
+func gather(t *testing.T, reg *prometheus.Registry) gathered {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// value sums, over the series of name whose labels include want, the
+// counter or gauge value, or for histograms the sample count.
+func (g gathered) value(name string, want map[string]string) float64 {
+	sum := 0.0
+	for _, mf := range g {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func (g gathered) labelValues() []string {
+	var out []string
+	for _, mf := range g {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				out = append(out, lp.GetName()+"="+lp.GetValue())
+			}
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or 5 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// obsRules is the policy of the scripted session: one rule at each level.
+const obsRules = `lock_timeout: 200ms
+lock_timeout_retries: {attempts: 2, initial_backoff: 50ms, max_backoff: 50ms}
+rules:
+  rename-column: warn
+  set-not-null: reject
+  create-index: rewrite
+`
+
+// A scripted session through a real PostgreSQL — one allowed, one warned,
+// one rejected and one rewritten DDL, a lock_timeout failure after a retry
+// and a statement that does not parse — moves the counters and histograms
+// as it should, and the audit log has one JSON line per event with no
+// literal in it.
+func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	var logBuf syncBuffer
+	audit := NewAuditLog(&logBuf)
+	_, addr, counting := guardProxy(t, obsRules, func(c *Config) {
+		c.Observer = Observers{m, audit, c.Observer}
+	})
+	if err := pgExec("guard", "DROP TABLE IF EXISTS obs_small", "CREATE TABLE obs_small (id int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pgExec("guard", "DROP TABLE IF EXISTS obs_small", "DROP INDEX IF EXISTS obs_big_account")
+	})
+	ctx := context.Background()
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=obs_test")
+
+	mustExec(t, conn, "ALTER TABLE obs_small ADD COLUMN note text DEFAULT 'secret-value'") // allowed
+	mustExec(t, conn, "ALTER TABLE obs_small RENAME COLUMN v TO v2")                       // warned
+	_, err := conn.Exec(ctx, "ALTER TABLE big ALTER COLUMN note SET NOT NULL")             // rejected
+	wantRefusal(t, err, "set-not-null")
+	mustExec(t, conn, "CREATE INDEX obs_big_account ON big (account)") // rewritten
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT 'secret-value'").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	// Held lock: two tries of 200ms, then 55P03 reaches the client.
+	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "LOCK TABLE obs_small IN ACCESS SHARE MODE")
+	if _, err := conn.Exec(ctx, "ALTER TABLE obs_small ADD COLUMN extra int"); pgCode(err) != "55P03" {
+		t.Fatalf("under a held lock: %v, want 55P03", err)
+	}
+	mustExec(t, holder, "ROLLBACK")
+	if _, err := conn.Exec(ctx, "ALTER TABLE obs_small FROBNICATE 'secret-value'"); err == nil {
+		t.Fatal("an unparsable ALTER TABLE passed")
+	}
+	conn.Close(ctx)
+
+	waitFor(t, "the connection to close", func() bool {
+		return gather(t, reg).value("pgguard_client_connections_total", nil) == 1 &&
+			gather(t, reg).value("pgguard_client_connections_open", nil) == 0
+	})
+	g := gather(t, reg)
+	target := map[string]string{"target": "test"}
+	with := func(kv ...string) map[string]string {
+		l := map[string]string{"target": "test"}
+		for i := 0; i < len(kv); i += 2 {
+			l[kv[i]] = kv[i+1]
+		}
+		return l
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    float64
+		max    float64
+	}{
+		{"pgguard_decisions_total", with("rule", "set-not-null", "action", DecisionRejected), 1, 1},
+		{"pgguard_decisions_total", with("rule", "create-index", "action", DecisionRewritten), 1, 1},
+		{"pgguard_decisions_total", with("rule", "rename-column", "action", DecisionWarned), 1, 1},
+		{"pgguard_decisions_total", with("rule", "none", "action", DecisionAllowed), 1, 2},
+		{"pgguard_decisions_total", with("rule", "parse-error", "action", DecisionRejected), 1, 1},
+		{"pgguard_statements_inspected_total", with("class", "ddl"), 6, 6},
+		{"pgguard_statements_inspected_total", with("class", "other"), 1, 100},
+		{"pgguard_ddl_duration_seconds", with("command", "ALTER TABLE", "outcome", OutcomeSuccess), 2, 2},
+		{"pgguard_ddl_duration_seconds", with("command", "CREATE INDEX", "outcome", OutcomeSuccess), 1, 1},
+		{"pgguard_ddl_duration_seconds", with("outcome", OutcomeRejected), 2, 2},
+		{"pgguard_ddl_duration_seconds", with("outcome", OutcomeLockTimeout), 1, 1},
+		{"pgguard_lock_timeout_failures_total", target, 1, 1},
+		{"pgguard_lock_timeout_retries_total", target, 1, 1},
+		{"pgguard_parse_errors_total", target, 1, 1},
+		{"pgguard_concurrent_index_cleanups_total", target, 0, 0},
+		{"pgguard_client_connections_total", target, 1, 1},
+		{"pgguard_server_connections_total", target, 1, 1},
+		{"pgguard_server_connections_open", target, 0, 0},
+		{"pgguard_upstream_connect_duration_seconds", target, 1, 1},
+		{"pgguard_upstream_connect_failures_total", target, 0, 0},
+		{"pgguard_relayed_bytes_total", with("direction", "client_to_server"), 100, 1e6},
+		{"pgguard_relayed_bytes_total", with("direction", "server_to_client"), 100, 1e6},
+	} {
+		if v := g.value(c.name, c.labels); v < c.min || v > c.max {
+			t.Errorf("%s%v = %v, want %v..%v", c.name, c.labels, v, c.min, c.max)
+		}
+	}
+	// The DDL histogram's sum moved with its count.
+	for _, mf := range g {
+		if mf.GetName() == "pgguard_ddl_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				if m.Histogram.GetSampleSum() <= 0 {
+					t.Errorf("ddl duration series %v has sum %v", m.GetLabel(), m.Histogram.GetSampleSum())
+				}
+			}
+		}
+	}
+	for _, lv := range g.labelValues() {
+		for _, bad := range []string{"secret", "obs_", "big", "ALTER TABLE obs", "(", "'"} {
+			if strings.Contains(lv, bad) {
+				t.Errorf("label %s carries statement text (%q)", lv, bad)
+			}
+		}
+	}
+
+	// The audit log: one valid JSON line per event, literals replaced.
+	counting.mu.Lock()
+	events := len(counting.events)
+	counting.mu.Unlock()
+	lines := strings.Split(strings.TrimSuffix(logBuf.String(), "\n"), "\n")
+	if len(lines) != events || events != 6 {
+		t.Fatalf("%d audit lines for %d events, want 6:\n%s", len(lines), events, logBuf.String())
+	}
+	if strings.Contains(logBuf.String(), "secret-value") {
+		t.Fatalf("a literal reached the audit log:\n%s", logBuf.String())
+	}
+	byDecision := map[string][]AuditRecord{}
+	for _, l := range lines {
+		var rec AuditRecord
+		dec := json.NewDecoder(strings.NewReader(l))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rec); err != nil {
+			t.Fatalf("audit line is not a record: %v\n%s", err, l)
+		}
+		if rec.Target != "test" || rec.User != pgtest.SuperUser || rec.Database != "guard" || rec.ApplicationName != "obs_test" ||
+			!strings.HasPrefix(rec.ClientAddr, "127.0.0.1") || rec.Time.IsZero() || rec.Statement == "" {
+			t.Errorf("audit line lacks who/where/what: %s", l)
+		}
+		byDecision[rec.Decision] = append(byDecision[rec.Decision], rec)
+	}
+	first := byDecision["allow"]
+	if len(first) != 2 || first[0].Statement != "ALTER TABLE obs_small ADD COLUMN note text DEFAULT $1" || first[0].SQLState != "" ||
+		first[0].Outcome != OutcomeSuccess || first[0].CommandTag != "ALTER TABLE" || !first[0].DDL || first[0].DurationSeconds <= 0 {
+		t.Errorf("allowed DDL: %+v", first)
+	}
+	if first[1].SQLState != "55P03" || first[1].Outcome != OutcomeLockTimeout {
+		t.Errorf("lock-timeout failure: %+v", first[1])
+	}
+	if w := byDecision["warn"]; len(w) != 1 || fmt.Sprint(w[0].Rules) != "[rename-column]" || w[0].SQLState != "" {
+		t.Errorf("warned DDL: %+v", w)
+	}
+	rw := byDecision["rewrite"]
+	if len(rw) != 1 || !rw[0].Rewritten || !strings.Contains(rw[0].RewrittenTo, "CONCURRENTLY") || rw[0].CommandTag != "CREATE INDEX" {
+		t.Errorf("rewritten DDL: %+v", rw)
+	}
+	rj := byDecision["reject"]
+	if len(rj) != 2 || rj[0].SQLState != "42501" || rj[0].Outcome != OutcomeRejected || fmt.Sprint(rj[0].Rules) != "[set-not-null]" {
+		t.Fatalf("rejected DDL: %+v", rj)
+	}
+	if rj[1].Statement != UnnormalisedStatement || fmt.Sprint(rj[1].Rules) != "[parse-error]" {
+		t.Errorf("unparsable DDL: %+v", rj[1])
+	}
+}
+
+// An upstream that refuses connections counts as a failure, with its
+// latency, and the client's session never opens.
+func TestMetricsUpstreamConnectFailure(t *testing.T) {
+	needPG(t)
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	m.AddTargets("down")
+	_, addr := startProxy(t, func(c *Config) {
+		c.Targets = []Target{{Name: "down", Listen: "127.0.0.1:0", Upstream: net.JoinHostPort("127.0.0.1", fmt.Sprint(port))}}
+		c.Observer = m
+	})
+	if _, err := pgx.Connect(context.Background(), dsn(addr, pgtest.TrustUser, "")); err == nil {
+		t.Fatal("connected through a proxy whose upstream is down")
+	}
+	g := gather(t, reg)
+	down := map[string]string{"target": "down"}
+	if g.value("pgguard_upstream_connect_failures_total", down) < 1 || g.value("pgguard_upstream_connect_duration_seconds", down) < 1 ||
+		g.value("pgguard_client_connections_total", down) != 0 {
+		t.Fatalf("failures %v, connect observations %v, clients %v", g.value("pgguard_upstream_connect_failures_total", down),
+			g.value("pgguard_upstream_connect_duration_seconds", down), g.value("pgguard_client_connections_total", down))
+	}
+}
+
+// StatementsInspected runs for every Query: no allocation once the target
+// is known.
+func TestMetricsStatementsInspectedDoesNotAllocate(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	m.AddTargets("hot")
+	target := strings.Repeat("hot", 1) // not a constant: as from a session
+	if n := testing.AllocsPerRun(1000, func() { m.StatementsInspected(target, 1, 3) }); n != 0 {
+		t.Fatalf("%v allocations per call", n)
+	}
+}
+
+func TestMetricsOutcomeAndCommandLabels(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ action, sqlstate, want string }{
+		{"allow", "", OutcomeSuccess},
+		{"reject", "42501", OutcomeRejected},
+		{"allow", "42501", OutcomeError},
+		{"rewrite", "55P03", OutcomeLockTimeout},
+		{"allow", "57014", OutcomeCanceled},
+		{"warn", "23505", OutcomeError},
+	} {
+		if got := OutcomeClass(c.action, c.sqlstate); got != c.want {
+			t.Errorf("OutcomeClass(%s, %s) = %s, want %s", c.action, c.sqlstate, got, c.want)
+		}
+	}
+	for tag, want := range map[string]string{
+		"CREATE INDEX": "CREATE INDEX", "INSERT 0 5": "INSERT", "": "none", "SELECT 1": "SELECT",
+		"ALTER TABLE": "ALTER TABLE", "x'; DROP": "none", strings.Repeat("A", 100): strings.Repeat("A", 40),
+	} {
+		if got := commandLabel(tag); got != want {
+			t.Errorf("commandLabel(%q) = %q, want %q", tag, got, want)
+		}
+	}
+}
+
+// A statement that cannot be normalised is never logged raw.
+func TestAuditLogNeverLogsRawText(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	a := NewAuditLog(&buf)
+	a.Statement(&StatementEvent{Time: time.Now(), Target: "t", SQL: "ALTER TABLE t FROBNICATE 'secret-value'", Action: "reject",
+		Rewritten: "CREATE INDEX CONCURRENTLY i ON t (a) WHERE b = 'secret-value'", DDL: true, SQLState: "42501"})
+	a.Statement(&StatementEvent{Time: time.Now(), Target: "t", SQL: "UPDATE t SET a = 'secret-value' WHERE id = 42", Action: "warn"})
+	out := buf.String()
+	if strings.Contains(out, "secret") || strings.Contains(out, "42 ") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("audit log:\n%s", out)
+	}
+	if !strings.Contains(out, UnnormalisedStatement) || !strings.Contains(out, `"rewritten_to":"CREATE INDEX CONCURRENTLY i ON t (a) WHERE b = $1"`) {
+		t.Fatalf("audit log:\n%s", out)
+	}
+	for in, want := range map[string]string{
+		"ALTER TABLE t ADD COLUMN n text DEFAULT 'secret'":                                       "ALTER TABLE t ADD COLUMN n text DEFAULT $1",
+		"ALTER TABLE t ADD CHECK (x > 5 AND y <> U&'s' AND z = B'1' AND w = X'1F')":              "ALTER TABLE t ADD CHECK (x > 5 AND y <> $1 AND z = $2 AND w = $3)",
+		"CREATE TABLE t (v varchar(255) DEFAULT E'it\\'s', i interval DEFAULT interval '1 day')": "CREATE TABLE t (v varchar(255) DEFAULT $1, i interval DEFAULT interval $2)",
+		"INSERT INTO t VALUES ($1, 'secret'); COMMENT ON TABLE t IS 'secret'":                    "INSERT INTO t VALUES ($1, $2); COMMENT ON TABLE t IS $3",
+		"CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'secret' $$":                 "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $1",
+	} {
+		if got := NormaliseSQL(in); got != want {
+			t.Errorf("NormaliseSQL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if NormaliseSQL(strings.Repeat("x", maxNormaliseBytes+1)) != UnnormalisedStatement {
+		t.Fatal("an oversized statement was normalised")
+	}
+}
+
+// recordingRegisterer keeps the collectors registered with it.
+type recordingRegisterer struct{ cs []prometheus.Collector }
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	r.cs = append(r.cs, c)
+	return nil
+}
+
+func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) { r.cs = append(r.cs, cs...) }
+func (r *recordingRegisterer) Unregister(prometheus.Collector) bool    { return false }
+
+// Every metric is documented in the README's Observability section, and
+// the README lists no metric that does not exist.
+func TestMetricsDocumentedInREADME(t *testing.T) {
+	t.Parallel()
+	rec := &recordingRegisterer{}
+	NewMetrics(rec)
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	registered := map[string]bool{}
+	for _, c := range rec.cs {
+		ch := make(chan *prometheus.Desc, 10)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			registered[fqName.FindStringSubmatch(d.String())[1]] = true
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(readme), "## Observability")
+	if i < 0 {
+		t.Fatal("README has no Observability section")
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(pgguard_[a-z_]+)` \\|").FindAllStringSubmatch(string(readme[i:]), -1) {
+		documented[m[1]] = true
+	}
+	for name := range registered {
+		if !documented[name] {
+			t.Errorf("%s is not in the README's metrics table", name)
+		}
+	}
+	for name := range documented {
+		if !registered[name] {
+			t.Errorf("the README documents %s, which does not exist", name)
+		}
+	}
+}
