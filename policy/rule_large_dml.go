@@ -61,7 +61,10 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	}
 	var rows int64
 	known := false
-	if c.Session.Catalog != nil {
+	// Asking the planner costs a round trip; application statements that
+	// pick rows by key (WHERE id = $1, id IN (...)) are never large, so
+	// only the others are estimated.
+	if c.Session.Catalog != nil && !keyedWhere(p.where) {
 		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
 	}
 	var what string
@@ -88,6 +91,44 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
 	}
 	c.Report(r)
+}
+
+// keyedWhere reports whether a WHERE clause has a top-level conjunct that
+// compares a column with a constant or a parameter by = or IN: the shape of
+// an application's statement about a few rows.
+func keyedWhere(where *pg_query.Node) bool {
+	if where == nil {
+		return false
+	}
+	conj := []*pg_query.Node{where}
+	if b := where.GetBoolExpr(); b != nil {
+		if b.Boolop != pg_query.BoolExprType_AND_EXPR {
+			return false
+		}
+		conj = b.Args
+	}
+	value := func(n *pg_query.Node) bool {
+		if tc := n.GetTypeCast(); tc != nil {
+			n = tc.Arg
+		}
+		return n.GetAConst() != nil || n.GetParamRef() != nil || n.GetList() != nil
+	}
+	for _, c := range conj {
+		e := c.GetAExpr()
+		if e == nil || e.Lexpr == nil || e.Rexpr == nil {
+			continue
+		}
+		switch {
+		case e.Kind == pg_query.A_Expr_Kind_AEXPR_IN:
+		case e.Kind == pg_query.A_Expr_Kind_AEXPR_OP && len(e.Name) == 1 && e.Name[0].GetString_().GetSval() == "=":
+		default:
+			continue
+		}
+		if (e.Lexpr.GetColumnRef() != nil && value(e.Rexpr)) || (e.Rexpr.GetColumnRef() != nil && value(e.Lexpr)) {
+			return true
+		}
+	}
+	return false
 }
 
 // referencesColumns reports whether an expression mentions any column.

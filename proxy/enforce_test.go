@@ -460,13 +460,34 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 	}
 	mustExec(t, conn, "ROLLBACK")
 	// Released during the retries: the client sees success.
+	released := make(chan struct{})
 	go func() {
+		defer close(released)
 		time.Sleep(400 * time.Millisecond)
 		holder.Exec(ctx, "COMMIT")
 	}()
 	mustExec(t, conn, "ALTER TABLE small ADD COLUMN extra int")
-	// A direct connection without lock_timeout would have waited: that is
-	// what pgguard prevents.
+	<-released
+	if err := pgExec("guard", "ALTER TABLE small DROP COLUMN extra"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A direct connection, without pgguard's lock_timeout, just waits in the
+	// lock queue (here until its statement_timeout gives up): that is what
+	// pgguard prevents.
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "LOCK TABLE small IN ACCESS SHARE MODE")
+	direct, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard")+"&statement_timeout=1500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(ctx)
+	start = time.Now()
+	_, err = direct.Exec(ctx, "ALTER TABLE small ADD COLUMN extra int")
+	if pgCode(err) != "57014" || time.Since(start) < 1400*time.Millisecond {
+		t.Fatalf("direct: %v after %v, want it to wait until statement_timeout (57014)", err, time.Since(start))
+	}
+	mustExec(t, holder, "ROLLBACK")
 }
 
 func TestFailedConcurrentBuildIsCleanedUp(t *testing.T) {

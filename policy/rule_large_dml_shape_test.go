@@ -1,0 +1,36 @@
+package policy
+
+import (
+	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+func TestKeyedWhere(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"UPDATE a SET x = 1 WHERE id = 5":                  true,
+		"UPDATE a SET x = 1 WHERE id = $1 AND v > 3":       true,
+		"DELETE FROM a WHERE id IN (1, 2, 3)":              true,
+		"UPDATE a SET x = 1 WHERE 'k'::text = code":        true,
+		"UPDATE a SET x = 1 WHERE x IS NULL":               false,
+		"UPDATE a SET x = 1 WHERE created_at < now()":      false,
+		"UPDATE a SET x = 1 WHERE id = 5 OR x IS NULL":     false,
+		"UPDATE a SET x = 1":                               false,
+		"DELETE FROM a WHERE id = (SELECT max(id) FROM a)": false,
+	} {
+		tree, err := pg_query.Parse(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := tree.Stmts[0].Stmt
+		var where *pg_query.Node
+		if u := n.GetUpdateStmt(); u != nil {
+			where = u.WhereClause
+		} else {
+			where = n.GetDeleteStmt().WhereClause
+		}
+		if got := keyedWhere(where); got != want {
+			t.Errorf("keyedWhere(%s) = %v, want %v", sql, got, want)
+		}
+	}
+}
