@@ -16,8 +16,11 @@ type Engine struct {
 	rules    []*Rule
 	profiles []profile // profiles[0] is the global policy
 	parseDML bool
-	keywords []string
-	cache    *parseCache
+	// dmlFilters are the MayConcern checks of the enabled DML rules (nil
+	// entries: always).
+	dmlFilters []func(string) bool
+	keywords   []string
+	cache      *parseCache
 }
 
 // profile is a resolved rules.yaml profile: levels by rule index.
@@ -72,7 +75,11 @@ func NewEngine(cfg *Config) (*Engine, error) {
 			if p.levels[i] == LevelOff {
 				continue
 			}
-			e.parseDML = e.parseDML || r.DML
+			if r.DML && !seen["\x00dml:"+r.ID] {
+				seen["\x00dml:"+r.ID] = true
+				e.parseDML = true
+				e.dmlFilters = append(e.dmlFilters, r.MayConcern)
+			}
 			for _, k := range r.Keywords {
 				if !seen[k] {
 					seen[k] = true
@@ -262,8 +269,10 @@ func (e *Engine) needsParse(cls class, text string) bool {
 	case classDDL:
 		return true
 	case classDML:
-		if e.parseDML {
-			return true
+		for _, f := range e.dmlFilters {
+			if f == nil || f(text) {
+				return true
+			}
 		}
 	case classQuery:
 		if firstWordIs(text, "select") && containsFold(text, "into") {

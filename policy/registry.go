@@ -56,6 +56,11 @@ type Rule struct {
 	// DML is true when the rule looks at UPDATE, DELETE, MERGE and WITH
 	// statements, which are otherwise not parsed.
 	DML bool
+	// MayConcern, for a DML rule, is a cheap look at the text: false means
+	// the statement certainly does not concern the rule and need not be
+	// parsed for it (application UPDATEs by key, on the hot path). Nil
+	// means every DML statement may concern it.
+	MayConcern func(text string) bool
 	// Keywords make the rule see any statement whose text contains one of
 	// them (lower case, matched ignoring case), even a SELECT that would
 	// otherwise not be parsed, e.g. "lock_timeout" for set_config(...).

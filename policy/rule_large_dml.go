@@ -25,6 +25,7 @@ func init() {
 		Default:       LevelWarn,
 		SizeDependent: true,
 		DML:           true,
+		MayConcern:    func(text string) bool { return !keyedWhereText(text) },
 		Check:         checkLargeDML,
 		Verify: &Verification{
 			Statement: "UPDATE ledger SET currency = 'EUR'",
@@ -91,6 +92,84 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
 	}
 	c.Report(r)
+}
+
+// keyedWhereText is keyedWhere on the text, without a parse: it is true
+// for an UPDATE or DELETE whose WHERE (outside parentheses) starts with
+// "column = value" or "column IN (" and has no OR at that level — the
+// shape of an application's statement about a few rows. Anything else is
+// false, and the statement gets parsed.
+func keyedWhereText(text string) bool {
+	lx := lexer{src: text}
+	depth := 0
+	next := func() token {
+		for {
+			t := lx.next()
+			if t.kind != tokComment {
+				return t
+			}
+		}
+	}
+	for {
+		t := next()
+		switch t.kind {
+		case tokEOF, tokSemi:
+			return false
+		case tokOpen:
+			depth++
+			continue
+		case tokClose:
+			depth--
+			continue
+		}
+		if depth != 0 || t.kind != tokWord || !t.wordIs(text, "where") {
+			continue
+		}
+		// column, or table.column
+		c := next()
+		if c.kind != tokWord && c.kind != tokQuoted {
+			return false
+		}
+		op := next()
+		if op.kind == tokOther && text[op.start:op.end] == "." {
+			if c = next(); c.kind != tokWord && c.kind != tokQuoted {
+				return false
+			}
+			op = next()
+		}
+		switch {
+		case op.kind == tokOther && text[op.start:op.end] == "=":
+			v := next()
+			isValue := v.kind == tokString || (v.kind == tokOther && v.end > v.start &&
+				(text[v.start] == '$' || (text[v.start] >= '0' && text[v.start] <= '9')))
+			if !isValue {
+				return false
+			}
+		case op.kind == tokWord && op.wordIs(text, "in"):
+			if next().kind != tokOpen {
+				return false
+			}
+			depth++
+		default:
+			return false
+		}
+		// No OR at the WHERE's own level.
+		for {
+			t := next()
+			switch t.kind {
+			case tokEOF, tokSemi:
+				return true
+			case tokOpen:
+				depth++
+			case tokClose:
+				depth--
+			case tokWord:
+				if depth == 0 && t.wordIs(text, "or") {
+					return false
+				}
+			}
+		}
+	}
 }
 
 // keyedWhere reports whether a WHERE clause has a top-level conjunct that

@@ -104,8 +104,10 @@ func firstWordIs(s, kw string) bool {
 
 // firstWord returns the first word token of s, skipping whitespace,
 // comments and opening parentheses, and the lexer positioned after it.
-func firstWord(s string) (token, *lexer) {
-	lx := &lexer{src: s}
+func firstWord(s string) (token, lexer) {
+	// The lexer is returned by value: this runs for every statement on the
+	// proxy's hot path and must not allocate.
+	lx := lexer{src: s}
 	for {
 		t := lx.next()
 		switch t.kind {

@@ -46,21 +46,27 @@ func (s *Session) waitIdle() bool {
 }
 
 // policyContext describes the session for the engine.
+// The engine copies what it keeps, so one Context per session is reused;
+// only the client-to-server loop calls this.
 func (s *Session) policyContext(alone bool) *policy.Context {
-	sc := &policy.Context{
-		InTransaction:       s.state.InTransaction() || s.unsynced,
-		Alone:               alone && !s.unsynced,
-		CreatedTables:       s.created.has,
-		NotValidConstraints: s.created.notValidLock,
-		ServerVersion:       s.state.ServerVersion(),
-		TimeZone:            s.state.TimeZone(),
-		User:                s.state.User,
-		Database:            s.state.Database,
-		ApplicationName:     s.state.ApplicationName,
-		Profile:             s.target.Profile,
+	sc := &s.pctx
+	if sc.CreatedTables == nil {
+		*sc = policy.Context{
+			CreatedTables:       s.created.has,
+			NotValidConstraints: s.created.notValidLock,
+			User:                s.state.User,
+			Database:            s.state.Database,
+			ApplicationName:     s.state.ApplicationName,
+			Profile:             s.target.Profile,
+		}
+		s.catalog.s = s
 	}
+	sc.InTransaction = s.state.InTransaction() || s.unsynced
+	sc.Alone = alone && !s.unsynced
+	sc.ServerVersion, sc.TimeZone = s.state.versionAndTimeZone()
+	sc.Catalog = nil
 	if s.pending.Load() == 0 && !s.unsynced && s.state.TxStatus() != 'E' {
-		sc.Catalog = &sessionCatalog{s: s}
+		sc.Catalog = &s.catalog
 	}
 	return sc
 }
@@ -99,6 +105,12 @@ func (s *Session) onQuery(n int) error {
 		}
 		ds, _ = eng.DecideQuery(ctx, sql, s.policyContext(true))
 	}
+	if !needsCare(ds) {
+		// The common case: nothing to do but count and pass it on.
+		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
+		s.newSyncPoint()
+		return s.sendMessage(msgQuery, body)
+	}
 	v := verdictOf(ds)
 	ev := s.event(v, sql)
 	var events []*StatementEvent
@@ -128,6 +140,9 @@ func (s *Session) onQuery(n int) error {
 	if sp.notices != nil || sp.creates != nil || sp.notValid != nil || sp.retry != nil || sp.events != nil {
 		sp.seq = seq
 		s.syncs.push(sp)
+	}
+	if sp.done == nil {
+		return s.sendMessage(msgQuery, msg)
 	}
 	if err := s.send(frame(msgQuery, msg)); err != nil {
 		return err

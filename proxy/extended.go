@@ -40,6 +40,10 @@ func (s *Session) onParse(n int) error {
 		ds = decide()
 	}
 	s.unsynced = true
+	if !needsCare(ds) {
+		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
+		return s.sendMessage(msgParse, body)
+	}
 	v := verdictOf(ds)
 	if ev := s.event(v, query); ev != nil {
 		b := s.batchPoint()
@@ -50,7 +54,7 @@ func (s *Session) onParse(n int) error {
 			b := s.batchPoint()
 			b.swap, b.marker = s.refusal(v), rejectMarker
 		}
-		return s.send(frame(msgParse, parseBody(name, rejectMarker, nil)))
+		return s.sendMessage(msgParse, parseBody(name, rejectMarker, nil))
 	}
 	sql := v.sql(query)
 	if v.concurrent && alone && s.state.TxStatus() == 'I' {
@@ -71,9 +75,9 @@ func (s *Session) onParse(n int) error {
 		b.notValid = append(b.notValid, v.notValid...)
 	}
 	if sql == query {
-		return s.send(frame(msgParse, body))
+		return s.sendMessage(msgParse, body)
 	}
-	return s.send(frame(msgParse, parseBody(name, sql, params)))
+	return s.sendMessage(msgParse, parseBody(name, sql, params))
 }
 
 // parseBody encodes a Parse body; params is the original parameter-type

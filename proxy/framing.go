@@ -50,10 +50,9 @@ func readHeader(r *bufio.Reader) (typ byte, bodyLen int, err error) {
 
 // writeHeader writes a message header.
 func writeHeader(w *bufio.Writer, typ byte, bodyLen int) {
-	var h [5]byte
-	h[0] = typ
-	binary.BigEndian.PutUint32(h[1:], uint32(bodyLen+4))
-	w.Write(h[:])
+	// Appending to the writer's own free space keeps the header off the
+	// heap: this runs for every relayed message.
+	w.Write(binary.BigEndian.AppendUint32(append(w.AvailableBuffer(), typ), uint32(bodyLen+4)))
 }
 
 // copyBody streams n bytes from r to w through r's buffer, without

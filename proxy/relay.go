@@ -100,6 +100,19 @@ func (s *Session) forward(typ byte, n int) error {
 	return err
 }
 
+// sendMessage writes one message to the server like forward does: the
+// flush waits until the client has nothing more buffered, so a Parse goes
+// out together with the Bind, Execute and Sync behind it.
+func (s *Session) sendMessage(typ byte, body []byte) error {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	writeMessage(s.sw, typ, body)
+	if s.cr.Buffered() == 0 {
+		return s.sw.Flush()
+	}
+	return nil
+}
+
 // send writes whole messages to the server and flushes.
 func (s *Session) send(msgs ...[]byte) error {
 	s.swMu.Lock()

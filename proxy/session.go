@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 // Buffer sizes per direction. Small enough that an idle connection costs
@@ -70,6 +72,8 @@ type Session struct {
 	batch     *syncPoint
 	afterSync func() error
 	qbuf      []byte
+	pctx      policy.Context
+	catalog   sessionCatalog
 }
 
 // idle reports whether nothing is running and no transaction is open, so the

@@ -28,6 +28,9 @@ type State struct {
 
 	mu     sync.Mutex
 	params map[string]string
+	// version and timeZone are kept parsed: the policy asks per statement.
+	version  int
+	timeZone string
 }
 
 // TxStatus is the transaction status from the last ReadyForQuery: 'I' idle,
@@ -55,7 +58,16 @@ func (s *State) TimeZone() string { return s.Parameter("TimeZone") }
 
 // ServerVersion is the server's version as server_version_num would give
 // it (150018 for 15.18), derived from the reported server_version; 0 when unknown.
-func (s *State) ServerVersion() int { return parseServerVersion(s.Parameter("server_version")) }
+func (s *State) ServerVersion() int {
+	v, _ := s.versionAndTimeZone()
+	return v
+}
+
+func (s *State) versionAndTimeZone() (int, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version, s.timeZone
+}
 
 func parseServerVersion(v string) int {
 	if i := strings.IndexFunc(v, func(r rune) bool { return r != '.' && (r < '0' || r > '9') }); i >= 0 {
@@ -96,5 +108,11 @@ func (s *State) setParameter(body []byte) {
 		s.params = make(map[string]string)
 	}
 	s.params[name] = value
+	switch name {
+	case "server_version":
+		s.version = parseServerVersion(value)
+	case "TimeZone":
+		s.timeZone = value
+	}
 	s.mu.Unlock()
 }
