@@ -202,35 +202,15 @@ func TestRewriteCreateIndexConcurrently(t *testing.T) {
 			defer dropIndex(t, name)
 
 			writer, _ := guardConn(t, addr, pgtest.SuperUser, "")
-			stop := make(chan struct{})
-			var maxWait atomic.Int64
-			var writes atomic.Int64
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					start := time.Now()
-					if _, err := writer.Exec(context.Background(), "UPDATE big SET note = note WHERE id = $1", 1+i%1000); err != nil {
-						t.Errorf("writer: %v", err)
-						return
-					}
-					writes.Add(1)
-					if d := int64(time.Since(start)); d > maxWait.Load() {
-						maxWait.Store(d)
-					}
-				}
-			}()
+			w := pgtest.StartWriter(writer, "UPDATE big SET note = note WHERE id = $1", func(i int) any { return 1 + i%1000 })
 			time.Sleep(50 * time.Millisecond)
 			start := time.Now()
 			tag := mustExec(t, conn, "CREATE INDEX "+name+" ON big (md5(note || id::text))")
 			build := time.Since(start)
-			close(stop)
-			<-done
+			maxWait, writes, werr := w.Stop()
+			if werr != nil {
+				t.Fatalf("writer: %v", werr)
+			}
 			if tag.String() != "CREATE INDEX" {
 				t.Fatalf("command tag %q", tag)
 			}
@@ -240,8 +220,8 @@ func TestRewriteCreateIndexConcurrently(t *testing.T) {
 			if len(*notices) == 0 || !strings.Contains((*notices)[0].Message, "CONCURRENTLY") {
 				t.Fatalf("notices %v, want one saying it was rewritten", *notices)
 			}
-			if w := time.Duration(maxWait.Load()); w > build/2 || writes.Load() < 5 {
-				t.Fatalf("writer waited up to %v (%d writes) during a %v build: it was blocked", w, writes.Load(), build)
+			if maxWait > build/2 || writes < 5 {
+				t.Fatalf("writer waited up to %v (%d writes) during a %v build: it was blocked", maxWait, writes, build)
 			}
 			var lt string
 			conn.QueryRow(context.Background(), "SHOW lock_timeout").Scan(&lt)
