@@ -585,3 +585,25 @@ func TestValidateInSameTransaction(t *testing.T) {
 	mustExec(t, conn, "ALTER TABLE big ADD CONSTRAINT big_account_positive CHECK (account >= 0) NOT VALID")
 	mustExec(t, conn, "ALTER TABLE big VALIDATE CONSTRAINT big_account_positive")
 }
+
+type panickyObserver struct{ nopObserver }
+
+func (panickyObserver) Statement(ev *StatementEvent) {
+	if strings.Contains(ev.SQL, "boom") {
+		panic("observer bug")
+	}
+}
+
+// A bug met by one session ends that session, not the proxy.
+func TestPanicEndsOnlyThatSession(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", func(c *Config) { c.Observer = panickyObserver{} })
+	bystander, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	victim, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	if _, err := victim.Exec(context.Background(), "CREATE TABLE boom (id int)"); err == nil {
+		t.Fatal("the panicking session went on")
+	}
+	mustExec(t, bystander, "SELECT 1")
+	again, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	mustExec(t, again, "SELECT 1")
+	pgExec("guard", "DROP TABLE IF EXISTS boom")
+}

@@ -20,7 +20,7 @@ func (s *Session) internalQuery(sql string) (outcome, error) {
 	if err := s.send(frame(msgQuery, queryBody(sql))); err != nil {
 		return outcome{}, err
 	}
-	out := <-sp.done
+	out := s.outcome(sp.done)
 	if out.closed {
 		return out, errSessionClosed
 	}

@@ -10,7 +10,12 @@ import (
 // relay runs the two copy loops until either side ends and returns why.
 func (s *Session) relay() string {
 	done := make(chan string, 1)
-	go func() { done <- s.serverToClient() }()
+	go func() {
+		reason := "panic"
+		defer func() { done <- reason }()
+		defer s.recoverPanic("server-to-client relay")
+		reason = s.serverToClient()
+	}()
 	reason := s.clientToServer()
 	s.close()
 	r2 := <-done

@@ -108,6 +108,7 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 			cw:     bufio.NewWriterSize(conn, writeBufferSize),
 
 			idleSignal: make(chan struct{}, 1),
+			closed:     make(chan struct{}),
 		}
 		s.state.Target = t.Name
 		s.state.ClientAddr = conn.RemoteAddr().String()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,8 @@ type Session struct {
 	// closing is set once the session is being torn down on purpose.
 	closing   atomic.Bool
 	closeOnce sync.Once
+	// closed is closed by close(), so that waits end with the session.
+	closed chan struct{}
 
 	bytesIn, bytesOut atomic.Int64
 
@@ -86,11 +89,24 @@ func (s *Session) idle() bool {
 func (s *Session) close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		close(s.closed)
 		s.client.Close()
 		if s.server != nil {
 			s.server.Close()
 		}
 	})
+}
+
+// recoverPanic turns a bug met by one session into the end of that session
+// (logged with its stack) instead of the end of every session in the process.
+func (s *Session) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		s.log.Error("pgguard bug: panic in "+where+"; closing the session", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		if s.relaying.Load() && s.pending.Load() > 0 {
+			s.cancelRunning()
+		}
+		s.close()
+	}
 }
 
 // abort closes the session now, cancelling a running statement first so
@@ -105,6 +121,7 @@ func (s *Session) abort() {
 // serve runs the session from the first byte to the last.
 func (s *Session) serve() {
 	defer s.close()
+	defer s.recoverPanic("session")
 	start := time.Now()
 	s.client.SetDeadline(start.Add(s.srv.cfg.StartupTimeout))
 	conn, cr, startup, cancel, err := clientStartup(s.client, s.cr, s.srv.cfg.ClientTLS)

@@ -31,10 +31,24 @@ func (s *Session) awaitOutcome(done chan outcome) (out outcome, clientLeft bool)
 	case err := <-peeked:
 		if err == nil {
 			// The client pipelined more; it waits in the buffer.
-			return <-done, false
+			return s.outcome(done), false
 		}
-		s.log.Warn("client left while its statement ran; cancelling it", "err", err)
-		s.cancelRunning()
-		return <-done, true
+		if !s.closing.Load() {
+			s.log.Warn("client left while its statement ran; cancelling it", "err", err)
+			s.cancelRunning()
+		}
+		return s.outcome(done), true
+	case <-s.closed:
+		return outcome{closed: true}, true
+	}
+}
+
+// outcome waits for a sync point's outcome, or for the session to end.
+func (s *Session) outcome(done chan outcome) outcome {
+	select {
+	case out := <-done:
+		return out
+	case <-s.closed:
+		return outcome{closed: true}
 	}
 }
