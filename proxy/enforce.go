@@ -265,5 +265,10 @@ func (s *Session) refusal(v *verdict) *PGError {
 	if detail == "" {
 		detail = "Refused by the pgguard policy before it reached the server; nothing ran."
 	}
+	if f.Hint != "" {
+		// Some tools print only the message and the detail (sequelize-cli
+		// does), so the recipe goes in both.
+		detail += "\nSafe recipe:\n" + f.Hint
+	}
 	return &PGError{Severity: "ERROR", Code: codeInsufficientPrivilge, Message: msg, Detail: detail, Hint: f.Hint}
 }

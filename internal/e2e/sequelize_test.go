@@ -246,6 +246,11 @@ func TestSequelizeUnsafeMigrationsRefused(t *testing.T) {
 			if !strings.Contains(out, "pgguard: "+c.rule+":") {
 				t.Fatalf("sequelize-cli did not print pgguard's refusal naming %s:\n%s", c.rule, out)
 			}
+			// sequelize-cli prints the message and the detail, not the hint:
+			// the recipe must be in the detail too.
+			if !strings.Contains(out, "Safe recipe:") {
+				t.Fatalf("sequelize-cli did not print the safe recipe:\n%s", out)
+			}
 			if after := e.meta(t); strings.Join(after, ",") != strings.Join(before, ",") {
 				t.Fatalf("SequelizeMeta changed: %v → %v", before, after)
 			}
