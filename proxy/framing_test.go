@@ -210,3 +210,41 @@ func FuzzClientStartup(f *testing.F) {
 		}
 	})
 }
+
+// Malformed Query and Parse messages after login get a FATAL 08P01 with a
+// reason, with the policy on, and the proxy goes on serving others.
+func TestMalformedInspectedMessages(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	msg := func(typ byte, body string) []byte {
+		b := []byte{typ, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[1:], uint32(len(body)+4))
+		return append(b, body...)
+	}
+	cases := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"query without NUL", msg('Q', "SELECT 1"), "not NUL-terminated"},
+		{"parse without query", msg('P', "stmt\x00CREATE INDEX ON big (id)"), "query not terminated"},
+		{"parse without name end", msg('P', "stmt"), "statement name not terminated"},
+		{"oversized query", []byte{'Q', 0x3f, 0xff, 0xff, 0xff}, "larger than pgguard inspects"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := pgconn.Connect(context.Background(), strings.Replace(dsn(addr, pgtest.SuperUser, ""), "/postgres?", "/guard?", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := conn.Conn()
+			raw.SetDeadline(time.Now().Add(5 * time.Second))
+			raw.Write(c.in)
+			out, _ := io.ReadAll(raw)
+			if !bytes.Contains(out, []byte("08P01")) || !bytes.Contains(out, []byte(c.want)) {
+				t.Fatalf("reply %q, want FATAL 08P01 %q", out, c.want)
+			}
+		})
+	}
+	ok, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	mustExec(t, ok, "SELECT 1")
+}
