@@ -575,11 +575,7 @@ func TestHealthEndpointsLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	result := make(chan error, 1)
-	go func() {
-		_, err := busy.Exec(ctx, "SELECT pg_sleep(1)")
-		result <- err
-	}()
+	result := execAsync(busy, "SELECT pg_sleep(1)")
 	time.Sleep(200 * time.Millisecond)
 	drained := make(chan error, 1)
 	go func() {

@@ -46,6 +46,16 @@ func pgguardBinary(t *testing.T) string {
 	return binPath
 }
 
+// execAsync runs sql on conn in the background and delivers its error.
+func execAsync(conn *pgx.Conn, sql string) <-chan error {
+	result := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), sql)
+		result <- err
+	}()
+	return result
+}
+
 func freeAddr(t *testing.T) string {
 	p, err := pgtest.FreePort()
 	if err != nil {
@@ -122,11 +132,7 @@ func TestServeBinaryTargetsLogsAndSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	result := make(chan error, 1)
-	go func() {
-		_, err := busy.Exec(ctx, "SELECT pg_sleep(1.5)")
-		result <- err
-	}()
+	result := execAsync(busy, "SELECT pg_sleep(1.5)")
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	waitHTTP(t, "http://"+admin+"/readiness", 503)
