@@ -607,3 +607,20 @@ func TestPanicEndsOnlyThatSession(t *testing.T) {
 	mustExec(t, again, "SELECT 1")
 	pgExec("guard", "DROP TABLE IF EXISTS boom")
 }
+
+// COPY FROM STDIN in the simple protocol is not extended-protocol work:
+// the next statement is still alone and in autocommit, so a CREATE INDEX
+// after it is rewritten, not refused.
+func TestRewriteAfterCopy(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	defer dropIndex(t, "big_after_copy")
+	mustExec(t, conn, "CREATE TEMP TABLE copied (id int)")
+	if _, err := conn.PgConn().CopyFrom(context.Background(), strings.NewReader("1\n2\n"), "COPY copied FROM STDIN"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, "CREATE INDEX big_after_copy ON big (account)")
+	if ex, valid := indexValid(t, "big_after_copy"); !ex || !valid {
+		t.Fatalf("index exists=%v valid=%v", ex, valid)
+	}
+}

@@ -71,10 +71,12 @@ func (s *Session) clientToServer() string {
 			s.sw.Flush()
 			s.swMu.Unlock()
 			return "client terminated"
-		case msgFlush:
-			err = s.forward(typ, n)
-		default:
+		case 'B', 'E', 'D', 'C': // Bind, Execute, Describe, Close
+			// Extended-protocol work that runs in the implicit transaction
+			// ended by the next Sync.
 			s.unsynced = true
+			err = s.forward(typ, n)
+		default: // COPY data, Flush, password messages and the like
 			err = s.forward(typ, n)
 		}
 		if err != nil {
