@@ -12,7 +12,7 @@ func init() {
 		ID:       "lock-timeout",
 		Summary:  "a session must not turn lock_timeout off or raise it above max_lock_timeout",
 		Default:  LevelReject,
-		Keywords: []string{"lock_timeout"},
+		Keywords: []string{"lock_timeout", "set_config", "pg_settings"},
 		Check:    checkLockTimeout,
 		// No Verify: a session setting, not a lock on a table. RESET
 		// lock_timeout (and RESET ALL, DISCARD ALL, SET ... TO DEFAULT) is
@@ -33,6 +33,10 @@ func checkLockTimeout(c *Check, n *pg_query.Node) {
 		}
 		return
 	}
+	if u := n.GetUpdateStmt(); u != nil && u.Relation != nil && u.Relation.Relname == "pg_settings" {
+		checkPgSettingsUpdate(c, u)
+		return
+	}
 	if !containsFold(c.Text, "set_config") {
 		return
 	}
@@ -47,13 +51,48 @@ func checkLockTimeout(c *Check, n *pg_query.Node) {
 		if name := nameList(fc.Funcname); name != "set_config" && name != "pg_catalog.set_config" {
 			return true
 		}
-		if v, ok := constString(fc.Args[0]); !ok || v != "lock_timeout" {
+		name, isConst := constString(fc.Args[0])
+		if !isConst && fc.Args[0].GetParamRef() == nil {
+			// set_config('lock_' || 'timeout', ...): a name computed in the
+			// statement itself can only be there to hide what it sets.
+			c.Report(Report{
+				Message: "set_config() with a setting name computed at run time may turn lock_timeout off, and pgguard cannot tell which setting it changes.",
+				Hint:    "-- name the setting as a literal: SELECT set_config('<setting>', '<value>', false);",
+			})
+			return true
+		}
+		if name != "lock_timeout" {
 			return true
 		}
 		v, ok := constString(fc.Args[1])
 		c.lockTimeoutValue("set_config('lock_timeout', ...)", v, ok)
 		return true
 	})
+}
+
+// checkPgSettingsUpdate judges UPDATE pg_settings SET setting = ... WHERE
+// name = 'lock_timeout', which PostgreSQL turns into set_config().
+func checkPgSettingsUpdate(c *Check, u *pg_query.UpdateStmt) {
+	names := 0
+	lock := false
+	Walk(u.WhereClause, func(x *pg_query.Node) bool {
+		if v, ok := constString(x); ok {
+			names++
+			lock = lock || v == "lock_timeout"
+		}
+		return true
+	})
+	if !lock && names > 0 {
+		return
+	}
+	for _, t := range u.TargetList {
+		rt := t.GetResTarget()
+		if rt == nil || rt.Name != "setting" || rt.Val == nil {
+			continue
+		}
+		v, ok := constString(rt.Val)
+		c.lockTimeoutValue("UPDATE pg_settings SET setting", v, ok)
+	}
 }
 
 // lockTimeoutValue reports a value that is not a constant, is 0 (off) or

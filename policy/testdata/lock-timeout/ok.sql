@@ -11,3 +11,9 @@ SET lock_timeout TO DEFAULT;
 SELECT set_config('lock_timeout', '1s', true);
 
 SET statement_timeout = 0;
+
+UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout';
+
+SELECT set_config('app.tenant_id', '42', true);
+
+UPDATE pg_settings SET setting = '2s' WHERE name = 'lock_timeout';
