@@ -13,7 +13,8 @@ import (
 // OutsideTransactionHint is the comment that precedes a recipe statement
 // that must run on its own, outside any transaction block.
 const OutsideTransactionHint = "-- run this on its own, outside any transaction block and as the only statement of its query\n" +
-	"-- (sequelize: queryInterface.sequelize.query(sql, { transaction: null }) in a migration that is not wrapped in a transaction):"
+	"-- (sequelize: queryInterface.sequelize.query(sql, { transaction: null }) in a migration that is not wrapped in a transaction;\n" +
+	"-- Flyway: a migration of its own with executeInTransaction=false; psql: not inside BEGIN, nor with -1/--single-transaction):"
 
 // BatchUpdateSQL is one batch of a backfill that needs no key column:
 // run it again until it updates 0 rows.
