@@ -67,3 +67,29 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseConfig feeds arbitrary bytes to the rules-file loader: it must
+// return a config or an error, never panic, every error must carry the file
+// name so that a person can find it, and an accepted config must build an
+// engine.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("mode: enforce\nrules:\n  create-index: rewrite\n"))
+	f.Add([]byte("profiles:\n  - name: uat\n    match: {database: [\"*_uat\"]}\n    mode: warn\n"))
+	f.Add([]byte("lock_timeout: 3s\nmax_lock_timeout: 1s\nsize_thresholds: {rows: -1, bytes: 10XB}\n"))
+	f.Add([]byte("proxy:\n  targets:\n    - {name: a, listen: ':1', upstream: 'b:2'}\n"))
+	f.Add([]byte("&a [*a, *a, *a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data, "fuzz.yaml")
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		// What the loader accepts, the engine must accept too: otherwise
+		// check-config says ok and serve fails.
+		if _, err := NewEngine(cfg); err != nil {
+			t.Fatalf("ParseConfig accepted a config that NewEngine refuses: %v", err)
+		}
+	})
+}
