@@ -186,7 +186,7 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if len(stmts) > 1 {
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
-			return (outer != nil && outer(schema, table)) || tableIn(created, schema, table)
+			return (outer != nil && outer(schema, table)) || TableIn(created, schema, table)
 		}
 		outerNV := sc.NotValidConstraints
 		local.NotValidConstraints = func(t Table, name string) (string, bool) {
@@ -206,7 +206,7 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		}
 		d := e.Decide(ctx, s, &local)
 		for _, t := range d.CreatesTables {
-			created = append(created, parseTableName(t))
+			created = append(created, ParseTableName(t))
 		}
 		notValid = append(notValid, d.AddsNotValid...)
 		if endsTransaction(s.Text) {
@@ -455,8 +455,9 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// parseTableName is the inverse of Table.String for simple cases.
-func parseTableName(s string) Table {
+// ParseTableName is the inverse of Table.String: "schema.name" or "name",
+// double-quoted where needed. The proxy uses it for the names decisions carry.
+func ParseTableName(s string) Table {
 	unq := func(p string) string {
 		if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' {
 			return strings.ReplaceAll(p[1:len(p)-1], `""`, `"`)
@@ -478,9 +479,9 @@ func parseTableName(s string) Table {
 	return Table{Name: unq(s)}
 }
 
-// tableIn reports whether (schema, table) is in list; an unqualified name
+// TableIn reports whether (schema, table) is in list; an unqualified name
 // on either side matches any schema.
-func tableIn(list []Table, schema, table string) bool {
+func TableIn(list []Table, schema, table string) bool {
 	for _, t := range list {
 		if t.Name == table && (t.Schema == "" || schema == "" || t.Schema == schema) {
 			return true

@@ -51,7 +51,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 			case "user":
 				sc.User = val
 			case "created":
-				created = append(created, parseTableName(val))
+				created = append(created, ParseTableName(val))
 			case "small":
 				catalog().sizes[val] = TableSize{Rows: 100, Bytes: 8192}
 			case "large":
@@ -79,7 +79,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 				col, typ, _ := strings.Cut(val, ":")
 				catalog().columnTypes[col] = typ
 			case "not-valid", "not-valid-fk": // TABLE.CONSTRAINT added NOT VALID earlier in the transaction
-				tc := parseTableName(val) // TABLE.CONSTRAINT reads like schema.table
+				tc := ParseTableName(val) // TABLE.CONSTRAINT reads like schema.table
 				if tc.Schema == "" {
 					t.Fatalf("bad directive %q", item)
 				}
@@ -105,7 +105,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 		}
 	}
 	if created != nil {
-		sc.CreatedTables = func(schema, table string) bool { return tableIn(created, schema, table) }
+		sc.CreatedTables = func(schema, table string) bool { return TableIn(created, schema, table) }
 	}
 	if notValid != nil {
 		sc.NotValidConstraints = func(t Table, name string) (string, bool) { return findNotValid(notValid, t, name) }

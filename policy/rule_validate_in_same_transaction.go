@@ -56,7 +56,7 @@ func notValidAdds(n *pg_query.Node) []NotValidConstraint {
 // either side matches any schema.
 func findNotValid(list []NotValidConstraint, t Table, name string) (string, bool) {
 	for _, c := range list {
-		if c.Name == name && tableIn([]Table{c.Table}, t.Schema, t.Name) {
+		if c.Name == name && TableIn([]Table{c.Table}, t.Schema, t.Name) {
 			return c.Lock, true
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"github.com/pgguard/pgguard/policy"
 )
 
-// event builds the StatementEvent for the decisions on one Query or Parse,
-// or returns nil for plain allows of non-DDL, which nobody audits. It also
-// counts the inspected statements.
+// event builds the StatementEvent for the decisions on one Query or Parse
+// that needs care (needsCare: DDL, or a rule matched), and counts the
+// inspected statements.
 func (s *Session) event(v *verdict, sql string) *StatementEvent {
 	ddl := 0
 	for _, sd := range v.decisions {
@@ -18,9 +18,6 @@ func (s *Session) event(v *verdict, sql string) *StatementEvent {
 	}
 	obs := s.srv.hooks()
 	obs.StatementsInspected(s.target.Name, ddl, len(v.decisions)-ddl)
-	if !v.ddl && v.reject == nil && v.notices == nil && !anyFinding(v) {
-		return nil
-	}
 	ev := &StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
 		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: sql,
 		Rewritten: v.rewritten, DDL: v.ddl}
@@ -40,9 +37,6 @@ func (s *Session) event(v *verdict, sql string) *StatementEvent {
 
 // report sends a finished event to the log and the observer.
 func (s *Session) report(ev *StatementEvent, tag, sqlstate string) {
-	if ev == nil {
-		return
-	}
 	ev.Duration = time.Since(ev.Time)
 	ev.CommandTag, ev.SQLState = tag, sqlstate
 	if ev.Action != policy.Allow.String() || len(ev.RuleIDs) > 0 {
@@ -50,13 +44,4 @@ func (s *Session) report(ev *StatementEvent, tag, sqlstate string) {
 			"database", ev.Database, "application_name", ev.ApplicationName, "rewritten", ev.Rewritten != "", "sqlstate", sqlstate)
 	}
 	s.srv.hooks().Statement(ev)
-}
-
-func anyFinding(v *verdict) bool {
-	for _, sd := range v.decisions {
-		if len(sd.Decision.Findings) > 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -29,16 +29,22 @@ var (
 // relationFilter returns the FROM/WHERE part that finds a relation by a
 // possibly qualified name, the way the search_path would.
 func relationFilter(name string) string {
-	t := splitTableName(name)
-	where := "c.relname = " + quoteLiteral(t.name)
+	t := policy.ParseTableName(name)
 	order := ""
-	if t.schema != "" {
-		where += " AND n.nspname = " + quoteLiteral(t.schema)
-	} else {
-		where += " AND n.nspname = ANY (current_schemas(true))"
+	if t.Schema == "" {
 		order = " ORDER BY array_position(current_schemas(true), n.nspname)"
 	}
-	return " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE " + where + order + " LIMIT 1"
+	return " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = " +
+		quoteLiteral(t.Name) + schemaFilter(t.Schema) + order + " LIMIT 1"
+}
+
+// schemaFilter restricts n.nspname to schema, or to the search_path when
+// the name was not qualified.
+func schemaFilter(schema string) string {
+	if schema != "" {
+		return " AND n.nspname = " + quoteLiteral(schema)
+	}
+	return " AND n.nspname = ANY (current_schemas(true))"
 }
 
 func (c *sessionCatalog) query(sql string) ([][]*string, bool) {
@@ -182,13 +188,8 @@ func (c *sessionCatalog) HasValidatedCheckOn(ctx context.Context, table string, 
 
 // FunctionVolatility reports the most volatile overload of a function.
 func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (policy.Volatility, bool) {
-	t := splitTableName(name)
-	where := "p.proname = " + quoteLiteral(t.name)
-	if t.schema != "" {
-		where += " AND n.nspname = " + quoteLiteral(t.schema)
-	} else {
-		where += " AND n.nspname = ANY (current_schemas(true))"
-	}
+	t := policy.ParseTableName(name)
+	where := "p.proname = " + quoteLiteral(t.Name) + schemaFilter(t.Schema)
 	row, ok := c.one("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
 	if !ok || len(row) != 1 || row[0] == nil || *row[0] == "" {
 		return policy.VolatilityUnknown, false

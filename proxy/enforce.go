@@ -36,10 +36,8 @@ func (s *Session) waitIdle() bool {
 	for s.pending.Load() > 0 {
 		select {
 		case <-s.idleSignal:
-		case <-time.After(50 * time.Millisecond):
-			if s.closing.Load() {
-				return false
-			}
+		case <-s.closed:
+			return false
 		}
 	}
 	return !s.closing.Load()
@@ -52,8 +50,8 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	sc := &s.pctx
 	if sc.CreatedTables == nil {
 		*sc = policy.Context{
-			CreatedTables:       s.created.has,
-			NotValidConstraints: s.created.notValidLock,
+			CreatedTables:       s.tx.created,
+			NotValidConstraints: s.tx.notValidLock,
 			User:                s.state.User,
 			Database:            s.state.Database,
 			ApplicationName:     s.state.ApplicationName,
@@ -112,11 +110,7 @@ func (s *Session) onQuery(n int) error {
 		return s.sendMessage(msgQuery, body)
 	}
 	v := verdictOf(ds)
-	ev := s.event(v, sql)
-	var events []*StatementEvent
-	if ev != nil {
-		events = []*StatementEvent{ev}
-	}
+	events := []*StatementEvent{s.event(v, sql)}
 	switch {
 	case v.reject != nil:
 		seq := s.newSyncPoint()

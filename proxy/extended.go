@@ -45,10 +45,8 @@ func (s *Session) onParse(n int) error {
 		return s.sendMessage(msgParse, body)
 	}
 	v := verdictOf(ds)
-	if ev := s.event(v, query); ev != nil {
-		b := s.batchPoint()
-		b.events = append(b.events, ev)
-	}
+	b := s.batchPoint()
+	b.events = append(b.events, s.event(v, query))
 	if v.reject != nil {
 		if s.batch == nil || s.batch.swap == nil {
 			b := s.batchPoint()

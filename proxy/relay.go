@@ -3,8 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
-	"os"
 )
 
 // relay runs the two copy loops until either side ends and returns why.
@@ -222,7 +220,7 @@ func (s *Session) serverToClient() string {
 func (s *Session) readyForQuery(status byte) {
 	s.state.setTxStatus(status)
 	if status == 'I' {
-		s.created.reset()
+		s.tx.reset()
 	}
 	s.received++
 	if s.pending.Add(-1) == 0 {
@@ -248,8 +246,4 @@ func (s *Session) serverGone(err error, lastType byte) string {
 	}
 	s.close()
 	return "server closed the connection"
-}
-
-func isNetClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -66,8 +66,9 @@ type Session struct {
 	syncs syncQueue
 	// idleSignal is poked when pending drops to zero.
 	idleSignal chan struct{}
-	// created remembers the tables created in the open transaction.
-	created createdTables
+	// tx remembers tables created and constraints added NOT VALID in the
+	// open transaction.
+	tx txMemory
 	// Owned by the client-to-server loop: whether extended-protocol
 	// messages were sent since the last Sync, the special sync point of
 	// that batch, work to do once its Sync is sent, and a reusable buffer.

@@ -65,8 +65,8 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 			s.cw.Write(sp.retry.buf.Bytes())
 		}
 		if sp.errCode == "" && status != 'I' {
-			s.created.add(sp.creates)
-			s.created.addNotValid(sp.notValid)
+			s.tx.addTables(sp.creates)
+			s.tx.addNotValid(sp.notValid)
 		}
 		s.syncs.pop()
 		s.readyForQuery(status)

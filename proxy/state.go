@@ -54,7 +54,10 @@ func (s *State) Parameter(name string) string {
 }
 
 // TimeZone is the session's TimeZone as the server reports it.
-func (s *State) TimeZone() string { return s.Parameter("TimeZone") }
+func (s *State) TimeZone() string {
+	_, tz := s.versionAndTimeZone()
+	return tz
+}
 
 // ServerVersion is the server's version as server_version_num would give
 // it (150018 for 15.18), derived from the reported server_version; 0 when unknown.
