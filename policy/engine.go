@@ -262,6 +262,25 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	return d
 }
 
+// Plain reports whether the engine would let every statement of query
+// through untouched without parsing it (no DDL, nothing a rule looks at),
+// as DecideQuery would with an Allow and no findings for each, and how many
+// statements there are. It is the proxy's fast path for application
+// traffic: it does not allocate and does not keep query.
+func (e *Engine) Plain(query string) (statements int, plain bool) {
+	plain = true
+	splitEach(query, func(s Statement) bool {
+		cls := classify(s.Text)
+		if cls == classDDL || e.needsParse(cls, s.Text) {
+			plain = false
+			return false
+		}
+		statements++
+		return true
+	})
+	return statements, plain
+}
+
 func (e *Engine) needsParse(cls class, text string) bool {
 	switch cls {
 	case classEmpty:

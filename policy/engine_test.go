@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -161,6 +162,66 @@ func TestGlobMatch(t *testing.T) {
 	} {
 		if got := globMatch(c.p, c.s); got != c.want {
 			t.Errorf("globMatch(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+// TestPlain checks the fast path on every fixture statement and on the
+// traffic it exists for: application queries pass without allocating;
+// DDL, refused statements and annotated ones do not pass.
+func TestPlain(t *testing.T) {
+	e := fixtureEngine(t, nil)
+	ctx := context.Background()
+	passed := 0
+	for _, rule := range Rules() {
+		for _, f := range []string{"ok.sql", "bad.sql"} {
+			for _, s := range readFixture(t, filepath.Join("testdata", rule.ID, f)) {
+				ds, err := e.DecideQuery(ctx, s.Text, &Context{Alone: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkPlain(t, e, s.Text, ds)
+				if _, plain := e.Plain(s.Text); plain {
+					passed++
+				}
+				if f == "bad.sql" {
+					if _, plain := e.Plain(s.Text); plain {
+						t.Errorf("%s/bad.sql:%d passes as plain: %s", rule.ID, s.Line, firstLine(s.Text))
+					}
+				}
+			}
+		}
+	}
+	if passed == 0 {
+		t.Error("no fixture statement passed as plain; the check above proved nothing")
+	}
+	app := []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+		"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 7",
+		"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP);",
+		"BEGIN; SELECT 1; COMMIT",
+		"SET application_name = 'web'",
+	}
+	for _, q := range app {
+		n, plain := e.Plain(q)
+		if !plain || n != len(Split(q)) {
+			t.Errorf("Plain(%q) = %d, %v; want %d, true", q, n, plain, len(Split(q)))
+		}
+		ds, _ := e.DecideQuery(ctx, q, &Context{Alone: true})
+		checkPlain(t, e, q, ds)
+		if a := testing.AllocsPerRun(100, func() { e.Plain(q) }); a != 0 {
+			t.Errorf("Plain(%q) allocates %.0f times", q, a)
+		}
+	}
+	for _, q := range []string{
+		"CREATE INDEX ON t (a)",
+		"SELECT 1; ALTER TABLE t ADD COLUMN c int",
+		"SET lock_timeout = 0",
+		"SELECT * INTO t2 FROM t",
+		"-- pgguard:allow truncate reason=\"x\"\nTRUNCATE t",
+	} {
+		if _, plain := e.Plain(q); plain {
+			t.Errorf("Plain(%q) passes", q)
 		}
 	}
 }

@@ -65,7 +65,27 @@ func FuzzDecide(f *testing.F) {
 				}
 			}
 		}
+		checkPlain(t, e, query, ds)
 	})
+}
+
+// checkPlain checks the proxy's fast path against DecideQuery: a query
+// Plain passes must be one DecideQuery allows untouched, statement for
+// statement.
+func checkPlain(t *testing.T, e *Engine, query string, ds []StatementDecision) {
+	t.Helper()
+	n, plain := e.Plain(query)
+	if !plain {
+		return
+	}
+	if n != len(ds) {
+		t.Fatalf("Plain counts %d statements, DecideQuery %d, in %q", n, len(ds), query)
+	}
+	for _, d := range ds {
+		if d.Decision.DDL || d.Decision.Action != Allow || len(d.Decision.Findings) > 0 {
+			t.Fatalf("Plain passes %q, but DecideQuery gives %+v", query, d.Decision)
+		}
+	}
 }
 
 // FuzzParseConfig feeds arbitrary bytes to the rules-file loader: it must

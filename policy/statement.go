@@ -21,8 +21,19 @@ type Statement struct {
 // fails: text the server would reject (say, an unterminated quote) ends up in
 // a statement of its own, for the engine to judge.
 func Split(query string) []Statement {
+	var out []Statement
+	splitEach(query, func(s Statement) bool {
+		out = append(out, s)
+		return true
+	})
+	return out
+}
+
+// splitEach is Split handing each statement to yield, until yield returns
+// false. It does not allocate.
+func splitEach(query string, yield func(Statement) bool) {
 	var (
-		out       []Statement
+		stopped   bool
 		lx        = lexer{src: query}
 		start     = -1 // start of the current statement, -1 before its first token
 		codeStart int  // start of its first token that is not a comment
@@ -45,12 +56,12 @@ func Split(query string) []Statement {
 		return line
 	}
 	flush := func() {
-		if start >= 0 && hasCode {
-			out = append(out, Statement{Text: query[start:lastEnd], Start: start, End: lastEnd, Line: lineAt(codeStart)})
+		if start >= 0 && hasCode && !stopped {
+			stopped = !yield(Statement{Text: query[start:lastEnd], Start: start, End: lastEnd, Line: lineAt(codeStart)})
 		}
 		start, hasCode, depth, atomic, words, isRoutine, prevBegin = -1, false, 0, 0, 0, false, false
 	}
-	for {
+	for !stopped {
 		t := lx.next()
 		if t.kind == tokEOF {
 			break
@@ -92,7 +103,6 @@ func Split(query string) []Statement {
 		hasCode = true
 	}
 	flush()
-	return out
 }
 
 // firstWordIs reports whether the first word of s (after comments and

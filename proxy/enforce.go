@@ -91,8 +91,14 @@ func (s *Session) onQuery(n int) error {
 	if len(body) == 0 || body[len(body)-1] != 0 {
 		return &protocolError{"invalid Query message: not NUL-terminated"}
 	}
-	sql := string(body[:len(body)-1])
 	eng := s.srv.cfg.Policy.Engine()
+	if n, plain := eng.Plain(bytesView(body[:len(body)-1])); plain {
+		// Application traffic: nothing to judge, nothing allocated.
+		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
+		s.newSyncPoint()
+		return s.sendMessage(msgQuery, body)
+	}
+	sql := string(body[:len(body)-1])
 	ctx := context.Background()
 	ds, _ := eng.DecideQuery(ctx, sql, s.policyContext(true))
 	if needsCare(ds) && s.pending.Load() > 0 {

@@ -16,6 +16,14 @@ func (s *Session) onParse(n int) error {
 	if err != nil {
 		return err
 	}
+	eng := s.srv.cfg.Policy.Engine()
+	if q, ok := parseQueryText(body); ok {
+		if _, plain := eng.Plain(bytesView(q)); plain {
+			s.unsynced = true
+			s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
+			return s.sendMessage(msgParse, body)
+		}
+	}
 	name, rest, ok := cstring(body)
 	if !ok {
 		return &protocolError{"invalid Parse message: statement name not terminated"}
@@ -25,7 +33,6 @@ func (s *Session) onParse(n int) error {
 		return &protocolError{"invalid Parse message: query not terminated"}
 	}
 	unsyncedBefore := s.unsynced
-	eng := s.srv.cfg.Policy.Engine()
 	ctx := context.Background()
 	alone := !unsyncedBefore && s.executesAhead() <= 1
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}

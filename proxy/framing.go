@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"unsafe"
 )
 
 // Protocol message type bytes that pgguard looks at.
@@ -106,3 +108,22 @@ func cstring(b []byte) (string, []byte, bool) {
 	}
 	return "", nil, false
 }
+
+// parseQueryText returns the query text of a Parse message body (statement
+// name, query, parameter types) without copying it.
+func parseQueryText(body []byte) ([]byte, bool) {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return nil, false
+	}
+	q := body[i+1:]
+	j := bytes.IndexByte(q, 0)
+	if j < 0 {
+		return nil, false
+	}
+	return q[:j], true
+}
+
+// bytesView is b as a string without a copy, for calls that only read it
+// while b is unchanged (the policy's fast path, which keeps nothing).
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

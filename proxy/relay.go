@@ -7,6 +7,10 @@ import (
 
 // relay runs the two copy loops until either side ends and returns why.
 func (s *Session) relay() string {
+	defer func() {
+		s.clientSock.stop()
+		s.serverSock.stop()
+	}()
 	done := make(chan string, 1)
 	go func() {
 		reason := "panic"

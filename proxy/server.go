@@ -99,13 +99,15 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
+		sock := newSockReader(conn)
 		s := &Session{
-			srv:    srv,
-			target: t,
-			log:    srv.cfg.Logger.With("target", t.Name),
-			client: conn,
-			cr:     bufio.NewReaderSize(conn, readBufferSize),
-			cw:     bufio.NewWriterSize(conn, writeBufferSize),
+			srv:        srv,
+			target:     t,
+			log:        srv.cfg.Logger.With("target", t.Name),
+			client:     conn,
+			clientSock: sock,
+			cr:         bufio.NewReaderSize(sock, readBufferSize),
+			cw:         bufio.NewWriterSize(conn, writeBufferSize),
 
 			idleSignal: make(chan struct{}, 1),
 			closed:     make(chan struct{}),

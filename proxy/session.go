@@ -34,15 +34,17 @@ type Session struct {
 	log    *slog.Logger
 	state  State
 
-	client net.Conn
-	cr     *bufio.Reader
-	cw     *bufio.Writer
-	cwMu   sync.Mutex // held while writing to cw (the relay and a draining shutdown)
+	client     net.Conn
+	clientSock *sockReader // what cr reads, unless the client uses TLS
+	cr         *bufio.Reader
+	cw         *bufio.Writer
+	cwMu       sync.Mutex // held while writing to cw (the relay and a draining shutdown)
 
-	server net.Conn
-	sr     *bufio.Reader
-	sw     *bufio.Writer
-	swMu   sync.Mutex // held while writing to sw
+	server     net.Conn
+	serverSock *sockReader // what sr reads
+	sr         *bufio.Reader
+	sw         *bufio.Writer
+	swMu       sync.Mutex // held while writing to sw
 
 	// pending counts the Query, Sync and FunctionCall messages sent to the
 	// server whose ReadyForQuery has not come back yet: non-zero means a
@@ -86,14 +88,17 @@ func (s *Session) idle() bool {
 	return s.pending.Load() == 0 && s.state.TxStatus() == 'I'
 }
 
-// close closes both connections once.
+// close closes both connections once. Reads and writes blocked on them
+// fail at once. The sockets themselves are closed in the background: a
+// sockReader that is between two reads holds its socket open (net's Close
+// waits for that) until its relay loop reads again or stops it.
 func (s *Session) close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.closed)
-		s.client.Close()
+		go s.client.Close()
 		if s.server != nil {
-			s.server.Close()
+			go s.server.Close()
 		}
 	})
 }
@@ -178,7 +183,8 @@ func (s *Session) serve() {
 		return
 	}
 	s.server = server
-	s.sr = bufio.NewReaderSize(server, readBufferSize)
+	s.serverSock = newSockReader(server)
+	s.sr = bufio.NewReaderSize(s.serverSock, readBufferSize)
 	s.sw = bufio.NewWriterSize(server, writeBufferSize)
 	if s.closing.Load() {
 		return
@@ -217,6 +223,7 @@ func (s *Session) serve() {
 	s.client.SetDeadline(time.Time{})
 	s.server.SetDeadline(time.Time{})
 	log.Info("connection opened")
+	s.startSockIO()
 	s.relaying.Store(true)
 	s.srv.hooks().ConnectionOpened(s.target.Name)
 	reason := s.relay()
