@@ -141,7 +141,15 @@ func (r *sockReader) loop(raw syscall.RawConn, yield func(struct{}) bool) {
 
 // sockWriter writes a plain socket with rawIO, waiting for the poller only
 // when the socket's send buffer is full.
-type sockWriter struct{ raw syscall.RawConn }
+type sockWriter struct {
+	raw syscall.RawConn
+	// The Write in progress. write is built once: a closure made per
+	// Write would be allocated per Write.
+	write func(fd uintptr) bool
+	p     []byte
+	n     int
+	err   error
+}
 
 // newSockWriter returns a sockWriter for conn, or nil when conn is not a
 // plain socket.
@@ -154,28 +162,32 @@ func newSockWriter(conn net.Conn) *sockWriter {
 	if err != nil {
 		return nil
 	}
-	return &sockWriter{raw: raw}
-}
-
-func (w *sockWriter) Write(p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := w.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, err := rawIO(syscall.SYS_WRITE, fd, p[n:])
+	w := &sockWriter{raw: raw}
+	w.write = func(fd uintptr) bool {
+		for w.n < len(w.p) {
+			m, err := rawIO(syscall.SYS_WRITE, fd, w.p[w.n:])
 			switch err {
 			case nil:
-				n += m
+				w.n += m
 			case syscall.EINTR:
 			case syscall.EAGAIN:
 				return false // wait for room
 			default:
-				werr = os.NewSyscallError("write", err)
+				w.err = os.NewSyscallError("write", err)
 				return true
 			}
 		}
 		return true
-	})
+	}
+	return w
+}
+
+// Write is called by one goroutine at a time (the session's writer mutex).
+func (w *sockWriter) Write(p []byte) (int, error) {
+	w.p, w.n, w.err = p, 0, nil
+	err := w.raw.Write(w.write)
+	n, werr := w.n, w.err
+	w.p = nil
 	if werr == nil && err != nil {
 		var oe *net.OpError
 		if errors.As(err, &oe) {
