@@ -16,22 +16,22 @@ func (s *Session) onParse(n int) error {
 	if err != nil {
 		return err
 	}
-	eng := s.srv.cfg.Policy.Engine()
-	if q, ok := parseQueryText(body); ok {
-		if _, plain := eng.Plain(bytesView(q)); plain {
-			s.unsynced = true
-			s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-			return s.sendMessage(msgParse, body)
-		}
-	}
-	name, rest, ok := cstring(body)
+	nameBytes, rest, ok := cstringBytes(body)
 	if !ok {
 		return &protocolError{"invalid Parse message: statement name not terminated"}
 	}
-	query, params, ok := cstring(rest)
+	queryBytes, params, ok := cstringBytes(rest)
 	if !ok {
 		return &protocolError{"invalid Parse message: query not terminated"}
 	}
+	eng := s.srv.cfg.Policy.Engine()
+	if _, plain := eng.Plain(bytesView(queryBytes)); plain {
+		// Application traffic: nothing to judge, nothing allocated.
+		s.unsynced = true
+		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
+		return s.sendMessage(msgParse, body)
+	}
+	name, query := string(nameBytes), string(queryBytes)
 	unsyncedBefore := s.unsynced
 	ctx := context.Background()
 	alone := !unsyncedBefore && s.executesAhead() <= 1

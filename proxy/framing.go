@@ -101,27 +101,17 @@ func writeMessage(w *bufio.Writer, typ byte, body []byte) {
 
 // cstring returns the NUL-terminated string at the start of b and the rest.
 func cstring(b []byte) (string, []byte, bool) {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i]), b[i+1:], true
-		}
-	}
-	return "", nil, false
+	s, rest, ok := cstringBytes(b)
+	return string(s), rest, ok
 }
 
-// parseQueryText returns the query text of a Parse message body (statement
-// name, query, parameter types) without copying it.
-func parseQueryText(body []byte) ([]byte, bool) {
-	i := bytes.IndexByte(body, 0)
+// cstringBytes is cstring without the copy: the string is a slice of b.
+func cstringBytes(b []byte) ([]byte, []byte, bool) {
+	i := bytes.IndexByte(b, 0)
 	if i < 0 {
-		return nil, false
+		return nil, nil, false
 	}
-	q := body[i+1:]
-	j := bytes.IndexByte(q, 0)
-	if j < 0 {
-		return nil, false
-	}
-	return q[:j], true
+	return b[:i], b[i+1:], true
 }
 
 // bytesView is b as a string without a copy, for calls that only read it
