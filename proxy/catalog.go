@@ -205,7 +205,11 @@ func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, b
 	if c.s.state.TxStatus() != 'I' {
 		return 0, false
 	}
-	rows, ok := c.query("EXPLAIN (FORMAT JSON) " + sql)
+	explain, ok := explainStatement(sql, c.s.state.ServerVersion())
+	if !ok {
+		return 0, false
+	}
+	rows, ok := c.query(explain)
 	if !ok || len(rows) != 1 || rows[0][0] == nil {
 		return 0, false
 	}
@@ -220,6 +224,42 @@ func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, b
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(j), 64)
 	return int64(f), err == nil
+}
+
+// explainStatement returns the EXPLAIN that estimates sql's rows, or false
+// when the server cannot plan it: a statement of the extended protocol with
+// parameters ($1) can be planned without their values only with
+// GENERIC_PLAN (PostgreSQL 16); before that, EXPLAIN would fail and leave
+// an ERROR in the server's log for every such statement.
+func explainStatement(sql string, serverVersion int) (string, bool) {
+	if !hasParameters(sql) {
+		return "EXPLAIN (FORMAT JSON) " + sql, true
+	}
+	if serverVersion >= 160000 {
+		return "EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + sql, true
+	}
+	return "", false
+}
+
+// hasParameters reports whether sql refers to a parameter ($1). It may
+// say so for a "$1" inside a string literal; then the estimate is skipped
+// or generic, which is harmless.
+func hasParameters(sql string) bool {
+	for i := 0; i+1 < len(sql); i++ {
+		if sql[i] != '$' || sql[i+1] < '0' || sql[i+1] > '9' {
+			continue
+		}
+		if i == 0 {
+			return true
+		}
+		// In an identifier ("col$1") the $ is part of the name.
+		switch p := sql[i-1]; {
+		case p == '_', p >= '0' && p <= '9', p >= 'a' && p <= 'z', p >= 'A' && p <= 'Z', p >= 0x80:
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 func regexpQuote(s string) string {

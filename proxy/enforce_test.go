@@ -624,3 +624,34 @@ func TestRewriteAfterCopy(t *testing.T) {
 		t.Fatalf("index exists=%v valid=%v", ex, valid)
 	}
 }
+
+// TestExplainStatement: a statement with parameters is estimated with a
+// generic plan where the server has one (16+) and not at all before, so
+// that no EXPLAIN fails on the server for want of parameter values.
+func TestExplainStatement(t *testing.T) {
+	tests := []struct {
+		sql     string
+		version int
+		want    string
+	}{
+		{"UPDATE t SET a = 1 WHERE b > 10", 150000, "EXPLAIN (FORMAT JSON) UPDATE t SET a = 1 WHERE b > 10"},
+		{"UPDATE t SET a = $1 WHERE b > $2", 150018, ""},
+		{"DELETE FROM t WHERE b > $1", 160000, "EXPLAIN (GENERIC_PLAN, FORMAT JSON) DELETE FROM t WHERE b > $1"},
+		{"UPDATE t SET a$1 = 0 WHERE b > 0", 150000, "EXPLAIN (FORMAT JSON) UPDATE t SET a$1 = 0 WHERE b > 0"},
+		{"$1", 150000, ""},
+		{"UPDATE t SET a = $$x$$ WHERE b > 0", 150000, "EXPLAIN (FORMAT JSON) UPDATE t SET a = $$x$$ WHERE b > 0"},
+	}
+	for _, tt := range tests {
+		got, ok := explainStatement(tt.sql, tt.version)
+		if ok != (tt.want != "") || got != tt.want {
+			t.Errorf("explainStatement(%q, %d) = %q, %v; want %q", tt.sql, tt.version, got, ok, tt.want)
+		}
+	}
+	needPG(t)
+	// On the real server, the EXPLAIN chosen for a statement with
+	// parameters must not fail.
+	conn := connect(t, pg.DSN("postgres", "postgres"))
+	if explain, ok := explainStatement("SELECT 1 WHERE $1::int > 0", pg.Version); ok {
+		mustExec(t, conn, explain)
+	}
+}
