@@ -74,6 +74,11 @@ type Decision struct {
 	// CREATE TABLE AS, SELECT INTO), so that the caller can remember them
 	// for the rest of the transaction once the statement succeeds.
 	CreatesTables []string
+	// Retryable is true when the statement is one transactional statement
+	// that runs no user code (plain DDL, not DO, CALL, a function call or a
+	// CONCURRENTLY operation): when it fails in autocommit, nothing it did
+	// remains, so it may be sent again.
+	Retryable bool
 	// AddsNotValid lists the constraints this statement adds NOT VALID, so
 	// that the caller can remember them for the rest of the transaction
 	// (Context.NotValidConstraints) once the statement succeeds.

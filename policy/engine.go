@@ -245,7 +245,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		}
 	} else {
 		f := statementFacts(node)
-		d.DDL, d.Lock, d.Concurrent, d.CreatesTables = f.ddl, f.lock, f.concurrent, f.creates
+		d.DDL, d.Lock, d.Concurrent, d.CreatesTables, d.Retryable = f.ddl, f.lock, f.concurrent, f.creates, f.retryable
 		d.AddsNotValid = notValidAdds(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
@@ -256,7 +256,8 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	j.finish(stmt.Text, &d)
 	if d.Action == Rewrite {
 		if n, err := e.cache.parse(d.Rewritten, int(e.cfg.MaxStatementBytes)); err == nil {
-			d.Concurrent = statementFacts(n).concurrent
+			f := statementFacts(n)
+			d.Concurrent, d.Retryable = f.concurrent, d.Retryable && f.retryable
 		}
 	}
 	return d

@@ -11,6 +11,9 @@ type facts struct {
 	concurrent bool
 	ddl        bool
 	creates    []string
+	// retryable: one transactional statement, so a failure rolls back all
+	// it did (see Decision.Retryable).
+	retryable bool
 }
 
 // statementFacts works out the lock, CONCURRENTLY and created tables of a
@@ -96,7 +99,26 @@ func statementFacts(n *pg_query.Node) facts {
 	case *pg_query.Node_LockStmt:
 		f.lock = lockStmtMode(s.LockStmt.Mode)
 	}
+	f.retryable = retryableStatement(n) && !f.concurrent
 	return f
+}
+
+// retryableStatement reports whether n is a statement whose failure undoes
+// everything it did: plain transactional DDL that runs no user code of its
+// own. Not DO, CALL, SELECT or anything that runs functions which may
+// commit, call out (dblink) or advance sequences; not VACUUM, CLUSTER of a
+// whole database or a CONCURRENTLY operation, which commit as they go.
+func retryableStatement(n *pg_query.Node) bool {
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_AlterTableStmt, *pg_query.Node_IndexStmt, *pg_query.Node_RenameStmt,
+		*pg_query.Node_TruncateStmt, *pg_query.Node_CreateTrigStmt, *pg_query.Node_CreateStmt,
+		*pg_query.Node_CommentStmt, *pg_query.Node_GrantStmt, *pg_query.Node_LockStmt,
+		*pg_query.Node_RefreshMatViewStmt, *pg_query.Node_ReindexStmt, *pg_query.Node_DropStmt:
+		return true
+	case *pg_query.Node_ClusterStmt:
+		return s.ClusterStmt.Relation != nil
+	}
+	return false
 }
 
 // alterTableLock is the lock one ALTER TABLE subcommand takes.

@@ -68,7 +68,7 @@ func (s *Session) relayAuth() error {
 	var buf []byte
 	strippedPlus := false
 	for {
-		typ, n, err := readHeader(s.sr)
+		typ, n, err := readServerHeader(s.sr)
 		if err != nil {
 			return fmt.Errorf("reading from server during authentication: %w", err)
 		}
@@ -82,7 +82,7 @@ func (s *Session) relayAuth() error {
 		body := buf
 		expectAnswer := false
 		switch typ {
-		case msgAuthentication:
+		case serverAuthentication:
 			if len(body) < 4 {
 				return &protocolError{"short authentication message from server"}
 			}
@@ -93,18 +93,18 @@ func (s *Session) relayAuth() error {
 			case authCleartextPassword, authMD5Password, authGSS, authGSSContinue, authSSPI, authSASLContinue:
 				expectAnswer = true
 			}
-		case msgBackendKeyData:
+		case serverBackendKeyData:
 			if len(body) >= 8 {
 				s.state.pid = binary.BigEndian.Uint32(body)
 				s.state.key = append([]byte(nil), body[4:]...)
 			}
-		case msgParameterStatus:
+		case serverParameterStatus:
 			s.state.setParameter(body)
-		case msgErrorResponse:
+		case serverErrorResponse:
 			writeMessage(s.cw, typ, body)
 			s.cw.Flush()
 			return errLoginRefused
-		case msgReadyForQuery:
+		case serverReadyForQuery:
 			if len(body) == 1 {
 				s.state.setTxStatus(body[0])
 			}
@@ -118,11 +118,11 @@ func (s *Session) relayAuth() error {
 		if err := s.cw.Flush(); err != nil {
 			return err
 		}
-		ctyp, cn, err := readHeader(s.cr)
+		ctyp, cn, err := readHeader(s.cr, 1<<16+4)
 		if err != nil {
 			return fmt.Errorf("reading from client during authentication: %w", err)
 		}
-		if ctyp != 'p' || cn > 1<<16 {
+		if clientMsg(ctyp) != clientPassword {
 			return &protocolError{fmt.Sprintf("expected password response, got message type %q", ctyp)}
 		}
 		cbody, err := readBody(s.cr, cn, nil)
@@ -137,7 +137,7 @@ func (s *Session) relayAuth() error {
 				Hint:    "Connect with channel_binding=disable, or let pgguard reach the server without TLS on a trusted network (upstream TLS disable).",
 			}
 		}
-		writeMessage(s.sw, ctyp, cbody)
+		writeMessage(s.sw, clientPassword, cbody)
 		if err := s.sw.Flush(); err != nil {
 			return err
 		}

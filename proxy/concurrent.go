@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -12,73 +11,203 @@ import (
 // A CONCURRENTLY statement takes only SHARE UPDATE EXCLUSIVE, which blocks
 // no reads or writes, but it waits for every transaction that could see the
 // table: the session's short lock_timeout would kill it for nothing. pgguard
-// lifts lock_timeout (and applies concurrent_statement_timeout) around it,
-// restores both afterwards, and drops the INVALID index a failed or
-// cancelled build leaves behind, so the migration can simply run again.
+// lifts lock_timeout (and applies concurrent_statement_timeout) for exactly
+// that statement, restores it afterwards, and drops the INVALID index a
+// failed or cancelled build of its own left behind, so the migration can
+// simply run again.
 
 // liftSQL saves lock_timeout in a custom setting and replaces it with the
 // policy's concurrent_statement_timeout (0: none) for the concurrent
-// statement. Saving it on the server keeps a lower value the client set.
-func liftSQL(timeout time.Duration) string {
-	return fmt.Sprintf("SELECT set_config('pgguard.saved_lock_timeout', current_setting('lock_timeout'), false), "+
-		"set_config('lock_timeout', '%dms', false)", timeout.Milliseconds())
+// statement. Saving it on the server keeps a lower value the client set. Its
+// third column says whether an index named index exists already: a build
+// that fails then did not create it, and it is never dropped.
+func liftSQL(timeout time.Duration, index string) string {
+	exists := "false"
+	if index != "" {
+		exists = "pg_catalog.to_regclass(" + quoteLiteral(index) + ") IS NOT NULL"
+	}
+	return fmt.Sprintf("SELECT pg_catalog.set_config('pgguard.saved_lock_timeout', pg_catalog.current_setting('lock_timeout'), false), "+
+		"pg_catalog.set_config('lock_timeout', '%dms', false), %s", timeout.Milliseconds(), exists)
 }
 
-const restoreSQL = "SELECT set_config('lock_timeout', current_setting('pgguard.saved_lock_timeout'), false)"
+const restoreSQL = "SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('pgguard.saved_lock_timeout'), false)"
 
-// beginConcurrent sends the lift and returns the sync point the statement
-// must use and the function to call once the statement has been sent.
-func (s *Session) beginConcurrent(v *verdict) (*syncPoint, func() error, error) {
+// building is a concurrent statement in flight, owned by the
+// client-to-server loop; the index name is also published in
+// Session.buildingIndex for the server-to-client loop.
+type building struct {
+	v    *verdict
+	lift *syncPoint // pgguard's lift query, answered before the statement
+	sp   *syncPoint // the statement's sync point
+	// executed: in an extended-protocol batch, the statement's Execute has
+	// been sent; the next message of the batch ends the lift.
+	executed bool
+}
+
+// beginConcurrent sends the lift and queues the sync point the concurrent
+// statement's answer will use. The statement must be the next thing sent.
+func (s *Session) beginConcurrent(v *verdict, events []*StatementEvent) (*building, error) {
 	cfg := s.srv.cfg.Policy.Engine().Config()
-	if err := s.internalSend(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout))); err != nil {
-		return nil, nil, err
+	index := concurrentIndexName(v)
+	lift := &syncPoint{swallow: true, done: make(chan struct{})}
+	lift.seq = s.newSyncPoint()
+	s.syncs.push(lift)
+	if err := s.send(frame(clientQuery, queryBody(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index)))); err != nil {
+		return nil, err
 	}
-	sp := &syncPoint{notices: v.notices, creates: v.creates, done: make(chan outcome, 1), holdReady: true}
-	finish := func() error {
-		out, clientLeft := s.awaitOutcome(sp.done)
-		if out.closed {
-			return errSessionClosed
-		}
-		if clientLeft && out.errCode != "" {
-			s.cleanupInvalidIndex(v, out)
-			return errClientLeft
-		}
-		if _, err := s.internalQuery(restoreSQL); err != nil {
-			return err
-		}
-		if out.errCode != "" {
-			s.cleanupInvalidIndex(v, out)
-		}
-		// Only now may the client go on, say to run the migration again.
-		s.cwMu.Lock()
-		defer s.cwMu.Unlock()
-		writeMessage(s.cw, msgReadyForQuery, []byte{out.status})
-		return s.cw.Flush()
+	sp := s.nextSpecial()
+	s.amend(sp, func(sp *syncPoint) {
+		sp.notices = append(sp.notices, v.notices...)
+		sp.creates = append(sp.creates, v.creates...)
+		sp.events = append(sp.events, events...)
+		sp.holdReady = true
+		sp.done = make(chan struct{})
+		sp.result = make(chan struct{})
+	})
+	if index == "" {
+		index = "(unnamed)"
 	}
-	return sp, finish, nil
+	s.buildingIndex.Store(&index)
+	return &building{v: v, lift: lift, sp: sp}, nil
+}
+
+// endConcurrent waits for the concurrent statement's answer, restores
+// lock_timeout, drops the INVALID index a failed build of this statement
+// left, and then, with ready, sends the client the ReadyForQuery held back:
+// only now may the client go on, say to run the migration again.
+func (s *Session) endConcurrent(b *building, ready bool) error {
+	out, clientLeft := s.awaitOutcome(b.sp)
+	if out.closed {
+		return errSessionClosed
+	}
+	existed := true
+	if lo := b.lift.out; len(lo.rows) == 1 && len(lo.rows[0]) == 3 && lo.rows[0][2] != nil {
+		existed = *lo.rows[0][2] == "t"
+	}
+	if _, err := s.internalQuery(restoreSQL); err != nil {
+		return err
+	}
+	if out.errCode != "" {
+		s.cleanupInvalidIndex(b.v, out, existed)
+	}
+	s.buildingIndex.Store(nil)
+	if clientLeft {
+		return errClientLeft
+	}
+	if !ready {
+		return nil
+	}
+	s.cwMu.Lock()
+	defer s.cwMu.Unlock()
+	writeMessage(s.cw, serverReadyForQuery, []byte{out.status})
+	return s.cw.Flush()
 }
 
 // runConcurrent sends a one-statement CONCURRENTLY Query with the lift
 // around it and waits for it.
 func (s *Session) runConcurrent(v *verdict, events []*StatementEvent, msg []byte) error {
-	sp, finish, err := s.beginConcurrent(v)
+	b, err := s.beginConcurrent(v, events)
 	if err != nil {
 		return err
 	}
-	sp.events = events
-	sp.seq = s.newSyncPoint()
-	s.syncs.push(sp)
+	s.onSync()
 	if err := s.send(msg); err != nil {
 		return err
 	}
-	return finish()
+	return s.endConcurrent(b, true)
 }
 
-// cleanupInvalidIndex drops the index a failed CREATE INDEX CONCURRENTLY
-// left INVALID. It drops only the index the statement named, and only when
-// the catalog says it is invalid: a build in progress elsewhere has an
-// invalid index too, under another name.
-func (s *Session) cleanupInvalidIndex(v *verdict, out outcome) {
+// onBatchMessage runs before each Bind, Execute, Describe, Close or Parse
+// of an extended-protocol batch. In a batch that runs a concurrent
+// statement with lock_timeout lifted, the first message after that
+// statement's Execute ends the lift: pgguard waits for the statement's
+// result and, if it succeeded, ends the batch there with a Sync of its own
+// and restores lock_timeout, so the statements behind it run with the
+// session's lock_timeout. A concurrent statement commits as it goes, so the
+// implicit transaction after it holds nothing that the extra Sync changes.
+// If it failed, the server skips the rest of the batch anyway and the
+// restore follows the client's Sync.
+func (s *Session) onBatchMessage(typ clientMsg) error {
+	b := s.lifted
+	if b == nil {
+		return nil
+	}
+	if !b.executed {
+		b.executed = typ == clientExecute
+		return nil
+	}
+	s.lifted = nil
+	// The server sends the statement's result only once told to flush.
+	if err := s.send(frame(clientFlush, nil)); err != nil {
+		return err
+	}
+	s.await(b.sp.result, true)
+	if s.closing.Load() {
+		return errSessionClosed
+	}
+	if b.sp.errCode != "" {
+		return nil
+	}
+	s.afterSync = nil
+	s.onSync()
+	if err := s.send(frame(clientSync, nil)); err != nil {
+		return err
+	}
+	return s.endConcurrent(b, false)
+}
+
+// buildCutOff is what a client whose concurrent build was cut off by the
+// server's end is told: it may not know that pgguard rewrote its statement,
+// and the build leaves an INVALID index behind.
+func buildCutOff(index string) (detail, hint string) {
+	return "pgguard was running the statement as a concurrent build (CONCURRENTLY). A build that is cut off leaves an INVALID index " +
+			index + " behind, which slows every write and is not used by queries.",
+		"Once the server is back, list what is left with: SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; " +
+			"and drop it with DROP INDEX CONCURRENTLY IF EXISTS " + index + "; before running the migration again."
+}
+
+// withBuildCutOff adds buildCutOff's detail and hint to a FATAL or PANIC
+// ErrorResponse body that has none, while a concurrent build is in flight.
+func (s *Session) withBuildCutOff(body []byte) []byte {
+	index := s.buildingIndex.Load()
+	if index == nil {
+		return body
+	}
+	sev, hasDetail := "", false
+	for b := body; len(b) > 1; {
+		f := b[0]
+		v, rest, ok := cstring(b[1:])
+		if !ok {
+			return body
+		}
+		switch f {
+		case 'V':
+			sev = v
+		case 'S':
+			if sev == "" {
+				sev = v
+			}
+		case 'D', 'H':
+			hasDetail = true
+		}
+		b = rest
+	}
+	if (sev != "FATAL" && sev != "PANIC") || hasDetail || len(body) == 0 || body[len(body)-1] != 0 {
+		return body
+	}
+	detail, hint := buildCutOff(*index)
+	out := append([]byte(nil), body[:len(body)-1]...)
+	out = append(append(append(out, 'D'), detail...), 0)
+	out = append(append(append(out, 'H'), hint...), 0)
+	return append(out, 0)
+}
+
+// cleanupInvalidIndex drops the index a failed CREATE INDEX CONCURRENTLY of
+// this statement left INVALID. Only an index this statement created: one
+// that existed before it (the statement then failed on the name, or IF NOT
+// EXISTS skipped it) is never touched, and neither is one that another
+// session is building right now under the same name.
+func (s *Session) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 	name := concurrentIndexName(v)
 	if name == "" {
 		if v.ddl {
@@ -86,18 +215,23 @@ func (s *Session) cleanupInvalidIndex(v *verdict, out outcome) {
 		}
 		return
 	}
-	cat := &sessionCatalog{s: s}
-	exists, valid, ok := cat.Index(context.Background(), name)
-	if !ok || !exists || valid {
+	if existed || out.errCode == "42P07" { // duplicate_table: the name was taken
+		return
+	}
+	row, ok := (&sessionCatalog{s: s}).one("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
+		" WHERE p.index_relid = c.oid AND p.pid <> pg_catalog.pg_backend_pid())" +
+		" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid" +
+		" WHERE c.oid = pg_catalog.to_regclass(" + quoteLiteral(name) + ")")
+	if !ok || len(row) != 2 || isTrue(row[0]) || isTrue(row[1]) {
 		return
 	}
 	res, err := s.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)
 	if err != nil || res.errCode != "" {
 		s.log.Error("could not drop the INVALID index a failed concurrent build left behind; drop it before re-running",
-			"index", name, "sqlstate", res.errCode, "error", res.errMsg)
+			"index", name, "sqlstate", res.errCode)
 		return
 	}
-	s.log.Warn("dropped the INVALID index a failed concurrent build left behind", "index", name, "sqlstate", out.errCode, "error", out.errMsg)
+	s.log.Warn("dropped the INVALID index a failed concurrent build left behind", "index", name, "sqlstate", out.errCode)
 	s.srv.hooks().ConcurrentCleanup(s.target.Name)
 }
 

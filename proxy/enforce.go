@@ -23,25 +23,7 @@ var rejectMarker = func() string {
 	return "pgguard_refused_" + hex.EncodeToString(b)
 }()
 
-// maxInspectedMessage bounds the Query and Parse messages read whole for the
-// policy. PostgreSQL's own limit is 1 GB; a bigger one is refused.
-const maxInspectedMessage = 256 << 20
-
 func (s *Session) enforcing() bool { return s.srv.cfg.Policy != nil }
-
-// waitIdle waits until every sync point sent so far is answered, so that
-// the transaction status is current and the connection is free for the
-// catalog. It reports false when the session ends first.
-func (s *Session) waitIdle() bool {
-	for s.pending.Load() > 0 {
-		select {
-		case <-s.idleSignal:
-		case <-s.closed:
-			return false
-		}
-	}
-	return !s.closing.Load()
-}
 
 // policyContext describes the session for the engine.
 // The engine copies what it keeps, so one Context per session is reused;
@@ -69,12 +51,11 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	return sc
 }
 
-// readInspected reads the body of a Query or Parse message whole.
+// readInspected reads the body of a Query or Parse message whole. Memory
+// grows with the bytes that arrive, not with the length the client
+// declared; a small buffer is kept for the next message.
 func (s *Session) readInspected(n int) ([]byte, error) {
-	if n > maxInspectedMessage {
-		return nil, &protocolError{fmt.Sprintf("message of %d bytes is larger than pgguard inspects (%d)", n, maxInspectedMessage)}
-	}
-	body, err := readBody(s.cr, n, s.qbuf)
+	body, err := readGrowing(s.cr, n, s.qbuf)
 	if cap(body) <= 64<<10 {
 		s.qbuf = body
 	}
@@ -95,8 +76,8 @@ func (s *Session) onQuery(n int) error {
 	if n, plain := eng.Plain(bytesView(body[:len(body)-1])); plain {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
-		s.newSyncPoint()
-		return s.sendMessage(msgQuery, body)
+		s.onSync()
+		return s.sendMessage(clientQuery, body)
 	}
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
@@ -112,48 +93,77 @@ func (s *Session) onQuery(n int) error {
 	if !needsCare(ds) {
 		// The common case: nothing to do but count and pass it on.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
-		s.newSyncPoint()
-		return s.sendMessage(msgQuery, body)
+		s.onSync()
+		return s.sendMessage(clientQuery, body)
 	}
 	v := verdictOf(ds)
 	events := []*StatementEvent{s.event(v, sql)}
+	idle := !s.state.InTransaction() && s.batch == nil
 	switch {
 	case v.reject != nil:
-		seq := s.newSyncPoint()
-		s.syncs.push(&syncPoint{seq: seq, swap: s.refusal(v), marker: rejectMarker, events: events})
-		return s.send(frame(msgQuery, append([]byte(rejectMarker), 0)))
-	case v.concurrent && !s.state.InTransaction() && len(ds) == 1:
-		return s.runConcurrent(v, events, frame(msgQuery, queryBody(v.sql(sql))))
+		s.amend(s.nextSpecial(), func(sp *syncPoint) {
+			if sp.swap == nil {
+				sp.swap, sp.marker = s.refusal(v), rejectMarker
+			}
+			sp.events = append(sp.events, events...)
+		})
+		s.onSync()
+		return s.send(frame(clientQuery, queryBody(rejectMarker)))
+	case v.concurrent && idle && len(ds) == 1:
+		return s.runConcurrent(v, events, frame(clientQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	sp := &syncPoint{notices: v.notices, creates: v.creates, notValid: v.notValid, events: events}
-	if v.ddl && len(ds) == 1 && !s.state.InTransaction() {
-		if r := s.retryFor(eng, frame(msgQuery, msg)); r != nil {
-			sp.retry = r
-			sp.done = make(chan outcome, 1)
+	var r *retry
+	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
+		r = s.retryFor(eng, frame(clientQuery, msg))
+	}
+	sp := s.nextSpecial()
+	s.amend(sp, func(sp *syncPoint) {
+		sp.notices = append(sp.notices, v.notices...)
+		sp.creates = append(sp.creates, v.creates...)
+		sp.notValid = append(sp.notValid, v.notValid...)
+		sp.events = append(sp.events, events...)
+		if r != nil {
+			sp.retry, sp.done = r, make(chan struct{})
 		}
+	})
+	s.onSync()
+	if r == nil {
+		return s.sendMessage(clientQuery, msg)
 	}
-	seq := s.newSyncPoint()
-	if sp.notices != nil || sp.creates != nil || sp.notValid != nil || sp.retry != nil || sp.events != nil {
-		sp.seq = seq
-		s.syncs.push(sp)
-	}
-	if sp.done == nil {
-		return s.sendMessage(msgQuery, msg)
-	}
-	if err := s.send(frame(msgQuery, msg)); err != nil {
+	if err := s.send(frame(clientQuery, msg)); err != nil {
 		return err
 	}
-	if sp.done != nil {
-		// Nothing else may reach the server until the retries are over.
-		if _, clientLeft := s.awaitOutcome(sp.done); clientLeft {
-			return errClientLeft
-		}
+	// Nothing else may reach the server until the retries are over.
+	if _, clientLeft := s.awaitOutcome(sp); clientLeft {
+		return errClientLeft
 	}
 	return nil
+}
+
+// nextSpecial returns the special sync point of the next sync message
+// (Query, Sync, FunctionCall): the open extended-protocol batch's, or a new
+// one. It is queued at once, so that the server-to-client loop treats every
+// message of its answer, even those that come before the sync message is
+// sent (after a Flush); change it only through amend.
+func (s *Session) nextSpecial() *syncPoint {
+	if s.batch != nil {
+		return s.batch
+	}
+	sp := &syncPoint{seq: s.sent + 1}
+	s.syncs.push(sp)
+	return sp
+}
+
+// amend changes a queued sync point. The server-to-client loop may be
+// reading it already; it does so holding cwMu.
+func (s *Session) amend(sp *syncPoint, f func(*syncPoint)) {
+	s.cwMu.Lock()
+	f(sp)
+	s.cwMu.Unlock()
 }
 
 func queryBody(sql string) []byte { return append([]byte(sql), 0) }

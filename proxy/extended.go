@@ -24,17 +24,21 @@ func (s *Session) onParse(n int) error {
 	if !ok {
 		return &protocolError{"invalid Parse message: query not terminated"}
 	}
+	if s.lifted != nil {
+		if err := s.onBatchMessage(clientParse); err != nil {
+			return err
+		}
+	}
 	eng := s.srv.cfg.Policy.Engine()
 	if _, plain := eng.Plain(bytesView(queryBytes)); plain {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(msgParse, body)
+		return s.sendMessage(clientParse, body)
 	}
 	name, query := string(nameBytes), string(queryBytes)
-	unsyncedBefore := s.unsynced
 	ctx := context.Background()
-	alone := !unsyncedBefore && s.executesAhead() <= 1
+	alone := !s.unsynced && s.executesAhead() <= 1
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
 	decide := func() []policy.StatementDecision {
 		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, s.policyContext(alone))}}
@@ -46,43 +50,45 @@ func (s *Session) onParse(n int) error {
 		}
 		ds = decide()
 	}
-	s.unsynced = true
 	if !needsCare(ds) {
+		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(msgParse, body)
+		return s.sendMessage(clientParse, body)
 	}
 	v := verdictOf(ds)
-	b := s.batchPoint()
-	b.events = append(b.events, s.event(v, query))
+	events := []*StatementEvent{s.event(v, query)}
 	if v.reject != nil {
-		if s.batch == nil || s.batch.swap == nil {
-			b := s.batchPoint()
-			b.swap, b.marker = s.refusal(v), rejectMarker
-		}
-		return s.sendMessage(msgParse, parseBody(name, rejectMarker, nil))
-	}
-	sql := v.sql(query)
-	if v.concurrent && alone && s.state.TxStatus() == 'I' {
-		// The lift goes out before the Parse, as a sync point of its own.
-		s.unsynced = false
-		sp, finish, err := s.beginConcurrent(v)
 		s.unsynced = true
+		s.amend(s.batchPoint(), func(b *syncPoint) {
+			if b.swap == nil {
+				b.swap, b.marker = s.refusal(v), rejectMarker
+			}
+			b.events = append(b.events, events...)
+		})
+		return s.sendMessage(clientParse, parseBody(name, rejectMarker, nil))
+	}
+	if v.concurrent && alone && s.state.TxStatus() == 'I' {
+		// The lift goes out before the Parse, as a sync point of its own;
+		// the batch's answer is the statement's.
+		b, err := s.beginConcurrent(v, events)
 		if err != nil {
 			return err
 		}
-		b := s.batchPoint()
-		b.notices, b.done, b.creates = sp.notices, sp.done, sp.creates
-		s.afterSync = finish
-	} else if v.notices != nil || v.creates != nil || v.notValid != nil {
-		b := s.batchPoint()
-		b.notices = append(b.notices, v.notices...)
-		b.creates = append(b.creates, v.creates...)
-		b.notValid = append(b.notValid, v.notValid...)
+		s.batch, s.lifted = b.sp, b
+		s.afterSync = func() error { return s.endConcurrent(b, true) }
+	} else {
+		s.amend(s.batchPoint(), func(b *syncPoint) {
+			b.notices = append(b.notices, v.notices...)
+			b.creates = append(b.creates, v.creates...)
+			b.notValid = append(b.notValid, v.notValid...)
+			b.events = append(b.events, events...)
+		})
 	}
-	if sql == query {
-		return s.sendMessage(msgParse, body)
+	s.unsynced = true
+	if sql := v.sql(query); sql != query {
+		return s.sendMessage(clientParse, parseBody(name, sql, params))
 	}
-	return s.sendMessage(msgParse, parseBody(name, sql, params))
+	return s.sendMessage(clientParse, body)
 }
 
 // parseBody encodes a Parse body; params is the original parameter-type
@@ -100,23 +106,21 @@ func parseBody(name, query string, params []byte) []byte {
 }
 
 // batchPoint returns the special sync point of the extended-protocol batch
-// being received; it is queued when its Sync arrives.
+// being received, queued from its first special message on.
 func (s *Session) batchPoint() *syncPoint {
 	if s.batch == nil {
-		s.batch = &syncPoint{}
+		s.batch = s.nextSpecial()
 	}
 	return s.batch
 }
 
-// onSync counts a Sync (or FunctionCall) and queues the batch's special
-// sync point, if the batch has one. It runs before the message is sent.
+// onSync counts a message the server answers with one ReadyForQuery
+// (Query, Sync, FunctionCall) and ends the extended-protocol batch, whose
+// special sync point, already queued, is this one. It runs before the
+// message is sent.
 func (s *Session) onSync() {
-	seq := s.newSyncPoint()
-	if s.batch != nil {
-		s.batch.seq = seq
-		s.syncs.push(s.batch)
-		s.batch = nil
-	}
+	s.newSyncPoint()
+	s.batch, s.lifted, s.unsynced = nil, nil, false
 }
 
 // executesAhead counts the Execute messages already buffered from the
@@ -128,10 +132,10 @@ func (s *Session) executesAhead() int {
 	for len(buf) >= 5 {
 		typ := buf[0]
 		l := int(binary.BigEndian.Uint32(buf[1:5]))
-		if typ == msgSync || l < 4 {
+		if clientMsg(typ) == clientSync || l < 4 {
 			break
 		}
-		if typ == 'E' {
+		if clientMsg(typ) == clientExecute {
 			n++
 		}
 		if l+1 > len(buf) {

@@ -228,7 +228,12 @@ func TestMalformedInspectedMessages(t *testing.T) {
 		{"query without NUL", msg('Q', "SELECT 1"), "not NUL-terminated"},
 		{"parse without query", msg('P', "stmt\x00CREATE INDEX ON big (id)"), "query not terminated"},
 		{"parse without name end", msg('P', "stmt"), "statement name not terminated"},
-		{"oversized query", []byte{'Q', 0x3f, 0xff, 0xff, 0xff}, "larger than pgguard inspects"},
+		// Lengths PostgreSQL refuses before reading the body (postgres.c
+		// SocketBackend): the refusal must not wait for a gigabyte.
+		{"oversized query", []byte{'Q', 0x3f, 0xff, 0xff, 0xff}, "invalid message length"},
+		{"oversized bind", []byte{'B', 0x40, 0x00, 0x00, 0x00}, "invalid message length"},
+		{"oversized sync", []byte{'S', 0x00, 0x00, 0x27, 0x11}, "invalid message length"},
+		{"unknown message type", msg('Y', ""), "invalid frontend message type"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,25 +14,17 @@ var (
 // connection and returns its rows; the client sees nothing of it. Only the
 // client-to-server loop calls it, at a statement boundary.
 func (s *Session) internalQuery(sql string) (outcome, error) {
-	sp := &syncPoint{swallow: true, done: make(chan outcome, 1)}
+	sp := &syncPoint{swallow: true, done: make(chan struct{})}
 	sp.seq = s.newSyncPoint()
 	s.syncs.push(sp)
-	if err := s.send(frame(msgQuery, queryBody(sql))); err != nil {
+	if err := s.send(frame(clientQuery, queryBody(sql))); err != nil {
 		return outcome{}, err
 	}
-	out := s.outcome(sp.done)
+	out, _ := s.awaitOutcome(sp)
 	if out.closed {
 		return out, errSessionClosed
 	}
 	return out, nil
-}
-
-// internalSend sends a Query of pgguard's own without waiting for it.
-func (s *Session) internalSend(sql string) error {
-	sp := &syncPoint{swallow: true}
-	sp.seq = s.newSyncPoint()
-	s.syncs.push(sp)
-	return s.send(frame(msgQuery, queryBody(sql)))
 }
 
 // quoteLiteral quotes a string as an SQL literal (standard_conforming_strings

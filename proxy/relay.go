@@ -34,51 +34,55 @@ func (s *Session) relay() string {
 // more buffered, so a pipeline goes out in one write.
 func (s *Session) clientToServer() string {
 	for {
-		typ, n, err := readHeader(s.cr)
+		typ, n, err := readClientHeader(s.cr)
 		if err != nil {
 			return s.clientGone(err)
 		}
 		s.bytesIn.Add(int64(n + 5))
 		switch typ {
-		case msgQuery:
+		case clientQuery:
 			if s.enforcing() {
 				err = s.onQuery(n)
 				break
 			}
-			s.newSyncPoint()
+			s.onSync()
 			err = s.forward(typ, n)
-		case msgParse:
+		case clientParse:
 			if s.enforcing() {
 				err = s.onParse(n)
 				break
 			}
 			s.unsynced = true
 			err = s.forward(typ, n)
-		case msgSync, 'F':
-			s.unsynced = false
+		case clientSync, clientFunctionCall:
 			s.onSync()
 			err = s.forward(typ, n)
 			if f := s.afterSync; err == nil && f != nil {
 				s.afterSync = nil
 				err = f()
 			}
-		case msgTerminate:
+		case clientTerminate:
 			if s.pending.Load() > 0 {
 				// The server reads the Terminate only after the running
 				// statement ends, which may take long: cancel it.
 				s.cancelRunning()
 			}
 			s.swMu.Lock()
-			writeMessage(s.sw, msgTerminate, nil)
+			writeMessage(s.sw, clientTerminate, nil)
 			s.sw.Flush()
 			s.swMu.Unlock()
 			return "client terminated"
-		case 'B', 'E', 'D', 'C': // Bind, Execute, Describe, Close
+		case clientBind, clientExecute, clientDescribe, clientClose:
 			// Extended-protocol work that runs in the implicit transaction
 			// ended by the next Sync.
+			if s.lifted != nil {
+				err = s.onBatchMessage(typ)
+			}
 			s.unsynced = true
-			err = s.forward(typ, n)
-		default: // COPY data, Flush, password messages and the like
+			if err == nil {
+				err = s.forward(typ, n)
+			}
+		default: // COPY data and Flush
 			err = s.forward(typ, n)
 		}
 		if err != nil {
@@ -98,7 +102,7 @@ func (s *Session) clientToServer() string {
 
 // forward streams one client message of type typ and body length n to the
 // server, flushing when the client has nothing more buffered.
-func (s *Session) forward(typ byte, n int) error {
+func (s *Session) forward(typ clientMsg, n int) error {
 	s.swMu.Lock()
 	defer s.swMu.Unlock()
 	writeHeader(s.sw, typ, n)
@@ -112,7 +116,7 @@ func (s *Session) forward(typ byte, n int) error {
 // sendMessage writes one message to the server like forward does: the
 // flush waits until the client has nothing more buffered, so a Parse goes
 // out together with the Bind, Execute and Sync behind it.
-func (s *Session) sendMessage(typ byte, body []byte) error {
+func (s *Session) sendMessage(typ clientMsg, body []byte) error {
 	s.swMu.Lock()
 	defer s.swMu.Unlock()
 	writeMessage(s.sw, typ, body)
@@ -129,6 +133,15 @@ func (s *Session) send(msgs ...[]byte) error {
 	for _, m := range msgs {
 		s.sw.Write(m)
 	}
+	return s.sw.Flush()
+}
+
+// flushServer sends whatever the client-to-server loop has buffered. Every
+// wait for the server's answer starts with it: the message waited for may
+// still be in the buffer when the client pipelined several in one write.
+func (s *Session) flushServer() error {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
 	return s.sw.Flush()
 }
 
@@ -169,9 +182,9 @@ func (s *Session) clientGone(err error) string {
 // special sync points ask for.
 func (s *Session) serverToClient() string {
 	var small [1]byte
-	var last byte
+	var last serverMsg
 	for {
-		typ, n, err := readHeader(s.sr)
+		typ, n, err := readServerHeader(s.sr)
 		if err != nil {
 			return s.serverGone(err, last)
 		}
@@ -188,12 +201,12 @@ func (s *Session) serverToClient() string {
 		}
 		s.cwMu.Lock()
 		switch {
-		case typ == msgReadyForQuery && n == 1:
+		case typ == serverReadyForQuery && n == 1:
 			if _, err = io.ReadFull(s.sr, small[:]); err == nil {
 				s.readyForQuery(small[0])
 				writeMessage(s.cw, typ, small[:])
 			}
-		case typ == msgParameterStatus && n < 4096:
+		case typ == serverParameterStatus && n <= maxPeekedBody:
 			var body []byte
 			if body, err = readBody(s.sr, n, nil); err == nil {
 				s.state.setParameter(body)
@@ -213,7 +226,7 @@ func (s *Session) serverToClient() string {
 			}
 			return "client write failed: " + err.Error()
 		}
-		if typ == msgReadyForQuery && s.srv.draining() && s.idle() {
+		if typ == serverReadyForQuery && s.srv.draining() && s.idle() {
 			s.terminate()
 			return "pgguard shutting down"
 		}
@@ -237,13 +250,16 @@ func (s *Session) readyForQuery(status byte) {
 
 // serverGone handles a server read error: the client learns that the server
 // went away (unless the server said so itself with a FATAL, already relayed).
-func (s *Session) serverGone(err error, lastType byte) string {
+func (s *Session) serverGone(err error, lastType serverMsg) string {
 	if s.closing.Load() {
 		return "closed"
 	}
-	if lastType != msgErrorResponse {
+	if lastType != serverErrorResponse {
 		s.cwMu.Lock()
 		e := &PGError{Severity: "FATAL", Code: "08006", Message: "pgguard: lost the connection to the server: " + err.Error()}
+		if index := s.buildingIndex.Load(); index != nil {
+			e.Detail, e.Hint = buildCutOff(*index)
+		}
 		s.cw.Write(e.encode(nil, false))
 		s.cw.Flush()
 		s.cwMu.Unlock()

@@ -108,7 +108,7 @@ func BenchmarkCopyMessages(b *testing.B) {
 				src.Reset(bc.stream)
 				r.Reset(src)
 				for {
-					typ, n, err := readHeader(r)
+					typ, n, err := readServerHeader(r)
 					if err == io.EOF {
 						break
 					}
@@ -176,18 +176,18 @@ func (c *benchClient) roundTrip(b *testing.B, req []byte, depth int) {
 		b.Fatal(err)
 	}
 	for depth > 0 {
-		typ, n, err := readHeader(c.r)
+		typ, n, err := readServerHeader(c.r)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if typ == msgErrorResponse {
+		if typ == serverErrorResponse {
 			body, _ := c.r.Peek(n)
 			b.Fatalf("error from the proxy: %q", body)
 		}
 		if _, err := c.r.Discard(n); err != nil {
 			b.Fatal(err)
 		}
-		if typ == msgReadyForQuery {
+		if typ == serverReadyForQuery {
 			depth--
 		}
 	}
@@ -277,14 +277,14 @@ func serveFake(conn net.Conn) {
 		return
 	}
 	for {
-		typ, n, err := readHeader(r)
-		if err != nil || typ == msgTerminate {
+		typ, n, err := readClientHeader(r)
+		if err != nil || typ == clientTerminate {
 			return
 		}
 		if _, err := r.Discard(n); err != nil {
 			return
 		}
-		w.Write(fakeReply[typ])
+		w.Write(fakeReply[byte(typ)])
 		if r.Buffered() == 0 && w.Flush() != nil {
 			return
 		}

@@ -59,6 +59,9 @@ type Session struct {
 	closed chan struct{}
 
 	bytesIn, bytesOut atomic.Int64
+	// buildingIndex names the index of a concurrent statement in flight,
+	// so that a client whose server dies is told what may be left behind.
+	buildingIndex atomic.Pointer[string]
 
 	// sent and received count sync points (Query, Sync, FunctionCall) sent
 	// by the client-to-server loop and answered (ReadyForQuery) as seen by
@@ -76,6 +79,7 @@ type Session struct {
 	// that batch, work to do once its Sync is sent, and a reusable buffer.
 	unsynced  bool
 	batch     *syncPoint
+	lifted    *building // a concurrent statement of the open batch, lock_timeout lifted
 	afterSync func() error
 	qbuf      []byte
 	pctx      policy.Context
@@ -270,7 +274,7 @@ func (s *Session) terminate() bool {
 	s.cw.Flush()
 	s.cwMu.Unlock()
 	s.swMu.Lock()
-	writeMessage(s.sw, msgTerminate, nil)
+	writeMessage(s.sw, clientTerminate, nil)
 	s.sw.Flush()
 	s.swMu.Unlock()
 	s.close()

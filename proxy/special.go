@@ -3,29 +3,45 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 )
 
+// Bounds on what a special sync point reads whole or holds. PostgreSQL's
+// ErrorResponse, CommandComplete, ParameterStatus and ReadyForQuery are far
+// smaller than maxPeekedBody; a longer one is streamed without a look.
+const (
+	maxPeekedBody = 64 << 10
+	// maxHeldAnswer bounds the answer of a statement held back in case it
+	// is retried; past it the answer is released and the statement is not
+	// retried.
+	maxHeldAnswer = 1 << 20
+	// maxSwallowedRows bounds the rows kept of pgguard's own query; past it
+	// the query counts as failed.
+	maxSwallowedRows = 1 << 20
+)
+
 // special relays one server message that belongs to a special sync point.
-// These are rare (DDL, rejections, pgguard's own queries), so this path
-// reads whole messages and takes its time; the hot path never comes here.
-func (s *Session) special(sp *syncPoint, typ byte, n int) error {
-	// Bodies that pgguard must read, or hold back, are read whole; the rest
-	// (say, the rows of a large SELECT INTO) stream through.
-	whole := sp.swallow || sp.retry != nil || typ == msgErrorResponse || typ == msgReadyForQuery ||
-		typ == msgParameterStatus || typ == msgCommandComplete
-	var body []byte
-	if whole {
-		if n > 64<<20 && (sp.swallow || sp.retry != nil) {
-			return &protocolError{fmt.Sprintf("server message of %d bytes in a statement pgguard holds back", n)}
-		}
-		var err error
-		if body, err = readBody(s.sr, n, nil); err != nil {
-			return err
-		}
-	}
+// Every message gets exactly one of these treatments, whatever its type and
+// size:
+//
+//   - ReadyForQuery ends the sync point (answered): the answer is released
+//     or the statement retried, the outcome reported, and the ReadyForQuery
+//     relayed unless pgguard sends it itself later (holdReady) or the query
+//     was its own (swallow).
+//   - ErrorResponse, CommandComplete and ParameterStatus are read whole to
+//     learn the outcome, then delivered; an ErrorResponse raised by the
+//     refusal marker is replaced by pgguard's own.
+//   - A DataRow of pgguard's own query is kept (bounded).
+//   - Everything else (rows, NOTICEs, COPY data, descriptions) is delivered
+//     as it streams in, whatever its size.
+//
+// "Delivered" depends on the sync point's mode: discarded for pgguard's own
+// query, held (bounded) while a retry is possible, written to the client
+// otherwise. The sync point's notices go to the client before its first
+// message. No message is written whose body was not read.
+func (s *Session) special(sp *syncPoint, typ serverMsg, n int) error {
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
 	if !sp.swallow && !sp.noticesSent {
@@ -34,89 +50,166 @@ func (s *Session) special(sp *syncPoint, typ byte, n int) error {
 			s.cw.Write(m)
 		}
 	}
-	out := s.cw.Write
-	if sp.retry != nil {
-		out = sp.retry.buf.Write
+	var err error
+	switch {
+	case typ == serverReadyForQuery:
+		if n != 1 {
+			return &protocolError{"invalid ReadyForQuery"}
+		}
+		var status [1]byte
+		if _, err := io.ReadFull(s.sr, status[:]); err != nil {
+			return err
+		}
+		return s.answered(sp, status[0])
+	case n <= maxPeekedBody && (typ == serverErrorResponse || typ == serverCommandComplete || typ == serverParameterStatus):
+		var body []byte
+		if body, err = readBody(s.sr, n, nil); err != nil {
+			return err
+		}
+		err = s.peeked(sp, typ, body)
+	case typ == serverDataRow && sp.swallow:
+		err = s.keepRow(sp, n)
+	default:
+		if isResult(typ) {
+			sp.executed()
+		}
+		err = s.deliver(sp, typ, n, nil)
 	}
+	if err == nil && s.sr.Buffered() == 0 {
+		err = s.cw.Flush()
+	}
+	return err
+}
+
+// isResult reports whether a server message ends the execution of one
+// statement (besides ErrorResponse and CommandComplete).
+func isResult(typ serverMsg) bool {
+	return typ == serverEmptyQuery || typ == serverPortalSuspended
+}
+
+// peeked handles a message read whole: it records the outcome and delivers
+// the message (or pgguard's error in place of the refusal marker's).
+func (s *Session) peeked(sp *syncPoint, typ serverMsg, body []byte) error {
 	switch typ {
-	case msgErrorResponse:
+	case serverErrorResponse:
 		code, msg := errorFields(body)
 		if sp.errCode == "" {
 			sp.errCode, sp.errMsg = code, msg
 		}
+		sp.executed()
 		switch {
 		case sp.swap != nil && bytes.Contains(body, []byte(sp.marker)):
 			sp.swapped = true
-			out(sp.swap.encode(nil, false))
+			body = sp.swap.encode(nil, false)[5:]
 		case sp.swallow:
-			s.log.Warn("statement sent by pgguard failed", "sqlstate", code, "message", msg)
+			// The server's message can quote a literal; only its code is logged.
+			s.log.Warn("statement sent by pgguard failed", "sqlstate", code)
 		default:
-			out(frame(typ, body))
+			body = s.withBuildCutOff(body)
 		}
-	case msgReadyForQuery:
-		if len(body) != 1 {
-			return &protocolError{"invalid ReadyForQuery"}
-		}
-		status := body[0]
-		if sp.retry != nil && s.retryable(sp) {
-			return s.resend(sp)
-		}
-		if sp.retry != nil {
-			s.cw.Write(sp.retry.buf.Bytes())
-		}
-		if sp.errCode == "" && status != 'I' {
-			s.tx.addTables(sp.creates)
-			s.tx.addNotValid(sp.notValid)
-		}
-		s.syncs.pop()
-		s.readyForQuery(status)
-		code := sp.errCode
-		if sp.swapped {
-			code = sp.swap.Code
-		}
-		for _, ev := range sp.events {
-			s.report(ev, sp.tag, code)
-		}
-		if !sp.swallow && !sp.holdReady {
-			writeMessage(s.cw, typ, body)
-		}
-		if sp.done != nil {
-			sp.done <- outcome{status: status, errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows}
-		}
-	case msgParameterStatus:
-		s.state.setParameter(body)
-		out(frame(typ, body))
-	case msgCommandComplete:
+	case serverCommandComplete:
 		if sp.tag == "" {
 			tag, _, _ := cstring(body)
 			sp.tag = commandTag(tag)
 		}
-		if !sp.swallow {
-			out(frame(typ, body))
+		sp.executed()
+	case serverParameterStatus:
+		s.state.setParameter(body)
+		// The client must learn of a reported setting even when pgguard's
+		// own query changed it: it is the session's.
+		writeMessage(s.cw, typ, body)
+		return nil
+	}
+	return s.deliver(sp, typ, len(body), body)
+}
+
+// keepRow keeps a DataRow of pgguard's own query, up to maxSwallowedRows.
+func (s *Session) keepRow(sp *syncPoint, n int) error {
+	if sp.rowBytes+n > maxSwallowedRows {
+		sp.rowsLost = true
+		_, err := s.sr.Discard(n)
+		return err
+	}
+	body, err := readBody(s.sr, n, nil)
+	if err != nil {
+		return err
+	}
+	sp.rowBytes += n
+	sp.rows = append(sp.rows, dataRow(body))
+	return nil
+}
+
+// deliver disposes of one message of a special sync point: body is the
+// message's body when it was read whole, or nil when the n bytes are still
+// in the server reader (then they are streamed).
+func (s *Session) deliver(sp *syncPoint, typ serverMsg, n int, body []byte) error {
+	switch {
+	case sp.swallow:
+		if body == nil {
+			_, err := s.sr.Discard(n)
+			return err
 		}
-	case 'D':
-		if sp.swallow {
-			sp.rows = append(sp.rows, dataRow(body))
-		} else {
-			out(frame(typ, body))
-		}
-	default:
-		switch {
-		case sp.swallow:
+		return nil
+	case sp.holding():
+		if sp.retry.buf.Len()+5+n <= maxHeldAnswer {
 			if body == nil {
-				if _, err := s.sr.Discard(n); err != nil {
+				var err error
+				if body, err = readBody(s.sr, n, nil); err != nil {
 					return err
 				}
 			}
-		case body != nil:
-			out(frame(typ, body))
-		default:
-			writeHeader(s.cw, typ, n)
-			if err := copyBody(s.cw, s.sr, n); err != nil {
-				return err
-			}
+			sp.retry.buf.Write(frame(typ, body))
+			return nil
 		}
+		// Too much to hold: the client gets what was held and the rest as
+		// it comes, and the statement is not retried.
+		s.release(sp)
 	}
+	if body != nil {
+		writeMessage(s.cw, typ, body)
+		return nil
+	}
+	writeHeader(s.cw, typ, n)
+	return copyBody(s.cw, s.sr, n)
+}
+
+// release sends the client the answer held for a retry and ends the hold.
+func (s *Session) release(sp *syncPoint) {
+	r := sp.retry
+	if r == nil || r.released {
+		return
+	}
+	r.released = true
+	s.cw.Write(r.buf.Bytes())
+	r.buf = bytes.Buffer{}
+}
+
+// answered ends a special sync point on its ReadyForQuery.
+func (s *Session) answered(sp *syncPoint, status byte) error {
+	if sp.holding() && s.retryable(sp) {
+		return s.resend(sp)
+	}
+	s.release(sp)
+	if sp.rowsLost && sp.errCode == "" {
+		sp.errCode, sp.errMsg = "54000", "pgguard: the answer of its own query was too large"
+	}
+	if sp.errCode == "" && status != 'I' {
+		s.tx.addTables(sp.creates)
+		s.tx.addNotValid(sp.notValid)
+	}
+	s.syncs.pop()
+	s.readyForQuery(status)
+	code := sp.errCode
+	if sp.swapped {
+		code = sp.swap.Code
+	}
+	for _, ev := range sp.events {
+		s.report(ev, sp.tag, code)
+	}
+	if !sp.swallow && !sp.holdReady {
+		writeMessage(s.cw, serverReadyForQuery, []byte{status})
+	}
+	sp.finish(outcome{status: status, errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
 	if s.sr.Buffered() == 0 {
 		return s.cw.Flush()
 	}
@@ -134,9 +227,9 @@ func commandTag(tag string) string {
 }
 
 // frame returns a whole message.
-func frame(typ byte, body []byte) []byte {
+func frame[T clientMsg | serverMsg](typ T, body []byte) []byte {
 	b := make([]byte, 5, 5+len(body))
-	b[0] = typ
+	b[0] = byte(typ)
 	binary.BigEndian.PutUint32(b[1:], uint32(len(body)+4))
 	return append(b, body...)
 }
@@ -190,7 +283,11 @@ type retry struct {
 	attempts int    // retries allowed
 	initial  time.Duration
 	max      time.Duration
-	buf      bytes.Buffer // the answer, held back until it is final
+	// buf holds the answer back until it is final (at most maxHeldAnswer
+	// bytes). released: the answer was too large to hold, went to the
+	// client, and the statement is not retried.
+	buf      bytes.Buffer
+	released bool
 	onRetry  func(attempt int, wait time.Duration)
 }
 
@@ -215,10 +312,15 @@ func (s *Session) resend(sp *syncPoint) error {
 		r.onRetry(r.attempt, d)
 	}
 	r.buf.Reset()
-	sp.errCode, sp.errMsg = "", ""
+	sp.errCode, sp.errMsg, sp.tag = "", "", ""
 	s.cwMu.Unlock()
-	time.Sleep(d)
-	err := s.send(r.query)
-	s.cwMu.Lock()
-	return err
+	defer s.cwMu.Lock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closed:
+		return errSessionClosed
+	}
+	return s.send(r.query)
 }

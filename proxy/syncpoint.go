@@ -16,8 +16,11 @@ type syncPoint struct {
 	seq uint64
 	// swallow: pgguard sent this itself; nothing of the answer reaches the client.
 	swallow bool
-	// rows collects the DataRows of a swallowed query (text columns).
-	rows [][]*string
+	// rows collects the DataRows of a swallowed query (text columns), up
+	// to maxSwallowedRows bytes; rowsLost says some did not fit.
+	rows     [][]*string
+	rowBytes int
+	rowsLost bool
 	// notices are sent to the client before the first message of the answer.
 	notices     [][]byte
 	noticesSent bool
@@ -35,9 +38,21 @@ type syncPoint struct {
 	// it once its follow-up work is done, so that the client cannot start
 	// anything (on any connection) before that.
 	holdReady bool
-	// done, when set, receives the outcome; the client-to-server loop waits
-	// on it before it reads more from the client.
-	done chan outcome
+	// done, when set, is closed when the sync point ends, with its outcome
+	// in out; the client-to-server loop waits on it before it reads more
+	// from the client.
+	done     chan struct{}
+	out      outcome
+	doneSent bool // owned by the server-to-client loop
+	// result, when set, is closed when the first statement of the sync
+	// point has a result (CommandComplete, ErrorResponse, EmptyQuery,
+	// PortalSuspended) or the sync point ends: the moment a concurrent
+	// statement pipelined with others has finished.
+	result     chan struct{}
+	resultSent bool // owned by the server-to-client loop
+	// queued: pushed on the queue before its sync message was sent (an
+	// extended-protocol batch whose answer must be watched from its start).
+	queued bool
 
 	// events are reported once the answer is complete, with tag (the
 	// first CommandComplete) and the outcome.
@@ -47,6 +62,27 @@ type syncPoint struct {
 	// The outcome so far.
 	errCode, errMsg string
 	swapped         bool
+}
+
+// holding reports whether the answer is held back for a possible retry.
+func (sp *syncPoint) holding() bool { return sp.retry != nil && !sp.retry.released }
+
+// executed marks that the first statement of the sync point has a result.
+func (sp *syncPoint) executed() {
+	if sp.result != nil && !sp.resultSent {
+		sp.resultSent = true
+		close(sp.result)
+	}
+}
+
+// finish records the outcome and wakes whoever waits for it.
+func (sp *syncPoint) finish(out outcome) {
+	sp.executed()
+	if sp.done != nil && !sp.doneSent {
+		sp.doneSent = true
+		sp.out = out
+		close(sp.done)
+	}
 }
 
 // outcome is how a sync point ended.
@@ -94,17 +130,13 @@ func (q *syncQueue) pop() {
 	q.mu.Unlock()
 }
 
-// drain ends every queued sync point whose waiter still waits.
+// drain ends every queued sync point whose waiter still waits. It runs
+// once the server-to-client loop has stopped.
 func (q *syncQueue) drain() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, sp := range q.q {
-		if sp.done != nil {
-			select {
-			case sp.done <- outcome{closed: true}:
-			default:
-			}
-		}
+		sp.finish(outcome{closed: true})
 	}
 	q.q = nil
 	q.n.Store(0)

@@ -6,49 +6,94 @@ import (
 	"time"
 )
 
-// awaitOutcome waits for a sync point the client-to-server loop must see
-// the end of (a concurrent build, a DDL that may be retried). The client
-// is expected to send nothing meanwhile, but it may go away: then the
-// running statement is cancelled, as for any client that leaves
-// mid-statement, and the wait goes on until the server has stopped it, so
-// that the follow-up work (dropping an INVALID index) still happens.
-func (s *Session) awaitOutcome(done chan outcome) (out outcome, clientLeft bool) {
+// await is how the client-to-server loop waits for the server: for a sync
+// point to end, for a statement's result, for the session to become idle.
+// It sends what is still buffered for the server first (the answer waited
+// for may be to a message in that buffer), and watches the client
+// meanwhile: a client that goes away gets its running statement cancelled,
+// as for any client that leaves mid-statement, and the wait goes on until
+// the server has stopped it, so that follow-up work (dropping an INVALID
+// index, restoring lock_timeout) still happens. The wait ends early only
+// when the session ends. Without watch, the client is not watched: for
+// pgguard's own queries, which must run to their end even when the client
+// has gone (cleaning up after it).
+func (s *Session) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
+	if err := s.flushServer(); err != nil {
+		s.close()
+		return false
+	}
+	select {
+	case <-ready:
+		return false
+	case <-s.closed:
+		return false
+	default:
+	}
+	if !watch {
+		select {
+		case <-ready:
+		case <-s.closed:
+		}
+		return false
+	}
 	peeked := make(chan error, 1)
 	go func() {
 		_, err := s.cr.Peek(1)
 		peeked <- err
 	}()
-	select {
-	case out = <-done:
-		// Stop the watcher: a read deadline in the past unblocks it.
+	// stopWatch ends the watcher (a read deadline in the past unblocks it)
+	// before the loop reads the client again.
+	stopWatch := func() error {
 		s.client.SetReadDeadline(time.Now())
 		err := <-peeked
 		s.client.SetReadDeadline(time.Time{})
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			clientLeft = true
-		}
-		return out, clientLeft
-	case err := <-peeked:
-		if err == nil {
-			// The client pipelined more; it waits in the buffer.
-			return s.outcome(done), false
-		}
-		if !s.closing.Load() {
-			s.log.Warn("client left while its statement ran; cancelling it", "err", err)
-			s.cancelRunning()
-		}
-		return s.outcome(done), true
+		return err
+	}
+	select {
+	case <-ready:
+		err := stopWatch()
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	case <-s.closed:
+		stopWatch()
+		return false
+	case err := <-peeked:
+		if err != nil {
+			clientLeft = true
+			if !s.closing.Load() {
+				s.log.Warn("client left while its statement ran; cancelling it", "err", err)
+				s.cancelRunning()
+			}
+		}
+		// Otherwise the client pipelined more; it waits in the buffer.
+		select {
+		case <-ready:
+		case <-s.closed:
+		}
+		return clientLeft
+	}
+}
+
+// awaitOutcome waits for a sync point to end and returns its outcome
+// (closed when the session ended first). The client is watched unless the
+// sync point is pgguard's own query.
+func (s *Session) awaitOutcome(sp *syncPoint) (out outcome, clientLeft bool) {
+	clientLeft = s.await(sp.done, !sp.swallow)
+	select {
+	case <-sp.done:
+		return sp.out, clientLeft
+	default:
 		return outcome{closed: true}, true
 	}
 }
 
-// outcome waits for a sync point's outcome, or for the session to end.
-func (s *Session) outcome(done chan outcome) outcome {
-	select {
-	case out := <-done:
-		return out
-	case <-s.closed:
-		return outcome{closed: true}
+// waitIdle waits until every sync point sent so far is answered, so that
+// the transaction status is current and the connection is free for the
+// catalog. It reports false when the session ends first.
+func (s *Session) waitIdle() bool {
+	for s.pending.Load() > 0 && !s.closing.Load() {
+		if s.await(s.idleSignal, true) {
+			return false
+		}
 	}
+	return !s.closing.Load()
 }
