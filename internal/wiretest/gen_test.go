@@ -184,4 +184,3 @@ func (g *gen) preparedNames() []string {
 	slices.Sort(names)
 	return names
 }
-

@@ -65,8 +65,8 @@ func execute(portal string, maxRows uint32) msg {
 	return msg{kind: mExecute, portal: portal, maxRows: maxRows}
 }
 func closeStmt(name string) msg { return msg{kind: mClose, what: 'S', name: name} }
-func syncMsg() msg { return msg{kind: mSync} }
-func flushMsg() msg { return msg{kind: mFlush} }
+func syncMsg() msg              { return msg{kind: mSync} }
+func flushMsg() msg             { return msg{kind: mFlush} }
 func copyData(s string) msg     { return msg{kind: mCopyData, data: s} }
 func copyDone() msg             { return msg{kind: mCopyDone} }
 
