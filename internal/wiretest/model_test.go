@@ -61,9 +61,13 @@ func (m *model) step(c chunk, i int) (status byte, ok bool) {
 	case mBind:
 		m.unsynced = true
 		s, exists := m.prepared[msg.name]
+		_, portalTaken := m.portals[msg.portal]
 		switch {
 		case m.failed:
-		case !exists, m.status == 'E' && s.tx != txEnd, s.fail == fBind:
+		case !exists, m.status == 'E' && s.tx != txEnd, s.fail == fBind,
+			// A named portal lives until Close or the end of the
+			// transaction; binding its name again is an error.
+			msg.portal != "" && portalTaken:
 			m.fail()
 		default:
 			m.portals[msg.portal] = s
@@ -169,7 +173,10 @@ func (m *model) apply(tx txEffect) {
 			m.status = 'T'
 		}
 	case txEnd:
+		// Even outside a block (a warning) it ends the transaction, the
+		// implicit one of a batch too, and with it every portal.
 		m.status = 'I'
+		clear(m.portals)
 	}
 }
 

@@ -108,6 +108,8 @@ type outcome struct {
 	harness string
 	// divergence describes how pgguard's answer differed.
 	divergence string
+	// via is what the client received through pgguard.
+	via []backendMsg
 }
 
 func (o outcome) ok() bool { return o.harness == "" && o.divergence == "" }
@@ -144,7 +146,7 @@ func (w *worker) play(s *session) outcome {
 		fmt.Fprintln(&b, m)
 	}
 	b.WriteString(diff(dn, vn))
-	return outcome{divergence: b.String()}
+	return outcome{divergence: b.String(), via: via.msgs}
 }
 
 // statuses lists the ReadyForQuery statuses of a session's chunks: not
@@ -183,4 +185,43 @@ func playSide(addr, db string, s *session) transcript {
 		tr.stall = fmt.Sprintf("sentinel query: %v", err)
 	}
 	return tr
+}
+
+// workerPool hands out workers to parallel subtests, creating them on
+// demand, so that each pair of databases is used by one session at a time.
+type workerPool struct {
+	e    *testEnv
+	mu   sync.Mutex
+	idle []*worker
+	all  []*worker
+}
+
+func newWorkerPool(e *testEnv) *workerPool { return &workerPool{e: e} }
+
+func (p *workerPool) get() (*worker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return w, nil
+	}
+	w, err := newWorker(p.e)
+	if err != nil {
+		return nil, err
+	}
+	p.all = append(p.all, w)
+	return w, nil
+}
+
+func (p *workerPool) put(w *worker) {
+	p.mu.Lock()
+	p.idle = append(p.idle, w)
+	p.mu.Unlock()
+}
+
+func (p *workerPool) close() {
+	for _, w := range p.all {
+		w.close()
+	}
 }
