@@ -80,6 +80,16 @@ var regressions = []regression{
 			"CONCURRENTLY (CREATE INDEX, DROP INDEX) with further Sync-terminated batches behind it in the same write",
 		chunks: []chunk{cat(ext(sDropIndex), ext(sSelect1), ext(sSeries))},
 	},
+	{
+		name: "concurrent-rewrite-judged-alone-before-its-sync",
+		bug: "found by the generator (seed 20261130 session 269): a DROP INDEX followed by Flush looks alone, is rewritten " +
+			"to CONCURRENTLY, which commits the implicit transaction; the messages the client sends next before Sync then " +
+			"run in a new one (here portal p no longer exists, so binding it again succeeds instead of failing)",
+		chunks: []chunk{
+			{parse("", sDropIndex), bind("p", ""), execute("p", 0), flushMsg()},
+			{parse("", sSeries), bind("p", ""), execute("p", 0), syncMsg()},
+		},
+	},
 
 	// Shapes that work; kept so that they stay working.
 	{
