@@ -1,0 +1,204 @@
+package wiretest
+
+// model follows a session the way PostgreSQL and the policy see it, so that
+// the test knows, without asking pgguard, which statements the policy
+// refuses (vIndexBig depends on the transaction status and on being alone)
+// and which transaction status each ReadyForQuery must carry. The direct
+// run checks the model: a status it did not predict is a bug of the test,
+// reported as such.
+type model struct {
+	status   byte // transaction status: 'I', 'T' or 'E'
+	unsynced bool // extended-protocol messages since the last Sync
+	failed   bool // an error in this extended batch: skip until Sync
+	prepared map[string]*stmt
+	portals  map[string]*stmt
+}
+
+// annotate fills msg.refused in s and returns the predicted status of
+// every ReadyForQuery after the startup's, in order.
+func annotate(s *session) []byte {
+	m := &model{status: 'I', prepared: map[string]*stmt{}, portals: map[string]*stmt{}}
+	var statuses []byte
+	for _, c := range s.chunks {
+		for i := range c {
+			if st, ok := m.step(c, i); ok {
+				statuses = append(statuses, st)
+			}
+		}
+	}
+	return statuses
+}
+
+// step applies message i of chunk c; ok reports a ReadyForQuery.
+func (m *model) step(c chunk, i int) (status byte, ok bool) {
+	msg := &c[i]
+	switch msg.kind {
+	case mQuery:
+		m.query(msg)
+		return m.status, true
+	case mSync:
+		m.sync()
+		return m.status, true
+	case mParse:
+		before := m.unsynced
+		m.unsynced = true
+		s := msg.stmts[0]
+		// pgguard judges a Parse alone when nothing of the batch came
+		// before it and no second Execute is buffered behind it.
+		alone := !before && executesAhead(c[i+1:]) <= 1
+		msg.refused = []bool{m.refuses(s, alone)}
+		if !m.failed && msg.name == "" {
+			// PostgreSQL drops the unnamed statement before parsing.
+			delete(m.prepared, "")
+		}
+		switch {
+		case m.failed:
+		case m.status == 'E' && s.tx != txEnd, msg.refused[0], s.fail == fParse:
+			m.fail()
+		default:
+			m.prepared[msg.name] = s
+		}
+	case mBind:
+		m.unsynced = true
+		s, exists := m.prepared[msg.name]
+		_, portalTaken := m.portals[msg.portal]
+		switch {
+		case m.failed:
+		case !exists, m.status == 'E' && s.tx != txEnd, s.fail == fBind,
+			// A named portal lives until Close or the end of the
+			// transaction; binding its name again is an error.
+			msg.portal != "" && portalTaken:
+			m.fail()
+		default:
+			m.portals[msg.portal] = s
+		}
+	case mDescribe:
+		m.unsynced = true
+		exists := false
+		if msg.what == 'S' {
+			_, exists = m.prepared[msg.name]
+		} else {
+			_, exists = m.portals[msg.portal]
+		}
+		if !m.failed && !exists {
+			m.fail()
+		}
+	case mExecute:
+		m.unsynced = true
+		s, exists := m.portals[msg.portal]
+		switch {
+		case m.failed:
+		case !exists, s.fail == fExec:
+			m.fail()
+		default:
+			m.apply(s.tx)
+		}
+	case mClose:
+		m.unsynced = true
+		if !m.failed {
+			if msg.what == 'S' {
+				delete(m.prepared, msg.name)
+			} else {
+				delete(m.portals, msg.portal)
+			}
+		}
+	}
+	return 0, false
+}
+
+// refuses says whether the policy refuses s here.
+func (m *model) refuses(s *stmt, alone bool) bool {
+	switch s.verdict {
+	case vRefused:
+		return true
+	case vIndexBig:
+		return !(alone && m.status == 'I')
+	}
+	return false
+}
+
+// query applies a simple Query: PostgreSQL parses the whole string first,
+// so a refused statement anywhere (a syntax error on both sides) means
+// nothing of it runs.
+func (m *model) query(msg *msg) {
+	defer m.endQuery()
+	alone := len(msg.stmts) == 1
+	msg.refused = make([]bool, len(msg.stmts))
+	any := false
+	for i, s := range msg.stmts {
+		msg.refused[i] = m.refuses(s, alone)
+		any = any || msg.refused[i]
+	}
+	if any {
+		m.fail()
+		return
+	}
+	for _, s := range msg.stmts {
+		if m.status == 'E' && s.tx != txEnd {
+			return
+		}
+		if s.fail != fNone {
+			m.fail()
+			return
+		}
+		m.apply(s.tx)
+	}
+}
+
+// endQuery: a simple Query drops the unnamed statement and portal, and
+// the end of a transaction closes the named portals too.
+func (m *model) endQuery() {
+	delete(m.prepared, "")
+	delete(m.portals, "")
+	if m.status == 'I' {
+		clear(m.portals)
+	}
+}
+
+// fail is an error: a transaction block is aborted; in the extended
+// protocol everything up to Sync is skipped.
+func (m *model) fail() {
+	if m.status == 'T' {
+		m.status = 'E'
+	}
+	if m.unsynced {
+		m.failed = true
+	}
+}
+
+func (m *model) apply(tx txEffect) {
+	switch tx {
+	case txBegin:
+		if m.status == 'I' {
+			m.status = 'T'
+		}
+	case txEnd:
+		// Even outside a block (a warning) it ends the transaction, the
+		// implicit one of a batch too, and with it every portal.
+		m.status = 'I'
+		clear(m.portals)
+	}
+}
+
+func (m *model) sync() {
+	m.unsynced, m.failed = false, false
+	if m.status == 'I' {
+		// The implicit transaction committed: its portals are closed.
+		clear(m.portals)
+	}
+}
+
+// executesAhead counts the Executes before the next Sync, as pgguard's
+// look at its read buffer does (the whole chunk arrives in one write).
+func executesAhead(rest []msg) int {
+	n := 0
+	for _, m := range rest {
+		if m.kind == mSync {
+			break
+		}
+		if m.kind == mExecute {
+			n++
+		}
+	}
+	return n
+}

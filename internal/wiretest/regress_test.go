@@ -1,0 +1,202 @@
+package wiretest
+
+import (
+	"strings"
+	"testing"
+)
+
+// regression is a hand-written session: each divergence the generator
+// found, kept by name, and the shapes the design calls out as breaking
+// proxies.
+type regression struct {
+	name string
+	// bug, when set, says what pgguard got wrong when the case was added.
+	bug    string
+	chunks []chunk
+	// notices are substrings of pgguard's own NOTICE/WARNING messages that
+	// the proxied run must contain (in order): the comparison drops them,
+	// so this is what shows that the policy acted at all.
+	notices []string
+}
+
+func ext(s *stmt) chunk { return append(chunk(runExt(s)), syncMsg()) }
+
+func cat(cs ...chunk) chunk {
+	var out chunk
+	for _, c := range cs {
+		out = append(out, c...)
+	}
+	return out
+}
+
+var regressions = []regression{
+	{
+		name:   "ddl-and-select-in-one-query",
+		bug:    "the DataRows of a sync point pgguard treats specially were relayed with an empty body: the client hangs",
+		chunks: []chunk{{query(sCreateT1, sSelect1)}},
+	},
+	{
+		name:   "extended-ddl-then-select-in-one-batch",
+		bug:    "same empty DataRows, in an extended batch holding a DDL",
+		chunks: []chunk{cat(runExt(sCreateNew), runExt(sSeries), chunk{syncMsg()})},
+	},
+	{
+		name:    "extended-create-index-rewritten-gets-one-ready-for-query",
+		bug:     "the rewritten CONCURRENTLY statement's ReadyForQuery was relayed and then sent again by pgguard",
+		chunks:  []chunk{ext(sIndexBig)},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name:    "set-then-create-index-on-big-in-one-write",
+		bug:     "pgguard waited for the answer to the SET, which was still in its own write buffer: deadlock",
+		chunks:  []chunk{{query(sSetAppName), query(sIndexBig)}},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name:   "set-then-refused-alter-on-big-in-one-write",
+		bug:    "the same deadlock for a statement pgguard refuses",
+		chunks: []chunk{{query(sSetAppName), query(sAlterType)}},
+	},
+	{
+		name:   "pipeline-with-a-sync-after-each-statement",
+		bug:    "libpq pipeline mode: the same deadlock on the second statement's Parse",
+		chunks: []chunk{cat(ext(sSelect1), ext(sCreateT1), ext(sSeries))},
+	},
+	{
+		name:    "update-returning-under-large-dml-warning",
+		bug:     "the RETURNING rows of a warned UPDATE were relayed with an empty body: desync",
+		chunks:  []chunk{{query(sUpdBigRet)}, {query(sSelect1)}},
+		notices: []string{"large-dml"},
+	},
+	{
+		name: "refused-parse-answered-after-flush",
+		bug: "found by the generator (seed 20261130 session 31 and 42 others): the refusal is queued only when the Sync arrives, so the error the server sends after a Flush " +
+			"reached the client as PostgreSQL's syntax error about pgguard_refused_<hex>",
+		chunks: []chunk{{parse("", sLockZero), bind("", ""), execute("", 0), flushMsg()}, {syncMsg()}},
+	},
+	{
+		name: "extended-concurrent-rewrite-then-more-batches-in-one-write",
+		bug: "found by the generator (seed 20261130 sessions 4, 108, 127, 210): a Parse pgguard rewrites to " +
+			"CONCURRENTLY (CREATE INDEX, DROP INDEX) with further Sync-terminated batches behind it in the same write",
+		chunks: []chunk{cat(ext(sDropIndex), ext(sSelect1), ext(sSeries))},
+	},
+	{
+		name: "concurrent-rewrite-judged-alone-before-its-sync",
+		bug: "found by the generator (seed 20261130 session 269): a DROP INDEX followed by Flush looks alone, is rewritten " +
+			"to CONCURRENTLY, which commits the implicit transaction; the messages the client sends next before Sync then " +
+			"run in a new one (here portal p no longer exists, so binding it again succeeds instead of failing)",
+		chunks: []chunk{
+			{parse("", sDropIndex), bind("p", ""), execute("p", 0), flushMsg()},
+			{parse("", sSeries), bind("p", ""), execute("p", 0), syncMsg()},
+		},
+	},
+
+	// Shapes that work; kept so that they stay working.
+	{
+		name:    "create-index-on-big-rewritten-when-alone",
+		chunks:  []chunk{{query(sIndexBig)}, {query(sDropIndex)}},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name:   "refused-in-a-transaction-block-aborts-it",
+		chunks: []chunk{{query(sBegin)}, {query(sInsertT1)}, {query(sIndexBig)}, {query(sSelect1)}, {query(sCommit)}, {query(sSelectT1)}},
+	},
+	{
+		name:   "refused-in-a-multi-statement-query-runs-nothing",
+		chunks: []chunk{{query(sInsertT1, sAlterType, sSelect1)}, {query(sSelectT1)}},
+	},
+	{
+		name:   "refused-in-an-extended-batch-skips-to-sync",
+		chunks: []chunk{cat(runExt(sInsertT1), runExt(sTruncate), runExt(sSelect1), chunk{syncMsg()}), {query(sSelectT1)}},
+	},
+	{
+		name:   "rows-and-notices-larger-than-the-buffers",
+		chunks: []chunk{{query(sWideRow)}, {query(sWideNotice)}, ext(sWideRow)},
+	},
+	{
+		name: "copy-in-and-out",
+		chunks: []chunk{
+			cat(chunk{query(sCopyIn)}, copyIn(sCopyIn)),
+			{query(sCopyOut)},
+			cat(chunk{query(sCopyBad)}, copyIn(sCopyBad)),
+			cat(runExt(sCopyIn), copyIn(sCopyIn), chunk{syncMsg()}),
+			{query(sSelectT1)},
+		},
+	},
+	{
+		name:   "portal-suspended-by-a-row-limit",
+		chunks: []chunk{{parse("s1", sSeries), bind("p", "s1"), describePortal("p"), execute("p", 2), execute("p", 2), execute("p", 0), syncMsg()}},
+	},
+	{
+		name:   "flush-without-sync-then-sync",
+		chunks: []chunk{{parse("", sSeries), describeStmt(""), bind("", ""), execute("", 0), flushMsg()}, {syncMsg(), syncMsg()}},
+	},
+	{
+		name:   "errors-in-the-middle-of-a-pipeline",
+		chunks: []chunk{cat(ext(sSelect1), ext(sDivZero), ext(sFailMidRows), ext(sUnknown), ext(sSeries))},
+	},
+	{
+		name:    "warned-ddl-and-notices",
+		chunks:  []chunk{{query(sCreateInt)}, {query(sNotice)}},
+		notices: []string{"prefer-bigint"},
+	},
+}
+
+// TestWireRegressions plays each named session straight and through
+// pgguard and compares, like TestWireDiff.
+func TestWireRegressions(t *testing.T) {
+	e := needEnv(t)
+	pool := newWorkerPool(e)
+	t.Cleanup(pool.close)
+	for _, rc := range regressions {
+		t.Run(rc.name, func(t *testing.T) {
+			t.Parallel()
+			w, err := pool.get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &session{name: rc.name, chunks: cloneChunks(rc.chunks)}
+			out := w.play(s)
+			if !out.ok() {
+				if rc.bug != "" {
+					t.Logf("known as: %s", rc.bug)
+				}
+				report(t, s, out, "")
+				if err := w.fresh(); err != nil {
+					t.Error(err)
+				}
+			} else if missing := missingNotices(out.via, rc.notices); missing != "" {
+				t.Errorf("%s: pgguard sent no notice containing %q (was the statement judged as expected?)", rc.name, missing)
+			}
+			pool.put(w)
+		})
+	}
+}
+
+// cloneChunks copies the messages, which annotate writes to: the table is
+// shared by parallel subtests and -count runs.
+func cloneChunks(cs []chunk) []chunk {
+	out := make([]chunk, len(cs))
+	for i, c := range cs {
+		out[i] = append(chunk(nil), c...)
+	}
+	return out
+}
+
+// missingNotices returns the first wanted substring that no pgguard
+// notice contains, in order.
+func missingNotices(msgs []backendMsg, want []string) string {
+	i := 0
+	for _, m := range msgs {
+		if i < len(want) && m.typ == 'N' {
+			text := field(m.body, 'M')
+			if strings.HasPrefix(text, "pgguard:") && strings.Contains(text, want[i]) {
+				i++
+			}
+		}
+	}
+	if i < len(want) {
+		return want[i]
+	}
+	return ""
+}

@@ -1,0 +1,214 @@
+package wiretest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// A session is what one client sends: chunks, each written in one write.
+type session struct {
+	name   string
+	chunks []chunk
+}
+
+type chunk []msg
+
+type msgKind int
+
+const (
+	mQuery msgKind = iota
+	mParse
+	mBind
+	mDescribe
+	mExecute
+	mClose
+	mSync
+	mFlush
+	mCopyData
+	mCopyDone
+)
+
+// msg is one frontend message. Query and Parse carry statements, whose
+// verdict decides what the direct run sends instead (see annotate).
+type msg struct {
+	kind    msgKind
+	stmts   []*stmt  // Query: one or more; Parse: exactly one
+	name    string   // prepared statement (Parse, Bind, Describe/Close 'S')
+	portal  string   // Bind, Execute, Describe/Close 'P'
+	what    byte     // Describe and Close: 'S' or 'P'
+	maxRows uint32   // Execute
+	params  [][]byte // Bind, text format
+	data    string   // CopyData
+
+	// refused is filled by annotate: which statements the policy refuses
+	// here, given the transaction status and what came before.
+	refused []bool
+}
+
+// Constructors keep the hand-written sessions short.
+func query(ss ...*stmt) msg { return msg{kind: mQuery, stmts: ss} }
+func parse(name string, s *stmt) msg {
+	return msg{kind: mParse, name: name, stmts: []*stmt{s}}
+}
+func bind(portal, name string, params ...string) msg {
+	m := msg{kind: mBind, portal: portal, name: name}
+	for _, p := range params {
+		m.params = append(m.params, []byte(p))
+	}
+	return m
+}
+func describeStmt(name string) msg     { return msg{kind: mDescribe, what: 'S', name: name} }
+func describePortal(portal string) msg { return msg{kind: mDescribe, what: 'P', portal: portal} }
+func execute(portal string, maxRows uint32) msg {
+	return msg{kind: mExecute, portal: portal, maxRows: maxRows}
+}
+func closeStmt(name string) msg { return msg{kind: mClose, what: 'S', name: name} }
+func syncMsg() msg              { return msg{kind: mSync} }
+func flushMsg() msg             { return msg{kind: mFlush} }
+func copyData(s string) msg     { return msg{kind: mCopyData, data: s} }
+func copyDone() msg             { return msg{kind: mCopyDone} }
+
+// runExt is the usual unnamed Parse, Bind, Execute of one statement.
+func runExt(s *stmt) []msg { return []msg{parse("", s), bind("", ""), execute("", 0)} }
+
+// directSubstitute replaces, in the direct run, a statement pgguard
+// refuses: like pgguard's own marker it is a syntax error wherever it
+// stands, so PostgreSQL fails at the same point of the protocol.
+const directSubstitute = "pgguard_refused_direct"
+
+// encode returns the bytes of a chunk as sent through pgguard (direct
+// false) or straight to PostgreSQL (direct true).
+func (c chunk) encode(direct bool) []byte {
+	var b []byte
+	for _, m := range c {
+		b = m.encode(b, direct)
+	}
+	return b
+}
+
+func (m msg) sql(direct bool) string {
+	parts := make([]string, len(m.stmts))
+	for i, s := range m.stmts {
+		parts[i] = s.sql
+		if direct && m.refused != nil && m.refused[i] {
+			parts[i] = directSubstitute
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (m msg) encode(dst []byte, direct bool) []byte {
+	var fm pgproto3.FrontendMessage
+	switch m.kind {
+	case mQuery:
+		fm = &pgproto3.Query{String: m.sql(direct)}
+	case mParse:
+		fm = &pgproto3.Parse{Name: m.name, Query: m.sql(direct)}
+	case mBind:
+		fm = &pgproto3.Bind{DestinationPortal: m.portal, PreparedStatement: m.name, Parameters: m.params}
+	case mDescribe:
+		fm = &pgproto3.Describe{ObjectType: m.what, Name: m.target()}
+	case mExecute:
+		fm = &pgproto3.Execute{Portal: m.portal, MaxRows: m.maxRows}
+	case mClose:
+		fm = &pgproto3.Close{ObjectType: m.what, Name: m.target()}
+	case mSync:
+		fm = &pgproto3.Sync{}
+	case mFlush:
+		fm = &pgproto3.Flush{}
+	case mCopyData:
+		fm = &pgproto3.CopyData{Data: []byte(m.data)}
+	case mCopyDone:
+		fm = &pgproto3.CopyDone{}
+	}
+	b, err := fm.Encode(dst)
+	if err != nil {
+		panic(err) // only messages over 1 GB fail
+	}
+	return b
+}
+
+func (m msg) target() string {
+	if m.what == 'P' {
+		return m.portal
+	}
+	return m.name
+}
+
+// expect is when the answer to the chunk is complete (see expect).
+func (c chunk) expect() expect {
+	var e expect
+	for _, m := range c {
+		switch m.kind {
+		case mQuery, mSync:
+			e.ready++
+			e.terminals = 0
+		case mExecute:
+			e.terminals++
+		}
+	}
+	if len(c) > 0 && c[len(c)-1].kind != mFlush {
+		e.terminals = 0
+	}
+	return e
+}
+
+// String prints the session as a Go-like listing for failure messages,
+// with the verdicts annotate found.
+func (s *session) String() string {
+	var b strings.Builder
+	for i, c := range s.chunks {
+		fmt.Fprintf(&b, "  write %d:\n", i+1)
+		for _, m := range c {
+			fmt.Fprintf(&b, "    %s\n", m)
+		}
+	}
+	return b.String()
+}
+
+func (m msg) String() string {
+	stmts := func() string {
+		parts := make([]string, len(m.stmts))
+		for i, s := range m.stmts {
+			parts[i] = abbreviate(s.sql)
+			if m.refused != nil && m.refused[i] {
+				parts[i] += " [refused]"
+			} else if s.verdict == vIndexBig {
+				parts[i] += " [rewritten]"
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	switch m.kind {
+	case mQuery:
+		return "Query " + stmts()
+	case mParse:
+		return fmt.Sprintf("Parse %q %s", m.name, stmts())
+	case mBind:
+		return fmt.Sprintf("Bind portal=%q stmt=%q params=%q", m.portal, m.name, m.params)
+	case mDescribe:
+		return fmt.Sprintf("Describe %c %q", m.what, m.target())
+	case mExecute:
+		return fmt.Sprintf("Execute %q maxRows=%d", m.portal, m.maxRows)
+	case mClose:
+		return fmt.Sprintf("Close %c %q", m.what, m.target())
+	case mSync:
+		return "Sync"
+	case mFlush:
+		return "Flush"
+	case mCopyData:
+		return fmt.Sprintf("CopyData %q", abbreviate(m.data))
+	case mCopyDone:
+		return "CopyDone"
+	}
+	return "?"
+}
+
+func abbreviate(s string) string {
+	if len(s) > 120 {
+		return s[:100] + fmt.Sprintf("...(%d bytes)", len(s))
+	}
+	return s
+}

@@ -1,0 +1,112 @@
+package wiretest
+
+// verdict is what the shipped policy does with a statement, in the
+// template database's state (big is large for every size rule).
+type verdict int
+
+const (
+	// vRuns: allowed or warned; it reaches the server as the client sent
+	// it (a warning adds a NOTICE, which the comparison drops).
+	vRuns verdict = iota
+	// vRefused: refused wherever it stands.
+	vRefused
+	// vIndexBig: rewritten to CONCURRENTLY when alone and idle, which runs
+	// to the same end as the direct run's plain statement; refused
+	// anywhere else (transaction block, several statements, pipeline).
+	vIndexBig
+)
+
+// failPoint is where PostgreSQL raises the statement's error in the
+// extended protocol; in a simple Query they all mean "fails".
+type failPoint int
+
+const (
+	fNone failPoint = iota
+	fParse
+	fBind // planning errors, e.g. constant folding of 1/0
+	fExec
+)
+
+type txEffect int
+
+const (
+	txNone txEffect = iota
+	txBegin
+	txEnd // COMMIT or ROLLBACK
+)
+
+// stmt is one statement template. Every template behaves the same each
+// time it runs in a session (IF NOT EXISTS, ON CONFLICT DO NOTHING, rows
+// that match nothing), so that the model of the session stays exact.
+type stmt struct {
+	sql     string
+	verdict verdict
+	fail    failPoint
+	tx      txEffect
+	// copyIn is the data of a COPY FROM STDIN, sent after it in the same
+	// write.
+	copyIn []string
+	// undo puts the worker's databases back before the next session.
+	undo string
+	// weight is how often the generator picks it.
+	weight int
+}
+
+var (
+	sSelect1     = &stmt{sql: "SELECT 1", weight: 6}
+	sSelectCols  = &stmt{sql: "SELECT 'a' AS a, 2 AS b, NULL::text AS c", weight: 3}
+	sSeries      = &stmt{sql: "SELECT g, 'row ' || g FROM generate_series(1, 5) g", weight: 4}
+	sWideRow     = &stmt{sql: "SELECT repeat('x', 100000) AS wide, 1 AS one", weight: 3}
+	sSmall       = &stmt{sql: "SELECT id, v FROM small ORDER BY id", weight: 3}
+	sCountBig    = &stmt{sql: "SELECT count(*) FROM big", weight: 1}
+	sBigFew      = &stmt{sql: "SELECT id, account, note FROM big WHERE id <= 3 ORDER BY id", weight: 2}
+	sDivZero     = &stmt{sql: "SELECT 1/0", fail: fBind, weight: 2}
+	sUnknown     = &stmt{sql: "SELECT * FROM no_such_table", fail: fParse, weight: 2}
+	sFailMidRows = &stmt{sql: "SELECT 10/(g-3) FROM generate_series(1, 5) g", fail: fExec, weight: 2}
+	sNotice      = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'hello from DO'; END $$", weight: 2}
+	sWideNotice  = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'wide %', repeat('n', 20000); END $$", weight: 2}
+	sSetAppName  = &stmt{sql: "SET application_name = 'wire-diff'", weight: 3}
+	sSetPath     = &stmt{sql: "SET search_path = public", weight: 1}
+	sSetLockOK   = &stmt{sql: "SET lock_timeout = '2s'", weight: 1}
+	sInsertSmall = &stmt{sql: "INSERT INTO small VALUES (100, 'new') ON CONFLICT (id) DO NOTHING", undo: "DELETE FROM small WHERE id >= 100", weight: 2}
+	sUpdSmallRet = &stmt{sql: "UPDATE small SET v = v || '!' WHERE id = 1 RETURNING id, v", undo: "UPDATE small SET v = 'v1' WHERE id = 1", weight: 2}
+	sInsertT1    = &stmt{sql: "INSERT INTO t1 SELECT g, 'r' || g FROM generate_series(1, 3) g", undo: "DELETE FROM t1", weight: 2}
+	sSelectT1    = &stmt{sql: "SELECT id, v FROM t1 ORDER BY id, v", weight: 2}
+	sCreateT1    = &stmt{sql: "CREATE TABLE IF NOT EXISTS t1 (id bigint, v text)", weight: 3}
+	sCreateNew   = &stmt{sql: "CREATE TABLE IF NOT EXISTS tnew (id bigint PRIMARY KEY, v text)", undo: "DROP TABLE IF EXISTS tnew", weight: 3}
+	sCreateInt   = &stmt{sql: "CREATE TABLE IF NOT EXISTS tint (id int PRIMARY KEY)", undo: "DROP TABLE IF EXISTS tint", weight: 2}
+	sAddColumn   = &stmt{sql: "ALTER TABLE t1 ADD COLUMN IF NOT EXISTS extra text", undo: "ALTER TABLE t1 DROP COLUMN IF EXISTS extra", weight: 2}
+	// Large-dml estimates ~300k rows for these (the planner cannot see
+	// that every note is 32 characters long), so pgguard warns, yet they
+	// change one row or none.
+	sUpdBigRet = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32 OR id = 7 RETURNING id, account", weight: 2}
+	sUpdBig    = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32", weight: 1}
+	sDelBig    = &stmt{sql: "DELETE FROM big WHERE length(note) <> 32", weight: 1}
+	sDropIndex = &stmt{sql: "DROP INDEX IF EXISTS big_account_i", weight: 1}
+	sBegin     = &stmt{sql: "BEGIN", tx: txBegin, weight: 3}
+	sCommit    = &stmt{sql: "COMMIT", tx: txEnd, weight: 2}
+	sRollback  = &stmt{sql: "ROLLBACK", tx: txEnd, weight: 2}
+	sCopyIn    = &stmt{sql: "COPY t1 (id, v) FROM STDIN", copyIn: []string{"1\tcopied\n", "2\t\\N\n"}, undo: "DELETE FROM t1", weight: 2}
+	sCopyBad   = &stmt{sql: "COPY t1 (id, v) FROM STDIN", copyIn: []string{"3\tfine\n", "not-a-number\tbad\n"}, fail: fExec, undo: "DELETE FROM t1", weight: 1}
+	sCopyOut   = &stmt{sql: "COPY (SELECT g, repeat('y', 30000) FROM generate_series(1, 3) g) TO STDOUT", weight: 2}
+
+	sAlterType   = &stmt{sql: "ALTER TABLE big ALTER COLUMN account TYPE bigint", verdict: vRefused, weight: 2}
+	sVolatileDef = &stmt{sql: "ALTER TABLE big ADD COLUMN c2 float8 DEFAULT random()", verdict: vRefused, weight: 1}
+	sVacuumFull  = &stmt{sql: "VACUUM FULL big", verdict: vRefused, weight: 1}
+	sTruncate    = &stmt{sql: "TRUNCATE big", verdict: vRefused, weight: 1}
+	sDropTable   = &stmt{sql: "DROP TABLE small", verdict: vRefused, weight: 1}
+	sRename      = &stmt{sql: "ALTER TABLE big RENAME COLUMN note TO memo", verdict: vRefused, weight: 1}
+	sLockZero    = &stmt{sql: "SET lock_timeout = 0", verdict: vRefused, weight: 1}
+
+	// A partial index: the build still scans big but sorts little.
+	sIndexBig = &stmt{sql: "CREATE INDEX IF NOT EXISTS big_account_i ON big (account) WHERE id <= 1000", verdict: vIndexBig, undo: "DROP INDEX IF EXISTS big_account_i", weight: 3}
+)
+
+// pool is every template the generator draws from.
+var pool = []*stmt{
+	sSelect1, sSelectCols, sSeries, sWideRow, sSmall, sCountBig, sBigFew, sDivZero, sUnknown, sFailMidRows,
+	sNotice, sWideNotice, sSetAppName, sSetPath, sSetLockOK, sInsertSmall, sUpdSmallRet, sInsertT1, sSelectT1,
+	sCreateT1, sCreateNew, sCreateInt, sAddColumn, sUpdBigRet, sUpdBig, sDelBig, sDropIndex,
+	sBegin, sCommit, sRollback, sCopyIn, sCopyBad, sCopyOut,
+	sAlterType, sVolatileDef, sVacuumFull, sTruncate, sDropTable, sRename, sLockZero, sIndexBig,
+}
