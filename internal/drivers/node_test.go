@@ -1,0 +1,44 @@
+package drivers
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+const nodeDir = "testdata/node"
+
+// node-postgres: simple queries, unnamed parameterised queries (extended
+// protocol, unnamed statement), named statements, and multi-statement
+// strings in one Query.
+func TestNodePostgres(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing(t, "node", err, "apt-get install nodejs npm")
+	}
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "pg", "package.json")); err != nil {
+		missing(t, "the pg npm package", err, "npm ci --prefix "+filepath.Join("internal/drivers", nodeDir)+", or make npm-deps")
+	}
+	db := database(t, "node")
+	env := clientEnv(db)
+	script, err := filepath.Abs(filepath.Join(nodeDir, "drivers.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := map[string][2][]string{ // scenario: {present, absent}
+		"allowed":   {{"t_allowed", "small_v_named", "small_v_ext", "t_warned"}, nil},
+		"rewritten": {{"big_rw_simple", "big_rw_named", "big_rw_ext"}, nil},
+		"refused":   {nil, {"big_in_tx", "big_in_tx_ext"}},
+		"multi":     {{"t_multi"}, nil},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc, func(t *testing.T) {
+			r := runProc(t, env, nil, node, script, sc)
+			checkState(t, db, state[sc][0], state[sc][1])
+			wantPass(t, r)
+		})
+	}
+}
