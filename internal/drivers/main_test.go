@@ -238,22 +238,38 @@ func wantPass(t *testing.T, r result) {
 	}
 }
 
-// scenarios every driver program runs, one per subprocess so that a hang or
-// a desync in one does not hide the others. Each runs its DDL and then the
-// checked queries.
-var scenarios = []string{
-	// CREATE TABLE, CREATE INDEX on small: relayed as sent; a CREATE TABLE
-	// with an int primary key is warned about (prefer-bigint) and runs.
-	"allowed",
-	// CREATE INDEX on big outside a transaction: runs CONCURRENTLY, with a
-	// NOTICE; the index must exist and be valid.
-	"rewritten",
-	// ALTER TABLE big ALTER COLUMN account TYPE bigint, and CREATE INDEX on
-	// big inside BEGIN: 42501 "pgguard: <rule>: ...", nothing changes.
-	"refused",
-	// "CREATE TABLE IF NOT EXISTS t_multi (a int); SELECT 1" as one simple
-	// Query: the driver gets both results.
-	"multi",
+// scenario is one run of a driver program. Every driver has at least
+// these, each followed by the checked queries:
+//
+//   - allowed: CREATE TABLE, CREATE INDEX on small: relayed as sent; a CREATE
+//     TABLE with an int primary key is warned about (prefer-bigint) and runs.
+//   - rewritten: CREATE INDEX on big outside a transaction: runs
+//     CONCURRENTLY, with a NOTICE; the index must exist and be valid.
+//   - refused: ALTER TABLE big ALTER COLUMN account TYPE bigint, and CREATE
+//     INDEX on big inside a transaction: 42501 "pgguard: <rule>: ...", and
+//     nothing changes.
+//   - multi: "CREATE TABLE IF NOT EXISTS t_multi (a int); SELECT 1" as one
+//     string: the driver gets both results.
+//
+// Each is its own subprocess so that a hang or a desync in one does not hide
+// the others.
+type scenario struct {
+	name string
+	// present must exist afterwards (indexes valid); absent must not.
+	present, absent []string
+}
+
+// runScenarios runs each scenario as a subtest, one after the other (they
+// share the driver's database), with run starting the driver program.
+func runScenarios(t *testing.T, db string, scs []scenario, run func(t *testing.T, name string) result) {
+	t.Helper()
+	for _, sc := range scs {
+		t.Run(sc.name, func(t *testing.T) {
+			r := run(t, sc.name)
+			checkState(t, db, sc.present, sc.absent)
+			wantPass(t, r)
+		})
+	}
 }
 
 // direct opens a connection to db that bypasses pgguard, to check what the

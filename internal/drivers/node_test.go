@@ -28,17 +28,12 @@ func TestNodePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := map[string][2][]string{ // scenario: {present, absent}
-		"allowed":   {{"t_allowed", "small_v_named", "small_v_ext", "t_warned"}, nil},
-		"rewritten": {{"big_rw_simple", "big_rw_named", "big_rw_ext"}, nil},
-		"refused":   {nil, {"big_in_tx", "big_in_tx_ext"}},
-		"multi":     {{"t_multi"}, nil},
-	}
-	for _, sc := range scenarios {
-		t.Run(sc, func(t *testing.T) {
-			r := runProc(t, env, nil, node, script, sc)
-			checkState(t, db, state[sc][0], state[sc][1])
-			wantPass(t, r)
-		})
-	}
+	runScenarios(t, db, []scenario{
+		{name: "allowed", present: []string{"t_allowed", "small_v_named", "small_v_ext", "t_warned"}},
+		{name: "rewritten", present: []string{"big_rw_simple", "big_rw_named", "big_rw_ext"}},
+		{name: "refused", absent: []string{"big_in_tx", "big_in_tx_ext"}},
+		{name: "multi", present: []string{"t_multi"}},
+	}, func(t *testing.T, name string) result {
+		return runProc(t, env, nil, node, script, name)
+	})
 }
