@@ -39,6 +39,16 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse() // for testing.Verbose in startProxy
+	// The tests mostly wait: on subprocesses, on index builds, and on
+	// the proxy when it hangs. go test runs GOMAXPROCS of them at once,
+	// 2 on a 2-core machine, which would make the package take the sum of
+	// the drivers' times instead of the longest. Raise it unless -parallel
+	// was given.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "16")
+	}
 	os.Exit(run(m))
 }
 
