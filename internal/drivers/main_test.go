@@ -212,17 +212,15 @@ func (r result) String() string {
 	return fmt.Sprintf("%s\n--- stdout:\n%s--- stderr:\n%s", s, r.stdout, r.stderr)
 }
 
-// runProc runs a driver program with procTimeout; stdin, when not nil, is
-// its standard input.
-func runProc(t *testing.T, env []string, stdin io.Reader, name string, args ...string) result {
+// runProc runs a driver program with procTimeout.
+func runProc(t *testing.T, env []string, name string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), procTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
-	cmd.Stdin = stdin
-	// Kill also whatever the program started, and give up on pipes a
-	// grandchild might keep open.
+	// After the kill at the timeout, do not wait for output pipes that a
+	// child of the program (a JVM's, say) might still hold open.
 	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -34,6 +34,6 @@ func TestNodePostgres(t *testing.T) {
 		{name: "refused", absent: []string{"big_in_tx", "big_in_tx_ext"}},
 		{name: "multi", present: []string{"t_multi"}},
 	}, func(t *testing.T, name string) result {
-		return runProc(t, env, nil, node, script, name)
+		return runProc(t, env, node, script, name)
 	})
 }

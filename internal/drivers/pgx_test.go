@@ -32,7 +32,6 @@ type pgxSession struct {
 	t    *testing.T
 	ctx  context.Context
 	conn *pgx.Conn
-	mode string
 
 	mu      sync.Mutex
 	notices []string
@@ -48,7 +47,7 @@ func pgxConnect(t *testing.T, db, mode string) *pgxSession {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &pgxSession{t: t, ctx: ctx, mode: mode}
+	s := &pgxSession{t: t, ctx: ctx}
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
 		s.mu.Lock()
 		s.notices = append(s.notices, n.Message)

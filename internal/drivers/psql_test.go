@@ -22,7 +22,7 @@ func TestPsql(t *testing.T) {
 	// -X: no ~/.psqlrc; -q: no command tags; -A -t: bare values, one per line.
 	run := func(t *testing.T, args ...string) result {
 		t.Helper()
-		return runProc(t, env, nil, psql, append([]string{"-X", "-q", "-A", "-t"}, args...)...)
+		return runProc(t, env, psql, append([]string{"-X", "-q", "-A", "-t"}, args...)...)
 	}
 	want := func(t *testing.T, r result, code int, stdout string, stderr ...string) {
 		t.Helper()

@@ -34,7 +34,7 @@ func TestPsycopg2(t *testing.T) {
 				scs = append(scs, scenario{name: "rewritten", present: []string{"big_rw"}})
 			}
 			runScenarios(t, db, scs, func(t *testing.T, name string) result {
-				return runProc(t, env, nil, python3, "testdata/python/drivers.py", name, mode)
+				return runProc(t, env, python3, "testdata/python/drivers.py", name, mode)
 			})
 		})
 	}
