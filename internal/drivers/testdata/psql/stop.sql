@@ -1,0 +1,20 @@
+-- Run with ON_ERROR_STOP=1: stops at the refused CREATE INDEX (exit code 3).
+CREATE TABLE IF NOT EXISTS t_script (id bigint PRIMARY KEY, v text);
+CREATE INDEX small_v_psql ON small (v);
+SELECT 'after allowed';
+CREATE TABLE t_warned (id int PRIMARY KEY);
+SELECT 'after warned';
+CREATE INDEX big_rw_script ON big (account);
+SELECT 'after rewritten', count(*) FROM big WHERE account = 7;
+PREPARE s1 (int) AS SELECT $1 * 2;
+EXECUTE s1 (21);
+EXECUTE s1 (22);
+EXECUTE s1 (23);
+EXECUTE s1 (24);
+EXECUTE s1 (25);
+EXECUTE s1 (26);
+SELECT g FROM generate_series(1, 3) g;
+BEGIN;
+INSERT INTO t_script VALUES (1, 'in the refused transaction');
+CREATE INDEX big_in_tx ON big (note);
+SELECT 'not reached';
