@@ -74,7 +74,9 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
 		return 1
 	}
-	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof})
+	upstreams := newUpstreamChecker(opts.proxy.Targets, opts.proxy.ConnectTimeout, logger)
+	defer upstreams.start()()
+	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof, upstreams: upstreams})
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
 		return 1
