@@ -51,7 +51,8 @@ func TestUpstreamChecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone.Close() // nothing listens there now: connection refused
-	sockDir, err := os.MkdirTemp("", "pgguard-sock-") // t.TempDir can exceed the 108-byte socket path limit
+	// Not t.TempDir: its path can exceed the 108-byte limit of a socket's.
+	sockDir, err := os.MkdirTemp("", "pgguard-sock-")
 	if err != nil {
 		t.Fatal(err)
 	}
