@@ -21,6 +21,12 @@ ARG COMMIT=unknown
 RUN CGO_ENABLED=1 make build BIN=/out/pgguard VERSION="$VERSION" COMMIT="$COMMIT"
 
 FROM gcr.io/distroless/base-debian12:nonroot
+ARG VERSION=dev
+ARG COMMIT=unknown
+LABEL org.opencontainers.image.title=pgguard \
+      org.opencontainers.image.source=https://github.com/pgguard/pgguard \
+      org.opencontainers.image.version=$VERSION \
+      org.opencontainers.image.revision=$COMMIT
 COPY --from=build /out/pgguard /pgguard
 USER nonroot:nonroot
 # In a container, 127.0.0.1 is reachable only from the container (or pod)
