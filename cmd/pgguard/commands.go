@@ -84,7 +84,7 @@ func usage(w io.Writer, serveFlags *flag.FlagSet) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'pgguard <command> --help' for a command's flags; 'pgguard --version' prints the version.")
+	fmt.Fprintln(w, "\nRun 'pgguard <command> --help' (or 'pgguard help <command>') for a command's flags;\n'pgguard --version' prints the version.")
 	if serveFlags == nil {
 		return
 	}
