@@ -1,14 +1,27 @@
 # pgguard — see README.md.
 GO      ?= go
-BIN     := bin/pgguard
+BIN     ?= bin/pgguard
 PKGS    := ./...
 
-.PHONY: all build demo test vet fmt-check bench clean npm-deps
+# Stamped into the binary (`pgguard version`). The Dockerfile runs `make
+# build` with VERSION and COMMIT passed in, so images carry the same flags.
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE    := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
+# The container image `make image` builds (see Dockerfile; needs Docker).
+IMAGE   ?= ghcr.io/pgguard/pgguard
+
+.PHONY: all build image demo test vet fmt-check bench clean npm-deps
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/pgguard
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgguard
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
 
 # A throwaway PostgreSQL, pgguard in front of it, and a psql session and a
 # sample migration through it.
@@ -26,7 +39,7 @@ bench: build
 # they keep working.
 test: fmt-check vet npm-deps
 	$(GO) test -race -count=1 $(PKGS)
-	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+	$(GO) test -race -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 # sequelize-cli and node-postgres for the end-to-end tests (internal/e2e).
 E2E_NODE := internal/e2e/testdata/sequelize

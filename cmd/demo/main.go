@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,24 +38,38 @@ func run(bin, script string, interactive bool) error {
 		return err
 	}
 	defer pg.Close()
-	fmt.Printf("   PostgreSQL %d on %s (data in %s)\n", pg.Version, pg.Addr(), pg.DataDir)
+	// server_version_num 150018 is PostgreSQL 15.18 (10 and later).
+	fmt.Printf("   PostgreSQL %d.%d on %s (data in %s)\n", pg.Version/10000, pg.Version%100, pg.Addr(), pg.DataDir)
 
 	port, err := pgtest.FreePort()
 	if err != nil {
 		return err
 	}
+	dir, err := os.MkdirTemp("", "pgguard-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	audit := filepath.Join(dir, "audit.jsonl")
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	step("starting pgguard on " + listen + " in front of it")
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--upstream", pg.Addr(), "--admin", "off")
-	pgguardOut := prefixed("   pgguard │ ")
+	step("starting pgguard on " + listen + " in front of it (its log: warnings only; the audit log goes to a file, summed up at the end)")
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--upstream", pg.Addr(), "--admin", "off",
+		"--audit-log", audit, "--log-level", "warn")
+	pgguardOut := &lineWriter{emit: prefixed("   pgguard │ ")}
 	cmd.Stdout, cmd.Stderr = pgguardOut, pgguardOut
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s (run `make build` first): %w", bin, err)
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			pgguardOut.flush()
+		}
+	}
+	defer stop()
 	if err := waitListening(listen); err != nil {
 		return err
 	}
@@ -65,10 +79,15 @@ func run(bin, script string, interactive bool) error {
 	psql := exec.Command(pg.Tool("psql"), "-X", "-e", "-v", "ON_ERROR_STOP=0", "-f", script)
 	psql.Env = append(os.Environ(), "PGHOST="+host, "PGPORT="+p, "PGUSER="+pgtest.SCRAMUser,
 		"PGPASSWORD="+pgtest.Password, "PGDATABASE=postgres", "PGSSLMODE=disable", "PGAPPNAME=pgguard-demo")
-	// One pipe for both, so notices and errors stay next to their statements.
-	psqlOut := prefixed("   psql    │ ")
+	// One writer for both, so notices and errors stay next to their
+	// statements; the tidier shows each recipe once.
+	td := &tidier{emit: prefixed("   psql    │ ")}
+	psqlOut := &lineWriter{emit: td.line}
 	psql.Stdout, psql.Stderr = psqlOut, psqlOut
-	if err := psql.Run(); err != nil {
+	err = psql.Run()
+	psqlOut.flush()
+	td.flush()
+	if err != nil {
 		return fmt.Errorf("psql: %w", err)
 	}
 	if interactive {
@@ -78,7 +97,12 @@ func run(bin, script string, interactive bool) error {
 		defer stop()
 		<-ctx.Done()
 	}
-	step("done: stopping pgguard and PostgreSQL")
+	// Stopped first, so that every audit line is written.
+	stop()
+	if err := summarizeAudit(os.Stdout, audit); err != nil {
+		return err
+	}
+	step("done: stopping PostgreSQL")
 	return nil
 }
 
@@ -99,17 +123,35 @@ func waitListening(addr string) error {
 	}
 }
 
-// prefixed returns a writer that prints each line with a prefix.
-func prefixed(prefix string) *os.File {
-	r, w, err := os.Pipe()
-	if err != nil {
-		panic(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			fmt.Println(prefix + strings.TrimRight(sc.Text(), " "))
+// prefixed prints each line with a prefix, without trailing blanks.
+func prefixed(prefix string) func(string) {
+	return func(l string) { fmt.Println(prefix + strings.TrimRight(l, " ")) }
+}
+
+// lineWriter hands what is written to it to emit line by line. exec.Cmd
+// writes to it from one goroutine at a time when it is both Stdout and
+// Stderr, through one pipe, so the two streams keep their order.
+type lineWriter struct {
+	emit    func(string)
+	partial []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.partial = append(w.partial, p...)
+	for {
+		i := strings.IndexByte(string(w.partial), '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-	}()
-	return w
+		w.emit(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
+}
+
+// flush emits an unterminated last line.
+func (w *lineWriter) flush() {
+	if len(w.partial) > 0 {
+		w.emit(string(w.partial))
+		w.partial = nil
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,8 +25,9 @@ type adminServer struct {
 
 // adminOptions are what the admin server serves besides health.
 type adminOptions struct {
-	metrics http.Handler // /metrics; nil: not served
-	pprof   bool         // /debug/pprof/
+	metrics   http.Handler     // /metrics; nil: not served
+	pprof     bool             // /debug/pprof/
+	upstreams *upstreamChecker // reported by /readiness; nil: not reported
 }
 
 func startAdmin(addr string, srv *proxy.Server, log *slog.Logger, opts adminOptions) (*adminServer, error) {
@@ -45,15 +47,23 @@ func startAdmin(addr string, srv *proxy.Server, log *slog.Logger, opts adminOpti
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readiness", func(w http.ResponseWriter, r *http.Request) {
+		status, state := http.StatusOK, "ok"
 		switch {
 		case !a.started.Load():
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+			status, state = http.StatusServiceUnavailable, "starting"
 		case srv.Draining():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
+			status, state = http.StatusServiceUnavailable, "draining"
 		case srv.Full():
-			http.Error(w, "max connections in use", http.StatusServiceUnavailable)
-		default:
-			w.Write([]byte("ok\n"))
+			status, state = http.StatusServiceUnavailable, "max connections in use"
+		}
+		// The upstreams' state is detail only: an unreachable database does
+		// not fail readiness (see upstreamChecker).
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		fmt.Fprintln(w, state)
+		if opts.upstreams != nil {
+			opts.upstreams.report(w)
 		}
 	})
 	if opts.metrics != nil {

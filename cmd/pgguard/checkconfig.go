@@ -20,11 +20,11 @@ func checkConfig(args []string, io stdio) int {
 	fs.SetOutput(io.err)
 	rules := fs.String("rules", "", "rules file to check (or give it as the argument); default: the built-in policy")
 	fs.Usage = func() {
-		fmt.Fprintln(io.err, "usage: pgguard check-config [--rules] FILE")
+		fmt.Fprintln(fs.Output(), "usage: pgguard check-config [--rules] FILE")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if err := parseFlags(fs, args, io); err != nil {
+		return exitCode(err)
 	}
 	path := *rules
 	if fs.NArg() > 1 || (fs.NArg() == 1 && path != "") {

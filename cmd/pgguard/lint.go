@@ -44,10 +44,9 @@ type lintOptions struct {
 	files         []string
 }
 
-func parseLintFlags(args []string, stderr io.Writer) (*lintOptions, error) {
+func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
 	o := &lintOptions{}
 	fs := flag.NewFlagSet("pgguard lint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.IntVar(&o.pgVersion, "pg-version", 0, "PostgreSQL major version to check against (default: assume_pg_version from the rules)")
 	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside a transaction block (as sequelize migrations do by default)")
 	fs.StringVar(&o.rules, "rules", "", "rules file (default: the built-in rules.yaml)")
@@ -55,12 +54,12 @@ func parseLintFlags(args []string, stderr io.Writer) (*lintOptions, error) {
 	fs.StringVar(&o.user, "user", "", "role the migration runs as, for profiles and pgguard:allow annotations")
 	fs.BoolVar(&o.listRules, "list-rules", false, "list the rules and their default levels, and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgguard lint [flags] FILE... | -")
+		fmt.Fprintln(fs.Output(), "usage: pgguard lint [flags] FILE... | -")
 		fs.PrintDefaults()
 	}
 	// Flags may follow file names: parse, take one file, repeat.
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args, stdio); err != nil {
 			return nil, err
 		}
 		args = fs.Args()
@@ -83,11 +82,12 @@ func parseLintFlags(args []string, stderr io.Writer) (*lintOptions, error) {
 }
 
 func runLint(args []string, io stdio) int {
-	o, err := parseLintFlags(args, io.err)
+	o, err := parseLintFlags(args, io)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
 		}
+		fmt.Fprintf(io.err, "pgguard lint: %v\n", err)
 		return 2
 	}
 	if o.listRules {

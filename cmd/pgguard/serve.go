@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,11 +29,8 @@ const sigintDelay = 2 * time.Second
 // running server once it listens (tests use it).
 func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- *proxy.Server) int {
 	fs, settings := newServeFlags(stdio.err)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := parseFlags(fs, args, stdio); err != nil {
+		return exitCode(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stdio.err, "pgguard serve: unexpected argument %q\n", fs.Arg(0))
@@ -78,7 +74,9 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
 		return 1
 	}
-	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof})
+	upstreams := newUpstreamChecker(opts.proxy.Targets, opts.proxy.ConnectTimeout, logger)
+	defer upstreams.start()()
+	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof, upstreams: upstreams})
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
 		return 1
@@ -135,10 +133,8 @@ func newServeFlags(stderr io.Writer) (*flag.FlagSet, []*setting) {
 		}
 		fs.String(s.name, s.def, s.usage+" (env "+s.env()+")")
 	}
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pgguard [serve] [flags]\n\nFlags take precedence over PGGUARD_* environment variables, which take precedence over the proxy: section of the rules file.")
-		fs.PrintDefaults()
-	}
+	// serve is the default command: its help is pgguard's.
+	fs.Usage = func() { usage(fs.Output(), fs) }
 	return fs, settings
 }
 
