@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 # The container image `make image` builds (see Dockerfile; needs Docker).
 IMAGE   ?= ghcr.io/pgguard/pgguard
 
-.PHONY: all build image demo test vet fmt-check bench clean npm-deps
+.PHONY: all build image demo test vet fmt-check bench clean npm-deps fuzz-wire
 
 all: build
 
@@ -35,17 +35,37 @@ bench: build
 	$(GO) run ./bench --pgguard $(BIN) $(BENCHFLAGS)
 
 # Everything CI runs: formatting, vet, and every test (real PostgreSQL,
-# real clients) with the race detector. Go benchmarks run once each so
-# they keep working.
+# real clients, the differential wire tests) with the race detector. Go
+# benchmarks run once each so they keep working. Everything is built once,
+# in race mode; go test prints each package as it finishes.
 test: fmt-check vet npm-deps
+	@echo "== compiling in race mode (a few minutes on a fresh machine: pg_query's C parser) =="
+	$(GO) build -race ./...
+	@echo "== tests (each package prints one line when it is done) =="
 	$(GO) test -race -count=1 $(PKGS)
+	@echo "== benchmarks, once each =="
 	$(GO) test -race -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+# The differential wire test for longer than make test runs it: sessions
+# played straight to PostgreSQL and through pgguard must get the same
+# answers. SESSIONS and SEED choose the run; a failure prints its replay.
+SESSIONS ?= 20000
+SEED     ?= $(shell date +%s)
+fuzz-wire:
+	PGGUARD_WIRE_SESSIONS=$(SESSIONS) PGGUARD_WIRE_SEED=$(SEED) PGGUARD_WIRE_MAX_FAILURES=20 \
+		$(GO) test -race -count=1 -timeout 60m -run TestWireDiff -v ./internal/wiretest/
 
 # sequelize-cli and node-postgres for the end-to-end tests (internal/e2e).
 E2E_NODE := internal/e2e/testdata/sequelize
 npm-deps: $(E2E_NODE)/node_modules/.package-lock.json
 $(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE)/package-lock.json
 	npm ci --prefix $(E2E_NODE) --no-audit --no-fund
+
+# node-postgres for the real-driver tests (internal/drivers).
+DRIVERS_NODE := internal/drivers/testdata/node
+npm-deps: $(DRIVERS_NODE)/node_modules/.package-lock.json
+$(DRIVERS_NODE)/node_modules/.package-lock.json: $(DRIVERS_NODE)/package.json $(DRIVERS_NODE)/package-lock.json
+	npm ci --prefix $(DRIVERS_NODE) --no-audit --no-fund
 
 vet:
 	$(GO) vet $(PKGS)

@@ -39,9 +39,6 @@ type building struct {
 	v    *verdict
 	lift *syncPoint // pgguard's lift query, answered before the statement
 	sp   *syncPoint // the statement's sync point
-	// executed: in an extended-protocol batch, the statement's Execute has
-	// been sent; the next message of the batch ends the lift.
-	executed bool
 }
 
 // beginConcurrent sends the lift and queues the sync point the concurrent
@@ -62,7 +59,6 @@ func (s *Session) beginConcurrent(v *verdict, events []*StatementEvent) (*buildi
 		sp.events = append(sp.events, events...)
 		sp.holdReady = true
 		sp.done = make(chan struct{})
-		sp.result = make(chan struct{})
 	})
 	if index == "" {
 		index = "(unnamed)"
@@ -115,45 +111,6 @@ func (s *Session) runConcurrent(v *verdict, events []*StatementEvent, msg []byte
 		return err
 	}
 	return s.endConcurrent(b, true)
-}
-
-// onBatchMessage runs before each Bind, Execute, Describe, Close or Parse
-// of an extended-protocol batch. In a batch that runs a concurrent
-// statement with lock_timeout lifted, the first message after that
-// statement's Execute ends the lift: pgguard waits for the statement's
-// result and, if it succeeded, ends the batch there with a Sync of its own
-// and restores lock_timeout, so the statements behind it run with the
-// session's lock_timeout. A concurrent statement commits as it goes, so the
-// implicit transaction after it holds nothing that the extra Sync changes.
-// If it failed, the server skips the rest of the batch anyway and the
-// restore follows the client's Sync.
-func (s *Session) onBatchMessage(typ clientMsg) error {
-	b := s.lifted
-	if b == nil {
-		return nil
-	}
-	if !b.executed {
-		b.executed = typ == clientExecute
-		return nil
-	}
-	s.lifted = nil
-	// The server sends the statement's result only once told to flush.
-	if err := s.send(frame(clientFlush, nil)); err != nil {
-		return err
-	}
-	s.await(b.sp.result, true)
-	if s.closing.Load() {
-		return errSessionClosed
-	}
-	if b.sp.errCode != "" {
-		return nil
-	}
-	s.afterSync = nil
-	s.onSync()
-	if err := s.send(frame(clientSync, nil)); err != nil {
-		return err
-	}
-	return s.endConcurrent(b, false)
 }
 
 // buildCutOff is what a client whose concurrent build was cut off by the

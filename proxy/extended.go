@@ -24,11 +24,8 @@ func (s *Session) onParse(n int) error {
 	if !ok {
 		return &protocolError{"invalid Parse message: query not terminated"}
 	}
-	if s.lifted != nil {
-		if err := s.onBatchMessage(clientParse); err != nil {
-			return err
-		}
-	}
+	// A Parse replaces the unnamed statement; a named one must be new.
+	delete(s.rewrittenStmts, string(nameBytes))
 	eng := s.srv.cfg.Policy.Engine()
 	if _, plain := eng.Plain(bytesView(queryBytes)); plain {
 		// Application traffic: nothing to judge, nothing allocated.
@@ -38,7 +35,10 @@ func (s *Session) onParse(n int) error {
 	}
 	name, query := string(nameBytes), string(queryBytes)
 	ctx := context.Background()
-	alone := !s.unsynced && s.executesAhead() <= 1
+	alone, executes, err := s.aloneInBatch()
+	if err != nil {
+		return err
+	}
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
 	decide := func() []policy.StatementDecision {
 		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, s.policyContext(alone))}}
@@ -67,16 +67,27 @@ func (s *Session) onParse(n int) error {
 		})
 		return s.sendMessage(clientParse, parseBody(name, rejectMarker, nil))
 	}
-	if v.concurrent && alone && s.state.TxStatus() == 'I' {
+	switch {
+	case v.concurrent && alone && executes == 0 && v.rewritten != "":
+		// Prepared now, run by a later Bind: the lift goes with that Bind.
+		if s.rewrittenStmts == nil {
+			s.rewrittenStmts = make(map[string]*verdict)
+		}
+		s.rewrittenStmts[name] = v
+		s.amend(s.batchPoint(), func(b *syncPoint) {
+			b.notices = append(b.notices, v.notices...)
+			b.events = append(b.events, events...)
+		})
+	case v.concurrent && alone && s.state.TxStatus() == 'I':
 		// The lift goes out before the Parse, as a sync point of its own;
 		// the batch's answer is the statement's.
 		b, err := s.beginConcurrent(v, events)
 		if err != nil {
 			return err
 		}
-		s.batch, s.lifted = b.sp, b
+		s.batch = b.sp
 		s.afterSync = func() error { return s.endConcurrent(b, true) }
-	} else {
+	default:
 		s.amend(s.batchPoint(), func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.creates = append(b.creates, v.creates...)
@@ -120,28 +131,111 @@ func (s *Session) batchPoint() *syncPoint {
 // message is sent.
 func (s *Session) onSync() {
 	s.newSyncPoint()
-	s.batch, s.lifted, s.unsynced = nil, nil, false
+	s.batch, s.unsynced = nil, false
 }
 
-// executesAhead counts the Execute messages already buffered from the
-// client before the next Sync: a driver that pipelines BEGIN or a second
-// statement with this one makes it not alone.
-func (s *Session) executesAhead() int {
-	buf, _ := s.cr.Peek(s.cr.Buffered())
-	n := 0
-	for len(buf) >= 5 {
-		typ := buf[0]
-		l := int(binary.BigEndian.Uint32(buf[1:5]))
-		if clientMsg(typ) == clientSync || l < 4 {
-			break
-		}
-		if clientMsg(typ) == clientExecute {
-			n++
-		}
-		if l+1 > len(buf) {
-			break
-		}
-		buf = buf[l+1:]
+// aloneInBatch reports whether the statement whose Parse was just read is
+// alone in its extended-protocol batch: nothing came before it since the
+// last Sync, and what follows up to the Sync is only its own Bind,
+// Describe, Close and at most one Execute. It reads ahead, waiting for the
+// client's next bytes when needed: a client sends Flush or Sync before it
+// waits for answers, so the wait ends. A Flush (the client wants answers
+// before its Sync, and what it sends next is unknown), anything else, or a
+// batch longer than the read buffer makes the statement not alone.
+// It also reports how many Executes the batch holds (0 or 1 when alone).
+func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
+	if s.unsynced {
+		return false, 0, nil
 	}
-	return n
+	for off := 0; ; {
+		if off+5 > s.cr.Size() {
+			return false, executes, nil
+		}
+		b, err := s.cr.Peek(off + 5)
+		if err != nil {
+			return false, executes, err
+		}
+		typ, l := clientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
+		switch typ {
+		case clientSync:
+			return executes <= 1, executes, nil
+		case clientExecute:
+			if executes++; executes > 1 {
+				return false, executes, nil
+			}
+		case clientBind, clientDescribe, clientClose:
+		default:
+			return false, executes, nil
+		}
+		if l < 4 {
+			return false, executes, nil
+		}
+		off += 1 + l
+	}
+}
+
+// onBind judges the Bind of a prepared statement that pgguard rewrote to
+// CONCURRENTLY when it was prepared alone (Parse, Describe, Sync, as pgx
+// and pgjdbc prepare). It runs now: alone in its batch and outside a
+// transaction block, it gets the lock_timeout lift; anywhere else the
+// server would fail it ("cannot run inside a transaction block"), so
+// pgguard refuses it with the recipe instead.
+func (s *Session) onBind(n int) error {
+	body, err := s.readInspected(n)
+	if err != nil {
+		return err
+	}
+	_, rest, ok := cstringBytes(body)
+	if !ok {
+		return &protocolError{"invalid Bind message: portal name not terminated"}
+	}
+	stmt, _, ok := cstringBytes(rest)
+	if !ok {
+		return &protocolError{"invalid Bind message: statement name not terminated"}
+	}
+	v := s.rewrittenStmts[string(stmt)]
+	if v == nil {
+		s.unsynced = true
+		return s.sendMessage(clientBind, body)
+	}
+	alone, _, err := s.aloneInBatch()
+	if err != nil {
+		return err
+	}
+	if alone && s.pending.Load() > 0 && !s.waitIdle() {
+		return nil
+	}
+	events := []*StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
+	if alone && s.state.TxStatus() == 'I' {
+		b, err := s.beginConcurrent(v, events)
+		if err != nil {
+			return err
+		}
+		s.batch = b.sp
+		s.afterSync = func() error { return s.endConcurrent(b, true) }
+		s.unsynced = true
+		return s.sendMessage(clientBind, body)
+	}
+	s.unsynced = true
+	s.amend(s.batchPoint(), func(b *syncPoint) {
+		if b.swap == nil {
+			b.swap, b.marker = preparedConcurrentRefusal(v), rejectMarker
+		}
+		b.events = append(b.events, events...)
+	})
+	// A Bind of a statement that does not exist fails with the name in
+	// the server's message: the marker.
+	portal, _, _ := cstringBytes(body)
+	refused := append(append(append([]byte(nil), portal...), 0), rejectMarker...)
+	return s.sendMessage(clientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
+}
+
+// preparedConcurrentRefusal is the error for a prepared CONCURRENTLY
+// rewrite bound where it cannot run.
+func preparedConcurrentRefusal(v *verdict) *PGError {
+	return &PGError{Severity: "ERROR", Code: codeInsufficientPrivilge,
+		Message: "pgguard: create-index: this prepared statement runs as CONCURRENTLY, which cannot run inside a transaction block or behind other statements of the same batch",
+		Detail:  "pgguard rewrote the statement to " + v.rewritten + " when it was prepared; the plain form would block writes to the table for the whole build.",
+		Hint:    "Run the statement on its own, outside a transaction block (in autocommit).",
+	}
 }

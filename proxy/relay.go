@@ -72,16 +72,18 @@ func (s *Session) clientToServer() string {
 			s.sw.Flush()
 			s.swMu.Unlock()
 			return "client terminated"
-		case clientBind, clientExecute, clientDescribe, clientClose:
-			// Extended-protocol work that runs in the implicit transaction
-			// ended by the next Sync.
-			if s.lifted != nil {
-				err = s.onBatchMessage(typ)
+		case clientBind:
+			if len(s.rewrittenStmts) > 0 {
+				err = s.onBind(n)
+				break
 			}
 			s.unsynced = true
-			if err == nil {
-				err = s.forward(typ, n)
-			}
+			err = s.forward(typ, n)
+		case clientExecute, clientDescribe, clientClose:
+			// Extended-protocol work that runs in the implicit transaction
+			// ended by the next Sync.
+			s.unsynced = true
+			err = s.forward(typ, n)
 		default: // COPY data and Flush
 			err = s.forward(typ, n)
 		}

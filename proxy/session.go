@@ -77,13 +77,15 @@ type Session struct {
 	// Owned by the client-to-server loop: whether extended-protocol
 	// messages were sent since the last Sync, the special sync point of
 	// that batch, work to do once its Sync is sent, and a reusable buffer.
-	unsynced  bool
-	batch     *syncPoint
-	lifted    *building // a concurrent statement of the open batch, lock_timeout lifted
-	afterSync func() error
-	qbuf      []byte
-	pctx      policy.Context
-	catalog   sessionCatalog
+	unsynced bool
+	batch    *syncPoint
+	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY
+	// that were prepared without being run; their Bind decides (onBind).
+	rewrittenStmts map[string]*verdict
+	afterSync      func() error
+	qbuf           []byte
+	pctx           policy.Context
+	catalog        sessionCatalog
 }
 
 // idle reports whether nothing is running and no transaction is open, so the

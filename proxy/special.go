@@ -70,21 +70,12 @@ func (s *Session) special(sp *syncPoint, typ serverMsg, n int) error {
 	case typ == serverDataRow && sp.swallow:
 		err = s.keepRow(sp, n)
 	default:
-		if isResult(typ) {
-			sp.executed()
-		}
 		err = s.deliver(sp, typ, n, nil)
 	}
 	if err == nil && s.sr.Buffered() == 0 {
 		err = s.cw.Flush()
 	}
 	return err
-}
-
-// isResult reports whether a server message ends the execution of one
-// statement (besides ErrorResponse and CommandComplete).
-func isResult(typ serverMsg) bool {
-	return typ == serverEmptyQuery || typ == serverPortalSuspended
 }
 
 // peeked handles a message read whole: it records the outcome and delivers
@@ -96,7 +87,6 @@ func (s *Session) peeked(sp *syncPoint, typ serverMsg, body []byte) error {
 		if sp.errCode == "" {
 			sp.errCode, sp.errMsg = code, msg
 		}
-		sp.executed()
 		switch {
 		case sp.swap != nil && bytes.Contains(body, []byte(sp.marker)):
 			sp.swapped = true
@@ -112,7 +102,6 @@ func (s *Session) peeked(sp *syncPoint, typ serverMsg, body []byte) error {
 			tag, _, _ := cstring(body)
 			sp.tag = commandTag(tag)
 		}
-		sp.executed()
 	case serverParameterStatus:
 		s.state.setParameter(body)
 		// The client must learn of a reported setting even when pgguard's

@@ -44,12 +44,6 @@ type syncPoint struct {
 	done     chan struct{}
 	out      outcome
 	doneSent bool // owned by the server-to-client loop
-	// result, when set, is closed when the first statement of the sync
-	// point has a result (CommandComplete, ErrorResponse, EmptyQuery,
-	// PortalSuspended) or the sync point ends: the moment a concurrent
-	// statement pipelined with others has finished.
-	result     chan struct{}
-	resultSent bool // owned by the server-to-client loop
 	// queued: pushed on the queue before its sync message was sent (an
 	// extended-protocol batch whose answer must be watched from its start).
 	queued bool
@@ -67,17 +61,8 @@ type syncPoint struct {
 // holding reports whether the answer is held back for a possible retry.
 func (sp *syncPoint) holding() bool { return sp.retry != nil && !sp.retry.released }
 
-// executed marks that the first statement of the sync point has a result.
-func (sp *syncPoint) executed() {
-	if sp.result != nil && !sp.resultSent {
-		sp.resultSent = true
-		close(sp.result)
-	}
-}
-
 // finish records the outcome and wakes whoever waits for it.
 func (sp *syncPoint) finish(out outcome) {
-	sp.executed()
 	if sp.done != nil && !sp.doneSent {
 		sp.doneSent = true
 		sp.out = out

@@ -7,7 +7,7 @@ import (
 )
 
 // await is how the client-to-server loop waits for the server: for a sync
-// point to end, for a statement's result, for the session to become idle.
+// point to end, for the session to become idle.
 // It sends what is still buffered for the server first (the answer waited
 // for may be to a message in that buffer), and watches the client
 // meanwhile: a client that goes away gets its running statement cancelled,

@@ -222,25 +222,75 @@ func TestRefusedParseBeforeSync(t *testing.T) {
 	}
 }
 
-// Statements pipelined behind a rewritten CREATE INDEX, before its Sync,
-// run with the session's lock_timeout: the lift covers exactly the
-// concurrent statement.
+// The CONCURRENTLY rewrite, and its lock_timeout lift, happen only for a
+// statement alone in its batch up to the Sync; pgguard reads ahead across
+// writes to know. A statement pipelined behind it before the Sync makes it
+// not alone: refused, so nothing ever runs with lock_timeout lifted, and no
+// implicit transaction is committed early.
 func TestLiftCoversOnlyTheConcurrentStatement(t *testing.T) {
 	_, addr, _ := guardProxy(t, "", nil)
 	c := rawConnect(t, addr, "guard")
 	defer dropIndex(t, "wire_lift")
 	c.send(&pgproto3.Parse{Query: "CREATE INDEX wire_lift ON big (account)"}, &pgproto3.Bind{}, &pgproto3.Execute{})
-	time.Sleep(100 * time.Millisecond) // a second write: the rewrite was legal when judged
-	c.send(&pgproto3.Parse{Query: "SHOW lock_timeout"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	got := c.until(1)
-	if !has(got, "CommandComplete CREATE INDEX") || !has(got, "DataRow 3s") {
-		t.Fatalf("got %q, want SHOW lock_timeout to say 3s", got)
+	time.Sleep(100 * time.Millisecond) // the Sync comes in a second write
+	c.send(&pgproto3.Sync{})
+	if got := c.until(1); !has(got, "NoticeResponse NOTICE pgguard: create-index") || !has(got, "CommandComplete CREATE INDEX") {
+		t.Fatalf("split batch: %q", got)
 	}
 	c.send(&pgproto3.Query{String: "SHOW lock_timeout"})
 	if got := c.until(1); !has(got, "DataRow 3s") {
-		t.Fatalf("after the batch: %q", got)
+		t.Fatalf("after the build: %q", got)
 	}
 	if ex, valid := indexValid(t, "wire_lift"); !ex || !valid {
+		t.Fatalf("index exists=%v valid=%v", ex, valid)
+	}
+	dropIndex(t, "wire_lift")
+	c.send(&pgproto3.Parse{Query: "CREATE INDEX wire_lift ON big (account)"}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	time.Sleep(100 * time.Millisecond)
+	c.send(&pgproto3.Parse{Query: "SHOW lock_timeout"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: create-index") || has(got, "DataRow") {
+		t.Fatalf("pipelined behind: %q", got)
+	}
+	c.send(&pgproto3.Parse{Query: "CREATE INDEX wire_lift ON big (account)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+	if m, err := c.next(5 * time.Second); err != nil || !strings.HasPrefix(m, "ErrorResponse ERROR 42501 pgguard: create-index") {
+		t.Fatalf("before a Flush: %q %v", m, err)
+	}
+	c.send(&pgproto3.Sync{})
+	c.until(1)
+	if ex, _ := indexValid(t, "wire_lift"); ex {
+		t.Fatal("a refused build left an index")
+	}
+}
+
+// A CREATE INDEX prepared alone (Parse, Describe, Sync: how pgx and pgjdbc
+// prepare) is rewritten when prepared and lifted when bound alone; bound
+// where CONCURRENTLY cannot run, it is refused by pgguard, not failed by
+// the server.
+func TestPreparedConcurrentRewrite(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	c := rawConnect(t, addr, "guard")
+	defer dropIndex(t, "wire_prep")
+	c.send(&pgproto3.Parse{Name: "ci", Query: "CREATE INDEX wire_prep ON big (account)"}, &pgproto3.Describe{ObjectType: 'S', Name: "ci"}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "ParseComplete") {
+		t.Fatalf("prepare: %q", got)
+	}
+	c.send(&pgproto3.Query{String: "BEGIN"})
+	c.until(1)
+	c.send(&pgproto3.Bind{PreparedStatement: "ci"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: create-index") || !has(got, "ReadyForQuery E") {
+		t.Fatalf("in a transaction block: %q", got)
+	}
+	c.send(&pgproto3.Query{String: "ROLLBACK"})
+	c.until(1)
+	c.send(&pgproto3.Bind{PreparedStatement: "ci"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "CommandComplete CREATE INDEX") {
+		t.Fatalf("alone: %q", got)
+	}
+	c.send(&pgproto3.Query{String: "SHOW lock_timeout"})
+	if got := c.until(1); !has(got, "DataRow 3s") {
+		t.Fatalf("after the build: %q", got)
+	}
+	if ex, valid := indexValid(t, "wire_prep"); !ex || !valid {
 		t.Fatalf("index exists=%v valid=%v", ex, valid)
 	}
 }

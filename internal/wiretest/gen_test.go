@@ -32,7 +32,7 @@ func (g *gen) session(name string) *session {
 	for len(s.chunks) < n || g.m.unsynced {
 		c := g.chunk()
 		for i := range c {
-			g.m.step(c, i)
+			g.m.step(c, i, c[i+1:])
 		}
 		s.chunks = append(s.chunks, c)
 	}

@@ -19,9 +19,14 @@ type model struct {
 func annotate(s *session) []byte {
 	m := &model{status: 'I', prepared: map[string]*stmt{}, portals: map[string]*stmt{}}
 	var statuses []byte
-	for _, c := range s.chunks {
+	for ci, c := range s.chunks {
 		for i := range c {
-			if st, ok := m.step(c, i); ok {
+			// What follows, across writes: pgguard reads ahead to the Sync.
+			ahead := append([]msg(nil), c[i+1:]...)
+			for _, later := range s.chunks[ci+1:] {
+				ahead = append(ahead, later...)
+			}
+			if st, ok := m.step(c, i, ahead); ok {
 				statuses = append(statuses, st)
 			}
 		}
@@ -29,8 +34,9 @@ func annotate(s *session) []byte {
 	return statuses
 }
 
-// step applies message i of chunk c; ok reports a ReadyForQuery.
-func (m *model) step(c chunk, i int) (status byte, ok bool) {
+// step applies message i of chunk c, followed by the messages ahead; ok
+// reports a ReadyForQuery.
+func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 	msg := &c[i]
 	switch msg.kind {
 	case mQuery:
@@ -44,8 +50,9 @@ func (m *model) step(c chunk, i int) (status byte, ok bool) {
 		m.unsynced = true
 		s := msg.stmts[0]
 		// pgguard judges a Parse alone when nothing of the batch came
-		// before it and no second Execute is buffered behind it.
-		alone := !before && executesAhead(c[i+1:]) <= 1
+		// before it and only its own Bind, Describe, Close and one
+		// Execute follow up to the Sync (no Flush).
+		alone := !before && aloneAhead(ahead)
 		msg.refused = []bool{m.refuses(s, alone)}
 		if !m.failed && msg.name == "" {
 			// PostgreSQL drops the unnamed statement before parsing.
@@ -188,17 +195,22 @@ func (m *model) sync() {
 	}
 }
 
-// executesAhead counts the Executes before the next Sync, as pgguard's
-// look at its read buffer does (the whole chunk arrives in one write).
-func executesAhead(rest []msg) int {
+// aloneAhead reports whether a Parse followed by rest is alone in its
+// batch as pgguard judges it, reading ahead across writes up to the Sync.
+func aloneAhead(rest []msg) bool {
 	n := 0
 	for _, m := range rest {
-		if m.kind == mSync {
-			break
-		}
-		if m.kind == mExecute {
-			n++
+		switch m.kind {
+		case mSync:
+			return n <= 1
+		case mExecute:
+			if n++; n > 1 {
+				return false
+			}
+		case mBind, mDescribe, mClose:
+		default:
+			return false
 		}
 	}
-	return n
+	return false
 }
