@@ -136,6 +136,11 @@ func NormaliseSQL(sql string) string {
 			b.WriteString(n[at:tok.GetStart()])
 			b.WriteString("$" + strconv.Itoa(last))
 			at = int(tok.GetEnd())
+		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+			// Comments are free text: they can hold anything.
+			b.WriteString(n[at:tok.GetStart()])
+			b.WriteString("/* */")
+			at = int(tok.GetEnd())
 		}
 	}
 	if at == 0 {

@@ -252,8 +252,9 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 func notice(severity string, f *policy.Finding, rewritten string) []byte {
 	e := &PGError{Severity: severity, Code: "01000", Detail: f.Detail, Hint: f.Hint}
 	if rewritten != "" {
+		// Done already: a recipe would read like an instruction.
 		e.Message = fmt.Sprintf("pgguard: %s: rewritten to run without blocking writes: %s", f.RuleID, rewritten)
-		e.Detail = strings.TrimSpace(f.Message + " " + f.Detail)
+		e.Detail, e.Hint = strings.TrimSpace(f.Message+" "+f.Detail), ""
 	} else {
 		e.Message = "pgguard: " + f.RuleID + ": " + f.Message
 	}
