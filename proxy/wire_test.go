@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -466,5 +467,33 @@ func TestHeldAnswerIsBounded(t *testing.T) {
 	got := c.until(1)
 	if count(got, "NoticeResponse NOTICE") != 300 || !has(got, "CommandComplete COMMENT") {
 		t.Fatalf("%d notices, %q", count(got, "NoticeResponse"), got[len(got)-2:])
+	}
+}
+
+// No log line carries a literal or a comment of a statement, also when a
+// query of pgguard's own fails on it: the server's message would quote it.
+func TestLogsCarryNoSecrets(t *testing.T) {
+	var logs syncBuffer
+	_, addr, _ := guardProxy(t, "", func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Observer = NewAuditLog(&logs)
+	})
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	ctx := context.Background()
+	for _, q := range []string{
+		// large-dml asks the planner, whose EXPLAIN fails on the literal.
+		"UPDATE big SET account = 'S3cretLiteral'::int WHERE note IS NOT NULL",
+		"ALTER TABLE big ALTER COLUMN note TYPE varchar(10) /* S3cretComment */ USING 'S3cretLiteral'",
+		"CREATE TABLE wire_secret (a text DEFAULT 'S3cretLiteral') -- S3cretComment",
+	} {
+		conn.Exec(ctx, q)
+	}
+	pgExec("guard", "DROP TABLE IF EXISTS wire_secret")
+	out := logs.String()
+	if !strings.Contains(out, "statement sent by pgguard failed") || !strings.Contains(out, "alter-column-type") {
+		t.Fatalf("the log lacks the lines this test is about:\n%s", out)
+	}
+	if strings.Contains(out, "S3cret") {
+		t.Fatalf("a secret reached the log:\n%s", out)
 	}
 }
