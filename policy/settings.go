@@ -21,6 +21,10 @@ type ProxySettings struct {
 	// ClientTLSCert and ClientTLSKey turn on TLS towards clients.
 	ClientTLSCert string `yaml:"client_tls_cert"`
 	ClientTLSKey  string `yaml:"client_tls_key"`
+	// MaxStatementMessage and MaxHeldAnswer bound a session's memory
+	// (sizes such as 256MB).
+	MaxStatementMessage string `yaml:"max_statement_message"`
+	MaxHeldAnswer       string `yaml:"max_held_answer"`
 	// Targets adds more listen→upstream pairs served by the same process,
 	// e.g. one port per environment. Unset fields inherit from the section.
 	Targets []TargetSettings `yaml:"targets"`

@@ -56,7 +56,30 @@ type Config struct {
 	Policy *Policy
 	// Observer is told about what pgguard decided and did (metrics, audit).
 	Observer Observer
+	// Limits bound what one session holds in memory; zero fields take
+	// their defaults.
+	Limits Limits
 }
+
+// Limits bound the memory of one session. Memory follows the bytes that
+// arrive, never a length declared ahead of them.
+type Limits struct {
+	// MaxStatementMessage bounds a Query or Parse message, which pgguard
+	// reads whole to judge it. A longer one is refused with an ERROR
+	// (54000) and the session goes on; its bytes are skipped, not kept.
+	// PostgreSQL's own limit is 1 GB.
+	MaxStatementMessage int
+	// MaxHeldAnswer bounds the answer of a DDL statement held back while
+	// it may still be retried after a lock_timeout failure; past it the
+	// answer goes to the client and the statement is not retried.
+	MaxHeldAnswer int
+}
+
+// Default limits.
+const (
+	DefaultMaxStatementMessage = 256 << 20
+	DefaultMaxHeldAnswer       = 1 << 20
+)
 
 // upstreamNetwork splits Target.Upstream into a network and address for net.Dial.
 func upstreamNetwork(upstream string) (network, address string, err error) {
@@ -117,6 +140,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Limits.MaxStatementMessage <= 0 {
+		c.Limits.MaxStatementMessage = DefaultMaxStatementMessage
+	}
+	c.Limits.MaxStatementMessage = min(c.Limits.MaxStatementMessage, pqLargeMessageLimit-4)
+	if c.Limits.MaxHeldAnswer <= 0 {
+		c.Limits.MaxHeldAnswer = DefaultMaxHeldAnswer
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -51,10 +52,17 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	return sc
 }
 
-// readInspected reads the body of a Query or Parse message whole. Memory
-// grows with the bytes that arrive, not with the length the client
-// declared; a small buffer is kept for the next message.
+// readInspected reads the body of a Query, Parse or Bind message whole.
+// Memory grows with the bytes that arrive, not with the length the client
+// declared; a small buffer is kept for the next message. A body longer
+// than Limits.MaxStatementMessage is skipped and errTooLong returned.
 func (s *Session) readInspected(n int) ([]byte, error) {
+	if n > s.srv.cfg.Limits.MaxStatementMessage {
+		if _, err := s.cr.Discard(n); err != nil {
+			return nil, err
+		}
+		return nil, errTooLong
+	}
 	body, err := readGrowing(s.cr, n, s.qbuf)
 	if cap(body) <= 64<<10 {
 		s.qbuf = body
@@ -62,10 +70,44 @@ func (s *Session) readInspected(n int) ([]byte, error) {
 	return body, err
 }
 
+// errTooLong is a statement message over Limits.MaxStatementMessage.
+var errTooLong = errors.New("statement message too long")
+
+// refuseTooLong answers a Query or Parse that was too long to judge: the
+// server fails a refusal marker in its place, as for any refused statement,
+// so the session goes on in step.
+func (s *Session) refuseTooLong(typ clientMsg, n int) error {
+	e := &PGError{Severity: "ERROR", Code: "54000",
+		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, s.srv.cfg.Limits.MaxStatementMessage),
+		Detail:  "pgguard reads each statement whole to judge it before it reaches the server; nothing of this one ran.",
+		Hint:    "Split the statement (batch large INSERTs, or load data with COPY, which streams), or raise --max-statement-message.",
+	}
+	var sp *syncPoint
+	if typ == clientParse {
+		sp = s.batchPoint()
+	} else {
+		sp = s.nextSpecial()
+	}
+	s.amend(sp, func(sp *syncPoint) {
+		if sp.swap == nil {
+			sp.swap, sp.marker = e, rejectMarker
+		}
+	})
+	if typ == clientQuery {
+		s.onSync()
+		return s.send(frame(clientQuery, queryBody(rejectMarker)))
+	}
+	s.unsynced = true
+	return s.sendMessage(clientParse, parseBody("", rejectMarker, nil))
+}
+
 // onQuery judges a simple-protocol Query and sends the server what the
 // decision says: the Query itself, its rewrite, or the refusal marker.
 func (s *Session) onQuery(n int) error {
 	body, err := s.readInspected(n)
+	if err == errTooLong {
+		return s.refuseTooLong(clientQuery, n)
+	}
 	if err != nil {
 		return err
 	}

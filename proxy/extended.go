@@ -13,6 +13,9 @@ import (
 // answers the Sync alone.
 func (s *Session) onParse(n int) error {
 	body, err := s.readInspected(n)
+	if err == errTooLong {
+		return s.refuseTooLong(clientParse, n)
+	}
 	if err != nil {
 		return err
 	}
@@ -181,6 +184,12 @@ func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
 // server would fail it ("cannot run inside a transaction block"), so
 // pgguard refuses it with the recipe instead.
 func (s *Session) onBind(n int) error {
+	if n > s.srv.cfg.Limits.MaxStatementMessage {
+		// Too long to look at; a prepared statement that pgguard rewrote
+		// takes no parameters worth that much.
+		s.unsynced = true
+		return s.forward(clientBind, n)
+	}
 	body, err := s.readInspected(n)
 	if err != nil {
 		return err

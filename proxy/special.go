@@ -13,10 +13,6 @@ import (
 // smaller than maxPeekedBody; a longer one is streamed without a look.
 const (
 	maxPeekedBody = 64 << 10
-	// maxHeldAnswer bounds the answer of a statement held back in case it
-	// is retried; past it the answer is released and the statement is not
-	// retried.
-	maxHeldAnswer = 1 << 20
 	// maxSwallowedRows bounds the rows kept of pgguard's own query; past it
 	// the query counts as failed.
 	maxSwallowedRows = 1 << 20
@@ -140,7 +136,7 @@ func (s *Session) deliver(sp *syncPoint, typ serverMsg, n int, body []byte) erro
 		}
 		return nil
 	case sp.holding():
-		if sp.retry.buf.Len()+5+n <= maxHeldAnswer {
+		if sp.retry.buf.Len()+5+n <= s.srv.cfg.Limits.MaxHeldAnswer {
 			if body == nil {
 				var err error
 				if body, err = readBody(s.sr, n, nil); err != nil {
@@ -272,8 +268,8 @@ type retry struct {
 	attempts int    // retries allowed
 	initial  time.Duration
 	max      time.Duration
-	// buf holds the answer back until it is final (at most maxHeldAnswer
-	// bytes). released: the answer was too large to hold, went to the
+	// buf holds the answer back until it is final (at most
+	// Limits.MaxHeldAnswer bytes). released: the answer was too large to hold, went to the
 	// client, and the statement is not retried.
 	buf      bytes.Buffer
 	released bool

@@ -89,6 +89,12 @@ type syncQueue struct {
 
 func (q *syncQueue) push(sp *syncPoint) {
 	q.mu.Lock()
+	if n := len(q.q); n > 0 && q.q[n-1].seq >= sp.seq {
+		q.mu.Unlock()
+		// Two instructions for one answer: the relay would apply one
+		// of them to the wrong messages.
+		panic("pgguard bug: sync point queued out of order")
+	}
 	q.q = append(q.q, sp)
 	q.n.Add(1)
 	q.mu.Unlock()

@@ -497,3 +497,23 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		t.Fatalf("a secret reached the log:\n%s", out)
 	}
 }
+
+// A statement longer than Limits.MaxStatementMessage is refused with an
+// ERROR and the session goes on, in step, in both protocols; its bytes
+// are skipped, not held.
+func TestStatementOverTheLimit(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", func(c *Config) { c.Limits.MaxStatementMessage = 1024 })
+	c := rawConnect(t, addr, "guard")
+	long := "SELECT '" + strings.Repeat("x", 2000) + "'"
+	c.send(&pgproto3.Query{String: long}, &pgproto3.Query{String: "SELECT 1"})
+	got := c.until(2)
+	if !has(got, "ErrorResponse ERROR 54000 pgguard: statement message of") || !has(got, "DataRow 1") {
+		t.Fatalf("simple: %q", got)
+	}
+	c.send(&pgproto3.Parse{Query: long}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		&pgproto3.Parse{Query: "SELECT 2"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	got = c.until(2)
+	if !has(got, "ErrorResponse ERROR 54000") || !has(got, "DataRow 2") || count(got, "ReadyForQuery I") != 2 {
+		t.Fatalf("extended: %q", got)
+	}
+}

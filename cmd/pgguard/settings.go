@@ -57,6 +57,8 @@ func serveSettings() []*setting {
 		{name: "upstream-tls-server-name", usage: "server name to verify in the upstream certificate (default: the upstream host)", file: str(func(p *policy.ProxySettings) string { return p.UpstreamTLSServer })},
 		{name: "client-tls-cert", usage: "certificate file (PEM) offered to clients that ask for TLS", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSCert })},
 		{name: "client-tls-key", usage: "private key file (PEM) for --client-tls-cert", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSKey })},
+		{name: "max-statement-message", def: "256MB", usage: "longest Query or Parse message pgguard reads whole to judge; a longer one gets ERROR 54000 and the session goes on", file: str(func(p *policy.ProxySettings) string { return p.MaxStatementMessage })},
+		{name: "max-held-answer", def: "1MB", usage: "most of a DDL statement's answer held back while it may be retried after a lock_timeout failure; past it the statement is not retried", file: str(func(p *policy.ProxySettings) string { return p.MaxHeldAnswer })},
 		{name: "audit-log", usage: "file the audit log (one JSON line per DDL statement or non-allow decision) is appended to; default stderr, \"off\" disables it"},
 		{name: "pprof", def: "false", boolean: true, usage: "serve /debug/pprof/ on the admin server"},
 	}
@@ -133,6 +135,15 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 	} else {
 		o.proxy.MaxConnections = n
 	}
+	size := func(name string) int {
+		b, err := policy.ParseByteSize(get(name).value)
+		if err != nil || b <= 0 || b > 1<<30 {
+			bad(name, "%q is not a size between 1 byte and 1GB, such as 256MB", get(name).value)
+		}
+		return int(b)
+	}
+	o.proxy.Limits.MaxStatementMessage = size("max-statement-message")
+	o.proxy.Limits.MaxHeldAnswer = size("max-held-answer")
 	o.logFormat = get("log-format").value
 	if o.logFormat != "text" && o.logFormat != "json" {
 		bad("log-format", "%q is neither text nor json", o.logFormat)
