@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Authentication request codes ('R' messages) that expect a client answer.
@@ -32,7 +34,7 @@ func stripSCRAMPlus(body []byte) (out []byte, stripped bool) {
 	out = append(make([]byte, 0, len(body)), body[:4]...)
 	rest := body[4:]
 	for len(rest) > 0 && rest[0] != 0 {
-		name, r, ok := cstring(rest)
+		name, r, ok := wire.CString(rest)
 		if !ok {
 			return body, false
 		}
@@ -51,7 +53,7 @@ func stripSCRAMPlus(body []byte) (out []byte, stripped bool) {
 // carries the gs2 flag "y": the client supports channel binding and believes
 // the server does not. A server on TLS refuses that as a downgrade attack.
 func clientWantsChannelBinding(body []byte) bool {
-	_, rest, ok := cstring(body)
+	_, rest, ok := wire.CString(body)
 	if !ok || len(rest) < 5 {
 		return false
 	}
@@ -62,29 +64,29 @@ func clientWantsChannelBinding(body []byte) bool {
 
 // relayAuth relays the authentication exchange between client and server
 // until the server's first ReadyForQuery, recording BackendKeyData and
-// ParameterStatus on the way. It returns a *PGError to report to the client
+// ParameterStatus on the way. It returns a *wire.PGError to report to the client
 // when pgguard itself must refuse the login.
 func (s *Session) relayAuth() error {
 	var buf []byte
 	strippedPlus := false
 	for {
-		typ, n, err := readServerHeader(s.sr)
+		typ, n, err := wire.ReadServerHeader(s.sr)
 		if err != nil {
 			return fmt.Errorf("reading from server during authentication: %w", err)
 		}
 		if n > 1<<20 {
-			return &protocolError{fmt.Sprintf("server message %q of %d bytes during authentication", typ, n)}
+			return &wire.ProtocolError{Msg: fmt.Sprintf("server message %q of %d bytes during authentication", typ, n)}
 		}
-		buf, err = readBody(s.sr, n, buf)
+		buf, err = wire.ReadBody(s.sr, n, buf)
 		if err != nil {
 			return err
 		}
 		body := buf
 		expectAnswer := false
 		switch typ {
-		case serverAuthentication:
+		case wire.ServerAuthentication:
 			if len(body) < 4 {
-				return &protocolError{"short authentication message from server"}
+				return &wire.ProtocolError{Msg: "short authentication message from server"}
 			}
 			switch binary.BigEndian.Uint32(body) {
 			case authSASL:
@@ -93,51 +95,51 @@ func (s *Session) relayAuth() error {
 			case authCleartextPassword, authMD5Password, authGSS, authGSSContinue, authSSPI, authSASLContinue:
 				expectAnswer = true
 			}
-		case serverBackendKeyData:
+		case wire.ServerBackendKeyData:
 			if len(body) >= 8 {
 				s.state.pid = binary.BigEndian.Uint32(body)
 				s.state.key = append([]byte(nil), body[4:]...)
 			}
-		case serverParameterStatus:
+		case wire.ServerParameterStatus:
 			s.state.setParameter(body)
-		case serverErrorResponse:
-			writeMessage(s.cw, typ, body)
+		case wire.ServerErrorResponse:
+			wire.WriteMessage(s.cw, typ, body)
 			s.cw.Flush()
 			return errLoginRefused
-		case serverReadyForQuery:
+		case wire.ServerReadyForQuery:
 			if len(body) == 1 {
 				s.state.setTxStatus(body[0])
 			}
-			writeMessage(s.cw, typ, body)
+			wire.WriteMessage(s.cw, typ, body)
 			return s.cw.Flush()
 		}
-		writeMessage(s.cw, typ, body)
+		wire.WriteMessage(s.cw, typ, body)
 		if !expectAnswer {
 			continue
 		}
 		if err := s.cw.Flush(); err != nil {
 			return err
 		}
-		ctyp, cn, err := readHeader(s.cr, 1<<16+4)
+		ctyp, cn, err := wire.ReadHeader(s.cr, 1<<16+4)
 		if err != nil {
 			return fmt.Errorf("reading from client during authentication: %w", err)
 		}
-		if clientMsg(ctyp) != clientPassword {
-			return &protocolError{fmt.Sprintf("expected password response, got message type %q", ctyp)}
+		if wire.ClientMsg(ctyp) != wire.ClientPassword {
+			return &wire.ProtocolError{Msg: fmt.Sprintf("expected password response, got message type %q", ctyp)}
 		}
-		cbody, err := readBody(s.cr, cn, nil)
+		cbody, err := wire.ReadBody(s.cr, cn, nil)
 		if err != nil {
 			return err
 		}
 		if strippedPlus && clientWantsChannelBinding(cbody) {
-			return &PGError{
+			return &wire.PGError{
 				Severity: "FATAL", Code: "28000",
 				Message: "pgguard: SCRAM channel binding cannot pass through pgguard",
 				Detail:  "The client is on TLS and supports channel binding, and the server is on TLS too; the server would refuse this login as a channel-binding downgrade.",
 				Hint:    "Connect with channel_binding=disable, or let pgguard reach the server without TLS on a trusted network (upstream TLS disable).",
 			}
 		}
-		writeMessage(s.sw, clientPassword, cbody)
+		wire.WriteMessage(s.sw, wire.ClientPassword, cbody)
 		if err := s.sw.Flush(); err != nil {
 			return err
 		}

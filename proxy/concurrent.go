@@ -6,6 +6,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // A CONCURRENTLY statement takes only SHARE UPDATE EXCLUSIVE, which blocks
@@ -49,7 +51,7 @@ func (s *Session) beginConcurrent(v *verdict, events []*StatementEvent) (*buildi
 	lift := &syncPoint{swallow: true, done: make(chan struct{})}
 	lift.seq = s.newSyncPoint()
 	s.syncs.push(lift)
-	if err := s.send(frame(clientQuery, queryBody(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index)))); err != nil {
+	if err := s.send(wire.Frame(wire.ClientQuery, queryBody(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index)))); err != nil {
 		return nil, err
 	}
 	sp := s.nextSpecial()
@@ -95,7 +97,7 @@ func (s *Session) endConcurrent(b *building, ready bool) error {
 	}
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
-	writeMessage(s.cw, serverReadyForQuery, []byte{out.status})
+	wire.WriteMessage(s.cw, wire.ServerReadyForQuery, []byte{out.status})
 	return s.cw.Flush()
 }
 
@@ -133,7 +135,7 @@ func (s *Session) withBuildCutOff(body []byte) []byte {
 	sev, hasDetail := "", false
 	for b := body; len(b) > 1; {
 		f := b[0]
-		v, rest, ok := cstring(b[1:])
+		v, rest, ok := wire.CString(b[1:])
 		if !ok {
 			return body
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // TLSMode is how pgguard talks TLS to the upstream server.
@@ -144,7 +146,7 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxStatementMessage <= 0 {
 		c.Limits.MaxStatementMessage = DefaultMaxStatementMessage
 	}
-	c.Limits.MaxStatementMessage = min(c.Limits.MaxStatementMessage, pqLargeMessageLimit-4)
+	c.Limits.MaxStatementMessage = min(c.Limits.MaxStatementMessage, wire.PQLargeMessageLimit-4)
 	if c.Limits.MaxHeldAnswer <= 0 {
 		c.Limits.MaxHeldAnswer = DefaultMaxHeldAnswer
 	}

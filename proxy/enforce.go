@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // rejectMarker is a token that is a syntax error wherever it stands. A
@@ -63,7 +65,7 @@ func (s *Session) readInspected(n int) ([]byte, error) {
 		}
 		return nil, errTooLong
 	}
-	body, err := readGrowing(s.cr, n, s.qbuf)
+	body, err := wire.ReadGrowing(s.cr, n, s.qbuf)
 	if cap(body) <= 64<<10 {
 		s.qbuf = body
 	}
@@ -76,14 +78,14 @@ var errTooLong = errors.New("statement message too long")
 // refuseTooLong answers a Query or Parse that was too long to judge: the
 // server fails a refusal marker in its place, as for any refused statement,
 // so the session goes on in step.
-func (s *Session) refuseTooLong(typ clientMsg, n int) error {
-	e := &PGError{Severity: "ERROR", Code: "54000",
+func (s *Session) refuseTooLong(typ wire.ClientMsg, n int) error {
+	e := &wire.PGError{Severity: "ERROR", Code: "54000",
 		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, s.srv.cfg.Limits.MaxStatementMessage),
 		Detail:  "pgguard reads each statement whole to judge it before it reaches the server; nothing of this one ran.",
 		Hint:    "Split the statement (batch large INSERTs, or load data with COPY, which streams), or raise --max-statement-message.",
 	}
 	var sp *syncPoint
-	if typ == clientParse {
+	if typ == wire.ClientParse {
 		sp = s.batchPoint()
 	} else {
 		sp = s.nextSpecial()
@@ -93,12 +95,12 @@ func (s *Session) refuseTooLong(typ clientMsg, n int) error {
 			sp.swap, sp.marker = e, rejectMarker
 		}
 	})
-	if typ == clientQuery {
+	if typ == wire.ClientQuery {
 		s.onSync()
-		return s.send(frame(clientQuery, queryBody(rejectMarker)))
+		return s.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
 	}
 	s.unsynced = true
-	return s.sendMessage(clientParse, parseBody("", rejectMarker, nil))
+	return s.sendMessage(wire.ClientParse, parseBody("", rejectMarker, nil))
 }
 
 // onQuery judges a simple-protocol Query and sends the server what the
@@ -106,20 +108,20 @@ func (s *Session) refuseTooLong(typ clientMsg, n int) error {
 func (s *Session) onQuery(n int) error {
 	body, err := s.readInspected(n)
 	if err == errTooLong {
-		return s.refuseTooLong(clientQuery, n)
+		return s.refuseTooLong(wire.ClientQuery, n)
 	}
 	if err != nil {
 		return err
 	}
 	if len(body) == 0 || body[len(body)-1] != 0 {
-		return &protocolError{"invalid Query message: not NUL-terminated"}
+		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
 	eng := s.srv.cfg.Policy.Engine()
-	if n, plain := eng.Plain(bytesView(body[:len(body)-1])); plain {
+	if n, plain := eng.Plain(wire.BytesView(body[:len(body)-1])); plain {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
 		s.onSync()
-		return s.sendMessage(clientQuery, body)
+		return s.sendMessage(wire.ClientQuery, body)
 	}
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
@@ -136,7 +138,7 @@ func (s *Session) onQuery(n int) error {
 		// The common case: nothing to do but count and pass it on.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
 		s.onSync()
-		return s.sendMessage(clientQuery, body)
+		return s.sendMessage(wire.ClientQuery, body)
 	}
 	v := verdictOf(ds)
 	events := []*StatementEvent{s.event(v, sql)}
@@ -150,9 +152,9 @@ func (s *Session) onQuery(n int) error {
 			sp.events = append(sp.events, events...)
 		})
 		s.onSync()
-		return s.send(frame(clientQuery, queryBody(rejectMarker)))
+		return s.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
 	case v.concurrent && idle && len(ds) == 1:
-		return s.runConcurrent(v, events, frame(clientQuery, queryBody(v.sql(sql))))
+		return s.runConcurrent(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
 	if v.rewritten != "" {
@@ -160,7 +162,7 @@ func (s *Session) onQuery(n int) error {
 	}
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
-		r = s.retryFor(eng, frame(clientQuery, msg))
+		r = s.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
 	}
 	sp := s.nextSpecial()
 	s.amend(sp, func(sp *syncPoint) {
@@ -174,9 +176,9 @@ func (s *Session) onQuery(n int) error {
 	})
 	s.onSync()
 	if r == nil {
-		return s.sendMessage(clientQuery, msg)
+		return s.sendMessage(wire.ClientQuery, msg)
 	}
-	if err := s.send(frame(clientQuery, msg)); err != nil {
+	if err := s.send(wire.Frame(wire.ClientQuery, msg)); err != nil {
 		return err
 	}
 	// Nothing else may reach the server until the retries are over.
@@ -292,7 +294,7 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 
 // notice encodes a NoticeResponse for a warned or rewritten statement.
 func notice(severity string, f *policy.Finding, rewritten string) []byte {
-	e := &PGError{Severity: severity, Code: "01000", Detail: f.Detail, Hint: f.Hint}
+	e := &wire.PGError{Severity: severity, Code: "01000", Detail: f.Detail, Hint: f.Hint}
 	if rewritten != "" {
 		// Done already: a recipe would read like an instruction.
 		e.Message = fmt.Sprintf("pgguard: %s: rewritten to run without blocking writes: %s", f.RuleID, rewritten)
@@ -300,12 +302,12 @@ func notice(severity string, f *policy.Finding, rewritten string) []byte {
 	} else {
 		e.Message = "pgguard: " + f.RuleID + ": " + f.Message
 	}
-	return e.encode(nil, true)
+	return e.Encode(nil, true)
 }
 
 // refusal is the ErrorResponse a refused statement gets: SQLSTATE 42501,
 // the rule, the table and the lock in the message, the recipe in the hint.
-func (s *Session) refusal(v *verdict) *PGError {
+func (s *Session) refusal(v *verdict) *wire.PGError {
 	f := v.reject
 	msg := "pgguard: " + f.RuleID + ": " + f.Message
 	if f.Lock != "" && !strings.Contains(strings.ToUpper(f.Message), strings.ToUpper(f.Lock)) {
@@ -323,5 +325,5 @@ func (s *Session) refusal(v *verdict) *PGError {
 		// does), so the recipe goes in both.
 		detail += "\nSafe recipe:\n" + f.Hint
 	}
-	return &PGError{Severity: "ERROR", Code: codeInsufficientPrivilge, Message: msg, Detail: detail, Hint: f.Hint}
+	return &wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: msg, Detail: detail, Hint: f.Hint}
 }

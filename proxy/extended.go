@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // onParse judges the statement of an extended-protocol Parse. A refused
@@ -14,27 +16,27 @@ import (
 func (s *Session) onParse(n int) error {
 	body, err := s.readInspected(n)
 	if err == errTooLong {
-		return s.refuseTooLong(clientParse, n)
+		return s.refuseTooLong(wire.ClientParse, n)
 	}
 	if err != nil {
 		return err
 	}
-	nameBytes, rest, ok := cstringBytes(body)
+	nameBytes, rest, ok := wire.CStringBytes(body)
 	if !ok {
-		return &protocolError{"invalid Parse message: statement name not terminated"}
+		return &wire.ProtocolError{Msg: "invalid Parse message: statement name not terminated"}
 	}
-	queryBytes, params, ok := cstringBytes(rest)
+	queryBytes, params, ok := wire.CStringBytes(rest)
 	if !ok {
-		return &protocolError{"invalid Parse message: query not terminated"}
+		return &wire.ProtocolError{Msg: "invalid Parse message: query not terminated"}
 	}
 	// A Parse replaces the unnamed statement; a named one must be new.
 	delete(s.rewrittenStmts, string(nameBytes))
 	eng := s.srv.cfg.Policy.Engine()
-	if _, plain := eng.Plain(bytesView(queryBytes)); plain {
+	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(clientParse, body)
+		return s.sendMessage(wire.ClientParse, body)
 	}
 	name, query := string(nameBytes), string(queryBytes)
 	ctx := context.Background()
@@ -56,7 +58,7 @@ func (s *Session) onParse(n int) error {
 	if !needsCare(ds) {
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(clientParse, body)
+		return s.sendMessage(wire.ClientParse, body)
 	}
 	v := verdictOf(ds)
 	events := []*StatementEvent{s.event(v, query)}
@@ -68,7 +70,7 @@ func (s *Session) onParse(n int) error {
 			}
 			b.events = append(b.events, events...)
 		})
-		return s.sendMessage(clientParse, parseBody(name, rejectMarker, nil))
+		return s.sendMessage(wire.ClientParse, parseBody(name, rejectMarker, nil))
 	}
 	switch {
 	case v.concurrent && alone && executes == 0 && v.rewritten != "":
@@ -100,9 +102,9 @@ func (s *Session) onParse(n int) error {
 	}
 	s.unsynced = true
 	if sql := v.sql(query); sql != query {
-		return s.sendMessage(clientParse, parseBody(name, sql, params))
+		return s.sendMessage(wire.ClientParse, parseBody(name, sql, params))
 	}
-	return s.sendMessage(clientParse, body)
+	return s.sendMessage(wire.ClientParse, body)
 }
 
 // parseBody encodes a Parse body; params is the original parameter-type
@@ -158,15 +160,15 @@ func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
 		if err != nil {
 			return false, executes, err
 		}
-		typ, l := clientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
+		typ, l := wire.ClientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
 		switch typ {
-		case clientSync:
+		case wire.ClientSync:
 			return executes <= 1, executes, nil
-		case clientExecute:
+		case wire.ClientExecute:
 			if executes++; executes > 1 {
 				return false, executes, nil
 			}
-		case clientBind, clientDescribe, clientClose:
+		case wire.ClientBind, wire.ClientDescribe, wire.ClientClose:
 		default:
 			return false, executes, nil
 		}
@@ -188,24 +190,24 @@ func (s *Session) onBind(n int) error {
 		// Too long to look at; a prepared statement that pgguard rewrote
 		// takes no parameters worth that much.
 		s.unsynced = true
-		return s.forward(clientBind, n)
+		return s.forward(wire.ClientBind, n)
 	}
 	body, err := s.readInspected(n)
 	if err != nil {
 		return err
 	}
-	_, rest, ok := cstringBytes(body)
+	_, rest, ok := wire.CStringBytes(body)
 	if !ok {
-		return &protocolError{"invalid Bind message: portal name not terminated"}
+		return &wire.ProtocolError{Msg: "invalid Bind message: portal name not terminated"}
 	}
-	stmt, _, ok := cstringBytes(rest)
+	stmt, _, ok := wire.CStringBytes(rest)
 	if !ok {
-		return &protocolError{"invalid Bind message: statement name not terminated"}
+		return &wire.ProtocolError{Msg: "invalid Bind message: statement name not terminated"}
 	}
 	v := s.rewrittenStmts[string(stmt)]
 	if v == nil {
 		s.unsynced = true
-		return s.sendMessage(clientBind, body)
+		return s.sendMessage(wire.ClientBind, body)
 	}
 	alone, _, err := s.aloneInBatch()
 	if err != nil {
@@ -223,7 +225,7 @@ func (s *Session) onBind(n int) error {
 		s.batch = b.sp
 		s.afterSync = func() error { return s.endConcurrent(b, true) }
 		s.unsynced = true
-		return s.sendMessage(clientBind, body)
+		return s.sendMessage(wire.ClientBind, body)
 	}
 	s.unsynced = true
 	s.amend(s.batchPoint(), func(b *syncPoint) {
@@ -234,15 +236,15 @@ func (s *Session) onBind(n int) error {
 	})
 	// A Bind of a statement that does not exist fails with the name in
 	// the server's message: the marker.
-	portal, _, _ := cstringBytes(body)
+	portal, _, _ := wire.CStringBytes(body)
 	refused := append(append(append([]byte(nil), portal...), 0), rejectMarker...)
-	return s.sendMessage(clientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
+	return s.sendMessage(wire.ClientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
 }
 
 // preparedConcurrentRefusal is the error for a prepared CONCURRENTLY
 // rewrite bound where it cannot run.
-func preparedConcurrentRefusal(v *verdict) *PGError {
-	return &PGError{Severity: "ERROR", Code: codeInsufficientPrivilge,
+func preparedConcurrentRefusal(v *verdict) *wire.PGError {
+	return &wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege,
 		Message: "pgguard: create-index: this prepared statement runs as CONCURRENTLY, which cannot run inside a transaction block or behind other statements of the same batch",
 		Detail:  "pgguard rewrote the statement to " + v.rewritten + " when it was prepared; the plain form would block writes to the table for the whole build.",
 		Hint:    "Run the statement on its own, outside a transaction block (in autocommit).",

@@ -162,27 +162,6 @@ func TestStripSCRAMPlus(t *testing.T) {
 	}
 }
 
-func TestCopyBodyStreams(t *testing.T) {
-	src := strings.Repeat("abcdefgh", 10000)
-	r := bufio.NewReaderSize(strings.NewReader(src+"rest"), 64)
-	var dst bytes.Buffer
-	w := bufio.NewWriterSize(&dst, 64)
-	if err := copyBody(w, r, len(src)); err != nil {
-		t.Fatal(err)
-	}
-	w.Flush()
-	if dst.String() != src {
-		t.Fatal("body corrupted")
-	}
-	rest, _ := io.ReadAll(r)
-	if string(rest) != "rest" {
-		t.Fatalf("copyBody read past the body: %q", rest)
-	}
-	if err := copyBody(w, bufio.NewReader(strings.NewReader("ab")), 5); err == nil {
-		t.Fatal("short body not reported")
-	}
-}
-
 func TestParseServerVersion(t *testing.T) {
 	for in, want := range map[string]int{"15.18 (Debian 15.18-0+deb12u1)": 150018, "17.0": 170000, "18beta1": 180000, "9.6.24": 90624, "": 0, "x": 0} {
 		if got := parseServerVersion(in); got != want {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"strings"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 var (
@@ -17,7 +19,7 @@ func (s *Session) internalQuery(sql string) (outcome, error) {
 	sp := &syncPoint{swallow: true, done: make(chan struct{})}
 	sp.seq = s.newSyncPoint()
 	s.syncs.push(sp)
-	if err := s.send(frame(clientQuery, queryBody(sql))); err != nil {
+	if err := s.send(wire.Frame(wire.ClientQuery, queryBody(sql))); err != nil {
 		return outcome{}, err
 	}
 	out, _ := s.awaitOutcome(sp)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // applyLockTimeout gives the session the policy's lock_timeout as a startup
@@ -13,20 +15,20 @@ import (
 // RESET returns to. A client may ask for a lower value in the startup
 // message (as a parameter or in options), but not for 0 or more than the
 // allowed maximum.
-func (s *Session) applyLockTimeout(st *Startup) *PGError {
+func (s *Session) applyLockTimeout(st *Startup) *wire.PGError {
 	cfg := s.srv.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
 	if def <= 0 {
 		return nil
 	}
-	refuse := func(where, value string) *PGError {
-		return &PGError{Severity: "FATAL", Code: codeInsufficientPrivilge,
+	refuse := func(where, value string) *wire.PGError {
+		return &wire.PGError{Severity: "FATAL", Code: wire.CodeInsufficientPrivilege,
 			Message: fmt.Sprintf("pgguard: lock_timeout=%s in the startup %s is not allowed", value, where),
 			Detail:  fmt.Sprintf("pgguard gives every session lock_timeout=%s; a client may lower it, but not turn it off or raise it above %s.", def, max),
 			Hint:    "Remove lock_timeout from the connection settings, or set it between 1ms and " + max.String() + ".",
 		}
 	}
-	check := func(where, value string) *PGError {
+	check := func(where, value string) *wire.PGError {
 		d, err := policy.ParseLockTimeout(value)
 		if err != nil || d <= 0 || (max > 0 && d > max) {
 			return refuse(where, value)

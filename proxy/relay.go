@@ -3,13 +3,15 @@ package proxy
 import (
 	"errors"
 	"io"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // relay runs the two copy loops until either side ends and returns why.
 func (s *Session) relay() string {
 	defer func() {
-		s.clientSock.stop()
-		s.serverSock.stop()
+		s.clientSock.Stop()
+		s.serverSock.Stop()
 	}()
 	done := make(chan string, 1)
 	go func() {
@@ -34,52 +36,52 @@ func (s *Session) relay() string {
 // more buffered, so a pipeline goes out in one write.
 func (s *Session) clientToServer() string {
 	for {
-		typ, n, err := readClientHeader(s.cr)
+		typ, n, err := wire.ReadClientHeader(s.cr)
 		if err != nil {
 			return s.clientGone(err)
 		}
 		s.bytesIn.Add(int64(n + 5))
 		switch typ {
-		case clientQuery:
+		case wire.ClientQuery:
 			if s.enforcing() {
 				err = s.onQuery(n)
 				break
 			}
 			s.onSync()
 			err = s.forward(typ, n)
-		case clientParse:
+		case wire.ClientParse:
 			if s.enforcing() {
 				err = s.onParse(n)
 				break
 			}
 			s.unsynced = true
 			err = s.forward(typ, n)
-		case clientSync, clientFunctionCall:
+		case wire.ClientSync, wire.ClientFunctionCall:
 			s.onSync()
 			err = s.forward(typ, n)
 			if f := s.afterSync; err == nil && f != nil {
 				s.afterSync = nil
 				err = f()
 			}
-		case clientTerminate:
+		case wire.ClientTerminate:
 			if s.pending.Load() > 0 {
 				// The server reads the Terminate only after the running
 				// statement ends, which may take long: cancel it.
 				s.cancelRunning()
 			}
 			s.swMu.Lock()
-			writeMessage(s.sw, clientTerminate, nil)
+			wire.WriteMessage(s.sw, wire.ClientTerminate, nil)
 			s.sw.Flush()
 			s.swMu.Unlock()
 			return "client terminated"
-		case clientBind:
+		case wire.ClientBind:
 			if len(s.rewrittenStmts) > 0 {
 				err = s.onBind(n)
 				break
 			}
 			s.unsynced = true
 			err = s.forward(typ, n)
-		case clientExecute, clientDescribe, clientClose:
+		case wire.ClientExecute, wire.ClientDescribe, wire.ClientClose:
 			// Extended-protocol work that runs in the implicit transaction
 			// ended by the next Sync.
 			s.unsynced = true
@@ -88,7 +90,7 @@ func (s *Session) clientToServer() string {
 			err = s.forward(typ, n)
 		}
 		if err != nil {
-			var pe *protocolError
+			var pe *wire.ProtocolError
 			switch {
 			case errors.Is(err, errClientLeft):
 				return "client disconnected mid-statement; statement cancelled"
@@ -104,11 +106,11 @@ func (s *Session) clientToServer() string {
 
 // forward streams one client message of type typ and body length n to the
 // server, flushing when the client has nothing more buffered.
-func (s *Session) forward(typ clientMsg, n int) error {
+func (s *Session) forward(typ wire.ClientMsg, n int) error {
 	s.swMu.Lock()
 	defer s.swMu.Unlock()
-	writeHeader(s.sw, typ, n)
-	err := copyBody(s.sw, s.cr, n)
+	wire.WriteHeader(s.sw, typ, n)
+	err := wire.CopyBody(s.sw, s.cr, n)
 	if err == nil && s.cr.Buffered() == 0 {
 		err = s.sw.Flush()
 	}
@@ -118,10 +120,10 @@ func (s *Session) forward(typ clientMsg, n int) error {
 // sendMessage writes one message to the server like forward does: the
 // flush waits until the client has nothing more buffered, so a Parse goes
 // out together with the Bind, Execute and Sync behind it.
-func (s *Session) sendMessage(typ clientMsg, body []byte) error {
+func (s *Session) sendMessage(typ wire.ClientMsg, body []byte) error {
 	s.swMu.Lock()
 	defer s.swMu.Unlock()
-	writeMessage(s.sw, typ, body)
+	wire.WriteMessage(s.sw, typ, body)
 	if s.cr.Buffered() == 0 {
 		return s.sw.Flush()
 	}
@@ -166,12 +168,12 @@ func (s *Session) clientGone(err error) string {
 		s.cancelRunning()
 		return "client disconnected mid-statement; statement cancelled"
 	}
-	var pe *protocolError
+	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
 		s.cwMu.Lock()
-		sendFatal(s.cw, codeProtocolViolation, "pgguard: "+pe.msg, "")
+		wire.SendFatal(s.cw, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
 		s.cwMu.Unlock()
-		return "client protocol violation: " + pe.msg
+		return "client protocol violation: " + pe.Msg
 	}
 	if errors.Is(err, io.EOF) {
 		return "client disconnected"
@@ -184,9 +186,9 @@ func (s *Session) clientGone(err error) string {
 // special sync points ask for.
 func (s *Session) serverToClient() string {
 	var small [1]byte
-	var last serverMsg
+	var last wire.ServerMsg
 	for {
-		typ, n, err := readServerHeader(s.sr)
+		typ, n, err := wire.ReadServerHeader(s.sr)
 		if err != nil {
 			return s.serverGone(err, last)
 		}
@@ -203,20 +205,20 @@ func (s *Session) serverToClient() string {
 		}
 		s.cwMu.Lock()
 		switch {
-		case typ == serverReadyForQuery && n == 1:
+		case typ == wire.ServerReadyForQuery && n == 1:
 			if _, err = io.ReadFull(s.sr, small[:]); err == nil {
 				s.readyForQuery(small[0])
-				writeMessage(s.cw, typ, small[:])
+				wire.WriteMessage(s.cw, typ, small[:])
 			}
-		case typ == serverParameterStatus && n <= maxPeekedBody:
+		case typ == wire.ServerParameterStatus && n <= maxPeekedBody:
 			var body []byte
-			if body, err = readBody(s.sr, n, nil); err == nil {
+			if body, err = wire.ReadBody(s.sr, n, nil); err == nil {
 				s.state.setParameter(body)
-				writeMessage(s.cw, typ, body)
+				wire.WriteMessage(s.cw, typ, body)
 			}
 		default:
-			writeHeader(s.cw, typ, n)
-			err = copyBody(s.cw, s.sr, n)
+			wire.WriteHeader(s.cw, typ, n)
+			err = wire.CopyBody(s.cw, s.sr, n)
 		}
 		if err == nil && s.sr.Buffered() == 0 {
 			err = s.cw.Flush()
@@ -228,7 +230,7 @@ func (s *Session) serverToClient() string {
 			}
 			return "client write failed: " + err.Error()
 		}
-		if typ == serverReadyForQuery && s.srv.draining() && s.idle() {
+		if typ == wire.ServerReadyForQuery && s.srv.draining() && s.idle() {
 			s.terminate()
 			return "pgguard shutting down"
 		}
@@ -252,17 +254,17 @@ func (s *Session) readyForQuery(status byte) {
 
 // serverGone handles a server read error: the client learns that the server
 // went away (unless the server said so itself with a FATAL, already relayed).
-func (s *Session) serverGone(err error, lastType serverMsg) string {
+func (s *Session) serverGone(err error, lastType wire.ServerMsg) string {
 	if s.closing.Load() {
 		return "closed"
 	}
-	if lastType != serverErrorResponse {
+	if lastType != wire.ServerErrorResponse {
 		s.cwMu.Lock()
-		e := &PGError{Severity: "FATAL", Code: "08006", Message: "pgguard: lost the connection to the server: " + err.Error()}
+		e := &wire.PGError{Severity: "FATAL", Code: "08006", Message: "pgguard: lost the connection to the server: " + err.Error()}
 		if index := s.buildingIndex.Load(); index != nil {
 			e.Detail, e.Hint = buildCutOff(*index)
 		}
-		s.cw.Write(e.encode(nil, false))
+		s.cw.Write(e.Encode(nil, false))
 		s.cw.Flush()
 		s.cwMu.Unlock()
 	}

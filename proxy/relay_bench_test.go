@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Benchmarks of the relay's hot path. The end-to-end ones run a real Server
@@ -84,8 +86,8 @@ func encodeMessages(msgs ...pgproto3.Message) []byte {
 }
 
 // BenchmarkCopyMessages forwards a stream of small messages (64 pgbench -S
-// transactions each way) and one 1 MiB row through readHeader, writeHeader
-// and copyBody, in memory: the framing cost without the network.
+// transactions each way) and one 1 MiB row through wire.ReadHeader, wire.WriteHeader
+// and wire.CopyBody, in memory: the framing cost without the network.
 func BenchmarkCopyMessages(b *testing.B) {
 	serverStream := bytes.Repeat(append(append(append(encodeMessages(&pgproto3.BindComplete{}), fakeRowDescription...), fakeResult...), fakeReady...), 64)
 	bigRow := encodeMessages(&pgproto3.DataRow{Values: [][]byte{bytes.Repeat([]byte("x"), 1<<20)}})
@@ -108,15 +110,15 @@ func BenchmarkCopyMessages(b *testing.B) {
 				src.Reset(bc.stream)
 				r.Reset(src)
 				for {
-					typ, n, err := readServerHeader(r)
+					typ, n, err := wire.ReadServerHeader(r)
 					if err == io.EOF {
 						break
 					}
 					if err != nil {
 						b.Fatal(err)
 					}
-					writeHeader(w, typ, n)
-					if err := copyBody(w, r, n); err != nil {
+					wire.WriteHeader(w, typ, n)
+					if err := wire.CopyBody(w, r, n); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -176,18 +178,18 @@ func (c *benchClient) roundTrip(b *testing.B, req []byte, depth int) {
 		b.Fatal(err)
 	}
 	for depth > 0 {
-		typ, n, err := readServerHeader(c.r)
+		typ, n, err := wire.ReadServerHeader(c.r)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if typ == serverErrorResponse {
+		if typ == wire.ServerErrorResponse {
 			body, _ := c.r.Peek(n)
 			b.Fatalf("error from the proxy: %q", body)
 		}
 		if _, err := c.r.Discard(n); err != nil {
 			b.Fatal(err)
 		}
-		if typ == serverReadyForQuery {
+		if typ == wire.ServerReadyForQuery {
 			depth--
 		}
 	}
@@ -277,8 +279,8 @@ func serveFake(conn net.Conn) {
 		return
 	}
 	for {
-		typ, n, err := readClientHeader(r)
-		if err != nil || typ == clientTerminate {
+		typ, n, err := wire.ReadClientHeader(r)
+		if err != nil || typ == wire.ClientTerminate {
 			return
 		}
 		if _, err := r.Discard(n); err != nil {

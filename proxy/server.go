@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Server accepts clients on every target's listen address and runs a Session
@@ -99,7 +101,7 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		sock := newSockReader(conn)
+		sock := wire.NewSockReader(conn)
 		s := &Session{
 			srv:        srv,
 			target:     t,

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Buffer sizes per direction. Small enough that an idle connection costs
@@ -35,13 +37,13 @@ type Session struct {
 	state  State
 
 	client     net.Conn
-	clientSock *sockReader // what cr reads, unless the client uses TLS
+	clientSock *wire.SockReader // what cr reads, unless the client uses TLS
 	cr         *bufio.Reader
 	cw         *bufio.Writer
 	cwMu       sync.Mutex // held while writing to cw (the relay and a draining shutdown)
 
 	server     net.Conn
-	serverSock *sockReader // what sr reads
+	serverSock *wire.SockReader // what sr reads
 	sr         *bufio.Reader
 	sw         *bufio.Writer
 	swMu       sync.Mutex // held while writing to sw
@@ -96,7 +98,7 @@ func (s *Session) idle() bool {
 
 // close closes both connections once. Reads and writes blocked on them
 // fail at once. The sockets themselves are closed in the background: a
-// sockReader that is between two reads holds its socket open (net's Close
+// wire.SockReader that is between two reads holds its socket open (net's Close
 // waits for that) until its relay loop reads again or stops it.
 func (s *Session) close() {
 	s.closeOnce.Do(func() {
@@ -144,9 +146,9 @@ func (s *Session) serve() {
 		return
 	}
 	if err != nil {
-		var pe *protocolError
+		var pe *wire.ProtocolError
 		if errors.As(err, &pe) {
-			sendFatal(s.cw, codeProtocolViolation, "pgguard: "+pe.msg, "")
+			wire.SendFatal(s.cw, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
 		}
 		if !errors.Is(err, io.EOF) {
 			s.log.Debug("client startup failed", "client", s.state.ClientAddr, "err", err)
@@ -163,14 +165,14 @@ func (s *Session) serve() {
 
 	if s.enforcing() {
 		if pge := s.applyLockTimeout(startup); pge != nil {
-			s.cw.Write(pge.encode(nil, false))
+			s.cw.Write(pge.Encode(nil, false))
 			s.cw.Flush()
 			log.Warn("connection refused: startup lock_timeout", "reason", pge.Message)
 			return
 		}
 	}
 	if !s.srv.admit() {
-		sendFatal(s.cw, codeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
+		wire.SendFatal(s.cw, wire.CodeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
 		log.Warn("connection refused: max connections reached", "max_connections", s.srv.cfg.MaxConnections)
 		return
 	}
@@ -182,14 +184,14 @@ func (s *Session) serve() {
 	cancelDial()
 	if err != nil {
 		s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
-		sendFatal(s.cw, codeConnectionFailure,
+		wire.SendFatal(s.cw, wire.CodeConnectionFailure,
 			fmt.Sprintf("pgguard: could not connect to the server at %s: %v", s.target.Upstream, err),
 			"pgguard accepted the connection but could not reach the PostgreSQL server behind it.")
 		log.Error("upstream connect failed", "upstream", s.target.Upstream, "err", err)
 		return
 	}
 	s.server = server
-	s.serverSock = newSockReader(server)
+	s.serverSock = wire.NewSockReader(server)
 	s.sr = bufio.NewReaderSize(s.serverSock, readBufferSize)
 	s.sw = bufio.NewWriterSize(server, writeBufferSize)
 	if s.closing.Load() {
@@ -206,17 +208,17 @@ func (s *Session) serve() {
 	}
 	s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
 	if err != nil {
-		sendFatal(s.cw, codeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
+		wire.SendFatal(s.cw, wire.CodeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
 			"pgguard reached the server but got no answer within the connect timeout.")
 		log.Error("upstream startup failed", "upstream", s.target.Upstream, "err", err)
 		return
 	}
 	s.server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
 	if err := s.relayAuth(); err != nil {
-		var pge *PGError
+		var pge *wire.PGError
 		switch {
 		case errors.As(err, &pge):
-			s.cw.Write(pge.encode(nil, false))
+			s.cw.Write(pge.Encode(nil, false))
 			s.cw.Flush()
 			log.Warn("login refused by pgguard", "reason", pge.Message)
 		case errors.Is(err, errLoginRefused):
@@ -271,12 +273,12 @@ func (s *Session) terminate() bool {
 		return false
 	}
 	s.closing.Store(true)
-	e := &PGError{Severity: "FATAL", Code: codeAdminShutdown, Message: "terminating connection because pgguard is shutting down"}
-	s.cw.Write(e.encode(nil, false))
+	e := &wire.PGError{Severity: "FATAL", Code: wire.CodeAdminShutdown, Message: "terminating connection because pgguard is shutting down"}
+	s.cw.Write(e.Encode(nil, false))
 	s.cw.Flush()
 	s.cwMu.Unlock()
 	s.swMu.Lock()
-	writeMessage(s.sw, clientTerminate, nil)
+	wire.WriteMessage(s.sw, wire.ClientTerminate, nil)
 	s.sw.Flush()
 	s.swMu.Unlock()
 	s.close()

@@ -2,10 +2,11 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Bounds on what a special sync point reads whole or holds. PostgreSQL's
@@ -37,7 +38,7 @@ const (
 // query, held (bounded) while a retry is possible, written to the client
 // otherwise. The sync point's notices go to the client before its first
 // message. No message is written whose body was not read.
-func (s *Session) special(sp *syncPoint, typ serverMsg, n int) error {
+func (s *Session) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 	s.cwMu.Lock()
 	defer s.cwMu.Unlock()
 	if !sp.swallow && !sp.noticesSent {
@@ -48,22 +49,22 @@ func (s *Session) special(sp *syncPoint, typ serverMsg, n int) error {
 	}
 	var err error
 	switch {
-	case typ == serverReadyForQuery:
+	case typ == wire.ServerReadyForQuery:
 		if n != 1 {
-			return &protocolError{"invalid ReadyForQuery"}
+			return &wire.ProtocolError{Msg: "invalid ReadyForQuery"}
 		}
 		var status [1]byte
 		if _, err := io.ReadFull(s.sr, status[:]); err != nil {
 			return err
 		}
 		return s.answered(sp, status[0])
-	case n <= maxPeekedBody && (typ == serverErrorResponse || typ == serverCommandComplete || typ == serverParameterStatus):
+	case n <= maxPeekedBody && (typ == wire.ServerErrorResponse || typ == wire.ServerCommandComplete || typ == wire.ServerParameterStatus):
 		var body []byte
-		if body, err = readBody(s.sr, n, nil); err != nil {
+		if body, err = wire.ReadBody(s.sr, n, nil); err != nil {
 			return err
 		}
 		err = s.peeked(sp, typ, body)
-	case typ == serverDataRow && sp.swallow:
+	case typ == wire.ServerDataRow && sp.swallow:
 		err = s.keepRow(sp, n)
 	default:
 		err = s.deliver(sp, typ, n, nil)
@@ -76,33 +77,33 @@ func (s *Session) special(sp *syncPoint, typ serverMsg, n int) error {
 
 // peeked handles a message read whole: it records the outcome and delivers
 // the message (or pgguard's error in place of the refusal marker's).
-func (s *Session) peeked(sp *syncPoint, typ serverMsg, body []byte) error {
+func (s *Session) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 	switch typ {
-	case serverErrorResponse:
-		code, msg := errorFields(body)
+	case wire.ServerErrorResponse:
+		code, msg := wire.ErrorFields(body)
 		if sp.errCode == "" {
 			sp.errCode, sp.errMsg = code, msg
 		}
 		switch {
 		case sp.swap != nil && bytes.Contains(body, []byte(sp.marker)):
 			sp.swapped = true
-			body = sp.swap.encode(nil, false)[5:]
+			body = sp.swap.Encode(nil, false)[5:]
 		case sp.swallow:
 			// The server's message can quote a literal; only its code is logged.
 			s.log.Warn("statement sent by pgguard failed", "sqlstate", code)
 		default:
 			body = s.withBuildCutOff(body)
 		}
-	case serverCommandComplete:
+	case wire.ServerCommandComplete:
 		if sp.tag == "" {
-			tag, _, _ := cstring(body)
+			tag, _, _ := wire.CString(body)
 			sp.tag = commandTag(tag)
 		}
-	case serverParameterStatus:
+	case wire.ServerParameterStatus:
 		s.state.setParameter(body)
 		// The client must learn of a reported setting even when pgguard's
 		// own query changed it: it is the session's.
-		writeMessage(s.cw, typ, body)
+		wire.WriteMessage(s.cw, typ, body)
 		return nil
 	}
 	return s.deliver(sp, typ, len(body), body)
@@ -115,19 +116,19 @@ func (s *Session) keepRow(sp *syncPoint, n int) error {
 		_, err := s.sr.Discard(n)
 		return err
 	}
-	body, err := readBody(s.sr, n, nil)
+	body, err := wire.ReadBody(s.sr, n, nil)
 	if err != nil {
 		return err
 	}
 	sp.rowBytes += n
-	sp.rows = append(sp.rows, dataRow(body))
+	sp.rows = append(sp.rows, wire.DecodeDataRow(body))
 	return nil
 }
 
 // deliver disposes of one message of a special sync point: body is the
 // message's body when it was read whole, or nil when the n bytes are still
 // in the server reader (then they are streamed).
-func (s *Session) deliver(sp *syncPoint, typ serverMsg, n int, body []byte) error {
+func (s *Session) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte) error {
 	switch {
 	case sp.swallow:
 		if body == nil {
@@ -139,11 +140,11 @@ func (s *Session) deliver(sp *syncPoint, typ serverMsg, n int, body []byte) erro
 		if sp.retry.buf.Len()+5+n <= s.srv.cfg.Limits.MaxHeldAnswer {
 			if body == nil {
 				var err error
-				if body, err = readBody(s.sr, n, nil); err != nil {
+				if body, err = wire.ReadBody(s.sr, n, nil); err != nil {
 					return err
 				}
 			}
-			sp.retry.buf.Write(frame(typ, body))
+			sp.retry.buf.Write(wire.Frame(typ, body))
 			return nil
 		}
 		// Too much to hold: the client gets what was held and the rest as
@@ -151,11 +152,11 @@ func (s *Session) deliver(sp *syncPoint, typ serverMsg, n int, body []byte) erro
 		s.release(sp)
 	}
 	if body != nil {
-		writeMessage(s.cw, typ, body)
+		wire.WriteMessage(s.cw, typ, body)
 		return nil
 	}
-	writeHeader(s.cw, typ, n)
-	return copyBody(s.cw, s.sr, n)
+	wire.WriteHeader(s.cw, typ, n)
+	return wire.CopyBody(s.cw, s.sr, n)
 }
 
 // release sends the client the answer held for a retry and ends the hold.
@@ -192,7 +193,7 @@ func (s *Session) answered(sp *syncPoint, status byte) error {
 		s.report(ev, sp.tag, code)
 	}
 	if !sp.swallow && !sp.holdReady {
-		writeMessage(s.cw, serverReadyForQuery, []byte{status})
+		wire.WriteMessage(s.cw, wire.ServerReadyForQuery, []byte{status})
 	}
 	sp.finish(outcome{status: status, errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
 	if s.sr.Buffered() == 0 {
@@ -209,55 +210,6 @@ func commandTag(tag string) string {
 		end--
 	}
 	return tag[:end]
-}
-
-// frame returns a whole message.
-func frame[T clientMsg | serverMsg](typ T, body []byte) []byte {
-	b := make([]byte, 5, 5+len(body))
-	b[0] = byte(typ)
-	binary.BigEndian.PutUint32(b[1:], uint32(len(body)+4))
-	return append(b, body...)
-}
-
-// errorFields returns the SQLSTATE and message of an ErrorResponse body.
-func errorFields(body []byte) (code, msg string) {
-	for len(body) > 1 {
-		f := body[0]
-		v, rest, ok := cstring(body[1:])
-		if !ok {
-			break
-		}
-		switch f {
-		case 'C':
-			code = v
-		case 'M':
-			msg = v
-		}
-		body = rest
-	}
-	return code, msg
-}
-
-// dataRow decodes a DataRow into text columns (nil for NULL).
-func dataRow(body []byte) []*string {
-	if len(body) < 2 {
-		return nil
-	}
-	n := int(binary.BigEndian.Uint16(body))
-	body = body[2:]
-	row := make([]*string, 0, n)
-	for i := 0; i < n && len(body) >= 4; i++ {
-		l := int32(binary.BigEndian.Uint32(body))
-		body = body[4:]
-		if l < 0 || int(l) > len(body) {
-			row = append(row, nil)
-			continue
-		}
-		v := string(body[:l])
-		row = append(row, &v)
-		body = body[l:]
-	}
-	return row
 }
 
 // retry is the state of a DDL statement that may be retried after a

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // Startup request codes (the "protocol version" of special startup packets).
@@ -81,8 +83,8 @@ func readStartupPacket(r *bufio.Reader) (code uint32, body []byte, err error) {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[:4])
-	if n < 8 || n > maxStartupLength {
-		return 0, nil, &protocolError{fmt.Sprintf("invalid startup packet length %d", n)}
+	if n < 8 || n > wire.MaxStartupLength {
+		return 0, nil, &wire.ProtocolError{Msg: fmt.Sprintf("invalid startup packet length %d", n)}
 	}
 	body = make([]byte, n-8)
 	if _, err := io.ReadFull(r, body); err != nil {
@@ -94,29 +96,29 @@ func readStartupPacket(r *bufio.Reader) (code uint32, body []byte, err error) {
 func parseStartup(version uint32, body []byte) (*Startup, error) {
 	s := &Startup{Version: version}
 	for len(body) > 0 && body[0] != 0 {
-		name, rest, ok := cstring(body)
+		name, rest, ok := wire.CString(body)
 		if !ok {
-			return nil, &protocolError{"invalid startup packet layout: parameter name not terminated"}
+			return nil, &wire.ProtocolError{Msg: "invalid startup packet layout: parameter name not terminated"}
 		}
-		value, rest2, ok := cstring(rest)
+		value, rest2, ok := wire.CString(rest)
 		if !ok {
-			return nil, &protocolError{fmt.Sprintf("invalid startup packet layout: parameter %q has no value", name)}
+			return nil, &wire.ProtocolError{Msg: fmt.Sprintf("invalid startup packet layout: parameter %q has no value", name)}
 		}
 		s.Params = append(s.Params, Param{name, value})
 		body = rest2
 	}
 	if len(body) != 1 {
-		return nil, &protocolError{"invalid startup packet layout: expected terminator as last byte"}
+		return nil, &wire.ProtocolError{Msg: "invalid startup packet layout: expected terminator as last byte"}
 	}
 	if s.Get("user") == "" {
-		return nil, &protocolError{"no PostgreSQL user name specified in startup packet"}
+		return nil, &wire.ProtocolError{Msg: "no PostgreSQL user name specified in startup packet"}
 	}
 	return s, nil
 }
 
 // errPlaintextAfterSSL is a client that sent more bytes right behind its
 // SSLRequest, before the TLS handshake; they cannot be trusted (CVE-2021-23214).
-var errPlaintextAfterSSL = &protocolError{"received unencrypted data after SSL request"}
+var errPlaintextAfterSSL = &wire.ProtocolError{Msg: "received unencrypted data after SSL request"}
 
 // clientStartup runs the client side of the startup phase until it has a
 // StartupMessage or a CancelRequest. It answers SSLRequest (upgrading conn
@@ -157,14 +159,14 @@ func clientStartup(conn net.Conn, r *bufio.Reader, tlsConfig *tls.Config) (net.C
 			}
 		case code == codeCancelRequest:
 			if len(body) < 8 || len(body) > 4+256 {
-				return conn, r, nil, nil, &protocolError{"invalid length of cancel request"}
+				return conn, r, nil, nil, &wire.ProtocolError{Msg: "invalid length of cancel request"}
 			}
 			return conn, r, nil, &cancelRequest{pid: binary.BigEndian.Uint32(body), key: body[4:]}, nil
 		case code>>16 == protocolMajor3:
 			s, err := parseStartup(code, body)
 			return conn, r, s, nil, err
 		default:
-			return conn, r, nil, nil, &protocolError{fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.2", code>>16, code&0xffff)}
+			return conn, r, nil, nil, &wire.ProtocolError{Msg: fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.2", code>>16, code&0xffff)}
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // State is what a session knows about itself, for the policy layer and for
@@ -98,11 +100,11 @@ func parseServerVersion(v string) int {
 
 // setParameter records a ParameterStatus body (name NUL value NUL).
 func (s *State) setParameter(body []byte) {
-	name, rest, ok := cstring(body)
+	name, rest, ok := wire.CString(body)
 	if !ok {
 		return
 	}
-	value, _, ok := cstring(rest)
+	value, _, ok := wire.CString(rest)
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy"
 )
 
@@ -25,7 +26,7 @@ type syncPoint struct {
 	notices     [][]byte
 	noticesSent bool
 	// swap replaces the server's ErrorResponse whose message holds marker.
-	swap   *PGError
+	swap   *wire.PGError
 	marker string
 	// retry, when set, holds the answer back until it is known whether a
 	// lock_timeout failure (55P03) should be retried.

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bufio"
@@ -8,11 +8,11 @@ import (
 
 // SQLSTATE codes pgguard itself reports.
 const (
-	codeConnectionFailure    = "08001" // sqlclient_unable_to_establish_sqlconnection
-	codeProtocolViolation    = "08P01"
-	codeTooManyConnections   = "53300"
-	codeAdminShutdown        = "57P01"
-	codeInsufficientPrivilge = "42501"
+	CodeConnectionFailure     = "08001" // sqlclient_unable_to_establish_sqlconnection
+	CodeProtocolViolation     = "08P01"
+	CodeTooManyConnections    = "53300"
+	CodeAdminShutdown         = "57P01"
+	CodeInsufficientPrivilege = "42501"
 )
 
 // PGError is an error pgguard reports to a client as an ErrorResponse.
@@ -26,8 +26,8 @@ type PGError struct {
 
 func (e *PGError) Error() string { return e.Message }
 
-// encode appends the ErrorResponse ('E') or, with notice, NoticeResponse ('N').
-func (e *PGError) encode(dst []byte, notice bool) []byte {
+// Encode appends the ErrorResponse ('E') or, with notice, NoticeResponse ('N').
+func (e *PGError) Encode(dst []byte, notice bool) []byte {
 	m := pgproto3.ErrorResponse{
 		Severity:            e.Severity,
 		SeverityUnlocalized: e.Severity,
@@ -51,9 +51,9 @@ func (e *PGError) encode(dst []byte, notice bool) []byte {
 	return b
 }
 
-// sendFatal writes a FATAL ErrorResponse and flushes; the caller closes.
-func sendFatal(w *bufio.Writer, code, msg, detail string) error {
+// SendFatal writes a FATAL ErrorResponse and flushes; the caller closes.
+func SendFatal(w *bufio.Writer, code, msg, detail string) error {
 	e := &PGError{Severity: "FATAL", Code: code, Message: msg, Detail: detail}
-	w.Write(e.encode(nil, false))
+	w.Write(e.Encode(nil, false))
 	return w.Flush()
 }

@@ -1,0 +1,268 @@
+// Package wire is the PostgreSQL protocol as pgguard relays it: message
+// types typed by direction, framing with PostgreSQL's own length limits,
+// ErrorResponse building, SQLSTATE codes, and socket I/O for the relay. It
+// imports nothing of pgguard's.
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"unsafe"
+)
+
+// ClientMsg is the type byte of a message from the client (frontend), and
+// ServerMsg of one from the server (backend). The protocol reuses letters
+// across directions ('S' is Sync from a client and ParameterStatus from a
+// server), so each direction has its own type.
+type (
+	ClientMsg byte
+	ServerMsg byte
+)
+
+// Client message types that pgguard looks at.
+const (
+	ClientQuery        ClientMsg = 'Q'
+	ClientParse        ClientMsg = 'P'
+	ClientBind         ClientMsg = 'B'
+	ClientExecute      ClientMsg = 'E'
+	ClientDescribe     ClientMsg = 'D'
+	ClientClose        ClientMsg = 'C'
+	ClientSync         ClientMsg = 'S'
+	ClientFlush        ClientMsg = 'H'
+	ClientFunctionCall ClientMsg = 'F'
+	ClientTerminate    ClientMsg = 'X'
+	ClientCopyData     ClientMsg = 'd'
+	ClientCopyDone     ClientMsg = 'c'
+	ClientCopyFail     ClientMsg = 'f'
+	ClientPassword     ClientMsg = 'p'
+)
+
+// Server message types that pgguard looks at.
+const (
+	ServerReadyForQuery    ServerMsg = 'Z'
+	ServerErrorResponse    ServerMsg = 'E'
+	ServerNoticeResponse   ServerMsg = 'N'
+	ServerParameterStatus  ServerMsg = 'S'
+	ServerBackendKeyData   ServerMsg = 'K'
+	ServerAuthentication   ServerMsg = 'R'
+	ServerCommandComplete  ServerMsg = 'C'
+	ServerDataRow          ServerMsg = 'D'
+	ServerEmptyQuery       ServerMsg = 'I'
+	ServerPortalSuspended  ServerMsg = 's'
+	ServerCopyInResponse   ServerMsg = 'G'
+	ServerCopyOutResponse  ServerMsg = 'H'
+	ServerCopyBothResponse ServerMsg = 'W'
+)
+
+// PostgreSQL's own limits on a client message's length field (which counts
+// itself): PQ_LARGE_MESSAGE_LIMIT for the messages that carry data, and
+// PQ_SMALL_MESSAGE_LIMIT for the fixed-shape ones (src/backend/tcop/postgres.c).
+// The server refuses a longer one at once, before its body arrives.
+const (
+	PQLargeMessageLimit = 1<<30 - 2
+	PQSmallMessageLimit = 10000
+)
+
+// ClientLimit is the largest length field PostgreSQL accepts for a client
+// message of type typ once the session runs, or 0 for a type it does not know.
+func ClientLimit(typ ClientMsg) int {
+	switch typ {
+	case ClientQuery, ClientParse, ClientBind, ClientFunctionCall, ClientCopyData:
+		return PQLargeMessageLimit
+	case ClientExecute, ClientDescribe, ClientClose, ClientSync, ClientFlush, ClientTerminate, ClientCopyDone, ClientCopyFail:
+		return PQSmallMessageLimit
+	}
+	return 0
+}
+
+// MaxStartupLength is PostgreSQL's own limit on a startup packet.
+const MaxStartupLength = 10000
+
+// ProtocolError is a client or server that broke the framing rules; the
+// connection cannot be resynchronised after one.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return e.Msg }
+
+// ReadHeader reads a message's type byte and body length (the length field
+// minus its own four bytes), refusing a length field over limit. It does not
+// allocate.
+func ReadHeader(r *bufio.Reader, limit int) (typ byte, bodyLen int, err error) {
+	b, err := r.Peek(5)
+	if err != nil {
+		return 0, 0, err
+	}
+	typ = b[0]
+	n := binary.BigEndian.Uint32(b[1:5])
+	if n < 4 || uint64(n) > uint64(limit) {
+		return 0, 0, &ProtocolError{fmt.Sprintf("invalid message length %d for message type %q", n, typ)}
+	}
+	r.Discard(5)
+	return typ, int(n) - 4, nil
+}
+
+// ReadClientHeader reads the header of a client message, with PostgreSQL's
+// limits for its type: a message the server would refuse is refused here,
+// before any of its body is read.
+func ReadClientHeader(r *bufio.Reader) (ClientMsg, int, error) {
+	b, err := r.Peek(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	limit := ClientLimit(ClientMsg(b[0]))
+	if limit == 0 {
+		return 0, 0, &ProtocolError{fmt.Sprintf("invalid frontend message type %d", b[0])}
+	}
+	typ, n, err := ReadHeader(r, limit)
+	return ClientMsg(typ), n, err
+}
+
+// ReadServerHeader reads the header of a server message. A server message
+// may be as long as the protocol allows (a 1 GB DataRow); it is streamed.
+func ReadServerHeader(r *bufio.Reader) (ServerMsg, int, error) {
+	typ, n, err := ReadHeader(r, math.MaxInt32)
+	return ServerMsg(typ), n, err
+}
+
+// WriteHeader writes a message header.
+func WriteHeader[T ClientMsg | ServerMsg](w *bufio.Writer, typ T, bodyLen int) {
+	// Appending to the writer's own free space keeps the header off the
+	// heap: this runs for every relayed message.
+	w.Write(binary.BigEndian.AppendUint32(append(w.AvailableBuffer(), byte(typ)), uint32(bodyLen+4)))
+}
+
+// CopyBody streams n bytes from r to w through r's buffer, without
+// allocating, so a 10 MB DataRow costs no more memory than a small one.
+func CopyBody(w *bufio.Writer, r *bufio.Reader, n int) error {
+	for n > 0 {
+		chunk := r.Buffered()
+		if chunk == 0 {
+			chunk = r.Size()
+		}
+		if chunk > n {
+			chunk = n
+		}
+		b, err := r.Peek(chunk)
+		if len(b) > 0 {
+			if _, werr := w.Write(b); werr != nil {
+				return werr
+			}
+			r.Discard(len(b))
+			n -= len(b)
+		}
+		if err != nil && n > 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadBody reads an n-byte body into buf (grown as needed) and returns it.
+// Use it only for bodies known to be small; ReadGrowing for the rest.
+func ReadBody(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	_, err := io.ReadFull(r, buf)
+	return buf, err
+}
+
+// ReadGrowing reads an n-byte body into buf, growing buf only as bytes
+// arrive: memory follows what the peer sent, not the length it declared.
+func ReadGrowing(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(cap(buf), r.Size())))
+		}
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// WriteMessage writes a whole message.
+func WriteMessage[T ClientMsg | ServerMsg](w *bufio.Writer, typ T, body []byte) {
+	WriteHeader(w, typ, len(body))
+	w.Write(body)
+}
+
+// CString returns the NUL-terminated string at the start of b and the rest.
+func CString(b []byte) (string, []byte, bool) {
+	s, rest, ok := CStringBytes(b)
+	return string(s), rest, ok
+}
+
+// CStringBytes is CString without the copy: the string is a slice of b.
+func CStringBytes(b []byte) ([]byte, []byte, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+// BytesView is b as a string without a copy, for calls that only read it
+// while b is unchanged (the policy's fast path, which keeps nothing).
+func BytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// Frame returns a whole message.
+func Frame[T ClientMsg | ServerMsg](typ T, body []byte) []byte {
+	b := make([]byte, 5, 5+len(body))
+	b[0] = byte(typ)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(body)+4))
+	return append(b, body...)
+}
+
+// ErrorFields returns the SQLSTATE and message of an ErrorResponse body.
+func ErrorFields(body []byte) (code, msg string) {
+	for len(body) > 1 {
+		f := body[0]
+		v, rest, ok := CString(body[1:])
+		if !ok {
+			break
+		}
+		switch f {
+		case 'C':
+			code = v
+		case 'M':
+			msg = v
+		}
+		body = rest
+	}
+	return code, msg
+}
+
+// DecodeDataRow decodes a DataRow into text columns (nil for NULL).
+func DecodeDataRow(body []byte) []*string {
+	if len(body) < 2 {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	row := make([]*string, 0, n)
+	for i := 0; i < n && len(body) >= 4; i++ {
+		l := int32(binary.BigEndian.Uint32(body))
+		body = body[4:]
+		if l < 0 || int(l) > len(body) {
+			row = append(row, nil)
+			continue
+		}
+		v := string(body[:l])
+		row = append(row, &v)
+		body = body[l:]
+	}
+	return row
+}
