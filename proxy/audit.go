@@ -4,12 +4,14 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
-// event builds the StatementEvent for the decisions on one Query or Parse
+// event builds the observe.StatementEvent for the decisions on one Query or Parse
 // that needs care (needsCare: DDL, or a rule matched), and counts the
 // inspected statements.
-func (s *Session) event(v *verdict, sql string) *StatementEvent {
+func (s *Session) event(v *verdict, sql string) *observe.StatementEvent {
 	ddl := 0
 	for _, sd := range v.decisions {
 		if sd.Decision.DDL {
@@ -18,7 +20,7 @@ func (s *Session) event(v *verdict, sql string) *StatementEvent {
 	}
 	obs := s.srv.hooks()
 	obs.StatementsInspected(s.target.Name, ddl, len(v.decisions)-ddl)
-	ev := &StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
+	ev := &observe.StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
 		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: sql,
 		Rewritten: v.rewritten, DDL: v.ddl}
 	worst := policy.Allow
@@ -28,7 +30,7 @@ func (s *Session) event(v *verdict, sql string) *StatementEvent {
 		}
 		for _, f := range sd.Decision.Findings {
 			ev.RuleIDs = append(ev.RuleIDs, f.RuleID)
-			ev.Findings = append(ev.Findings, FindingSummary{RuleID: f.RuleID, Action: f.Action.String(), AllowedBy: f.AllowedBy})
+			ev.Findings = append(ev.Findings, observe.FindingSummary{RuleID: f.RuleID, Action: f.Action.String(), AllowedBy: f.AllowedBy})
 		}
 	}
 	ev.Action = worst.String()
@@ -36,7 +38,7 @@ func (s *Session) event(v *verdict, sql string) *StatementEvent {
 }
 
 // report sends a finished event to the log and the observer.
-func (s *Session) report(ev *StatementEvent, tag, sqlstate string) {
+func (s *Session) report(ev *observe.StatementEvent, tag, sqlstate string) {
 	ev.Duration = time.Since(ev.Time)
 	ev.CommandTag, ev.SQLState = tag, sqlstate
 	if ev.Action != policy.Allow.String() || len(ev.RuleIDs) > 0 {

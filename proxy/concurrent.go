@@ -8,6 +8,8 @@ import (
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/wire"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // A CONCURRENTLY statement takes only SHARE UPDATE EXCLUSIVE, which blocks
@@ -45,7 +47,7 @@ type building struct {
 
 // beginConcurrent sends the lift and queues the sync point the concurrent
 // statement's answer will use. The statement must be the next thing sent.
-func (s *Session) beginConcurrent(v *verdict, events []*StatementEvent) (*building, error) {
+func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) (*building, error) {
 	cfg := s.srv.cfg.Policy.Engine().Config()
 	index := concurrentIndexName(v)
 	lift := &syncPoint{swallow: true, done: make(chan struct{})}
@@ -103,7 +105,7 @@ func (s *Session) endConcurrent(b *building, ready bool) error {
 
 // runConcurrent sends a one-statement CONCURRENTLY Query with the lift
 // around it and waits for it.
-func (s *Session) runConcurrent(v *verdict, events []*StatementEvent, msg []byte) error {
+func (s *Session) runConcurrent(v *verdict, events []*observe.StatementEvent, msg []byte) error {
 	b, err := s.beginConcurrent(v, events)
 	if err != nil {
 		return err

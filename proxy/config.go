@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/wire"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // TLSMode is how pgguard talks TLS to the upstream server.
@@ -57,7 +59,7 @@ type Config struct {
 	// Policy judges statements; nil makes pgguard a pure relay.
 	Policy *Policy
 	// Observer is told about what pgguard decided and did (metrics, audit).
-	Observer Observer
+	Observer observe.Observer
 	// Limits bound what one session holds in memory; zero fields take
 	// their defaults.
 	Limits Limits

@@ -12,6 +12,8 @@ import (
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/wire"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // rejectMarker is a token that is a syntax error wherever it stands. A
@@ -141,7 +143,7 @@ func (s *Session) onQuery(n int) error {
 		return s.sendMessage(wire.ClientQuery, body)
 	}
 	v := verdictOf(ds)
-	events := []*StatementEvent{s.event(v, sql)}
+	events := []*observe.StatementEvent{s.event(v, sql)}
 	idle := !s.state.InTransaction() && s.batch == nil
 	switch {
 	case v.reject != nil:

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // bigRows is the size of the "large" table of the enforcement tests: well
@@ -91,14 +93,14 @@ func guardProxy(t *testing.T, rules string, mut func(*Config)) (*Server, string,
 }
 
 type countingObserver struct {
-	nopObserver
+	observe.Nop
 	mu       sync.Mutex
-	events   []StatementEvent
+	events   []observe.StatementEvent
 	retries  atomic.Int32
 	cleanups atomic.Int32
 }
 
-func (o *countingObserver) Statement(ev *StatementEvent) {
+func (o *countingObserver) Statement(ev *observe.StatementEvent) {
 	o.mu.Lock()
 	o.events = append(o.events, *ev)
 	o.mu.Unlock()
@@ -586,9 +588,9 @@ func TestValidateInSameTransaction(t *testing.T) {
 	mustExec(t, conn, "ALTER TABLE big VALIDATE CONSTRAINT big_account_positive")
 }
 
-type panickyObserver struct{ nopObserver }
+type panickyObserver struct{ observe.Nop }
 
-func (panickyObserver) Statement(ev *StatementEvent) {
+func (panickyObserver) Statement(ev *observe.StatementEvent) {
 	if strings.Contains(ev.SQL, "boom") {
 		panic("observer bug")
 	}

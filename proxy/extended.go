@@ -7,6 +7,8 @@ import (
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/wire"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // onParse judges the statement of an extended-protocol Parse. A refused
@@ -61,7 +63,7 @@ func (s *Session) onParse(n int) error {
 		return s.sendMessage(wire.ClientParse, body)
 	}
 	v := verdictOf(ds)
-	events := []*StatementEvent{s.event(v, query)}
+	events := []*observe.StatementEvent{s.event(v, query)}
 	if v.reject != nil {
 		s.unsynced = true
 		s.amend(s.batchPoint(), func(b *syncPoint) {
@@ -216,7 +218,7 @@ func (s *Session) onBind(n int) error {
 	if alone && s.pending.Load() > 0 && !s.waitIdle() {
 		return nil
 	}
-	events := []*StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
+	events := []*observe.StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
 	if alone && s.state.TxStatus() == 'I' {
 		b, err := s.beginConcurrent(v, events)
 		if err != nil {

@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +13,9 @@ import (
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
-
-// syncBuffer is a bytes.Buffer safe for the audit log's writer and the
-// test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // gathered indexes a registry's metrics for assertions.
 type gathered []*dto.MetricFamily
@@ -122,11 +101,11 @@ rules:
 // literal in it.
 func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	var logBuf syncBuffer
-	audit := NewAuditLog(&logBuf)
+	m := observe.NewMetrics(reg)
+	var logBuf pgtest.SyncBuffer
+	audit := observe.NewAuditLog(&logBuf)
 	_, addr, counting := guardProxy(t, obsRules, func(c *Config) {
-		c.Observer = Observers{m, audit, c.Observer}
+		c.Observer = observe.Observers{m, audit, c.Observer}
 	})
 	if err := pgExec("guard", "DROP TABLE IF EXISTS obs_small", "CREATE TABLE obs_small (id int PRIMARY KEY, v text)"); err != nil {
 		t.Fatal(err)
@@ -182,17 +161,17 @@ func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
 		min    float64
 		max    float64
 	}{
-		{"pgguard_decisions_total", with("rule", "set-not-null", "action", DecisionRejected), 1, 1},
-		{"pgguard_decisions_total", with("rule", "create-index", "action", DecisionRewritten), 1, 1},
-		{"pgguard_decisions_total", with("rule", "rename-column", "action", DecisionWarned), 1, 1},
-		{"pgguard_decisions_total", with("rule", "none", "action", DecisionAllowed), 1, 2},
-		{"pgguard_decisions_total", with("rule", "parse-error", "action", DecisionRejected), 1, 1},
+		{"pgguard_decisions_total", with("rule", "set-not-null", "action", observe.DecisionRejected), 1, 1},
+		{"pgguard_decisions_total", with("rule", "create-index", "action", observe.DecisionRewritten), 1, 1},
+		{"pgguard_decisions_total", with("rule", "rename-column", "action", observe.DecisionWarned), 1, 1},
+		{"pgguard_decisions_total", with("rule", "none", "action", observe.DecisionAllowed), 1, 2},
+		{"pgguard_decisions_total", with("rule", "parse-error", "action", observe.DecisionRejected), 1, 1},
 		{"pgguard_statements_inspected_total", with("class", "ddl"), 6, 6},
 		{"pgguard_statements_inspected_total", with("class", "other"), 1, 100},
-		{"pgguard_ddl_duration_seconds", with("command", "ALTER TABLE", "outcome", OutcomeSuccess), 2, 2},
-		{"pgguard_ddl_duration_seconds", with("command", "CREATE INDEX", "outcome", OutcomeSuccess), 1, 1},
-		{"pgguard_ddl_duration_seconds", with("outcome", OutcomeRejected), 2, 2},
-		{"pgguard_ddl_duration_seconds", with("outcome", OutcomeLockTimeout), 1, 1},
+		{"pgguard_ddl_duration_seconds", with("command", "ALTER TABLE", "outcome", observe.OutcomeSuccess), 2, 2},
+		{"pgguard_ddl_duration_seconds", with("command", "CREATE INDEX", "outcome", observe.OutcomeSuccess), 1, 1},
+		{"pgguard_ddl_duration_seconds", with("outcome", observe.OutcomeRejected), 2, 2},
+		{"pgguard_ddl_duration_seconds", with("outcome", observe.OutcomeLockTimeout), 1, 1},
 		{"pgguard_lock_timeout_failures_total", target, 1, 1},
 		{"pgguard_lock_timeout_retries_total", target, 1, 1},
 		{"pgguard_parse_errors_total", target, 1, 1},
@@ -238,9 +217,9 @@ func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
 	if strings.Contains(logBuf.String(), "secret-value") {
 		t.Fatalf("a literal reached the audit log:\n%s", logBuf.String())
 	}
-	byDecision := map[string][]AuditRecord{}
+	byDecision := map[string][]observe.AuditRecord{}
 	for _, l := range lines {
-		var rec AuditRecord
+		var rec observe.AuditRecord
 		dec := json.NewDecoder(strings.NewReader(l))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&rec); err != nil {
@@ -254,10 +233,10 @@ func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
 	}
 	first := byDecision["allow"]
 	if len(first) != 2 || first[0].Statement != "ALTER TABLE obs_small ADD COLUMN note text DEFAULT $1" || first[0].SQLState != "" ||
-		first[0].Outcome != OutcomeSuccess || first[0].CommandTag != "ALTER TABLE" || !first[0].DDL || first[0].DurationSeconds <= 0 {
+		first[0].Outcome != observe.OutcomeSuccess || first[0].CommandTag != "ALTER TABLE" || !first[0].DDL || first[0].DurationSeconds <= 0 {
 		t.Errorf("allowed DDL: %+v", first)
 	}
-	if first[1].SQLState != "55P03" || first[1].Outcome != OutcomeLockTimeout {
+	if first[1].SQLState != "55P03" || first[1].Outcome != observe.OutcomeLockTimeout {
 		t.Errorf("lock-timeout failure: %+v", first[1])
 	}
 	if w := byDecision["warn"]; len(w) != 1 || fmt.Sprint(w[0].Rules) != "[rename-column]" || w[0].SQLState != "" {
@@ -268,10 +247,10 @@ func TestMetricsAndAuditLogOfScriptedSession(t *testing.T) {
 		t.Errorf("rewritten DDL: %+v", rw)
 	}
 	rj := byDecision["reject"]
-	if len(rj) != 2 || rj[0].SQLState != "42501" || rj[0].Outcome != OutcomeRejected || fmt.Sprint(rj[0].Rules) != "[set-not-null]" {
+	if len(rj) != 2 || rj[0].SQLState != "42501" || rj[0].Outcome != observe.OutcomeRejected || fmt.Sprint(rj[0].Rules) != "[set-not-null]" {
 		t.Fatalf("rejected DDL: %+v", rj)
 	}
-	if rj[1].Statement != UnnormalisedStatement || fmt.Sprint(rj[1].Rules) != "[parse-error]" {
+	if rj[1].Statement != observe.UnnormalisedStatement || fmt.Sprint(rj[1].Rules) != "[parse-error]" {
 		t.Errorf("unparsable DDL: %+v", rj[1])
 	}
 }
@@ -285,7 +264,7 @@ func TestMetricsUpstreamConnectFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := observe.NewMetrics(reg)
 	m.AddTargets("down")
 	_, addr := startProxy(t, func(c *Config) {
 		c.Targets = []Target{{Name: "down", Listen: "127.0.0.1:0", Upstream: net.JoinHostPort("127.0.0.1", fmt.Sprint(port))}}
@@ -300,123 +279,5 @@ func TestMetricsUpstreamConnectFailure(t *testing.T) {
 		g.value("pgguard_client_connections_total", down) != 0 {
 		t.Fatalf("failures %v, connect observations %v, clients %v", g.value("pgguard_upstream_connect_failures_total", down),
 			g.value("pgguard_upstream_connect_duration_seconds", down), g.value("pgguard_client_connections_total", down))
-	}
-}
-
-// StatementsInspected runs for every Query: no allocation once the target
-// is known.
-func TestMetricsStatementsInspectedDoesNotAllocate(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
-	m.AddTargets("hot")
-	target := strings.Repeat("hot", 1) // not a constant: as from a session
-	if n := testing.AllocsPerRun(1000, func() { m.StatementsInspected(target, 1, 3) }); n != 0 {
-		t.Fatalf("%v allocations per call", n)
-	}
-}
-
-func TestMetricsOutcomeAndCommandLabels(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct{ action, sqlstate, want string }{
-		{"allow", "", OutcomeSuccess},
-		{"reject", "42501", OutcomeRejected},
-		{"allow", "42501", OutcomeError},
-		{"rewrite", "55P03", OutcomeLockTimeout},
-		{"allow", "57014", OutcomeCanceled},
-		{"warn", "23505", OutcomeError},
-	} {
-		if got := OutcomeClass(c.action, c.sqlstate); got != c.want {
-			t.Errorf("OutcomeClass(%s, %s) = %s, want %s", c.action, c.sqlstate, got, c.want)
-		}
-	}
-	for tag, want := range map[string]string{
-		"CREATE INDEX": "CREATE INDEX", "INSERT 0 5": "INSERT", "": "none", "SELECT 1": "SELECT",
-		"ALTER TABLE": "ALTER TABLE", "x'; DROP": "none", strings.Repeat("A", 100): strings.Repeat("A", 40),
-	} {
-		if got := commandLabel(tag); got != want {
-			t.Errorf("commandLabel(%q) = %q, want %q", tag, got, want)
-		}
-	}
-}
-
-// A statement that cannot be normalised is never logged raw.
-func TestAuditLogNeverLogsRawText(t *testing.T) {
-	t.Parallel()
-	var buf syncBuffer
-	a := NewAuditLog(&buf)
-	a.Statement(&StatementEvent{Time: time.Now(), Target: "t", SQL: "ALTER TABLE t FROBNICATE 'secret-value'", Action: "reject",
-		Rewritten: "CREATE INDEX CONCURRENTLY i ON t (a) WHERE b = 'secret-value'", DDL: true, SQLState: "42501"})
-	a.Statement(&StatementEvent{Time: time.Now(), Target: "t", SQL: "UPDATE t SET a = 'secret-value' WHERE id = 42", Action: "warn"})
-	out := buf.String()
-	if strings.Contains(out, "secret") || strings.Contains(out, "42 ") || strings.Count(out, "\n") != 2 {
-		t.Fatalf("audit log:\n%s", out)
-	}
-	if !strings.Contains(out, UnnormalisedStatement) || !strings.Contains(out, `"rewritten_to":"CREATE INDEX CONCURRENTLY i ON t (a) WHERE b = $1"`) {
-		t.Fatalf("audit log:\n%s", out)
-	}
-	for in, want := range map[string]string{
-		"ALTER TABLE t ADD COLUMN n text DEFAULT 'secret'":                                        "ALTER TABLE t ADD COLUMN n text DEFAULT $1",
-		"ALTER TABLE t ADD CHECK (x > 5 AND y <> U&'s' AND z = B'1' AND w = X'1F')":               "ALTER TABLE t ADD CHECK (x > 5 AND y <> $1 AND z = $2 AND w = $3)",
-		"CREATE TABLE t (v varchar(255) DEFAULT E'it\\'s', i interval DEFAULT interval '1 day')":  "CREATE TABLE t (v varchar(255) DEFAULT $1, i interval DEFAULT interval $2)",
-		"INSERT INTO t VALUES ($1, 'secret'); COMMENT ON TABLE t IS 'secret'":                     "INSERT INTO t VALUES ($1, $2); COMMENT ON TABLE t IS $3",
-		"CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'secret' $$":                  "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $1",
-		"ALTER TABLE t ADD COLUMN a int -- password=hunter2\n, ADD COLUMN /* token s3cr */ b int": "ALTER TABLE t ADD COLUMN a int /* */\n, ADD COLUMN /* */ b int",
-	} {
-		if got := NormaliseSQL(in); got != want {
-			t.Errorf("NormaliseSQL(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if NormaliseSQL(strings.Repeat("x", maxNormaliseBytes+1)) != UnnormalisedStatement {
-		t.Fatal("an oversized statement was normalised")
-	}
-}
-
-// recordingRegisterer keeps the collectors registered with it.
-type recordingRegisterer struct{ cs []prometheus.Collector }
-
-func (r *recordingRegisterer) Register(c prometheus.Collector) error {
-	r.cs = append(r.cs, c)
-	return nil
-}
-
-func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) { r.cs = append(r.cs, cs...) }
-func (r *recordingRegisterer) Unregister(prometheus.Collector) bool    { return false }
-
-// Every metric is documented in the README's Observability section, and
-// the README lists no metric that does not exist.
-func TestMetricsDocumentedInREADME(t *testing.T) {
-	t.Parallel()
-	rec := &recordingRegisterer{}
-	NewMetrics(rec)
-	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	registered := map[string]bool{}
-	for _, c := range rec.cs {
-		ch := make(chan *prometheus.Desc, 10)
-		c.Describe(ch)
-		close(ch)
-		for d := range ch {
-			registered[fqName.FindStringSubmatch(d.String())[1]] = true
-		}
-	}
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(readme), "## Observability")
-	if i < 0 {
-		t.Fatal("README has no Observability section")
-	}
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `(pgguard_[a-z_]+)` \\|").FindAllStringSubmatch(string(readme[i:]), -1) {
-		documented[m[1]] = true
-	}
-	for name := range registered {
-		if !documented[name] {
-			t.Errorf("%s is not in the README's metrics table", name)
-		}
-	}
-	for name := range documented {
-		if !registered[name] {
-			t.Errorf("the README documents %s, which does not exist", name)
-		}
 	}
 }

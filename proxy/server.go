@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/wire"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // Server accepts clients on every target's listen address and runs a Session
@@ -157,9 +159,9 @@ func (srv *Server) Full() bool {
 	return srv.cfg.MaxConnections > 0 && srv.ActiveSessions() >= srv.cfg.MaxConnections
 }
 
-func (srv *Server) hooks() Observer {
+func (srv *Server) hooks() observe.Observer {
 	if srv.cfg.Observer == nil {
-		return nopObserver{}
+		return observe.Nop{}
 	}
 	return srv.cfg.Observer
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // A syncPoint is one Query, Sync or FunctionCall sent to the server: the
@@ -51,7 +53,7 @@ type syncPoint struct {
 
 	// events are reported once the answer is complete, with tag (the
 	// first CommandComplete) and the outcome.
-	events []*StatementEvent
+	events []*observe.StatementEvent
 	tag    string
 
 	// The outcome so far.

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // rawClient speaks the protocol message by message, so a test controls
@@ -345,7 +347,7 @@ func TestCleanupLeavesAnotherSessionsBuild(t *testing.T) {
 }
 
 func cleanupLeavesOtherBuild(t *testing.T, otherOn string) {
-	var logs syncBuffer
+	var logs pgtest.SyncBuffer
 	_, addr, obs := guardProxy(t, "", func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -524,10 +526,10 @@ func TestHeldAnswerIsBounded(t *testing.T) {
 // No log line carries a literal or a comment of a statement, also when a
 // query of pgguard's own fails on it: the server's message would quote it.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs pgtest.SyncBuffer
 	_, addr, _ := guardProxy(t, "", func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		c.Observer = NewAuditLog(&logs)
+		c.Observer = observe.NewAuditLog(&logs)
 	})
 	conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
 	ctx := context.Background()

@@ -27,6 +27,8 @@ import (
 
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/proxy"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // series is one scraped sample: its name, labels and value.
@@ -307,7 +309,7 @@ func TestObservabilityThroughBinary(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 	var decisions []string
 	for _, l := range lines {
-		var rec proxy.AuditRecord
+		var rec observe.AuditRecord
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("audit line is not JSON: %v\n%s", err, l)
 		}

@@ -12,14 +12,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pgguard/pgguard/proxy"
+
+	"github.com/pgguard/pgguard/internal/observe"
 )
 
 // observability is the metrics registry and the audit log of one serve run.
 type observability struct {
 	registry *prometheus.Registry
-	metrics  *proxy.Metrics
+	metrics  *observe.Metrics
 	audit    *auditFile // nil when the audit log goes to stderr or nowhere
-	observer proxy.Observer
+	observer observe.Observer
 }
 
 // newObservability builds the metrics and opens the audit log: stderr when
@@ -27,22 +29,22 @@ type observability struct {
 func newObservability(path string, stderr io.Writer, targets []proxy.Target) (*observability, error) {
 	o := &observability{registry: prometheus.NewRegistry()}
 	o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o.metrics = proxy.NewMetrics(o.registry)
+	o.metrics = observe.NewMetrics(o.registry)
 	for _, t := range targets {
 		o.metrics.AddTargets(t.Name)
 	}
-	observers := proxy.Observers{o.metrics}
+	observers := observe.Observers{o.metrics}
 	switch path {
 	case "off":
 	case "":
-		observers = append(observers, proxy.NewAuditLog(stderr))
+		observers = append(observers, observe.NewAuditLog(stderr))
 	default:
 		f, err := openAuditFile(path)
 		if err != nil {
 			return nil, err
 		}
 		o.audit = f
-		observers = append(observers, proxy.NewAuditLog(f))
+		observers = append(observers, observe.NewAuditLog(f))
 	}
 	o.observer = observers
 	return o, nil

@@ -1,4 +1,4 @@
-package proxy
+package observe
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ const maxNormaliseBytes = 1 << 20
 // pg_query (literals become $1, $2, ...), so the log carries no data
 // values. It implements Observer; methods other than Statement do nothing.
 type AuditLog struct {
-	nopObserver
+	Nop
 	mu sync.Mutex
 	w  *bufio.Writer
 }

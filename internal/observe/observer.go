@@ -1,4 +1,8 @@
-package proxy
+// Package observe is what pgguard reports about what it saw and did: the
+// Observer interface and its statement events, Prometheus metrics and the
+// audit log. Nothing in it holds statement text beyond the audit log's
+// normalised form, with every literal and comment replaced.
+package observe
 
 import "time"
 
@@ -49,12 +53,12 @@ type FindingSummary struct {
 	AllowedBy      string // the escape-hatch reason, when an annotation allowed it
 }
 
-type nopObserver struct{}
+type Nop struct{}
 
-func (nopObserver) ConnectionOpened(string)                      {}
-func (nopObserver) ConnectionClosed(string, int64, int64)        {}
-func (nopObserver) UpstreamConnect(string, time.Duration, error) {}
-func (nopObserver) StatementsInspected(string, int, int)         {}
-func (nopObserver) Statement(*StatementEvent)                    {}
-func (nopObserver) LockTimeoutRetry(string)                      {}
-func (nopObserver) ConcurrentCleanup(string)                     {}
+func (Nop) ConnectionOpened(string)                      {}
+func (Nop) ConnectionClosed(string, int64, int64)        {}
+func (Nop) UpstreamConnect(string, time.Duration, error) {}
+func (Nop) StatementsInspected(string, int, int)         {}
+func (Nop) Statement(*StatementEvent)                    {}
+func (Nop) LockTimeoutRetry(string)                      {}
+func (Nop) ConcurrentCleanup(string)                     {}
