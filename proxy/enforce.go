@@ -143,6 +143,9 @@ func (s *Session) onQuery(n int) error {
 		return s.sendMessage(wire.ClientQuery, body)
 	}
 	v := verdictOf(ds)
+	if f := lockTimeoutOrder(ds, s.batchChangesLockTimeout); v.reject == nil && f != nil {
+		v.reject, v.rejects = f, []policy.Finding{*f}
+	}
 	events := []*observe.StatementEvent{s.event(v, sql)}
 	idle := !s.state.InTransaction() && s.batch == nil
 	switch {
@@ -161,6 +164,13 @@ func (s *Session) onQuery(n int) error {
 	msg := body
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
+	}
+	warning, err := s.clampLockTimeout(ds)
+	if err != nil {
+		return err
+	}
+	if warning != nil {
+		v.notices = append(v.notices, warning)
 	}
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {

@@ -36,6 +36,7 @@ func (s *Session) onParse(n int) error {
 	eng := s.srv.cfg.Policy.Engine()
 	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain {
 		// Application traffic: nothing to judge, nothing allocated.
+		s.batchChangesLockTimeout = s.batchChangesLockTimeout || policy.MayChangeLockTimeout(wire.BytesView(queryBytes))
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
 		return s.sendMessage(wire.ClientParse, body)
@@ -57,12 +58,18 @@ func (s *Session) onParse(n int) error {
 		}
 		ds = decide()
 	}
+	changes := policy.MayChangeLockTimeout(query)
 	if !needsCare(ds) {
+		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
 		return s.sendMessage(wire.ClientParse, body)
 	}
 	v := verdictOf(ds)
+	if f := lockTimeoutOrder(ds, s.batchChangesLockTimeout); v.reject == nil && f != nil {
+		v.reject, v.rejects = f, []policy.Finding{*f}
+	}
+	s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
 	events := []*observe.StatementEvent{s.event(v, query)}
 	if v.reject != nil {
 		s.unsynced = true
@@ -95,6 +102,13 @@ func (s *Session) onParse(n int) error {
 		s.batch = b.sp
 		s.afterSync = func() error { return s.endConcurrent(b, true) }
 	default:
+		warning, err := s.clampLockTimeout(ds)
+		if err != nil {
+			return err
+		}
+		if warning != nil {
+			v.notices = append(v.notices, warning)
+		}
 		s.amend(s.batchPoint(), func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.creates = append(b.creates, v.creates...)
@@ -138,7 +152,7 @@ func (s *Session) batchPoint() *syncPoint {
 // message is sent.
 func (s *Session) onSync() {
 	s.newSyncPoint()
-	s.batch, s.unsynced = nil, false
+	s.batch, s.unsynced, s.batchChangesLockTimeout = nil, false, false
 }
 
 // aloneInBatch reports whether the statement whose Parse was just read is

@@ -81,6 +81,9 @@ type Session struct {
 	// that batch, work to do once its Sync is sent, and a reusable buffer.
 	unsynced bool
 	batch    *syncPoint
+	// batchChangesLockTimeout: a statement of the open batch may change
+	// lock_timeout (policy.MayChangeLockTimeout).
+	batchChangesLockTimeout bool
 	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY
 	// that were prepared without being run; their Bind decides (onBind).
 	rewrittenStmts map[string]*verdict

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
 
@@ -569,4 +570,83 @@ func TestStatementOverTheLimit(t *testing.T) {
 	if !has(got, "ErrorResponse ERROR 54000") || !has(got, "DataRow 2") || count(got, "ReadyForQuery I") != 2 {
 		t.Fatalf("extended: %q", got)
 	}
+}
+
+// However a client turns lock_timeout off — a spelling the policy does not
+// read, set_config with bound parameters, the startup packet — a statement
+// that blocks writes still gives up after the policy's lock_timeout: pgguard
+// asks the server right before it, and sets it back.
+func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
+	rules := "lock_timeout: 300ms\nlock_timeout_retries: {attempts: 1}\n"
+	_, addr, _ := guardProxy(t, rules, nil)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "LOCK TABLE small IN ACCESS SHARE MODE")
+	defer holder.Exec(ctx, "ROLLBACK")
+	alter := "ALTER TABLE small ADD COLUMN wire_lt int"
+	var failsInTime func(t *testing.T, conn *pgx.Conn)
+	fails := func(t *testing.T, conn *pgx.Conn, notices *[]*pgconn.Notice) {
+		t.Helper()
+		failsInTime(t, conn)
+		var warned bool
+		for _, n := range *notices {
+			warned = warned || strings.Contains(n.Message, "pgguard: lock-timeout: this session's lock_timeout was")
+		}
+		if !warned {
+			t.Fatalf("no warning that lock_timeout was set back: %v", *notices)
+		}
+	}
+	failsInTime = func(t *testing.T, conn *pgx.Conn) {
+		t.Helper()
+		start := time.Now()
+		_, err := conn.Exec(ctx, alter)
+		if pgCode(err) != "55P03" || time.Since(start) > 3*time.Second {
+			t.Fatalf("%s: %v after %v, want 55P03 within the policy's lock_timeout", alter, err, time.Since(start))
+		}
+	}
+	// Each setting either is refused by the policy or, let through, is
+	// caught by the check with the server; the last two always get through.
+	clamped := 0
+	for _, c := range []struct{ name, extra, sql string }{
+		{"quoted name", "", `SET "LOCK_TIMEOUT" = 0`},
+		{"unicode name", "", `SET U&"lock\005ftimeout" = 0`},
+		{"microseconds", "", `SET lock_timeout = '100us'`},
+		{"hex", "", `SET lock_timeout = '0x0'`},
+		{"set_config with bound parameters", "default_query_exec_mode=exec", "SELECT set_config($1, $2, false)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, notices := guardConn(t, addr, pgtest.SuperUser, c.extra)
+			var err error
+			if strings.Contains(c.sql, "$1") {
+				_, err = conn.Exec(ctx, c.sql, "lock_timeout", "0")
+			} else {
+				_, err = conn.Exec(ctx, c.sql)
+			}
+			if err != nil {
+				wantRefusal(t, err, "lock-timeout")
+				return
+			}
+			fails(t, conn, notices)
+			clamped++
+		})
+	}
+	if clamped < 2 {
+		t.Fatalf("only %d settings reached the server: the check with the server was hardly exercised", clamped)
+	}
+	t.Run("startup parameter in another case", func(t *testing.T) {
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "LOCK_TIMEOUT=0")
+		failsInTime(t, conn)
+	})
+	t.Run("in the same Query", func(t *testing.T) {
+		c := rawConnect(t, addr, "guard")
+		c.send(&pgproto3.Query{String: "DO $$ BEGIN PERFORM 1; END $$; " + alter})
+		if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: lock-timeout: a statement that may change lock_timeout") {
+			t.Fatalf("got %q", got)
+		}
+	})
 }

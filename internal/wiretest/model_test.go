@@ -9,6 +9,8 @@ package wiretest
 type model struct {
 	status   byte // transaction status: 'I', 'T' or 'E'
 	unsynced bool // extended-protocol messages since the last Sync
+	// changedLT: a statement of the open batch may change lock_timeout.
+	changedLT bool
 	failed   bool // an error in this extended batch: skip until Sync
 	prepared map[string]*stmt
 	portals  map[string]*stmt
@@ -53,7 +55,8 @@ func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 		// before it and only its own Bind, Describe, Close and one
 		// Execute follow up to the Sync (no Flush).
 		alone := !before && aloneAhead(ahead)
-		msg.refused = []bool{m.refuses(s, alone)}
+		msg.refused = []bool{m.refuses(s, alone, m.changedLT)}
+		m.changedLT = m.changedLT || s.changesLockTimeout
 		if !m.failed && msg.name == "" {
 			// PostgreSQL drops the unnamed statement before parsing.
 			delete(m.prepared, "")
@@ -113,8 +116,12 @@ func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 	return 0, false
 }
 
-// refuses says whether the policy refuses s here.
-func (m *model) refuses(s *stmt, alone bool) bool {
+// refuses says whether the policy refuses s here; changed: a statement
+// before it in the same Query or batch may change lock_timeout.
+func (m *model) refuses(s *stmt, alone, changed bool) bool {
+	if changed && (s.blocks == blocksWrites || s.blocks == blocksUnlessAlone && !(alone && m.status == 'I')) {
+		return true
+	}
 	switch s.verdict {
 	case vRefused:
 		return true
@@ -132,8 +139,10 @@ func (m *model) query(msg *msg) {
 	alone := len(msg.stmts) == 1
 	msg.refused = make([]bool, len(msg.stmts))
 	any := false
+	changed := m.changedLT
 	for i, s := range msg.stmts {
-		msg.refused[i] = m.refuses(s, alone)
+		msg.refused[i] = m.refuses(s, alone, changed)
+		changed = changed || s.changesLockTimeout
 		any = any || msg.refused[i]
 	}
 	if any {
@@ -155,6 +164,7 @@ func (m *model) query(msg *msg) {
 // endQuery: a simple Query drops the unnamed statement and portal, and
 // the end of a transaction closes the named portals too.
 func (m *model) endQuery() {
+	m.changedLT = false
 	delete(m.prepared, "")
 	delete(m.portals, "")
 	if m.status == 'I' {
@@ -188,7 +198,7 @@ func (m *model) apply(tx txEffect) {
 }
 
 func (m *model) sync() {
-	m.unsynced, m.failed = false, false
+	m.unsynced, m.failed, m.changedLT = false, false, false
 	if m.status == 'I' {
 		// The implicit transaction committed: its portals are closed.
 		clear(m.portals)

@@ -50,7 +50,23 @@ type stmt struct {
 	undo string
 	// weight is how often the generator picks it.
 	weight int
+	// changesLockTimeout: the statement may change lock_timeout as it runs
+	// (a DO block), and blocks how the statement locks; pgguard refuses a
+	// statement that blocks writes behind one that may change lock_timeout
+	// in the same Query or batch (policy.MayChangeLockTimeout).
+	changesLockTimeout bool
+	blocks             blocking
 }
+
+type blocking int
+
+const (
+	blocksNothing blocking = iota
+	blocksWrites
+	// blocksUnlessAlone: rewritten to CONCURRENTLY when alone and idle,
+	// which blocks no writes; blocks them anywhere else.
+	blocksUnlessAlone
+)
 
 var (
 	sSelect1     = &stmt{sql: "SELECT 1", weight: 6}
@@ -63,8 +79,8 @@ var (
 	sDivZero     = &stmt{sql: "SELECT 1/0", fail: fBind, weight: 2}
 	sUnknown     = &stmt{sql: "SELECT * FROM no_such_table", fail: fParse, weight: 2}
 	sFailMidRows = &stmt{sql: "SELECT 10/(g-3) FROM generate_series(1, 5) g", fail: fExec, weight: 2}
-	sNotice      = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'hello from DO'; END $$", weight: 2}
-	sWideNotice  = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'wide %', repeat('n', 20000); END $$", weight: 2}
+	sNotice      = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'hello from DO'; END $$", weight: 2, changesLockTimeout: true}
+	sWideNotice  = &stmt{sql: "DO $$ BEGIN RAISE NOTICE 'wide %', repeat('n', 20000); END $$", weight: 2, changesLockTimeout: true}
 	sSetAppName  = &stmt{sql: "SET application_name = 'wire-diff'", weight: 3}
 	sSetPath     = &stmt{sql: "SET search_path = public", weight: 1}
 	sSetLockOK   = &stmt{sql: "SET lock_timeout = '2s'", weight: 1}
@@ -75,14 +91,14 @@ var (
 	sCreateT1    = &stmt{sql: "CREATE TABLE IF NOT EXISTS t1 (id bigint, v text)", weight: 3}
 	sCreateNew   = &stmt{sql: "CREATE TABLE IF NOT EXISTS tnew (id bigint PRIMARY KEY, v text)", undo: "DROP TABLE IF EXISTS tnew", weight: 3}
 	sCreateInt   = &stmt{sql: "CREATE TABLE IF NOT EXISTS tint (id int PRIMARY KEY)", undo: "DROP TABLE IF EXISTS tint", weight: 2}
-	sAddColumn   = &stmt{sql: "ALTER TABLE t1 ADD COLUMN IF NOT EXISTS extra text", undo: "ALTER TABLE t1 DROP COLUMN IF EXISTS extra", weight: 2}
+	sAddColumn   = &stmt{sql: "ALTER TABLE t1 ADD COLUMN IF NOT EXISTS extra text", undo: "ALTER TABLE t1 DROP COLUMN IF EXISTS extra", weight: 2, blocks: blocksWrites}
 	// Large-dml estimates ~300k rows for these (the planner cannot see
 	// that every note is 32 characters long), so pgguard warns, yet they
 	// change one row or none.
 	sUpdBigRet = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32 OR id = 7 RETURNING id, account", weight: 2}
 	sUpdBig    = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32", weight: 1}
 	sDelBig    = &stmt{sql: "DELETE FROM big WHERE length(note) <> 32", weight: 1}
-	sDropIndex = &stmt{sql: "DROP INDEX IF EXISTS big_account_i", weight: 1}
+	sDropIndex = &stmt{sql: "DROP INDEX IF EXISTS big_account_i", weight: 1, blocks: blocksUnlessAlone}
 	sBegin     = &stmt{sql: "BEGIN", tx: txBegin, weight: 3}
 	sCommit    = &stmt{sql: "COMMIT", tx: txEnd, weight: 2}
 	sRollback  = &stmt{sql: "ROLLBACK", tx: txEnd, weight: 2}

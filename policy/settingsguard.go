@@ -1,0 +1,64 @@
+package policy
+
+import (
+	"regexp"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// MayChangeLockTimeout reports whether a statement may change the
+// session's lock_timeout as it runs: SET or RESET of it (in any spelling
+// the server accepts: the parser decodes quoted and Unicode-escaped
+// names), set_config or pg_settings anywhere in the text (the name may be
+// a bound parameter), or a DO block or CALL, whose code may do either.
+//
+// The proxy asks the server for the effective lock_timeout right before a
+// statement that blocks writes; a statement like these, earlier in the same
+// Query or batch, would change it after that check.
+func MayChangeLockTimeout(text string) bool {
+	if containsFold(text, "set_config") || containsFold(text, "pg_settings") {
+		return true
+	}
+	switch {
+	case firstWordIs(text, "do"), firstWordIs(text, "call"):
+		return true
+	case !firstWordIs(text, "set") && !firstWordIs(text, "reset"):
+		return false
+	}
+	res, err := pg_query.Parse(text)
+	if err != nil || len(res.Stmts) != 1 {
+		return true // what the server may read otherwise counts as a change
+	}
+	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
+	if vs == nil || !strings.EqualFold(vs.Name, "lock_timeout") {
+		// RESET ALL returns to the session default, which pgguard set.
+		return false
+	}
+	return !plainPositiveTimeout(vs)
+}
+
+// plainTimeout is a lock_timeout value that every reader takes the same
+// way: whole units, no fraction, no sign, no hex.
+var plainTimeout = regexp.MustCompile(`^[0-9]+ ?(ms|s|min|h|d)?$`)
+
+// plainPositiveTimeout reports whether a SET gives lock_timeout a plain,
+// non-zero value (SET lock_timeout = '2s', the usual guard in a
+// migration); whether it is within the allowed maximum is the lock-timeout
+// rule's to judge.
+func plainPositiveTimeout(vs *pg_query.VariableSetStmt) bool {
+	if vs.Kind != pg_query.VariableSetKind_VAR_SET_VALUE || len(vs.Args) != 1 {
+		return false
+	}
+	c := vs.Args[0].GetAConst()
+	switch {
+	case c == nil:
+		return false
+	case c.GetIval() != nil:
+		return c.GetIval().Ival > 0
+	case c.GetSval() != nil:
+		v := c.GetSval().Sval
+		return plainTimeout.MatchString(v) && strings.Trim(v, "0 mshind") != ""
+	}
+	return false
+}
