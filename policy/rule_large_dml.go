@@ -96,12 +96,14 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 
 // keyedWhereText is keyedWhere on the text, without a parse: it is true
 // for an UPDATE or DELETE whose WHERE (outside parentheses) starts with
-// "column = value" or "column IN (" and has no OR at that level — the
-// shape of an application's statement about a few rows. Anything else is
-// false, and the statement gets parsed.
+// "column = value" or "column IN (values)", possibly inside parentheses
+// and with a qualified column (Prisma's WHERE ("public"."User"."id" = $1
+// AND 1=1)), and whose comparison is a conjunct of the WHERE: it is
+// followed by AND, RETURNING or the end, and no OR or operator applies to
+// a group holding it. That is the shape of an application's statement
+// about a few rows. Anything else is false, and the statement gets parsed.
 func keyedWhereText(text string) bool {
 	lx := lexer{src: text}
-	depth := 0
 	next := func() token {
 		for {
 			t := lx.next()
@@ -110,64 +112,124 @@ func keyedWhereText(text string) bool {
 			}
 		}
 	}
-	for {
+	other := func(t token, c byte) bool {
+		return t.kind == tokOther && t.end == t.start+1 && text[t.start] == c
+	}
+	depth := 0
+	for found := false; !found; {
 		t := next()
 		switch t.kind {
 		case tokEOF, tokSemi:
 			return false
 		case tokOpen:
 			depth++
-			continue
 		case tokClose:
 			depth--
-			continue
+		case tokWord:
+			found = depth == 0 && t.wordIs(text, "where")
 		}
-		if depth != 0 || t.kind != tokWord || !t.wordIs(text, "where") {
-			continue
-		}
-		// column, or table.column
-		c := next()
-		if c.kind != tokWord && c.kind != tokQuoted {
+	}
+	t := next()
+	level := 0 // parentheses opened right after WHERE
+	for t.kind == tokOpen {
+		level++
+		t = next()
+	}
+	// column, table.column or schema.table.column
+	if t.kind != tokWord && t.kind != tokQuoted {
+		return false
+	}
+	op := next()
+	for other(op, '.') {
+		if c := next(); c.kind != tokWord && c.kind != tokQuoted {
 			return false
 		}
-		op := next()
-		if op.kind == tokOther && text[op.start:op.end] == "." {
-			if c = next(); c.kind != tokWord && c.kind != tokQuoted {
-				return false
-			}
-			op = next()
-		}
+		op = next()
+	}
+	switch {
+	case other(op, '='):
+		v := next()
+		t = next()
 		switch {
-		case op.kind == tokOther && text[op.start:op.end] == "=":
-			v := next()
-			isValue := v.kind == tokString || (v.kind == tokOther && v.end > v.start &&
-				(text[v.start] == '$' || (text[v.start] >= '0' && text[v.start] <= '9')))
-			if !isValue {
-				return false
+		case v.kind == tokString:
+		case v.kind == tokOther && v.end > v.start+1 && text[v.start] == '$':
+		case v.kind == tokOther && text[v.start] >= '0' && text[v.start] <= '9':
+			// The lexer returns a number digit by digit.
+			for end := v.end; t.kind == tokOther && t.start == end && (other(t, '.') || (text[t.start] >= '0' && text[t.start] <= '9')); t = next() {
+				end = t.end
 			}
-		case op.kind == tokWord && op.wordIs(text, "in"):
-			if next().kind != tokOpen {
-				return false
-			}
-			depth++
 		default:
 			return false
 		}
-		// No OR at the WHERE's own level.
-		for {
-			t := next()
+		for other(t, ':') { // value::type
+			if !other(next(), ':') {
+				return false
+			}
+			if ty := next(); ty.kind != tokWord && ty.kind != tokQuoted {
+				return false
+			}
+			t = next()
+		}
+	case op.kind == tokWord && op.wordIs(text, "in"):
+		if next().kind != tokOpen {
+			return false
+		}
+		first := next()
+		for _, kw := range []string{"select", "with", "values", "table"} {
+			if first.wordIs(text, kw) {
+				return false // a sub-select, not a list of values
+			}
+		}
+		for d, t := 1, first; d > 0; t = next() {
 			switch t.kind {
 			case tokEOF, tokSemi:
-				return true
+				return false
 			case tokOpen:
-				depth++
+				d++
 			case tokClose:
-				depth--
-			case tokWord:
-				if depth == 0 && t.wordIs(text, "or") {
+				d--
+			}
+		}
+		t = next()
+	default:
+		return false
+	}
+	// t follows the comparison, at depth level. After it, and after each
+	// parenthesis that closes a group holding it, only AND, RETURNING, a
+	// closing parenthesis or the end may come; inside those groups, no OR.
+	cur, low, join := level, level, true
+	for ; ; t = next() {
+		if t.kind == tokEOF || t.kind == tokSemi {
+			return cur == 0
+		}
+		if join {
+			switch {
+			case t.wordIs(text, "and"):
+				join = false
+			case t.wordIs(text, "returning"):
+				return cur == 0
+			case t.kind == tokClose:
+				if cur--; cur < 0 {
 					return false
 				}
+				low = cur
+			default:
+				return false
 			}
+			continue
+		}
+		switch {
+		case t.kind == tokOpen:
+			cur++
+		case t.kind == tokClose:
+			if cur--; cur < low {
+				if cur < 0 {
+					return false
+				}
+				low, join = cur, true
+			}
+		case t.wordIs(text, "or") && cur <= low:
+			return false
 		}
 	}
 }
