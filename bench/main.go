@@ -54,9 +54,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, o)
+	interrupted := ctx.Err() != nil // before stop(), which cancels ctx too
 	stop()
 	if err != nil {
-		if ctx.Err() != nil {
+		if interrupted {
 			err = errors.New("interrupted; everything it started has been stopped")
 		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
