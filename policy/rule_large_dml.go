@@ -45,17 +45,63 @@ type dmlParts struct {
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
-	var p dmlParts
+	if p, ok := dmlOf(n); ok {
+		judgeLargeDML(c, &p, false)
+	}
+	// A data-modifying WITH query (WITH d AS (DELETE FROM t RETURNING *)
+	// SELECT ...) changes its rows like a statement of its own.
+	for _, cte := range withQueries(n) {
+		if p, ok := dmlOf(cte); ok {
+			judgeLargeDML(c, &p, true)
+		}
+	}
+}
+
+// dmlOf returns the parts of an UPDATE or DELETE; ok is false for any
+// other statement.
+func dmlOf(n *pg_query.Node) (dmlParts, bool) {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_UpdateStmt:
 		u := s.UpdateStmt
-		p = dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}
+		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}, true
 	case *pg_query.Node_DeleteStmt:
 		d := s.DeleteStmt
-		p = dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}
-	default:
-		return
+		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}, true
 	}
+	return dmlParts{}, false
+}
+
+// withQueries returns the queries of a statement's WITH clause.
+func withQueries(n *pg_query.Node) []*pg_query.Node {
+	var w *pg_query.WithClause
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_SelectStmt:
+		w = s.SelectStmt.WithClause
+	case *pg_query.Node_InsertStmt:
+		w = s.InsertStmt.WithClause
+	case *pg_query.Node_UpdateStmt:
+		w = s.UpdateStmt.WithClause
+	case *pg_query.Node_DeleteStmt:
+		w = s.DeleteStmt.WithClause
+	case *pg_query.Node_MergeStmt:
+		w = s.MergeStmt.WithClause
+	}
+	if w == nil {
+		return nil
+	}
+	out := make([]*pg_query.Node, 0, len(w.Ctes))
+	for _, c := range w.Ctes {
+		if q := c.GetCommonTableExpr().GetCtequery(); q != nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// judgeLargeDML reports an UPDATE or DELETE that touches a large share of
+// its table. In a WITH query (inWith) the planner is not asked: the
+// estimate of the whole statement is not the WITH query's.
+func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	t := TableOf(p.rel)
 	if t.Name == "" || c.Created(t) {
 		return
@@ -65,8 +111,12 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	// Asking the planner costs a round trip; application statements that
 	// pick rows by key (WHERE id = $1, id IN (...)) are never large, so
 	// only the others are estimated.
-	if c.Session.Catalog != nil && !keyedWhere(p.where) {
+	if c.Session.Catalog != nil && !inWith && !keyedWhere(p.where) {
 		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+	}
+	in := ""
+	if inWith {
+		in = " (in a WITH query)"
 	}
 	var what string
 	switch {
@@ -75,9 +125,9 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	case known:
 		what = fmt.Sprintf("%s of about %d rows of %s", p.verb, rows, t)
 	case p.where == nil:
-		what = fmt.Sprintf("%s of every row of %s (no WHERE clause)", p.verb, t)
+		what = fmt.Sprintf("%s%s of every row of %s (no WHERE clause)", p.verb, in, t)
 	case !referencesColumns(p.where):
-		what = fmt.Sprintf("%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, t)
+		what = fmt.Sprintf("%s%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, in, t)
 	default:
 		return // a selective WHERE: an ordinary application statement
 	}
@@ -86,7 +136,7 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		Lock:  LockRowExclusive,
 		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than 100,000 rows belong in batches outside the migration.",
 			what),
-		Hint: largeDMLHint(c, &p, t),
+		Hint: largeDMLHint(c, p, t),
 	}
 	if known {
 		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
