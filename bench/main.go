@@ -25,19 +25,23 @@ type options struct {
 	warmup    time.Duration // per target, before the first cell
 	clients   []int
 	modes     []string
-	scripts   []string
-	scale     int   // pgbench -i -s
-	idle      int   // idle connections to hold open; 0 skips
-	connect   []int // client counts for the pgbench -C run; empty skips
-	out       string
-	keep      bool   // keep the work directory (logs, configuration)
-	profile   string // where to write a CPU profile of pgguard; "" skips
+	scripts   []string // built-in pgbench scripts, run over modes × clients
+	// appScripts (bench/scripts/*.sql) run over appModes × appClients.
+	appScripts []string
+	appModes   []string
+	appClients []int
+	// countTx is the number of transactions per run of the statement
+	// count (server statements per client statement); 0 skips it.
+	countTx int
+	scale   int   // pgbench -i -s
+	idle    int   // idle connections to hold open; 0 skips
+	connect []int // client counts for the pgbench -C run; empty skips
+	out     string
+	keep    bool   // keep the work directory (logs, configuration)
+	profile string // where to write a CPU profile of pgguard; "" skips
 }
 
-var (
-	knownModes   = []string{"simple", "extended", "prepared"}
-	knownScripts = []string{"select-only", "tpcb-like"}
-)
+var knownModes = []string{"simple", "extended", "prepared"}
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
@@ -50,9 +54,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, o)
+	interrupted := ctx.Err() != nil // before stop(), which cancels ctx too
 	stop()
 	if err != nil {
-		if ctx.Err() != nil {
+		if interrupted {
 			err = errors.New("interrupted; everything it started has been stopped")
 		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -69,7 +74,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "pgbench -S run per target before measuring; 0 skips")
 	clients := fs.String("clients", "1,8,64", "pgbench client counts")
 	modes := fs.String("modes", strings.Join(knownModes, ","), "pgbench query modes (-M)")
-	scripts := fs.String("scripts", strings.Join(knownScripts, ","), "pgbench built-in scripts (-b)")
+	scripts := fs.String("scripts", strings.Join(builtinScripts, ","), "pgbench built-in scripts (-b)")
+	appScriptsFlag := fs.String("app-scripts", strings.Join(appScripts(), ","), "application-traffic scripts (bench/scripts/*.sql, pgbench -f); empty skips")
+	appModes := fs.String("app-modes", "extended", "query modes (-M) for the application-traffic scripts")
+	appClients := fs.String("app-clients", "8,64", "client counts for the application-traffic scripts")
+	fs.IntVar(&o.countTx, "count", 200, "transactions per run when counting the statements the server executes per client statement (1 client, log_statement = all); 0 skips")
 	fs.IntVar(&o.scale, "scale", 10, "pgbench scale factor (-i -s)")
 	fs.IntVar(&o.idle, "idle", 1000, "idle connections to open through pgguard and PgBouncer for the memory test; 0 skips")
 	connect := fs.String("connect", "1,8", "client counts for the new-connection-per-transaction run (pgbench -C -S); empty skips")
@@ -89,11 +98,23 @@ func parseFlags(args []string) (options, error) {
 	if o.connect, err = parseInts("--connect", *connect, true); err != nil {
 		return o, err
 	}
-	if o.modes, err = parseChoices("--modes", *modes, knownModes); err != nil {
+	if o.modes, err = parseChoices("--modes", *modes, knownModes, false); err != nil {
 		return o, err
 	}
-	if o.scripts, err = parseChoices("--scripts", *scripts, knownScripts); err != nil {
+	if o.scripts, err = parseChoices("--scripts", *scripts, builtinScripts, false); err != nil {
 		return o, err
+	}
+	if o.appScripts, err = parseChoices("--app-scripts", *appScriptsFlag, appScripts(), true); err != nil {
+		return o, err
+	}
+	if o.appModes, err = parseChoices("--app-modes", *appModes, knownModes, false); err != nil {
+		return o, err
+	}
+	if o.appClients, err = parseInts("--app-clients", *appClients, false); err != nil {
+		return o, err
+	}
+	if o.countTx < 0 {
+		return o, fmt.Errorf("--count %d: want 0 or more", o.countTx)
 	}
 	if o.duration < time.Second || o.duration%time.Second != 0 {
 		return o, fmt.Errorf("--duration %v: want whole seconds, at least 1s (pgbench -T)", o.duration)
@@ -130,7 +151,7 @@ func parseInts(name, s string, emptyOK bool) ([]int, error) {
 }
 
 // parseChoices parses a comma-separated list whose items must be in known.
-func parseChoices(name, s string, known []string) ([]string, error) {
+func parseChoices(name, s string, known []string, emptyOK bool) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -145,7 +166,7 @@ func parseChoices(name, s string, known []string) ([]string, error) {
 		}
 		out = append(out, f)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !emptyOK {
 		return nil, fmt.Errorf("%s: empty list", name)
 	}
 	return out, nil

@@ -25,7 +25,7 @@ const benchDB = "bench"
 
 // workload is one pgbench configuration: a cell of the report.
 type workload struct {
-	script  string // built-in script (-b): select-only or tpcb-like
+	script  string // built-in script (-b) or application script (bench/scripts, -f)
 	mode    string // query mode (-M): simple, extended or prepared
 	clients int
 	connect bool // a new connection per transaction (-C)
@@ -67,6 +67,11 @@ type bencher struct {
 	pgbench  string // path of the pgbench program
 	workDir  string // per-run log directories are made here
 	duration time.Duration
+	scale    int               // pgbench -i -s, passed as -s with -f scripts
+	scripts  map[string]string // application scripts' paths by name
+	// serverLog is the file PostgreSQL's stderr goes to; the statement
+	// count reads it.
+	serverLog string
 	// admin is a direct connection to the bench database, for the vacuum
 	// before each run.
 	admin *pgx.Conn
@@ -119,9 +124,8 @@ func (b *bencher) runFor(ctx context.Context, t *target, w workload, d time.Dura
 	defer os.RemoveAll(dir)
 
 	host, port, _ := net.SplitHostPort(t.addr)
-	args := []string{"-h", host, "-p", port, "-U", pgtest.SuperUser, "-n",
-		"-b", w.script, "-M", w.mode, "-c", strconv.Itoa(w.clients), "-j", strconv.Itoa(min(w.clients, runtime.NumCPU())),
-		"-T", strconv.Itoa(int(d.Seconds())), "-l", "--log-prefix", "tx"}
+	args := append(b.scriptArgs(host, port, w), "-j", strconv.Itoa(min(w.clients, runtime.NumCPU())),
+		"-T", strconv.Itoa(int(d.Seconds())), "-l", "--log-prefix", "tx")
 	if w.connect {
 		args = append(args, "-C")
 	}
@@ -163,6 +167,19 @@ func (b *bencher) runFor(ctx context.Context, t *target, w workload, d time.Dura
 	m.failed = max(m.failed, failed)
 	m.avgMs, m.p99Ms = mean(lat)/1000, percentile(lat, 0.99)/1000
 	return m, nil
+}
+
+// scriptArgs are pgbench's connection, script, mode and client arguments
+// for w against host:port.
+func (b *bencher) scriptArgs(host, port string, w workload) []string {
+	args := []string{"-h", host, "-p", port, "-U", pgtest.SuperUser, "-n"}
+	if isBuiltin(w.script) {
+		args = append(args, "-b", w.script)
+	} else {
+		// With -f only, pgbench sets :scale from -s, not from the tables.
+		args = append(args, "-f", b.scripts[w.script], "-s", strconv.Itoa(b.scale))
+	}
+	return append(args, "-M", w.mode, "-c", strconv.Itoa(w.clients))
 }
 
 var (

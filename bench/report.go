@@ -22,6 +22,7 @@ type report struct {
 	cells   []cell // the pgbench matrix
 	connect []cell // new connection per transaction
 	idle    []idleResult
+	counts  []statementCount
 }
 
 // fileName is the report's name under bench/results.
@@ -47,6 +48,10 @@ func (r *report) markdown() string {
 		b.WriteString("\n## Latency (ms, from the per-transaction log)\n\n")
 		r.latencyTable(&b, r.cells)
 	}
+	if len(r.counts) > 0 {
+		b.WriteString("\n## Statements the server executed per client statement\n\n")
+		r.countTable(&b)
+	}
 	if len(r.connect) > 0 {
 		b.WriteString("\n## New connection per transaction (`pgbench -C -S -M simple`)\n\n")
 		r.connectTable(&b)
@@ -55,7 +60,7 @@ func (r *report) markdown() string {
 		b.WriteString("\n## Idle connections\n\n")
 		r.idleTable(&b)
 	}
-	b.WriteString("\n## Issue 6 targets\n\n")
+	b.WriteString("\n## Targets (issues 6 and 14)\n\n")
 	r.targets(&b)
 	return b.String()
 }
@@ -103,6 +108,16 @@ func (r *report) connectTable(b *strings.Builder) {
 	b.WriteString("\nTPS here includes connecting; \"connect ms\" is pgbench's average connection time.\n")
 }
 
+func (r *report) countTable(b *strings.Builder) {
+	row(b, "script", "-M", "client statements per tx", "pgguard server statements per client statement", "PgBouncer server statements per client statement")
+	align(b, 2, 3)
+	for _, c := range r.counts {
+		d := c.perTx[direct]
+		row(b, c.w.script, c.w.mode, fmt.Sprintf("%.2f", d), ratio(c.perTx[pgguard], d), ratio(c.perTx[pgbouncer], d))
+	}
+	fmt.Fprintf(b, "\nCounted from the server log with log_statement = all over %d transactions at 1 client per script and target; the direct run's count is what the client sent (bench/count.go).\n", r.o.countTx)
+}
+
 func (r *report) idleTable(b *strings.Builder) {
 	row(b, "target", "idle connections", "RSS before (KiB)", "RSS after (KiB)", "RSS per connection (KiB)", "time to open them")
 	align(b, 1, 5)
@@ -128,7 +143,13 @@ func (r *report) targets(b *strings.Builder) {
 			lat.add(c.w, ga <= pa, fmt.Sprintf("%+.0f vs %+.0f µs", ga, pa))
 		}
 	}
+	var stmts check
+	for _, c := range r.counts {
+		extra := c.perTx[pgguard] - c.perTx[direct]
+		stmts.add(c.w, extra < 0.01, fmt.Sprintf("%+.2f statements per transaction", extra))
+	}
 	tps.write(b, "pgguard TPS ≥ PgBouncer's at 8 and more clients")
+	stmts.write(b, "one server statement per client statement through pgguard (fewer than 1 extra per 100 transactions)")
 	lat.write(b, "added latency at 1 client ≤ PgBouncer's")
 	cpu.write(b, "proxy CPU per 1,000 transactions ≤ PgBouncer's")
 	for _, i := range r.idle {

@@ -40,7 +40,13 @@ func run(ctx context.Context, o options) error {
 	}
 
 	step("starting a throwaway PostgreSQL")
-	pg, err := pgtest.Start(pgtest.Options{Settings: map[string]string{
+	serverLog := filepath.Join(work, "postgresql.log")
+	logf, err := os.Create(serverLog)
+	if err != nil {
+		return fmt.Errorf("creating the server log: %w", err)
+	}
+	defer logf.Close()
+	pg, err := pgtest.Start(pgtest.Options{Log: logf, Settings: map[string]string{
 		"max_connections": strconv.Itoa(max(300, o.idle+200)),
 		"shared_buffers":  "256MB",
 	}})
@@ -48,7 +54,12 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("starting PostgreSQL: %w", err)
 	}
 	defer pg.Close()
-	b := &bencher{pg: pg, pgbench: pg.Tool("pgbench"), workDir: work, duration: o.duration}
+	scripts, err := writeAppScripts(filepath.Join(work, "scripts"))
+	if err != nil {
+		return err
+	}
+	b := &bencher{pg: pg, pgbench: pg.Tool("pgbench"), workDir: work, duration: o.duration,
+		scale: o.scale, scripts: scripts, serverLog: serverLog}
 	step(fmt.Sprintf("PostgreSQL %d on %s; pgbench -i -s %d", pg.Version, pg.Addr(), o.scale))
 	defer b.close()
 	if err := b.initialize(ctx, o.scale); err != nil {
@@ -112,6 +123,12 @@ func run(ctx context.Context, o options) error {
 	if rep.connect, err = measureCells(ctx, b, targets, connect, p); err != nil {
 		return err
 	}
+	if o.countTx > 0 {
+		step(fmt.Sprintf("counting the statements the server executes per client statement (%d transactions, 1 client, log_statement = all)", o.countTx))
+		if rep.counts, err = countStatements(ctx, b, targets, countWorkloads(o), o.countTx); err != nil {
+			return err
+		}
+	}
 	rep.elapsed = time.Since(start)
 	if err := writeReport(rep, o.out); err != nil {
 		return err
@@ -137,10 +154,34 @@ func workloads(o options) (matrix, connect []workload) {
 			}
 		}
 	}
+	for _, s := range o.appScripts {
+		for _, m := range o.appModes {
+			for _, c := range o.appClients {
+				matrix = append(matrix, workload{script: s, mode: m, clients: c})
+			}
+		}
+	}
 	for _, c := range o.connect {
 		connect = append(connect, workload{script: "select-only", mode: "simple", clients: c, connect: true})
 	}
 	return matrix, connect
+}
+
+// countWorkloads are the workloads whose statements are counted: every
+// script in every mode it runs in, at 1 client.
+func countWorkloads(o options) []workload {
+	var ws []workload
+	for _, s := range o.scripts {
+		for _, m := range o.modes {
+			ws = append(ws, workload{script: s, mode: m, clients: 1})
+		}
+	}
+	for _, s := range o.appScripts {
+		for _, m := range o.appModes {
+			ws = append(ws, workload{script: s, mode: m, clients: 1})
+		}
+	}
+	return ws
 }
 
 // writeReport prints the report and writes it into dir (unless dir is "").

@@ -52,7 +52,7 @@ func (c *Check) Report(r Report) { c.reports = append(c.reports, r) }
 // Partitioned reports whether t is a partitioned table; known is false
 // without a catalog answer.
 func (c *Check) Partitioned(t Table) (partitioned, known bool) {
-	if c.Session.Catalog == nil {
+	if c.Session.Catalog == nil || t.Name == "" {
 		return false, false
 	}
 	return c.Session.Catalog.IsPartitioned(c.Ctx, t.String())
@@ -71,7 +71,7 @@ func (c *Check) InvalidIndex(schema, name string) bool {
 // HasValidatedNotNullCheck reports whether the catalog says a validated
 // CHECK (column IS NOT NULL) exists on t.
 func (c *Check) HasValidatedNotNullCheck(t Table, column string) bool {
-	if c.Session.Catalog == nil {
+	if c.Session.Catalog == nil || t.Name == "" || column == "" {
 		return false
 	}
 	has, ok := c.Session.Catalog.HasValidatedNotNullCheck(c.Ctx, t.String(), column)
@@ -81,7 +81,7 @@ func (c *Check) HasValidatedNotNullCheck(t Table, column string) bool {
 // FunctionVolatility asks the catalog for a function's volatility;
 // VolatilityUnknown when it cannot say.
 func (c *Check) FunctionVolatility(name string) Volatility {
-	if c.Session.Catalog == nil {
+	if c.Session.Catalog == nil || name == "" {
 		return VolatilityUnknown
 	}
 	v, ok := c.Session.Catalog.FunctionVolatility(c.Ctx, name)
@@ -95,7 +95,7 @@ func (c *Check) FunctionVolatility(name string) Volatility {
 // SQL type of a column; ok is false otherwise.
 func (c *Check) ColumnType(t Table, column string) (string, bool) {
 	ct, isTyper := c.Session.Catalog.(ColumnTyper)
-	if !isTyper {
+	if !isTyper || t.Name == "" || column == "" {
 		return "", false
 	}
 	return ct.ColumnType(c.Ctx, t.String(), column)

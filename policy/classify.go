@@ -54,12 +54,84 @@ func classify(text string) class {
 		w[i] = lower(text[t.start+i])
 	}
 	if c, ok := firstWordClass[string(w)]; ok {
-		if c == classSession && prepareDML(text, string(w)) {
+		switch {
+		case c == classSession && prepareDML(text, string(w)):
 			return classDML
+		case string(w) == "with":
+			return classifyWith(text)
 		}
 		return c
 	}
 	return classDDL
+}
+
+// classifyWith classifies a statement that starts with WITH by the verbs
+// of its parts, without a parse: a verb is the first word after an opening
+// parenthesis (a CTE's body, a sub-select) or right after a closing one at
+// the outermost level (the main statement after the CTE list). A WITH
+// whose verbs include UPDATE, DELETE or MERGE is classDML (a
+// data-modifying CTE, which the DML rules look at); one whose verbs are
+// reads or INSERT is classQuery, like a SELECT or an INSERT alone; one
+// with more INTOs than INSERTs may be WITH ... SELECT INTO, which creates
+// a table: classDDL. A word that only looks like a verb (a column
+// named update in parentheses) costs a parse, never a pass.
+func classifyWith(text string) class {
+	lx := lexer{src: text}
+	depth := 0
+	verbNext := false // the next word is in a verb position
+	dml := false
+	intos, inserts := 0, 0
+	for {
+		t := lx.next()
+		switch t.kind {
+		case tokEOF, tokSemi:
+			switch {
+			case dml:
+				return classDML
+			case intos > inserts:
+				return classDDL
+			}
+			return classQuery
+		case tokComment:
+			continue
+		case tokOpen:
+			depth++
+			verbNext = true
+			continue
+		case tokClose:
+			depth--
+			verbNext = depth <= 0
+			continue
+		case tokWord:
+			switch {
+			case t.wordIs(text, "into"):
+				intos++
+			case !verbNext:
+			case t.wordIs(text, "update"), t.wordIs(text, "delete"), t.wordIs(text, "merge"):
+				dml = true
+			case t.wordIs(text, "insert"):
+				inserts++
+			}
+		}
+		verbNext = false
+	}
+}
+
+// hasWordInto reports whether a statement has the word INTO outside
+// strings, quoted identifiers and comments (SELECT ... INTO creates a
+// table).
+func hasWordInto(text string) bool {
+	lx := lexer{src: text}
+	for {
+		switch t := lx.next(); t.kind {
+		case tokEOF:
+			return false
+		case tokWord:
+			if t.wordIs(text, "into") {
+				return true
+			}
+		}
+	}
 }
 
 // prepareDML reports whether a PREPARE statement prepares an UPDATE,

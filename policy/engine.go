@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -21,6 +22,16 @@ type Engine struct {
 	dmlFilters []func(string) bool
 	keywords   []string
 	cache      *parseCache
+	// parses counts the statements Decide looked up in the parse cache or
+	// parsed: tests use it to prove that application traffic is never
+	// parsed.
+	parses atomic.Int64
+	// alwaysParse makes Decide parse and judge every statement, even those
+	// the pre-filter would let through: tests compare the fast path with it.
+	alwaysParse bool
+	// onEmptyName, when set (by tests), hears of every catalog question a
+	// rule asks about an empty name; the catalog is not asked.
+	onEmptyName func(method string)
 }
 
 // profile is a resolved rules.yaml profile: levels by rule index.
@@ -230,11 +241,18 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
-	if !e.needsParse(cls, stmt.Text) {
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) {
 		return d
+	}
+	if sc.Catalog != nil {
+		// Each question about a relation is asked once per statement.
+		memo := *sc
+		memo.Catalog = newMemoCatalog(sc.Catalog, e.onEmptyName)
+		sc = &memo
 	}
 	prof := e.profileFor(sc)
 	j := judgement{e: e, ctx: ctx, sc: sc, prof: prof, version: e.majorVersion(sc)}
+	e.parses.Add(1)
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
 		if cls == classDDL {
@@ -295,7 +313,7 @@ func (e *Engine) needsParse(cls class, text string) bool {
 			}
 		}
 	case classQuery:
-		if firstWordIs(text, "select") && containsFold(text, "into") {
+		if firstWordIs(text, "select") && hasWordInto(text) {
 			return true // SELECT ... INTO creates a table
 		}
 	}

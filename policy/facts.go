@@ -26,6 +26,11 @@ func statementFacts(n *pg_query.Node) facts {
 	case *pg_query.Node_SelectStmt:
 		f.ddl = false
 		f.lock = LockAccessShare
+		for _, q := range withQueries(n) {
+			if _, dml := dmlOf(q); dml || q.GetInsertStmt() != nil || q.GetMergeStmt() != nil {
+				f.lock = LockRowExclusive // a data-modifying WITH query
+			}
+		}
 		if ic := s.SelectStmt.GetIntoClause(); ic != nil && ic.Rel != nil {
 			f.ddl = true
 			f.creates = append(f.creates, TableOf(ic.Rel).String())

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,6 +16,13 @@ var fuzzSeeds = []string{
 	"-- pgguard:allow create-index reason=\"x\"\nCREATE INDEX i ON t (c)",
 	"SET lock_timeout = 0; SELECT set_config('lock_timeout', '1h', false)",
 	"SELECT E'\\'; /* /* */ $a$ $$ \"",
+	"WITH r AS (SELECT aid FROM pgbench_accounts WHERE aid = $1) SELECT * FROM r",
+	"WITH d AS (DELETE FROM big RETURNING *) SELECT count(*) FROM d",
+	"WITH x AS (SELECT 1) SELECT * INTO t2 FROM x",
+	"WITH RECURSIVE t(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM t WHERE n < 9) SELECT sum(n) FROM t",
+	`UPDATE "public"."User" SET "name" = $1 WHERE ("public"."User"."id" = $2 AND 1=1) RETURNING "id"`,
+	"UPDATE a SET x = 1 WHERE (id = 5 AND y) = false",
+	"BEGIN; SELECT * FROM t WHERE id = 1 FOR UPDATE SKIP LOCKED; INSERT INTO h VALUES (1) ON CONFLICT DO NOTHING RETURNING *; COMMIT",
 }
 
 func FuzzSplit(f *testing.F) {
@@ -86,6 +94,35 @@ func checkPlain(t *testing.T, e *Engine, query string, ds []StatementDecision) {
 			t.Fatalf("Plain passes %q, but DecideQuery gives %+v", query, d.Decision)
 		}
 	}
+	// DecideQuery takes the same pre-filter as Plain: the check above
+	// only proves they agree. The parsing twin judges every statement in
+	// full, so what Plain passes must also be what the rules allow.
+	full, err := parsingTwin(e).DecideQuery(context.Background(), query, &Context{Alone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range full {
+		if d.Decision.DDL || d.Decision.Action != Allow || len(d.Decision.Findings) > 0 {
+			t.Fatalf("Plain passes %q, but parsed in full it gives %+v", query, d.Decision)
+		}
+	}
+}
+
+var parsingTwins sync.Map // *Engine -> *Engine
+
+// parsingTwin returns an engine with e's configuration that parses and
+// judges every statement (alwaysParse).
+func parsingTwin(e *Engine) *Engine {
+	if tw, ok := parsingTwins.Load(e); ok {
+		return tw.(*Engine)
+	}
+	tw, err := NewEngine(e.cfg)
+	if err != nil {
+		panic(err)
+	}
+	tw.alwaysParse = true
+	actual, _ := parsingTwins.LoadOrStore(e, tw)
+	return actual.(*Engine)
 }
 
 // FuzzParseConfig feeds arbitrary bytes to the rules-file loader: it must

@@ -33,7 +33,6 @@ func checkAddIndexConstraint(c *Check, n *pg_query.Node, kind pg_query.ConstrTyp
 	if kind == pg_query.ConstrType_CONSTR_PRIMARY {
 		what = "PRIMARY KEY"
 	}
-	partitioned, _ := c.Partitioned(t)
 	for _, cmd := range cmds {
 		var k *pg_query.Constraint
 		var col *pg_query.ColumnDef
@@ -64,7 +63,10 @@ func checkAddIndexConstraint(c *Check, n *pg_query.Node, kind pg_query.ConstrTyp
 		}
 		var detail string
 		hint := uniqueIndexRecipe(t, k, col, cols, name, c.Version)
-		if partitioned {
+		// Asked only now: every statement that is not ALTER TABLE ... ADD
+		// UNIQUE/PRIMARY KEY reaches this rule too (the engine's memo
+		// answers a second constraint on the same table).
+		if partitioned, _ := c.Partitioned(t); partitioned {
 			detail = fmt.Sprintf("%s is partitioned: CREATE INDEX CONCURRENTLY and USING INDEX do not work on it.", t)
 			hint = fmt.Sprintf("-- build a matching unique index on each partition first, one at a time, outside any transaction block:\n"+
 				"CREATE UNIQUE INDEX CONCURRENTLY <partition>_%s ON <partition> (%s);\n"+

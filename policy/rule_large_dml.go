@@ -45,17 +45,63 @@ type dmlParts struct {
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
-	var p dmlParts
+	if p, ok := dmlOf(n); ok {
+		judgeLargeDML(c, &p, false)
+	}
+	// A data-modifying WITH query (WITH d AS (DELETE FROM t RETURNING *)
+	// SELECT ...) changes its rows like a statement of its own.
+	for _, cte := range withQueries(n) {
+		if p, ok := dmlOf(cte); ok {
+			judgeLargeDML(c, &p, true)
+		}
+	}
+}
+
+// dmlOf returns the parts of an UPDATE or DELETE; ok is false for any
+// other statement.
+func dmlOf(n *pg_query.Node) (dmlParts, bool) {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_UpdateStmt:
 		u := s.UpdateStmt
-		p = dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}
+		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}, true
 	case *pg_query.Node_DeleteStmt:
 		d := s.DeleteStmt
-		p = dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}
-	default:
-		return
+		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}, true
 	}
+	return dmlParts{}, false
+}
+
+// withQueries returns the queries of a statement's WITH clause.
+func withQueries(n *pg_query.Node) []*pg_query.Node {
+	var w *pg_query.WithClause
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_SelectStmt:
+		w = s.SelectStmt.WithClause
+	case *pg_query.Node_InsertStmt:
+		w = s.InsertStmt.WithClause
+	case *pg_query.Node_UpdateStmt:
+		w = s.UpdateStmt.WithClause
+	case *pg_query.Node_DeleteStmt:
+		w = s.DeleteStmt.WithClause
+	case *pg_query.Node_MergeStmt:
+		w = s.MergeStmt.WithClause
+	}
+	if w == nil {
+		return nil
+	}
+	out := make([]*pg_query.Node, 0, len(w.Ctes))
+	for _, c := range w.Ctes {
+		if q := c.GetCommonTableExpr().GetCtequery(); q != nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// judgeLargeDML reports an UPDATE or DELETE that touches a large share of
+// its table. In a WITH query (inWith) the planner is not asked: the
+// estimate of the whole statement is not the WITH query's.
+func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	t := TableOf(p.rel)
 	if t.Name == "" || c.Created(t) {
 		return
@@ -65,8 +111,12 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	// Asking the planner costs a round trip; application statements that
 	// pick rows by key (WHERE id = $1, id IN (...)) are never large, so
 	// only the others are estimated.
-	if c.Session.Catalog != nil && !keyedWhere(p.where) {
+	if c.Session.Catalog != nil && !inWith && !keyedWhere(p.where) {
 		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+	}
+	in := ""
+	if inWith {
+		in = " (in a WITH query)"
 	}
 	var what string
 	switch {
@@ -75,9 +125,9 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	case known:
 		what = fmt.Sprintf("%s of about %d rows of %s", p.verb, rows, t)
 	case p.where == nil:
-		what = fmt.Sprintf("%s of every row of %s (no WHERE clause)", p.verb, t)
+		what = fmt.Sprintf("%s%s of every row of %s (no WHERE clause)", p.verb, in, t)
 	case !referencesColumns(p.where):
-		what = fmt.Sprintf("%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, t)
+		what = fmt.Sprintf("%s%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, in, t)
 	default:
 		return // a selective WHERE: an ordinary application statement
 	}
@@ -86,7 +136,7 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		Lock:  LockRowExclusive,
 		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than 100,000 rows belong in batches outside the migration.",
 			what),
-		Hint: largeDMLHint(c, &p, t),
+		Hint: largeDMLHint(c, p, t),
 	}
 	if known {
 		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
@@ -96,12 +146,14 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 
 // keyedWhereText is keyedWhere on the text, without a parse: it is true
 // for an UPDATE or DELETE whose WHERE (outside parentheses) starts with
-// "column = value" or "column IN (" and has no OR at that level — the
-// shape of an application's statement about a few rows. Anything else is
-// false, and the statement gets parsed.
+// "column = value" or "column IN (values)", possibly inside parentheses
+// and with a qualified column (Prisma's WHERE ("public"."User"."id" = $1
+// AND 1=1)), and whose comparison is a conjunct of the WHERE: it is
+// followed by AND, RETURNING or the end, and no OR or operator applies to
+// a group holding it. That is the shape of an application's statement
+// about a few rows. Anything else is false, and the statement gets parsed.
 func keyedWhereText(text string) bool {
 	lx := lexer{src: text}
-	depth := 0
 	next := func() token {
 		for {
 			t := lx.next()
@@ -110,64 +162,124 @@ func keyedWhereText(text string) bool {
 			}
 		}
 	}
-	for {
+	other := func(t token, c byte) bool {
+		return t.kind == tokOther && t.end == t.start+1 && text[t.start] == c
+	}
+	depth := 0
+	for found := false; !found; {
 		t := next()
 		switch t.kind {
 		case tokEOF, tokSemi:
 			return false
 		case tokOpen:
 			depth++
-			continue
 		case tokClose:
 			depth--
-			continue
+		case tokWord:
+			found = depth == 0 && t.wordIs(text, "where")
 		}
-		if depth != 0 || t.kind != tokWord || !t.wordIs(text, "where") {
-			continue
-		}
-		// column, or table.column
-		c := next()
-		if c.kind != tokWord && c.kind != tokQuoted {
+	}
+	t := next()
+	level := 0 // parentheses opened right after WHERE
+	for t.kind == tokOpen {
+		level++
+		t = next()
+	}
+	// column, table.column or schema.table.column
+	if t.kind != tokWord && t.kind != tokQuoted {
+		return false
+	}
+	op := next()
+	for other(op, '.') {
+		if c := next(); c.kind != tokWord && c.kind != tokQuoted {
 			return false
 		}
-		op := next()
-		if op.kind == tokOther && text[op.start:op.end] == "." {
-			if c = next(); c.kind != tokWord && c.kind != tokQuoted {
-				return false
-			}
-			op = next()
-		}
+		op = next()
+	}
+	switch {
+	case other(op, '='):
+		v := next()
+		t = next()
 		switch {
-		case op.kind == tokOther && text[op.start:op.end] == "=":
-			v := next()
-			isValue := v.kind == tokString || (v.kind == tokOther && v.end > v.start &&
-				(text[v.start] == '$' || (text[v.start] >= '0' && text[v.start] <= '9')))
-			if !isValue {
-				return false
+		case v.kind == tokString:
+		case v.kind == tokOther && v.end > v.start+1 && text[v.start] == '$':
+		case v.kind == tokOther && text[v.start] >= '0' && text[v.start] <= '9':
+			// The lexer returns a number digit by digit.
+			for end := v.end; t.kind == tokOther && t.start == end && (other(t, '.') || (text[t.start] >= '0' && text[t.start] <= '9')); t = next() {
+				end = t.end
 			}
-		case op.kind == tokWord && op.wordIs(text, "in"):
-			if next().kind != tokOpen {
-				return false
-			}
-			depth++
 		default:
 			return false
 		}
-		// No OR at the WHERE's own level.
-		for {
-			t := next()
+		for other(t, ':') { // value::type
+			if !other(next(), ':') {
+				return false
+			}
+			if ty := next(); ty.kind != tokWord && ty.kind != tokQuoted {
+				return false
+			}
+			t = next()
+		}
+	case op.kind == tokWord && op.wordIs(text, "in"):
+		if next().kind != tokOpen {
+			return false
+		}
+		first := next()
+		for _, kw := range []string{"select", "with", "values", "table"} {
+			if first.wordIs(text, kw) {
+				return false // a sub-select, not a list of values
+			}
+		}
+		for d, t := 1, first; d > 0; t = next() {
 			switch t.kind {
 			case tokEOF, tokSemi:
-				return true
+				return false
 			case tokOpen:
-				depth++
+				d++
 			case tokClose:
-				depth--
-			case tokWord:
-				if depth == 0 && t.wordIs(text, "or") {
+				d--
+			}
+		}
+		t = next()
+	default:
+		return false
+	}
+	// t follows the comparison, at depth level. After it, and after each
+	// parenthesis that closes a group holding it, only AND, RETURNING, a
+	// closing parenthesis or the end may come; inside those groups, no OR.
+	cur, low, join := level, level, true
+	for ; ; t = next() {
+		if t.kind == tokEOF || t.kind == tokSemi {
+			return cur == 0
+		}
+		if join {
+			switch {
+			case t.wordIs(text, "and"):
+				join = false
+			case t.wordIs(text, "returning"):
+				return cur == 0
+			case t.kind == tokClose:
+				if cur--; cur < 0 {
 					return false
 				}
+				low = cur
+			default:
+				return false
 			}
+			continue
+		}
+		switch {
+		case t.kind == tokOpen:
+			cur++
+		case t.kind == tokClose:
+			if cur--; cur < low {
+				if cur < 0 {
+					return false
+				}
+				low, join = cur, true
+			}
+		case t.wordIs(text, "or") && cur <= low:
+			return false
 		}
 	}
 }

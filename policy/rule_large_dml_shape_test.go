@@ -18,6 +18,18 @@ func TestKeyedWhereText(t *testing.T) {
 		"UPDATE a SET x = 1":                                                     false,
 		"UPDATE a SET x = 1 WHERE id = (SELECT max(id) FROM a)":                  false,
 		"DELETE FROM a WHERE id IN (SELECT id FROM b) OR true":                   false,
+		"DELETE FROM a WHERE id IN (SELECT id FROM b)":                           false,
+		`UPDATE "public"."User" SET "name" = $1 WHERE ("public"."User"."id" = $2 AND 1=1) RETURNING "public"."User"."id"`: true,
+		`DELETE FROM "public"."Post" WHERE ("public"."Post"."id" = $1 AND 1=1)`:                                           true,
+		`UPDATE "user" SET "name" = $1, "updatedAt" = CURRENT_TIMESTAMP WHERE "id" IN ($2)`:                               true,
+		"UPDATE a SET x = 1 WHERE id = 12345 RETURNING x":                                                                 true,
+		"UPDATE a SET x = 1 WHERE id = '7'::bigint":                                                                       true,
+		"UPDATE a SET x = 1 WHERE (id = 5 AND y) OR z":                                                                    false,
+		"UPDATE a SET x = 1 WHERE (id = 5 AND y) = false":                                                                 false,
+		"UPDATE a SET x = 1 WHERE id = 5 IS NOT TRUE":                                                                     false,
+		"UPDATE a SET x = 1 WHERE id = 1 + x":                                                                             false,
+		"UPDATE a SET x = 1 WHERE id = 5 AND (y OR z)":                                                                    true,
+		"UPDATE a SET x = 1 WHERE (id = 5 OR y)":                                                                          false,
 	} {
 		if got := keyedWhereText(sql); got != want {
 			t.Errorf("keyedWhereText(%s) = %v, want %v", sql, got, want)
@@ -36,6 +48,11 @@ func TestKeyedWhere(t *testing.T) {
 		"UPDATE a SET x = 1 WHERE id = 5 OR x IS NULL":     false,
 		"UPDATE a SET x = 1":                               false,
 		"DELETE FROM a WHERE id = (SELECT max(id) FROM a)": false,
+		"DELETE FROM a WHERE id IN (SELECT id FROM b)":     false,
+		`UPDATE "public"."User" SET "name" = $1 WHERE ("public"."User"."id" = $2 AND 1=1) RETURNING "public"."User"."id"`: true,
+		"UPDATE a SET x = 1 WHERE (id = 5 AND y) = false":                                                                 false,
+		"UPDATE a SET x = 1 WHERE id = 5 IS NOT TRUE":                                                                     false,
+		"UPDATE a SET x = 1 WHERE (id = 5 AND y) OR z":                                                                    false,
 	} {
 		tree, err := pg_query.Parse(sql)
 		if err != nil {

@@ -47,6 +47,18 @@ func schemaFilter(schema string) string {
 	return " AND n.nspname = ANY (current_schemas(true))"
 }
 
+// blank reports whether any name is empty: the policy never asks about an
+// empty name (its catalog memo refuses to), and a question about one would
+// cost a round trip to learn nothing (a relname that is the empty string).
+func blank(names ...string) bool {
+	for _, n := range names {
+		if strings.TrimSpace(n) == "" {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *sessionCatalog) query(sql string) ([][]*string, bool) {
 	out, err := c.s.internalQuery(sql)
 	if err != nil || out.errCode != "" {
@@ -78,6 +90,9 @@ func isTrue(p *string) bool { return p != nil && *p == "t" }
 // statistics collector's live-tuple count (a table loaded but not yet
 // analyzed still shows its rows there); bytes count heap, TOAST and indexes.
 func (c *sessionCatalog) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
+	if blank(table) {
+		return policy.TableSize{}, false
+	}
 	bytes := "(c.relpages + COALESCE((SELECT t.relpages FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid), 0)" +
 		" + COALESCE((SELECT sum(i.relpages) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))::bigint" +
 		" * current_setting('block_size')::bigint"
@@ -94,6 +109,9 @@ func (c *sessionCatalog) TableSize(ctx context.Context, table string) (policy.Ta
 }
 
 func (c *sessionCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	if blank(table) {
+		return false, false
+	}
 	// 'I': a partitioned index, whose REINDEX cannot be concurrent either.
 	row, ok := c.one("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
 	if !ok || len(row) != 1 {
@@ -103,6 +121,9 @@ func (c *sessionCatalog) IsPartitioned(ctx context.Context, table string) (bool,
 }
 
 func (c *sessionCatalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
+	if blank(name) {
+		return false, false, false
+	}
 	rows, ok := c.query("SELECT x.indisvalid" + strings.Replace(relationFilter(name), " WHERE ",
 		" JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid WHERE ", 1))
 	if !ok {
@@ -115,6 +136,9 @@ func (c *sessionCatalog) Index(ctx context.Context, name string) (exists, valid,
 }
 
 func (c *sessionCatalog) HasValidatedNotNullCheck(ctx context.Context, table, column string) (bool, bool) {
+	if blank(table, column) {
+		return false, false
+	}
 	col := policy.QuoteIdent(column)
 	pattern := "^CHECK \\(\\(?" + regexpQuote(col) + " IS NOT NULL\\)?\\)$"
 	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
@@ -128,6 +152,9 @@ func (c *sessionCatalog) HasValidatedNotNullCheck(ctx context.Context, table, co
 }
 
 func (c *sessionCatalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
+	if blank(table) {
+		return false, false
+	}
 	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
 		" AND x.indpred IS NULL AND NOT (0 = ANY (x.indkey::int2[])))" + relationFilter(table))
 	if !ok || len(row) != 1 {
@@ -139,6 +166,9 @@ func (c *sessionCatalog) HasUniqueIndex(ctx context.Context, table string) (bool
 // ColumnType names a column's type as format_type spells it, so recipes
 // can declare the new column of a multi-step change.
 func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
+	if blank(table, column) {
+		return "", false
+	}
 	row, ok := c.one("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
 		" WHERE a.attrelid = c.oid AND a.attname = " + quoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
 	if !ok || len(row) != 1 || row[0] == nil {
@@ -150,6 +180,9 @@ func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (
 // MatViewPopulated reports whether a materialized view holds data: REFRESH
 // ... CONCURRENTLY fails on one created WITH NO DATA.
 func (c *sessionCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
+	if blank(matview) {
+		return false, false
+	}
 	row, ok := c.one("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
 	if !ok || len(row) != 1 {
 		return false, false
@@ -160,6 +193,9 @@ func (c *sessionCatalog) MatViewPopulated(ctx context.Context, matview string) (
 // PartitionKey returns a partitioned table's strategy and key columns
 // ("" for an expression).
 func (c *sessionCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
+	if blank(table) {
+		return "", nil, false
+	}
 	row, ok := c.one("SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END," +
 		" array_to_string(array(SELECT coalesce(a.attname::text, '') FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(n, i)" +
 		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.n ORDER BY k.i), chr(31))" +
@@ -173,6 +209,9 @@ func (c *sessionCatalog) PartitionKey(ctx context.Context, table string) (string
 // HasValidatedCheckOn reports whether table has a validated CHECK
 // constraint over every one of columns (it lets ATTACH PARTITION skip its scan).
 func (c *sessionCatalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
+	if blank(table) || len(columns) == 0 || blank(columns...) {
+		return false, false
+	}
 	lits := make([]string, len(columns))
 	for i, col := range columns {
 		lits[i] = quoteLiteral(col)
@@ -188,6 +227,9 @@ func (c *sessionCatalog) HasValidatedCheckOn(ctx context.Context, table string, 
 
 // FunctionVolatility reports the most volatile overload of a function.
 func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (policy.Volatility, bool) {
+	if blank(name) {
+		return policy.VolatilityUnknown, false
+	}
 	t := policy.ParseTableName(name)
 	where := "p.proname = " + quoteLiteral(t.Name) + schemaFilter(t.Schema)
 	row, ok := c.one("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
@@ -202,6 +244,9 @@ func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (p
 // statement touches. Only outside a transaction block: EXPLAIN of a bad
 // statement would abort the client's transaction.
 func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	if blank(sql) {
+		return 0, false
+	}
 	if c.s.state.TxStatus() != 'I' {
 		return 0, false
 	}

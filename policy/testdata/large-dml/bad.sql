@@ -21,3 +21,6 @@ UPDATE orders SET total = subtotal + tax;
 -- UPDATE ... FROM without a WHERE joins everything
 -- context: rows=500000
 UPDATE accounts a SET balance = b.total FROM balances b WHERE a.id = b.account_id;
+
+-- a data-modifying WITH query deletes every row too
+WITH d AS (DELETE FROM audit_log RETURNING *) SELECT count(*) FROM d;

@@ -21,3 +21,9 @@ UPDATE refunds SET status = 'new';
 DELETE FROM countries;
 
 INSERT INTO orders (id, currency) VALUES (1, 'ZAR');
+
+-- a data-modifying WITH query that picks its rows by key
+WITH d AS (DELETE FROM audit_log WHERE id = 7 RETURNING *) SELECT count(*) FROM d;
+
+-- reads through WITH queries are not parsed at all
+WITH r AS (SELECT * FROM orders WHERE id = 1) SELECT * FROM r;

@@ -1,0 +1,197 @@
+package policy
+
+import (
+	"context"
+	"strings"
+)
+
+// memoCatalog answers each question about a relation at most once per
+// statement: several rules often ask about the same table (create-index's
+// partition check, the size check of every size-dependent rule), and with
+// the proxy's catalog each question is a round trip on the session's
+// connection. It never asks about an empty name: that is a rule's bug
+// (a statement without the relation it looked for), and the answer would
+// be "unknown" anyway.
+//
+// It implements every optional extension; where the wrapped catalog does
+// not, the answer is ok=false, which rules treat as they treat a catalog
+// without the extension.
+type memoCatalog struct {
+	inner   Catalog
+	answers map[string]memoAnswer
+	// onEmpty, when set (by tests), hears of every question about an
+	// empty name.
+	onEmpty func(method string)
+}
+
+type memoAnswer struct {
+	a, b, c bool
+	n       int64
+	s       string
+	list    []string
+	size    TableSize
+	ok      bool
+}
+
+var (
+	_ Catalog          = (*memoCatalog)(nil)
+	_ ColumnTyper      = (*memoCatalog)(nil)
+	_ MatViewPopulater = (*memoCatalog)(nil)
+	_ PartitionCatalog = (*memoCatalog)(nil)
+)
+
+func newMemoCatalog(inner Catalog, onEmpty func(string)) *memoCatalog {
+	return &memoCatalog{inner: inner, answers: map[string]memoAnswer{}, onEmpty: onEmpty}
+}
+
+// empty reports whether any of names is empty, and tells onEmpty.
+func (m *memoCatalog) empty(method string, names ...string) bool {
+	for _, n := range names {
+		if strings.TrimSpace(n) == "" {
+			if m.onEmpty != nil {
+				m.onEmpty(method)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// ask returns the memoised answer to question (its method and arguments),
+// asking the wrapped catalog when there is none yet.
+func (m *memoCatalog) ask(question []string, answer func() memoAnswer) memoAnswer {
+	key := strings.Join(question, "\x00")
+	if a, ok := m.answers[key]; ok {
+		return a
+	}
+	a := answer()
+	m.answers[key] = a
+	return a
+}
+
+func (m *memoCatalog) TableSize(ctx context.Context, table string) (TableSize, bool) {
+	if m.empty("TableSize", table) {
+		return TableSize{}, false
+	}
+	a := m.ask([]string{"TableSize", table}, func() (a memoAnswer) {
+		a.size, a.ok = m.inner.TableSize(ctx, table)
+		return a
+	})
+	return a.size, a.ok
+}
+
+func (m *memoCatalog) HasValidatedNotNullCheck(ctx context.Context, table, column string) (bool, bool) {
+	if m.empty("HasValidatedNotNullCheck", table, column) {
+		return false, false
+	}
+	a := m.ask([]string{"HasValidatedNotNullCheck", table, column}, func() (a memoAnswer) {
+		a.a, a.ok = m.inner.HasValidatedNotNullCheck(ctx, table, column)
+		return a
+	})
+	return a.a, a.ok
+}
+
+func (m *memoCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	if m.empty("IsPartitioned", table) {
+		return false, false
+	}
+	a := m.ask([]string{"IsPartitioned", table}, func() (a memoAnswer) {
+		a.a, a.ok = m.inner.IsPartitioned(ctx, table)
+		return a
+	})
+	return a.a, a.ok
+}
+
+func (m *memoCatalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
+	if m.empty("Index", name) {
+		return false, false, false
+	}
+	a := m.ask([]string{"Index", name}, func() (a memoAnswer) {
+		a.a, a.b, a.ok = m.inner.Index(ctx, name)
+		return a
+	})
+	return a.a, a.b, a.ok
+}
+
+func (m *memoCatalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
+	if m.empty("HasUniqueIndex", table) {
+		return false, false
+	}
+	a := m.ask([]string{"HasUniqueIndex", table}, func() (a memoAnswer) {
+		a.a, a.ok = m.inner.HasUniqueIndex(ctx, table)
+		return a
+	})
+	return a.a, a.ok
+}
+
+func (m *memoCatalog) FunctionVolatility(ctx context.Context, name string) (Volatility, bool) {
+	if m.empty("FunctionVolatility", name) {
+		return VolatilityUnknown, false
+	}
+	a := m.ask([]string{"FunctionVolatility", name}, func() (a memoAnswer) {
+		var v Volatility
+		v, a.ok = m.inner.FunctionVolatility(ctx, name)
+		a.n = int64(v)
+		return a
+	})
+	return Volatility(a.n), a.ok
+}
+
+func (m *memoCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	if m.empty("EstimateRows", sql) {
+		return 0, false
+	}
+	a := m.ask([]string{"EstimateRows", sql}, func() (a memoAnswer) {
+		a.n, a.ok = m.inner.EstimateRows(ctx, sql)
+		return a
+	})
+	return a.n, a.ok
+}
+
+func (m *memoCatalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
+	ct, ok := m.inner.(ColumnTyper)
+	if m.empty("ColumnType", table, column) || !ok {
+		return "", false
+	}
+	a := m.ask([]string{"ColumnType", table, column}, func() (a memoAnswer) {
+		a.s, a.ok = ct.ColumnType(ctx, table, column)
+		return a
+	})
+	return a.s, a.ok
+}
+
+func (m *memoCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
+	p, ok := m.inner.(MatViewPopulater)
+	if m.empty("MatViewPopulated", matview) || !ok {
+		return false, false
+	}
+	a := m.ask([]string{"MatViewPopulated", matview}, func() (a memoAnswer) {
+		a.a, a.ok = p.MatViewPopulated(ctx, matview)
+		return a
+	})
+	return a.a, a.ok
+}
+
+func (m *memoCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
+	pc, ok := m.inner.(PartitionCatalog)
+	if m.empty("PartitionKey", table) || !ok {
+		return "", nil, false
+	}
+	a := m.ask([]string{"PartitionKey", table}, func() (a memoAnswer) {
+		a.s, a.list, a.ok = pc.PartitionKey(ctx, table)
+		return a
+	})
+	return a.s, a.list, a.ok
+}
+
+func (m *memoCatalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
+	pc, ok := m.inner.(PartitionCatalog)
+	if m.empty("HasValidatedCheckOn", append([]string{table}, columns...)...) || len(columns) == 0 || !ok {
+		return false, false
+	}
+	a := m.ask(append([]string{"HasValidatedCheckOn", table}, columns...), func() (a memoAnswer) {
+		a.a, a.ok = pc.HasValidatedCheckOn(ctx, table, columns)
+		return a
+	})
+	return a.a, a.ok
+}
