@@ -11,9 +11,9 @@ type model struct {
 	unsynced bool // extended-protocol messages since the last Sync
 	// changedLT: a statement of the open batch may change lock_timeout.
 	changedLT bool
-	failed   bool // an error in this extended batch: skip until Sync
-	prepared map[string]*stmt
-	portals  map[string]*stmt
+	failed    bool // an error in this extended batch: skip until Sync
+	prepared  map[string]*stmt
+	portals   map[string]*stmt
 }
 
 // annotate fills msg.refused in s and returns the predicted status of
