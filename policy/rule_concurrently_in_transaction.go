@@ -56,7 +56,8 @@ func checkConcurrentlyInTransaction(c *Check, n *pg_query.Node) {
 	c.Report(Report{
 		Table:   t,
 		Lock:    LockShareUpdateExclusive,
-		Message: what + " cannot run " + where + ": PostgreSQL would fail with \"cannot run inside a transaction block\" and abort the migration.",
-		Hint:    OutsideTransactionHint + "\n" + c.SQL() + ";",
+		Message: what + " cannot run " + where + ": PostgreSQL would fail with \"cannot run inside a transaction block\" and abort the migration. " +
+			OutsideTransactionFix(c.Session.Tool, what),
+		Hint:    c.OutsideTransaction() + "\n" + c.SQL() + ";",
 	})
 }
