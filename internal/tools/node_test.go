@@ -40,3 +40,49 @@ func TestKnex(t *testing.T) {
 		},
 	}, scenarios())
 }
+
+// node-pg-migrate: all pending migrations in one transaction by default
+// (--single-transaction), a migration that calls pgm.noTransaction() without
+// one.
+func TestNodePgMigrate(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	_, bin := nodeBin(t, "node-pg-migrate")
+	project := need(t, filepath.Join(nodeDir, "pgmigrate"), "the node-pg-migrate project", "testdata")
+	scs := scenarios()
+	runScenarios(t, tool{
+		name:           "node-pg-migrate",
+		ledger:         "SELECT name FROM pgmigrations ORDER BY id",
+		idiom:          "pgm.noTransaction()",
+		oneTransaction: true,
+		printsDetail:   true,
+		migrate: func(t *testing.T, db, sc string) result {
+			return runTool(t, project, baseEnv("DATABASE_URL="+url(db)), bin, "up", "-m", sc)
+		},
+	}, scs)
+}
+
+// TypeORM: migration:run runs every pending migration in one transaction
+// by default ("-t all"); a migration with transaction = false needs
+// "-t each".
+func TestTypeORM(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	_, bin := nodeBin(t, "typeorm")
+	project := need(t, filepath.Join(nodeDir, "typeorm"), "the TypeORM project", "testdata")
+	scs := scenarios()
+	runScenarios(t, tool{
+		name:           "typeorm",
+		ledger:         "SELECT name FROM migrations ORDER BY id",
+		idiom:          "transaction = false",
+		oneTransaction: true,
+		printsDetail:   true,
+		migrate: func(t *testing.T, db, sc string) result {
+			args := []string{"migration:run", "-d", "datasource.js"}
+			if sc == "index-concurrent" {
+				args = append(args, "-t", "each")
+			}
+			return runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+filepath.Join(project, sc)), bin, args...)
+		},
+	}, scs)
+}

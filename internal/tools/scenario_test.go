@@ -135,9 +135,12 @@ func skipUntilToolSense(t *testing.T) {
 func checkLedger(t *testing.T, conn *pgx.Conn, sql string, want []string) {
 	t.Helper()
 	got := column(t, conn, sql)
+	// create_payees matches 20260101000001_create_payees.js, and
+	// CreatePayees1767225600001 (TypeORM's class names).
+	norm := strings.NewReplacer("_", "", "-", "")
 	ok := len(got) == len(want)
 	for i := 0; ok && i < len(got); i++ {
-		ok = strings.Contains(got[i], want[i])
+		ok = strings.Contains(strings.ToLower(norm.Replace(got[i])), norm.Replace(want[i]))
 	}
 	if !ok {
 		t.Errorf("the ledger holds %q, want entries with %q", got, want)
