@@ -49,6 +49,8 @@ type scenario struct {
 	present, absent []string
 	// output must appear in what the tool printed.
 	output []string
+	// then, when set, runs after the checks (a tool's way to recover).
+	then func(t *testing.T, db string)
 }
 
 // scenarios are what every tool runs; a tool's test adjusts them where
@@ -98,31 +100,41 @@ func runScenarios(t *testing.T, tl tool, scs []scenario) {
 				if strings.Contains(r.out, "pgguard:") {
 					t.Errorf("pgguard spoke up on safe migrations: %s", r)
 				}
-				return
+			} else {
+				checkRefusal(t, tl, sc, r)
 			}
-			if r.code == 0 {
-				t.Fatalf("the run succeeded, but pgguard must refuse it (%s): %s", sc.rule, r)
-			}
-			if !strings.Contains(r.out, "pgguard: "+sc.rule+":") {
-				t.Fatalf("the tool did not print pgguard's refusal by %s: %s", sc.rule, r)
-			}
-			if sc.rule == "create-index" {
-				// The message itself carries the fix.
-				if !strings.Contains(r.out, "Fix: run CREATE INDEX CONCURRENTLY") {
-					t.Errorf("the refusal's message does not carry the fix: %s", r)
-				}
-				if toolSenseWired && !strings.Contains(r.out, tl.idiom) {
-					t.Errorf("the refusal does not give the fix in %s's terms (%q): %s", tl.name, tl.idiom, r)
-				}
-			}
-			if tl.printsDetail && !strings.Contains(r.out, "Safe recipe:") {
-				t.Errorf("the tool did not print the safe recipe: %s", r)
+			if sc.then != nil && !t.Failed() {
+				sc.then(t, db)
 			}
 		})
 	}
 }
 
-// TestToolIdioms waits for the proxy.
+// checkRefusal checks a run that pgguard must have stopped.
+func checkRefusal(t *testing.T, tl tool, sc scenario, r result) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("the run succeeded, but pgguard must refuse it (%s): %s", sc.rule, r)
+	}
+	if !strings.Contains(r.out, "pgguard: "+sc.rule+":") {
+		t.Fatalf("the tool did not print pgguard's refusal by %s: %s", sc.rule, r)
+	}
+	if sc.rule == "create-index" {
+		// The message itself carries the fix.
+		if !strings.Contains(r.out, "Fix: run CREATE INDEX CONCURRENTLY") {
+			t.Errorf("the refusal's message does not carry the fix: %s", r)
+		}
+		if toolSenseWired && !strings.Contains(r.out, tl.idiom) {
+			t.Errorf("the refusal does not give the fix in %s's terms (%q): %s", tl.name, tl.idiom, r)
+		}
+	}
+	if tl.printsDetail && !strings.Contains(r.out, "Safe recipe:") {
+		t.Errorf("the tool did not print the safe recipe: %s", r)
+	}
+}
+
+// skipUntilToolSense skips a test that needs the proxy to tell the policy
+// which tool runs the session.
 func skipUntilToolSense(t *testing.T) {
 	t.Helper()
 	if !toolSenseWired {
