@@ -1,6 +1,10 @@
 package tools
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pgguard/pgguard/policy"
+)
 
 // Django (Debian's python3-django with psycopg2, run by Debian's python3):
 // each migration in a transaction of its own unless it says atomic = False.
@@ -16,6 +20,7 @@ func TestDjango(t *testing.T) {
 	project := need(t, "testdata/django", "the Django project", "testdata")
 	runScenarios(t, tool{
 		name:         "django",
+		sense:        policy.ToolDjango,
 		ledger:       "SELECT name FROM django_migrations WHERE app = 'shop' ORDER BY id",
 		idiom:        "AddIndexConcurrently",
 		printsDetail: true,

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"github.com/pgguard/pgguard/policy"
 	"path/filepath"
 	"testing"
 )
@@ -58,6 +59,7 @@ func TestGolangMigrate(t *testing.T) {
 	}
 	runScenarios(t, tool{
 		name:         "golang-migrate",
+		sense:        policy.ToolGolangMigrate,
 		ledger:       migrateLedger,
 		idiom:        "a migration file of its own",
 		printsDetail: true,

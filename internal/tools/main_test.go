@@ -34,7 +34,8 @@ const procTimeout = 60 * time.Second
 
 var (
 	pg        *pgtest.Server
-	proxyAddr string // host:port of pgguard in front of pg
+	proxyAddr string   // host:port of pgguard in front of pg
+	serverLog *os.File // the server's log: every statement (logPrefix)
 )
 
 func TestMain(m *testing.M) {
@@ -58,8 +59,25 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "skipping migration-tool tests:", err)
 		return m.Run() // every test skips through needPG
 	}
-	var err error
-	pg, err = pgtest.Start(pgtest.Options{})
+	logDir, err := os.MkdirTemp("", "pgguard-tools-log")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(logDir)
+	serverLog, err = os.Create(filepath.Join(logDir, "postgresql.log"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer serverLog.Close()
+	// Every statement the tools send, with its database and
+	// application_name, for the checks of what pgguard can tell about the
+	// tool behind a session (see sense_test.go).
+	pg, err = pgtest.Start(pgtest.Options{Log: serverLog, Settings: map[string]string{
+		"log_statement":   "all",
+		"log_line_prefix": "'" + logPrefix + "'",
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
 		return 1

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"github.com/pgguard/pgguard/policy"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -30,6 +31,7 @@ func TestKnex(t *testing.T) {
 	project := need(t, filepath.Join(nodeDir, "knex"), "the knex project", "testdata")
 	runScenarios(t, tool{
 		name:           "knex",
+		sense:          policy.ToolKnex,
 		ledger:         "SELECT name FROM knex_migrations ORDER BY id",
 		idiom:          "exports.config = { transaction: false }",
 		oneTransaction: true,
@@ -52,6 +54,7 @@ func TestNodePgMigrate(t *testing.T) {
 	scs := scenarios()
 	runScenarios(t, tool{
 		name:           "node-pg-migrate",
+		sense:          policy.ToolNodePgMigrate,
 		ledger:         "SELECT name FROM pgmigrations ORDER BY id",
 		idiom:          "pgm.noTransaction()",
 		oneTransaction: true,
@@ -73,6 +76,7 @@ func TestTypeORM(t *testing.T) {
 	scs := scenarios()
 	runScenarios(t, tool{
 		name:           "typeorm",
+		sense:          policy.ToolTypeORM,
 		ledger:         "SELECT name FROM migrations ORDER BY id",
 		idiom:          "transaction = false",
 		oneTransaction: true,

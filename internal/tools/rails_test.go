@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"github.com/pgguard/pgguard/policy"
 	"path/filepath"
 	"testing"
 )
@@ -19,6 +20,7 @@ func TestRails(t *testing.T) {
 	project := need(t, "testdata/rails", "the Rails project", "testdata")
 	runScenarios(t, tool{
 		name:         "rails",
+		sense:        policy.ToolRails,
 		ledger:       "SELECT version FROM schema_migrations ORDER BY version",
 		idiom:        "disable_ddl_transaction!",
 		printsDetail: true,

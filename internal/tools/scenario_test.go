@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // toolSenseWired says whether the proxy passes the session's migration tool
@@ -19,6 +20,8 @@ const toolSenseWired = false
 // one scenario's directory of migrations, on database db.
 type tool struct {
 	name string
+	// sense is the tool policy.ToolSense must recognise from what it sends.
+	sense policy.Tool
 	// ledger lists the migrations the tool recorded as applied, in order.
 	ledger string
 	// oneTransaction is true for tools that run all pending migrations in
@@ -102,6 +105,9 @@ func runScenarios(t *testing.T, tl tool, scs []scenario) {
 				}
 			} else {
 				checkRefusal(t, tl, sc, r)
+			}
+			if sc.name == "index-default" {
+				checkSense(t, db, tl.sense)
 			}
 			if sc.then != nil && !t.Failed() {
 				sc.then(t, db)
