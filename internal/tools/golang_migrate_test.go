@@ -70,3 +70,35 @@ func TestGolangMigrate(t *testing.T) {
 }
 
 const migrateLedger = "SELECT version || CASE WHEN dirty THEN ' dirty' ELSE '' END FROM schema_migrations"
+
+// advisoryWaitWired says whether the proxy lifts the session's short
+// lock_timeout while a statement waits for an advisory lock
+// (policy.WaitsForAdvisoryLock), as it does for CONCURRENTLY.
+const advisoryWaitWired = false
+
+// Two deploys' migrators started together: the second waits on
+// golang-migrate's pg_advisory_lock while the first runs a migration that
+// takes longer than pgguard's lock_timeout, then finds nothing left to do.
+// Directly, both finish; the advisory lock blocks nobody's reads or writes.
+func TestGolangMigrateTwoRunsTogether(t *testing.T) {
+	if !advisoryWaitWired {
+		t.Skip("needs the proxy to lift lock_timeout while a statement waits for an advisory lock (policy.WaitsForAdvisoryLock; advisoryWaitWired)")
+	}
+	t.Parallel()
+	needPG(t)
+	bin := need(t, migrateBin, "golang-migrate", migrateInstall)
+	dir := need(t, "testdata/golang-migrate/concurrent", "the golang-migrate project", "testdata")
+	db := database(t, "golang-migrate")
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			results <- runTool(t, dir, baseEnv(), bin, "-path", ".", "-database", url(db), "up")
+		}()
+	}
+	for i := 0; i < 2; i++ {
+		if r := <-results; r.code != 0 {
+			t.Errorf("a migrator failed: %s", r)
+		}
+	}
+	checkLedger(t, direct(t, db), migrateLedger, []string{"2"})
+}
