@@ -50,7 +50,6 @@ var ledgers = []ledger{
 	{"SequelizeMeta", ToolSequelize},
 	{"knex_migrations", ToolKnex},
 	{"knex_migrations_lock", ToolKnex},
-	{"migrations", ToolTypeORM},
 	{"pgmigrations", ToolNodePgMigrate},
 	{"schema_migrations", ToolGolangMigrate}, // or Rails
 	{"ar_internal_metadata", ToolRails},
@@ -59,6 +58,10 @@ var ledgers = []ledger{
 	{"databasechangelog", ToolLiquibase},
 	{"databasechangeloglock", ToolLiquibase},
 	{"_prisma_migrations", ToolPrisma},
+	// Last: the most common word. ToolSense takes it only quoted, as
+	// TypeORM always writes it ("migrations", 'migrations'), so that a
+	// comment about migrations names no tool.
+	{"migrations", ToolTypeORM},
 }
 
 // IsLedgerTable reports whether t is, by its name, the ledger table of a
@@ -90,7 +93,8 @@ func ToolFromApplicationName(name string) Tool {
 	switch {
 	case containsFold(name, "pg-migrate"), containsFold(name, "pgmigrate"):
 		return ToolNodePgMigrate
-	case containsFold(name, "activerecord"):
+	case containsFold(name, "activerecord"), name == "rake", name == "bin/rails", name == "bin/rake":
+		// ruby-pg sends the program's name: rails db:migrate or rake db:migrate.
 		return ToolRails
 	}
 	return ToolUnknown
@@ -126,7 +130,11 @@ func (s *ToolSense) Observe(text string) {
 		return
 	}
 	for _, l := range ledgers {
-		if !containsName(text, l.name) {
+		if l.tool == ToolTypeORM {
+			if !containsFold(text, `"migrations"`) && !containsFold(text, `'migrations'`) {
+				continue
+			}
+		} else if !containsName(text, l.name) {
 			continue
 		}
 		t := l.tool

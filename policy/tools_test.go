@@ -24,7 +24,9 @@ func TestToolSense(t *testing.T) {
 		{ToolFlyway, []string{`SELECT "installed_rank","version" FROM "public"."flyway_schema_history" WHERE "installed_rank" > $1`}},
 		{ToolLiquibase, []string{`SELECT COUNT(*) FROM public.databasechangeloglock`}},
 		{ToolPrisma, []string{`SELECT id, checksum FROM "_prisma_migrations" ORDER BY started_at ASC`}},
-		{ToolUnknown, []string{`SELECT * FROM knex_migrations_archive`, `SELECT 'my_migrations'`, `CREATE TABLE data_migrations (id int)`}},
+		{ToolPrisma, []string{"-- what prisma sends before the migrations\nCREATE TABLE IF NOT EXISTS \"_prisma_migrations\" (id text)"}},
+		{ToolUnknown, []string{`SELECT * FROM knex_migrations_archive`, `SELECT 'my_migrations'`, `CREATE TABLE data_migrations (id int)`,
+			"-- run the migrations first\nCREATE TABLE t (id int)", `COMMENT ON TABLE t IS 'tracks migrations'`}},
 	}
 	for _, c := range cases {
 		var s ToolSense
