@@ -112,3 +112,33 @@ func ledgerOf(tool Tool) string {
 	}
 	return ""
 }
+
+// The ledger INSERTs the tools send (internal/tools' server logs).
+func TestRecordsMigration(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		sql  string
+		want LedgerRecord
+	}{
+		{`INSERT INTO "SequelizeMeta" ("name") VALUES ($1) RETURNING "name";`, LedgerRecord{Tool: ToolSequelize, Param: 1}},
+		{`insert into "knex_migrations" ("batch", "migration_time", "name") values ($1, $2, $3)`, LedgerRecord{Tool: ToolKnex, Param: 3}},
+		{`INSERT INTO "migrations"("timestamp", "name") VALUES ($1, $2)`, LedgerRecord{Tool: ToolTypeORM, Param: 2}},
+		{`INSERT INTO "public"."pgmigrations" (name, run_on) VALUES ('1767225600001_create_payees', NOW());`, LedgerRecord{Tool: ToolNodePgMigrate, Name: "1767225600001_create_payees"}},
+		{`INSERT INTO "public"."schema_migrations" (version, dirty) VALUES ($1, $2)`, LedgerRecord{Tool: ToolGolangMigrate, Param: 1}},
+		{`INSERT INTO "schema_migrations" ("version") VALUES ($1) RETURNING "version"`, LedgerRecord{Tool: ToolRails, Param: 1}},
+		{`INSERT INTO "django_migrations" ("app", "name", "applied") VALUES ('shop', '0001_create_payees', '2026-11-30T10:00:00+00:00'::timestamptz) RETURNING "django_migrations"."id"`, LedgerRecord{Tool: ToolDjango, Name: "0001_create_payees"}},
+		{`INSERT INTO "public"."flyway_schema_history" ("installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "execution_time", "success") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, LedgerRecord{Tool: ToolFlyway, Param: 5}},
+		{`INSERT INTO public.databasechangelog (ID, AUTHOR, FILENAME) VALUES ('2', 'app', 'db/changelog.sql')`, LedgerRecord{Tool: ToolLiquibase, Name: "2"}},
+	} {
+		got, ok := RecordsMigration(c.sql)
+		if !ok || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v", c.sql, got, ok, c.want)
+		}
+	}
+	for _, sql := range []string{`INSERT INTO payees (name) VALUES ('x')`, `UPDATE knex_migrations_lock SET is_locked = 1`,
+		`SELECT name FROM "SequelizeMeta"`, `INSERT INTO knex_migrations_lock (is_locked) VALUES (0)`} {
+		if got, ok := RecordsMigration(sql); ok {
+			t.Errorf("%s: %+v, want no record", sql, got)
+		}
+	}
+}
