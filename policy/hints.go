@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 
@@ -205,4 +206,24 @@ func (l *lexer) nextCode() (token, *lexer) {
 		t = l.next()
 	}
 	return t, l
+}
+
+// AlreadyCommittedDetail is the sentence a refusal's detail ends with when
+// the refused statement belongs to a migration that runs without a
+// transaction (sequelize-cli) and earlier statements of that migration
+// have already committed: the user must undo them, or make them
+// re-runnable, before running the migration again. statements are those
+// earlier statements as the client sent them, oldest first; the proxy
+// keeps them per session from the last ledger record (RecordsMigration)
+// on, in autocommit. "" when there are none.
+func AlreadyCommittedDetail(statements []string) string {
+	if len(statements) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("Already committed by this migration before it was refused, and not undone (the tool ran it without a transaction); undo them or make them re-runnable before running it again:")
+	for i, s := range statements {
+		b.WriteString("\n  " + strconv.Itoa(i+1) + ". " + strings.TrimRight(strings.TrimSpace(stripLeadingComments(s)), ";") + ";")
+	}
+	return b.String()
 }

@@ -142,3 +142,16 @@ func TestRecordsMigration(t *testing.T) {
 		}
 	}
 }
+
+func TestAlreadyCommittedDetail(t *testing.T) {
+	t.Parallel()
+	if got := AlreadyCommittedDetail(nil); got != "" {
+		t.Errorf("no statements: %q", got)
+	}
+	got := AlreadyCommittedDetail([]string{`ALTER TABLE "Accounts" ADD COLUMN "nickname" TEXT;`, "-- sequelize\nCREATE TABLE t (id int)"})
+	want := "Already committed by this migration before it was refused, and not undone (the tool ran it without a transaction); undo them or make them re-runnable before running it again:\n" +
+		"  1. ALTER TABLE \"Accounts\" ADD COLUMN \"nickname\" TEXT;\n  2. CREATE TABLE t (id int);"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
