@@ -34,6 +34,11 @@ type Context struct {
 	// Catalog answers questions about existing objects. Nil means unknown:
 	// existing tables are then assumed to be large.
 	Catalog Catalog
+	// Tool is the migration tool behind the session, as far as the proxy
+	// knows it (ToolSense over the session's statements, else
+	// ToolFromApplicationName); refusals give their fix in its terms.
+	// ToolUnknown gives plain SQL.
+	Tool Tool
 	// Profile, when set, names the rules.yaml profile to apply instead of
 	// the first one that matches (proxy.targets[].profile).
 	Profile string

@@ -50,6 +50,8 @@ func fixtureContext(t testing.TB, text string) *Context {
 				sc.ServerVersion = v * 10000
 			case "user":
 				sc.User = val
+			case "tool":
+				sc.Tool = Tool(val)
 			case "created":
 				created = append(created, ParseTableName(val))
 			case "small":

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 
@@ -11,10 +12,98 @@ import (
 // Shared wording and SQL builders for rules' messages and hints.
 
 // OutsideTransactionHint is the comment that precedes a recipe statement
-// that must run on its own, outside any transaction block.
+// that must run on its own, outside any transaction block, when the
+// migration tool is not known (plain SQL). OutsideTransactionHintFor says
+// it in a known tool's terms.
 const OutsideTransactionHint = "-- run this on its own, outside any transaction block and as the only statement of its query\n" +
-	"-- (sequelize: queryInterface.sequelize.query(sql, { transaction: null }) in a migration that is not wrapped in a transaction;\n" +
-	"-- Flyway: a migration of its own with executeInTransaction=false; psql: not inside BEGIN, nor with -1/--single-transaction):"
+	"-- (psql: not inside BEGIN, nor with -1/--single-transaction; a migration tool: a migration of its own\n" +
+	"-- that the tool runs without a transaction):"
+
+// toolIdiom is how a migration tool runs a statement outside a
+// transaction: fix is the one sentence that goes in the refusal's message
+// (knex prints nothing else), hint the comment lines before the recipe.
+type toolIdiom struct {
+	fix, hint string
+}
+
+var toolIdioms = map[Tool]toolIdiom{
+	ToolSequelize: {
+		fix: "in sequelize, run it in a migration that is not wrapped in a transaction, with queryInterface.sequelize.query(sql, { transaction: null })",
+		hint: "-- sequelize: in a migration that is not wrapped in a transaction (no sequelize.transaction(...) around it):\n" +
+			"--   await queryInterface.sequelize.query(`<the statement below>`, { transaction: null });",
+	},
+	ToolKnex: {
+		fix: "in knex, put it in a migration file of its own with exports.config = { transaction: false }",
+		hint: "-- knex: a migration file of its own that runs without a transaction:\n" +
+			"--   exports.config = { transaction: false };\n" +
+			"--   exports.up = (knex) => knex.raw(`<the statement below>`);",
+	},
+	ToolTypeORM: {
+		fix: "in TypeORM, put it in a migration of its own with transaction = false and run typeorm migration:run -t each",
+		hint: "-- TypeORM: a migration of its own with the class property  transaction = false,\n" +
+			"--   whose up() runs  await queryRunner.query(`<the statement below>`);\n" +
+			"-- run with  typeorm migration:run -t each  (in the default mode \"all\" TypeORM refuses such a migration)",
+	},
+	ToolNodePgMigrate: {
+		fix: "in node-pg-migrate, put it in a migration of its own that calls pgm.noTransaction()",
+		hint: "-- node-pg-migrate: a migration of its own that starts with  pgm.noTransaction();\n" +
+			"--   then  pgm.createIndex(table, columns, { concurrently: true })  or  pgm.sql(`<the statement below>`)",
+	},
+	ToolGolangMigrate: {
+		fix: "in golang-migrate, put it alone in a migration file of its own, without BEGIN/COMMIT",
+		hint: "-- golang-migrate: a migration file of its own (NNN_name.up.sql) holding only the statement below,\n" +
+			"-- without BEGIN/COMMIT (golang-migrate sends a file as one query: with other statements it runs in a transaction)",
+	},
+	ToolDjango: {
+		fix: "in Django, use a migration of its own with atomic = False and AddIndexConcurrently",
+		hint: "-- Django: a migration of its own with  atomic = False  and the operation\n" +
+			"--   AddIndexConcurrently(model_name, models.Index(fields=[...], name=...))  (django.contrib.postgres.operations),\n" +
+			"--   or  migrations.RunSQL(\"<the statement below>\")",
+	},
+	ToolRails: {
+		fix: "in Rails, use a migration of its own with disable_ddl_transaction! and algorithm: :concurrently",
+		hint: "-- Rails: a migration of its own that calls  disable_ddl_transaction!  and\n" +
+			"--   add_index :table, :column, algorithm: :concurrently   (or execute \"<the statement below>\")",
+	},
+	ToolFlyway: {
+		fix: "in Flyway, put it alone in a versioned migration of its own (or set executeInTransaction=false in its .sql.conf)",
+		hint: "-- Flyway: a versioned migration of its own holding only the statement below (Flyway runs CREATE INDEX\n" +
+			"-- CONCURRENTLY outside a transaction by itself), or executeInTransaction=false in its script\n" +
+			"-- configuration file V<version>__<name>.sql.conf:",
+	},
+	ToolLiquibase: {
+		fix: "in Liquibase, put it in a changeset of its own with runInTransaction:false",
+		hint: "-- Liquibase: a changeset of its own marked non-transactional\n" +
+			"--   (formatted SQL: --changeset author:id runInTransaction:false; XML/YAML: runInTransaction=\"false\"):",
+	},
+	ToolPrisma: {
+		fix: "in Prisma, put it alone in a migration of its own (prisma/migrations/<name>/migration.sql)",
+		hint: "-- Prisma: a migration of its own whose migration.sql holds only the statement below\n" +
+			"-- (Prisma sends a migration.sql as one query: with other statements it runs in a transaction):",
+	},
+}
+
+// OutsideTransactionHintFor is OutsideTransactionHint in the terms of a
+// migration tool; plain SQL's for ToolUnknown.
+func OutsideTransactionHintFor(tool Tool) string {
+	if i, ok := toolIdioms[tool]; ok {
+		return i.hint
+	}
+	return OutsideTransactionHint
+}
+
+// OutsideTransactionFix is the sentence a refusal's message ends with
+// when the fix is to run what (e.g. "CREATE INDEX CONCURRENTLY ON orders")
+// outside a transaction: in the tool's terms, or plain.
+func OutsideTransactionFix(tool Tool, what string) string {
+	if i, ok := toolIdioms[tool]; ok {
+		return "Fix: run " + what + " outside a transaction: " + i.fix + "."
+	}
+	return "Fix: run " + what + " alone, outside any transaction (a migration of its own that your tool runs without a transaction)."
+}
+
+// OutsideTransaction is OutsideTransactionHintFor the session's tool.
+func (c *Check) OutsideTransaction() string { return OutsideTransactionHintFor(c.Session.Tool) }
 
 // BatchUpdateSQL is one batch of a backfill that needs no key column:
 // run it again until it updates 0 rows.
@@ -117,4 +206,24 @@ func (l *lexer) nextCode() (token, *lexer) {
 		t = l.next()
 	}
 	return t, l
+}
+
+// AlreadyCommittedDetail is the sentence a refusal's detail ends with when
+// the refused statement belongs to a migration that runs without a
+// transaction (sequelize-cli) and earlier statements of that migration
+// have already committed: the user must undo them, or make them
+// re-runnable, before running the migration again. statements are those
+// earlier statements as the client sent them, oldest first; the proxy
+// keeps them per session from the last ledger record (RecordsMigration)
+// on, in autocommit. "" when there are none.
+func AlreadyCommittedDetail(statements []string) string {
+	if len(statements) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("Already committed by this migration before it was refused, and not undone (the tool ran it without a transaction); undo them or make them re-runnable before running it again:")
+	for i, s := range statements {
+		b.WriteString("\n  " + strconv.Itoa(i+1) + ". " + strings.TrimRight(strings.TrimSpace(stripLeadingComments(s)), ";") + ";")
+	}
+	return b.String()
 }

@@ -54,9 +54,10 @@ func checkConcurrentlyInTransaction(c *Check, n *pg_query.Node) {
 		where = "together with other statements in one query (an implicit transaction)"
 	}
 	c.Report(Report{
-		Table:   t,
-		Lock:    LockShareUpdateExclusive,
-		Message: what + " cannot run " + where + ": PostgreSQL would fail with \"cannot run inside a transaction block\" and abort the migration.",
-		Hint:    OutsideTransactionHint + "\n" + c.SQL() + ";",
+		Table: t,
+		Lock:  LockShareUpdateExclusive,
+		Message: what + " cannot run " + where + ": PostgreSQL would fail with \"cannot run inside a transaction block\" and abort the migration. " +
+			OutsideTransactionFix(c.Session.Tool, what),
+		Hint: c.OutsideTransaction() + "\n" + c.SQL() + ";",
 	})
 }

@@ -38,7 +38,7 @@ func checkCreateIndex(c *Check, n *pg_query.Node) {
 		Table:   t,
 		Lock:    LockShare,
 		Message: fmt.Sprintf("%s on %s holds a SHARE lock that blocks every INSERT, UPDATE and DELETE on the table until the whole index is built.", what, t),
-		Hint:    OutsideTransactionHint + "\n" + recipe + ";",
+		Hint:    c.OutsideTransaction() + "\n" + recipe + ";",
 	}
 	partitioned, _ := c.Partitioned(t)
 	var why string
@@ -61,6 +61,10 @@ func checkCreateIndex(c *Check, n *pg_query.Node) {
 		r.Detail = "CREATE INDEX CONCURRENTLY builds the same index holding only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on."
 	} else if why != "" {
 		r.Detail = "pgguard cannot run it as CREATE INDEX CONCURRENTLY because " + why + "."
+		if !partitioned {
+			// Some tools (knex) print only the message: the fix goes there.
+			r.Message += " " + OutsideTransactionFix(c.Session.Tool, what+" CONCURRENTLY")
+		}
 	}
 	c.Report(r)
 }

@@ -57,7 +57,7 @@ func checkDetachPartition(c *Check, n *pg_query.Node) {
 		Lock:    LockAccessExclusive,
 		Message: fmt.Sprintf("DETACH PARTITION %s takes an ACCESS EXCLUSIVE lock on %s and the partition: the detach is quick, but while it waits for running queries to finish every other query on the table queues behind it.", part, t),
 		Detail:  "DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+) holds only SHARE UPDATE EXCLUSIVE on the parent while it waits; it fails when the table has a DEFAULT partition.",
-		Hint:    OutsideTransactionHint + "\n" + withSemicolon(appendToCode(c.SQL(), " CONCURRENTLY")),
+		Hint:    c.OutsideTransaction() + "\n" + withSemicolon(appendToCode(c.SQL(), " CONCURRENTLY")),
 		Rewrite: rewrite,
 	})
 }

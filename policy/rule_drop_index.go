@@ -45,7 +45,7 @@ func checkDropIndex(c *Check, n *pg_query.Node) {
 		Lock:    LockAccessExclusive,
 		Message: fmt.Sprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table: the drop is quick, but while it waits for running queries to finish every other query on the table queues behind it.", idx),
 		Detail:  "DROP INDEX CONCURRENTLY waits for those queries without blocking anyone, holding only SHARE UPDATE EXCLUSIVE.",
-		Hint:    OutsideTransactionHint + "\n" + withSemicolon(insertAfterWord(c.SQL(), " CONCURRENTLY", "index")),
+		Hint:    c.OutsideTransaction() + "\n" + withSemicolon(insertAfterWord(c.SQL(), " CONCURRENTLY", "index")),
 		Rewrite: rewrite,
 	})
 }

@@ -34,6 +34,6 @@ func checkInvalidIndex(c *Check, n *pg_query.Node) {
 		Lock:    LockShareUpdateExclusive,
 		Message: fmt.Sprintf("An INVALID index %s already exists on the server (left by a failed or cancelled CREATE INDEX CONCURRENTLY), so IF NOT EXISTS would skip the build and leave %s without a usable index.", idx, t),
 		Detail:  "An invalid index is not used by queries but is still updated by every write.",
-		Hint:    OutsideTransactionHint + fmt.Sprintf("\nDROP INDEX CONCURRENTLY IF EXISTS %s;\n%s;", idx, c.SQL()),
+		Hint:    c.OutsideTransaction() + fmt.Sprintf("\nDROP INDEX CONCURRENTLY IF EXISTS %s;\n%s;", idx, c.SQL()),
 	})
 }

@@ -73,7 +73,7 @@ func checkRefreshMatView(c *Check, n *pg_query.Node) {
 			r.Detail = fmt.Sprintf("pgguard cannot tell whether %s has the unique index that REFRESH ... CONCURRENTLY needs.", t)
 		}
 		r.Hint = "-- once: a unique index on plain columns of the view (no expression, no WHERE), built without blocking reads\n" +
-			OutsideTransactionHint + "\n" +
+			c.OutsideTransaction() + "\n" +
 			"CREATE UNIQUE INDEX CONCURRENTLY " + QuoteIdent(t.Name+"_key") + " ON " + t.String() + " (<columns that identify a row>);\n" +
 			"-- then refresh without blocking reads (it takes EXCLUSIVE, which blocks only other refreshes and DDL):\n" + recipe
 	case populatedKnown && !populated:

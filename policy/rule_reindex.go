@@ -70,7 +70,7 @@ func checkReindex(c *Check, n *pg_query.Node) {
 	default:
 		why = rewriteBlocker(c)
 	}
-	r.Hint = OutsideTransactionHint + "\n" + withSemicolon(recipe)
+	r.Hint = c.OutsideTransaction() + "\n" + withSemicolon(recipe)
 	if why == "" && concurrent != "" {
 		r.Rewrite = concurrent
 		r.Detail = "REINDEX CONCURRENTLY rebuilds the same indexes holding only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on."

@@ -28,7 +28,7 @@ func checkTruncate(c *Check, n *pg_query.Node) {
 	}
 	for _, rel := range s.Relations {
 		t := TableOf(rel.GetRangeVar())
-		if t.Name == "" || c.Created(t) {
+		if t.Name == "" || c.Created(t) || c.smallLedger(t) {
 			continue
 		}
 		r := Report{
@@ -49,3 +49,37 @@ func checkTruncate(c *Check, n *pg_query.Node) {
 		c.Report(r)
 	}
 }
+
+// smallLedger reports whether t is a migration tool's ledger table
+// (IsLedgerTable) that the catalog does not report as large: golang-migrate
+// records every version with TRUNCATE schema_migrations and an INSERT, and
+// nobody can annotate a tool's own statement. A ledger holds a row per
+// migration, so one the catalog cannot size is taken as small; a table of
+// a ledger's name that the catalog reports at ledgerMaxRows rows or
+// ledgerMaxBytes or more is someone's data and judged as any other.
+//
+// Other tables are judged whatever their size: TRUNCATE's harm is the
+// rows it deletes for good and the code that still reads them, which a
+// small table (a list of currencies) suffers as much as a big one, and
+// the planner's estimates cannot tell an empty table from one not yet
+// analyzed.
+func (c *Check) smallLedger(t Table) bool {
+	if _, ok := IsLedgerTable(t); !ok {
+		return false
+	}
+	if c.Session.Catalog == nil {
+		return true
+	}
+	size, ok := c.Session.Catalog.TableSize(c.Ctx, t.String())
+	if !ok {
+		return true
+	}
+	return size.Rows < ledgerMaxRows && size.Bytes < ledgerMaxBytes
+}
+
+// A ledger has a row per migration: even a project with years of
+// migrations stays far below these.
+const (
+	ledgerMaxRows  = 10000
+	ledgerMaxBytes = 10 << 20
+)

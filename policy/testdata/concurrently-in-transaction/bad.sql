@@ -18,3 +18,6 @@ BEGIN
   CREATE INDEX CONCURRENTLY orders_status_idx ON orders (status);
 END
 $$;
+
+-- context: in-transaction tool=knex
+CREATE INDEX CONCURRENTLY big_account_idx ON big (account);

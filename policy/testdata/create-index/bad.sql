@@ -33,3 +33,25 @@ CREATE INDEX orders_note_idx ON orders (note);
 -- context: user=fixture_admin
 -- pgguard:allow create-index reason="maintenance window 2024-05-01"
 CREATE INDEX orders_note_idx ON orders (note);
+
+-- the fix in the terms of the migration tool behind the session (Context.Tool)
+-- context: in-transaction tool=sequelize
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=knex
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=typeorm
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=node-pg-migrate
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=golang-migrate
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=django
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=rails
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=flyway
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=liquibase
+CREATE INDEX big_account_idx ON big (account);
+-- context: in-transaction tool=prisma
+CREATE INDEX big_account_idx ON big (account);

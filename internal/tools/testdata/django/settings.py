@@ -1,0 +1,21 @@
+# Django settings of a project that reads its connection from DATABASE_URL;
+# SCENARIO picks the migrations of the test's scenario (shop/scenarios/<name>).
+import os
+from urllib.parse import urlparse
+
+_url = urlparse(os.environ["DATABASE_URL"])
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path[1:],
+        "USER": _url.username,
+        "PASSWORD": _url.password,
+        "HOST": _url.hostname,
+        "PORT": _url.port,
+    }
+}
+INSTALLED_APPS = ["shop"]
+MIGRATION_MODULES = {"shop": "shop.scenarios." + os.environ["SCENARIO"].replace("-", "_")}
+SECRET_KEY = "pgguard-tools-test"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+# The models live in each scenario's migrations (shop/scenarios/).

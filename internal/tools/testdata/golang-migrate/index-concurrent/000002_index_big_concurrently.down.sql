@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS big_account_cidx;

@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY big_account_cidx ON big (account);

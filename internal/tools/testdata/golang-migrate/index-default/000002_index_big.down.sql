@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS big_account_idx;

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS big_account_idx;
+ALTER TABLE payees DROP COLUMN IF EXISTS note;

@@ -1,0 +1,1 @@
+ALTER TABLE big DROP COLUMN IF EXISTS nickname;

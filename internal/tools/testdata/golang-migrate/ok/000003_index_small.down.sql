@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS small_v_idx;

@@ -1,0 +1,1 @@
+CREATE INDEX small_v_idx ON small (v);

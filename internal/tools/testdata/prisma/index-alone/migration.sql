@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "big_account_idx" ON "big"("account");

@@ -1,0 +1,222 @@
+package policy
+
+// Migration tools: which tool runs a session, recognised from the ledger
+// tables it reads and writes and from application_name, so that refusals
+// give the fix in that tool's own terms and a tool's bookkeeping on its
+// ledger is not mistaken for an application's data.
+//
+// What each tool sends as application_name by default (checked against
+// each tool's own runs through pgguard in internal/tools): sequelize-cli,
+// knex, TypeORM, node-pg-migrate (node-postgres), golang-migrate (lib/pq),
+// Django (psycopg2) and Rails (ruby-pg) send none; pgjdbc, which Flyway and
+// Liquibase use, sends "PostgreSQL JDBC Driver" for both. The ledger is
+// therefore the main signal; application_name only helps when a user sets
+// it to the tool's name.
+
+// Tool is a migration tool pgguard recognises; the zero Tool is unknown.
+type Tool string
+
+// The migration tools pgguard knows.
+const (
+	ToolUnknown       Tool = ""
+	ToolSequelize     Tool = "sequelize"
+	ToolKnex          Tool = "knex"
+	ToolTypeORM       Tool = "typeorm"
+	ToolNodePgMigrate Tool = "node-pg-migrate"
+	ToolGolangMigrate Tool = "golang-migrate"
+	ToolDjango        Tool = "django"
+	ToolRails         Tool = "rails"
+	ToolFlyway        Tool = "flyway"
+	ToolLiquibase     Tool = "liquibase"
+	ToolPrisma        Tool = "prisma"
+)
+
+// Tools lists the known tools, in the order docs and tests use.
+var Tools = []Tool{ToolSequelize, ToolKnex, ToolTypeORM, ToolNodePgMigrate, ToolGolangMigrate,
+	ToolDjango, ToolRails, ToolFlyway, ToolLiquibase, ToolPrisma}
+
+// ledger is a table a migration tool keeps its bookkeeping in, under its
+// default name. Names compare as PostgreSQL stores them (SequelizeMeta is
+// created quoted, the others in lower case).
+type ledger struct {
+	name string
+	tool Tool
+}
+
+// ledgers are the default ledger tables. schema_migrations belongs to both
+// golang-migrate and Rails: ToolSense tells them apart by golang-migrate's
+// "dirty" column and Rails' ar_internal_metadata.
+var ledgers = []ledger{
+	{"SequelizeMeta", ToolSequelize},
+	{"knex_migrations", ToolKnex},
+	{"knex_migrations_lock", ToolKnex},
+	{"pgmigrations", ToolNodePgMigrate},
+	{"schema_migrations", ToolGolangMigrate}, // or Rails
+	{"ar_internal_metadata", ToolRails},
+	{"django_migrations", ToolDjango},
+	{"flyway_schema_history", ToolFlyway},
+	{"databasechangelog", ToolLiquibase},
+	{"databasechangeloglock", ToolLiquibase},
+	{"_prisma_migrations", ToolPrisma},
+	// Last: the most common word. ToolSense takes it only quoted, as
+	// TypeORM always writes it ("migrations", 'migrations'), so that a
+	// comment about migrations names no tool.
+	{"migrations", ToolTypeORM},
+}
+
+// IsLedgerTable reports whether t is, by its name, the ledger table of a
+// migration tool, and whose (for schema_migrations: golang-migrate, which
+// Rails shares the name with). The schema is not looked at: tools can be
+// told to keep their ledger in any schema.
+func IsLedgerTable(t Table) (Tool, bool) {
+	for _, l := range ledgers {
+		if t.Name == l.name {
+			return l.tool, true
+		}
+	}
+	return ToolUnknown, false
+}
+
+// ToolFromApplicationName recognises a tool whose name the session's
+// application_name contains ("knex", "my-app django migrate"), ignoring
+// case; ToolUnknown otherwise. pgjdbc's default "PostgreSQL JDBC Driver"
+// says nothing about Flyway or Liquibase.
+func ToolFromApplicationName(name string) Tool {
+	if name == "" {
+		return ToolUnknown
+	}
+	for _, t := range Tools {
+		if containsFold(name, string(t)) {
+			return t
+		}
+	}
+	switch {
+	case containsFold(name, "pg-migrate"), containsFold(name, "pgmigrate"):
+		return ToolNodePgMigrate
+	case containsFold(name, "activerecord"), name == "rake", name == "bin/rails", name == "bin/rake":
+		// ruby-pg sends the program's name: rails db:migrate or rake db:migrate.
+		return ToolRails
+	}
+	return ToolUnknown
+}
+
+// ToolSenseStatements is how many statements of a session ToolSense looks
+// at: every tool reads its ledger before it runs its first migration.
+const ToolSenseStatements = 64
+
+// ToolSense works out which migration tool drives a session from the
+// statements it sends. The proxy keeps one per session and calls Observe
+// with each statement's text (any statement: ledger reads are plain
+// SELECTs) before it judges it; Tool goes into Context.Tool. The zero
+// value is ready to use. Observe does not allocate, keeps no reference to
+// the text, and stops looking after ToolSenseStatements statements or once
+// the tool is certain. A ToolSense is not safe for concurrent use.
+type ToolSense struct {
+	tool    Tool
+	certain bool
+	seen    int
+}
+
+// Observe looks at one statement's text for a ledger table.
+func (s *ToolSense) Observe(text string) {
+	if s.certain || s.seen >= ToolSenseStatements {
+		return
+	}
+	s.seen++
+	// Every default ledger name but three contains "migrations".
+	if !containsFold(text, "migrations") && !containsFold(text, "sequelizemeta") &&
+		!containsFold(text, "databasechangelog") && !containsFold(text, "flyway_schema_history") &&
+		!containsFold(text, "ar_internal_metadata") {
+		return
+	}
+	for _, l := range ledgers {
+		if l.tool == ToolTypeORM {
+			if !containsFold(text, `"migrations"`) && !containsFold(text, `'migrations'`) {
+				continue
+			}
+		} else if !containsName(text, l.name) {
+			continue
+		}
+		t := l.tool
+		if l.name == "schema_migrations" {
+			// golang-migrate reads "version, dirty" before anything else;
+			// Rails never mentions a dirty column.
+			if !containsFold(text, "dirty") {
+				if s.tool == ToolUnknown {
+					s.tool = ToolRails // provisional
+				}
+				continue
+			}
+		}
+		s.tool, s.certain = t, true
+		return
+	}
+}
+
+// Tool returns the tool recognised so far (ToolUnknown when none).
+func (s *ToolSense) Tool() Tool { return s.tool }
+
+// containsName reports whether text contains name as a whole identifier
+// (not as part of a longer one), ignoring ASCII case: "migrations" is in
+// `FROM "migrations"` but not in `FROM knex_migrations`.
+func containsName(text, name string) bool {
+	for i := 0; i+len(name) <= len(text); i++ {
+		if i > 0 && isIdentByte(text[i-1]) {
+			continue
+		}
+		j := 0
+		for j < len(name) && lower(text[i+j]) == lower(name[j]) {
+			j++
+		}
+		if j == len(name) && (i+j == len(text) || !isIdentByte(text[i+j])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80
+}
+
+// WaitsForAdvisoryLock reports whether a statement waits for a
+// session-level or transaction-level advisory lock
+// (pg_advisory_lock, pg_advisory_xact_lock and their _shared forms, not the
+// pg_try_ forms, which never wait). golang-migrate, node-pg-migrate in its
+// wait mode, Prisma and Flyway serialise concurrent runs this way. An
+// advisory lock blocks no one's reads or writes, so the session's short
+// lock_timeout must not cut the wait: the proxy lifts it around such a
+// statement as it does for CONCURRENTLY, so that a second migrator waits
+// for the first as it would on a direct connection.
+func WaitsForAdvisoryLock(text string) bool {
+	if !containsFold(text, "pg_advisory_") {
+		return false
+	}
+	for i := 0; i+len("pg_advisory_") <= len(text); i++ {
+		if i > 0 && isIdentByte(text[i-1]) {
+			continue // pg_try_advisory_lock
+		}
+		if !hasPrefixFold(text[i:], "pg_advisory_") {
+			continue
+		}
+		rest := text[i+len("pg_advisory_"):]
+		if hasPrefixFold(rest, "lock") || hasPrefixFold(rest, "xact_lock") {
+			if !hasPrefixFold(rest, "unlock") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lower(s[i]) != lower(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
