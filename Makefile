@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 # The container image `make image` builds (see Dockerfile; needs Docker).
 IMAGE   ?= ghcr.io/pgguard/pgguard
 
-.PHONY: all build image demo test vet fmt-check bench clean npm-deps fuzz-wire
+.PHONY: all build image demo test vet fmt-check bench clean npm-deps tools-deps fuzz-wire
 
 all: build
 
@@ -38,7 +38,7 @@ bench: build
 # real clients, the differential wire tests) with the race detector. Go
 # benchmarks run once each so they keep working. Everything is built once,
 # in race mode; go test prints each package as it finishes.
-test: fmt-check vet npm-deps
+test: fmt-check vet npm-deps tools-deps
 	@echo "== compiling in race mode (a few minutes on a fresh machine: pg_query's C parser) =="
 	$(GO) build -race ./...
 	@echo "== tests (each package prints one line when it is done) =="
@@ -60,6 +60,20 @@ E2E_NODE := internal/e2e/testdata/sequelize
 npm-deps: $(E2E_NODE)/node_modules/.package-lock.json
 $(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE)/package-lock.json
 	npm ci --prefix $(E2E_NODE) --no-audit --no-fund
+
+# knex, node-pg-migrate and TypeORM for the migration-tool tests (internal/tools).
+TOOLS_NODE := internal/tools/testdata/node
+npm-deps: $(TOOLS_NODE)/node_modules/.package-lock.json
+$(TOOLS_NODE)/node_modules/.package-lock.json: $(TOOLS_NODE)/package.json $(TOOLS_NODE)/package-lock.json
+	npm ci --prefix $(TOOLS_NODE) --no-audit --no-fund
+
+# golang-migrate's CLI with its postgres driver for internal/tools, from the
+# Go module proxy (a minute to build the first time).
+MIGRATE_VERSION := v4.18.3
+MIGRATE_BIN     := internal/tools/testdata/bin/migrate
+tools-deps: $(MIGRATE_BIN)
+$(MIGRATE_BIN):
+	GOBIN=$(CURDIR)/$(dir $(MIGRATE_BIN)) $(GO) install -tags postgres github.com/golang-migrate/migrate/v4/cmd/migrate@$(MIGRATE_VERSION)
 
 # node-postgres for the real-driver tests (internal/drivers).
 DRIVERS_NODE := internal/drivers/testdata/node

@@ -14,7 +14,9 @@ import (
 
 // A CONCURRENTLY statement takes only SHARE UPDATE EXCLUSIVE, which blocks
 // no reads or writes, but it waits for every transaction that could see the
-// table: the session's short lock_timeout would kill it for nothing. pgguard
+// table: the session's short lock_timeout would kill it for nothing. So
+// would it kill a migration tool's wait for the advisory lock that
+// serialises two runs (pg_advisory_lock), which blocks nobody else either. pgguard
 // lifts lock_timeout (and applies concurrent_statement_timeout) for exactly
 // that statement, restores it afterwards, and drops the INVALID index a
 // failed or cancelled build of its own left behind, so the migration can
@@ -53,7 +55,7 @@ func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 	lift := &syncPoint{swallow: true, done: make(chan struct{})}
 	lift.seq = s.newSyncPoint()
 	s.syncs.push(lift)
-	if err := s.send(wire.Frame(wire.ClientQuery, queryBody(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index)))); err != nil {
+	if err := s.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index))); err != nil {
 		return nil, err
 	}
 	sp := s.nextSpecial()
@@ -64,10 +66,12 @@ func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 		sp.holdReady = true
 		sp.done = make(chan struct{})
 	})
-	if index == "" {
-		index = "(unnamed)"
+	if v.concurrent && v.ddl {
+		if index == "" {
+			index = "(unnamed)"
+		}
+		s.buildingIndex.Store(&index)
 	}
-	s.buildingIndex.Store(&index)
 	return &building{v: v, lift: lift, sp: sp}, nil
 }
 
@@ -103,9 +107,9 @@ func (s *Session) endConcurrent(b *building, ready bool) error {
 	return s.cw.Flush()
 }
 
-// runConcurrent sends a one-statement CONCURRENTLY Query with the lift
-// around it and waits for it.
-func (s *Session) runConcurrent(v *verdict, events []*observe.StatementEvent, msg []byte) error {
+// runLifted sends a one-statement Query with the lift around it and waits
+// for it: a CONCURRENTLY statement, or a wait for an advisory lock.
+func (s *Session) runLifted(v *verdict, events []*observe.StatementEvent, msg []byte) error {
 	b, err := s.beginConcurrent(v, events)
 	if err != nil {
 		return err

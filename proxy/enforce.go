@@ -46,6 +46,10 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 		}
 		s.catalog.s = s
 	}
+	sc.Tool = s.tools.Tool()
+	if sc.Tool == policy.ToolUnknown {
+		sc.Tool = policy.ToolFromApplicationName(s.state.ApplicationName)
+	}
 	sc.InTransaction = s.state.InTransaction() || s.unsynced
 	sc.Alone = alone && !s.unsynced
 	sc.ServerVersion, sc.TimeZone = s.state.versionAndTimeZone()
@@ -119,7 +123,10 @@ func (s *Session) onQuery(n int) error {
 		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
 	eng := s.srv.cfg.Policy.Engine()
-	if n, plain := eng.Plain(wire.BytesView(body[:len(body)-1])); plain {
+	text := wire.BytesView(body[:len(body)-1])
+	s.tools.Observe(text)
+	advisory := policy.WaitsForAdvisoryLock(text)
+	if n, plain := eng.Plain(text); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
 		s.onSync()
@@ -128,7 +135,7 @@ func (s *Session) onQuery(n int) error {
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
 	ds, _ := eng.DecideQuery(ctx, sql, s.policyContext(true))
-	if needsCare(ds) && s.pending.Load() > 0 {
+	if (needsCare(ds) || advisory) && s.pending.Load() > 0 {
 		// Judge again once the statements before it are answered: the
 		// transaction status is stale while they run.
 		if !s.waitIdle() {
@@ -136,7 +143,11 @@ func (s *Session) onQuery(n int) error {
 		}
 		ds, _ = eng.DecideQuery(ctx, sql, s.policyContext(true))
 	}
+	idle := !s.state.InTransaction() && s.batch == nil
 	if !needsCare(ds) {
+		if advisory && idle && len(ds) == 1 {
+			return s.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
+		}
 		// The common case: nothing to do but count and pass it on.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
 		s.onSync()
@@ -147,7 +158,6 @@ func (s *Session) onQuery(n int) error {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
 	events := []*observe.StatementEvent{s.event(v, sql)}
-	idle := !s.state.InTransaction() && s.batch == nil
 	switch {
 	case v.reject != nil:
 		s.amend(s.nextSpecial(), func(sp *syncPoint) {
@@ -158,8 +168,8 @@ func (s *Session) onQuery(n int) error {
 		})
 		s.onSync()
 		return s.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
-	case v.concurrent && idle && len(ds) == 1:
-		return s.runConcurrent(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
+	case (v.concurrent || advisory) && idle && len(ds) == 1:
+		return s.runLifted(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
 	if v.rewritten != "" {

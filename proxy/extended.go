@@ -34,7 +34,9 @@ func (s *Session) onParse(n int) error {
 	// A Parse replaces the unnamed statement; a named one must be new.
 	delete(s.rewrittenStmts, string(nameBytes))
 	eng := s.srv.cfg.Policy.Engine()
-	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain {
+	s.tools.Observe(wire.BytesView(queryBytes))
+	advisory := policy.WaitsForAdvisoryLock(wire.BytesView(queryBytes))
+	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || policy.MayChangeLockTimeout(wire.BytesView(queryBytes))
 		s.unsynced = true
@@ -52,14 +54,14 @@ func (s *Session) onParse(n int) error {
 		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, s.policyContext(alone))}}
 	}
 	ds := decide()
-	if needsCare(ds) && s.pending.Load() > 0 {
+	if (needsCare(ds) || advisory) && s.pending.Load() > 0 {
 		if !s.waitIdle() {
 			return nil
 		}
 		ds = decide()
 	}
 	changes := policy.MayChangeLockTimeout(query)
-	if !needsCare(ds) {
+	if !needsCare(ds) && !(advisory && alone && s.state.TxStatus() == 'I') {
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
@@ -70,7 +72,10 @@ func (s *Session) onParse(n int) error {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
 	s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
-	events := []*observe.StatementEvent{s.event(v, query)}
+	var events []*observe.StatementEvent
+	if needsCare(ds) {
+		events = []*observe.StatementEvent{s.event(v, query)}
+	}
 	if v.reject != nil {
 		s.unsynced = true
 		s.amend(s.batchPoint(), func(b *syncPoint) {
@@ -82,7 +87,7 @@ func (s *Session) onParse(n int) error {
 		return s.sendMessage(wire.ClientParse, parseBody(name, rejectMarker, nil))
 	}
 	switch {
-	case v.concurrent && alone && executes == 0 && v.rewritten != "":
+	case alone && executes == 0 && (advisory || v.concurrent && v.rewritten != ""):
 		// Prepared now, run by a later Bind: the lift goes with that Bind.
 		if s.rewrittenStmts == nil {
 			s.rewrittenStmts = make(map[string]*verdict)
@@ -92,7 +97,7 @@ func (s *Session) onParse(n int) error {
 			b.notices = append(b.notices, v.notices...)
 			b.events = append(b.events, events...)
 		})
-	case v.concurrent && alone && s.state.TxStatus() == 'I':
+	case (v.concurrent || advisory) && alone && s.state.TxStatus() == 'I':
 		// The lift goes out before the Parse, as a sync point of its own;
 		// the batch's answer is the statement's.
 		b, err := s.beginConcurrent(v, events)
@@ -196,8 +201,8 @@ func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
 }
 
 // onBind judges the Bind of a prepared statement that pgguard rewrote to
-// CONCURRENTLY when it was prepared alone (Parse, Describe, Sync, as pgx
-// and pgjdbc prepare). It runs now: alone in its batch and outside a
+// CONCURRENTLY, or that waits for an advisory lock, when it was prepared
+// alone (Parse, Describe, Sync, as pgx, lib/pq and pgjdbc prepare). It runs now: alone in its batch and outside a
 // transaction block, it gets the lock_timeout lift; anywhere else the
 // server would fail it ("cannot run inside a transaction block"), so
 // pgguard refuses it with the recipe instead.
@@ -232,7 +237,18 @@ func (s *Session) onBind(n int) error {
 	if alone && s.pending.Load() > 0 && !s.waitIdle() {
 		return nil
 	}
-	events := []*observe.StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
+	// A prepared wait for an advisory lock (lib/pq prepares
+	// pg_advisory_lock($1) this way) is not rewritten: it is lifted when
+	// it runs alone, and runs as it is anywhere else.
+	advisory := !v.concurrent
+	var events []*observe.StatementEvent
+	if !advisory {
+		events = []*observe.StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
+	}
+	if advisory && !(alone && s.state.TxStatus() == 'I') {
+		s.unsynced = true
+		return s.sendMessage(wire.ClientBind, body)
+	}
 	if alone && s.state.TxStatus() == 'I' {
 		b, err := s.beginConcurrent(v, events)
 		if err != nil {

@@ -84,8 +84,12 @@ type Session struct {
 	// batchChangesLockTimeout: a statement of the open batch may change
 	// lock_timeout (policy.MayChangeLockTimeout).
 	batchChangesLockTimeout bool
-	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY
-	// that were prepared without being run; their Bind decides (onBind).
+	// tools recognises the migration tool behind the session from the
+	// ledger tables its statements name.
+	tools policy.ToolSense
+	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY,
+	// or that wait for an advisory lock, prepared without being run; their
+	// Bind decides whether lock_timeout is lifted (onBind).
 	rewrittenStmts map[string]*verdict
 	afterSync      func() error
 	qbuf           []byte

@@ -650,3 +650,38 @@ func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
 		}
 	})
 }
+
+// A migration tool waiting for the advisory lock that serialises two runs
+// waits as long as it would directly (the lock blocks nobody's reads or
+// writes), in both protocols, and the session's lock_timeout is back after.
+func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
+	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	for _, mode := range []string{"simple_protocol", "exec", "cache_statement"} {
+		t.Run(mode, func(t *testing.T) {
+			mustExec(t, holder, "SELECT pg_advisory_lock(4242)")
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode="+mode)
+			go func() {
+				time.Sleep(time.Second)
+				holder.Exec(ctx, "SELECT pg_advisory_unlock(4242)")
+			}()
+			start := time.Now()
+			if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", 4242); err != nil {
+				t.Fatalf("after %v: %v", time.Since(start), err)
+			}
+			if time.Since(start) < 900*time.Millisecond {
+				t.Fatalf("got the lock after %v, while another session held it", time.Since(start))
+			}
+			var lt string
+			if err := conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "300ms" {
+				t.Fatalf("lock_timeout after the wait: %q %v", lt, err)
+			}
+			mustExec(t, conn, "SELECT pg_advisory_unlock_all()")
+		})
+	}
+}

@@ -74,7 +74,7 @@ const migrateLedger = "SELECT version || CASE WHEN dirty THEN ' dirty' ELSE '' E
 // advisoryWaitWired says whether the proxy lifts the session's short
 // lock_timeout while a statement waits for an advisory lock
 // (policy.WaitsForAdvisoryLock), as it does for CONCURRENTLY.
-const advisoryWaitWired = false
+const advisoryWaitWired = true
 
 // Two deploys' migrators started together: the second waits on
 // golang-migrate's pg_advisory_lock while the first runs a migration that

@@ -14,7 +14,7 @@ import (
 // to the policy (policy.ToolSense over the session's statements into
 // policy.Context.Tool). Until it does, refusals give the fix in plain terms
 // and the checks of each tool's own idiom skip.
-const toolSenseWired = false
+const toolSenseWired = true
 
 // A tool runs its own migrations: migrate runs the tool's "migrate up" over
 // one scenario's directory of migrations, on database db.
