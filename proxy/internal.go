@@ -59,4 +59,3 @@ func internalMessages(sql string) []byte {
 	msg = append(msg, wire.Frame(wire.ClientExecute, []byte(name+"\x00\x00\x00\x00"))...)
 	return append(msg, wire.Frame(wire.ClientSync, nil)...)
 }
-
