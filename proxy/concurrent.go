@@ -7,6 +7,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 
 	"github.com/pgguard/pgguard/internal/observe"
@@ -30,7 +31,7 @@ import (
 func liftSQL(timeout time.Duration, index string) string {
 	exists := "false"
 	if index != "" {
-		exists = "pg_catalog.to_regclass(" + quoteLiteral(index) + ") IS NOT NULL"
+		exists = "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(index) + ") IS NOT NULL"
 	}
 	return fmt.Sprintf("SELECT pg_catalog.set_config('pgguard.saved_lock_timeout', pg_catalog.current_setting('lock_timeout'), false), "+
 		"pg_catalog.set_config('lock_timeout', '%dms', false), %s", timeout.Milliseconds(), exists)
@@ -183,11 +184,11 @@ func (s *Session) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 	if existed || out.errCode == "42P07" { // duplicate_table: the name was taken
 		return
 	}
-	row, ok := (&sessionCatalog{s: s}).one("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
+	row, ok := s.catalog.One("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
 		" WHERE p.index_relid = c.oid AND p.pid <> pg_catalog.pg_backend_pid())" +
 		" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid" +
-		" WHERE c.oid = pg_catalog.to_regclass(" + quoteLiteral(name) + ")")
-	if !ok || len(row) != 2 || isTrue(row[0]) || isTrue(row[1]) {
+		" WHERE c.oid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + ")")
+	if !ok || len(row) != 2 || pgcatalog.IsTrue(row[0]) || pgcatalog.IsTrue(row[1]) {
 		return
 	}
 	res, err := s.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)

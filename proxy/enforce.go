@@ -44,7 +44,6 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 			ApplicationName:     s.state.ApplicationName,
 			Profile:             s.target.Profile,
 		}
-		s.catalog.s = s
 	}
 	sc.Tool = s.tools.Tool()
 	if sc.Tool == policy.ToolUnknown {
@@ -129,6 +128,9 @@ func (s *Session) onQuery(n int) error {
 	if n, plain := eng.Plain(text); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
+		if ev := s.ledgerEvent(text); ev != nil {
+			s.amend(s.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+		}
 		s.onSync()
 		return s.sendMessage(wire.ClientQuery, body)
 	}
@@ -341,6 +343,11 @@ func (s *Session) refusal(v *verdict) *wire.PGError {
 	}
 	if detail == "" {
 		detail = "Refused by the pgguard policy before it reached the server; nothing ran."
+	}
+	if !s.state.InTransaction() && s.tool() != policy.ToolUnknown {
+		if d := policy.AlreadyCommittedDetail(s.committed.get()); d != "" {
+			detail += "\n" + d
+		}
 	}
 	if f.Hint != "" {
 		// Some tools print only the message and the detail (sequelize-cli

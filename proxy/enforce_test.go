@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/policy"
 
@@ -644,16 +645,16 @@ func TestExplainStatement(t *testing.T) {
 		{"UPDATE t SET a = $$x$$ WHERE b > 0", 150000, "EXPLAIN (FORMAT JSON) UPDATE t SET a = $$x$$ WHERE b > 0"},
 	}
 	for _, tt := range tests {
-		got, ok := explainStatement(tt.sql, tt.version)
+		got, ok := pgcatalog.ExplainStatement(tt.sql, tt.version)
 		if ok != (tt.want != "") || got != tt.want {
-			t.Errorf("explainStatement(%q, %d) = %q, %v; want %q", tt.sql, tt.version, got, ok, tt.want)
+			t.Errorf("pgcatalog.ExplainStatement(%q, %d) = %q, %v; want %q", tt.sql, tt.version, got, ok, tt.want)
 		}
 	}
 	needPG(t)
 	// On the real server, the EXPLAIN chosen for a statement with
 	// parameters must not fail.
 	conn := connect(t, pg.DSN("postgres", "postgres"))
-	if explain, ok := explainStatement("SELECT 1 WHERE $1::int > 0", pg.Version); ok {
+	if explain, ok := pgcatalog.ExplainStatement("SELECT 1 WHERE $1::int > 0", pg.Version); ok {
 		mustExec(t, conn, explain)
 	}
 }

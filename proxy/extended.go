@@ -39,6 +39,9 @@ func (s *Session) onParse(n int) error {
 	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || policy.MayChangeLockTimeout(wire.BytesView(queryBytes))
+		if ev := s.ledgerEvent(string(queryBytes)); ev != nil {
+			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
+		}
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
 		return s.sendMessage(wire.ClientParse, body)

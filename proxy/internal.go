@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/pgguard/pgguard/internal/wire"
 )
@@ -29,16 +28,6 @@ func (s *Session) internalQuery(sql string) (outcome, error) {
 	return out, nil
 }
 
-// quoteLiteral quotes a string as an SQL literal (standard_conforming_strings
-// on, the default since PostgreSQL 9.1; E” is used when a backslash appears).
-func quoteLiteral(s string) string {
-	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
-	if strings.Contains(s, `\`) {
-		return "E" + strings.ReplaceAll(q, `\`, `\\`)
-	}
-	return q
-}
-
 // internalName names the prepared statement and portal of pgguard's own
 // queries.
 const internalName = "pgguard_internal"
@@ -59,3 +48,18 @@ func internalMessages(sql string) []byte {
 	msg = append(msg, wire.Frame(wire.ClientExecute, []byte(name+"\x00\x00\x00\x00"))...)
 	return append(msg, wire.Frame(wire.ClientSync, nil)...)
 }
+
+// sessionQuerier runs the catalog's questions as queries of pgguard's own
+// on the session's server connection.
+type sessionQuerier struct{ s *Session }
+
+func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
+	out, err := q.s.internalQuery(sql)
+	if err != nil || out.errCode != "" {
+		return nil, false
+	}
+	return out.rows, true
+}
+
+func (q sessionQuerier) Idle() bool         { return q.s.state.TxStatus() == 'I' }
+func (q sessionQuerier) ServerVersion() int { return q.s.state.ServerVersion() }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -279,5 +280,53 @@ func TestMetricsUpstreamConnectFailure(t *testing.T) {
 		g.value("pgguard_client_connections_total", down) != 0 {
 		t.Fatalf("failures %v, connect observations %v, clients %v", g.value("pgguard_upstream_connect_failures_total", down),
 			g.value("pgguard_upstream_connect_duration_seconds", down), g.value("pgguard_client_connections_total", down))
+	}
+}
+
+// A migration tool's session is recognised from its ledger: the audit log
+// and pgguard_migrations_total say which tool and which migration, and a
+// refusal in autocommit lists what the same migration already committed.
+func TestMigrationToolSession(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := observe.NewMetrics(reg)
+	var logBuf pgtest.SyncBuffer
+	_, addr, _ := guardProxy(t, "", func(c *Config) {
+		c.Observer = observe.Observers{m, observe.NewAuditLog(&logBuf)}
+	})
+	if err := pgExec("guard", `CREATE TABLE IF NOT EXISTS "SequelizeMeta" (name varchar(255) PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", `DROP TABLE IF EXISTS "SequelizeMeta"`, "DROP TABLE IF EXISTS wire_mig") })
+	c := rawConnect(t, addr, "guard")
+	for _, q := range []string{
+		`SELECT "name" FROM "SequelizeMeta" ORDER BY "name"`,
+		"CREATE TABLE wire_mig (id bigint)",
+		`INSERT INTO "SequelizeMeta" ("name") VALUES ('20260101-create-wire-mig.js') RETURNING "name"`,
+		"ALTER TABLE wire_mig ADD COLUMN note text",
+	} {
+		c.send(&pgproto3.Query{String: q})
+		if got := c.until(1); has(got, "ErrorResponse") {
+			t.Fatalf("%s: %q", q, got)
+		}
+	}
+	c.send(&pgproto3.Query{String: "ALTER TABLE big ALTER COLUMN account TYPE bigint"})
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	msg, err := c.fe.Receive()
+	e, ok := msg.(*pgproto3.ErrorResponse)
+	if err != nil || !ok {
+		t.Fatalf("%T %v", msg, err)
+	}
+	if !strings.Contains(e.Detail, "ALTER TABLE wire_mig ADD COLUMN note text") || strings.Contains(e.Detail, "CREATE TABLE wire_mig") {
+		t.Fatalf("the refusal's detail should list what this migration committed (only the ALTER, after the ledger record):\n%s", e.Detail)
+	}
+	c.until(1)
+	g := gather(t, reg)
+	for outcome, want := range map[string]float64{"applied": 1, "rejected": 1} {
+		if got := g.value("pgguard_migrations_total", map[string]string{"tool": "sequelize", "outcome": outcome}); got != want {
+			t.Errorf("pgguard_migrations_total{tool=sequelize,outcome=%s} = %v, want %v", outcome, got, want)
+		}
+	}
+	if out := logBuf.String(); !strings.Contains(out, `"tool":"sequelize","migration":"20260101-create-wire-mig.js"`) {
+		t.Fatalf("audit log:\n%s", out)
 	}
 }

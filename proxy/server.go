@@ -116,6 +116,7 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 			idleSignal: make(chan struct{}, 1),
 			closed:     make(chan struct{}),
 		}
+		s.catalog.Q = sessionQuerier{s}
 		s.state.Target = t.Name
 		s.state.ClientAddr = conn.RemoteAddr().String()
 		srv.mu.Lock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgguard/pgguard/policy"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 )
 
@@ -87,6 +88,9 @@ type Session struct {
 	// tools recognises the migration tool behind the session from the
 	// ledger tables its statements name.
 	tools policy.ToolSense
+	// committed lists DDL committed in autocommit since the tool last
+	// recorded a migration (written by the server-to-client loop).
+	committed committed
 	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY,
 	// or that wait for an advisory lock, prepared without being run; their
 	// Bind decides whether lock_timeout is lifted (onBind).
@@ -94,7 +98,7 @@ type Session struct {
 	afterSync      func() error
 	qbuf           []byte
 	pctx           policy.Context
-	catalog        sessionCatalog
+	catalog        pgcatalog.Catalog
 }
 
 // idle reports whether nothing is running and no transaction is open, so the

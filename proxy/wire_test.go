@@ -518,7 +518,9 @@ func TestHeldAnswerIsBounded(t *testing.T) {
 	if notices != 2000 || !complete {
 		t.Fatalf("%d notices, CommandComplete %v", notices, complete)
 	}
-	if allocated > 8<<20 {
+	// Reading every message whole and holding them took 79 MB; the race
+	// detector's bookkeeping alone adds a few.
+	if allocated > 20<<20 {
 		t.Fatalf("relaying a 20 MB answer allocated %d MB", allocated>>20)
 	}
 	t.Logf("relaying a 20 MB answer allocated %.1f MB", float64(allocated)/(1<<20))
@@ -666,10 +668,13 @@ func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			mustExec(t, holder, "SELECT pg_advisory_lock(4242)")
 			conn, _ := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode="+mode)
+			unlocked := make(chan struct{})
 			go func() {
+				defer close(unlocked)
 				time.Sleep(time.Second)
 				holder.Exec(ctx, "SELECT pg_advisory_unlock(4242)")
 			}()
+			defer func() { <-unlocked }()
 			start := time.Now()
 			if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", 4242); err != nil {
 				t.Fatalf("after %v: %v", time.Since(start), err)

@@ -56,6 +56,8 @@ type AuditRecord struct {
 	DurationSeconds float64        `json:"duration_seconds"`
 	Rewritten       bool           `json:"rewritten"`
 	RewrittenTo     string         `json:"rewritten_to,omitempty"`
+	Tool            string         `json:"tool,omitempty"`
+	Migration       string         `json:"migration,omitempty"`
 }
 
 // AuditFinding is one rule that matched, with what pgguard did about it.
@@ -73,6 +75,7 @@ func (a *AuditLog) Statement(ev *StatementEvent) {
 		Statement: NormaliseSQL(ev.SQL), DDL: ev.DDL, Decision: ev.Action, Rules: ev.RuleIDs,
 		CommandTag: commandLabel(ev.CommandTag), SQLState: ev.SQLState, Outcome: OutcomeClass(ev.Action, ev.SQLState),
 		DurationSeconds: ev.Duration.Seconds(), Rewritten: ev.Rewritten != "",
+		Tool: ev.Tool, Migration: ev.Migration,
 	}
 	if rec.CommandTag == "none" {
 		rec.CommandTag = ""

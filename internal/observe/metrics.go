@@ -25,6 +25,7 @@ type Metrics struct {
 	connectFailures           *prometheus.CounterVec
 	connectDuration           *prometheus.HistogramVec
 	relayed                   *prometheus.CounterVec
+	migrations                *prometheus.CounterVec
 	reloadOK, reloadTime      prometheus.Gauge
 	reloads                   *prometheus.CounterVec
 
@@ -102,6 +103,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		connectDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "upstream_connect_duration_seconds",
 			Help:    "Time to connect to the upstream server and get its first answer, failed attempts included, by target.",
 			Buckets: connectBuckets}, []string{"target"}),
+		migrations: counter("migrations_total", "Migrations seen, by target, migration tool and outcome: applied (the tool recorded it in its ledger), rejected (pgguard refused a statement of it), failed (the server refused one).",
+			"target", "tool", "outcome"),
 		relayed: counter("relayed_bytes_total", "Bytes relayed, by target and direction (client_to_server, server_to_client); counted when a connection closes.", "target", "direction"),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
 			Help: "Whether the last policy (re)load succeeded (1) or was refused and the previous policy kept (0)."}),
@@ -110,7 +113,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reloads: counter("config_reloads_total", "Policy reload attempts, by result (success or failure).", "result"),
 	}
 	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
-		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed,
+		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed, m.migrations,
 		m.reloadOK, m.reloadTime, m.reloads)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
@@ -237,6 +240,26 @@ func (m *Metrics) Statement(ev *StatementEvent) {
 	if ev.DDL {
 		m.ddlDuration.WithLabelValues(ev.Target, commandLabel(ev.CommandTag), outcome).Observe(ev.Duration.Seconds())
 	}
+	if ev.Tool != "" {
+		switch {
+		case ev.Records && ev.SQLState == "":
+			m.migrations.WithLabelValues(ev.Target, toolLabel(ev.Tool), "applied").Inc()
+		case outcome == OutcomeRejected:
+			m.migrations.WithLabelValues(ev.Target, toolLabel(ev.Tool), "rejected").Inc()
+		case ev.DDL && ev.SQLState != "":
+			m.migrations.WithLabelValues(ev.Target, toolLabel(ev.Tool), "failed").Inc()
+		}
+	}
+}
+
+// toolLabel keeps the tool label to the known tools.
+func toolLabel(tool string) string {
+	for _, t := range policy.Tools {
+		if string(t) == tool {
+			return tool
+		}
+	}
+	return "unknown"
 }
 
 // LockTimeoutRetry implements Observer.

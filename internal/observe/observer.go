@@ -45,6 +45,12 @@ type StatementEvent struct {
 	CommandTag                              string        // from the server's CommandComplete, e.g. "CREATE INDEX"
 	SQLState                                string        // "" on success; 42501 when pgguard refused it
 	Duration                                time.Duration // from arrival to the server's answer
+	// Tool is the migration tool behind the session ("" when unknown);
+	// Migration, on the statement that records a migration in the tool's
+	// ledger, is the migration's name when the statement carries it.
+	Tool, Migration string
+	// Records: the statement records a migration in the tool's ledger.
+	Records bool
 }
 
 // FindingSummary is one rule that matched, with its action.

@@ -1,4 +1,9 @@
-package proxy
+// Package pgcatalog answers the policy's questions about existing objects
+// (table sizes, index validity, partitioning, column types) with catalog
+// queries run through a Querier: pgguard runs them on the session's own
+// server connection, at a statement boundary, so they see exactly what the
+// session sees and need no credentials of their own.
+package pgcatalog
 
 import (
 	"context"
@@ -8,22 +13,29 @@ import (
 	"github.com/pgguard/pgguard/policy"
 )
 
-// sessionCatalog answers the policy's questions about existing objects with
-// queries on the session's own server connection, at a statement boundary:
-// it sees exactly what the session sees (search_path, permissions, objects
-// created in its open transaction) and needs no credentials of its own.
+// Querier runs one query of pgguard's own and returns its rows as text
+// (nil for NULL), or ok=false when it failed.
+type Querier interface {
+	Query(sql string) (rows [][]*string, ok bool)
+	// Idle reports whether no transaction block is open.
+	Idle() bool
+	// ServerVersion is server_version_num (150018 for 15.18).
+	ServerVersion() int
+}
+
+// Catalog answers the policy's questions through a Querier.
 //
 // Inside a transaction block a failing query would abort the client's
 // transaction, and a lock taken would be held until its end, so every query
 // here reads only the catalogs (no regclass casts that can fail, no
 // functions that lock a relation) unless the session is idle.
-type sessionCatalog struct{ s *Session }
+type Catalog struct{ Q Querier }
 
 var (
-	_ policy.Catalog          = (*sessionCatalog)(nil)
-	_ policy.ColumnTyper      = (*sessionCatalog)(nil)
-	_ policy.MatViewPopulater = (*sessionCatalog)(nil)
-	_ policy.PartitionCatalog = (*sessionCatalog)(nil)
+	_ policy.Catalog          = (*Catalog)(nil)
+	_ policy.ColumnTyper      = (*Catalog)(nil)
+	_ policy.MatViewPopulater = (*Catalog)(nil)
+	_ policy.PartitionCatalog = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -35,14 +47,14 @@ func relationFilter(name string) string {
 		order = " ORDER BY array_position(current_schemas(true), n.nspname)"
 	}
 	return " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = " +
-		quoteLiteral(t.Name) + schemaFilter(t.Schema) + order + " LIMIT 1"
+		QuoteLiteral(t.Name) + schemaFilter(t.Schema) + order + " LIMIT 1"
 }
 
 // schemaFilter restricts n.nspname to schema, or to the search_path when
 // the name was not qualified.
 func schemaFilter(schema string) string {
 	if schema != "" {
-		return " AND n.nspname = " + quoteLiteral(schema)
+		return " AND n.nspname = " + QuoteLiteral(schema)
 	}
 	return " AND n.nspname = ANY (current_schemas(true))"
 }
@@ -59,16 +71,12 @@ func blank(names ...string) bool {
 	return false
 }
 
-func (c *sessionCatalog) query(sql string) ([][]*string, bool) {
-	out, err := c.s.internalQuery(sql)
-	if err != nil || out.errCode != "" {
-		return nil, false
-	}
-	return out.rows, true
+func (c *Catalog) query(sql string) ([][]*string, bool) {
+	return c.Q.Query(sql)
 }
 
-// one returns the single row of a query, or ok=false.
-func (c *sessionCatalog) one(sql string) ([]*string, bool) {
+// One returns the single row of a query, or ok=false.
+func (c *Catalog) One(sql string) ([]*string, bool) {
 	rows, ok := c.query(sql)
 	if !ok || len(rows) != 1 {
 		return nil, false
@@ -84,43 +92,43 @@ func atoi(p *string) int64 {
 	return n
 }
 
-func isTrue(p *string) bool { return p != nil && *p == "t" }
+func IsTrue(p *string) bool { return p != nil && *p == "t" }
 
 // TableSize: rows are the larger of the planner's estimate and the
 // statistics collector's live-tuple count (a table loaded but not yet
 // analyzed still shows its rows there); bytes count heap, TOAST and indexes.
-func (c *sessionCatalog) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
+func (c *Catalog) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
 	if blank(table) {
 		return policy.TableSize{}, false
 	}
 	bytes := "(c.relpages + COALESCE((SELECT t.relpages FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid), 0)" +
 		" + COALESCE((SELECT sum(i.relpages) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))::bigint" +
 		" * current_setting('block_size')::bigint"
-	if c.s.state.TxStatus() == 'I' {
+	if c.Q.Idle() {
 		// Outside a transaction the brief ACCESS SHARE lock of
 		// pg_total_relation_size ends with this query, and the size is exact.
 		bytes = "pg_catalog.pg_total_relation_size(c.oid)"
 	}
-	row, ok := c.one("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + relationFilter(table))
+	row, ok := c.One("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + relationFilter(table))
 	if !ok || len(row) != 2 {
 		return policy.TableSize{}, false
 	}
 	return policy.TableSize{Rows: atoi(row[0]), Bytes: atoi(row[1])}, true
 }
 
-func (c *sessionCatalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+func (c *Catalog) IsPartitioned(ctx context.Context, table string) (bool, bool) {
 	if blank(table) {
 		return false, false
 	}
 	// 'I': a partitioned index, whose REINDEX cannot be concurrent either.
-	row, ok := c.one("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
+	row, ok := c.One("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
-	return isTrue(row[0]), true
+	return IsTrue(row[0]), true
 }
 
-func (c *sessionCatalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
+func (c *Catalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
 	if blank(name) {
 		return false, false, false
 	}
@@ -132,45 +140,45 @@ func (c *sessionCatalog) Index(ctx context.Context, name string) (exists, valid,
 	if len(rows) == 0 {
 		return false, false, true
 	}
-	return true, isTrue(rows[0][0]), true
+	return true, IsTrue(rows[0][0]), true
 }
 
-func (c *sessionCatalog) HasValidatedNotNullCheck(ctx context.Context, table, column string) (bool, bool) {
+func (c *Catalog) HasValidatedNotNullCheck(ctx context.Context, table, column string) (bool, bool) {
 	if blank(table, column) {
 		return false, false
 	}
 	col := policy.QuoteIdent(column)
 	pattern := "^CHECK \\(\\(?" + regexpQuote(col) + " IS NOT NULL\\)?\\)$"
-	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
-		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + quoteLiteral(pattern) + ")" +
-		" OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = " + quoteLiteral(column) +
+	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + QuoteLiteral(pattern) + ")" +
+		" OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) +
 		" AND a.attnotnull AND NOT a.attisdropped)" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
-	return isTrue(row[0]), true
+	return IsTrue(row[0]), true
 }
 
-func (c *sessionCatalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
+func (c *Catalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
 	if blank(table) {
 		return false, false
 	}
-	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
+	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
 		" AND x.indpred IS NULL AND NOT (0 = ANY (x.indkey::int2[])))" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
-	return isTrue(row[0]), true
+	return IsTrue(row[0]), true
 }
 
 // ColumnType names a column's type as format_type spells it, so recipes
 // can declare the new column of a multi-step change.
-func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
+func (c *Catalog) ColumnType(ctx context.Context, table, column string) (string, bool) {
 	if blank(table, column) {
 		return "", false
 	}
-	row, ok := c.one("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
-		" WHERE a.attrelid = c.oid AND a.attname = " + quoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
+	row, ok := c.One("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
+		" WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
 	if !ok || len(row) != 1 || row[0] == nil {
 		return "", false
 	}
@@ -179,24 +187,24 @@ func (c *sessionCatalog) ColumnType(ctx context.Context, table, column string) (
 
 // MatViewPopulated reports whether a materialized view holds data: REFRESH
 // ... CONCURRENTLY fails on one created WITH NO DATA.
-func (c *sessionCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
+func (c *Catalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {
 	if blank(matview) {
 		return false, false
 	}
-	row, ok := c.one("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
+	row, ok := c.One("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
-	return isTrue(row[0]), true
+	return IsTrue(row[0]), true
 }
 
 // PartitionKey returns a partitioned table's strategy and key columns
 // ("" for an expression).
-func (c *sessionCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
+func (c *Catalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {
 	if blank(table) {
 		return "", nil, false
 	}
-	row, ok := c.one("SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END," +
+	row, ok := c.One("SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END," +
 		" array_to_string(array(SELECT coalesce(a.attname::text, '') FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(n, i)" +
 		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.n ORDER BY k.i), chr(31))" +
 		strings.Replace(relationFilter(table), " WHERE ", " JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = c.oid WHERE ", 1))
@@ -208,31 +216,31 @@ func (c *sessionCatalog) PartitionKey(ctx context.Context, table string) (string
 
 // HasValidatedCheckOn reports whether table has a validated CHECK
 // constraint over every one of columns (it lets ATTACH PARTITION skip its scan).
-func (c *sessionCatalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
+func (c *Catalog) HasValidatedCheckOn(ctx context.Context, table string, columns []string) (bool, bool) {
 	if blank(table) || len(columns) == 0 || blank(columns...) {
 		return false, false
 	}
 	lits := make([]string, len(columns))
 	for i, col := range columns {
-		lits[i] = quoteLiteral(col)
+		lits[i] = QuoteLiteral(col)
 	}
-	row, ok := c.one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
 		" AND k.conkey @> (SELECT array_agg(a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid" +
 		" AND a.attname = ANY (ARRAY[" + strings.Join(lits, ", ") + "]::text[])))" + relationFilter(table))
 	if !ok || len(row) != 1 {
 		return false, false
 	}
-	return isTrue(row[0]), true
+	return IsTrue(row[0]), true
 }
 
 // FunctionVolatility reports the most volatile overload of a function.
-func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (policy.Volatility, bool) {
+func (c *Catalog) FunctionVolatility(ctx context.Context, name string) (policy.Volatility, bool) {
 	if blank(name) {
 		return policy.VolatilityUnknown, false
 	}
 	t := policy.ParseTableName(name)
-	where := "p.proname = " + quoteLiteral(t.Name) + schemaFilter(t.Schema)
-	row, ok := c.one("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
+	where := "p.proname = " + QuoteLiteral(t.Name) + schemaFilter(t.Schema)
+	row, ok := c.One("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
 	if !ok || len(row) != 1 || row[0] == nil || *row[0] == "" {
 		return policy.VolatilityUnknown, false
 	}
@@ -243,14 +251,14 @@ func (c *sessionCatalog) FunctionVolatility(ctx context.Context, name string) (p
 // EstimateRows asks the planner (EXPLAIN, never executed) how many rows a
 // statement touches. Only outside a transaction block: EXPLAIN of a bad
 // statement would abort the client's transaction.
-func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if blank(sql) {
 		return 0, false
 	}
-	if c.s.state.TxStatus() != 'I' {
+	if !c.Q.Idle() {
 		return 0, false
 	}
-	explain, ok := explainStatement(sql, c.s.state.ServerVersion())
+	explain, ok := ExplainStatement(sql, c.Q.ServerVersion())
 	if !ok {
 		return 0, false
 	}
@@ -271,12 +279,12 @@ func (c *sessionCatalog) EstimateRows(ctx context.Context, sql string) (int64, b
 	return int64(f), err == nil
 }
 
-// explainStatement returns the EXPLAIN that estimates sql's rows, or false
+// ExplainStatement returns the EXPLAIN that estimates sql's rows, or false
 // when the server cannot plan it: a statement of the extended protocol with
 // parameters ($1) can be planned without their values only with
 // GENERIC_PLAN (PostgreSQL 16); before that, EXPLAIN would fail and leave
 // an ERROR in the server's log for every such statement.
-func explainStatement(sql string, serverVersion int) (string, bool) {
+func ExplainStatement(sql string, serverVersion int) (string, bool) {
 	if !hasParameters(sql) {
 		return "EXPLAIN (FORMAT JSON) " + sql, true
 	}
@@ -316,4 +324,14 @@ func regexpQuote(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// QuoteLiteral quotes a string as an SQL literal (standard_conforming_strings
+// on, the default since PostgreSQL 9.1; E” is used when a backslash appears).
+func QuoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
 }
