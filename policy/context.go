@@ -39,6 +39,10 @@ type Context struct {
 	// ToolFromApplicationName); refusals give their fix in its terms.
 	// ToolUnknown gives plain SQL.
 	Tool Tool
+	// BackslashQuote is true when the session's standard_conforming_strings
+	// is off (the server reports it): a backslash then escapes a quote in
+	// '...', and statements split where the server splits them.
+	BackslashQuote bool
 	// Profile, when set, names the rules.yaml profile to apply instead of
 	// the first one that matches (proxy.targets[].profile).
 	Profile string

@@ -184,10 +184,10 @@ func (e *Engine) majorVersion(sc *Context) int {
 // earlier statement count as created for the later ones. The error is
 // non-nil only when ctx is done.
 func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]StatementDecision, error) {
-	stmts := Split(query)
 	if sc == nil {
 		sc = &Context{Alone: true}
 	}
+	stmts := splitStrings(query, sc.BackslashQuote)
 	local := *sc
 	if len(stmts) > 1 {
 		local.Alone = false
@@ -287,8 +287,18 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 // statements there are. It is the proxy's fast path for application
 // traffic: it does not allocate and does not keep query.
 func (e *Engine) Plain(query string) (statements int, plain bool) {
+	return e.plain(query, false)
+}
+
+// PlainBackslash is Plain for a session whose standard_conforming_strings
+// is off: a backslash escapes a quote in '...'.
+func (e *Engine) PlainBackslash(query string) (statements int, plain bool) {
+	return e.plain(query, true)
+}
+
+func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain bool) {
 	plain = true
-	splitEach(query, func(s Statement) bool {
+	splitEach(query, backslashQuote, func(s Statement) bool {
 		cls := classify(s.Text)
 		if cls == classDDL || e.needsParse(cls, s.Text) {
 			plain = false

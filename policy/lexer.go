@@ -27,6 +27,9 @@ type token struct {
 type lexer struct {
 	src string
 	pos int
+	// backslashQuote: standard_conforming_strings is off, so a backslash
+	// escapes the next character in '...' as in E'...'.
+	backslashQuote bool
 }
 
 func isSpace(c byte) bool {
@@ -95,7 +98,7 @@ func (l *lexer) next() token {
 		}
 		return tok(tokComment, i)
 	case c == '\'':
-		return tok(tokString, scanQuoted(s, start+1, '\'', false))
+		return tok(tokString, scanQuoted(s, start+1, '\'', l.backslashQuote))
 	case c == '"':
 		return tok(tokQuoted, scanQuoted(s, start+1, '"', false))
 	case c == '$':

@@ -21,20 +21,27 @@ type Statement struct {
 // fails: text the server would reject (say, an unterminated quote) ends up in
 // a statement of its own, for the engine to judge.
 func Split(query string) []Statement {
+	return splitStrings(query, false)
+}
+
+// splitStrings is Split; with backslashQuote, standard_conforming_strings
+// is off, so that a backslash escapes a quote in '...' (the server reads
+// 'x\” as one string, x').
+func splitStrings(query string, backslashQuote bool) []Statement {
 	var out []Statement
-	splitEach(query, func(s Statement) bool {
+	splitEach(query, backslashQuote, func(s Statement) bool {
 		out = append(out, s)
 		return true
 	})
 	return out
 }
 
-// splitEach is Split handing each statement to yield, until yield returns
-// false. It does not allocate.
-func splitEach(query string, yield func(Statement) bool) {
+// splitEach is splitStrings handing each statement to yield, until yield
+// returns false. It does not allocate.
+func splitEach(query string, backslashQuote bool, yield func(Statement) bool) {
 	var (
 		stopped   bool
-		lx        = lexer{src: query}
+		lx        = lexer{src: query, backslashQuote: backslashQuote}
 		start     = -1 // start of the current statement, -1 before its first token
 		codeStart int  // start of its first token that is not a comment
 		hasCode   bool // the current statement has a token that is not a comment

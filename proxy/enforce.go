@@ -49,6 +49,7 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	if sc.Tool == policy.ToolUnknown {
 		sc.Tool = policy.ToolFromApplicationName(s.state.ApplicationName)
 	}
+	sc.BackslashQuote = s.state.BackslashQuote()
 	sc.InTransaction = s.state.InTransaction() || s.unsynced
 	sc.Alone = alone && !s.unsynced
 	sc.ServerVersion, sc.TimeZone = s.state.versionAndTimeZone()
@@ -125,7 +126,11 @@ func (s *Session) onQuery(n int) error {
 	text := wire.BytesView(body[:len(body)-1])
 	s.tools.Observe(text)
 	advisory := policy.WaitsForAdvisoryLock(text)
-	if n, plain := eng.Plain(text); plain && !advisory {
+	plainCheck := eng.Plain
+	if s.state.BackslashQuote() {
+		plainCheck = eng.PlainBackslash
+	}
+	if n, plain := plainCheck(text); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
 		if ev := s.ledgerEvent(text); ev != nil {

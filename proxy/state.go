@@ -33,7 +33,13 @@ type State struct {
 	// version and timeZone are kept parsed: the policy asks per statement.
 	version  int
 	timeZone string
+	// backslashQuote: the server reported standard_conforming_strings off.
+	backslashQuote atomic.Bool
 }
+
+// BackslashQuote reports whether the server said standard_conforming_strings
+// is off: a backslash then escapes a quote in '...'.
+func (s *State) BackslashQuote() bool { return s.backslashQuote.Load() }
 
 // TxStatus is the transaction status from the last ReadyForQuery: 'I' idle,
 // 'T' in a transaction block, 'E' in a failed transaction block.
@@ -118,6 +124,8 @@ func (s *State) setParameter(body []byte) {
 		s.version = parseServerVersion(value)
 	case "TimeZone":
 		s.timeZone = value
+	case "standard_conforming_strings":
+		s.backslashQuote.Store(value == "off")
 	}
 	s.mu.Unlock()
 }

@@ -690,3 +690,38 @@ func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
 		})
 	}
 }
+
+// With standard_conforming_strings off (set by the client, or at startup),
+// a backslash escapes a quote, so 'x\” is one string and what follows it a
+// statement of its own: pgguard splits where the server splits, and the
+// ALTER is judged.
+func TestStandardConformingStringsOff(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	hidden := `SELECT 'x\''; ALTER TABLE big ALTER COLUMN account TYPE bigint`
+	c := rawConnect(t, addr, "guard")
+	c.send(&pgproto3.Query{String: "SET standard_conforming_strings = off"})
+	c.until(1)
+	c.send(&pgproto3.Query{String: hidden})
+	if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: alter-column-type") {
+		t.Fatalf("with standard_conforming_strings off: %q", got)
+	}
+	ctx := context.Background()
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "standard_conforming_strings=off&default_query_exec_mode=simple_protocol")
+	if _, err := conn.Exec(ctx, hidden); err == nil {
+		t.Fatal("the ALTER ran")
+	} else {
+		wantRefusal(t, err, "alter-column-type")
+	}
+	// With it on (the default), the same text is one unterminated string:
+	// the server refuses it, and nothing runs.
+	on := rawConnect(t, addr, "guard")
+	on.send(&pgproto3.Query{String: hidden})
+	if got := on.until(1); !has(got, "ErrorResponse ERROR") {
+		t.Fatalf("with standard_conforming_strings on: %q", got)
+	}
+	var typ string
+	if err := connect(t, pg.DSN(pgtest.SuperUser, "guard")).QueryRow(ctx,
+		"SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'account'").Scan(&typ); err != nil || typ != "integer" {
+		t.Fatalf("big.account is %q (%v)", typ, err)
+	}
+}
