@@ -6,24 +6,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/guardtest"
 	"github.com/pgguard/pgguard/internal/pgtest"
-	"github.com/pgguard/pgguard/policy"
-	"github.com/pgguard/pgguard/proxy"
 )
 
-// bigRows puts "big" well above the default policy's size threshold (10000
-// rows), so DDL on it is rewritten or refused; "small" stays below it.
-const bigRows = 300000
+const bigRows = guardtest.BigRows
 
 // procTimeout bounds every driver subprocess: a desynchronised proxy often
 // makes a driver wait forever for a ReadyForQuery that never comes, and that
@@ -33,116 +27,29 @@ const bigRows = 300000
 const procTimeout = 30 * time.Second
 
 var (
+	guard     *guardtest.Env
 	pg        *pgtest.Server
 	proxyAddr string // host:port of pgguard in front of pg
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse() // for testing.Verbose in startProxy
-	// The tests mostly wait: on subprocesses, on index builds, and on
-	// the proxy when it hangs. go test runs GOMAXPROCS of them at once,
-	// 2 on a 2-core machine, which would make the package take the sum of
-	// the drivers' times instead of the longest. Raise it unless -parallel
-	// was given.
-	explicit := false
-	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
-	if !explicit {
-		flag.Set("test.parallel", "16")
-	}
+	flag.Parse() // for testing.Verbose in guardtest.Start
+	guardtest.RaiseParallel(16)
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	if _, err := pgtest.BinDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "CI needs a real PostgreSQL:", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "skipping driver tests:", err)
+	env, err := guardtest.Start("driver tests", "drivers", "guard_template", pgtest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if env == nil {
 		return m.Run() // every test skips through needPG
 	}
-	var err error
-	pg, err = pgtest.Start(pgtest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
-		return 1
-	}
-	defer pg.Close()
-	if err := seed(); err != nil {
-		fmt.Fprintln(os.Stderr, "seeding the template database:", err)
-		return 1
-	}
-	srv, err := startProxy()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting pgguard:", err)
-		return 1
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	proxyAddr = srv.Addrs()[0].String()
+	defer env.Close()
+	pg, proxyAddr, guard = env.PG, env.ProxyAddr, env
 	return m.Run()
-}
-
-// seed builds the template every driver's database is copied from: "big"
-// with bigRows rows and "small" with a few. Each driver gets its own copy so
-// that drivers run in parallel without one's open transaction making
-// another's CREATE INDEX CONCURRENTLY wait (it waits for every older
-// snapshot in its database), and without sharing object names.
-func seed() error {
-	if err := pg.Exec("CREATE DATABASE guard_template"); err != nil {
-		return err
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard_template"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, q := range []string{
-		"CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text)",
-		"INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, " + strconv.Itoa(bigRows) + ") g",
-		"CREATE TABLE small (id bigint PRIMARY KEY, v text)",
-		"INSERT INTO small SELECT g, 'v' || g FROM generate_series(1, 10) g",
-		// The proxy sizes tables from the catalog (reltuples), which a copy keeps.
-		"ANALYZE",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
-}
-
-// startProxy starts pgguard with the built-in policy in front of pg.
-func startProxy() (*proxy.Server, error) {
-	cfg, err := policy.DefaultConfig()
-	if err != nil {
-		return nil, err
-	}
-	eng, err := policy.NewEngine(cfg)
-	if err != nil {
-		return nil, err
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	srv, err := proxy.New(proxy.Config{
-		Targets: []proxy.Target{{Name: "drivers", Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
-		Logger:  logger,
-		Policy:  proxy.NewPolicy(eng),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Listen(); err != nil {
-		return nil, err
-	}
-	go srv.Serve()
-	return srv, nil
 }
 
 // needPG skips a test when no PostgreSQL was found outside CI (TestMain
@@ -168,17 +75,7 @@ func missing(t *testing.T, what string, err error, install string) {
 func database(t *testing.T, driver string) string {
 	t.Helper()
 	needPG(t)
-	name := "guard_" + driver
-	sql := "CREATE DATABASE " + name + " TEMPLATE guard_template"
-	if pg.Version >= 150000 {
-		// PostgreSQL 15 copies through the WAL by default: 2s for the
-		// template instead of 0.3s.
-		sql += " STRATEGY FILE_COPY"
-	}
-	if err := pg.Exec(sql); err != nil {
-		t.Fatal(err)
-	}
-	return name
+	return guard.Clone(t, "guard_"+driver)
 }
 
 // clientEnv is the environment of a driver subprocess: libpq's variables

@@ -1,9 +1,10 @@
 package tools
 
 import (
-	"github.com/pgguard/pgguard/policy"
 	"path/filepath"
 	"testing"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 // migrateBin is where `make tools-deps` installs golang-migrate's CLI

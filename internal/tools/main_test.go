@@ -6,26 +6,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/guardtest"
 	"github.com/pgguard/pgguard/internal/pgtest"
-	"github.com/pgguard/pgguard/policy"
-	"github.com/pgguard/pgguard/proxy"
 )
 
-// bigRows puts "big" well above the default policy's size threshold (10000
-// rows), so DDL on it is rewritten or refused; "small" stays below it.
-const bigRows = 300000
+const bigRows = guardtest.BigRows
 
 // procTimeout bounds every tool run. A run takes one to three seconds (a
 // JVM or Django start, a concurrent index build on big); a hung proxy
@@ -33,6 +27,7 @@ const bigRows = 300000
 const procTimeout = 60 * time.Second
 
 var (
+	guard     *guardtest.Env
 	pg        *pgtest.Server
 	proxyAddr string   // host:port of pgguard in front of pg
 	serverLog *os.File // the server's log: every statement (logPrefix)
@@ -40,25 +35,11 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	// The tests mostly wait on subprocesses and index builds: run more of
-	// them at once than the 2 cores go test would allow.
-	explicit := false
-	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
-	if !explicit {
-		flag.Set("test.parallel", "8")
-	}
+	guardtest.RaiseParallel(8)
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	if _, err := pgtest.BinDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "CI needs a real PostgreSQL:", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "skipping migration-tool tests:", err)
-		return m.Run() // every test skips through needPG
-	}
 	logDir, err := os.MkdirTemp("", "pgguard-tools-log")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -74,82 +55,20 @@ func run(m *testing.M) int {
 	// Every statement the tools send, with its database and
 	// application_name, for the checks of what pgguard can tell about the
 	// tool behind a session (see sense_test.go).
-	pg, err = pgtest.Start(pgtest.Options{Log: serverLog, Settings: map[string]string{
+	env, err := guardtest.Start("migration-tool tests", "tools", "tools_template", pgtest.Options{Log: serverLog, Settings: map[string]string{
 		"log_statement":   "all",
 		"log_line_prefix": "'" + logPrefix + "'",
 	}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer pg.Close()
-	if err := seed(); err != nil {
-		fmt.Fprintln(os.Stderr, "seeding the template database:", err)
-		return 1
+	if env == nil {
+		return m.Run() // every test skips through needPG
 	}
-	srv, err := startProxy()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting pgguard:", err)
-		return 1
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	proxyAddr = srv.Addrs()[0].String()
+	defer env.Close()
+	pg, proxyAddr, guard = env.PG, env.ProxyAddr, env
 	return m.Run()
-}
-
-// seed builds the template every run's database is copied from: "big" with
-// bigRows rows and "small" with a few.
-func seed() error {
-	if err := pg.Exec("CREATE DATABASE tools_template"); err != nil {
-		return err
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "tools_template"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, q := range []string{
-		"CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text)",
-		"INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, " + strconv.Itoa(bigRows) + ") g",
-		"CREATE TABLE small (id bigint PRIMARY KEY, v text)",
-		"INSERT INTO small SELECT g, 'v' || g FROM generate_series(1, 10) g",
-		"ANALYZE",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
-}
-
-// startProxy starts pgguard with the built-in policy in front of pg.
-func startProxy() (*proxy.Server, error) {
-	eng, err := policy.NewEngine(nil)
-	if err != nil {
-		return nil, err
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	srv, err := proxy.New(proxy.Config{
-		Targets: []proxy.Target{{Name: "tools", Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
-		Logger:  logger,
-		Policy:  proxy.NewPolicy(eng),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Listen(); err != nil {
-		return nil, err
-	}
-	go srv.Serve()
-	return srv, nil
 }
 
 // needPG skips a test when no PostgreSQL was found outside CI (TestMain
@@ -202,14 +121,7 @@ var dbSeq atomic.Int64
 func database(t *testing.T, tool string) string {
 	t.Helper()
 	needPG(t)
-	name := fmt.Sprintf("t_%s_%d", strings.NewReplacer("-", "_").Replace(tool), dbSeq.Add(1))
-	sql := "CREATE DATABASE " + name + " TEMPLATE tools_template"
-	if pg.Version >= 150000 {
-		sql += " STRATEGY FILE_COPY" // 0.3s instead of 2s through the WAL
-	}
-	if err := pg.Exec(sql); err != nil {
-		t.Fatal(err)
-	}
+	name := guard.Clone(t, fmt.Sprintf("t_%s_%d", strings.NewReplacer("-", "_").Replace(tool), dbSeq.Add(1)))
 	t.Cleanup(func() {
 		if !t.Failed() {
 			pg.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")

@@ -1,10 +1,11 @@
 package tools
 
 import (
-	"github.com/pgguard/pgguard/policy"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 const nodeDir = "testdata/node"

@@ -1,9 +1,10 @@
 package tools
 
 import (
-	"github.com/pgguard/pgguard/policy"
 	"path/filepath"
 	"testing"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 // Rails' ActiveRecord (Debian's ruby-activerecord and ruby-pg), driven as
