@@ -310,16 +310,12 @@ func TestNoRetryOfWhatMayHaveChangedSomething(t *testing.T) {
 	}
 	defer pgExec("guard", "DROP TABLE IF EXISTS wire_retry_log")
 	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 	mustExec(t, holder, "BEGIN")
 	mustExec(t, holder, "LOCK TABLE small IN ACCESS SHARE MODE")
 	defer mustExec(t, holder, "ROLLBACK")
 	conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
-	_, err = conn.Exec(ctx, "DO $$ BEGIN INSERT INTO wire_retry_log VALUES (1); COMMIT; ALTER TABLE small ADD COLUMN wire_x int; END $$")
+	_, err := conn.Exec(ctx, "DO $$ BEGIN INSERT INTO wire_retry_log VALUES (1); COMMIT; ALTER TABLE small ADD COLUMN wire_x int; END $$")
 	if pgCode(err) != "55P03" {
 		t.Fatalf("err = %v, want 55P03", err)
 	}
@@ -407,12 +403,7 @@ func cleanupLeavesOtherBuild(t *testing.T, otherOn string) {
 // an INVALID index may be left, and which.
 func TestBuildCutOffNamesTheIndex(t *testing.T) {
 	_, addr, _ := guardProxy(t, "", nil)
-	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 	defer dropIndex(t, "wire_cut")
 	mustExec(t, holder, "BEGIN")
 	mustExec(t, holder, "SELECT count(*) FROM big WHERE id = 1")
@@ -582,11 +573,7 @@ func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
 	rules := "lock_timeout: 300ms\nlock_timeout_retries: {attempts: 1}\n"
 	_, addr, _ := guardProxy(t, rules, nil)
 	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 	mustExec(t, holder, "BEGIN")
 	mustExec(t, holder, "LOCK TABLE small IN ACCESS SHARE MODE")
 	defer holder.Exec(ctx, "ROLLBACK")
@@ -659,11 +646,7 @@ func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
 func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
 	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
 	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, "guard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 	for _, mode := range []string{"simple_protocol", "exec", "cache_statement"} {
 		t.Run(mode, func(t *testing.T) {
 			mustExec(t, holder, "SELECT pg_advisory_lock(4242)")
