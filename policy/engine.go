@@ -216,6 +216,12 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			return out, err
 		}
 		d := e.Decide(ctx, s, &local)
+		if MayChangeSearchPath(s.Text) {
+			// The catalog answers for the search_path as it was before
+			// this Query: for the statements after this one, a name may
+			// mean another table, so their sizes are unknown (large).
+			local.Catalog = nil
+		}
 		for _, t := range d.CreatesTables {
 			created = append(created, ParseTableName(t))
 		}
@@ -531,7 +537,16 @@ func ParseTableName(s string) Table {
 // on either side matches any schema.
 func TableIn(list []Table, schema, table string) bool {
 	for _, t := range list {
-		if t.Name == table && (t.Schema == "" || schema == "" || t.Schema == schema) {
+		if t.Name != table {
+			continue
+		}
+		switch {
+		case t.Schema == "pg_temp":
+			// A temporary table is what an unqualified name finds first.
+			if schema == "" || schema == "pg_temp" {
+				return true
+			}
+		case t.Schema == "" || schema == "" || t.Schema == schema:
 			return true
 		}
 	}

@@ -33,7 +33,7 @@ func statementFacts(n *pg_query.Node) facts {
 		}
 		if ic := s.SelectStmt.GetIntoClause(); ic != nil && ic.Rel != nil {
 			f.ddl = true
-			f.creates = append(f.creates, TableOf(ic.Rel).String())
+			f.creates = append(f.creates, createdTable(ic.Rel).String())
 		}
 	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
 		f.ddl = false
@@ -46,13 +46,13 @@ func statementFacts(n *pg_query.Node) facts {
 		*pg_query.Node_ClosePortalStmt:
 		f.ddl = false
 	case *pg_query.Node_CreateStmt:
-		f.creates = append(f.creates, TableOf(s.CreateStmt.Relation).String())
+		f.creates = append(f.creates, createdTable(s.CreateStmt.Relation).String())
 		if s.CreateStmt.Partbound != nil || len(s.CreateStmt.InhRelations) > 0 {
 			f.lock = LockShareUpdateExclusive // on the parent (PG12+)
 		}
 	case *pg_query.Node_CreateTableAsStmt:
 		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil {
-			f.creates = append(f.creates, TableOf(into.Rel).String())
+			f.creates = append(f.creates, createdTable(into.Rel).String())
 		}
 	case *pg_query.Node_IndexStmt:
 		f.lock, f.concurrent = LockShare, s.IndexStmt.Concurrent
@@ -157,4 +157,15 @@ func lockStmtMode(mode int32) string {
 		return lockOrder[mode-1]
 	}
 	return LockAccessExclusive
+}
+
+// createdTable names the table a CREATE makes: a temporary table lives in
+// the session's pg_temp schema, whatever the search_path, so that a later
+// public.big is not mistaken for the temporary big.
+func createdTable(rv *pg_query.RangeVar) Table {
+	t := TableOf(rv)
+	if rv != nil && rv.Relpersistence == "t" && t.Schema == "" {
+		t.Schema = "pg_temp"
+	}
+	return t
 }

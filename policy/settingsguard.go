@@ -62,3 +62,22 @@ func plainPositiveTimeout(vs *pg_query.VariableSetStmt) bool {
 	}
 	return false
 }
+
+// MayChangeSearchPath reports whether a statement may change which table an
+// unqualified name means: SET or RESET of search_path, set_config or
+// pg_settings anywhere in the text, a DO block or a CALL. (A table created
+// in the same Query is remembered by the engine itself.)
+func MayChangeSearchPath(text string) bool {
+	if containsFold(text, "set_config") || containsFold(text, "pg_settings") || firstWordIs(text, "do") || firstWordIs(text, "call") {
+		return true
+	}
+	if !firstWordIs(text, "set") && !firstWordIs(text, "reset") {
+		return false
+	}
+	res, err := pg_query.Parse(text)
+	if err != nil || len(res.Stmts) != 1 {
+		return true
+	}
+	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
+	return vs != nil && (vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL || strings.EqualFold(vs.Name, "search_path"))
+}

@@ -708,3 +708,29 @@ func TestStandardConformingStringsOff(t *testing.T) {
 		t.Fatalf("big.account is %q (%v)", typ, err)
 	}
 }
+
+// Names mean what the server says they mean: a temporary big is not
+// public.big, and after SET search_path in the same Query an unqualified
+// name may be another table than the catalog found a moment before.
+func TestNamesResolveLikeTheServer(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	if err := pgExec("guard", "CREATE SCHEMA IF NOT EXISTS wire_other", "CREATE TABLE IF NOT EXISTS wire_other.big (account int)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP SCHEMA IF EXISTS wire_other CASCADE") })
+	for name, q := range map[string][]string{
+		"temporary table": {"BEGIN", "CREATE TEMP TABLE big (account int); ALTER TABLE public.big ALTER COLUMN account TYPE bigint"},
+		"search_path": {"SET search_path = wire_other, public",
+			"SET search_path = public; ALTER TABLE big ALTER COLUMN account TYPE bigint"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := rawConnect(t, addr, "guard")
+			c.send(&pgproto3.Query{String: q[0]})
+			c.until(1)
+			c.send(&pgproto3.Query{String: q[1]})
+			if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: alter-column-type") {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+}
