@@ -37,8 +37,8 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	sc := &s.pctx
 	if sc.CreatedTables == nil {
 		*sc = policy.Context{
-			CreatedTables:       s.tx.created,
-			NotValidConstraints: s.tx.notValidLock,
+			CreatedTables:       s.tx.Created,
+			NotValidConstraints: s.tx.NotValidLock,
 			User:                s.state.User,
 			Database:            s.state.Database,
 			ApplicationName:     s.state.ApplicationName,

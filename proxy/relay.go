@@ -241,7 +241,7 @@ func (s *Session) serverToClient() string {
 func (s *Session) readyForQuery(status byte) {
 	s.state.setTxStatus(status)
 	if status == 'I' {
-		s.tx.reset()
+		s.tx.Reset()
 	}
 	s.received++
 	if s.pending.Add(-1) == 0 {

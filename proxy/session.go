@@ -76,7 +76,7 @@ type Session struct {
 	idleSignal chan struct{}
 	// tx remembers tables created and constraints added NOT VALID in the
 	// open transaction.
-	tx txMemory
+	tx policy.TxMemory
 	// Owned by the client-to-server loop: whether extended-protocol
 	// messages were sent since the last Sync, the special sync point of
 	// that batch, work to do once its Sync is sent, and a reusable buffer.

@@ -180,8 +180,7 @@ func (s *Session) answered(sp *syncPoint, status byte) error {
 		sp.errCode, sp.errMsg = "54000", "pgguard: the answer of its own query was too large"
 	}
 	if sp.errCode == "" && status != 'I' {
-		s.tx.addTables(sp.creates)
-		s.tx.addNotValid(sp.notValid)
+		s.tx.Record(sp.creates, sp.notValid)
 	}
 	s.syncs.pop()
 	s.readyForQuery(status)

@@ -48,7 +48,7 @@ func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
 	o := &lintOptions{}
 	fs := flag.NewFlagSet("pgguard lint", flag.ContinueOnError)
 	fs.IntVar(&o.pgVersion, "pg-version", 0, "PostgreSQL major version to check against (default: assume_pg_version from the rules)")
-	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside a transaction block (as sequelize migrations do by default)")
+	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside one transaction block (as knex, node-pg-migrate, TypeORM, Django and Rails run a migration by default; sequelize-cli does not)")
 	fs.StringVar(&o.rules, "rules", "", "rules file (default: the built-in rules.yaml)")
 	fs.StringVar(&o.format, "format", "text", "output format: text or json (one object per line)")
 	fs.StringVar(&o.user, "user", "", "role the migration runs as, for profiles and pgguard:allow annotations")
@@ -147,27 +147,35 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	var created []string
+	// The same memory of the open transaction as the proxy keeps: tables
+	// created earlier in the file are new (in autocommit too: they are
+	// empty), NOT VALID constraints count until the transaction ends.
+	var tx, created policy.TxMemory
+	inTx := o.inTransaction
 	sc := &policy.Context{
-		InTransaction: o.inTransaction,
 		Alone:         true, // migration tools send one statement at a time
 		ServerVersion: o.pgVersion * 10000,
 		User:          o.user,
 		CreatedTables: func(schema, table string) bool {
-			for _, c := range created {
-				q := policy.QuoteIdent(table)
-				if c == q || (schema == "" && strings.HasSuffix(c, "."+q)) ||
-					c == (policy.Table{Schema: schema, Name: table}).String() {
-					return true
-				}
-			}
-			return false
+			return created.Created(schema, table)
 		},
+		NotValidConstraints: tx.NotValidLock,
 	}
 	var out []lintFinding
 	for _, s := range policy.Split(string(data)) {
+		switch {
+		case policy.BeginsTransaction(s.Text):
+			inTx = true
+		case policy.EndsTransaction(s.Text):
+			inTx = o.inTransaction
+			tx.Reset()
+		}
+		sc.InTransaction = inTx
 		d := e.Decide(context.Background(), s, sc)
-		created = append(created, d.CreatesTables...)
+		created.Record(d.CreatesTables, nil)
+		if inTx {
+			tx.Record(nil, d.AddsNotValid)
+		}
 		for _, f := range d.Findings {
 			out = append(out, lintFinding{
 				File: name, Line: s.Line, Statement: s.Text, Rule: f.RuleID, Action: f.Action.String(),

@@ -98,3 +98,26 @@ func TestLintStdinAndExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// lint keeps the same memory of the open transaction as the proxy: a
+// VALIDATE in the transaction that added the constraint NOT VALID is
+// refused, in its own transaction it is not.
+func TestLintTransactionMemory(t *testing.T) {
+	add := "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+	validate := "ALTER TABLE t VALIDATE CONSTRAINT c;\n"
+	for _, c := range []struct {
+		name, sql string
+		code      int
+	}{
+		{"same transaction", "BEGIN;\n" + add + validate + "COMMIT;\n", 1},
+		{"separate transactions", "BEGIN;\n" + add + "COMMIT;\nBEGIN;\n" + validate + "COMMIT;\n", 0},
+		{"autocommit", add + validate, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, _ := runCmd(t, c.sql, "lint", "-")
+			if code != c.code || (c.code == 1) != strings.Contains(out, "validate-in-same-transaction") {
+				t.Fatalf("exit %d, want %d:\n%s", code, c.code, out)
+			}
+		})
+	}
+}
