@@ -32,3 +32,23 @@ func TestMayChangeLockTimeout(t *testing.T) {
 		}
 	}
 }
+
+// SessionEffects agrees with the two functions it stands for.
+func TestSessionEffects(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT 1", "SET lock_timeout = 0", "SET lock_timeout = '2s'", "select pg_advisory_lock(1)",
+		"SELECT pg_try_advisory_lock(1)", "SELECT set_config($1, $2, false)", "UPDATE pg_settings SET setting = '0'",
+		"DO $$ BEGIN END $$", "CALL p()", "INSERT INTO users (s_id, p_id) VALUES ($1, $2)", "reset lock_timeout",
+		"SELECT PG_ADVISORY_XACT_LOCK(7)", "SET search_path = x",
+	} {
+		changes, waits := SessionEffects(sql)
+		if changes != MayChangeLockTimeout(sql) || waits != WaitsForAdvisoryLock(sql) {
+			t.Errorf("SessionEffects(%q) = %v, %v", sql, changes, waits)
+		}
+		// Only a SET or RESET is parsed (and so allocates).
+		plain := !firstWordIs(sql, "set") && !firstWordIs(sql, "reset")
+		if n := testing.AllocsPerRun(10, func() { SessionEffects(sql) }); n != 0 && plain {
+			t.Errorf("SessionEffects(%q) allocates", sql)
+		}
+	}
+}

@@ -35,11 +35,11 @@ func (s *Session) onParse(n int) error {
 	delete(s.rewrittenStmts, string(nameBytes))
 	eng := s.srv.cfg.Policy.Engine()
 	s.tools.Observe(wire.BytesView(queryBytes))
-	advisory := policy.WaitsForAdvisoryLock(wire.BytesView(queryBytes))
+	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
 	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory {
 		// Application traffic: nothing to judge, nothing allocated.
-		s.batchChangesLockTimeout = s.batchChangesLockTimeout || policy.MayChangeLockTimeout(wire.BytesView(queryBytes))
-		if ev := s.ledgerEvent(string(queryBytes)); ev != nil {
+		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
+		if ev := s.ledgerEvent(wire.BytesView(queryBytes)); ev != nil {
 			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
 		}
 		s.unsynced = true
@@ -63,7 +63,6 @@ func (s *Session) onParse(n int) error {
 		}
 		ds = decide()
 	}
-	changes := policy.MayChangeLockTimeout(query)
 	if !needsCare(ds) && !(advisory && alone && s.state.TxStatus() == 'I') {
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
 		s.unsynced = true
