@@ -154,3 +154,22 @@ func (e *Env) Clone(t testing.TB, name string) string {
 	}
 	return name
 }
+
+// Need skips a test when no PostgreSQL was found outside CI (e is nil
+// then; under CI the suite's TestMain already failed).
+func (e *Env) Need(t testing.TB) {
+	t.Helper()
+	if e == nil {
+		t.Skip("skipping: needs a real PostgreSQL (apt-get install postgresql, or set PGGUARD_PG_BINDIR)")
+	}
+}
+
+// Missing fails (under CI) or skips (elsewhere) a test whose client or
+// tool is not installed, naming what to install.
+func Missing(t testing.TB, what string, err error, install string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI needs %s (%s): %v", what, install, err)
+	}
+	t.Skipf("skipping: %s is not installed (%s): %v", what, install, err)
+}

@@ -71,23 +71,17 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// needPG skips a test when no PostgreSQL was found outside CI (TestMain
-// already failed the run under CI).
+// needPG skips a test when no PostgreSQL was found outside CI.
 func needPG(t *testing.T) {
 	t.Helper()
-	if pg == nil {
-		t.Skip("skipping: needs a real PostgreSQL (apt-get install postgresql, or set PGGUARD_PG_BINDIR)")
-	}
+	guard.Need(t)
 }
 
-// missing fails (under CI) or skips (elsewhere) a test whose tool is not
-// installed, naming what to install.
+// missing fails (under CI) or skips (elsewhere) a test whose program is
+// not installed.
 func missing(t *testing.T, what string, err error, install string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI needs %s (%s): %v", what, install, err)
-	}
-	t.Skipf("skipping: %s is not installed (%s): %v", what, install, err)
+	guardtest.Missing(t, what, err, install)
 }
 
 // need returns the absolute path of a file the test needs, or fails/skips
