@@ -25,12 +25,12 @@ type memoCatalog struct {
 }
 
 type memoAnswer struct {
-	a, b, c bool
-	n       int64
-	s       string
-	list    []string
-	size    TableSize
-	ok      bool
+	a, b bool
+	n    int64
+	s    string
+	list []string
+	size TableSize
+	ok   bool
 }
 
 var (

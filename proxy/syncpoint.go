@@ -47,9 +47,6 @@ type syncPoint struct {
 	done     chan struct{}
 	out      outcome
 	doneSent bool // owned by the server-to-client loop
-	// queued: pushed on the queue before its sync message was sent (an
-	// extended-protocol batch whose answer must be watched from its start).
-	queued bool
 
 	// events are reported once the answer is complete, with tag (the
 	// first CommandComplete) and the outcome.

@@ -72,19 +72,11 @@ func TestGolangMigrate(t *testing.T) {
 
 const migrateLedger = "SELECT version || CASE WHEN dirty THEN ' dirty' ELSE '' END FROM schema_migrations"
 
-// advisoryWaitWired says whether the proxy lifts the session's short
-// lock_timeout while a statement waits for an advisory lock
-// (policy.WaitsForAdvisoryLock), as it does for CONCURRENTLY.
-const advisoryWaitWired = true
-
 // Two deploys' migrators started together: the second waits on
 // golang-migrate's pg_advisory_lock while the first runs a migration that
 // takes longer than pgguard's lock_timeout, then finds nothing left to do.
 // Directly, both finish; the advisory lock blocks nobody's reads or writes.
 func TestGolangMigrateTwoRunsTogether(t *testing.T) {
-	if !advisoryWaitWired {
-		t.Skip("needs the proxy to lift lock_timeout while a statement waits for an advisory lock (policy.WaitsForAdvisoryLock; advisoryWaitWired)")
-	}
 	t.Parallel()
 	needPG(t)
 	bin := need(t, migrateBin, "golang-migrate", migrateInstall)

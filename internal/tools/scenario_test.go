@@ -10,12 +10,6 @@ import (
 	"github.com/pgguard/pgguard/policy"
 )
 
-// toolSenseWired says whether the proxy passes the session's migration tool
-// to the policy (policy.ToolSense over the session's statements into
-// policy.Context.Tool). Until it does, refusals give the fix in plain terms
-// and the checks of each tool's own idiom skip.
-const toolSenseWired = true
-
 // A tool runs its own migrations: migrate runs the tool's "migrate up" over
 // one scenario's directory of migrations, on database db.
 type tool struct {
@@ -130,21 +124,12 @@ func checkRefusal(t *testing.T, tl tool, sc scenario, r result) {
 		if !strings.Contains(r.out, "Fix: run CREATE INDEX CONCURRENTLY") {
 			t.Errorf("the refusal's message does not carry the fix: %s", r)
 		}
-		if toolSenseWired && !strings.Contains(r.out, tl.idiom) {
+		if !strings.Contains(r.out, tl.idiom) {
 			t.Errorf("the refusal does not give the fix in %s's terms (%q): %s", tl.name, tl.idiom, r)
 		}
 	}
 	if tl.printsDetail && !strings.Contains(r.out, "Safe recipe:") {
 		t.Errorf("the tool did not print the safe recipe: %s", r)
-	}
-}
-
-// skipUntilToolSense skips a test that needs the proxy to tell the policy
-// which tool runs the session.
-func skipUntilToolSense(t *testing.T) {
-	t.Helper()
-	if !toolSenseWired {
-		t.Skip("needs the proxy to pass policy.ToolSense's tool in policy.Context.Tool (toolSenseWired)")
 	}
 }
 

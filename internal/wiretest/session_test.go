@@ -64,11 +64,10 @@ func describePortal(portal string) msg { return msg{kind: mDescribe, what: 'P', 
 func execute(portal string, maxRows uint32) msg {
 	return msg{kind: mExecute, portal: portal, maxRows: maxRows}
 }
-func closeStmt(name string) msg { return msg{kind: mClose, what: 'S', name: name} }
-func syncMsg() msg              { return msg{kind: mSync} }
-func flushMsg() msg             { return msg{kind: mFlush} }
-func copyData(s string) msg     { return msg{kind: mCopyData, data: s} }
-func copyDone() msg             { return msg{kind: mCopyDone} }
+func syncMsg() msg          { return msg{kind: mSync} }
+func flushMsg() msg         { return msg{kind: mFlush} }
+func copyData(s string) msg { return msg{kind: mCopyData, data: s} }
+func copyDone() msg         { return msg{kind: mCopyDone} }
 
 // runExt is the usual unnamed Parse, Bind, Execute of one statement.
 func runExt(s *stmt) []msg { return []msg{parse("", s), bind("", ""), execute("", 0)} }
