@@ -85,8 +85,9 @@ const (
 	DefaultMaxHeldAnswer       = 1 << 20
 )
 
-// upstreamNetwork splits Target.Upstream into a network and address for net.Dial.
-func upstreamNetwork(upstream string) (network, address string, err error) {
+// UpstreamNetwork splits Target.Upstream into a network and address for
+// net.Dial: tcp and host:port, or unix and the socket file in a directory.
+func UpstreamNetwork(upstream string) (network, address string, err error) {
 	if strings.HasPrefix(upstream, "/") {
 		dir, port := upstream, "5432"
 		if i := strings.LastIndex(upstream, ":"); i > 0 {
@@ -121,7 +122,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("target %s: listen address %s used twice", t.Name, t.Listen)
 		}
 		seen[t.Listen] = true
-		if _, _, err := upstreamNetwork(t.Upstream); err != nil {
+		if _, _, err := UpstreamNetwork(t.Upstream); err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		switch t.UpstreamTLS {

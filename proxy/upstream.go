@@ -13,7 +13,7 @@ import (
 // dialUpstream connects to the target's server and negotiates TLS as the
 // target says. The deadline of ctx bounds the whole exchange.
 func dialUpstream(ctx context.Context, t *Target) (net.Conn, error) {
-	network, addr, err := upstreamNetwork(t.Upstream)
+	network, addr, err := UpstreamNetwork(t.Upstream)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,13 +125,9 @@ func ago(now, then time.Time) string { return now.Sub(then).Truncate(time.Second
 // or a unix-socket directory optionally followed by :port, as in
 // proxy.Target.Upstream.
 func dialUpstream(ctx context.Context, upstream string, timeout time.Duration) error {
-	network, addr := "tcp", upstream
-	if strings.HasPrefix(upstream, "/") {
-		dir, port := upstream, "5432"
-		if i := strings.LastIndex(upstream, ":"); i > 0 {
-			dir, port = upstream[:i], upstream[i+1:]
-		}
-		network, addr = "unix", filepath.Join(dir, ".s.PGSQL."+port)
+	network, addr, err := proxy.UpstreamNetwork(upstream)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
