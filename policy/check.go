@@ -22,6 +22,8 @@ type Check struct {
 	// LockTimeout and MaxLockTimeout are the configured lock_timeout and
 	// max_lock_timeout.
 	LockTimeout, MaxLockTimeout time.Duration
+	// MaxDMLRows is large_dml.max_rows.
+	MaxDMLRows int64
 
 	reports []Report
 }

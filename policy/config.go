@@ -29,6 +29,8 @@ type Config struct {
 	// SizeThresholds say when a table is small enough for size rules not
 	// to apply.
 	SizeThresholds SizeThresholds `yaml:"size_thresholds"`
+	// LargeDML configures rule large-dml.
+	LargeDML LargeDML `yaml:"large_dml"`
 	// OnParseError is reject, warn or allow (LevelOff) for DDL that does
 	// not parse.
 	OnParseError Fallback `yaml:"on_parse_error"`
@@ -62,6 +64,13 @@ type Retries struct {
 type SizeThresholds struct {
 	Rows  int64    `yaml:"rows"`
 	Bytes ByteSize `yaml:"bytes"`
+}
+
+// LargeDML configures rule large-dml.
+type LargeDML struct {
+	// MaxRows is the most rows one UPDATE or DELETE may change, by the
+	// planner's estimate.
+	MaxRows int64 `yaml:"max_rows"`
 }
 
 // Annotations configure the escape hatch.
@@ -105,6 +114,7 @@ func defaultConfig() *Config {
 			MaxBackoff:     Duration(5 * time.Second),
 		},
 		SizeThresholds:    SizeThresholds{Rows: 10000, Bytes: 10 << 20},
+		LargeDML:          LargeDML{MaxRows: 100_000},
 		OnParseError:      Fallback(LevelReject),
 		OnDynamicSQL:      Fallback(LevelReject),
 		MaxStatementBytes: DefaultMaxStatementBytes,

@@ -32,6 +32,9 @@ func (d *decoder) validate(c *Config) {
 	if r.MaxBackoff < r.InitialBackoff {
 		d.errorf(at("lock_timeout_retries.max_backoff"), "lock_timeout_retries.max_backoff: %v is less than initial_backoff (%v)", r.MaxBackoff, r.InitialBackoff)
 	}
+	if c.LargeDML.MaxRows < 1 {
+		d.errorf(at("large_dml.max_rows"), "large_dml.max_rows: must be at least 1")
+	}
 	if c.SizeThresholds.Rows < 0 {
 		d.errorf(at("size_thresholds.rows"), "size_thresholds.rows: must not be negative")
 	}

@@ -22,6 +22,11 @@ type Context struct {
 	// and the lock that ADD took, which the transaction still holds. May
 	// be nil. Rule validate-in-same-transaction uses it.
 	NotValidConstraints func(t Table, constraint string) (lock string, ok bool)
+	// ExclusiveTables reports whether the open transaction holds an ACCESS
+	// EXCLUSIVE lock on a table (Decision.LocksExclusive of earlier
+	// statements); with an empty table name, whether it holds any. May be
+	// nil. Rule large-dml refuses changing the rows of such a table.
+	ExclusiveTables func(schema, table string) bool
 	// ServerVersion is server_version_num, e.g. 150018; 0 means unknown
 	// (the engine then assumes the configured default version).
 	ServerVersion int

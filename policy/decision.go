@@ -83,4 +83,8 @@ type Decision struct {
 	// that the caller can remember them for the rest of the transaction
 	// (Context.NotValidConstraints) once the statement succeeds.
 	AddsNotValid []NotValidConstraint
+	// LocksExclusive lists the tables this statement takes an ACCESS
+	// EXCLUSIVE lock on, which the transaction keeps until it ends
+	// (Context.ExclusiveTables) once the statement succeeds.
+	LocksExclusive []Table
 }

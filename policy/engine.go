@@ -192,9 +192,16 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
-	var created []Table
+	var created, exclusive []Table
 	var notValid []NotValidConstraint
 	if len(stmts) > 1 {
+		outerEx := sc.ExclusiveTables
+		local.ExclusiveTables = func(schema, table string) bool {
+			if table == "" && len(exclusive) > 0 {
+				return true
+			}
+			return (outerEx != nil && outerEx(schema, table)) || TableIn(exclusive, schema, table)
+		}
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
 			return (outer != nil && outer(schema, table)) || TableIn(created, schema, table)
@@ -226,8 +233,9 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			created = append(created, ParseTableName(t))
 		}
 		notValid = append(notValid, d.AddsNotValid...)
+		exclusive = append(exclusive, d.LocksExclusive...)
 		if endsTransaction(s.Text) {
-			notValid = nil // a COMMIT or ROLLBACK inside the Query
+			notValid, exclusive = nil, nil // a COMMIT or ROLLBACK inside the Query
 		}
 		out = append(out, StatementDecision{Statement: s, Decision: d})
 	}
@@ -247,7 +255,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) {
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) {
 		return d
 	}
 	if sc.Catalog != nil {
@@ -271,6 +279,9 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		f := statementFacts(node)
 		d.DDL, d.Lock, d.Concurrent, d.CreatesTables, d.Retryable = f.ddl, f.lock, f.concurrent, f.creates, f.retryable
 		d.AddsNotValid = notValidAdds(node)
+		if f.lock == LockAccessExclusive {
+			d.LocksExclusive = exclusiveTables(node)
+		}
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 	}
@@ -285,6 +296,14 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		}
 	}
 	return d
+}
+
+// HoldsExclusive reports whether the session's open transaction holds an
+// ACCESS EXCLUSIVE lock on some table: its UPDATEs and DELETEs must then
+// be judged whatever their shape (rule large-dml), so the proxy's fast
+// path (Plain) does not apply to them.
+func HoldsExclusive(sc *Context) bool {
+	return sc != nil && sc.ExclusiveTables != nil && sc.ExclusiveTables("", "")
 }
 
 // Plain reports whether the engine would let every statement of query
@@ -359,8 +378,9 @@ type found struct {
 	Report
 }
 
-// maxNesting bounds DO blocks inside functions inside DO blocks.
-const maxNesting = 4
+// maxNesting bounds DO blocks inside functions inside DO blocks; what is
+// nested deeper is a parse-error finding, never silently allowed.
+const maxNesting = 16
 
 // judge runs every enabled rule over a parsed statement, then over the
 // statements inside DO blocks and PL/pgSQL functions.
@@ -371,7 +391,8 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 			continue
 		}
 		c := &Check{Ctx: j.ctx, Session: j.sc, Version: j.version, Text: text, Nested: nested,
-			LockTimeout: time.Duration(j.e.cfg.LockTimeout), MaxLockTimeout: time.Duration(j.e.cfg.MaxLockTimeout)}
+			LockTimeout: time.Duration(j.e.cfg.LockTimeout), MaxLockTimeout: time.Duration(j.e.cfg.MaxLockTimeout),
+			MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
 		r.Check(c, node)
 		for _, rep := range c.reports {
 			if r.SizeDependent && !j.large(&rep) {
@@ -385,6 +406,12 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 	}
 	if depth < maxNesting {
 		j.judgeBodies(node, text, depth)
+		return
+	}
+	if node.GetDoStmt() != nil || node.GetCreateFunctionStmt() != nil {
+		j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
+			Message: fmt.Sprintf("DO blocks and functions nested %d deep are more than pgguard checks, so it cannot tell which locks the innermost one takes.", maxNesting),
+		})
 	}
 }
 

@@ -184,7 +184,9 @@ func TestPlain(t *testing.T) {
 				if _, plain := e.Plain(s.Text); plain {
 					passed++
 				}
-				if f == "bad.sql" {
+				// Plain knows no session: the proxy does not use it for DML
+				// while the transaction holds an ACCESS EXCLUSIVE lock.
+				if f == "bad.sql" && !HoldsExclusive(fixtureContext(t, s.Text)) {
 					if _, plain := e.Plain(s.Text); plain {
 						t.Errorf("%s/bad.sql:%d passes as plain: %s", rule.ID, s.Line, firstLine(s.Text))
 					}

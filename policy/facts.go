@@ -126,6 +126,30 @@ func retryableStatement(n *pg_query.Node) bool {
 	return false
 }
 
+// exclusiveTables returns the tables an ACCESS EXCLUSIVE statement locks
+// and that stay (ALTER TABLE, LOCK ... IN ACCESS EXCLUSIVE MODE, TRUNCATE,
+// RENAME of a table or column), for Decision.LocksExclusive.
+func exclusiveTables(n *pg_query.Node) []Table {
+	var out []Table
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_AlterTableStmt:
+		out = append(out, TableOf(s.AlterTableStmt.Relation))
+	case *pg_query.Node_LockStmt:
+		for _, r := range s.LockStmt.Relations {
+			out = append(out, TableOf(r.GetRangeVar()))
+		}
+	case *pg_query.Node_TruncateStmt:
+		for _, r := range s.TruncateStmt.Relations {
+			out = append(out, TableOf(r.GetRangeVar()))
+		}
+	case *pg_query.Node_RenameStmt:
+		if s.RenameStmt.Relation != nil && s.RenameStmt.RenameType != pg_query.ObjectType_OBJECT_TABLE {
+			out = append(out, TableOf(s.RenameStmt.Relation)) // a renamed table is known by its new name
+		}
+	}
+	return out
+}
+
 // alterTableLock is the lock one ALTER TABLE subcommand takes.
 func alterTableLock(cmd *pg_query.AlterTableCmd) string {
 	switch cmd.Subtype {

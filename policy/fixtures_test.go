@@ -24,7 +24,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 		}
 		return cat
 	}
-	var created []Table
+	var created, exclusive []Table
 	var notValid []NotValidConstraint
 	lx := lexer{src: text}
 	for tok := lx.next(); tok.kind != tokEOF; tok = lx.next() {
@@ -54,6 +54,8 @@ func fixtureContext(t testing.TB, text string) *Context {
 				sc.Tool = Tool(val)
 			case "created":
 				created = append(created, ParseTableName(val))
+			case "exclusive": // the transaction holds ACCESS EXCLUSIVE on TABLE
+				exclusive = append(exclusive, ParseTableName(val))
 			case "small":
 				catalog().sizes[val] = TableSize{Rows: 100, Bytes: 8192}
 			case "large":
@@ -108,6 +110,11 @@ func fixtureContext(t testing.TB, text string) *Context {
 	}
 	if created != nil {
 		sc.CreatedTables = func(schema, table string) bool { return TableIn(created, schema, table) }
+	}
+	if exclusive != nil {
+		sc.ExclusiveTables = func(schema, table string) bool {
+			return (table == "" && len(exclusive) > 0) || TableIn(exclusive, schema, table)
+		}
 	}
 	if notValid != nil {
 		sc.NotValidConstraints = func(t Table, name string) (string, bool) { return findNotValid(notValid, t, name) }

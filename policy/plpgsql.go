@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -15,12 +16,30 @@ import (
 func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 	var where string
 	switch s := node.GetNode().(type) {
+	case *pg_query.Node_ExplainStmt:
+		// EXPLAIN ANALYZE runs the statement it explains.
+		if analyzes(s.ExplainStmt.Options) {
+			if inner := wrappedText(text, "explain"); inner != "" {
+				j.judgeInner(inner, "in EXPLAIN ANALYZE, which runs it", depth)
+			}
+		}
+		return
+	case *pg_query.Node_PrepareStmt:
+		// Judged when prepared: EXECUTE then runs what was accepted.
+		if inner := wrappedText(text, "prepare"); inner != "" {
+			j.judgeInner(inner, "in PREPARE "+s.PrepareStmt.Name, depth)
+		}
+		return
 	case *pg_query.Node_DoStmt:
 		if lang := defElemString(s.DoStmt.Args, "language"); lang != "" && lang != "plpgsql" {
 			return
 		}
 		where = "in the DO block"
 	case *pg_query.Node_CreateFunctionStmt:
+		// The body runs when the function is called, not now: its
+		// statements' locks are not this statement's.
+		lock := j.innerLock
+		defer func() { j.innerLock = lock }()
 		kind := "function"
 		if s.CreateFunctionStmt.IsProcedure {
 			kind = "procedure"
@@ -30,7 +49,19 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 			j.judgeSQLBody(body, text, where, depth)
 			return
 		}
-		if defElemString(s.CreateFunctionStmt.Options, "language") != "plpgsql" {
+		switch defElemString(s.CreateFunctionStmt.Options, "language") {
+		case "plpgsql":
+		case "sql":
+			// LANGUAGE sql AS '...': the body is a string of statements
+			// that run, one after another, whenever the function is
+			// called (from a query, a CALL, a trigger or an event trigger).
+			for _, body := range functionAs(s.CreateFunctionStmt.Options) {
+				for _, st := range splitStrings(body, false) {
+					j.judgeInner(st.Text, where, depth)
+				}
+			}
+			return
+		default:
 			return
 		}
 	default:
@@ -66,6 +97,9 @@ const maxJSONDepth = 200
 
 func (j *judgement) walkPlpgsql(v any, where string, depth, jsonDepth int) {
 	if jsonDepth > maxJSONDepth {
+		j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
+			Message: fmt.Sprintf("The PL/pgSQL %s is nested too deeply for pgguard to check every statement in it.", where[3:]),
+		})
 		return
 	}
 	switch t := v.(type) {
@@ -82,15 +116,55 @@ func (j *judgement) walkPlpgsql(v any, where string, depth, jsonDepth int) {
 		for _, k := range keys {
 			x := t[k]
 			switch k {
-			case "PLpgSQL_stmt_execsql":
-				j.judgeInner(exprQuery(x, "sqlstmt"), where, depth)
-			case "PLpgSQL_stmt_perform":
-				j.judgeInner(exprQuery(x, "expr"), where, depth)
 			case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
 				j.judgeDynamic(exprQuery(x, "query"), where, depth)
+			case "PLpgSQL_stmt_return_query", "PLpgSQL_stmt_open":
+				if q := exprQuery(x, "dynquery"); q != "" {
+					j.judgeDynamic(q, where, depth)
+				}
+			case "PLpgSQL_expr":
+				// Every piece of SQL in the body: statements (SQL, PERFORM,
+				// CALL, a nested DO, a FOR's query), conditions and
+				// assignments, which are SELECTs of an expression and may
+				// call set_config or a function.
+				j.judgePlpgsqlExpr(x, where, depth)
+				continue
 			}
 			j.walkPlpgsql(x, where, depth, jsonDepth+1)
 		}
+	}
+}
+
+// PL/pgSQL's parse modes (PostgreSQL's RawParseMode) of an expression.
+const (
+	plpgsqlStatement  = 0 // a whole statement
+	plpgsqlExpression = 2 // an expression: IF cond, RETURN expr, ...
+	plpgsqlAssign1    = 3 // var := expr, up to var.field[sub] := expr
+	plpgsqlAssign3    = 5
+)
+
+// judgePlpgsqlExpr judges one PLpgSQL_expr of a body.
+func (j *judgement) judgePlpgsqlExpr(x any, where string, depth int) {
+	m, _ := x.(map[string]any)
+	q, _ := m["query"].(string)
+	mode, _ := m["parseMode"].(float64)
+	switch {
+	case q == "":
+	case mode == plpgsqlStatement:
+		j.judgeInner(q, where, depth)
+	case mode == plpgsqlExpression, mode >= plpgsqlAssign1 && mode <= plpgsqlAssign3:
+		if mode != plpgsqlExpression {
+			if i := strings.Index(q, ":="); i >= 0 {
+				q = q[i+2:]
+			} else if i := strings.IndexByte(q, '='); i >= 0 {
+				q = q[i+1:]
+			}
+		}
+		// An expression is judged for what it calls; the SELECT around it
+		// is ours and takes no lock of its own.
+		lock := j.innerLock
+		j.judgeInner("SELECT "+q, where, depth)
+		j.innerLock = lock
 	}
 }
 
@@ -120,8 +194,11 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 	j.innerLock = strongerLock(j.innerLock, statementFacts(node).lock)
 	before := len(j.found)
 	j.judge(node, sql, true, depth+1)
+	prefix := capitalize(where) + ": "
 	for i := before; i < len(j.found); i++ {
-		j.found[i].Message = capitalize(where) + ": " + j.found[i].Message
+		if !strings.HasPrefix(j.found[i].Message, prefix) { // a DO block in a DO block
+			j.found[i].Message = prefix + j.found[i].Message
+		}
 	}
 }
 
@@ -176,6 +253,90 @@ func (j *judgement) judgeSQLBody(body *pg_query.Node, text, where string, depth 
 		}
 	}
 	walk(body, 0)
+}
+
+// analyzes reports whether EXPLAIN's options include ANALYZE (not
+// ANALYZE false).
+func analyzes(opts []*pg_query.Node) bool {
+	for _, o := range opts {
+		de := o.GetDefElem()
+		if de == nil || de.Defname != "analyze" {
+			continue
+		}
+		if de.Arg == nil {
+			return true
+		}
+		v, _ := constString(de.Arg)
+		if v == "" {
+			v = de.GetArg().GetString_().GetSval()
+		}
+		switch strings.ToLower(v) {
+		case "false", "off", "0", "no":
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// wrappedText returns the statement inside EXPLAIN [options] <statement>
+// or PREPARE name [(types)] AS <statement>: the text after the options of
+// EXPLAIN, or after PREPARE's AS; "" if it cannot be found.
+func wrappedText(text, verb string) string {
+	lx := lexer{src: text}
+	next := func() token {
+		for {
+			if t := lx.next(); t.kind != tokComment {
+				return t
+			}
+		}
+	}
+	if !next().wordIs(text, verb) {
+		return ""
+	}
+	depth := 0
+	for {
+		t := next()
+		switch {
+		case t.kind == tokEOF || t.kind == tokSemi:
+			return ""
+		case t.kind == tokOpen:
+			depth++
+		case t.kind == tokClose:
+			depth--
+		case depth > 0:
+		case verb == "prepare":
+			if t.wordIs(text, "as") {
+				return strings.TrimSpace(text[t.end:])
+			}
+		case t.kind == tokWord:
+			for _, opt := range []string{"analyze", "analyse", "verbose"} {
+				if t.wordIs(text, opt) {
+					t.kind = tokComment
+				}
+			}
+			if t.kind == tokWord {
+				return text[t.start:]
+			}
+		}
+	}
+}
+
+// functionAs returns the strings of a CREATE FUNCTION's AS clause.
+func functionAs(opts []*pg_query.Node) []string {
+	var out []string
+	for _, o := range opts {
+		de := o.GetDefElem()
+		if de == nil || de.Defname != "as" {
+			continue
+		}
+		for _, item := range de.GetArg().GetList().GetItems() {
+			if s := item.GetString_(); s != nil {
+				out = append(out, s.Sval)
+			}
+		}
+	}
+	return out
 }
 
 func defElemString(opts []*pg_query.Node, name string) string {

@@ -2,14 +2,11 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
-
-// largeDMLRows is the most rows one UPDATE or DELETE may touch: the seeds'
-// rule, never backfill more than 100k rows in one statement of a migration.
-const largeDMLRows = 100_000
 
 // largeDMLBatch is the batch size the recipe uses.
 const largeDMLBatch = 10000
@@ -18,11 +15,12 @@ func init() {
 	Register(Rule{
 		ID:      "large-dml",
 		Summary: "UPDATE or DELETE of a large share of a large table in one statement",
-		// warn, not reject: the proxy also sees the application's own
-		// statements, and a planner estimate can be wrong; refusing a
-		// legitimate job is an outage. Profiles can make it reject for the
-		// migration role.
-		Default:       LevelWarn,
+		// The field's rule: never backfill more than 100,000 rows in one
+		// statement (large_dml.max_rows). The proxy also sees the
+		// application's statements; only those that are not keyed
+		// (WHERE id = $1) are estimated, and roles that legitimately do
+		// large batch work get warn through a profile (rules.yaml).
+		Default:       LevelReject,
 		SizeDependent: true,
 		DML:           true,
 		MayConcern:    func(text string) bool { return !keyedWhereText(text) },
@@ -106,6 +104,19 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	if t.Name == "" || c.Created(t) {
 		return
 	}
+	if c.Session.ExclusiveTables != nil && c.Session.ExclusiveTables(t.Schema, t.Name) {
+		// Whatever its size, the statement runs while every other
+		// session's reads and writes of t wait for the transaction.
+		c.Report(Report{
+			Table: t,
+			Lock:  LockAccessExclusive,
+			Message: fmt.Sprintf("%s of %s in the transaction that holds the ACCESS EXCLUSIVE lock an earlier statement took on it (ALTER TABLE, LOCK, TRUNCATE): every read and write of %s waits for the whole scan and the rest of the transaction.",
+				p.verb, t, t),
+			Detail: "The lock is held until the transaction ends, so the data change cannot be made short by itself here.",
+			Hint:   "-- commit the schema change first (a migration of its own); then\n" + largeDMLHint(c, p, t),
+		})
+		return
+	}
 	var rows int64
 	known := false
 	// Asking the planner costs a round trip; application statements that
@@ -120,7 +131,7 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	}
 	var what string
 	switch {
-	case known && rows < largeDMLRows:
+	case known && rows <= c.MaxDMLRows:
 		return
 	case known:
 		what = fmt.Sprintf("%s of about %d rows of %s", p.verb, rows, t)
@@ -134,8 +145,8 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	r := Report{
 		Table: t,
 		Lock:  LockRowExclusive,
-		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than 100,000 rows belong in batches outside the migration.",
-			what),
+		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than %s rows belong in batches outside the migration.",
+			what, thousands(c.MaxDMLRows)),
 		Hint: largeDMLHint(c, p, t),
 	}
 	if known {
@@ -496,4 +507,13 @@ func keyRangeHint(c *Check, p *dmlParts, t Table) string {
 		"    COMMIT;\n"+
 		"    lo := lo + %[4]d;\n"+
 		"  END LOOP;\nEND $$;", t, QuoteIdent(key), head, largeDMLBatch, qual, cond)
+}
+
+// thousands writes n with commas: 100000 → 100,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -23,15 +24,34 @@ func init() {
 
 func checkLockTimeout(c *Check, n *pg_query.Node) {
 	if s := n.GetVariableSetStmt(); s != nil {
-		if s.Name == "lock_timeout" && s.Kind == pg_query.VariableSetKind_VAR_SET_VALUE && len(s.Args) == 1 {
-			verb := "SET"
-			if s.IsLocal {
-				verb = "SET LOCAL"
-			}
-			v, ok := constString(s.Args[0])
-			c.lockTimeoutValue(verb+" lock_timeout", v, ok)
-		}
+		checkSetLockTimeout(c, s, "")
 		return
+	}
+	// CREATE/ALTER FUNCTION ... SET lock_timeout = 0 applies the value
+	// whenever the function runs; ALTER ROLE/DATABASE ... SET to every
+	// later session that does not set it (pgguard's own sessions do).
+	var where string
+	var sets []*pg_query.Node
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_CreateFunctionStmt:
+		where, sets = " in the function's SET clause", s.CreateFunctionStmt.Options
+	case *pg_query.Node_AlterFunctionStmt:
+		where, sets = " in the function's SET clause", s.AlterFunctionStmt.Actions
+	case *pg_query.Node_AlterRoleSetStmt:
+		where = " for the role"
+		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterRoleSetStmt.Setstmt}}}
+	case *pg_query.Node_AlterDatabaseSetStmt:
+		where = " for the database"
+		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterDatabaseSetStmt.Setstmt}}}
+	}
+	for _, o := range sets {
+		vs := o.GetVariableSetStmt()
+		if de := o.GetDefElem(); de != nil && de.Defname == "set" {
+			vs = de.GetArg().GetVariableSetStmt()
+		}
+		if vs != nil {
+			checkSetLockTimeout(c, vs, where)
+		}
 	}
 	if u := n.GetUpdateStmt(); u != nil && u.Relation != nil && u.Relation.Relname == "pg_settings" {
 		checkPgSettingsUpdate(c, u)
@@ -61,7 +81,7 @@ func checkLockTimeout(c *Check, n *pg_query.Node) {
 			})
 			return true
 		}
-		if name != "lock_timeout" {
+		if !strings.EqualFold(name, "lock_timeout") {
 			return true
 		}
 		v, ok := constString(fc.Args[1])
@@ -70,15 +90,38 @@ func checkLockTimeout(c *Check, n *pg_query.Node) {
 	})
 }
 
+// checkSetLockTimeout judges SET lock_timeout = value (where says where
+// the SET is, "" for the statement itself).
+func checkSetLockTimeout(c *Check, s *pg_query.VariableSetStmt, where string) {
+	if s == nil || !strings.EqualFold(s.Name, "lock_timeout") || s.Kind != pg_query.VariableSetKind_VAR_SET_VALUE || len(s.Args) != 1 {
+		return
+	}
+	verb := "SET"
+	if s.IsLocal {
+		verb = "SET LOCAL"
+	}
+	v, ok := constString(s.Args[0])
+	c.lockTimeoutValue(verb+" lock_timeout"+where, v, ok)
+}
+
 // checkPgSettingsUpdate judges UPDATE pg_settings SET setting = ... WHERE
 // name = 'lock_timeout', which PostgreSQL turns into set_config().
 func checkPgSettingsUpdate(c *Check, u *pg_query.UpdateStmt) {
 	names := 0
 	lock := false
 	Walk(u.WhereClause, func(x *pg_query.Node) bool {
+		if e := x.GetAExpr(); e != nil {
+			// Only name = 'x' and name IN ('x', ...) name their settings;
+			// LIKE 'lock_t%', a regular expression or any other operator
+			// may match lock_timeout.
+			op := nameList(e.Name)
+			if !(e.Kind == pg_query.A_Expr_Kind_AEXPR_OP && op == "=") && e.Kind != pg_query.A_Expr_Kind_AEXPR_IN {
+				lock = true
+			}
+		}
 		if v, ok := constString(x); ok {
 			names++
-			lock = lock || v == "lock_timeout"
+			lock = lock || strings.EqualFold(v, "lock_timeout")
 		}
 		return true
 	})

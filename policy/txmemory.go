@@ -9,9 +9,10 @@ import "sync"
 // from the statements the server accepted; pgguard lint keeps one per file.
 // Its methods are safe for concurrent use.
 type TxMemory struct {
-	mu       sync.Mutex
-	tables   []Table
-	notValid []NotValidConstraint
+	mu        sync.Mutex
+	tables    []Table
+	notValid  []NotValidConstraint
+	exclusive []Table
 }
 
 // Record remembers what a statement that succeeded did.
@@ -22,6 +23,26 @@ func (m *TxMemory) Record(creates []string, notValid []NotValidConstraint) {
 		m.tables = append(m.tables, ParseTableName(n))
 	}
 	m.notValid = append(m.notValid, notValid...)
+}
+
+// RecordExclusive remembers the ACCESS EXCLUSIVE locks a statement that
+// succeeded took (Decision.LocksExclusive).
+func (m *TxMemory) RecordExclusive(tables []Table) {
+	m.mu.Lock()
+	m.exclusive = append(m.exclusive, tables...)
+	m.mu.Unlock()
+}
+
+// Exclusive reports whether the open transaction holds an ACCESS
+// EXCLUSIVE lock on schema.table, or with table "" on any table; it fits
+// Context.ExclusiveTables.
+func (m *TxMemory) Exclusive(schema, table string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if table == "" {
+		return len(m.exclusive) > 0
+	}
+	return TableIn(m.exclusive, schema, table)
 }
 
 // Created reports whether schema.table (schema may be empty) was created in
@@ -46,6 +67,7 @@ func (m *TxMemory) Reset() {
 	m.mu.Lock()
 	m.tables = m.tables[:0]
 	m.notValid = m.notValid[:0]
+	m.exclusive = m.exclusive[:0]
 	m.mu.Unlock()
 }
 

@@ -160,6 +160,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 			return created.Created(schema, table)
 		},
 		NotValidConstraints: tx.NotValidLock,
+		ExclusiveTables:     tx.Exclusive,
 	}
 	var out []lintFinding
 	for _, s := range policy.Split(string(data)) {
@@ -175,6 +176,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		created.Record(d.CreatesTables, nil)
 		if inTx {
 			tx.Record(nil, d.AddsNotValid)
+			tx.RecordExclusive(d.LocksExclusive)
 		}
 		for _, f := range d.Findings {
 			out = append(out, lintFinding{

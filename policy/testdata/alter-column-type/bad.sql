@@ -13,3 +13,15 @@ ALTER TABLE "JournalLine" ALTER COLUMN "postedAt" TYPE timestamptz;
 
 -- context: pg=11 column-type=orders.created_at:timestamp
 ALTER TABLE orders ALTER COLUMN created_at TYPE timestamptz;
+
+-- a DO block inside a DO block
+DO $$ BEGIN DO $i$ BEGIN ALTER TABLE big ALTER COLUMN a TYPE bigint; END $i$; END $$;
+
+-- a LANGUAGE sql function's body, judged when the function is created
+CREATE FUNCTION widen() RETURNS void LANGUAGE sql AS 'ALTER TABLE big ALTER COLUMN a TYPE bigint';
+
+-- a procedure's body, called later with CALL
+CREATE PROCEDURE widen_p() LANGUAGE sql AS $body$ SELECT 1; ALTER TABLE big ALTER COLUMN a TYPE bigint $body$;
+
+-- a PL/pgSQL function that CALLs in a nested DO block
+CREATE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN IF true THEN DO $d$ BEGIN ALTER TABLE big ALTER COLUMN a TYPE bigint; END $d$; END IF; END $$;

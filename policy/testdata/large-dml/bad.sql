@@ -24,3 +24,18 @@ UPDATE accounts a SET balance = b.total FROM balances b WHERE a.id = b.account_i
 
 -- a data-modifying WITH query deletes every row too
 WITH d AS (DELETE FROM audit_log RETURNING *) SELECT count(*) FROM d;
+
+-- the planner estimates just over large_dml.max_rows
+-- context: rows=100001
+UPDATE transactions SET kind = 'card' WHERE kind IS NOT NULL;
+
+-- the transaction already holds ACCESS EXCLUSIVE on the table (ALTER TABLE ... ADD COLUMN before it):
+-- even a keyed UPDATE keeps every reader and writer waiting
+-- context: in-transaction exclusive=accounts
+UPDATE accounts SET tier = 'basic' WHERE id = 42;
+
+-- EXPLAIN ANALYZE runs the statement
+EXPLAIN ANALYZE UPDATE orders SET currency = 'ZAR';
+
+-- PREPARE is judged when prepared: EXECUTE runs it later
+PREPARE backfill (text) AS DELETE FROM audit_log WHERE $1 = $1;

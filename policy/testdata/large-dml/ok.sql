@@ -27,3 +27,20 @@ WITH d AS (DELETE FROM audit_log WHERE id = 7 RETURNING *) SELECT count(*) FROM 
 
 -- reads through WITH queries are not parsed at all
 WITH r AS (SELECT * FROM orders WHERE id = 1) SELECT * FROM r;
+
+-- exactly large_dml.max_rows by the planner's estimate
+-- context: rows=100000
+UPDATE transactions SET kind = 'card' WHERE kind IS NOT NULL;
+
+-- the exclusive lock is on another table
+-- context: in-transaction exclusive=accounts
+UPDATE orders SET currency = 'ZAR' WHERE id = 42;
+
+-- EXPLAIN without ANALYZE does not run the statement
+EXPLAIN UPDATE orders SET currency = 'ZAR';
+
+-- ANALYZE false does not either
+EXPLAIN (ANALYZE false, COSTS) DELETE FROM orders;
+
+-- a prepared statement that picks its rows by key
+PREPARE one (int) AS UPDATE orders SET currency = 'ZAR' WHERE id = $1;
