@@ -48,7 +48,7 @@ func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
 	o := &lintOptions{}
 	fs := flag.NewFlagSet("pgguard lint", flag.ContinueOnError)
 	fs.IntVar(&o.pgVersion, "pg-version", 0, "PostgreSQL major version to check against (default: assume_pg_version from the rules)")
-	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside one transaction block (as knex, node-pg-migrate, TypeORM, Django and Rails run a migration by default; sequelize-cli does not)")
+	fs.BoolVar(&o.inTransaction, "in-transaction", false, "the statements run inside one transaction block (as knex, node-pg-migrate, TypeORM, Django and Rails run a migration by default; sequelize-cli does not wrap a migration in a transaction)")
 	fs.StringVar(&o.rules, "rules", "", "rules file (default: the built-in rules.yaml)")
 	fs.StringVar(&o.format, "format", "text", "output format: text or json (one object per line)")
 	fs.StringVar(&o.user, "user", "", "role the migration runs as, for profiles and pgguard:allow annotations")
