@@ -61,8 +61,10 @@ func checkCreateIndex(c *Check, n *pg_query.Node) {
 		r.Detail = "CREATE INDEX CONCURRENTLY builds the same index holding only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on."
 	} else if why != "" {
 		r.Detail = "pgguard cannot run it as CREATE INDEX CONCURRENTLY because " + why + "."
-		if !partitioned {
-			// Some tools (knex) print only the message: the fix goes there.
+		// Some tools (knex) print only the message: the fix goes there.
+		if partitioned {
+			r.Message += " Fix: create the index ON ONLY the parent, then index each partition CONCURRENTLY and ATTACH it (see the hint)."
+		} else {
 			r.Message += " " + OutsideTransactionFix(c.Session.Tool, what+" CONCURRENTLY")
 		}
 	}

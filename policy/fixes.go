@@ -1,0 +1,62 @@
+package policy
+
+import "strings"
+
+// ruleFixes is each rule's essential fix in one sentence. It ends the
+// message of every finding of the rule, because some migration tools print
+// only the message of an error (knex, TypeORM's CLI): the detail and the
+// hint, with the full recipe, never reach their users. Rules whose fix
+// depends on the session (create-index and concurrently-in-transaction say
+// how to run a statement outside a transaction in the terms of the tool
+// behind it) put a "Fix:" sentence in their own messages; this one is then
+// not added.
+var ruleFixes = map[string]string{
+	"add-check-constraint":                 "add it NOT VALID, then VALIDATE CONSTRAINT in a transaction of its own.",
+	"add-column-not-null-without-default":  "add the column nullable (or with a constant DEFAULT), backfill it in batches, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it and SET NOT NULL.",
+	"add-column-serial-identity-generated": "add a plain nullable column, backfill it in batches, then attach the sequence or default (see the hint).",
+	"add-column-volatile-default":          "add the column without the default, set the default in a second statement, then backfill existing rows in batches.",
+	"add-exclude-constraint":               "there is no online way: add it when the table is new or empty, or in a maintenance window.",
+	"add-foreign-key":                      "add it NOT VALID, then VALIDATE CONSTRAINT in a transaction of its own.",
+	"add-primary-key":                      "build a unique index CONCURRENTLY, then ADD PRIMARY KEY USING INDEX.",
+	"add-unique-constraint":                "build a unique index CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
+	"alter-column-type":                    "add a column of the new type, keep it in step with a trigger, backfill it in batches, then switch to it (see the hint).",
+	"attach-partition":                     "add a CHECK constraint matching the partition bounds NOT VALID, VALIDATE it, then ATTACH.",
+	"cluster":                              "use pg_repack, which reorders the table online, or run CLUSTER in a maintenance window.",
+	"concurrently-in-transaction":          "run it alone, outside any transaction.",
+	"create-index":                         "use CREATE INDEX CONCURRENTLY, alone and outside any transaction.",
+	"detach-partition":                     "use DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+), alone and outside any transaction.",
+	"drop-column":                          "deploy code that no longer uses the column first, then drop it with -- pgguard:allow drop-column reason=\"...\".",
+	"drop-index":                           "use DROP INDEX CONCURRENTLY, alone and outside any transaction.",
+	"drop-table":                           "deploy code that no longer uses it first, then drop it with -- pgguard:allow drop-table reason=\"...\".",
+	"invalid-index":                        "drop the INVALID index with DROP INDEX CONCURRENTLY, then create it again CONCURRENTLY.",
+	"large-dml":                            "change the rows in batches of at most 10000, each in its own transaction, outside the migration (see the hint).",
+	"lock-timeout":                         "keep lock_timeout above 0 and at most max_lock_timeout.",
+	"prefer-bigint":                        "use bigint (bigserial, or GENERATED ... AS IDENTITY on bigint).",
+	"prefer-jsonb":                         "use jsonb.",
+	"prefer-text":                          "use text, with a CHECK on its length if one is needed.",
+	"prefer-timestamptz":                   "use timestamptz.",
+	"refresh-materialized-view":            "create a unique index on the view and use REFRESH MATERIALIZED VIEW CONCURRENTLY.",
+	"reindex":                              "use REINDEX ... CONCURRENTLY (PostgreSQL 12+), alone and outside any transaction.",
+	"rename-column":                        "add the new column, write both, backfill, move the code, and drop the old one later (see the hint).",
+	"rename-table":                         "rename it with a view under the old name until the code has moved (see the hint).",
+	"require-if-exists":                    "add IF NOT EXISTS or IF EXISTS, so that a re-run after a partial failure passes.",
+	"require-named-constraint":             "name it: CONSTRAINT <name> ....",
+	"require-named-index":                  "name the index: CREATE INDEX <name> ON ....",
+	"set-access-method":                    "copy the data into a new table with that access method in batches, or run it in a maintenance window.",
+	"set-logged":                           "run it in a maintenance window, or copy the data into a new table in batches.",
+	"set-not-null":                         "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL, which then needs no scan (PostgreSQL 12+).",
+	"set-tablespace":                       "use pg_repack --tablespace, which moves the table online, or run it in a maintenance window.",
+	"truncate":                             "DELETE in batches, or add -- pgguard:allow truncate reason=\"...\" when emptying the table is intended.",
+	"vacuum-full":                          "use pg_repack, which compacts the table online, or a plain VACUUM.",
+	"validate-in-same-transaction":         "commit the ADD ... NOT VALID first, then VALIDATE CONSTRAINT in a transaction of its own.",
+}
+
+// withFix ends a finding's message with its rule's fix, unless the message
+// already gives one.
+func withFix(id, message string) string {
+	fix, ok := ruleFixes[id]
+	if !ok || strings.Contains(message, "Fix:") {
+		return message
+	}
+	return message + " Fix: " + fix
+}
