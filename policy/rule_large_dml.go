@@ -40,6 +40,7 @@ type dmlParts struct {
 	where   *pg_query.Node
 	from    []*pg_query.Node // UPDATE ... FROM or DELETE ... USING
 	targets []*pg_query.Node // UPDATE's SET list
+	node    *pg_query.Node   // the statement
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
@@ -61,10 +62,10 @@ func dmlOf(n *pg_query.Node) (dmlParts, bool) {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_UpdateStmt:
 		u := s.UpdateStmt
-		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList}, true
+		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList, node: n}, true
 	case *pg_query.Node_DeleteStmt:
 		d := s.DeleteStmt
-		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause}, true
+		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause, node: n}, true
 	}
 	return dmlParts{}, false
 }
@@ -97,8 +98,7 @@ func withQueries(n *pg_query.Node) []*pg_query.Node {
 }
 
 // judgeLargeDML reports an UPDATE or DELETE that touches a large share of
-// its table. In a WITH query (inWith) the planner is not asked: the
-// estimate of the whole statement is not the WITH query's.
+// its table. A WITH query (inWith) is estimated on its own.
 func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	t := TableOf(p.rel)
 	if t.Name == "" || c.Created(t) {
@@ -122,8 +122,14 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	// Asking the planner costs a round trip; application statements that
 	// pick rows by key (WHERE id = $1, id IN (...)) are never large, so
 	// only the others are estimated.
-	if c.Session.Catalog != nil && !inWith && !keyedWhere(p.where) {
-		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+	if c.Session.Catalog != nil && !keyedWhere(p.where) {
+		sql := c.SQL()
+		if inWith {
+			// The estimate of the whole statement is not the WITH
+			// query's: ask for the WITH query on its own.
+			sql = Deparse(p.node)
+		}
+		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, sql)
 	}
 	in := ""
 	if inWith {

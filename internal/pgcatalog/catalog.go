@@ -7,6 +7,7 @@ package pgcatalog
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -266,17 +267,34 @@ func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if !ok || len(rows) != 1 || rows[0][0] == nil {
 		return 0, false
 	}
-	j := *rows[0][0]
-	i := strings.Index(j, `"Plan Rows": `)
-	if i < 0 {
+	return planRows(*rows[0][0])
+}
+
+// explainPlan is the part of EXPLAIN (FORMAT JSON) that says how many rows
+// a statement touches.
+type explainPlan struct {
+	NodeType string        `json:"Node Type"`
+	PlanRows float64       `json:"Plan Rows"`
+	Plans    []explainPlan `json:"Plans"`
+}
+
+// planRows reads the row estimate out of EXPLAIN (FORMAT JSON). The top
+// node of an UPDATE, DELETE or MERGE is a ModifyTable whose own estimate
+// is 0 unless it has RETURNING: the rows it changes are those of the plan
+// under it.
+func planRows(js string) (int64, bool) {
+	var out []struct {
+		Plan explainPlan `json:"Plan"`
+	}
+	if err := json.Unmarshal([]byte(js), &out); err != nil || len(out) != 1 {
 		return 0, false
 	}
-	j = j[i+len(`"Plan Rows": `):]
-	if k := strings.IndexAny(j, ",\n}"); k >= 0 {
-		j = j[:k]
+	p := out[0].Plan
+	rows := p.PlanRows
+	if p.NodeType == "ModifyTable" && len(p.Plans) > 0 && p.Plans[0].PlanRows > rows {
+		rows = p.Plans[0].PlanRows
 	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(j), 64)
-	return int64(f), err == nil
+	return int64(rows), true
 }
 
 // ExplainStatement returns the EXPLAIN that estimates sql's rows, or false

@@ -1,0 +1,200 @@
+package oracle
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/guardtest"
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+var guard *guardtest.Env
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	guardtest.RaiseParallel(4)
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	env, err := guardtest.Start("oracle tests", "oracle", "oracle_template", pgtest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if env == nil {
+		return m.Run() // every test skips through Need
+	}
+	defer env.Close()
+	guard = env
+	return m.Run()
+}
+
+var dbSeq atomic.Int64
+
+// database gives a case its own copy of the template (big: 300,000 rows;
+// small: 10), dropped when the test passes.
+func database(t *testing.T) string {
+	t.Helper()
+	guard.Need(t)
+	name := guard.Clone(t, fmt.Sprintf("oracle_%d", dbSeq.Add(1)))
+	t.Cleanup(func() {
+		if !t.Failed() {
+			guard.PG.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		}
+	})
+	return name
+}
+
+func connect(t *testing.T, addr, db string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SuperUser, pgtest.Password, addr, db)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The simple protocol: each attempt is sent as written, several
+	// statements in one Query where the case has them.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// through runs the attempt's statements through pgguard, one Query each,
+// and returns the errors (nil where the statement succeeded).
+func through(t *testing.T, db string, stmts []string) []error {
+	t.Helper()
+	conn := connect(t, guard.ProxyAddr, db)
+	errs := make([]error, len(stmts))
+	for i, s := range stmts {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		_, errs[i] = conn.Exec(ctx, s)
+		cancel()
+	}
+	return errs
+}
+
+// direct asks the server itself one value.
+func direct(t *testing.T, db, query string) string {
+	t.Helper()
+	conn := connect(t, guard.PG.Addr(), db)
+	var v string
+	if err := conn.QueryRow(context.Background(), query).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return v
+}
+
+const (
+	accountType = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'account'"
+	maxAccount  = "SELECT max(account)::text FROM big"
+	hasTier     = "SELECT count(*)::text FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'tier' AND NOT attisdropped"
+)
+
+// TestBodiesCannotRewriteBig: ALTER TABLE big ALTER COLUMN account TYPE
+// bigint rewrites 300,000 rows under ACCESS EXCLUSIVE. Whatever body it
+// hides in, the column must still be integer afterwards.
+func TestBodiesCannotRewriteBig(t *testing.T) {
+	const alter = "ALTER TABLE big ALTER COLUMN account TYPE bigint"
+	for name, stmts := range map[string][]string{
+		"DO in DO":       {`DO $$ BEGIN DO $i$ BEGIN ` + alter + `; END $i$; END $$`},
+		"DO in DO in DO": {`DO $a$ BEGIN DO $b$ BEGIN DO $c$ BEGIN ` + alter + `; END $c$; END $b$; END $a$`},
+		"SQL function, SELECT": {`CREATE FUNCTION widen() RETURNS void LANGUAGE sql AS '` + alter + `'`,
+			"SELECT widen()"},
+		"SQL procedure, CALL": {`CREATE PROCEDURE widen() LANGUAGE sql AS $$ ` + alter + ` $$`, "CALL widen()"},
+		"PL/pgSQL function with a DO in an IF": {`CREATE FUNCTION widen() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN IF true THEN DO $d$ BEGIN ` + alter + `; END $d$; END IF; END $f$`,
+			"SELECT widen()"},
+		"PL/pgSQL procedure that CALLs a SQL one": {`CREATE PROCEDURE inner_p() LANGUAGE sql AS $$ ` + alter + ` $$`,
+			`CREATE PROCEDURE outer_p() LANGUAGE plpgsql AS $$ BEGIN CALL inner_p(); END $$`, "CALL outer_p()"},
+		"trigger": {`CREATE FUNCTION widen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ` + alter + `; RETURN NEW; END $$`,
+			"CREATE TRIGGER widen AFTER INSERT ON small FOR EACH ROW EXECUTE FUNCTION widen()",
+			"INSERT INTO small VALUES (100, 'x')"},
+		"event trigger": {`CREATE FUNCTION widen() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN ` + alter + `; END $$`,
+			"CREATE EVENT TRIGGER widen ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION widen()",
+			"CREATE TABLE fires (id int)"},
+		"EXECUTE of a literal": {`DO $$ BEGIN EXECUTE '` + alter + `'; END $$`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t)
+			errs := through(t, db, stmts)
+			if got := direct(t, db, accountType); got != "integer" {
+				t.Fatalf("big.account is %s after %q (errors %v): the rewrite ran", got, stmts, errs)
+			}
+			if !refusedBy(errs, "pgguard: ") {
+				t.Fatalf("no statement was refused by pgguard: %v", errs)
+			}
+		})
+	}
+}
+
+// TestBackfillsAreRefused: an UPDATE of more than large_dml.max_rows rows
+// (big has 300,000) must not change them, however it is sent.
+func TestBackfillsAreRefused(t *testing.T) {
+	const backfill = "UPDATE big SET account = account + 1000000 WHERE note IS NOT NULL"
+	for name, stmts := range map[string][]string{
+		"autocommit":          {backfill},
+		"one Query with SET":  {"SET application_name = 'x'; " + backfill},
+		"EXPLAIN ANALYZE":     {"EXPLAIN ANALYZE " + backfill},
+		"PREPARE and EXECUTE": {"PREPARE backfill AS " + backfill, "EXECUTE backfill"},
+		"WITH query":          {"WITH u AS (" + backfill + " RETURNING 1) SELECT count(*) FROM u"},
+		"in a DO block":       {"DO $$ BEGIN " + backfill + "; END $$"},
+		"SQL function":        {"CREATE FUNCTION fill() RETURNS void LANGUAGE sql AS '" + backfill + "'", "SELECT fill()"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t)
+			errs := through(t, db, stmts)
+			if got := direct(t, db, maxAccount); got != "999" {
+				t.Fatalf("max(account) is %s after %q (errors %v): the backfill ran", got, stmts, errs)
+			}
+			if !refusedBy(errs, "pgguard: large-dml") {
+				t.Fatalf("large-dml did not refuse it: %v", errs)
+			}
+		})
+	}
+}
+
+// TestDataChangeUnderAccessExclusive: the migration that adds a column and
+// fills it in the same transaction holds ACCESS EXCLUSIVE on big for the
+// whole UPDATE. It is refused whatever the UPDATE's size, and the
+// transaction is rolled back: the column is not there afterwards.
+func TestDataChangeUnderAccessExclusive(t *testing.T) {
+	for name, stmts := range map[string][]string{
+		"one Query": {"ALTER TABLE big ADD COLUMN tier text; UPDATE big SET tier = 'basic'"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t)
+			errs := through(t, db, stmts)
+			if got := direct(t, db, hasTier); got != "0" {
+				t.Fatalf("big.tier exists after %q (errors %v): the transaction committed", stmts, errs)
+			}
+			if !refusedBy(errs, "pgguard: large-dml") {
+				t.Fatalf("large-dml did not refuse it: %v", errs)
+			}
+		})
+	}
+}
+
+func refusedBy(errs []error, prefix string) bool {
+	for _, err := range errs {
+		if err != nil && strings.Contains(err.Error(), prefix) {
+			return true
+		}
+	}
+	return false
+}
