@@ -44,6 +44,10 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 			ApplicationName:     s.state.ApplicationName,
 			Profile:             s.target.Profile,
 		}
+		// Rule large-dml refuses an UPDATE or DELETE of a table that an
+		// earlier statement of the transaction locked ACCESS EXCLUSIVE, as
+		// pgguard lint does; without this the proxy never knew of the lock.
+		sc.ExclusiveTables = s.tx.Exclusive
 	}
 	sc.Tool = s.tools.Tool()
 	if sc.Tool == policy.ToolUnknown {
@@ -130,7 +134,9 @@ func (s *Session) onQuery(n int) error {
 	if s.state.BackslashQuote() {
 		plainCheck = eng.PlainBackslash
 	}
-	if n, plain := plainCheck(text); plain && !advisory {
+	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
+	// and DELETE is judged (policy.HoldsExclusive): no fast path.
+	if n, plain := plainCheck(text); plain && !advisory && !s.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
 		if ev := s.ledgerEvent(text); ev != nil {
@@ -198,6 +204,7 @@ func (s *Session) onQuery(n int) error {
 		sp.notices = append(sp.notices, v.notices...)
 		sp.creates = append(sp.creates, v.creates...)
 		sp.notValid = append(sp.notValid, v.notValid...)
+		sp.exclusive = append(sp.exclusive, v.exclusive...)
 		sp.events = append(sp.events, events...)
 		if r != nil {
 			sp.retry, sp.done = r, make(chan struct{})
@@ -279,6 +286,7 @@ type verdict struct {
 	notices    [][]byte
 	creates    []string
 	notValid   []policy.NotValidConstraint
+	exclusive  []policy.Table
 	decisions  []policy.StatementDecision
 }
 
@@ -297,6 +305,7 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 		v.ddl = v.ddl || d.DDL
 		v.creates = append(v.creates, d.CreatesTables...)
 		v.notValid = append(v.notValid, d.AddsNotValid...)
+		v.exclusive = append(v.exclusive, d.LocksExclusive...)
 		for i := range d.Findings {
 			f := &d.Findings[i]
 			switch f.Action {

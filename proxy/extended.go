@@ -36,7 +36,9 @@ func (s *Session) onParse(n int) error {
 	eng := s.srv.cfg.Policy.Engine()
 	s.tools.Observe(wire.BytesView(queryBytes))
 	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
-	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory {
+	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
+	// and DELETE is judged (policy.HoldsExclusive): no fast path.
+	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !s.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
 		if ev := s.ledgerEvent(wire.BytesView(queryBytes)); ev != nil {
@@ -120,6 +122,7 @@ func (s *Session) onParse(n int) error {
 			b.notices = append(b.notices, v.notices...)
 			b.creates = append(b.creates, v.creates...)
 			b.notValid = append(b.notValid, v.notValid...)
+			b.exclusive = append(b.exclusive, v.exclusive...)
 			b.events = append(b.events, events...)
 		})
 	}

@@ -181,6 +181,7 @@ func (s *Session) answered(sp *syncPoint, status byte) error {
 	}
 	if sp.errCode == "" && status != 'I' {
 		s.tx.Record(sp.creates, sp.notValid)
+		s.tx.RecordExclusive(sp.exclusive)
 	}
 	s.syncs.pop()
 	s.readyForQuery(status)

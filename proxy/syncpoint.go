@@ -33,10 +33,12 @@ type syncPoint struct {
 	// retry, when set, holds the answer back until it is known whether a
 	// lock_timeout failure (55P03) should be retried.
 	retry *retry
-	// creates lists tables the statements create, and notValid the
-	// constraints they add NOT VALID; remembered on success.
-	creates  []string
-	notValid []policy.NotValidConstraint
+	// creates lists tables the statements create, notValid the
+	// constraints they add NOT VALID, and exclusive the tables they take
+	// ACCESS EXCLUSIVE locks on; remembered on success.
+	creates   []string
+	notValid  []policy.NotValidConstraint
+	exclusive []policy.Table
 	// holdReady keeps the ReadyForQuery from the client: the waiter sends
 	// it once its follow-up work is done, so that the client cannot start
 	// anything (on any connection) before that.

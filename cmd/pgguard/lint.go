@@ -148,17 +148,22 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	// The same memory of the open transaction as the proxy keeps: tables
-	// created earlier in the file are new (in autocommit too: they are
-	// empty), NOT VALID constraints count until the transaction ends.
-	var tx, created policy.TxMemory
+	// created, NOT VALID constraints and ACCESS EXCLUSIVE locks count until
+	// the transaction ends. A table created earlier in the file outside
+	// the open transaction is no longer new to the proxy: it exists, and
+	// the proxy's catalog reports it empty, which only the size-dependent
+	// rules let pass. Lint's catalog (emptyTables) says the same, so that
+	// lint and the proxy agree on it (a RENAME COLUMN of it is refused by
+	// both).
+	var tx policy.TxMemory
+	var pending []string // created in the open transaction
+	var empty emptyTables
 	inTx := o.inTransaction
 	sc := &policy.Context{
-		Alone:         true, // migration tools send one statement at a time
-		ServerVersion: o.pgVersion * 10000,
-		User:          o.user,
-		CreatedTables: func(schema, table string) bool {
-			return created.Created(schema, table)
-		},
+		Alone:               true, // migration tools send one statement at a time
+		ServerVersion:       o.pgVersion * 10000,
+		User:                o.user,
+		CreatedTables:       tx.Created,
 		NotValidConstraints: tx.NotValidLock,
 		ExclusiveTables:     tx.Exclusive,
 	}
@@ -168,15 +173,25 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		case policy.BeginsTransaction(s.Text):
 			inTx = true
 		case policy.EndsTransaction(s.Text):
+			// Committed, or rolled back: either way not new any more (a
+			// rolled-back table is taken as committed, the lenient side).
+			empty = empty.add(pending)
+			pending = nil
 			inTx = o.inTransaction
 			tx.Reset()
 		}
 		sc.InTransaction = inTx
+		sc.Catalog = nil
+		if len(empty) > 0 {
+			sc.Catalog = empty
+		}
 		d := e.Decide(context.Background(), s, sc)
-		created.Record(d.CreatesTables, nil)
 		if inTx {
-			tx.Record(nil, d.AddsNotValid)
+			tx.Record(d.CreatesTables, d.AddsNotValid)
 			tx.RecordExclusive(d.LocksExclusive)
+			pending = append(pending, d.CreatesTables...)
+		} else {
+			empty = empty.add(d.CreatesTables)
 		}
 		for _, f := range d.Findings {
 			out = append(out, lintFinding{
@@ -188,6 +203,34 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 	}
 	return out, nil
 }
+
+// emptyTables is lint's catalog once the file has created tables outside
+// the open transaction: it reports those as empty, as the proxy's catalog
+// would, and knows nothing else (ok=false), as without a catalog.
+type emptyTables []policy.Table
+
+func (c emptyTables) add(tables []string) emptyTables {
+	for _, t := range tables {
+		c = append(c, policy.ParseTableName(t))
+	}
+	return c
+}
+
+func (c emptyTables) TableSize(_ context.Context, table string) (policy.TableSize, bool) {
+	t := policy.ParseTableName(table)
+	return policy.TableSize{}, policy.TableIn(c, t.Schema, t.Name)
+}
+
+func (emptyTables) HasValidatedNotNullCheck(context.Context, string, string) (bool, bool) {
+	return false, false
+}
+func (emptyTables) IsPartitioned(context.Context, string) (bool, bool)  { return false, false }
+func (emptyTables) Index(context.Context, string) (bool, bool, bool)    { return false, false, false }
+func (emptyTables) HasUniqueIndex(context.Context, string) (bool, bool) { return false, false }
+func (emptyTables) FunctionVolatility(context.Context, string) (policy.Volatility, bool) {
+	return policy.VolatilityUnknown, false
+}
+func (emptyTables) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
 
 func printFinding(w io.Writer, format string, f lintFinding) {
 	if format == "json" {
