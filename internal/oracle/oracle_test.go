@@ -174,7 +174,9 @@ func TestBackfillsAreRefused(t *testing.T) {
 // transaction is rolled back: the column is not there afterwards.
 func TestDataChangeUnderAccessExclusive(t *testing.T) {
 	for name, stmts := range map[string][]string{
-		"one Query": {"ALTER TABLE big ADD COLUMN tier text; UPDATE big SET tier = 'basic'"},
+		"transaction block": {"BEGIN", "ALTER TABLE big ADD COLUMN tier text", "UPDATE big SET tier = 'basic' WHERE id = 1", "COMMIT"},
+		"LOCK then UPDATE":  {"BEGIN", "LOCK TABLE big IN ACCESS EXCLUSIVE MODE", "ALTER TABLE big ADD COLUMN tier text", "UPDATE big SET tier = 'basic' WHERE id < 50", "COMMIT"},
+		"one Query":         {"ALTER TABLE big ADD COLUMN tier text; UPDATE big SET tier = 'basic'"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
