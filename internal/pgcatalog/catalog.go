@@ -24,6 +24,15 @@ type Querier interface {
 	ServerVersion() int
 }
 
+// GuardedQuerier is a Querier that can also run a query that may fail
+// inside an open transaction block without aborting it: inside a
+// savepoint, rolled back to when the query fails and released when it
+// succeeds. Outside a transaction block it is Query.
+type GuardedQuerier interface {
+	Querier
+	QueryGuarded(sql string) (rows [][]*string, ok bool)
+}
+
 // Catalog answers the policy's questions through a Querier.
 //
 // Inside a transaction block a failing query would abort the client's
@@ -250,20 +259,28 @@ func (c *Catalog) FunctionVolatility(ctx context.Context, name string) (policy.V
 }
 
 // EstimateRows asks the planner (EXPLAIN, never executed) how many rows a
-// statement touches. Only outside a transaction block: EXPLAIN of a bad
-// statement would abort the client's transaction.
+// statement touches. Inside a transaction block only through a
+// GuardedQuerier: EXPLAIN of a bad statement would abort the client's
+// transaction. (Its ACCESS SHARE lock on the statement's tables is then
+// kept until the transaction ends; the statement itself takes a stronger
+// one right after.)
 func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if blank(sql) {
 		return 0, false
 	}
+	run := c.query
 	if !c.Q.Idle() {
-		return 0, false
+		g, ok := c.Q.(GuardedQuerier)
+		if !ok {
+			return 0, false
+		}
+		run = g.QueryGuarded
 	}
 	explain, ok := ExplainStatement(sql, c.Q.ServerVersion())
 	if !ok {
 		return 0, false
 	}
-	rows, ok := c.query(explain)
+	rows, ok := run(explain)
 	if !ok || len(rows) != 1 || rows[0][0] == nil {
 		return 0, false
 	}
