@@ -66,10 +66,12 @@ var toolIdioms = map[Tool]toolIdiom{
 			"--   add_index :table, :column, algorithm: :concurrently   (or execute \"<the statement below>\")",
 	},
 	ToolFlyway: {
-		fix: "in Flyway, put it alone in a versioned migration of its own (or set executeInTransaction=false in its .sql.conf)",
+		fix: "in Flyway, put it alone in a versioned migration of its own (or set executeInTransaction=false in its .sql.conf) and run flyway with -postgresql.transactional.lock=false",
 		hint: "-- Flyway: a versioned migration of its own holding only the statement below (Flyway runs CREATE INDEX\n" +
 			"-- CONCURRENTLY outside a transaction by itself), or executeInTransaction=false in its script\n" +
-			"-- configuration file V<version>__<name>.sql.conf:",
+			"-- configuration file V<version>__<name>.sql.conf; and flyway.postgresql.transactional.lock=false\n" +
+			"-- (-postgresql.transactional.lock=false): by default Flyway 10+ keeps a transaction open on a second\n" +
+			"-- connection for its lock, and CREATE INDEX CONCURRENTLY waits for that transaction forever:",
 	},
 	ToolLiquibase: {
 		fix: "in Liquibase, put it in a changeset of its own with runInTransaction:false",

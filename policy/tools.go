@@ -9,9 +9,19 @@ package policy
 // each tool's own runs through pgguard in internal/tools): sequelize-cli,
 // knex, TypeORM, node-pg-migrate (node-postgres), golang-migrate (lib/pq),
 // Django (psycopg2) and Rails (ruby-pg) send none; pgjdbc, which Flyway and
-// Liquibase use, sends "PostgreSQL JDBC Driver" for both. The ledger is
-// therefore the main signal; application_name only helps when a user sets
-// it to the tool's name.
+// Liquibase use, sends "PostgreSQL JDBC Driver" for both (Flyway sets
+// "Flyway by Redgate" under the key applicationName, which pgjdbc does not
+// read: its key is ApplicationName), and sends it with a SET after the
+// startup packet unless the URL says assumeMinServerVersion=9.0 or later.
+// The ledger is therefore the main signal; application_name only helps
+// when a user sets it to the tool's name in the startup packet.
+//
+// Flyway (10 and later, by default on PostgreSQL) runs the migrations on a
+// connection of its own that never touches flyway_schema_history; from
+// 10.15 on, every Flyway connection first asks
+// "SELECT rolname FROM pg_roles WHERE rolname ILIKE 'rds_superuser';"
+// (PostgreSQLConnection.rdsAdminExists), which ToolSense takes as a
+// provisional sign of Flyway.
 
 // Tool is a migration tool pgguard recognises; the zero Tool is unknown.
 type Tool string
@@ -123,6 +133,10 @@ func (s *ToolSense) Observe(text string) {
 		return
 	}
 	s.seen++
+	if s.tool == ToolUnknown && containsFold(text, "rds_superuser") && containsFold(text, "pg_roles") {
+		s.tool = ToolFlyway // provisional: Flyway's probe on every connection
+		return
+	}
 	// Every default ledger name but three contains "migrations".
 	if !containsFold(text, "migrations") && !containsFold(text, "sequelizemeta") &&
 		!containsFold(text, "databasechangelog") && !containsFold(text, "flyway_schema_history") &&

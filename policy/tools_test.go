@@ -22,6 +22,9 @@ func TestToolSense(t *testing.T) {
 		{ToolRails, []string{`CREATE TABLE "ar_internal_metadata" ("key" character varying NOT NULL PRIMARY KEY)`, `SELECT version, dirty FROM schema_migrations`}},
 		{ToolDjango, []string{`SELECT "django_migrations"."id", "django_migrations"."app" FROM "django_migrations"`}},
 		{ToolFlyway, []string{`SELECT "installed_rank","version" FROM "public"."flyway_schema_history" WHERE "installed_rank" > $1`}},
+		// Flyway's migration connection never reads the history, but probes for RDS.
+		{ToolFlyway, []string{`SELECT CURRENT_USER`, `SELECT rolname FROM pg_roles WHERE rolname ILIKE 'rds_superuser';`, `SET ROLE 'postgres'`}},
+		{ToolLiquibase, []string{`SELECT rolname FROM pg_roles WHERE rolname ILIKE 'rds_superuser';`, `SELECT COUNT(*) FROM public.databasechangeloglock`}},
 		{ToolLiquibase, []string{`SELECT COUNT(*) FROM public.databasechangeloglock`}},
 		{ToolPrisma, []string{`SELECT id, checksum FROM "_prisma_migrations" ORDER BY started_at ASC`}},
 		{ToolPrisma, []string{"-- what prisma sends before the migrations\nCREATE TABLE IF NOT EXISTS \"_prisma_migrations\" (id text)"}},

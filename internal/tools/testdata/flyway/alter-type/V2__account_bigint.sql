@@ -1,0 +1,1 @@
+ALTER TABLE big ALTER COLUMN account TYPE bigint;

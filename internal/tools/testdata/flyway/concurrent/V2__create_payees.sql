@@ -1,0 +1,1 @@
+CREATE TABLE payees (id bigserial PRIMARY KEY, name text NOT NULL);

@@ -1,0 +1,1 @@
+ALTER TABLE big ADD COLUMN nickname text;
