@@ -7,6 +7,8 @@
 // tool's own terms (or rewritten where the tool runs it outside a
 // transaction); the tool's concurrent way passes with a valid index; an
 // unsafe type change and a volatile default are refused with the ledger and
-// the schema unchanged. sequelize-cli is covered by internal/e2e. The
-// package has no code of its own; see main_test.go and testdata/.
+// the schema unchanged; and two runs started together do what the tool
+// does straight to PostgreSQL (wait for the other, or fail at once).
+// sequelize-cli is covered by internal/e2e. The package has no code of its
+// own; see main_test.go and testdata/.
 package tools
