@@ -1,13 +1,18 @@
 package proxy
 
 import (
+	"encoding/binary"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/observe"
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // event builds the observe.StatementEvent for the decisions on one Query or Parse
@@ -51,18 +56,138 @@ func (s *Session) tool() policy.Tool {
 // the ledger of the session's tool, or nil. Only sessions of a known tool
 // pay for the look.
 func (s *Session) ledgerEvent(text string) *observe.StatementEvent {
+	ev, _ := s.ledgerRecord(text)
+	return ev
+}
+
+// ledgerRecord is ledgerEvent, and the number of the bind parameter that
+// carries the migration's name (0 when the statement has it as a literal).
+func (s *Session) ledgerRecord(text string) (*observe.StatementEvent, int) {
 	tool := s.tool()
 	if tool == policy.ToolUnknown {
-		return nil
+		return nil, 0
 	}
 	rec, ok := policy.RecordsMigration(text)
 	if !ok {
-		return nil
+		return nil, 0
 	}
 	// text may be a view of a buffer the next message reuses.
 	return &observe.StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
 		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: strings.Clone(text), Action: policy.Allow.String(),
-		Tool: string(tool), Migration: strings.Clone(rec.Name), Records: true}
+		Tool: string(tool), Migration: strings.Clone(rec.Name), Records: true}, rec.Param
+}
+
+// ledgerStmt is a prepared ledger INSERT whose migration name is bind
+// parameter param: each Bind of it records one migration.
+type ledgerStmt struct {
+	ev    *observe.StatementEvent
+	param int
+}
+
+// ledgerParse is ledgerEvent for the Parse of statement name. When the
+// name of the migration is a bind parameter (knex, TypeORM, golang-migrate,
+// Rails, Flyway), it returns nil and the event waits for the statement's
+// Bind (ledgerBind), which may come in a later batch (lib/pq) or several
+// times (a named statement: Rails, pgjdbc past prepareThreshold).
+func (s *Session) ledgerParse(name []byte, text string) *observe.StatementEvent {
+	ev, param := s.ledgerRecord(text)
+	if ev == nil || param == 0 {
+		return ev
+	}
+	if s.ledgerStmts == nil {
+		s.ledgerStmts = make(map[string]ledgerStmt)
+	}
+	s.ledgerStmts[string(name)] = ledgerStmt{ev: ev, param: param}
+	return nil
+}
+
+// ledgerBind queues the event of a Bind of a prepared ledger INSERT, with
+// the migration's name from its bind parameter.
+func (s *Session) ledgerBind(stmt, body []byte) {
+	ls, ok := s.ledgerStmts[string(stmt)]
+	if !ok {
+		return
+	}
+	ev := *ls.ev
+	ev.Time, ev.Migration = time.Now(), bindParam(body, ls.param)
+	s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, &ev) })
+}
+
+// maxMigrationName bounds a migration name taken from a bind parameter.
+const maxMigrationName = 255
+
+// bindParam returns bind parameter n (from 1) of a Bind body as text: a
+// text-format value as it is, a binary one as text when it is printable
+// UTF-8 and as an integer when it is a 4- or 8-byte one; "" when absent,
+// NULL or neither.
+func bindParam(body []byte, n int) string {
+	_, rest, ok := wire.CStringBytes(body) // portal
+	if ok {
+		_, rest, ok = wire.CStringBytes(rest) // statement
+	}
+	if !ok || len(rest) < 2 {
+		return ""
+	}
+	nf := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*nf+2 {
+		return ""
+	}
+	format := uint16(0)
+	switch {
+	case nf == 1:
+		format = binary.BigEndian.Uint16(rest)
+	case nf >= n:
+		format = binary.BigEndian.Uint16(rest[2*(n-1):])
+	}
+	rest = rest[2*nf:]
+	np := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if n > np {
+		return ""
+	}
+	for i := 1; ; i++ {
+		if len(rest) < 4 {
+			return ""
+		}
+		l := int(int32(binary.BigEndian.Uint32(rest)))
+		rest = rest[4:]
+		if l < 0 {
+			if i == n {
+				return ""
+			}
+			continue
+		}
+		if l > len(rest) {
+			return ""
+		}
+		if i < n {
+			rest = rest[l:]
+			continue
+		}
+		v := rest[:l]
+		switch {
+		case format == 0 || utf8.Valid(v) && printable(v):
+			if len(v) > maxMigrationName {
+				v = v[:maxMigrationName]
+			}
+			return string(v)
+		case l == 4:
+			return strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10)
+		case l == 8:
+			return strconv.FormatInt(int64(binary.BigEndian.Uint64(v)), 10)
+		}
+		return ""
+	}
+}
+
+func printable(v []byte) bool {
+	for _, r := range string(v) {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return len(v) > 0
 }
 
 // committed lists the DDL statements that committed in autocommit since the

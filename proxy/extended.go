@@ -33,6 +33,7 @@ func (s *Session) onParse(n int) error {
 	}
 	// A Parse replaces the unnamed statement; a named one must be new.
 	delete(s.rewrittenStmts, string(nameBytes))
+	delete(s.ledgerStmts, string(nameBytes))
 	eng := s.srv.cfg.Policy.Engine()
 	s.tools.Observe(wire.BytesView(queryBytes))
 	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
@@ -41,7 +42,7 @@ func (s *Session) onParse(n int) error {
 	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !s.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
-		if ev := s.ledgerEvent(wire.BytesView(queryBytes)); ev != nil {
+		if ev := s.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
 			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
 		}
 		s.unsynced = true
@@ -230,6 +231,7 @@ func (s *Session) onBind(n int) error {
 	if !ok {
 		return &wire.ProtocolError{Msg: "invalid Bind message: statement name not terminated"}
 	}
+	s.ledgerBind(stmt, body)
 	v := s.rewrittenStmts[string(stmt)]
 	if v == nil {
 		s.unsynced = true

@@ -75,7 +75,7 @@ func (s *Session) clientToServer() string {
 			s.swMu.Unlock()
 			return "client terminated"
 		case wire.ClientBind:
-			if len(s.rewrittenStmts) > 0 {
+			if len(s.rewrittenStmts) > 0 || len(s.ledgerStmts) > 0 {
 				err = s.onBind(n)
 				break
 			}

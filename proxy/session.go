@@ -99,6 +99,11 @@ type Session struct {
 	qbuf           []byte
 	pctx           policy.Context
 	catalog        pgcatalog.Catalog
+
+	// ledgerStmts (client loop) are prepared ledger INSERTs that carry the
+	// migration's name in a bind parameter; their Bind reports the record
+	// (ledgerBind).
+	ledgerStmts map[string]ledgerStmt
 }
 
 // idle reports whether nothing is running and no transaction is open, so the

@@ -6,16 +6,19 @@ package guardtest
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
@@ -43,6 +46,7 @@ type Env struct {
 	ProxyAddr string // host:port of pgguard
 	srv       *proxy.Server
 	template  string
+	audit     pgtest.SyncBuffer // pgguard's audit log
 }
 
 // Start starts PostgreSQL with opts, seeds the template database template
@@ -66,7 +70,7 @@ func Start(suite, target, template string, opts pgtest.Options) (*Env, error) {
 		pg.Close()
 		return nil, fmt.Errorf("seeding the template database: %w", err)
 	}
-	if e.srv, err = startProxy(pg, target); err != nil {
+	if e.srv, err = startProxy(pg, target, observe.NewAuditLog(&e.audit)); err != nil {
 		pg.Close()
 		return nil, fmt.Errorf("starting pgguard: %w", err)
 	}
@@ -112,7 +116,7 @@ func seed(pg *pgtest.Server, template string) error {
 }
 
 // startProxy starts pgguard with the built-in policy in front of pg.
-func startProxy(pg *pgtest.Server, target string) (*proxy.Server, error) {
+func startProxy(pg *pgtest.Server, target string, obs observe.Observer) (*proxy.Server, error) {
 	cfg, err := policy.DefaultConfig()
 	if err != nil {
 		return nil, err
@@ -126,9 +130,10 @@ func startProxy(pg *pgtest.Server, target string) (*proxy.Server, error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	srv, err := proxy.New(proxy.Config{
-		Targets: []proxy.Target{{Name: target, Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
-		Logger:  logger,
-		Policy:  proxy.NewPolicy(eng),
+		Targets:  []proxy.Target{{Name: target, Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
+		Logger:   logger,
+		Policy:   proxy.NewPolicy(eng),
+		Observer: obs,
 	})
 	if err != nil {
 		return nil, err
@@ -172,4 +177,24 @@ func Missing(t testing.TB, what string, err error, install string) {
 		t.Fatalf("CI needs %s (%s): %v", what, install, err)
 	}
 	t.Skipf("skipping: %s is not installed (%s): %v", what, install, err)
+}
+
+// Audit returns the lines of pgguard's audit log about database, in the
+// order pgguard wrote them.
+func (e *Env) Audit(t testing.TB, database string) []observe.AuditRecord {
+	t.Helper()
+	var out []observe.AuditRecord
+	for _, line := range strings.Split(e.audit.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec observe.AuditRecord
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit log line %q: %v", line, err)
+		}
+		if rec.Database == database {
+			out = append(out, rec)
+		}
+	}
+	return out
 }

@@ -44,6 +44,9 @@ type scenario struct {
 	ledger []string
 	// present must exist afterwards (indexes valid); absent must not.
 	present, absent []string
+	// audit, when set, are the migrations pgguard's audit log must name
+	// (checked for "ok"); the ledger's entries otherwise.
+	audit []string
 	// output must appear in what the tool printed.
 	output []string
 	// then, when set, runs after the checks (a tool's way to recover).
@@ -99,6 +102,13 @@ func runScenarios(t *testing.T, tl tool, scs []scenario) {
 				}
 			} else {
 				checkRefusal(t, tl, sc, r)
+			}
+			if sc.name == "ok" {
+				audit := sc.audit
+				if audit == nil {
+					audit = sc.ledger
+				}
+				checkAudit(t, db, tl.sense, audit)
 			}
 			if strings.HasPrefix(sc.name, "index-default") {
 				checkSense(t, db, tl.sense)
@@ -200,5 +210,27 @@ func checkState(t *testing.T, conn *pgx.Conn, present, absent []string) {
 	}
 	if n != bigRows {
 		t.Errorf("big has %d rows, want %d", n, bigRows)
+	}
+}
+
+// checkAudit checks that pgguard's audit log names the tool and each
+// migration it recorded in its ledger, in order, whether the ledger INSERT
+// carried the name as a literal or as a bind parameter.
+func checkAudit(t *testing.T, db string, tool policy.Tool, want []string) {
+	t.Helper()
+	var got []string
+	for _, rec := range guard.Audit(t, db) {
+		if rec.Migration != "" {
+			got = append(got, rec.Tool+" "+rec.Migration)
+		}
+	}
+	norm := strings.NewReplacer("_", "", "-", "")
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		tl, name, _ := strings.Cut(got[i], " ")
+		ok = tl == string(tool) && strings.Contains(strings.ToLower(norm.Replace(name)), norm.Replace(want[i]))
+	}
+	if !ok {
+		t.Errorf("the audit log names the migrations %q, want %s with %q", got, tool, want)
 	}
 }
