@@ -1,37 +1,35 @@
 package tools
 
 import (
-	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pgguard/pgguard/policy"
 )
 
-// Prisma cannot fetch its engines on these machines, so psql sends what
-// prisma migrate deploy sends: its lock and ledger statements, then each
-// migration.sql as one query (a simple Query with several statements is
-// one implicit transaction).
+// prismaDeploy runs testdata/prisma/deploy.psql, what prisma migrate deploy
+// sends for one migration, on the migration directory name under
+// testdata/prisma. Prisma cannot fetch its engines on these machines.
+func prismaDeploy(t *testing.T, dbURL, name string) result {
+	t.Helper()
+	psql := lookPath(t, "psql", "apt-get install postgresql-client")
+	dir := need(t, "testdata/prisma", "the Prisma statements", "testdata")
+	return runTool(t, dir, baseEnv(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "name="+name,
+		"-v", "migration="+filepath.Join(dir, name, "migration.sql"), "-f", "deploy.psql", dbURL)
+}
+
+// Prisma's migrations through pgguard: a migration.sql is one query (with
+// several statements, one implicit transaction), on a connection that has
+// read _prisma_migrations first.
 func TestPrismaStatements(t *testing.T) {
 	t.Parallel()
-	needPG(t)
-	psql := lookPath(t, "psql", "apt-get install postgresql-client")
 	db := database(t, "prisma")
-	run := func(file string) result {
-		sql, err := os.ReadFile("testdata/prisma/" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// -c sends the whole file as one Query, as Prisma does.
-		return runTool(t, ".", baseEnv(), psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", url(db), "-c", string(sql))
-	}
-	for _, file := range []string{"ledger.sql", "ok/migration.sql"} {
-		if r := run(file); r.code != 0 || strings.Contains(r.out, "pgguard:") {
-			t.Fatalf("%s: %s", file, r)
-		}
+	if r := prismaDeploy(t, url(db), "ok"); r.code != 0 || strings.Contains(r.out, "pgguard:") {
+		t.Fatalf("ok: %s", r)
 	}
 	// Alone in its migration.sql, the index is built concurrently.
-	if r := run("index-alone/migration.sql"); r.code != 0 {
+	if r := prismaDeploy(t, url(db), "index-alone"); r.code != 0 {
 		t.Fatalf("index-alone: %s", r)
 	}
 	conn := direct(t, db)
@@ -39,24 +37,20 @@ func TestPrismaStatements(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "DROP INDEX big_account_idx"); err != nil {
 		t.Fatal(err)
 	}
-	// With other statements, it is refused and nothing of the file runs.
-	r := run("index-with-others/migration.sql")
-	if r.code == 0 || !strings.Contains(r.out, "pgguard: create-index:") || !strings.Contains(r.out, "Fix: run CREATE INDEX CONCURRENTLY") {
-		t.Fatalf("index-with-others was not refused with the fix: %s", r)
-	}
+	// With other statements, it is refused with the fix in Prisma's terms,
+	// nothing of the file runs, and the migration's row stays unfinished.
+	r := prismaDeploy(t, url(db), "index-with-others")
 	t.Logf("%s", r)
+	for _, want := range []string{"pgguard: create-index:", "Fix: run CREATE INDEX CONCURRENTLY",
+		"in Prisma, put it alone in a migration of its own", "Safe recipe:"} {
+		if r.code == 0 || !strings.Contains(r.out, want) {
+			t.Errorf("index-with-others was not refused with %q: %s", want, r)
+		}
+	}
 	checkState(t, conn, nil, []string{"big_account_idx", "payees.note"})
-	ledger, err := os.ReadFile("testdata/prisma/ledger.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s policy.ToolSense
-	for _, st := range policy.Split(string(ledger)) {
-		s.Observe(st.Text)
-	}
-	if s.Tool() != policy.ToolPrisma {
-		t.Errorf("ToolSense says %q for Prisma's ledger statements", s.Tool())
-	}
+	checkLedger(t, conn, `SELECT migration_name || CASE WHEN finished_at IS NULL THEN ' unfinished' ELSE '' END FROM "_prisma_migrations" ORDER BY started_at`,
+		[]string{"ok", "index_alone", "index_with_others unfinished"})
+	checkAudit(t, db, policy.ToolPrisma, []string{"ok", "index_alone", "index_with_others"})
 	if !policy.WaitsForAdvisoryLock("SELECT pg_advisory_lock(72707369)") {
 		t.Error("Prisma's advisory lock is not recognised as a wait")
 	}

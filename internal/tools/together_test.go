@@ -225,15 +225,10 @@ func TestRailsTwoRunsTogether(t *testing.T) {
 // deploy.psql).
 func TestPrismaTwoRunsTogether(t *testing.T) {
 	t.Parallel()
-	psql := lookPath(t, "psql", "apt-get install postgresql-client")
-	dir := need(t, "testdata/prisma", "the Prisma statements", "testdata")
 	runTwo(t, twoRuns{
-		tool: "prisma",
-		migrate: func(t *testing.T, dbURL string) result {
-			return runTool(t, dir, baseEnv(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "name=20260101000000_slow_payees",
-				"-v", "migration="+filepath.Join(dir, "concurrent", "migration.sql"), "-f", "deploy.psql", dbURL)
-		},
-		ledger: `SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL`,
-		want:   []string{"slow_payees"},
+		tool:    "prisma",
+		migrate: func(t *testing.T, dbURL string) result { return prismaDeploy(t, dbURL, "concurrent") },
+		ledger:  `SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL`,
+		want:    []string{"concurrent"},
 	})
 }
