@@ -7,14 +7,15 @@ package policy
 //
 // What each tool sends as application_name by default (checked against
 // each tool's own runs through pgguard in internal/tools): sequelize-cli,
-// knex, TypeORM, node-pg-migrate (node-postgres), golang-migrate (lib/pq),
-// Django (psycopg2) and Rails (ruby-pg) send none; pgjdbc, which Flyway and
-// Liquibase use, sends "PostgreSQL JDBC Driver" for both (Flyway sets
-// "Flyway by Redgate" under the key applicationName, which pgjdbc does not
-// read: its key is ApplicationName), and sends it with a SET after the
-// startup packet unless the URL says assumeMinServerVersion=9.0 or later.
-// The ledger is therefore the main signal; application_name only helps
-// when a user sets it to the tool's name in the startup packet.
+// knex, TypeORM, node-pg-migrate (node-postgres), golang-migrate (lib/pq)
+// and Django (psycopg2) send none; Rails (ruby-pg) sends the program's
+// name (rails, rake, or the script's); pgjdbc, which Flyway and Liquibase
+// use, sends "PostgreSQL JDBC Driver" for both (Flyway sets "Flyway by
+// Redgate" under the key applicationName, which pgjdbc does not read: its
+// key is ApplicationName), and sends it with a SET after the startup
+// packet unless the URL says assumeMinServerVersion=9.0 or later. The
+// ledger is therefore the main signal; application_name only helps when a
+// user sets it to the tool's name in the startup packet.
 //
 // Flyway (10 and later, by default on PostgreSQL) runs the migrations on a
 // connection of its own that never touches flyway_schema_history; from
