@@ -163,6 +163,11 @@ func (s *Session) onQuery(n int) error {
 		}
 		// The common case: nothing to do but count and pass it on.
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
+		// A ledger INSERT judged in full (the transaction holds an ACCESS
+		// EXCLUSIVE lock) still records its migration.
+		if ev := s.ledgerEvent(sql); ev != nil {
+			s.amend(s.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+		}
 		s.onSync()
 		return s.sendMessage(wire.ClientQuery, body)
 	}

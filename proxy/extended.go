@@ -68,6 +68,11 @@ func (s *Session) onParse(n int) error {
 	}
 	if !needsCare(ds) && !(advisory && alone && s.state.TxStatus() == 'I') {
 		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
+		// A ledger INSERT judged in full (the transaction holds an ACCESS
+		// EXCLUSIVE lock) still records its migration.
+		if ev := s.ledgerParse(nameBytes, query); ev != nil {
+			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
+		}
 		s.unsynced = true
 		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
 		return s.sendMessage(wire.ClientParse, body)
