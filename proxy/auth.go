@@ -97,18 +97,17 @@ func (s *Session) relayAuth() error {
 			}
 		case wire.ServerBackendKeyData:
 			if len(body) >= 8 {
-				s.state.pid = binary.BigEndian.Uint32(body)
-				s.state.key = append([]byte(nil), body[4:]...)
+				s.state.SetBackendKey(binary.BigEndian.Uint32(body), body[4:])
 			}
 		case wire.ServerParameterStatus:
-			s.state.setParameter(body)
+			s.state.SetParameter(body)
 		case wire.ServerErrorResponse:
 			wire.WriteMessage(s.cw, typ, body)
 			s.cw.Flush()
 			return errLoginRefused
 		case wire.ServerReadyForQuery:
 			if len(body) == 1 {
-				s.state.setTxStatus(body[0])
+				s.state.SetTxStatus(body[0])
 			}
 			wire.WriteMessage(s.cw, typ, body)
 			return s.cw.Flush()

@@ -56,7 +56,7 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 	sc.BackslashQuote = s.state.BackslashQuote()
 	sc.InTransaction = s.state.InTransaction() || s.unsynced
 	sc.Alone = alone && !s.unsynced
-	sc.ServerVersion, sc.TimeZone = s.state.versionAndTimeZone()
+	sc.ServerVersion, sc.TimeZone = s.state.VersionAndTimeZone()
 	sc.Catalog = nil
 	if s.pending.Load() == 0 && !s.unsynced && s.state.TxStatus() != 'E' {
 		sc.Catalog = &s.catalog

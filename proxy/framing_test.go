@@ -162,14 +162,6 @@ func TestStripSCRAMPlus(t *testing.T) {
 	}
 }
 
-func TestParseServerVersion(t *testing.T) {
-	for in, want := range map[string]int{"15.18 (Debian 15.18-0+deb12u1)": 150018, "17.0": 170000, "18beta1": 180000, "9.6.24": 90624, "": 0, "x": 0} {
-		if got := parseServerVersion(in); got != want {
-			t.Errorf("parseServerVersion(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 // FuzzClientStartup feeds arbitrary bytes to the startup phase: it must end
 // with a startup, a cancel request or an error, never a panic or a hang.
 func FuzzClientStartup(f *testing.F) {

@@ -213,7 +213,7 @@ func (s *Session) serverToClient() string {
 		case typ == wire.ServerParameterStatus && n <= maxPeekedBody:
 			var body []byte
 			if body, err = wire.ReadBody(s.sr, n, nil); err == nil {
-				s.state.setParameter(body)
+				s.state.SetParameter(body)
 				wire.WriteMessage(s.cw, typ, body)
 			}
 		default:
@@ -239,7 +239,7 @@ func (s *Session) serverToClient() string {
 
 // readyForQuery records a ReadyForQuery: the sync point is answered.
 func (s *Session) readyForQuery(status byte) {
-	s.state.setTxStatus(status)
+	s.state.SetTxStatus(status)
 	if status == 'I' {
 		s.tx.Reset()
 	}

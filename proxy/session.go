@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/proxy/enforce"
 )
 
 // Buffer sizes per direction. Small enough that an idle connection costs
@@ -35,7 +36,7 @@ type Session struct {
 	srv    *Server
 	target *Target
 	log    *slog.Logger
-	state  State
+	state  enforce.State
 
 	client     net.Conn
 	clientSock *wire.SockReader // what cr reads, unless the client uses TLS
@@ -269,12 +270,13 @@ func (s *Session) forwardCancel(c *cancelRequest) {
 // cancelRunning asks the server to cancel whatever the session's backend is
 // running, for a client that went away mid-statement.
 func (s *Session) cancelRunning() {
-	if s.state.pid == 0 {
+	pid, key := s.state.BackendKey()
+	if pid == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.ConnectTimeout)
 	defer cancel()
-	if err := sendCancel(ctx, s.target, s.state.pid, s.state.key); err != nil {
+	if err := sendCancel(ctx, s.target, pid, key); err != nil {
 		s.log.Warn("cancelling the statement of a departed client failed", "err", err)
 	}
 }

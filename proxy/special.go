@@ -100,7 +100,7 @@ func (s *Session) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 			sp.tag = commandTag(tag)
 		}
 	case wire.ServerParameterStatus:
-		s.state.setParameter(body)
+		s.state.SetParameter(body)
 		// The client must learn of a reported setting even when pgguard's
 		// own query changed it: it is the session's.
 		wire.WriteMessage(s.cw, typ, body)

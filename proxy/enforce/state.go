@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"strconv"
@@ -22,7 +22,8 @@ type State struct {
 	ApplicationName string
 
 	// pid and key are the server's BackendKeyData, used to cancel the
-	// running statement when the client goes away mid-statement.
+	// running statement when the client goes away mid-statement. Written
+	// once during authentication, before the relay starts.
 	pid uint32
 	key []byte
 
@@ -51,7 +52,17 @@ func (s *State) InTransaction() bool {
 	return st == 'T' || st == 'E'
 }
 
-func (s *State) setTxStatus(b byte) { s.txStatus.Store(uint32(b)) }
+// SetTxStatus records the status of a ReadyForQuery.
+func (s *State) SetTxStatus(b byte) { s.txStatus.Store(uint32(b)) }
+
+// SetBackendKey records the server's BackendKeyData. It is called during
+// authentication, before anything reads the key.
+func (s *State) SetBackendKey(pid uint32, key []byte) {
+	s.pid, s.key = pid, append([]byte(nil), key...)
+}
+
+// BackendKey returns the server's BackendKeyData (pid 0: none was sent).
+func (s *State) BackendKey() (pid uint32, key []byte) { return s.pid, s.key }
 
 // Parameter returns a run-time parameter the server reported with
 // ParameterStatus (server_version, TimeZone, ...).
@@ -63,18 +74,19 @@ func (s *State) Parameter(name string) string {
 
 // TimeZone is the session's TimeZone as the server reports it.
 func (s *State) TimeZone() string {
-	_, tz := s.versionAndTimeZone()
+	_, tz := s.VersionAndTimeZone()
 	return tz
 }
 
 // ServerVersion is the server's version as server_version_num would give
 // it (150018 for 15.18), derived from the reported server_version; 0 when unknown.
 func (s *State) ServerVersion() int {
-	v, _ := s.versionAndTimeZone()
+	v, _ := s.VersionAndTimeZone()
 	return v
 }
 
-func (s *State) versionAndTimeZone() (int, string) {
+// VersionAndTimeZone returns ServerVersion and TimeZone in one look.
+func (s *State) VersionAndTimeZone() (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.version, s.timeZone
@@ -104,8 +116,8 @@ func parseServerVersion(v string) int {
 	return major*10000 + minor*100 + patch
 }
 
-// setParameter records a ParameterStatus body (name NUL value NUL).
-func (s *State) setParameter(body []byte) {
+// SetParameter records a ParameterStatus body (name NUL value NUL).
+func (s *State) SetParameter(body []byte) {
 	name, rest, ok := wire.CString(body)
 	if !ok {
 		return
