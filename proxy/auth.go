@@ -70,14 +70,14 @@ func (s *Session) relayAuth() error {
 	var buf []byte
 	strippedPlus := false
 	for {
-		typ, n, err := wire.ReadServerHeader(s.sr)
+		typ, n, err := wire.ReadServerHeader(s.conns.FromServer)
 		if err != nil {
 			return fmt.Errorf("reading from server during authentication: %w", err)
 		}
 		if n > 1<<20 {
 			return &wire.ProtocolError{Msg: fmt.Sprintf("server message %q of %d bytes during authentication", typ, n)}
 		}
-		buf, err = wire.ReadBody(s.sr, n, buf)
+		buf, err = wire.ReadBody(s.conns.FromServer, n, buf)
 		if err != nil {
 			return err
 		}
@@ -102,31 +102,31 @@ func (s *Session) relayAuth() error {
 		case wire.ServerParameterStatus:
 			s.state.SetParameter(body)
 		case wire.ServerErrorResponse:
-			wire.WriteMessage(s.cw, typ, body)
-			s.cw.Flush()
+			wire.WriteMessage(s.conns.ToClient, typ, body)
+			s.conns.ToClient.Flush()
 			return errLoginRefused
 		case wire.ServerReadyForQuery:
 			if len(body) == 1 {
 				s.state.SetTxStatus(body[0])
 			}
-			wire.WriteMessage(s.cw, typ, body)
-			return s.cw.Flush()
+			wire.WriteMessage(s.conns.ToClient, typ, body)
+			return s.conns.ToClient.Flush()
 		}
-		wire.WriteMessage(s.cw, typ, body)
+		wire.WriteMessage(s.conns.ToClient, typ, body)
 		if !expectAnswer {
 			continue
 		}
-		if err := s.cw.Flush(); err != nil {
+		if err := s.conns.ToClient.Flush(); err != nil {
 			return err
 		}
-		ctyp, cn, err := wire.ReadHeader(s.cr, 1<<16+4)
+		ctyp, cn, err := wire.ReadHeader(s.conns.FromClient, 1<<16+4)
 		if err != nil {
 			return fmt.Errorf("reading from client during authentication: %w", err)
 		}
 		if wire.ClientMsg(ctyp) != wire.ClientPassword {
 			return &wire.ProtocolError{Msg: fmt.Sprintf("expected password response, got message type %q", ctyp)}
 		}
-		cbody, err := wire.ReadBody(s.cr, cn, nil)
+		cbody, err := wire.ReadBody(s.conns.FromClient, cn, nil)
 		if err != nil {
 			return err
 		}
@@ -138,8 +138,8 @@ func (s *Session) relayAuth() error {
 				Hint:    "Connect with channel_binding=disable, or let pgguard reach the server without TLS on a trusted network (upstream TLS disable).",
 			}
 		}
-		wire.WriteMessage(s.sw, wire.ClientPassword, cbody)
-		if err := s.sw.Flush(); err != nil {
+		wire.WriteMessage(s.conns.ToServer, wire.ClientPassword, cbody)
+		if err := s.conns.ToServer.Flush(); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/proxy/enforce"
 
 	"github.com/pgguard/pgguard/internal/observe"
 )
@@ -42,6 +44,13 @@ type Target struct {
 	// Profile, when set, is the policy profile forced for this target.
 	Profile string
 }
+
+// Policy holds the engine that judges statements; Swap installs a reloaded
+// one. The machine that applies it owns the type.
+type Policy = enforce.Policy
+
+// NewPolicy returns a Policy holding e.
+func NewPolicy(e *policy.Engine) *Policy { return enforce.NewPolicy(e) }
 
 // Config is everything a Server needs.
 type Config struct {

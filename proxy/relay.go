@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/proxy/enforce"
 )
 
 // relay runs the two copy loops until either side ends and returns why.
@@ -23,7 +24,7 @@ func (s *Session) relay() string {
 	reason := s.clientToServer()
 	s.close()
 	r2 := <-done
-	s.syncs.drain()
+	s.m.Drain()
 	if reason == "closed" {
 		reason = r2
 	}
@@ -31,12 +32,13 @@ func (s *Session) relay() string {
 }
 
 // clientToServer forwards client messages. Everything is raw bytes; only the
-// type byte is looked at, except Query and Parse, which the policy judges.
-// Writes are batched: the writer is flushed only when the client has nothing
-// more buffered, so a pipeline goes out in one write.
+// type byte is looked at, except Query and Parse, which the machine judges
+// when there is a policy, and the Bind of a statement it watches. Writes are
+// batched: the writer is flushed only when the client has nothing more
+// buffered, so a pipeline goes out in one write.
 func (s *Session) clientToServer() string {
 	for {
-		typ, n, err := wire.ReadClientHeader(s.cr)
+		typ, n, err := wire.ReadClientHeader(s.conns.FromClient)
 		if err != nil {
 			return s.clientGone(err)
 		}
@@ -44,55 +46,54 @@ func (s *Session) clientToServer() string {
 		switch typ {
 		case wire.ClientQuery:
 			if s.enforcing() {
-				err = s.onQuery(n)
+				err = s.m.OnQuery(n)
 				break
 			}
-			s.onSync()
-			err = s.forward(typ, n)
+			s.m.OnSync()
+			err = s.conns.Forward(typ, n)
 		case wire.ClientParse:
 			if s.enforcing() {
-				err = s.onParse(n)
+				err = s.m.OnParse(n)
 				break
 			}
-			s.unsynced = true
-			err = s.forward(typ, n)
+			s.m.OnExtended()
+			err = s.conns.Forward(typ, n)
 		case wire.ClientSync, wire.ClientFunctionCall:
-			s.onSync()
-			err = s.forward(typ, n)
-			if f := s.afterSync; err == nil && f != nil {
-				s.afterSync = nil
-				err = f()
+			s.m.OnSync()
+			err = s.conns.Forward(typ, n)
+			if err == nil {
+				err = s.m.AfterSync()
 			}
 		case wire.ClientTerminate:
-			if s.pending.Load() > 0 {
+			if s.m.Pending() > 0 {
 				// The server reads the Terminate only after the running
 				// statement ends, which may take long: cancel it.
 				s.cancelRunning()
 			}
-			s.swMu.Lock()
-			wire.WriteMessage(s.sw, wire.ClientTerminate, nil)
-			s.sw.Flush()
-			s.swMu.Unlock()
+			s.conns.ToServerMu.Lock()
+			wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
+			s.conns.ToServer.Flush()
+			s.conns.ToServerMu.Unlock()
 			return "client terminated"
 		case wire.ClientBind:
-			if len(s.rewrittenStmts) > 0 || len(s.ledgerStmts) > 0 {
-				err = s.onBind(n)
+			if s.m.WatchesBinds() {
+				err = s.m.OnBind(n)
 				break
 			}
-			s.unsynced = true
-			err = s.forward(typ, n)
+			s.m.OnExtended()
+			err = s.conns.Forward(typ, n)
 		case wire.ClientExecute, wire.ClientDescribe, wire.ClientClose:
 			// Extended-protocol work that runs in the implicit transaction
 			// ended by the next Sync.
-			s.unsynced = true
-			err = s.forward(typ, n)
+			s.m.OnExtended()
+			err = s.conns.Forward(typ, n)
 		default: // COPY data and Flush
-			err = s.forward(typ, n)
+			err = s.conns.Forward(typ, n)
 		}
 		if err != nil {
 			var pe *wire.ProtocolError
 			switch {
-			case errors.Is(err, errClientLeft):
+			case errors.Is(err, enforce.ErrClientLeft):
 				return "client disconnected mid-statement; statement cancelled"
 			case errors.As(err, &pe):
 				return s.clientGone(err)
@@ -104,59 +105,6 @@ func (s *Session) clientToServer() string {
 	}
 }
 
-// forward streams one client message of type typ and body length n to the
-// server, flushing when the client has nothing more buffered.
-func (s *Session) forward(typ wire.ClientMsg, n int) error {
-	s.swMu.Lock()
-	defer s.swMu.Unlock()
-	wire.WriteHeader(s.sw, typ, n)
-	err := wire.CopyBody(s.sw, s.cr, n)
-	if err == nil && s.cr.Buffered() == 0 {
-		err = s.sw.Flush()
-	}
-	return err
-}
-
-// sendMessage writes one message to the server like forward does: the
-// flush waits until the client has nothing more buffered, so a Parse goes
-// out together with the Bind, Execute and Sync behind it.
-func (s *Session) sendMessage(typ wire.ClientMsg, body []byte) error {
-	s.swMu.Lock()
-	defer s.swMu.Unlock()
-	wire.WriteMessage(s.sw, typ, body)
-	if s.cr.Buffered() == 0 {
-		return s.sw.Flush()
-	}
-	return nil
-}
-
-// send writes whole messages to the server and flushes.
-func (s *Session) send(msgs ...[]byte) error {
-	s.swMu.Lock()
-	defer s.swMu.Unlock()
-	for _, m := range msgs {
-		s.sw.Write(m)
-	}
-	return s.sw.Flush()
-}
-
-// flushServer sends whatever the client-to-server loop has buffered. Every
-// wait for the server's answer starts with it: the message waited for may
-// still be in the buffer when the client pipelined several in one write.
-func (s *Session) flushServer() error {
-	s.swMu.Lock()
-	defer s.swMu.Unlock()
-	return s.sw.Flush()
-}
-
-// newSyncPoint counts a message that the server will answer with one
-// ReadyForQuery and returns its sequence number.
-func (s *Session) newSyncPoint() uint64 {
-	s.sent++
-	s.pending.Add(1)
-	return s.sent
-}
-
 // clientGone handles a client read error: a client that vanished while a
 // statement runs gets that statement cancelled, so that it does not go on
 // holding locks on the server with nobody waiting for it.
@@ -164,15 +112,15 @@ func (s *Session) clientGone(err error) string {
 	if s.closing.Load() {
 		return "closed"
 	}
-	if s.pending.Load() > 0 {
+	if s.m.Pending() > 0 {
 		s.cancelRunning()
 		return "client disconnected mid-statement; statement cancelled"
 	}
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
-		s.cwMu.Lock()
-		wire.SendFatal(s.cw, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
-		s.cwMu.Unlock()
+		s.conns.ToClientMu.Lock()
+		wire.SendFatal(s.conns.ToClient, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
+		s.conns.ToClientMu.Unlock()
 		return "client protocol violation: " + pe.Msg
 	}
 	if errors.Is(err, io.EOF) {
@@ -182,20 +130,20 @@ func (s *Session) clientGone(err error) string {
 }
 
 // serverToClient forwards server messages, peeking at ReadyForQuery (the
-// transaction status) and ParameterStatus, and applying what the queued
-// special sync points ask for.
+// transaction status) and ParameterStatus; the messages of a special sync
+// point go to the machine.
 func (s *Session) serverToClient() string {
 	var small [1]byte
 	var last wire.ServerMsg
 	for {
-		typ, n, err := wire.ReadServerHeader(s.sr)
+		typ, n, err := wire.ReadServerHeader(s.conns.FromServer)
 		if err != nil {
 			return s.serverGone(err, last)
 		}
 		last = typ
 		s.bytesOut.Add(int64(n + 5))
-		if sp := s.syncs.head(s.received + 1); sp != nil {
-			if err := s.special(sp, typ, n); err != nil {
+		if special, err := s.m.OnServerMessage(typ, n); special {
+			if err != nil {
 				if s.closing.Load() {
 					return "closed"
 				}
@@ -203,27 +151,27 @@ func (s *Session) serverToClient() string {
 			}
 			continue
 		}
-		s.cwMu.Lock()
+		s.conns.ToClientMu.Lock()
 		switch {
 		case typ == wire.ServerReadyForQuery && n == 1:
-			if _, err = io.ReadFull(s.sr, small[:]); err == nil {
-				s.readyForQuery(small[0])
-				wire.WriteMessage(s.cw, typ, small[:])
+			if _, err = io.ReadFull(s.conns.FromServer, small[:]); err == nil {
+				s.m.OnReadyForQuery(small[0])
+				wire.WriteMessage(s.conns.ToClient, typ, small[:])
 			}
-		case typ == wire.ServerParameterStatus && n <= maxPeekedBody:
+		case typ == wire.ServerParameterStatus && n <= enforce.MaxPeekedBody:
 			var body []byte
-			if body, err = wire.ReadBody(s.sr, n, nil); err == nil {
+			if body, err = wire.ReadBody(s.conns.FromServer, n, nil); err == nil {
 				s.state.SetParameter(body)
-				wire.WriteMessage(s.cw, typ, body)
+				wire.WriteMessage(s.conns.ToClient, typ, body)
 			}
 		default:
-			wire.WriteHeader(s.cw, typ, n)
-			err = wire.CopyBody(s.cw, s.sr, n)
+			wire.WriteHeader(s.conns.ToClient, typ, n)
+			err = wire.CopyBody(s.conns.ToClient, s.conns.FromServer, n)
 		}
-		if err == nil && s.sr.Buffered() == 0 {
-			err = s.cw.Flush()
+		if err == nil && s.conns.FromServer.Buffered() == 0 {
+			err = s.conns.ToClient.Flush()
 		}
-		s.cwMu.Unlock()
+		s.conns.ToClientMu.Unlock()
 		if err != nil {
 			if s.closing.Load() {
 				return "closed"
@@ -237,21 +185,6 @@ func (s *Session) serverToClient() string {
 	}
 }
 
-// readyForQuery records a ReadyForQuery: the sync point is answered.
-func (s *Session) readyForQuery(status byte) {
-	s.state.SetTxStatus(status)
-	if status == 'I' {
-		s.tx.Reset()
-	}
-	s.received++
-	if s.pending.Add(-1) == 0 {
-		select {
-		case s.idleSignal <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // serverGone handles a server read error: the client learns that the server
 // went away (unless the server said so itself with a FATAL, already relayed).
 func (s *Session) serverGone(err error, lastType wire.ServerMsg) string {
@@ -259,14 +192,14 @@ func (s *Session) serverGone(err error, lastType wire.ServerMsg) string {
 		return "closed"
 	}
 	if lastType != wire.ServerErrorResponse {
-		s.cwMu.Lock()
+		s.conns.ToClientMu.Lock()
 		e := &wire.PGError{Severity: "FATAL", Code: "08006", Message: "pgguard: lost the connection to the server: " + err.Error()}
-		if index := s.buildingIndex.Load(); index != nil {
-			e.Detail, e.Hint = buildCutOff(*index)
+		if detail, hint, ok := s.m.CutOff(); ok {
+			e.Detail, e.Hint = detail, hint
 		}
-		s.cw.Write(e.Encode(nil, false))
-		s.cw.Flush()
-		s.cwMu.Unlock()
+		s.conns.ToClient.Write(e.Encode(nil, false))
+		s.conns.ToClient.Flush()
+		s.conns.ToClientMu.Unlock()
 	}
 	s.close()
 	return "server closed the connection"

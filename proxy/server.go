@@ -108,15 +108,12 @@ func (srv *Server) acceptLoop(l net.Listener, t *Target) {
 			srv:        srv,
 			target:     t,
 			log:        srv.cfg.Logger.With("target", t.Name),
-			client:     conn,
 			clientSock: sock,
-			cr:         bufio.NewReaderSize(sock, readBufferSize),
-			cw:         bufio.NewWriterSize(conn, writeBufferSize),
-
-			idleSignal: make(chan struct{}, 1),
 			closed:     make(chan struct{}),
 		}
-		s.catalog.Q = sessionQuerier{s}
+		s.conns.Client = conn
+		s.conns.FromClient = bufio.NewReaderSize(sock, readBufferSize)
+		s.conns.ToClient = bufio.NewWriterSize(conn, writeBufferSize)
 		s.state.Target = t.Name
 		s.state.ClientAddr = conn.RemoteAddr().String()
 		srv.mu.Lock()

@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pgguard/pgguard/policy"
-
-	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/proxy/enforce"
 )
@@ -38,22 +34,16 @@ type Session struct {
 	log    *slog.Logger
 	state  enforce.State
 
-	client     net.Conn
-	clientSock *wire.SockReader // what cr reads, unless the client uses TLS
-	cr         *bufio.Reader
-	cw         *bufio.Writer
-	cwMu       sync.Mutex // held while writing to cw (the relay and a draining shutdown)
+	// conns are the two connections, shared with the machine (see
+	// enforce.Conns for who reads and writes what).
+	conns      enforce.Conns
+	clientSock *wire.SockReader // what conns.FromClient reads, unless the client uses TLS
+	serverSock *wire.SockReader // what conns.FromServer reads
 
-	server     net.Conn
-	serverSock *wire.SockReader // what sr reads
-	sr         *bufio.Reader
-	sw         *bufio.Writer
-	swMu       sync.Mutex // held while writing to sw
+	// m is the enforcement machine; with no policy it only counts sync
+	// points. It is set before relaying.
+	m *enforce.Machine
 
-	// pending counts the Query, Sync and FunctionCall messages sent to the
-	// server whose ReadyForQuery has not come back yet: non-zero means a
-	// statement may be running.
-	pending atomic.Int32
 	// relaying is set once authentication is over and the copy loops run.
 	relaying atomic.Bool
 	// closing is set once the session is being torn down on purpose.
@@ -63,54 +53,37 @@ type Session struct {
 	closed chan struct{}
 
 	bytesIn, bytesOut atomic.Int64
-	// buildingIndex names the index of a concurrent statement in flight,
-	// so that a client whose server dies is told what may be left behind.
-	buildingIndex atomic.Pointer[string]
+}
 
-	// sent and received count sync points (Query, Sync, FunctionCall) sent
-	// by the client-to-server loop and answered (ReadyForQuery) as seen by
-	// the server-to-client loop; each is owned by its loop.
-	sent, received uint64
-	// syncs queues the sync points that need more than counting.
-	syncs syncQueue
-	// idleSignal is poked when pending drops to zero.
-	idleSignal chan struct{}
-	// tx remembers tables created and constraints added NOT VALID in the
-	// open transaction.
-	tx policy.TxMemory
-	// Owned by the client-to-server loop: whether extended-protocol
-	// messages were sent since the last Sync, the special sync point of
-	// that batch, work to do once its Sync is sent, and a reusable buffer.
-	unsynced bool
-	batch    *syncPoint
-	// batchChangesLockTimeout: a statement of the open batch may change
-	// lock_timeout (policy.MayChangeLockTimeout).
-	batchChangesLockTimeout bool
-	// tools recognises the migration tool behind the session from the
-	// ledger tables its statements name.
-	tools policy.ToolSense
-	// committed lists DDL committed in autocommit since the tool last
-	// recorded a migration (written by the server-to-client loop).
-	committed committed
-	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY,
-	// or that wait for an advisory lock, prepared without being run; their
-	// Bind decides whether lock_timeout is lifted (onBind).
-	rewrittenStmts map[string]*verdict
-	afterSync      func() error
-	qbuf           []byte
-	pctx           policy.Context
-	catalog        pgcatalog.Catalog
+// enforcing reports whether a policy judges the session's statements.
+func (s *Session) enforcing() bool { return s.srv.cfg.Policy != nil }
 
-	// ledgerStmts (client loop) are prepared ledger INSERTs that carry the
-	// migration's name in a bind parameter; their Bind reports the record
-	// (ledgerBind).
-	ledgerStmts map[string]ledgerStmt
+// life is the session as the machine sees it (enforce.Session).
+type life struct{ s *Session }
+
+func (l life) Done() <-chan struct{} { return l.s.closed }
+func (l life) Closing() bool         { return l.s.closing.Load() }
+func (l life) Close()                { l.s.close() }
+func (l life) CancelRunning()        { l.s.cancelRunning() }
+
+// startMachine gives the session its enforcement machine, once the
+// connections are final, before the relay starts.
+func (s *Session) startMachine() {
+	lim := s.srv.cfg.Limits
+	s.m = enforce.New(&s.conns, life{s}, &s.state, enforce.Config{
+		Policy:              s.srv.cfg.Policy,
+		Observer:            s.srv.cfg.Observer,
+		Log:                 s.log,
+		Profile:             s.target.Profile,
+		MaxStatementMessage: lim.MaxStatementMessage,
+		MaxHeldAnswer:       lim.MaxHeldAnswer,
+	})
 }
 
 // idle reports whether nothing is running and no transaction is open, so the
 // session can be closed without losing anything.
 func (s *Session) idle() bool {
-	return s.pending.Load() == 0 && s.state.TxStatus() == 'I'
+	return s.m.Pending() == 0 && s.state.TxStatus() == 'I'
 }
 
 // close closes both connections once. Reads and writes blocked on them
@@ -121,9 +94,9 @@ func (s *Session) close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.closed)
-		go s.client.Close()
-		if s.server != nil {
-			go s.server.Close()
+		go s.conns.Client.Close()
+		if s.conns.Server != nil {
+			go s.conns.Server.Close()
 		}
 	})
 }
@@ -133,7 +106,7 @@ func (s *Session) close() {
 func (s *Session) recoverPanic(where string) {
 	if r := recover(); r != nil {
 		s.log.Error("pgguard bug: panic in "+where+"; closing the session", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		if s.relaying.Load() && s.pending.Load() > 0 {
+		if s.relaying.Load() && s.m.Pending() > 0 {
 			s.cancelRunning()
 		}
 		s.close()
@@ -143,7 +116,7 @@ func (s *Session) recoverPanic(where string) {
 // abort closes the session now, cancelling a running statement first so
 // that its backend does not go on holding locks for nobody.
 func (s *Session) abort() {
-	if s.relaying.Load() && s.pending.Load() > 0 && !s.closing.Load() {
+	if s.relaying.Load() && s.m.Pending() > 0 && !s.closing.Load() {
 		s.cancelRunning()
 	}
 	s.close()
@@ -154,10 +127,10 @@ func (s *Session) serve() {
 	defer s.close()
 	defer s.recoverPanic("session")
 	start := time.Now()
-	s.client.SetDeadline(start.Add(s.srv.cfg.StartupTimeout))
-	conn, cr, startup, cancel, err := clientStartup(s.client, s.cr, s.srv.cfg.ClientTLS)
-	s.client, s.cr = conn, cr
-	s.cw.Reset(conn)
+	s.conns.Client.SetDeadline(start.Add(s.srv.cfg.StartupTimeout))
+	conn, cr, startup, cancel, err := clientStartup(s.conns.Client, s.conns.FromClient, s.srv.cfg.ClientTLS)
+	s.conns.Client, s.conns.FromClient = conn, cr
+	s.conns.ToClient.Reset(conn)
 	if cancel != nil {
 		s.forwardCancel(cancel)
 		return
@@ -165,7 +138,7 @@ func (s *Session) serve() {
 	if err != nil {
 		var pe *wire.ProtocolError
 		if errors.As(err, &pe) {
-			wire.SendFatal(s.cw, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
+			wire.SendFatal(s.conns.ToClient, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
 		}
 		if !errors.Is(err, io.EOF) {
 			s.log.Debug("client startup failed", "client", s.state.ClientAddr, "err", err)
@@ -182,14 +155,14 @@ func (s *Session) serve() {
 
 	if s.enforcing() {
 		if pge := s.applyLockTimeout(startup); pge != nil {
-			s.cw.Write(pge.Encode(nil, false))
-			s.cw.Flush()
+			s.conns.ToClient.Write(pge.Encode(nil, false))
+			s.conns.ToClient.Flush()
 			log.Warn("connection refused: startup lock_timeout", "reason", pge.Message)
 			return
 		}
 	}
 	if !s.srv.admit() {
-		wire.SendFatal(s.cw, wire.CodeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
+		wire.SendFatal(s.conns.ToClient, wire.CodeTooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgguard allows at most %d client connections.", s.srv.cfg.MaxConnections))
 		log.Warn("connection refused: max connections reached", "max_connections", s.srv.cfg.MaxConnections)
 		return
 	}
@@ -201,42 +174,42 @@ func (s *Session) serve() {
 	cancelDial()
 	if err != nil {
 		s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
-		wire.SendFatal(s.cw, wire.CodeConnectionFailure,
+		wire.SendFatal(s.conns.ToClient, wire.CodeConnectionFailure,
 			fmt.Sprintf("pgguard: could not connect to the server at %s: %v", s.target.Upstream, err),
 			"pgguard accepted the connection but could not reach the PostgreSQL server behind it.")
 		log.Error("upstream connect failed", "upstream", s.target.Upstream, "err", err)
 		return
 	}
-	s.server = server
+	s.conns.Server = server
 	s.serverSock = wire.NewSockReader(server)
-	s.sr = bufio.NewReaderSize(s.serverSock, readBufferSize)
-	s.sw = bufio.NewWriterSize(server, writeBufferSize)
+	s.conns.FromServer = bufio.NewReaderSize(s.serverSock, readBufferSize)
+	s.conns.ToServer = bufio.NewWriterSize(server, writeBufferSize)
 	if s.closing.Load() {
 		return
 	}
 	// The server's first answer must come within the connect timeout: a
 	// server that accepts and then says nothing is as unreachable as one
 	// that refuses.
-	s.server.SetDeadline(time.Now().Add(s.srv.cfg.ConnectTimeout))
-	s.sw.Write(startup.encode())
-	err = s.sw.Flush()
+	s.conns.Server.SetDeadline(time.Now().Add(s.srv.cfg.ConnectTimeout))
+	s.conns.ToServer.Write(startup.encode())
+	err = s.conns.ToServer.Flush()
 	if err == nil {
-		_, err = s.sr.Peek(1)
+		_, err = s.conns.FromServer.Peek(1)
 	}
 	s.srv.hooks().UpstreamConnect(s.target.Name, time.Since(dialStart), err)
 	if err != nil {
-		wire.SendFatal(s.cw, wire.CodeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
+		wire.SendFatal(s.conns.ToClient, wire.CodeConnectionFailure, fmt.Sprintf("pgguard: the server at %s did not answer the startup message: %v", s.target.Upstream, err),
 			"pgguard reached the server but got no answer within the connect timeout.")
 		log.Error("upstream startup failed", "upstream", s.target.Upstream, "err", err)
 		return
 	}
-	s.server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
+	s.conns.Server.SetDeadline(time.Now().Add(s.srv.cfg.StartupTimeout))
 	if err := s.relayAuth(); err != nil {
 		var pge *wire.PGError
 		switch {
 		case errors.As(err, &pge):
-			s.cw.Write(pge.Encode(nil, false))
-			s.cw.Flush()
+			s.conns.ToClient.Write(pge.Encode(nil, false))
+			s.conns.ToClient.Flush()
 			log.Warn("login refused by pgguard", "reason", pge.Message)
 		case errors.Is(err, errLoginRefused):
 			log.Info("login refused by server")
@@ -245,10 +218,11 @@ func (s *Session) serve() {
 		}
 		return
 	}
-	s.client.SetDeadline(time.Time{})
-	s.server.SetDeadline(time.Time{})
+	s.conns.Client.SetDeadline(time.Time{})
+	s.conns.Server.SetDeadline(time.Time{})
 	log.Info("connection opened")
 	s.startSockIO()
+	s.startMachine()
 	s.relaying.Store(true)
 	s.srv.hooks().ConnectionOpened(s.target.Name)
 	reason := s.relay()
@@ -285,20 +259,20 @@ func (s *Session) cancelRunning() {
 // FATAL 57P01 to the client, Terminate to the server. It does nothing and
 // returns false when the session is not idle.
 func (s *Session) terminate() bool {
-	s.cwMu.Lock()
+	s.conns.ToClientMu.Lock()
 	if !s.relaying.Load() || !s.idle() || s.closing.Load() {
-		s.cwMu.Unlock()
+		s.conns.ToClientMu.Unlock()
 		return false
 	}
 	s.closing.Store(true)
 	e := &wire.PGError{Severity: "FATAL", Code: wire.CodeAdminShutdown, Message: "terminating connection because pgguard is shutting down"}
-	s.cw.Write(e.Encode(nil, false))
-	s.cw.Flush()
-	s.cwMu.Unlock()
-	s.swMu.Lock()
-	wire.WriteMessage(s.sw, wire.ClientTerminate, nil)
-	s.sw.Flush()
-	s.swMu.Unlock()
+	s.conns.ToClient.Write(e.Encode(nil, false))
+	s.conns.ToClient.Flush()
+	s.conns.ToClientMu.Unlock()
+	s.conns.ToServerMu.Lock()
+	wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
+	s.conns.ToServer.Flush()
+	s.conns.ToServerMu.Unlock()
 	s.close()
 	return true
 }

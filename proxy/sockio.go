@@ -6,14 +6,14 @@ import "github.com/pgguard/pgguard/internal/wire"
 // wire.SockReader and wire.SockWriter. It runs before the relay starts, when the
 // writers are empty; relay stops the readers when it ends.
 func (s *Session) startSockIO() {
-	if s.client == s.clientSock.Conn() {
+	if s.conns.Client == s.clientSock.Conn() {
 		s.clientSock.Start()
-		if w := wire.NewSockWriter(s.client); w != nil && s.cw.Buffered() == 0 {
-			s.cw.Reset(w)
+		if w := wire.NewSockWriter(s.conns.Client); w != nil && s.conns.ToClient.Buffered() == 0 {
+			s.conns.ToClient.Reset(w)
 		}
 	}
 	s.serverSock.Start()
-	if w := wire.NewSockWriter(s.server); w != nil && s.sw.Buffered() == 0 {
-		s.sw.Reset(w)
+	if w := wire.NewSockWriter(s.conns.Server); w != nil && s.conns.ToServer.Buffered() == 0 {
+		s.conns.ToServer.Reset(w)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"fmt"
@@ -41,7 +41,7 @@ const restoreSQL = "SELECT pg_catalog.set_config('lock_timeout', pg_catalog.curr
 
 // building is a concurrent statement in flight, owned by the
 // client-to-server loop; the index name is also published in
-// Session.buildingIndex for the server-to-client loop.
+// Machine.buildingIndex for the server-to-client loop.
 type building struct {
 	v    *verdict
 	lift *syncPoint // pgguard's lift query, answered before the statement
@@ -50,17 +50,17 @@ type building struct {
 
 // beginConcurrent sends the lift and queues the sync point the concurrent
 // statement's answer will use. The statement must be the next thing sent.
-func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) (*building, error) {
-	cfg := s.srv.cfg.Policy.Engine().Config()
+func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) (*building, error) {
+	cfg := m.cfg.Policy.Engine().Config()
 	index := concurrentIndexName(v)
 	lift := &syncPoint{swallow: true, done: make(chan struct{})}
-	lift.seq = s.newSyncPoint()
-	s.syncs.push(lift)
-	if err := s.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index))); err != nil {
+	lift.seq = m.newSyncPoint()
+	m.syncs.push(lift)
+	if err := m.conns.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index))); err != nil {
 		return nil, err
 	}
-	sp := s.nextSpecial()
-	s.amend(sp, func(sp *syncPoint) {
+	sp := m.nextSpecial()
+	m.amend(sp, func(sp *syncPoint) {
 		sp.notices = append(sp.notices, v.notices...)
 		sp.creates = append(sp.creates, v.creates...)
 		sp.events = append(sp.events, events...)
@@ -71,7 +71,7 @@ func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 		if index == "" {
 			index = "(unnamed)"
 		}
-		s.buildingIndex.Store(&index)
+		m.buildingIndex.Store(&index)
 	}
 	return &building{v: v, lift: lift, sp: sp}, nil
 }
@@ -80,8 +80,8 @@ func (s *Session) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 // lock_timeout, drops the INVALID index a failed build of this statement
 // left, and then, with ready, sends the client the ReadyForQuery held back:
 // only now may the client go on, say to run the migration again.
-func (s *Session) endConcurrent(b *building, ready bool) error {
-	out, clientLeft := s.awaitOutcome(b.sp)
+func (m *Machine) endConcurrent(b *building, ready bool) error {
+	out, clientLeft := m.awaitOutcome(b.sp)
 	if out.closed {
 		return errSessionClosed
 	}
@@ -89,37 +89,37 @@ func (s *Session) endConcurrent(b *building, ready bool) error {
 	if lo := b.lift.out; len(lo.rows) == 1 && len(lo.rows[0]) == 3 && lo.rows[0][2] != nil {
 		existed = *lo.rows[0][2] == "t"
 	}
-	if _, err := s.internalQuery(restoreSQL); err != nil {
+	if _, err := m.internalQuery(restoreSQL); err != nil {
 		return err
 	}
 	if out.errCode != "" {
-		s.cleanupInvalidIndex(b.v, out, existed)
+		m.cleanupInvalidIndex(b.v, out, existed)
 	}
-	s.buildingIndex.Store(nil)
+	m.buildingIndex.Store(nil)
 	if clientLeft {
-		return errClientLeft
+		return ErrClientLeft
 	}
 	if !ready {
 		return nil
 	}
-	s.cwMu.Lock()
-	defer s.cwMu.Unlock()
-	wire.WriteMessage(s.cw, wire.ServerReadyForQuery, []byte{out.status})
-	return s.cw.Flush()
+	m.conns.ToClientMu.Lock()
+	defer m.conns.ToClientMu.Unlock()
+	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
+	return m.conns.ToClient.Flush()
 }
 
 // runLifted sends a one-statement Query with the lift around it and waits
 // for it: a CONCURRENTLY statement, or a wait for an advisory lock.
-func (s *Session) runLifted(v *verdict, events []*observe.StatementEvent, msg []byte) error {
-	b, err := s.beginConcurrent(v, events)
+func (m *Machine) runLifted(v *verdict, events []*observe.StatementEvent, msg []byte) error {
+	b, err := m.beginConcurrent(v, events)
 	if err != nil {
 		return err
 	}
-	s.onSync()
-	if err := s.send(msg); err != nil {
+	m.OnSync()
+	if err := m.conns.send(msg); err != nil {
 		return err
 	}
-	return s.endConcurrent(b, true)
+	return m.endConcurrent(b, true)
 }
 
 // buildCutOff is what a client whose concurrent build was cut off by the
@@ -134,8 +134,8 @@ func buildCutOff(index string) (detail, hint string) {
 
 // withBuildCutOff adds buildCutOff's detail and hint to a FATAL or PANIC
 // ErrorResponse body that has none, while a concurrent build is in flight.
-func (s *Session) withBuildCutOff(body []byte) []byte {
-	index := s.buildingIndex.Load()
+func (m *Machine) withBuildCutOff(body []byte) []byte {
+	index := m.buildingIndex.Load()
 	if index == nil {
 		return body
 	}
@@ -173,32 +173,32 @@ func (s *Session) withBuildCutOff(body []byte) []byte {
 // that existed before it (the statement then failed on the name, or IF NOT
 // EXISTS skipped it) is never touched, and neither is one that another
 // session is building right now under the same name.
-func (s *Session) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
+func (m *Machine) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 	name := concurrentIndexName(v)
 	if name == "" {
 		if v.ddl {
-			s.log.Warn("a concurrent build failed; if it left an INVALID index, drop it before re-running", "sqlstate", out.errCode)
+			m.log.Warn("a concurrent build failed; if it left an INVALID index, drop it before re-running", "sqlstate", out.errCode)
 		}
 		return
 	}
 	if existed || out.errCode == "42P07" { // duplicate_table: the name was taken
 		return
 	}
-	row, ok := s.catalog.One("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
+	row, ok := m.catalog.One("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
 		" WHERE p.index_relid = c.oid AND p.pid <> pg_catalog.pg_backend_pid())" +
 		" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid" +
 		" WHERE c.oid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + ")")
 	if !ok || len(row) != 2 || pgcatalog.IsTrue(row[0]) || pgcatalog.IsTrue(row[1]) {
 		return
 	}
-	res, err := s.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)
+	res, err := m.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)
 	if err != nil || res.errCode != "" {
-		s.log.Error("could not drop the INVALID index a failed concurrent build left behind; drop it before re-running",
+		m.log.Error("could not drop the INVALID index a failed concurrent build left behind; drop it before re-running",
 			"index", name, "sqlstate", res.errCode)
 		return
 	}
-	s.log.Warn("dropped the INVALID index a failed concurrent build left behind", "index", name, "sqlstate", out.errCode)
-	s.srv.hooks().ConcurrentCleanup(s.target.Name)
+	m.log.Warn("dropped the INVALID index a failed concurrent build left behind", "index", name, "sqlstate", out.errCode)
+	m.obs.ConcurrentCleanup(m.state.Target)
 }
 
 // concurrentIndexName returns the (quoted where needed) name of the index a

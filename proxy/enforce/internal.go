@@ -1,27 +1,18 @@
-package proxy
+package enforce
 
-import (
-	"errors"
-
-	"github.com/pgguard/pgguard/internal/wire"
-)
-
-var (
-	errSessionClosed = errors.New("session closed")
-	errClientLeft    = errors.New("client left mid-statement")
-)
+import "github.com/pgguard/pgguard/internal/wire"
 
 // internalQuery runs a simple Query of pgguard's own on the session's server
 // connection and returns its rows; the client sees nothing of it. Only the
 // client-to-server loop calls it, at a statement boundary.
-func (s *Session) internalQuery(sql string) (outcome, error) {
+func (m *Machine) internalQuery(sql string) (outcome, error) {
 	sp := &syncPoint{swallow: true, done: make(chan struct{})}
-	sp.seq = s.newSyncPoint()
-	s.syncs.push(sp)
-	if err := s.send(internalMessages(sql)); err != nil {
+	sp.seq = m.newSyncPoint()
+	m.syncs.push(sp)
+	if err := m.conns.send(internalMessages(sql)); err != nil {
 		return outcome{}, err
 	}
-	out, _ := s.awaitOutcome(sp)
+	out, _ := m.awaitOutcome(sp)
 	if out.closed {
 		return out, errSessionClosed
 	}
@@ -51,15 +42,15 @@ func internalMessages(sql string) []byte {
 
 // sessionQuerier runs the catalog's questions as queries of pgguard's own
 // on the session's server connection.
-type sessionQuerier struct{ s *Session }
+type sessionQuerier struct{ m *Machine }
 
 func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
-	out, err := q.s.internalQuery(sql)
+	out, err := q.m.internalQuery(sql)
 	if err != nil || out.errCode != "" {
 		return nil, false
 	}
 	return out.rows, true
 }
 
-func (q sessionQuerier) Idle() bool         { return q.s.state.TxStatus() == 'I' }
-func (q sessionQuerier) ServerVersion() int { return q.s.state.ServerVersion() }
+func (q sessionQuerier) Idle() bool         { return q.m.state.TxStatus() == 'I' }
+func (q sessionQuerier) ServerVersion() int { return q.m.state.ServerVersion() }

@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"github.com/pgguard/pgguard/internal/wire"
 )
 
-// Bounds on what a special sync point reads whole or holds. PostgreSQL's
-// ErrorResponse, CommandComplete, ParameterStatus and ReadyForQuery are far
-// smaller than maxPeekedBody; a longer one is streamed without a look.
+// Bounds on what a special sync point reads whole or holds.
 const (
-	maxPeekedBody = 64 << 10
+	// MaxPeekedBody bounds the server messages read whole to look at
+	// (ErrorResponse, CommandComplete, ParameterStatus), here and by the
+	// relay. PostgreSQL's are far smaller; a longer one is streamed without
+	// a look.
+	MaxPeekedBody = 64 << 10
 	// maxSwallowedRows bounds the rows kept of pgguard's own query; past it
 	// the query counts as failed.
 	maxSwallowedRows = 1 << 20
@@ -38,13 +40,13 @@ const (
 // query, held (bounded) while a retry is possible, written to the client
 // otherwise. The sync point's notices go to the client before its first
 // message. No message is written whose body was not read.
-func (s *Session) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
-	s.cwMu.Lock()
-	defer s.cwMu.Unlock()
+func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
+	m.conns.ToClientMu.Lock()
+	defer m.conns.ToClientMu.Unlock()
 	if !sp.swallow && !sp.noticesSent {
 		sp.noticesSent = true
-		for _, m := range sp.notices {
-			s.cw.Write(m)
+		for _, msg := range sp.notices {
+			m.conns.ToClient.Write(msg)
 		}
 	}
 	var err error
@@ -54,30 +56,30 @@ func (s *Session) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 			return &wire.ProtocolError{Msg: "invalid ReadyForQuery"}
 		}
 		var status [1]byte
-		if _, err := io.ReadFull(s.sr, status[:]); err != nil {
+		if _, err := io.ReadFull(m.conns.FromServer, status[:]); err != nil {
 			return err
 		}
-		return s.answered(sp, status[0])
-	case n <= maxPeekedBody && (typ == wire.ServerErrorResponse || typ == wire.ServerCommandComplete || typ == wire.ServerParameterStatus):
+		return m.answered(sp, status[0])
+	case n <= MaxPeekedBody && (typ == wire.ServerErrorResponse || typ == wire.ServerCommandComplete || typ == wire.ServerParameterStatus):
 		var body []byte
-		if body, err = wire.ReadBody(s.sr, n, nil); err != nil {
+		if body, err = wire.ReadBody(m.conns.FromServer, n, nil); err != nil {
 			return err
 		}
-		err = s.peeked(sp, typ, body)
+		err = m.peeked(sp, typ, body)
 	case typ == wire.ServerDataRow && sp.swallow:
-		err = s.keepRow(sp, n)
+		err = m.keepRow(sp, n)
 	default:
-		err = s.deliver(sp, typ, n, nil)
+		err = m.deliver(sp, typ, n, nil)
 	}
-	if err == nil && s.sr.Buffered() == 0 {
-		err = s.cw.Flush()
+	if err == nil && m.conns.FromServer.Buffered() == 0 {
+		err = m.conns.ToClient.Flush()
 	}
 	return err
 }
 
 // peeked handles a message read whole: it records the outcome and delivers
 // the message (or pgguard's error in place of the refusal marker's).
-func (s *Session) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
+func (m *Machine) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 	switch typ {
 	case wire.ServerErrorResponse:
 		code, msg := wire.ErrorFields(body)
@@ -90,9 +92,9 @@ func (s *Session) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 			body = sp.swap.Encode(nil, false)[5:]
 		case sp.swallow:
 			// The server's message can quote a literal; only its code is logged.
-			s.log.Warn("statement sent by pgguard failed", "sqlstate", code)
+			m.log.Warn("statement sent by pgguard failed", "sqlstate", code)
 		default:
-			body = s.withBuildCutOff(body)
+			body = m.withBuildCutOff(body)
 		}
 	case wire.ServerCommandComplete:
 		if sp.tag == "" {
@@ -100,23 +102,23 @@ func (s *Session) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 			sp.tag = commandTag(tag)
 		}
 	case wire.ServerParameterStatus:
-		s.state.SetParameter(body)
+		m.state.SetParameter(body)
 		// The client must learn of a reported setting even when pgguard's
 		// own query changed it: it is the session's.
-		wire.WriteMessage(s.cw, typ, body)
+		wire.WriteMessage(m.conns.ToClient, typ, body)
 		return nil
 	}
-	return s.deliver(sp, typ, len(body), body)
+	return m.deliver(sp, typ, len(body), body)
 }
 
 // keepRow keeps a DataRow of pgguard's own query, up to maxSwallowedRows.
-func (s *Session) keepRow(sp *syncPoint, n int) error {
+func (m *Machine) keepRow(sp *syncPoint, n int) error {
 	if sp.rowBytes+n > maxSwallowedRows {
 		sp.rowsLost = true
-		_, err := s.sr.Discard(n)
+		_, err := m.conns.FromServer.Discard(n)
 		return err
 	}
-	body, err := wire.ReadBody(s.sr, n, nil)
+	body, err := wire.ReadBody(m.conns.FromServer, n, nil)
 	if err != nil {
 		return err
 	}
@@ -128,19 +130,19 @@ func (s *Session) keepRow(sp *syncPoint, n int) error {
 // deliver disposes of one message of a special sync point: body is the
 // message's body when it was read whole, or nil when the n bytes are still
 // in the server reader (then they are streamed).
-func (s *Session) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte) error {
+func (m *Machine) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte) error {
 	switch {
 	case sp.swallow:
 		if body == nil {
-			_, err := s.sr.Discard(n)
+			_, err := m.conns.FromServer.Discard(n)
 			return err
 		}
 		return nil
 	case sp.holding():
-		if sp.retry.buf.Len()+5+n <= s.srv.cfg.Limits.MaxHeldAnswer {
+		if sp.retry.buf.Len()+5+n <= m.cfg.MaxHeldAnswer {
 			if body == nil {
 				var err error
-				if body, err = wire.ReadBody(s.sr, n, nil); err != nil {
+				if body, err = wire.ReadBody(m.conns.FromServer, n, nil); err != nil {
 					return err
 				}
 			}
@@ -149,55 +151,55 @@ func (s *Session) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte)
 		}
 		// Too much to hold: the client gets what was held and the rest as
 		// it comes, and the statement is not retried.
-		s.release(sp)
+		m.release(sp)
 	}
 	if body != nil {
-		wire.WriteMessage(s.cw, typ, body)
+		wire.WriteMessage(m.conns.ToClient, typ, body)
 		return nil
 	}
-	wire.WriteHeader(s.cw, typ, n)
-	return wire.CopyBody(s.cw, s.sr, n)
+	wire.WriteHeader(m.conns.ToClient, typ, n)
+	return wire.CopyBody(m.conns.ToClient, m.conns.FromServer, n)
 }
 
 // release sends the client the answer held for a retry and ends the hold.
-func (s *Session) release(sp *syncPoint) {
+func (m *Machine) release(sp *syncPoint) {
 	r := sp.retry
 	if r == nil || r.released {
 		return
 	}
 	r.released = true
-	s.cw.Write(r.buf.Bytes())
+	m.conns.ToClient.Write(r.buf.Bytes())
 	r.buf = bytes.Buffer{}
 }
 
 // answered ends a special sync point on its ReadyForQuery.
-func (s *Session) answered(sp *syncPoint, status byte) error {
-	if sp.holding() && s.retryable(sp) {
-		return s.resend(sp)
+func (m *Machine) answered(sp *syncPoint, status byte) error {
+	if sp.holding() && m.retryable(sp) {
+		return m.resend(sp)
 	}
-	s.release(sp)
+	m.release(sp)
 	if sp.rowsLost && sp.errCode == "" {
 		sp.errCode, sp.errMsg = "54000", "pgguard: the answer of its own query was too large"
 	}
 	if sp.errCode == "" && status != 'I' {
-		s.tx.Record(sp.creates, sp.notValid)
-		s.tx.RecordExclusive(sp.exclusive)
+		m.tx.Record(sp.creates, sp.notValid)
+		m.tx.RecordExclusive(sp.exclusive)
 	}
-	s.syncs.pop()
-	s.readyForQuery(status)
+	m.syncs.pop()
+	m.OnReadyForQuery(status)
 	code := sp.errCode
 	if sp.swapped {
 		code = sp.swap.Code
 	}
 	for _, ev := range sp.events {
-		s.report(ev, sp.tag, code)
+		m.report(ev, sp.tag, code)
 	}
 	if !sp.swallow && !sp.holdReady {
-		wire.WriteMessage(s.cw, wire.ServerReadyForQuery, []byte{status})
+		wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{status})
 	}
 	sp.finish(outcome{status: status, errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
-	if s.sr.Buffered() == 0 {
-		return s.cw.Flush()
+	if m.conns.FromServer.Buffered() == 0 {
+		return m.conns.ToClient.Flush()
 	}
 	return nil
 }
@@ -221,21 +223,21 @@ type retry struct {
 	initial  time.Duration
 	max      time.Duration
 	// buf holds the answer back until it is final (at most
-	// Limits.MaxHeldAnswer bytes). released: the answer was too large to hold, went to the
+	// Config.MaxHeldAnswer bytes). released: the answer was too large to hold, went to the
 	// client, and the statement is not retried.
 	buf      bytes.Buffer
 	released bool
 	onRetry  func(attempt int, wait time.Duration)
 }
 
-func (s *Session) retryable(sp *syncPoint) bool {
+func (m *Machine) retryable(sp *syncPoint) bool {
 	r := sp.retry
-	return sp.errCode == "55P03" && r.attempt < r.attempts && !s.closing.Load()
+	return sp.errCode == "55P03" && r.attempt < r.attempts && !m.sess.Closing()
 }
 
 // resend waits a backoff with jitter and sends the statement again; its
 // answer replaces the failed one, which the client never sees.
-func (s *Session) resend(sp *syncPoint) error {
+func (m *Machine) resend(sp *syncPoint) error {
 	r := sp.retry
 	r.attempt++
 	d := r.initial << (r.attempt - 1)
@@ -250,14 +252,14 @@ func (s *Session) resend(sp *syncPoint) error {
 	}
 	r.buf.Reset()
 	sp.errCode, sp.errMsg, sp.tag = "", "", ""
-	s.cwMu.Unlock()
-	defer s.cwMu.Lock()
+	m.conns.ToClientMu.Unlock()
+	defer m.conns.ToClientMu.Lock()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-s.closed:
+	case <-m.sess.Done():
 		return errSessionClosed
 	}
-	return s.send(r.query)
+	return m.conns.send(r.query)
 }

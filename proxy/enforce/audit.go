@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"encoding/binary"
@@ -18,18 +18,18 @@ import (
 // event builds the observe.StatementEvent for the decisions on one Query or Parse
 // that needs care (needsCare: DDL, or a rule matched), and counts the
 // inspected statements.
-func (s *Session) event(v *verdict, sql string) *observe.StatementEvent {
+func (m *Machine) event(v *verdict, sql string) *observe.StatementEvent {
 	ddl := 0
 	for _, sd := range v.decisions {
 		if sd.Decision.DDL {
 			ddl++
 		}
 	}
-	obs := s.srv.hooks()
-	obs.StatementsInspected(s.target.Name, ddl, len(v.decisions)-ddl)
-	ev := &observe.StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
-		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: sql,
-		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(s.tool())}
+	obs := m.obs
+	obs.StatementsInspected(m.state.Target, ddl, len(v.decisions)-ddl)
+	ev := &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
+		ApplicationName: m.state.ApplicationName, ClientAddr: m.state.ClientAddr, SQL: sql,
+		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(m.tool())}
 	worst := policy.Allow
 	for _, sd := range v.decisions {
 		if sd.Decision.Action > worst {
@@ -45,25 +45,25 @@ func (s *Session) event(v *verdict, sql string) *observe.StatementEvent {
 }
 
 // tool is the migration tool behind the session, as far as pgguard knows.
-func (s *Session) tool() policy.Tool {
-	if t := s.tools.Tool(); t != policy.ToolUnknown {
+func (m *Machine) tool() policy.Tool {
+	if t := m.tools.Tool(); t != policy.ToolUnknown {
 		return t
 	}
-	return policy.ToolFromApplicationName(s.state.ApplicationName)
+	return policy.ToolFromApplicationName(m.state.ApplicationName)
 }
 
 // ledgerEvent returns the event of a statement that records a migration in
 // the ledger of the session's tool, or nil. Only sessions of a known tool
 // pay for the look.
-func (s *Session) ledgerEvent(text string) *observe.StatementEvent {
-	ev, _ := s.ledgerRecord(text)
+func (m *Machine) ledgerEvent(text string) *observe.StatementEvent {
+	ev, _ := m.ledgerRecord(text)
 	return ev
 }
 
 // ledgerRecord is ledgerEvent, and the number of the bind parameter that
 // carries the migration's name (0 when the statement has it as a literal).
-func (s *Session) ledgerRecord(text string) (*observe.StatementEvent, int) {
-	tool := s.tool()
+func (m *Machine) ledgerRecord(text string) (*observe.StatementEvent, int) {
+	tool := m.tool()
 	if tool == policy.ToolUnknown {
 		return nil, 0
 	}
@@ -72,8 +72,8 @@ func (s *Session) ledgerRecord(text string) (*observe.StatementEvent, int) {
 		return nil, 0
 	}
 	// text may be a view of a buffer the next message reuses.
-	return &observe.StatementEvent{Time: time.Now(), Target: s.target.Name, User: s.state.User, Database: s.state.Database,
-		ApplicationName: s.state.ApplicationName, ClientAddr: s.state.ClientAddr, SQL: strings.Clone(text), Action: policy.Allow.String(),
+	return &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
+		ApplicationName: m.state.ApplicationName, ClientAddr: m.state.ClientAddr, SQL: strings.Clone(text), Action: policy.Allow.String(),
 		Tool: string(tool), Migration: strings.Clone(rec.Name), Records: true}, rec.Param
 }
 
@@ -89,28 +89,28 @@ type ledgerStmt struct {
 // Rails, Flyway), it returns nil and the event waits for the statement's
 // Bind (ledgerBind), which may come in a later batch (lib/pq) or several
 // times (a named statement: Rails, pgjdbc past prepareThreshold).
-func (s *Session) ledgerParse(name []byte, text string) *observe.StatementEvent {
-	ev, param := s.ledgerRecord(text)
+func (m *Machine) ledgerParse(name []byte, text string) *observe.StatementEvent {
+	ev, param := m.ledgerRecord(text)
 	if ev == nil || param == 0 {
 		return ev
 	}
-	if s.ledgerStmts == nil {
-		s.ledgerStmts = make(map[string]ledgerStmt)
+	if m.ledgerStmts == nil {
+		m.ledgerStmts = make(map[string]ledgerStmt)
 	}
-	s.ledgerStmts[string(name)] = ledgerStmt{ev: ev, param: param}
+	m.ledgerStmts[string(name)] = ledgerStmt{ev: ev, param: param}
 	return nil
 }
 
 // ledgerBind queues the event of a Bind of a prepared ledger INSERT, with
 // the migration's name from its bind parameter.
-func (s *Session) ledgerBind(stmt, body []byte) {
-	ls, ok := s.ledgerStmts[string(stmt)]
+func (m *Machine) ledgerBind(stmt, body []byte) {
+	ls, ok := m.ledgerStmts[string(stmt)]
 	if !ok {
 		return
 	}
 	ev := *ls.ev
 	ev.Time, ev.Migration = time.Now(), bindParam(body, ls.param)
-	s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, &ev) })
+	m.amend(m.batchPoint(), func(b *syncPoint) { b.events = append(b.events, &ev) })
 }
 
 // maxMigrationName bounds a migration name taken from a bind parameter.
@@ -225,22 +225,22 @@ func (c *committed) get() []string {
 }
 
 // report sends a finished event to the log and the observer.
-func (s *Session) report(ev *observe.StatementEvent, tag, sqlstate string) {
+func (m *Machine) report(ev *observe.StatementEvent, tag, sqlstate string) {
 	ev.Duration = time.Since(ev.Time)
 	ev.CommandTag, ev.SQLState = tag, sqlstate
 	switch {
 	case ev.Records && sqlstate == "":
-		s.committed.reset()
-	case ev.DDL && sqlstate == "" && s.state.TxStatus() == 'I' && ev.Action != policy.Reject.String():
-		s.committed.add(ev.SQL)
+		m.committed.reset()
+	case ev.DDL && sqlstate == "" && m.state.TxStatus() == 'I' && ev.Action != policy.Reject.String():
+		m.committed.add(ev.SQL)
 	}
 	if ev.Records {
-		s.srv.hooks().Statement(ev)
+		m.obs.Statement(ev)
 		return
 	}
 	if ev.Action != policy.Allow.String() || len(ev.RuleIDs) > 0 {
-		s.log.Info("policy decision", "action", ev.Action, "rules", ev.RuleIDs, "user", ev.User,
+		m.log.Info("policy decision", "action", ev.Action, "rules", ev.RuleIDs, "user", ev.User,
 			"database", ev.Database, "application_name", ev.ApplicationName, "rewritten", ev.Rewritten != "", "sqlstate", sqlstate)
 	}
-	s.srv.hooks().Statement(ev)
+	m.obs.Statement(ev)
 }

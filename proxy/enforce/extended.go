@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"context"
@@ -11,14 +11,15 @@ import (
 	"github.com/pgguard/pgguard/internal/observe"
 )
 
-// onParse judges the statement of an extended-protocol Parse. A refused
+// OnParse judges the statement of an extended-protocol Parse. A refused
 // statement's Parse carries the refusal marker instead, so the server fails
 // it right there and, as after any error, skips everything up to Sync and
-// answers the Sync alone.
-func (s *Session) onParse(n int) error {
-	body, err := s.readInspected(n)
+// answers the Sync alone. As for OnQuery, the n body bytes are still in
+// Conns.FromClient.
+func (m *Machine) OnParse(n int) error {
+	body, err := m.readInspected(n)
 	if err == errTooLong {
-		return s.refuseTooLong(wire.ClientParse, n)
+		return m.refuseTooLong(wire.ClientParse, n)
 	}
 	if err != nil {
 		return err
@@ -32,99 +33,99 @@ func (s *Session) onParse(n int) error {
 		return &wire.ProtocolError{Msg: "invalid Parse message: query not terminated"}
 	}
 	// A Parse replaces the unnamed statement; a named one must be new.
-	delete(s.rewrittenStmts, string(nameBytes))
-	delete(s.ledgerStmts, string(nameBytes))
-	eng := s.srv.cfg.Policy.Engine()
-	s.tools.Observe(wire.BytesView(queryBytes))
+	delete(m.rewrittenStmts, string(nameBytes))
+	delete(m.ledgerStmts, string(nameBytes))
+	eng := m.cfg.Policy.Engine()
+	m.tools.Observe(wire.BytesView(queryBytes))
 	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
 	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !s.tx.Exclusive("", "") {
+	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !m.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
-		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
-		if ev := s.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
-			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
+		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
+		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
+			m.amend(m.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
 		}
-		s.unsynced = true
-		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(wire.ClientParse, body)
+		m.unsynced = true
+		m.obs.StatementsInspected(m.state.Target, 0, 1)
+		return m.conns.sendMessage(wire.ClientParse, body)
 	}
 	name, query := string(nameBytes), string(queryBytes)
 	ctx := context.Background()
-	alone, executes, err := s.aloneInBatch()
+	alone, executes, err := m.aloneInBatch()
 	if err != nil {
 		return err
 	}
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
 	decide := func() []policy.StatementDecision {
-		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, s.policyContext(alone))}}
+		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, m.policyContext(alone))}}
 	}
 	ds := decide()
-	if (needsCare(ds) || advisory) && s.pending.Load() > 0 {
-		if !s.waitIdle() {
+	if (needsCare(ds) || advisory) && m.pending.Load() > 0 {
+		if !m.waitIdle() {
 			return nil
 		}
 		ds = decide()
 	}
-	if !needsCare(ds) && !(advisory && alone && s.state.TxStatus() == 'I') {
-		s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
+	if !needsCare(ds) && !(advisory && alone && m.state.TxStatus() == 'I') {
+		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
-		if ev := s.ledgerParse(nameBytes, query); ev != nil {
-			s.amend(s.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
+		if ev := m.ledgerParse(nameBytes, query); ev != nil {
+			m.amend(m.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
 		}
-		s.unsynced = true
-		s.srv.hooks().StatementsInspected(s.target.Name, 0, 1)
-		return s.sendMessage(wire.ClientParse, body)
+		m.unsynced = true
+		m.obs.StatementsInspected(m.state.Target, 0, 1)
+		return m.conns.sendMessage(wire.ClientParse, body)
 	}
 	v := verdictOf(ds)
-	if f := lockTimeoutOrder(ds, s.batchChangesLockTimeout); v.reject == nil && f != nil {
+	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
-	s.batchChangesLockTimeout = s.batchChangesLockTimeout || changes
+	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	var events []*observe.StatementEvent
 	if needsCare(ds) {
-		events = []*observe.StatementEvent{s.event(v, query)}
+		events = []*observe.StatementEvent{m.event(v, query)}
 	}
 	if v.reject != nil {
-		s.unsynced = true
-		s.amend(s.batchPoint(), func(b *syncPoint) {
+		m.unsynced = true
+		m.amend(m.batchPoint(), func(b *syncPoint) {
 			if b.swap == nil {
-				b.swap, b.marker = s.refusal(v), rejectMarker
+				b.swap, b.marker = m.refusal(v), rejectMarker
 			}
 			b.events = append(b.events, events...)
 		})
-		return s.sendMessage(wire.ClientParse, parseBody(name, rejectMarker, nil))
+		return m.conns.sendMessage(wire.ClientParse, parseBody(name, rejectMarker, nil))
 	}
 	switch {
 	case alone && executes == 0 && (advisory || v.concurrent && v.rewritten != ""):
 		// Prepared now, run by a later Bind: the lift goes with that Bind.
-		if s.rewrittenStmts == nil {
-			s.rewrittenStmts = make(map[string]*verdict)
+		if m.rewrittenStmts == nil {
+			m.rewrittenStmts = make(map[string]*verdict)
 		}
-		s.rewrittenStmts[name] = v
-		s.amend(s.batchPoint(), func(b *syncPoint) {
+		m.rewrittenStmts[name] = v
+		m.amend(m.batchPoint(), func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.events = append(b.events, events...)
 		})
-	case (v.concurrent || advisory) && alone && s.state.TxStatus() == 'I':
+	case (v.concurrent || advisory) && alone && m.state.TxStatus() == 'I':
 		// The lift goes out before the Parse, as a sync point of its own;
 		// the batch's answer is the statement's.
-		b, err := s.beginConcurrent(v, events)
+		b, err := m.beginConcurrent(v, events)
 		if err != nil {
 			return err
 		}
-		s.batch = b.sp
-		s.afterSync = func() error { return s.endConcurrent(b, true) }
+		m.batch = b.sp
+		m.afterSync = func() error { return m.endConcurrent(b, true) }
 	default:
-		warning, err := s.clampLockTimeout(ds)
+		warning, err := m.clampLockTimeout(ds)
 		if err != nil {
 			return err
 		}
 		if warning != nil {
 			v.notices = append(v.notices, warning)
 		}
-		s.amend(s.batchPoint(), func(b *syncPoint) {
+		m.amend(m.batchPoint(), func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.creates = append(b.creates, v.creates...)
 			b.notValid = append(b.notValid, v.notValid...)
@@ -132,11 +133,11 @@ func (s *Session) onParse(n int) error {
 			b.events = append(b.events, events...)
 		})
 	}
-	s.unsynced = true
+	m.unsynced = true
 	if sql := v.sql(query); sql != query {
-		return s.sendMessage(wire.ClientParse, parseBody(name, sql, params))
+		return m.conns.sendMessage(wire.ClientParse, parseBody(name, sql, params))
 	}
-	return s.sendMessage(wire.ClientParse, body)
+	return m.conns.sendMessage(wire.ClientParse, body)
 }
 
 // parseBody encodes a Parse body; params is the original parameter-type
@@ -155,20 +156,11 @@ func parseBody(name, query string, params []byte) []byte {
 
 // batchPoint returns the special sync point of the extended-protocol batch
 // being received, queued from its first special message on.
-func (s *Session) batchPoint() *syncPoint {
-	if s.batch == nil {
-		s.batch = s.nextSpecial()
+func (m *Machine) batchPoint() *syncPoint {
+	if m.batch == nil {
+		m.batch = m.nextSpecial()
 	}
-	return s.batch
-}
-
-// onSync counts a message the server answers with one ReadyForQuery
-// (Query, Sync, FunctionCall) and ends the extended-protocol batch, whose
-// special sync point, already queued, is this one. It runs before the
-// message is sent.
-func (s *Session) onSync() {
-	s.newSyncPoint()
-	s.batch, s.unsynced, s.batchChangesLockTimeout = nil, false, false
+	return m.batch
 }
 
 // aloneInBatch reports whether the statement whose Parse was just read is
@@ -180,15 +172,15 @@ func (s *Session) onSync() {
 // before its Sync, and what it sends next is unknown), anything else, or a
 // batch longer than the read buffer makes the statement not alone.
 // It also reports how many Executes the batch holds (0 or 1 when alone).
-func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
-	if s.unsynced {
+func (m *Machine) aloneInBatch() (alone bool, executes int, err error) {
+	if m.unsynced {
 		return false, 0, nil
 	}
 	for off := 0; ; {
-		if off+5 > s.cr.Size() {
+		if off+5 > m.conns.FromClient.Size() {
 			return false, executes, nil
 		}
-		b, err := s.cr.Peek(off + 5)
+		b, err := m.conns.FromClient.Peek(off + 5)
 		if err != nil {
 			return false, executes, err
 		}
@@ -211,20 +203,21 @@ func (s *Session) aloneInBatch() (alone bool, executes int, err error) {
 	}
 }
 
-// onBind judges the Bind of a prepared statement that pgguard rewrote to
+// OnBind judges the Bind of a prepared statement that pgguard rewrote to
 // CONCURRENTLY, or that waits for an advisory lock, when it was prepared
 // alone (Parse, Describe, Sync, as pgx, lib/pq and pgjdbc prepare). It runs now: alone in its batch and outside a
 // transaction block, it gets the lock_timeout lift; anywhere else the
 // server would fail it ("cannot run inside a transaction block"), so
-// pgguard refuses it with the recipe instead.
-func (s *Session) onBind(n int) error {
-	if n > s.srv.cfg.Limits.MaxStatementMessage {
+// pgguard refuses it with the recipe instead. The relay calls it for every
+// Bind while WatchesBinds reports true.
+func (m *Machine) OnBind(n int) error {
+	if n > m.cfg.MaxStatementMessage {
 		// Too long to look at; a prepared statement that pgguard rewrote
 		// takes no parameters worth that much.
-		s.unsynced = true
-		return s.forward(wire.ClientBind, n)
+		m.unsynced = true
+		return m.conns.Forward(wire.ClientBind, n)
 	}
-	body, err := s.readInspected(n)
+	body, err := m.readInspected(n)
 	if err != nil {
 		return err
 	}
@@ -236,17 +229,17 @@ func (s *Session) onBind(n int) error {
 	if !ok {
 		return &wire.ProtocolError{Msg: "invalid Bind message: statement name not terminated"}
 	}
-	s.ledgerBind(stmt, body)
-	v := s.rewrittenStmts[string(stmt)]
+	m.ledgerBind(stmt, body)
+	v := m.rewrittenStmts[string(stmt)]
 	if v == nil {
-		s.unsynced = true
-		return s.sendMessage(wire.ClientBind, body)
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientBind, body)
 	}
-	alone, _, err := s.aloneInBatch()
+	alone, _, err := m.aloneInBatch()
 	if err != nil {
 		return err
 	}
-	if alone && s.pending.Load() > 0 && !s.waitIdle() {
+	if alone && m.pending.Load() > 0 && !m.waitIdle() {
 		return nil
 	}
 	// A prepared wait for an advisory lock (lib/pq prepares
@@ -255,24 +248,24 @@ func (s *Session) onBind(n int) error {
 	advisory := !v.concurrent
 	var events []*observe.StatementEvent
 	if !advisory {
-		events = []*observe.StatementEvent{s.event(v, v.decisions[0].Statement.Text)}
+		events = []*observe.StatementEvent{m.event(v, v.decisions[0].Statement.Text)}
 	}
-	if advisory && !(alone && s.state.TxStatus() == 'I') {
-		s.unsynced = true
-		return s.sendMessage(wire.ClientBind, body)
+	if advisory && !(alone && m.state.TxStatus() == 'I') {
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientBind, body)
 	}
-	if alone && s.state.TxStatus() == 'I' {
-		b, err := s.beginConcurrent(v, events)
+	if alone && m.state.TxStatus() == 'I' {
+		b, err := m.beginConcurrent(v, events)
 		if err != nil {
 			return err
 		}
-		s.batch = b.sp
-		s.afterSync = func() error { return s.endConcurrent(b, true) }
-		s.unsynced = true
-		return s.sendMessage(wire.ClientBind, body)
+		m.batch = b.sp
+		m.afterSync = func() error { return m.endConcurrent(b, true) }
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientBind, body)
 	}
-	s.unsynced = true
-	s.amend(s.batchPoint(), func(b *syncPoint) {
+	m.unsynced = true
+	m.amend(m.batchPoint(), func(b *syncPoint) {
 		if b.swap == nil {
 			b.swap, b.marker = preparedConcurrentRefusal(v), rejectMarker
 		}
@@ -282,7 +275,7 @@ func (s *Session) onBind(n int) error {
 	// the server's message: the marker.
 	portal, _, _ := wire.CStringBytes(body)
 	refused := append(append(append([]byte(nil), portal...), 0), rejectMarker...)
-	return s.sendMessage(wire.ClientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
+	return m.conns.sendMessage(wire.ClientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
 }
 
 // preparedConcurrentRefusal is the error for a prepared CONCURRENTLY

@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"context"
@@ -28,38 +28,36 @@ var rejectMarker = func() string {
 	return "pgguard_refused_" + hex.EncodeToString(b)
 }()
 
-func (s *Session) enforcing() bool { return s.srv.cfg.Policy != nil }
-
 // policyContext describes the session for the engine.
 // The engine copies what it keeps, so one Context per session is reused;
 // only the client-to-server loop calls this.
-func (s *Session) policyContext(alone bool) *policy.Context {
-	sc := &s.pctx
+func (m *Machine) policyContext(alone bool) *policy.Context {
+	sc := &m.pctx
 	if sc.CreatedTables == nil {
 		*sc = policy.Context{
-			CreatedTables:       s.tx.Created,
-			NotValidConstraints: s.tx.NotValidLock,
-			User:                s.state.User,
-			Database:            s.state.Database,
-			ApplicationName:     s.state.ApplicationName,
-			Profile:             s.target.Profile,
+			CreatedTables:       m.tx.Created,
+			NotValidConstraints: m.tx.NotValidLock,
+			User:                m.state.User,
+			Database:            m.state.Database,
+			ApplicationName:     m.state.ApplicationName,
+			Profile:             m.cfg.Profile,
 		}
 		// Rule large-dml refuses an UPDATE or DELETE of a table that an
 		// earlier statement of the transaction locked ACCESS EXCLUSIVE, as
 		// pgguard lint does; without this the proxy never knew of the lock.
-		sc.ExclusiveTables = s.tx.Exclusive
+		sc.ExclusiveTables = m.tx.Exclusive
 	}
-	sc.Tool = s.tools.Tool()
+	sc.Tool = m.tools.Tool()
 	if sc.Tool == policy.ToolUnknown {
-		sc.Tool = policy.ToolFromApplicationName(s.state.ApplicationName)
+		sc.Tool = policy.ToolFromApplicationName(m.state.ApplicationName)
 	}
-	sc.BackslashQuote = s.state.BackslashQuote()
-	sc.InTransaction = s.state.InTransaction() || s.unsynced
-	sc.Alone = alone && !s.unsynced
-	sc.ServerVersion, sc.TimeZone = s.state.VersionAndTimeZone()
+	sc.BackslashQuote = m.state.BackslashQuote()
+	sc.InTransaction = m.state.InTransaction() || m.unsynced
+	sc.Alone = alone && !m.unsynced
+	sc.ServerVersion, sc.TimeZone = m.state.VersionAndTimeZone()
 	sc.Catalog = nil
-	if s.pending.Load() == 0 && !s.unsynced && s.state.TxStatus() != 'E' {
-		sc.Catalog = &s.catalog
+	if m.pending.Load() == 0 && !m.unsynced && m.state.TxStatus() != 'E' {
+		sc.Catalog = &m.catalog
 	}
 	return sc
 }
@@ -67,58 +65,60 @@ func (s *Session) policyContext(alone bool) *policy.Context {
 // readInspected reads the body of a Query, Parse or Bind message whole.
 // Memory grows with the bytes that arrive, not with the length the client
 // declared; a small buffer is kept for the next message. A body longer
-// than Limits.MaxStatementMessage is skipped and errTooLong returned.
-func (s *Session) readInspected(n int) ([]byte, error) {
-	if n > s.srv.cfg.Limits.MaxStatementMessage {
-		if _, err := s.cr.Discard(n); err != nil {
+// than Config.MaxStatementMessage is skipped and errTooLong returned.
+func (m *Machine) readInspected(n int) ([]byte, error) {
+	if n > m.cfg.MaxStatementMessage {
+		if _, err := m.conns.FromClient.Discard(n); err != nil {
 			return nil, err
 		}
 		return nil, errTooLong
 	}
-	body, err := wire.ReadGrowing(s.cr, n, s.qbuf)
+	body, err := wire.ReadGrowing(m.conns.FromClient, n, m.qbuf)
 	if cap(body) <= 64<<10 {
-		s.qbuf = body
+		m.qbuf = body
 	}
 	return body, err
 }
 
-// errTooLong is a statement message over Limits.MaxStatementMessage.
+// errTooLong is a statement message over Config.MaxStatementMessage.
 var errTooLong = errors.New("statement message too long")
 
 // refuseTooLong answers a Query or Parse that was too long to judge: the
 // server fails a refusal marker in its place, as for any refused statement,
 // so the session goes on in step.
-func (s *Session) refuseTooLong(typ wire.ClientMsg, n int) error {
+func (m *Machine) refuseTooLong(typ wire.ClientMsg, n int) error {
 	e := &wire.PGError{Severity: "ERROR", Code: "54000",
-		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, s.srv.cfg.Limits.MaxStatementMessage),
+		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, m.cfg.MaxStatementMessage),
 		Detail:  "pgguard reads each statement whole to judge it before it reaches the server; nothing of this one ran.",
 		Hint:    "Split the statement (batch large INSERTs, or load data with COPY, which streams), or raise --max-statement-message.",
 	}
 	var sp *syncPoint
 	if typ == wire.ClientParse {
-		sp = s.batchPoint()
+		sp = m.batchPoint()
 	} else {
-		sp = s.nextSpecial()
+		sp = m.nextSpecial()
 	}
-	s.amend(sp, func(sp *syncPoint) {
+	m.amend(sp, func(sp *syncPoint) {
 		if sp.swap == nil {
 			sp.swap, sp.marker = e, rejectMarker
 		}
 	})
 	if typ == wire.ClientQuery {
-		s.onSync()
-		return s.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
+		m.OnSync()
+		return m.conns.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
 	}
-	s.unsynced = true
-	return s.sendMessage(wire.ClientParse, parseBody("", rejectMarker, nil))
+	m.unsynced = true
+	return m.conns.sendMessage(wire.ClientParse, parseBody("", rejectMarker, nil))
 }
 
-// onQuery judges a simple-protocol Query and sends the server what the
-// decision says: the Query itself, its rewrite, or the refusal marker.
-func (s *Session) onQuery(n int) error {
-	body, err := s.readInspected(n)
+// OnQuery judges a simple-protocol Query and sends the server what the
+// decision says: the Query itself, its rewrite, or the refusal marker. The
+// relay has read the message's header; its n body bytes are still in
+// Conns.FromClient. OnQuery counts the sync point itself.
+func (m *Machine) OnQuery(n int) error {
+	body, err := m.readInspected(n)
 	if err == errTooLong {
-		return s.refuseTooLong(wire.ClientQuery, n)
+		return m.refuseTooLong(wire.ClientQuery, n)
 	}
 	if err != nil {
 		return err
@@ -126,74 +126,74 @@ func (s *Session) onQuery(n int) error {
 	if len(body) == 0 || body[len(body)-1] != 0 {
 		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
-	eng := s.srv.cfg.Policy.Engine()
+	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(body[:len(body)-1])
-	s.tools.Observe(text)
+	m.tools.Observe(text)
 	advisory := policy.WaitsForAdvisoryLock(text)
 	plainCheck := eng.Plain
-	if s.state.BackslashQuote() {
+	if m.state.BackslashQuote() {
 		plainCheck = eng.PlainBackslash
 	}
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
 	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if n, plain := plainCheck(text); plain && !advisory && !s.tx.Exclusive("", "") {
+	if n, plain := plainCheck(text); plain && !advisory && !m.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
-		s.srv.hooks().StatementsInspected(s.target.Name, 0, n)
-		if ev := s.ledgerEvent(text); ev != nil {
-			s.amend(s.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+		m.obs.StatementsInspected(m.state.Target, 0, n)
+		if ev := m.ledgerEvent(text); ev != nil {
+			m.amend(m.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
 		}
-		s.onSync()
-		return s.sendMessage(wire.ClientQuery, body)
+		m.OnSync()
+		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
-	ds, _ := eng.DecideQuery(ctx, sql, s.policyContext(true))
-	if (needsCare(ds) || advisory) && s.pending.Load() > 0 {
+	ds, _ := eng.DecideQuery(ctx, sql, m.policyContext(true))
+	if (needsCare(ds) || advisory) && m.pending.Load() > 0 {
 		// Judge again once the statements before it are answered: the
 		// transaction status is stale while they run.
-		if !s.waitIdle() {
+		if !m.waitIdle() {
 			return nil
 		}
-		ds, _ = eng.DecideQuery(ctx, sql, s.policyContext(true))
+		ds, _ = eng.DecideQuery(ctx, sql, m.policyContext(true))
 	}
-	idle := !s.state.InTransaction() && s.batch == nil
+	idle := !m.state.InTransaction() && m.batch == nil
 	if !needsCare(ds) {
 		if advisory && idle && len(ds) == 1 {
-			return s.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
+			return m.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
 		}
 		// The common case: nothing to do but count and pass it on.
-		s.srv.hooks().StatementsInspected(s.target.Name, 0, len(ds))
+		m.obs.StatementsInspected(m.state.Target, 0, len(ds))
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
-		if ev := s.ledgerEvent(sql); ev != nil {
-			s.amend(s.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+		if ev := m.ledgerEvent(sql); ev != nil {
+			m.amend(m.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
 		}
-		s.onSync()
-		return s.sendMessage(wire.ClientQuery, body)
+		m.OnSync()
+		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
 	v := verdictOf(ds)
-	if f := lockTimeoutOrder(ds, s.batchChangesLockTimeout); v.reject == nil && f != nil {
+	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
-	events := []*observe.StatementEvent{s.event(v, sql)}
+	events := []*observe.StatementEvent{m.event(v, sql)}
 	switch {
 	case v.reject != nil:
-		s.amend(s.nextSpecial(), func(sp *syncPoint) {
+		m.amend(m.nextSpecial(), func(sp *syncPoint) {
 			if sp.swap == nil {
-				sp.swap, sp.marker = s.refusal(v), rejectMarker
+				sp.swap, sp.marker = m.refusal(v), rejectMarker
 			}
 			sp.events = append(sp.events, events...)
 		})
-		s.onSync()
-		return s.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
+		m.OnSync()
+		return m.conns.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
 	case (v.concurrent || advisory) && idle && len(ds) == 1:
-		return s.runLifted(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
+		return m.runLifted(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	warning, err := s.clampLockTimeout(ds)
+	warning, err := m.clampLockTimeout(ds)
 	if err != nil {
 		return err
 	}
@@ -202,10 +202,10 @@ func (s *Session) onQuery(n int) error {
 	}
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
-		r = s.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
+		r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
 	}
-	sp := s.nextSpecial()
-	s.amend(sp, func(sp *syncPoint) {
+	sp := m.nextSpecial()
+	m.amend(sp, func(sp *syncPoint) {
 		sp.notices = append(sp.notices, v.notices...)
 		sp.creates = append(sp.creates, v.creates...)
 		sp.notValid = append(sp.notValid, v.notValid...)
@@ -215,16 +215,16 @@ func (s *Session) onQuery(n int) error {
 			sp.retry, sp.done = r, make(chan struct{})
 		}
 	})
-	s.onSync()
+	m.OnSync()
 	if r == nil {
-		return s.sendMessage(wire.ClientQuery, msg)
+		return m.conns.sendMessage(wire.ClientQuery, msg)
 	}
-	if err := s.send(wire.Frame(wire.ClientQuery, msg)); err != nil {
+	if err := m.conns.send(wire.Frame(wire.ClientQuery, msg)); err != nil {
 		return err
 	}
 	// Nothing else may reach the server until the retries are over.
-	if _, clientLeft := s.awaitOutcome(sp); clientLeft {
-		return errClientLeft
+	if _, clientLeft := m.awaitOutcome(sp); clientLeft {
+		return ErrClientLeft
 	}
 	return nil
 }
@@ -234,21 +234,21 @@ func (s *Session) onQuery(n int) error {
 // one. It is queued at once, so that the server-to-client loop treats every
 // message of its answer, even those that come before the sync message is
 // sent (after a Flush); change it only through amend.
-func (s *Session) nextSpecial() *syncPoint {
-	if s.batch != nil {
-		return s.batch
+func (m *Machine) nextSpecial() *syncPoint {
+	if m.batch != nil {
+		return m.batch
 	}
-	sp := &syncPoint{seq: s.sent + 1}
-	s.syncs.push(sp)
+	sp := &syncPoint{seq: m.sent + 1}
+	m.syncs.push(sp)
 	return sp
 }
 
 // amend changes a queued sync point. The server-to-client loop may be
-// reading it already; it does so holding cwMu.
-func (s *Session) amend(sp *syncPoint, f func(*syncPoint)) {
-	s.cwMu.Lock()
+// reading it already; it does so holding Conns.ToClientMu.
+func (m *Machine) amend(sp *syncPoint, f func(*syncPoint)) {
+	m.conns.ToClientMu.Lock()
 	f(sp)
-	s.cwMu.Unlock()
+	m.conns.ToClientMu.Unlock()
 }
 
 func queryBody(sql string) []byte { return append([]byte(sql), 0) }
@@ -265,7 +265,7 @@ func needsCare(ds []policy.StatementDecision) bool {
 
 // retryFor returns the retry state for a DDL statement in autocommit, or
 // nil when retries are off.
-func (s *Session) retryFor(eng *policy.Engine, msg []byte) *retry {
+func (m *Machine) retryFor(eng *policy.Engine, msg []byte) *retry {
 	r := eng.Config().LockTimeoutRetries
 	if r.Attempts <= 1 { // attempts counts every try, the first included
 		return nil
@@ -274,9 +274,9 @@ func (s *Session) retryFor(eng *policy.Engine, msg []byte) *retry {
 		query: msg, attempts: r.Attempts - 1,
 		initial: time.Duration(r.InitialBackoff), max: time.Duration(r.MaxBackoff),
 		onRetry: func(attempt int, wait time.Duration) {
-			s.log.Warn("lock_timeout: retrying DDL", "retry", attempt, "tries", r.Attempts, "backoff", wait.String(),
-				"user", s.state.User, "database", s.state.Database)
-			s.srv.hooks().LockTimeoutRetry(s.target.Name)
+			m.log.Warn("lock_timeout: retrying DDL", "retry", attempt, "tries", r.Attempts, "backoff", wait.String(),
+				"user", m.state.User, "database", m.state.Database)
+			m.obs.LockTimeoutRetry(m.state.Target)
 		},
 	}
 }
@@ -350,7 +350,7 @@ func notice(severity string, f *policy.Finding, rewritten string) []byte {
 
 // refusal is the ErrorResponse a refused statement gets: SQLSTATE 42501,
 // the rule, the table and the lock in the message, the recipe in the hint.
-func (s *Session) refusal(v *verdict) *wire.PGError {
+func (m *Machine) refusal(v *verdict) *wire.PGError {
 	f := v.reject
 	msg := "pgguard: " + f.RuleID + ": " + f.Message
 	if f.Lock != "" && !strings.Contains(strings.ToUpper(f.Message), strings.ToUpper(f.Lock)) {
@@ -363,8 +363,8 @@ func (s *Session) refusal(v *verdict) *wire.PGError {
 	if detail == "" {
 		detail = "Refused by the pgguard policy before it reached the server; nothing ran."
 	}
-	if !s.state.InTransaction() && s.tool() != policy.ToolUnknown {
-		if d := policy.AlreadyCommittedDetail(s.committed.get()); d != "" {
+	if !m.state.InTransaction() && m.tool() != policy.ToolUnknown {
+		if d := policy.AlreadyCommittedDetail(m.committed.get()); d != "" {
 			detail += "\n" + d
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"errors"
@@ -17,57 +17,57 @@ import (
 // when the session ends. Without watch, the client is not watched: for
 // pgguard's own queries, which must run to their end even when the client
 // has gone (cleaning up after it).
-func (s *Session) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
-	if err := s.flushServer(); err != nil {
-		s.close()
+func (m *Machine) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
+	if err := m.conns.flushServer(); err != nil {
+		m.sess.Close()
 		return false
 	}
 	select {
 	case <-ready:
 		return false
-	case <-s.closed:
+	case <-m.sess.Done():
 		return false
 	default:
 	}
 	if !watch {
 		select {
 		case <-ready:
-		case <-s.closed:
+		case <-m.sess.Done():
 		}
 		return false
 	}
 	peeked := make(chan error, 1)
 	go func() {
-		_, err := s.cr.Peek(1)
+		_, err := m.conns.FromClient.Peek(1)
 		peeked <- err
 	}()
 	// stopWatch ends the watcher (a read deadline in the past unblocks it)
 	// before the loop reads the client again.
 	stopWatch := func() error {
-		s.client.SetReadDeadline(time.Now())
+		m.conns.Client.SetReadDeadline(time.Now())
 		err := <-peeked
-		s.client.SetReadDeadline(time.Time{})
+		m.conns.Client.SetReadDeadline(time.Time{})
 		return err
 	}
 	select {
 	case <-ready:
 		err := stopWatch()
 		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
-	case <-s.closed:
+	case <-m.sess.Done():
 		stopWatch()
 		return false
 	case err := <-peeked:
 		if err != nil {
 			clientLeft = true
-			if !s.closing.Load() {
-				s.log.Warn("client left while its statement ran; cancelling it", "err", err)
-				s.cancelRunning()
+			if !m.sess.Closing() {
+				m.log.Warn("client left while its statement ran; cancelling it", "err", err)
+				m.sess.CancelRunning()
 			}
 		}
 		// Otherwise the client pipelined more; it waits in the buffer.
 		select {
 		case <-ready:
-		case <-s.closed:
+		case <-m.sess.Done():
 		}
 		return clientLeft
 	}
@@ -76,8 +76,8 @@ func (s *Session) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
 // awaitOutcome waits for a sync point to end and returns its outcome
 // (closed when the session ended first). The client is watched unless the
 // sync point is pgguard's own query.
-func (s *Session) awaitOutcome(sp *syncPoint) (out outcome, clientLeft bool) {
-	clientLeft = s.await(sp.done, !sp.swallow)
+func (m *Machine) awaitOutcome(sp *syncPoint) (out outcome, clientLeft bool) {
+	clientLeft = m.await(sp.done, !sp.swallow)
 	select {
 	case <-sp.done:
 		return sp.out, clientLeft
@@ -89,11 +89,11 @@ func (s *Session) awaitOutcome(sp *syncPoint) (out outcome, clientLeft bool) {
 // waitIdle waits until every sync point sent so far is answered, so that
 // the transaction status is current and the connection is free for the
 // catalog. It reports false when the session ends first.
-func (s *Session) waitIdle() bool {
-	for s.pending.Load() > 0 && !s.closing.Load() {
-		if s.await(s.idleSignal, true) {
+func (m *Machine) waitIdle() bool {
+	for m.pending.Load() > 0 && !m.sess.Closing() {
+		if m.await(m.idleSignal, true) {
 			return false
 		}
 	}
-	return !s.closing.Load()
+	return !m.sess.Closing()
 }

@@ -1,4 +1,4 @@
-package proxy
+package enforce
 
 import (
 	"sync/atomic"

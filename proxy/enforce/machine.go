@@ -1,0 +1,231 @@
+package enforce
+
+import (
+	"errors"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/pgguard/pgguard/policy"
+
+	"github.com/pgguard/pgguard/internal/observe"
+	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/wire"
+)
+
+// Session is what the machine asks of the session around it. The relay
+// implements it; the machine calls it on slow paths only (a wait, a retry,
+// a client that left), never per message.
+type Session interface {
+	// Done is closed when the session ends, so that waits end with it.
+	Done() <-chan struct{}
+	// Closing reports whether the session is being torn down on purpose.
+	Closing() bool
+	// Close ends the session: both connections close, and reads and writes
+	// blocked on them fail.
+	Close()
+	// CancelRunning asks the server to cancel what the session's backend
+	// runs, for a client that left mid-statement.
+	CancelRunning()
+}
+
+// Config is what a machine needs of the server's configuration.
+type Config struct {
+	// Policy judges statements. Nil makes the machine a counter of sync
+	// points: the relay then never calls OnQuery, OnParse or OnBind.
+	Policy *Policy
+	// Observer is told about statements, retries and clean-ups; nil: nobody.
+	Observer observe.Observer
+	// Log is the session's logger; nil: slog.Default().
+	Log *slog.Logger
+	// Profile, when set, is the policy profile forced for the target.
+	Profile string
+	// MaxStatementMessage bounds a Query, Parse or Bind read whole to judge
+	// it, and MaxHeldAnswer an answer held back while its statement may be
+	// retried; both are positive (proxy.Limits fills them).
+	MaxStatementMessage int
+	MaxHeldAnswer       int
+}
+
+var (
+	// ErrClientLeft is returned by the client-to-server calls when the
+	// client went away while its statement ran; the statement was cancelled.
+	ErrClientLeft    = errors.New("client left mid-statement")
+	errSessionClosed = errors.New("session closed")
+)
+
+// Machine is the enforcement machine of one session: the relay hands it
+// the statements to judge (OnQuery, OnParse, OnBind), tells it of every
+// sync message (OnSync) and ReadyForQuery (OnReadyForQuery), and lets it
+// treat the server messages of the special sync points (OnServerMessage).
+// The package doc describes the states of a sync point.
+type Machine struct {
+	conns *Conns
+	sess  Session
+	state *State
+	cfg   Config
+	obs   observe.Observer
+	log   *slog.Logger
+
+	// Shared by the two loops.
+
+	// pending counts the Query, Sync and FunctionCall messages sent to the
+	// server whose ReadyForQuery has not come back yet: non-zero means a
+	// statement may be running.
+	pending atomic.Int32
+	// idleSignal is poked when pending drops to zero.
+	idleSignal chan struct{}
+	// syncs queues the sync points that need more than counting.
+	syncs syncQueue
+	// buildingIndex names the index of a concurrent statement in flight,
+	// so that a client whose server dies is told what may be left behind.
+	buildingIndex atomic.Pointer[string]
+	// tx remembers tables created and constraints added NOT VALID in the
+	// open transaction.
+	tx policy.TxMemory
+	// committed lists DDL committed in autocommit since the tool last
+	// recorded a migration (written by the server-to-client loop).
+	committed committed
+
+	// received counts the sync points answered (ReadyForQuery), as seen by
+	// the server-to-client loop, which owns it.
+	received uint64
+
+	// Owned by the client-to-server loop.
+
+	// sent counts the sync points (Query, Sync, FunctionCall) sent.
+	sent uint64
+	// unsynced: extended-protocol messages were sent since the last Sync.
+	// batch is the special sync point of that batch, if it has one.
+	unsynced bool
+	batch    *syncPoint
+	// batchChangesLockTimeout: a statement of the open batch may change
+	// lock_timeout (policy.MayChangeLockTimeout).
+	batchChangesLockTimeout bool
+	// tools recognises the migration tool behind the session from the
+	// ledger tables its statements name.
+	tools policy.ToolSense
+	// rewrittenStmts are prepared statements rewritten to CONCURRENTLY,
+	// or that wait for an advisory lock, prepared without being run; their
+	// Bind decides whether lock_timeout is lifted (OnBind).
+	rewrittenStmts map[string]*verdict
+	// afterSync is work to do once the batch's Sync is sent.
+	afterSync func() error
+	// qbuf is a reusable buffer for statement bodies.
+	qbuf    []byte
+	pctx    policy.Context
+	catalog pgcatalog.Catalog
+	// ledgerStmts are prepared ledger INSERTs that carry the migration's
+	// name in a bind parameter; their Bind reports the record (ledgerBind).
+	ledgerStmts map[string]ledgerStmt
+}
+
+// New returns the machine of one session whose relay is about to start.
+// conns and state belong to the session; the machine keeps the pointers.
+func New(conns *Conns, sess Session, state *State, cfg Config) *Machine {
+	m := &Machine{conns: conns, sess: sess, state: state, cfg: cfg,
+		obs: cfg.Observer, log: cfg.Log, idleSignal: make(chan struct{}, 1)}
+	if m.obs == nil {
+		m.obs = observe.Nop{}
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	m.catalog.Q = sessionQuerier{m}
+	return m
+}
+
+// Pending is the number of sync points sent to the server and not answered
+// yet: non-zero means a statement may be running.
+func (m *Machine) Pending() int32 { return m.pending.Load() }
+
+// OnSync counts a message the server answers with one ReadyForQuery
+// (Query, Sync, FunctionCall) and ends the extended-protocol batch, whose
+// special sync point, already queued, is this one. The client-to-server
+// loop calls it right before it forwards such a message as it is.
+func (m *Machine) OnSync() {
+	m.newSyncPoint()
+	m.batch, m.unsynced, m.batchChangesLockTimeout = nil, false, false
+}
+
+// OnExtended records an extended-protocol message (Parse, Bind, Describe,
+// Execute, Close) that the relay forwards as it is: it runs in the
+// implicit transaction that the next Sync ends.
+func (m *Machine) OnExtended() { m.unsynced = true }
+
+// WatchesBinds reports whether a Bind must go to OnBind: a prepared
+// statement that pgguard rewrote, or that waits for an advisory lock, or a
+// prepared ledger INSERT may be bound.
+func (m *Machine) WatchesBinds() bool { return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 }
+
+// AfterSync does the work the batch left for after its Sync was sent: for
+// a concurrent statement, awaiting its answer, restoring lock_timeout,
+// cleaning up and releasing the ReadyForQuery held back. The
+// client-to-server loop calls it after each Sync and FunctionCall it
+// forwarded.
+func (m *Machine) AfterSync() error {
+	f := m.afterSync
+	if f == nil {
+		return nil
+	}
+	m.afterSync = nil
+	return f()
+}
+
+// newSyncPoint counts a message that the server will answer with one
+// ReadyForQuery and returns its sequence number.
+func (m *Machine) newSyncPoint() uint64 {
+	m.sent++
+	m.pending.Add(1)
+	return m.sent
+}
+
+// OnServerMessage treats one server message whose header the
+// server-to-client loop has read (type typ, n body bytes still in
+// FromServer) when it belongs to a special sync point, and reports whether
+// it did. Otherwise the relay forwards the message as it is, and calls
+// OnReadyForQuery for a ReadyForQuery.
+func (m *Machine) OnServerMessage(typ wire.ServerMsg, n int) (bool, error) {
+	if m.syncs.n.Load() != 0 {
+		return m.onSpecial(typ, n)
+	}
+	// The common case: nothing special is queued, no lock is taken.
+	return false, nil
+}
+
+func (m *Machine) onSpecial(typ wire.ServerMsg, n int) (bool, error) {
+	sp := m.syncs.head(m.received + 1)
+	if sp == nil {
+		return false, nil
+	}
+	return true, m.special(sp, typ, n)
+}
+
+// OnReadyForQuery records a ReadyForQuery: the sync point is answered.
+func (m *Machine) OnReadyForQuery(status byte) {
+	m.state.SetTxStatus(status)
+	if status == 'I' {
+		m.tx.Reset()
+	}
+	m.received++
+	if m.pending.Add(-1) == 0 {
+		select {
+		case m.idleSignal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// CutOff is what a client is told, besides the lost connection, when the
+// server goes away during a concurrent build; ok is false when none runs.
+func (m *Machine) CutOff() (detail, hint string, ok bool) {
+	index := m.buildingIndex.Load()
+	if index == nil {
+		return "", "", false
+	}
+	detail, hint = buildCutOff(*index)
+	return detail, hint, true
+}
+
+// Drain ends every queued sync point whose waiter still waits. The relay
+// calls it once both loops have stopped.
+func (m *Machine) Drain() { m.syncs.drain() }
