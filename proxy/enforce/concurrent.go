@@ -53,7 +53,7 @@ type building struct {
 func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) (*building, error) {
 	cfg := m.cfg.Policy.Engine().Config()
 	index := concurrentIndexName(v)
-	lift := &syncPoint{swallow: true, done: make(chan struct{})}
+	lift := &syncPoint{mode: swallow, done: make(chan struct{})}
 	lift.seq = m.newSyncPoint()
 	m.syncs.push(lift)
 	if err := m.conns.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index))); err != nil {
@@ -81,7 +81,7 @@ func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 // left, and then, with ready, sends the client the ReadyForQuery held back:
 // only now may the client go on, say to run the migration again.
 func (m *Machine) endConcurrent(b *building, ready bool) error {
-	out, clientLeft := m.awaitOutcome(b.sp)
+	out, clientLeft := m.awaitOutcome(b.sp, true)
 	if out.closed {
 		return errSessionClosed
 	}

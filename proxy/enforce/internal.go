@@ -6,13 +6,13 @@ import "github.com/pgguard/pgguard/internal/wire"
 // connection and returns its rows; the client sees nothing of it. Only the
 // client-to-server loop calls it, at a statement boundary.
 func (m *Machine) internalQuery(sql string) (outcome, error) {
-	sp := &syncPoint{swallow: true, done: make(chan struct{})}
+	sp := &syncPoint{mode: swallow, done: make(chan struct{})}
 	sp.seq = m.newSyncPoint()
 	m.syncs.push(sp)
 	if err := m.conns.send(internalMessages(sql)); err != nil {
 		return outcome{}, err
 	}
-	out, _ := m.awaitOutcome(sp)
+	out, _ := m.awaitOutcome(sp, false)
 	if out.closed {
 		return out, errSessionClosed
 	}

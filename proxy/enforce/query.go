@@ -212,7 +212,7 @@ func (m *Machine) OnQuery(n int) error {
 		sp.exclusive = append(sp.exclusive, v.exclusive...)
 		sp.events = append(sp.events, events...)
 		if r != nil {
-			sp.retry, sp.done = r, make(chan struct{})
+			sp.mode, sp.retry, sp.done = hold, r, make(chan struct{})
 		}
 	})
 	m.OnSync()
@@ -223,7 +223,7 @@ func (m *Machine) OnQuery(n int) error {
 		return err
 	}
 	// Nothing else may reach the server until the retries are over.
-	if _, clientLeft := m.awaitOutcome(sp); clientLeft {
+	if _, clientLeft := m.awaitOutcome(sp, true); clientLeft {
 		return ErrClientLeft
 	}
 	return nil

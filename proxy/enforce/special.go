@@ -36,14 +36,14 @@ const (
 //   - Everything else (rows, NOTICEs, COPY data, descriptions) is delivered
 //     as it streams in, whatever its size.
 //
-// "Delivered" depends on the sync point's mode: discarded for pgguard's own
-// query, held (bounded) while a retry is possible, written to the client
-// otherwise. The sync point's notices go to the client before its first
+// "Delivered" depends on the sync point's mode: discarded (swallow), kept
+// within a bound while a retry is possible (hold), written to the client
+// (stream). The sync point's notices go to the client before its first
 // message. No message is written whose body was not read.
 func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 	m.conns.ToClientMu.Lock()
 	defer m.conns.ToClientMu.Unlock()
-	if !sp.swallow && !sp.noticesSent {
+	if sp.mode != swallow && !sp.noticesSent {
 		sp.noticesSent = true
 		for _, msg := range sp.notices {
 			m.conns.ToClient.Write(msg)
@@ -66,7 +66,7 @@ func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 			return err
 		}
 		err = m.peeked(sp, typ, body)
-	case typ == wire.ServerDataRow && sp.swallow:
+	case typ == wire.ServerDataRow && sp.mode == swallow:
 		err = m.keepRow(sp, n)
 	default:
 		err = m.deliver(sp, typ, n, nil)
@@ -90,7 +90,7 @@ func (m *Machine) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 		case sp.swap != nil && bytes.Contains(body, []byte(sp.marker)):
 			sp.swapped = true
 			body = sp.swap.Encode(nil, false)[5:]
-		case sp.swallow:
+		case sp.mode == swallow:
 			// The server's message can quote a literal; only its code is logged.
 			m.log.Warn("statement sent by pgguard failed", "sqlstate", code)
 		default:
@@ -131,14 +131,14 @@ func (m *Machine) keepRow(sp *syncPoint, n int) error {
 // message's body when it was read whole, or nil when the n bytes are still
 // in the server reader (then they are streamed).
 func (m *Machine) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte) error {
-	switch {
-	case sp.swallow:
+	switch sp.mode {
+	case swallow:
 		if body == nil {
 			_, err := m.conns.FromServer.Discard(n)
 			return err
 		}
 		return nil
-	case sp.holding():
+	case hold:
 		if sp.retry.buf.Len()+5+n <= m.cfg.MaxHeldAnswer {
 			if body == nil {
 				var err error
@@ -161,20 +161,20 @@ func (m *Machine) deliver(sp *syncPoint, typ wire.ServerMsg, n int, body []byte)
 	return wire.CopyBody(m.conns.ToClient, m.conns.FromServer, n)
 }
 
-// release sends the client the answer held for a retry and ends the hold.
+// release sends the client the answer held for a retry and ends the hold:
+// the sync point streams from now on, and is not retried.
 func (m *Machine) release(sp *syncPoint) {
-	r := sp.retry
-	if r == nil || r.released {
+	if sp.mode != hold {
 		return
 	}
-	r.released = true
-	m.conns.ToClient.Write(r.buf.Bytes())
-	r.buf = bytes.Buffer{}
+	sp.mode = stream
+	m.conns.ToClient.Write(sp.retry.buf.Bytes())
+	sp.retry.buf = bytes.Buffer{}
 }
 
 // answered ends a special sync point on its ReadyForQuery.
 func (m *Machine) answered(sp *syncPoint, status byte) error {
-	if sp.holding() && m.retryable(sp) {
+	if sp.mode == hold && m.retryable(sp) {
 		return m.resend(sp)
 	}
 	m.release(sp)
@@ -194,7 +194,7 @@ func (m *Machine) answered(sp *syncPoint, status byte) error {
 	for _, ev := range sp.events {
 		m.report(ev, sp.tag, code)
 	}
-	if !sp.swallow && !sp.holdReady {
+	if sp.mode != swallow && !sp.holdReady {
 		wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{status})
 	}
 	sp.finish(outcome{status: status, errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
@@ -223,11 +223,9 @@ type retry struct {
 	initial  time.Duration
 	max      time.Duration
 	// buf holds the answer back until it is final (at most
-	// Config.MaxHeldAnswer bytes). released: the answer was too large to hold, went to the
-	// client, and the statement is not retried.
-	buf      bytes.Buffer
-	released bool
-	onRetry  func(attempt int, wait time.Duration)
+	// Config.MaxHeldAnswer bytes).
+	buf     bytes.Buffer
+	onRetry func(attempt int, wait time.Duration)
 }
 
 func (m *Machine) retryable(sp *syncPoint) bool {

@@ -14,11 +14,14 @@ import (
 // server answers each with exactly one ReadyForQuery. Most need nothing but
 // counting; the few that pgguard shapes (rejections, rewrites, statements it
 // sent itself, DDL it may retry) carry instructions for the server-to-client
-// loop, queued by sequence number.
+// loop, queued by sequence number. The package doc draws their states.
 type syncPoint struct {
 	seq uint64
-	// swallow: pgguard sent this itself; nothing of the answer reaches the client.
-	swallow bool
+	// mode is how the answer reaches the client. It is set before the
+	// sync point is queued or in amend; after that only the
+	// server-to-client loop, holding Conns.ToClientMu, reads or changes it
+	// (hold → stream).
+	mode mode
 	// rows collects the DataRows of a swallowed query (text columns), up
 	// to maxSwallowedRows bytes; rowsLost says some did not fit.
 	rows     [][]*string
@@ -30,8 +33,9 @@ type syncPoint struct {
 	// swap replaces the server's ErrorResponse whose message holds marker.
 	swap   *wire.PGError
 	marker string
-	// retry, when set, holds the answer back until it is known whether a
-	// lock_timeout failure (55P03) should be retried.
+	// retry is set in mode hold: the statement to send again, and the
+	// answer held back until it is known whether a lock_timeout failure
+	// (55P03) is retried.
 	retry *retry
 	// creates lists tables the statements create, notValid the
 	// constraints they add NOT VALID, and exclusive the tables they take
@@ -40,8 +44,9 @@ type syncPoint struct {
 	notValid  []policy.NotValidConstraint
 	exclusive []policy.Table
 	// holdReady keeps the ReadyForQuery from the client: the waiter sends
-	// it once its follow-up work is done, so that the client cannot start
-	// anything (on any connection) before that.
+	// it once its follow-up work (restoring lock_timeout, cleaning up an
+	// INVALID index) is done, so that the client cannot start anything (on
+	// any connection) before that.
 	holdReady bool
 	// done, when set, is closed when the sync point ends, with its outcome
 	// in out; the client-to-server loop waits on it before it reads more
@@ -60,8 +65,24 @@ type syncPoint struct {
 	swapped         bool
 }
 
-// holding reports whether the answer is held back for a possible retry.
-func (sp *syncPoint) holding() bool { return sp.retry != nil && !sp.retry.released }
+// mode is how the answer of a special sync point reaches the client; the
+// package doc draws the transitions.
+type mode uint8
+
+const (
+	// stream: each message goes to the client as it streams in, after the
+	// sync point's notices; an ErrorResponse raised by the refusal marker
+	// is replaced by pgguard's own (swap).
+	stream mode = iota
+	// swallow: pgguard's own query. Nothing reaches the client but
+	// ParameterStatus; DataRows are kept for the waiter, up to
+	// maxSwallowedRows.
+	swallow
+	// hold: DDL in autocommit that may be retried after a lock_timeout
+	// failure. The answer is kept (up to Config.MaxHeldAnswer) until it is
+	// final; past the bound it is released and the sync point streams.
+	hold
+)
 
 // finish records the outcome and wakes whoever waits for it.
 func (sp *syncPoint) finish(out outcome) {

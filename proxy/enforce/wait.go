@@ -75,9 +75,10 @@ func (m *Machine) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
 
 // awaitOutcome waits for a sync point to end and returns its outcome
 // (closed when the session ended first). The client is watched unless the
-// sync point is pgguard's own query.
-func (m *Machine) awaitOutcome(sp *syncPoint) (out outcome, clientLeft bool) {
-	clientLeft = m.await(sp.done, !sp.swallow)
+// sync point is pgguard's own query (watch false). The caller says which:
+// the sync point's mode belongs to the server-to-client loop by now.
+func (m *Machine) awaitOutcome(sp *syncPoint, watch bool) (out outcome, clientLeft bool) {
+	clientLeft = m.await(sp.done, watch)
 	select {
 	case <-sp.done:
 		return sp.out, clientLeft
