@@ -54,7 +54,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.BackslashQuote = m.state.BackslashQuote()
 	sc.InTransaction = m.state.InTransaction() || m.unsynced
 	sc.Alone = alone && !m.unsynced
-	sc.ServerVersion, sc.TimeZone = m.state.VersionAndTimeZone()
+	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
 	if m.pending.Load() == 0 && !m.unsynced && m.state.TxStatus() != 'E' {
 		sc.Catalog = &m.catalog

@@ -74,19 +74,19 @@ func (s *State) Parameter(name string) string {
 
 // TimeZone is the session's TimeZone as the server reports it.
 func (s *State) TimeZone() string {
-	_, tz := s.VersionAndTimeZone()
+	_, tz := s.versionAndTimeZone()
 	return tz
 }
 
 // ServerVersion is the server's version as server_version_num would give
 // it (150018 for 15.18), derived from the reported server_version; 0 when unknown.
 func (s *State) ServerVersion() int {
-	v, _ := s.VersionAndTimeZone()
+	v, _ := s.versionAndTimeZone()
 	return v
 }
 
-// VersionAndTimeZone returns ServerVersion and TimeZone in one look.
-func (s *State) VersionAndTimeZone() (int, string) {
+// versionAndTimeZone returns ServerVersion and TimeZone in one look.
+func (s *State) versionAndTimeZone() (int, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.version, s.timeZone

@@ -23,8 +23,8 @@ func TestSetParameter(t *testing.T) {
 	} {
 		s.SetParameter([]byte(p))
 	}
-	if v, tz := s.VersionAndTimeZone(); v != 150018 || tz != "Europe/Berlin" {
-		t.Errorf("VersionAndTimeZone() = %d, %q", v, tz)
+	if v, tz := s.versionAndTimeZone(); v != 150018 || tz != "Europe/Berlin" {
+		t.Errorf("versionAndTimeZone() = %d, %q", v, tz)
 	}
 	if !s.BackslashQuote() {
 		t.Error("BackslashQuote() = false after standard_conforming_strings=off")
