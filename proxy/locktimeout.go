@@ -14,7 +14,8 @@ import (
 // parameter: no extra round trip, and it becomes the session default that
 // RESET returns to. A client may ask for a lower value in the startup
 // message (as a parameter or in options), but not for 0 or more than the
-// allowed maximum.
+// allowed maximum. What a session sets later is checked with the server
+// before each statement that blocks writes, by the machine (package enforce).
 func (s *Session) applyLockTimeout(st *Startup) *wire.PGError {
 	cfg := s.srv.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
