@@ -17,22 +17,29 @@ import (
 //     batch), and await's watcher peeks at it while that loop waits.
 //   - FromServer is read by the server-to-client loop only; the machine's
 //     treatment of a special sync point runs in that loop.
+//   - ToServer is written under ToServerMu.
 //   - ToClient is written under ToClientMu: by the server-to-client loop,
 //     by the machine (a queued sync point being amended, a ReadyForQuery it
 //     held back) and by a draining shutdown.
-//   - ToServer is written under ToServerMu.
+//
+// The fields come in two halves, one per direction, on separate cache
+// lines: each loop locks its half's mutex for every message.
 type Conns struct {
-	// Client is the client connection (the TLS one after an upgrade); the
-	// machine sets read deadlines on it to end a watch of the client.
+	// Client to server. Client is the client connection (the TLS one
+	// after an upgrade); the machine sets read deadlines on it to end a
+	// watch of the client.
 	Client     net.Conn
 	FromClient *bufio.Reader
-	ToClientMu sync.Mutex
-	ToClient   *bufio.Writer
-
-	Server     net.Conn
-	FromServer *bufio.Reader
 	ToServerMu sync.Mutex
 	ToServer   *bufio.Writer
+
+	_ cacheLinePad
+
+	// Server to client.
+	Server     net.Conn
+	FromServer *bufio.Reader
+	ToClientMu sync.Mutex
+	ToClient   *bufio.Writer
 }
 
 // Forward streams one client message of type typ and body length n, whose

@@ -59,36 +59,20 @@ var (
 // treat the server messages of the special sync points (OnServerMessage).
 // The package doc describes the states of a sync point.
 type Machine struct {
+	// Set by New, read-only after: read by both loops for every message.
 	conns *Conns
 	sess  Session
 	state *State
 	cfg   Config
 	obs   observe.Observer
 	log   *slog.Logger
-
-	// Shared by the two loops.
-
-	// pending counts the Query, Sync and FunctionCall messages sent to the
-	// server whose ReadyForQuery has not come back yet: non-zero means a
-	// statement may be running.
-	pending atomic.Int32
 	// idleSignal is poked when pending drops to zero.
 	idleSignal chan struct{}
-	// syncs queues the sync points that need more than counting.
-	syncs syncQueue
-	// buildingIndex names the index of a concurrent statement in flight,
-	// so that a client whose server dies is told what may be left behind.
-	buildingIndex atomic.Pointer[string]
-	// tx remembers tables created and constraints added NOT VALID in the
-	// open transaction.
-	tx policy.TxMemory
-	// committed lists DDL committed in autocommit since the tool last
-	// recorded a migration (written by the server-to-client loop).
-	committed committed
 
-	// received counts the sync points answered (ReadyForQuery), as seen by
-	// the server-to-client loop, which owns it.
-	received uint64
+	// The groups below are written for every message or sync point by one
+	// loop; the padding keeps each on cache lines of its own, so that one
+	// loop's writes do not slow the other loop's reads.
+	_ cacheLinePad
 
 	// Owned by the client-to-server loop.
 
@@ -117,7 +101,41 @@ type Machine struct {
 	// ledgerStmts are prepared ledger INSERTs that carry the migration's
 	// name in a bind parameter; their Bind reports the record (ledgerBind).
 	ledgerStmts map[string]ledgerStmt
+
+	_ cacheLinePad
+
+	// Owned by the server-to-client loop.
+
+	// received counts the sync points answered (ReadyForQuery).
+	received uint64
+
+	_ cacheLinePad
+
+	// Shared by the two loops.
+
+	// pending counts the Query, Sync and FunctionCall messages sent to the
+	// server whose ReadyForQuery has not come back yet: non-zero means a
+	// statement may be running. Both loops write it for every sync point.
+	pending atomic.Int32
+
+	_ cacheLinePad
+
+	// syncs queues the sync points that need more than counting; the
+	// server-to-client loop reads its count for every message.
+	syncs syncQueue
+	// buildingIndex names the index of a concurrent statement in flight,
+	// so that a client whose server dies is told what may be left behind.
+	buildingIndex atomic.Pointer[string]
+	// tx remembers tables created and constraints added NOT VALID in the
+	// open transaction.
+	tx policy.TxMemory
+	// committed lists DDL committed in autocommit since the tool last
+	// recorded a migration (written by the server-to-client loop).
+	committed committed
 }
+
+// cacheLinePad separates fields that different goroutines write.
+type cacheLinePad [64]byte
 
 // New returns the machine of one session whose relay is about to start.
 // conns and state belong to the session; the machine keeps the pointers.
