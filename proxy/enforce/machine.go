@@ -126,8 +126,8 @@ type Machine struct {
 	// buildingIndex names the index of a concurrent statement in flight,
 	// so that a client whose server dies is told what may be left behind.
 	buildingIndex atomic.Pointer[string]
-	// tx remembers tables created and constraints added NOT VALID in the
-	// open transaction.
+	// tx remembers what the open transaction did: tables created,
+	// constraints added NOT VALID, tables locked ACCESS EXCLUSIVE.
 	tx policy.TxMemory
 	// committed lists DDL committed in autocommit since the tool last
 	// recorded a migration (written by the server-to-client loop).
