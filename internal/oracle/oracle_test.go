@@ -146,7 +146,10 @@ func TestBodiesCannotRewriteBig(t *testing.T) {
 func TestBackfillsAreRefused(t *testing.T) {
 	const backfill = "UPDATE big SET account = account + 1000000 WHERE note IS NOT NULL"
 	for name, stmts := range map[string][]string{
-		"autocommit":          {backfill},
+		"autocommit":        {backfill},
+		"transaction block": {"BEGIN", backfill, "COMMIT"},
+		"after a failed EXPLAIN in the block": {"BEGIN", "SELECT 1", "UPDATE big SET account = no_such_column WHERE note IS NOT NULL",
+			"ROLLBACK", "BEGIN", backfill, "COMMIT"},
 		"one Query with SET":  {"SET application_name = 'x'; " + backfill},
 		"EXPLAIN ANALYZE":     {"EXPLAIN ANALYZE " + backfill},
 		"PREPARE and EXECUTE": {"PREPARE backfill AS " + backfill, "EXECUTE backfill"},

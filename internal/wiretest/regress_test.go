@@ -114,6 +114,13 @@ var regressions = []regression{
 		chunks: []chunk{{query(sWideRow)}, {query(sWideNotice)}, ext(sWideRow)},
 	},
 	{
+		name: "failing-estimate-inside-a-transaction-block",
+		bug: "large-dml's EXPLAIN of an unkeyed UPDATE inside a transaction block runs in a savepoint of pgguard's own: " +
+			"when it fails, the block must be left as it was, so the statement fails as it does directly and the rest follows",
+		chunks:  []chunk{{query(sBegin)}, {query(sUpdBigBad)}, {query(sSelect1)}, {query(sRollback)}, {query(sBegin)}, {query(sUpdBig)}, {query(sSelect1)}, {query(sCommit)}},
+		notices: []string{"large-dml"},
+	},
+	{
 		name: "copy-in-and-out",
 		chunks: []chunk{
 			cat(chunk{query(sCopyIn)}, copyIn(sCopyIn)),

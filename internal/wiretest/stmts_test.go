@@ -98,6 +98,9 @@ var (
 	sUpdBigRet = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32 OR id = 7 RETURNING id, account", weight: 2}
 	sUpdBig    = &stmt{sql: "UPDATE big SET account = account WHERE length(note) <> 32", weight: 1}
 	sDelBig    = &stmt{sql: "DELETE FROM big WHERE length(note) <> 32", weight: 1}
+	// Its estimate (an EXPLAIN of pgguard's own, in a savepoint inside a
+	// transaction block) fails like the statement itself.
+	sUpdBigBad = &stmt{sql: "UPDATE big SET account = no_such_column WHERE length(note) <> 32", fail: fParse, weight: 1}
 	sDropIndex = &stmt{sql: "DROP INDEX IF EXISTS big_account_i", weight: 1, blocks: blocksUnlessAlone}
 	sBegin     = &stmt{sql: "BEGIN", tx: txBegin, weight: 3}
 	sCommit    = &stmt{sql: "COMMIT", tx: txEnd, weight: 2}
@@ -122,7 +125,7 @@ var (
 var pool = []*stmt{
 	sSelect1, sSelectCols, sSeries, sWideRow, sSmall, sCountBig, sBigFew, sDivZero, sUnknown, sFailMidRows,
 	sNotice, sWideNotice, sSetAppName, sSetPath, sSetLockOK, sInsertSmall, sUpdSmallRet, sInsertT1, sSelectT1,
-	sCreateT1, sCreateNew, sCreateInt, sAddColumn, sUpdBigRet, sUpdBig, sDelBig, sDropIndex,
+	sCreateT1, sCreateNew, sCreateInt, sAddColumn, sUpdBigRet, sUpdBig, sDelBig, sUpdBigBad, sDropIndex,
 	sBegin, sCommit, sRollback, sCopyIn, sCopyBad, sCopyOut,
 	sAlterType, sVolatileDef, sVacuumFull, sTruncate, sDropTable, sRename, sLockZero, sIndexBig,
 }

@@ -1,6 +1,9 @@
 package enforce
 
-import "github.com/pgguard/pgguard/internal/wire"
+import (
+	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/wire"
+)
 
 // internalQuery runs a simple Query of pgguard's own on the session's server
 // connection and returns its rows; the client sees nothing of it. Only the
@@ -54,3 +57,30 @@ func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
 
 func (q sessionQuerier) Idle() bool         { return q.m.state.TxStatus() == 'I' }
 func (q sessionQuerier) ServerVersion() int { return q.m.state.ServerVersion() }
+
+var _ pgcatalog.GuardedQuerier = sessionQuerier{}
+
+// estimateSavepoint names the savepoint around a query of pgguard's own
+// that may fail inside the client's transaction block.
+const estimateSavepoint = "pgguard_guarded"
+
+// QueryGuarded runs a query that may fail (EXPLAIN of the client's
+// statement) without aborting the client's transaction block: inside a
+// savepoint, rolled back to on failure and released after. Outside a
+// transaction block it is Query.
+func (q sessionQuerier) QueryGuarded(sql string) ([][]*string, bool) {
+	if q.Idle() {
+		return q.Query(sql)
+	}
+	if _, ok := q.Query("SAVEPOINT " + estimateSavepoint); !ok {
+		return nil, false
+	}
+	rows, ok := q.Query(sql)
+	if !ok {
+		// The failure aborted only the subtransaction; rolling back to
+		// the savepoint makes the block usable again, as it was.
+		q.Query("ROLLBACK TO SAVEPOINT " + estimateSavepoint)
+	}
+	q.Query("RELEASE SAVEPOINT " + estimateSavepoint)
+	return rows, ok
+}
