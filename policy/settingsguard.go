@@ -82,31 +82,38 @@ func MayChangeSearchPath(text string) bool {
 	return vs != nil && (vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL || strings.EqualFold(vs.Name, "search_path"))
 }
 
-// SessionEffects is MayChangeLockTimeout and WaitsForAdvisoryLock in one
+// SessionEffects is MayChangeLockTimeout and WaitsForToolLock in one
 // pass over the text, for the proxy's fast path, which asks both of every
 // statement: the words they look for (set_config, pg_settings,
-// pg_advisory_) all start with "s" or "p", so most bytes are skipped at
-// once. It does not allocate.
-func SessionEffects(text string) (changesLockTimeout, waitsForAdvisoryLock bool) {
-	maybe := false
+// pg_advisory_, and the lock tables knex_migrations_lock and
+// databasechangeloglock) start with "s", "p", "k" or "d", so most bytes
+// are skipped at once. It does not allocate unless the text names a tool's
+// lock table (which is then parsed).
+func SessionEffects(text string) (changesLockTimeout, waitsForToolLock bool) {
+	maybe, lockTable := false, false
 	for i := 0; i < len(text); i++ {
 		switch text[i] {
 		case 's', 'S':
 			maybe = maybe || hasPrefixFold(text[i:], "set_config")
 		case 'p', 'P':
 			maybe = maybe || hasPrefixFold(text[i:], "pg_settings") || hasPrefixFold(text[i:], "pg_advisory_")
+		case 'k', 'K', 'd', 'D':
+			for _, l := range lockTables {
+				lockTable = lockTable || hasPrefixFold(text[i:], l)
+			}
 		}
 		if maybe {
 			break
 		}
 	}
 	if maybe {
-		return MayChangeLockTimeout(text), WaitsForAdvisoryLock(text)
+		return MayChangeLockTimeout(text), WaitsForToolLock(text)
 	}
+	waits := lockTable && WritesOnlyToolLockTable(text)
 	// Neither word: only a SET, RESET, DO or CALL can change lock_timeout.
 	t, _ := firstWord(text)
 	if t.wordIs(text, "set") || t.wordIs(text, "reset") || t.wordIs(text, "do") || t.wordIs(text, "call") {
-		return MayChangeLockTimeout(text), false
+		return MayChangeLockTimeout(text), waits
 	}
-	return false, false
+	return false, waits
 }

@@ -1,5 +1,7 @@
 package policy
 
+import pg_query "github.com/pganalyze/pg_query_go/v6"
+
 // Migration tools: which tool runs a session, recognised from the ledger
 // tables it reads and writes and from application_name, so that refusals
 // give the fix in that tool's own terms and a tool's bookkeeping on its
@@ -234,4 +236,84 @@ func hasPrefixFold(s, prefix string) bool {
 		}
 	}
 	return true
+}
+
+// lockTables are the tables in which migration tools keep the row that
+// serialises two runs: knex takes it with
+// update "knex_migrations_lock" set "is_locked" = $1 where "is_locked" = $2
+// inside the transaction that runs the migrations, so a second run waits
+// on the first one's row lock until the first commits; Liquibase polls
+// databasechangeloglock with an UPDATE that waits only while another run's
+// own UPDATE of the row is in flight.
+var lockTables = []string{"knex_migrations_lock", "databasechangeloglock"}
+
+// isLockTable reports whether a table name is a migration tool's lock table.
+func isLockTable(name string) bool {
+	for _, l := range lockTables {
+		if name == l {
+			return true
+		}
+	}
+	return false
+}
+
+// WritesOnlyToolLockTable reports whether a statement is one UPDATE,
+// DELETE or INSERT of a migration tool's lock table (knex_migrations_lock,
+// databasechangeloglock, in any schema) that reads no other table and
+// calls no function but now(): what it can wait for is only another run
+// of the same tool holding the lock row, which blocks nobody's reads or
+// writes. A CTE, a subquery or a function call makes it something else.
+// Text that names no lock table is not parsed.
+func WritesOnlyToolLockTable(text string) bool {
+	named := false
+	for _, l := range lockTables {
+		named = named || containsFold(text, l)
+	}
+	if !named {
+		return false
+	}
+	res, err := pg_query.Parse(text)
+	if err != nil || len(res.Stmts) != 1 {
+		return false
+	}
+	stmt := res.Stmts[0].Stmt
+	var target *pg_query.RangeVar
+	switch {
+	case stmt.GetUpdateStmt() != nil:
+		target = stmt.GetUpdateStmt().Relation
+	case stmt.GetDeleteStmt() != nil:
+		target = stmt.GetDeleteStmt().Relation
+	case stmt.GetInsertStmt() != nil:
+		target = stmt.GetInsertStmt().Relation
+	}
+	if target == nil || !isLockTable(target.Relname) {
+		return false
+	}
+	only := true
+	Walk(stmt, func(n *pg_query.Node) bool {
+		switch x := n.GetNode().(type) {
+		case *pg_query.Node_RangeVar:
+			only = only && isLockTable(x.RangeVar.Relname)
+		case *pg_query.Node_FuncCall:
+			name := x.FuncCall.Funcname
+			only = only && len(name) > 0 && len(name) <= 2 && len(x.FuncCall.Args) == 0 &&
+				name[len(name)-1].GetString_().GetSval() == "now" &&
+				(len(name) == 1 || name[0].GetString_().GetSval() == "pg_catalog")
+		case *pg_query.Node_SubLink, *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction,
+			*pg_query.Node_WithClause, *pg_query.Node_CommonTableExpr, *pg_query.Node_RangeTableFunc:
+			only = false
+		}
+		return only
+	})
+	return only
+}
+
+// WaitsForToolLock reports whether a statement waits only for the lock by
+// which a migration tool serialises its runs: an advisory lock
+// (WaitsForAdvisoryLock) or the row of its lock table
+// (WritesOnlyToolLockTable). The proxy runs it without the session's short
+// lock_timeout, so that a second migrator waits for the first as it would
+// on a direct connection.
+func WaitsForToolLock(text string) bool {
+	return WaitsForAdvisoryLock(text) || WritesOnlyToolLockTable(text)
 }

@@ -86,6 +86,36 @@ func TestWaitsForAdvisoryLock(t *testing.T) {
 	}
 }
 
+// A statement that only writes a migration tool's lock table waits only
+// for another run of the tool; anything that reads another table or calls
+// a function may wait for something else.
+func TestWritesOnlyToolLockTable(t *testing.T) {
+	t.Parallel()
+	for q, want := range map[string]bool{
+		`update "knex_migrations_lock" set "is_locked" = $1 where "is_locked" = $2`:                        true, // knex _lockMigrations
+		`update "public"."knex_migrations_lock" set "is_locked" = $1`:                                      true, // knex _freeLock
+		`UPDATE databasechangeloglock SET LOCKED = TRUE, LOCKGRANTED = NOW(), LOCKEDBY = 'h' WHERE ID = 1`: true, // Liquibase
+		`insert into "knex_migrations_lock" ("is_locked") values ($1)`:                                     true,
+		`DELETE FROM databasechangeloglock`:                                                                true,
+		`select * from "knex_migrations_lock"`:                                                             false,
+		`UPDATE knex_migrations_lock SET is_locked = (SELECT count(*) FROM users)`:                         false,
+		`UPDATE knex_migrations_lock SET is_locked = 1 FROM users`:                                         false,
+		`UPDATE knex_migrations_lock SET is_locked = f()`:                                                  false,
+		`WITH d AS (DELETE FROM users RETURNING 1) UPDATE knex_migrations_lock SET is_locked = 1`:          false,
+		`INSERT INTO knex_migrations_lock SELECT * FROM users`:                                             false,
+		`UPDATE knex_migrations_lock SET is_locked = 1; UPDATE users SET a = 1`:                            false,
+		`UPDATE users SET note = 'knex_migrations_lock'`:                                                   false,
+		`UPDATE knex_migrations SET name = 'x'`:                                                            false,
+	} {
+		if got := WritesOnlyToolLockTable(q); got != want {
+			t.Errorf("%s: %v, want %v", q, got, want)
+		}
+		if got := WaitsForToolLock(q); got != want {
+			t.Errorf("WaitsForToolLock(%s): %v, want %v", q, got, want)
+		}
+	}
+}
+
 // Every tool has its idiom, and each names the tool.
 func TestOutsideTransactionIdioms(t *testing.T) {
 	t.Parallel()

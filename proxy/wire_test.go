@@ -674,6 +674,102 @@ func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
 	}
 }
 
+// knex takes its lock inside the transaction that runs the migrations:
+// UPDATE knex_migrations_lock ... waits on another run's row lock. That
+// wait outlasts lock_timeout inside the transaction block as it would
+// directly, in both protocols, and only the UPDATE runs with the lift: the
+// next statement of the same transaction has the policy's lock_timeout,
+// and so does the session after COMMIT, after a failed wait and its
+// ROLLBACK, and after ROLLBACK TO SAVEPOINT. A block that already holds a
+// lock blocking others keeps lock_timeout for the wait.
+func TestToolLockRowWaitInTransaction(t *testing.T) {
+	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS knex_migrations_lock",
+		"CREATE TABLE knex_migrations_lock (index serial PRIMARY KEY, is_locked integer)",
+		"INSERT INTO knex_migrations_lock (is_locked) VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS knex_migrations_lock") })
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	const update = `update "knex_migrations_lock" set "is_locked" = $1 where "is_locked" = $2`
+	// hold takes the row lock and lets it go after d.
+	hold := func(t *testing.T, d time.Duration) {
+		t.Helper()
+		mustExec(t, holder, "BEGIN")
+		mustExec(t, holder, "UPDATE knex_migrations_lock SET is_locked = 0")
+		released := make(chan struct{})
+		go func() {
+			defer close(released)
+			time.Sleep(d)
+			holder.Exec(ctx, "COMMIT")
+		}()
+		t.Cleanup(func() { <-released })
+	}
+	lockTimeout := func(t *testing.T, conn *pgx.Conn, when string) {
+		t.Helper()
+		var lt string
+		if err := conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "300ms" {
+			t.Fatalf("lock_timeout %s: %q %v", when, lt, err)
+		}
+	}
+	for _, mode := range []string{"simple_protocol", "exec", "cache_statement"} {
+		t.Run(mode, func(t *testing.T) {
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode="+mode)
+			hold(t, time.Second)
+			mustExec(t, conn, "BEGIN")
+			start := time.Now()
+			if _, err := conn.Exec(ctx, update, 1, 0); err != nil {
+				t.Fatalf("after %v: %v", time.Since(start), err)
+			}
+			if time.Since(start) < 900*time.Millisecond {
+				t.Fatalf("updated the lock row after %v, while another session held it", time.Since(start))
+			}
+			lockTimeout(t, conn, "after the UPDATE in the same transaction")
+			mustExec(t, conn, "UPDATE knex_migrations_lock SET is_locked = 0")
+			mustExec(t, conn, "COMMIT")
+			lockTimeout(t, conn, "after COMMIT")
+		})
+	}
+	t.Run("failed wait, ROLLBACK", func(t *testing.T) {
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		hold(t, 1500*time.Millisecond)
+		mustExec(t, conn, "BEGIN")
+		mustExec(t, conn, "SET LOCAL statement_timeout = '700ms'")
+		if _, err := conn.Exec(ctx, update, 1, 0); pgCode(err) != "57014" {
+			t.Fatalf("want the statement_timeout (57014), got %v", err)
+		}
+		mustExec(t, conn, "ROLLBACK")
+		lockTimeout(t, conn, "after the failed wait's ROLLBACK")
+	})
+	t.Run("failed wait, ROLLBACK TO SAVEPOINT", func(t *testing.T) {
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		hold(t, 1500*time.Millisecond)
+		mustExec(t, conn, "BEGIN")
+		mustExec(t, conn, "SAVEPOINT before_lock")
+		mustExec(t, conn, "SET LOCAL statement_timeout = '700ms'")
+		if _, err := conn.Exec(ctx, update, 1, 0); pgCode(err) != "57014" {
+			t.Fatalf("want the statement_timeout (57014), got %v", err)
+		}
+		mustExec(t, conn, "ROLLBACK TO SAVEPOINT before_lock")
+		lockTimeout(t, conn, "after ROLLBACK TO SAVEPOINT")
+		mustExec(t, conn, "COMMIT")
+		lockTimeout(t, conn, "after COMMIT")
+	})
+	t.Run("block holds a strong lock", func(t *testing.T) {
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		hold(t, 1500*time.Millisecond)
+		mustExec(t, conn, "BEGIN")
+		mustExec(t, conn, "CREATE TEMP TABLE wire_tool_lock (a int)")
+		start := time.Now()
+		if _, err := conn.Exec(ctx, update, 1, 0); pgCode(err) != "55P03" || time.Since(start) > time.Second {
+			t.Fatalf("want lock_timeout (55P03) within the policy's 300ms, got %v after %v", err, time.Since(start))
+		}
+		mustExec(t, conn, "ROLLBACK")
+		lockTimeout(t, conn, "after ROLLBACK")
+	})
+}
+
 // With standard_conforming_strings off (set by the client, or at startup),
 // a backslash escapes a quote, so 'x\” is one string and what follows it a
 // statement of its own: pgguard splits where the server splits, and the

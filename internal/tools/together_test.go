@@ -40,10 +40,6 @@ type twoRuns struct {
 	// prints when it fails at once (the tool does not wait); "" when both
 	// runs must finish.
 	secondFails string
-	// knownDefect, when set, is how the run that did not get the lock
-	// fails through pgguard where it waits straight to PostgreSQL: a
-	// defect of pgguard's that the test pins down until it is fixed.
-	knownDefect string
 }
 
 // heldLonger is how long the test keeps the gate shut once a run waits on
@@ -67,9 +63,6 @@ func runTwo(t *testing.T, c twoRuns) {
 				}
 			}
 			fails := c.secondFails
-			if via == "pgguard" && c.knownDefect != "" {
-				fails = c.knownDefect
-			}
 			rs := gatedTogether(t, db, func() result { return c.migrate(t, dbURL) })
 			var failed []result
 			for _, r := range rs {
@@ -175,14 +168,10 @@ func TestNodePgMigrateTwoRunsTogether(t *testing.T) {
 // UPDATE knex_migrations_lock SET is_locked = 1 WHERE is_locked = 0. A
 // second run's UPDATE waits for the first's row lock until the first
 // commits (with is_locked back at 0), then takes the lock, finds the
-// migrations done and finishes: knex waits, straight to PostgreSQL.
-//
-// KNOWN DEFECT: through pgguard the second run fails ("Can't take lock to
-// run migrations: ... canceling statement due to lock timeout"). The wait
-// is a row lock inside a transaction block, and pgguard lifts its
-// lock_timeout only for an advisory-lock wait in autocommit. When pgguard
-// lifts it for knex's lock UPDATE too, drop knownDefect: both runs must
-// then finish through pgguard as they do directly.
+// migrations done and finishes: knex waits, straight to PostgreSQL and
+// through pgguard, which runs a statement that only writes a tool's lock
+// table without its short lock_timeout (policy.WritesOnlyToolLockTable),
+// inside the transaction block too.
 func TestKnexTwoRunsTogether(t *testing.T) {
 	t.Parallel()
 	_, knex := nodeBin(t, "knex")
@@ -191,12 +180,11 @@ func TestKnexTwoRunsTogether(t *testing.T) {
 		return runTool(t, project, baseEnv("DATABASE_URL="+dbURL, "MIGRATIONS="+dir), knex, "migrate:latest", "--knexfile", "knexfile.js")
 	}
 	runTwo(t, twoRuns{
-		tool:        "knex",
-		prepare:     func(t *testing.T, dbURL string) result { return run(t, dbURL, t.TempDir()) },
-		migrate:     func(t *testing.T, dbURL string) result { return run(t, dbURL, filepath.Join(project, "concurrent")) },
-		ledger:      "SELECT name FROM knex_migrations ORDER BY id",
-		want:        []string{"slow", "create_payees"},
-		knownDefect: "canceling statement due to lock timeout",
+		tool:    "knex",
+		prepare: func(t *testing.T, dbURL string) result { return run(t, dbURL, t.TempDir()) },
+		migrate: func(t *testing.T, dbURL string) result { return run(t, dbURL, filepath.Join(project, "concurrent")) },
+		ledger:  "SELECT name FROM knex_migrations ORDER BY id",
+		want:    []string{"slow", "create_payees"},
 	})
 }
 

@@ -16,8 +16,9 @@ import (
 // A CONCURRENTLY statement takes only SHARE UPDATE EXCLUSIVE, which blocks
 // no reads or writes, but it waits for every transaction that could see the
 // table: the session's short lock_timeout would kill it for nothing. So
-// would it kill a migration tool's wait for the advisory lock that
-// serialises two runs (pg_advisory_lock), which blocks nobody else either. pgguard
+// would it kill a migration tool's wait for the lock that serialises two
+// runs (pg_advisory_lock, or the row of knex_migrations_lock that a second
+// knex run's UPDATE waits on), which blocks nobody else either. pgguard
 // lifts lock_timeout (and applies concurrent_statement_timeout) for exactly
 // that statement, restores it afterwards, and drops the INVALID index a
 // failed or cancelled build of its own left behind, so the migration can
@@ -28,13 +29,29 @@ import (
 // statement. Saving it on the server keeps a lower value the client set. Its
 // third column says whether an index named index exists already: a build
 // that fails then did not create it, and it is never dropped.
-func liftSQL(timeout time.Duration, index string) string {
+//
+// Inside a transaction block (inBlock: a wait for a migration tool's lock)
+// the setting is transactional: a statement that fails aborts the block,
+// and the ROLLBACK (or ROLLBACK TO SAVEPOINT) that must follow undoes the
+// lift with everything else, so no later statement of the client runs
+// with it. There the lift is made only while the block holds nothing that
+// blocks others: no lock on a table stronger than ROW EXCLUSIVE, no row it
+// wrote (its transaction id), no other kind of lock but advisory ones;
+// otherwise the wait keeps the policy's lock_timeout, as on any statement.
+func liftSQL(timeout time.Duration, index string, inBlock bool) string {
 	exists := "false"
 	if index != "" {
 		exists = "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(index) + ") IS NOT NULL"
 	}
-	return fmt.Sprintf("SELECT pg_catalog.set_config('pgguard.saved_lock_timeout', pg_catalog.current_setting('lock_timeout'), false), "+
-		"pg_catalog.set_config('lock_timeout', '%dms', false), %s", timeout.Milliseconds(), exists)
+	lifted := fmt.Sprintf("'%dms'", timeout.Milliseconds())
+	if inBlock {
+		lifted = "CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() AND l.granted" +
+			" AND (l.locktype = 'transactionid' OR l.locktype = 'relation' AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')" +
+			" OR l.locktype NOT IN ('relation', 'transactionid', 'virtualxid', 'advisory')))" +
+			" THEN pg_catalog.current_setting('lock_timeout') ELSE " + lifted + " END"
+	}
+	return "SELECT pg_catalog.set_config('pgguard.saved_lock_timeout', pg_catalog.current_setting('lock_timeout'), false), " +
+		"pg_catalog.set_config('lock_timeout', " + lifted + ", false), " + exists
 }
 
 const restoreSQL = "SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('pgguard.saved_lock_timeout'), false)"
@@ -56,7 +73,8 @@ func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 	lift := &syncPoint{mode: swallow, done: make(chan struct{})}
 	lift.seq = m.newSyncPoint()
 	m.syncs.push(lift)
-	if err := m.conns.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index))); err != nil {
+	inBlock := m.state.TxStatus() == 'T'
+	if err := m.conns.send(internalMessages(liftSQL(time.Duration(cfg.ConcurrentStatementTimeout), index, inBlock))); err != nil {
 		return nil, err
 	}
 	sp := m.nextSpecial()
@@ -89,8 +107,13 @@ func (m *Machine) endConcurrent(b *building, ready bool) error {
 	if lo := b.lift.out; len(lo.rows) == 1 && len(lo.rows[0]) == 3 && lo.rows[0][2] != nil {
 		existed = *lo.rows[0][2] == "t"
 	}
-	if _, err := m.internalQuery(restoreSQL); err != nil {
-		return err
+	// A statement that failed inside a transaction block aborted it: the
+	// restore cannot run, and needs not, the rollback that must come
+	// undoes the lift (liftSQL).
+	if out.status != 'E' {
+		if _, err := m.internalQuery(restoreSQL); err != nil {
+			return err
+		}
 	}
 	if out.errCode != "" {
 		m.cleanupInvalidIndex(b.v, out, existed)
@@ -106,6 +129,22 @@ func (m *Machine) endConcurrent(b *building, ready bool) error {
 	defer m.conns.ToClientMu.Unlock()
 	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
 	return m.conns.ToClient.Flush()
+}
+
+// liftable reports whether a statement alone in its Query or
+// extended-protocol batch may run with the lift: a concurrent one
+// (CONCURRENTLY) only outside a transaction block, where alone it can run
+// at all; a wait for a migration tool's lock (policy.WaitsForToolLock)
+// also inside a transaction block that has not failed, where the lift is
+// transactional (liftSQL).
+func (m *Machine) liftable(concurrent, waitsForToolLock bool) bool {
+	switch m.state.TxStatus() {
+	case 'I':
+		return concurrent || waitsForToolLock
+	case 'T':
+		return waitsForToolLock && !concurrent
+	}
+	return false
 }
 
 // runLifted sends a one-statement Query with the lift around it and waits

@@ -67,7 +67,7 @@ func (m *Machine) OnParse(n int) error {
 		}
 		ds = decide()
 	}
-	if !needsCare(ds) && !(advisory && alone && m.state.TxStatus() == 'I') {
+	if !needsCare(ds) && !(advisory && alone && m.liftable(false, true)) {
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
@@ -108,7 +108,7 @@ func (m *Machine) OnParse(n int) error {
 			b.notices = append(b.notices, v.notices...)
 			b.events = append(b.events, events...)
 		})
-	case (v.concurrent || advisory) && alone && m.state.TxStatus() == 'I':
+	case alone && m.liftable(v.concurrent, advisory):
 		// The lift goes out before the Parse, as a sync point of its own;
 		// the batch's answer is the statement's.
 		b, err := m.beginConcurrent(v, events)
@@ -250,11 +250,11 @@ func (m *Machine) OnBind(n int) error {
 	if !advisory {
 		events = []*observe.StatementEvent{m.event(v, v.decisions[0].Statement.Text)}
 	}
-	if advisory && !(alone && m.state.TxStatus() == 'I') {
+	if advisory && !(alone && m.liftable(false, true)) {
 		m.unsynced = true
 		return m.conns.sendMessage(wire.ClientBind, body)
 	}
-	if alone && m.state.TxStatus() == 'I' {
+	if alone && m.liftable(v.concurrent, advisory) {
 		b, err := m.beginConcurrent(v, events)
 		if err != nil {
 			return err

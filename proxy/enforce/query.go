@@ -129,7 +129,7 @@ func (m *Machine) OnQuery(n int) error {
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(body[:len(body)-1])
 	m.tools.Observe(text)
-	advisory := policy.WaitsForAdvisoryLock(text)
+	advisory := policy.WaitsForToolLock(text)
 	plainCheck := eng.Plain
 	if m.state.BackslashQuote() {
 		plainCheck = eng.PlainBackslash
@@ -158,7 +158,7 @@ func (m *Machine) OnQuery(n int) error {
 	}
 	idle := !m.state.InTransaction() && m.batch == nil
 	if !needsCare(ds) {
-		if advisory && idle && len(ds) == 1 {
+		if advisory && m.batch == nil && m.liftable(false, true) && len(ds) == 1 {
 			return m.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
 		}
 		// The common case: nothing to do but count and pass it on.
@@ -186,7 +186,7 @@ func (m *Machine) OnQuery(n int) error {
 		})
 		m.OnSync()
 		return m.conns.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
-	case (v.concurrent || advisory) && idle && len(ds) == 1:
+	case m.batch == nil && m.liftable(v.concurrent, advisory) && len(ds) == 1:
 		return m.runLifted(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
 	}
 	msg := body
