@@ -17,7 +17,8 @@ import pg_query "github.com/pganalyze/pg_query_go/v6"
 // key is ApplicationName), and sends it with a SET after the startup
 // packet unless the URL says assumeMinServerVersion=9.0 or later. The
 // ledger is therefore the main signal; application_name only helps when a
-// user sets it to the tool's name in the startup packet.
+// user sets it to the tool's name, in the startup packet or later with a
+// SET (the proxy follows the value the server reports in ParameterStatus).
 //
 // Flyway (10 and later, by default on PostgreSQL) runs the migrations on a
 // connection of its own that never touches flyway_schema_history; from

@@ -509,6 +509,57 @@ func TestWarnModeProfile(t *testing.T) {
 	wantRefusal(t, err, "rename-column")
 }
 
+// application_name set after the startup packet (pgjdbc sends its name
+// with a SET) counts from the server's ParameterStatus on: the profile
+// that matches it applies, the audit record carries it, a tool it names
+// gets its own fix, and RESET (or a rolled-back SET) goes back.
+func TestApplicationNameSetLater(t *testing.T) {
+	rules := `profiles:
+  - name: uat
+    match: {application_name: ["uat-*"]}
+    mode: warn
+`
+	_, addr, obs := guardProxy(t, rules, nil)
+	ctx := context.Background()
+	defer pgExec("guard", "ALTER TABLE small RENAME COLUMN w_later TO v")
+	conn, notices := guardConn(t, addr, pgtest.SuperUser, "")
+	mustExec(t, conn, "SET application_name = 'uat-migrate'")
+	mustExec(t, conn, "ALTER TABLE small RENAME COLUMN v TO w_later")
+	if len(*notices) != 1 || (*notices)[0].Severity != "WARNING" || !strings.Contains((*notices)[0].Message, "rename-column") {
+		t.Fatalf("notices %+v, want one WARNING naming rename-column (profile uat)", *notices)
+	}
+	obs.mu.Lock()
+	var app string
+	for _, ev := range obs.events {
+		if strings.Contains(ev.SQL, "w_later") {
+			app = ev.ApplicationName
+		}
+	}
+	obs.mu.Unlock()
+	if app != "uat-migrate" {
+		t.Fatalf("the audit record's application_name is %q, want uat-migrate", app)
+	}
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "SET application_name = 'prod-migrate'")
+	mustExec(t, conn, "ROLLBACK")
+	mustExec(t, conn, "ALTER TABLE small RENAME COLUMN w_later TO v")
+	mustExec(t, conn, "ALTER TABLE small RENAME COLUMN v TO w_later")
+	mustExec(t, conn, "RESET application_name")
+	_, err := conn.Exec(ctx, "ALTER TABLE small RENAME COLUMN w_later TO v2")
+	wantRefusal(t, err, "rename-column")
+
+	knex, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	mustExec(t, knex, "SET application_name = 'knex'")
+	mustExec(t, knex, "BEGIN")
+	_, err = knex.Exec(ctx, "CREATE INDEX big_later ON big (account)")
+	mustExec(t, knex, "ROLLBACK")
+	wantRefusal(t, err, "create-index")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Message+pe.Detail+pe.Hint, "exports.config = { transaction: false }") {
+		t.Fatalf("the refusal gives no knex fix: %v", err)
+	}
+}
+
 func TestEscapeHatchForListedRoles(t *testing.T) {
 	rules := "annotations: {allowed_roles: [postgres]}\n"
 	_, addr, obs := guardProxy(t, rules, nil)

@@ -28,7 +28,7 @@ func (m *Machine) event(v *verdict, sql string) *observe.StatementEvent {
 	obs := m.obs
 	obs.StatementsInspected(m.state.Target, ddl, len(v.decisions)-ddl)
 	ev := &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
-		ApplicationName: m.state.ApplicationName, ClientAddr: m.state.ClientAddr, SQL: sql,
+		ApplicationName: m.state.CurrentApplicationName(), ClientAddr: m.state.ClientAddr, SQL: sql,
 		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(m.tool())}
 	worst := policy.Allow
 	for _, sd := range v.decisions {
@@ -49,7 +49,7 @@ func (m *Machine) tool() policy.Tool {
 	if t := m.tools.Tool(); t != policy.ToolUnknown {
 		return t
 	}
-	return policy.ToolFromApplicationName(m.state.ApplicationName)
+	return policy.ToolFromApplicationName(m.state.CurrentApplicationName())
 }
 
 // ledgerEvent returns the event of a statement that records a migration in
@@ -73,7 +73,7 @@ func (m *Machine) ledgerRecord(text string) (*observe.StatementEvent, int) {
 	}
 	// text may be a view of a buffer the next message reuses.
 	return &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
-		ApplicationName: m.state.ApplicationName, ClientAddr: m.state.ClientAddr, SQL: strings.Clone(text), Action: policy.Allow.String(),
+		ApplicationName: m.state.CurrentApplicationName(), ClientAddr: m.state.ClientAddr, SQL: strings.Clone(text), Action: policy.Allow.String(),
 		Tool: string(tool), Migration: strings.Clone(rec.Name), Records: true}, rec.Param
 }
 

@@ -39,7 +39,6 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 			NotValidConstraints: m.tx.NotValidLock,
 			User:                m.state.User,
 			Database:            m.state.Database,
-			ApplicationName:     m.state.ApplicationName,
 			Profile:             m.cfg.Profile,
 		}
 		// Rule large-dml refuses an UPDATE or DELETE of a table that an
@@ -47,10 +46,9 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 		// pgguard lint does; without this the proxy never knew of the lock.
 		sc.ExclusiveTables = m.tx.Exclusive
 	}
-	sc.Tool = m.tools.Tool()
-	if sc.Tool == policy.ToolUnknown {
-		sc.Tool = policy.ToolFromApplicationName(m.state.ApplicationName)
-	}
+	// Profiles and the tool follow a SET application_name.
+	sc.ApplicationName = m.state.CurrentApplicationName()
+	sc.Tool = m.tool()
 	sc.BackslashQuote = m.state.BackslashQuote()
 	sc.InTransaction = m.state.InTransaction() || m.unsynced
 	sc.Alone = alone && !m.unsynced

@@ -17,6 +17,9 @@ type State struct {
 	// ClientAddr is the client's remote address.
 	ClientAddr string
 	// User, Database and ApplicationName come from the startup message.
+	// ApplicationName stays the startup packet's (the connection's log
+	// line); what the session is called now, after a SET application_name
+	// (pgjdbc sends its name so), is CurrentApplicationName.
 	User            string
 	Database        string
 	ApplicationName string
@@ -36,6 +39,21 @@ type State struct {
 	timeZone string
 	// backslashQuote: the server reported standard_conforming_strings off.
 	backslashQuote atomic.Bool
+	// appName is the application_name the server last reported, nil
+	// before any report.
+	appName atomic.Pointer[string]
+}
+
+// CurrentApplicationName is the session's application_name as the server
+// last reported it in a ParameterStatus (after the startup packet or a
+// SET, RESET or rolled-back SET of it), or the startup packet's before
+// any report. Profiles, tool detection and each statement's audit record
+// use it.
+func (s *State) CurrentApplicationName() string {
+	if p := s.appName.Load(); p != nil {
+		return *p
+	}
+	return s.ApplicationName
 }
 
 // BackslashQuote reports whether the server said standard_conforming_strings
@@ -138,6 +156,8 @@ func (s *State) SetParameter(body []byte) {
 		s.timeZone = value
 	case "standard_conforming_strings":
 		s.backslashQuote.Store(value == "off")
+	case "application_name":
+		s.appName.Store(&value)
 	}
 	s.mu.Unlock()
 }

@@ -40,3 +40,34 @@ func TestSetParameter(t *testing.T) {
 		t.Error("BackslashQuote() = true after standard_conforming_strings=on")
 	}
 }
+
+// CurrentApplicationName is the startup packet's until the server reports
+// one, then the last one reported; the relay's two loops read and write it
+// at once.
+func TestCurrentApplicationName(t *testing.T) {
+	s := State{ApplicationName: "from-startup"}
+	if got := s.CurrentApplicationName(); got != "from-startup" {
+		t.Fatalf("before any report: %q", got)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1000; i++ {
+			s.SetParameter([]byte("application_name\x00PostgreSQL JDBC Driver\x00"))
+		}
+	}()
+	for i := 0; i < 1000; i++ {
+		if got := s.CurrentApplicationName(); got != "from-startup" && got != "PostgreSQL JDBC Driver" {
+			t.Fatalf("while reported: %q", got)
+		}
+	}
+	<-done
+	s.SetParameter([]byte("application_name\x00flyway\x00"))
+	if got := s.CurrentApplicationName(); got != "flyway" || s.ApplicationName != "from-startup" {
+		t.Fatalf("after SET: current %q, startup %q", got, s.ApplicationName)
+	}
+	s.SetParameter([]byte("application_name\x00\x00"))
+	if got := s.CurrentApplicationName(); got != "" {
+		t.Fatalf("after RESET to empty: %q", got)
+	}
+}
