@@ -1,8 +1,8 @@
 // Package enforce is pgguard's enforcement machine: what happens to a
 // statement between the relay reading it from the client and the client
 // reading its answer. It applies the policy's verdict (pass, refuse,
-// rewrite, warn), lifts lock_timeout around a concurrent statement or an
-// advisory-lock wait, checks lock_timeout with the server before a
+// rewrite, warn), lifts lock_timeout around a concurrent statement or a
+// migration tool's wait for its own lock, checks lock_timeout with the server before a
 // statement that blocks writes, retries DDL that failed on lock_timeout,
 // and drops the INVALID index a failed concurrent build of its own left.
 //
@@ -49,7 +49,9 @@
 //	one DDL statement in a Query,    sent, and awaited before the client is read again: hold
 //	autocommit, retries on
 //	CONCURRENTLY or an advisory-     the lift (swallow), the statement (stream, ReadyForQuery
-//	lock wait, alone, autocommit     held), then restore and clean up (swallow)
+//	lock wait, alone, autocommit;    held), then restore and clean up (swallow); in a block,
+//	a tool's lock wait (advisory or  no restore after a failure: the ROLLBACK undoes the lift
+//	lock table) also in a block
 //
 // The server-to-client loop then treats every message of its answer, up to
 // its ReadyForQuery, by the sync point's mode:
