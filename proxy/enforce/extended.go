@@ -36,7 +36,7 @@ func (m *Machine) OnParse(n int) error {
 	delete(m.rewrittenStmts, string(nameBytes))
 	delete(m.ledgerStmts, string(nameBytes))
 	eng := m.cfg.Policy.Engine()
-	if !m.unsynced && !m.lookAhead(eng, queryBytes) {
+	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
 	}
 	m.tools.Observe(wire.BytesView(queryBytes))

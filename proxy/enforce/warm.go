@@ -172,18 +172,20 @@ func (m *Machine) warmCatalog(query string) policy.Catalog {
 }
 
 // lookAhead is called for the first Parse of a batch (nothing unsynced),
-// whose query is current, before it is sent. It walks what the client has
-// already sent of the batch (never waiting for more) and judges ahead each
-// later statement that needs the catalog and that only Parse, Describe,
-// Close and an executed BEGIN precede. It reports false when the session
-// ended while it waited.
-func (m *Machine) lookAhead(eng *policy.Engine, current []byte) bool {
+// of statement currentName with query current, before it is sent. It
+// walks what the client has already sent of the batch (never waiting for
+// more) and judges ahead each later statement that needs the catalog and
+// that only Parse, Describe, Close and the execution of a BEGIN just
+// parsed precede. It reports false when the session ended while it
+// waited. Application traffic (Parse, Bind of a statement other than
+// BEGIN) stops the walk at its second message, allocating nothing.
+func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) bool {
 	m.warm = nil
 	buffered := m.conns.FromClient.Buffered()
 	if buffered < 5 {
 		return true
 	}
-	lastName, lastQuery := []byte(nil), current // the last Parse's
+	lastName, lastQuery := currentName, current // the last Parse's
 	beginPortal, began := []byte(nil), false
 	// The walk stops at the first message that may change what the
 	// catalog says, or that it does not know.
