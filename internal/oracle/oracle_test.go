@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/guardtest"
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
@@ -55,6 +57,14 @@ func database(t *testing.T) string {
 
 func connect(t *testing.T, addr, db string) *pgx.Conn {
 	t.Helper()
+	// The simple protocol: each attempt is sent as written, several
+	// statements in one Query where the case has them.
+	return connectMode(t, addr, db, pgx.QueryExecModeSimpleProtocol)
+}
+
+// connectMode connects with the given default query execution mode.
+func connectMode(t *testing.T, addr, db string, mode pgx.QueryExecMode) *pgx.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	url := fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SuperUser, pgtest.Password, addr, db)
@@ -62,9 +72,7 @@ func connect(t *testing.T, addr, db string) *pgx.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The simple protocol: each attempt is sent as written, several
-	// statements in one Query where the case has them.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.DefaultQueryExecMode = mode
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +177,124 @@ func TestBackfillsAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBackfillsAreRefusedPipelined: the verdict on the backfill must not
+// depend on how the client batches it. Sent behind statements whose
+// answers are still to come (a libpq-style pipeline, two Queries in one
+// write), behind BEGIN in its own batch (pgjdbc with autocommit off) or
+// prepared together with another statement (a pgx Batch), it is refused
+// as it is alone: pgguard asks the planner all the same.
+func TestBackfillsAreRefusedPipelined(t *testing.T) {
+	const backfill = "UPDATE big SET account = account + 1000000 WHERE note IS NOT NULL"
+	for name, send := range map[string]func(t *testing.T, db string) []error{
+		"libpq pipeline, a sync point each": func(t *testing.T, db string) []error {
+			return pipeline(t, db, [][]string{{"SELECT pg_sleep(0.2)"}, {backfill}})
+		},
+		"libpq pipeline, after BEGIN in the same batch": func(t *testing.T, db string) []error {
+			return pipeline(t, db, [][]string{{"BEGIN", backfill}, {"COMMIT"}})
+		},
+		"libpq pipeline, busy, then BEGIN in the same batch": func(t *testing.T, db string) []error {
+			return pipeline(t, db, [][]string{{"SELECT pg_sleep(0.2)"}, {"BEGIN", backfill}, {"COMMIT"}})
+		},
+		"two Queries in one write": func(t *testing.T, db string) []error {
+			return queries(t, db, "SELECT pg_sleep(0.2)", backfill)
+		},
+		"pgx Batch": func(t *testing.T, db string) []error {
+			// The statements are prepared in one batch (Parse, Describe,
+			// Parse, Describe, Sync), then run in another.
+			conn := connectMode(t, guard.ProxyAddr, db, pgx.QueryExecModeCacheStatement)
+			b := &pgx.Batch{}
+			b.Queue("SELECT count(*) FROM small")
+			b.Queue(backfill)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			return []error{conn.SendBatch(ctx, b).Close()}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t)
+			errs := send(t, db)
+			if got := direct(t, db, maxAccount); got != "999" {
+				t.Fatalf("max(account) is %s (errors %v): the backfill ran", got, errs)
+			}
+			if !refusedBy(errs, "pgguard: large-dml") {
+				t.Fatalf("large-dml did not refuse it: %v", errs)
+			}
+		})
+	}
+}
+
+// pipeline sends groups of statements through pgguard in one write, as
+// libpq's pipeline mode does: each statement Parse, Bind, Describe and
+// Execute, each group ended by a Sync. It returns the errors met.
+func pipeline(t *testing.T, db string, groups [][]string) []error {
+	t.Helper()
+	conn := connect(t, guard.ProxyAddr, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := conn.PgConn().StartPipeline(ctx)
+	for _, g := range groups {
+		for _, s := range g {
+			p.SendQueryParams(s, nil, nil, nil, nil)
+		}
+		p.SendPipelineSync()
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for syncs := 0; syncs < len(groups); {
+		res, err := p.GetResults()
+		switch r := res.(type) {
+		case *pgconn.ResultReader:
+			if _, err := r.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		case *pgconn.PipelineSync:
+			syncs++
+		case nil:
+			if err == nil {
+				t.Fatalf("pipeline ended after %d of %d sync points", syncs, len(groups))
+			}
+			errs = append(errs, err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// queries sends simple Queries through pgguard in one write and returns
+// the errors met.
+func queries(t *testing.T, db string, sqls ...string) []error {
+	t.Helper()
+	conn := connect(t, guard.ProxyAddr, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pc := conn.PgConn()
+	for _, s := range sqls {
+		pc.Frontend().Send(&pgproto3.Query{String: s})
+	}
+	if err := pc.Frontend().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for ready := 0; ready < len(sqls); {
+		msg, err := pc.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			errs = append(errs, pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	return errs
 }
 
 // TestDataChangeUnderAccessExclusive: the migration that adds a column and

@@ -36,6 +36,9 @@ func (m *Machine) OnParse(n int) error {
 	delete(m.rewrittenStmts, string(nameBytes))
 	delete(m.ledgerStmts, string(nameBytes))
 	eng := m.cfg.Policy.Engine()
+	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
+		return nil
+	}
 	m.tools.Observe(wire.BytesView(queryBytes))
 	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
@@ -58,10 +61,15 @@ func (m *Machine) OnParse(n int) error {
 	}
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
 	decide := func() []policy.StatementDecision {
-		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, m.policyContext(alone))}}
+		sc := m.policyContext(alone)
+		if m.unsynced {
+			// Judged ahead, before its batch reached the server (warm.go).
+			sc.Catalog = m.warmCatalog(query)
+		}
+		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, sc)}}
 	}
 	ds := decide()
-	if (needsCare(ds) || advisory) && m.pending.Load() > 0 {
+	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
 		if !m.waitIdle() {
 			return nil
 		}

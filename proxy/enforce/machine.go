@@ -98,6 +98,11 @@ type Machine struct {
 	qbuf    []byte
 	pctx    policy.Context
 	catalog pgcatalog.Catalog
+	// probe stands in for the catalog while sync points are pending; warm
+	// holds the catalog's answers for later statements of the open batch,
+	// asked ahead (warm.go).
+	probe probeCatalog
+	warm  []*warmed
 	// ledgerStmts are prepared ledger INSERTs that carry the migration's
 	// name in a bind parameter; their Bind reports the record (ledgerBind).
 	ledgerStmts map[string]ledgerStmt
@@ -163,6 +168,9 @@ func (m *Machine) Pending() int32 { return m.pending.Load() }
 func (m *Machine) OnSync() {
 	m.newSyncPoint()
 	m.batch, m.unsynced, m.batchChangesLockTimeout = nil, false, false
+	if m.warm != nil {
+		m.warm = nil // judged ahead for this batch only
+	}
 }
 
 // OnExtended records an extended-protocol message (Parse, Bind, Describe,

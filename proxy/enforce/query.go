@@ -54,7 +54,17 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.Alone = alone && !m.unsynced
 	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
-	if m.pending.Load() == 0 && !m.unsynced && m.state.TxStatus() != 'E' {
+	m.probe.asked = false
+	switch {
+	case m.unsynced:
+		// Behind other messages of its batch: the catalog cannot be asked
+		// now (OnParse replays what was asked ahead, warm.go).
+	case m.pending.Load() > 0:
+		// The status is stale and the connection busy: the probe tells
+		// whether the verdict needs the catalog; if so, the caller waits
+		// for idle and judges again (asksCatalog).
+		sc.Catalog = &m.probe
+	case m.state.TxStatus() != 'E':
 		sc.Catalog = &m.catalog
 	}
 	return sc
@@ -146,9 +156,10 @@ func (m *Machine) OnQuery(n int) error {
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
 	ds, _ := eng.DecideQuery(ctx, sql, m.policyContext(true))
-	if (needsCare(ds) || advisory) && m.pending.Load() > 0 {
+	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
 		// Judge again once the statements before it are answered: the
-		// transaction status is stale while they run.
+		// transaction status is stale while they run, and the catalog
+		// cannot be asked; the verdict must not depend on the timing.
 		if !m.waitIdle() {
 			return nil
 		}

@@ -1,0 +1,296 @@
+package enforce
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/policy"
+)
+
+// A statement's verdict must not depend on how the client batches it: the
+// server's catalog is the oracle. The catalog is asked on the session's own
+// connection, which is possible only at a statement boundary with nothing
+// unanswered. Two things make a statement arrive when it is not:
+//
+//   - sync points still pending (a pipeline, two Queries in one write):
+//     the statement is judged first with probeCatalog, which answers
+//     nothing and records that it was asked; when it was, the machine
+//     waits for the session to be idle and judges again with the catalog
+//     (OnQuery, OnParse).
+//   - earlier messages of the same unsynced batch (pgjdbc sends BEGIN in
+//     the first statement's batch; pgx prepares a batch's statements in
+//     one). The catalog cannot be asked between them without a Sync of
+//     pgguard's own, which the client would notice. When the batch's
+//     first Parse is read, and what lies ahead of a later Parse in the
+//     batch cannot change what the catalog says (Parse, Describe and
+//     Close, and the execution of BEGIN or START TRANSACTION), that later
+//     statement is judged ahead, before anything of the batch reaches the
+//     server, and the catalog's answers are recorded (warmed); its own
+//     judgement then replays them. A question not recorded is unknown.
+
+// probeCatalog answers every question "unknown" and records that one was
+// asked: the verdict then needs the catalog.
+type probeCatalog struct{ asked bool }
+
+var (
+	_ policy.Catalog          = (*probeCatalog)(nil)
+	_ policy.ColumnTyper      = (*probeCatalog)(nil)
+	_ policy.MatViewPopulater = (*probeCatalog)(nil)
+	_ policy.PartitionCatalog = (*probeCatalog)(nil)
+)
+
+func (p *probeCatalog) TableSize(context.Context, string) (policy.TableSize, bool) {
+	p.asked = true
+	return policy.TableSize{}, false
+}
+
+func (p *probeCatalog) HasValidatedNotNullCheck(context.Context, string, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+func (p *probeCatalog) IsPartitioned(context.Context, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+func (p *probeCatalog) Index(context.Context, string) (bool, bool, bool) {
+	p.asked = true
+	return false, false, false
+}
+
+func (p *probeCatalog) HasUniqueIndex(context.Context, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+func (p *probeCatalog) FunctionVolatility(context.Context, string) (policy.Volatility, bool) {
+	p.asked = true
+	return policy.VolatilityUnknown, false
+}
+
+func (p *probeCatalog) EstimateRows(context.Context, string) (int64, bool) {
+	p.asked = true
+	return 0, false
+}
+
+func (p *probeCatalog) ColumnType(context.Context, string, string) (string, bool) {
+	p.asked = true
+	return "", false
+}
+
+func (p *probeCatalog) MatViewPopulated(context.Context, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+func (p *probeCatalog) PartitionKey(context.Context, string) (string, []string, bool) {
+	p.asked = true
+	return "", nil, false
+}
+
+func (p *probeCatalog) HasValidatedCheckOn(context.Context, string, []string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+// asksCatalog reports whether the last judgement asked probeCatalog, so
+// that a statement judged while sync points were pending must be judged
+// again once the session is idle.
+func (m *Machine) asksCatalog() bool { return m.probe.asked }
+
+// warmed is what the catalog answered, ahead, for a later statement of
+// the batch being received.
+type warmed struct {
+	query   string
+	idle    bool
+	version int
+	answers map[string]warmAnswer
+}
+
+type warmAnswer struct {
+	rows [][]*string
+	ok   bool
+}
+
+// guardedKey marks an answer given by QueryGuarded.
+const guardedKey = "\x00guarded\x00"
+
+// recordingQuerier runs the catalog's queries and records their answers.
+type recordingQuerier struct {
+	q sessionQuerier
+	w *warmed
+}
+
+func (r recordingQuerier) Query(sql string) ([][]*string, bool) {
+	rows, ok := r.q.Query(sql)
+	r.w.answers[sql] = warmAnswer{rows, ok}
+	return rows, ok
+}
+
+func (r recordingQuerier) QueryGuarded(sql string) ([][]*string, bool) {
+	rows, ok := r.q.QueryGuarded(sql)
+	r.w.answers[guardedKey+sql] = warmAnswer{rows, ok}
+	return rows, ok
+}
+
+func (r recordingQuerier) Idle() bool         { return r.w.idle }
+func (r recordingQuerier) ServerVersion() int { return r.w.version }
+
+// replayQuerier answers from what was recorded; anything else is unknown.
+type replayQuerier struct{ w *warmed }
+
+func (r replayQuerier) Query(sql string) ([][]*string, bool) {
+	a := r.w.answers[sql]
+	return a.rows, a.ok
+}
+
+func (r replayQuerier) QueryGuarded(sql string) ([][]*string, bool) {
+	a := r.w.answers[guardedKey+sql]
+	return a.rows, a.ok
+}
+
+func (r replayQuerier) Idle() bool         { return r.w.idle }
+func (r replayQuerier) ServerVersion() int { return r.w.version }
+
+var (
+	_ pgcatalog.GuardedQuerier = recordingQuerier{}
+	_ pgcatalog.GuardedQuerier = replayQuerier{}
+)
+
+// warmCatalog returns the recorded catalog for a statement of the open
+// batch judged ahead, or nil.
+func (m *Machine) warmCatalog(query string) policy.Catalog {
+	for _, w := range m.warm {
+		if w.query == query {
+			return &pgcatalog.Catalog{Q: replayQuerier{w}}
+		}
+	}
+	return nil
+}
+
+// lookAhead is called for the first Parse of a batch (nothing unsynced),
+// of statement currentName with query current, before it is sent. It
+// walks what the client has already sent of the batch (never waiting for
+// more) and judges ahead each later statement that needs the catalog and
+// that only Parse, Describe, Close and the execution of a BEGIN just
+// parsed precede. It reports false when the session ended while it
+// waited. Application traffic (Parse, Bind of a statement other than
+// BEGIN) stops the walk at its second message, allocating nothing.
+func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) bool {
+	m.warm = nil
+	buffered := m.conns.FromClient.Buffered()
+	if buffered < 5 {
+		return true
+	}
+	lastName, lastQuery := currentName, current // the last Parse's
+	beginPortal, began := []byte(nil), false
+	// The walk stops at the first message that may change what the
+	// catalog says, or that it does not know.
+	for off := 0; off+5 <= buffered; {
+		b, err := m.conns.FromClient.Peek(off + 5)
+		if err != nil {
+			return true
+		}
+		typ, l := wire.ClientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
+		if l < 4 || off+1+l > buffered {
+			return true
+		}
+		switch typ {
+		case wire.ClientDescribe, wire.ClientClose:
+		case wire.ClientBind:
+			// Only BEGIN's execution: it opens a transaction block, the
+			// catalog's answers stay what they were.
+			if began {
+				return true // one BEGIN is enough; a second is unusual
+			}
+			body, err := m.conns.FromClient.Peek(off + 1 + l)
+			if err != nil {
+				return true
+			}
+			portal, rest, ok := wire.CStringBytes(body[off+5:])
+			if !ok {
+				return true
+			}
+			stmt, _, ok := wire.CStringBytes(rest)
+			if !ok || string(stmt) != string(lastName) || !policy.BeginsTransaction(wire.BytesView(lastQuery)) {
+				return true
+			}
+			beginPortal, began = portal, true
+		case wire.ClientExecute:
+			body, err := m.conns.FromClient.Peek(off + 1 + l)
+			if err != nil {
+				return true
+			}
+			portal, _, ok := wire.CStringBytes(body[off+5:])
+			if !ok || !began || string(portal) != string(beginPortal) {
+				return true
+			}
+		case wire.ClientParse:
+			body, err := m.conns.FromClient.Peek(off + 1 + l)
+			if err != nil {
+				return true
+			}
+			name, rest, ok := wire.CStringBytes(body[off+5:])
+			if !ok {
+				return true
+			}
+			query, _, ok := wire.CStringBytes(rest)
+			if !ok {
+				return true
+			}
+			if _, plain := eng.Plain(wire.BytesView(query)); !plain || m.tx.Exclusive("", "") {
+				beginPortal = append([]byte(nil), beginPortal...)
+				if !m.judgeAhead(eng, string(query)) {
+					return false
+				}
+				// judgeAhead may have waited, and the reader may have
+				// moved what it holds: the same bytes, at the same offset.
+				if body, err = m.conns.FromClient.Peek(off + 1 + l); err != nil {
+					return true
+				}
+				name, rest, _ = wire.CStringBytes(body[off+5:])
+				query, _, _ = wire.CStringBytes(rest)
+			}
+			lastName, lastQuery = name, query
+		default: // Sync, Flush (the client may wait for answers), anything else
+			return true
+		}
+		off += 1 + l
+	}
+	return true
+}
+
+// judgeAhead judges a later statement of the batch now, with the catalog
+// as it is before the batch, and records the catalog's answers for its own
+// judgement.
+func (m *Machine) judgeAhead(eng *policy.Engine, query string) bool {
+	ctx := context.Background()
+	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
+	judge := func(c policy.Catalog) {
+		sc := m.policyContext(false)
+		// As it is judged when it comes: behind other messages of its
+		// batch, in a transaction (implicit, or the block BEGIN opened).
+		sc.Alone, sc.InTransaction = false, true
+		sc.Catalog = c
+		eng.Decide(ctx, stmt, sc)
+	}
+	m.probe.asked = false
+	judge(&m.probe)
+	if !m.probe.asked {
+		return true
+	}
+	if m.pending.Load() > 0 && !m.waitIdle() {
+		return false
+	}
+	if m.state.TxStatus() == 'E' {
+		return true
+	}
+	w := &warmed{query: query, idle: sessionQuerier{m}.Idle(), version: m.state.ServerVersion(),
+		answers: map[string]warmAnswer{}}
+	judge(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}})
+	m.warm = append(m.warm, w)
+	return true
+}
