@@ -381,15 +381,26 @@ func cleanupLeavesOtherBuild(t *testing.T, otherOn string) {
 		t.Fatalf("err = %v, want 42P07 or 40P01", err)
 	}
 	mustExec(t, holder, "COMMIT")
+	// Two concurrent builds on the same table can deadlock in PostgreSQL
+	// itself (each waits for the other's transaction); the server then
+	// picks the victim, which may be the other session's build. That is
+	// the server's doing, as it would be without pgguard; what pgguard
+	// must never do is drop that session's index.
+	victim := false
 	select {
 	case err := <-built:
-		if err != nil {
+		switch {
+		case err == nil:
+		case pgCode(err) == "40P01" && strings.HasPrefix(otherOn, "big "):
+			victim = true
+			t.Logf("PostgreSQL chose the other session's build as the deadlock victim: %v", err)
+		default:
 			t.Fatalf("the other session's build failed: %v", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the other build did not finish")
 	}
-	if ex, valid := indexValid(t, "wire_same_name"); !ex || !valid || obs.cleanups.Load() != 0 {
+	if ex, valid := indexValid(t, "wire_same_name"); !ex || (!valid && !victim) || obs.cleanups.Load() != 0 {
 		t.Fatalf("index exists=%v valid=%v, cleanups %d", ex, valid, obs.cleanups.Load())
 	}
 	// No attempt to drop it: a DROP INDEX CONCURRENTLY waits for the other

@@ -6,7 +6,6 @@ CREATE TABLE payees (id bigserial PRIMARY KEY, name text NOT NULL);
 --changeset app:add_nickname
 ALTER TABLE big ADD COLUMN nickname text;
 
--- Not the first statement of its transaction: see index-small-first.
 --changeset app:index_small
 ALTER TABLE small ADD COLUMN label text;
 CREATE INDEX small_v_idx ON small (v);
