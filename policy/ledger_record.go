@@ -95,6 +95,11 @@ func RecordsMigration(text string) (LedgerRecord, bool) {
 	return rec, true
 }
 
+// MentionsLedger reports whether a statement names a migration tool's
+// ledger (creating it, reading it, recording in it): the tool's
+// bookkeeping, not part of a migration.
+func MentionsLedger(text string) bool { return mentionsLedger(text) }
+
 // mentionsLedger reports whether text names a ledger that records
 // migrations.
 func mentionsLedger(text string) bool {

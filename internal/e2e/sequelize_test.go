@@ -266,3 +266,37 @@ func TestSequelizeUnsafeMigrationsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSequelizeHalfAppliedMigrationSaysWhatCommitted: sequelize-cli runs a
+// migration without a transaction, so when its second statement is
+// refused the first has already committed. The refusal must say so, with
+// that statement, so that the user knows what to undo before re-running.
+func TestSequelizeHalfAppliedMigrationSaysWhatCommitted(t *testing.T) {
+	e := setup(t)
+	before := e.meta(t)
+	out, code := e.cli(t, "db:migrate", "--migrations-path", filepath.Join("bad", "half-applied"))
+	if code == 0 {
+		t.Fatalf("db:migrate succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "pgguard: add-column-volatile-default:") {
+		t.Fatalf("sequelize-cli did not print the refusal:\n%s", out)
+	}
+	if !strings.Contains(out, "Already committed by this migration") || !strings.Contains(out, "nickname2") {
+		t.Fatalf("the refusal does not say that the migration's first statement already committed:\n%s", out)
+	}
+	if strings.Contains(out, `CREATE TABLE IF NOT EXISTS "SequelizeMeta"`) {
+		t.Fatalf("the tool's own ledger table is listed as part of the migration:\n%s", out)
+	}
+	if after := e.meta(t); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("SequelizeMeta changed: %v → %v", before, after)
+	}
+	// What the refusal says is what the server holds: the first column is
+	// there, the refused one is not.
+	if v := e.scalar(t, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'Accounts' AND column_name = 'nickname2'`); v != "1" {
+		t.Fatalf("Accounts.nickname2: %s columns, want the committed one", v)
+	}
+	if v := e.scalar(t, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'JournalLines' AND column_name = 'reference'`); v != "0" {
+		t.Fatal("the refused column was added")
+	}
+	t.Logf("sequelize-cli printed (exit %d):\n%s", code, out)
+}

@@ -15,7 +15,7 @@ import (
 // PGGUARD_WIRE_SESSIONS and PGGUARD_WIRE_SEED for longer or other runs.
 const (
 	defaultSeed     = 20261130
-	defaultSessions = 500
+	defaultSessions = 2000
 	defaultWorkers  = 4
 )
 

@@ -231,7 +231,9 @@ func (m *Machine) report(ev *observe.StatementEvent, tag, sqlstate string) {
 	switch {
 	case ev.Records && sqlstate == "":
 		m.committed.reset()
-	case ev.DDL && sqlstate == "" && m.state.TxStatus() == 'I' && ev.Action != policy.Reject.String():
+	case ev.DDL && sqlstate == "" && m.state.TxStatus() == 'I' && ev.Action != policy.Reject.String() && !policy.MentionsLedger(ev.SQL):
+		// The tool's own bookkeeping (CREATE TABLE "SequelizeMeta") is not
+		// part of the migration the user must undo.
 		m.committed.add(ev.SQL)
 	}
 	if ev.Records {
