@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ func enforceDatabase(t *testing.T) {
 		defer conn.Close(ctx)
 		for _, q := range []string{
 			"CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text)",
-			"INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, 300000) g",
+			"INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, " + strconv.Itoa(bigRows) + ") g",
 			"CREATE TABLE small (id int PRIMARY KEY, v text)",
 			"ANALYZE",
 			"GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC",
