@@ -139,12 +139,7 @@ func TestBodiesCannotRewriteBig(t *testing.T) {
 			t.Parallel()
 			db := database(t)
 			errs := through(t, db, stmts)
-			if got := direct(t, db, accountType); got != "integer" {
-				t.Fatalf("big.account is %s after %q (errors %v): the rewrite ran", got, stmts, errs)
-			}
-			if !refusedBy(errs, "pgguard: ") {
-				t.Fatalf("no statement was refused by pgguard: %v", errs)
-			}
+			serverHolds(t, db, errs, accountType, "integer", "pgguard: ")
 		})
 	}
 }
@@ -169,12 +164,7 @@ func TestBackfillsAreRefused(t *testing.T) {
 			t.Parallel()
 			db := database(t)
 			errs := through(t, db, stmts)
-			if got := direct(t, db, maxAccount); got != "999" {
-				t.Fatalf("max(account) is %s after %q (errors %v): the backfill ran", got, stmts, errs)
-			}
-			if !refusedBy(errs, "pgguard: large-dml") {
-				t.Fatalf("large-dml did not refuse it: %v", errs)
-			}
+			serverHolds(t, db, errs, maxAccount, "999", "pgguard: large-dml")
 		})
 	}
 }
@@ -216,12 +206,7 @@ func TestBackfillsAreRefusedPipelined(t *testing.T) {
 			t.Parallel()
 			db := database(t)
 			errs := send(t, db)
-			if got := direct(t, db, maxAccount); got != "999" {
-				t.Fatalf("max(account) is %s (errors %v): the backfill ran", got, errs)
-			}
-			if !refusedBy(errs, "pgguard: large-dml") {
-				t.Fatalf("large-dml did not refuse it: %v", errs)
-			}
+			serverHolds(t, db, errs, maxAccount, "999", "pgguard: large-dml")
 		})
 	}
 }
@@ -311,13 +296,21 @@ func TestDataChangeUnderAccessExclusive(t *testing.T) {
 			t.Parallel()
 			db := database(t)
 			errs := through(t, db, stmts)
-			if got := direct(t, db, hasTier); got != "0" {
-				t.Fatalf("big.tier exists after %q (errors %v): the transaction committed", stmts, errs)
-			}
-			if !refusedBy(errs, "pgguard: large-dml") {
-				t.Fatalf("large-dml did not refuse it: %v", errs)
-			}
+			serverHolds(t, db, errs, hasTier, "0", "pgguard: large-dml")
 		})
+	}
+}
+
+// serverHolds is the verdict of every case: asked directly, the server
+// answers query with want (the unsafe change did not happen), and one of
+// the attempt's errors is pgguard's refusal starting with refusal.
+func serverHolds(t *testing.T, db string, errs []error, query, want, refusal string) {
+	t.Helper()
+	if got := direct(t, db, query); got != want {
+		t.Fatalf("%s gives %s after the attempt, want %s (errors %v): the change happened", query, got, want, errs)
+	}
+	if !refusedBy(errs, refusal) {
+		t.Fatalf("no statement was refused with %q: %v", refusal, errs)
 	}
 }
 
