@@ -57,6 +57,7 @@ const (
 	ServerCopyInResponse   ServerMsg = 'G'
 	ServerCopyOutResponse  ServerMsg = 'H'
 	ServerCopyBothResponse ServerMsg = 'W'
+	ServerCloseComplete    ServerMsg = '3'
 )
 
 // PostgreSQL's own limits on a client message's length field (which counts

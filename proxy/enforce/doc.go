@@ -46,8 +46,9 @@
 //	refused                          the refusal marker goes instead: stream, error replaced
 //	blocks writes                    lock_timeout checked with the server first when nothing
 //	                                 is pending (swallow), a WARNING if it was set back: stream
-//	one DDL statement in a Query,    sent, and awaited before the client is read again: hold
-//	autocommit, retries on
+//	one DDL statement in a Query,    sent, and awaited before the client is read again: hold;
+//	or alone in a batch with one     a resent batch starts with a Close of its named
+//	Execute; autocommit, retries on  statement, whose CloseComplete is dropped
 //	CONCURRENTLY or an advisory-     the lift (swallow), the statement (stream, ReadyForQuery
 //	lock wait, alone, autocommit;    held), then restore and clean up (swallow); in a block,
 //	a tool's lock wait (advisory or  no restore after a failure: the ROLLBACK undoes the lift

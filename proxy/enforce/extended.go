@@ -55,7 +55,7 @@ func (m *Machine) OnParse(n int) error {
 	}
 	name, query := string(nameBytes), string(queryBytes)
 	ctx := context.Background()
-	alone, executes, err := m.aloneInBatch()
+	alone, executes, end, err := m.aloneInBatch()
 	if err != nil {
 		return err
 	}
@@ -133,19 +133,83 @@ func (m *Machine) OnParse(n int) error {
 		if warning != nil {
 			v.notices = append(v.notices, warning)
 		}
-		m.amend(m.batchPoint(), func(b *syncPoint) {
+		if sql := v.sql(query); sql != query {
+			body = parseBody(name, sql, params)
+		}
+		// DDL alone in its batch, in autocommit: the whole batch is one
+		// implicit transaction, which a lock_timeout failure rolls back, so
+		// it may be sent again, as a Query is (OnQuery).
+		var r *retry
+		if alone && executes == 1 && v.ddl && !m.state.InTransaction() && len(ds) == 1 && ds[0].Decision.Retryable {
+			r = m.batchRetry(eng, name, body, end)
+		}
+		b := m.batchPoint()
+		m.amend(b, func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.creates = append(b.creates, v.creates...)
 			b.notValid = append(b.notValid, v.notValid...)
 			b.exclusive = append(b.exclusive, v.exclusive...)
 			b.events = append(b.events, events...)
+			if r != nil {
+				b.mode, b.retry, b.done = hold, r, make(chan struct{})
+			}
 		})
+		if r != nil {
+			// Nothing else may reach the server until the retries are over.
+			m.afterSync = func() error {
+				if _, clientLeft := m.awaitOutcome(b, true); clientLeft {
+					return ErrClientLeft
+				}
+				return nil
+			}
+		}
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientParse, body)
 	}
 	m.unsynced = true
 	if sql := v.sql(query); sql != query {
 		return m.conns.sendMessage(wire.ClientParse, parseBody(name, sql, params))
 	}
 	return m.conns.sendMessage(wire.ClientParse, body)
+}
+
+// batchRetry returns the retry state for a DDL statement whose Parse (body
+// as sent) is alone in its batch, which ends at end in the read buffer
+// (aloneInBatch), or nil when retries are off or the batch cannot be sent
+// again as it is. The statement is sent again with the rest of the batch;
+// a named statement is closed first, since its first Parse may have
+// succeeded, and that Close's answer is not the client's (retry.closes).
+func (m *Machine) batchRetry(eng *policy.Engine, name string, body []byte, end int) *retry {
+	rest, err := m.conns.FromClient.Peek(end)
+	if err != nil {
+		return nil
+	}
+	// Every Bind must bind this statement: the relay passes such a batch
+	// on as it is, so the server gets the same bytes again.
+	for off := 0; off < len(rest); {
+		l := int(binary.BigEndian.Uint32(rest[off+1 : off+5]))
+		if wire.ClientMsg(rest[off]) == wire.ClientBind {
+			_, tail, ok := wire.CStringBytes(rest[off+5 : off+1+l])
+			stmt, _, ok2 := wire.CStringBytes(tail)
+			if !ok || !ok2 || string(stmt) != name {
+				return nil
+			}
+		}
+		off += 1 + l
+	}
+	var msg []byte
+	closes := 0
+	if name != "" {
+		msg = wire.Frame(wire.ClientClose, append(append([]byte{'S'}, name...), 0))
+		closes = 1
+	}
+	msg = append(msg, wire.Frame(wire.ClientParse, body)...)
+	msg = append(msg, rest...)
+	r := m.retryFor(eng, msg)
+	if r != nil {
+		r.closes = closes
+	}
+	return r
 }
 
 // parseBody encodes a Parse body; params is the original parameter-type
@@ -179,33 +243,35 @@ func (m *Machine) batchPoint() *syncPoint {
 // waits for answers, so the wait ends. A Flush (the client wants answers
 // before its Sync, and what it sends next is unknown), anything else, or a
 // batch longer than the read buffer makes the statement not alone.
-// It also reports how many Executes the batch holds (0 or 1 when alone).
-func (m *Machine) aloneInBatch() (alone bool, executes int, err error) {
+// It also reports how many Executes the batch holds (0 or 1 when alone)
+// and, when alone, where the batch ends in the read buffer: the Sync's
+// last byte is at end-1.
+func (m *Machine) aloneInBatch() (alone bool, executes, end int, err error) {
 	if m.unsynced {
-		return false, 0, nil
+		return false, 0, 0, nil
 	}
 	for off := 0; ; {
 		if off+5 > m.conns.FromClient.Size() {
-			return false, executes, nil
+			return false, executes, 0, nil
 		}
 		b, err := m.conns.FromClient.Peek(off + 5)
 		if err != nil {
-			return false, executes, err
+			return false, executes, 0, err
 		}
 		typ, l := wire.ClientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
 		switch typ {
 		case wire.ClientSync:
-			return executes <= 1, executes, nil
+			return executes <= 1, executes, off + 1 + l, nil
 		case wire.ClientExecute:
 			if executes++; executes > 1 {
-				return false, executes, nil
+				return false, executes, 0, nil
 			}
 		case wire.ClientBind, wire.ClientDescribe, wire.ClientClose:
 		default:
-			return false, executes, nil
+			return false, executes, 0, nil
 		}
 		if l < 4 {
-			return false, executes, nil
+			return false, executes, 0, nil
 		}
 		off += 1 + l
 	}
@@ -243,7 +309,7 @@ func (m *Machine) OnBind(n int) error {
 		m.unsynced = true
 		return m.conns.sendMessage(wire.ClientBind, body)
 	}
-	alone, _, err := m.aloneInBatch()
+	alone, _, _, err := m.aloneInBatch()
 	if err != nil {
 		return err
 	}

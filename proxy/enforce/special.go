@@ -66,6 +66,10 @@ func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 			return err
 		}
 		err = m.peeked(sp, typ, body)
+	case typ == wire.ServerCloseComplete && sp.retry != nil && sp.retry.skip > 0:
+		// The answer to the Close that a resent batch starts with.
+		sp.retry.skip--
+		_, err = m.conns.FromServer.Discard(n)
 	case typ == wire.ServerDataRow && sp.mode == swallow:
 		err = m.keepRow(sp, n)
 	default:
@@ -217,11 +221,14 @@ func commandTag(tag string) string {
 // retry is the state of a DDL statement that may be retried after a
 // lock_timeout failure.
 type retry struct {
-	query    []byte // the Query message to send again
-	attempt  int    // retries done so far
-	attempts int    // retries allowed
-	initial  time.Duration
-	max      time.Duration
+	query []byte // the messages to send again: a Query, or a batch
+	// closes counts the Closes that a resent batch starts with; skip,
+	// those whose CloseComplete has not come back yet.
+	closes, skip int
+	attempt      int // retries done so far
+	attempts     int // retries allowed
+	initial      time.Duration
+	max          time.Duration
 	// buf holds the answer back until it is final (at most
 	// Config.MaxHeldAnswer bytes).
 	buf     bytes.Buffer
@@ -249,6 +256,7 @@ func (m *Machine) resend(sp *syncPoint) error {
 		r.onRetry(r.attempt, d)
 	}
 	r.buf.Reset()
+	r.skip = r.closes
 	sp.errCode, sp.errMsg, sp.tag = "", "", ""
 	m.conns.ToClientMu.Unlock()
 	defer m.conns.ToClientMu.Lock()
