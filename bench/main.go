@@ -39,6 +39,9 @@ type options struct {
 	out     string
 	keep    bool   // keep the work directory (logs, configuration)
 	profile string // where to write a CPU profile of pgguard; "" skips
+	// floor lists the client counts at which pgguard and PgBouncer are
+	// measured beside bench/floor, the cheapest relay Go can run; empty skips.
+	floor []int
 }
 
 var knownModes = []string{"simple", "extended", "prepared"}
@@ -84,6 +87,7 @@ func parseFlags(args []string) (options, error) {
 	connect := fs.String("connect", "1,8", "client counts for the new-connection-per-transaction run (pgbench -C -S); empty skips")
 	fs.StringVar(&o.out, "out", "bench/results", "directory the report is written to; empty writes none")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory with the logs of pgguard and PgBouncer")
+	floor := fs.String("floor", "8", "client counts at which pgbench -S (simple and prepared) runs through pgguard, bench/floor (the cheapest relay Go can run) and PgBouncer; empty skips")
 	fs.StringVar(&o.profile, "profile", "", "after the measurements, write a CPU profile of pgguard under pgbench -S -M simple -c 8 to this file (pgguard runs with --pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -96,6 +100,9 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	if o.connect, err = parseInts("--connect", *connect, true); err != nil {
+		return o, err
+	}
+	if o.floor, err = parseInts("--floor", *floor, true); err != nil {
 		return o, err
 	}
 	if o.modes, err = parseChoices("--modes", *modes, knownModes, false); err != nil {

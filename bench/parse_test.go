@@ -15,8 +15,8 @@ func TestParseStatCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * time.Second; got != want {
-		t.Fatalf("cpu = %v, want %v", got, want)
+	if got.user != 1500*time.Millisecond || got.sys != 500*time.Millisecond {
+		t.Fatalf("user %v, system %v; want 1.5s and 0.5s", got.user, got.sys)
 	}
 	if _, err := parseStatCPU([]byte("4242 (short) S 1 2")); err == nil {
 		t.Fatal("short line accepted")

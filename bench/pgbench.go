@@ -47,18 +47,23 @@ type measurement struct {
 	avgMs  float64 // mean transaction latency, from the per-transaction log
 	p99Ms  float64 // 99th percentile transaction latency
 	connMs float64 // pgbench's average connection time; -C runs only
-	// cpu is the CPU time the proxy process used during the run; hasCPU is
-	// false for direct, where there is no proxy.
-	cpu    time.Duration
+	// use is what the proxy process used during the run; hasCPU is false
+	// for direct, where there is no proxy.
+	use    usage
 	hasCPU bool
 }
 
-// cpuPer1k is proxy CPU seconds per 1,000 transactions.
+// cpuPer1k is proxy CPU seconds (user and system) per 1,000 transactions.
 func (m measurement) cpuPer1k() float64 {
+	return m.perTx((m.use.user + m.use.sys).Seconds()) * 1000
+}
+
+// perTx divides a quantity of the run by its transactions.
+func (m measurement) perTx(v float64) float64 {
 	if m.txns == 0 {
 		return 0
 	}
-	return m.cpu.Seconds() * 1000 / float64(m.txns)
+	return v / float64(m.txns)
 }
 
 // bencher runs pgbench against targets.
@@ -133,9 +138,9 @@ func (b *bencher) runFor(ctx context.Context, t *target, w workload, d time.Dura
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PGSSLMODE=disable", "PGAPPNAME=pgguard-bench")
 
-	var cpu0 time.Duration
+	var use0 usage
 	if t.proc != nil {
-		if cpu0, err = cpuTime(t.proc.pid()); err != nil {
+		if use0, err = usageOf(t.proc.pid()); err != nil {
 			return m, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
@@ -151,11 +156,11 @@ func (b *bencher) runFor(ctx context.Context, t *target, w workload, d time.Dura
 		return m, err
 	}
 	if t.proc != nil {
-		cpu1, err := cpuTime(t.proc.pid())
+		use1, err := usageOf(t.proc.pid())
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", t.name, err)
 		}
-		m.cpu, m.hasCPU = cpu1-cpu0, true
+		m.use, m.hasCPU = use1.sub(use0), true
 	}
 	if err := parseSummary(string(out), &m); err != nil {
 		return m, fmt.Errorf("pgbench %s against %s: %w\n%s", w, t.name, err, indent(string(out)))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,35 +15,60 @@ import (
 // 100 on every Linux architecture Go supports without cgo's sysconf.
 const clockTick = 10 * time.Millisecond
 
-// cpuTime is the user plus system CPU time a process has used so far, over
-// all its threads.
-func cpuTime(pid int) (time.Duration, error) {
+// usage is what a process has used so far, over all its threads: CPU time
+// in user space and in the kernel, and context switches (the times one of
+// its threads gave up or was taken off a CPU).
+type usage struct {
+	user, sys   time.Duration
+	ctxSwitches int64
+}
+
+func (u usage) sub(v usage) usage {
+	return usage{user: u.user - v.user, sys: u.sys - v.sys, ctxSwitches: u.ctxSwitches - v.ctxSwitches}
+}
+
+// usageOf reads a process's usage from /proc.
+func usageOf(pid int) (usage, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading CPU time: %w", err)
+		return usage{}, fmt.Errorf("reading CPU time: %w", err)
 	}
-	return parseStatCPU(b)
+	u, err := parseStatCPU(b)
+	if err != nil {
+		return u, err
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		return u, err
+	}
+	for _, t := range tasks {
+		// A thread may end between the glob and the read: it no longer counts.
+		v, _ := statusField(t, "voluntary_ctxt_switches")
+		n, _ := statusField(t, "nonvoluntary_ctxt_switches")
+		u.ctxSwitches += v + n
+	}
+	return u, nil
 }
 
 // parseStatCPU reads utime and stime (fields 14 and 15) from a
 // /proc/<pid>/stat line. The command name (field 2) may hold spaces and
 // parentheses, so fields are counted from the last ')'.
-func parseStatCPU(b []byte) (time.Duration, error) {
+func parseStatCPU(b []byte) (usage, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc stat line %q", b)
+		return usage{}, fmt.Errorf("malformed /proc stat line %q", b)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc stat line %q", b)
+		return usage{}, fmt.Errorf("short /proc stat line %q", b)
 	}
 	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
 	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("malformed utime/stime in /proc stat line %q", b)
+		return usage{}, fmt.Errorf("malformed utime/stime in /proc stat line %q", b)
 	}
-	return time.Duration(utime+stime) * clockTick, nil
+	return usage{user: time.Duration(utime) * clockTick, sys: time.Duration(stime) * clockTick}, nil
 }
 
 // rssKiB is a process's resident set size (VmRSS) in KiB.

@@ -21,6 +21,7 @@ type report struct {
 	elapsed time.Duration
 	cells   []cell // the pgbench matrix
 	connect []cell // new connection per transaction
+	floor   []cell // pgguard, bench/floor and PgBouncer
 	idle    []idleResult
 	counts  []statementCount
 }
@@ -45,6 +46,8 @@ func (r *report) markdown() string {
 	if len(r.cells) > 0 {
 		b.WriteString("## Throughput and proxy CPU\n\n")
 		r.throughputTable(&b, r.cells)
+		b.WriteString("\n## Where the proxies' CPU goes\n\n")
+		r.cpuTable(&b, r.cells)
 		b.WriteString("\n## Latency (ms, from the per-transaction log)\n\n")
 		r.latencyTable(&b, r.cells)
 	}
@@ -55,6 +58,10 @@ func (r *report) markdown() string {
 	if len(r.connect) > 0 {
 		b.WriteString("\n## New connection per transaction (`pgbench -C -S -M simple`)\n\n")
 		r.connectTable(&b)
+	}
+	if len(r.floor) > 0 {
+		b.WriteString("\n## The floor: the cheapest relay Go can run\n\n")
+		r.floorTable(&b)
 	}
 	if len(r.idle) > 0 {
 		b.WriteString("\n## Idle connections\n\n")
@@ -77,6 +84,43 @@ func (r *report) throughputTable(b *strings.Builder, cells []cell) {
 			fmt.Sprintf("%.3f", g.cpuPer1k()), fmt.Sprintf("%.3f", p.cpuPer1k()), ratio(g.cpuPer1k(), p.cpuPer1k()))
 	}
 }
+
+// cpuTable splits each proxy's CPU per transaction into user space and the
+// kernel, with its context switches per transaction: the kernel's share is
+// mostly the TCP work of relaying, which every proxy pays; what a proxy does
+// on top shows in user time and in how often its threads sleep and wake.
+func (r *report) cpuTable(b *strings.Builder, cells []cell) {
+	row(b, "script", "-M", "clients", "pgguard user µs/tx", "pgguard system µs/tx", "PgBouncer user µs/tx", "PgBouncer system µs/tx",
+		"pgguard context switches/tx", "PgBouncer context switches/tx")
+	align(b, 3, 6)
+	for _, c := range cells {
+		g, p := c.m[pgguard], c.m[pgbouncer]
+		row(b, c.w.script, c.w.mode, fmt.Sprint(c.w.clients),
+			us(g.perTx(g.use.user.Seconds())), us(g.perTx(g.use.sys.Seconds())),
+			us(p.perTx(p.use.user.Seconds())), us(p.perTx(p.use.sys.Seconds())),
+			fmt.Sprintf("%.2f", g.perTx(float64(g.use.ctxSwitches))), fmt.Sprintf("%.2f", p.perTx(float64(p.use.ctxSwitches))))
+	}
+	b.WriteString("\nFrom /proc: utime and stime of the process, and the voluntary and involuntary context switches of all its threads, over each run.\n")
+}
+
+// floorTable compares pgguard and PgBouncer with bench/floor: one thread,
+// one epoll loop, raw system calls, no protocol.
+func (r *report) floorTable(b *strings.Builder) {
+	row(b, "script", "-M", "clients", "target", "TPS", "CPU µs/tx", "user µs/tx", "system µs/tx", "context switches/tx")
+	align(b, 4, 5)
+	for _, c := range r.floor {
+		for _, name := range []string{pgguard, floorName, pgbouncer} {
+			m := c.m[name]
+			row(b, c.w.script, c.w.mode, fmt.Sprint(c.w.clients), name, fmt.Sprintf("%.0f", m.tps),
+				us(m.perTx((m.use.user + m.use.sys).Seconds())), us(m.perTx(m.use.user.Seconds())), us(m.perTx(m.use.sys.Seconds())),
+				fmt.Sprintf("%.2f", m.perTx(float64(m.use.ctxSwitches))))
+		}
+	}
+	b.WriteString("\nbench/floor relays bytes between sockets in one epoll loop on one locked thread, with read(2) and write(2) made as raw system calls, as pgguard makes them; it looks at nothing. What pgguard costs above it is the price of its structure (two goroutines per session, woken by the Go runtime's poller) and of reading the protocol.\n")
+}
+
+// us formats seconds as microseconds.
+func us(sec float64) string { return fmt.Sprintf("%.1f", sec*1e6) }
 
 func (r *report) latencyTable(b *strings.Builder, cells []cell) {
 	row(b, "script", "-M", "clients", "direct avg", "pgguard avg", "PgBouncer avg", "direct p99", "pgguard p99", "PgBouncer p99",

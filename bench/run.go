@@ -123,6 +123,11 @@ func run(ctx context.Context, o options) error {
 	if rep.connect, err = measureCells(ctx, b, targets, connect, p); err != nil {
 		return err
 	}
+	if len(o.floor) > 0 {
+		if rep.floor, err = measureFloor(ctx, b, guard, bouncer, pg.Addr(), work, o.floor); err != nil {
+			return err
+		}
+	}
 	if o.countTx > 0 {
 		step(fmt.Sprintf("counting the statements the server executes per client statement (%d transactions, 1 client, log_statement = all)", o.countTx))
 		if rep.counts, err = countStatements(ctx, b, targets, countWorkloads(o), o.countTx); err != nil {
@@ -223,6 +228,41 @@ func measureCells(ctx context.Context, b *bencher, targets []*target, ws []workl
 		cells = append(cells, c)
 	}
 	return cells, nil
+}
+
+// floorName is bench/floor's target name.
+const floorName = "floor"
+
+// measureFloor builds bench/floor, runs it in front of upstream, and
+// measures pgbench -S in simple and prepared mode through pgguard, the
+// floor and PgBouncer at each client count.
+func measureFloor(ctx context.Context, b *bencher, guard, bouncer *target, upstream, dir string, clients []int) ([]cell, error) {
+	step("building bench/floor, the cheapest relay Go can run")
+	bin := filepath.Join(dir, "floor")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./bench/floor").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building bench/floor (run the bench from the repository's root): %w\n%s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := startProcess(floorName, exec.Command(bin, "--listen", addr, "--upstream", upstream), filepath.Join(dir, "floor.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer proc.stop()
+	if err := proc.waitListening(addr, 20*time.Second); err != nil {
+		return nil, err
+	}
+	var ws []workload
+	for _, c := range clients {
+		for _, mode := range []string{"simple", "prepared"} {
+			ws = append(ws, workload{script: "select-only", mode: mode, clients: c})
+		}
+	}
+	targets := []*target{guard, {name: floorName, addr: addr, proc: proc}, bouncer}
+	step(fmt.Sprintf("%d pgbench runs through pgguard, bench/floor and PgBouncer", len(ws)*len(targets)))
+	return measureCells(ctx, b, targets, ws, &progress{total: len(ws) * len(targets)})
 }
 
 // progress prints one line per pgbench run.
