@@ -25,6 +25,8 @@ type ProxySettings struct {
 	// (sizes such as 256MB).
 	MaxStatementMessage string `yaml:"max_statement_message"`
 	MaxHeldAnswer       string `yaml:"max_held_answer"`
+	// Relay is loop (the default) or goroutines.
+	Relay string `yaml:"relay"`
 	// Targets adds more listen→upstream pairs served by the same process,
 	// e.g. one port per environment. Unset fields inherit from the section.
 	Targets []TargetSettings `yaml:"targets"`

@@ -141,10 +141,7 @@ func (s *ToolSense) Observe(text string) {
 		s.tool = ToolFlyway // provisional: Flyway's probe on every connection
 		return
 	}
-	// Every default ledger name but three contains "migrations".
-	if !containsFold(text, "migrations") && !containsFold(text, "sequelizemeta") &&
-		!containsFold(text, "databasechangelog") && !containsFold(text, "flyway_schema_history") &&
-		!containsFold(text, "ar_internal_metadata") {
+	if !mayNameLedger(text) {
 		return
 	}
 	for _, l := range ledgers {
@@ -169,6 +166,26 @@ func (s *ToolSense) Observe(text string) {
 		s.tool, s.certain = t, true
 		return
 	}
+}
+
+// Quiet reports whether Observe(text) would only count the statement,
+// leaving Tool as it is.
+func (s *ToolSense) Quiet(text string) bool {
+	if s.certain || s.seen >= ToolSenseStatements {
+		return true
+	}
+	if s.tool == ToolUnknown && containsFold(text, "rds_superuser") && containsFold(text, "pg_roles") {
+		return false
+	}
+	return !mayNameLedger(text)
+}
+
+// mayNameLedger is Observe's quick test: every default ledger name but
+// three contains "migrations".
+func mayNameLedger(text string) bool {
+	return containsFold(text, "migrations") || containsFold(text, "sequelizemeta") ||
+		containsFold(text, "databasechangelog") || containsFold(text, "flyway_schema_history") ||
+		containsFold(text, "ar_internal_metadata")
 }
 
 // Tool returns the tool recognised so far (ToolUnknown when none).

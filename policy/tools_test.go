@@ -34,7 +34,11 @@ func TestToolSense(t *testing.T) {
 	for _, c := range cases {
 		var s ToolSense
 		for _, q := range c.stmts {
+			quiet, before := s.Quiet(q), s
 			s.Observe(q)
+			if quiet && (s.tool != before.tool || s.certain != before.certain) {
+				t.Errorf("%q: Quiet said Observe would only count it, and it changed %+v to %+v", q, before, s)
+			}
 		}
 		if s.Tool() != c.want {
 			t.Errorf("%q: tool %q, want %q", c.stmts, s.Tool(), c.want)

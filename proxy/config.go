@@ -72,7 +72,21 @@ type Config struct {
 	// Limits bound what one session holds in memory; zero fields take
 	// their defaults.
 	Limits Limits
+	// Relay is how plain traffic is relayed; empty means RelayLoop.
+	Relay RelayMode
 }
+
+// RelayMode is how sessions are relayed.
+type RelayMode string
+
+const (
+	// RelayLoop relays a session in one event loop (epoll, Linux only) for
+	// as long as its traffic needs nothing but counting, and in two
+	// goroutines from the first thing that needs more.
+	RelayLoop RelayMode = "loop"
+	// RelayGoroutines relays every session in two goroutines throughout.
+	RelayGoroutines RelayMode = "goroutines"
+)
 
 // Limits bound the memory of one session. Memory follows the bytes that
 // arrive, never a length declared ahead of them.

@@ -134,7 +134,22 @@ func (s *Session) clientGone(err error) string {
 // point go to the machine.
 func (s *Session) serverToClient() string {
 	var small [1]byte
-	var last wire.ServerMsg
+	last := s.resumeLast
+	if n := s.resumeRemain; n > 0 {
+		// The rest of a message the event loop began to relay.
+		s.conns.ToClientMu.Lock()
+		err := wire.CopyBody(s.conns.ToClient, s.conns.FromServer, n)
+		if err == nil {
+			err = s.conns.ToClient.Flush()
+		}
+		s.conns.ToClientMu.Unlock()
+		if err != nil {
+			if s.closing.Load() {
+				return "closed"
+			}
+			return "relay failed: " + err.Error()
+		}
+	}
 	for {
 		typ, n, err := wire.ReadServerHeader(s.conns.FromServer)
 		if err != nil {

@@ -53,6 +53,17 @@ type Session struct {
 	closed chan struct{}
 
 	bytesIn, bytesOut atomic.Int64
+
+	// loop is set while the event loop relays the session (loop_linux.go);
+	// loopMu orders that with close, which then asks the loop for the
+	// session back instead of closing connections the loop owns.
+	loopMu sync.Mutex
+	loop   *loopSession
+	// resumeRemain and resumeLast tell the server-to-client loop, after the
+	// event loop handed the session back, how many body bytes of a server
+	// message it had not relayed yet and the type of the last one.
+	resumeRemain int
+	resumeLast   wire.ServerMsg
 }
 
 // enforcing reports whether a policy judges the session's statements.
@@ -94,9 +105,18 @@ func (s *Session) close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.closed)
-		go s.conns.Client.Close()
-		if s.conns.Server != nil {
-			go s.conns.Server.Close()
+		s.loopMu.Lock()
+		ls := s.loop
+		if ls == nil {
+			go s.conns.Client.Close()
+			if s.conns.Server != nil {
+				go s.conns.Server.Close()
+			}
+		}
+		s.loopMu.Unlock()
+		if ls != nil {
+			// The session's goroutine closes the connections it gets back.
+			evictFromLoop(ls)
 		}
 	})
 }
@@ -221,10 +241,12 @@ func (s *Session) serve() {
 	s.conns.Client.SetDeadline(time.Time{})
 	s.conns.Server.SetDeadline(time.Time{})
 	log.Info("connection opened")
-	s.startSockIO()
 	s.startMachine()
 	s.relaying.Store(true)
 	s.srv.hooks().ConnectionOpened(s.target.Name)
+	if !s.runInLoop() {
+		s.startSockIO()
+	}
 	reason := s.relay()
 	s.srv.hooks().ConnectionClosed(s.target.Name, s.bytesIn.Load(), s.bytesOut.Load())
 	log.Info("connection closed", "duration", time.Since(start).Round(time.Millisecond).String(),
@@ -259,6 +281,15 @@ func (s *Session) cancelRunning() {
 // FATAL 57P01 to the client, Terminate to the server. It does nothing and
 // returns false when the session is not idle.
 func (s *Session) terminate() bool {
+	s.loopMu.Lock()
+	ls := s.loop
+	s.loopMu.Unlock()
+	if ls != nil {
+		// The event loop relays it: once handed back, the session ends
+		// itself (resume) or at the next sweep.
+		evictFromLoop(ls)
+		return false
+	}
 	s.conns.ToClientMu.Lock()
 	if !s.relaying.Load() || !s.idle() || s.closing.Load() {
 		s.conns.ToClientMu.Unlock()

@@ -59,6 +59,7 @@ func serveSettings() []*setting {
 		{name: "client-tls-key", usage: "private key file (PEM) for --client-tls-cert", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSKey })},
 		{name: "max-statement-message", def: "256MB", usage: "longest Query or Parse message pgguard reads whole to judge; a longer one gets ERROR 54000 and the session goes on", file: str(func(p *policy.ProxySettings) string { return p.MaxStatementMessage })},
 		{name: "max-held-answer", def: "1MB", usage: "most of a DDL statement's answer held back while it may be retried after a lock_timeout failure; past it the statement is not retried", file: str(func(p *policy.ProxySettings) string { return p.MaxHeldAnswer })},
+		{name: "relay", def: "loop", usage: "how plain traffic is relayed: loop (one epoll loop for every session whose traffic needs nothing but counting, Linux) or goroutines (two per session throughout)", file: str(func(p *policy.ProxySettings) string { return p.Relay })},
 		{name: "audit-log", usage: "file the audit log (one JSON line per DDL statement or non-allow decision) is appended to; default stderr, \"off\" disables it"},
 		{name: "pprof", def: "false", boolean: true, usage: "serve /debug/pprof/ on the admin server"},
 	}
@@ -144,6 +145,12 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 	}
 	o.proxy.Limits.MaxStatementMessage = size("max-statement-message")
 	o.proxy.Limits.MaxHeldAnswer = size("max-held-answer")
+	switch r := proxy.RelayMode(get("relay").value); r {
+	case proxy.RelayLoop, proxy.RelayGoroutines:
+		o.proxy.Relay = r
+	default:
+		bad("relay", "%q is neither loop nor goroutines", r)
+	}
 	o.logFormat = get("log-format").value
 	if o.logFormat != "text" && o.logFormat != "json" {
 		bad("log-format", "%q is neither text nor json", o.logFormat)
