@@ -8,4 +8,13 @@
 // lock_timeout lift, retry, clean-up) is the machine of package
 // proxy/enforce, which the relay loops hand Query, Parse and the answers of
 // special sync points.
+//
+// Two relays carry a session once it is logged in. The event loop
+// (loop_linux.go) relays every session whose traffic needs nothing but
+// counting on one thread, with one epoll set, as PgBouncer does; at the
+// first message it does not relay as it is (a statement to judge, COPY, an
+// error, a slow peer, shutdown) it hands the session, with every byte in
+// flight, to the goroutine relay (relay.go): two goroutines per session,
+// which call the machine and may wait. A session goes one way only: loop,
+// then goroutines.
 package proxy

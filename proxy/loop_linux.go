@@ -164,7 +164,7 @@ func (l *eventLoop) poke() {
 	syscall.Write(l.wake, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
-// run is the loop. It never returns: should epoll itself fail, every
+// run is the loop. It returns only if epoll itself fails; then every
 // session goes back to the goroutine relay and no new one comes.
 func (l *eventLoop) run() {
 	runtime.LockOSThread()
@@ -200,6 +200,11 @@ func (l *eventLoop) inbox() {
 	l.adds, l.evicts = nil, nil
 	l.mu.Unlock()
 	for _, ls := range adds {
+		if ls.gone {
+			// Handed back on an eviction asked for before this add was
+			// taken: its descriptors belong to its goroutine now.
+			continue
+		}
 		l.fds[int32(ls.cfd)] = loopSide{ls: ls, client: true}
 		l.fds[int32(ls.sfd)] = loopSide{ls: ls}
 		if err := l.watch(ls.cfd); err != nil {
@@ -225,7 +230,10 @@ func (l *eventLoop) fail(errno syscall.Errno) {
 	l.adds = nil
 	l.mu.Unlock()
 	for _, ls := range adds {
-		ls.handoff <- handoff{cfd: ls.cfd, sfd: ls.sfd}
+		if !ls.gone {
+			ls.gone = true
+			ls.handoff <- handoff{cfd: ls.cfd, sfd: ls.sfd}
+		}
 	}
 	for _, side := range l.fds {
 		if side.client && !side.ls.gone {
@@ -523,9 +531,12 @@ func (s *Session) runInLoop() bool {
 	s.conns.FromClient, s.conns.FromServer, s.conns.ToClient, s.conns.ToServer = nil, nil, nil, nil
 	s.loopMu.Unlock()
 	if !loop.add(ls) {
-		ls.handoff <- handoff{cfd: cfd, sfd: sfd}
+		select {
+		case ls.handoff <- handoff{cfd: cfd, sfd: sfd}:
+		default: // handed back already, on an eviction
+		}
 	}
-	s.resume(<-ls.handoff)
+	s.takeBack(<-ls.handoff)
 	return true
 }
 
@@ -561,10 +572,12 @@ func dupSocket(c net.Conn) (int, error) {
 	return fd, nil
 }
 
-// resume readies the goroutine relay where the loop stopped: connections
+// takeBack readies the goroutine relay where the loop stopped: connections
 // made from the loop's descriptors, the bytes the loop read first in their
 // readers, the bytes it could not write written first.
-func (s *Session) resume(h handoff) {
+func (s *Session) takeBack(h handoff) {
+	s.log.Debug("session handed back by the event loop", "read_from_client", len(h.fromClient), "read_from_server", len(h.fromServer),
+		"unwritten_to_server", len(h.toServer), "unwritten_to_client", len(h.toClient), "server_body_left", h.serverRemain)
 	cc, err := fileConn(h.cfd, "client")
 	if err != nil {
 		syscall.Close(h.sfd)
@@ -585,29 +598,27 @@ func (s *Session) resume(h handoff) {
 		s.abortLoopless()
 		return
 	}
+	// s.loop stays set until the connections are ready: meanwhile close
+	// and terminate leave them alone (close is seen to below).
 	s.loopMu.Lock()
-	s.loop = nil
 	s.conns.Client, s.conns.Server = cc, sc
 	s.clientSock, s.serverSock = wire.NewSockReader(cc), wire.NewSockReader(sc)
 	s.conns.FromClient = bufio.NewReaderSize(prefixed(h.fromClient, s.clientSock), readBufferSize)
 	s.conns.FromServer = bufio.NewReaderSize(prefixed(h.fromServer, s.serverSock), readBufferSize)
 	s.conns.ToClient = bufio.NewWriterSize(cc, writeBufferSize)
 	s.conns.ToServer = bufio.NewWriterSize(sc, writeBufferSize)
+	s.loopMu.Unlock()
+	s.startSockIO()
+	// The relay's loops write first what the event loop could not: a
+	// write may wait for a slow peer, and close must be able to end it.
+	s.resume = resumed{toServer: h.toServer, toClient: h.toClient, serverRemain: h.serverRemain, lastServer: h.lastServer}
+	s.loopMu.Lock()
+	s.loop = nil
 	closing := s.closing.Load()
 	s.loopMu.Unlock()
 	if closing {
 		cc.Close()
 		sc.Close()
-	}
-	s.startSockIO()
-	s.resumeRemain, s.resumeLast = h.serverRemain, h.lastServer
-	if len(h.toServer) > 0 {
-		s.conns.ToServer.Write(h.toServer)
-		s.conns.ToServer.Flush()
-	}
-	if len(h.toClient) > 0 {
-		s.conns.ToClient.Write(h.toClient)
-		s.conns.ToClient.Flush()
 	}
 	if h.panicked != nil {
 		s.log.Error("pgguard bug: panic in the event loop; closing the session", "panic", h.panicked)

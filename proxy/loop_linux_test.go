@@ -4,11 +4,13 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
 
@@ -104,5 +106,31 @@ func TestEventLoopShutdown(t *testing.T) {
 	}
 	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
 		t.Fatal("a query after shutdown succeeded")
+	}
+}
+
+// A client that reads slowly fills its socket: the loop hands the session
+// over with what the socket did not take, and every byte arrives in order.
+func TestEventLoopSlowReader(t *testing.T) {
+	srv, addr, _ := guardProxy(t, "", nil)
+	c := rawConnect(t, addr, "guard")
+	waitFor(t, "the session to enter the event loop", func() bool { return inLoop(t, srv) })
+	c.send(&pgproto3.Query{String: "SELECT i, repeat(chr(65 + i), 1000000) FROM generate_series(0, 19) i"})
+	time.Sleep(300 * time.Millisecond) // the answer fills the socket buffers meanwhile
+	got := c.until(1)
+	if len(got) != 23 || got[0] != "RowDescription" || got[21] != "CommandComplete SELECT 20" || got[22] != "ReadyForQuery I" {
+		t.Fatalf("got %d messages: %q ... %q", len(got), got[:min(3, len(got))], got[max(0, len(got)-2):])
+	}
+	for i, m := range got[1:21] {
+		if m != fmt.Sprintf("DataRow %d,1000000 bytes", i) {
+			t.Fatalf("row %d: %q", i, m)
+		}
+	}
+	if inLoop(t, srv) {
+		t.Fatal("the loop kept a session whose client did not take a whole write")
+	}
+	c.send(&pgproto3.Query{String: "SELECT 5"})
+	if got := c.until(1); !has(got, "DataRow 5") {
+		t.Fatalf("after: %q", got)
 	}
 }

@@ -37,6 +37,19 @@ func (s *Session) relay() string {
 // batched: the writer is flushed only when the client has nothing more
 // buffered, so a pipeline goes out in one write.
 func (s *Session) clientToServer() string {
+	if len(s.resume.toServer) > 0 {
+		// What the event loop relayed and the server's socket did not take.
+		s.conns.ToServerMu.Lock()
+		s.conns.ToServer.Write(s.resume.toServer)
+		err := s.conns.ToServer.Flush()
+		s.conns.ToServerMu.Unlock()
+		if err != nil {
+			if s.closing.Load() {
+				return "closed"
+			}
+			return "server write failed: " + err.Error()
+		}
+	}
 	for {
 		typ, n, err := wire.ReadClientHeader(s.conns.FromClient)
 		if err != nil {
@@ -134,11 +147,13 @@ func (s *Session) clientGone(err error) string {
 // point go to the machine.
 func (s *Session) serverToClient() string {
 	var small [1]byte
-	last := s.resumeLast
-	if n := s.resumeRemain; n > 0 {
-		// The rest of a message the event loop began to relay.
+	last := s.resume.lastServer
+	if r := s.resume; len(r.toClient) > 0 || r.serverRemain > 0 {
+		// What the event loop relayed and the client's socket did not
+		// take, then the rest of a message it began to relay.
 		s.conns.ToClientMu.Lock()
-		err := wire.CopyBody(s.conns.ToClient, s.conns.FromServer, n)
+		s.conns.ToClient.Write(r.toClient)
+		err := wire.CopyBody(s.conns.ToClient, s.conns.FromServer, r.serverRemain)
 		if err == nil {
 			err = s.conns.ToClient.Flush()
 		}

@@ -59,11 +59,16 @@ type Session struct {
 	// session back instead of closing connections the loop owns.
 	loopMu sync.Mutex
 	loop   *loopSession
-	// resumeRemain and resumeLast tell the server-to-client loop, after the
-	// event loop handed the session back, how many body bytes of a server
-	// message it had not relayed yet and the type of the last one.
-	resumeRemain int
-	resumeLast   wire.ServerMsg
+	// resume is where the event loop stopped, for the relay's loops.
+	resume resumed
+}
+
+// resumed is what the event loop left for the goroutine relay to do first
+// when it handed the session back.
+type resumed struct {
+	toServer, toClient []byte         // relayed, not written yet
+	serverRemain       int            // body bytes of a server message not relayed yet
+	lastServer         wire.ServerMsg // the type of the last server message
 }
 
 // enforcing reports whether a policy judges the session's statements.

@@ -94,6 +94,9 @@ func startProxy(pg *pgtest.Server) (*proxy.Server, error) {
 		Targets: []proxy.Target{{Name: "diff", Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
 		Policy:  proxy.NewPolicy(eng),
 		Logger:  logger,
+		// PGGUARD_WIRE_RELAY=goroutines plays the sessions through the
+		// goroutine relay alone.
+		Relay: proxy.RelayMode(os.Getenv("PGGUARD_WIRE_RELAY")),
 	})
 	if err != nil {
 		return nil, err

@@ -143,6 +143,17 @@ var regressions = []regression{
 		chunks: []chunk{cat(ext(sSelect1), ext(sDivZero), ext(sFailMidRows), ext(sUnknown), ext(sSeries))},
 	},
 	{
+		name: "copy-out-unsynced-then-refused-in-a-later-write",
+		bug: "the server keeps the end of a COPY's answer until the Sync; pgguard's server-to-client loop waited for it " +
+			"holding the client writer's lock, which the refusal of the next write's statement needed: deadlock " +
+			"(found by seed 777 through the event loop, which had sent the COPY before the refused statement arrived)",
+		chunks: []chunk{
+			{parse("s1", sCopyOut), bind("p", "s1"), execute("p", 0)},
+			cat(runExt(sAlterType), runExt(sSelect1), chunk{syncMsg()}),
+			{query(sSelect1)},
+		},
+	},
+	{
 		name:    "warned-ddl-and-notices",
 		chunks:  []chunk{{query(sCreateInt)}, {query(sNotice)}},
 		notices: []string{"prefer-bigint"},

@@ -70,7 +70,7 @@ type building struct {
 func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) (*building, error) {
 	cfg := m.cfg.Policy.Engine().Config()
 	index := concurrentIndexName(v)
-	lift := &syncPoint{mode: swallow, done: make(chan struct{})}
+	lift := &syncPoint{mode: swallow, done: make(chan struct{}), queued: true}
 	lift.seq = m.newSyncPoint()
 	m.syncs.push(lift)
 	inBlock := m.state.TxStatus() == 'T'

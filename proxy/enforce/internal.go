@@ -9,7 +9,7 @@ import (
 // connection and returns its rows; the client sees nothing of it. Only the
 // client-to-server loop calls it, at a statement boundary.
 func (m *Machine) internalQuery(sql string) (outcome, error) {
-	sp := &syncPoint{mode: swallow, done: make(chan struct{})}
+	sp := &syncPoint{mode: swallow, done: make(chan struct{}), queued: true}
 	sp.seq = m.newSyncPoint()
 	m.syncs.push(sp)
 	if err := m.conns.send(internalMessages(sql)); err != nil {

@@ -240,21 +240,31 @@ func (m *Machine) OnQuery(n int) error {
 
 // nextSpecial returns the special sync point of the next sync message
 // (Query, Sync, FunctionCall): the open extended-protocol batch's, or a new
-// one. It is queued at once, so that the server-to-client loop treats every
-// message of its answer, even those that come before the sync message is
-// sent (after a Flush); change it only through amend.
+// one, which the first amend queues, before anything of its statement is
+// sent, so that the server-to-client loop treats every message of its
+// answer, even those that come before the sync message is sent (after a
+// Flush); change it only through amend.
 func (m *Machine) nextSpecial() *syncPoint {
 	if m.batch != nil {
 		return m.batch
 	}
-	sp := &syncPoint{seq: m.sent + 1}
-	m.syncs.push(sp)
-	return sp
+	return &syncPoint{seq: m.sent + 1}
 }
 
-// amend changes a queued sync point. The server-to-client loop may be
-// reading it already; it does so holding Conns.ToClientMu.
+// amend changes a sync point and queues it if it is new. A queued one may
+// be read by the server-to-client loop already, which does so holding
+// Conns.ToClientMu. A new one is seen by nobody else until it is queued:
+// it is changed without that lock, which the server-to-client loop may
+// hold for long, streaming an answer of the batch whose end the server
+// awaits (the rest of a COPY sent before this statement's batch was
+// special; the server sends it only at the Sync).
 func (m *Machine) amend(sp *syncPoint, f func(*syncPoint)) {
+	if !sp.queued {
+		f(sp)
+		sp.queued = true
+		m.syncs.push(sp)
+		return
+	}
 	m.conns.ToClientMu.Lock()
 	f(sp)
 	m.conns.ToClientMu.Unlock()

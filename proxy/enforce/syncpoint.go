@@ -17,6 +17,9 @@ import (
 // loop, queued by sequence number. The package doc draws their states.
 type syncPoint struct {
 	seq uint64
+	// queued is set once the sync point is in the queue (amend); owned by
+	// the client-to-server loop.
+	queued bool
 	// mode is how the answer reaches the client. It is set before the
 	// sync point is queued or in amend; after that only the
 	// server-to-client loop, holding Conns.ToClientMu, reads or changes it
