@@ -235,3 +235,40 @@ func TestSpecialSyncPointModes(t *testing.T) {
 		})
 	}
 }
+
+// amend never waits for the server-to-client loop: while that loop holds
+// the client writer (streaming an answer the server may finish only at
+// the Sync still to come), the change is left to it, and made before it
+// treats the sync point's next message. A new sync point is filled in and
+// queued without the lock at all.
+func TestAmendDoesNotWaitForTheServerLoop(t *testing.T) {
+	mm := newMemMachine(1<<20,
+		&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42601", Message: "syntax error at or near \"" + rejectMarker + "\""},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	mm.conns.ToClientMu.Lock() // the server-to-client loop, streaming
+	done := make(chan struct{})
+	var sp *syncPoint
+	go func() {
+		defer close(done)
+		sp = mm.nextSpecial()
+		mm.amend(sp, func(sp *syncPoint) { sp.events = nil }) // new: queued without the lock
+		mm.amend(sp, func(sp *syncPoint) {                    // queued: left for the server loop
+			sp.swap, sp.marker = &wire.PGError{Severity: "ERROR", Code: "42501", Message: "pgguard: refused"}, rejectMarker
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("amend waited for the lock the server-to-client loop holds")
+	}
+	if sp.swap != nil || len(sp.pending) != 1 {
+		t.Fatalf("swap %v, %d changes pending; want the change left pending", sp.swap, len(sp.pending))
+	}
+	mm.conns.ToClientMu.Unlock()
+	mm.OnSync()
+	mm.relay(t)
+	mm.conns.ToClient.Flush()
+	if got := mm.toClient.String(); !strings.Contains(got, "pgguard: refused") || strings.Contains(got, rejectMarker) {
+		t.Fatalf("the client got %q; want pgguard's error in place of the marker's", got)
+	}
+}

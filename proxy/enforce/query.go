@@ -258,6 +258,14 @@ func (m *Machine) nextSpecial() *syncPoint {
 // hold for long, streaming an answer of the batch whose end the server
 // awaits (the rest of a COPY sent before this statement's batch was
 // special; the server sends it only at the Sync).
+//
+// For a queued one, the same wait is avoided: when the server-to-client
+// loop holds the lock, the change is left for it to make before it treats
+// the sync point's next message. Every message the change concerns answers
+// something the client-to-server loop sends after amend returns, so it
+// comes later. The client-to-server loop must not read back what it
+// changes this way; what it reads back (done, holdReady) it sets on new
+// sync points only.
 func (m *Machine) amend(sp *syncPoint, f func(*syncPoint)) {
 	if !sp.queued {
 		f(sp)
@@ -265,9 +273,14 @@ func (m *Machine) amend(sp *syncPoint, f func(*syncPoint)) {
 		m.syncs.push(sp)
 		return
 	}
-	m.conns.ToClientMu.Lock()
-	f(sp)
-	m.conns.ToClientMu.Unlock()
+	if m.conns.ToClientMu.TryLock() {
+		f(sp)
+		m.conns.ToClientMu.Unlock()
+		return
+	}
+	sp.pendingMu.Lock()
+	sp.pending = append(sp.pending, f)
+	sp.pendingMu.Unlock()
 }
 
 func queryBody(sql string) []byte { return append([]byte(sql), 0) }

@@ -43,6 +43,7 @@ const (
 func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 	m.conns.ToClientMu.Lock()
 	defer m.conns.ToClientMu.Unlock()
+	sp.applyPending()
 	if sp.mode != swallow && !sp.noticesSent {
 		sp.noticesSent = true
 		for _, msg := range sp.notices {

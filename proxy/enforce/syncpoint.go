@@ -20,6 +20,10 @@ type syncPoint struct {
 	// queued is set once the sync point is in the queue (amend); owned by
 	// the client-to-server loop.
 	queued bool
+	// pending are changes amend left for the server-to-client loop, which
+	// makes them (applyPending) before it treats the next message.
+	pendingMu sync.Mutex
+	pending   []func(*syncPoint)
 	// mode is how the answer reaches the client. It is set before the
 	// sync point is queued or in amend; after that only the
 	// server-to-client loop, holding Conns.ToClientMu, reads or changes it
@@ -86,6 +90,18 @@ const (
 	// final; past the bound it is released and the sync point streams.
 	hold
 )
+
+// applyPending makes the changes amend left; the server-to-client loop
+// calls it holding Conns.ToClientMu.
+func (sp *syncPoint) applyPending() {
+	sp.pendingMu.Lock()
+	fs := sp.pending
+	sp.pending = nil
+	sp.pendingMu.Unlock()
+	for _, f := range fs {
+		f(sp)
+	}
+}
 
 // finish records the outcome and wakes whoever waits for it.
 func (sp *syncPoint) finish(out outcome) {
