@@ -25,6 +25,12 @@ func MayChangeLockTimeout(text string) bool {
 		return true
 	case !firstWordIs(text, "set") && !firstWordIs(text, "reset"):
 		return false
+	case !containsFold(text, "lock_timeout") && !containsFold(text, "u&"):
+		// A SET or RESET of another setting (SET LOCAL statement_timeout,
+		// SET application_name: what ORMs send all day) needs no parse:
+		// lock_timeout is named in every spelling but a Unicode-escaped
+		// identifier (U&"lock\005ftimeout"), which goes to the parser.
+		return false
 	}
 	res, err := pg_query.Parse(text)
 	if err != nil || len(res.Stmts) != 1 {
