@@ -116,7 +116,7 @@ func (r *report) floorTable(b *strings.Builder) {
 				fmt.Sprintf("%.2f", m.perTx(float64(m.use.ctxSwitches))))
 		}
 	}
-	b.WriteString("\nbench/floor relays bytes between sockets in one epoll loop on one locked thread, with read(2) and write(2) made as raw system calls, as pgguard makes them; it looks at nothing. What pgguard costs above it is the price of its structure (two goroutines per session, woken by the Go runtime's poller) and of reading the protocol.\n")
+	b.WriteString("\nbench/floor relays bytes between sockets in one epoll loop on one locked thread, with read(2) and write(2) made as raw system calls, as pgguard makes them; it looks at nothing. pgguard's event loop has the same structure: what pgguard costs above the floor is the price of reading the protocol and each statement's text (and, for sessions handed to the goroutine relay, of two goroutines per session woken by the Go runtime's poller).\n")
 }
 
 // us formats seconds as microseconds.
