@@ -96,11 +96,13 @@ func TestUpstreamChecker(t *testing.T) {
 		t.Errorf("the warning does not name the target, the upstream and the error:\n%s", logs.String())
 	}
 
-	up.Close()
+	// The socket goes away (a closed TCP port could be taken at once by
+	// another test's listener, making the upstream reachable again).
+	unix.Close()
 	c.checkAll(context.Background())
 	c.checkAll(context.Background())
 	if n := strings.Count(logs.String(), "level=WARN"); n != 3 {
-		t.Errorf("%d warnings after uat went away and two checks, want 3 (one per change):\n%s", n, logs.String())
+		t.Errorf("%d warnings after local went away and two checks, want 3 (one per change):\n%s", n, logs.String())
 	}
 }
 
