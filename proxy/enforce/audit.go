@@ -49,7 +49,13 @@ func (m *Machine) tool() policy.Tool {
 	if t := m.tools.Tool(); t != policy.ToolUnknown {
 		return t
 	}
-	return policy.ToolFromApplicationName(m.state.CurrentApplicationName())
+	// The name changes rarely (SET application_name); what it says is
+	// worked out once per name.
+	name := m.state.CurrentApplicationName()
+	if !m.appToolKnown || name != m.appToolName {
+		m.appToolName, m.appTool, m.appToolKnown = name, policy.ToolFromApplicationName(name), true
+	}
+	return m.appTool
 }
 
 // ledgerEvent returns the event of a statement that records a migration in

@@ -77,7 +77,8 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	}
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(query)
-	if !m.loopPlain(eng, text) || m.tx.Exclusive("", "") {
+	plain, changes := m.loopPlain(eng, text)
+	if !plain || m.tx.Exclusive("", "") {
 		return false
 	}
 	if ev, _ := m.ledgerRecord(text); ev != nil {
@@ -86,7 +87,6 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	if !m.unsynced && !m.plainAhead(eng, ahead) {
 		return false
 	}
-	changes, _ := policy.SessionEffects(text)
 	if !m.unsynced {
 		m.warm = nil
 	}
@@ -97,16 +97,18 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	return true
 }
 
-// loopPlain reports whether a Parse's statement takes OnParse's fast path.
-func (m *Machine) loopPlain(eng *policy.Engine, text string) bool {
+// loopPlain reports whether a Parse's statement takes OnParse's fast path,
+// and whether it may change lock_timeout (policy.SessionEffects).
+func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLockTimeout bool) {
 	if !m.tools.Quiet(text) {
-		return false
+		return false, false
 	}
-	if _, advisory := policy.SessionEffects(text); advisory {
-		return false
+	changes, advisory := policy.SessionEffects(text)
+	if advisory {
+		return false, false
 	}
-	_, plain := eng.Plain(text)
-	return plain
+	_, plain = eng.Plain(text)
+	return plain, changes
 }
 
 // plainAhead reports whether every Parse among the complete messages of
@@ -122,7 +124,7 @@ func (m *Machine) plainAhead(eng *policy.Engine, ahead []byte) bool {
 			return true
 		case wire.ClientParse:
 			_, query, ok := parseFields(ahead[off+5 : off+1+l])
-			if !ok || !m.loopPlain(eng, wire.BytesView(query)) {
+			if plain, _ := m.loopPlain(eng, wire.BytesView(query)); !ok || !plain {
 				return false
 			}
 		}

@@ -106,6 +106,10 @@ type Machine struct {
 	// ledgerStmts are prepared ledger INSERTs that carry the migration's
 	// name in a bind parameter; their Bind reports the record (ledgerBind).
 	ledgerStmts map[string]ledgerStmt
+	// appTool is the tool that application name appToolName names (tool).
+	appToolName  string
+	appTool      policy.Tool
+	appToolKnown bool
 
 	_ cacheLinePad
 
