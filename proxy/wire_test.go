@@ -615,6 +615,7 @@ func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
 	for _, c := range []struct{ name, extra, sql string }{
 		{"quoted name", "", `SET "LOCK_TIMEOUT" = 0`},
 		{"unicode name", "", `SET U&"lock\005ftimeout" = 0`},
+		{"unicode name with its own escape", "", `SET U&"lock!005ftimeout" UESCAPE '!' = 0`},
 		{"microseconds", "", `SET lock_timeout = '100us'`},
 		{"hex", "", `SET lock_timeout = '0x0'`},
 		{"set_config with bound parameters", "default_query_exec_mode=exec", "SELECT set_config($1, $2, false)"},

@@ -144,16 +144,7 @@ func (m *Machine) OnParse(n int) error {
 			r = m.batchRetry(eng, name, body, end)
 		}
 		b := m.batchPoint()
-		m.amend(b, func(b *syncPoint) {
-			b.notices = append(b.notices, v.notices...)
-			b.creates = append(b.creates, v.creates...)
-			b.notValid = append(b.notValid, v.notValid...)
-			b.exclusive = append(b.exclusive, v.exclusive...)
-			b.events = append(b.events, events...)
-			if r != nil {
-				b.mode, b.retry, b.done = hold, r, make(chan struct{})
-			}
-		})
+		m.attach(b, v, events, r)
 		if r != nil {
 			// Nothing else may reach the server until the retries are over.
 			m.afterSync = func() error {

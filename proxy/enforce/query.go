@@ -214,16 +214,7 @@ func (m *Machine) OnQuery(n int) error {
 		r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
 	}
 	sp := m.nextSpecial()
-	m.amend(sp, func(sp *syncPoint) {
-		sp.notices = append(sp.notices, v.notices...)
-		sp.creates = append(sp.creates, v.creates...)
-		sp.notValid = append(sp.notValid, v.notValid...)
-		sp.exclusive = append(sp.exclusive, v.exclusive...)
-		sp.events = append(sp.events, events...)
-		if r != nil {
-			sp.mode, sp.retry, sp.done = hold, r, make(chan struct{})
-		}
-	})
+	m.attach(sp, v, events, r)
 	m.OnSync()
 	if r == nil {
 		return m.conns.sendMessage(wire.ClientQuery, msg)
@@ -236,6 +227,22 @@ func (m *Machine) OnQuery(n int) error {
 		return ErrClientLeft
 	}
 	return nil
+}
+
+// attach gives a sync point what a statement it answers brings: the
+// verdict's notices and what to remember on success, the statement's
+// events, and, with r, the hold of a statement that may be retried.
+func (m *Machine) attach(sp *syncPoint, v *verdict, events []*observe.StatementEvent, r *retry) {
+	m.amend(sp, func(sp *syncPoint) {
+		sp.notices = append(sp.notices, v.notices...)
+		sp.creates = append(sp.creates, v.creates...)
+		sp.notValid = append(sp.notValid, v.notValid...)
+		sp.exclusive = append(sp.exclusive, v.exclusive...)
+		sp.events = append(sp.events, events...)
+		if r != nil {
+			sp.mode, sp.retry, sp.done = hold, r, make(chan struct{})
+		}
+	})
 }
 
 // nextSpecial returns the special sync point of the next sync message
