@@ -291,7 +291,7 @@ func (s *Session) terminate() bool {
 	s.loopMu.Unlock()
 	if ls != nil {
 		// The event loop relays it: once handed back, the session ends
-		// itself (resume) or at the next sweep.
+		// itself (takeBack) or at the next sweep.
 		evictFromLoop(ls)
 		return false
 	}
