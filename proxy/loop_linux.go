@@ -419,8 +419,8 @@ func (l *eventLoop) relayServer(ls *loopSession, b []byte) (off int, fast bool) 
 // those the session carried.
 func (l *eventLoop) handBack(ls *loopSession, fromClient, fromServer, toServer, toClient []byte) {
 	l.release(ls, handoff{
-		fromClient: joined(ls.cLeft, fromClient, fromClient != nil),
-		fromServer: joined(ls.sLeft, fromServer, fromServer != nil),
+		fromClient: joined(ls.cLeft, fromClient),
+		fromServer: joined(ls.sLeft, fromServer),
 		toServer:   clone(toServer),
 		toClient:   clone(toClient),
 	})
@@ -443,11 +443,11 @@ func (l *eventLoop) release(ls *loopSession, h handoff) {
 	ls.handoff <- h
 }
 
-// joined is what a hand-off carries of one direction: the bytes read
-// (given, which then already start with the carried ones, since fill put
-// them first) or else the carried bytes alone.
-func joined(carried, read []byte, given bool) []byte {
-	if given {
+// joined is what a hand-off carries of one direction: the bytes read,
+// when the caller read that direction (they start with the carried ones,
+// since fill put them first), or else the carried bytes alone.
+func joined(carried, read []byte) []byte {
+	if read != nil {
 		return clone(read)
 	}
 	return clone(carried)

@@ -177,16 +177,15 @@ func (m *Machine) batchRetry(eng *policy.Engine, name string, body []byte, end i
 	}
 	// Every Bind must bind this statement: the relay passes such a batch
 	// on as it is, so the server gets the same bytes again.
-	for off := 0; off < len(rest); {
-		l := int(binary.BigEndian.Uint32(rest[off+1 : off+5]))
-		if wire.ClientMsg(rest[off]) == wire.ClientBind {
-			_, tail, ok := wire.CStringBytes(rest[off+5 : off+1+l])
-			stmt, _, ok2 := wire.CStringBytes(tail)
-			if !ok || !ok2 || string(stmt) != name {
-				return nil
-			}
+	if frames(rest, func(typ wire.ClientMsg, body []byte) bool {
+		if typ != wire.ClientBind {
+			return true
 		}
-		off += 1 + l
+		_, tail, ok := wire.CStringBytes(body)
+		stmt, _, ok2 := wire.CStringBytes(tail)
+		return ok && ok2 && string(stmt) == name
+	}) {
+		return nil
 	}
 	var msg []byte
 	closes := 0

@@ -113,24 +113,42 @@ func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLock
 
 // plainAhead reports whether every Parse among the complete messages of
 // ahead, up to the batch's Sync, takes OnParse's fast path.
+// What has not arrived is not looked at: lookAhead would not wait for it
+// either.
 func (m *Machine) plainAhead(eng *policy.Engine, ahead []byte) bool {
-	for off := 0; off+5 <= len(ahead); {
-		l := int(binary.BigEndian.Uint32(ahead[off+1 : off+5]))
-		if l < 4 || off+1+l > len(ahead) {
-			return true // the rest has not arrived: lookAhead would not wait for it either
-		}
-		switch wire.ClientMsg(ahead[off]) {
+	plain := true
+	frames(ahead, func(typ wire.ClientMsg, body []byte) bool {
+		switch typ {
 		case wire.ClientSync:
-			return true
+			return false
 		case wire.ClientParse:
-			_, query, ok := parseFields(ahead[off+5 : off+1+l])
-			if plain, _ := m.loopPlain(eng, wire.BytesView(query)); !ok || !plain {
+			_, query, ok := parseFields(body)
+			if p, _ := m.loopPlain(eng, wire.BytesView(query)); !ok || !p {
+				plain = false
 				return false
 			}
 		}
+		return true
+	})
+	return plain
+}
+
+// frames calls f with the type and body of each complete client message
+// at the start of b, in order, until f returns false, and reports whether
+// f did. It stops without calling f at a message that has not arrived
+// whole or whose length is invalid.
+func frames(b []byte, f func(typ wire.ClientMsg, body []byte) bool) (stopped bool) {
+	for off := 0; off+5 <= len(b); {
+		l := int(binary.BigEndian.Uint32(b[off+1 : off+5]))
+		if l < 4 || off+1+l > len(b) {
+			return false
+		}
+		if !f(wire.ClientMsg(b[off]), b[off+5:off+1+l]) {
+			return true
+		}
 		off += 1 + l
 	}
-	return true
+	return false
 }
 
 // parseFields splits a Parse body into its statement name and query.
