@@ -22,6 +22,10 @@ type Check struct {
 	// LockTimeout and MaxLockTimeout are the configured lock_timeout and
 	// max_lock_timeout.
 	LockTimeout, MaxLockTimeout time.Duration
+	// LockTimeoutScope is lock_timeout_scope: under ScopeDDL a session may
+	// set its own lock_timeout as it likes (the proxy gives each statement
+	// that blocks writes the policy's own).
+	LockTimeoutScope LockTimeoutScope
 	// MaxDMLRows is large_dml.max_rows.
 	MaxDMLRows int64
 

@@ -16,10 +16,14 @@ type Config struct {
 	// AssumePGVersion is the major version assumed when the server's is
 	// unknown (lint, or before ParameterStatus arrives).
 	AssumePGVersion int `yaml:"assume_pg_version"`
-	// LockTimeout is set on every session by the proxy.
+	// LockTimeout is the lock_timeout the proxy gives the statements of
+	// LockTimeoutScope.
 	LockTimeout Duration `yaml:"lock_timeout"`
 	// MaxLockTimeout is the most a client may raise lock_timeout to.
 	MaxLockTimeout Duration `yaml:"max_lock_timeout"`
+	// LockTimeoutScope is which statements get LockTimeout: those that
+	// block writes (ddl, the default) or every statement of every session.
+	LockTimeoutScope LockTimeoutScope `yaml:"lock_timeout_scope"`
 	// ConcurrentStatementTimeout is the lock_timeout the proxy sets while a
 	// CONCURRENTLY statement runs; 0 means none.
 	ConcurrentStatementTimeout Duration `yaml:"concurrent_statement_timeout"`

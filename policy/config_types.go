@@ -50,6 +50,46 @@ func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// LockTimeoutScope says which statements get the policy's lock_timeout.
+type LockTimeoutScope uint8
+
+// Lock timeout scopes.
+const (
+	// ScopeDDL: only a statement that takes a lock blocking writes (SHARE
+	// or stronger, not CONCURRENTLY) runs with lock_timeout at most
+	// max_lock_timeout; pgguard sets it for that statement alone when the
+	// session's own is off or higher, and puts the session's back after.
+	// Every other statement keeps whatever the client chose, as on
+	// PostgreSQL: an application's query that waits for a row lock, or
+	// queues behind a migration's DDL, is never cancelled by pgguard.
+	ScopeDDL LockTimeoutScope = iota
+	// ScopeSession: every session gets lock_timeout at startup, and a
+	// client may lower it but not turn it off or raise it above
+	// max_lock_timeout (rule lock-timeout): a blanket timeout, which
+	// also cancels application queries that wait that long for a lock.
+	ScopeSession
+)
+
+func (s LockTimeoutScope) String() string {
+	if s == ScopeSession {
+		return "session"
+	}
+	return "ddl"
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *LockTimeoutScope) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Value {
+	case "ddl":
+		*s = ScopeDDL
+	case "session":
+		*s = ScopeSession
+	default:
+		return fmt.Errorf("invalid lock_timeout_scope %q: must be ddl or session", n.Value)
+	}
+	return nil
+}
+
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (l *Level) UnmarshalYAML(n *yaml.Node) error {
 	v, ok := map[string]Level{"off": LevelOff, "warn": LevelWarn, "reject": LevelReject, "rewrite": LevelRewrite}[n.Value]

@@ -392,7 +392,7 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 		}
 		c := &Check{Ctx: j.ctx, Session: j.sc, Version: j.version, Text: text, Nested: nested,
 			LockTimeout: time.Duration(j.e.cfg.LockTimeout), MaxLockTimeout: time.Duration(j.e.cfg.MaxLockTimeout),
-			MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
+			LockTimeoutScope: j.e.cfg.LockTimeoutScope, MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
 		r.Check(c, node)
 		for _, rep := range c.reports {
 			if r.SizeDependent && !j.large(&rep) {

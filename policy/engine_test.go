@@ -81,7 +81,15 @@ func TestDecide(t *testing.T) {
 			findings: "dynamic-sql=warn", ddl: true},
 		{name: "plpgsql function", sql: "CREATE FUNCTION f(n int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN IF n > 0 THEN ALTER TABLE t ALTER COLUMN c SET NOT NULL; END IF; END $$",
 			action: Reject, findings: "set-not-null=reject", lock: "ACCESS EXCLUSIVE", ddl: true},
-		{name: "sql function body", sql: "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT set_config('lock_timeout', '0', false); END",
+		{name: "sql function body", yaml: "lock_timeout_scope: session\n",
+			sql:    "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT set_config('lock_timeout', '0', false); END",
+			action: Reject, findings: "lock-timeout=reject", ddl: true},
+		// Under scope ddl the session's own lock_timeout is its business:
+		// the proxy gives each statement that blocks writes the policy's.
+		{name: "sql function body, scope ddl", sql: "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT set_config('lock_timeout', '0', false); END",
+			action: Allow, ddl: true},
+		{name: "set off, scope ddl", sql: "SET lock_timeout = 0", action: Allow},
+		{name: "function SET clause, scope ddl", sql: "CREATE FUNCTION f() RETURNS void LANGUAGE sql SET lock_timeout = 0 AS 'SELECT 1'",
 			action: Reject, findings: "lock-timeout=reject", ddl: true},
 		{name: "bad plpgsql", sql: "DO $$ BEGIN x := ; END $$", action: Reject, findings: "parse-error=reject", ddl: true},
 		{name: "rule off", yaml: "rules: {rename-column: off}", sql: "ALTER TABLE t RENAME COLUMN a TO b", action: Allow, lock: "ACCESS EXCLUSIVE", ddl: true},

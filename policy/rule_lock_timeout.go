@@ -23,36 +23,21 @@ func init() {
 }
 
 func checkLockTimeout(c *Check, n *pg_query.Node) {
+	if c.LockTimeoutScope == ScopeDDL {
+		// The session's own lock_timeout is its business: the proxy
+		// checks it with the server right before each statement that
+		// blocks writes and gives that statement the policy's own when
+		// the session's is off or too high. Only a function's SET clause
+		// still matters: the statements of its body run with it, after
+		// that check.
+		checkSetClauses(c, n, true)
+		return
+	}
 	if s := n.GetVariableSetStmt(); s != nil {
 		checkSetLockTimeout(c, s, "")
 		return
 	}
-	// CREATE/ALTER FUNCTION ... SET lock_timeout = 0 applies the value
-	// whenever the function runs; ALTER ROLE/DATABASE ... SET to every
-	// later session that does not set it (pgguard's own sessions do).
-	var where string
-	var sets []*pg_query.Node
-	switch s := n.GetNode().(type) {
-	case *pg_query.Node_CreateFunctionStmt:
-		where, sets = " in the function's SET clause", s.CreateFunctionStmt.Options
-	case *pg_query.Node_AlterFunctionStmt:
-		where, sets = " in the function's SET clause", s.AlterFunctionStmt.Actions
-	case *pg_query.Node_AlterRoleSetStmt:
-		where = " for the role"
-		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterRoleSetStmt.Setstmt}}}
-	case *pg_query.Node_AlterDatabaseSetStmt:
-		where = " for the database"
-		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterDatabaseSetStmt.Setstmt}}}
-	}
-	for _, o := range sets {
-		vs := o.GetVariableSetStmt()
-		if de := o.GetDefElem(); de != nil && de.Defname == "set" {
-			vs = de.GetArg().GetVariableSetStmt()
-		}
-		if vs != nil {
-			checkSetLockTimeout(c, vs, where)
-		}
-	}
+	checkSetClauses(c, n, false)
 	if u := n.GetUpdateStmt(); u != nil && u.Relation != nil && u.Relation.Relname == "pg_settings" {
 		checkPgSettingsUpdate(c, u)
 		return
@@ -185,4 +170,40 @@ func constString(n *pg_query.Node) (string, bool) {
 		return c.GetFval().Fval, true
 	}
 	return "", false
+}
+
+// checkSetClauses checks lock_timeout in a SET clause: CREATE/ALTER
+// FUNCTION ... SET lock_timeout = 0 applies the value whenever the function
+// runs; ALTER ROLE/DATABASE ... SET (unless functionsOnly) to every later
+// session that does not set it.
+func checkSetClauses(c *Check, n *pg_query.Node, functionsOnly bool) {
+	var where string
+	var sets []*pg_query.Node
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_CreateFunctionStmt:
+		where, sets = " in the function's SET clause", s.CreateFunctionStmt.Options
+	case *pg_query.Node_AlterFunctionStmt:
+		where, sets = " in the function's SET clause", s.AlterFunctionStmt.Actions
+	case *pg_query.Node_AlterRoleSetStmt:
+		if functionsOnly {
+			return
+		}
+		where = " for the role"
+		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterRoleSetStmt.Setstmt}}}
+	case *pg_query.Node_AlterDatabaseSetStmt:
+		if functionsOnly {
+			return
+		}
+		where = " for the database"
+		sets = []*pg_query.Node{{Node: &pg_query.Node_VariableSetStmt{VariableSetStmt: s.AlterDatabaseSetStmt.Setstmt}}}
+	}
+	for _, o := range sets {
+		vs := o.GetVariableSetStmt()
+		if de := o.GetDefElem(); de != nil && de.Defname == "set" {
+			vs = de.GetArg().GetVariableSetStmt()
+		}
+		if vs != nil {
+			checkSetLockTimeout(c, vs, where)
+		}
+	}
 }

@@ -25,7 +25,7 @@ func MayChangeLockTimeout(text string) bool {
 		return true
 	case !firstWordIs(text, "set") && !firstWordIs(text, "reset"):
 		return false
-	case !containsFold(text, "lock_timeout") && !containsFold(text, "u&"):
+	case !containsFold(text, "lock_timeout") && !containsFold(text, "u&") && !(firstWordIs(text, "reset") && containsFold(text, "all")):
 		// A SET or RESET of another setting (SET LOCAL statement_timeout,
 		// SET application_name: what ORMs send all day) needs no parse:
 		// lock_timeout is named in every spelling but a Unicode-escaped
@@ -37,8 +37,14 @@ func MayChangeLockTimeout(text string) bool {
 		return true // what the server may read otherwise counts as a change
 	}
 	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
-	if vs == nil || !strings.EqualFold(vs.Name, "lock_timeout") {
-		// RESET ALL returns to the session default, which pgguard set.
+	switch {
+	case vs == nil:
+		return false
+	case vs.Kind == pg_query.VariableSetKind_VAR_RESET_ALL:
+		// Back to the session default: the server's (off, unless a role
+		// or database sets it) under lock_timeout_scope ddl.
+		return true
+	case !strings.EqualFold(vs.Name, "lock_timeout"):
 		return false
 	}
 	return !plainPositiveTimeout(vs)

@@ -200,7 +200,8 @@ func pgExec(db string, sql ...string) error {
 func TestRewriteCreateIndexConcurrently(t *testing.T) {
 	for _, mode := range []string{"simple_protocol", "cache_statement", "exec"} {
 		t.Run(mode, func(t *testing.T) {
-			_, addr, _ := guardProxy(t, "", nil)
+			// Scope session: the lift must put the policy's 3s back.
+			_, addr, _ := guardProxy(t, "lock_timeout_scope: session\n", nil)
 			conn, notices := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode="+mode)
 			name := "big_note_" + mode
 			defer dropIndex(t, name)
@@ -367,8 +368,10 @@ func TestCreatedTablesAreExempt(t *testing.T) {
 	}
 }
 
+// Under lock_timeout_scope session every session gets the policy's
+// lock_timeout and may not turn it off or raise it past the maximum.
 func TestLockTimeoutGivenAndGuarded(t *testing.T) {
-	_, addr, _ := guardProxy(t, "", nil)
+	_, addr, _ := guardProxy(t, "lock_timeout_scope: session\n", nil)
 	conn, _ := guardConn(t, addr, pgtest.TrustUser, "")
 	ctx := context.Background()
 	var lt string

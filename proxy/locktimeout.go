@@ -11,15 +11,18 @@ import (
 )
 
 // applyLockTimeout gives the session the policy's lock_timeout as a startup
-// parameter: no extra round trip, and it becomes the session default that
-// RESET returns to. A client may ask for a lower value in the startup
-// message (as a parameter or in options), but not for 0 or more than the
-// allowed maximum. What a session sets later is checked with the server
-// before each statement that blocks writes, by the machine (package enforce).
+// parameter when lock_timeout_scope is session: no extra round trip, and it
+// becomes the session default that RESET returns to. A client may ask for
+// a lower value in the startup message (as a parameter or in options), but
+// not for 0 or more than the allowed maximum. What a session sets later is
+// checked with the server before each statement that blocks writes, by the
+// machine (package enforce). Under scope ddl (the default) the session
+// keeps what it asked for: only statements that block writes get the
+// policy's lock_timeout, from the machine, one at a time.
 func (s *Session) applyLockTimeout(st *Startup) *wire.PGError {
 	cfg := s.srv.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
-	if def <= 0 {
+	if def <= 0 || cfg.LockTimeoutScope != policy.ScopeSession {
 		return nil
 	}
 	refuse := func(where, value string) *wire.PGError {

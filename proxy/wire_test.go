@@ -233,7 +233,7 @@ func TestRefusedParseBeforeSync(t *testing.T) {
 // not alone: refused, so nothing ever runs with lock_timeout lifted, and no
 // implicit transaction is committed early.
 func TestLiftCoversOnlyTheConcurrentStatement(t *testing.T) {
-	_, addr, _ := guardProxy(t, "", nil)
+	_, addr, _ := guardProxy(t, "lock_timeout_scope: session\n", nil)
 	c := rawConnect(t, addr, "guard")
 	defer dropIndex(t, "wire_lift")
 	c.send(&pgproto3.Parse{Query: "CREATE INDEX wire_lift ON big (account)"}, &pgproto3.Bind{}, &pgproto3.Execute{})
@@ -272,7 +272,7 @@ func TestLiftCoversOnlyTheConcurrentStatement(t *testing.T) {
 // where CONCURRENTLY cannot run, it is refused by pgguard, not failed by
 // the server.
 func TestPreparedConcurrentRewrite(t *testing.T) {
-	_, addr, _ := guardProxy(t, "", nil)
+	_, addr, _ := guardProxy(t, "lock_timeout_scope: session\n", nil)
 	c := rawConnect(t, addr, "guard")
 	defer dropIndex(t, "wire_prep")
 	c.send(&pgproto3.Parse{Name: "ci", Query: "CREATE INDEX wire_prep ON big (account)"}, &pgproto3.Describe{ObjectType: 'S', Name: "ci"}, &pgproto3.Sync{})
@@ -581,7 +581,7 @@ func TestStatementOverTheLimit(t *testing.T) {
 // that blocks writes still gives up after the policy's lock_timeout: pgguard
 // asks the server right before it, and sets it back.
 func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
-	rules := "lock_timeout: 300ms\nlock_timeout_retries: {attempts: 1}\n"
+	rules := "lock_timeout: 300ms\nlock_timeout_retries: {attempts: 1}\nlock_timeout_scope: session\n"
 	_, addr, _ := guardProxy(t, rules, nil)
 	ctx := context.Background()
 	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
@@ -656,7 +656,7 @@ func TestLockTimeoutCheckedWithTheServer(t *testing.T) {
 // waits as long as it would directly (the lock blocks nobody's reads or
 // writes), in both protocols, and the session's lock_timeout is back after.
 func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
-	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
+	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\nlock_timeout_scope: session\n", nil)
 	ctx := context.Background()
 	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 	for _, mode := range []string{"simple_protocol", "exec", "cache_statement"} {
@@ -695,7 +695,7 @@ func TestAdvisoryLockWaitOutlastsLockTimeout(t *testing.T) {
 // ROLLBACK, and after ROLLBACK TO SAVEPOINT. A block that already holds a
 // lock blocking others keeps lock_timeout for the wait.
 func TestToolLockRowWaitInTransaction(t *testing.T) {
-	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
+	_, addr, _ := guardProxy(t, "lock_timeout: 300ms\nlock_timeout_scope: session\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS knex_migrations_lock",
 		"CREATE TABLE knex_migrations_lock (index serial PRIMARY KEY, is_locked integer)",

@@ -25,9 +25,9 @@ type Querier interface {
 }
 
 // GuardedQuerier is a Querier that can also run a query that may fail
-// inside an open transaction block without aborting it: inside a
-// savepoint, rolled back to when the query fails and released when it
-// succeeds. Outside a transaction block it is Query.
+// inside an open transaction block without aborting it, and without
+// keeping the locks it took: inside a savepoint, rolled back to and
+// released. Outside a transaction block it is Query.
 type GuardedQuerier interface {
 	Querier
 	QueryGuarded(sql string) (rows [][]*string, ok bool)
@@ -260,10 +260,10 @@ func (c *Catalog) FunctionVolatility(ctx context.Context, name string) (policy.V
 
 // EstimateRows asks the planner (EXPLAIN, never executed) how many rows a
 // statement touches. Inside a transaction block only through a
-// GuardedQuerier: EXPLAIN of a bad statement would abort the client's
-// transaction. (Its ACCESS SHARE lock on the statement's tables is then
-// kept until the transaction ends; the statement itself takes a stronger
-// one right after.)
+// GuardedQuerier (EXPLAIN of a bad statement would abort the client's
+// transaction), and only in its SELECT form (selectForm): EXPLAIN of the
+// UPDATE or DELETE itself would use up a command id of the client's
+// transaction.
 func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if blank(sql) {
 		return 0, false
@@ -272,6 +272,9 @@ func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if !c.Q.Idle() {
 		g, ok := c.Q.(GuardedQuerier)
 		if !ok {
+			return 0, false
+		}
+		if sql, ok = selectForm(sql); !ok {
 			return 0, false
 		}
 		run = g.QueryGuarded

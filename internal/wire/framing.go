@@ -58,6 +58,9 @@ const (
 	ServerCopyOutResponse  ServerMsg = 'H'
 	ServerCopyBothResponse ServerMsg = 'W'
 	ServerCloseComplete    ServerMsg = '3'
+	// ServerNotificationResponse is a NOTIFY delivered to a listening
+	// session: asynchronous, it may come between any two messages.
+	ServerNotificationResponse ServerMsg = 'A'
 )
 
 // PostgreSQL's own limits on a client message's length field (which counts

@@ -72,7 +72,7 @@ var regressions = []regression{
 		name: "refused-parse-answered-after-flush",
 		bug: "found by the generator (seed 20261130 session 31 and 42 others): the refusal is queued only when the Sync arrives, so the error the server sends after a Flush " +
 			"reached the client as PostgreSQL's syntax error about pgguard_refused_<hex>",
-		chunks: []chunk{{parse("", sLockZero), bind("", ""), execute("", 0), flushMsg()}, {syncMsg()}},
+		chunks: []chunk{{parse("", sTruncate), bind("", ""), execute("", 0), flushMsg()}, {syncMsg()}},
 	},
 	{
 		name: "extended-concurrent-rewrite-then-more-batches-in-one-write",

@@ -115,7 +115,10 @@ var (
 	sTruncate    = &stmt{sql: "TRUNCATE big", verdict: vRefused, weight: 1}
 	sDropTable   = &stmt{sql: "DROP TABLE small", verdict: vRefused, weight: 1}
 	sRename      = &stmt{sql: "ALTER TABLE big RENAME COLUMN note TO memo", verdict: vRefused, weight: 1}
-	sLockZero    = &stmt{sql: "SET lock_timeout = 0", verdict: vRefused, weight: 1}
+	// Allowed under lock_timeout_scope ddl (the session's own business);
+	// a statement that blocks writes after it in the same Query or batch
+	// is refused.
+	sLockZero = &stmt{sql: "SET lock_timeout = 0", weight: 1, changesLockTimeout: true}
 
 	// A partial index: the build still scans big but sorts little.
 	sIndexBig = &stmt{sql: "CREATE INDEX IF NOT EXISTS big_account_i ON big (account) WHERE id <= 1000", verdict: vIndexBig, undo: "DROP INDEX IF EXISTS big_account_i", weight: 3}

@@ -147,6 +147,14 @@ func (m *Machine) liftable(concurrent, waitsForToolLock bool) bool {
 	return false
 }
 
+// liftsToolLocks reports whether a migration tool's wait for its own lock
+// gets the lift: only under lock_timeout_scope session, where the blanket
+// lock_timeout would cancel it. Under scope ddl such a wait (it blocks
+// nobody) runs with the session's own lock_timeout, as on PostgreSQL.
+func (m *Machine) liftsToolLocks() bool {
+	return m.cfg.Policy.Engine().Config().LockTimeoutScope == policy.ScopeSession
+}
+
 // runLifted sends a one-statement Query with the lift around it and waits
 // for it: a CONCURRENTLY statement, or a wait for an advisory lock.
 func (m *Machine) runLifted(v *verdict, events []*observe.StatementEvent, msg []byte) error {

@@ -41,6 +41,7 @@ func (m *Machine) OnParse(n int) error {
 	}
 	m.tools.Observe(wire.BytesView(queryBytes))
 	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
+	advisory = advisory && m.liftsToolLocks()
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
 	// and DELETE is judged (policy.HoldsExclusive): no fast path.
 	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !m.tx.Exclusive("", "") {
@@ -126,13 +127,18 @@ func (m *Machine) OnParse(n int) error {
 		m.batch = b.sp
 		m.afterSync = func() error { return m.endConcurrent(b, true) }
 	default:
-		warning, err := m.clampLockTimeout(ds)
+		if err := m.payRestore(); err != nil {
+			return err
+		}
+		inBlock := m.state.InTransaction()
+		warning, restore, err := m.checkLockTimeout(ds)
 		if err != nil {
 			return err
 		}
 		if warning != nil {
 			v.notices = append(v.notices, warning)
 		}
+		v.restore = restore
 		if sql := v.sql(query); sql != query {
 			body = parseBody(name, sql, params)
 		}
@@ -145,7 +151,11 @@ func (m *Machine) OnParse(n int) error {
 		}
 		b := m.batchPoint()
 		m.attach(b, v, events, r)
-		if r != nil {
+		switch {
+		case restore != "":
+			// Also waits out the retries.
+			m.afterSync = func() error { return m.endImposed(b, restore, inBlock) }
+		case r != nil:
 			// Nothing else may reach the server until the retries are over.
 			m.afterSync = func() error {
 				if _, clientLeft := m.awaitOutcome(b, true); clientLeft {

@@ -30,16 +30,25 @@ const internalName = "pgguard_internal"
 // goes through the extended protocol with a statement and portal of its
 // own: a simple Query would destroy the client's unnamed prepared
 // statement, which drivers (lib/pq, pgjdbc) Parse in one batch and Bind in
-// the next, with pgguard's queries in between. Closing first drops what an
-// earlier query left (a portal lives until the transaction block ends, a
-// statement until it is closed); closing nothing is no error.
+// the next, with pgguard's queries in between.
+//
+// It leaves nothing behind for the client to see: the statement is closed
+// as soon as it is bound and the portal as soon as it has run, before the
+// Sync. An open portal would stay until the transaction block ends, listed
+// in pg_cursors, holding its snapshot (backend_xmin) and failing a later
+// COPY ... FREEZE with "prior transaction activity". Only a failure skips
+// those Closes; the portal then goes with the failed (sub)transaction, and
+// the Closes at the start of the next query drop a statement that a failed
+// Bind left (closing nothing is no error).
 func internalMessages(sql string) []byte {
 	name := internalName + "\x00"
 	msg := wire.Frame(wire.ClientClose, []byte("P"+name))
 	msg = append(msg, wire.Frame(wire.ClientClose, []byte("S"+name))...)
 	msg = append(msg, wire.Frame(wire.ClientParse, []byte(name+sql+"\x00\x00\x00"))...)
 	msg = append(msg, wire.Frame(wire.ClientBind, []byte(name+name+"\x00\x00\x00\x00\x00\x00"))...)
+	msg = append(msg, wire.Frame(wire.ClientClose, []byte("S"+name))...)
 	msg = append(msg, wire.Frame(wire.ClientExecute, []byte(name+"\x00\x00\x00\x00"))...)
+	msg = append(msg, wire.Frame(wire.ClientClose, []byte("P"+name))...)
 	return append(msg, wire.Frame(wire.ClientSync, nil)...)
 }
 
@@ -66,8 +75,11 @@ const estimateSavepoint = "pgguard_guarded"
 
 // QueryGuarded runs a query that may fail (EXPLAIN of the client's
 // statement) without aborting the client's transaction block: inside a
-// savepoint, rolled back to on failure and released after. Outside a
-// transaction block it is Query.
+// savepoint, rolled back to and released after. Rolling back, on success
+// too, gives up the locks the query took (EXPLAIN's ACCESS SHARE on the
+// statement's tables), which would otherwise stay until the block ends,
+// even when pgguard then refuses the statement. Outside a transaction
+// block it is Query.
 func (q sessionQuerier) QueryGuarded(sql string) ([][]*string, bool) {
 	if q.Idle() {
 		return q.Query(sql)
@@ -76,11 +88,7 @@ func (q sessionQuerier) QueryGuarded(sql string) ([][]*string, bool) {
 		return nil, false
 	}
 	rows, ok := q.Query(sql)
-	if !ok {
-		// The failure aborted only the subtransaction; rolling back to
-		// the savepoint makes the block usable again, as it was.
-		q.Query("ROLLBACK TO SAVEPOINT " + estimateSavepoint)
-	}
+	q.Query("ROLLBACK TO SAVEPOINT " + estimateSavepoint)
 	q.Query("RELEASE SAVEPOINT " + estimateSavepoint)
 	return rows, ok
 }

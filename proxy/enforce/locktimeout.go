@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgguard/pgguard/policy"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 )
 
@@ -24,14 +25,6 @@ import (
 // blocks writes (SHARE or stronger) and is not a CONCURRENTLY operation.
 func blocksWrites(d policy.Decision) bool {
 	return !d.Concurrent && policy.BlocksWrites(d.Lock)
-}
-
-// clampSQL returns lock_timeout as it is and, when it is off or above max,
-// sets it to def for the rest of the session.
-func clampSQL(def, max time.Duration) string {
-	return fmt.Sprintf("SELECT pg_catalog.current_setting('lock_timeout'), "+
-		"CASE WHEN t = interval '0' OR t > interval '%d milliseconds' THEN pg_catalog.set_config('lock_timeout', '%dms', false) END "+
-		"FROM (SELECT pg_catalog.current_setting('lock_timeout')::interval AS t) s", max.Milliseconds(), def.Milliseconds())
 }
 
 // lockTimeoutOrder refuses a statement that blocks writes when a statement
@@ -53,15 +46,27 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 	return nil
 }
 
-// clampLockTimeout runs before a statement of ds that blocks writes is
+// checkLockTimeout runs before a statement of ds that blocks writes is
 // sent, when the session can run a query of pgguard's own (nothing
-// pending, no batch open, not in a failed transaction). It returns the
-// WARNING to send the client when it had to set lock_timeout back.
-func (m *Machine) clampLockTimeout(ds []policy.StatementDecision) ([]byte, error) {
+// pending, no batch open, not in a failed transaction). It asks the server
+// for the session's lock_timeout with SHOW, which takes no snapshot, opens
+// no cursor and uses no command id, so that it is invisible even as the
+// first statement of a REPEATABLE READ transaction (LOCK TABLE, then read).
+// When the value is off or above the maximum:
+//
+//   - scope session: it sets it back to the policy's for the rest of the
+//     session and returns the WARNING that tells the client so;
+//   - scope ddl: it sets the policy's for this statement alone and returns
+//     the SQL that puts the session's own back once the statement is
+//     answered (restore): SET LOCAL inside a transaction block, which the
+//     block's end undoes in any case; outside one, RESET when the value
+//     came from anywhere but a SET of the session, else SET to it.
+func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byte, restore string, err error) {
 	cfg := m.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
-	if def <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || m.state.TxStatus() == 'E' {
-		return nil, nil
+	status := m.state.TxStatus()
+	if def <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
+		return nil, "", nil
 	}
 	lock := ""
 	for _, sd := range ds {
@@ -70,23 +75,92 @@ func (m *Machine) clampLockTimeout(ds []policy.StatementDecision) ([]byte, error
 		}
 	}
 	if lock == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	if max <= 0 {
 		max = def
 	}
-	out, err := m.internalQuery(clampSQL(def, max))
-	if err != nil || len(out.rows) != 1 || len(out.rows[0]) != 2 || out.rows[0][1] == nil {
-		return nil, err
+	scope := cfg.LockTimeoutScope
+	ask := "SHOW lock_timeout"
+	if scope == policy.ScopeDDL && status == 'I' {
+		// Outside a transaction block the query has a transaction of its
+		// own, so a snapshot does not matter; the source says how to put
+		// the value back.
+		ask = "SELECT pg_catalog.current_setting('lock_timeout'), source FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'"
 	}
-	was := "?"
-	if out.rows[0][0] != nil {
-		was = *out.rows[0][0]
+	out, err := m.internalQuery(ask)
+	if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) == 0 || out.rows[0][0] == nil {
+		return nil, "", err
+	}
+	was := *out.rows[0][0]
+	if d, perr := policy.ParseLockTimeout(was); perr == nil && d > 0 && d <= max {
+		return nil, "", nil
+	}
+	set := fmt.Sprintf("SET lock_timeout = '%dms'", def.Milliseconds())
+	if scope == policy.ScopeDDL {
+		switch {
+		case status == 'T':
+			set = fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", def.Milliseconds())
+			restore = "SET LOCAL lock_timeout = " + pgcatalog.QuoteLiteral(was)
+		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+			restore = "RESET lock_timeout"
+		default:
+			restore = "SET lock_timeout = " + pgcatalog.QuoteLiteral(was)
+		}
+	}
+	if res, err := m.internalQuery(set); err != nil || res.errCode != "" {
+		return nil, "", err
+	}
+	if scope == policy.ScopeDDL {
+		return nil, restore, nil
 	}
 	m.log.Warn("lock_timeout was off or above the maximum before a statement that blocks writes; set back", "set", def.String())
 	n := &wire.PGError{Severity: "WARNING", Code: "01000",
 		Message: fmt.Sprintf("pgguard: lock-timeout: this session's lock_timeout was %s; pgguard set it back to %s before this statement, which takes a %s lock", was, def, lock),
 		Detail:  fmt.Sprintf("pgguard gives every session lock_timeout=%s; a client may lower it, but not turn it off or raise it above %s.", def, max),
 	}
-	return n.Encode(nil, true), nil
+	return n.Encode(nil, true), "", nil
+}
+
+// endImposed waits for the answer of a statement that ran with the policy's
+// lock_timeout in place of the session's (checkLockTimeout), puts the
+// session's back, and only then sends the client the ReadyForQuery held
+// back, so that nothing of the client's runs with pgguard's value. A
+// statement that failed inside a transaction block needs no restore: the
+// block's end undoes SET LOCAL. One that left a failed block opened by its
+// own Query owes the restore to the session's next idle moment
+// (restoreOwed): the failed block cannot run it.
+func (m *Machine) endImposed(sp *syncPoint, restore string, inBlock bool) error {
+	out, clientLeft := m.awaitOutcome(sp, true)
+	if out.closed {
+		return errSessionClosed
+	}
+	switch {
+	case out.status != 'E':
+		if _, err := m.internalQuery(restore); err != nil {
+			return err
+		}
+	case !inBlock:
+		m.restoreOwed = restore
+	}
+	if clientLeft {
+		return ErrClientLeft
+	}
+	m.conns.ToClientMu.Lock()
+	defer m.conns.ToClientMu.Unlock()
+	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
+	return m.conns.ToClient.Flush()
+}
+
+// payRestore puts back the session's lock_timeout that a statement left
+// in a failed transaction block could not (endImposed), once the session
+// is idle again.
+func (m *Machine) payRestore() error {
+	if m.restoreOwed == "" || m.pending.Load() > 0 || m.unsynced || m.batch != nil || m.state.TxStatus() != 'I' {
+		return nil
+	}
+	restore := m.restoreOwed
+	m.restoreOwed = ""
+	_, err := m.internalQuery(restore)
+	return err
 }

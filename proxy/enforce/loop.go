@@ -38,7 +38,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 	text := wire.BytesView(body[:len(body)-1])
 	// Observe may name the session's tool; then the statement is not
 	// looked at again, so leave it to OnQuery.
-	if !m.tools.Quiet(text) || policy.WaitsForToolLock(text) || m.tx.Exclusive("", "") {
+	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Exclusive("", "") {
 		return false
 	}
 	plainCheck := eng.Plain
@@ -104,6 +104,7 @@ func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLock
 		return false, false
 	}
 	changes, advisory := policy.SessionEffects(text)
+	advisory = advisory && m.liftsToolLocks()
 	if advisory {
 		return false, false
 	}

@@ -85,6 +85,10 @@ type Machine struct {
 	// batchChangesLockTimeout: a statement of the open batch may change
 	// lock_timeout (policy.MayChangeLockTimeout).
 	batchChangesLockTimeout bool
+	// restoreOwed puts back the session's lock_timeout, which a statement
+	// that ran with the policy's left in a failed transaction block of its
+	// own Query (endImposed); run once the session is idle again.
+	restoreOwed string
 	// tools recognises the migration tool behind the session from the
 	// ledger tables its statements name.
 	tools policy.ToolSense

@@ -137,7 +137,7 @@ func (m *Machine) OnQuery(n int) error {
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(body[:len(body)-1])
 	m.tools.Observe(text)
-	advisory := policy.WaitsForToolLock(text)
+	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	plainCheck := eng.Plain
 	if m.state.BackslashQuote() {
 		plainCheck = eng.PlainBackslash
@@ -202,13 +202,18 @@ func (m *Machine) OnQuery(n int) error {
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	warning, err := m.clampLockTimeout(ds)
+	if err := m.payRestore(); err != nil {
+		return err
+	}
+	inBlock := m.state.InTransaction()
+	warning, restore, err := m.checkLockTimeout(ds)
 	if err != nil {
 		return err
 	}
 	if warning != nil {
 		v.notices = append(v.notices, warning)
 	}
+	v.restore = restore
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
 		r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
@@ -216,11 +221,14 @@ func (m *Machine) OnQuery(n int) error {
 	sp := m.nextSpecial()
 	m.attach(sp, v, events, r)
 	m.OnSync()
-	if r == nil {
+	if r == nil && restore == "" {
 		return m.conns.sendMessage(wire.ClientQuery, msg)
 	}
 	if err := m.conns.send(wire.Frame(wire.ClientQuery, msg)); err != nil {
 		return err
+	}
+	if restore != "" {
+		return m.endImposed(sp, restore, inBlock)
 	}
 	// Nothing else may reach the server until the retries are over.
 	if _, clientLeft := m.awaitOutcome(sp, true); clientLeft {
@@ -241,6 +249,13 @@ func (m *Machine) attach(sp *syncPoint, v *verdict, events []*observe.StatementE
 		sp.events = append(sp.events, events...)
 		if r != nil {
 			sp.mode, sp.retry, sp.done = hold, r, make(chan struct{})
+		}
+		if v.restore != "" {
+			// endImposed sends the ReadyForQuery after the restore.
+			sp.holdReady = true
+			if sp.done == nil {
+				sp.done = make(chan struct{})
+			}
 		}
 	})
 }
@@ -332,6 +347,9 @@ type verdict struct {
 	notValid   []policy.NotValidConstraint
 	exclusive  []policy.Table
 	decisions  []policy.StatementDecision
+	// restore puts the session's lock_timeout back after the statement
+	// ran with the policy's (checkLockTimeout).
+	restore string
 }
 
 // sql returns the SQL to run for a one-statement Query.

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -73,6 +74,11 @@ func (m *Machine) special(sp *syncPoint, typ wire.ServerMsg, n int) error {
 		_, err = m.conns.FromServer.Discard(n)
 	case typ == wire.ServerDataRow && sp.mode == swallow:
 		err = m.keepRow(sp, n)
+	case typ == wire.ServerNotificationResponse && sp.mode == swallow:
+		// A NOTIFY delivered while pgguard's own query ran is the
+		// client's: it goes on at once, as it would have without the query.
+		wire.WriteHeader(m.conns.ToClient, typ, n)
+		err = wire.CopyBody(m.conns.ToClient, m.conns.FromServer, n)
 	default:
 		err = m.deliver(sp, typ, n, nil)
 	}
@@ -108,10 +114,13 @@ func (m *Machine) peeked(sp *syncPoint, typ wire.ServerMsg, body []byte) error {
 		}
 	case wire.ServerParameterStatus:
 		m.state.SetParameter(body)
-		// The client must learn of a reported setting even when pgguard's
-		// own query changed it: it is the session's.
-		wire.WriteMessage(m.conns.ToClient, typ, body)
-		return nil
+		if sp.mode == swallow {
+			// The client must learn of a reported setting even when
+			// pgguard's own query changed it: it is the session's.
+			wire.WriteMessage(m.conns.ToClient, typ, body)
+			return nil
+		}
+		// Otherwise it keeps its place in the answer (held with it).
 	}
 	return m.deliver(sp, typ, len(body), body)
 }
@@ -236,6 +245,34 @@ type retry struct {
 	onRetry func(attempt int, wait time.Duration)
 }
 
+// passAsync sends the client the asynchronous messages of a held answer
+// that it will never see (the attempt failed and is retried): a NOTIFY
+// delivered meanwhile and a ParameterStatus are the session's, whatever
+// became of the statement, and they go in the order the server sent them.
+// The attempt's own messages (its error, its NOTICEs) are dropped: the
+// next attempt answers again.
+func (m *Machine) passAsync(held []byte) {
+	wrote := false
+	defer func() {
+		if wrote {
+			// The backoff that follows must not keep them.
+			m.conns.ToClient.Flush()
+		}
+	}()
+	for len(held) >= 5 {
+		n := int(binary.BigEndian.Uint32(held[1:5])) + 1
+		if n < 5 || n > len(held) {
+			return
+		}
+		switch wire.ServerMsg(held[0]) {
+		case wire.ServerNotificationResponse, wire.ServerParameterStatus:
+			m.conns.ToClient.Write(held[:n])
+			wrote = true
+		}
+		held = held[n:]
+	}
+}
+
 func (m *Machine) retryable(sp *syncPoint) bool {
 	r := sp.retry
 	return sp.errCode == "55P03" && r.attempt < r.attempts && !m.sess.Closing()
@@ -256,6 +293,7 @@ func (m *Machine) resend(sp *syncPoint) error {
 	if r.onRetry != nil {
 		r.onRetry(r.attempt, d)
 	}
+	m.passAsync(r.buf.Bytes())
 	r.buf.Reset()
 	r.skip = r.closes
 	sp.errCode, sp.errMsg, sp.tag = "", "", ""

@@ -171,7 +171,7 @@ func TestInternalMessages(t *testing.T) {
 		types = append(types, msgs[0])
 		msgs = msgs[1+n:]
 	}
-	if string(types) != "CCPBES" {
-		t.Fatalf("message types %q, want CCPBES", types)
+	if string(types) != "CCPBCECS" {
+		t.Fatalf("message types %q, want CCPBCECS", types)
 	}
 }

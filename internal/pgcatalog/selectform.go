@@ -1,0 +1,59 @@
+package pgcatalog
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// selectForm returns a SELECT that reads the rows an UPDATE or DELETE would
+// change: the same table (ONLY and alias kept), the same FROM or USING list,
+// the same WHERE and the same WITH queries. EXPLAIN of it estimates the rows
+// as EXPLAIN of the statement does (the plan under a ModifyTable is that
+// scan), without what EXPLAIN of a data-modifying statement does to the
+// client's transaction: its executor start takes a command id, so that the
+// client's next write in the block gets a later cmin than it would have.
+// ok is false for anything else, for WHERE CURRENT OF, and when a WITH
+// query modifies data itself.
+func selectForm(sql string) (string, bool) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return "", false
+	}
+	var rel *pg_query.RangeVar
+	var from []*pg_query.Node
+	var where *pg_query.Node
+	var with *pg_query.WithClause
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		u := s.UpdateStmt
+		rel, from, where, with = u.Relation, u.FromClause, u.WhereClause, u.WithClause
+	case *pg_query.Node_DeleteStmt:
+		d := s.DeleteStmt
+		rel, from, where, with = d.Relation, d.UsingClause, d.WhereClause, d.WithClause
+	default:
+		return "", false
+	}
+	if rel == nil || where.GetCurrentOfExpr() != nil {
+		return "", false
+	}
+	if with != nil {
+		for _, cte := range with.Ctes {
+			if q := cte.GetCommonTableExpr().GetCtequery(); q == nil || q.GetSelectStmt() == nil {
+				return "", false
+			}
+		}
+	}
+	sel := &pg_query.SelectStmt{
+		TargetList:  []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeAConstIntNode(1, -1), -1)},
+		FromClause:  append([]*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: rel}}}, from...),
+		WhereClause: where,
+		WithClause:  with,
+		Op:          pg_query.SetOperation_SETOP_NONE,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}
+	tree.Stmts[0].Stmt = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", false
+	}
+	return out, true
+}
