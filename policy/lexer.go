@@ -2,8 +2,12 @@ package policy
 
 // A small lexer that follows PostgreSQL's scan.l closely enough to find
 // statement boundaries, comments and the leading keyword without cgo or a
-// parse tree. It assumes standard_conforming_strings = on (the default since
-// PostgreSQL 9.1): backslashes escape only inside E'...' strings.
+// parse tree. With standard_conforming_strings on (the default since
+// PostgreSQL 9.1) backslashes escape only inside E'...' strings; with it off
+// (lexer.backslashQuote) also inside '...'. It reads the text as the server
+// does after converting it to its own encoding: the caller converts text in
+// a client-only encoding (SJIS, BIG5, ...) first (ClientText), since there
+// a byte of a multibyte character can look like a backslash.
 
 type tokenKind uint8
 
@@ -98,9 +102,13 @@ func (l *lexer) next() token {
 		}
 		return tok(tokComment, i)
 	case c == '\'':
-		return tok(tokString, scanQuoted(s, start+1, '\'', l.backslashQuote))
+		mode := strStandard
+		if l.backslashQuote {
+			mode = strEscape
+		}
+		return tok(tokString, scanString(s, start+1, mode))
 	case c == '"':
-		return tok(tokQuoted, scanQuoted(s, start+1, '"', false))
+		return tok(tokQuoted, scanQuotedIdent(s, start+1))
 	case c == '$':
 		if end, ok := scanDollar(s, start); ok {
 			return tok(tokString, end)
@@ -115,32 +123,124 @@ func (l *lexer) next() token {
 		for i < len(s) && isIdentCont(s[i]) {
 			i++
 		}
-		if i-start == 1 && lower(c) == 'e' && i < len(s) && s[i] == '\'' {
-			return tok(tokString, scanQuoted(s, i+1, '\'', true))
+		if i-start == 1 && i < len(s) {
+			// A one-letter prefix that makes a string or an identifier
+			// of what follows (scan.l's xestart, xbstart, xhstart,
+			// xusstart, xuistart); flex prefers them to the identifier,
+			// being longer.
+			switch lc := lower(c); {
+			case lc == 'e' && s[i] == '\'':
+				return tok(tokString, scanString(s, i+1, strEscape))
+			case (lc == 'b' || lc == 'x') && s[i] == '\'':
+				return tok(tokString, scanString(s, i+1, strBits))
+			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '\'':
+				// With standard_conforming_strings off the server refuses
+				// U&'...' outright, so its reading does not matter then.
+				return tok(tokString, scanString(s, i+2, strStandard))
+			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '"':
+				return tok(tokQuoted, scanQuotedIdent(s, i+2))
+			}
 		}
 		return tok(tokWord, i)
 	}
 	return tok(tokOther, start+1)
 }
 
-// scanQuoted returns the end of a quoted token whose body starts at i; a
-// doubled quote is an escaped quote, and with backslash so is \'.
-func scanQuoted(s string, i int, q byte, backslash bool) int {
+// scanQuotedIdent returns the end of a quoted identifier whose body starts
+// at i; a doubled quote is an escaped quote.
+func scanQuotedIdent(s string, i int) int {
 	for i < len(s) {
-		switch {
-		case backslash && s[i] == '\\':
-			i += 2
-		case s[i] == q:
-			if i+1 < len(s) && s[i+1] == q {
+		if s[i] == '"' {
+			if i+1 < len(s) && s[i+1] == '"' {
 				i += 2
 				continue
 			}
 			return i + 1
+		}
+		i++
+	}
+	return len(s)
+}
+
+// strMode is how the body of a single-quoted string is read: scan.l's
+// states xq (and xus), xe, and xb (and xh).
+type strMode uint8
+
+const (
+	strStandard strMode = iota // '' is a quote; a backslash is a character
+	strEscape                  // '' and \' are quotes; a backslash escapes the next byte
+	strBits                    // B'...' and X'...': the first quote ends the body
+)
+
+// scanString returns the end of a single-quoted string whose body starts
+// at i, continuations included: a closing quote followed by whitespace
+// that holds a newline, and another quote, goes on with the same string,
+// read the same way (scan.l's xqs state and quotecontinue), so that in
+// E'a'<newline>'\” the backslash escapes a quote.
+func scanString(s string, i int, mode strMode) int {
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == '\\' && mode == strEscape:
+			i += 2
+		case c == '\'':
+			if mode != strBits && i+1 < len(s) && s[i+1] == '\'' {
+				i += 2
+				continue
+			}
+			next := quoteContinue(s, i+1)
+			if next < 0 {
+				return i + 1
+			}
+			i = next
 		default:
 			i++
 		}
 	}
 	return len(s)
+}
+
+// quoteContinue returns where the body of a continued string resumes when
+// s[i:] starts with scan.l's quotecontinue, else -1:
+//
+//	horiz_whitespace* newline (space+ | comment newline)* quote
+//
+// where horiz_whitespace is a space, tab, form feed or vertical tab or a
+// -- comment. A /* */ comment ends the string. (Vertical tab is
+// whitespace from PostgreSQL 16 on; before, it is a syntax error, so the
+// server runs nothing either way.)
+func quoteContinue(s string, i int) int {
+	isNewline := func(c byte) bool { return c == '\n' || c == '\r' }
+	skipComment := func(i int) int {
+		for i < len(s) && !isNewline(s[i]) {
+			i++
+		}
+		return i
+	}
+	for i < len(s) {
+		if c := s[i]; c == ' ' || c == '\t' || c == '\f' || c == '\v' {
+			i++
+		} else if c == '-' && i+1 < len(s) && s[i+1] == '-' {
+			i = skipComment(i + 2)
+		} else {
+			break
+		}
+	}
+	if i >= len(s) || !isNewline(s[i]) {
+		return -1
+	}
+	for i++; i < len(s); {
+		if isSpace(s[i]) {
+			i++
+		} else if s[i] == '-' && i+1 < len(s) && s[i+1] == '-' {
+			i = skipComment(i + 2)
+		} else {
+			break
+		}
+	}
+	if i < len(s) && s[i] == '\'' {
+		return i + 1
+	}
+	return -1
 }
 
 // scanDollar scans a dollar-quoted string starting at s[i] == '$'.

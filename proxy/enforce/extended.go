@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 
 	"github.com/pgguard/pgguard/policy"
 
@@ -39,12 +40,24 @@ func (m *Machine) OnParse(n int) error {
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
 	}
-	m.tools.Observe(wire.BytesView(queryBytes))
-	changes, advisory := policy.SessionEffects(wire.BytesView(queryBytes))
+	raw := wire.BytesView(queryBytes)
+	if settingSensitive(raw) && m.pending.Load() > 0 && !m.unsynced {
+		// Reading.go: the batch's first message waits for earlier answers.
+		if !m.waitIdle() {
+			return nil
+		}
+	}
+	rs, err := m.readings(raw, m.unsynced)
+	if err != nil {
+		return m.refuseMessage(wire.ClientParse, unreadable())
+	}
+	text := rs[0].text
+	m.tools.Observe(text)
+	changes, advisory := policy.SessionEffects(text)
 	advisory = advisory && m.liftsToolLocks()
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
 	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if _, plain := eng.Plain(wire.BytesView(queryBytes)); plain && !advisory && !m.tx.Exclusive("", "") {
+	if _, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
@@ -54,7 +67,10 @@ func (m *Machine) OnParse(n int) error {
 		m.obs.StatementsInspected(m.state.Target, 0, 1)
 		return m.conns.sendMessage(wire.ClientParse, body)
 	}
-	name, query := string(nameBytes), string(queryBytes)
+	name, query := string(nameBytes), strings.Clone(text)
+	for i := range rs {
+		rs[i].text = strings.Clone(rs[i].text)
+	}
 	ctx := context.Background()
 	alone, executes, end, err := m.aloneInBatch()
 	if err != nil {
@@ -62,12 +78,17 @@ func (m *Machine) OnParse(n int) error {
 	}
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
 	decide := func() []policy.StatementDecision {
-		sc := m.policyContext(alone)
-		if m.unsynced {
-			// Judged ahead, before its batch reached the server (warm.go).
-			sc.Catalog = m.warmCatalog(query)
-		}
-		return []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(ctx, stmt, sc)}}
+		return strictest(rs, func(r reading) []policy.StatementDecision {
+			sc := m.policyContext(alone)
+			sc.BackslashQuote = r.backslashQuote
+			if m.unsynced {
+				// Judged ahead, before its batch reached the server (warm.go).
+				sc.Catalog = m.warmCatalog(query)
+			}
+			st := stmt
+			st.Text, st.End = r.text, len(r.text)
+			return []policy.StatementDecision{{Statement: st, Decision: eng.Decide(ctx, st, sc)}}
+		})
 	}
 	ds := decide()
 	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
@@ -90,6 +111,14 @@ func (m *Machine) OnParse(n int) error {
 	v := verdictOf(ds)
 	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}
+	}
+	if v.rewritten != "" && v.reject == nil {
+		// The rewrite goes to the server in the client's encoding.
+		if enc, ok := m.toClient(v.rewritten); ok {
+			v.rewritten = enc
+		} else {
+			v.reject, v.rejects = unreadableFinding(), []policy.Finding{*unreadableFinding()}
+		}
 	}
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	var events []*observe.StatementEvent

@@ -38,7 +38,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 	text := wire.BytesView(body[:len(body)-1])
 	// Observe may name the session's tool; then the statement is not
 	// looked at again, so leave it to OnQuery.
-	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Exclusive("", "") {
+	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Exclusive("", "") || !m.loopMayJudge(text) {
 		return false
 	}
 	plainCheck := eng.Plain
@@ -100,7 +100,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 // loopPlain reports whether a Parse's statement takes OnParse's fast path,
 // and whether it may change lock_timeout (policy.SessionEffects).
 func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLockTimeout bool) {
-	if !m.tools.Quiet(text) {
+	if !m.tools.Quiet(text) || !m.loopMayJudge(text) {
 		return false, false
 	}
 	changes, advisory := policy.SessionEffects(text)
@@ -108,7 +108,11 @@ func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLock
 	if advisory {
 		return false, false
 	}
-	_, plain = eng.Plain(text)
+	if m.state.BackslashQuote() {
+		_, plain = eng.PlainBackslash(text)
+	} else {
+		_, plain = eng.Plain(text)
+	}
 	return plain, changes
 }
 

@@ -95,11 +95,17 @@ var errTooLong = errors.New("statement message too long")
 // server fails a refusal marker in its place, as for any refused statement,
 // so the session goes on in step.
 func (m *Machine) refuseTooLong(typ wire.ClientMsg, n int) error {
-	e := &wire.PGError{Severity: "ERROR", Code: "54000",
+	return m.refuseMessage(typ, &wire.PGError{Severity: "ERROR", Code: "54000",
 		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, m.cfg.MaxStatementMessage),
 		Detail:  "pgguard reads each statement whole to judge it before it reaches the server; nothing of this one ran.",
 		Hint:    "Split the statement (batch large INSERTs, or load data with COPY, which streams), or raise --max-statement-message.",
-	}
+	})
+}
+
+// refuseMessage answers a Query or Parse that pgguard refuses before
+// judging it: the server fails a refusal marker in its place, and the
+// client gets e.
+func (m *Machine) refuseMessage(typ wire.ClientMsg, e *wire.PGError) error {
 	var sp *syncPoint
 	if typ == wire.ClientParse {
 		sp = m.batchPoint()
@@ -135,16 +141,24 @@ func (m *Machine) OnQuery(n int) error {
 		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
 	eng := m.cfg.Policy.Engine()
-	text := wire.BytesView(body[:len(body)-1])
+	raw := wire.BytesView(body[:len(body)-1])
+	if settingSensitive(raw) && m.pending.Load() > 0 && !m.unsynced {
+		// An earlier Query may change how the server reads this one
+		// (reading.go): judge it with the settings that answer brings.
+		if !m.waitIdle() {
+			return nil
+		}
+	}
+	rs, err := m.readings(raw, m.unsynced)
+	if err != nil {
+		return m.refuseMessage(wire.ClientQuery, unreadable())
+	}
+	text := rs[0].text
 	m.tools.Observe(text)
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
-	plainCheck := eng.Plain
-	if m.state.BackslashQuote() {
-		plainCheck = eng.PlainBackslash
-	}
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
 	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if n, plain := plainCheck(text); plain && !advisory && !m.tx.Exclusive("", "") {
+	if n, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Exclusive("", "") {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.obs.StatementsInspected(m.state.Target, 0, n)
 		if ev := m.ledgerEvent(text); ev != nil {
@@ -153,9 +167,12 @@ func (m *Machine) OnQuery(n int) error {
 		m.OnSync()
 		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
-	sql := string(body[:len(body)-1])
+	sql := strings.Clone(text)
+	for i := range rs {
+		rs[i].text = strings.Clone(rs[i].text)
+	}
 	ctx := context.Background()
-	ds, _ := eng.DecideQuery(ctx, sql, m.policyContext(true))
+	ds := m.decideQuery(ctx, eng, rs)
 	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
 		// Judge again once the statements before it are answered: the
 		// transaction status is stale while they run, and the catalog
@@ -163,7 +180,7 @@ func (m *Machine) OnQuery(n int) error {
 		if !m.waitIdle() {
 			return nil
 		}
-		ds, _ = eng.DecideQuery(ctx, sql, m.policyContext(true))
+		ds = m.decideQuery(ctx, eng, rs)
 	}
 	idle := !m.state.InTransaction() && m.batch == nil
 	if !needsCare(ds) {
@@ -185,6 +202,14 @@ func (m *Machine) OnQuery(n int) error {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
 	events := []*observe.StatementEvent{m.event(v, sql)}
+	if v.rewritten != "" && v.reject == nil {
+		// The rewrite goes to the server in the client's encoding.
+		if enc, ok := m.toClient(v.rewritten); ok {
+			v.rewritten = enc
+		} else {
+			v.reject, v.rejects = unreadableFinding(), []policy.Finding{*unreadableFinding()}
+		}
+	}
 	switch {
 	case v.reject != nil:
 		m.amend(m.nextSpecial(), func(sp *syncPoint) {
@@ -196,7 +221,11 @@ func (m *Machine) OnQuery(n int) error {
 		m.OnSync()
 		return m.conns.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
 	case m.batch == nil && m.liftable(v.concurrent, advisory) && len(ds) == 1:
-		return m.runLifted(v, events, wire.Frame(wire.ClientQuery, queryBody(v.sql(sql))))
+		msg := body
+		if v.rewritten != "" {
+			msg = queryBody(v.rewritten)
+		}
+		return m.runLifted(v, events, wire.Frame(wire.ClientQuery, msg))
 	}
 	msg := body
 	if v.rewritten != "" {
