@@ -27,6 +27,9 @@ type Config struct {
 	// ConcurrentStatementTimeout is the lock_timeout the proxy sets while a
 	// CONCURRENTLY statement runs; 0 means none.
 	ConcurrentStatementTimeout Duration `yaml:"concurrent_statement_timeout"`
+	// LockQueue says how the proxy keeps a statement that would queue
+	// behind a long holder of a conflicting lock out of the lock queue.
+	LockQueue LockQueue `yaml:"lock_queue"`
 	// LockTimeoutRetries says how the proxy retries an autocommit statement
 	// that failed with lock_not_available (55P03).
 	LockTimeoutRetries Retries `yaml:"lock_timeout_retries"`
@@ -53,6 +56,20 @@ type Config struct {
 	Profiles []Profile `yaml:"profiles"`
 	// Proxy is the serve command's section, decoded but not validated here.
 	Proxy ProxySettings `yaml:"proxy"`
+}
+
+// LockQueue configures the look at the lock queue before a statement that
+// takes an ACCESS EXCLUSIVE lock on a table.
+type LockQueue struct {
+	// Deadline is how long the statement may wait outside the queue for
+	// a session that holds a lock on its table since longer than
+	// Threshold; past it the statement is refused, naming that session.
+	// 0 turns the look off.
+	Deadline Duration `yaml:"deadline"`
+	// Threshold is how long a holder's transaction must have run for the
+	// statement to wait for it outside the queue; younger ones are
+	// ordinary traffic, which lock_timeout covers.
+	Threshold Duration `yaml:"threshold"`
 }
 
 // Retries configure lock_timeout retries.
@@ -112,6 +129,7 @@ func defaultConfig() *Config {
 		LockTimeout:                Duration(3 * time.Second),
 		MaxLockTimeout:             Duration(10 * time.Second),
 		ConcurrentStatementTimeout: 0,
+		LockQueue:                  LockQueue{Deadline: Duration(time.Minute), Threshold: Duration(time.Second)},
 		LockTimeoutRetries: Retries{
 			Attempts:       3,
 			InitialBackoff: Duration(200 * time.Millisecond),

@@ -25,6 +25,12 @@ func (d *decoder) validate(c *Config) {
 	if c.MaxLockTimeout < c.LockTimeout {
 		d.errorf(at("max_lock_timeout"), "max_lock_timeout: %v is less than lock_timeout (%v)", c.MaxLockTimeout, c.LockTimeout)
 	}
+	if c.LockQueue.Deadline < 0 {
+		d.errorf(at("lock_queue.deadline"), "lock_queue.deadline: must not be negative (0 turns the look off)")
+	}
+	if c.LockQueue.Threshold < 0 {
+		d.errorf(at("lock_queue.threshold"), "lock_queue.threshold: must not be negative")
+	}
 	r := c.LockTimeoutRetries
 	if r.Attempts < 1 {
 		d.errorf(at("lock_timeout_retries.attempts"), "lock_timeout_retries.attempts: must be at least 1 (1 means no retry)")

@@ -112,6 +112,11 @@ func (m *Machine) OnParse(n int) error {
 	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
+	if v.reject == nil && executes > 0 {
+		if f := m.lookBeforeQueue(ds); f != nil {
+			v.reject, v.rejects = f, []policy.Finding{*f}
+		}
+	}
 	if v.rewritten != "" && v.reject == nil {
 		// The rewrite goes to the server in the client's encoding.
 		if enc, ok := m.toClient(v.rewritten); ok {

@@ -201,6 +201,11 @@ func (m *Machine) OnQuery(n int) error {
 	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}
 	}
+	if v.reject == nil {
+		if f := m.lookBeforeQueue(ds); f != nil {
+			v.reject, v.rejects = f, []policy.Finding{*f}
+		}
+	}
 	events := []*observe.StatementEvent{m.event(v, sql)}
 	if v.rewritten != "" && v.reject == nil {
 		// The rewrite goes to the server in the client's encoding.

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+// A migration's ALTER TABLE does not join the lock queue while a session
+// that has held a lock on the table for long (here a transaction left idle
+// after a read, as a report or a forgotten psql does) is in its way: it
+// waits outside the queue, so the application's queries on the table go on
+// as before, and it runs once that session has ended. With a deadline
+// shorter than the holder's transaction it is refused, naming the holder.
+func TestLockQueueLookBeforeQueueing(t *testing.T) {
+	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
+		"INSERT INTO lq_t SELECT g, 'x' FROM generate_series(1, 100) g", "GRANT ALL ON lq_t TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_t") })
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT count(*) FROM lq_t")
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		time.Sleep(2500 * time.Millisecond)
+		holder.Exec(ctx, "COMMIT")
+	}()
+	defer func() { <-committed }()
+	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	var appErr error
+	for i := 0; i < 4; i++ {
+		app, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				_, err := app.Exec(ctx, "UPDATE lq_t SET v = 'app' WHERE id = $1", 1+i)
+				mu.Lock()
+				if d := time.Since(start); d > slowest {
+					slowest = d
+				}
+				if err != nil && appErr == nil {
+					appErr = err
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		}(i)
+	}
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	start := time.Now()
+	_, err := migration.Exec(ctx, "ALTER TABLE lq_t ADD COLUMN note text")
+	took := time.Since(start)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("the ALTER after %v: %v, want it to run once the holder is gone", took, err)
+	}
+	if took < 1500*time.Millisecond {
+		t.Fatalf("the ALTER ran after %v, while the holder's transaction was open", took)
+	}
+	if appErr != nil || slowest >= 500*time.Millisecond {
+		t.Fatalf("application statements: slowest %v, error %v; want none at 500ms or more while the migration waited", slowest, appErr)
+	}
+}
+
+func TestLockQueueDeadlineNamesTheHolder(t *testing.T) {
+	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 800ms, threshold: 200ms}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_d", "CREATE TABLE lq_d (id int)", "GRANT ALL ON lq_d TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_d") })
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT count(*) FROM lq_d WHERE id <> 42")
+	defer holder.Exec(ctx, "ROLLBACK")
+	time.Sleep(300 * time.Millisecond)
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	_, err := migration.Exec(ctx, "ALTER TABLE lq_d ADD COLUMN note text")
+	pe := wantRefusal(t, err, "lock-queue")
+	for _, want := range []string{"pid " + strconv.Itoa(pid), "nightly-report", "idle in transaction", "pg_terminate_backend(" + strconv.Itoa(pid) + ")"} {
+		if !strings.Contains(pe.Message+pe.Detail+pe.Hint, want) {
+			t.Errorf("refusal %q / %q / %q does not say %q", pe.Message, pe.Detail, pe.Hint, want)
+		}
+	}
+	if strings.Contains(pe.Detail, "42") {
+		t.Errorf("the holder's query reached the client with its literal: %q", pe.Detail)
+	}
+	var n int
+	if err := migration.QueryRow(ctx, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'lq_d' AND column_name = 'note'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the refused ALTER ran: %d %v", n, err)
+	}
+}
