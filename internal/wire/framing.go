@@ -58,6 +58,11 @@ const (
 	ServerCopyOutResponse  ServerMsg = 'H'
 	ServerCopyBothResponse ServerMsg = 'W'
 	ServerCloseComplete    ServerMsg = '3'
+	ServerParseComplete    ServerMsg = '1'
+	ServerBindComplete     ServerMsg = '2'
+	ServerNoData           ServerMsg = 'n'
+	ServerRowDescription   ServerMsg = 'T'
+	ServerNotification     ServerMsg = 'A'
 )
 
 // PostgreSQL's own limits on a client message's length field (which counts

@@ -32,6 +32,12 @@ var rejectMarker = func() string {
 // The engine copies what it keeps, so one Context per session is reused;
 // only the client-to-server loop calls this.
 func (m *Machine) policyContext(alone bool) *policy.Context {
+	// pending first, the status after: a ReadyForQuery sets the status
+	// before it lowers pending, so with none pending the status read next
+	// is current; a verdict judged while some were pending is judged again
+	// once they are answered (judgedBusy).
+	busy := m.pending.Load() > 0
+	m.judgedBusy = busy
 	sc := &m.pctx
 	if sc.CreatedTables == nil {
 		*sc = policy.Context{
@@ -59,7 +65,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	case m.unsynced:
 		// Behind other messages of its batch: the catalog cannot be asked
 		// now (OnParse replays what was asked ahead, warm.go).
-	case m.pending.Load() > 0:
+	case busy:
 		// The status is stale and the connection busy: the probe tells
 		// whether the verdict needs the catalog; if so, the caller waits
 		// for idle and judges again (asksCatalog).
@@ -136,6 +142,8 @@ func (m *Machine) OnQuery(n int) error {
 	}
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(body[:len(body)-1])
+	m.settle()
+	m.queryEffects(text, true)
 	m.tools.Observe(text)
 	advisory := policy.WaitsForToolLock(text)
 	plainCheck := eng.Plain
@@ -156,7 +164,7 @@ func (m *Machine) OnQuery(n int) error {
 	sql := string(body[:len(body)-1])
 	ctx := context.Background()
 	ds, _ := eng.DecideQuery(ctx, sql, m.policyContext(true))
-	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
+	if (needsCare(ds) || advisory || m.asksCatalog()) && m.judgedBusy {
 		// Judge again once the statements before it are answered: the
 		// transaction status is stale while they run, and the catalog
 		// cannot be asked; the verdict must not depend on the timing.
