@@ -318,7 +318,14 @@ func (l *eventLoop) relayClient(ls *loopSession, b []byte) (off int, fast bool) 
 			fast = m.LoopParse(body, b[off+total:])
 		case wire.ClientBind:
 			fast = m.LoopBind()
-		case wire.ClientExecute, wire.ClientDescribe, wire.ClientClose:
+		case wire.ClientClose:
+			if m.WatchesBinds() {
+				m.LoopClose(body)
+			} else {
+				m.OnExtended()
+			}
+			fast = true
+		case wire.ClientExecute, wire.ClientDescribe:
 			m.OnExtended()
 			fast = true
 		case wire.ClientSync, wire.ClientFunctionCall:
@@ -332,6 +339,7 @@ func (l *eventLoop) relayClient(ls *loopSession, b []byte) (off int, fast bool) 
 		if !fast {
 			return off, false
 		}
+		m.Sent(typ)
 		ls.s.bytesIn.Add(int64(total))
 		off += total
 	}
@@ -386,6 +394,7 @@ func (l *eventLoop) relayServer(ls *loopSession, b []byte) (off int, fast bool) 
 			if off+total > len(b) {
 				return off, true
 			}
+			m.AccountServer(typ)
 			m.OnReadyForQuery(b[off+5])
 			s.bytesOut.Add(int64(total))
 			off += total
@@ -401,6 +410,7 @@ func (l *eventLoop) relayServer(ls *loopSession, b []byte) (off int, fast bool) 
 			s.state.SetParameter(b[off+5 : off+total])
 			off += total
 		default:
+			m.AccountServer(typ)
 			if off+total > len(b) {
 				ls.sRemain = off + total - len(b)
 				off = len(b)

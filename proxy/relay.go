@@ -8,6 +8,9 @@ import (
 	"github.com/pgguard/pgguard/proxy/enforce"
 )
 
+// reasonTerminated is how a session that the client ended ends.
+const reasonTerminated = "client terminated"
+
 // relay runs the two copy loops until either side ends and returns why.
 func (s *Session) relay() string {
 	defer func() {
@@ -20,10 +23,21 @@ func (s *Session) relay() string {
 		defer func() { done <- reason }()
 		defer s.recoverPanic("server-to-client relay")
 		reason = s.serverToClient()
+		// A session whose server side ended is torn down in whatever state
+		// it is: nothing will answer what the client-to-server loop waits for.
+		s.close()
 	}()
 	reason := s.clientToServer()
-	s.close()
-	r2 := <-done
+	var r2 string
+	if reason == reasonTerminated {
+		// The server answers what came before the Terminate, then closes:
+		// the answers reach the client first, as they do from PostgreSQL.
+		r2 = <-done
+		s.close()
+	} else {
+		s.close()
+		r2 = <-done
+	}
 	s.m.Drain()
 	if reason == "closed" {
 		reason = r2
@@ -78,16 +92,15 @@ func (s *Session) clientToServer() string {
 				err = s.m.AfterSync()
 			}
 		case wire.ClientTerminate:
-			if s.m.Pending() > 0 {
-				// The server reads the Terminate only after the running
-				// statement ends, which may take long: cancel it.
-				s.cancelRunning()
-			}
+			// PostgreSQL runs what came before the Terminate and answers it
+			// before it closes; so does the session (relay). The server's
+			// end of file is then no loss.
+			s.closing.Store(true)
 			s.conns.ToServerMu.Lock()
 			wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
 			s.conns.ToServer.Flush()
 			s.conns.ToServerMu.Unlock()
-			return "client terminated"
+			return reasonTerminated
 		case wire.ClientBind:
 			if s.m.WatchesBinds() {
 				err = s.m.OnBind(n)
@@ -95,7 +108,14 @@ func (s *Session) clientToServer() string {
 			}
 			s.m.OnExtended()
 			err = s.conns.Forward(typ, n)
-		case wire.ClientExecute, wire.ClientDescribe, wire.ClientClose:
+		case wire.ClientClose:
+			if s.m.WatchesBinds() {
+				err = s.m.OnClose(n)
+				break
+			}
+			s.m.OnExtended()
+			err = s.conns.Forward(typ, n)
+		case wire.ClientExecute, wire.ClientDescribe:
 			// Extended-protocol work that runs in the implicit transaction
 			// ended by the next Sync.
 			s.m.OnExtended()

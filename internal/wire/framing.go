@@ -58,6 +58,10 @@ const (
 	ServerCopyOutResponse  ServerMsg = 'H'
 	ServerCopyBothResponse ServerMsg = 'W'
 	ServerCloseComplete    ServerMsg = '3'
+	ServerParseComplete    ServerMsg = '1'
+	ServerBindComplete     ServerMsg = '2'
+	ServerNoData           ServerMsg = 'n'
+	ServerRowDescription   ServerMsg = 'T'
 	// ServerNotificationResponse is a NOTIFY delivered to a listening
 	// session: asynchronous, it may come between any two messages.
 	ServerNotificationResponse ServerMsg = 'A'

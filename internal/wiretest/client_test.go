@@ -135,6 +135,22 @@ func (rc *rawConn) read() (backendMsg, error) {
 	return backendMsg{typ: hdr[0], body: body}, nil
 }
 
+// eof waits for the server to end the connection, after a Terminate,
+// reading whatever it still sends.
+func (rc *rawConn) eof() error {
+	rc.c.SetDeadline(time.Now().Add(readTimeout))
+	for {
+		m, err := rc.read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("message %q after the answers to a Terminate", m.typ)
+	}
+}
+
 // close sends Terminate and closes the connection.
 func (rc *rawConn) close() {
 	rc.c.SetDeadline(time.Now().Add(time.Second))

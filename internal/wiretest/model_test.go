@@ -12,8 +12,11 @@ type model struct {
 	// changedLT: a statement of the open batch may change lock_timeout.
 	changedLT bool
 	failed    bool // an error in this extended batch: skip until Sync
-	prepared  map[string]*stmt
-	portals   map[string]*stmt
+	// copying is the statement of a COPY FROM STDIN that an Execute
+	// started: PostgreSQL ignores Sync and Flush until its CopyDone.
+	copying  *stmt
+	prepared map[string]*stmt
+	portals  map[string]*stmt
 }
 
 // annotate fills msg.refused in s and returns the predicted status of
@@ -21,6 +24,7 @@ type model struct {
 func annotate(s *session) []byte {
 	m := &model{status: 'I', prepared: map[string]*stmt{}, portals: map[string]*stmt{}}
 	var statuses []byte
+	s.ready = make([]int, len(s.chunks))
 	for ci, c := range s.chunks {
 		for i := range c {
 			// What follows, across writes: pgguard reads ahead to the Sync.
@@ -30,6 +34,7 @@ func annotate(s *session) []byte {
 			}
 			if st, ok := m.step(c, i, ahead); ok {
 				statuses = append(statuses, st)
+				s.ready[ci]++
 			}
 		}
 	}
@@ -42,11 +47,35 @@ func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 	msg := &c[i]
 	switch msg.kind {
 	case mQuery:
+		if m.failed {
+			// Skipped until Sync: no answer at all. pgguard judges it
+			// behind the batch's messages.
+			msg.refused = make([]bool, len(msg.stmts))
+			for i, s := range msg.stmts {
+				msg.refused[i] = m.refuses(s, false, m.changedLT)
+			}
+			return 0, false
+		}
 		m.query(msg)
 		return m.status, true
+	case mFunctionCall:
+		if m.failed {
+			return 0, false
+		}
+		return m.status, true // 'E': fails, and the block stays failed
 	case mSync:
+		if m.copying != nil {
+			return 0, false // ignored in COPY
+		}
 		m.sync()
 		return m.status, true
+	case mCopyDone:
+		if s := m.copying; s != nil {
+			m.copying = nil
+			if s.fail != fNone {
+				m.fail()
+			}
+		}
 	case mParse:
 		before := m.unsynced
 		m.unsynced = true
@@ -61,9 +90,11 @@ func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 			// PostgreSQL drops the unnamed statement before parsing.
 			delete(m.prepared, "")
 		}
+		_, taken := m.prepared[msg.name]
 		switch {
 		case m.failed:
-		case m.status == 'E' && s.tx != txEnd, msg.refused[0], s.fail == fParse:
+		case m.status == 'E' && s.tx != txEnd, msg.refused[0], s.fail == fParse,
+			msg.name != "" && taken: // 42P05
 			m.fail()
 		default:
 			m.prepared[msg.name] = s
@@ -98,7 +129,11 @@ func (m *model) step(c chunk, i int, ahead []msg) (status byte, ok bool) {
 		s, exists := m.portals[msg.portal]
 		switch {
 		case m.failed:
-		case !exists, s.fail == fExec:
+		case !exists:
+			m.fail()
+		case s.copyIn != nil:
+			m.copying = s // fails, if it does, on its data
+		case s.fail == fExec:
 			m.fail()
 		default:
 			m.apply(s.tx)
@@ -158,6 +193,20 @@ func (m *model) query(msg *msg) {
 			return
 		}
 		m.apply(s.tx)
+		m.prepEffects(s)
+	}
+}
+
+// prepEffects applies what a statement does to prepared statements.
+func (m *model) prepEffects(s *stmt) {
+	if s.dropsAll {
+		clear(m.prepared)
+	}
+	if s.drops != "" {
+		delete(m.prepared, s.drops)
+	}
+	if s.prepares != "" {
+		m.prepared[s.prepares] = s.preparedAs
 	}
 }
 

@@ -133,7 +133,7 @@ func (w *worker) play(s *session) outcome {
 	if direct.stall != "" {
 		return outcome{harness: "the direct run broke: " + direct.stall}
 	}
-	if got := statuses(direct.msgs); string(got) != string(want) {
+	if got := statuses(direct.msgs, s.ends()); string(got) != string(want) {
 		return outcome{harness: fmt.Sprintf("the model predicted ReadyForQuery statuses %q, PostgreSQL sent %q", want, got)}
 	}
 	dn, _ := normalize(direct.msgs, false)
@@ -151,7 +151,7 @@ func (w *worker) play(s *session) outcome {
 
 // statuses lists the ReadyForQuery statuses of a session's chunks: not
 // the startup's (the first) nor the sentinel's (the last).
-func statuses(msgs []backendMsg) []byte {
+func statuses(msgs []backendMsg, terminated bool) []byte {
 	var st []byte
 	for _, m := range msgs {
 		if m.typ == 'Z' && len(m.body) == 1 {
@@ -160,6 +160,9 @@ func statuses(msgs []backendMsg) []byte {
 	}
 	if len(st) < 2 {
 		return nil
+	}
+	if terminated {
+		return st[1:]
 	}
 	return st[1 : len(st)-1]
 }
@@ -175,10 +178,21 @@ func playSide(addr, db string, s *session) transcript {
 	defer rc.close()
 	direct := addr == env.pg.Addr()
 	for i, c := range s.chunks {
-		if err := rc.play(c.encode(direct), c.expect(), &tr); err != nil {
+		e := c.expect()
+		if i < len(s.ready) {
+			e.ready = s.ready[i]
+		}
+		if err := rc.play(c.encode(direct), e, &tr); err != nil {
 			tr.stall = fmt.Sprintf("write %d: %v", i+1, err)
 			return tr
 		}
+	}
+	if s.ends() {
+		// Terminated: the answers came before the end of the connection.
+		if err := rc.eof(); err != nil {
+			tr.stall = fmt.Sprintf("after Terminate: %v", err)
+		}
+		return tr
 	}
 	end := chunk{query(sentinel)}
 	if err := rc.play(end.encode(direct), end.expect(), &tr); err != nil {

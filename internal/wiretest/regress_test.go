@@ -1,6 +1,7 @@
 package wiretest
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,10 @@ type regression struct {
 	// bug, when set, says what pgguard got wrong when the case was added.
 	bug    string
 	chunks []chunk
+	// goroutinesKnownBad, when set, says why the case still fails now and
+	// then through the goroutine relay alone (PGGUARD_WIRE_RELAY=goroutines):
+	// it is skipped there until fixed.
+	goroutinesKnownBad string
 	// notices are substrings of pgguard's own NOTICE/WARNING messages that
 	// the proxied run must contain (in order): the comparison drops them,
 	// so this is what shows that the policy acted at all.
@@ -89,6 +94,109 @@ var regressions = []regression{
 			{parse("", sDropIndex), bind("p", ""), execute("p", 0), flushMsg()},
 			{parse("", sSeries), bind("p", ""), execute("p", 0), syncMsg()},
 		},
+	},
+
+	{
+		name: "query-skipped-after-an-error-mid-batch",
+		bug: "PostgreSQL skips a Query behind an error until Sync and never answers it; pgguard counted it, " +
+			"so the next statement it judges waited forever for idle",
+		chunks:  []chunk{{parse("", sUnknown), bind("", ""), execute("", 0), query(sSelect1), syncMsg()}, {query(sIndexBig)}},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name:    "function-call-skipped-after-an-error-mid-batch",
+		bug:     "the same hang for a FunctionCall skipped after an error",
+		chunks:  []chunk{{parse("", sDivZero), bind("", ""), execute("", 0), functionCall(), syncMsg()}, {query(sIndexBig)}},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name: "copy-in-in-libpq-order",
+		bug: "libpq sends Sync right behind the Execute of a COPY (PQexecParams); PostgreSQL ignores it in COPY IN, " +
+			"pgguard counted it: the next statement it judges waited forever",
+		chunks: []chunk{
+			{parse("", sCopyIn), bind("", ""), describePortal(""), execute("", 0), syncMsg()},
+			cat(copyIn(sCopyIn), chunk{syncMsg()}),
+			{query(sIndexBig)},
+			{parse("", sCopyBad), bind("", ""), describePortal(""), execute("", 0), syncMsg()},
+			cat(copyIn(sCopyBad), chunk{syncMsg()}),
+			{query(sIndexBig)},
+		},
+		notices: []string{"create-index: rewritten", "create-index: rewritten"},
+	},
+	{
+		name: "copy-in-with-syncs-and-flushes-inside",
+		bug:  "the same hang for Syncs among the COPY data",
+		chunks: []chunk{
+			{parse("", sCopyIn), bind("", ""), execute("", 0), syncMsg(), copyData("1\tone\n"), flushMsg(), syncMsg(), copyData("2\ttwo\n"), copyDone(), syncMsg()},
+			{query(sIndexBig)},
+		},
+		notices: []string{"create-index: rewritten"},
+	},
+	{
+		name: "close-forgets-a-rewritten-statement",
+		bug:  "after Close, pgguard still refused a Bind of the name as its CONCURRENTLY rewrite, where PostgreSQL says 26000",
+		chunks: []chunk{
+			{parse("s1", sIndexBig), describeStmt("s1"), syncMsg()}, {closeStmt("s1"), syncMsg()},
+			{query(sBegin)}, {bind("", "s1"), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name: "deallocate-forgets-a-rewritten-statement",
+		bug:  "the same after DEALLOCATE",
+		chunks: []chunk{
+			{parse("s1", sIndexBig), describeStmt("s1"), syncMsg()}, {query(sDeallocate)},
+			{query(sBegin)}, {bind("", "s1"), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name: "prepare-after-deallocate-is-not-the-rewrite",
+		bug:  "after DEALLOCATE and an SQL PREPARE of the name, pgguard refused SELECT 42 as its CONCURRENTLY rewrite",
+		chunks: []chunk{
+			{parse("s1", sIndexBig), describeStmt("s1"), syncMsg()}, {query(sDeallocBoth)},
+			{query(sBegin)}, {bind("", "s1"), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name: "discard-all-forgets-a-rewritten-statement",
+		bug:  "the same after DISCARD ALL",
+		chunks: []chunk{
+			{parse("s1", sIndexBig), describeStmt("s1"), syncMsg()}, {query(sDiscardAll)},
+			{query(sBegin)}, {bind("", "s1"), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name: "query-drops-the-unnamed-rewritten-statement",
+		bug:  "a simple Query drops the unnamed statement; pgguard still refused its Bind where PostgreSQL says 26000",
+		chunks: []chunk{
+			{parse("", sIndexBig), describeStmt(""), syncMsg()}, {query(sSelect1)},
+			{query(sBegin)}, {bind("", ""), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name: "failed-parse-of-a-name-in-use-changes-nothing",
+		bug:  "a Parse that fails with 42P05 changes nothing; pgguard took the name for its rewrite and refused SELECT 42",
+		chunks: []chunk{
+			{parse("s1", s42), syncMsg()}, {parse("s1", sIndexBig), describeStmt("s1"), syncMsg()},
+			{query(sBegin)}, {bind("", "s1"), execute("", 0), syncMsg()}, {query(sRollback)},
+		},
+	},
+	{
+		name:   "terminate-behind-a-query-in-one-write",
+		bug:    "PostgreSQL runs the statement and answers before it closes; pgguard cancelled it or closed first",
+		chunks: []chunk{{query(sSleep), terminateMsg()}},
+		goroutinesKnownBad: "about one run in three the answer arrives but pgguard does not close the client's " +
+			"connection after the server's (open: the relay's end after a Terminate)",
+	},
+	{
+		name:               "terminate-behind-a-batch-in-one-write",
+		bug:                "the same for an extended batch",
+		chunks:             []chunk{cat(ext(sSleep), chunk{terminateMsg()})},
+		goroutinesKnownBad: "as terminate-behind-a-query-in-one-write",
+	},
+	{
+		name:   "begin-and-create-index-in-one-write",
+		bug:    "judged with the transaction status from before the BEGIN: rewritten to CONCURRENTLY, which fails with 25001",
+		chunks: []chunk{{query(sBegin), query(sIndexBig)}, {query(sRollback)}, {query(sBegin), query(sSelect1), query(sIndexBig)}, {query(sRollback)}},
 	},
 
 	// Shapes that work; kept so that they stay working.
@@ -168,6 +276,9 @@ func TestWireRegressions(t *testing.T) {
 	t.Cleanup(pool.close)
 	for _, rc := range regressions {
 		t.Run(rc.name, func(t *testing.T) {
+			if rc.goroutinesKnownBad != "" && os.Getenv("PGGUARD_WIRE_RELAY") == "goroutines" {
+				t.Skip("known to fail through the goroutine relay: " + rc.goroutinesKnownBad)
+			}
 			t.Parallel()
 			w, err := pool.get()
 			if err != nil {

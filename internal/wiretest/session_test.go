@@ -11,6 +11,18 @@ import (
 type session struct {
 	name   string
 	chunks []chunk
+	// ready is how many ReadyForQuery each chunk gets (annotate): a
+	// Query, FunctionCall or Sync that PostgreSQL skips gets none.
+	ready []int
+}
+
+// ends reports whether the session ends with a Terminate.
+func (s *session) ends() bool {
+	if len(s.chunks) == 0 {
+		return false
+	}
+	c := s.chunks[len(s.chunks)-1]
+	return len(c) > 0 && c[len(c)-1].kind == mTerminate
 }
 
 type chunk []msg
@@ -28,6 +40,8 @@ const (
 	mFlush
 	mCopyData
 	mCopyDone
+	mFunctionCall
+	mTerminate
 )
 
 // msg is one frontend message. Query and Parse carry statements, whose
@@ -64,10 +78,18 @@ func describePortal(portal string) msg { return msg{kind: mDescribe, what: 'P', 
 func execute(portal string, maxRows uint32) msg {
 	return msg{kind: mExecute, portal: portal, maxRows: maxRows}
 }
-func syncMsg() msg          { return msg{kind: mSync} }
-func flushMsg() msg         { return msg{kind: mFlush} }
-func copyData(s string) msg { return msg{kind: mCopyData, data: s} }
-func copyDone() msg         { return msg{kind: mCopyDone} }
+func syncMsg() msg      { return msg{kind: mSync} }
+func terminateMsg() msg { return msg{kind: mTerminate} }
+
+// versionOID is version()'s OID: a FunctionCall whose answer is the same
+// on both sides.
+const versionOID = 89
+
+func functionCall() msg         { return msg{kind: mFunctionCall} }
+func closeStmt(name string) msg { return msg{kind: mClose, what: 'S', name: name} }
+func flushMsg() msg             { return msg{kind: mFlush} }
+func copyData(s string) msg     { return msg{kind: mCopyData, data: s} }
+func copyDone() msg             { return msg{kind: mCopyDone} }
 
 // runExt is the usual unnamed Parse, Bind, Execute of one statement.
 func runExt(s *stmt) []msg { return []msg{parse("", s), bind("", ""), execute("", 0)} }
@@ -121,6 +143,10 @@ func (m msg) encode(dst []byte, direct bool) []byte {
 		fm = &pgproto3.CopyData{Data: []byte(m.data)}
 	case mCopyDone:
 		fm = &pgproto3.CopyDone{}
+	case mFunctionCall:
+		fm = &pgproto3.FunctionCall{Function: versionOID}
+	case mTerminate:
+		fm = &pgproto3.Terminate{}
 	}
 	b, err := fm.Encode(dst)
 	if err != nil {
@@ -141,7 +167,7 @@ func (c chunk) expect() expect {
 	var e expect
 	for _, m := range c {
 		switch m.kind {
-		case mQuery, mSync:
+		case mQuery, mSync, mFunctionCall:
 			e.ready++
 			e.terminals = 0
 		case mExecute:
@@ -201,6 +227,10 @@ func (m msg) String() string {
 		return fmt.Sprintf("CopyData %q", abbreviate(m.data))
 	case mCopyDone:
 		return "CopyDone"
+	case mFunctionCall:
+		return "FunctionCall version()"
+	case mTerminate:
+		return "Terminate"
 	}
 	return "?"
 }

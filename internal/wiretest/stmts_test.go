@@ -56,6 +56,12 @@ type stmt struct {
 	// in the same Query or batch (policy.MayChangeLockTimeout).
 	changesLockTimeout bool
 	blocks             blocking
+	// What it does to prepared statements: drops deallocates one, dropsAll
+	// every one (DEALLOCATE ALL, DISCARD ALL), prepares makes one that
+	// runs preparedAs.
+	drops, prepares string
+	dropsAll        bool
+	preparedAs      *stmt
 }
 
 type blocking int
@@ -119,6 +125,17 @@ var (
 	// a statement that blocks writes after it in the same Query or batch
 	// is refused.
 	sLockZero = &stmt{sql: "SET lock_timeout = 0", weight: 1, changesLockTimeout: true}
+
+	// Slow enough that a client's Terminate behind it arrives first.
+	sSleep = &stmt{sql: "SELECT pg_sleep(0.3)"}
+
+	// Prepared statements through SQL, in the regression cases.
+	s42          = &stmt{sql: "SELECT 42"}
+	sDeallocate  = &stmt{sql: "DEALLOCATE s1", drops: "s1"}
+	sDeallocAll  = &stmt{sql: "DEALLOCATE ALL", dropsAll: true}
+	sDiscardAll  = &stmt{sql: "DISCARD ALL", dropsAll: true}
+	sPrepare42   = &stmt{sql: "PREPARE s1 AS SELECT 42", prepares: "s1", preparedAs: s42}
+	sDeallocBoth = &stmt{sql: "DEALLOCATE s1; PREPARE s1 AS SELECT 42", drops: "s1", prepares: "s1", preparedAs: s42}
 
 	// A partial index: the build still scans big but sorts little.
 	sIndexBig = &stmt{sql: "CREATE INDEX IF NOT EXISTS big_account_i ON big (account) WHERE id <= 1000", verdict: vIndexBig, undo: "DROP INDEX IF EXISTS big_account_i", weight: 3}

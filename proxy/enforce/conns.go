@@ -40,6 +40,17 @@ type Conns struct {
 	FromServer *bufio.Reader
 	ToClientMu sync.Mutex
 	ToClient   *bufio.Writer
+
+	// acct records what is written to the server (accounting.go); set by
+	// New, nil before.
+	acct *accounting
+}
+
+// record notes a message written to the server; ToServerMu is held.
+func (c *Conns) record(typ wire.ClientMsg) {
+	if c.acct != nil {
+		c.acct.sent(typ)
+	}
 }
 
 // Forward streams one client message of type typ and body length n, whose
@@ -48,6 +59,7 @@ type Conns struct {
 func (c *Conns) Forward(typ wire.ClientMsg, n int) error {
 	c.ToServerMu.Lock()
 	defer c.ToServerMu.Unlock()
+	c.record(typ)
 	wire.WriteHeader(c.ToServer, typ, n)
 	err := wire.CopyBody(c.ToServer, c.FromClient, n)
 	if err == nil && c.FromClient.Buffered() == 0 {
@@ -62,6 +74,7 @@ func (c *Conns) Forward(typ wire.ClientMsg, n int) error {
 func (c *Conns) sendMessage(typ wire.ClientMsg, body []byte) error {
 	c.ToServerMu.Lock()
 	defer c.ToServerMu.Unlock()
+	c.record(typ)
 	wire.WriteMessage(c.ToServer, typ, body)
 	if c.FromClient.Buffered() == 0 {
 		return c.ToServer.Flush()
@@ -74,6 +87,9 @@ func (c *Conns) send(msgs ...[]byte) error {
 	c.ToServerMu.Lock()
 	defer c.ToServerMu.Unlock()
 	for _, m := range msgs {
+		if c.acct != nil {
+			c.acct.sentFrames(m)
+		}
 		c.ToServer.Write(m)
 	}
 	return c.ToServer.Flush()

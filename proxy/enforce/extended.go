@@ -33,9 +33,16 @@ func (m *Machine) OnParse(n int) error {
 	if !ok {
 		return &wire.ProtocolError{Msg: "invalid Parse message: query not terminated"}
 	}
-	// A Parse replaces the unnamed statement; a named one must be new.
-	delete(m.rewrittenStmts, string(nameBytes))
-	delete(m.ledgerStmts, string(nameBytes))
+	// A Parse replaces the unnamed statement; a named one must be new:
+	// what it held comes back when the Parse fails (stmts.go).
+	m.settle()
+	u := m.beginParse(string(nameBytes))
+	m.acct.setUndo(u)
+	defer func() {
+		u.endParse(m)
+		m.acct.setUndo(nil)
+	}()
+	m.queryEffects(wire.BytesView(queryBytes), false)
 	eng := m.cfg.Policy.Engine()
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
@@ -91,7 +98,7 @@ func (m *Machine) OnParse(n int) error {
 		})
 	}
 	ds := decide()
-	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
+	if (needsCare(ds) || advisory || m.asksCatalog()) && m.judgedBusy {
 		if !m.waitIdle() {
 			return nil
 		}
@@ -338,6 +345,7 @@ func (m *Machine) OnBind(n int) error {
 		return &wire.ProtocolError{Msg: "invalid Bind message: statement name not terminated"}
 	}
 	m.ledgerBind(stmt, body)
+	m.settle()
 	v := m.rewrittenStmts[string(stmt)]
 	if v == nil {
 		m.unsynced = true

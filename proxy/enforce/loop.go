@@ -50,6 +50,8 @@ func (m *Machine) LoopQuery(body []byte) bool {
 		return false
 	}
 	m.tools.Observe(text)
+	m.settle()
+	m.queryEffects(text, true)
 	m.obs.StatementsInspected(m.state.Target, 0, n)
 	m.OnSync()
 	return true
@@ -69,6 +71,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 		return false
 	}
 	name, query, ok := parseFields(body)
+	m.settle()
 	if !ok || m.rewrittenStmts[string(name)] != nil {
 		return false
 	}
@@ -91,6 +94,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 		m.warm = nil
 	}
 	m.tools.Observe(text)
+	m.queryEffects(text, false)
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	m.unsynced = true
 	m.obs.StatementsInspected(m.state.Target, 0, 1)

@@ -99,9 +99,12 @@ type Machine struct {
 	// afterSync is work to do once the batch's Sync is sent.
 	afterSync func() error
 	// qbuf is a reusable buffer for statement bodies.
-	qbuf    []byte
-	pctx    policy.Context
-	catalog pgcatalog.Catalog
+	qbuf []byte
+	pctx policy.Context
+	// judgedBusy: the last policyContext was made while sync points were
+	// pending, so its transaction status may be stale.
+	judgedBusy bool
+	catalog    pgcatalog.Catalog
 	// probe stands in for the catalog while sync points are pending; warm
 	// holds the catalog's answers for later statements of the open batch,
 	// asked ahead (warm.go).
@@ -145,6 +148,9 @@ type Machine struct {
 	// committed lists DDL committed in autocommit since the tool last
 	// recorded a migration (written by the server-to-client loop).
 	committed committed
+	// acct matches the server's answers against the messages sent, to
+	// know which sync messages the server skips (accounting.go).
+	acct accounting
 }
 
 // cacheLinePad separates fields that different goroutines write.
@@ -162,6 +168,7 @@ func New(conns *Conns, sess Session, state *State, cfg Config) *Machine {
 		m.log = slog.Default()
 	}
 	m.catalog.Q = sessionQuerier{m}
+	conns.acct = &m.acct
 	return m
 }
 
@@ -189,7 +196,12 @@ func (m *Machine) OnExtended() { m.unsynced = true }
 // WatchesBinds reports whether a Bind must go to OnBind: a prepared
 // statement that pgguard rewrote, or that waits for an advisory lock, or a
 // prepared ledger INSERT may be bound.
-func (m *Machine) WatchesBinds() bool { return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 }
+// The client-to-server loop calls it, and Close goes to OnClose while it
+// reports true.
+func (m *Machine) WatchesBinds() bool {
+	m.settle()
+	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0
+}
 
 // AfterSync does the work the batch left for after its Sync was sent: for
 // a concurrent statement, awaiting its answer, restoring lock_timeout,
@@ -219,6 +231,7 @@ func (m *Machine) newSyncPoint() uint64 {
 // it did. Otherwise the relay forwards the message as it is, and calls
 // OnReadyForQuery for a ReadyForQuery.
 func (m *Machine) OnServerMessage(typ wire.ServerMsg, n int) (bool, error) {
+	m.AccountServer(typ)
 	if m.syncs.n.Load() != 0 {
 		return m.onSpecial(typ, n)
 	}
@@ -232,6 +245,48 @@ func (m *Machine) onSpecial(typ wire.ServerMsg, n int) (bool, error) {
 		return false, nil
 	}
 	return true, m.special(sp, typ, n)
+}
+
+// AccountServer matches a server message, whose header was just read,
+// against the messages sent (accounting.go), and ends each sync point that
+// the server turned out to have skipped: it gets no ReadyForQuery. The
+// event loop calls it for every server message it relays; OnServerMessage
+// calls it for the goroutine relay.
+func (m *Machine) AccountServer(typ wire.ServerMsg) {
+	for n := m.acct.server(typ); n > 0; n-- {
+		m.skipSync()
+	}
+}
+
+// Sent records a client message the event loop writes to the server as it
+// is; the goroutine relay's writes are recorded by Conns.
+func (m *Machine) Sent(typ wire.ClientMsg) { m.acct.sent(typ) }
+
+// skipSync ends a sync point that the server skipped: no ReadyForQuery
+// comes for it, nothing more of its answer either.
+func (m *Machine) skipSync() {
+	if sp := m.syncs.head(m.received + 1); sp != nil {
+		m.conns.ToClientMu.Lock()
+		sp.applyPending()
+		m.release(sp)
+		m.syncs.pop()
+		code := sp.errCode
+		if sp.swapped {
+			code = sp.swap.Code
+		}
+		for _, ev := range sp.events {
+			m.report(ev, sp.tag, code)
+		}
+		sp.finish(outcome{status: m.state.TxStatus(), errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
+		m.conns.ToClientMu.Unlock()
+	}
+	m.received++
+	if m.pending.Add(-1) == 0 {
+		select {
+		case m.idleSignal <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // OnReadyForQuery records a ReadyForQuery: the sync point is answered.

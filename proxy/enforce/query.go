@@ -32,6 +32,12 @@ var rejectMarker = func() string {
 // The engine copies what it keeps, so one Context per session is reused;
 // only the client-to-server loop calls this.
 func (m *Machine) policyContext(alone bool) *policy.Context {
+	// pending first, the status after: a ReadyForQuery sets the status
+	// before it lowers pending, so with none pending the status read next
+	// is current; a verdict judged while some were pending is judged again
+	// once they are answered (judgedBusy).
+	busy := m.pending.Load() > 0
+	m.judgedBusy = busy
 	sc := &m.pctx
 	if sc.CreatedTables == nil {
 		*sc = policy.Context{
@@ -59,7 +65,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	case m.unsynced:
 		// Behind other messages of its batch: the catalog cannot be asked
 		// now (OnParse replays what was asked ahead, warm.go).
-	case m.pending.Load() > 0:
+	case busy:
 		// The status is stale and the connection busy: the probe tells
 		// whether the verdict needs the catalog; if so, the caller waits
 		// for idle and judges again (asksCatalog).
@@ -149,11 +155,13 @@ func (m *Machine) OnQuery(n int) error {
 			return nil
 		}
 	}
+	m.settle()
 	rs, err := m.readings(raw, m.unsynced)
 	if err != nil {
 		return m.refuseMessage(wire.ClientQuery, unreadable())
 	}
 	text := rs[0].text
+	m.queryEffects(text, true)
 	m.tools.Observe(text)
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
@@ -173,7 +181,7 @@ func (m *Machine) OnQuery(n int) error {
 	}
 	ctx := context.Background()
 	ds := m.decideQuery(ctx, eng, rs)
-	if (needsCare(ds) || advisory || m.asksCatalog()) && m.pending.Load() > 0 {
+	if (needsCare(ds) || advisory || m.asksCatalog()) && m.judgedBusy {
 		// Judge again once the statements before it are answered: the
 		// transaction status is stale while they run, and the catalog
 		// cannot be asked; the verdict must not depend on the timing.

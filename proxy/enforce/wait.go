@@ -13,11 +13,13 @@ import (
 // meanwhile: a client that goes away gets its running statement cancelled,
 // as for any client that leaves mid-statement, and the wait goes on until
 // the server has stopped it, so that follow-up work (dropping an INVALID
-// index, restoring lock_timeout) still happens. The wait ends early only
-// when the session ends. Without watch, the client is not watched: for
+// index, restoring lock_timeout) still happens; without follow there is
+// none, and the wait ends when the client leaves: the relay then ends the
+// session. The wait ends early when the session ends, which it does when
+// either connection is gone. Without watch, the client is not watched: for
 // pgguard's own queries, which must run to their end even when the client
 // has gone (cleaning up after it).
-func (m *Machine) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
+func (m *Machine) await(ready <-chan struct{}, watch, follow bool) (clientLeft bool) {
 	if err := m.conns.flushServer(); err != nil {
 		m.sess.Close()
 		return false
@@ -64,6 +66,9 @@ func (m *Machine) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
 				m.sess.CancelRunning()
 			}
 		}
+		if clientLeft && !follow {
+			return true
+		}
 		// Otherwise the client pipelined more; it waits in the buffer.
 		select {
 		case <-ready:
@@ -78,7 +83,7 @@ func (m *Machine) await(ready <-chan struct{}, watch bool) (clientLeft bool) {
 // sync point is pgguard's own query (watch false). The caller says which:
 // the sync point's mode belongs to the server-to-client loop by now.
 func (m *Machine) awaitOutcome(sp *syncPoint, watch bool) (out outcome, clientLeft bool) {
-	clientLeft = m.await(sp.done, watch)
+	clientLeft = m.await(sp.done, watch, true)
 	select {
 	case <-sp.done:
 		return sp.out, clientLeft
@@ -92,7 +97,7 @@ func (m *Machine) awaitOutcome(sp *syncPoint, watch bool) (out outcome, clientLe
 // catalog. It reports false when the session ends first.
 func (m *Machine) waitIdle() bool {
 	for m.pending.Load() > 0 && !m.sess.Closing() {
-		if m.await(m.idleSignal, true) {
+		if m.await(m.idleSignal, true, false) {
 			return false
 		}
 	}
