@@ -21,7 +21,11 @@ func MayChangeLockTimeout(text string) bool {
 		return true
 	}
 	switch {
-	case firstWordIs(text, "do"), firstWordIs(text, "call"):
+	case firstWordIs(text, "do"), firstWordIs(text, "call"), firstWordIs(text, "execute"):
+		return true
+	case firstWordIs(text, "rollback"), firstWordIs(text, "abort"):
+		// Undoes a SET made earlier in the transaction block or savepoint,
+		// pgguard's own before the Query included.
 		return true
 	case !firstWordIs(text, "set") && !firstWordIs(text, "reset"):
 		return false

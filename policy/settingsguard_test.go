@@ -29,6 +29,8 @@ func TestMayChangeLockTimeout(t *testing.T) {
 		"DO $$ BEGIN PERFORM 1; END $$":                   true,
 		"CALL p()":                                        true,
 		"SET lock_timeout = '2s'; nonsense":               true,
+		"ROLLBACK TO SAVEPOINT s":                         true,
+		"EXECUTE p":                                       true,
 	} {
 		if got := MayChangeLockTimeout(sql); got != want {
 			t.Errorf("MayChangeLockTimeout(%q) = %v, want %v", sql, got, want)

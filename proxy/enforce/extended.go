@@ -25,6 +25,9 @@ func (m *Machine) OnParse(n int) error {
 	if err != nil {
 		return err
 	}
+	if err := m.payRestore(); err != nil {
+		return err
+	}
 	nameBytes, rest, ok := wire.CStringBytes(body)
 	if !ok {
 		return &wire.ProtocolError{Msg: "invalid Parse message: statement name not terminated"}
@@ -168,10 +171,7 @@ func (m *Machine) OnParse(n int) error {
 		m.batch = b.sp
 		m.afterSync = func() error { return m.endConcurrent(b, true) }
 	default:
-		if err := m.payRestore(); err != nil {
-			return err
-		}
-		inBlock := m.state.InTransaction()
+		before := m.state.TxStatus()
 		warning, restore, err := m.checkLockTimeout(ds)
 		if err != nil {
 			return err
@@ -195,7 +195,7 @@ func (m *Machine) OnParse(n int) error {
 		switch {
 		case restore != "":
 			// Also waits out the retries.
-			m.afterSync = func() error { return m.endImposed(b, restore, inBlock) }
+			m.afterSync = func() error { return m.endImposed(b, restore, before, batchStatements(alone)) }
 		case r != nil:
 			// Nothing else may reach the server until the retries are over.
 			m.afterSync = func() error {

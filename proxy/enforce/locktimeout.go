@@ -58,9 +58,14 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 //     session and returns the WARNING that tells the client so;
 //   - scope ddl: it sets the policy's for this statement alone and returns
 //     the SQL that puts the session's own back once the statement is
-//     answered (restore): SET LOCAL inside a transaction block, which the
-//     block's end undoes in any case; outside one, RESET when the value
-//     came from anywhere but a SET of the session, else SET to it.
+//     answered (restore): RESET when the value came from anywhere but a
+//     SET of the session, else SET to it. Both are session-level SETs,
+//     not SET LOCAL: the Query itself may open, end or roll back a
+//     transaction block or a savepoint (BEGIN; ALTER ...), which would
+//     leave a SET LOCAL or its restore at another level than the other.
+//     Inside a transaction block the SET is transactional like any
+//     other; endImposed puts the value back once more when the session
+//     is next idle, whatever the block did.
 func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byte, restore string, err error) {
 	cfg := m.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
@@ -82,10 +87,12 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 	}
 	scope := cfg.LockTimeoutScope
 	ask := "SHOW lock_timeout"
-	if scope == policy.ScopeDDL && status == 'I' {
+	if scope == policy.ScopeDDL && (status == 'I' || !anySnapshotFree(ds)) {
 		// Outside a transaction block the query has a transaction of its
-		// own, so a snapshot does not matter; the source says how to put
-		// the value back.
+		// own, and inside one the statement takes its snapshot as it
+		// starts, so a snapshot taken a moment before is invisible; only
+		// before LOCK TABLE (which takes none) is SHOW all there is. The
+		// source says how to put the value back.
 		ask = "SELECT pg_catalog.current_setting('lock_timeout'), source FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'"
 	}
 	out, err := m.internalQuery(ask)
@@ -98,13 +105,9 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 	}
 	set := fmt.Sprintf("SET lock_timeout = '%dms'", def.Milliseconds())
 	if scope == policy.ScopeDDL {
-		switch {
-		case status == 'T':
-			set = fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", def.Milliseconds())
-			restore = "SET LOCAL lock_timeout = " + pgcatalog.QuoteLiteral(was)
-		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
 			restore = "RESET lock_timeout"
-		default:
+		} else {
 			restore = "SET lock_timeout = " + pgcatalog.QuoteLiteral(was)
 		}
 	}
@@ -125,22 +128,26 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 // endImposed waits for the answer of a statement that ran with the policy's
 // lock_timeout in place of the session's (checkLockTimeout), puts the
 // session's back, and only then sends the client the ReadyForQuery held
-// back, so that nothing of the client's runs with pgguard's value. A
-// statement that failed inside a transaction block needs no restore: the
-// block's end undoes SET LOCAL. One that left a failed block opened by its
-// own Query owes the restore to the session's next idle moment
-// (restoreOwed): the failed block cannot run it.
-func (m *Machine) endImposed(sp *syncPoint, restore string, inBlock bool) error {
+// back, so that nothing of the client's runs with pgguard's value. Left in
+// a transaction block, the restore is transactional: a ROLLBACK (or
+// ROLLBACK TO a savepoint set after pgguard's SET) would undo it, and a
+// failed block cannot run it at all. So the session also owes it to its
+// next idle moment (restoreOwed, payRestore); running it twice is harmless.
+func (m *Machine) endImposed(sp *syncPoint, restore string, before byte, statements int) error {
 	out, clientLeft := m.awaitOutcome(sp, true)
 	if out.closed {
 		return errSessionClosed
 	}
-	switch {
-	case out.status != 'E':
+	if out.status != 'E' {
 		if _, err := m.internalQuery(restore); err != nil {
 			return err
 		}
-	case !inBlock:
+	}
+	// One statement in a block that was open before it leaves the SET and
+	// the restore at the same level, which the block's end or a ROLLBACK
+	// TO undoes together; a Query of several (BEGIN; ALTER ...; SAVEPOINT
+	// s; ...) may not.
+	if out.status != 'I' && (before == 'I' || statements > 1) {
 		m.restoreOwed = restore
 	}
 	if clientLeft {
@@ -152,15 +159,41 @@ func (m *Machine) endImposed(sp *syncPoint, restore string, inBlock bool) error 
 	return m.conns.ToClient.Flush()
 }
 
-// payRestore puts back the session's lock_timeout that a statement left
-// in a failed transaction block could not (endImposed), once the session
-// is idle again.
+// batchStatements is what endImposed needs to know of a batch: one
+// statement when the Parse is alone in it, else several.
+func batchStatements(alone bool) int {
+	if alone {
+		return 1
+	}
+	return 2
+}
+
+// anySnapshotFree reports whether a statement of ds takes no snapshot of
+// its own (LOCK TABLE).
+func anySnapshotFree(ds []policy.StatementDecision) bool {
+	for _, sd := range ds {
+		if snapshotFree(sd.Statement.Text) {
+			return true
+		}
+	}
+	return false
+}
+
+// payRestore puts back the session's lock_timeout that endImposed could
+// not be sure of, once the session is idle again: before the next
+// statement the client sends (OnQuery and OnParse call it first; the event
+// loop leaves a session that owes one to them).
 func (m *Machine) payRestore() error {
-	if m.restoreOwed == "" || m.pending.Load() > 0 || m.unsynced || m.batch != nil || m.state.TxStatus() != 'I' {
+	status := m.state.TxStatus()
+	if m.restoreOwed == "" || m.pending.Load() > 0 || m.unsynced || m.batch != nil || status == 'E' {
 		return nil
 	}
 	restore := m.restoreOwed
-	m.restoreOwed = ""
+	if status == 'I' {
+		// Inside the block it is paid before each statement, since a
+		// ROLLBACK TO may undo it again; once idle, for good.
+		m.restoreOwed = ""
+	}
 	_, err := m.internalQuery(restore)
 	return err
 }

@@ -147,6 +147,9 @@ func (m *Machine) OnQuery(n int) error {
 		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
 	eng := m.cfg.Policy.Engine()
+	if err := m.payRestore(); err != nil {
+		return err
+	}
 	raw := wire.BytesView(body[:len(body)-1])
 	if settingSensitive(raw) && m.pending.Load() > 0 && !m.unsynced {
 		// An earlier Query may change how the server reads this one
@@ -244,10 +247,7 @@ func (m *Machine) OnQuery(n int) error {
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	if err := m.payRestore(); err != nil {
-		return err
-	}
-	inBlock := m.state.InTransaction()
+	before := m.state.TxStatus()
 	warning, restore, err := m.checkLockTimeout(ds)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func (m *Machine) OnQuery(n int) error {
 		return err
 	}
 	if restore != "" {
-		return m.endImposed(sp, restore, inBlock)
+		return m.endImposed(sp, restore, before, len(ds))
 	}
 	// Nothing else may reach the server until the retries are over.
 	if _, clientLeft := m.awaitOutcome(sp, true); clientLeft {
