@@ -110,10 +110,13 @@ func TestNotificationDuringRetriedStatement(t *testing.T) {
 
 	mustExec(t, holder, "BEGIN")
 	mustExec(t, holder, "LOCK TABLE small IN ACCESS SHARE MODE")
+	notified := make(chan struct{})
 	go func() {
+		defer close(notified)
 		time.Sleep(100 * time.Millisecond)
 		notifier.Exec(ctx, "NOTIFY pgguard_test, 'during the first try'")
 	}()
+	defer func() { <-notified }() // before the cleanup closes notifier
 	if _, err := conn.Exec(ctx, "ALTER TABLE small ADD COLUMN notified int"); pgCode(err) != "55P03" {
 		t.Fatalf("ALTER with the lock held: %v, want 55P03 after the retry", err)
 	}
