@@ -28,13 +28,7 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
 	mustExec(t, holder, "BEGIN")
 	mustExec(t, holder, "SELECT count(*) FROM lq_t")
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
-		time.Sleep(2500 * time.Millisecond)
-		holder.Exec(ctx, "COMMIT")
-	}()
-	defer func() { <-committed }()
+	defer commitAfter(holder, 2500*time.Millisecond)()
 	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
 
 	stop := make(chan struct{})

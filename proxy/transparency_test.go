@@ -150,13 +150,7 @@ func TestLockTimeoutOnlyForDDL(t *testing.T) {
 		app, _ := guardConn(t, addr, pgtest.SuperUser, "")
 		mustExec(t, holder, "BEGIN")
 		mustExec(t, holder, "UPDATE ddl_only SET v = 'held' WHERE id = 1")
-		committed := make(chan struct{})
-		go func() {
-			defer close(committed)
-			time.Sleep(time.Second)
-			holder.Exec(ctx, "COMMIT")
-		}()
-		defer func() { <-committed }()
+		defer commitAfter(holder, time.Second)()
 		start := time.Now()
 		if _, err := app.Exec(ctx, "UPDATE ddl_only SET v = 'app' WHERE id = $1", 1); err != nil {
 			t.Fatalf("the application's UPDATE after %v: %v, want it to wait for the row as PostgreSQL lets it", time.Since(start), err)
@@ -192,13 +186,7 @@ func TestLockTimeoutOnlyForDDL(t *testing.T) {
 				}
 			}(i)
 		}
-		committed := make(chan struct{})
-		go func() {
-			defer close(committed)
-			time.Sleep(time.Second)
-			holder.Exec(ctx, "COMMIT")
-		}()
-		defer func() { <-committed }()
+		defer commitAfter(holder, time.Second)()
 		wg.Wait()
 		close(errs)
 		for err := range errs {
@@ -295,4 +283,17 @@ func TestEstimateLeavesNoTrace(t *testing.T) {
 	if cmin, locks := play(through); cmin != wantCmin || locks != wantLocks {
 		t.Fatalf("through pgguard cmin %s, locks on big %q; directly cmin %s, locks %q", cmin, locks, wantCmin, wantLocks)
 	}
+}
+
+// commitAfter commits holder's transaction after d, from another goroutine;
+// the function it returns waits until that is done, so that the next step
+// (or the cleanup that closes holder) does not race it.
+func commitAfter(holder *pgx.Conn, d time.Duration) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(d)
+		holder.Exec(context.Background(), "COMMIT")
+	}()
+	return func() { <-done }
 }

@@ -119,14 +119,7 @@ func (m *Machine) OnParse(n int) error {
 		return m.conns.sendMessage(wire.ClientParse, body)
 	}
 	v := verdictOf(ds)
-	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
-		v.reject, v.rejects = f, []policy.Finding{*f}
-	}
-	if v.reject == nil && executes > 0 {
-		if f := m.lookBeforeQueue(ds); f != nil {
-			v.reject, v.rejects = f, []policy.Finding{*f}
-		}
-	}
+	m.refuseForLocks(v, ds, executes > 0)
 	if v.rewritten != "" && v.reject == nil {
 		// The rewrite goes to the server in the client's encoding.
 		if enc, ok := m.toClient(v.rewritten); ok {
@@ -171,15 +164,9 @@ func (m *Machine) OnParse(n int) error {
 		m.batch = b.sp
 		m.afterSync = func() error { return m.endConcurrent(b, true) }
 	default:
-		before := m.state.TxStatus()
-		warning, restore, err := m.checkLockTimeout(ds)
-		if err != nil {
+		if err := m.checkLockTimeout(v, ds); err != nil {
 			return err
 		}
-		if warning != nil {
-			v.notices = append(v.notices, warning)
-		}
-		v.restore = restore
 		if sql := v.sql(query); sql != query {
 			body = parseBody(name, sql, params)
 		}
@@ -193,9 +180,9 @@ func (m *Machine) OnParse(n int) error {
 		b := m.batchPoint()
 		m.attach(b, v, events, r)
 		switch {
-		case restore != "":
+		case v.restore != "":
 			// Also waits out the retries.
-			m.afterSync = func() error { return m.endImposed(b, restore, before, batchStatements(alone)) }
+			m.afterSync = func() error { return m.endImposed(b, v, alone) }
 		case r != nil:
 			// Nothing else may reach the server until the retries are over.
 			m.afterSync = func() error {

@@ -65,15 +65,15 @@ func (m *Machine) lookBeforeQueue(ds []policy.StatementDecision) *policy.Finding
 	if deadline <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
 		return nil
 	}
+	if status == 'T' && anySnapshotFree(ds) {
+		// LOCK TABLE takes no snapshot: a question before it would take
+		// the transaction's (REPEATABLE READ reads after a LOCK).
+		return nil
+	}
 	var tables []policy.Table
 	for _, sd := range ds {
 		if sd.Decision.Concurrent || sd.Decision.Lock != policy.LockAccessExclusive {
 			continue
-		}
-		if status == 'T' && snapshotFree(sd.Statement.Text) {
-			// LOCK TABLE takes no snapshot: a question before it would take
-			// the transaction's (REPEATABLE READ reads after a LOCK).
-			return nil
 		}
 		for _, t := range sd.Decision.LocksExclusive {
 			if t.Name != "" {
@@ -86,22 +86,22 @@ func (m *Machine) lookBeforeQueue(ds []policy.StatementDecision) *policy.Finding
 	}
 	start := time.Now()
 	wait := 100 * time.Millisecond
-	var seen *blocker
+	waited := false
 	for {
 		out, err := m.internalQuery(lockQueueSQL(tables, threshold))
 		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
-			if seen != nil {
+			if waited {
 				m.log.Info("lock queue: the way is clear", "waited", time.Since(start).Round(time.Millisecond).String())
 			}
 			return nil
 		}
 		b := blockerOf(out.rows[0])
-		if seen == nil {
+		if !waited {
 			m.log.Warn("lock queue: waiting outside the queue for a session that holds a lock on the statement's table",
 				"blocker_pid", b.pid, "blocker_application_name", b.app, "blocker_state", b.state, "blocker_transaction_age", b.age.String(),
 				"user", m.state.User, "database", m.state.Database)
 		}
-		seen = &b
+		waited = true
 		if time.Since(start)+wait > deadline {
 			if cfg.Mode != policy.ModeEnforce {
 				// mode warn or audit changes nothing the client sent: past

@@ -27,6 +27,23 @@ func blocksWrites(d policy.Decision) bool {
 	return !d.Concurrent && policy.BlocksWrites(d.Lock)
 }
 
+// refuseForLocks refuses v, when nothing else did, if a statement before
+// one that blocks writes may change lock_timeout after pgguard's check
+// (lockTimeoutOrder), or, with look, if a long holder of a lock is still in
+// its way at lock_queue.deadline (lookBeforeQueue).
+func (m *Machine) refuseForLocks(v *verdict, ds []policy.StatementDecision, look bool) {
+	if v.reject != nil {
+		return
+	}
+	f := lockTimeoutOrder(ds, m.batchChangesLockTimeout)
+	if f == nil && look {
+		f = m.lookBeforeQueue(ds)
+	}
+	if f != nil {
+		v.reject, v.rejects = f, []policy.Finding{*f}
+	}
+}
+
 // lockTimeoutOrder refuses a statement that blocks writes when a statement
 // before it in the same Query (or, with earlier, in the same batch) may
 // change lock_timeout.
@@ -46,19 +63,20 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 	return nil
 }
 
-// checkLockTimeout runs before a statement of ds that blocks writes is
-// sent, when the session can run a query of pgguard's own (nothing
-// pending, no batch open, not in a failed transaction). It asks the server
-// for the session's lock_timeout with SHOW, which takes no snapshot, opens
-// no cursor and uses no command id, so that it is invisible even as the
-// first statement of a REPEATABLE READ transaction (LOCK TABLE, then read).
+// checkLockTimeout runs before a statement of ds, which v answers, that
+// blocks writes is sent, when the session can run a query of pgguard's own
+// (nothing pending, no batch open, not in a failed transaction). It asks
+// the server for the session's lock_timeout: with SHOW, which takes no
+// snapshot, opens no cursor and uses no command id, before LOCK TABLE in a
+// transaction block (the first statement of a REPEATABLE READ transaction
+// that reads after it); elsewhere from pg_settings, with its source.
 // When the value is off or above the maximum:
 //
 //   - scope session: it sets it back to the policy's for the rest of the
-//     session and returns the WARNING that tells the client so;
-//   - scope ddl: it sets the policy's for this statement alone and returns
-//     the SQL that puts the session's own back once the statement is
-//     answered (restore): RESET when the value came from anywhere but a
+//     session and adds the WARNING that tells the client so to v;
+//   - scope ddl: it sets the policy's for this statement alone and puts in
+//     v.restore the SQL that puts the session's own back once the
+//     statement is answered (endImposed): RESET when the value came from anywhere but a
 //     SET of the session, else SET to it. Both are session-level SETs,
 //     not SET LOCAL: the Query itself may open, end or roll back a
 //     transaction block or a savepoint (BEGIN; ALTER ...), which would
@@ -66,12 +84,12 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 //     Inside a transaction block the SET is transactional like any
 //     other; endImposed puts the value back once more when the session
 //     is next idle, whatever the block did.
-func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byte, restore string, err error) {
+func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) error {
 	cfg := m.cfg.Policy.Engine().Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
 	status := m.state.TxStatus()
 	if def <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
-		return nil, "", nil
+		return nil
 	}
 	lock := ""
 	for _, sd := range ds {
@@ -80,7 +98,7 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 		}
 	}
 	if lock == "" {
-		return nil, "", nil
+		return nil
 	}
 	if max <= 0 {
 		max = def
@@ -97,32 +115,30 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 	}
 	out, err := m.internalQuery(ask)
 	if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) == 0 || out.rows[0][0] == nil {
-		return nil, "", err
+		return err
 	}
 	was := *out.rows[0][0]
 	if d, perr := policy.ParseLockTimeout(was); perr == nil && d > 0 && d <= max {
-		return nil, "", nil
+		return nil
 	}
 	set := fmt.Sprintf("SET lock_timeout = '%dms'", def.Milliseconds())
-	if scope == policy.ScopeDDL {
-		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
-			restore = "RESET lock_timeout"
-		} else {
-			restore = "SET lock_timeout = " + pgcatalog.QuoteLiteral(was)
-		}
-	}
 	if res, err := m.internalQuery(set); err != nil || res.errCode != "" {
-		return nil, "", err
+		return err
 	}
 	if scope == policy.ScopeDDL {
-		return nil, restore, nil
+		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
+		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
+			v.restore = "RESET lock_timeout"
+		}
+		return nil
 	}
 	m.log.Warn("lock_timeout was off or above the maximum before a statement that blocks writes; set back", "set", def.String())
 	n := &wire.PGError{Severity: "WARNING", Code: "01000",
 		Message: fmt.Sprintf("pgguard: lock-timeout: this session's lock_timeout was %s; pgguard set it back to %s before this statement, which takes a %s lock", was, def, lock),
 		Detail:  fmt.Sprintf("pgguard gives every session lock_timeout=%s; a client may lower it, but not turn it off or raise it above %s.", def, max),
 	}
-	return n.Encode(nil, true), "", nil
+	v.notices = append(v.notices, n.Encode(nil, true))
+	return nil
 }
 
 // endImposed waits for the answer of a statement that ran with the policy's
@@ -133,13 +149,13 @@ func (m *Machine) checkLockTimeout(ds []policy.StatementDecision) (warning []byt
 // ROLLBACK TO a savepoint set after pgguard's SET) would undo it, and a
 // failed block cannot run it at all. So the session also owes it to its
 // next idle moment (restoreOwed, payRestore); running it twice is harmless.
-func (m *Machine) endImposed(sp *syncPoint, restore string, before byte, statements int) error {
+func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	out, clientLeft := m.awaitOutcome(sp, true)
 	if out.closed {
 		return errSessionClosed
 	}
 	if out.status != 'E' {
-		if _, err := m.internalQuery(restore); err != nil {
+		if _, err := m.internalQuery(v.restore); err != nil {
 			return err
 		}
 	}
@@ -147,8 +163,8 @@ func (m *Machine) endImposed(sp *syncPoint, restore string, before byte, stateme
 	// the restore at the same level, which the block's end or a ROLLBACK
 	// TO undoes together; a Query of several (BEGIN; ALTER ...; SAVEPOINT
 	// s; ...) may not.
-	if out.status != 'I' && (before == 'I' || statements > 1) {
-		m.restoreOwed = restore
+	if out.status != 'I' && (v.restoreFrom == 'I' || !alone) {
+		m.restoreOwed = v.restore
 	}
 	if clientLeft {
 		return ErrClientLeft
@@ -157,15 +173,6 @@ func (m *Machine) endImposed(sp *syncPoint, restore string, before byte, stateme
 	defer m.conns.ToClientMu.Unlock()
 	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
 	return m.conns.ToClient.Flush()
-}
-
-// batchStatements is what endImposed needs to know of a batch: one
-// statement when the Parse is alone in it, else several.
-func batchStatements(alone bool) int {
-	if alone {
-		return 1
-	}
-	return 2
 }
 
 // anySnapshotFree reports whether a statement of ds takes no snapshot of

@@ -209,14 +209,7 @@ func (m *Machine) OnQuery(n int) error {
 		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
 	v := verdictOf(ds)
-	if f := lockTimeoutOrder(ds, m.batchChangesLockTimeout); v.reject == nil && f != nil {
-		v.reject, v.rejects = f, []policy.Finding{*f}
-	}
-	if v.reject == nil {
-		if f := m.lookBeforeQueue(ds); f != nil {
-			v.reject, v.rejects = f, []policy.Finding{*f}
-		}
-	}
+	m.refuseForLocks(v, ds, true)
 	events := []*observe.StatementEvent{m.event(v, sql)}
 	if v.rewritten != "" && v.reject == nil {
 		// The rewrite goes to the server in the client's encoding.
@@ -247,15 +240,9 @@ func (m *Machine) OnQuery(n int) error {
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	before := m.state.TxStatus()
-	warning, restore, err := m.checkLockTimeout(ds)
-	if err != nil {
+	if err := m.checkLockTimeout(v, ds); err != nil {
 		return err
 	}
-	if warning != nil {
-		v.notices = append(v.notices, warning)
-	}
-	v.restore = restore
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
 		r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
@@ -263,14 +250,14 @@ func (m *Machine) OnQuery(n int) error {
 	sp := m.nextSpecial()
 	m.attach(sp, v, events, r)
 	m.OnSync()
-	if r == nil && restore == "" {
+	if r == nil && v.restore == "" {
 		return m.conns.sendMessage(wire.ClientQuery, msg)
 	}
 	if err := m.conns.send(wire.Frame(wire.ClientQuery, msg)); err != nil {
 		return err
 	}
-	if restore != "" {
-		return m.endImposed(sp, restore, before, len(ds))
+	if v.restore != "" {
+		return m.endImposed(sp, v, len(ds) == 1)
 	}
 	// Nothing else may reach the server until the retries are over.
 	if _, clientLeft := m.awaitOutcome(sp, true); clientLeft {
@@ -390,8 +377,10 @@ type verdict struct {
 	exclusive  []policy.Table
 	decisions  []policy.StatementDecision
 	// restore puts the session's lock_timeout back after the statement
-	// ran with the policy's (checkLockTimeout).
-	restore string
+	// ran with the policy's (checkLockTimeout), which set it while the
+	// transaction status was restoreFrom.
+	restore     string
+	restoreFrom byte
 }
 
 // sql returns the SQL to run for a one-statement Query.
