@@ -194,10 +194,11 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	}
 	var created, exclusive []Table
 	var notValid []NotValidConstraint
+	unnamed := false
 	if len(stmts) > 1 {
 		outerEx := sc.ExclusiveTables
 		local.ExclusiveTables = func(schema, table string) bool {
-			if table == "" && len(exclusive) > 0 {
+			if table == "" && (len(exclusive) > 0 || unnamed) {
 				return true
 			}
 			return (outerEx != nil && outerEx(schema, table)) || TableIn(exclusive, schema, table)
@@ -205,6 +206,10 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
 			return (outer != nil && outer(schema, table)) || TableIn(created, schema, table)
+		}
+		outerRem := sc.Remembers
+		local.Remembers = func() bool {
+			return len(created) > 0 || len(exclusive) > 0 || len(notValid) > 0 || unnamed || (outerRem != nil && outerRem())
 		}
 		outerNV := sc.NotValidConstraints
 		local.NotValidConstraints = func(t Table, name string) (string, bool) {
@@ -229,6 +234,12 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			// mean another table, so their sizes are unknown (large).
 			local.Catalog = nil
 		}
+		if d.DDL {
+			// The catalog answers for the names as they were before this
+			// Query: after a DDL statement, which relation a name means
+			// (and whether it exists) may have changed.
+			local.NamesMoved = true
+		}
 		for _, t := range d.CreatesTables {
 			created = append(created, ParseTableName(t))
 		}
@@ -236,6 +247,9 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		exclusive = append(exclusive, d.LocksExclusive...)
 		if endsTransaction(s.Text) {
 			notValid, exclusive = nil, nil // a COMMIT or ROLLBACK inside the Query
+		}
+		if d.LocksUnnamedExclusive {
+			unnamed = true
 		}
 		out = append(out, StatementDecision{Statement: s, Decision: d})
 	}
@@ -255,7 +269,8 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) {
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) &&
+		!(cls == classSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
 	if sc.Catalog != nil {
@@ -277,11 +292,16 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		}
 	} else {
 		f := statementFacts(node)
-		d.DDL, d.Lock, d.Concurrent, d.CreatesTables, d.Retryable = f.ddl, f.lock, f.concurrent, f.creates, f.retryable
+		d.DDL, d.Lock, d.Concurrent, d.Retryable = f.ddl, f.lock, f.concurrent, f.retryable
+		d.CreatesTables = createdTables(ctx, sc, node, f.creates)
 		d.AddsNotValid = notValidAdds(node)
 		if f.lock == LockAccessExclusive {
-			d.LocksExclusive = exclusiveTables(node)
+			for _, t := range exclusiveTables(node) {
+				d.LocksExclusive = append(d.LocksExclusive, resolvedName(ctx, sc, t))
+			}
 		}
+		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
+		d.Savepoint = savepointOp(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 	}
@@ -341,6 +361,7 @@ func (e *Engine) needsParse(cls class, text string) bool {
 		return false
 	case classDDL:
 		return true
+
 	case classDML:
 		for _, f := range e.dmlFilters {
 			if f == nil || f(text) {
@@ -398,6 +419,9 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 			if r.SizeDependent && !j.large(&rep) {
 				continue
 			}
+			if !r.Advisory && c.nobodyElses(rep.Table) {
+				continue
+			}
 			if nested {
 				rep.Rewrite = ""
 			}
@@ -432,7 +456,7 @@ func (j *judgement) large(r *Report) bool {
 	if t.Name == "" {
 		return true
 	}
-	if j.sc.CreatedTables != nil && j.sc.CreatedTables(t.Schema, t.Name) {
+	if createdIn(j.ctx, j.sc, t) {
 		return false
 	}
 	if j.sc.Catalog == nil {

@@ -166,6 +166,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		CreatedTables:       tx.Created,
 		NotValidConstraints: tx.NotValidLock,
 		ExclusiveTables:     tx.Exclusive,
+		Remembers:           tx.Active,
 	}
 	var out []lintFinding
 	for _, s := range policy.Split(string(data)) {
@@ -187,8 +188,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		}
 		d := e.Decide(context.Background(), s, sc)
 		if inTx {
-			tx.Record(d.CreatesTables, d.AddsNotValid)
-			tx.RecordExclusive(d.LocksExclusive)
+			tx.Apply(d.Effect()) // savepoints included
 			pending = append(pending, d.CreatesTables...)
 		} else {
 			empty = empty.add(d.CreatesTables)
