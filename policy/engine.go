@@ -297,7 +297,13 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		d.AddsNotValid = notValidAdds(node)
 		if f.lock == LockAccessExclusive {
 			for _, t := range exclusiveTables(node) {
-				d.LocksExclusive = append(d.LocksExclusive, resolvedName(ctx, sc, t))
+				if node.GetLockStmt() == nil {
+					// Not before LOCK: it takes no snapshot, and a
+					// question of pgguard's would take the
+					// transaction's before the lock is granted.
+					t = resolvedName(ctx, sc, t)
+				}
+				d.LocksExclusive = append(d.LocksExclusive, t)
 			}
 		}
 		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)

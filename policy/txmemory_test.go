@@ -143,3 +143,59 @@ func TestSavepointDecisions(t *testing.T) {
 		}
 	}
 }
+
+// askingCatalog is a recordingCatalog that also resolves names and answers
+// lock questions: every question is recorded.
+type askingCatalog struct{ recordingCatalog }
+
+func (c *askingCatalog) Relation(_ context.Context, name string) (Relation, bool) {
+	c.record("Relation", name)
+	return Relation{Exists: true, Schema: "public"}, true
+}
+
+func (c *askingCatalog) CreationSchema(context.Context) (string, bool) {
+	c.record("CreationSchema")
+	return "public", true
+}
+
+func (c *askingCatalog) HoldsAccessExclusive(_ context.Context, table string) (bool, bool) {
+	c.record("HoldsAccessExclusive", table)
+	return true, true
+}
+
+// No question reaches the server before a statement that takes no snapshot
+// (LOCK, SAVEPOINT, RELEASE, ROLLBACK TO, SET, SHOW): on the client's
+// connection it would take the transaction's snapshot (REPEATABLE READ)
+// before the lock is granted. Even while the memory holds locks and tables.
+func TestNoQuestionBeforeSnapshotFreeStatements(t *testing.T) {
+	t.Parallel()
+	e, err := NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m TxMemory
+	m.Apply(TxEffect{Creates: []Table{{Schema: "public", Name: "fresh"}}, Exclusive: []Table{{Schema: "public", Name: "big"}}, ExclusiveUnnamed: true})
+	cat := &askingCatalog{}
+	sc := &Context{Alone: true, InTransaction: true, Catalog: cat,
+		CreatedTables: m.Created, ExclusiveTables: m.Exclusive, Remembers: m.Active}
+	for _, sql := range []string{
+		"LOCK TABLE big IN ACCESS EXCLUSIVE MODE",
+		"LOCK big, fresh",
+		"SAVEPOINT s",
+		"RELEASE SAVEPOINT s",
+		"ROLLBACK TO SAVEPOINT s",
+		"SET LOCAL search_path = app, public",
+		"SHOW lock_timeout",
+	} {
+		e.Decide(context.Background(), Statement{Text: sql}, sc)
+		if asked := cat.take(); len(asked) > 0 {
+			t.Errorf("%s: the catalog was asked %q", sql, asked)
+		}
+	}
+	// A data-changing statement takes its snapshot at its start anyway:
+	// the server is asked about the lock right before it.
+	e.Decide(context.Background(), Statement{Text: "UPDATE big SET note = 'x' WHERE id = 1"}, sc)
+	if asked := cat.take(); len(asked) == 0 {
+		t.Error("UPDATE under an exclusive lock: the server was not asked which locks the transaction holds")
+	}
+}
