@@ -136,6 +136,11 @@ func (e *Engine) Profile(sc *Context) string {
 	return ""
 }
 
+// ModeFor returns the mode that applies to a session: its profile's, or
+// the global one. Under ModeWarn and ModeAudit pgguard changes nothing the
+// client sent.
+func (e *Engine) ModeFor(sc *Context) Mode { return e.profileFor(sc).mode }
+
 func (e *Engine) profileFor(sc *Context) *profile {
 	if sc.Profile != "" {
 		for i := 1; i < len(e.profiles); i++ {

@@ -293,3 +293,54 @@ func TestMissingRelationLeftToServer(t *testing.T) {
 		}
 	}
 }
+
+// In mode warn pgguard changes nothing the client sent: a statement that
+// the policy would refuse runs, with a WARNING, and the lock_timeout the
+// client set stays (rule lock-timeout warns of it); the transaction's
+// memory still follows the server (the small UPDATE after ROLLBACK TO
+// draws no warning).
+func TestWarnModeChangesNothing(t *testing.T) {
+	_, addr, _ := guardProxy(t, "mode: warn\n", nil)
+	ctx := context.Background()
+	txmTable(t, "txm_warn")
+	for _, mode := range txmModes {
+		conn, notices := guardConn(t, addr, pgtest.SuperUser, "")
+		mustExec(t, conn, "SET lock_timeout = 0")
+		mustExec(t, conn, "BEGIN")
+		for _, s := range []string{
+			"CREATE TABLE IF NOT EXISTS txm_warn (id int)",
+			"SAVEPOINT s",
+			"ALTER TABLE txm_warn ADD COLUMN extra int",
+			"SHOW lock_timeout",
+			"ROLLBACK TO SAVEPOINT s",
+		} {
+			if s == "SHOW lock_timeout" {
+				var lt string
+				if err := conn.QueryRow(ctx, s, pgx.QueryExecModeSimpleProtocol).Scan(&lt); err != nil {
+					t.Fatal(err)
+				}
+				if lt != "0" {
+					t.Fatalf("%s: lock_timeout is %s after the ALTER, want the client's 0", mode, lt)
+				}
+				continue
+			}
+			if _, err := conn.Exec(ctx, s, mode); err != nil {
+				t.Fatalf("%s: %s: %v", mode, s, err)
+			}
+		}
+		*notices = (*notices)[:0]
+		mustExec(t, conn, "UPDATE txm_warn SET note = 'w' WHERE id < 10")
+		for _, n := range *notices {
+			if strings.Contains(n.Message, "pgguard") {
+				t.Fatalf("%s: the UPDATE after ROLLBACK TO drew %s %s", mode, n.Severity, n.Message)
+			}
+		}
+		if _, err := conn.Exec(ctx, "DROP TABLE txm_warn", mode); err != nil {
+			t.Fatalf("%s: DROP TABLE in mode warn: %v", mode, err)
+		}
+		mustExec(t, conn, "ROLLBACK")
+		if n := rowsOf(t, "txm_warn", ""); n != txmRows {
+			t.Fatalf("%s: txm_warn has %d rows, want %d", mode, n, txmRows)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func (m *Machine) OnParse(n int) error {
 		m.batch = b.sp
 		m.afterSync = func() error { return m.endConcurrent(b, true) }
 	default:
-		warning, err := m.clampLockTimeout(ds)
+		warning, err := m.clamp(eng, ds)
 		if err != nil {
 			return err
 		}

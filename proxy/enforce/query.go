@@ -211,7 +211,7 @@ func (m *Machine) OnQuery(n int) error {
 	if v.rewritten != "" {
 		msg = queryBody(v.rewritten)
 	}
-	warning, err := m.clampLockTimeout(ds)
+	warning, err := m.clamp(eng, ds)
 	if err != nil {
 		return err
 	}
@@ -348,6 +348,16 @@ func needsCare(ds []policy.StatementDecision) bool {
 		}
 	}
 	return false
+}
+
+// clamp is clampLockTimeout, except in a session whose mode is warn or
+// audit: there pgguard changes nothing the client sent, its lock_timeout
+// included (rule lock-timeout warns of it).
+func (m *Machine) clamp(eng *policy.Engine, ds []policy.StatementDecision) ([]byte, error) {
+	if eng.ModeFor(&m.pctx) != policy.ModeEnforce {
+		return nil, nil
+	}
+	return m.clampLockTimeout(ds)
 }
 
 // retryFor returns the retry state for a DDL statement in autocommit, or
