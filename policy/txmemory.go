@@ -107,15 +107,22 @@ func (m *TxMemory) savepoint(sp *SavepointOp) {
 	case SavepointRollback:
 		if i < 0 {
 			// A savepoint pgguard did not see set (a prepared statement
-			// run again): what was done since is unknown. A table is not
-			// taken as new on a guess; a lock is kept (the server is asked
-			// before it matters, Context.ExclusiveTables).
-			m.tables = m.tables[:0]
+			// run again, or one set while the memory was empty): what was
+			// done since, and which later savepoints still exist, is
+			// unknown. A table is not taken as new on a guess; a lock is
+			// kept (the server is asked before it matters,
+			// Context.ExclusiveTables).
+			m.tables, m.marks = m.tables[:0], m.marks[:0]
 			return
 		}
 		// Everything after the savepoint is undone; the savepoint stays.
+		// (A mark never counts more than the memory holds: it may have
+		// been forgotten since.)
 		k := m.marks[i]
-		m.tables, m.notValid, m.exclusive, m.unnamed = m.tables[:k.tables], m.notValid[:k.notValid], m.exclusive[:k.exclusive], k.unnamed
+		m.tables = m.tables[:min(k.tables, len(m.tables))]
+		m.notValid = m.notValid[:min(k.notValid, len(m.notValid))]
+		m.exclusive = m.exclusive[:min(k.exclusive, len(m.exclusive))]
+		m.unnamed = min(k.unnamed, m.unnamed)
 		m.marks = m.marks[:i+1]
 	}
 }

@@ -46,6 +46,15 @@ func TestTxMemoryFollowsSavepoints(t *testing.T) {
 	if m.Created("", "t2") || !m.Exclusive("", "x") {
 		t.Fatal("ROLLBACK TO an unknown savepoint must forget created tables and keep locks")
 	}
+	// A savepoint set before pgguard looked (the memory was empty), a
+	// later one it saw, then ROLLBACK TO the first: the later one is gone
+	// on the server; rolling back to it must not bring back what was
+	// forgotten.
+	m.Reset()
+	m.Apply(create("t3"), sp(SavepointSet, "b"), sp(SavepointRollback, "unseen"), sp(SavepointRollback, "b"))
+	if m.Created("", "t3") {
+		t.Fatal("a table forgotten at ROLLBACK TO an unknown savepoint came back")
+	}
 	// A lock on unnamed relations counts for "any", not for a name.
 	m.Reset()
 	m.Apply(TxEffect{ExclusiveUnnamed: true})
