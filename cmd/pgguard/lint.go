@@ -232,6 +232,25 @@ func (emptyTables) FunctionVolatility(context.Context, string) (policy.Volatilit
 }
 func (emptyTables) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
 
+// Relation knows the temporary tables created earlier in the file: the
+// session's own, which an unqualified name finds first, and which no rule
+// about other sessions judges (as the proxy, whose catalog says so).
+// Anything else is unknown. A temporary table dropped later in the file
+// is still taken as one: lint does not follow drops.
+func (c emptyTables) Relation(_ context.Context, name string) (policy.Relation, bool) {
+	t := policy.ParseTableName(name)
+	if t.Schema == "" || policy.IsTempSchema(t.Schema) {
+		for _, e := range c {
+			if e.Schema == "pg_temp" && e.Name == t.Name {
+				return policy.Relation{Exists: true, Schema: "pg_temp", Temporary: true}, true
+			}
+		}
+	}
+	return policy.Relation{}, false
+}
+
+func (emptyTables) CreationSchema(context.Context) (string, bool) { return "", false }
+
 func printFinding(w io.Writer, format string, f lintFinding) {
 	if format == "json" {
 		b, _ := json.Marshal(f)
