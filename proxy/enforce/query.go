@@ -256,9 +256,10 @@ func (m *Machine) attach(sp *syncPoint, v *verdict, events []*observe.StatementE
 	})
 }
 
-// remember gives the sync point that point returns what statements that need nothing else (a SAVEPOINT,
-// a RELEASE) do to the memory of the transaction; nothing when they do
-// nothing to it, so that application traffic stays on the fast path.
+// remember gives the sync point that point returns (asked only when
+// needed) what statements that need nothing else, a SAVEPOINT or RELEASE,
+// do to the memory of the transaction; nothing when they do nothing to it,
+// so that application traffic gets no special sync point.
 func (m *Machine) remember(point func() *syncPoint, ds []policy.StatementDecision) {
 	effects := m.effects(ds)
 	if len(effects) == 0 {
