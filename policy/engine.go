@@ -197,28 +197,23 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
-	var created, exclusive []Table
-	var notValid []NotValidConstraint
-	unnamed := false
+	// What the Query's earlier statements did, as the session's memory
+	// keeps it (savepoints included), on top of the session's.
+	var mem TxMemory
 	if len(stmts) > 1 {
 		outerEx := sc.ExclusiveTables
 		local.ExclusiveTables = func(schema, table string) bool {
-			if table == "" && (len(exclusive) > 0 || unnamed) {
-				return true
-			}
-			return (outerEx != nil && outerEx(schema, table)) || TableIn(exclusive, schema, table)
+			return mem.Exclusive(schema, table) || (outerEx != nil && outerEx(schema, table))
 		}
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
-			return (outer != nil && outer(schema, table)) || TableIn(created, schema, table)
+			return mem.Created(schema, table) || (outer != nil && outer(schema, table))
 		}
 		outerRem := sc.Remembers
-		local.Remembers = func() bool {
-			return len(created) > 0 || len(exclusive) > 0 || len(notValid) > 0 || unnamed || (outerRem != nil && outerRem())
-		}
+		local.Remembers = func() bool { return mem.Active() || (outerRem != nil && outerRem()) }
 		outerNV := sc.NotValidConstraints
 		local.NotValidConstraints = func(t Table, name string) (string, bool) {
-			if lock, ok := findNotValid(notValid, t, name); ok {
+			if lock, ok := mem.NotValidLock(t, name); ok {
 				return lock, true
 			}
 			if outerNV != nil {
@@ -245,16 +240,11 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			// (and whether it exists) may have changed.
 			local.NamesMoved = true
 		}
-		for _, t := range d.CreatesTables {
-			created = append(created, ParseTableName(t))
-		}
-		notValid = append(notValid, d.AddsNotValid...)
-		exclusive = append(exclusive, d.LocksExclusive...)
+		mem.Apply(d.Effect())
 		if endsTransaction(s.Text) {
-			notValid, exclusive = nil, nil // a COMMIT or ROLLBACK inside the Query
-		}
-		if d.LocksUnnamedExclusive {
-			unnamed = true
+			// A COMMIT or ROLLBACK inside the Query: its locks end; a
+			// table it created stays new (and empty) for the rest of it.
+			mem.endTransaction()
 		}
 		out = append(out, StatementDecision{Statement: s, Decision: d})
 	}

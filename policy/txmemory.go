@@ -106,13 +106,18 @@ func (m *TxMemory) savepoint(sp *SavepointOp) {
 		}
 	case SavepointRollback:
 		if i < 0 {
-			// A savepoint pgguard did not see set (a prepared statement
-			// run again, or one set while the memory was empty): what was
-			// done since, and which later savepoints still exist, is
-			// unknown. A table is not taken as new on a guess; a lock is
-			// kept (the server is asked before it matters,
-			// Context.ExclusiveTables).
-			m.tables, m.marks = m.tables[:0], m.marks[:0]
+			// A savepoint pgguard did not see set: one set while the
+			// memory was empty (then all it knows came later and is
+			// undone), or a prepared one run again by a Bind. What is
+			// still done, and which later savepoints still exist, is
+			// unknown. A table is not taken as new on a guess; a lock
+			// becomes one on unnamed relations, which only the server
+			// can list (it is asked before a data change).
+			locked := len(m.exclusive) > 0 || m.unnamed > 0
+			m.tables, m.notValid, m.exclusive, m.marks, m.unnamed = m.tables[:0], m.notValid[:0], m.exclusive[:0], m.marks[:0], 0
+			if locked {
+				m.unnamed = 1
+			}
 			return
 		}
 		// Everything after the savepoint is undone; the savepoint stays.
@@ -226,6 +231,15 @@ func (m *TxMemory) Reset() {
 	m.exclusive = m.exclusive[:0]
 	m.unnamed = 0
 	m.marks = m.marks[:0]
+	m.mu.Unlock()
+}
+
+// endTransaction forgets the locks, NOT VALID constraints and savepoints
+// of a transaction that ended inside a Query, and keeps its tables: they
+// are still new to the Query's later statements.
+func (m *TxMemory) endTransaction() {
+	m.mu.Lock()
+	m.notValid, m.exclusive, m.unnamed, m.marks = m.notValid[:0], m.exclusive[:0], 0, m.marks[:0]
 	m.mu.Unlock()
 }
 

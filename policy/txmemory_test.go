@@ -41,10 +41,11 @@ func TestTxMemoryFollowsSavepoints(t *testing.T) {
 	if !m.Exclusive("", "x") || m.Exclusive("", "y") {
 		t.Fatal("a savepoint set again under the same name: ROLLBACK TO goes to the latest")
 	}
-	// A savepoint pgguard never saw: created tables are forgotten, locks kept.
+	// A savepoint pgguard never saw: created tables are forgotten, locks
+	// become locks on unnamed relations (the server is asked).
 	m.Apply(create("t2"), sp(SavepointRollback, "unseen"))
-	if m.Created("", "t2") || !m.Exclusive("", "x") {
-		t.Fatal("ROLLBACK TO an unknown savepoint must forget created tables and keep locks")
+	if m.Created("", "t2") || m.Exclusive("", "x") || !m.Exclusive("", "") {
+		t.Fatal("ROLLBACK TO an unknown savepoint must forget created tables and keep locks as unnamed ones")
 	}
 	// A savepoint set before pgguard looked (the memory was empty), a
 	// later one it saw, then ROLLBACK TO the first: the later one is gone
@@ -206,5 +207,28 @@ func TestNoQuestionBeforeSnapshotFreeStatements(t *testing.T) {
 	e.Decide(context.Background(), Statement{Text: "UPDATE big SET note = 'x' WHERE id = 1"}, sc)
 	if asked := cat.take(); len(asked) == 0 {
 		t.Error("UPDATE under an exclusive lock: the server was not asked which locks the transaction holds")
+	}
+}
+
+// In one Query, the later statements see what the earlier ones did,
+// savepoints included.
+func TestDecideQueryFollowsSavepoints(t *testing.T) {
+	t.Parallel()
+	e, err := NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &Context{Alone: true, InTransaction: true}
+	for q, want := range map[string]Action{
+		"LOCK TABLE big IN ACCESS EXCLUSIVE MODE; UPDATE big SET note = 'x' WHERE id < 1000":                                       Reject,
+		"SAVEPOINT s; LOCK TABLE big IN ACCESS EXCLUSIVE MODE; ROLLBACK TO SAVEPOINT s; UPDATE big SET note = 'x' WHERE id < 1000": Allow,
+		"SAVEPOINT s; LOCK TABLE big IN ACCESS EXCLUSIVE MODE; RELEASE SAVEPOINT s; UPDATE big SET note = 'x' WHERE id < 1000":     Reject,
+		"SAVEPOINT s; CREATE TABLE big (id int); ROLLBACK TO s; DROP TABLE big":                                                    Reject,
+		"CREATE TABLE fresh (id int); SAVEPOINT s; ROLLBACK TO s; DROP TABLE fresh":                                                Allow,
+	} {
+		ds, _ := e.DecideQuery(context.Background(), q, sc)
+		if got := ds[len(ds)-1].Decision.Action; got != want {
+			t.Errorf("%s: the last statement %v, want %v", q, got, want)
+		}
 	}
 }
