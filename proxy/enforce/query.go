@@ -179,12 +179,19 @@ func (m *Machine) OnQuery(n int) error {
 		}
 		// The common case: nothing to do but count and pass it on.
 		m.obs.StatementsInspected(m.state.Target, 0, len(ds))
-		sp := m.nextSpecial()
-		m.remember(func() *syncPoint { return sp }, ds)
+		// One sync point for both, made only when needed.
+		var sp *syncPoint
+		point := func() *syncPoint {
+			if sp == nil {
+				sp = m.nextSpecial()
+			}
+			return sp
+		}
+		m.remember(point, ds)
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
 		if ev := m.ledgerEvent(sql); ev != nil {
-			m.amend(sp, func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+			m.amend(point(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
 		}
 		m.OnSync()
 		return m.conns.sendMessage(wire.ClientQuery, body)
