@@ -195,3 +195,44 @@ func (m *memoCatalog) HasValidatedCheckOn(ctx context.Context, table string, col
 	})
 	return a.a, a.ok
 }
+
+var (
+	_ RelationCatalog = (*memoCatalog)(nil)
+	_ LockCatalog     = (*memoCatalog)(nil)
+)
+
+func (m *memoCatalog) Relation(ctx context.Context, name string) (Relation, bool) {
+	rc, ok := m.inner.(RelationCatalog)
+	if m.empty("Relation", name) || !ok {
+		return Relation{}, false
+	}
+	a := m.ask([]string{"Relation", name}, func() (a memoAnswer) {
+		var r Relation
+		r, a.ok = rc.Relation(ctx, name)
+		a.a, a.b, a.s = r.Exists, r.Temporary, r.Schema
+		return a
+	})
+	return Relation{Exists: a.a, Temporary: a.b, Schema: a.s}, a.ok
+}
+
+func (m *memoCatalog) CreationSchema(ctx context.Context) (string, bool) {
+	rc, ok := m.inner.(RelationCatalog)
+	if !ok {
+		return "", false
+	}
+	a := m.ask([]string{"CreationSchema"}, func() (a memoAnswer) {
+		a.s, a.ok = rc.CreationSchema(ctx)
+		return a
+	})
+	return a.s, a.ok
+}
+
+// HoldsAccessExclusive is not memoised: a statement asks it once, and the
+// answer changes with every statement.
+func (m *memoCatalog) HoldsAccessExclusive(ctx context.Context, table string) (bool, bool) {
+	lc, ok := m.inner.(LockCatalog)
+	if m.empty("HoldsAccessExclusive", table) || !ok {
+		return false, false
+	}
+	return lc.HoldsAccessExclusive(ctx, table)
+}

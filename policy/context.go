@@ -24,9 +24,22 @@ type Context struct {
 	NotValidConstraints func(t Table, constraint string) (lock string, ok bool)
 	// ExclusiveTables reports whether the open transaction holds an ACCESS
 	// EXCLUSIVE lock on a table (Decision.LocksExclusive of earlier
-	// statements); with an empty table name, whether it holds any. May be
-	// nil. Rule large-dml refuses changing the rows of such a table.
+	// statements); with an empty table name, whether it holds any (also
+	// on relations no statement named, Decision.LocksUnnamedExclusive).
+	// May be nil. Rule large-dml refuses changing the rows of such a
+	// table; where the catalog is a LockCatalog, the server has the last
+	// word.
 	ExclusiveTables func(schema, table string) bool
+	// Remembers reports whether the open transaction's memory holds
+	// anything (tables created, NOT VALID constraints, ACCESS EXCLUSIVE
+	// locks): its SAVEPOINT, RELEASE and ROLLBACK TO are then parsed, so
+	// that the memory can follow them (Decision.Savepoint). May be nil.
+	Remembers func() bool
+	// NamesMoved is true when an earlier statement of the same Query or
+	// batch was DDL, which the catalog's answers predate: which relation a
+	// name means, and whether it exists, may have changed since, so the
+	// engine does not resolve names with the catalog.
+	NamesMoved bool
 	// ServerVersion is server_version_num, e.g. 150018; 0 means unknown
 	// (the engine then assumes the configured default version).
 	ServerVersion int

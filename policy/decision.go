@@ -87,4 +87,11 @@ type Decision struct {
 	// EXCLUSIVE lock on, which the transaction keeps until it ends
 	// (Context.ExclusiveTables) once the statement succeeds.
 	LocksExclusive []Table
+	// LocksUnnamedExclusive is true when the statement also takes ACCESS
+	// EXCLUSIVE locks on relations it does not name (partitions, a dropped
+	// index's table, tables a view reads): only the server can list them.
+	LocksUnnamedExclusive bool
+	// Savepoint is the statement's SAVEPOINT, RELEASE or ROLLBACK TO, which
+	// the memory of the transaction follows.
+	Savepoint *SavepointOp
 }

@@ -136,6 +136,11 @@ func (e *Engine) Profile(sc *Context) string {
 	return ""
 }
 
+// ModeFor returns the mode that applies to a session: its profile's, or
+// the global one. Under ModeWarn and ModeAudit pgguard changes nothing the
+// client sent.
+func (e *Engine) ModeFor(sc *Context) Mode { return e.profileFor(sc).mode }
+
 func (e *Engine) profileFor(sc *Context) *profile {
 	if sc.Profile != "" {
 		for i := 1; i < len(e.profiles); i++ {
@@ -192,23 +197,23 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
-	var created, exclusive []Table
-	var notValid []NotValidConstraint
+	// What the Query's earlier statements did, as the session's memory
+	// keeps it (savepoints included), on top of the session's.
+	var mem TxMemory
 	if len(stmts) > 1 {
 		outerEx := sc.ExclusiveTables
 		local.ExclusiveTables = func(schema, table string) bool {
-			if table == "" && len(exclusive) > 0 {
-				return true
-			}
-			return (outerEx != nil && outerEx(schema, table)) || TableIn(exclusive, schema, table)
+			return mem.Exclusive(schema, table) || (outerEx != nil && outerEx(schema, table))
 		}
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
-			return (outer != nil && outer(schema, table)) || TableIn(created, schema, table)
+			return mem.Created(schema, table) || (outer != nil && outer(schema, table))
 		}
+		outerRem := sc.Remembers
+		local.Remembers = func() bool { return mem.Active() || (outerRem != nil && outerRem()) }
 		outerNV := sc.NotValidConstraints
 		local.NotValidConstraints = func(t Table, name string) (string, bool) {
-			if lock, ok := findNotValid(notValid, t, name); ok {
+			if lock, ok := mem.NotValidLock(t, name); ok {
 				return lock, true
 			}
 			if outerNV != nil {
@@ -229,13 +234,17 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			// mean another table, so their sizes are unknown (large).
 			local.Catalog = nil
 		}
-		for _, t := range d.CreatesTables {
-			created = append(created, ParseTableName(t))
+		if d.DDL {
+			// The catalog answers for the names as they were before this
+			// Query: after a DDL statement, which relation a name means
+			// (and whether it exists) may have changed.
+			local.NamesMoved = true
 		}
-		notValid = append(notValid, d.AddsNotValid...)
-		exclusive = append(exclusive, d.LocksExclusive...)
+		mem.Apply(d.Effect())
 		if endsTransaction(s.Text) {
-			notValid, exclusive = nil, nil // a COMMIT or ROLLBACK inside the Query
+			// A COMMIT or ROLLBACK inside the Query: its locks end; a
+			// table it created stays new (and empty) for the rest of it.
+			mem.endTransaction()
 		}
 		out = append(out, StatementDecision{Statement: s, Decision: d})
 	}
@@ -255,7 +264,8 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) {
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) &&
+		!(cls == classSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
 	if sc.Catalog != nil {
@@ -277,11 +287,22 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		}
 	} else {
 		f := statementFacts(node)
-		d.DDL, d.Lock, d.Concurrent, d.CreatesTables, d.Retryable = f.ddl, f.lock, f.concurrent, f.creates, f.retryable
+		d.DDL, d.Lock, d.Concurrent, d.Retryable = f.ddl, f.lock, f.concurrent, f.retryable
+		d.CreatesTables = createdTables(ctx, sc, node, f.creates)
 		d.AddsNotValid = notValidAdds(node)
 		if f.lock == LockAccessExclusive {
-			d.LocksExclusive = exclusiveTables(node)
+			for _, t := range exclusiveTables(node) {
+				if node.GetLockStmt() == nil {
+					// Not before LOCK: it takes no snapshot, and a
+					// question of pgguard's would take the
+					// transaction's before the lock is granted.
+					t = resolvedName(ctx, sc, t)
+				}
+				d.LocksExclusive = append(d.LocksExclusive, t)
+			}
 		}
+		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
+		d.Savepoint = savepointOp(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 	}
@@ -341,6 +362,7 @@ func (e *Engine) needsParse(cls class, text string) bool {
 		return false
 	case classDDL:
 		return true
+
 	case classDML:
 		for _, f := range e.dmlFilters {
 			if f == nil || f(text) {
@@ -398,6 +420,9 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 			if r.SizeDependent && !j.large(&rep) {
 				continue
 			}
+			if !r.Advisory && c.nobodyElses(rep.Table) {
+				continue
+			}
 			if nested {
 				rep.Rewrite = ""
 			}
@@ -432,7 +457,7 @@ func (j *judgement) large(r *Report) bool {
 	if t.Name == "" {
 		return true
 	}
-	if j.sc.CreatedTables != nil && j.sc.CreatedTables(t.Schema, t.Name) {
+	if createdIn(j.ctx, j.sc, t) {
 		return false
 	}
 	if j.sc.Catalog == nil {

@@ -103,6 +103,15 @@ func fixtureContext(t testing.TB, text string) *Context {
 					catalog().boundChecks = map[string]bool{}
 				}
 				catalog().boundChecks[val] = true
+			case "temp": // TABLE is a temporary table of the session (created earlier)
+				catalog().relations[val] = Relation{Exists: true, Schema: "pg_temp_3", Temporary: true}
+			case "missing": // no relation TABLE exists
+				catalog().relations[val] = Relation{}
+			case "resolves": // TABLE:SCHEMA: the search_path finds TABLE in SCHEMA
+				name, schema, _ := strings.Cut(val, ":")
+				catalog().relations[name] = Relation{Exists: true, Schema: schema}
+			case "creation-schema": // unqualified CREATEs go to SCHEMA
+				catalog().creationSchema = val
 			default:
 				t.Fatalf("unknown context directive %q", item)
 			}
@@ -127,23 +136,34 @@ func fixtureContext(t testing.TB, text string) *Context {
 
 // fakeCatalog answers from maps; anything not in them is unknown.
 type fakeCatalog struct {
-	sizes         map[string]TableSize
-	partitioned   map[string]bool
-	invalid       map[string]bool
-	notNullChecks map[string]bool // "table.column"
-	volatility    map[string]Volatility
-	columnTypes   map[string]string // "table.column"
-	unique        map[string]bool   // materialized views with a unique index
-	populated     map[string]bool   // populated materialized views
-	rows          *int64            // EstimateRows' answer for any statement
-	partKeys      map[string]string // partitioned table -> "strategy:col,col"
-	boundChecks   map[string]bool   // tables with a validated CHECK on their partition key
+	sizes          map[string]TableSize
+	partitioned    map[string]bool
+	invalid        map[string]bool
+	notNullChecks  map[string]bool // "table.column"
+	volatility     map[string]Volatility
+	columnTypes    map[string]string   // "table.column"
+	unique         map[string]bool     // materialized views with a unique index
+	populated      map[string]bool     // populated materialized views
+	rows           *int64              // EstimateRows' answer for any statement
+	partKeys       map[string]string   // partitioned table -> "strategy:col,col"
+	boundChecks    map[string]bool     // tables with a validated CHECK on their partition key
+	relations      map[string]Relation // what a name resolves to; others unknown
+	creationSchema string              // "": unknown
 }
 
 func newFakeCatalog() *fakeCatalog {
 	return &fakeCatalog{sizes: map[string]TableSize{}, partitioned: map[string]bool{}, invalid: map[string]bool{},
 		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{},
-		unique: map[string]bool{}, populated: map[string]bool{}}
+		unique: map[string]bool{}, populated: map[string]bool{}, relations: map[string]Relation{}}
+}
+
+func (f *fakeCatalog) Relation(_ context.Context, name string) (Relation, bool) {
+	r, ok := f.relations[name]
+	return r, ok
+}
+
+func (f *fakeCatalog) CreationSchema(context.Context) (string, bool) {
+	return f.creationSchema, f.creationSchema != ""
 }
 
 func (f *fakeCatalog) TableSize(_ context.Context, table string) (TableSize, bool) {

@@ -65,6 +65,12 @@ type Rule struct {
 	// them (lower case, matched ignoring case), even a SELECT that would
 	// otherwise not be parsed, e.g. "lock_timeout" for set_config(...).
 	Keywords []string
+	// Advisory is true for a rule about how a migration is written (types,
+	// names, IF EXISTS) rather than about what it does to other sessions.
+	// The engine drops the findings of every other rule on a temporary
+	// relation (nobody else sees it) and on one the catalog says does not
+	// exist (the server answers that statement itself).
+	Advisory bool
 	// Check inspects one parsed statement and reports what it finds with
 	// c.Report. The node is shared with other rules and sessions: read only.
 	Check func(c *Check, stmt *pg_query.Node)

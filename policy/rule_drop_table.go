@@ -39,7 +39,9 @@ func checkDropTable(c *Check, n *pg_query.Node) {
 				continue
 			}
 			r := Report{
-				Table:   t,
+				// A schema is not a relation: the engine must not look
+				// its name up as one (Check.Missing).
+				Table:   relationOnly(kind, t),
 				Lock:    LockAccessExclusive,
 				Message: fmt.Sprintf("Dropping %s %s deletes its data for good and breaks every running query and ORM model that still uses it, from the moment the migration commits.", kind, t),
 				Hint: fmt.Sprintf("-- deployment 1: remove every use of %[2]s %[1]s from the code, deploy it everywhere,\n"+
@@ -88,4 +90,11 @@ func droppedName(o *pg_query.Node) Table {
 		return Table{Schema: parts[1], Name: parts[2]}
 	}
 	return Table{}
+}
+
+func relationOnly(kind string, t Table) Table {
+	if kind != "table" {
+		return Table{}
+	}
+	return t
 }

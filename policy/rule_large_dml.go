@@ -47,6 +47,9 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, false)
 	}
+	if m := n.GetMergeStmt(); m != nil {
+		judgeMergeUnderLock(c, m)
+	}
 	// A data-modifying WITH query (WITH d AS (DELETE FROM t RETURNING *)
 	// SELECT ...) changes its rows like a statement of its own.
 	for _, cte := range withQueries(n) {
@@ -104,7 +107,7 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 	if t.Name == "" || c.Created(t) {
 		return
 	}
-	if c.Session.ExclusiveTables != nil && c.Session.ExclusiveTables(t.Schema, t.Name) {
+	if c.HoldsExclusive(t) {
 		// Whatever its size, the statement runs while every other
 		// session's reads and writes of t wait for the transaction.
 		c.Report(Report{
@@ -159,6 +162,26 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
 	}
 	c.Report(r)
+}
+
+// judgeMergeUnderLock reports a MERGE into a table the transaction holds
+// an ACCESS EXCLUSIVE lock on, as judgeLargeDML does an UPDATE or DELETE:
+// whatever rows it changes, every other session waits for the rest of the
+// transaction. (Its size is not estimated: a MERGE's plan does not say how
+// many rows it changes.)
+func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) {
+	t := TableOf(m.Relation)
+	if t.Name == "" || c.Created(t) || !c.HoldsExclusive(t) {
+		return
+	}
+	c.Report(Report{
+		Table: t,
+		Lock:  LockAccessExclusive,
+		Message: fmt.Sprintf("MERGE into %s in the transaction that holds the ACCESS EXCLUSIVE lock an earlier statement took on it (ALTER TABLE, LOCK, TRUNCATE): every read and write of %s waits for the whole statement and the rest of the transaction.",
+			t, t),
+		Detail: "The lock is held until the transaction ends, so the data change cannot be made short by itself here.",
+		Hint:   "-- commit the schema change first (a migration of its own); then run the MERGE in its own transaction,\n-- in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of its source if it changes many rows",
+	})
 }
 
 // keyedWhereText is keyedWhere on the text, without a parse: it is true

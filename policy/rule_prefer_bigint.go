@@ -8,10 +8,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "prefer-bigint",
-		Summary: "integer and serial keys run out at 2^31; use bigint",
-		Default: LevelWarn,
-		Check:   checkPreferBigint,
+		ID:       "prefer-bigint",
+		Advisory: true,
+		Summary:  "integer and serial keys run out at 2^31; use bigint",
+		Default:  LevelWarn,
+		Check:    checkPreferBigint,
 		// No Verify: advisory, about a type choice, not a lock.
 	})
 }

@@ -8,10 +8,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "prefer-jsonb",
-		Summary: "json cannot be indexed or compared; use jsonb",
-		Default: LevelOff,
-		Check:   checkPreferJsonb,
+		ID:       "prefer-jsonb",
+		Advisory: true,
+		Summary:  "json cannot be indexed or compared; use jsonb",
+		Default:  LevelOff,
+		Check:    checkPreferJsonb,
 		// No Verify: advisory, about a type choice, not a lock.
 	})
 }

@@ -8,10 +8,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "prefer-text",
-		Summary: "varchar(n) and char(n) make later length changes migrations; use text",
-		Default: LevelOff,
-		Check:   checkPreferText,
+		ID:       "prefer-text",
+		Advisory: true,
+		Summary:  "varchar(n) and char(n) make later length changes migrations; use text",
+		Default:  LevelOff,
+		Check:    checkPreferText,
 		// No Verify: advisory, about a type choice, not a lock.
 	})
 }

@@ -8,10 +8,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "prefer-timestamptz",
-		Summary: "timestamp without time zone loses the time zone; use timestamptz",
-		Default: LevelOff,
-		Check:   checkPreferTimestamptz,
+		ID:       "prefer-timestamptz",
+		Advisory: true,
+		Summary:  "timestamp without time zone loses the time zone; use timestamptz",
+		Default:  LevelOff,
+		Check:    checkPreferTimestamptz,
 		// No Verify: advisory, about a type choice, not a lock.
 	})
 }

@@ -8,10 +8,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "require-if-exists",
-		Summary: "DDL outside a transaction without IF [NOT] EXISTS cannot be re-run after a partial failure",
-		Default: LevelOff,
-		Check:   checkRequireIfExists,
+		ID:       "require-if-exists",
+		Advisory: true,
+		Summary:  "DDL outside a transaction without IF [NOT] EXISTS cannot be re-run after a partial failure",
+		Default:  LevelOff,
+		Check:    checkRequireIfExists,
 		// No Verify: advisory, about re-running migrations, not a lock.
 	})
 }

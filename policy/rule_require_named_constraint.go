@@ -9,10 +9,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "require-named-constraint",
-		Summary: "CHECK, UNIQUE, FOREIGN KEY and EXCLUDE constraints without a name get one chosen by PostgreSQL",
-		Default: LevelOff,
-		Check:   checkRequireNamedConstraint,
+		ID:       "require-named-constraint",
+		Advisory: true,
+		Summary:  "CHECK, UNIQUE, FOREIGN KEY and EXCLUDE constraints without a name get one chosen by PostgreSQL",
+		Default:  LevelOff,
+		Check:    checkRequireNamedConstraint,
 		// No Verify: advisory, about names, not a lock.
 	})
 }

@@ -9,10 +9,11 @@ import (
 
 func init() {
 	Register(Rule{
-		ID:      "require-named-index",
-		Summary: "CREATE INDEX without a name gets one chosen by PostgreSQL",
-		Default: LevelOff,
-		Check:   checkRequireNamedIndex,
+		ID:       "require-named-index",
+		Advisory: true,
+		Summary:  "CREATE INDEX without a name gets one chosen by PostgreSQL",
+		Default:  LevelOff,
+		Check:    checkRequireNamedIndex,
 		// No Verify: advisory, about names, not a lock.
 	})
 }

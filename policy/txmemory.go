@@ -4,45 +4,202 @@ import "sync"
 
 // TxMemory is what an open transaction did that later statements in it are
 // judged by: the tables it created (new and empty, so size rules do not
-// apply to them) and the constraints it added NOT VALID (whose VALIDATE
-// must not follow in the same transaction). The proxy keeps one per session
-// from the statements the server accepted; pgguard lint keeps one per file.
-// Its methods are safe for concurrent use.
+// apply to them), the constraints it added NOT VALID (whose VALIDATE must
+// not follow in the same transaction) and the tables it locked ACCESS
+// EXCLUSIVE. It follows the transaction's savepoints: what was done after
+// a savepoint is forgotten when the transaction rolls back to it. The
+// proxy keeps one per session from the statements the server accepted;
+// pgguard lint keeps one per file. Its methods are safe for concurrent use.
 type TxMemory struct {
 	mu        sync.Mutex
 	tables    []Table
 	notValid  []NotValidConstraint
 	exclusive []Table
+	// unnamed counts the statements that took ACCESS EXCLUSIVE locks on
+	// relations they do not name (TxEffect.ExclusiveUnnamed).
+	unnamed int
+	marks   []txMark // the open savepoints, innermost last
+
+	// The extended-protocol batch being received (its first sync point's
+	// number, 0 for none) and what its statements judged so far will do
+	// if they succeed: the later statements of the batch are judged
+	// before the server has answered any of them.
+	batch    uint64
+	expected TxEffect
+	batchDDL bool
+}
+
+// txMark is a savepoint: how much the memory held when it was set.
+type txMark struct {
+	name                                 string
+	tables, notValid, exclusive, unnamed int
+}
+
+// TxEffect is what one statement that succeeded does to the memory of its
+// transaction (Decision.Effect).
+type TxEffect struct {
+	Creates   []Table
+	NotValid  []NotValidConstraint
+	Exclusive []Table
+	// ExclusiveUnnamed: the statement locks ACCESS EXCLUSIVE relations it
+	// does not name (a partitioned table's partitions, a dropped index's
+	// table, a view's), which only the server can list.
+	ExclusiveUnnamed bool
+	// Savepoint is the statement's savepoint command, if it is one.
+	Savepoint *SavepointOp
+}
+
+// Empty reports whether the effect changes nothing.
+func (e *TxEffect) Empty() bool {
+	return len(e.Creates) == 0 && len(e.NotValid) == 0 && len(e.Exclusive) == 0 && !e.ExclusiveUnnamed && e.Savepoint == nil
+}
+
+// SavepointKind is what a savepoint command does.
+type SavepointKind uint8
+
+// Savepoint commands.
+const (
+	SavepointSet SavepointKind = iota + 1
+	SavepointRollback
+	SavepointRelease
+)
+
+// SavepointOp is a SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT.
+type SavepointOp struct {
+	Kind SavepointKind
+	Name string // as the server folds it
+}
+
+// Apply remembers what statements that succeeded did, in their order.
+func (m *TxMemory) Apply(effects ...TxEffect) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range effects {
+		m.apply(&effects[i])
+	}
+}
+
+func (m *TxMemory) apply(e *TxEffect) {
+	if sp := e.Savepoint; sp != nil {
+		m.savepoint(sp)
+	}
+	m.tables = append(m.tables, e.Creates...)
+	m.notValid = append(m.notValid, e.NotValid...)
+	m.exclusive = append(m.exclusive, e.Exclusive...)
+	if e.ExclusiveUnnamed {
+		m.unnamed++
+	}
+}
+
+func (m *TxMemory) savepoint(sp *SavepointOp) {
+	i := len(m.marks) - 1
+	for ; i >= 0 && m.marks[i].name != sp.Name; i-- {
+	}
+	switch sp.Kind {
+	case SavepointSet:
+		m.marks = append(m.marks, txMark{name: sp.Name, tables: len(m.tables), notValid: len(m.notValid),
+			exclusive: len(m.exclusive), unnamed: m.unnamed})
+	case SavepointRelease:
+		// The savepoint and every later one end; what they saw stays.
+		if i >= 0 {
+			m.marks = m.marks[:i]
+		}
+	case SavepointRollback:
+		if i < 0 {
+			// A savepoint pgguard did not see set: one set while the
+			// memory was empty (then all it knows came later and is
+			// undone), or a prepared one run again by a Bind. What is
+			// still done, and which later savepoints still exist, is
+			// unknown. A table is not taken as new on a guess; a lock
+			// becomes one on unnamed relations, which only the server
+			// can list (it is asked before a data change).
+			locked := len(m.exclusive) > 0 || m.unnamed > 0
+			m.tables, m.notValid, m.exclusive, m.marks, m.unnamed = m.tables[:0], m.notValid[:0], m.exclusive[:0], m.marks[:0], 0
+			if locked {
+				m.unnamed = 1
+			}
+			return
+		}
+		// Everything after the savepoint is undone; the savepoint stays.
+		// (A mark never counts more than the memory holds: it may have
+		// been forgotten since.)
+		k := m.marks[i]
+		m.tables = m.tables[:min(k.tables, len(m.tables))]
+		m.notValid = m.notValid[:min(k.notValid, len(m.notValid))]
+		m.exclusive = m.exclusive[:min(k.exclusive, len(m.exclusive))]
+		m.unnamed = min(k.unnamed, m.unnamed)
+		m.marks = m.marks[:i+1]
+	}
 }
 
 // Record remembers what a statement that succeeded did.
 func (m *TxMemory) Record(creates []string, notValid []NotValidConstraint) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	e := TxEffect{NotValid: notValid}
 	for _, n := range creates {
-		m.tables = append(m.tables, ParseTableName(n))
+		e.Creates = append(e.Creates, ParseTableName(n))
 	}
-	m.notValid = append(m.notValid, notValid...)
+	m.Apply(e)
 }
 
 // RecordExclusive remembers the ACCESS EXCLUSIVE locks a statement that
 // succeeded took (Decision.LocksExclusive).
-func (m *TxMemory) RecordExclusive(tables []Table) {
+func (m *TxMemory) RecordExclusive(tables []Table) { m.Apply(TxEffect{Exclusive: tables}) }
+
+// Active reports whether the memory holds anything, confirmed or
+// expected of the batch being received; it fits Context.Remembers. While
+// it does, the proxy judges every statement (no fast path), so that
+// savepoints and data changes are seen.
+func (m *TxMemory) Active() bool {
 	m.mu.Lock()
-	m.exclusive = append(m.exclusive, tables...)
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	return len(m.tables) > 0 || len(m.notValid) > 0 || len(m.exclusive) > 0 || m.unnamed > 0 || !m.expected.Empty()
+}
+
+// Expect adds what statements of batch, judged but not answered yet, will
+// do: Created, Exclusive and NotValidLock count it for the batch's later
+// statements (see Batch). ddl says a statement is DDL, after which the
+// catalog's answers about names are stale.
+func (m *TxMemory) Expect(batch uint64, ddl bool, effects ...TxEffect) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.openBatch(batch)
+	m.batchDDL = m.batchDDL || ddl
+	for _, e := range effects {
+		m.expected.Creates = append(m.expected.Creates, e.Creates...)
+		m.expected.NotValid = append(m.expected.NotValid, e.NotValid...)
+		m.expected.Exclusive = append(m.expected.Exclusive, e.Exclusive...)
+		m.expected.ExclusiveUnnamed = m.expected.ExclusiveUnnamed || e.ExclusiveUnnamed
+	}
+}
+
+// Batch names the batch whose statement is judged next (0: none, a Query
+// of its own); what was expected of another batch is forgotten. It
+// reports whether an earlier statement of the batch was DDL
+// (Context.NamesMoved).
+func (m *TxMemory) Batch(batch uint64) (namesMoved bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.openBatch(batch)
+	return m.batchDDL
+}
+
+func (m *TxMemory) openBatch(batch uint64) {
+	if m.batch != batch {
+		m.batch, m.expected, m.batchDDL = batch, TxEffect{}, false
+	}
 }
 
 // Exclusive reports whether the open transaction holds an ACCESS
 // EXCLUSIVE lock on schema.table, or with table "" on any table; it fits
-// Context.ExclusiveTables.
+// Context.ExclusiveTables. A lock on relations no statement named
+// (TxEffect.ExclusiveUnnamed) counts only for "any".
 func (m *TxMemory) Exclusive(schema, table string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if table == "" {
-		return len(m.exclusive) > 0
+		return len(m.exclusive) > 0 || m.unnamed > 0 || len(m.expected.Exclusive) > 0 || m.expected.ExclusiveUnnamed
 	}
-	return TableIn(m.exclusive, schema, table)
+	return TableIn(m.exclusive, schema, table) || TableIn(m.expected.Exclusive, schema, table)
 }
 
 // Created reports whether schema.table (schema may be empty) was created in
@@ -50,7 +207,7 @@ func (m *TxMemory) Exclusive(schema, table string) bool {
 func (m *TxMemory) Created(schema, table string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return TableIn(m.tables, schema, table)
+	return TableIn(m.tables, schema, table) || TableIn(m.expected.Creates, schema, table)
 }
 
 // NotValidLock reports whether constraint on t was added NOT VALID in the
@@ -59,15 +216,30 @@ func (m *TxMemory) Created(schema, table string) bool {
 func (m *TxMemory) NotValidLock(t Table, constraint string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return findNotValid(m.notValid, t, constraint)
+	if lock, ok := findNotValid(m.notValid, t, constraint); ok {
+		return lock, true
+	}
+	return findNotValid(m.expected.NotValid, t, constraint)
 }
 
-// Reset forgets everything: the transaction ended.
+// Reset forgets everything: the transaction ended. What the batch being
+// received expects stays: it comes after.
 func (m *TxMemory) Reset() {
 	m.mu.Lock()
 	m.tables = m.tables[:0]
 	m.notValid = m.notValid[:0]
 	m.exclusive = m.exclusive[:0]
+	m.unnamed = 0
+	m.marks = m.marks[:0]
+	m.mu.Unlock()
+}
+
+// endTransaction forgets the locks, NOT VALID constraints and savepoints
+// of a transaction that ended inside a Query, and keeps its tables: they
+// are still new to the Query's later statements.
+func (m *TxMemory) endTransaction() {
+	m.mu.Lock()
+	m.notValid, m.exclusive, m.unnamed, m.marks = m.notValid[:0], m.exclusive[:0], 0, m.marks[:0]
 	m.mu.Unlock()
 }
 

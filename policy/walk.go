@@ -43,6 +43,4 @@ func walk(m protoreflect.Message, fn func(*pg_query.Node) bool, depth int) {
 
 // Created reports whether t was created in the open transaction (or
 // earlier in the linted file).
-func (c *Check) Created(t Table) bool {
-	return c.Session.CreatedTables != nil && c.Session.CreatedTables(t.Schema, t.Name)
-}
+func (c *Check) Created(t Table) bool { return createdIn(c.Ctx, c.Session, t) }

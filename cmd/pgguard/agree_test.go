@@ -18,9 +18,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // TestLintAgreesWithProxy runs every rule fixture (policy/testdata/<rule>/
@@ -96,7 +98,7 @@ func TestLintAgreesWithProxy(t *testing.T) {
 					st.skippedStmts++
 					continue
 				}
-				for _, table := range fx.existing() {
+				for _, table := range append(fx.existing(), named(s.Text, fx)...) {
 					// Lint assumes a table it knows nothing of is large;
 					// so does the proxy's catalog after this (5M rows).
 					if _, err := admin.Exec(ctx, table.create); err != nil {
@@ -245,6 +247,11 @@ func parseAgreeContext(text string, serverMajor int) (c agreeContext, skip []str
 			case "in-transaction":
 				c.inTransaction = true
 			case "created":
+				if t := policy.ParseTableName(val); t.Schema != "" && t.Schema != "public" && !policy.IsTempSchema(t.Schema) {
+					// The test keeps to the public schema.
+					skip = append(skip, "created= in another schema")
+					continue
+				}
 				c.created = append(c.created, val)
 			case "pg":
 				if n, err := strconv.Atoi(val); err == nil && n == serverMajor {
@@ -331,6 +338,102 @@ func (c agreeContext) existing() []existingTable {
 }
 
 type existingTable struct{ name, create string }
+
+// named lists the relations a statement names that lint takes to exist
+// (and, knowing nothing of them, to be large), and that neither the
+// statement nor its directives create: the proxy asks the server, which
+// must say the same, or the proxy would rightly let the server answer a
+// statement about a relation that does not exist. Left out: names in other
+// schemas than public (the test keeps to the public schema), temporary
+// ones, and migration ledgers (lint takes those as small).
+func named(text string, fx agreeContext) []existingTable {
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		return nil
+	}
+	skip := map[string]bool{}
+	for _, t := range fx.created {
+		skip[t] = true
+	}
+	for _, t := range fx.existing() {
+		skip[t.name] = true
+	}
+	var out []existingTable
+	add := func(t policy.Table) {
+		if t.Name == "" || (t.Schema != "" && t.Schema != "public") {
+			return
+		}
+		if _, ledger := policy.IsLedgerTable(t); ledger {
+			return
+		}
+		name := t.String()
+		if skip[name] {
+			return
+		}
+		skip[name] = true
+		// Rows of no columns, so that the planner's estimate of a
+		// statement that names no column follows the reltuples the test
+		// sets (an empty table's pages say 0 rows); a statement that
+		// names a column cannot be planned, as without the table.
+		out = append(out, existingTable{name: name, create: "CREATE TABLE " + name + " AS SELECT FROM generate_series(1, 2000); ANALYZE " + name})
+	}
+	for _, raw := range tree.Stmts {
+		stmt := raw.Stmt
+		switch s := stmt.GetNode().(type) {
+		case *pg_query.Node_CreateStmt:
+			skip[policy.TableOf(s.CreateStmt.Relation).String()] = true
+		case *pg_query.Node_CreateTableAsStmt:
+			skip[policy.TableOf(s.CreateTableAsStmt.GetInto().GetRel()).String()] = true
+		case *pg_query.Node_ViewStmt:
+			skip[policy.TableOf(s.ViewStmt.View).String()] = true
+		case *pg_query.Node_DropStmt:
+			switch s.DropStmt.RemoveType {
+			case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_INDEX, pg_query.ObjectType_OBJECT_VIEW,
+				pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_SEQUENCE:
+				for _, o := range s.DropStmt.Objects {
+					var parts []string
+					for _, it := range o.GetList().GetItems() {
+						parts = append(parts, it.GetString_().GetSval())
+					}
+					switch len(parts) {
+					case 1:
+						add(policy.Table{Name: parts[0]})
+					case 2:
+						add(policy.Table{Schema: parts[0], Name: parts[1]})
+					}
+				}
+			}
+		}
+		rangeVars(stmt.ProtoReflect(), func(rv *pg_query.RangeVar) {
+			if rv.Relpersistence != "t" {
+				add(policy.TableOf(rv))
+			}
+		})
+	}
+	return out
+}
+
+// rangeVars calls fn for every RangeVar in a parse tree, also those held
+// in fields of type RangeVar rather than in a Node.
+func rangeVars(m protoreflect.Message, fn func(*pg_query.RangeVar)) {
+	if !m.IsValid() {
+		return
+	}
+	if rv, ok := m.Interface().(*pg_query.RangeVar); ok {
+		fn(rv)
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len(); i++ {
+				rangeVars(v.List().Get(i).Message(), fn)
+			}
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			rangeVars(v.Message(), fn)
+		}
+		return true
+	})
+}
 
 // earlier lists the statements that put the session in the state the
 // directives describe, in the statement's own transaction (or, without

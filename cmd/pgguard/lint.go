@@ -166,6 +166,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		CreatedTables:       tx.Created,
 		NotValidConstraints: tx.NotValidLock,
 		ExclusiveTables:     tx.Exclusive,
+		Remembers:           tx.Active,
 	}
 	var out []lintFinding
 	for _, s := range policy.Split(string(data)) {
@@ -187,8 +188,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		}
 		d := e.Decide(context.Background(), s, sc)
 		if inTx {
-			tx.Record(d.CreatesTables, d.AddsNotValid)
-			tx.RecordExclusive(d.LocksExclusive)
+			tx.Apply(d.Effect()) // savepoints included
 			pending = append(pending, d.CreatesTables...)
 		} else {
 			empty = empty.add(d.CreatesTables)
@@ -231,6 +231,25 @@ func (emptyTables) FunctionVolatility(context.Context, string) (policy.Volatilit
 	return policy.VolatilityUnknown, false
 }
 func (emptyTables) EstimateRows(context.Context, string) (int64, bool) { return 0, false }
+
+// Relation knows the temporary tables created earlier in the file: the
+// session's own, which an unqualified name finds first, and which no rule
+// about other sessions judges (as the proxy, whose catalog says so).
+// Anything else is unknown. A temporary table dropped later in the file
+// is still taken as one: lint does not follow drops.
+func (c emptyTables) Relation(_ context.Context, name string) (policy.Relation, bool) {
+	t := policy.ParseTableName(name)
+	if t.Schema == "" || policy.IsTempSchema(t.Schema) {
+		for _, e := range c {
+			if e.Schema == "pg_temp" && e.Name == t.Name {
+				return policy.Relation{Exists: true, Schema: "pg_temp", Temporary: true}, true
+			}
+		}
+	}
+	return policy.Relation{}, false
+}
+
+func (emptyTables) CreationSchema(context.Context) (string, bool) { return "", false }
 
 func printFinding(w io.Writer, format string, f lintFinding) {
 	if format == "json" {

@@ -146,3 +146,27 @@ func TestLintCreatedTables(t *testing.T) {
 		})
 	}
 }
+
+// A temporary table created earlier in the file is the session's own after
+// its transaction too: no rule about other sessions judges it, as the
+// proxy's catalog says; a permanent table of the same name, qualified,
+// still is judged.
+func TestLintTemporaryTables(t *testing.T) {
+	create := "CREATE TEMP TABLE scratch (a int, b int);\n"
+	for _, c := range []struct {
+		name, sql, rule string // rule: the refusal expected, or ""
+	}{
+		{"drop after its transaction", "BEGIN;\n" + create + "COMMIT;\nDROP TABLE scratch;\n", ""},
+		{"truncate in autocommit", create + "TRUNCATE scratch;\n", ""},
+		{"drop column in autocommit", create + "ALTER TABLE scratch DROP COLUMN b;\n", ""},
+		{"the permanent table", create + "DROP TABLE public.scratch;\n", "drop-table"},
+		{"no temporary table", "CREATE TABLE scratch (a int);\nTRUNCATE scratch;\n", "truncate"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, _ := runCmd(t, c.sql, "lint", "-")
+			if want := map[bool]int{true: 1, false: 0}[c.rule != ""]; code != want || (c.rule != "" && !strings.Contains(out, "reject "+c.rule+":")) {
+				t.Fatalf("exit %d, want %d (%s):\n%s", code, want, c.rule, out)
+			}
+		})
+	}
+}

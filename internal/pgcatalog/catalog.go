@@ -46,6 +46,8 @@ var (
 	_ policy.ColumnTyper      = (*Catalog)(nil)
 	_ policy.MatViewPopulater = (*Catalog)(nil)
 	_ policy.PartitionCatalog = (*Catalog)(nil)
+	_ policy.RelationCatalog  = (*Catalog)(nil)
+	_ policy.LockCatalog      = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -61,8 +63,12 @@ func relationFilter(name string) string {
 }
 
 // schemaFilter restricts n.nspname to schema, or to the search_path when
-// the name was not qualified.
+// the name was not qualified. pg_temp is the session's own temporary
+// schema, whatever its real name (pg_temp_3).
 func schemaFilter(schema string) string {
+	if schema == "pg_temp" {
+		return " AND n.oid = pg_catalog.pg_my_temp_schema()"
+	}
 	if schema != "" {
 		return " AND n.nspname = " + QuoteLiteral(schema)
 	}
@@ -119,8 +125,10 @@ func (c *Catalog) TableSize(ctx context.Context, table string) (policy.TableSize
 		// pg_total_relation_size ends with this query, and the size is exact.
 		bytes = "pg_catalog.pg_total_relation_size(c.oid)"
 	}
-	row, ok := c.One("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + relationFilter(table))
-	if !ok || len(row) != 2 {
+	row, ok := c.One("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + ", c.relkind = 'v'" + relationFilter(table))
+	if !ok || len(row) != 3 || IsTrue(row[2]) {
+		// A view has no rows of its own: changing its rows changes its
+		// base tables', whose size the view's does not say.
 		return policy.TableSize{}, false
 	}
 	return policy.TableSize{Rows: atoi(row[0]), Bytes: atoi(row[1])}, true
@@ -237,6 +245,62 @@ func (c *Catalog) HasValidatedCheckOn(ctx context.Context, table string, columns
 	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
 		" AND k.conkey @> (SELECT array_agg(a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid" +
 		" AND a.attname = ANY (ARRAY[" + strings.Join(lits, ", ") + "]::text[])))" + relationFilter(table))
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return IsTrue(row[0]), true
+}
+
+// Relation resolves a relation name as the server does: current_schemas
+// lists the session's temporary schema first (once it exists), then
+// pg_catalog and the search_path.
+func (c *Catalog) Relation(ctx context.Context, name string) (policy.Relation, bool) {
+	if blank(name) {
+		return policy.Relation{}, false
+	}
+	rows, ok := c.query("SELECT n.nspname, c.relpersistence = 't'" + relationFilter(name))
+	if !ok || len(rows) > 1 {
+		return policy.Relation{}, false
+	}
+	if len(rows) == 0 {
+		return policy.Relation{}, true
+	}
+	if len(rows[0]) != 2 || rows[0][0] == nil {
+		return policy.Relation{}, false
+	}
+	return policy.Relation{Exists: true, Schema: *rows[0][0], Temporary: IsTrue(rows[0][1])}, true
+}
+
+// CreationSchema is current_schema(): the schema an unqualified CREATE
+// puts a new relation in.
+func (c *Catalog) CreationSchema(ctx context.Context) (string, bool) {
+	row, ok := c.One("SELECT pg_catalog.current_schema()")
+	if !ok || len(row) != 1 || row[0] == nil {
+		return "", false
+	}
+	return *row[0], true
+}
+
+// HoldsAccessExclusive asks pg_locks whether the session's transaction
+// holds an ACCESS EXCLUSIVE lock on table or on what changing its rows
+// touches: its partitions and inheritance children, and for a view the
+// relations its rules read, recursively. It reads only catalogs and
+// pg_locks, so it cannot fail or lock anything.
+func (c *Catalog) HoldsAccessExclusive(ctx context.Context, table string) (bool, bool) {
+	if blank(table) {
+		return false, false
+	}
+	row, ok := c.One("WITH RECURSIVE edge(parent, child) AS (" +
+		"SELECT i.inhparent, i.inhrelid FROM pg_catalog.pg_inherits i" +
+		" UNION ALL SELECT w.ev_class, d.refobjid FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d" +
+		" ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
+		" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> w.ev_class)," +
+		" rel(oid) AS (SELECT s.oid FROM (SELECT c.oid" + relationFilter(table) + ") s" +
+		" UNION SELECT e.child FROM edge e JOIN rel r ON e.parent = r.oid)" +
+		" SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l JOIN rel r ON l.relation = r.oid" +
+		" WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted" +
+		" AND l.mode = 'AccessExclusiveLock'" +
+		" AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))")
 	if !ok || len(row) != 1 {
 		return false, false
 	}

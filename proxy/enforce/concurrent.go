@@ -80,7 +80,6 @@ func (m *Machine) beginConcurrent(v *verdict, events []*observe.StatementEvent) 
 	sp := m.nextSpecial()
 	m.amend(sp, func(sp *syncPoint) {
 		sp.notices = append(sp.notices, v.notices...)
-		sp.creates = append(sp.creates, v.creates...)
 		sp.events = append(sp.events, events...)
 		sp.holdReady = true
 		sp.done = make(chan struct{})

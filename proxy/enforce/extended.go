@@ -65,9 +65,9 @@ func (m *Machine) OnParse(n int) error {
 	m.tools.Observe(text)
 	changes, advisory := policy.SessionEffects(text)
 	advisory = advisory && m.liftsToolLocks()
-	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
-	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if _, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Exclusive("", "") {
+	// While the transaction's memory holds anything, every statement is
+	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
+	if _, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
@@ -109,6 +109,7 @@ func (m *Machine) OnParse(n int) error {
 	}
 	if !needsCare(ds) && !(advisory && alone && m.liftable(false, true)) {
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
+		m.remember(m.batchPoint, ds) // a SAVEPOINT's effect on the transaction's memory
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
 		if ev := m.ledgerParse(nameBytes, query); ev != nil {

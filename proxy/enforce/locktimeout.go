@@ -69,15 +69,16 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 // the server for the session's lock_timeout: with SHOW, which takes no
 // snapshot, opens no cursor and uses no command id, before LOCK TABLE in a
 // transaction block (the first statement of a REPEATABLE READ transaction
-// that reads after it); elsewhere from pg_settings, with its source.
-// When the value is off or above the maximum:
+// that reads after it); elsewhere from pg_settings, with its source. In
+// mode warn or audit it does nothing. When the value is off or above the
+// maximum:
 //
 //   - scope session: it sets it back to the policy's for the rest of the
 //     session and adds the WARNING that tells the client so to v;
 //   - scope ddl: it sets the policy's for this statement alone and puts in
 //     v.restore the SQL that puts the session's own back once the
-//     statement is answered (endImposed): RESET when the value came from anywhere but a
-//     SET of the session, else SET to it. Both are session-level SETs,
+//     statement is answered (endImposed): RESET when the value came from
+//     anywhere but a SET of the session, else SET to it. Both are session-level SETs,
 //     not SET LOCAL: the Query itself may open, end or roll back a
 //     transaction block or a savepoint (BEGIN; ALTER ...), which would
 //     leave a SET LOCAL or its restore at another level than the other.
@@ -85,10 +86,16 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 //     other; endImposed puts the value back once more when the session
 //     is next idle, whatever the block did.
 func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) error {
-	cfg := m.cfg.Policy.Engine().Config()
+	eng := m.cfg.Policy.Engine()
+	cfg := eng.Config()
 	def, max := time.Duration(cfg.LockTimeout), time.Duration(cfg.MaxLockTimeout)
 	status := m.state.TxStatus()
 	if def <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
+		return nil
+	}
+	if eng.ModeFor(&m.pctx) != policy.ModeEnforce {
+		// In mode warn or audit pgguard changes nothing the client sent,
+		// the lock_timeout its statements run with included.
 		return nil
 	}
 	lock := ""

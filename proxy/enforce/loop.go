@@ -38,7 +38,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 	text := wire.BytesView(body[:len(body)-1])
 	// Observe may name the session's tool; then the statement is not
 	// looked at again, so leave it to OnQuery.
-	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Exclusive("", "") || !m.loopMayJudge(text) {
+	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Active() || !m.loopMayJudge(text) {
 		return false
 	}
 	plainCheck := eng.Plain
@@ -81,7 +81,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(query)
 	plain, changes := m.loopPlain(eng, text)
-	if !plain || m.tx.Exclusive("", "") {
+	if !plain || m.tx.Active() {
 		return false
 	}
 	if ev, _ := m.ledgerRecord(text); ev != nil {

@@ -43,6 +43,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 		*sc = policy.Context{
 			CreatedTables:       m.tx.Created,
 			NotValidConstraints: m.tx.NotValidLock,
+			Remembers:           m.tx.Active,
 			User:                m.state.User,
 			Database:            m.state.Database,
 			Profile:             m.cfg.Profile,
@@ -60,6 +61,12 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.Alone = alone && !m.unsynced
 	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
+	// The later statements of a batch see what its earlier ones will do.
+	var batch uint64
+	if m.unsynced && m.batch != nil {
+		batch = m.batch.seq
+	}
+	sc.NamesMoved = m.tx.Batch(batch)
 	m.probe.asked = false
 	switch {
 	case m.unsynced:
@@ -167,9 +174,9 @@ func (m *Machine) OnQuery(n int) error {
 	m.queryEffects(text, true)
 	m.tools.Observe(text)
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
-	// While the transaction holds an ACCESS EXCLUSIVE lock, every UPDATE
-	// and DELETE is judged (policy.HoldsExclusive): no fast path.
-	if n, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Exclusive("", "") {
+	// While the transaction's memory holds anything, every statement is
+	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
+	if n, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.obs.StatementsInspected(m.state.Target, 0, n)
 		if ev := m.ledgerEvent(text); ev != nil {
@@ -200,10 +207,19 @@ func (m *Machine) OnQuery(n int) error {
 		}
 		// The common case: nothing to do but count and pass it on.
 		m.obs.StatementsInspected(m.state.Target, 0, len(ds))
+		// One sync point for both, made only when needed.
+		var sp *syncPoint
+		point := func() *syncPoint {
+			if sp == nil {
+				sp = m.nextSpecial()
+			}
+			return sp
+		}
+		m.remember(point, ds)
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
 		// EXCLUSIVE lock) still records its migration.
 		if ev := m.ledgerEvent(sql); ev != nil {
-			m.amend(m.nextSpecial(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
+			m.amend(point(), func(sp *syncPoint) { sp.events = append(sp.events, ev) })
 		}
 		m.OnSync()
 		return m.conns.sendMessage(wire.ClientQuery, body)
@@ -270,11 +286,13 @@ func (m *Machine) OnQuery(n int) error {
 // verdict's notices and what to remember on success, the statement's
 // events, and, with r, the hold of a statement that may be retried.
 func (m *Machine) attach(sp *syncPoint, v *verdict, events []*observe.StatementEvent, r *retry) {
+	effects := m.effects(v.decisions)
+	if sp == m.batch {
+		m.tx.Expect(sp.seq, v.ddl, effects...)
+	}
 	m.amend(sp, func(sp *syncPoint) {
 		sp.notices = append(sp.notices, v.notices...)
-		sp.creates = append(sp.creates, v.creates...)
-		sp.notValid = append(sp.notValid, v.notValid...)
-		sp.exclusive = append(sp.exclusive, v.exclusive...)
+		sp.effects = append(sp.effects, effects...)
 		sp.events = append(sp.events, events...)
 		if r != nil {
 			sp.mode, sp.retry, sp.done = hold, r, make(chan struct{})
@@ -287,6 +305,43 @@ func (m *Machine) attach(sp *syncPoint, v *verdict, events []*observe.StatementE
 			}
 		}
 	})
+}
+
+// remember gives the sync point that point returns (asked only when
+// needed) what statements that need nothing else, a SAVEPOINT or RELEASE,
+// do to the memory of the transaction; nothing when they do nothing to it,
+// so that application traffic gets no special sync point.
+func (m *Machine) remember(point func() *syncPoint, ds []policy.StatementDecision) {
+	effects := m.effects(ds)
+	if len(effects) == 0 {
+		return
+	}
+	sp := point()
+	if sp == m.batch {
+		m.tx.Expect(sp.seq, false, effects...)
+	}
+	m.amend(sp, func(sp *syncPoint) { sp.effects = append(sp.effects, effects...) })
+}
+
+// effects lists what statements do to the memory of the transaction, in
+// their order. In a transaction that has failed already, every statement
+// fails until a ROLLBACK TO SAVEPOINT: what comes before one does nothing.
+func (m *Machine) effects(ds []policy.StatementDecision) []policy.TxEffect {
+	var out []policy.TxEffect
+	aborted := m.state.TxStatus() == 'E'
+	for i := range ds {
+		e := ds[i].Decision.Effect()
+		if aborted {
+			if e.Savepoint == nil || e.Savepoint.Kind != policy.SavepointRollback {
+				continue
+			}
+			aborted = false
+		}
+		if !e.Empty() {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // nextSpecial returns the special sync point of the next sync message
@@ -337,6 +392,7 @@ func (m *Machine) amend(sp *syncPoint, f func(*syncPoint)) {
 func queryBody(sql string) []byte { return append([]byte(sql), 0) }
 
 // needsCare reports whether any statement is DDL or not simply allowed.
+// (A SAVEPOINT needs none: remember gives its sync point its effect.)
 func needsCare(ds []policy.StatementDecision) bool {
 	for _, d := range ds {
 		if d.Decision.DDL || d.Decision.Action != policy.Allow || len(d.Decision.Findings) > 0 {
@@ -372,9 +428,6 @@ type verdict struct {
 	concurrent bool
 	ddl        bool
 	notices    [][]byte
-	creates    []string
-	notValid   []policy.NotValidConstraint
-	exclusive  []policy.Table
 	decisions  []policy.StatementDecision
 	// restore puts the session's lock_timeout back after the statement
 	// ran with the policy's (checkLockTimeout), which set it while the
@@ -396,9 +449,6 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 	for _, sd := range ds {
 		d := sd.Decision
 		v.ddl = v.ddl || d.DDL
-		v.creates = append(v.creates, d.CreatesTables...)
-		v.notValid = append(v.notValid, d.AddsNotValid...)
-		v.exclusive = append(v.exclusive, d.LocksExclusive...)
 		for i := range d.Findings {
 			f := &d.Findings[i]
 			switch f.Action {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // Bounds on what a special sync point reads whole or holds.
@@ -195,9 +196,8 @@ func (m *Machine) answered(sp *syncPoint, status byte) error {
 	if sp.rowsLost && sp.errCode == "" {
 		sp.errCode, sp.errMsg = "54000", "pgguard: the answer of its own query was too large"
 	}
-	if sp.errCode == "" && status != 'I' {
-		m.tx.Record(sp.creates, sp.notValid)
-		m.tx.RecordExclusive(sp.exclusive)
+	if status != 'I' {
+		m.tx.Apply(appliedEffects(sp.effects, sp.errCode == "")...)
 	}
 	m.syncs.pop()
 	m.OnReadyForQuery(status)
@@ -216,6 +216,22 @@ func (m *Machine) answered(sp *syncPoint, status byte) error {
 		return m.conns.ToClient.Flush()
 	}
 	return nil
+}
+
+// appliedEffects is what of a sync point's effects the memory of the
+// transaction takes: all of them when it succeeded. When it failed, the
+// transaction is aborted until a ROLLBACK TO SAVEPOINT (or ends), and
+// only savepoints matter; those at its start ran (a driver's automatic
+// savepoint before its statement), and the rest is not known to have.
+func appliedEffects(effects []policy.TxEffect, ok bool) []policy.TxEffect {
+	if ok {
+		return effects
+	}
+	n := 0
+	for n < len(effects) && effects[n].Savepoint != nil && len(effects[n].Creates)+len(effects[n].Exclusive)+len(effects[n].NotValid) == 0 {
+		n++
+	}
+	return effects[:n]
 }
 
 // commandTag drops the row counts from a CommandComplete tag

@@ -44,12 +44,10 @@ type syncPoint struct {
 	// answer held back until it is known whether a lock_timeout failure
 	// (55P03) is retried.
 	retry *retry
-	// creates lists tables the statements create, notValid the
-	// constraints they add NOT VALID, and exclusive the tables they take
-	// ACCESS EXCLUSIVE locks on; remembered on success.
-	creates   []string
-	notValid  []policy.NotValidConstraint
-	exclusive []policy.Table
+	// effects are what the statements do to the memory of the
+	// transaction (tables created, NOT VALID constraints, ACCESS
+	// EXCLUSIVE locks, savepoints), in their order; applied on success.
+	effects []policy.TxEffect
 	// holdReady keeps the ReadyForQuery from the client: the waiter sends
 	// it once its follow-up work (restoring lock_timeout, cleaning up an
 	// INVALID index) is done, so that the client cannot start anything (on

@@ -241,7 +241,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 			if !ok {
 				return true
 			}
-			if _, plain := eng.Plain(wire.BytesView(query)); !plain || m.tx.Exclusive("", "") {
+			if _, plain := eng.Plain(wire.BytesView(query)); !plain || m.tx.Active() {
 				beginPortal = append([]byte(nil), beginPortal...)
 				if !m.judgeAhead(eng, string(query)) {
 					return false

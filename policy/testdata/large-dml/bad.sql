@@ -39,3 +39,8 @@ EXPLAIN ANALYZE UPDATE orders SET currency = 'ZAR';
 
 -- PREPARE is judged when prepared: EXECUTE runs it later
 PREPARE backfill (text) AS DELETE FROM audit_log WHERE $1 = $1;
+;
+
+-- MERGE into a table the transaction holds ACCESS EXCLUSIVE on
+-- context: in-transaction exclusive=orders
+MERGE INTO orders o USING refunds r ON o.id = r.order_id WHEN MATCHED THEN UPDATE SET status = 'refunded'

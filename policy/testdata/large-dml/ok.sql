@@ -44,3 +44,11 @@ EXPLAIN (ANALYZE false, COSTS) DELETE FROM orders;
 
 -- a prepared statement that picks its rows by key
 PREPARE one (int) AS UPDATE orders SET currency = 'ZAR' WHERE id = $1;
+
+-- no such table: the server answers 42P01
+-- context: missing=no_such_table
+DELETE FROM no_such_table;
+
+-- a temporary table of the session
+-- context: temp=scratch
+UPDATE scratch SET note = NULL;

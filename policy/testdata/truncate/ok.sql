@@ -19,4 +19,13 @@ TRUNCATE schema_migrations, ar_internal_metadata;
 TRUNCATE django_migrations;
 TRUNCATE flyway_schema_history;
 TRUNCATE databasechangelog, databasechangeloglock;
-TRUNCATE _prisma_migrations
+TRUNCATE _prisma_migrations;
+
+-- a temporary table of the session
+-- context: temp=scratch
+TRUNCATE scratch;
+TRUNCATE pg_temp.scratch;
+
+-- no such table: the server answers 42P01
+-- context: missing=no_such_table
+TRUNCATE no_such_table

@@ -1,0 +1,138 @@
+package policy
+
+import (
+	"context"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Effect is what the statement does to the memory of its transaction once
+// it succeeds (TxMemory.Apply).
+func (d *Decision) Effect() TxEffect {
+	e := TxEffect{NotValid: d.AddsNotValid, Exclusive: d.LocksExclusive, ExclusiveUnnamed: d.LocksUnnamedExclusive, Savepoint: d.Savepoint}
+	for _, n := range d.CreatesTables {
+		e.Creates = append(e.Creates, ParseTableName(n))
+	}
+	return e
+}
+
+// savepointOp returns the savepoint command a statement is, or nil.
+func savepointOp(n *pg_query.Node) *SavepointOp {
+	s := n.GetTransactionStmt()
+	if s == nil {
+		return nil
+	}
+	switch s.Kind {
+	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		return &SavepointOp{Kind: SavepointSet, Name: s.SavepointName}
+	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+		return &SavepointOp{Kind: SavepointRelease, Name: s.SavepointName}
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return &SavepointOp{Kind: SavepointRollback, Name: s.SavepointName}
+	}
+	return nil
+}
+
+// savepointText reports, without a parse, whether a statement may be a
+// SAVEPOINT, RELEASE or ROLLBACK TO: the memory of the transaction must
+// see those, however plain they are.
+func savepointText(text string) bool {
+	t, lx := firstWord(text)
+	switch {
+	case t.wordIs(text, "savepoint"), t.wordIs(text, "release"):
+		return true
+	case t.wordIs(text, "rollback"):
+		for {
+			n := lx.next()
+			switch {
+			case n.kind == tokComment, n.wordIs(text, "work"), n.wordIs(text, "transaction"):
+				continue
+			}
+			return n.wordIs(text, "to")
+		}
+	}
+	return false
+}
+
+// createdTables lists the tables a statement creates, each named by the
+// schema it goes to where the catalog can say, so that the memory keeps
+// the relation and not its spelling. A CREATE ... IF NOT EXISTS of a name
+// that exists creates nothing (PostgreSQL only says so in a NOTICE): it is
+// left out, and so is one whose name the catalog cannot check; that table
+// may hold anyone's data.
+func createdTables(ctx context.Context, sc *Context, n *pg_query.Node, creates []string) []string {
+	if len(creates) == 0 {
+		return nil
+	}
+	ifNotExists := false
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_CreateStmt:
+		ifNotExists = s.CreateStmt.IfNotExists
+	case *pg_query.Node_CreateTableAsStmt:
+		ifNotExists = s.CreateTableAsStmt.IfNotExists
+	}
+	out := make([]string, 0, len(creates))
+	for _, c := range creates {
+		t := ParseTableName(c)
+		if t.Schema == "" {
+			if s, ok := creationSchemaOf(ctx, sc); ok {
+				t.Schema = s
+			}
+		}
+		if ifNotExists {
+			if t.Schema == "" {
+				continue // where it would go is unknown: so is whether it exists
+			}
+			if r, ok := relationOf(ctx, sc, t); !ok || r.Exists {
+				continue
+			}
+		}
+		out = append(out, t.String())
+	}
+	return out
+}
+
+// creationSchemaOf asks the catalog where an unqualified CREATE puts a
+// table; ok is false when it cannot say.
+func creationSchemaOf(ctx context.Context, sc *Context) (string, bool) {
+	rc, ok := sc.Catalog.(RelationCatalog)
+	if !ok || sc.NamesMoved {
+		return "", false
+	}
+	s, ok := rc.CreationSchema(ctx)
+	if !ok || s == "" {
+		return "", false
+	}
+	if IsTempSchema(s) {
+		s = "pg_temp"
+	}
+	return s, true
+}
+
+// locksUnnamedExclusive reports whether a statement takes ACCESS
+// EXCLUSIVE locks on relations it does not name, which the memory cannot
+// list: DROP INDEX (the index's table), DROP TABLE (tables whose foreign
+// keys point to it), DDL on a view, and DDL on a table with partitions or
+// inheritance children (theirs), unless ONLY.
+func locksUnnamedExclusive(n *pg_query.Node, lock string) bool {
+	if lock != LockAccessExclusive {
+		return false
+	}
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_DropStmt, *pg_query.Node_ViewStmt:
+		return true
+	case *pg_query.Node_AlterTableStmt:
+		return s.AlterTableStmt.Relation == nil || s.AlterTableStmt.Relation.Inh || s.AlterTableStmt.Objtype != pg_query.ObjectType_OBJECT_TABLE
+	case *pg_query.Node_LockStmt:
+		for _, r := range s.LockStmt.Relations {
+			if r.GetRangeVar().GetInh() {
+				return true
+			}
+		}
+	case *pg_query.Node_TruncateStmt:
+		return true
+	case *pg_query.Node_RenameStmt:
+		return true
+	}
+	return false
+}
