@@ -3,6 +3,7 @@ package policy
 import (
 	"regexp"
 	"strings"
+	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -52,6 +53,29 @@ func MayChangeLockTimeout(text string) bool {
 		return false
 	}
 	return !plainPositiveTimeout(vs)
+}
+
+// PlainLockTimeout returns the value a SET of lock_timeout gives it when
+// MayChangeLockTimeout counts it as no change (a plain, positive value):
+// whether that is within max_lock_timeout is for the caller to judge.
+func PlainLockTimeout(text string) (time.Duration, bool) {
+	if !firstWordIs(text, "set") || !containsFold(text, "lock_timeout") {
+		return 0, false
+	}
+	res, err := pg_query.Parse(text)
+	if err != nil || len(res.Stmts) != 1 {
+		return 0, false
+	}
+	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
+	if vs == nil || !strings.EqualFold(vs.Name, "lock_timeout") || !plainPositiveTimeout(vs) {
+		return 0, false
+	}
+	c := vs.Args[0].GetAConst()
+	if c.GetIval() != nil {
+		return time.Duration(c.GetIval().Ival) * time.Millisecond, true
+	}
+	d, err := ParseLockTimeout(c.GetSval().Sval)
+	return d, err == nil
 }
 
 // plainTimeout is a lock_timeout value that every reader takes the same

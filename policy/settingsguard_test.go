@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestMayChangeLockTimeout(t *testing.T) {
 	t.Parallel()
@@ -59,6 +62,26 @@ func TestSessionEffects(t *testing.T) {
 		plain := !setsIt && !containsFold(sql, "migrations_lock") && !containsFold(sql, "changeloglock")
 		if n := testing.AllocsPerRun(10, func() { SessionEffects(sql) }); n != 0 && plain {
 			t.Errorf("SessionEffects(%q) allocates", sql)
+		}
+	}
+}
+
+func TestPlainLockTimeout(t *testing.T) {
+	t.Parallel()
+	for sql, want := range map[string]time.Duration{
+		"SET lock_timeout = '2s'":        2 * time.Second,
+		"set lock_timeout to 5000":       5 * time.Second,
+		"SET LOCAL lock_timeout = '1h'":  time.Hour,
+		"SET lock_timeout = '250 ms'":    250 * time.Millisecond,
+		"SET lock_timeout = 0":           -1,
+		"SET lock_timeout = '0x0'":       -1,
+		"SET statement_timeout = '1h'":   -1,
+		"RESET lock_timeout":             -1,
+		"SELECT 'SET lock_timeout = 1h'": -1,
+	} {
+		d, ok := PlainLockTimeout(sql)
+		if (want < 0) == ok || ok && d != want {
+			t.Errorf("PlainLockTimeout(%q) = %v, %v; want %v", sql, d, ok, want)
 		}
 	}
 }

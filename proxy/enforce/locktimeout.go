@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
@@ -35,7 +36,7 @@ func (m *Machine) refuseForLocks(v *verdict, ds []policy.StatementDecision, look
 	if v.reject != nil {
 		return
 	}
-	f := lockTimeoutOrder(ds, m.batchChangesLockTimeout)
+	f := lockTimeoutOrder(ds, m.batchChangesLockTimeout, time.Duration(m.cfg.Policy.Engine().Config().MaxLockTimeout))
 	if f == nil && look {
 		f = m.lookBeforeQueue(ds)
 	}
@@ -46,8 +47,9 @@ func (m *Machine) refuseForLocks(v *verdict, ds []policy.StatementDecision, look
 
 // lockTimeoutOrder refuses a statement that blocks writes when a statement
 // before it in the same Query (or, with earlier, in the same batch) may
-// change lock_timeout.
-func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Finding {
+// change lock_timeout, or sets it above max (a plain SET, which the rule
+// lock-timeout judges only under lock_timeout_scope session).
+func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool, max time.Duration) *policy.Finding {
 	changed := earlier
 	for _, sd := range ds {
 		if changed && blocksWrites(sd.Decision) {
@@ -59,6 +61,9 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool) *policy.Findi
 			}
 		}
 		changed = changed || policy.MayChangeLockTimeout(sd.Statement.Text)
+		if d, ok := policy.PlainLockTimeout(sd.Statement.Text); ok && max > 0 && d > max {
+			changed = true
+		}
 	}
 	return nil
 }
@@ -134,6 +139,11 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 	}
 	if scope == policy.ScopeDDL {
 		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
+		for _, sd := range ds {
+			// SET lock_timeout = '2s'; ALTER ...: the Query's own value
+			// is the session's after it, not the one before.
+			v.restoreUnlessSet = v.restoreUnlessSet || containsLockTimeout(sd.Statement.Text)
+		}
 		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
 			v.restore = "RESET lock_timeout"
 		}
@@ -161,7 +171,21 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	if out.closed {
 		return errSessionClosed
 	}
-	if out.status != 'E' {
+	if v.restoreUnlessSet && out.status != 'E' {
+		// Put back only what pgguard set: a value the Query set itself
+		// stays, as it would without pgguard.
+		def := time.Duration(m.cfg.Policy.Engine().Config().LockTimeout)
+		now, err := m.internalQuery("SHOW lock_timeout")
+		if err != nil {
+			return err
+		}
+		if len(now.rows) == 1 && len(now.rows[0]) == 1 && now.rows[0][0] != nil {
+			if d, perr := policy.ParseLockTimeout(*now.rows[0][0]); perr == nil && d != def {
+				v.restore = ""
+			}
+		}
+	}
+	if out.status != 'E' && v.restore != "" {
 		if _, err := m.internalQuery(v.restore); err != nil {
 			return err
 		}
@@ -170,7 +194,7 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	// the restore at the same level, which the block's end or a ROLLBACK
 	// TO undoes together; a Query of several (BEGIN; ALTER ...; SAVEPOINT
 	// s; ...) may not.
-	if out.status != 'I' && (v.restoreFrom == 'I' || !alone) {
+	if out.status != 'I' && v.restore != "" && (v.restoreFrom == 'I' || !alone) {
 		m.restoreOwed = v.restore
 	}
 	if clientLeft {
@@ -180,6 +204,12 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	defer m.conns.ToClientMu.Unlock()
 	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
 	return m.conns.ToClient.Flush()
+}
+
+// containsLockTimeout reports whether a statement's text names lock_timeout
+// (in any case), as any statement that sets it by name does.
+func containsLockTimeout(text string) bool {
+	return strings.Contains(strings.ToLower(text), "lock_timeout")
 }
 
 // anySnapshotFree reports whether a statement of ds takes no snapshot of

@@ -434,6 +434,9 @@ type verdict struct {
 	// transaction status was restoreFrom.
 	restore     string
 	restoreFrom byte
+	// restoreUnlessSet: the Query names lock_timeout itself, so restore
+	// runs only if the value is still pgguard's.
+	restoreUnlessSet bool
 }
 
 // sql returns the SQL to run for a one-statement Query.

@@ -1,6 +1,8 @@
 package enforce
 
 import (
+	"time"
+
 	"strings"
 	"testing"
 
@@ -136,8 +138,10 @@ func TestLockTimeoutOrder(t *testing.T) {
 		{"setting after", []policy.StatementDecision{alter, set}, false, false},
 		{"setting earlier in the batch", []policy.StatementDecision{alter}, true, true},
 		{"nothing blocks writes", []policy.StatementDecision{set, read}, true, false},
+		{"a plain value within the maximum first", []policy.StatementDecision{sd("SET lock_timeout = '2s'", ""), alter}, false, false},
+		{"a plain value above the maximum first", []policy.StatementDecision{sd("SET lock_timeout = '1h'", ""), alter}, false, true},
 	} {
-		f := lockTimeoutOrder(c.ds, c.earlier)
+		f := lockTimeoutOrder(c.ds, c.earlier, 10*time.Second)
 		if (f != nil) != c.refused {
 			t.Errorf("%s: finding %v, want refused %v", c.name, f, c.refused)
 		}
