@@ -106,6 +106,8 @@ type countingObserver struct {
 	events   []observe.StatementEvent
 	retries  atomic.Int32
 	cleanups atomic.Int32
+	// queueWaits are the outcomes of waits outside the lock queue.
+	queueWaits []string
 }
 
 func (o *countingObserver) Statement(ev *observe.StatementEvent) {
@@ -113,7 +115,12 @@ func (o *countingObserver) Statement(ev *observe.StatementEvent) {
 	o.events = append(o.events, *ev)
 	o.mu.Unlock()
 }
-func (o *countingObserver) LockTimeoutRetry(string)  { o.retries.Add(1) }
+func (o *countingObserver) LockTimeoutRetry(string) { o.retries.Add(1) }
+func (o *countingObserver) LockQueueWait(_ string, _ time.Duration, _ int, _, outcome string) {
+	o.mu.Lock()
+	o.queueWaits = append(o.queueWaits, outcome)
+	o.mu.Unlock()
+}
 func (o *countingObserver) ConcurrentCleanup(string) { o.cleanups.Add(1) }
 
 // guardConn connects to the guard database through addr and collects the

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
 
@@ -80,7 +82,7 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 }
 
 func TestLockQueueDeadlineNamesTheHolder(t *testing.T) {
-	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 800ms, threshold: 200ms}\n", nil)
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 800ms, threshold: 200ms}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_d", "CREATE TABLE lq_d (id int)", "GRANT ALL ON lq_d TO PUBLIC"); err != nil {
 		t.Fatal(err)
@@ -109,5 +111,19 @@ func TestLockQueueDeadlineNamesTheHolder(t *testing.T) {
 	var n int
 	if err := migration.QueryRow(ctx, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'lq_d' AND column_name = 'note'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the refused ALTER ran: %d %v", n, err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.queueWaits) != 1 || obs.queueWaits[0] != "refused" {
+		t.Errorf("waits reported %v, want one refused", obs.queueWaits)
+	}
+	var ev *observe.StatementEvent
+	for i := range obs.events {
+		if slices.Contains(obs.events[i].RuleIDs, "lock-queue") {
+			ev = &obs.events[i]
+		}
+	}
+	if ev == nil || ev.Action != "reject" || ev.LockQueueWait < 500*time.Millisecond || !strings.Contains(ev.LockQueueBlocker, "nightly-report") {
+		t.Errorf("the refused statement's event %+v, want rule lock-queue, reject, the wait and the blocker", ev)
 	}
 }

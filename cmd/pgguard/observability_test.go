@@ -375,7 +375,7 @@ func referencedMetrics(t *testing.T) []string {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
-	for _, want := range []string{"Rejections by rule", "DDL duration (p50 / p95 / p99)", "Lock-timeout failures and retries", "Connections open", "Recent rejections by rule"} {
+	for _, want := range []string{"Rejections by rule", "DDL duration (p50 / p95 / p99)", "Lock-timeout failures and retries", "Connections open", "Recent rejections by rule", "Waits outside the lock queue"} {
 		if !titles[want] {
 			t.Errorf("the dashboard has no panel %q", want)
 		}

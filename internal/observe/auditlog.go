@@ -58,6 +58,11 @@ type AuditRecord struct {
 	RewrittenTo     string         `json:"rewritten_to,omitempty"`
 	Tool            string         `json:"tool,omitempty"`
 	Migration       string         `json:"migration,omitempty"`
+	// LockQueueWaitSeconds and LockQueueBlocker: the statement waited
+	// outside the lock queue that long for that session (pid and
+	// application_name).
+	LockQueueWaitSeconds float64 `json:"lock_queue_wait_seconds,omitempty"`
+	LockQueueBlocker     string  `json:"lock_queue_blocker,omitempty"`
 }
 
 // AuditFinding is one rule that matched, with what pgguard did about it.
@@ -76,6 +81,7 @@ func (a *AuditLog) Statement(ev *StatementEvent) {
 		CommandTag: commandLabel(ev.CommandTag), SQLState: ev.SQLState, Outcome: OutcomeClass(ev.Action, ev.SQLState),
 		DurationSeconds: ev.Duration.Seconds(), Rewritten: ev.Rewritten != "",
 		Tool: ev.Tool, Migration: ev.Migration,
+		LockQueueWaitSeconds: ev.LockQueueWait.Seconds(), LockQueueBlocker: ev.LockQueueBlocker,
 	}
 	if rec.CommandTag == "none" {
 		rec.CommandTag = ""

@@ -28,6 +28,11 @@ type Metrics struct {
 	migrations                *prometheus.CounterVec
 	reloadOK, reloadTime      prometheus.Gauge
 	reloads                   *prometheus.CounterVec
+	queueWait                 *prometheus.HistogramVec
+	queueLooks                *prometheus.CounterVec
+	queueBlockers             *prometheus.CounterVec
+	// blockerNames bounds the application_name label of queueBlockers.
+	blockerNames boundedLabels
 
 	// targets maps a target name to its pre-resolved children. It is
 	// copied on write so that the hot path reads it without a lock and
@@ -111,10 +116,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful policy (re)load."}),
 		reloads: counter("config_reloads_total", "Policy reload attempts, by result (success or failure).", "result"),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "lock_queue_wait_seconds",
+			Help:    "Time statements waited outside the lock queue for a long holder of a lock on their table, by target and outcome (clear, refused, sent, closed).",
+			Buckets: ddlBuckets}, []string{"target", "outcome"}),
+		queueLooks: counter("lock_queue_looks_total", "Looks at the lock table while a statement waited outside the lock queue, by target.", "target"),
+		queueBlockers: counter("lock_queue_blockers_total", "Statements that waited outside the lock queue, by target and the application_name of the session in their way "+
+			"(the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
 	}
 	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
 		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed, m.migrations,
-		m.reloadOK, m.reloadTime, m.reloads)
+		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.targets.Store(&map[string]*targetMetrics{})
@@ -169,6 +180,13 @@ func (m *Metrics) target(name string) *targetMetrics {
 		cleanups:        m.cleanups.WithLabelValues(name),
 		parseErrors:     m.parseErrors.WithLabelValues(name),
 	}
+	// The lock-queue series exist from the start, at zero, like the
+	// others (the dashboard and rate() need a first value).
+	for _, outcome := range []string{LockQueueClear, LockQueueRefused, LockQueueSent, LockQueueClosed} {
+		m.queueWait.WithLabelValues(name, outcome)
+	}
+	m.queueLooks.WithLabelValues(name)
+	m.queueBlockers.WithLabelValues(name, "other")
 	next := make(map[string]*targetMetrics, len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -267,6 +285,41 @@ func (m *Metrics) LockTimeoutRetry(target string) { m.target(target).lockRetries
 
 // ConcurrentCleanup implements Observer.
 func (m *Metrics) ConcurrentCleanup(target string) { m.target(target).cleanups.Inc() }
+
+// LockQueueWait implements Observer.
+func (m *Metrics) LockQueueWait(target string, waited time.Duration, looks int, blocker, outcome string) {
+	m.queueWait.WithLabelValues(target, outcome).Observe(waited.Seconds())
+	m.queueLooks.WithLabelValues(target).Add(float64(looks))
+	m.queueBlockers.WithLabelValues(target, m.blockerNames.label(blocker)).Inc()
+}
+
+// boundedLabels keeps a label whose values a client chooses (an
+// application_name) to its first max values; later ones are "other".
+type boundedLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+const maxBlockerNames = 50
+
+func (b *boundedLabels) label(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[v] {
+		return v
+	}
+	if len(b.seen) >= maxBlockerNames {
+		return "other"
+	}
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
+	b.seen[v] = true
+	return v
+}
 
 // decisionLabel maps a finding to the action label of pgguard_decisions_total.
 func decisionLabel(f FindingSummary) string {

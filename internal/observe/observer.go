@@ -28,7 +28,24 @@ type Observer interface {
 	// ConcurrentCleanup reports an INVALID index dropped after a failed
 	// concurrent build.
 	ConcurrentCleanup(target string)
+	// LockQueueWait reports a statement that waited outside the lock
+	// queue for another session (blocker, its application_name), with
+	// how long, how many looks, and how it ended (LockQueueOutcome*).
+	LockQueueWait(target string, waited time.Duration, looks int, blocker, outcome string)
 }
+
+// How a wait outside the lock queue ended.
+const (
+	// LockQueueClear: the way cleared and the statement was sent.
+	LockQueueClear = "clear"
+	// LockQueueRefused: still blocked at lock_queue.deadline; refused.
+	LockQueueRefused = "refused"
+	// LockQueueSent: still blocked at the deadline, sent anyway (mode
+	// warn or audit).
+	LockQueueSent = "sent"
+	// LockQueueClosed: the session ended while it waited.
+	LockQueueClosed = "closed"
+)
 
 // StatementEvent describes one judged statement (or one Query string, when
 // a Query holds several) and its outcome.
@@ -51,6 +68,10 @@ type StatementEvent struct {
 	Tool, Migration string
 	// Records: the statement records a migration in the tool's ledger.
 	Records bool
+	// LockQueueWait is how long the statement waited outside the lock
+	// queue, for LockQueueBlocker (pid and application_name).
+	LockQueueWait    time.Duration
+	LockQueueBlocker string
 }
 
 // FindingSummary is one rule that matched, with its action.
@@ -61,10 +82,11 @@ type FindingSummary struct {
 
 type Nop struct{}
 
-func (Nop) ConnectionOpened(string)                      {}
-func (Nop) ConnectionClosed(string, int64, int64)        {}
-func (Nop) UpstreamConnect(string, time.Duration, error) {}
-func (Nop) StatementsInspected(string, int, int)         {}
-func (Nop) Statement(*StatementEvent)                    {}
-func (Nop) LockTimeoutRetry(string)                      {}
-func (Nop) ConcurrentCleanup(string)                     {}
+func (Nop) ConnectionOpened(string)                                  {}
+func (Nop) ConnectionClosed(string, int64, int64)                    {}
+func (Nop) UpstreamConnect(string, time.Duration, error)             {}
+func (Nop) StatementsInspected(string, int, int)                     {}
+func (Nop) Statement(*StatementEvent)                                {}
+func (Nop) LockTimeoutRetry(string)                                  {}
+func (Nop) ConcurrentCleanup(string)                                 {}
+func (Nop) LockQueueWait(string, time.Duration, int, string, string) {}

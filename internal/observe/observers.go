@@ -53,3 +53,10 @@ func (all Observers) ConcurrentCleanup(target string) {
 		o.ConcurrentCleanup(target)
 	}
 }
+
+// LockQueueWait implements Observer.
+func (all Observers) LockQueueWait(target string, waited time.Duration, looks int, blocker, outcome string) {
+	for _, o := range all {
+		o.LockQueueWait(target, waited, looks, blocker, outcome)
+	}
+}

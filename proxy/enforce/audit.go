@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,8 @@ func (m *Machine) event(v *verdict, sql string) *observe.StatementEvent {
 	obs.StatementsInspected(m.state.Target, ddl, len(v.decisions)-ddl)
 	ev := &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
 		ApplicationName: m.state.CurrentApplicationName(), ClientAddr: m.state.ClientAddr, SQL: sql,
-		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(m.tool())}
+		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(m.tool()),
+		LockQueueWait: v.queueWait, LockQueueBlocker: v.queueBlocker}
 	worst := policy.Allow
 	for _, sd := range v.decisions {
 		if sd.Decision.Action > worst {
@@ -39,6 +41,15 @@ func (m *Machine) event(v *verdict, sql string) *observe.StatementEvent {
 			ev.RuleIDs = append(ev.RuleIDs, f.RuleID)
 			ev.Findings = append(ev.Findings, observe.FindingSummary{RuleID: f.RuleID, Action: f.Action.String(), AllowedBy: f.AllowedBy})
 		}
+	}
+	// A refusal of pgguard's own (lock_timeout order, lock queue) is in
+	// the verdict, not in any statement's decision.
+	for _, f := range v.rejects {
+		if !slices.Contains(ev.RuleIDs, f.RuleID) {
+			ev.RuleIDs = append(ev.RuleIDs, f.RuleID)
+			ev.Findings = append(ev.Findings, observe.FindingSummary{RuleID: f.RuleID, Action: f.Action.String()})
+		}
+		worst = policy.Reject
 	}
 	ev.Action = worst.String()
 	return ev

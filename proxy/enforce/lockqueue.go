@@ -9,6 +9,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
 
+	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 )
 
@@ -54,11 +55,12 @@ type blocker struct {
 	age                                  time.Duration
 }
 
-// lookBeforeQueue runs before a statement of ds that takes an ACCESS
-// EXCLUSIVE lock on tables, when the session can run a query of pgguard's
-// own. It returns once no long holder is in the way, or the refusal when
-// one still is at the deadline.
-func (m *Machine) lookBeforeQueue(ds []policy.StatementDecision) *policy.Finding {
+// lookBeforeQueue runs before a statement of ds, which v answers, that
+// takes an ACCESS EXCLUSIVE lock on tables, when the session can run a
+// query of pgguard's own. It returns once no long holder is in the way, or
+// the refusal when one still is at the deadline; a wait is reported to the
+// observer and kept in v for the statement's audit line.
+func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	deadline, threshold := time.Duration(cfg.LockQueue.Deadline), time.Duration(cfg.LockQueue.Threshold)
 	status := m.state.TxStatus()
@@ -86,28 +88,39 @@ func (m *Machine) lookBeforeQueue(ds []policy.StatementDecision) *policy.Finding
 	}
 	start := time.Now()
 	wait := 100 * time.Millisecond
-	waited := false
+	var b blocker
+	looks := 0
+	// ended reports a wait that happened, however it ended.
+	ended := func(outcome string) {
+		if looks == 0 {
+			return
+		}
+		took := time.Since(start)
+		v.queueWait, v.queueBlocker = took, "pid "+b.pid+" "+b.app
+		m.obs.LockQueueWait(m.state.Target, took, looks, b.app, outcome)
+		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
+	}
 	for {
 		out, err := m.internalQuery(lockQueueSQL(tables, threshold))
 		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
-			if waited {
-				m.log.Info("lock queue: the way is clear", "waited", time.Since(start).Round(time.Millisecond).String())
-			}
+			ended(observe.LockQueueClear)
 			return nil
 		}
-		b := blockerOf(out.rows[0])
-		if !waited {
+		b = blockerOf(out.rows[0])
+		if looks == 0 {
 			m.log.Warn("lock queue: waiting outside the queue for a session that holds a lock on the statement's table",
 				"blocker_pid", b.pid, "blocker_application_name", b.app, "blocker_state", b.state, "blocker_transaction_age", b.age.String(),
 				"user", m.state.User, "database", m.state.Database)
 		}
-		waited = true
+		looks++
 		if time.Since(start)+wait > deadline {
 			if cfg.Mode != policy.ModeEnforce {
 				// mode warn or audit changes nothing the client sent: past
 				// the deadline the statement goes, with lock_timeout.
+				ended(observe.LockQueueSent)
 				return nil
 			}
+			ended(observe.LockQueueRefused)
 			return lockQueueRefusal(b, time.Since(start), deadline)
 		}
 		t := time.NewTimer(wait)
@@ -115,6 +128,7 @@ func (m *Machine) lookBeforeQueue(ds []policy.StatementDecision) *policy.Finding
 		case <-t.C:
 		case <-m.sess.Done():
 			t.Stop()
+			ended(observe.LockQueueClosed)
 			return nil
 		}
 		if wait *= 2; wait > time.Second {
@@ -136,7 +150,7 @@ func blockerOf(row []*string) blocker {
 	}
 	// Only the statement's shape: a literal of another session's query
 	// must not reach this client, nor a log.
-	if q, err := pg_query.Normalize(s(6)); err == nil {
+	if q := observe.NormaliseSQL(s(6)); q != observe.UnnormalisedStatement {
 		b.query = q
 	}
 	return b

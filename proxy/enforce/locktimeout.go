@@ -38,7 +38,7 @@ func (m *Machine) refuseForLocks(v *verdict, ds []policy.StatementDecision, look
 	}
 	f := lockTimeoutOrder(ds, m.batchChangesLockTimeout, time.Duration(m.cfg.Policy.Engine().Config().MaxLockTimeout))
 	if f == nil && look {
-		f = m.lookBeforeQueue(ds)
+		f = m.lookBeforeQueue(v, ds)
 	}
 	if f != nil {
 		v.reject, v.rejects = f, []policy.Finding{*f}

@@ -434,6 +434,10 @@ type verdict struct {
 	// transaction status was restoreFrom.
 	restore     string
 	restoreFrom byte
+	// queueWait is how long the statement waited outside the lock queue,
+	// for queueBlocker (lookBeforeQueue).
+	queueWait    time.Duration
+	queueBlocker string
 	// restoreUnlessSet: the Query names lock_timeout itself, so restore
 	// runs only if the value is still pgguard's.
 	restoreUnlessSet bool
