@@ -127,3 +127,69 @@ func TestLockQueueDeadlineNamesTheHolder(t *testing.T) {
 		t.Errorf("the refused statement's event %+v, want rule lock-queue, reject, the wait and the blocker", ev)
 	}
 }
+
+// A CREATE INDEX that pgguard runs CONCURRENTLY is not started while
+// another session builds an index on the same table: two such builds wait
+// for each other's transaction, and PostgreSQL cancels one of them as a
+// deadlock, leaving its index INVALID. It waits for the other build to end,
+// and is refused past lock_queue.deadline, naming that session; the other
+// build always completes.
+func TestConcurrentBuildWaitsForAnotherOnTheSameTable(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		rules    string
+		refused  bool
+		ourIndex string
+	}{
+		{"waits, then builds", "lock_queue: {deadline: 20s}\n", false, "lq_build_b"},
+		{"refused at the deadline", "lock_queue: {deadline: 600ms}\n", true, "lq_build_c"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, addr, _ := guardProxy(t, c.rules, nil)
+			ctx := context.Background()
+			defer dropIndex(t, "lq_build_a")
+			defer dropIndex(t, c.ourIndex)
+			// A writer keeps the other build waiting for writers (its first
+			// phase) until it commits. A second build started meanwhile
+			// waits for the first's lock with a snapshot, which the first
+			// then waits for in its last phase: a deadlock.
+			holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+			mustExec(t, holder, "BEGIN")
+			mustExec(t, holder, "UPDATE big SET note = note WHERE id = 1")
+			other := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=other-build")
+			var otherPid int
+			if err := other.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&otherPid); err != nil {
+				t.Fatal(err)
+			}
+			built := make(chan error, 1)
+			go func() {
+				_, err := other.Exec(ctx, "CREATE INDEX CONCURRENTLY lq_build_a ON big (account, id)")
+				built <- err
+			}()
+			time.Sleep(500 * time.Millisecond) // the other build is waiting for the writer
+			wait := commitAfter(holder, 1500*time.Millisecond)
+			defer wait()
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+			_, err := conn.Exec(ctx, "CREATE INDEX "+c.ourIndex+" ON big (note, id)")
+			if c.refused {
+				pe := wantRefusal(t, err, "lock-queue")
+				if !strings.Contains(pe.Message+pe.Detail, "pid "+strconv.Itoa(otherPid)) || !strings.Contains(pe.Detail, "other-build") {
+					t.Errorf("refusal %q / %q does not name the other build's session", pe.Message, pe.Detail)
+				}
+				if ex, _ := indexValid(t, c.ourIndex); ex {
+					t.Error("the refused build left an index")
+				}
+			} else if err != nil {
+				t.Fatalf("our build: %v, want it to wait for the other and then run", err)
+			} else if ex, valid := indexValid(t, c.ourIndex); !ex || !valid {
+				t.Errorf("our index exists=%v valid=%v", ex, valid)
+			}
+			if err := <-built; err != nil {
+				t.Fatalf("the other session's build: %v, want it never to be the victim", err)
+			}
+			if ex, valid := indexValid(t, "lq_build_a"); !ex || !valid {
+				t.Errorf("the other session's index exists=%v valid=%v", ex, valid)
+			}
+		})
+	}
+}

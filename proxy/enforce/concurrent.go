@@ -247,11 +247,11 @@ func (m *Machine) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 	m.obs.ConcurrentCleanup(m.state.Target)
 }
 
-// concurrentIndexName returns the (quoted where needed) name of the index a
-// one-statement CREATE INDEX CONCURRENTLY creates, or "" if it names none.
-func concurrentIndexName(v *verdict) string {
+// concurrentIndexStmt returns the statement of a one-statement CREATE
+// INDEX CONCURRENTLY, the client's own or a rewrite, or nil.
+func concurrentIndexStmt(v *verdict) *pg_query.IndexStmt {
 	if len(v.decisions) != 1 {
-		return ""
+		return nil
 	}
 	sql := v.decisions[0].Statement.Text
 	if v.rewritten != "" {
@@ -259,10 +259,19 @@ func concurrentIndexName(v *verdict) string {
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
-		return ""
+		return nil
 	}
-	is := tree.Stmts[0].Stmt.GetIndexStmt()
-	if is == nil || !is.Concurrent || is.Idxname == "" {
+	if is := tree.Stmts[0].Stmt.GetIndexStmt(); is != nil && is.Concurrent {
+		return is
+	}
+	return nil
+}
+
+// concurrentIndexName returns the (quoted where needed) name of the index a
+// one-statement CREATE INDEX CONCURRENTLY creates, or "" if it names none.
+func concurrentIndexName(v *verdict) string {
+	is := concurrentIndexStmt(v)
+	if is == nil || is.Idxname == "" {
 		return ""
 	}
 	name := policy.QuoteIdent(is.Idxname)

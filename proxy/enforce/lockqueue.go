@@ -55,11 +55,15 @@ type blocker struct {
 	age                                  time.Duration
 }
 
-// lookBeforeQueue runs before a statement of ds, which v answers, that
-// takes an ACCESS EXCLUSIVE lock on tables, when the session can run a
-// query of pgguard's own. It returns once no long holder is in the way, or
-// the refusal when one still is at the deadline; a wait is reported to the
-// observer and kept in v for the statement's audit line.
+// lookBeforeQueue runs before a statement of ds, which v answers, when the
+// session can run a query of pgguard's own. Before one that takes an
+// ACCESS EXCLUSIVE lock on tables, it waits outside the lock queue while a
+// long holder of a lock on them is in the way; before a concurrent index
+// build, while another session builds an index on the same table (two
+// builds on one table each wait for the other's transaction, and
+// PostgreSQL cancels one of them as a deadlock, leaving its index
+// INVALID). It returns the refusal when the way is still blocked at the
+// deadline.
 func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	deadline, threshold := time.Duration(cfg.LockQueue.Deadline), time.Duration(cfg.LockQueue.Threshold)
@@ -71,6 +75,9 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		// LOCK TABLE takes no snapshot: a question before it would take
 		// the transaction's (REPEATABLE READ reads after a LOCK).
 		return nil
+	}
+	if table := concurrentIndexTable(v); table != "" {
+		return m.waitOutsideQueue(v, buildsOnSQL(table), deadline, buildRefusal)
 	}
 	var tables []policy.Table
 	for _, sd := range ds {
@@ -86,6 +93,25 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 	if len(tables) == 0 {
 		return nil
 	}
+	return m.waitOutsideQueue(v, lockQueueSQL(tables, threshold), deadline, lockQueueRefusal)
+}
+
+// buildsOnSQL finds another session that is building an index on table
+// (pg_stat_progress_create_index), with the columns lockQueueSQL gives.
+func buildsOnSQL(table string) string {
+	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
+		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
+		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
+		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
+		" ORDER BY a.xact_start LIMIT 1"
+}
+
+// waitOutsideQueue looks with ask (one row: the blocker) until it finds no
+// row, with a growing backoff, for at most deadline; past it, refuse makes
+// the refusal (in mode enforce). A wait is reported to the observer and
+// kept in v for the statement's audit line.
+func (m *Machine) waitOutsideQueue(v *verdict, ask string, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
+	cfg := m.cfg.Policy.Engine().Config()
 	start := time.Now()
 	wait := 100 * time.Millisecond
 	var b blocker
@@ -101,14 +127,14 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
 	}
 	for {
-		out, err := m.internalQuery(lockQueueSQL(tables, threshold))
+		out, err := m.internalQuery(ask)
 		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
 			ended(observe.LockQueueClear)
 			return nil
 		}
 		b = blockerOf(out.rows[0])
 		if looks == 0 {
-			m.log.Warn("lock queue: waiting outside the queue for a session that holds a lock on the statement's table",
+			m.log.Warn("lock queue: waiting outside the queue for a session in the statement's way",
 				"blocker_pid", b.pid, "blocker_application_name", b.app, "blocker_state", b.state, "blocker_transaction_age", b.age.String(),
 				"user", m.state.User, "database", m.state.Database)
 		}
@@ -121,7 +147,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 				return nil
 			}
 			ended(observe.LockQueueRefused)
-			return lockQueueRefusal(b, time.Since(start), deadline)
+			return refuse(b, time.Since(start), deadline)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -156,8 +182,8 @@ func blockerOf(row []*string) blocker {
 	return b
 }
 
-func lockQueueRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
-	who := "pid " + b.pid
+// describe says who b is, for a refusal: "pid 123" and what else is known.
+func (b blocker) describe() (who, what string) {
 	var parts []string
 	if b.user != "" {
 		parts = append(parts, "user "+b.user)
@@ -172,18 +198,44 @@ func lockQueueRefusal(b blocker, waited, deadline time.Duration) *policy.Finding
 		parts = append(parts, b.state)
 	}
 	parts = append(parts, "its transaction has run "+b.age.String())
-	detail := fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
-		waited.Round(time.Millisecond), deadline, who, strings.Join(parts, ", "))
+	what = strings.Join(parts, ", ")
 	if b.query != "" {
-		detail += " Its query: " + b.query
+		what += ". Its query: " + b.query
 	}
+	return "pid " + b.pid, what
+}
+
+func lockQueueRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
+	who, what := b.describe()
 	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: policy.LockAccessExclusive,
 		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table for %s; this statement would wait behind it, and every query on the table behind this statement",
 			who, b.age),
-		Detail: detail,
+		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
+			waited.Round(time.Millisecond), deadline, who, what),
 		Hint: "-- run the migration again once that session's transaction has ended, or end it:\n" +
 			"SELECT pg_terminate_backend(" + b.pid + ");",
 	}
+}
+
+func buildRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
+	who, what := b.describe()
+	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: policy.LockShareUpdateExclusive,
+		Message: fmt.Sprintf("another session (%s) is building an index on the table; two concurrent builds on one table wait for each other, and PostgreSQL cancels one as a deadlock, leaving its index INVALID", who),
+		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) for that build to end before starting this one: %s (%s).",
+			waited.Round(time.Millisecond), deadline, who, what),
+		Hint: "-- run the migration again once the other build has finished; watch it with:\n" +
+			"SELECT * FROM pg_stat_progress_create_index WHERE pid = " + b.pid + ";",
+	}
+}
+
+// concurrentIndexTable returns the table a one-statement CREATE INDEX
+// CONCURRENTLY (the client's own or a rewrite) builds on, or "".
+func concurrentIndexTable(v *verdict) string {
+	is := concurrentIndexStmt(v)
+	if is == nil || is.Relation == nil {
+		return ""
+	}
+	return policy.TableOf(is.Relation).String()
 }
 
 // snapshotFree reports whether a statement takes no snapshot of its own
