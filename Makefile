@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 # The container image `make image` builds (see Dockerfile; needs Docker).
 IMAGE   ?= ghcr.io/pgguard/pgguard
 
-.PHONY: all build image demo test vet fmt-check bench clean npm-deps tools-deps fuzz-wire
+.PHONY: all build image demo test vet fmt-check bench bench-lockqueue clean npm-deps tools-deps fuzz-wire
 
 all: build
 
@@ -33,6 +33,15 @@ demo: build
 # flags with BENCHFLAGS, e.g. BENCHFLAGS="--duration 2s --clients 8".
 bench: build
 	$(GO) run ./bench --pgguard $(BIN) $(BENCHFLAGS)
+
+# A migration beside application traffic while a long transaction holds a
+# lock on its table: pgbench's transactions over 500 ms, the slowest, the
+# clients aborted and how the migration ended, with pgguard's policy as
+# before (blanket lock_timeout) and as now (lock_timeout for DDL, a look at
+# the lock queue), the application straight to PostgreSQL and through
+# pgguard; writes bench/results/<date>-lockqueue.md (about 3 minutes).
+bench-lockqueue: build
+	$(GO) run ./bench/lockqueue --pgguard $(BIN) $(BENCHFLAGS)
 
 # Everything CI runs: formatting, vet, and every test (real PostgreSQL,
 # real clients, the differential wire tests) with the race detector. Go

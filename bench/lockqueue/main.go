@@ -1,0 +1,309 @@
+// Command lockqueue measures what a migration does to the application's
+// traffic while a long transaction holds a lock on the migrated table: the
+// scenario of the lock-queue issue. pgbench runs keyed UPDATE and SELECT on
+// pgbench_accounts (300,000 rows at scale 3) with 8 clients; a second
+// session reads the table and stays idle in its transaction for 12 s, as a
+// report or a forgotten psql does; a migration sends ALTER TABLE ... ADD
+// COLUMN note text (fast, allowed) through pgguard. It is played with
+// pgguard configured as before (a blanket lock_timeout, no look at the lock
+// queue) and as now (lock_timeout for DDL only, the look), the application
+// connecting straight to PostgreSQL and through pgguard, and reports the
+// application transactions that took 500 ms or more, the slowest, the
+// clients pgbench aborted, and how the migration ended. `make
+// bench-lockqueue` runs it; it writes bench/results/<date>-lockqueue.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+// configs are the pgguard policies compared.
+var configs = []struct{ name, rules string }{
+	{"before: blanket lock_timeout, no look", "lock_timeout_scope: session\nlock_queue: {deadline: 0s}\n"},
+	{"now: lock_timeout for DDL, look (deadline 1m)", ""},
+	{"now, deadline 5s (shorter than the holder)", "lock_queue: {deadline: 5s}\n"},
+}
+
+const db = "lockqueue"
+
+type options struct {
+	pgguard  string
+	duration time.Duration
+	hold     time.Duration
+	clients  int
+	out      string
+}
+
+// result is one run of the scenario.
+type result struct {
+	config, route string
+	slow          int           // application transactions that took 500 ms or more
+	slowest       time.Duration // the slowest application transaction
+	tx            int           // application transactions completed
+	aborted       int           // pgbench clients aborted
+	migration     string        // how the ALTER ended, and after how long
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.pgguard, "pgguard", "bin/pgguard", "path of the pgguard binary (`make build`)")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of each pgbench run")
+	flag.DurationVar(&o.hold, "hold", 12*time.Second, "how long the long transaction stays idle")
+	flag.IntVar(&o.clients, "clients", 8, "pgbench clients")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the report")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "lockqueue:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if _, err := os.Stat(o.pgguard); err != nil {
+		return fmt.Errorf("pgguard binary: %w (run `make build` first)", err)
+	}
+	work, err := os.MkdirTemp("", "pgguard-lockqueue-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	step("starting a throwaway PostgreSQL; pgbench -i -s 3 (300,000 accounts)")
+	pg, err := pgtest.Start(pgtest.Options{Settings: map[string]string{"max_connections": "100"}})
+	if err != nil {
+		return fmt.Errorf("starting PostgreSQL: %w", err)
+	}
+	defer pg.Close()
+	if _, err := pg.CreateDatabase(db); err != nil {
+		return err
+	}
+	pgbench := pg.Tool("pgbench")
+	if out, err := pgbenchCmd(ctx, pgbench, pg.Addr(), "-i", "-q", "-s", "3", db).CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench -i: %w\n%s", err, out)
+	}
+	script := filepath.Join(work, "app.sql")
+	if err := os.WriteFile(script, []byte("\\set aid random(1, 300000)\n"+
+		"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"+
+		"SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"), 0o644); err != nil {
+		return err
+	}
+	var results []result
+	for i, c := range configs {
+		rules := filepath.Join(work, fmt.Sprintf("rules-%d.yaml", i))
+		if err := os.WriteFile(rules, []byte(c.rules), 0o644); err != nil {
+			return err
+		}
+		guard, stop, err := startPgguard(o.pgguard, pg.Addr(), rules, filepath.Join(work, fmt.Sprintf("pgguard-%d.log", i)))
+		if err != nil {
+			return err
+		}
+		for _, route := range []struct{ name, addr string }{{"straight to PostgreSQL", pg.Addr()}, {"through pgguard", guard}} {
+			step(fmt.Sprintf("%s; application %s", c.name, route.name))
+			r, err := scenario(ctx, o, pg, pgbench, script, route.addr, guard, filepath.Join(work, fmt.Sprintf("run-%d-%s", i, route.name[:8])))
+			if err != nil {
+				stop()
+				return err
+			}
+			r.config, r.route = c.name, route.name
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "    %d tx, %d at 500 ms or more, slowest %v, %d clients aborted; migration: %s\n",
+				r.tx, r.slow, r.slowest.Round(time.Millisecond), r.aborted, r.migration)
+		}
+		stop()
+	}
+	return writeReport(o, pg, results)
+}
+
+// scenario plays one run: pgbench against app, the long transaction, and
+// the migration through guard.
+func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, app, guard, dir string) (result, error) {
+	var r result
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	admin, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, db))
+	if err != nil {
+		return r, err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "ALTER TABLE pgbench_accounts DROP COLUMN IF EXISTS note"); err != nil {
+		return r, err
+	}
+	cmd := pgbenchCmd(ctx, pgbench, app, "-n", "-f", script, "-c", strconv.Itoa(o.clients), "-j", "2",
+		"-T", strconv.Itoa(int(o.duration.Seconds())), "-l", "--log-prefix", "tx", db)
+	cmd.Dir = dir
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	// The long transaction: a read, then idle.
+	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, db)+"&application_name=nightly-report")
+	if err != nil {
+		return r, err
+	}
+	defer holder.Close(ctx)
+	time.Sleep(2 * time.Second)
+	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+		return r, err
+	}
+	if _, err := holder.Exec(ctx, "SELECT count(*) FROM pgbench_accounts"); err != nil {
+		return r, err
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(o.hold)
+		holder.Exec(ctx, "COMMIT")
+	}()
+	// The migration, through pgguard, once the holder has held for a moment.
+	time.Sleep(1500 * time.Millisecond)
+	host, port, _ := net.SplitHostPort(guard)
+	mig, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@%s:%s/%s?sslmode=disable&application_name=migration", pgtest.SuperUser, host, port, db))
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	_, err = mig.Exec(ctx, "ALTER TABLE pgbench_accounts ADD COLUMN note text")
+	took := time.Since(start).Round(100 * time.Millisecond)
+	mig.Close(ctx)
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		r.migration = fmt.Sprintf("done after %v", took)
+	case errors.As(err, &pe):
+		r.migration = fmt.Sprintf("failed after %v: %s %s", took, pe.Code, firstWords(pe.Message, 12))
+	default:
+		r.migration = fmt.Sprintf("failed after %v: %v", took, err)
+	}
+	<-released
+	cmd.Wait() // pgbench exits non-zero when clients aborted; the log says how many
+	r.aborted = len(abortedRe.FindAllString(out.String(), -1))
+	if err := readLog(dir, &r); err != nil {
+		return r, fmt.Errorf("%w\n%s", err, out.String())
+	}
+	return r, nil
+}
+
+// pgbench prints "pgbench: error: client 3 script 0 aborted in command ..."
+var abortedRe = regexp.MustCompile(`client \d+ (script \d+ )?aborted`)
+
+// readLog reads pgbench's per-transaction log (-l): the third field is the
+// transaction's latency in microseconds.
+func readLog(dir string, r *result) error {
+	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no pgbench log in %s", dir)
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseInt(fields[2], 10, 64)
+			if err != nil {
+				continue // "failed" or "skipped"
+			}
+			d := time.Duration(us) * time.Microsecond
+			r.tx++
+			if d >= 500*time.Millisecond {
+				r.slow++
+			}
+			r.slowest = max(r.slowest, d)
+		}
+		fh.Close()
+	}
+	return nil
+}
+
+func pgbenchCmd(ctx context.Context, pgbench, addr string, args ...string) *exec.Cmd {
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, pgbench, append([]string{"-h", host, "-p", port, "-U", pgtest.SuperUser}, args...)...)
+	cmd.Env = append(os.Environ(), "PGSSLMODE=disable", "PGAPPNAME=app")
+	return cmd
+}
+
+// startPgguard runs pgguard with rules in front of upstream; stop ends it.
+func startPgguard(bin, upstream, rules, logPath string) (addr string, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr = l.Addr().String()
+	l.Close()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--upstream", upstream, "--admin", "off", "--rules", rules)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", nil, err
+	}
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("pgguard did not listen on %s (see %s)", addr, logPath)
+}
+
+func writeReport(o options, pg *pgtest.Server, results []result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# A migration beside application traffic (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "`make bench-lockqueue` (bench/lockqueue): PostgreSQL %d, pgbench with %d clients running keyed UPDATE + SELECT "+
+		"on pgbench_accounts (300,000 rows) for %v; after 2 s a session reads the table and stays idle in its transaction for %v; "+
+		"1.5 s later a migration sends `ALTER TABLE pgbench_accounts ADD COLUMN note text` through pgguard.\n\n", pg.Version, o.clients, o.duration, o.hold)
+	b.WriteString("| pgguard | application connects | app transactions | at 500 ms or more | slowest | app clients aborted | the migration |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %v | %d of %d | %s |\n", r.config, r.route, r.tx, r.slow,
+			r.slowest.Round(time.Millisecond), r.aborted, o.clients, strings.ReplaceAll(r.migration, "|", "/"))
+	}
+	fmt.Print(b.String())
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02")+"-lockqueue.md")
+	step("report written to " + path)
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func firstWords(s string, n int) string {
+	w := strings.Fields(s)
+	if len(w) > n {
+		w = append(w[:n], "...")
+	}
+	return strings.Join(w, " ")
+}
+
+func step(s string) { fmt.Fprintf(os.Stderr, "==> %s\n", s) }
