@@ -25,6 +25,9 @@ type ProxySettings struct {
 	// (sizes such as 256MB).
 	MaxStatementMessage string `yaml:"max_statement_message"`
 	MaxHeldAnswer       string `yaml:"max_held_answer"`
+	// MaxStatementMemory bounds what all sessions together hold for
+	// statement messages being read.
+	MaxStatementMemory string `yaml:"max_statement_memory"`
 	// Relay is loop (the default) or goroutines.
 	Relay string `yaml:"relay"`
 	// Targets adds more listen→upstream pairs served by the same process,

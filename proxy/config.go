@@ -100,12 +100,23 @@ type Limits struct {
 	// it may still be retried after a lock_timeout failure; past it the
 	// answer goes to the client and the statement is not retried.
 	MaxHeldAnswer int
+	// MaxStatementMemory bounds the bytes that all sessions together hold
+	// for statement messages being read and judged (those over 64kB; each
+	// session reuses one buffer of its own for smaller ones). Past it a
+	// session stops reading its client until memory frees, for at most
+	// StatementMemoryWait, and then gets PostgreSQL's ERROR 53200 (out of
+	// memory) and goes on; so does a message that could never fit (reading
+	// one takes about 1.5 times its length at its peak).
+	MaxStatementMemory  int64
+	StatementMemoryWait time.Duration
 }
 
-// Default limits.
+// Default limits. The statement memory suits a small container (512MB).
 const (
 	DefaultMaxStatementMessage = 256 << 20
 	DefaultMaxHeldAnswer       = 1 << 20
+	DefaultMaxStatementMemory  = 256 << 20
+	DefaultStatementMemoryWait = 10 * time.Second
 )
 
 // UpstreamNetwork splits Target.Upstream into a network and address for
@@ -175,6 +186,12 @@ func (c *Config) Validate() error {
 	c.Limits.MaxStatementMessage = min(c.Limits.MaxStatementMessage, wire.PQLargeMessageLimit-4)
 	if c.Limits.MaxHeldAnswer <= 0 {
 		c.Limits.MaxHeldAnswer = DefaultMaxHeldAnswer
+	}
+	if c.Limits.MaxStatementMemory <= 0 {
+		c.Limits.MaxStatementMemory = DefaultMaxStatementMemory
+	}
+	if c.Limits.StatementMemoryWait <= 0 {
+		c.Limits.StatementMemoryWait = DefaultStatementMemoryWait
 	}
 	return nil
 }

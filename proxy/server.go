@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/proxy/enforce"
 
 	"github.com/pgguard/pgguard/internal/observe"
 )
@@ -20,6 +21,8 @@ import (
 type Server struct {
 	cfg       Config
 	listeners []net.Listener
+	// memory is the statement memory all sessions share.
+	memory *enforce.Memory
 
 	active     atomic.Int64 // admitted client sessions
 	isDraining atomic.Bool
@@ -35,8 +38,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, sessions: make(map[*Session]struct{})}, nil
+	return &Server{cfg: cfg, sessions: make(map[*Session]struct{}),
+		memory: enforce.NewMemory(cfg.Limits.MaxStatementMemory, cfg.Limits.StatementMemoryWait)}, nil
 }
+
+// StatementMemory returns the budget of the statement messages that all
+// sessions hold (Limits.MaxStatementMemory), for metrics and tests.
+func (srv *Server) StatementMemory() *enforce.Memory { return srv.memory }
 
 // Listen binds every target's listen address, so that a port in use is a
 // start-up error rather than a log line.

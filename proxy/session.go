@@ -93,6 +93,7 @@ func (s *Session) startMachine() {
 		Profile:             s.target.Profile,
 		MaxStatementMessage: lim.MaxStatementMessage,
 		MaxHeldAnswer:       lim.MaxHeldAnswer,
+		Memory:              s.srv.memory,
 	})
 }
 

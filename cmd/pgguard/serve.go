@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
 )
@@ -70,6 +71,8 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
 		return 2
 	}
+	mem := srv.StatementMemory()
+	observe.WatchStatementMemory(obs.registry, mem.InUse, mem.Limit, mem.Refused)
 	if err := srv.Listen(); err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
 		return 1

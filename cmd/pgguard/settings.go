@@ -59,6 +59,7 @@ func serveSettings() []*setting {
 		{name: "client-tls-key", usage: "private key file (PEM) for --client-tls-cert", file: str(func(p *policy.ProxySettings) string { return p.ClientTLSKey })},
 		{name: "max-statement-message", def: "256MB", usage: "longest Query or Parse message pgguard reads whole to judge; a longer one gets ERROR 54000 and the session goes on", file: str(func(p *policy.ProxySettings) string { return p.MaxStatementMessage })},
 		{name: "max-held-answer", def: "1MB", usage: "most of a DDL statement's answer held back while it may be retried after a lock_timeout failure; past it the statement is not retried", file: str(func(p *policy.ProxySettings) string { return p.MaxHeldAnswer })},
+		{name: "max-statement-memory", def: "256MB", usage: "most memory all sessions together hold for statement messages pgguard reads whole; past it a session waits for memory (at most 10s), then gets ERROR 53200 and goes on", file: str(func(p *policy.ProxySettings) string { return p.MaxStatementMemory })},
 		{name: "relay", def: "loop", usage: "how plain traffic is relayed: loop (one epoll loop for every session whose traffic needs nothing but counting, Linux) or goroutines (two per session throughout)", file: str(func(p *policy.ProxySettings) string { return p.Relay })},
 		{name: "audit-log", usage: "file the audit log (one JSON line per DDL statement or non-allow decision) is appended to; default stderr, \"off\" disables it"},
 		{name: "pprof", def: "false", boolean: true, usage: "serve /debug/pprof/ on the admin server"},
@@ -145,6 +146,11 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 	}
 	o.proxy.Limits.MaxStatementMessage = size("max-statement-message")
 	o.proxy.Limits.MaxHeldAnswer = size("max-held-answer")
+	if b, err := policy.ParseByteSize(get("max-statement-memory").value); err != nil || b < 1<<20 {
+		bad("max-statement-memory", "%q is not a size of at least 1MB, such as 256MB", get("max-statement-memory").value)
+	} else {
+		o.proxy.Limits.MaxStatementMemory = int64(b)
+	}
 	switch r := proxy.RelayMode(get("relay").value); r {
 	case proxy.RelayLoop, proxy.RelayGoroutines:
 		o.proxy.Relay = r

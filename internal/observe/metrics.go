@@ -132,6 +132,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// WatchStatementMemory exports the statement memory budget that all
+// sessions share: the bytes charged now (inUse), the limit, and how many
+// statement messages it refused with ERROR 53200 (refused).
+func WatchStatementMemory(reg prometheus.Registerer, inUse, limit, refused func() int64) {
+	const ns = "pgguard"
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "statement_memory_bytes",
+			Help: "Bytes that statement messages being read and judged hold now, over all sessions, garbage not yet returned to the OS included."},
+			func() float64 { return float64(inUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "statement_memory_limit_bytes",
+			Help: "The statement memory budget (--max-statement-memory)."},
+			func() float64 { return float64(limit()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "statement_memory_refusals_total",
+			Help: "Statement messages refused with ERROR 53200 because the statement memory budget could not hold them."},
+			func() float64 { return float64(refused()) }),
+	)
+}
+
 // AddTargets creates the per-target series at zero, so that they are
 // exported before anything happens (rate() and alerts need a first value).
 func (m *Metrics) AddTargets(names ...string) {

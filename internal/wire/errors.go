@@ -10,6 +10,7 @@ import (
 const (
 	CodeConnectionFailure     = "08001" // sqlclient_unable_to_establish_sqlconnection
 	CodeProtocolViolation     = "08P01"
+	CodeOutOfMemory           = "53200"
 	CodeTooManyConnections    = "53300"
 	CodeAdminShutdown         = "57P01"
 	CodeInsufficientPrivilege = "42501"

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"unsafe"
 )
 
@@ -181,13 +180,39 @@ func ReadBody(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
 	return buf, err
 }
 
+// A Reserver accounts the memory ReadGrowing allocates. Reserve is called
+// before a buffer of n bytes is allocated and may wait or refuse: ReadGrowing
+// then returns what it read so far and Reserve's error. Release is called
+// with the capacity of a buffer Reserve paid for once it is dropped (the
+// smaller one a growing body was copied out of).
+type Reserver interface {
+	Reserve(n int) error
+	Release(n int)
+}
+
 // ReadGrowing reads an n-byte body into buf, growing buf only as bytes
 // arrive: memory follows what the peer sent, not the length it declared.
-func ReadGrowing(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
+// The capacities double from at most r.Size() bytes and end at exactly n, so
+// a buffer is never more than twice what arrived (GrowingPeak). res, when
+// not nil, pays for every allocation; buf must then be nil.
+func ReadGrowing(r *bufio.Reader, n int, buf []byte, res Reserver) ([]byte, error) {
 	buf = buf[:0]
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(n-len(buf), max(cap(buf), r.Size())))
+			c := growingStart(n, r.Size())
+			if cap(buf) > 0 {
+				c = min(n, 2*cap(buf))
+			}
+			if res != nil {
+				if err := res.Reserve(c); err != nil {
+					return buf, err
+				}
+			}
+			old := cap(buf)
+			buf = append(make([]byte, 0, c), buf...)
+			if res != nil && old > 0 {
+				res.Release(old)
+			}
 		}
 		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
 		buf = buf[:len(buf)+m]
@@ -199,6 +224,30 @@ func ReadGrowing(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// growingStart is ReadGrowing's first capacity for an n-byte body: n halved
+// until it is at most size, so that doubling ends at n exactly.
+func growingStart(n, size int) int {
+	c := n
+	for c > max(size, 1) {
+		c = (c + 1) / 2
+	}
+	return c
+}
+
+// GrowingPeak is the most ReadGrowing holds at once, starting from an empty
+// buf, for an n-byte body read through a reader of the given size: the last
+// buffer and the one it was copied out of, about 1.5 n.
+func GrowingPeak(n, size int) int {
+	c := growingStart(n, size)
+	peak := c
+	for c < n {
+		next := min(n, 2*c)
+		peak = max(peak, c+next)
+		c = next
+	}
+	return peak
 }
 
 // WriteMessage writes a whole message.

@@ -19,12 +19,13 @@ import (
 // Conns.FromClient.
 func (m *Machine) OnParse(n int) error {
 	body, err := m.readInspected(n)
-	if err == errTooLong {
-		return m.refuseTooLong(wire.ClientParse, n)
+	if err == errTooLong || err == errNoMemory {
+		return m.refuseUnread(wire.ClientParse, n, err)
 	}
 	if err != nil {
 		return err
 	}
+	defer m.dropInspected()
 	if err := m.payRestore(); err != nil {
 		return err
 	}
@@ -314,9 +315,10 @@ func (m *Machine) aloneInBatch() (alone bool, executes, end int, err error) {
 // pgguard refuses it with the recipe instead. The relay calls it for every
 // Bind while WatchesBinds reports true.
 func (m *Machine) OnBind(n int) error {
-	if n > m.cfg.MaxStatementMessage {
-		// Too long to look at; a prepared statement that pgguard rewrote
-		// takes no parameters worth that much.
+	if n > min(m.cfg.MaxStatementMessage, smallMessage) {
+		// Too long to look at (and to spend the statement memory on); a
+		// prepared statement that pgguard rewrote takes no parameters
+		// worth that much.
 		m.unsynced = true
 		return m.conns.Forward(wire.ClientBind, n)
 	}

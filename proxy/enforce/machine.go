@@ -44,6 +44,9 @@ type Config struct {
 	// retried; both are positive (proxy.Limits fills them).
 	MaxStatementMessage int
 	MaxHeldAnswer       int
+	// Memory is the budget that the statement messages of all sessions
+	// share; nil: none.
+	Memory *Memory
 }
 
 var (
@@ -98,9 +101,12 @@ type Machine struct {
 	rewrittenStmts map[string]*verdict
 	// afterSync is work to do once the batch's Sync is sent.
 	afterSync func() error
-	// qbuf is a reusable buffer for statement bodies.
-	qbuf []byte
-	pctx policy.Context
+	// qbuf is a reusable buffer for statement bodies; inspected is the
+	// Memory account of the body readInspected returned last, when it was
+	// too large for qbuf (dropInspected).
+	qbuf      []byte
+	inspected *memReader
+	pctx      policy.Context
 	// judgedBusy: the last policyContext was made while sync points were
 	// pending, so its transaction status may be stale.
 	judgedBusy bool

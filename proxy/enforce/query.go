@@ -86,23 +86,71 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 // readInspected reads the body of a Query, Parse or Bind message whole.
 // Memory grows with the bytes that arrive, not with the length the client
 // declared; a small buffer is kept for the next message. A body longer
-// than Config.MaxStatementMessage is skipped and errTooLong returned.
+// than Config.MaxStatementMessage is skipped and errTooLong returned. A
+// larger one is paid for from Config.Memory as it arrives; when the budget
+// cannot hold it, the rest of it is skipped and errNoMemory returned. The
+// caller calls dropInspected once it is done with the body.
 func (m *Machine) readInspected(n int) ([]byte, error) {
 	if n > m.cfg.MaxStatementMessage {
-		if _, err := m.conns.FromClient.Discard(n); err != nil {
-			return nil, err
+		return nil, m.skip(n, errTooLong)
+	}
+	mem := m.cfg.Memory
+	if mem == nil || n <= smallMessage {
+		body, err := wire.ReadGrowing(m.conns.FromClient, n, m.qbuf, nil)
+		if cap(body) <= smallMessage {
+			m.qbuf = body
 		}
-		return nil, errTooLong
+		return body, err
 	}
-	body, err := wire.ReadGrowing(m.conns.FromClient, n, m.qbuf)
-	if cap(body) <= 64<<10 {
-		m.qbuf = body
+	if !mem.fits(wire.GrowingPeak(n, m.conns.FromClient.Size())) {
+		mem.refused.Add(1)
+		return nil, m.skip(n, errNoMemory)
 	}
-	return body, err
+	r := mem.reader(m.sess.Done())
+	body, err := wire.ReadGrowing(m.conns.FromClient, n, nil, r)
+	if err != nil {
+		// Nothing keeps what was read: it is not sent, and the rest is
+		// skipped as it arrives.
+		got := len(body)
+		body = nil
+		r.finish()
+		if err == errNoMemory {
+			mem.refused.Add(1)
+			return nil, m.skip(n-got, errNoMemory)
+		}
+		return nil, err
+	}
+	m.inspected = r
+	return body, nil
+}
+
+// dropInspected gives back to Config.Memory the body that readInspected
+// returned last, which nothing may use any longer.
+func (m *Machine) dropInspected() {
+	m.inspected.finish()
+	m.inspected = nil
+}
+
+// skip discards the n body bytes of a message that is not read, and
+// returns why.
+func (m *Machine) skip(n int, why error) error {
+	if _, err := m.conns.FromClient.Discard(n); err != nil {
+		return err
+	}
+	return why
 }
 
 // errTooLong is a statement message over Config.MaxStatementMessage.
 var errTooLong = errors.New("statement message too long")
+
+// refuseUnread answers a Query or Parse that readInspected did not read
+// (errTooLong, errNoMemory), as refuseMessage does.
+func (m *Machine) refuseUnread(typ wire.ClientMsg, n int, why error) error {
+	if why == errNoMemory {
+		return m.refuseNoMemory(typ, n)
+	}
+	return m.refuseTooLong(typ, n)
+}
 
 // refuseTooLong answers a Query or Parse that was too long to judge: the
 // server fails a refusal marker in its place, as for any refused statement,
@@ -112,6 +160,18 @@ func (m *Machine) refuseTooLong(typ wire.ClientMsg, n int) error {
 		Message: fmt.Sprintf("pgguard: statement message of %d bytes is longer than pgguard judges (%d)", n, m.cfg.MaxStatementMessage),
 		Detail:  "pgguard reads each statement whole to judge it before it reaches the server; nothing of this one ran.",
 		Hint:    "Split the statement (batch large INSERTs, or load data with COPY, which streams), or raise --max-statement-message.",
+	})
+}
+
+// refuseNoMemory answers a Query or Parse that the statement memory budget
+// could not hold, with PostgreSQL's own out-of-memory error, in step as
+// refuseTooLong.
+func (m *Machine) refuseNoMemory(typ wire.ClientMsg, n int) error {
+	return m.refuseMessage(typ, &wire.PGError{Severity: "ERROR", Code: wire.CodeOutOfMemory,
+		Message: "out of memory",
+		Detail: fmt.Sprintf("pgguard: the statement messages being read by all sessions hold the memory pgguard allows them (%d bytes); "+
+			"this one, of %d bytes, was not read whole, and nothing of it ran.", m.cfg.Memory.Limit(), n),
+		Hint: "Try again later, split the statement (or load data with COPY, which streams), or raise --max-statement-memory.",
 	})
 }
 
@@ -144,12 +204,13 @@ func (m *Machine) refuseMessage(typ wire.ClientMsg, e *wire.PGError) error {
 // Conns.FromClient. OnQuery counts the sync point itself.
 func (m *Machine) OnQuery(n int) error {
 	body, err := m.readInspected(n)
-	if err == errTooLong {
-		return m.refuseTooLong(wire.ClientQuery, n)
+	if err == errTooLong || err == errNoMemory {
+		return m.refuseUnread(wire.ClientQuery, n, err)
 	}
 	if err != nil {
 		return err
 	}
+	defer m.dropInspected()
 	if len(body) == 0 || body[len(body)-1] != 0 {
 		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
 	}
