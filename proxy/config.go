@@ -115,7 +115,7 @@ type Limits struct {
 const (
 	DefaultMaxStatementMessage = 256 << 20
 	DefaultMaxHeldAnswer       = 1 << 20
-	DefaultMaxStatementMemory  = 256 << 20
+	DefaultMaxStatementMemory  = 512 << 20
 	DefaultStatementMemoryWait = 10 * time.Second
 )
 

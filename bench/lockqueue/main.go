@@ -48,6 +48,7 @@ type options struct {
 	hold     time.Duration
 	clients  int
 	out      string
+	only     string // run only the configurations whose name contains it
 }
 
 // result is one run of the scenario.
@@ -67,6 +68,7 @@ func main() {
 	flag.DurationVar(&o.hold, "hold", 12*time.Second, "how long the long transaction stays idle")
 	flag.IntVar(&o.clients, "clients", 8, "pgbench clients")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report")
+	flag.StringVar(&o.only, "only", "", "run only the pgguard configurations whose name contains this")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "lockqueue:", err)
@@ -104,6 +106,9 @@ func run(ctx context.Context, o options) error {
 	}
 	var results []result
 	for i, c := range configs {
+		if !strings.Contains(c.name, o.only) {
+			continue
+		}
 		rules := filepath.Join(work, fmt.Sprintf("rules-%d.yaml", i))
 		if err := os.WriteFile(rules, []byte(c.rules), 0o644); err != nil {
 			return err
