@@ -115,8 +115,15 @@ type outcome struct {
 func (o outcome) ok() bool { return o.harness == "" && o.divergence == "" }
 
 // sentinel ends every session: whatever pgguard sent too much (a second
-// ReadyForQuery) shows up before its answer.
-var sentinel = &stmt{sql: "SELECT 'end of session' AS sentinel"}
+// ReadyForQuery) shows up before its answer. It also reads what pgguard's
+// own queries could have left in the session, compared like any answer:
+// a portal or prepared statement of its own, and lock_timeout with its
+// source (pgguard sets it around statements that block writes and must put
+// the session's back).
+var sentinel = &stmt{sql: "SELECT 'end of session' AS sentinel," +
+	" (SELECT count(*) FROM pg_cursors WHERE name LIKE 'pgguard%') AS own_portals," +
+	" (SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgguard%') AS own_statements," +
+	" current_setting('lock_timeout') AS lock_timeout, (SELECT source FROM pg_settings WHERE name = 'lock_timeout') AS lock_timeout_source"}
 
 // play plays s on both sides at once and compares.
 func (w *worker) play(s *session) outcome {

@@ -24,11 +24,14 @@ import (
 // failed or cancelled build of its own left behind, so the migration can
 // simply run again.
 
-// liftSQL saves lock_timeout in a custom setting and replaces it with the
-// policy's concurrent_statement_timeout (0: none) for the concurrent
-// statement. Saving it on the server keeps a lower value the client set. Its
-// third column says whether an index named index exists already: a build
-// that fails then did not create it, and it is never dropped.
+// liftSQL replaces lock_timeout with the policy's
+// concurrent_statement_timeout (0: none) for the concurrent statement. Its
+// first two columns are the value it replaced and that value's source, read
+// (in FROM) before set_config runs: restoreOf puts back exactly that, a
+// lower value the client set included, and leaves no setting of pgguard's
+// behind. Its third column says whether an index named index exists
+// already: a build that fails then did not create it, and it is never
+// dropped.
 //
 // Inside a transaction block (inBlock: a wait for a migration tool's lock)
 // the setting is transactional: a statement that fails aborts the block,
@@ -50,11 +53,23 @@ func liftSQL(timeout time.Duration, index string, inBlock bool) string {
 			" OR l.locktype NOT IN ('relation', 'transactionid', 'virtualxid', 'advisory')))" +
 			" THEN pg_catalog.current_setting('lock_timeout') ELSE " + lifted + " END"
 	}
-	return "SELECT pg_catalog.set_config('pgguard.saved_lock_timeout', pg_catalog.current_setting('lock_timeout'), false), " +
-		"pg_catalog.set_config('lock_timeout', " + lifted + ", false), " + exists
+	return "SELECT s.setting, s.source, " + exists + ", pg_catalog.set_config('lock_timeout', " + lifted + ", false)" +
+		" FROM (SELECT pg_catalog.current_setting('lock_timeout') AS setting, source FROM pg_catalog.pg_settings WHERE name = 'lock_timeout') s"
 }
 
-const restoreSQL = "SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('pgguard.saved_lock_timeout'), false)"
+// restoreOf puts back the lock_timeout that the lift (liftSQL, answered
+// with lift) replaced: RESET when it was not the session's own SET, so
+// that pg_settings.source is as it was too. "" when the lift's answer is
+// missing (it failed, and set nothing).
+func restoreOf(lift outcome) string {
+	if len(lift.rows) != 1 || len(lift.rows[0]) != 4 || lift.rows[0][0] == nil {
+		return ""
+	}
+	if src := lift.rows[0][1]; src != nil && *src != "session" {
+		return "RESET lock_timeout"
+	}
+	return "SET lock_timeout = " + pgcatalog.QuoteLiteral(*lift.rows[0][0])
+}
 
 // building is a concurrent statement in flight, owned by the
 // client-to-server loop; the index name is also published in
@@ -103,15 +118,17 @@ func (m *Machine) endConcurrent(b *building, ready bool) error {
 		return errSessionClosed
 	}
 	existed := true
-	if lo := b.lift.out; len(lo.rows) == 1 && len(lo.rows[0]) == 3 && lo.rows[0][2] != nil {
+	if lo := b.lift.out; len(lo.rows) == 1 && len(lo.rows[0]) == 4 && lo.rows[0][2] != nil {
 		existed = *lo.rows[0][2] == "t"
 	}
 	// A statement that failed inside a transaction block aborted it: the
 	// restore cannot run, and needs not, the rollback that must come
 	// undoes the lift (liftSQL).
 	if out.status != 'E' {
-		if _, err := m.internalQuery(restoreSQL); err != nil {
-			return err
+		if restore := restoreOf(b.lift.out); restore != "" {
+			if _, err := m.internalQuery(restore); err != nil {
+				return err
+			}
 		}
 	}
 	if out.errCode != "" {

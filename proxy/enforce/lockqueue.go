@@ -98,11 +98,14 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 
 // buildsOnSQL finds another session that is building an index on table
 // (pg_stat_progress_create_index), with the columns lockQueueSQL gives.
+// relid is an OID, which another database may use for another table (a
+// database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
+		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" ORDER BY a.xact_start LIMIT 1"
 }
 

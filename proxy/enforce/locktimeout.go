@@ -2,7 +2,6 @@ package enforce
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
@@ -139,11 +138,6 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 	}
 	if scope == policy.ScopeDDL {
 		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
-		for _, sd := range ds {
-			// SET lock_timeout = '2s'; ALTER ...: the Query's own value
-			// is the session's after it, not the one before.
-			v.restoreUnlessSet = v.restoreUnlessSet || containsLockTimeout(sd.Statement.Text)
-		}
 		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
 			v.restore = "RESET lock_timeout"
 		}
@@ -171,22 +165,8 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	if out.closed {
 		return errSessionClosed
 	}
-	if v.restoreUnlessSet && out.status != 'E' {
-		// Put back only what pgguard set: a value the Query set itself
-		// stays, as it would without pgguard.
-		def := time.Duration(m.cfg.Policy.Engine().Config().LockTimeout)
-		now, err := m.internalQuery("SHOW lock_timeout")
-		if err != nil {
-			return err
-		}
-		if len(now.rows) == 1 && len(now.rows[0]) == 1 && now.rows[0][0] != nil {
-			if d, perr := policy.ParseLockTimeout(*now.rows[0][0]); perr == nil && d != def {
-				v.restore = ""
-			}
-		}
-	}
-	if out.status != 'E' && v.restore != "" {
-		if _, err := m.internalQuery(v.restore); err != nil {
+	if out.status != 'E' {
+		if err := m.putBack(v.restore); err != nil {
 			return err
 		}
 	}
@@ -194,7 +174,7 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	// the restore at the same level, which the block's end or a ROLLBACK
 	// TO undoes together; a Query of several (BEGIN; ALTER ...; SAVEPOINT
 	// s; ...) may not.
-	if out.status != 'I' && v.restore != "" && (v.restoreFrom == 'I' || !alone) {
+	if out.status != 'I' && (v.restoreFrom == 'I' || !alone) {
 		m.restoreOwed = v.restore
 	}
 	if clientLeft {
@@ -204,12 +184,6 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	defer m.conns.ToClientMu.Unlock()
 	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})
 	return m.conns.ToClient.Flush()
-}
-
-// containsLockTimeout reports whether a statement's text names lock_timeout
-// (in any case), as any statement that sets it by name does.
-func containsLockTimeout(text string) bool {
-	return strings.Contains(strings.ToLower(text), "lock_timeout")
 }
 
 // anySnapshotFree reports whether a statement of ds takes no snapshot of
@@ -232,12 +206,29 @@ func (m *Machine) payRestore() error {
 	if m.restoreOwed == "" || m.pending.Load() > 0 || m.unsynced || m.batch != nil || status == 'E' {
 		return nil
 	}
-	restore := m.restoreOwed
+	err := m.putBack(m.restoreOwed)
 	if status == 'I' {
-		// Inside the block it is paid before each statement, since a
-		// ROLLBACK TO may undo it again; once idle, for good.
+		// Inside the block it is paid before each statement whenever the
+		// value is pgguard's, since a ROLLBACK (TO) may bring it back;
+		// once idle it is settled.
 		m.restoreOwed = ""
 	}
-	_, err := m.internalQuery(restore)
+	return err
+}
+
+// putBack runs restore when lock_timeout is still the policy's, which
+// pgguard set: a value the client set since (SET lock_timeout = '2s' later
+// in the same Query or batch) is the session's, as it would be without
+// pgguard. It asks with SHOW, which takes no snapshot.
+func (m *Machine) putBack(restore string) error {
+	def := time.Duration(m.cfg.Policy.Engine().Config().LockTimeout)
+	now, err := m.internalQuery("SHOW lock_timeout")
+	if err != nil || now.errCode != "" || len(now.rows) != 1 || len(now.rows[0]) != 1 || now.rows[0][0] == nil {
+		return err
+	}
+	if d, perr := policy.ParseLockTimeout(*now.rows[0][0]); perr != nil || d != def {
+		return nil
+	}
+	_, err = m.internalQuery(restore)
 	return err
 }

@@ -499,9 +499,6 @@ type verdict struct {
 	// for queueBlocker (lookBeforeQueue).
 	queueWait    time.Duration
 	queueBlocker string
-	// restoreUnlessSet: the Query names lock_timeout itself, so restore
-	// runs only if the value is still pgguard's.
-	restoreUnlessSet bool
 }
 
 // sql returns the SQL to run for a one-statement Query.
