@@ -248,7 +248,9 @@ func (m *Machine) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 		return
 	}
 	row, ok := m.catalog.One("SELECT x.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p" +
-		" WHERE p.index_relid = c.oid AND p.pid <> pg_catalog.pg_backend_pid())" +
+		" WHERE p.index_relid = c.oid AND p.pid <> pg_catalog.pg_backend_pid()" +
+		// Another database may use the same OID for another index.
+		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))" +
 		" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid" +
 		" WHERE c.oid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + ")")
 	if !ok || len(row) != 2 || pgcatalog.IsTrue(row[0]) || pgcatalog.IsTrue(row[1]) {
