@@ -39,6 +39,12 @@ func normalize(msgs []backendMsg, proxied bool) ([]norm, []string) {
 		case 'K':
 			out = append(out, norm{m.typ, "(backend key)"})
 			continue
+		case 'A':
+			// NotificationResponse: the sender's pid differs by side.
+			if len(m.body) > 4 {
+				out = append(out, norm{m.typ, "notification " + strings.ReplaceAll(string(m.body[4:]), "\x00", " ")})
+				continue
+			}
 		case 'N':
 			if proxied && strings.HasPrefix(field(m.body, 'M'), "pgguard:") {
 				continue

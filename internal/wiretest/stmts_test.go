@@ -90,6 +90,11 @@ var (
 	sSetAppName  = &stmt{sql: "SET application_name = 'wire-diff'", weight: 3}
 	sSetPath     = &stmt{sql: "SET search_path = public", weight: 1}
 	sSetLockOK   = &stmt{sql: "SET lock_timeout = '2s'", weight: 1}
+	// A session that listens and notifies itself: the notification comes
+	// when the notifying transaction commits, and must reach the client in
+	// the server's order whatever pgguard asks around the statements.
+	sListen      = &stmt{sql: "LISTEN wire_ch", weight: 1}
+	sNotify      = &stmt{sql: "NOTIFY wire_ch, 'hello'", weight: 2}
 	sInsertSmall = &stmt{sql: "INSERT INTO small VALUES (100, 'new') ON CONFLICT (id) DO NOTHING", undo: "DELETE FROM small WHERE id >= 100", weight: 2}
 	sUpdSmallRet = &stmt{sql: "UPDATE small SET v = v || '!' WHERE id = 1 RETURNING id, v", undo: "UPDATE small SET v = 'v1' WHERE id = 1", weight: 2}
 	sInsertT1    = &stmt{sql: "INSERT INTO t1 SELECT g, 'r' || g FROM generate_series(1, 3) g", undo: "DELETE FROM t1", weight: 2}
@@ -144,7 +149,7 @@ var (
 // pool is every template the generator draws from.
 var pool = []*stmt{
 	sSelect1, sSelectCols, sSeries, sWideRow, sSmall, sCountBig, sBigFew, sDivZero, sUnknown, sFailMidRows,
-	sNotice, sWideNotice, sSetAppName, sSetPath, sSetLockOK, sInsertSmall, sUpdSmallRet, sInsertT1, sSelectT1,
+	sNotice, sWideNotice, sSetAppName, sSetPath, sSetLockOK, sListen, sNotify, sInsertSmall, sUpdSmallRet, sInsertT1, sSelectT1,
 	sCreateT1, sCreateNew, sCreateInt, sAddColumn, sUpdBigRet, sUpdBig, sDelBig, sUpdBigBad, sDropIndex,
 	sBegin, sCommit, sRollback, sCopyIn, sCopyBad, sCopyOut,
 	sAlterType, sVolatileDef, sVacuumFull, sTruncate, sDropTable, sRename, sLockZero, sIndexBig,
