@@ -241,7 +241,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 			if !ok {
 				return true
 			}
-			if _, plain := eng.Plain(wire.BytesView(query)); !plain || m.tx.Active() {
+			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() {
 				beginPortal = append([]byte(nil), beginPortal...)
 				if !m.judgeAhead(eng, string(query)) {
 					return false
@@ -274,7 +274,7 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query string) bool {
 		// As it is judged when it comes: behind other messages of its
 		// batch, in a transaction (implicit, or the block BEGIN opened).
 		sc.Alone, sc.InTransaction = false, true
-		sc.Catalog = c
+		sc.Catalog, sc.Unestimable = c, ""
 		eng.Decide(ctx, stmt, sc)
 	}
 	m.probe.asked = false
