@@ -172,6 +172,18 @@ func TestLargeDMLShapes(t *testing.T) {
 			t.Fatalf("a bound UPDATE of 10 rows: %q", got)
 		}
 		pgExec("guard", "UPDATE dml_accounts SET status = 'done' WHERE status = 'bound'")
+		// Behind BEGIN in its batch (pgjdbc with autocommit off): judged
+		// ahead, with its values.
+		c.send(&pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: update}, &pgproto3.Bind{Parameters: [][]byte{[]byte("0")}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		got = c.until(1)
+		refusedLargeDML(t, got)
+		if strings.Contains(strings.Join(got, "|"), "cannot estimate") {
+			t.Fatalf("not judged ahead: %q", got)
+		}
+		c.send(&pgproto3.Query{String: "ROLLBACK"})
+		c.until(1)
+		unchanged(t)
 	})
 
 	// 3. MERGE, upserts from a SELECT, COPY of an UPDATE.
@@ -211,8 +223,10 @@ func TestLargeDMLShapes(t *testing.T) {
 		// The limit is inclusive: exactly 100,000 rows pass (counted, in a
 		// transaction block: in a savepoint).
 		mustExec(t, conn, "BEGIN")
-		if tag := mustExec(t, conn, "UPDATE dml_accounts SET status = 'inclusive' WHERE id <= 100000"); tag.RowsAffected() != 100000 {
-			t.Fatalf("UPDATE of exactly 100,000 rows: %s", tag)
+		// (A DELETE rolled back leaves the table's size as it was: the
+		// later estimates stay what they were.)
+		if tag := mustExec(t, conn, "DELETE FROM dml_accounts WHERE id <= 100000"); tag.RowsAffected() != 100000 {
+			t.Fatalf("DELETE of exactly 100,000 rows: %s", tag)
 		}
 		mustExec(t, conn, "ROLLBACK")
 	})
@@ -239,5 +253,35 @@ func TestLargeDMLShapes(t *testing.T) {
 			t.Fatalf("the SELECT before it: %q", got)
 		}
 		unchanged(t)
+	})
+
+	// Inside a transaction block the checks of a migration's session (the
+	// unique keys, the statistics, the bounded count) are invisible as the
+	// estimate is: the client's next row gets the cmin it gets directly,
+	// and the block holds the locks it holds directly.
+	t.Run("no trace in a transaction block", func(t *testing.T) {
+		if err := pgExec("guard", "CREATE TABLE IF NOT EXISTS dml_trace (id int)", "GRANT ALL ON dml_trace TO PUBLIC"); err != nil {
+			t.Fatal(err)
+		}
+		play := func(conn *pgx.Conn) (cmin, locks string) {
+			t.Helper()
+			mustExec(t, conn, "BEGIN")
+			mustExec(t, conn, "INSERT INTO dml_trace VALUES (1)")
+			// ~100,000 of 150,000 by the estimate: counted, and allowed.
+			mustExec(t, conn, "DELETE FROM dml_accounts WHERE n < 100 AND status = 'done'")
+			mustExec(t, conn, "INSERT INTO dml_trace VALUES (2)")
+			if err := conn.QueryRow(ctx, "SELECT cmin::text FROM dml_trace WHERE id = 2").Scan(&cmin); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRow(ctx, "SELECT string_agg(relation::regclass::text || ' ' || mode, ',' ORDER BY 1) FROM pg_locks WHERE pid = pg_backend_pid() AND relation::regclass::text LIKE 'dml_%' AND relation::regclass::text NOT LIKE 'dml_trace%'").Scan(&locks); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, conn, "ROLLBACK")
+			return cmin, locks
+		}
+		wantCmin, wantLocks := play(connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=knex"))
+		if cmin, locks := play(migration(t)); cmin != wantCmin || locks != wantLocks {
+			t.Fatalf("through pgguard cmin %s, locks %q; directly cmin %s, locks %q", cmin, locks, wantCmin, wantLocks)
+		}
 	})
 }

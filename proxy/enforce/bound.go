@@ -81,8 +81,17 @@ func (m *Machine) needsValues(eng *policy.Engine, query string) bool {
 // ends, or a Flush or another Parse comes, before such a Bind, or when the
 // batch is longer than the read buffer.
 func (m *Machine) batchBind(name string) (body []byte, found bool) {
+	return m.bindFrom(0, name, true)
+}
+
+// bindFrom is batchBind from offset start of the read buffer; without
+// wait it looks only at what has arrived.
+func (m *Machine) bindFrom(start int, name string, wait bool) (body []byte, found bool) {
 	size := m.conns.FromClient.Size()
-	for off := 0; off+5 <= size; {
+	if !wait {
+		size = m.conns.FromClient.Buffered()
+	}
+	for off := start; off+5 <= size; {
 		b, err := m.conns.FromClient.Peek(off + 5)
 		if err != nil {
 			return nil, false

@@ -102,7 +102,7 @@ func (m *Machine) OnParse(n int) error {
 				rs[i].text = text
 			}
 
-		} else if !m.unsynced {
+		} else {
 			// Prepared on its own: its Bind is judged.
 			if m.boundStmts == nil {
 				m.boundStmts = make(map[string]boundStmt)
