@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strconv"
 	"strings"
 )
 
@@ -235,4 +236,57 @@ func (m *memoCatalog) HoldsAccessExclusive(ctx context.Context, table string) (b
 		return false, false
 	}
 	return lc.HoldsAccessExclusive(ctx, table)
+}
+
+var (
+	_ KeyCatalog = (*memoCatalog)(nil)
+	_ RowCounter = (*memoCatalog)(nil)
+)
+
+func (m *memoCatalog) UniqueKeys(ctx context.Context, table string) ([][]string, bool) {
+	kc, ok := m.inner.(KeyCatalog)
+	if m.empty("UniqueKeys", table) || !ok {
+		return nil, false
+	}
+	a := m.ask([]string{"UniqueKeys", table}, func() (a memoAnswer) {
+		var keys [][]string
+		keys, a.ok = kc.UniqueKeys(ctx, table)
+		// One key per entry, its columns joined by a byte no name holds.
+		for _, k := range keys {
+			a.list = append(a.list, strings.Join(k, "\x00"))
+		}
+		return a
+	})
+	if !a.ok {
+		return nil, false
+	}
+	keys := make([][]string, len(a.list))
+	for i, k := range a.list {
+		keys[i] = strings.Split(k, "\x00")
+	}
+	return keys, true
+}
+
+func (m *memoCatalog) StaleStatistics(ctx context.Context, table string) (string, bool) {
+	rc, ok := m.inner.(RowCounter)
+	if m.empty("StaleStatistics", table) || !ok {
+		return "", false
+	}
+	a := m.ask([]string{"StaleStatistics", table}, func() (a memoAnswer) {
+		a.s, a.ok = rc.StaleStatistics(ctx, table)
+		return a
+	})
+	return a.s, a.ok
+}
+
+func (m *memoCatalog) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
+	rc, ok := m.inner.(RowCounter)
+	if m.empty("CountRows", sql) || !ok {
+		return 0, false
+	}
+	a := m.ask([]string{"CountRows", sql, strconv.FormatInt(limit, 10)}, func() (a memoAnswer) {
+		a.n, a.ok = rc.CountRows(ctx, sql, limit)
+		return a
+	})
+	return a.n, a.ok
 }

@@ -57,6 +57,8 @@ func classify(text string) class {
 		switch {
 		case c == classSession && prepareDML(text, string(w)):
 			return classDML
+		case c == classQuery && writesRows(text, string(w)):
+			return classDML
 		case string(w) == "with":
 			return classifyWith(text)
 		}
@@ -141,6 +143,27 @@ func prepareDML(text, first string) bool {
 		return false
 	}
 	return containsFold(text, "update") || containsFold(text, "delete") || containsFold(text, "merge")
+}
+
+// writesRows reports whether a COPY or an INSERT may change existing rows:
+// COPY (UPDATE | DELETE | MERGE ... RETURNING ...) TO, and INSERT ...
+// SELECT ... ON CONFLICT DO UPDATE (an upsert of VALUES changes as many
+// rows as it lists: it stays on the fast path).
+func writesRows(text, first string) bool {
+	switch first {
+	case "copy":
+		return containsFold(text, "update") || containsFold(text, "delete") || containsFold(text, "merge")
+	case "insert":
+		return containsFold(text, "conflict") && containsFold(text, "update") && containsFold(text, "select")
+	}
+	return false
+}
+
+// ChangesRows reports, without parsing, whether sql may be a statement
+// that changes existing rows (UPDATE, DELETE, MERGE, a WITH that holds
+// one, COPY of one, an upsert from a SELECT, EXPLAIN or PREPARE of one).
+func ChangesRows(sql string) bool {
+	return classify(sql) == classDML
 }
 
 // IsDDL reports, without parsing, whether sql starts with a statement that

@@ -109,6 +109,9 @@ type Profile struct {
 	Mode *Mode `yaml:"mode"`
 	// Rules override the global rule levels.
 	Rules map[string]Level `yaml:"rules"`
+	// Migration marks the sessions the profile matches as a migration's
+	// (Context.Migration), whatever the proxy recognises of them.
+	Migration bool `yaml:"migration"`
 }
 
 // ProfileMatch selects sessions by glob patterns (* and ?). Every list

@@ -64,6 +64,21 @@ type Context struct {
 	// Profile, when set, names the rules.yaml profile to apply instead of
 	// the first one that matches (proxy.targets[].profile).
 	Profile string
+	// Migration is true for a migration's session: the proxy knows the
+	// tool (its ledger, application_name), has seen the session run DDL,
+	// or a profile with migration: true matches it; lint always sets it.
+	// Rule large-dml then takes no WHERE for a key unless a unique index
+	// says so, and trusts no estimate that statistics cannot back. Other
+	// sessions (the application's) keep the fast path: a statement that
+	// picks rows by equality is not estimated.
+	Migration bool
+	// Unestimable, when set, says why this statement cannot be estimated
+	// although the session has a catalog: it comes after a statement that
+	// may change the search_path in the same Query, or behind other
+	// messages of its extended-protocol batch (the catalog is then nil),
+	// or its bound parameters cannot be read. In a migration's session
+	// rule large-dml refuses what it would have estimated, saying so.
+	Unestimable string
 }
 
 // Volatility of a function, as pg_proc.provolatile says it.
@@ -107,6 +122,29 @@ type Catalog interface {
 	// FunctionVolatility reports the volatility of a function by name.
 	FunctionVolatility(ctx context.Context, name string) (v Volatility, ok bool)
 	// EstimateRows reports the planner's row estimate for a DML statement
-	// (EXPLAIN, never EXECUTE), for the large-UPDATE/DELETE rule.
+	// or a SELECT (EXPLAIN, never EXECUTE), for the large-UPDATE/DELETE rule.
 	EstimateRows(ctx context.Context, sql string) (rows int64, ok bool)
+}
+
+// KeyCatalog is an optional extension of Catalog: the unique keys of a
+// table, for rule large-dml, which takes an equality for a key only when
+// one covers it.
+type KeyCatalog interface {
+	// UniqueKeys lists the column sets of table's valid, non-partial
+	// unique indexes over plain columns (the primary key included).
+	UniqueKeys(ctx context.Context, table string) (keys [][]string, ok bool)
+}
+
+// RowCounter is an optional extension of Catalog for rule large-dml: it
+// tells statistics that cannot back an estimate, and counts exactly, up
+// to a bound, when they cannot.
+type RowCounter interface {
+	// StaleStatistics reports why table's statistics (or those of one of
+	// its partitions) cannot be trusted: never analyzed while holding
+	// rows, modified much since the last ANALYZE, or much larger on disk
+	// than when analyzed; "" when they can.
+	StaleStatistics(ctx context.Context, table string) (why string, ok bool)
+	// CountRows counts the rows of a SELECT, up to limit: it reads at most
+	// limit rows of its result (a SELECT count(*) over it with LIMIT).
+	CountRows(ctx context.Context, sql string, limit int64) (rows int64, ok bool)
 }

@@ -136,6 +136,13 @@ func (e *Engine) Profile(sc *Context) string {
 	return ""
 }
 
+// MigrationProfile reports whether the profile that applies to a session
+// marks it as a migration's (profiles[].migration).
+func (e *Engine) MigrationProfile(sc *Context) bool {
+	p := e.profileFor(sc)
+	return p.cfg != nil && p.cfg.Migration
+}
+
 // ModeFor returns the mode that applies to a session: its profile's, or
 // the global one. Under ModeWarn and ModeAudit pgguard changes nothing the
 // client sent.
@@ -228,11 +235,13 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			return out, err
 		}
 		d := e.Decide(ctx, s, &local)
-		if MayChangeSearchPath(s.Text) {
+		if MayChangeSearchPath(s.Text) && local.Catalog != nil {
 			// The catalog answers for the search_path as it was before
 			// this Query: for the statements after this one, a name may
-			// mean another table, so their sizes are unknown (large).
+			// mean another table, so their sizes are unknown (large),
+			// and what rule large-dml would estimate cannot be.
 			local.Catalog = nil
+			local.Unestimable = "it follows a statement that may change the search_path in the same Query"
 		}
 		if d.DDL {
 			// The catalog answers for the names as they were before this
@@ -264,7 +273,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text) && !(cls == classDML && HoldsExclusive(sc)) &&
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration) && !(cls == classDML && HoldsExclusive(sc)) &&
 		!(cls == classSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
@@ -333,30 +342,43 @@ func HoldsExclusive(sc *Context) bool {
 // statements there are. It is the proxy's fast path for application
 // traffic: it does not allocate and does not keep query.
 func (e *Engine) Plain(query string) (statements int, plain bool) {
-	return e.plain(query, false)
+	statements, plain, _ = e.plain(query, false)
+	return statements, plain
 }
 
 // PlainBackslash is Plain for a session whose standard_conforming_strings
 // is off: a backslash escapes a quote in '...'.
 func (e *Engine) PlainBackslash(query string) (statements int, plain bool) {
-	return e.plain(query, true)
-}
-
-func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain bool) {
-	plain = true
-	splitEach(query, backslashQuote, func(s Statement) bool {
-		cls := classify(s.Text)
-		if cls == classDDL || e.needsParse(cls, s.Text) {
-			plain = false
-			return false
-		}
-		statements++
-		return true
-	})
+	statements, plain, _ = e.plain(query, true)
 	return statements, plain
 }
 
-func (e *Engine) needsParse(cls class, text string) bool {
+// PlainDML is Plain that also reports whether a statement it let through
+// is an UPDATE, DELETE or MERGE that only an application's session may
+// skip (Context.Migration): in a migration's session it must be judged.
+func (e *Engine) PlainDML(query string, backslashQuote bool) (statements int, plain, dml bool) {
+	return e.plain(query, backslashQuote)
+}
+
+func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain, dml bool) {
+	plain = true
+	splitEach(query, backslashQuote, func(s Statement) bool {
+		cls := classify(s.Text)
+		if cls == classDDL || e.needsParse(cls, s.Text, false) {
+			plain = false
+			return false
+		}
+		dml = dml || (cls == classDML && e.parseDML)
+		statements++
+		return true
+	})
+	return statements, plain, dml
+}
+
+// needsParse reports whether a statement of class cls must be parsed. A
+// DML statement that the enabled rules' cheap looks say does not concern
+// them is skipped, except in a migration's session.
+func (e *Engine) needsParse(cls class, text string, migration bool) bool {
 	switch cls {
 	case classEmpty:
 		return false
@@ -364,6 +386,9 @@ func (e *Engine) needsParse(cls class, text string) bool {
 		return true
 
 	case classDML:
+		if migration && e.parseDML {
+			return true
+		}
 		for _, f := range e.dmlFilters {
 			if f == nil || f(text) {
 				return true

@@ -40,6 +40,14 @@ func fixtureContext(t testing.TB, text string) *Context {
 			switch key {
 			case "in-transaction":
 				sc.InTransaction = true
+			case "migration":
+				sc.Migration = true
+			case "unique-key": // TABLE:COL[,COL] is covered by a valid unique index
+				table, cols, _ := strings.Cut(val, ":")
+				if catalog().uniqueKeys == nil {
+					catalog().uniqueKeys = map[string][][]string{}
+				}
+				catalog().uniqueKeys[table] = append(catalog().uniqueKeys[table], strings.Split(cols, ","))
 			case "not-alone":
 				sc.Alone = false
 			case "pg":
@@ -141,14 +149,22 @@ type fakeCatalog struct {
 	invalid        map[string]bool
 	notNullChecks  map[string]bool // "table.column"
 	volatility     map[string]Volatility
-	columnTypes    map[string]string   // "table.column"
-	unique         map[string]bool     // materialized views with a unique index
-	populated      map[string]bool     // populated materialized views
-	rows           *int64              // EstimateRows' answer for any statement
-	partKeys       map[string]string   // partitioned table -> "strategy:col,col"
-	boundChecks    map[string]bool     // tables with a validated CHECK on their partition key
-	relations      map[string]Relation // what a name resolves to; others unknown
-	creationSchema string              // "": unknown
+	columnTypes    map[string]string     // "table.column"
+	unique         map[string]bool       // materialized views with a unique index
+	populated      map[string]bool       // populated materialized views
+	rows           *int64                // EstimateRows' answer for any statement
+	partKeys       map[string]string     // partitioned table -> "strategy:col,col"
+	boundChecks    map[string]bool       // tables with a validated CHECK on their partition key
+	relations      map[string]Relation   // what a name resolves to; others unknown
+	creationSchema string                // "": unknown
+	uniqueKeys     map[string][][]string // KeyCatalog's answer; nil: unknown
+}
+
+func (f *fakeCatalog) UniqueKeys(_ context.Context, table string) ([][]string, bool) {
+	if f.uniqueKeys == nil {
+		return nil, false
+	}
+	return f.uniqueKeys[table], true
 }
 
 func newFakeCatalog() *fakeCatalog {

@@ -24,6 +24,12 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 			}
 		}
 		return
+	case *pg_query.Node_CopyStmt:
+		// COPY (UPDATE ... RETURNING ...) TO runs the statement it copies.
+		if q := s.CopyStmt.Query; q != nil && (q.GetSelectStmt() == nil || q.GetSelectStmt().WithClause != nil) {
+			j.judgeInner(Deparse(q), "in COPY (...) TO, which runs it", depth)
+		}
+		return
 	case *pg_query.Node_PrepareStmt:
 		// Judged when prepared: EXECUTE then runs what was accepted.
 		if inner := wrappedText(text, "prepare"); inner != "" {

@@ -23,7 +23,7 @@ func init() {
 		Default:       LevelReject,
 		SizeDependent: true,
 		DML:           true,
-		MayConcern:    func(text string) bool { return !keyedWhereText(text) },
+		MayConcern:    mayConcernLargeDML,
 		Check:         checkLargeDML,
 		Verify: &Verification{
 			Statement: "UPDATE ledger SET currency = 'EUR'",
@@ -40,21 +40,28 @@ type dmlParts struct {
 	where   *pg_query.Node
 	from    []*pg_query.Node // UPDATE ... FROM or DELETE ... USING
 	targets []*pg_query.Node // UPDATE's SET list
-	node    *pg_query.Node   // the statement
+	with    *pg_query.WithClause
+	node    *pg_query.Node // the statement
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
 	if p, ok := dmlOf(n); ok {
-		judgeLargeDML(c, &p, false)
+		judgeLargeDML(c, &p, "")
 	}
-	if m := n.GetMergeStmt(); m != nil {
-		judgeMergeUnderLock(c, m)
+	if m := n.GetMergeStmt(); m != nil && !judgeMergeUnderLock(c, m) {
+		judgeMerge(c, m, "")
+	}
+	if ins := n.GetInsertStmt(); ins != nil {
+		judgeUpsert(c, ins)
 	}
 	// A data-modifying WITH query (WITH d AS (DELETE FROM t RETURNING *)
 	// SELECT ...) changes its rows like a statement of its own.
 	for _, cte := range withQueries(n) {
 		if p, ok := dmlOf(cte); ok {
-			judgeLargeDML(c, &p, true)
+			judgeLargeDML(c, &p, " (in a WITH query)")
+		}
+		if m := cte.GetMergeStmt(); m != nil && !judgeMergeUnderLock(c, m) {
+			judgeMerge(c, m, " (in a WITH query)")
 		}
 	}
 }
@@ -65,10 +72,10 @@ func dmlOf(n *pg_query.Node) (dmlParts, bool) {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_UpdateStmt:
 		u := s.UpdateStmt
-		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList, node: n}, true
+		return dmlParts{verb: "UPDATE", rel: u.Relation, where: u.WhereClause, from: u.FromClause, targets: u.TargetList, with: u.WithClause, node: n}, true
 	case *pg_query.Node_DeleteStmt:
 		d := s.DeleteStmt
-		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause, node: n}, true
+		return dmlParts{verb: "DELETE", rel: d.Relation, where: d.WhereClause, from: d.UsingClause, with: d.WithClause, node: n}, true
 	}
 	return dmlParts{}, false
 }
@@ -81,12 +88,18 @@ func withQueries(n *pg_query.Node) []*pg_query.Node {
 		w = s.SelectStmt.WithClause
 	case *pg_query.Node_InsertStmt:
 		w = s.InsertStmt.WithClause
+		if w == nil {
+			// INSERT INTO t WITH ... SELECT: the WITH is the SELECT's.
+			w = s.InsertStmt.GetSelectStmt().GetSelectStmt().GetWithClause()
+		}
 	case *pg_query.Node_UpdateStmt:
 		w = s.UpdateStmt.WithClause
 	case *pg_query.Node_DeleteStmt:
 		w = s.DeleteStmt.WithClause
 	case *pg_query.Node_MergeStmt:
 		w = s.MergeStmt.WithClause
+	case *pg_query.Node_CreateTableAsStmt:
+		w = s.CreateTableAsStmt.GetQuery().GetSelectStmt().GetWithClause()
 	}
 	if w == nil {
 		return nil
@@ -100,9 +113,31 @@ func withQueries(n *pg_query.Node) []*pg_query.Node {
 	return out
 }
 
+// rowsQuestion is what judgeRows needs to know about a statement that
+// changes rows of table t.
+type rowsQuestion struct {
+	verb string // UPDATE, DELETE, MERGE, INSERT ... ON CONFLICT DO UPDATE
+	in   string // " (in a WITH query)" or ""
+	t    Table
+	// estimate is the SQL whose EXPLAIN estimates the rows changed; count
+	// is a SELECT that returns a row per row changed (or more), for a
+	// bounded count; "" when there is none.
+	estimate, count string
+	// selective: the rows depend on a condition on the rows (a WHERE or
+	// a join) that only an estimate can size; false means every row.
+	selective bool
+	// join: the rows come out of a join, whose estimate is the least sure;
+	// others are the other tables the statement reads.
+	join   bool
+	others []Table
+	// unselective describes a statement that changes every row of t.
+	unselective string
+	hint        func() string
+}
+
 // judgeLargeDML reports an UPDATE or DELETE that touches a large share of
-// its table. A WITH query (inWith) is estimated on its own.
-func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
+// its table. A WITH query (in is set) is estimated on its own.
+func judgeLargeDML(c *Check, p *dmlParts, in string) {
 	t := TableOf(p.rel)
 	if t.Name == "" || c.Created(t) {
 		return
@@ -120,59 +155,378 @@ func judgeLargeDML(c *Check, p *dmlParts, inWith bool) {
 		})
 		return
 	}
-	var rows int64
-	known := false
-	// Asking the planner costs a round trip; application statements that
-	// pick rows by key (WHERE id = $1, id IN (...)) are never large, so
-	// only the others are estimated.
-	if c.Session.Catalog != nil && !keyedWhere(p.where) {
-		sql := c.SQL()
-		if inWith {
-			// The estimate of the whole statement is not the WITH
-			// query's: ask for the WITH query on its own.
-			sql = Deparse(p.node)
+	if keyedWhere(p.where) {
+		// An application's statement by key (WHERE id = $1) stays on the
+		// fast path: estimating costs a round trip. In a migration's
+		// session an equality is a key only when a unique index covers
+		// it (status = 'done' is not one).
+		if !c.Session.Migration || uniquelyKeyed(c, t, p) {
+			return
 		}
-		rows, known = c.Session.Catalog.EstimateRows(c.Ctx, sql)
 	}
-	in := ""
-	if inWith {
-		in = " (in a WITH query)"
+	q := rowsQuestion{verb: p.verb, in: in, t: t, estimate: c.SQL(), count: dmlSelect(p),
+		selective: p.where != nil && referencesColumns(p.where), join: len(p.from) > 0, others: tablesIn(p.from...),
+		hint: func() string { return largeDMLHint(c, p, t) }}
+	switch {
+	case p.where == nil:
+		q.unselective = fmt.Sprintf("%s%s of every row of %s (no WHERE clause)", p.verb, in, t)
+	case !q.selective:
+		q.unselective = fmt.Sprintf("%s%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, in, t)
+	}
+	if in != "" {
+		// The estimate of the whole statement is not the WITH query's:
+		// ask for the WITH query on its own.
+		q.estimate = Deparse(p.node)
+	}
+	judgeRows(c, &q)
+}
+
+// judgeRows estimates the rows a statement changes and reports it when
+// they are more than large_dml.max_rows (the limit is inclusive: "never
+// more than 100,000 rows" allows 100,000). In a migration's session an
+// estimate that the statistics cannot back (stale or missing statistics,
+// a join, a figure near the limit on either side) is checked by a bounded
+// count, and a statement pgguard cannot estimate at all is refused.
+func judgeRows(c *Check, q *rowsQuestion) {
+	sc := c.Session
+	var rows int64
+	known, counted := false, false
+	if sc.Catalog != nil && q.estimate != "" {
+		rows, known = sc.Catalog.EstimateRows(c.Ctx, q.estimate)
+	}
+	var detail string
+	if known && sc.Migration && rows <= 2*c.MaxDMLRows {
+		if why := untrustedEstimate(c, q, rows); why != "" {
+			n, ok := countRows(c, q)
+			switch {
+			case ok:
+				rows, counted = n, true
+			case rows > c.MaxDMLRows, boundedBySize(c, q.t):
+			default:
+				detail = "The planner estimated " + strconv.FormatInt(rows, 10) + " rows, but " + why + ", and pgguard could not count them (the statement calls functions it does not know to be free of side effects); run ANALYZE " + q.t.String() + " first."
+				rows = -1 // unknown, and it may be large
+			}
+		}
 	}
 	var what string
 	switch {
+	case rows < 0:
+		what = fmt.Sprintf("%s%s of %s, whose row count the statistics cannot back", q.verb, q.in, q.t)
 	case known && rows <= c.MaxDMLRows:
 		return
+	case counted:
+		what = fmt.Sprintf("%s%s of more than %s rows of %s (counted: the planner's estimate was not sure enough)", q.verb, q.in, thousands(c.MaxDMLRows), q.t)
 	case known:
-		what = fmt.Sprintf("%s of about %d rows of %s", p.verb, rows, t)
-	case p.where == nil:
-		what = fmt.Sprintf("%s%s of every row of %s (no WHERE clause)", p.verb, in, t)
-	case !referencesColumns(p.where):
-		what = fmt.Sprintf("%s%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, in, t)
+		what = fmt.Sprintf("%s%s of about %d rows of %s", q.verb, q.in, rows, q.t)
+	case q.unselective != "":
+		what = q.unselective
+	case sc.Migration && sc.Unestimable != "":
+		what = fmt.Sprintf("%s%s of %s, which pgguard cannot estimate where it stands (%s)", q.verb, q.in, q.t, sc.Unestimable)
+		detail = "In a migration's session pgguard estimates every data change that is not by a unique key; send this statement on its own (its own Query, or its own Parse/Bind/Execute/Sync with its parameters in text form) so that it can be estimated."
 	default:
 		return // a selective WHERE: an ordinary application statement
 	}
 	r := Report{
-		Table: t,
+		Table: q.t,
 		Lock:  LockRowExclusive,
 		Message: fmt.Sprintf("%s in one statement locks each of those rows until it commits, blocking every other write to them, and leaves as many dead row versions at once (bloat, replication lag); backfills of more than %s rows belong in batches outside the migration.",
 			what, thousands(c.MaxDMLRows)),
-		Hint: largeDMLHint(c, p, t),
+		Detail: detail,
+		Hint:   q.hint(),
 	}
-	if known {
-		r.Detail = "The row count is the planner's estimate (EXPLAIN)."
+	if known && !counted && rows >= 0 {
+		r.Detail = joinSentences(r.Detail, "The row count is the planner's estimate (EXPLAIN).")
 	}
 	c.Report(r)
+}
+
+// untrustedEstimate says why an estimate of at most twice the limit may be
+// on the wrong side of it: the statistics of the table, or of a table it
+// joins, are stale or missing (one ANALYZE ago it held 1,000 rows, it
+// holds 299,000 now), the rows come out of a join (whose estimates are the
+// least sure), or the estimate is near the limit. "" when it can be
+// trusted.
+func untrustedEstimate(c *Check, q *rowsQuestion, rows int64) string {
+	if rc, ok := c.Session.Catalog.(RowCounter); ok {
+		for _, t := range append([]Table{q.t}, q.others...) {
+			if why, ok := rc.StaleStatistics(c.Ctx, t.String()); ok && why != "" {
+				return why
+			}
+		}
+	}
+	switch {
+	case q.join && rows*10 >= c.MaxDMLRows:
+		return "the rows come out of a join, whose estimate is the least sure"
+	case rows*2 >= c.MaxDMLRows:
+		return "the estimate is near the limit"
+	}
+	return ""
+}
+
+// tablesIn lists the tables a FROM list (or a MERGE's source) names.
+func tablesIn(nodes ...*pg_query.Node) []Table {
+	var out []Table
+	for _, n := range nodes {
+		Walk(n, func(x *pg_query.Node) bool {
+			if rv := x.GetRangeVar(); rv != nil {
+				if t := TableOf(rv); t.Name != "" {
+					out = append(out, t)
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// countRows counts the rows a statement changes, up to the limit and one
+// more, when its SELECT form calls no function that may have side effects
+// (the count runs it). It reads at most what the statement itself reads.
+func countRows(c *Check, q *rowsQuestion) (int64, bool) {
+	rc, ok := c.Session.Catalog.(RowCounter)
+	if !ok || q.count == "" || !sideEffectFree(c, q.count) {
+		return 0, false
+	}
+	return rc.CountRows(c.Ctx, q.count, c.MaxDMLRows+1)
+}
+
+// boundedBySize reports whether table t holds no more rows than the limit
+// by the larger of its planner and live-tuple counts: a statement cannot
+// change a row twice, so it then changes few enough whatever it does.
+func boundedBySize(c *Check, t Table) bool {
+	size, ok := c.Session.Catalog.TableSize(c.Ctx, t.String())
+	return ok && size.Rows <= c.MaxDMLRows
+}
+
+// sideEffectFree reports whether a SELECT calls only functions the catalog
+// says are immutable or stable.
+func sideEffectFree(c *Check, sql string) bool {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return false
+	}
+	free := true
+	Walk(tree, func(n *pg_query.Node) bool {
+		if f := n.GetFuncCall(); f != nil {
+			if v := c.FunctionVolatility(nameList(f.Funcname)); v != VolatilityImmutable && v != VolatilityStable {
+				free = false
+			}
+		}
+		return free
+	})
+	return free
+}
+
+// dmlSelect is the SELECT form of an UPDATE or DELETE: one row per row it
+// changes (more through a join), "" when there is none (WHERE CURRENT OF,
+// a WITH query that changes data itself).
+func dmlSelect(p *dmlParts) string {
+	if p.where.GetCurrentOfExpr() != nil || !readOnlyWith(p.with) {
+		return ""
+	}
+	from := []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: p.rel}}}
+	return selectOne(p.with, append(from, p.from...), p.where)
+}
+
+// selectOne deparses SELECT 1 FROM from WHERE where, with with's queries,
+// from copies of the parts.
+func selectOne(with *pg_query.WithClause, from []*pg_query.Node, where *pg_query.Node) string {
+	sel := &pg_query.SelectStmt{
+		TargetList:  []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeAConstIntNode(1, -1), -1)},
+		FromClause:  from,
+		WhereClause: where,
+		WithClause:  with,
+		Op:          pg_query.SetOperation_SETOP_NONE,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}
+	return Deparse(cloneNode(&pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}))
+}
+
+// readOnlyWith reports whether a WITH clause (or none) holds only SELECTs.
+func readOnlyWith(w *pg_query.WithClause) bool {
+	if w == nil {
+		return true
+	}
+	for _, cte := range w.Ctes {
+		if q := cte.GetCommonTableExpr().GetCtequery(); q == nil || q.GetSelectStmt() == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// uniquelyKeyed reports whether the catalog knows a unique index (valid,
+// not partial, over plain columns) whose every column the WHERE clause
+// compares with a constant or a parameter (by = or IN): then the
+// statement changes at most one row per value.
+func uniquelyKeyed(c *Check, t Table, p *dmlParts) bool {
+	kc, ok := c.Session.Catalog.(KeyCatalog)
+	if !ok || c.Session.Catalog == nil {
+		return false
+	}
+	cols := keyColumns(p)
+	if len(cols) == 0 {
+		return false
+	}
+	keys, ok := kc.UniqueKeys(c.Ctx, t.String())
+	if !ok {
+		return false
+	}
+	for _, k := range keys {
+		covered := len(k) > 0
+		for _, col := range k {
+			covered = covered && cols[col]
+		}
+		if covered {
+			return true
+		}
+	}
+	return false
+}
+
+// keyColumns lists the target table's columns that a top-level conjunct of
+// the WHERE clause compares with a constant or a parameter by = or IN. A
+// column qualified by another relation's name is not the target's; an
+// unqualified one is taken for the target's only without FROM or USING.
+func keyColumns(p *dmlParts) map[string]bool {
+	qual := p.rel.Relname
+	if p.rel.Alias != nil && p.rel.Alias.Aliasname != "" {
+		qual = p.rel.Alias.Aliasname
+	}
+	col := func(n *pg_query.Node) string {
+		cr := n.GetColumnRef()
+		if cr == nil || len(cr.Fields) == 0 {
+			return ""
+		}
+		f := cr.Fields
+		name := f[len(f)-1].GetString_().GetSval()
+		switch {
+		case len(f) == 1 && len(p.from) == 0:
+			return name
+		case len(f) >= 2 && f[len(f)-2].GetString_().GetSval() == qual:
+			return name
+		}
+		return ""
+	}
+	out := map[string]bool{}
+	for _, conj := range dmlConjuncts(p.where) {
+		e := conj.GetAExpr()
+		if e == nil || e.Lexpr == nil || e.Rexpr == nil {
+			continue
+		}
+		switch {
+		case e.Kind == pg_query.A_Expr_Kind_AEXPR_IN:
+		case e.Kind == pg_query.A_Expr_Kind_AEXPR_OP && len(e.Name) == 1 && e.Name[0].GetString_().GetSval() == "=":
+		default:
+			continue
+		}
+		if name := col(e.Lexpr); name != "" && isValue(e.Rexpr) {
+			out[name] = true
+		} else if name := col(e.Rexpr); name != "" && isValue(e.Lexpr) {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// isValue: a constant, a parameter or a list of them, possibly cast.
+func isValue(n *pg_query.Node) bool {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	return n.GetAConst() != nil || n.GetParamRef() != nil || n.GetList() != nil
+}
+
+// judgeMerge sizes a MERGE by the rows it may update or delete: those of
+// the target that its join condition matches (all of them when a WHEN NOT
+// MATCHED BY SOURCE clause changes the unmatched ones too). A MERGE that
+// only inserts changes no existing row.
+func judgeMerge(c *Check, m *pg_query.MergeStmt, in string) {
+	t := TableOf(m.Relation)
+	if t.Name == "" || c.Created(t) {
+		return
+	}
+	changes, bySource := false, false
+	for _, w := range m.MergeWhenClauses {
+		mw := w.GetMergeWhenClause()
+		if mw == nil || (mw.CommandType != pg_query.CmdType_CMD_UPDATE && mw.CommandType != pg_query.CmdType_CMD_DELETE) {
+			continue
+		}
+		changes = true
+		bySource = bySource || mw.MatchKind == pg_query.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE
+	}
+	if !changes {
+		return
+	}
+	q := rowsQuestion{verb: "MERGE", in: in, t: t, selective: !bySource, join: true, others: tablesIn(m.SourceRelation),
+		hint: func() string {
+			return "-- outside the migration, in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of its source (USING (SELECT ... ORDER BY key\n" +
+				"-- LIMIT " + strconv.Itoa(largeDMLBatch) + ") picking the next range of the key each time), each in its own transaction"
+		}}
+	if bySource {
+		q.unselective = fmt.Sprintf("MERGE%s into %s that changes every row of it (WHEN NOT MATCHED BY SOURCE)", in, t)
+	}
+	if readOnlyWith(m.WithClause) {
+		jt := pg_query.JoinType_JOIN_INNER
+		if bySource {
+			jt = pg_query.JoinType_JOIN_LEFT
+		}
+		join := &pg_query.Node{Node: &pg_query.Node_JoinExpr{JoinExpr: &pg_query.JoinExpr{Jointype: jt,
+			Larg:  &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: m.Relation}},
+			Rarg:  m.SourceRelation,
+			Quals: m.JoinCondition}}}
+		q.count = selectOne(m.WithClause, []*pg_query.Node{join}, nil)
+		q.estimate = q.count
+	}
+	judgeRows(c, &q)
+}
+
+// judgeUpsert sizes INSERT ... SELECT ... ON CONFLICT DO UPDATE by the rows
+// of its SELECT: each may meet a conflict and update an existing row (at
+// most once each). An upsert of VALUES changes as many rows as it lists.
+func judgeUpsert(c *Check, ins *pg_query.InsertStmt) {
+	oc := ins.OnConflictClause
+	sel := ins.SelectStmt.GetSelectStmt()
+	if oc == nil || oc.Action != pg_query.OnConflictAction_ONCONFLICT_UPDATE || sel == nil || len(sel.ValuesLists) > 0 {
+		return
+	}
+	t := TableOf(ins.Relation)
+	if t.Name == "" || c.Created(t) {
+		return
+	}
+	q := rowsQuestion{verb: "INSERT ... ON CONFLICT DO UPDATE", t: t, selective: true, others: tablesIn(ins.SelectStmt),
+		hint: func() string {
+			return "-- outside the migration, in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of the SELECT (ORDER BY its key,\n" +
+				"-- WHERE key > the last batch's last key, LIMIT " + strconv.Itoa(largeDMLBatch) + "), each in its own transaction"
+		}}
+	if readOnlyWith(ins.WithClause) && readOnlyWith(sel.WithClause) {
+		s := cloneNode(ins.SelectStmt)
+		if ins.WithClause != nil && sel.WithClause == nil {
+			s.GetSelectStmt().WithClause = ins.WithClause
+		}
+		q.estimate = Deparse(s)
+		if q.estimate != "" {
+			q.count = "SELECT 1 FROM (" + q.estimate + ") AS pgguard_source"
+		}
+	}
+	if len(sel.FromClause) > 0 && sel.WhereClause == nil && sel.Op == pg_query.SetOperation_SETOP_NONE {
+		q.unselective = "INSERT ... ON CONFLICT DO UPDATE of " + t.String() + " from every row of its SELECT (no WHERE clause)"
+		q.selective = false
+	}
+	if len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE {
+		return // SELECT of expressions: one row
+	}
+	judgeRows(c, &q)
 }
 
 // judgeMergeUnderLock reports a MERGE into a table the transaction holds
 // an ACCESS EXCLUSIVE lock on, as judgeLargeDML does an UPDATE or DELETE:
 // whatever rows it changes, every other session waits for the rest of the
-// transaction. (Its size is not estimated: a MERGE's plan does not say how
-// many rows it changes.)
-func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) {
+// transaction. It reports whether it did.
+func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) bool {
 	t := TableOf(m.Relation)
 	if t.Name == "" || c.Created(t) || !c.HoldsExclusive(t) {
-		return
+		return false
 	}
 	c.Report(Report{
 		Table: t,
@@ -182,6 +536,17 @@ func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) {
 		Detail: "The lock is held until the transaction ends, so the data change cannot be made short by itself here.",
 		Hint:   "-- commit the schema change first (a migration of its own); then run the MERGE in its own transaction,\n-- in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of its source if it changes many rows",
 	})
+	return true
+}
+
+// mayConcernLargeDML is false for an application's statement by key
+// (keyedWhereText); a COPY or an INSERT that reaches it (writesRows) always
+// concerns it.
+func mayConcernLargeDML(text string) bool {
+	if firstWordIs(text, "copy") || firstWordIs(text, "insert") {
+		return true
+	}
+	return !keyedWhereText(text)
 }
 
 // keyedWhereText is keyedWhere on the text, without a parse: it is true

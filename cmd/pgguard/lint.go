@@ -161,6 +161,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 	inTx := o.inTransaction
 	sc := &policy.Context{
 		Alone:               true, // migration tools send one statement at a time
+		Migration:           true, // a migration file, by definition
 		ServerVersion:       o.pgVersion * 10000,
 		User:                o.user,
 		CreatedTables:       tx.Created,

@@ -48,6 +48,8 @@ var (
 	_ policy.PartitionCatalog = (*Catalog)(nil)
 	_ policy.RelationCatalog  = (*Catalog)(nil)
 	_ policy.LockCatalog      = (*Catalog)(nil)
+	_ policy.KeyCatalog       = (*Catalog)(nil)
+	_ policy.RowCounter       = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -125,7 +127,15 @@ func (c *Catalog) TableSize(ctx context.Context, table string) (policy.TableSize
 		// pg_total_relation_size ends with this query, and the size is exact.
 		bytes = "pg_catalog.pg_total_relation_size(c.oid)"
 	}
-	row, ok := c.One("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, " + bytes + ", c.relkind = 'v'" + relationFilter(table))
+	// A partitioned table holds no rows of its own, and autovacuum never
+	// analyzes it (reltuples -1): its rows are its partitions'.
+	rows := "CASE WHEN c.relkind = 'p' THEN (SELECT COALESCE(sum(greatest(p.reltuples, pg_catalog.pg_stat_get_live_tuples(p.oid), 0)), 0)" +
+		" FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class p ON p.oid = t.relid WHERE t.isleaf)" +
+		" ELSE greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0) END"
+	if c.Q.ServerVersion() > 0 && c.Q.ServerVersion() < 120000 {
+		rows = "greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)" // no pg_partition_tree
+	}
+	row, ok := c.One("SELECT (" + rows + ")::bigint, " + bytes + ", c.relkind = 'v'" + relationFilter(table))
 	if !ok || len(row) != 3 || IsTrue(row[2]) {
 		// A view has no rows of its own: changing its rows changes its
 		// base tables', whose size the view's does not say.
@@ -354,6 +364,91 @@ func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	return planRows(*rows[0][0])
 }
 
+// UniqueKeys lists the columns of table's valid, non-partial unique
+// indexes over plain columns (expression indexes are left out).
+func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, bool) {
+	if blank(table) {
+		return nil, false
+	}
+	rows, ok := c.query("SELECT array_to_string(array(SELECT a.attname::text FROM unnest(x.indkey::int2[]) k(n)" +
+		" JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n), chr(31))" +
+		" FROM (SELECT c.oid" + relationFilter(table) + ") r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid" +
+		" WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL")
+	if !ok {
+		return nil, false
+	}
+	keys := make([][]string, 0, len(rows))
+	for _, r := range rows {
+		if len(r) == 1 && r[0] != nil && *r[0] != "" {
+			keys = append(keys, strings.Split(*r[0], "\x1f"))
+		}
+	}
+	return keys, true
+}
+
+// StaleStatistics tells statistics that cannot back an estimate, of table
+// or of any of its partitions: never analyzed while holding pages, rows
+// modified since the last ANALYZE beyond a fifth of those it counted (and
+// 1,000), or twice as many pages on disk as the planner knows of.
+func (c *Catalog) StaleStatistics(ctx context.Context, table string) (string, bool) {
+	if blank(table) {
+		return "", false
+	}
+	tree := "SELECT c.oid" + relationFilter(table)
+	if v := c.Q.ServerVersion(); v == 0 || v >= 120000 {
+		// pg_partition_tree lists nothing for a table outside a tree.
+		tree = "SELECT r.oid FROM (" + tree + ") r UNION ALL SELECT t.relid FROM (" + tree + ") r, pg_catalog.pg_partition_tree(r.oid) t"
+	}
+	// pg_relation_size locks the relation briefly: inside a transaction
+	// block only in a savepoint, whose end gives the lock up.
+	run := c.query
+	if !c.Q.Idle() {
+		g, ok := c.Q.(GuardedQuerier)
+		if !ok {
+			return "", false
+		}
+		run = g.QueryGuarded
+	}
+	size := "pg_catalog.pg_relation_size(p.oid) / current_setting('block_size')::bigint > 2 * p.relpages + 16"
+	rows, ok := run("SELECT string_agg(CASE" +
+		" WHEN p.reltuples < 0 AND (p.relpages > 0 OR pg_catalog.pg_stat_get_live_tuples(p.oid) > 0) THEN p.oid::regclass::text || ' was never analyzed'" +
+		" WHEN pg_catalog.pg_stat_get_mod_since_analyze(p.oid) > greatest(p.reltuples, 0) / 5 + 1000 THEN p.oid::regclass::text || ' changed ' || pg_catalog.pg_stat_get_mod_since_analyze(p.oid) || ' rows since its last ANALYZE, which counted ' || greatest(p.reltuples, 0)::bigint" +
+		" WHEN " + size + " THEN p.oid::regclass::text || ' grew on disk since its last ANALYZE'" +
+		" END, '; ') FROM pg_catalog.pg_class p WHERE p.relkind IN ('r', 'm') AND p.oid IN (" + tree + ")")
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 {
+		return "", false
+	}
+	row := rows[0]
+	if row[0] == nil {
+		return "", true
+	}
+	return "the statistics cannot be trusted: " + *row[0], true
+}
+
+// CountRows counts the rows of a SELECT up to limit; it reads at most
+// limit rows of it. Inside a transaction block it runs only through a
+// GuardedQuerier (in a savepoint, so that a failure aborts nothing and no
+// lock outlives it).
+func (c *Catalog) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
+	if blank(sql) || limit < 1 {
+		return 0, false
+	}
+	run := c.query
+	if !c.Q.Idle() {
+		g, ok := c.Q.(GuardedQuerier)
+		if !ok {
+			return 0, false
+		}
+		run = g.QueryGuarded
+	}
+	rows, ok := run("SELECT count(*) FROM (" + sql + " LIMIT " + strconv.FormatInt(limit, 10) + ") AS pgguard_bounded")
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(*rows[0][0], 10, 64)
+	return n, err == nil
+}
+
 // explainPlan is the part of EXPLAIN (FORMAT JSON) that says how many rows
 // a statement touches.
 type explainPlan struct {
@@ -395,6 +490,10 @@ func ExplainStatement(sql string, serverVersion int) (string, bool) {
 	}
 	return "", false
 }
+
+// HasParameters reports whether sql refers to a parameter ($1), as
+// hasParameters does.
+func HasParameters(sql string) bool { return hasParameters(sql) }
 
 // hasParameters reports whether sql refers to a parameter ($1). It may
 // say so for a "$1" inside a string literal; then the estimate is skipped

@@ -11,7 +11,7 @@ import (
 // scan), without what EXPLAIN of a data-modifying statement does to the
 // client's transaction: its executor start takes a command id, so that the
 // client's next write in the block gets a later cmin than it would have.
-// ok is false for anything else, for WHERE CURRENT OF, and when a WITH
+// A SELECT is its own form. ok is false for anything else, for WHERE CURRENT OF, and when a WITH
 // query modifies data itself.
 func selectForm(sql string) (string, bool) {
 	tree, err := pg_query.Parse(sql)
@@ -29,6 +29,17 @@ func selectForm(sql string) (string, bool) {
 	case *pg_query.Node_DeleteStmt:
 		d := s.DeleteStmt
 		rel, from, where, with = d.Relation, d.UsingClause, d.WhereClause, d.WithClause
+	case *pg_query.Node_SelectStmt:
+		// The SELECT form of a MERGE or an upsert (rule large-dml builds
+		// it): as it is, unless a WITH query changes data.
+		if w := s.SelectStmt.WithClause; w != nil {
+			for _, cte := range w.Ctes {
+				if q := cte.GetCommonTableExpr().GetCtequery(); q == nil || q.GetSelectStmt() == nil {
+					return "", false
+				}
+			}
+		}
+		return sql, true
 	default:
 		return "", false
 	}

@@ -68,7 +68,7 @@ func (m *Machine) OnParse(n int) error {
 	advisory = advisory && m.liftsToolLocks()
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
-	if _, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
+	if _, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
@@ -88,6 +88,29 @@ func (m *Machine) OnParse(n int) error {
 		return err
 	}
 	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
+	unreadableBind := ""
+	if m.needsValues(eng, query) {
+		if bind, ok := m.batchBind(name); ok {
+			// Judged with the values its Bind binds (bound.go).
+			for i := range rs {
+				text, why := boundText(rs[i].text, params, bind)
+				if why != "" {
+					// Judged as it is: its size then depends on the
+					// table's alone.
+					unreadableBind = "its Bind cannot be read: " + why
+					break
+				}
+				rs[i].text = text
+			}
+
+		} else {
+			// Prepared on its own: its Bind is judged.
+			if m.boundStmts == nil {
+				m.boundStmts = make(map[string]boundStmt)
+			}
+			m.boundStmts[name] = boundStmt{query: query, params: append([]byte(nil), params...)}
+		}
+	}
 	decide := func() []policy.StatementDecision {
 		return strictest(rs, func(r reading) []policy.StatementDecision {
 			sc := m.policyContext(alone)
@@ -95,6 +118,12 @@ func (m *Machine) OnParse(n int) error {
 			if m.unsynced {
 				// Judged ahead, before its batch reached the server (warm.go).
 				sc.Catalog = m.warmCatalog(query)
+				if sc.Catalog != nil {
+					sc.Unestimable = ""
+				}
+			}
+			if unreadableBind != "" {
+				sc.Unestimable = unreadableBind
 			}
 			st := stmt
 			st.Text, st.End = r.text, len(r.text)
@@ -108,6 +137,7 @@ func (m *Machine) OnParse(n int) error {
 		}
 		ds = decide()
 	}
+	m.noteDDL(ds)
 	if !needsCare(ds) && !(advisory && alone && m.liftable(false, true)) {
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		m.remember(m.batchPoint, ds) // a SAVEPOINT's effect on the transaction's memory
@@ -337,6 +367,9 @@ func (m *Machine) OnBind(n int) error {
 	m.ledgerBind(stmt, body)
 	m.settle()
 	v := m.rewrittenStmts[string(stmt)]
+	if bs, ok := m.boundStmts[string(stmt)]; ok && v == nil {
+		return m.bindWithValues(bs, body)
+	}
 	if v == nil {
 		m.unsynced = true
 		return m.conns.sendMessage(wire.ClientBind, body)

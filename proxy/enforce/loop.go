@@ -41,11 +41,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Active() || !m.loopMayJudge(text) {
 		return false
 	}
-	plainCheck := eng.Plain
-	if m.state.BackslashQuote() {
-		plainCheck = eng.PlainBackslash
-	}
-	n, plain := plainCheck(text)
+	n, plain := m.plainText(eng, text, m.state.BackslashQuote())
 	if !plain || m.ledgerEvent(text) != nil {
 		return false
 	}
@@ -72,7 +68,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	}
 	name, query, ok := parseFields(body)
 	m.settle()
-	if !ok || m.rewrittenStmts[string(name)] != nil {
+	if _, bound := m.boundStmts[string(name)]; !ok || m.rewrittenStmts[string(name)] != nil || bound {
 		return false
 	}
 	if _, ledger := m.ledgerStmts[string(name)]; ledger {
@@ -112,11 +108,7 @@ func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLock
 	if advisory {
 		return false, false
 	}
-	if m.state.BackslashQuote() {
-		_, plain = eng.PlainBackslash(text)
-	} else {
-		_, plain = eng.Plain(text)
-	}
+	_, plain = m.plainText(eng, text, m.state.BackslashQuote())
 	return plain, changes
 }
 

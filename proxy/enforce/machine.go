@@ -99,6 +99,19 @@ type Machine struct {
 	// or that wait for an advisory lock, prepared without being run; their
 	// Bind decides whether lock_timeout is lifted (OnBind).
 	rewrittenStmts map[string]*verdict
+	// boundStmts are prepared UPDATEs and DELETEs of a migration's
+	// session, with parameters, prepared without their Bind: the Bind is
+	// judged with its values (bound.go).
+	boundStmts map[string]boundStmt
+	// sawDDL: the session ran DDL, so it is a migration's (bound.go);
+	// migProfile remembers whether a profile says so, for one engine and
+	// application_name.
+	sawDDL     bool
+	migProfile struct {
+		eng  *policy.Engine
+		name string
+		is   bool
+	}
 	// afterSync is work to do once the batch's Sync is sent.
 	afterSync func() error
 	// qbuf is a reusable buffer for statement bodies; inspected is the
@@ -206,7 +219,7 @@ func (m *Machine) OnExtended() { m.unsynced = true }
 // reports true.
 func (m *Machine) WatchesBinds() bool {
 	m.settle()
-	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0
+	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0
 }
 
 // AfterSync does the work the batch left for after its Sync was sent: for

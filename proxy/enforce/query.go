@@ -61,6 +61,8 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.Alone = alone && !m.unsynced
 	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
+	sc.Unestimable = ""
+	sc.Migration = m.migration(m.cfg.Policy.Engine())
 	// The later statements of a batch see what its earlier ones will do.
 	var batch uint64
 	if m.unsynced && m.batch != nil {
@@ -72,6 +74,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	case m.unsynced:
 		// Behind other messages of its batch: the catalog cannot be asked
 		// now (OnParse replays what was asked ahead, warm.go).
+		sc.Unestimable = "it comes behind other messages of its extended-protocol batch"
 	case busy:
 		// The status is stale and the connection busy: the probe tells
 		// whether the verdict needs the catalog; if so, the caller waits
@@ -237,7 +240,7 @@ func (m *Machine) OnQuery(n int) error {
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
-	if n, plain := plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
+	if n, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.obs.StatementsInspected(m.state.Target, 0, n)
 		if ev := m.ledgerEvent(text); ev != nil {
@@ -261,6 +264,7 @@ func (m *Machine) OnQuery(n int) error {
 		}
 		ds = m.decideQuery(ctx, eng, rs)
 	}
+	m.noteDDL(ds)
 	idle := !m.state.InTransaction() && m.batch == nil
 	if !needsCare(ds) {
 		if advisory && m.batch == nil && m.liftable(false, true) && len(ds) == 1 {

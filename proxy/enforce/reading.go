@@ -97,13 +97,9 @@ func contains(xs []string, s string) bool {
 }
 
 // plainAll reports whether text takes the fast path under every reading.
-func plainAll(eng *policy.Engine, rs []reading) (statements int, plain bool) {
+func (m *Machine) plainAll(eng *policy.Engine, rs []reading) (statements int, plain bool) {
 	for i, r := range rs {
-		check := eng.Plain
-		if r.backslashQuote {
-			check = eng.PlainBackslash
-		}
-		n, ok := check(r.text)
+		n, ok := m.plainText(eng, r.text, r.backslashQuote)
 		if !ok {
 			return 0, false
 		}

@@ -41,6 +41,7 @@ func (m *Machine) beginParse(name string) *stmtUndo {
 	u.prevL, u.hadL = m.ledgerStmts[name]
 	delete(m.rewrittenStmts, name)
 	delete(m.ledgerStmts, name)
+	delete(m.boundStmts, name)
 	return u
 }
 
@@ -88,6 +89,7 @@ func (m *Machine) settle() {
 func (m *Machine) forget(name string) {
 	delete(m.rewrittenStmts, name)
 	delete(m.ledgerStmts, name)
+	delete(m.boundStmts, name)
 }
 
 // OnClose reads a Close message whose header the relay read and forwards
@@ -127,7 +129,7 @@ func (m *Machine) closed(body []byte) {
 // true) drops the unnamed statement; DEALLOCATE, PREPARE and DISCARD ALL
 // drop the names they name.
 func (m *Machine) queryEffects(text string, query bool) {
-	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 {
+	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 && len(m.boundStmts) == 0 {
 		return
 	}
 	if query {
@@ -141,6 +143,7 @@ func (m *Machine) queryEffects(text string, query bool) {
 		case strings.EqualFold(name, "all"):
 			clear(m.rewrittenStmts)
 			clear(m.ledgerStmts)
+			clear(m.boundStmts)
 		case strings.EqualFold(sm[1], "discard"):
 			// DISCARD PLANS, SEQUENCES, TEMP: no prepared statement goes.
 		default:

@@ -237,13 +237,23 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 			if !ok {
 				return true
 			}
-			query, _, ok := wire.CStringBytes(rest)
+			query, params, ok := wire.CStringBytes(rest)
 			if !ok {
 				return true
 			}
-			if _, plain := eng.Plain(wire.BytesView(query)); !plain || m.tx.Active() {
+			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() {
 				beginPortal = append([]byte(nil), beginPortal...)
-				if !m.judgeAhead(eng, string(query)) {
+				judged := string(query)
+				if m.needsValues(eng, judged) {
+					// With the values its Bind carries, as OnParse
+					// will judge it (bound.go).
+					if bind, ok := m.bindFrom(off+1+l, string(name), false); ok {
+						if text, why := boundText(judged, params, bind); why == "" {
+							judged = text
+						}
+					}
+				}
+				if !m.judgeAhead(eng, string(query), judged) {
 					return false
 				}
 				// judgeAhead may have waited, and the reader may have
@@ -265,16 +275,16 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 
 // judgeAhead judges a later statement of the batch now, with the catalog
 // as it is before the batch, and records the catalog's answers for its own
-// judgement.
-func (m *Machine) judgeAhead(eng *policy.Engine, query string) bool {
+// judgement (of query, as judged: with its bound values, bound.go).
+func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	ctx := context.Background()
-	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
+	stmt := policy.Statement{Text: judged, End: len(judged), Line: 1}
 	judge := func(c policy.Catalog) {
 		sc := m.policyContext(false)
 		// As it is judged when it comes: behind other messages of its
 		// batch, in a transaction (implicit, or the block BEGIN opened).
 		sc.Alone, sc.InTransaction = false, true
-		sc.Catalog = c
+		sc.Catalog, sc.Unestimable = c, ""
 		eng.Decide(ctx, stmt, sc)
 	}
 	m.probe.asked = false

@@ -44,3 +44,27 @@ PREPARE backfill (text) AS DELETE FROM audit_log WHERE $1 = $1;
 -- MERGE into a table the transaction holds ACCESS EXCLUSIVE on
 -- context: in-transaction exclusive=orders
 MERGE INTO orders o USING refunds r ON o.id = r.order_id WHEN MATCHED THEN UPDATE SET status = 'refunded'
+;
+
+-- an equality that no unique index covers is no key, in a migration's session
+-- context: migration unique-key=accounts:id rows=150000
+UPDATE accounts SET status = 'archived' WHERE status = 'done';
+
+-- context: migration rows=150000
+DELETE FROM accounts WHERE status IN ('done', 'failed');
+
+-- MERGE changes the rows its join matches
+-- context: rows=150000
+MERGE INTO accounts a USING imports i ON i.id = a.id WHEN MATCHED THEN UPDATE SET status = i.status;
+
+-- MERGE that deletes every row it does not match
+MERGE INTO accounts a USING imports i ON i.id = a.id WHEN NOT MATCHED BY SOURCE THEN DELETE;
+
+-- an upsert from every row of a SELECT
+INSERT INTO accounts (id, status) SELECT id, status FROM imports ON CONFLICT (id) DO UPDATE SET status = excluded.status;
+
+-- COPY of an UPDATE runs it
+COPY (UPDATE accounts SET status = 'archived' RETURNING id) TO STDOUT;
+
+-- a data-modifying WITH query inside COPY
+COPY (WITH d AS (DELETE FROM audit_log RETURNING *) SELECT count(*) FROM d) TO STDOUT;

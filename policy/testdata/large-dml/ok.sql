@@ -52,3 +52,24 @@ DELETE FROM no_such_table;
 -- a temporary table of the session
 -- context: temp=scratch
 UPDATE scratch SET note = NULL;
+
+-- by a unique key, in a migration's session: not estimated
+-- context: migration unique-key=accounts:id rows=150000
+UPDATE accounts SET status = 'archived' WHERE id = 42;
+
+-- an application's session keeps the fast path: an equality is not estimated
+-- context: rows=150000
+UPDATE accounts SET status = 'archived' WHERE status = 'done';
+
+-- a MERGE that only inserts changes no existing row
+MERGE INTO accounts a USING imports i ON i.id = a.id WHEN NOT MATCHED THEN INSERT (id, status) VALUES (i.id, i.status);
+
+-- an upsert of VALUES changes as many rows as it lists
+INSERT INTO accounts (id, status) VALUES (1, 'a'), (2, 'b') ON CONFLICT (id) DO UPDATE SET status = excluded.status;
+
+-- an upsert from a SELECT of few rows
+-- context: rows=40
+INSERT INTO accounts (id, status) SELECT id, status FROM imports WHERE batch = 7 ON CONFLICT (id) DO UPDATE SET status = excluded.status;
+
+-- COPY of a SELECT
+COPY (SELECT * FROM accounts) TO STDOUT;
