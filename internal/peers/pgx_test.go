@@ -45,7 +45,7 @@ const pgxPassword = "secret"
 // too are gaps of this machine, not pgguard's, and are only logged.
 func TestPgxSuite(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") == "" {
-		t.Skip("skipping pgx v5's own test suite (two runs of a few minutes together) in -short mode")
+		t.Skip("skipping pgx v5's own test suite (two runs of about a minute each) in -short mode")
 	}
 	goBin := goTool(t)
 	dir := moduleDir(t, goBin, pgxModule)
