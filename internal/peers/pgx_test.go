@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,12 +53,16 @@ func TestPgxSuite(t *testing.T) {
 	dir := moduleDir(t, goBin, pgxModule)
 	t.Logf("pgx v5 from %s", dir)
 
-	pg := pgtest.Must(t, pgtest.Options{})
+	// TLS on, as in pgx's CI: every connection of the suite is encrypted
+	// (pgx's default sslmode is prefer), to pgguard and from it.
+	pg := pgtest.Must(t, pgtest.Options{TLS: true})
 	setupPgx(t, pg)
 	addr := startWarnProxy(t, pg)
+	directEnv := pgxEnv(pg.Addr(), "pgx_direct", pg.CAFile)
+	throughEnv := pgxEnv(addr, "pgx_guard", pg.CAFile)
 
-	direct := runPgxSuite(t, goBin, dir, "directly", pg.Addr(), "pgx_direct", nil, pgxPackages)
-	through := runPgxSuite(t, goBin, dir, "through pgguard", addr, "pgx_guard", nil, pgxPackages)
+	direct := runPgxSuite(t, goBin, dir, "directly", directEnv, nil, pgxPackages)
+	through := runPgxSuite(t, goBin, dir, "through pgguard", throughEnv, nil, pgxPackages)
 	logDirect(t, direct)
 	divs := diverging(t, direct, through)
 	if len(divs) == 0 {
@@ -68,8 +74,8 @@ func TestPgxSuite(t *testing.T) {
 	// when it comes back.
 	pkgs, run := rerunArgs(divs)
 	t.Logf("%d tests ended differently; running %s again both ways", len(divs), run)
-	direct2 := runPgxSuite(t, goBin, dir, "directly (again)", pg.Addr(), "pgx_direct", []string{"-run", run}, pkgs)
-	through2 := runPgxSuite(t, goBin, dir, "through pgguard (again)", addr, "pgx_guard", []string{"-run", run}, pkgs)
+	direct2 := runPgxSuite(t, goBin, dir, "directly (again)", directEnv, []string{"-run", run}, pkgs)
+	through2 := runPgxSuite(t, goBin, dir, "through pgguard (again)", throughEnv, []string{"-run", run}, pkgs)
 	again := map[string]bool{}
 	for _, dv := range diverging(t, direct2, through2) {
 		again[dv.pkg+" "+dv.test] = true
@@ -158,8 +164,9 @@ func stderrOf(err error) error {
 // cloned from one template so that neither run sees what the other left:
 // hstore and ltree, the uint64 domain, the roles for each password method
 // with pg_hba.conf lines that make them use it, and the role with a tricky
-// name that the aclitem tests grant to. The TLS roles (pgx_ssl,
-// pgx_sslcert) and OAuth are not set up: their tests skip (see pgxEnv).
+// name that the aclitem tests grant to, and pgx_ssl, which must use TLS.
+// pgx_sslcert (a client certificate) and OAuth are not set up: their tests
+// skip (see pgxEnv).
 func setupPgx(t *testing.T, pg *pgtest.Server) {
 	t.Helper()
 	if err := pg.Exec(
@@ -169,6 +176,7 @@ func setupPgx(t *testing.T, pg *pgtest.Server) {
 		"SET password_encryption = 'scram-sha-256'",
 		"CREATE USER pgx_pw SUPERUSER PASSWORD '"+pgxPassword+"'",
 		"CREATE USER pgx_scram SUPERUSER PASSWORD '"+pgxPassword+"'",
+		"CREATE USER pgx_ssl SUPERUSER PASSWORD '"+pgxPassword+"'",
 		`CREATE USER " tricky, ' } "" \ test user " SUPERUSER PASSWORD '`+pgxPassword+`'`,
 		"CREATE DATABASE pgx_template",
 	); err != nil {
@@ -197,7 +205,8 @@ func setupPgx(t *testing.T, pg *pgtest.Server) {
 	}
 	pgxHBA := "host all pgx_md5 127.0.0.1/32 md5\n" +
 		"host all pgx_scram 127.0.0.1/32 scram-sha-256\n" +
-		"host all pgx_pw 127.0.0.1/32 password\n"
+		"host all pgx_pw 127.0.0.1/32 password\n" +
+		"hostssl all pgx_ssl 127.0.0.1/32 scram-sha-256\n"
 	// WriteFile keeps the owner of the existing file (postgres, when root runs the tests).
 	if err := os.WriteFile(hbaFile, append([]byte(pgxHBA), hba...), 0o600); err != nil {
 		t.Fatal(err)
@@ -223,7 +232,9 @@ func setupPgx(t *testing.T, pg *pgtest.Server) {
 }
 
 // startWarnProxy starts pgguard in front of pg with mode warn and every
-// rule on (those off by default at warn), and returns its address.
+// rule on (those off by default at warn), and returns its address. It
+// offers clients TLS with pg's certificate (so one CA file verifies both)
+// and speaks TLS to pg, verified.
 func startWarnProxy(t *testing.T, pg *pgtest.Server) string {
 	t.Helper()
 	var rules strings.Builder
@@ -239,10 +250,25 @@ func startWarnProxy(t *testing.T, pg *pgtest.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(pg.Dir, "server.crt"), filepath.Join(pg.Dir, "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(pg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
 	srv, err := proxy.New(proxy.Config{
-		Targets: []proxy.Target{{Name: "pgx", Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Policy:  proxy.NewPolicy(eng),
+		Targets: []proxy.Target{{
+			Name: "pgx", Listen: "127.0.0.1:0", Upstream: pg.Addr(),
+			UpstreamTLS:       proxy.TLSVerifyFull,
+			UpstreamTLSConfig: &tls.Config{RootCAs: roots, ServerName: pg.Host},
+		}},
+		ClientTLS: &tls.Config{Certificates: []tls.Certificate{pair}},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Policy:    proxy.NewPolicy(eng),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -261,15 +287,15 @@ func startWarnProxy(t *testing.T, pg *pgtest.Server) string {
 
 // pgxEnv is the environment of one run: the caller's without any PG*
 // variable, and pgx's PGX_TEST_* connection strings as pgx's CI sets them
-// for PostgreSQL 15, pointing at addr. Left unset, so that those tests skip
-// by pgx's own logic both times: PGX_TEST_UNIX_SOCKET_CONN_STRING (pgguard
-// listens on TCP only), PGX_TEST_TLS_CONN_STRING and
-// PGX_TEST_SCRAM_PLUS_CONN_STRING (commented out in pgx's CI too; channel
+// for PostgreSQL 15, pointing at addr, database db, with caFile to verify
+// the server. Left unset, so that those tests skip by pgx's own logic both
+// times: PGX_TEST_UNIX_SOCKET_CONN_STRING (pgguard listens on TCP only),
+// PGX_TEST_SCRAM_PLUS_CONN_STRING (commented out in pgx's CI; channel
 // binding cannot cross a proxy that terminates TLS),
 // PGX_TEST_TLS_CLIENT_CONN_STRING and PGX_SSL_PASSWORD (client
 // certificates), PGX_TEST_OAUTH (PostgreSQL 18), PGX_TEST_PGBOUNCER_CONN_STRING
 // and PGX_TEST_CRATEDB_CONN_STRING (other servers).
-func pgxEnv(addr, db string) []string {
+func pgxEnv(addr, db, caFile string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PG") && !strings.HasPrefix(kv, "GOWORK=") {
@@ -291,6 +317,8 @@ func pgxEnv(addr, db string) []string {
 		"PGX_TEST_MD5_PASSWORD_CONN_STRING="+conn("pgx_md5", ""),
 		"PGX_TEST_SCRAM_PASSWORD_CONN_STRING="+conn("pgx_scram", "channel_binding=disable"),
 		"PGX_TEST_PLAIN_PASSWORD_CONN_STRING="+conn("pgx_pw", ""),
+		// As pgx's CI has it, but host 127.0.0.1: the server listens on IPv4 only.
+		"PGX_TEST_TLS_CONN_STRING="+conn("pgx_ssl", "sslmode=verify-full sslrootcert="+caFile+" channel_binding=disable"),
 	)
 }
 
@@ -330,10 +358,9 @@ var tempDirs = regexp.MustCompile(`(/[A-Za-z_]\w*?)\d{6,}/\d{3,}/`)
 // maxOutputLines bounds what is kept of one test's output.
 const maxOutputLines = 200
 
-// runPgxSuite runs pgx's packages pkgs with go test -json and the extra
-// flags against the server at addr, database db, and logs a line per
-// package as it finishes.
-func runPgxSuite(t *testing.T, goBin, dir, name, addr, db string, extra, pkgs []string) *suiteRun {
+// runPgxSuite runs pgx's packages pkgs with go test -json, the extra flags
+// and the environment env, and logs a line per package as it finishes.
+func runPgxSuite(t *testing.T, goBin, dir, name string, env, extra, pkgs []string) *suiteRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pgxRunTimeout+time.Minute)
 	defer cancel()
@@ -341,7 +368,7 @@ func runPgxSuite(t *testing.T, goBin, dir, name, addr, db string, extra, pkgs []
 	args = append(append(args, extra...), pkgs...)
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = dir
-	cmd.Env = pgxEnv(addr, db)
+	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -350,7 +377,7 @@ func runPgxSuite(t *testing.T, goBin, dir, name, addr, db string, extra, pkgs []
 		t.Fatal(err)
 	}
 	run := &suiteRun{name: name, tests: map[string]map[string]*testRun{}, pkgFail: map[string][]string{}}
-	t.Logf("pgx's suite %s (%s): go %s", name, addr, strings.Join(args, " "))
+	t.Logf("pgx's suite %s: go %s", name, strings.Join(args, " "))
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
