@@ -37,6 +37,9 @@ var pgxPackages = []string{"./..."}
 // a kill a little later in case the go command itself hangs).
 const pgxRunTimeout = 4 * time.Minute
 
+// pgxRerunTimeout bounds a run of the few tests that ended differently.
+const pgxRerunTimeout = 90 * time.Second
+
 // pgxPassword is the password of pgx's test roles (testsetup/postgresql_setup.sql).
 const pgxPassword = "secret"
 
@@ -61,8 +64,8 @@ func TestPgxSuite(t *testing.T) {
 	directEnv := pgxEnv(pg.Addr(), "pgx_direct", pg.CAFile)
 	throughEnv := pgxEnv(addr, "pgx_guard", pg.CAFile)
 
-	direct := runPgxSuite(t, goBin, dir, "directly", directEnv, nil, pgxPackages)
-	through := runPgxSuite(t, goBin, dir, "through pgguard", throughEnv, nil, pgxPackages)
+	direct := runPgxSuite(t, goBin, dir, "directly", directEnv, pgxRunTimeout, nil, pgxPackages)
+	through := runPgxSuite(t, goBin, dir, "through pgguard", throughEnv, pgxRunTimeout, nil, pgxPackages)
 	logDirect(t, direct)
 	divs := diverging(t, direct, through)
 	if len(divs) == 0 {
@@ -73,7 +76,7 @@ func TestPgxSuite(t *testing.T) {
 	// tests of the divergent ones once more both ways: a divergence counts
 	// when it comes back.
 	again := map[string]bool{}
-	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 2*(pgxRunTimeout+time.Minute) {
+	if deadline, ok := t.Deadline(); ok && time.Until(deadline) < 2*(pgxRerunTimeout+time.Minute) {
 		t.Logf("%d tests ended differently; no time left to run them again before the test binary's -timeout", len(divs))
 		for _, dv := range divs {
 			again[dv.pkg+" "+dv.test] = true
@@ -81,8 +84,8 @@ func TestPgxSuite(t *testing.T) {
 	} else {
 		pkgs, run := rerunArgs(divs)
 		t.Logf("%d tests ended differently; running %s again both ways", len(divs), run)
-		direct2 := runPgxSuite(t, goBin, dir, "directly (again)", directEnv, []string{"-run", run}, pkgs)
-		through2 := runPgxSuite(t, goBin, dir, "through pgguard (again)", throughEnv, []string{"-run", run}, pkgs)
+		direct2 := runPgxSuite(t, goBin, dir, "directly (again)", directEnv, pgxRerunTimeout, []string{"-run", run}, pkgs)
+		through2 := runPgxSuite(t, goBin, dir, "through pgguard (again)", throughEnv, pgxRerunTimeout, []string{"-run", run}, pkgs)
 		for _, dv := range diverging(t, direct2, through2) {
 			again[dv.pkg+" "+dv.test] = true
 		}
@@ -365,13 +368,13 @@ var tempDirs = regexp.MustCompile(`(/[A-Za-z_]\w*?)\d{6,}/\d{3,}/`)
 // maxOutputLines bounds what is kept of one test's output.
 const maxOutputLines = 200
 
-// runPgxSuite runs pgx's packages pkgs with go test -json, the extra flags
-// and the environment env, and logs a line per package as it finishes.
-func runPgxSuite(t *testing.T, goBin, dir, name string, env, extra, pkgs []string) *suiteRun {
+// runPgxSuite runs pgx's packages pkgs with go test -json, the extra flags,
+// go test's -timeout and the environment env, and logs a line per package as it finishes.
+func runPgxSuite(t *testing.T, goBin, dir, name string, env []string, timeout time.Duration, extra, pkgs []string) *suiteRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pgxRunTimeout+time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
 	defer cancel()
-	args := []string{"test", "-count=1", "-json", "-timeout", pgxRunTimeout.String()}
+	args := []string{"test", "-count=1", "-json", "-timeout", timeout.String()}
 	args = append(append(args, extra...), pkgs...)
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = dir
@@ -424,7 +427,7 @@ func runPgxSuite(t *testing.T, goBin, dir, name string, env, extra, pkgs []strin
 	err = cmd.Wait()
 	run.duration = time.Since(start)
 	if ctx.Err() != nil {
-		t.Fatalf("pgx's suite %s did not finish within %v\n%s", name, pgxRunTimeout+time.Minute, stderr.String())
+		t.Fatalf("pgx's suite %s did not finish within %v\n%s", name, timeout+time.Minute, stderr.String())
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
