@@ -96,6 +96,7 @@ func (s *Session) clientToServer() string {
 			// before it closes; so does the session (relay). The server's
 			// end of file is then no loss.
 			s.closing.Store(true)
+			s.serverSock.ReadUntilEOF()
 			s.conns.ToServerMu.Lock()
 			wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
 			s.conns.ToServer.Flush()
