@@ -29,7 +29,7 @@ func (s *Session) relay() string {
 	}()
 	reason := s.clientToServer()
 	var r2 string
-	if reason == reasonTerminated {
+	if s.serverEnds {
 		// The server answers what came before the Terminate, then closes:
 		// the answers reach the client first, as they do from PostgreSQL.
 		r2 = <-done
@@ -67,6 +67,20 @@ func (s *Session) clientToServer() string {
 	for {
 		typ, n, err := wire.ReadClientHeader(s.conns.FromClient)
 		if err != nil {
+			var pe *wire.ProtocolError
+			if errors.As(err, &pe) && !s.closing.Load() {
+				// PostgreSQL answers what came before, then closes: without
+				// a word after a length it refuses, with a FATAL after a
+				// type it does not know, which the server is given to say.
+				// So does the session, the way it ends at a Terminate.
+				if !pe.Silent {
+					s.conns.ToServerMu.Lock()
+					s.conns.ToServer.WriteByte(pe.Type)
+					s.conns.ToServerMu.Unlock()
+				}
+				s.endServer()
+				return "client protocol violation: " + pe.Msg
+			}
 			return s.clientGone(err)
 		}
 		s.bytesIn.Add(int64(n + 5))
@@ -95,11 +109,7 @@ func (s *Session) clientToServer() string {
 			// PostgreSQL runs what came before the Terminate and answers it
 			// before it closes; so does the session (relay). The server's
 			// end of file is then no loss.
-			s.closing.Store(true)
-			s.conns.ToServerMu.Lock()
-			wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
-			s.conns.ToServer.Flush()
-			s.conns.ToServerMu.Unlock()
+			s.endServer()
 			return reasonTerminated
 		case wire.ClientBind:
 			if s.m.WatchesBinds() {
@@ -136,6 +146,18 @@ func (s *Session) clientToServer() string {
 			return "server write failed: " + err.Error()
 		}
 	}
+}
+
+// endServer sends the server a Terminate: it answers what came before it,
+// then closes, and the relay ends once those answers reached the client.
+func (s *Session) endServer() {
+	s.closing.Store(true)
+	s.serverEnds = true
+	s.serverSock.ReadUntilEOF()
+	s.conns.ToServerMu.Lock()
+	wire.WriteMessage(s.conns.ToServer, wire.ClientTerminate, nil)
+	s.conns.ToServer.Flush()
+	s.conns.ToServerMu.Unlock()
 }
 
 // clientGone handles a client read error: a client that vanished while a

@@ -47,8 +47,11 @@ type Session struct {
 	// relaying is set once authentication is over and the copy loops run.
 	relaying atomic.Bool
 	// closing is set once the session is being torn down on purpose.
-	closing   atomic.Bool
-	closeOnce sync.Once
+	closing atomic.Bool
+	// serverEnds is set by the client-to-server loop when it sent the
+	// server a Terminate: the relay then waits for the server's end.
+	serverEnds bool
+	closeOnce  sync.Once
 	// closed is closed by close(), so that waits end with the session.
 	closed chan struct{}
 
@@ -162,9 +165,16 @@ func (s *Session) serve() {
 		return
 	}
 	if err != nil {
+		// The answers PostgreSQL gives to the same packets, in its words:
+		// the client cannot tell pgguard from the server here.
 		var pe *wire.ProtocolError
-		if errors.As(err, &pe) {
-			wire.SendFatal(s.conns.ToClient, wire.CodeProtocolViolation, "pgguard: "+pe.Msg, "")
+		var pge *wire.PGError
+		switch {
+		case errors.As(err, &pge):
+			s.conns.ToClient.Write(pge.Encode(nil, false))
+			s.conns.ToClient.Flush()
+		case errors.As(err, &pe) && !pe.Silent:
+			wire.SendFatal(s.conns.ToClient, wire.CodeProtocolViolation, pe.Msg, "")
 		}
 		if !errors.Is(err, io.EOF) {
 			s.log.Debug("client startup failed", "client", s.state.ClientAddr, "err", err)

@@ -83,8 +83,10 @@ func readStartupPacket(r *bufio.Reader) (code uint32, body []byte, err error) {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[:4])
-	if n < 8 || n > wire.MaxStartupLength {
-		return 0, nil, &wire.ProtocolError{Msg: fmt.Sprintf("invalid startup packet length %d", n)}
+	if n < 8 || n-4 > wire.MaxStartupLength {
+		// PostgreSQL logs "invalid length of startup packet" and closes
+		// without a word (ProcessStartupPacket).
+		return 0, nil, &wire.ProtocolError{Msg: fmt.Sprintf("invalid startup packet length %d", n), Silent: true}
 	}
 	body = make([]byte, n-8)
 	if _, err := io.ReadFull(r, body); err != nil {
@@ -93,25 +95,29 @@ func readStartupPacket(r *bufio.Reader) (code uint32, body []byte, err error) {
 	return binary.BigEndian.Uint32(h[4:]), body, nil
 }
 
+// errStartupLayout is PostgreSQL's answer to a startup packet whose
+// parameters do not end with a NUL as its last byte, whatever is missing.
+var errStartupLayout = &wire.ProtocolError{Msg: "invalid startup packet layout: expected terminator as last byte"}
+
 func parseStartup(version uint32, body []byte) (*Startup, error) {
 	s := &Startup{Version: version}
 	for len(body) > 0 && body[0] != 0 {
 		name, rest, ok := wire.CString(body)
 		if !ok {
-			return nil, &wire.ProtocolError{Msg: "invalid startup packet layout: parameter name not terminated"}
+			return nil, errStartupLayout
 		}
 		value, rest2, ok := wire.CString(rest)
 		if !ok {
-			return nil, &wire.ProtocolError{Msg: fmt.Sprintf("invalid startup packet layout: parameter %q has no value", name)}
+			return nil, errStartupLayout
 		}
 		s.Params = append(s.Params, Param{name, value})
 		body = rest2
 	}
 	if len(body) != 1 {
-		return nil, &wire.ProtocolError{Msg: "invalid startup packet layout: expected terminator as last byte"}
+		return nil, errStartupLayout
 	}
 	if s.Get("user") == "" {
-		return nil, &wire.ProtocolError{Msg: "no PostgreSQL user name specified in startup packet"}
+		return nil, &wire.PGError{Severity: "FATAL", Code: wire.CodeInvalidAuthorization, Message: "no PostgreSQL user name specified in startup packet"}
 	}
 	return s, nil
 }
@@ -166,7 +172,13 @@ func clientStartup(conn net.Conn, r *bufio.Reader, tlsConfig *tls.Config) (net.C
 			s, err := parseStartup(code, body)
 			return conn, r, s, nil, err
 		default:
-			return conn, r, nil, nil, &wire.ProtocolError{Msg: fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.2", code>>16, code&0xffff)}
+			// As PostgreSQL answers any other major version, and a second
+			// SSLRequest or GSSENCRequest (1234.5679, 1234.5680). 3.0 to
+			// 3.0 is what PostgreSQL 15 (up to 17) supports; a minor
+			// version above the server's gets its NegotiateProtocolVersion,
+			// relayed.
+			return conn, r, nil, nil, &wire.PGError{Severity: "FATAL", Code: wire.CodeFeatureNotSupported,
+				Message: fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", code>>16, code&0xffff)}
 		}
 	}
 }

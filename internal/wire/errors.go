@@ -14,6 +14,8 @@ const (
 	CodeTooManyConnections    = "53300"
 	CodeAdminShutdown         = "57P01"
 	CodeInsufficientPrivilege = "42501"
+	CodeFeatureNotSupported   = "0A000"
+	CodeInvalidAuthorization  = "28000" // invalid_authorization_specification
 )
 
 // PGError is an error pgguard reports to a client as an ErrorResponse.

@@ -87,12 +87,20 @@ func ClientLimit(typ ClientMsg) int {
 	return 0
 }
 
-// MaxStartupLength is PostgreSQL's own limit on a startup packet.
+// MaxStartupLength is PostgreSQL's own limit on a startup packet, not
+// counting its length field (MAX_STARTUP_PACKET_LENGTH).
 const MaxStartupLength = 10000
 
 // ProtocolError is a client or server that broke the framing rules; the
 // connection cannot be resynchronised after one.
-type ProtocolError struct{ Msg string }
+type ProtocolError struct {
+	Msg string
+	// Silent marks a length field out of bounds: PostgreSQL only logs
+	// that (COMMERROR) and ends the connection without a word to the client.
+	Silent bool
+	// Type is the message type byte of a client message of unknown type.
+	Type byte
+}
 
 func (e *ProtocolError) Error() string { return e.Msg }
 
@@ -107,7 +115,7 @@ func ReadHeader(r *bufio.Reader, limit int) (typ byte, bodyLen int, err error) {
 	typ = b[0]
 	n := binary.BigEndian.Uint32(b[1:5])
 	if n < 4 || uint64(n) > uint64(limit) {
-		return 0, 0, &ProtocolError{fmt.Sprintf("invalid message length %d for message type %q", n, typ)}
+		return 0, 0, &ProtocolError{Msg: fmt.Sprintf("invalid message length %d for message type %q", n, typ), Silent: true}
 	}
 	r.Discard(5)
 	return typ, int(n) - 4, nil
@@ -123,7 +131,7 @@ func ReadClientHeader(r *bufio.Reader) (ClientMsg, int, error) {
 	}
 	limit := ClientLimit(ClientMsg(b[0]))
 	if limit == 0 {
-		return 0, 0, &ProtocolError{fmt.Sprintf("invalid frontend message type %d", b[0])}
+		return 0, 0, &ProtocolError{Msg: fmt.Sprintf("invalid frontend message type %d", b[0]), Type: b[0]}
 	}
 	typ, n, err := ReadHeader(r, limit)
 	return ClientMsg(typ), n, err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -42,7 +43,16 @@ type SockReader struct {
 	p   []byte
 	n   int
 	err error
+	// untilEOF is set by ReadUntilEOF.
+	untilEOF atomic.Bool
 }
+
+// ReadUntilEOF makes every Read from now on try the socket before it waits
+// for the poller, as net.Conn's Read does, for a peer that is about to close
+// (it was sent a Terminate). Its last bytes and its end of file can come in
+// one readiness event: the read that takes the bytes is short, and no later
+// event would say that the end of file is there to read.
+func (r *SockReader) ReadUntilEOF() { r.untilEOF.Store(true) }
 
 func NewSockReader(conn net.Conn) *SockReader { return &SockReader{conn: conn} }
 
@@ -117,7 +127,7 @@ func (r *SockReader) loop(raw syscall.RawConn, yield func(struct{}) bool) {
 					// gets the error again (or data, after a deadline).
 					return true
 				}
-				if short {
+				if short && !r.untilEOF.Load() {
 					// The socket was emptied; read again only once the
 					// poller says more has arrived.
 					return false

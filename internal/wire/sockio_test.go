@@ -202,3 +202,39 @@ func TestSockWriterFull(t *testing.T) {
 		t.Fatalf("got %d bytes, first difference at %d", len(got), firstDiff(got, want))
 	}
 }
+
+// TestSockReaderUntilEOF: a peer's last bytes and its end of file in one
+// readiness event. After the short read that takes the bytes, no event says
+// that the end of file is there: without ReadUntilEOF the next Read waits
+// for good (here, until its deadline).
+func TestSockReaderUntilEOF(t *testing.T) {
+	for _, untilEOF := range []bool{false, true} {
+		src, dst := tcpPair(t)
+		r := NewSockReader(dst)
+		r.Start()
+		if untilEOF {
+			r.ReadUntilEOF()
+		}
+		src.Write([]byte("last words"))
+		src.Close()
+		time.Sleep(50 * time.Millisecond) // both arrive before the first read
+		dst.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		buf := make([]byte, 64)
+		n, err := r.Read(buf)
+		if err != nil || string(buf[:n]) != "last words" {
+			t.Fatalf("first read: %q, %v", buf[:n], err)
+		}
+		_, err = r.Read(buf)
+		var ne net.Error
+		timedOut := errors.As(err, &ne) && ne.Timeout()
+		switch {
+		case untilEOF && err != io.EOF:
+			t.Errorf("with ReadUntilEOF: second read: %v, want EOF", err)
+		case !untilEOF && !timedOut:
+			// Not a failure of ours: then the wait did see the end.
+			t.Logf("without ReadUntilEOF: second read: %v (the end of file was seen anyway)", err)
+		}
+		r.Stop() // no Read in progress: then Close need not wait for it
+		dst.Close()
+	}
+}

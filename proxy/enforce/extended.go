@@ -26,16 +26,19 @@ func (m *Machine) OnParse(n int) error {
 		return err
 	}
 	defer m.dropInspected()
+	nameBytes, rest, ok := wire.CStringBytes(body)
+	var queryBytes, params []byte
+	if ok {
+		queryBytes, params, ok = wire.CStringBytes(rest)
+	}
+	if !ok {
+		// The server fails it (ERROR 08P01), creates and replaces
+		// nothing, and skips to the Sync, as after any error in a batch.
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientParse, body)
+	}
 	if err := m.payRestore(); err != nil {
 		return err
-	}
-	nameBytes, rest, ok := wire.CStringBytes(body)
-	if !ok {
-		return &wire.ProtocolError{Msg: "invalid Parse message: statement name not terminated"}
-	}
-	queryBytes, params, ok := wire.CStringBytes(rest)
-	if !ok {
-		return &wire.ProtocolError{Msg: "invalid Parse message: query not terminated"}
 	}
 	// A Parse replaces the unnamed statement; a named one must be new:
 	// what it held comes back when the Parse fails (stmts.go).
@@ -357,12 +360,14 @@ func (m *Machine) OnBind(n int) error {
 		return err
 	}
 	_, rest, ok := wire.CStringBytes(body)
-	if !ok {
-		return &wire.ProtocolError{Msg: "invalid Bind message: portal name not terminated"}
+	var stmt []byte
+	if ok {
+		stmt, _, ok = wire.CStringBytes(rest)
 	}
-	stmt, _, ok := wire.CStringBytes(rest)
 	if !ok {
-		return &wire.ProtocolError{Msg: "invalid Bind message: statement name not terminated"}
+		// The server fails it (ERROR 08P01) and skips to the Sync.
+		m.unsynced = true
+		return m.conns.sendMessage(wire.ClientBind, body)
 	}
 	m.ledgerBind(stmt, body)
 	m.settle()

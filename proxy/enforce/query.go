@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -214,8 +215,11 @@ func (m *Machine) OnQuery(n int) error {
 		return err
 	}
 	defer m.dropInspected()
-	if len(body) == 0 || body[len(body)-1] != 0 {
-		return &wire.ProtocolError{Msg: "invalid Query message: not NUL-terminated"}
+	if bytes.IndexByte(body, 0) != len(body)-1 {
+		// Not one NUL-terminated string: the server answers ERROR 08P01
+		// and ReadyForQuery, runs nothing, and the session goes on.
+		m.OnSync()
+		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
 	eng := m.cfg.Policy.Engine()
 	if err := m.payRestore(); err != nil {
