@@ -842,3 +842,36 @@ func TestNamesResolveLikeTheServer(t *testing.T) {
 		})
 	}
 }
+
+// A named statement pgguard rewrote to CONCURRENTLY and ran in the batch
+// that prepared it is remembered: bound again later behind other
+// statements of a batch, where CONCURRENTLY cannot run, it is refused with
+// the recipe, not failed by the server (25001) (found by the differential
+// harness, seed 20261207 session 3320).
+func TestRewrittenNamedStatementRememberedAfterItsBatch(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	create := "CREATE INDEX IF NOT EXISTS wire_named ON big (account)"
+	if err := pgExec("guard", create); err != nil {
+		t.Fatal(err)
+	}
+	defer dropIndex(t, "wire_named")
+	c := rawConnect(t, addr, "guard")
+	c.send(&pgproto3.Parse{Name: "s1", Query: "DROP INDEX IF EXISTS wire_named"}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "NoticeResponse NOTICE pgguard: drop-index: rewritten") || !has(got, "CommandComplete DROP INDEX") {
+		t.Fatalf("first batch: %q", got)
+	}
+	if err := pgExec("guard", create); err != nil {
+		t.Fatal(err)
+	}
+	c.send(&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := c.until(1); !has(got, "ErrorResponse ERROR 42501 pgguard: drop-index: this prepared statement runs as CONCURRENTLY") {
+		t.Fatalf("bound behind another statement: %q", got)
+	}
+	if ex, valid := indexValid(t, "wire_named"); !ex || !valid {
+		t.Fatalf("after the refusal the index exists=%v valid=%v", ex, valid)
+	}
+	c.send(&pgproto3.Query{String: "SELECT 1"})
+	if got := c.until(1); !has(got, "DataRow 1") {
+		t.Fatalf("the session did not go on: %q", got)
+	}
+}

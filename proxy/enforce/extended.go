@@ -181,10 +181,7 @@ func (m *Machine) OnParse(n int) error {
 	switch {
 	case alone && executes == 0 && (advisory || v.concurrent && v.rewritten != ""):
 		// Prepared now, run by a later Bind: the lift goes with that Bind.
-		if m.rewrittenStmts == nil {
-			m.rewrittenStmts = make(map[string]*verdict)
-		}
-		m.rewrittenStmts[name] = v
+		m.rememberRewritten(name, v)
 		m.amend(m.batchPoint(), func(b *syncPoint) {
 			b.notices = append(b.notices, v.notices...)
 			b.events = append(b.events, events...)
@@ -197,7 +194,17 @@ func (m *Machine) OnParse(n int) error {
 			return err
 		}
 		m.batch = b.sp
-		m.afterSync = func() error { return m.endConcurrent(b, true) }
+		m.afterSync = func() error {
+			err := m.endConcurrent(b, true)
+			if b.sp.out.errCode == "" && !b.sp.out.closed {
+				// The server holds the statement as pgguard sent it: a
+				// Bind of it in a later batch needs the same look as one
+				// prepared alone (OnBind), or it runs CONCURRENTLY where
+				// it cannot, or without the lift.
+				m.rememberRewritten(name, v)
+			}
+			return err
+		}
 	default:
 		if err := m.checkLockTimeout(v, ds); err != nil {
 			return err
@@ -425,9 +432,17 @@ func (m *Machine) OnBind(n int) error {
 // preparedConcurrentRefusal is the error for a prepared CONCURRENTLY
 // rewrite bound where it cannot run.
 func preparedConcurrentRefusal(v *verdict) *wire.PGError {
+	rule := "create-index"
+	for _, sd := range v.decisions {
+		for _, f := range sd.Decision.Findings {
+			if f.Action == policy.Rewrite {
+				rule = f.RuleID // drop-index, reindex
+			}
+		}
+	}
 	return &wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege,
-		Message: "pgguard: create-index: this prepared statement runs as CONCURRENTLY, which cannot run inside a transaction block or behind other statements of the same batch",
-		Detail:  "pgguard rewrote the statement to " + v.rewritten + " when it was prepared; the plain form would block writes to the table for the whole build.",
+		Message: "pgguard: " + rule + ": this prepared statement runs as CONCURRENTLY, which cannot run inside a transaction block or behind other statements of the same batch",
+		Detail:  "pgguard rewrote the statement to " + v.rewritten + " when it was prepared; the plain form would block writes to the table for as long as it runs.",
 		Hint:    "Run the statement on its own, outside a transaction block (in autocommit).",
 	}
 }

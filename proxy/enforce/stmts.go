@@ -85,6 +85,16 @@ func (m *Machine) settle() {
 	}
 }
 
+// rememberRewritten notes that the server holds the prepared statement
+// name as pgguard rewrote it (or that it waits for a tool's lock), for
+// OnBind.
+func (m *Machine) rememberRewritten(name string, v *verdict) {
+	if m.rewrittenStmts == nil {
+		m.rewrittenStmts = make(map[string]*verdict)
+	}
+	m.rewrittenStmts[name] = v
+}
+
 // forget drops the memory of one prepared statement.
 func (m *Machine) forget(name string) {
 	delete(m.rewrittenStmts, name)
