@@ -14,12 +14,27 @@ import (
 )
 
 // A migration's ALTER TABLE does not join the lock queue while a session
-// that has held a lock on the table for long (here a transaction left idle
-// after a read, as a report or a forgotten psql does) is in its way: it
-// waits outside the queue, so the application's queries on the table go on
-// as before, and it runs once that session has ended. With a deadline
-// shorter than the holder's transaction it is refused, naming the holder.
+// that has held a lock on the table for long (a transaction left idle after
+// a read, as a report or a forgotten psql does; one holding a row lock; one
+// with an open cursor) is in its way: it waits outside the queue, so the
+// application's queries on the table go on as before (none takes 500 ms),
+// and it runs once that session has ended. With a deadline shorter than
+// the holder's transaction it is refused, naming the holder
+// (TestLockQueueDeadlineNamesTheHolder).
 func TestLockQueueLookBeforeQueueing(t *testing.T) {
+	// What the long transaction holds: each is a lock on the table that
+	// the ALTER's ACCESS EXCLUSIVE conflicts with, none blocks the
+	// application's row updates itself (rows 1-4; the holder's row is 50).
+	for _, holds := range []struct{ name, sql string }{
+		{"a read left idle", "SELECT count(*) FROM lq_t"},
+		{"a row lock", "SELECT id FROM lq_t WHERE id = 50 FOR UPDATE"},
+		{"an open cursor", "DECLARE lq_c CURSOR FOR SELECT * FROM lq_t; FETCH 1 FROM lq_c"},
+	} {
+		t.Run(holds.name, func(t *testing.T) { lookBeforeQueueing(t, holds.sql) })
+	}
+}
+
+func lookBeforeQueueing(t *testing.T, hold string) {
 	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
@@ -29,7 +44,7 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_t") })
 	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
 	mustExec(t, holder, "BEGIN")
-	mustExec(t, holder, "SELECT count(*) FROM lq_t")
+	mustExec(t, holder, hold)
 	defer commitAfter(holder, 2500*time.Millisecond)()
 	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
 
