@@ -62,30 +62,30 @@ SESSIONS ?= 20000
 SEED     ?= $(shell date +%s)
 fuzz-wire:
 	PGGUARD_WIRE_SESSIONS=$(SESSIONS) PGGUARD_WIRE_SEED=$(SEED) PGGUARD_WIRE_MAX_FAILURES=20 \
-		$(GO) test -race -count=1 -timeout 60m -run TestWireDiff -v ./internal/wiretest/
+		$(GO) test -race -count=1 -timeout 60m -run TestWireDiff -v ./internal/suites/wiretest/
 
-# sequelize-cli and node-postgres for the end-to-end tests (internal/e2e).
-E2E_NODE := internal/e2e/testdata/sequelize
+# sequelize-cli and node-postgres for the end-to-end tests (internal/suites/e2e).
+E2E_NODE := internal/suites/e2e/testdata/sequelize
 npm-deps: $(E2E_NODE)/node_modules/.package-lock.json
 $(E2E_NODE)/node_modules/.package-lock.json: $(E2E_NODE)/package.json $(E2E_NODE)/package-lock.json
 	npm ci --prefix $(E2E_NODE) --no-audit --no-fund
 
-# knex, node-pg-migrate and TypeORM for the migration-tool tests (internal/tools).
-TOOLS_NODE := internal/tools/testdata/node
+# knex, node-pg-migrate and TypeORM for the migration-tool tests (internal/suites/tools).
+TOOLS_NODE := internal/suites/tools/testdata/node
 npm-deps: $(TOOLS_NODE)/node_modules/.package-lock.json
 $(TOOLS_NODE)/node_modules/.package-lock.json: $(TOOLS_NODE)/package.json $(TOOLS_NODE)/package-lock.json
 	npm ci --prefix $(TOOLS_NODE) --no-audit --no-fund
 
-# golang-migrate's CLI with its postgres driver for internal/tools, from the
+# golang-migrate's CLI with its postgres driver for internal/suites/tools, from the
 # Go module proxy (a minute to build the first time).
 MIGRATE_VERSION := v4.18.3
-MIGRATE_BIN     := internal/tools/testdata/bin/migrate
+MIGRATE_BIN     := internal/suites/tools/testdata/bin/migrate
 tools-deps: $(MIGRATE_BIN)
 $(MIGRATE_BIN):
 	GOBIN=$(CURDIR)/$(dir $(MIGRATE_BIN)) $(GO) install -tags postgres github.com/golang-migrate/migrate/v4/cmd/migrate@$(MIGRATE_VERSION)
 
-# node-postgres for the real-driver tests (internal/drivers).
-DRIVERS_NODE := internal/drivers/testdata/node
+# node-postgres for the real-driver tests (internal/suites/drivers).
+DRIVERS_NODE := internal/suites/drivers/testdata/node
 npm-deps: $(DRIVERS_NODE)/node_modules/.package-lock.json
 $(DRIVERS_NODE)/node_modules/.package-lock.json: $(DRIVERS_NODE)/package.json $(DRIVERS_NODE)/package-lock.json
 	npm ci --prefix $(DRIVERS_NODE) --no-audit --no-fund

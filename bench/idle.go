@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // idleResult is the memory a proxy holds for idle client connections.

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // Target names, in the order of the report's columns.

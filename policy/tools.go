@@ -8,7 +8,7 @@ import pg_query "github.com/pganalyze/pg_query_go/v6"
 // ledger is not mistaken for an application's data.
 //
 // What each tool sends as application_name by default (checked against
-// each tool's own runs through pgguard in internal/tools): sequelize-cli,
+// each tool's own runs through pgguard in internal/suites/tools): sequelize-cli,
 // knex, TypeORM, node-pg-migrate (node-postgres), golang-migrate (lib/pq)
 // and Django (psycopg2) send none; Rails (ruby-pg) sends the program's
 // name (rails, rake, or the script's); pgjdbc, which Flyway and Liquibase

@@ -6,7 +6,7 @@ import (
 )
 
 // Each tool's first statements that name its ledger, as the tools send
-// them (taken from their runs through pgguard in internal/tools).
+// them (taken from their runs through pgguard in internal/suites/tools).
 func TestToolSense(t *testing.T) {
 	// Not parallel: AllocsPerRun.
 	cases := []struct {
@@ -150,7 +150,7 @@ func ledgerOf(tool Tool) string {
 	return ""
 }
 
-// The ledger INSERTs the tools send (internal/tools' server logs).
+// The ledger INSERTs the tools send (internal/suites/tools' server logs).
 func TestRecordsMigration(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // pgEnv points libpq programs at addr.

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/observe"

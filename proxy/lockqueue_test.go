@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/observe"
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // A migration's ALTER TABLE does not join the lock queue while a session

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // pg is the real PostgreSQL every integration test in this package talks to.

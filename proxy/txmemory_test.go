@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // txmRows is the size of the tables of these tests: large for the policy

@@ -22,7 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy"
 )
 

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 func main() {

@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
 	"google.golang.org/protobuf/reflect/protoreflect"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
