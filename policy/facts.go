@@ -47,8 +47,13 @@ func statementFacts(n *pg_query.Node) facts {
 		f.ddl = false
 	case *pg_query.Node_CreateStmt:
 		f.creates = append(f.creates, createdTable(s.CreateStmt.Relation).String())
-		if s.CreateStmt.Partbound != nil || len(s.CreateStmt.InhRelations) > 0 {
-			f.lock = LockShareUpdateExclusive // on the parent (PG12+)
+		switch {
+		case s.CreateStmt.Partbound != nil:
+			// On the parent, and on its DEFAULT partition, which PostgreSQL
+			// scans for rows that belong in the new one.
+			f.lock = LockAccessExclusive
+		case len(s.CreateStmt.InhRelations) > 0:
+			f.lock = LockShareUpdateExclusive // on the parent
 		}
 	case *pg_query.Node_CreateTableAsStmt:
 		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil {
@@ -101,6 +106,16 @@ func statementFacts(n *pg_query.Node) facts {
 		}
 	case *pg_query.Node_CreateTrigStmt:
 		f.lock = LockShareRowExclusive
+	case *pg_query.Node_RuleStmt, *pg_query.Node_CreatePolicyStmt, *pg_query.Node_AlterPolicyStmt:
+		f.lock = LockAccessExclusive
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		switch s.AlterObjectSchemaStmt.ObjectType {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW,
+			pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
+			f.lock = LockAccessExclusive
+		}
+	case *pg_query.Node_CommentStmt, *pg_query.Node_CreateStatsStmt:
+		f.lock = LockShareUpdateExclusive
 	case *pg_query.Node_LockStmt:
 		f.lock = lockStmtMode(s.LockStmt.Mode)
 	}
@@ -145,6 +160,17 @@ func exclusiveTables(n *pg_query.Node) []Table {
 	case *pg_query.Node_RenameStmt:
 		if s.RenameStmt.Relation != nil && s.RenameStmt.RenameType != pg_query.ObjectType_OBJECT_TABLE {
 			out = append(out, TableOf(s.RenameStmt.Relation)) // a renamed table is known by its new name
+		}
+	case *pg_query.Node_RuleStmt:
+		out = append(out, TableOf(s.RuleStmt.Relation))
+	case *pg_query.Node_CreatePolicyStmt:
+		out = append(out, TableOf(s.CreatePolicyStmt.Table))
+	case *pg_query.Node_AlterPolicyStmt:
+		out = append(out, TableOf(s.AlterPolicyStmt.Table))
+	case *pg_query.Node_CreateStmt:
+		// PARTITION OF: the parent (statementFacts gives the lock only then).
+		for _, r := range s.CreateStmt.InhRelations {
+			out = append(out, TableOf(r.GetRangeVar()))
 		}
 	}
 	return out
