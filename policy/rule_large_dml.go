@@ -409,7 +409,18 @@ func keyColumns(p *dmlParts) map[string]bool {
 		return ""
 	}
 	out := map[string]bool{}
-	for _, conj := range dmlConjuncts(p.where) {
+	eachEquality(p.where, func(column *pg_query.Node) {
+		if name := col(column); name != "" {
+			out[name] = true
+		}
+	})
+	return out
+}
+
+// eachEquality calls f with the column side of every top-level conjunct of
+// where that compares a column with a constant or a parameter by = or IN.
+func eachEquality(where *pg_query.Node, f func(column *pg_query.Node)) {
+	for _, conj := range dmlConjuncts(where) {
 		e := conj.GetAExpr()
 		if e == nil || e.Lexpr == nil || e.Rexpr == nil {
 			continue
@@ -420,13 +431,13 @@ func keyColumns(p *dmlParts) map[string]bool {
 		default:
 			continue
 		}
-		if name := col(e.Lexpr); name != "" && isValue(e.Rexpr) {
-			out[name] = true
-		} else if name := col(e.Rexpr); name != "" && isValue(e.Lexpr) {
-			out[name] = true
+		switch {
+		case e.Lexpr.GetColumnRef() != nil && isValue(e.Rexpr):
+			f(e.Lexpr)
+		case e.Rexpr.GetColumnRef() != nil && isValue(e.Lexpr):
+			f(e.Rexpr)
 		}
 	}
-	return out
 }
 
 // isValue: a constant, a parameter or a list of them, possibly cast.
@@ -693,38 +704,9 @@ func keyedWhereText(text string) bool {
 // compares a column with a constant or a parameter by = or IN: the shape of
 // an application's statement about a few rows.
 func keyedWhere(where *pg_query.Node) bool {
-	if where == nil {
-		return false
-	}
-	conj := []*pg_query.Node{where}
-	if b := where.GetBoolExpr(); b != nil {
-		if b.Boolop != pg_query.BoolExprType_AND_EXPR {
-			return false
-		}
-		conj = b.Args
-	}
-	value := func(n *pg_query.Node) bool {
-		if tc := n.GetTypeCast(); tc != nil {
-			n = tc.Arg
-		}
-		return n.GetAConst() != nil || n.GetParamRef() != nil || n.GetList() != nil
-	}
-	for _, c := range conj {
-		e := c.GetAExpr()
-		if e == nil || e.Lexpr == nil || e.Rexpr == nil {
-			continue
-		}
-		switch {
-		case e.Kind == pg_query.A_Expr_Kind_AEXPR_IN:
-		case e.Kind == pg_query.A_Expr_Kind_AEXPR_OP && len(e.Name) == 1 && e.Name[0].GetString_().GetSval() == "=":
-		default:
-			continue
-		}
-		if (e.Lexpr.GetColumnRef() != nil && value(e.Rexpr)) || (e.Rexpr.GetColumnRef() != nil && value(e.Lexpr)) {
-			return true
-		}
-	}
-	return false
+	keyed := false
+	eachEquality(where, func(*pg_query.Node) { keyed = true })
+	return keyed
 }
 
 // referencesColumns reports whether an expression mentions any column.

@@ -102,6 +102,16 @@ func (c *Catalog) One(sql string) ([]*string, bool) {
 	return rows[0], true
 }
 
+// oneText returns the one column of the one row of a query, or ok=false
+// (no row, or NULL).
+func (c *Catalog) oneText(sql string) (string, bool) {
+	row, ok := c.One(sql)
+	if !ok || len(row) != 1 || row[0] == nil {
+		return "", false
+	}
+	return *row[0], true
+}
+
 func atoi(p *string) int64 {
 	if p == nil {
 		return 0
@@ -205,12 +215,8 @@ func (c *Catalog) ColumnType(ctx context.Context, table, column string) (string,
 	if blank(table, column) {
 		return "", false
 	}
-	row, ok := c.One("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
+	return c.oneText("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
 		" WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
-	if !ok || len(row) != 1 || row[0] == nil {
-		return "", false
-	}
-	return *row[0], true
 }
 
 // MatViewPopulated reports whether a materialized view holds data: REFRESH
@@ -284,11 +290,7 @@ func (c *Catalog) Relation(ctx context.Context, name string) (policy.Relation, b
 // CreationSchema is current_schema(): the schema an unqualified CREATE
 // puts a new relation in.
 func (c *Catalog) CreationSchema(ctx context.Context) (string, bool) {
-	row, ok := c.One("SELECT pg_catalog.current_schema()")
-	if !ok || len(row) != 1 || row[0] == nil {
-		return "", false
-	}
-	return *row[0], true
+	return c.oneText("SELECT pg_catalog.current_schema()")
 }
 
 // HoldsAccessExclusive asks pg_locks whether the session's transaction
@@ -324,12 +326,12 @@ func (c *Catalog) FunctionVolatility(ctx context.Context, name string) (policy.V
 	}
 	t := policy.ParseTableName(name)
 	where := "p.proname = " + QuoteLiteral(t.Name) + schemaFilter(t.Schema)
-	row, ok := c.One("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
-	if !ok || len(row) != 1 || row[0] == nil || *row[0] == "" {
+	v, ok := c.oneText("SELECT max(p.provolatile::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE " + where)
+	if !ok || v == "" {
 		return policy.VolatilityUnknown, false
 	}
 	// 'v' > 's' > 'i' in byte order, so max is the most volatile.
-	return policy.Volatility((*row[0])[0]), true
+	return policy.Volatility(v[0]), true
 }
 
 // EstimateRows asks the planner (EXPLAIN, never executed) how many rows a
