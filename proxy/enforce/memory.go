@@ -18,7 +18,8 @@ import (
 // its client, which the TCP window then holds back) until memory frees, at
 // most Wait; then its statement gets ERROR 53200. Waiters are served oldest
 // message first. When every reader holding memory waits, nothing would ever
-// free: the youngest waiter gets 53200 and its memory goes to the others.
+// free: the youngest waiter that holds memory gets 53200 and its memory goes
+// to the others.
 //
 // Messages of at most smallMessage bytes are not charged: each session
 // keeps one such buffer, bounded by the number of sessions.
@@ -244,10 +245,17 @@ func (mm *Memory) settleLocked() {
 		// A reader that does not wait will finish or grow and release.
 		return
 	}
-	v := mm.waiting[len(mm.waiting)-1]
-	mm.waiting = mm.waiting[:len(mm.waiting)-1]
-	v.victim = true
-	v.wake <- struct{}{}
+	// The youngest waiter that holds memory: refusing one that holds none
+	// would free nothing, and nothing else would happen to serve the rest
+	// until their waits ran out.
+	for i := len(mm.waiting) - 1; i >= 0; i-- {
+		if v := mm.waiting[i]; v.held > 0 {
+			mm.waiting = append(mm.waiting[:i], mm.waiting[i+1:]...)
+			v.victim = true
+			v.wake <- struct{}{}
+			return
+		}
+	}
 }
 
 // collectGarbage returns the garbage charged when it starts to the
