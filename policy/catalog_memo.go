@@ -37,6 +37,7 @@ type memoAnswer struct {
 var (
 	_ Catalog          = (*memoCatalog)(nil)
 	_ ColumnTyper      = (*memoCatalog)(nil)
+	_ EnumCatalog      = (*memoCatalog)(nil)
 	_ MatViewPopulater = (*memoCatalog)(nil)
 	_ PartitionCatalog = (*memoCatalog)(nil)
 )
@@ -159,6 +160,18 @@ func (m *memoCatalog) ColumnType(ctx context.Context, table, column string) (str
 		return a
 	})
 	return a.s, a.ok
+}
+
+func (m *memoCatalog) IsEnum(ctx context.Context, typ string) (bool, bool) {
+	ec, ok := m.inner.(EnumCatalog)
+	if m.empty("IsEnum", typ) || !ok {
+		return false, false
+	}
+	a := m.ask([]string{"IsEnum", typ}, func() (a memoAnswer) {
+		a.b, a.ok = ec.IsEnum(ctx, typ)
+		return a
+	})
+	return a.b, a.ok
 }
 
 func (m *memoCatalog) MatViewPopulated(ctx context.Context, matview string) (bool, bool) {

@@ -19,6 +19,7 @@ type pgCatalog struct {
 var _ interface {
 	Catalog
 	ColumnTyper
+	EnumCatalog
 	PartitionCatalog
 } = (*pgCatalog)(nil)
 
@@ -120,6 +121,12 @@ func (c *pgCatalog) ColumnType(ctx context.Context, table, column string) (strin
 	ok := c.queryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`,
 		[]any{table, column}, &typ)
 	return typ, ok
+}
+
+func (c *pgCatalog) IsEnum(ctx context.Context, typ string) (bool, bool) {
+	var e bool
+	ok := c.queryRow(ctx, `SELECT typtype = 'e' FROM pg_type WHERE oid = to_regtype($1)`, []any{typ}, &e)
+	return e, ok
 }
 
 func (c *pgCatalog) PartitionKey(ctx context.Context, table string) (string, []string, bool) {

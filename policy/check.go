@@ -107,6 +107,23 @@ func (c *Check) ColumnType(t Table, column string) (string, bool) {
 	return ct.ColumnType(c.Ctx, t.String(), column)
 }
 
+// IsEnum reports whether the catalog, when it implements EnumCatalog, says
+// typ (as ColumnType spells it) is an enum type.
+func (c *Check) IsEnum(typ string) bool {
+	ec, ok := c.Session.Catalog.(EnumCatalog)
+	if !ok || typ == "" {
+		return false
+	}
+	enum, known := ec.IsEnum(c.Ctx, typ)
+	return known && enum
+}
+
+// EnumCatalog is an optional Catalog extension that tells enum types,
+// whose labels ALTER TYPE ... ADD VALUE extends without touching a table.
+type EnumCatalog interface {
+	IsEnum(ctx context.Context, typ string) (enum, ok bool)
+}
+
 // ColumnTyper is an optional Catalog extension that names a column's type
 // (format_type), so that recipes can spell out a new column's type.
 type ColumnTyper interface {

@@ -291,7 +291,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		if cls == classDDL {
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
-				Hint:    "-- check the statement with psql first; if it is valid on your server, add: -- pgguard:allow parse-error reason=\"...\"",
+				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
 		}
 	} else {
@@ -512,13 +512,13 @@ func (j *judgement) finish(text string, d *Decision) {
 	for _, p := range problems {
 		j.found = append(j.found, found{id: BadAnnotationRule, level: LevelReject, Report: Report{
 			Message: "Invalid pgguard:allow annotation: " + p + ".",
-			Hint:    `-- pgguard:allow <rule-id>[,<rule-id>] reason="why this is safe here"`,
+			Hint:    AllowAnnotation(j.sc.Tool, "<rule-id>[,<rule-id>]", "why this is safe here"),
 		}})
 	}
 	roleOK := matchAny(j.e.cfg.Annotations.AllowedRoles, j.sc.User) && len(j.e.cfg.Annotations.AllowedRoles) > 0
 	rewrites := 0
 	for _, f := range j.found {
-		fi := Finding{RuleID: f.id, Message: withFix(f.id, f.Message), Detail: f.Detail, Hint: f.Hint, Table: tableString(f.Table), Lock: f.Lock}
+		fi := Finding{RuleID: f.id, Message: withFix(f.id, f.Message, j.sc.Tool), Detail: f.Detail, Hint: f.Hint, Table: tableString(f.Table), Lock: f.Lock}
 		switch f.level {
 		case LevelWarn:
 			fi.Action = Warn

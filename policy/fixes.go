@@ -13,23 +13,23 @@ import "strings"
 var ruleFixes = map[string]string{
 	"add-check-constraint":                 "add it NOT VALID, then VALIDATE CONSTRAINT in a transaction of its own.",
 	"add-column-not-null-without-default":  "add the column nullable (or with a constant DEFAULT), backfill it in batches, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it and SET NOT NULL.",
-	"add-column-serial-identity-generated": "add a plain nullable column, backfill it in batches, then attach the sequence or default (see the hint).",
+	"add-column-serial-identity-generated": "add a plain nullable column, fill new rows with a trigger, backfill the existing rows in batches of 10000, then attach the sequence or default.",
 	"add-column-volatile-default":          "add the column without the default, set the default in a second statement, then backfill existing rows in batches.",
 	"add-exclude-constraint":               "there is no online way: add it when the table is new or empty, or in a maintenance window.",
 	"add-foreign-key":                      "add it NOT VALID, then VALIDATE CONSTRAINT in a transaction of its own.",
 	"add-primary-key":                      "build a unique index CONCURRENTLY, then ADD PRIMARY KEY USING INDEX.",
 	"add-unique-constraint":                "build a unique index CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
-	"alter-column-type":                    "add a column of the new type, keep it in step with a trigger, backfill it in batches, then switch to it (see the hint).",
+	"alter-column-type":                    "add a column of the new type, keep it in step with a trigger, backfill it in batches of 10000, then swap it in for the old one in one short transaction.",
 	"attach-partition":                     "add a CHECK constraint matching the partition bounds NOT VALID, VALIDATE it, then ATTACH.",
 	"cluster":                              "use pg_repack, which reorders the table online, or run CLUSTER in a maintenance window.",
 	"concurrently-in-transaction":          "run it alone, outside any transaction.",
 	"create-index":                         "use CREATE INDEX CONCURRENTLY, alone and outside any transaction.",
 	"detach-partition":                     "use DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+), alone and outside any transaction.",
-	"drop-column":                          "deploy code that no longer uses the column first, then drop it with -- pgguard:allow drop-column reason=\"...\".",
+	"drop-column":                          "deploy code that no longer uses the column first, then drop it with {allow:drop-column}.",
 	"drop-index":                           "use DROP INDEX CONCURRENTLY, alone and outside any transaction.",
-	"drop-table":                           "deploy code that no longer uses it first, then drop it with -- pgguard:allow drop-table reason=\"...\".",
+	"drop-table":                           "deploy code that no longer uses it first, then drop it with {allow:drop-table}.",
 	"invalid-index":                        "drop the INVALID index with DROP INDEX CONCURRENTLY, then create it again CONCURRENTLY.",
-	"large-dml":                            "change the rows in batches of at most 10000, each in its own transaction, outside the migration (see the hint).",
+	"large-dml":                            "change the rows in batches of at most 10000 (WHERE ... LIMIT 10000, repeated until it changes 0 rows), each in its own transaction, outside the migration.",
 	"lock-timeout":                         "keep lock_timeout above 0 and at most max_lock_timeout.",
 	"prefer-bigint":                        "use bigint (bigserial, or GENERATED ... AS IDENTITY on bigint).",
 	"prefer-jsonb":                         "use jsonb.",
@@ -37,8 +37,8 @@ var ruleFixes = map[string]string{
 	"prefer-timestamptz":                   "use timestamptz.",
 	"refresh-materialized-view":            "create a unique index on the view and use REFRESH MATERIALIZED VIEW CONCURRENTLY.",
 	"reindex":                              "use REINDEX ... CONCURRENTLY (PostgreSQL 12+), alone and outside any transaction.",
-	"rename-column":                        "add the new column, write both, backfill, move the code, and drop the old one later (see the hint).",
-	"rename-table":                         "rename it with a view under the old name until the code has moved (see the hint).",
+	"rename-column":                        "over three deployments: add the new column and write both, backfill it and read the new one, then stop writing the old one and drop it.",
+	"rename-table":                         "rename it and create a view under the old name (CREATE VIEW old AS SELECT * FROM new) in one transaction, and drop the view once the code has moved.",
 	"require-if-exists":                    "add IF NOT EXISTS or IF EXISTS, so that a re-run after a partial failure passes.",
 	"require-named-constraint":             "name it: CONSTRAINT <name> ....",
 	"require-named-index":                  "name the index: CREATE INDEX <name> ON ....",
@@ -46,17 +46,44 @@ var ruleFixes = map[string]string{
 	"set-logged":                           "run it in a maintenance window, or copy the data into a new table in batches.",
 	"set-not-null":                         "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL, which then needs no scan (PostgreSQL 12+).",
 	"set-tablespace":                       "use pg_repack --tablespace, which moves the table online, or run it in a maintenance window.",
-	"truncate":                             "DELETE in batches, or add -- pgguard:allow truncate reason=\"...\" when emptying the table is intended.",
+	"truncate":                             "DELETE in batches, or, when emptying the table is intended, run it with {allow:truncate}.",
 	"vacuum-full":                          "use pg_repack, which compacts the table online, or a plain VACUUM.",
 	"validate-in-same-transaction":         "commit the ADD ... NOT VALID first, then VALIDATE CONSTRAINT in a transaction of its own.",
 }
 
 // withFix ends a finding's message with its rule's fix, unless the message
-// already gives one.
-func withFix(id, message string) string {
+// already gives one. The fix names no other part of the error: some tools
+// print only the message. {allow:RULE} in a fix becomes the annotation that
+// allows RULE, in the form that reaches pgguard from the session's tool.
+func withFix(id, message string, tool Tool) string {
 	fix, ok := ruleFixes[id]
 	if !ok || strings.Contains(message, "Fix:") {
 		return message
 	}
-	return message + " Fix: " + fix
+	return message + " Fix: " + expandAllow(fix, tool)
+}
+
+// expandAllow replaces each {allow:RULE} of a fix.
+func expandAllow(fix string, tool Tool) string {
+	for {
+		i := strings.Index(fix, "{allow:")
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		rule := fix[i+len("{allow:") : i+j]
+		a := AllowAnnotation(tool, rule, "...")
+		if strings.HasPrefix(a, "--") {
+			a = "the line " + a + " before the statement"
+		} else {
+			a += " before the statement"
+		}
+		if i, ok := toolIdioms[tool]; ok && i.raw != "" {
+			a += ", sent with " + i.raw
+		}
+		fix = fix[:i] + a + fix[i+j+1:]
+	}
 }

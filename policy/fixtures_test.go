@@ -87,6 +87,8 @@ func fixtureContext(t testing.TB, text string) *Context {
 					t.Fatalf("bad directive %q", item)
 				}
 				catalog().rows = &n
+			case "enum": // TYPE is an enum type
+				catalog().enums[val] = true
 			case "column-type":
 				col, typ, _ := strings.Cut(val, ":")
 				catalog().columnTypes[col] = typ
@@ -150,6 +152,7 @@ type fakeCatalog struct {
 	notNullChecks  map[string]bool // "table.column"
 	volatility     map[string]Volatility
 	columnTypes    map[string]string     // "table.column"
+	enums          map[string]bool       // enum types
 	unique         map[string]bool       // materialized views with a unique index
 	populated      map[string]bool       // populated materialized views
 	rows           *int64                // EstimateRows' answer for any statement
@@ -169,7 +172,7 @@ func (f *fakeCatalog) UniqueKeys(_ context.Context, table string) ([][]string, b
 
 func newFakeCatalog() *fakeCatalog {
 	return &fakeCatalog{sizes: map[string]TableSize{}, partitioned: map[string]bool{}, invalid: map[string]bool{},
-		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{},
+		notNullChecks: map[string]bool{}, volatility: map[string]Volatility{}, columnTypes: map[string]string{}, enums: map[string]bool{},
 		unique: map[string]bool{}, populated: map[string]bool{}, relations: map[string]Relation{}}
 }
 
@@ -220,6 +223,10 @@ func (f *fakeCatalog) EstimateRows(context.Context, string) (int64, bool) {
 		return 0, false
 	}
 	return *f.rows, true
+}
+
+func (f *fakeCatalog) IsEnum(_ context.Context, typ string) (bool, bool) {
+	return f.enums[typ], true
 }
 
 func (f *fakeCatalog) ColumnType(_ context.Context, table, column string) (string, bool) {

@@ -21,9 +21,19 @@ const OutsideTransactionHint = "-- run this on its own, outside any transaction 
 
 // toolIdiom is how a migration tool runs a statement outside a
 // transaction: fix is the one sentence that goes in the refusal's message
-// (knex prints nothing else), hint the comment lines before the recipe.
+// (knex's migrator logs nothing else), hint the comment lines before the
+// recipe. code is where the application declares a column (drop-column's
+// first deployment). raw is how a migration sends a statement as written,
+// comments and all, which a pgguard:allow annotation needs ("" when the
+// migration is an SQL file already); lineComments is true when a "--"
+// comment line written so reaches the server: psql (and so the unknown
+// tool) drops the "--" lines before a statement, and the JVM tools' SQL
+// parsers may too, so those get the /* */ form.
 type toolIdiom struct {
-	fix, hint string
+	fix, hint    string
+	code         string
+	raw          string
+	lineComments bool
 }
 
 var toolIdioms = map[Tool]toolIdiom{
@@ -31,39 +41,58 @@ var toolIdioms = map[Tool]toolIdiom{
 		fix: "in sequelize, run it in a migration that is not wrapped in a transaction, with queryInterface.sequelize.query(sql, { transaction: null })",
 		hint: "-- sequelize: in a migration that is not wrapped in a transaction (no sequelize.transaction(...) around it):\n" +
 			"--   await queryInterface.sequelize.query(`<the statement below>`, { transaction: null });",
+		code:         "the model's attributes",
+		raw:          "await queryInterface.sequelize.query(`<the annotation and the statement>`)",
+		lineComments: true,
 	},
 	ToolKnex: {
 		fix: "in knex, put it in a migration file of its own with exports.config = { transaction: false }",
 		hint: "-- knex: a migration file of its own that runs without a transaction:\n" +
 			"--   exports.config = { transaction: false };\n" +
 			"--   exports.up = (knex) => knex.raw(`<the statement below>`);",
+		code:         "the code that reads or writes it",
+		raw:          "knex.raw(`<the annotation and the statement>`)",
+		lineComments: true,
 	},
 	ToolTypeORM: {
 		fix: "in TypeORM, put it in a migration of its own with transaction = false and run typeorm migration:run -t each",
 		hint: "-- TypeORM: a migration of its own with the class property  transaction = false,\n" +
 			"--   whose up() runs  await queryRunner.query(`<the statement below>`);\n" +
 			"-- run with  typeorm migration:run -t each  (in the default mode \"all\" TypeORM refuses such a migration)",
+		code:         "the entity's @Column",
+		raw:          "await queryRunner.query(`<the annotation and the statement>`)",
+		lineComments: true,
 	},
 	ToolNodePgMigrate: {
 		fix: "in node-pg-migrate, put it in a migration of its own that calls pgm.noTransaction()",
 		hint: "-- node-pg-migrate: a migration of its own that starts with  pgm.noTransaction();\n" +
 			"--   then  pgm.createIndex(table, columns, { concurrently: true })  or  pgm.sql(`<the statement below>`)",
+		code:         "the code that reads or writes it",
+		raw:          "pgm.sql(`<the annotation and the statement>`)",
+		lineComments: true,
 	},
 	ToolGolangMigrate: {
 		fix: "in golang-migrate, put it alone in a migration file of its own, without BEGIN/COMMIT",
 		hint: "-- golang-migrate: a migration file of its own (NNN_name.up.sql) holding only the statement below,\n" +
 			"-- without BEGIN/COMMIT (golang-migrate sends a file as one query: with other statements it runs in a transaction)",
+		code:         "the code that reads or writes it",
+		lineComments: true,
 	},
 	ToolDjango: {
 		fix: "in Django, use a migration of its own with atomic = False and AddIndexConcurrently",
 		hint: "-- Django: a migration of its own with  atomic = False  and the operation\n" +
 			"--   AddIndexConcurrently(model_name, models.Index(fields=[...], name=...))  (django.contrib.postgres.operations),\n" +
 			"--   or  migrations.RunSQL(\"<the statement below>\")",
+		code: "the model's field",
+		raw:  "migrations.RunSQL([\"<the annotation and the statement>\"]) (a list: RunSQL strips the comments of a single string)",
 	},
 	ToolRails: {
 		fix: "in Rails, use a migration of its own with disable_ddl_transaction! and algorithm: :concurrently",
 		hint: "-- Rails: a migration of its own that calls  disable_ddl_transaction!  and\n" +
 			"--   add_index :table, :column, algorithm: :concurrently   (or execute \"<the statement below>\")",
+		code:         "the model (self.ignored_columns += [\"<column>\"])",
+		raw:          "execute \"<the annotation and the statement>\"",
+		lineComments: true,
 	},
 	ToolFlyway: {
 		fix: "in Flyway, put it alone in a versioned migration of its own (or set executeInTransaction=false in its .sql.conf) and run flyway with -postgresql.transactional.lock=false",
@@ -72,16 +101,20 @@ var toolIdioms = map[Tool]toolIdiom{
 			"-- configuration file V<version>__<name>.sql.conf; and flyway.postgresql.transactional.lock=false\n" +
 			"-- (-postgresql.transactional.lock=false): by default Flyway 10+ keeps a transaction open on a second\n" +
 			"-- connection for its lock, and CREATE INDEX CONCURRENTLY waits for that transaction forever:",
+		code: "the code that reads or writes it",
 	},
 	ToolLiquibase: {
 		fix: "in Liquibase, put it in a changeset of its own with runInTransaction:false",
 		hint: "-- Liquibase: a changeset of its own marked non-transactional\n" +
 			"--   (formatted SQL: --changeset author:id runInTransaction:false; XML/YAML: runInTransaction=\"false\"):",
+		code: "the code that reads or writes it",
 	},
 	ToolPrisma: {
 		fix: "in Prisma, put it alone in a migration of its own (prisma/migrations/<name>/migration.sql)",
 		hint: "-- Prisma: a migration of its own whose migration.sql holds only the statement below\n" +
 			"-- (Prisma sends a migration.sql as one query: with other statements it runs in a transaction):",
+		code:         "the field in schema.prisma",
+		lineComments: true,
 	},
 }
 
@@ -106,6 +139,49 @@ func OutsideTransactionFix(tool Tool, what string) string {
 
 // OutsideTransaction is OutsideTransactionHintFor the session's tool.
 func (c *Check) OutsideTransaction() string { return OutsideTransactionHintFor(c.Session.Tool) }
+
+// AllowAnnotation is a pgguard:allow annotation for rules (comma-separated
+// ids) with reason, in the comment form that reaches pgguard from tool:
+// "-- ..." for tools that send a statement's text as written, "/* ... */"
+// for psql, which drops "--" lines before a statement (psql -f), and for
+// an unknown tool.
+func AllowAnnotation(tool Tool, rules, reason string) string {
+	a := annotationPrefix + " " + rules + ` reason="` + reason + `"`
+	if i, ok := toolIdioms[tool]; ok && i.lineComments {
+		return "-- " + a
+	}
+	return "/* " + a + " */"
+}
+
+// AllowLines are the recipe lines that put AllowAnnotation before a
+// statement: the annotation, preceded, for a tool whose migrations are
+// not SQL files, by how to send it with the statement.
+func AllowLines(tool Tool, rules, reason string) string {
+	a := AllowAnnotation(tool, rules, reason)
+	if i, ok := toolIdioms[tool]; ok && i.raw != "" {
+		return "-- " + toolNames[tool] + ": send the annotation with the statement: " + i.raw + "\n" + a
+	}
+	return a
+}
+
+// Allow is AllowLines for the session's tool.
+func (c *Check) Allow(rules, reason string) string { return AllowLines(c.Session.Tool, rules, reason) }
+
+// CodeOf says where the session's tool's application declares a column;
+// plainly, for an unknown tool.
+func (c *Check) CodeOf() string {
+	if i, ok := toolIdioms[c.Session.Tool]; ok && i.code != "" {
+		return i.code
+	}
+	return "the code and its ORM models"
+}
+
+// toolNames are the tools as their users spell them.
+var toolNames = map[Tool]string{
+	ToolSequelize: "sequelize", ToolKnex: "knex", ToolTypeORM: "TypeORM", ToolNodePgMigrate: "node-pg-migrate",
+	ToolGolangMigrate: "golang-migrate", ToolDjango: "Django", ToolRails: "Rails", ToolFlyway: "Flyway",
+	ToolLiquibase: "Liquibase", ToolPrisma: "Prisma",
+}
 
 // BatchUpdateSQL is one batch of a backfill that needs no key column:
 // run it again until it updates 0 rows.

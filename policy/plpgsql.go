@@ -77,7 +77,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 	if err != nil {
 		j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
 			Message: fmt.Sprintf("pgguard could not parse the PL/pgSQL %s, so it cannot tell which locks it takes: %v.", where[3:], err),
-			Hint:    "-- check the body with psql first; if it is valid on your server, add: -- pgguard:allow parse-error reason=\"...\"",
+			Hint:    "-- check the body on your server first; if it is valid there, add:\n" + AllowAnnotation(j.sc.Tool, ParseErrorRule, "..."),
 		})
 		return
 	}
@@ -217,7 +217,7 @@ func (j *judgement) judgeDynamic(expr, where string, depth int) {
 	}
 	j.engineFinding(DynamicSQLRule, Level(j.e.cfg.OnDynamicSQL), Report{
 		Message: fmt.Sprintf("EXECUTE %s runs SQL built at run time (%s), which pgguard cannot check; it may take any lock.", where, expr),
-		Hint:    "-- write the statement out as plain SQL so that it can be checked, or, if it is safe, add: -- pgguard:allow dynamic-sql reason=\"...\"",
+		Hint:    "-- write the statement out as plain SQL so that it can be checked, or, if it is safe, add:\n" + AllowAnnotation(j.sc.Tool, DynamicSQLRule, "..."),
 	})
 }
 

@@ -40,7 +40,7 @@ func checkAddExcludeConstraint(c *Check, n *pg_query.Node) {
 			Hint: "-- there is no online way to add an exclusion constraint to a large table. Either run it in a maintenance window,\n" +
 				"-- or create a new table with the constraint, copy the rows over in batches while a trigger copies new writes,\n" +
 				"-- and swap the tables in one short transaction. Once the constraint holds, annotate the statement:\n" +
-				"-- pgguard:allow add-exclude-constraint reason=\"maintenance window\"",
+				c.Allow("add-exclude-constraint", "maintenance window"),
 		})
 	}
 }

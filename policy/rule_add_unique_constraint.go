@@ -62,7 +62,7 @@ func checkAddIndexConstraint(c *Check, n *pg_query.Node, kind pg_query.ConstrTyp
 			msg = strings.TrimSuffix(msg, ".") + " (and checks the key columns for NULLs under the same lock)."
 		}
 		var detail string
-		hint := uniqueIndexRecipe(t, k, col, cols, name, c.Version)
+		hint := uniqueIndexRecipe(t, k, col, cols, name, c.Version, c.Session.Tool)
 		// Asked only now: every statement that is not ALTER TABLE ... ADD
 		// UNIQUE/PRIMARY KEY reaches this rule too (the engine's memo
 		// answers a second constraint on the same table).
@@ -87,7 +87,7 @@ func checkAddIndexConstraint(c *Check, n *pg_query.Node, kind pg_query.ConstrTyp
 // ... USING INDEX (brief lock, no build). For a PRIMARY KEY the columns are
 // made NOT NULL first without a scan under ACCESS EXCLUSIVE; for a new
 // column, the column is added first without the constraint.
-func uniqueIndexRecipe(t Table, k *pg_query.Constraint, col *pg_query.ColumnDef, cols []string, name string, version int) string {
+func uniqueIndexRecipe(t Table, k *pg_query.Constraint, col *pg_query.ColumnDef, cols []string, name string, version int, tool Tool) string {
 	pk := k.Contype == pg_query.ConstrType_CONSTR_PRIMARY
 	var b strings.Builder
 	if col != nil {
@@ -106,7 +106,7 @@ func uniqueIndexRecipe(t Table, k *pg_query.Constraint, col *pg_query.ColumnDef,
 	}
 	idx := inSchema(t, name)
 	b.WriteString("-- build the unique index without blocking writes:\n")
-	b.WriteString(OutsideTransactionHint + "\n")
+	b.WriteString(OutsideTransactionHintFor(tool) + "\n")
 	fmt.Fprintf(&b, "CREATE UNIQUE INDEX CONCURRENTLY %s ON %s (%s)", QuoteIdent(name), t, identList(cols))
 	if inc := stringList(k.Including); len(inc) > 0 {
 		fmt.Fprintf(&b, " INCLUDE (%s)", identList(inc))

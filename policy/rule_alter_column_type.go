@@ -32,10 +32,12 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 		newType := typeSQL(col.TypeName)
 		var detail string
 		switch old, known := c.ColumnType(t, cmd.Name); {
-		case col.RawDefault != nil:
+		case col.RawDefault != nil && !castsColumnTo(col.RawDefault, cmd.Name, col.TypeName):
 			detail = "With a USING clause PostgreSQL computes and writes every row's new value."
+		case !known && !builtinType(col.TypeName):
+			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; a change to the column's own type needs none. If %s is an enum and the column one too, give the column's enum the new labels with ALTER TYPE ... ADD VALUE instead (no rewrite).", QuoteIdent(cmd.Name), newType)
 		case !known:
-			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
+			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for a change to the column's own type, varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
 		default:
 			if why := noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone); why != "" {
 				continue
@@ -45,14 +47,77 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 				detail += fmt.Sprintf(" Between timestamp and timestamptz it needs no rewrite only on PostgreSQL 12+ with the session TimeZone set to UTC (here: version %d, TimeZone %q).", c.Version, c.Session.TimeZone)
 			}
 		}
-		c.Report(Report{
+		r := Report{
 			Table:   t,
 			Lock:    LockAccessExclusive,
 			Message: fmt.Sprintf("Changing the type of %s.%s to %s rewrites the whole table and rebuilds its indexes under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes.", t, QuoteIdent(cmd.Name), newType),
 			Detail:  detail,
 			Hint:    alterTypeRecipe(t, cmd.Name, col, c.Version),
-		})
+		}
+		if old, known := c.ColumnType(t, cmd.Name); known && c.IsEnum(old) {
+			// An enum gains labels in place: ALTER TYPE ... ADD VALUE
+			// touches no table.
+			add := fmt.Sprintf("ALTER TYPE %s ADD VALUE IF NOT EXISTS '<new label>'", old)
+			r.Message += " " + strings.Replace(OutsideTransactionFix(c.Session.Tool, add+", once per new label,"),
+				"Fix: run", "Fix: keep the column's type and give its enum the new labels: run", 1)
+			r.Detail = joinSentences(r.Detail, fmt.Sprintf("%s is an enum: ALTER TYPE %s ADD VALUE adds a label without touching the table (PostgreSQL 12+ allows it in a transaction block, but the label is usable only once that commits).", old, old))
+			r.Hint = "-- give the column's enum the new labels instead: no rewrite, no lock on the table\n" +
+				c.OutsideTransaction() + "\n" +
+				add + ";  -- one statement per new label (BEFORE/AFTER '<label>' to place it)\n" +
+				"-- only if the column really must change to another type, the online way:\n" + r.Hint
+		}
+		c.Report(r)
 	}
+}
+
+// builtinType reports whether a type name is one of PostgreSQL's own
+// (the parser puts the SQL-standard ones in pg_catalog).
+func builtinType(tn *pg_query.TypeName) bool {
+	if tn == nil || len(tn.Names) == 0 {
+		return true
+	}
+	if len(tn.Names) > 1 {
+		return tn.Names[0].GetString_().GetSval() == "pg_catalog"
+	}
+	switch strings.ToLower(tn.Names[0].GetString_().GetSval()) {
+	case "text", "varchar", "char", "bpchar", "int", "int2", "int4", "int8", "integer", "bigint", "smallint",
+		"numeric", "decimal", "float4", "float8", "real", "bool", "boolean", "date", "time", "timetz", "timestamp",
+		"timestamptz", "interval", "uuid", "json", "jsonb", "bytea", "inet", "cidr", "macaddr", "money", "xml",
+		"bit", "varbit", "tsvector", "tsquery", "oid", "citext", "serial", "bigserial", "smallserial":
+		return true
+	}
+	return false
+}
+
+// castsColumnTo reports whether a USING expression is the column itself,
+// or the column cast to the new type (sequelize's changeColumn writes
+// USING ("col"::"public"."enum_t_col")): PostgreSQL then converts as it
+// would without USING, and changing a column to its own type rewrites
+// nothing.
+func castsColumnTo(expr *pg_query.Node, column string, tn *pg_query.TypeName) bool {
+	if tc := expr.GetTypeCast(); tc != nil {
+		if !sameTypeName(tc.TypeName, tn) {
+			return false
+		}
+		expr = tc.Arg
+	}
+	f := expr.GetColumnRef().GetFields()
+	return len(f) == 1 && f[0].GetString_().GetSval() == column
+}
+
+// sameTypeName reports whether two type names name the same type: the
+// same name, the same schema when both give one, the same modifiers.
+func sameTypeName(a, b *pg_query.TypeName) bool {
+	an, am, ok1 := typeKey(a)
+	bn, bm, ok2 := typeKey(b)
+	if !ok1 || !ok2 || an != bn || fmt.Sprint(am) != fmt.Sprint(bm) {
+		return false
+	}
+	if len(a.Names) > 1 && len(b.Names) > 1 {
+		as, bs := a.Names[len(a.Names)-2].GetString_().GetSval(), b.Names[len(b.Names)-2].GetString_().GetSval()
+		return as == bs
+	}
+	return true
 }
 
 func typeSQL(tn *pg_query.TypeName) string {
@@ -112,7 +177,7 @@ func noRewriteTypeChange(oldSQL string, newType *pg_query.TypeName, version int,
 		return 0
 	}
 	switch {
-	case on == nn && len(om) == len(nm) && (len(om) == 0 || fmt.Sprint(om) == fmt.Sprint(nm)):
+	case on == nn && len(om) == len(nm) && (len(om) == 0 || fmt.Sprint(om) == fmt.Sprint(nm)) && sameSchema(parseTypeName(oldSQL), newType):
 		return "same type"
 	case (on == "varchar" || on == "text") && nn == "text",
 		on == "text" && nn == "varchar" && len(nm) == 0:
@@ -130,6 +195,27 @@ func noRewriteTypeChange(oldSQL string, newType *pg_query.TypeName, version int,
 		}
 	}
 	return ""
+}
+
+// sameSchema reports whether a column's type as format_type spells it
+// (schema-qualified only when the search_path does not find it) and a new
+// type name can be the same type: a qualified old type is another type
+// than an unqualified name, which the search_path resolves elsewhere.
+func sameSchema(old, newType *pg_query.TypeName) bool {
+	schema := func(tn *pg_query.TypeName) string {
+		if tn == nil || len(tn.Names) < 2 {
+			return ""
+		}
+		return tn.Names[len(tn.Names)-2].GetString_().GetSval()
+	}
+	os, ns := schema(old), schema(newType)
+	switch {
+	case os == "" || os == "pg_catalog":
+		return true // visible in the search_path, as an unqualified new name would resolve
+	case ns == "":
+		return false
+	}
+	return os == ns
 }
 
 func isUTC(tz string) bool {

@@ -34,10 +34,11 @@ func checkDropColumn(c *Check, n *pg_query.Node) {
 			Table:   t,
 			Lock:    LockAccessExclusive,
 			Message: fmt.Sprintf("Dropping column %s of %s breaks every running query and ORM model that still reads or writes it (an ORM selects every column it knows by name), from the moment the migration commits.", col, t),
-			Hint: fmt.Sprintf("-- deployment 1: remove %[2]s from the code and the ORM model (sequelize: the model's attributes), and deploy it everywhere\n"+
+			Hint: fmt.Sprintf("-- deployment 1: remove %[2]s from %[3]s, and deploy it everywhere\n"+
 				"-- deployment 2: drop the column in a later migration, saying why it is safe now:\n"+
-				"-- pgguard:allow drop-column reason=\"%[3]s unused since <release>\"\n"+
-				"ALTER TABLE %[1]s DROP COLUMN %[4]s%[2]s%[5]s;", t, col, cmd.Name, ifExists(cmd.MissingOk), cascade(cmd.Behavior)),
+				"%[6]s\n"+
+				"ALTER TABLE %[1]s DROP COLUMN %[4]s%[2]s%[5]s;", t, col, c.CodeOf(), ifExists(cmd.MissingOk), cascade(cmd.Behavior),
+				c.Allow("drop-column", cmd.Name+" unused since <release>")),
 		}
 		if cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 			r.Detail = "CASCADE also drops the views, constraints and indexes that use the column."

@@ -47,8 +47,8 @@ func checkDropTable(c *Check, n *pg_query.Node) {
 				Hint: fmt.Sprintf("-- deployment 1: remove every use of %[2]s %[1]s from the code, deploy it everywhere,\n"+
 					"-- and keep a backup (pg_dump --%[2]s=%[3]s <database>) for as long as you may need the data\n"+
 					"-- deployment 2: drop it in a later migration, saying why it is safe now:\n"+
-					"-- pgguard:allow drop-table reason=\"%[4]s unused since <release>\"\n"+
-					"DROP %[5]s %[6]s%[1]s%[7]s;", t, kind, shellTableArg(t), t.Name, strings.ToUpper(kind), ifExists(d.MissingOk), cascade(d.Behavior)),
+					"%[4]s\n"+
+					"DROP %[5]s %[6]s%[1]s%[7]s;", t, kind, shellTableArg(t), c.Allow("drop-table", t.Name+" unused since <release>"), strings.ToUpper(kind), ifExists(d.MissingOk), cascade(d.Behavior)),
 			}
 			if d.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 				r.Detail = "CASCADE also drops every view, foreign key and other object that depends on it."
@@ -61,7 +61,7 @@ func checkDropTable(c *Check, n *pg_query.Node) {
 			Message: fmt.Sprintf("Dropping database %s deletes all of its data for good and breaks every application that connects to it.", db),
 			Hint: "-- stop every application that uses " + db + " and keep a backup (pg_dump) first; then drop it\n" +
 				"-- from an administrator's session, not from a migration:\n" +
-				"-- pgguard:allow drop-table reason=\"database retired on <date>\"\n" +
+				AllowAnnotation(ToolUnknown, "drop-table", "database retired on <date>") + "\n" +
 				"DROP DATABASE " + ifExists(s.DropdbStmt.MissingOk) + db + ";",
 		})
 	}

@@ -64,7 +64,7 @@ func checkReindex(c *Check, n *pg_query.Node) {
 		return
 	case c.Version < 12:
 		r.Detail = fmt.Sprintf("REINDEX CONCURRENTLY needs PostgreSQL 12; this server is %d.", c.Version)
-		r.Hint = reindexBefore12Hint(s, t)
+		r.Hint = reindexBefore12Hint(s, t, c.Session.Tool)
 		c.Report(r)
 		return
 	default:
@@ -81,12 +81,12 @@ func checkReindex(c *Check, n *pg_query.Node) {
 }
 
 // reindexBefore12Hint rebuilds an index without REINDEX CONCURRENTLY.
-func reindexBefore12Hint(s *pg_query.ReindexStmt, t Table) string {
+func reindexBefore12Hint(s *pg_query.ReindexStmt, t Table, tool Tool) string {
 	name := "<index>"
 	if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX {
 		name = t.String()
 	}
-	return OutsideTransactionHint + "\n" +
+	return OutsideTransactionHintFor(tool) + "\n" +
 		"-- before PostgreSQL 12, build a copy of each index concurrently and swap it in\n" +
 		"-- (indexes that back a constraint need ALTER TABLE ... ADD CONSTRAINT ... USING INDEX instead):\n" +
 		"--   CREATE INDEX CONCURRENTLY <new_index> ON <table> (...the same definition as " + name + "...);\n" +

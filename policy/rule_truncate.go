@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -40,8 +41,8 @@ func checkTruncate(c *Check, n *pg_query.Node) {
 				"-- (outside the migration, each batch in its own transaction; repeat until it deletes 0 rows):\n"+
 				"DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s LIMIT %[2]d));\n"+
 				"-- or, once nothing uses the table, truncate it in a later migration:\n"+
-				"-- pgguard:allow truncate reason=\"%[3]s unused since <release>\"\n"+
-				"-- TRUNCATE %[1]s;", t, largeDMLBatch, t.Name),
+				"%[3]s\n"+
+				"-- TRUNCATE %[1]s;", t, largeDMLBatch, commentOut(c.Allow("truncate", t.Name+" unused since <release>"))),
 		}
 		if s.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 			r.Detail = "CASCADE also empties every table with a foreign key to it."
@@ -83,3 +84,15 @@ const (
 	ledgerMaxRows  = 10000
 	ledgerMaxBytes = 10 << 20
 )
+
+// commentOut makes each line of SQL a comment ("--" lines stay as they
+// are), for a recipe step the user must choose to run.
+func commentOut(sql string) string {
+	lines := strings.Split(sql, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "--") {
+			lines[i] = "-- " + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}

@@ -44,6 +44,7 @@ type Catalog struct{ Q Querier }
 var (
 	_ policy.Catalog          = (*Catalog)(nil)
 	_ policy.ColumnTyper      = (*Catalog)(nil)
+	_ policy.EnumCatalog      = (*Catalog)(nil)
 	_ policy.MatViewPopulater = (*Catalog)(nil)
 	_ policy.PartitionCatalog = (*Catalog)(nil)
 	_ policy.RelationCatalog  = (*Catalog)(nil)
@@ -217,6 +218,18 @@ func (c *Catalog) ColumnType(ctx context.Context, table, column string) (string,
 	}
 	return c.oneText("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
 		" WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
+}
+
+// IsEnum reports whether a type (as format_type spells it) is an enum.
+func (c *Catalog) IsEnum(ctx context.Context, typ string) (bool, bool) {
+	if blank(typ) {
+		return false, false
+	}
+	row, ok := c.One("SELECT t.typtype = 'e' FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ")")
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return IsTrue(row[0]), true
 }
 
 // MatViewPopulated reports whether a materialized view holds data: REFRESH

@@ -129,6 +129,21 @@ func checkRefusal(t *testing.T, tl tool, sc scenario, r result) {
 	if !strings.Contains(r.out, "pgguard: "+sc.rule+":") {
 		t.Fatalf("the tool did not print pgguard's refusal by %s: %s", sc.rule, r)
 	}
+	// The message line carries the essential fix, whole: some tools (knex's
+	// migrator when it is called from code, Prisma) print nothing else.
+	for _, line := range strings.Split(r.out, "\n") {
+		if !strings.Contains(line, "pgguard: "+sc.rule+":") {
+			continue
+		}
+		if !strings.Contains(line, " Fix: ") {
+			t.Errorf("the refusal's message carries no fix: %s", line)
+		}
+		for _, p := range []string{"see the hint", "see the detail"} {
+			if strings.Contains(line, p) {
+				t.Errorf("the refusal's message points at a part of the error (%q): %s", p, line)
+			}
+		}
+	}
 	if sc.rule == "create-index" {
 		// The message itself carries the fix.
 		if !strings.Contains(r.out, "Fix: run CREATE INDEX CONCURRENTLY") {

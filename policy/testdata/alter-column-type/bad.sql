@@ -25,3 +25,15 @@ CREATE PROCEDURE widen_p() LANGUAGE sql AS $body$ SELECT 1; ALTER TABLE big ALTE
 
 -- a PL/pgSQL function that CALLs in a nested DO block
 CREATE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN IF true THEN DO $d$ BEGIN ALTER TABLE big ALTER COLUMN a TYPE bigint; END $d$; END IF; END $$;
+;
+
+-- an enum column changed to another enum: the labels belong in the column's enum
+-- context: column-type=orders.status:order_status enum=order_status tool=sequelize
+ALTER TABLE orders ALTER COLUMN status TYPE order_status_v2 USING status::text::order_status_v2;
+
+-- sequelize's changeColumn of an ENUM column without a catalog
+ALTER TABLE "Orders" ALTER COLUMN "status" TYPE "enum_Orders_status" USING ("status"::"public"."enum_Orders_status");
+
+-- a cast of the column to another type is no same-type change
+-- context: column-type=orders.note:varchar(100)
+ALTER TABLE orders ALTER COLUMN note TYPE varchar(100) USING note::varchar(50)

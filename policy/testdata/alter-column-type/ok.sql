@@ -18,3 +18,12 @@ ALTER TABLE refunds ALTER COLUMN amount TYPE bigint;
 
 -- context: small=orders
 ALTER TABLE orders ALTER COLUMN customer_id TYPE bigint;
+;
+
+-- sequelize's changeColumn of an ENUM column: to the column's own type, which rewrites nothing
+-- context: column-type="Orders".status:"enum_Orders_status"
+ALTER TABLE "Orders" ALTER COLUMN "status" TYPE "enum_Orders_status" USING ("status"::"public"."enum_Orders_status");
+
+-- the same type, written another way
+-- context: column-type=orders.note:varchar(100)
+ALTER TABLE orders ALTER COLUMN note TYPE varchar(100) USING note::varchar(100)

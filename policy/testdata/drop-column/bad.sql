@@ -14,3 +14,13 @@ ALTER TABLE orders DROP COLUMN coupon;
 -- context: user=fixture_admin
 -- pgguard:allow drop-column reason="unused since v42"
 ALTER TABLE orders DROP COLUMN coupon;
+;
+
+-- the same annotation in a /* */ comment (what psql -f sends; it drops -- lines before a statement)
+-- context: user=fixture_admin
+/* pgguard:allow drop-column reason="unused since v42" */
+ALTER TABLE orders DROP COLUMN coupon;
+
+-- a /* */ annotation after the statement's code
+-- context: user=fixture_admin tool=knex
+ALTER TABLE orders DROP COLUMN coupon /* pgguard:allow drop-column reason="unused since v42" */
