@@ -39,7 +39,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{cfg: cfg, sessions: make(map[*Session]struct{}),
-		memory: enforce.NewMemory(cfg.Limits.MaxStatementMemory, cfg.Limits.StatementMemoryWait)}, nil
+		memory: enforce.NewMemory(StatementBudget(cfg.Limits.MaxStatementMemory), cfg.Limits.StatementMemoryWait)}, nil
+}
+
+// StatementBudget is the part of --max-statement-memory that statement
+// messages may hold: the rest (an eighth, at most 32MB) is left for the
+// process's own memory (the runtime, each session's small buffers), so
+// that pgguard's resident memory stays under the setting under abuse.
+func StatementBudget(total int64) int64 {
+	return total - min(total/8, 32<<20)
 }
 
 // StatementMemory returns the budget of the statement messages that all

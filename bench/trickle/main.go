@@ -123,21 +123,45 @@ func trickle(addr string, i, size, rate int, stop <-chan struct{}, sent, answere
 		return
 	}
 	go readyForQuery(r, answered, oom, other) // counts answers until the connection closes
-	sql := "SELECT length('" + strings.Repeat("x", size) + "')"
-	msg := binary.BigEndian.AppendUint32([]byte{'Q'}, uint32(4+len(sql)+1))
-	msg = append(append(msg, sql...), 0)
+	// The Query is SELECT length('xxx…'), made as it is sent: forty clients
+	// each holding a 250MB message would need 10GB here, not in pgguard.
+	head := "SELECT length('"
+	tail := "')\x00"
+	total := len(head) + size + len(tail)
+	msgLen := 1 + 4 + total
 	chunk := max(rate/10, 1)
+	fill := []byte(strings.Repeat("x", chunk))
+	piece := func(off, n int) []byte {
+		b := make([]byte, 0, n)
+		for len(b) < n {
+			switch at := off + len(b); {
+			case at < 5:
+				var h [5]byte
+				h[0] = 'Q'
+				binary.BigEndian.PutUint32(h[1:], uint32(4+total))
+				b = append(b, h[at:min(5, at+n-len(b))]...)
+			case at < 5+len(head):
+				b = append(b, head[at-5:min(len(head), at-5+n-len(b))]...)
+			case at < 5+len(head)+size:
+				b = append(b, fill[:min(n-len(b), 5+len(head)+size-at)]...)
+			default:
+				k := at - 5 - len(head) - size
+				b = append(b, tail[k:min(len(tail), k+n-len(b))]...)
+			}
+		}
+		return b
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		for off := 0; off < len(msg); off += chunk {
+		for off := 0; off < msgLen; off += chunk {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
 			}
 			c.SetWriteDeadline(time.Now().Add(time.Second))
-			n, err := c.Write(msg[off:min(len(msg), off+chunk)])
+			n, err := c.Write(piece(off, min(chunk, msgLen-off)))
 			sent.Add(int64(n))
 			if err != nil && !os.IsTimeout(err) {
 				return

@@ -142,7 +142,7 @@ func WatchStatementMemory(reg prometheus.Registerer, inUse, limit, refused func(
 			Help: "Bytes that statement messages being read and judged hold now, over all sessions, garbage not yet returned to the OS included."},
 			func() float64 { return float64(inUse()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "statement_memory_limit_bytes",
-			Help: "The statement memory budget (--max-statement-memory)."},
+			Help: "The statement memory budget: --max-statement-memory less what is left for the process itself (an eighth, at most 32MB)."},
 			func() float64 { return float64(limit()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "statement_memory_refusals_total",
 			Help: "Statement messages refused with ERROR 53200 because the statement memory budget could not hold them."},
