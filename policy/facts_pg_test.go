@@ -172,9 +172,9 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 			}
 			if strings.HasPrefix(sql, "VACUUM") {
 				// VACUUM cannot run in a transaction block, where its
-				// locks could be read: FULL takes ACCESS EXCLUSIVE on
-				// the table it names (TestStatementLocksMatchServer's
-				// documentation source), and it must run.
+				// locks could be read: FULL takes ACCESS EXCLUSIVE on the
+				// table it names (PostgreSQL's documentation); it must
+				// at least run.
 				want["other"] = LockAccessExclusive
 				tx.Rollback(ctx)
 				run(func(ctx context.Context, q string) error { _, err := conn.Exec(ctx, q); return err })

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,30 +25,143 @@ import (
 // It looks again with a growing backoff, up to lock_queue.deadline, and is
 // refused past it, naming the session in its way.
 
-// lockQueueSQL finds, among the other sessions that hold or await a lock on
-// one of tables, the one whose transaction has run longest, if longer than
-// threshold: its pid, user, application_name, client address, state, the
-// age of its transaction in seconds, and its query. to_regclass takes no
-// lock, and the question runs where its snapshot is invisible: outside a
-// transaction block, or right before a statement that takes its own
-// snapshot at its start (checked by the caller).
-func lockQueueSQL(tables []policy.Table, threshold time.Duration) string {
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(t.String()) + ")"
+// conflicts is PostgreSQL's table of conflicting lock modes (Table 13.2,
+// lock.c's LockConflicts): the modes each mode conflicts with.
+var conflicts = map[string][]string{
+	policy.LockAccessShare:          {policy.LockAccessExclusive},
+	policy.LockRowShare:             {policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockRowExclusive:         {policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShareUpdateExclusive: {policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShare:                {policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShareRowExclusive:    {policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockExclusive:            {policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockAccessExclusive:      {policy.LockAccessShare, policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+}
+
+// lockModes are the eight table lock modes, weakest first.
+var lockModes = []string{policy.LockAccessShare, policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive,
+	policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive}
+
+// conflict reports whether two lock modes conflict.
+func conflict(a, b string) bool { return slices.Contains(conflicts[a], b) }
+
+// covers returns the modes that, held already by the session, let it take
+// mode without waiting for another session: mode itself (taken again
+// locally) and every mode that conflicts with all that mode conflicts with
+// (no other session can hold one of those beside it).
+func covers(mode string) []string {
+	var out []string
+	for _, h := range lockModes {
+		all := true
+		for _, c := range conflicts[mode] {
+			all = all && conflict(h, c)
+		}
+		if h == mode || all {
+			out = append(out, h)
+		}
 	}
-	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
+	return out
+}
+
+// pgLocksModes spells modes as pg_locks.mode does, as an SQL list.
+func pgLocksModes(modes []string) string {
+	q := make([]string, len(modes))
+	for i, m := range modes {
+		var b strings.Builder
+		for _, w := range strings.Fields(m) {
+			b.WriteString(w[:1] + strings.ToLower(w[1:]))
+		}
+		q[i] = "'" + b.String() + "Lock'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// tableWant is a table a statement will lock, and with which mode.
+type tableWant struct {
+	table policy.Table
+	mode  string
+}
+
+// wantsOf lists the tables that statements of ds will lock with a mode
+// that blocks writes (SHARE or stronger, not CONCURRENTLY), with the
+// strongest mode on each (policy Decision.TableLocks: the main table, the
+// table a FOREIGN KEY references).
+func wantsOf(ds []policy.StatementDecision) []tableWant {
+	var out []tableWant
+	for _, sd := range ds {
+		if sd.Decision.Concurrent {
+			continue
+		}
+	next:
+		for _, tl := range sd.Decision.TableLocks {
+			if !policy.BlocksWrites(tl.Mode) {
+				continue
+			}
+			for i := range out {
+				if out[i].table == tl.Table {
+					if policy.LockStrength(tl.Mode) > policy.LockStrength(out[i].mode) {
+						out[i].mode = tl.Mode
+					}
+					continue next
+				}
+			}
+			out = append(out, tableWant{tl.Table, tl.Mode})
+		}
+	}
+	return out
+}
+
+// lookMarker starts pgguard's look at the lock queue, so that it can tell
+// whether the snapshot of pg_stat_activity that a transaction keeps is the
+// one its look took (clearActivitySQL). The random part keeps a client
+// from sending it.
+var lookMarker = "/* " + rejectMarker + " lock queue */ "
+
+// lockQueueSQL finds, among the other sessions that hold or await a lock
+// on one of the tables that conflicts with the mode the statement takes
+// there (PostgreSQL's conflict table, not any lock), the one whose
+// transaction has run longest, if longer than threshold: its pid, user,
+// application_name, client address, state, the age of its transaction in
+// seconds, and its query. Not in its way: a session waiting for a lock
+// that conflicts with one this session holds there already (PostgreSQL
+// puts this session's request before it), nor anyone when this session
+// holds the mode already or one that covers it. to_regclass takes no
+// lock, and the question runs where its snapshot is invisible (the
+// caller's concern).
+func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
+	var pairs []string
+	for _, a := range lockModes {
+		for _, b := range conflicts[a] {
+			pairs = append(pairs, "("+pgLocksModes([]string{a})+", "+pgLocksModes([]string{b})+")")
+		}
+	}
+	var on []string
+	for _, w := range wants {
+		on = append(on, "(l.relation = pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")"+
+			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
+			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
+			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
+			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
+	}
+	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
+		" SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
 		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
 		" WHERE l.locktype = 'relation' AND l.pid <> pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
-		" AND l.relation IN (" + strings.Join(names, ", ") + ")" +
-		// Holding ACCESS EXCLUSIVE already, the statement waits for nobody.
-		" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'" +
-		" AND o.relation = l.relation AND o.mode = 'AccessExclusiveLock' AND o.granted)" +
+		" AND (" + strings.Join(on, " OR ") + ")" +
 		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
 		" ORDER BY a.xact_start LIMIT 1"
 }
+
+// clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
+// look took inside the client's transaction block, where PostgreSQL keeps
+// it until the transaction ends: the client's own reads of it later in the
+// block would show that moment, and pgguard's question as its own query.
+// A snapshot the client's reads took before is kept (its own row shows
+// its query, not the look's).
+const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
+	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, "
 
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
@@ -56,14 +170,18 @@ type blocker struct {
 }
 
 // lookBeforeQueue runs before a statement of ds, which v answers, when the
-// session can run a query of pgguard's own. Before one that takes an
-// ACCESS EXCLUSIVE lock on tables, it waits outside the lock queue while a
-// long holder of a lock on them is in the way; before a concurrent index
-// build, while another session builds an index on the same table (two
-// builds on one table each wait for the other's transaction, and
-// PostgreSQL cancels one of them as a deadlock, leaving its index
-// INVALID). It returns the refusal when the way is still blocked at the
-// deadline.
+// session can run a query of pgguard's own. Before one that takes a lock
+// that blocks writes on tables, it waits outside the lock queue while a
+// long holder (or awaiter) of a conflicting lock on them is in the way;
+// before a concurrent index build, while another session builds an index
+// on the same table (two builds on one table each wait for the other's
+// transaction, and PostgreSQL cancels one of them as a deadlock, leaving
+// its index INVALID). Inside a transaction block it looks only where the
+// question is invisible: at READ COMMITTED, where every statement takes a
+// snapshot of its own (at REPEATABLE READ a question could take the
+// transaction's snapshot, seconds before the statement would have), and
+// it drops the snapshot of pg_stat_activity it took. It returns the
+// refusal when the way is still blocked at the deadline.
 func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	deadline, threshold := time.Duration(cfg.LockQueue.Deadline), time.Duration(cfg.LockQueue.Threshold)
@@ -71,29 +189,30 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 	if deadline <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
 		return nil
 	}
-	if status == 'T' && anySnapshotFree(ds) {
-		// LOCK TABLE takes no snapshot: a question before it would take
-		// the transaction's (REPEATABLE READ reads after a LOCK).
-		return nil
-	}
 	if table := concurrentIndexTable(v); table != "" {
-		return m.waitOutsideQueue(v, buildsOnSQL(table), deadline, buildRefusal)
+		return m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal)
 	}
-	var tables []policy.Table
-	for _, sd := range ds {
-		if sd.Decision.Concurrent || sd.Decision.Lock != policy.LockAccessExclusive {
-			continue
-		}
-		for _, t := range sd.Decision.LocksExclusive {
-			if t.Name != "" {
-				tables = append(tables, t)
-			}
-		}
-	}
-	if len(tables) == 0 {
+	wants := wantsOf(ds)
+	if len(wants) == 0 {
 		return nil
 	}
-	return m.waitOutsideQueue(v, lockQueueSQL(tables, threshold), deadline, lockQueueRefusal)
+	inBlock := status == 'T'
+	if inBlock {
+		out, err := m.internalQuery("SHOW transaction_isolation")
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil || *out.rows[0][0] != "read committed" {
+			return nil
+		}
+	}
+	mode := ""
+	for _, w := range wants {
+		if policy.LockStrength(w.mode) > policy.LockStrength(mode) {
+			mode = w.mode
+		}
+	}
+	return m.waitOutsideQueue(v, lockQueueSQL(wants, threshold), inBlock, deadline,
+		func(b blocker, waited, deadline time.Duration) *policy.Finding {
+			return lockQueueRefusal(b, mode, waited, deadline)
+		})
 }
 
 // buildsOnSQL finds another session that is building an index on table
@@ -113,7 +232,7 @@ func buildsOnSQL(table string) string {
 // row, with a growing backoff, for at most deadline; past it, refuse makes
 // the refusal (in mode enforce). A wait is reported to the observer and
 // kept in v for the statement's audit line.
-func (m *Machine) waitOutsideQueue(v *verdict, ask string, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
+func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	start := time.Now()
 	wait := 100 * time.Millisecond
@@ -131,6 +250,11 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, deadline time.Duratio
 	}
 	for {
 		out, err := m.internalQuery(ask)
+		if inBlock && err == nil {
+			if _, err = m.internalQuery(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
+				return nil
+			}
+		}
 		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
 			ended(observe.LockQueueClear)
 			return nil
@@ -208,11 +332,11 @@ func (b blocker) describe() (who, what string) {
 	return "pid " + b.pid, what
 }
 
-func lockQueueRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
+func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *policy.Finding {
 	who, what := b.describe()
-	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: policy.LockAccessExclusive,
-		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table for %s; this statement would wait behind it, and every query on the table behind this statement",
-			who, b.age),
+	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
+		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s; this statement would wait behind it, and every query on the table that conflicts with %s behind this statement",
+			who, mode, b.age, mode),
 		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
 			waited.Round(time.Millisecond), deadline, who, what),
 		Hint: "-- run the migration again once that session's transaction has ended, or end it:\n" +
