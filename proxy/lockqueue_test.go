@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
@@ -49,6 +51,13 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 			migration: []string{"BEGIN", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
 		{name: "ALTER TABLE in a transaction block, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
 			migration: []string{"BEGIN", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
+		// As pgjdbc sends a migration's first statement with autocommit
+		// off (Flyway, Liquibase): BEGIN and the DDL in one batch, looked
+		// for before the batch is sent.
+		{name: "ALTER TABLE behind BEGIN in one extended-protocol batch, a row lock", hold: "SELECT id FROM lq_t WHERE id = 50 FOR UPDATE", app: update,
+			migration: []string{"BEGIN", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, batch: true, waits: true},
+		{name: "CREATE INDEX second in a multi-statement Query, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"SELECT 1; CREATE INDEX lq_t_v ON lq_t (v)"}, waits: true},
 	} {
 		t.Run(c.name, func(t *testing.T) { lookBeforeQueueing(t, c) })
 	}
@@ -57,6 +66,7 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 type lookCase struct {
 	name, hold, app string
 	migration       []string
+	batch           bool // the migration's statements in one extended-protocol batch
 	waits           bool // whether the migration waits for the holder
 }
 
@@ -108,9 +118,17 @@ func lookBeforeQueueing(t *testing.T, c lookCase) {
 	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
 	start := time.Now()
 	var err error
-	for _, q := range c.migration {
-		if _, err = migration.Exec(ctx, q); err != nil {
-			break
+	if c.batch {
+		b := &pgconn.Batch{}
+		for _, q := range c.migration {
+			b.ExecParams(q, nil, nil, nil, nil)
+		}
+		_, err = migration.PgConn().ExecBatch(ctx, b).ReadAll()
+	} else {
+		for _, q := range c.migration {
+			if _, err = migration.Exec(ctx, q); err != nil {
+				break
+			}
 		}
 	}
 	took := time.Since(start)
