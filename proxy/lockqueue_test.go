@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
@@ -266,4 +268,135 @@ func TestConcurrentBuildWaitsForAnotherOnTheSameTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Before a concurrent index build starts, pgguard finds the older sessions
+// it will wait for in its waiting phases (a transaction that writes the
+// table; one that holds a snapshot in the database) and says so at once:
+// a NOTICE the client gets while the build still waits, naming each
+// session's pid, application_name and state (no query), the statement's
+// audit event, and pgguard_concurrent_build_waits_total by
+// application_name. A session idle in a READ COMMITTED transaction that
+// neither wrote the table nor holds a snapshot is not named: the build
+// does not wait for it.
+func TestConcurrentBuildSaysWhomItWaitsFor(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := observe.NewMetrics(reg)
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 200ms}\n", func(c *Config) {
+		c.Observer = observe.Observers{c.Observer, metrics}
+	})
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_cic", "CREATE TABLE lq_cic (id int, v text)",
+		"INSERT INTO lq_cic SELECT g, 'x' FROM generate_series(1, 100) g", "GRANT ALL ON lq_cic TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_cic") })
+	pidOf := func(c *pgx.Conn) string {
+		var pid int
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return strconv.Itoa(pid)
+	}
+	// A report with a snapshot (REPEATABLE READ), a writer of the table,
+	// and a session idle in a transaction that holds neither.
+	report := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	writer := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=app-writer")
+	idle := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=idle-one")
+	reportPid, writerPid, idlePid := pidOf(report), pidOf(writer), pidOf(idle)
+	mustExec(t, report, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+	mustExec(t, report, "SELECT count(*) FROM pg_class WHERE relname <> 'secret-literal'")
+	mustExec(t, writer, "BEGIN")
+	mustExec(t, writer, "UPDATE lq_cic SET v = 'y' WHERE id = 7")
+	mustExec(t, idle, "BEGIN")
+	mustExec(t, idle, "SELECT 1")
+	time.Sleep(300 * time.Millisecond) // past the threshold
+	commitWriter := commitAfter(writer, 1500*time.Millisecond)
+	defer commitWriter()
+	commitReport := commitAfter(report, 2000*time.Millisecond)
+	defer commitReport()
+	defer idle.Exec(ctx, "ROLLBACK")
+
+	cfg, err := pgx.ParseConfig(strings.Replace(dsn(addr, pgtest.SuperUser, ""), "/postgres?", "/guard?", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 4)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	built := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY lq_cic_v ON lq_cic (v)")
+		built <- err
+	}()
+	var n *pgconn.Notice
+	select {
+	case n = <-notices:
+	case err := <-built:
+		t.Fatalf("the build ended (%v) before any NOTICE", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no NOTICE within 5s")
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("the NOTICE came after %v, want it before the build waits", waited)
+	}
+	text := n.Message + "\n" + n.Detail + "\n" + n.Hint
+	for _, want := range []string{"pid " + reportPid, "nightly-report", "holds a snapshot", "pid " + writerPid, "app-writer", "writes the table", "idle in transaction"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("NOTICE %q does not say %q", text, want)
+		}
+	}
+	if strings.Contains(text, "pid "+idlePid) || strings.Contains(text, "idle-one") || strings.Contains(text, "secret-literal") {
+		t.Errorf("NOTICE %q names a session the build does not wait for, or a literal", text)
+	}
+	if err := <-built; err != nil {
+		t.Fatalf("the build: %v", err)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Errorf("the build took %v: it did not wait for the writer, and the NOTICE was wrong", took)
+	}
+	obs.mu.Lock()
+	var ev *observe.StatementEvent
+	for i := range obs.events {
+		if len(obs.events[i].BuildWaitsFor) > 0 {
+			ev = &obs.events[i]
+		}
+	}
+	obs.mu.Unlock()
+	if ev == nil || len(ev.BuildWaitsFor) != 2 || ev.BuildWaitsFor[0].PID != reportPid && ev.BuildWaitsFor[1].PID != reportPid {
+		t.Errorf("the build's event names %+v, want the report and the writer", ev)
+	}
+	for app, want := range map[string]float64{"nightly-report": 1, "app-writer": 1, "idle-one": 0} {
+		if got := counterValue(t, reg, "pgguard_concurrent_build_waits_total", "application_name", app); got != want {
+			t.Errorf("pgguard_concurrent_build_waits_total{application_name=%q} = %v, want %v", app, got, want)
+		}
+	}
+}
+
+// counterValue is the value of the counter name whose label is value in
+// reg; 0 when there is none.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

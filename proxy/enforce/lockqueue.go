@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // A statement that waits for its lock sits at the head of the table's lock
@@ -190,7 +191,13 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		return nil
 	}
 	if table := concurrentIndexTable(v); table != "" {
-		return m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal)
+		if f := m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
+			return f
+		}
+		if status == 'I' {
+			return m.tellBuildWaits(v, table, threshold)
+		}
+		return nil
 	}
 	wants := wantsOf(ds)
 	if len(wants) == 0 {
@@ -371,4 +378,91 @@ func concurrentIndexTable(v *verdict) string {
 func snapshotFree(sql string) bool {
 	res, err := pg_query.Parse(sql)
 	return err == nil && len(res.Stmts) == 1 && res.Stmts[0].Stmt.GetLockStmt() != nil
+}
+
+// buildWaitsSQL finds the sessions of this database, other than this one,
+// whose transactions a concurrent index build of table started now would
+// wait for, as PostgreSQL 15's DefineIndex does: in its waits for writers
+// (WaitForLockers), a transaction that holds a lock on the table that
+// conflicts with SHARE; in its wait for older snapshots
+// (WaitForOlderSnapshots), a transaction with a snapshot (backend_xmin) in
+// the same database, vacuum excepted (only client backends; a VACUUM they
+// run is left out by its query). Only those whose transaction has run
+// longer than threshold, the oldest first, at most 10: pid,
+// application_name, state, the age of the transaction in seconds, and why.
+func buildWaitsSQL(table string, threshold time.Duration) string {
+	return "SELECT a.pid, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::float8," +
+		" CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END" +
+		" FROM pg_catalog.pg_stat_activity a" +
+		" WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'" +
+		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" AND (a.backend_xmin IS NOT NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")))" +
+		// No backslash: the session may read literals without
+		// standard_conforming_strings.
+		" AND NOT (a.state = 'active' AND pg_catalog.lower(pg_catalog.ltrim(a.query, ' ' || pg_catalog.chr(9) || pg_catalog.chr(10) || pg_catalog.chr(13))) LIKE 'vacuum%')" +
+		" ORDER BY a.xact_start LIMIT 10"
+}
+
+// tellBuildWaits runs right before a concurrent index build of table is
+// sent, outside any transaction block (its question's snapshot is its
+// own): it finds the older sessions the build will wait for in its
+// waiting phases (buildWaitsSQL) and tells the client at once, with a
+// NOTICE naming them (pid, application_name, state, age; no query), the
+// audit log (v.buildWaits, on the statement's line) and the metrics
+// (pgguard_concurrent_build_waits_total, by application_name), and logs
+// it. The build runs either way; it takes no lock that blocks the
+// application meanwhile.
+func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Duration) *policy.Finding {
+	out, err := m.internalQuery(buildWaitsSQL(table, threshold))
+	if err != nil || out.errCode != "" || len(out.rows) == 0 {
+		return nil
+	}
+	var who []string
+	var pids []string
+	for _, row := range out.rows {
+		if len(row) != 5 {
+			return nil
+		}
+		s := func(i int) string {
+			if row[i] == nil {
+				return ""
+			}
+			return *row[i]
+		}
+		w := observe.WaitedSession{PID: s(0), ApplicationName: s(1), State: s(2), Reason: s(4)}
+		if secs, err := strconv.ParseFloat(s(3), 64); err == nil {
+			w.AgeSeconds = secs
+		}
+		v.buildWaits = append(v.buildWaits, w)
+		age := time.Duration(w.AgeSeconds * float64(time.Second)).Round(time.Second)
+		desc := "pid " + w.PID + " ("
+		if w.ApplicationName != "" {
+			desc += "application_name " + w.ApplicationName + ", "
+		}
+		if w.State != "" {
+			desc += w.State + ", "
+		}
+		who = append(who, desc+"its transaction has run "+age.String()+"; "+w.Reason+")")
+		pids = append(pids, w.PID)
+	}
+	n := &wire.PGError{Severity: "NOTICE", Code: "00000",
+		Message: fmt.Sprintf("pgguard: concurrent build: the index build on %s will wait for %d older transaction(s) before it can finish: %s",
+			table, len(who), strings.Join(who, ", ")),
+		Detail: "A concurrent index build waits for every transaction that writes the table, and then for every transaction of this database " +
+			"that holds a snapshot, that began before it; meanwhile it blocks no query of the application.",
+		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" +
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (" + strings.Join(pids, ", ") + ");",
+	}
+	m.log.Info("concurrent build: waits for older transactions", "sessions", strings.Join(pids, ","),
+		"user", m.state.User, "database", m.state.Database)
+	m.conns.ToClientMu.Lock()
+	m.conns.ToClient.Write(n.Encode(nil, true))
+	err = m.conns.ToClient.Flush()
+	m.conns.ToClientMu.Unlock()
+	_ = err // a client gone is found by what comes next
+	return nil
 }
