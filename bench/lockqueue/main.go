@@ -81,11 +81,15 @@ type options struct {
 type result struct {
 	blocker       string
 	config, route string
-	slow          int           // application transactions that took 500 ms or more
-	slowest       time.Duration // the slowest application transaction
-	tx            int           // application transactions completed
-	aborted       int           // pgbench clients aborted
-	migration     string        // how the ALTER ended, and after how long
+	slow          int // application transactions that took 500 ms or more
+	// slowAtRun: of those, the ones in flight when the migration's
+	// statement ended (queued behind it, or it behind them); the rest
+	// stalled while nothing of the migration was in the lock queue.
+	slowAtRun int
+	slowest   time.Duration // the slowest application transaction
+	tx        int           // application transactions completed
+	aborted   int           // pgbench clients aborted
+	migration string        // how the ALTER ended, and after how long
 }
 
 func main() {
@@ -185,8 +189,8 @@ func runConfigs(ctx context.Context, o options, pg *pgtest.Server, pgbench, scri
 			}
 			r.blocker, r.config, r.route = blocker, c.name, route.name
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "    %d tx, %d at 500 ms or more, slowest %v, %d clients aborted; migration: %s\n",
-				r.tx, r.slow, r.slowest.Round(time.Millisecond), r.aborted, r.migration)
+			fmt.Fprintf(os.Stderr, "    %d tx, %d at 500 ms or more (%d in flight when the migration's statement ended), slowest %v, %d clients aborted; migration: %s\n",
+				r.tx, r.slow, r.slowAtRun, r.slowest.Round(time.Millisecond), r.aborted, r.migration)
 		}
 		stop()
 	}
@@ -245,7 +249,8 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	}
 	start := time.Now()
 	_, err = mig.Exec(ctx, "ALTER TABLE pgbench_accounts ADD COLUMN note text")
-	took := time.Since(start).Round(100 * time.Millisecond)
+	end := time.Now()
+	took := end.Sub(start).Round(100 * time.Millisecond)
 	mig.Close(ctx)
 	var pe *pgconn.PgError
 	switch {
@@ -259,7 +264,10 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	<-released
 	cmd.Wait() // pgbench exits non-zero when clients aborted; the log says how many
 	r.aborted = len(abortedRe.FindAllString(out.String(), -1))
-	if err := readLog(dir, &r); err != nil {
+	// A refused migration never reached the lock queue: nothing was in
+	// flight behind it.
+	ran := err == nil || (errors.As(err, &pe) && pe.Code != "42501")
+	if err := readLog(dir, &r, end, ran); err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out.String())
 	}
 	return r, nil
@@ -270,7 +278,7 @@ var abortedRe = regexp.MustCompile(`client \d+ (script \d+ )?aborted`)
 
 // readLog reads pgbench's per-transaction log (-l): the third field is the
 // transaction's latency in microseconds.
-func readLog(dir string, r *result) error {
+func readLog(dir string, r *result, migrationEnd time.Time, ran bool) error {
 	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no pgbench log in %s", dir)
@@ -294,6 +302,16 @@ func readLog(dir string, r *result) error {
 			r.tx++
 			if d >= 500*time.Millisecond {
 				r.slow++
+				// Fields 5 and 6: when the transaction ended (epoch
+				// seconds, microseconds).
+				if len(fields) >= 6 && ran {
+					secs, _ := strconv.ParseInt(fields[4], 10, 64)
+					usec, _ := strconv.ParseInt(fields[5], 10, 64)
+					ended := time.Unix(secs, usec*1000)
+					if !ended.Before(migrationEnd.Add(-50*time.Millisecond)) && !ended.Add(-d).After(migrationEnd) {
+						r.slowAtRun++
+					}
+				}
 			}
 			r.slowest = max(r.slowest, d)
 		}
@@ -347,16 +365,19 @@ func writeReport(o options, pg *pgtest.Server, results []result) error {
 	fmt.Fprintf(&b, "# A migration beside application traffic (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "`make bench-lockqueue` (bench/lockqueue): PostgreSQL %d, pgbench with %d clients running keyed UPDATE + SELECT "+
 		"on pgbench_accounts (300,000 rows) for %v; after 2 s a session takes a lock on the table and stays idle in its transaction for %v "+
-		"(what it holds: below); 1.5 s later a migration sends `ALTER TABLE pgbench_accounts ADD COLUMN note text` through pgguard.\n", pg.Version, o.clients, o.duration, o.hold)
+		"(what it holds: below); 1.5 s later a migration sends `ALTER TABLE pgbench_accounts ADD COLUMN note text` through pgguard. "+
+		"Load average when the report was written: %s. A slow application transaction *in flight when the migration's statement ended* "+
+		"overlapped the moment the statement held or awaited its lock; the others stalled while nothing of the migration was in the lock queue "+
+		"(the runs where the migration was refused never queued at all).\n", pg.Version, o.clients, o.duration, o.hold, loadAverage())
 	blocker := ""
 	for _, r := range results {
 		if r.blocker != blocker {
 			blocker = r.blocker
 			fmt.Fprintf(&b, "\n## The long transaction holds %s (`--blocker %s`)\n\n", blockerText[blocker], blocker)
-			b.WriteString("| pgguard | application connects | app transactions | at 500 ms or more | slowest | app clients aborted | the migration |\n")
-			b.WriteString("|---|---|---|---|---|---|---|\n")
+			b.WriteString("| pgguard | application connects | app transactions | at 500 ms or more | of them in flight when the migration's statement ended | slowest | app clients aborted | the migration |\n")
+			b.WriteString("|---|---|---|---|---|---|---|---|\n")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %v | %d of %d | %s |\n", r.config, r.route, r.tx, r.slow,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %v | %d of %d | %s |\n", r.config, r.route, r.tx, r.slow, r.slowAtRun,
 			r.slowest.Round(time.Millisecond), r.aborted, o.clients, strings.ReplaceAll(r.migration, "|", "/"))
 	}
 	fmt.Print(b.String())
@@ -366,6 +387,15 @@ func writeReport(o options, pg *pgtest.Server, results []result) error {
 	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02")+"-lockqueue.md")
 	step("report written to " + path)
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// loadAverage is /proc/loadavg's first three fields, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func firstWords(s string, n int) string {
