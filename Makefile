@@ -39,9 +39,12 @@ bench: build
 # clients aborted and how the migration ended, with pgguard's policy as
 # before (blanket lock_timeout) and as now (lock_timeout for DDL, a look at
 # the lock queue), the application straight to PostgreSQL and through
-# pgguard; writes bench/results/<date>-lockqueue.md (about 3 minutes).
+# pgguard; writes bench/results/<date>-lockqueue.md. BLOCKER= chooses what
+# the long transaction holds (read, rowlock, share, cursor, cursorhold;
+# about 2.5 minutes each); by default all of them (about 12 minutes).
+BLOCKER ?= all
 bench-lockqueue: build
-	$(GO) run ./bench/lockqueue --pgguard $(BIN) $(BENCHFLAGS)
+	$(GO) run ./bench/lockqueue --pgguard $(BIN) --blocker $(BLOCKER) $(BENCHFLAGS)
 
 # Everything CI runs: formatting, vet, and every test (real PostgreSQL,
 # real clients, the differential wire tests) with the race detector. Go

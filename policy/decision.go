@@ -87,6 +87,12 @@ type Decision struct {
 	// EXCLUSIVE lock on, which the transaction keeps until it ends
 	// (Context.ExclusiveTables) once the statement succeeds.
 	LocksExclusive []Table
+	// TableLocks lists the tables the statement names with the lock it
+	// takes on each (its main table, and the table a FOREIGN KEY it adds
+	// references), as PostgreSQL takes them; nothing for a CONCURRENTLY
+	// operation. The proxy looks at the lock queue of each before it sends
+	// a statement that takes a lock blocking writes.
+	TableLocks []TableLock
 	// LocksUnnamedExclusive is true when the statement also takes ACCESS
 	// EXCLUSIVE locks on relations it does not name (partitions, a dropped
 	// index's table, tables a view reads): only the server can list them.

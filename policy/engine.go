@@ -311,6 +311,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 			}
 		}
 		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
+		d.TableLocks = tableLocks(node, f)
 		d.Savepoint = savepointOp(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
@@ -323,6 +324,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		if n, err := e.cache.parse(d.Rewritten, int(e.cfg.MaxStatementBytes)); err == nil {
 			f := statementFacts(n)
 			d.Concurrent, d.Retryable = f.concurrent, d.Retryable && f.retryable
+			d.TableLocks = tableLocks(n, f)
 		}
 	}
 	return d

@@ -219,3 +219,131 @@ func createdTable(rv *pg_query.RangeVar) Table {
 	}
 	return t
 }
+
+// TableLock is a table a statement names and the lock it takes on it.
+type TableLock struct {
+	Table Table
+	Mode  string
+}
+
+// tableLocks lists the tables a statement names with the lock it takes on
+// each, as PostgreSQL 15 takes them (TestStatementTableLocksMatchServer):
+// its main table with the statement's lock, and the table a FOREIGN KEY
+// references (ALTER TABLE ... ADD [COLUMN ... REFERENCES | FOREIGN KEY],
+// CREATE TABLE ... REFERENCES) with SHARE ROW EXCLUSIVE. Tables it locks
+// without naming them (a dropped index's table, partitions) are not
+// listed; neither are those of a CONCURRENTLY operation.
+func tableLocks(n *pg_query.Node, f facts) []TableLock {
+	if f.concurrent {
+		return nil
+	}
+	var out []TableLock
+	add := func(rv *pg_query.RangeVar, mode string) {
+		t := TableOf(rv)
+		if t.Name == "" || mode == "" {
+			return
+		}
+		for i := range out {
+			if out[i].Table == t {
+				out[i].Mode = strongerLock(out[i].Mode, mode)
+				return
+			}
+		}
+		out = append(out, TableLock{Table: t, Mode: mode})
+	}
+	references := func(cs []*pg_query.Node) {
+		for _, c := range cs {
+			if con := c.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
+				add(con.Pktable, LockShareRowExclusive)
+			}
+		}
+	}
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_AlterTableStmt:
+		add(s.AlterTableStmt.Relation, f.lock)
+		for _, c := range s.AlterTableStmt.Cmds {
+			cmd := c.GetAlterTableCmd()
+			if cmd == nil {
+				continue
+			}
+			switch def := cmd.GetDef(); {
+			case def.GetConstraint() != nil:
+				references([]*pg_query.Node{def})
+			case def.GetColumnDef() != nil:
+				references(def.GetColumnDef().Constraints)
+			}
+		}
+	case *pg_query.Node_CreateStmt:
+		if s.CreateStmt.Partbound != nil {
+			for _, r := range s.CreateStmt.InhRelations {
+				add(r.GetRangeVar(), LockAccessExclusive)
+			}
+		}
+		references(s.CreateStmt.Constraints)
+		for _, e := range s.CreateStmt.TableElts {
+			if cd := e.GetColumnDef(); cd != nil {
+				references(cd.Constraints)
+			} else if e.GetConstraint() != nil {
+				references([]*pg_query.Node{e})
+			}
+		}
+	case *pg_query.Node_IndexStmt:
+		add(s.IndexStmt.Relation, f.lock)
+	case *pg_query.Node_ReindexStmt:
+		if s.ReindexStmt.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE {
+			add(s.ReindexStmt.Relation, f.lock)
+		}
+	case *pg_query.Node_CreateTrigStmt:
+		add(s.CreateTrigStmt.Relation, f.lock)
+	case *pg_query.Node_LockStmt:
+		for _, r := range s.LockStmt.Relations {
+			add(r.GetRangeVar(), f.lock)
+		}
+	case *pg_query.Node_TruncateStmt:
+		for _, r := range s.TruncateStmt.Relations {
+			add(r.GetRangeVar(), f.lock)
+		}
+	case *pg_query.Node_ClusterStmt:
+		add(s.ClusterStmt.Relation, f.lock)
+	case *pg_query.Node_VacuumStmt:
+		if f.lock == LockAccessExclusive {
+			for _, r := range s.VacuumStmt.Rels {
+				add(r.GetVacuumRelation().GetRelation(), f.lock)
+			}
+		}
+	case *pg_query.Node_RefreshMatViewStmt:
+		add(s.RefreshMatViewStmt.Relation, f.lock)
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		add(s.AlterObjectSchemaStmt.Relation, f.lock)
+	case *pg_query.Node_RenameStmt:
+		// Before it runs the table has its old name.
+		add(s.RenameStmt.Relation, f.lock)
+	case *pg_query.Node_DropStmt:
+		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_TABLE || s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_MATVIEW {
+			for _, o := range s.DropStmt.Objects {
+				if l := o.GetList(); l != nil {
+					add(rangeVarOfNames(l.Items), f.lock)
+				}
+			}
+		}
+	default:
+		for _, t := range exclusiveTables(n) {
+			if f.lock == LockAccessExclusive {
+				add(&pg_query.RangeVar{Schemaname: t.Schema, Relname: t.Name}, f.lock)
+			}
+		}
+	}
+	return out
+}
+
+// rangeVarOfNames turns a DROP's name list (schema, name or name) into a
+// RangeVar; nil for anything longer (a database-qualified name).
+func rangeVarOfNames(items []*pg_query.Node) *pg_query.RangeVar {
+	switch len(items) {
+	case 1:
+		return &pg_query.RangeVar{Relname: items[0].GetString_().GetSval()}
+	case 2:
+		return &pg_query.RangeVar{Schemaname: items[0].GetString_().GetSval(), Relname: items[1].GetString_().GetSval()}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -85,6 +86,133 @@ func TestStatementLocksMatchServer(t *testing.T) {
 			got := statementFacts(tree.Stmts[0].Stmt).lock
 			if got != want && !(want == LockAccessShare && got == "") {
 				t.Errorf("the engine says %q, PostgreSQL holds %v on %s (strongest %q)", got, modes, c.table, want)
+			}
+		})
+	}
+}
+
+// Decision.TableLocks decides which tables' lock queues the proxy looks at
+// before a statement and for which modes, so each table it names must be
+// one PostgreSQL locks, with the strongest mode PostgreSQL holds on it
+// after the statement ran in a transaction; and every table of the
+// statement that PostgreSQL locks with a mode that blocks writes must be
+// named (the table a FOREIGN KEY references included).
+func TestStatementTableLocksMatchServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the PostgreSQL lock check in -short mode")
+	}
+	s := pgtest.Must(t, pgtest.Options{})
+	if err := s.Exec("CREATE DATABASE tablelocks"); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, s, "tablelocks")
+	ctx := context.Background()
+	for _, q := range []string{
+		"CREATE TABLE parent (id int PRIMARY KEY)",
+		"CREATE TABLE child (id int PRIMARY KEY, parent_id int)",
+		"CREATE TABLE other (id int)",
+		"CREATE TABLE p (id int, k int) PARTITION BY RANGE (k)",
+		"CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x",
+		"CREATE FUNCTION trig() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	tables := []string{"parent", "child", "other", "p", "mv"}
+	for _, sql := range []string{
+		"ALTER TABLE child ADD FOREIGN KEY (parent_id) REFERENCES parent",
+		"ALTER TABLE child ADD CONSTRAINT child_fk FOREIGN KEY (parent_id) REFERENCES parent (id) NOT VALID",
+		"ALTER TABLE child ADD COLUMN p2 int REFERENCES parent",
+		"ALTER TABLE child ADD COLUMN c int",
+		"CREATE TABLE grandchild (id int, child_id int REFERENCES child, FOREIGN KEY (id) REFERENCES parent)",
+		"CREATE TABLE p_1 PARTITION OF p FOR VALUES FROM (0) TO (10)",
+		"CREATE INDEX child_parent ON child (parent_id)",
+		"REINDEX TABLE child",
+		"CREATE TRIGGER child_tr BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION trig()",
+		"LOCK TABLE child, other IN SHARE MODE",
+		"LOCK TABLE other IN EXCLUSIVE MODE",
+		"LOCK other",
+		"TRUNCATE child, other",
+		"DROP TABLE other",
+		"ALTER TABLE other RENAME TO other2",
+		"ALTER TABLE other RENAME COLUMN id TO id2",
+		"CLUSTER child USING child_pkey",
+		"VACUUM FULL other",
+		"REFRESH MATERIALIZED VIEW mv",
+	} {
+		t.Run(sql, func(t *testing.T) {
+			tree, err := pg_query.Parse(sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := tree.Stmts[0].Stmt
+			got := map[string]string{}
+			for _, tl := range tableLocks(node, statementFacts(node)) {
+				got[tl.Table.String()] = tl.Mode
+			}
+			want := map[string]string{}
+			run := func(q func(context.Context, string) error) {
+				if err := q(ctx, sql); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			oids := map[uint32]string{}
+			for _, name := range tables {
+				var oid uint32
+				if err := tx.QueryRow(ctx, "SELECT $1::regclass::oid", name).Scan(&oid); err != nil {
+					t.Fatal(err)
+				}
+				oids[oid] = name
+			}
+			if strings.HasPrefix(sql, "VACUUM") {
+				// VACUUM cannot run in a transaction block, where its
+				// locks could be read: FULL takes ACCESS EXCLUSIVE on the
+				// table it names (PostgreSQL's documentation); it must
+				// at least run.
+				want["other"] = LockAccessExclusive
+				tx.Rollback(ctx)
+				run(func(ctx context.Context, q string) error { _, err := conn.Exec(ctx, q); return err })
+			} else {
+				run(func(ctx context.Context, q string) error { _, err := tx.Exec(ctx, q); return err })
+				rows, err := tx.Query(ctx, "SELECT relation, mode FROM pg_locks WHERE pid = pg_backend_pid() AND granted AND locktype = 'relation'")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var oid uint32
+					var mode string
+					if err := rows.Scan(&oid, &mode); err != nil {
+						t.Fatal(err)
+					}
+					name, ok := oids[oid]
+					if !ok {
+						continue
+					}
+					for _, l := range lockOrder {
+						if pgLocksName(l) == mode {
+							want[name] = strongerLock(want[name], l)
+						}
+					}
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, mode := range got {
+				if want[name] != mode {
+					t.Errorf("the engine says %s on %s, PostgreSQL holds %q", mode, name, want[name])
+				}
+			}
+			for name, mode := range want {
+				if BlocksWrites(mode) && got[name] == "" {
+					t.Errorf("PostgreSQL holds %s on %s, which the engine does not name", mode, name)
+				}
 			}
 		})
 	}

@@ -9,42 +9,81 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
-// A migration's ALTER TABLE does not join the lock queue while a session
-// that has held a lock on the table for long (a transaction left idle after
-// a read, as a report or a forgotten psql does; one holding a row lock; one
-// with an open cursor) is in its way: it waits outside the queue, so the
+// A migration's statement does not join the lock queue while a session
+// that has held a lock on the table for long, one that conflicts with the
+// statement's, is in its way: it waits outside the queue, so the
 // application's queries on the table go on as before (none takes 500 ms),
 // and it runs once that session has ended. With a deadline shorter than
 // the holder's transaction it is refused, naming the holder
 // (TestLockQueueDeadlineNamesTheHolder).
+//
+// The long transaction holds a read left idle, a row lock, an open cursor
+// (with and without HOLD) or a SHARE lock; the statement is an ALTER TABLE
+// (ACCESS EXCLUSIVE), a plain CREATE INDEX of a small table (SHARE, which
+// conflicts with the application's ROW EXCLUSIVE), an ADD FOREIGN KEY
+// (SHARE ROW EXCLUSIVE on both tables, the holder on the referenced one),
+// or a LOCK TABLE inside a transaction block. A holder of a lock that does
+// not conflict (a read, before a CREATE INDEX) is not waited for; neither
+// is anyone inside a REPEATABLE READ block, where a question of pgguard's
+// would take the transaction's snapshot.
 func TestLockQueueLookBeforeQueueing(t *testing.T) {
-	// What the long transaction holds: each is a lock on the table that
-	// the ALTER's ACCESS EXCLUSIVE conflicts with, none blocks the
-	// application's row updates itself (rows 1-4; the holder's row is 50).
-	for _, holds := range []struct{ name, sql string }{
-		{"a read left idle", "SELECT count(*) FROM lq_t"},
-		{"a row lock", "SELECT id FROM lq_t WHERE id = 50 FOR UPDATE"},
-		{"an open cursor", "DECLARE lq_c CURSOR FOR SELECT * FROM lq_t; FETCH 1 FROM lq_c"},
+	const update = "UPDATE lq_t SET v = 'app' WHERE id = $1"
+	const read = "SELECT v FROM lq_t WHERE id = $1"
+	for _, c := range []lookCase{
+		{name: "ALTER TABLE, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{"ALTER TABLE lq_t ADD COLUMN note text"}, waits: true},
+		{name: "ALTER TABLE, a row lock", hold: "SELECT id FROM lq_t WHERE id = 50 FOR UPDATE", app: update, migration: []string{"ALTER TABLE lq_t ADD COLUMN note text"}, waits: true},
+		{name: "ALTER TABLE, an open cursor", hold: "DECLARE lq_c CURSOR FOR SELECT * FROM lq_t; FETCH 1 FROM lq_c", app: update, migration: []string{"ALTER TABLE lq_t ADD COLUMN note text"}, waits: true},
+		{name: "ALTER TABLE, an open cursor WITH HOLD", hold: "DECLARE lq_c CURSOR WITH HOLD FOR SELECT * FROM lq_t; FETCH 1 FROM lq_c", app: update, migration: []string{"ALTER TABLE lq_t ADD COLUMN note text"}, waits: true},
+		// The holder's SHARE lock blocks the application's writes by
+		// itself, with or without a migration: the application reads.
+		{name: "ALTER TABLE, a SHARE lock", hold: "LOCK TABLE lq_t IN SHARE MODE", app: read, migration: []string{"ALTER TABLE lq_t ADD COLUMN note text"}, waits: true},
+		{name: "CREATE INDEX, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update, migration: []string{"CREATE INDEX lq_t_v ON lq_t (v)"}, waits: true},
+		{name: "CREATE INDEX, a read left idle (no conflict)", hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{"CREATE INDEX lq_t_v ON lq_t (v)"}, waits: false},
+		{name: "ADD FOREIGN KEY, a row lock on the referenced table", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"ALTER TABLE lq_child ADD FOREIGN KEY (t_id) REFERENCES lq_t"}, waits: true},
+		{name: "LOCK TABLE in a transaction block, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"BEGIN", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
+		{name: "ALTER TABLE in a transaction block, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
+			migration: []string{"BEGIN", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
+		// As pgjdbc sends a migration's first statement with autocommit
+		// off (Flyway, Liquibase): BEGIN and the DDL in one batch, looked
+		// for before the batch is sent.
+		{name: "ALTER TABLE behind BEGIN in one extended-protocol batch, a row lock", hold: "SELECT id FROM lq_t WHERE id = 50 FOR UPDATE", app: update,
+			migration: []string{"BEGIN", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, batch: true, waits: true},
+		{name: "CREATE INDEX second in a multi-statement Query, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"SELECT 1; CREATE INDEX lq_t_v ON lq_t (v)"}, waits: true},
 	} {
-		t.Run(holds.name, func(t *testing.T) { lookBeforeQueueing(t, holds.sql) })
+		t.Run(c.name, func(t *testing.T) { lookBeforeQueueing(t, c) })
 	}
 }
 
-func lookBeforeQueueing(t *testing.T, hold string) {
-	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+type lookCase struct {
+	name, hold, app string
+	migration       []string
+	batch           bool // the migration's statements in one extended-protocol batch
+	waits           bool // whether the migration waits for the holder
+}
+
+func lookBeforeQueueing(t *testing.T, c lookCase) {
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
 	ctx := context.Background()
-	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
-		"INSERT INTO lq_t SELECT g, 'x' FROM generate_series(1, 100) g", "GRANT ALL ON lq_t TO PUBLIC"); err != nil {
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
+		"INSERT INTO lq_t SELECT g, 'x' FROM generate_series(1, 100) g", "CREATE TABLE lq_child (id int, t_id int)",
+		"ANALYZE lq_t, lq_child", "GRANT ALL ON lq_t, lq_child TO PUBLIC"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_t") })
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t") })
 	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
 	mustExec(t, holder, "BEGIN")
-	mustExec(t, holder, hold)
+	mustExec(t, holder, c.hold)
 	defer commitAfter(holder, 2500*time.Millisecond)()
 	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
 
@@ -65,7 +104,7 @@ func lookBeforeQueueing(t *testing.T, hold string) {
 				default:
 				}
 				start := time.Now()
-				_, err := app.Exec(ctx, "UPDATE lq_t SET v = 'app' WHERE id = $1", 1+i)
+				_, err := app.Exec(ctx, c.app, 1+i)
 				mu.Lock()
 				if d := time.Since(start); d > slowest {
 					slowest = d
@@ -80,19 +119,41 @@ func lookBeforeQueueing(t *testing.T, hold string) {
 	}
 	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
 	start := time.Now()
-	_, err := migration.Exec(ctx, "ALTER TABLE lq_t ADD COLUMN note text")
+	var err error
+	if c.batch {
+		b := &pgconn.Batch{}
+		for _, q := range c.migration {
+			b.ExecParams(q, nil, nil, nil, nil)
+		}
+		_, err = migration.PgConn().ExecBatch(ctx, b).ReadAll()
+	} else {
+		for _, q := range c.migration {
+			if _, err = migration.Exec(ctx, q); err != nil {
+				break
+			}
+		}
+	}
 	took := time.Since(start)
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	if err != nil {
-		t.Fatalf("the ALTER after %v: %v, want it to run once the holder is gone", took, err)
+		t.Fatalf("the migration after %v: %v, want it to run once the holder is gone", took, err)
 	}
-	if took < 1500*time.Millisecond {
-		t.Fatalf("the ALTER ran after %v, while the holder's transaction was open", took)
+	obs.mu.Lock()
+	waits := slices.Clone(obs.queueWaits)
+	obs.mu.Unlock()
+	if !c.waits {
+		if len(waits) != 0 || took >= time.Second {
+			t.Fatalf("the migration waited (%v, waits %v) for a holder whose lock does not conflict with its own", took, waits)
+		}
+		return
 	}
 	if appErr != nil || slowest >= 500*time.Millisecond {
 		t.Fatalf("application statements: slowest %v, error %v; want none at 500ms or more while the migration waited", slowest, appErr)
+	}
+	if took < 1500*time.Millisecond || len(waits) != 1 || waits[0] != observe.LockQueueClear {
+		t.Fatalf("the migration ran after %v (waits %v), while the holder's transaction was open", took, waits)
 	}
 }
 
@@ -207,4 +268,135 @@ func TestConcurrentBuildWaitsForAnotherOnTheSameTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Before a concurrent index build starts, pgguard finds the older sessions
+// it will wait for in its waiting phases (a transaction that writes the
+// table; one that holds a snapshot in the database) and says so at once:
+// a NOTICE the client gets while the build still waits, naming each
+// session's pid, application_name and state (no query), the statement's
+// audit event, and pgguard_concurrent_build_waits_total by
+// application_name. A session idle in a READ COMMITTED transaction that
+// neither wrote the table nor holds a snapshot is not named: the build
+// does not wait for it.
+func TestConcurrentBuildSaysWhomItWaitsFor(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := observe.NewMetrics(reg)
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 200ms}\n", func(c *Config) {
+		c.Observer = observe.Observers{c.Observer, metrics}
+	})
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_cic", "CREATE TABLE lq_cic (id int, v text)",
+		"INSERT INTO lq_cic SELECT g, 'x' FROM generate_series(1, 100) g", "GRANT ALL ON lq_cic TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_cic") })
+	pidOf := func(c *pgx.Conn) string {
+		var pid int
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return strconv.Itoa(pid)
+	}
+	// A report with a snapshot (REPEATABLE READ), a writer of the table,
+	// and a session idle in a transaction that holds neither.
+	report := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	writer := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=app-writer")
+	idle := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=idle-one")
+	reportPid, writerPid, idlePid := pidOf(report), pidOf(writer), pidOf(idle)
+	mustExec(t, report, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+	mustExec(t, report, "SELECT count(*) FROM pg_class WHERE relname <> 'secret-literal'")
+	mustExec(t, writer, "BEGIN")
+	mustExec(t, writer, "UPDATE lq_cic SET v = 'y' WHERE id = 7")
+	mustExec(t, idle, "BEGIN")
+	mustExec(t, idle, "SELECT 1")
+	time.Sleep(300 * time.Millisecond) // past the threshold
+	commitWriter := commitAfter(writer, 1500*time.Millisecond)
+	defer commitWriter()
+	commitReport := commitAfter(report, 2000*time.Millisecond)
+	defer commitReport()
+	defer idle.Exec(ctx, "ROLLBACK")
+
+	cfg, err := pgx.ParseConfig(strings.Replace(dsn(addr, pgtest.SuperUser, ""), "/postgres?", "/guard?", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 4)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	built := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY lq_cic_v ON lq_cic (v)")
+		built <- err
+	}()
+	var n *pgconn.Notice
+	select {
+	case n = <-notices:
+	case err := <-built:
+		t.Fatalf("the build ended (%v) before any NOTICE", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no NOTICE within 5s")
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("the NOTICE came after %v, want it before the build waits", waited)
+	}
+	text := n.Message + "\n" + n.Detail + "\n" + n.Hint
+	for _, want := range []string{"pid " + reportPid, "nightly-report", "holds a snapshot", "pid " + writerPid, "app-writer", "writes the table", "idle in transaction"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("NOTICE %q does not say %q", text, want)
+		}
+	}
+	if strings.Contains(text, "pid "+idlePid) || strings.Contains(text, "idle-one") || strings.Contains(text, "secret-literal") {
+		t.Errorf("NOTICE %q names a session the build does not wait for, or a literal", text)
+	}
+	if err := <-built; err != nil {
+		t.Fatalf("the build: %v", err)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Errorf("the build took %v: it did not wait for the writer, and the NOTICE was wrong", took)
+	}
+	obs.mu.Lock()
+	var ev *observe.StatementEvent
+	for i := range obs.events {
+		if len(obs.events[i].BuildWaitsFor) > 0 {
+			ev = &obs.events[i]
+		}
+	}
+	obs.mu.Unlock()
+	if ev == nil || len(ev.BuildWaitsFor) != 2 || ev.BuildWaitsFor[0].PID != reportPid && ev.BuildWaitsFor[1].PID != reportPid {
+		t.Errorf("the build's event names %+v, want the report and the writer", ev)
+	}
+	for app, want := range map[string]float64{"nightly-report": 1, "app-writer": 1, "idle-one": 0} {
+		if got := counterValue(t, reg, "pgguard_concurrent_build_waits_total", "application_name", app); got != want {
+			t.Errorf("pgguard_concurrent_build_waits_total{application_name=%q} = %v, want %v", app, got, want)
+		}
+	}
+}
+
+// counterValue is the value of the counter name whose label is value in
+// reg; 0 when there is none.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -18,7 +18,9 @@ import (
 // session is idle in its transaction, nothing that stops COPY FREEZE. Each
 // case is played straight to PostgreSQL too, and must give the same result.
 func TestOwnQuestionsLeaveNoTrace(t *testing.T) {
-	_, addr, _ := guardProxy(t, "", nil)
+	// With the look at the lock queue (guardProxy turns it off unless the
+	// rules set it), whose questions are pgguard's too.
+	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 1s}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS trace_t", "CREATE TABLE trace_t (id int)", "INSERT INTO trace_t VALUES (1)",
 		"GRANT ALL ON trace_t TO PUBLIC"); err != nil {
@@ -91,6 +93,48 @@ func TestOwnQuestionsLeaveNoTrace(t *testing.T) {
 				t.Errorf("COPY FREEZE after TRUNCATE in the same transaction: %v", err)
 			}
 			mustExec(t, reader, "ROLLBACK")
+
+			// The look at the lock queue before a DDL or a LOCK in a READ
+			// COMMITTED block reads pg_stat_activity, which PostgreSQL
+			// then keeps for the rest of the transaction: the client's own
+			// read of it afterwards shows its own query, not pgguard's,
+			// and a snapshot of it the client took first is kept. A writer
+			// younger than lock_queue.threshold holds a conflicting lock,
+			// so that the look reads pg_stat_activity (with no lock to
+			// look at, PostgreSQL never reads it), and ends soon.
+			hold := func() (wait func()) {
+				mustExec(t, writer, "BEGIN")
+				mustExec(t, writer, "INSERT INTO trace_t VALUES (3)")
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					time.Sleep(200 * time.Millisecond)
+					writer.Exec(ctx, "ROLLBACK")
+				}()
+				return func() { <-done }
+			}
+			for _, ddl := range []string{"ALTER TABLE trace_t ADD COLUMN traced int", "LOCK TABLE trace_t IN SHARE MODE"} {
+				mustExec(t, reader, "BEGIN")
+				wait := hold()
+				mustExec(t, reader, ddl)
+				wait()
+				const own = "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+				var query string
+				if err := reader.QueryRow(ctx, own).Scan(&query); err != nil || query != own {
+					t.Errorf("after %s in a block, its own row of pg_stat_activity shows %q (%v), want the query itself", ddl, query, err)
+				}
+				mustExec(t, reader, "ROLLBACK")
+				mustExec(t, reader, "BEGIN")
+				first := own + " AND true"
+				mustExec(t, reader, first)
+				wait = hold()
+				mustExec(t, reader, ddl)
+				wait()
+				if err := reader.QueryRow(ctx, own).Scan(&query); err != nil || query != first {
+					t.Errorf("after a read of pg_stat_activity and %s in a block, it shows %q (%v), want the snapshot of the first read (%q)", ddl, query, err, first)
+				}
+				mustExec(t, reader, "ROLLBACK")
+			}
 		})
 	}
 }

@@ -2,8 +2,10 @@
 // traffic while a long transaction holds a lock on the migrated table: the
 // scenario of the lock-queue issue. pgbench runs keyed UPDATE and SELECT on
 // pgbench_accounts (300,000 rows at scale 3) with 8 clients; a second
-// session reads the table and stays idle in its transaction for 12 s, as a
-// report or a forgotten psql does; a migration sends ALTER TABLE ... ADD
+// session takes a lock on the table and stays idle in its transaction for
+// 12 s, as a report or a forgotten psql does (--blocker: a read, a row lock
+// with SELECT ... FOR UPDATE, a SHARE lock, an open cursor with or without
+// HOLD; all by default); a migration sends ALTER TABLE ... ADD
 // COLUMN note text (fast, allowed) through pgguard. It is played with
 // pgguard configured as before (a blanket lock_timeout, no look at the lock
 // queue) and as now (lock_timeout for DDL only, the look), the application
@@ -42,6 +44,29 @@ var configs = []struct{ name, rules string }{
 
 const db = "lockqueue"
 
+// blockers are what the long transaction holds on pgbench_accounts.
+var blockers = []struct {
+	name, sql string
+	// readOnly: the application only reads, because the holder's lock
+	// blocks its writes by itself, with or without a migration.
+	readOnly bool
+}{
+	{"read", "SELECT count(*) FROM pgbench_accounts", false},
+	{"rowlock", "SELECT aid FROM pgbench_accounts WHERE aid = 1 FOR UPDATE", false},
+	{"share", "LOCK TABLE pgbench_accounts IN SHARE MODE", true},
+	{"cursor", "DECLARE lq_c CURSOR FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c", false},
+	{"cursorhold", "DECLARE lq_c CURSOR WITH HOLD FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c", false},
+}
+
+// blockerText says what a blocker holds, for the report.
+var blockerText = map[string]string{
+	"read":       "a read (SELECT count(*)), idle",
+	"rowlock":    "a row lock (SELECT ... FOR UPDATE of a row the application does not update), idle",
+	"share":      "a SHARE lock (LOCK TABLE ... IN SHARE MODE), idle; the application only reads",
+	"cursor":     "an open cursor (DECLARE ... CURSOR, FETCH 10), idle",
+	"cursorhold": "an open cursor WITH HOLD (DECLARE ... CURSOR WITH HOLD, FETCH 10) in its transaction, idle",
+}
+
 type options struct {
 	pgguard  string
 	duration time.Duration
@@ -49,16 +74,22 @@ type options struct {
 	clients  int
 	out      string
 	only     string // run only the configurations whose name contains it
+	blocker  string // run only this blocker ("" or "all": every one)
 }
 
 // result is one run of the scenario.
 type result struct {
+	blocker       string
 	config, route string
-	slow          int           // application transactions that took 500 ms or more
-	slowest       time.Duration // the slowest application transaction
-	tx            int           // application transactions completed
-	aborted       int           // pgbench clients aborted
-	migration     string        // how the ALTER ended, and after how long
+	slow          int // application transactions that took 500 ms or more
+	// slowAtRun: of those, the ones in flight when the migration's
+	// statement ended (queued behind it, or it behind them); the rest
+	// stalled while nothing of the migration was in the lock queue.
+	slowAtRun int
+	slowest   time.Duration // the slowest application transaction
+	tx        int           // application transactions completed
+	aborted   int           // pgbench clients aborted
+	migration string        // how the ALTER ended, and after how long
 }
 
 func main() {
@@ -69,6 +100,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "pgbench clients")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report")
 	flag.StringVar(&o.only, "only", "", "run only the pgguard configurations whose name contains this")
+	flag.StringVar(&o.blocker, "blocker", "all", "what the long transaction holds: read, rowlock, share, cursor, cursorhold, or all")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "lockqueue:", err)
@@ -99,11 +131,42 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("pgbench -i: %w\n%s", err, out)
 	}
 	script := filepath.Join(work, "app.sql")
-	if err := os.WriteFile(script, []byte("\\set aid random(1, 300000)\n"+
+	if err := os.WriteFile(script, []byte("\\set aid random(2, 300000)\n"+
 		"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"+
 		"SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"), 0o644); err != nil {
 		return err
 	}
+	readScript := filepath.Join(work, "app-read.sql")
+	if err := os.WriteFile(readScript, []byte("\\set aid random(2, 300000)\n"+
+		"SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"), 0o644); err != nil {
+		return err
+	}
+	var results []result
+	known := false
+	for _, bl := range blockers {
+		if o.blocker != "" && o.blocker != "all" && o.blocker != bl.name {
+			continue
+		}
+		known = true
+		app := script
+		if bl.readOnly {
+			app = readScript
+		}
+		rs, err := runConfigs(ctx, o, pg, pgbench, app, work, bl.name, bl.sql)
+		if err != nil {
+			return err
+		}
+		results = append(results, rs...)
+	}
+	if !known {
+		return fmt.Errorf("unknown --blocker %q (read, rowlock, share, cursor, cursorhold, all)", o.blocker)
+	}
+	return writeReport(o, pg, results)
+}
+
+// runConfigs plays the scenario with each pgguard configuration and both
+// routes of the application, the long transaction running hold.
+func runConfigs(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, work, blocker, hold string) ([]result, error) {
 	var results []result
 	for i, c := range configs {
 		if !strings.Contains(c.name, o.only) {
@@ -111,32 +174,32 @@ func run(ctx context.Context, o options) error {
 		}
 		rules := filepath.Join(work, fmt.Sprintf("rules-%d.yaml", i))
 		if err := os.WriteFile(rules, []byte(c.rules), 0o644); err != nil {
-			return err
+			return nil, err
 		}
-		guard, stop, err := startPgguard(o.pgguard, pg.Addr(), rules, filepath.Join(work, fmt.Sprintf("pgguard-%d.log", i)))
+		guard, stop, err := startPgguard(o.pgguard, pg.Addr(), rules, filepath.Join(work, fmt.Sprintf("pgguard-%s-%d.log", blocker, i)))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, route := range []struct{ name, addr string }{{"straight to PostgreSQL", pg.Addr()}, {"through pgguard", guard}} {
-			step(fmt.Sprintf("%s; application %s", c.name, route.name))
-			r, err := scenario(ctx, o, pg, pgbench, script, route.addr, guard, filepath.Join(work, fmt.Sprintf("run-%d-%s", i, route.name[:8])))
+			step(fmt.Sprintf("blocker %s; %s; application %s", blocker, c.name, route.name))
+			r, err := scenario(ctx, o, pg, pgbench, script, hold, route.addr, guard, filepath.Join(work, fmt.Sprintf("run-%s-%d-%s", blocker, i, route.name[:8])))
 			if err != nil {
 				stop()
-				return err
+				return nil, err
 			}
-			r.config, r.route = c.name, route.name
+			r.blocker, r.config, r.route = blocker, c.name, route.name
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "    %d tx, %d at 500 ms or more, slowest %v, %d clients aborted; migration: %s\n",
-				r.tx, r.slow, r.slowest.Round(time.Millisecond), r.aborted, r.migration)
+			fmt.Fprintf(os.Stderr, "    %d tx, %d at 500 ms or more (%d in flight when the migration's statement ended), slowest %v, %d clients aborted; migration: %s\n",
+				r.tx, r.slow, r.slowAtRun, r.slowest.Round(time.Millisecond), r.aborted, r.migration)
 		}
 		stop()
 	}
-	return writeReport(o, pg, results)
+	return results, nil
 }
 
 // scenario plays one run: pgbench against app, the long transaction, and
 // the migration through guard.
-func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, app, guard, dir string) (result, error) {
+func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, hold, app, guard, dir string) (result, error) {
 	var r result
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return r, err
@@ -157,7 +220,7 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	if err := cmd.Start(); err != nil {
 		return r, err
 	}
-	// The long transaction: a read, then idle.
+	// The long transaction: hold, then idle.
 	holder, err := pgx.Connect(ctx, pg.DSN(pgtest.SuperUser, db)+"&application_name=nightly-report")
 	if err != nil {
 		return r, err
@@ -167,7 +230,7 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
 		return r, err
 	}
-	if _, err := holder.Exec(ctx, "SELECT count(*) FROM pgbench_accounts"); err != nil {
+	if _, err := holder.Exec(ctx, hold); err != nil {
 		return r, err
 	}
 	released := make(chan struct{})
@@ -175,6 +238,7 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 		defer close(released)
 		time.Sleep(o.hold)
 		holder.Exec(ctx, "COMMIT")
+		holder.Exec(ctx, "CLOSE ALL") // a cursor WITH HOLD outlives the transaction
 	}()
 	// The migration, through pgguard, once the holder has held for a moment.
 	time.Sleep(1500 * time.Millisecond)
@@ -185,7 +249,8 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	}
 	start := time.Now()
 	_, err = mig.Exec(ctx, "ALTER TABLE pgbench_accounts ADD COLUMN note text")
-	took := time.Since(start).Round(100 * time.Millisecond)
+	end := time.Now()
+	took := end.Sub(start).Round(100 * time.Millisecond)
 	mig.Close(ctx)
 	var pe *pgconn.PgError
 	switch {
@@ -199,7 +264,10 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	<-released
 	cmd.Wait() // pgbench exits non-zero when clients aborted; the log says how many
 	r.aborted = len(abortedRe.FindAllString(out.String(), -1))
-	if err := readLog(dir, &r); err != nil {
+	// A refused migration never reached the lock queue: nothing was in
+	// flight behind it.
+	ran := err == nil || (errors.As(err, &pe) && pe.Code != "42501")
+	if err := readLog(dir, &r, end, ran); err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out.String())
 	}
 	return r, nil
@@ -210,7 +278,7 @@ var abortedRe = regexp.MustCompile(`client \d+ (script \d+ )?aborted`)
 
 // readLog reads pgbench's per-transaction log (-l): the third field is the
 // transaction's latency in microseconds.
-func readLog(dir string, r *result) error {
+func readLog(dir string, r *result, migrationEnd time.Time, ran bool) error {
 	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no pgbench log in %s", dir)
@@ -234,6 +302,16 @@ func readLog(dir string, r *result) error {
 			r.tx++
 			if d >= 500*time.Millisecond {
 				r.slow++
+				// Fields 5 and 6: when the transaction ended (epoch
+				// seconds, microseconds).
+				if len(fields) >= 6 && ran {
+					secs, _ := strconv.ParseInt(fields[4], 10, 64)
+					usec, _ := strconv.ParseInt(fields[5], 10, 64)
+					ended := time.Unix(secs, usec*1000)
+					if !ended.Before(migrationEnd.Add(-50*time.Millisecond)) && !ended.Add(-d).After(migrationEnd) {
+						r.slowAtRun++
+					}
+				}
 			}
 			r.slowest = max(r.slowest, d)
 		}
@@ -286,12 +364,20 @@ func writeReport(o options, pg *pgtest.Server, results []result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# A migration beside application traffic (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "`make bench-lockqueue` (bench/lockqueue): PostgreSQL %d, pgbench with %d clients running keyed UPDATE + SELECT "+
-		"on pgbench_accounts (300,000 rows) for %v; after 2 s a session reads the table and stays idle in its transaction for %v; "+
-		"1.5 s later a migration sends `ALTER TABLE pgbench_accounts ADD COLUMN note text` through pgguard.\n\n", pg.Version, o.clients, o.duration, o.hold)
-	b.WriteString("| pgguard | application connects | app transactions | at 500 ms or more | slowest | app clients aborted | the migration |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+		"on pgbench_accounts (300,000 rows) for %v; after 2 s a session takes a lock on the table and stays idle in its transaction for %v "+
+		"(what it holds: below); 1.5 s later a migration sends `ALTER TABLE pgbench_accounts ADD COLUMN note text` through pgguard. "+
+		"Load average when the report was written: %s. A slow application transaction *in flight when the migration's statement ended* "+
+		"overlapped the moment the statement held or awaited its lock; the others stalled while nothing of the migration was in the lock queue "+
+		"(the runs where the migration was refused never queued at all).\n", pg.Version, o.clients, o.duration, o.hold, loadAverage())
+	blocker := ""
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %v | %d of %d | %s |\n", r.config, r.route, r.tx, r.slow,
+		if r.blocker != blocker {
+			blocker = r.blocker
+			fmt.Fprintf(&b, "\n## The long transaction holds %s (`--blocker %s`)\n\n", blockerText[blocker], blocker)
+			b.WriteString("| pgguard | application connects | app transactions | at 500 ms or more | of them in flight when the migration's statement ended | slowest | app clients aborted | the migration |\n")
+			b.WriteString("|---|---|---|---|---|---|---|---|\n")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %v | %d of %d | %s |\n", r.config, r.route, r.tx, r.slow, r.slowAtRun,
 			r.slowest.Round(time.Millisecond), r.aborted, o.clients, strings.ReplaceAll(r.migration, "|", "/"))
 	}
 	fmt.Print(b.String())
@@ -301,6 +387,15 @@ func writeReport(o options, pg *pgtest.Server, results []result) error {
 	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02")+"-lockqueue.md")
 	step("report written to " + path)
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// loadAverage is /proc/loadavg's first three fields, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 func firstWords(s string, n int) string {

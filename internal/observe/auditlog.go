@@ -63,6 +63,9 @@ type AuditRecord struct {
 	// application_name).
 	LockQueueWaitSeconds float64 `json:"lock_queue_wait_seconds,omitempty"`
 	LockQueueBlocker     string  `json:"lock_queue_blocker,omitempty"`
+	// ConcurrentBuildWaitsFor: the older sessions a concurrent index
+	// build was found to wait for before it started.
+	ConcurrentBuildWaitsFor []WaitedSession `json:"concurrent_build_waits_for,omitempty"`
 }
 
 // AuditFinding is one rule that matched, with what pgguard did about it.
@@ -82,6 +85,7 @@ func (a *AuditLog) Statement(ev *StatementEvent) {
 		DurationSeconds: ev.Duration.Seconds(), Rewritten: ev.Rewritten != "",
 		Tool: ev.Tool, Migration: ev.Migration,
 		LockQueueWaitSeconds: ev.LockQueueWait.Seconds(), LockQueueBlocker: ev.LockQueueBlocker,
+		ConcurrentBuildWaitsFor: ev.BuildWaitsFor,
 	}
 	if rec.CommandTag == "none" {
 		rec.CommandTag = ""

@@ -31,7 +31,9 @@ type Metrics struct {
 	queueWait                 *prometheus.HistogramVec
 	queueLooks                *prometheus.CounterVec
 	queueBlockers             *prometheus.CounterVec
-	// blockerNames bounds the application_name label of queueBlockers.
+	buildWaits                *prometheus.CounterVec
+	// blockerNames bounds the application_name label of queueBlockers
+	// and buildWaits.
 	blockerNames boundedLabels
 
 	// targets maps a target name to its pre-resolved children. It is
@@ -122,10 +124,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queueLooks: counter("lock_queue_looks_total", "Looks at the lock table while a statement waited outside the lock queue, by target.", "target"),
 		queueBlockers: counter("lock_queue_blockers_total", "Statements that waited outside the lock queue, by target and the application_name of the session in their way "+
 			"(the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
+		buildWaits: counter("concurrent_build_waits_total", "Older sessions a concurrent index build was found, before it started, to wait for in its waiting phases "+
+			"(they write the table or hold a snapshot), by target and their application_name (the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
 	}
 	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
 		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed, m.migrations,
-		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers)
+		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers, m.buildWaits)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.targets.Store(&map[string]*targetMetrics{})
@@ -205,6 +209,7 @@ func (m *Metrics) target(name string) *targetMetrics {
 	}
 	m.queueLooks.WithLabelValues(name)
 	m.queueBlockers.WithLabelValues(name, "other")
+	m.buildWaits.WithLabelValues(name, "other")
 	next := make(map[string]*targetMetrics, len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -268,6 +273,9 @@ func (m *Metrics) Statement(ev *StatementEvent) {
 		if f.RuleID == policy.ParseErrorRule {
 			t.parseErrors.Inc()
 		}
+	}
+	for _, w := range ev.BuildWaitsFor {
+		m.buildWaits.WithLabelValues(ev.Target, m.blockerNames.label(w.ApplicationName)).Inc()
 	}
 	outcome := OutcomeClass(ev.Action, ev.SQLState)
 	if outcome == OutcomeLockTimeout {

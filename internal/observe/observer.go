@@ -72,6 +72,21 @@ type StatementEvent struct {
 	// queue, for LockQueueBlocker (pid and application_name).
 	LockQueueWait    time.Duration
 	LockQueueBlocker string
+	// BuildWaitsFor lists the older sessions a concurrent index build
+	// was found, before it started, to wait for in its waiting phases.
+	BuildWaitsFor []WaitedSession
+}
+
+// WaitedSession is a session whose transaction a concurrent index build
+// waits for: it writes the table (a lock that conflicts with SHARE) or
+// holds a snapshot in the database. No query text: nothing of it may
+// carry a client's literal.
+type WaitedSession struct {
+	PID             string  `json:"pid"`
+	ApplicationName string  `json:"application_name"`
+	State           string  `json:"state"`
+	AgeSeconds      float64 `json:"transaction_age_seconds"`
+	Reason          string  `json:"reason"` // "writes the table", "holds a snapshot"
 }
 
 // FindingSummary is one rule that matched, with its action.

@@ -31,7 +31,7 @@ func (m *Machine) event(v *verdict, sql string) *observe.StatementEvent {
 	ev := &observe.StatementEvent{Time: time.Now(), Target: m.state.Target, User: m.state.User, Database: m.state.Database,
 		ApplicationName: m.state.CurrentApplicationName(), ClientAddr: m.state.ClientAddr, SQL: sql,
 		Rewritten: v.rewritten, DDL: v.ddl, Tool: string(m.tool()),
-		LockQueueWait: v.queueWait, LockQueueBlocker: v.queueBlocker}
+		LockQueueWait: v.queueWait, LockQueueBlocker: v.queueBlocker, BuildWaitsFor: v.buildWaits}
 	worst := policy.Allow
 	for _, sd := range v.decisions {
 		if sd.Decision.Action > worst {

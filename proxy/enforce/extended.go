@@ -155,6 +155,10 @@ func (m *Machine) OnParse(n int) error {
 	}
 	v := verdictOf(ds)
 	m.refuseForLocks(v, ds, executes > 0)
+	if m.unsynced {
+		// Looked for before the batch was sent (judgeAhead).
+		m.warmLook(v, query)
+	}
 	if v.rewritten != "" && v.reject == nil {
 		// The rewrite goes to the server in the client's encoding.
 		if enc, ok := m.toClient(v.rewritten); ok {

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/wire"
 )
 
 // A statement that waits for its lock sits at the head of the table's lock
@@ -24,30 +26,143 @@ import (
 // It looks again with a growing backoff, up to lock_queue.deadline, and is
 // refused past it, naming the session in its way.
 
-// lockQueueSQL finds, among the other sessions that hold or await a lock on
-// one of tables, the one whose transaction has run longest, if longer than
-// threshold: its pid, user, application_name, client address, state, the
-// age of its transaction in seconds, and its query. to_regclass takes no
-// lock, and the question runs where its snapshot is invisible: outside a
-// transaction block, or right before a statement that takes its own
-// snapshot at its start (checked by the caller).
-func lockQueueSQL(tables []policy.Table, threshold time.Duration) string {
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(t.String()) + ")"
+// conflicts is PostgreSQL's table of conflicting lock modes (Table 13.2,
+// lock.c's LockConflicts): the modes each mode conflicts with.
+var conflicts = map[string][]string{
+	policy.LockAccessShare:          {policy.LockAccessExclusive},
+	policy.LockRowShare:             {policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockRowExclusive:         {policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShareUpdateExclusive: {policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShare:                {policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockShareRowExclusive:    {policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockExclusive:            {policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+	policy.LockAccessExclusive:      {policy.LockAccessShare, policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive, policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive},
+}
+
+// lockModes are the eight table lock modes, weakest first.
+var lockModes = []string{policy.LockAccessShare, policy.LockRowShare, policy.LockRowExclusive, policy.LockShareUpdateExclusive,
+	policy.LockShare, policy.LockShareRowExclusive, policy.LockExclusive, policy.LockAccessExclusive}
+
+// conflict reports whether two lock modes conflict.
+func conflict(a, b string) bool { return slices.Contains(conflicts[a], b) }
+
+// covers returns the modes that, held already by the session, let it take
+// mode without waiting for another session: mode itself (taken again
+// locally) and every mode that conflicts with all that mode conflicts with
+// (no other session can hold one of those beside it).
+func covers(mode string) []string {
+	var out []string
+	for _, h := range lockModes {
+		all := true
+		for _, c := range conflicts[mode] {
+			all = all && conflict(h, c)
+		}
+		if h == mode || all {
+			out = append(out, h)
+		}
 	}
-	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
+	return out
+}
+
+// pgLocksModes spells modes as pg_locks.mode does, as an SQL list.
+func pgLocksModes(modes []string) string {
+	q := make([]string, len(modes))
+	for i, m := range modes {
+		var b strings.Builder
+		for _, w := range strings.Fields(m) {
+			b.WriteString(w[:1] + strings.ToLower(w[1:]))
+		}
+		q[i] = "'" + b.String() + "Lock'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// tableWant is a table a statement will lock, and with which mode.
+type tableWant struct {
+	table policy.Table
+	mode  string
+}
+
+// wantsOf lists the tables that statements of ds will lock with a mode
+// that blocks writes (SHARE or stronger, not CONCURRENTLY), with the
+// strongest mode on each (policy Decision.TableLocks: the main table, the
+// table a FOREIGN KEY references).
+func wantsOf(ds []policy.StatementDecision) []tableWant {
+	var out []tableWant
+	for _, sd := range ds {
+		if sd.Decision.Concurrent {
+			continue
+		}
+	next:
+		for _, tl := range sd.Decision.TableLocks {
+			if !policy.BlocksWrites(tl.Mode) {
+				continue
+			}
+			for i := range out {
+				if out[i].table == tl.Table {
+					if policy.LockStrength(tl.Mode) > policy.LockStrength(out[i].mode) {
+						out[i].mode = tl.Mode
+					}
+					continue next
+				}
+			}
+			out = append(out, tableWant{tl.Table, tl.Mode})
+		}
+	}
+	return out
+}
+
+// lookMarker starts pgguard's look at the lock queue, so that it can tell
+// whether the snapshot of pg_stat_activity that a transaction keeps is the
+// one its look took (clearActivitySQL). The random part keeps a client
+// from sending it.
+var lookMarker = "/* " + rejectMarker + " lock queue */ "
+
+// lockQueueSQL finds, among the other sessions that hold or await a lock
+// on one of the tables that conflicts with the mode the statement takes
+// there (PostgreSQL's conflict table, not any lock), the one whose
+// transaction has run longest, if longer than threshold: its pid, user,
+// application_name, client address, state, the age of its transaction in
+// seconds, and its query. Not in its way: a session waiting for a lock
+// that conflicts with one this session holds there already (PostgreSQL
+// puts this session's request before it), nor anyone when this session
+// holds the mode already or one that covers it. to_regclass takes no
+// lock, and the question runs where its snapshot is invisible (the
+// caller's concern).
+func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
+	var pairs []string
+	for _, a := range lockModes {
+		for _, b := range conflicts[a] {
+			pairs = append(pairs, "("+pgLocksModes([]string{a})+", "+pgLocksModes([]string{b})+")")
+		}
+	}
+	var on []string
+	for _, w := range wants {
+		on = append(on, "(l.relation = pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")"+
+			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
+			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
+			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
+			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
+	}
+	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
+		" SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
 		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
 		" WHERE l.locktype = 'relation' AND l.pid <> pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
-		" AND l.relation IN (" + strings.Join(names, ", ") + ")" +
-		// Holding ACCESS EXCLUSIVE already, the statement waits for nobody.
-		" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'" +
-		" AND o.relation = l.relation AND o.mode = 'AccessExclusiveLock' AND o.granted)" +
+		" AND (" + strings.Join(on, " OR ") + ")" +
 		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
 		" ORDER BY a.xact_start LIMIT 1"
 }
+
+// clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
+// look took inside the client's transaction block, where PostgreSQL keeps
+// it until the transaction ends: the client's own reads of it later in the
+// block would show that moment, and pgguard's question as its own query.
+// A snapshot the client's reads took before is kept (its own row shows
+// its query, not the look's).
+const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
+	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, "
 
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
@@ -56,14 +171,18 @@ type blocker struct {
 }
 
 // lookBeforeQueue runs before a statement of ds, which v answers, when the
-// session can run a query of pgguard's own. Before one that takes an
-// ACCESS EXCLUSIVE lock on tables, it waits outside the lock queue while a
-// long holder of a lock on them is in the way; before a concurrent index
-// build, while another session builds an index on the same table (two
-// builds on one table each wait for the other's transaction, and
-// PostgreSQL cancels one of them as a deadlock, leaving its index
-// INVALID). It returns the refusal when the way is still blocked at the
-// deadline.
+// session can run a query of pgguard's own. Before one that takes a lock
+// that blocks writes on tables, it waits outside the lock queue while a
+// long holder (or awaiter) of a conflicting lock on them is in the way;
+// before a concurrent index build, while another session builds an index
+// on the same table (two builds on one table each wait for the other's
+// transaction, and PostgreSQL cancels one of them as a deadlock, leaving
+// its index INVALID). Inside a transaction block it looks only where the
+// question is invisible: at READ COMMITTED, where every statement takes a
+// snapshot of its own (at REPEATABLE READ a question could take the
+// transaction's snapshot, seconds before the statement would have), and
+// it drops the snapshot of pg_stat_activity it took. It returns the
+// refusal when the way is still blocked at the deadline.
 func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	deadline, threshold := time.Duration(cfg.LockQueue.Deadline), time.Duration(cfg.LockQueue.Threshold)
@@ -71,29 +190,36 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 	if deadline <= 0 || m.unsynced || m.batch != nil || m.pending.Load() > 0 || status == 'E' {
 		return nil
 	}
-	if status == 'T' && anySnapshotFree(ds) {
-		// LOCK TABLE takes no snapshot: a question before it would take
-		// the transaction's (REPEATABLE READ reads after a LOCK).
-		return nil
-	}
 	if table := concurrentIndexTable(v); table != "" {
-		return m.waitOutsideQueue(v, buildsOnSQL(table), deadline, buildRefusal)
-	}
-	var tables []policy.Table
-	for _, sd := range ds {
-		if sd.Decision.Concurrent || sd.Decision.Lock != policy.LockAccessExclusive {
-			continue
+		if f := m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
+			return f
 		}
-		for _, t := range sd.Decision.LocksExclusive {
-			if t.Name != "" {
-				tables = append(tables, t)
-			}
+		if status == 'I' {
+			return m.tellBuildWaits(v, table, threshold)
 		}
-	}
-	if len(tables) == 0 {
 		return nil
 	}
-	return m.waitOutsideQueue(v, lockQueueSQL(tables, threshold), deadline, lockQueueRefusal)
+	wants := wantsOf(ds)
+	if len(wants) == 0 {
+		return nil
+	}
+	inBlock := status == 'T'
+	if inBlock {
+		out, err := m.internalQuery("SHOW transaction_isolation")
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil || *out.rows[0][0] != "read committed" {
+			return nil
+		}
+	}
+	mode := ""
+	for _, w := range wants {
+		if policy.LockStrength(w.mode) > policy.LockStrength(mode) {
+			mode = w.mode
+		}
+	}
+	return m.waitOutsideQueue(v, lockQueueSQL(wants, threshold), inBlock, deadline,
+		func(b blocker, waited, deadline time.Duration) *policy.Finding {
+			return lockQueueRefusal(b, mode, waited, deadline)
+		})
 }
 
 // buildsOnSQL finds another session that is building an index on table
@@ -113,7 +239,7 @@ func buildsOnSQL(table string) string {
 // row, with a growing backoff, for at most deadline; past it, refuse makes
 // the refusal (in mode enforce). A wait is reported to the observer and
 // kept in v for the statement's audit line.
-func (m *Machine) waitOutsideQueue(v *verdict, ask string, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
+func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	start := time.Now()
 	wait := 100 * time.Millisecond
@@ -131,6 +257,11 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, deadline time.Duratio
 	}
 	for {
 		out, err := m.internalQuery(ask)
+		if inBlock && err == nil {
+			if _, err = m.internalQuery(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
+				return nil
+			}
+		}
 		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
 			ended(observe.LockQueueClear)
 			return nil
@@ -208,11 +339,11 @@ func (b blocker) describe() (who, what string) {
 	return "pid " + b.pid, what
 }
 
-func lockQueueRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
+func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *policy.Finding {
 	who, what := b.describe()
-	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: policy.LockAccessExclusive,
-		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table for %s; this statement would wait behind it, and every query on the table behind this statement",
-			who, b.age),
+	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
+		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s; this statement would wait behind it, and every query on the table that conflicts with %s behind this statement",
+			who, mode, b.age, mode),
 		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
 			waited.Round(time.Millisecond), deadline, who, what),
 		Hint: "-- run the migration again once that session's transaction has ended, or end it:\n" +
@@ -247,4 +378,91 @@ func concurrentIndexTable(v *verdict) string {
 func snapshotFree(sql string) bool {
 	res, err := pg_query.Parse(sql)
 	return err == nil && len(res.Stmts) == 1 && res.Stmts[0].Stmt.GetLockStmt() != nil
+}
+
+// buildWaitsSQL finds the sessions of this database, other than this one,
+// whose transactions a concurrent index build of table started now would
+// wait for, as PostgreSQL 15's DefineIndex does: in its waits for writers
+// (WaitForLockers), a transaction that holds a lock on the table that
+// conflicts with SHARE; in its wait for older snapshots
+// (WaitForOlderSnapshots), a transaction with a snapshot (backend_xmin) in
+// the same database, vacuum excepted (only client backends; a VACUUM they
+// run is left out by its query). Only those whose transaction has run
+// longer than threshold, the oldest first, at most 10: pid,
+// application_name, state, the age of the transaction in seconds, and why.
+func buildWaitsSQL(table string, threshold time.Duration) string {
+	return "SELECT a.pid, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::float8," +
+		" CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END" +
+		" FROM pg_catalog.pg_stat_activity a" +
+		" WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'" +
+		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" AND (a.backend_xmin IS NOT NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")))" +
+		// No backslash: the session may read literals without
+		// standard_conforming_strings.
+		" AND NOT (a.state = 'active' AND pg_catalog.lower(pg_catalog.ltrim(a.query, ' ' || pg_catalog.chr(9) || pg_catalog.chr(10) || pg_catalog.chr(13))) LIKE 'vacuum%')" +
+		" ORDER BY a.xact_start LIMIT 10"
+}
+
+// tellBuildWaits runs right before a concurrent index build of table is
+// sent, outside any transaction block (its question's snapshot is its
+// own): it finds the older sessions the build will wait for in its
+// waiting phases (buildWaitsSQL) and tells the client at once, with a
+// NOTICE naming them (pid, application_name, state, age; no query), the
+// audit log (v.buildWaits, on the statement's line) and the metrics
+// (pgguard_concurrent_build_waits_total, by application_name), and logs
+// it. The build runs either way; it takes no lock that blocks the
+// application meanwhile.
+func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Duration) *policy.Finding {
+	out, err := m.internalQuery(buildWaitsSQL(table, threshold))
+	if err != nil || out.errCode != "" || len(out.rows) == 0 {
+		return nil
+	}
+	var who []string
+	var pids []string
+	for _, row := range out.rows {
+		if len(row) != 5 {
+			return nil
+		}
+		s := func(i int) string {
+			if row[i] == nil {
+				return ""
+			}
+			return *row[i]
+		}
+		w := observe.WaitedSession{PID: s(0), ApplicationName: s(1), State: s(2), Reason: s(4)}
+		if secs, err := strconv.ParseFloat(s(3), 64); err == nil {
+			w.AgeSeconds = secs
+		}
+		v.buildWaits = append(v.buildWaits, w)
+		age := time.Duration(w.AgeSeconds * float64(time.Second)).Round(time.Second)
+		desc := "pid " + w.PID + " ("
+		if w.ApplicationName != "" {
+			desc += "application_name " + w.ApplicationName + ", "
+		}
+		if w.State != "" {
+			desc += w.State + ", "
+		}
+		who = append(who, desc+"its transaction has run "+age.String()+"; "+w.Reason+")")
+		pids = append(pids, w.PID)
+	}
+	n := &wire.PGError{Severity: "NOTICE", Code: "00000",
+		Message: fmt.Sprintf("pgguard: concurrent build: the index build on %s will wait for %d older transaction(s) before it can finish: %s",
+			table, len(who), strings.Join(who, ", ")),
+		Detail: "A concurrent index build waits for every transaction that writes the table, and then for every transaction of this database " +
+			"that holds a snapshot, that began before it; meanwhile it blocks no query of the application.",
+		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" +
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (" + strings.Join(pids, ", ") + ");",
+	}
+	m.log.Info("concurrent build: waits for older transactions", "sessions", strings.Join(pids, ","),
+		"user", m.state.User, "database", m.state.Database)
+	m.conns.ToClientMu.Lock()
+	m.conns.ToClient.Write(n.Encode(nil, true))
+	err = m.conns.ToClient.Flush()
+	m.conns.ToClientMu.Unlock()
+	_ = err // a client gone is found by what comes next
+	return nil
 }

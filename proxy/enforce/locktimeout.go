@@ -22,9 +22,22 @@ import (
 // refused.
 
 // blocksWrites reports whether a decision's statement takes a lock that
-// blocks writes (SHARE or stronger) and is not a CONCURRENTLY operation.
+// blocks writes (SHARE or stronger) on its main table or on another it
+// names (the table a FOREIGN KEY references: CREATE TABLE ... REFERENCES
+// takes SHARE ROW EXCLUSIVE there), and is not a CONCURRENTLY operation.
 func blocksWrites(d policy.Decision) bool {
-	return !d.Concurrent && policy.BlocksWrites(d.Lock)
+	if d.Concurrent {
+		return false
+	}
+	if policy.BlocksWrites(d.Lock) {
+		return true
+	}
+	for _, tl := range d.TableLocks {
+		if policy.BlocksWrites(tl.Mode) {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseForLocks refuses v, when nothing else did, if a statement before
@@ -106,6 +119,11 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 	for _, sd := range ds {
 		if blocksWrites(sd.Decision) {
 			lock = sd.Decision.Lock
+			for _, tl := range sd.Decision.TableLocks {
+				if policy.LockStrength(tl.Mode) > policy.LockStrength(lock) {
+					lock = tl.Mode
+				}
+			}
 		}
 	}
 	if lock == "" {

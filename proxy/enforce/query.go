@@ -507,6 +507,9 @@ type verdict struct {
 	// for queueBlocker (lookBeforeQueue).
 	queueWait    time.Duration
 	queueBlocker string
+	// buildWaits are the older sessions a concurrent index build was
+	// found to wait for (tellBuildWaits).
+	buildWaits []observe.WaitedSession
 }
 
 // sql returns the SQL to run for a one-statement Query.

@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"encoding/binary"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
@@ -108,6 +109,15 @@ type warmed struct {
 	idle    bool
 	version int
 	answers map[string]warmAnswer
+	// catalog: the judgement asked the catalog, whose answers are
+	// recorded; looked: the statement takes a lock that blocks writes,
+	// and pgguard looked at the lock queue for it before the batch was
+	// sent (lookBeforeQueue): reject is the refusal when the way was
+	// still blocked at the deadline, queueWait and queueBlocker the wait.
+	catalog, looked bool
+	reject          *policy.Finding
+	queueWait       time.Duration
+	queueBlocker    string
 }
 
 type warmAnswer struct {
@@ -164,11 +174,27 @@ var (
 // batch judged ahead, or nil.
 func (m *Machine) warmCatalog(query string) policy.Catalog {
 	for _, w := range m.warm {
-		if w.query == query {
+		if w.query == query && w.catalog {
 			return &pgcatalog.Catalog{Q: replayQuerier{w}}
 		}
 	}
 	return nil
+}
+
+// warmLook gives v what the look at the lock queue found for a statement
+// of the open batch judged ahead (judgeAhead): the refusal, when the way
+// was blocked at the deadline, and the wait.
+func (m *Machine) warmLook(v *verdict, query string) {
+	for _, w := range m.warm {
+		if w.query != query || !w.looked {
+			continue
+		}
+		v.queueWait, v.queueBlocker = w.queueWait, w.queueBlocker
+		if w.reject != nil && v.reject == nil {
+			v.reject, v.rejects = w.reject, []policy.Finding{*w.reject}
+		}
+		return
+	}
 }
 
 // lookAhead is called for the first Parse of a batch (nothing unsynced),
@@ -279,17 +305,21 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	ctx := context.Background()
 	stmt := policy.Statement{Text: judged, End: len(judged), Line: 1}
-	judge := func(c policy.Catalog) {
+	judge := func(c policy.Catalog) policy.Decision {
 		sc := m.policyContext(false)
 		// As it is judged when it comes: behind other messages of its
 		// batch, in a transaction (implicit, or the block BEGIN opened).
 		sc.Alone, sc.InTransaction = false, true
 		sc.Catalog, sc.Unestimable = c, ""
-		eng.Decide(ctx, stmt, sc)
+		return eng.Decide(ctx, stmt, sc)
 	}
 	m.probe.asked = false
-	judge(&m.probe)
-	if !m.probe.asked {
+	d := judge(&m.probe)
+	// A statement that blocks writes, later in the batch, is looked for
+	// now: once the batch's first message is sent, pgguard cannot ask
+	// the server anything before it.
+	look := time.Duration(eng.Config().LockQueue.Deadline) > 0 && len(wantsOf([]policy.StatementDecision{{Decision: d}})) > 0
+	if !m.probe.asked && !look {
 		return true
 	}
 	if m.pending.Load() > 0 && !m.waitIdle() {
@@ -300,7 +330,21 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	}
 	w := &warmed{query: query, idle: sessionQuerier{m}.Idle(), version: m.state.ServerVersion(),
 		answers: map[string]warmAnswer{}}
-	judge(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}})
+	if m.probe.asked {
+		w.catalog = true
+		d = judge(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}})
+	}
+	if ds := []policy.StatementDecision{{Statement: stmt, Decision: d}}; look && verdictOf(ds).reject == nil {
+		v := verdictOf(ds)
+		w.looked = true
+		w.reject = m.lookBeforeQueue(v, ds)
+		w.queueWait, w.queueBlocker = v.queueWait, v.queueBlocker
+		select {
+		case <-m.sess.Done():
+			return false // the session ended while the statement waited
+		default:
+		}
+	}
 	m.warm = append(m.warm, w)
 	return true
 }
