@@ -390,3 +390,50 @@ func commandLabel(tag string) string {
 	}
 	return tag
 }
+
+// BorrowedSizes is the state of one target that judges with another
+// database's sizes (sizes_file, sizes_from).
+type BorrowedSizes struct {
+	Target, Source string
+	// InUse is false while the target's own sizes are used instead (the
+	// source cannot be read); Age is then -1.
+	InUse    bool
+	Age      float64 // seconds since the sizes were read from their database
+	Failures int64   // reads of the source that failed
+}
+
+// WatchBorrowedSizes exports, at every scrape, the age of each target's
+// borrowed sizes, whether they are in use, and the failed reads of their
+// source.
+func WatchBorrowedSizes(reg prometheus.Registerer, state func() []BorrowedSizes) {
+	reg.MustRegister(borrowedCollector{state})
+}
+
+var (
+	borrowedAge = prometheus.NewDesc("pgguard_borrowed_sizes_age_seconds",
+		"Age of the table sizes a target judges with (sizes_file, sizes_from): time since they were read from their database; -1 while none are in use.", []string{"target", "source"}, nil)
+	borrowedInUse = prometheus.NewDesc("pgguard_borrowed_sizes_in_use",
+		"1 while a target judges with borrowed sizes, 0 while its source cannot be read and its own database's sizes are used.", []string{"target", "source"}, nil)
+	borrowedFailures = prometheus.NewDesc("pgguard_borrowed_sizes_unreachable_total",
+		"Reads of a target's source of borrowed sizes that failed (connection, query, or an unreadable file).", []string{"target", "source"}, nil)
+)
+
+type borrowedCollector struct{ state func() []BorrowedSizes }
+
+func (c borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- borrowedAge
+	ch <- borrowedInUse
+	ch <- borrowedFailures
+}
+
+func (c borrowedCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, b := range c.state() {
+		inUse := 0.0
+		if b.InUse {
+			inUse = 1
+		}
+		ch <- prometheus.MustNewConstMetric(borrowedAge, prometheus.GaugeValue, b.Age, b.Target, b.Source)
+		ch <- prometheus.MustNewConstMetric(borrowedInUse, prometheus.GaugeValue, inUse, b.Target, b.Source)
+		ch <- prometheus.MustNewConstMetric(borrowedFailures, prometheus.CounterValue, float64(b.Failures), b.Target, b.Source)
+	}
+}

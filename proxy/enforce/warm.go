@@ -165,7 +165,7 @@ var (
 func (m *Machine) warmCatalog(query string) policy.Catalog {
 	for _, w := range m.warm {
 		if w.query == query {
-			return &pgcatalog.Catalog{Q: replayQuerier{w}}
+			return m.sessionCatalog(&pgcatalog.Catalog{Q: replayQuerier{w}})
 		}
 	}
 	return nil
@@ -300,7 +300,7 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	}
 	w := &warmed{query: query, idle: sessionQuerier{m}.Idle(), version: m.state.ServerVersion(),
 		answers: map[string]warmAnswer{}}
-	judge(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}})
+	judge(m.sessionCatalog(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}}))
 	m.warm = append(m.warm, w)
 	return true
 }
