@@ -239,7 +239,7 @@ func judgeRows(c *Check, q *rowsQuestion) {
 	}
 	if sp, ok := sc.Catalog.(SizeProvenance); ok && (known || counted) {
 		if from := sp.SizesFrom(c.Ctx, q.t.String()); from != "" {
-			r.Detail = joinSentences(r.Detail, "The count is taken to "+q.t.String()+"'s size in "+from+", not this database's.")
+			r.Detail = joinSentences(r.Detail, "The count is scaled to the size of "+q.t.String()+" in "+from+", not this database's.")
 		}
 	}
 	c.Report(r)
