@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy"
@@ -218,6 +219,33 @@ func TestBorrowedSizesDecideAsProduction(t *testing.T) {
 	for _, r := range policy.Rules() {
 		if r.SizeDependent && !ruled[r.ID] {
 			t.Errorf("size-dependent rule %s has no case here", r.ID)
+		}
+	}
+
+	// The extended protocol as drivers and tools send it, the statement
+	// behind the BEGIN of its batch (judged ahead, proxy/enforce/warm.go)
+	// and on its own: uat refuses as production does.
+	for _, name := range []string{"production", "uat", "uat-file", "uat-own"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		b := &pgconn.Batch{}
+		b.ExecParams("BEGIN", nil, nil, nil, nil)
+		b.ExecParams("ALTER TABLE accounts ALTER COLUMN amount TYPE bigint", nil, nil, nil, nil)
+		b.ExecParams("COMMIT", nil, nil, nil, nil)
+		_, batchErr := sessions[name].conn.ExecBatch(ctx, b).ReadAll()
+		if _, err := sessions[name].conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil { // after a refusal, the block is open
+			t.Fatal(err)
+		}
+		single := sessions[name].conn.ExecParams(ctx, "ALTER TABLE orders ADD CONSTRAINT orders_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID", nil, nil, nil, nil).Read().Err
+		cancel()
+		execIn(pg, "uat", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk", "ALTER TABLE accounts ALTER COLUMN amount TYPE int")
+		execIn(pg, "production", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk")
+		refused := batchErr != nil && strings.Contains(batchErr.Error(), "alter-column-type")
+		if refused != (name != "uat-own") || !refused && batchErr != nil {
+			t.Errorf("%s: a type change behind another statement of its batch: %v", name, batchErr)
+		}
+		// NOT VALID: allowed everywhere, whatever the size.
+		if single != nil {
+			t.Errorf("%s: ADD FOREIGN KEY ... NOT VALID: %v", name, single)
 		}
 	}
 
