@@ -72,7 +72,7 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		return 2
 	}
 	defer borrowed.stop()
-	observe.WatchBorrowedSizes(obs.registry, borrowed.metrics)
+	obs.metrics.WatchBorrowedSizes(borrowed.metrics)
 	srv, err := proxy.New(opts.proxy)
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)

@@ -31,6 +31,7 @@ type Metrics struct {
 	queueWait                 *prometheus.HistogramVec
 	queueLooks                *prometheus.CounterVec
 	queueBlockers             *prometheus.CounterVec
+	borrowed                  *borrowedCollector
 	// blockerNames bounds the application_name label of queueBlockers.
 	blockerNames boundedLabels
 
@@ -122,10 +123,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queueLooks: counter("lock_queue_looks_total", "Looks at the lock table while a statement waited outside the lock queue, by target.", "target"),
 		queueBlockers: counter("lock_queue_blockers_total", "Statements that waited outside the lock queue, by target and the application_name of the session in their way "+
 			"(the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
+		borrowed: &borrowedCollector{},
 	}
 	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
 		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed, m.migrations,
-		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers)
+		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers, m.borrowed)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.targets.Store(&map[string]*targetMetrics{})
@@ -404,9 +406,9 @@ type BorrowedSizes struct {
 
 // WatchBorrowedSizes exports, at every scrape, the age of each target's
 // borrowed sizes, whether they are in use, and the failed reads of their
-// source.
-func WatchBorrowedSizes(reg prometheus.Registerer, state func() []BorrowedSizes) {
-	reg.MustRegister(borrowedCollector{state})
+// source, as state reports them.
+func (m *Metrics) WatchBorrowedSizes(state func() []BorrowedSizes) {
+	m.borrowed.state.Store(&state)
 }
 
 var (
@@ -418,16 +420,23 @@ var (
 		"Reads of a target's source of borrowed sizes that failed (connection, query, or an unreadable file).", []string{"target", "source"}, nil)
 )
 
-type borrowedCollector struct{ state func() []BorrowedSizes }
+// borrowedCollector reports nothing until WatchBorrowedSizes.
+type borrowedCollector struct {
+	state atomic.Pointer[func() []BorrowedSizes]
+}
 
-func (c borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- borrowedAge
 	ch <- borrowedInUse
 	ch <- borrowedFailures
 }
 
-func (c borrowedCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, b := range c.state() {
+func (c *borrowedCollector) Collect(ch chan<- prometheus.Metric) {
+	state := c.state.Load()
+	if state == nil {
+		return
+	}
+	for _, b := range (*state)() {
 		inUse := 0.0
 		if b.InUse {
 			inUse = 1
