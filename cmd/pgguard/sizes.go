@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/policy"
 )
 
 func init() {
@@ -67,6 +69,8 @@ func runSizes(args []string, io stdio) int {
 	database := fs.String("database", env("PGDATABASE", ""), "database to export (default $PGDATABASE, else the role's name)")
 	passwordFile := fs.String("password-file", "", "file holding the password (default: the environment variable PGPASSWORD)")
 	output := fs.String("output", "-", "file to write (written whole, then renamed into place); - for standard output")
+	rules := fs.String("rules", "", "with --target: the rules file whose proxy.targets name it")
+	target := fs.String("target", "", "take the connection from this target of --rules: its upstream and TLS, and the user, database and password of its monitor: block (flags given explicitly win)")
 	timeout := fs.Duration("connect-timeout", 10*time.Second, "time allowed to connect")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pgguard sizes export [flags]")
@@ -80,27 +84,49 @@ func runSizes(args []string, io stdio) int {
 		fs.Usage()
 		return 2
 	}
-	if *database == "" {
-		*database = *userName
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var spec pgcatalog.ConnSpec
+	if *target != "" {
+		var err error
+		if spec, err = targetConn(*rules, *target); err != nil {
+			fmt.Fprintf(io.err, "pgguard sizes export: --target %s: %v\n", *target, err)
+			return 2
+		}
+	} else {
+		sp := targetSpec{name: "sizes", listen: "127.0.0.1:0", upstream: *upstream, tls: *tlsMode, ca: *ca, serverName: *serverName}
+		t, err := sp.target()
+		if err != nil {
+			fmt.Fprintf(io.err, "pgguard sizes export: %v\n", err)
+			return 2
+		}
+		spec = pgcatalog.ConnSpec{Upstream: *upstream, TLS: t.UpstreamTLSConfig}
 	}
-	sp := targetSpec{name: "sizes", listen: "127.0.0.1:0", upstream: *upstream, tls: *tlsMode, ca: *ca, serverName: *serverName}
-	t, err := sp.target()
-	if err != nil {
-		fmt.Fprintf(io.err, "pgguard sizes export: %v\n", err)
-		return 2
+	if spec.User == "" || given["user"] {
+		spec.User = *userName
 	}
-	password, err := readSecret(*passwordFile, "PGPASSWORD")
-	if err != nil {
-		fmt.Fprintf(io.err, "pgguard sizes export: --password-file: %v\n", err)
-		return 2
+	if spec.Database == "" || given["database"] {
+		spec.Database = *database
 	}
+	if spec.Database == "" {
+		spec.Database = spec.User
+	}
+	if spec.Password == "" || given["password-file"] {
+		p, err := readSecret(*passwordFile, "PGPASSWORD")
+		if err != nil {
+			fmt.Fprintf(io.err, "pgguard sizes export: --password-file: %v\n", err)
+			return 2
+		}
+		spec.Password = p
+	}
+	spec.ConnectTimeout = *timeout
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout+5*time.Minute)
 	defer cancel()
 	cctx, ccancel := context.WithTimeout(ctx, *timeout)
-	conn, err := pgcatalog.Connect(cctx, pgcatalog.ConnSpec{Upstream: *upstream, User: *userName, Password: password, Database: *database, TLS: t.UpstreamTLSConfig, ConnectTimeout: *timeout})
+	conn, err := pgcatalog.Connect(cctx, spec)
 	ccancel()
 	if err != nil {
-		fmt.Fprintf(io.err, "pgguard sizes export: connecting to %s: %v\n", *upstream, err)
+		fmt.Fprintf(io.err, "pgguard sizes export: connecting to %s: %v\n", spec.Upstream, err)
 		return 1
 	}
 	defer conn.Close(context.Background())
@@ -144,4 +170,50 @@ func writeFileAtomic(path string, f *pgcatalog.SizeFile) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// targetConn is the connection serve's target name of the rules file at
+// path would use for its monitor: block: the target's upstream and TLS,
+// the block's user, database and password.
+func targetConn(path, name string) (pgcatalog.ConnSpec, error) {
+	if path == "" {
+		return pgcatalog.ConnSpec{}, fmt.Errorf("needs --rules, the file whose proxy.targets name it")
+	}
+	cfg, err := loadPolicy(path)
+	if err != nil {
+		return pgcatalog.ConnSpec{}, err
+	}
+	sfs, settings := newServeFlags(io.Discard)
+	sfs.Parse(nil)
+	resolve(sfs, settings, os.Getenv, &cfg.Proxy)
+	var ft *policy.TargetSettings
+	for i := range cfg.Proxy.Targets {
+		if cfg.Proxy.Targets[i].Name == name {
+			ft = &cfg.Proxy.Targets[i]
+		}
+	}
+	if ft == nil {
+		return pgcatalog.ConnSpec{}, fmt.Errorf("%s has no target named %q in proxy.targets", path, name)
+	}
+	sp := targetSpec{name: ft.Name, listen: "127.0.0.1:0", upstream: ft.Upstream, tls: ft.UpstreamTLS, ca: ft.UpstreamCA, serverName: ft.UpstreamTLSServer}
+	if sp.tls == "" {
+		sp.tls, sp.ca, sp.serverName = lookup(settings, "upstream-tls").value, lookup(settings, "upstream-ca").value, lookup(settings, "upstream-tls-server-name").value
+	}
+	t, err := sp.target()
+	if err != nil {
+		return pgcatalog.ConnSpec{}, err
+	}
+	spec := pgcatalog.ConnSpec{Upstream: ft.Upstream, TLS: t.UpstreamTLSConfig}
+	if m := ft.Monitor; m != nil {
+		spec.User, spec.Database = m.User, m.Database
+		switch {
+		case m.PasswordFile != "":
+			if spec.Password, err = readSecret(m.PasswordFile, ""); err != nil {
+				return spec, fmt.Errorf("monitor.password_file: %w", err)
+			}
+		case m.PasswordEnv != "":
+			spec.Password = os.Getenv(m.PasswordEnv)
+		}
+	}
+	return spec, nil
 }

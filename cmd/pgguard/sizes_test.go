@@ -136,3 +136,33 @@ func execIn(pg *pgtest.Server, db string, sql ...string) error {
 	}
 	return nil
 }
+
+// TestSizesExportFromTarget: --rules and --target take the connection
+// from a target's upstream and monitor: block, as serve's sizes_from does.
+func TestSizesExportFromTarget(t *testing.T) {
+	pg := pgtest.Must(t, pgtest.Options{})
+	db := sizesDatabase(t, pg, "production", "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 42)",
+		"SELECT pg_catalog.pg_stat_force_next_flush()", "ANALYZE t")
+	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
+	t.Setenv("PGPASSWORD", "")
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	body := fmt.Sprintf("proxy:\n  targets:\n    - {name: production, listen: 127.0.0.1:7001, upstream: %s, monitor: {user: %s, database: %s, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n",
+		pg.Addr(), pgtest.SCRAMUser, db)
+	if err := os.WriteFile(rules, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "", "sizes", "export", "--rules", rules, "--target", "production")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	f, err := pgcatalog.ReadSizeFile(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := pgcatalog.NewSizes(f, "production").TableSize("public", "t"); !ok || s.Rows != 42 || f.Database != db {
+		t.Errorf("export: %+v %v (database %q)", s, ok, f.Database)
+	}
+	if code, _, errOut := runCmd(t, "", "sizes", "export", "--rules", rules, "--target", "staging"); code != 2 || !strings.Contains(errOut, `no target named "staging"`) {
+		t.Errorf("an unknown target: exit %d, %s", code, errOut)
+	}
+}
