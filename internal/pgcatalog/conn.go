@@ -51,7 +51,10 @@ func Connect(ctx context.Context, s ConnSpec) (*pgconn.PgConn, error) {
 	}
 	cfg.Host, cfg.Port = host, uint16(n)
 	cfg.User, cfg.Password, cfg.Database = s.User, s.Password, s.Database
+	// Nothing from the environment's PG* variables decides how: the
+	// settings are pgguard's (ParseConfig("") read them).
 	cfg.TLSConfig, cfg.Fallbacks = s.TLS, nil
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
 	if s.ConnectTimeout > 0 {
 		cfg.ConnectTimeout = s.ConnectTimeout
 	}
