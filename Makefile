@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 # The container image `make image` builds (see Dockerfile; needs Docker).
 IMAGE   ?= ghcr.io/pgguard/pgguard
 
-.PHONY: all build image demo test vet fmt-check bench bench-lockqueue clean npm-deps tools-deps fuzz-wire
+.PHONY: all build image demo demo-sizes test vet fmt-check bench bench-lockqueue clean npm-deps tools-deps fuzz-wire
 
 all: build
 
@@ -27,6 +27,12 @@ image:
 # sample migration through it.
 demo: build
 	$(GO) run ./cmd/demo --pgguard $(BIN)
+
+# A migration refused in UAT because of production's size: one pgguard in
+# front of a 10-row uat and a 300,000-row production (sizes_from), then
+# pgguard sizes export and lint --sizes on the same file.
+demo-sizes: build
+	$(GO) run ./cmd/demo --pgguard $(BIN) --sizes
 
 # pgguard against a direct connection and PgBouncer on a throwaway
 # PostgreSQL with pgbench; writes bench/results/<date>-<machine>.md. Pass

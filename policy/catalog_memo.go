@@ -40,7 +40,21 @@ var (
 	_ EnumCatalog      = (*memoCatalog)(nil)
 	_ MatViewPopulater = (*memoCatalog)(nil)
 	_ PartitionCatalog = (*memoCatalog)(nil)
+	_ SizeProvenance   = (*memoCatalog)(nil)
 )
+
+// SizesFrom passes on where the wrapped catalog's sizes come from ("" for
+// a catalog of the session's own database).
+func (m *memoCatalog) SizesFrom(ctx context.Context, table string) string {
+	sp, ok := m.inner.(SizeProvenance)
+	if m.empty("SizesFrom", table) || !ok {
+		return ""
+	}
+	return m.ask([]string{"SizesFrom", table}, func() (a memoAnswer) {
+		a.s, a.ok = sp.SizesFrom(ctx, table), true
+		return a
+	}).s
+}
 
 func newMemoCatalog(inner Catalog, onEmpty func(string)) *memoCatalog {
 	return &memoCatalog{inner: inner, answers: map[string]memoAnswer{}, onEmpty: onEmpty}

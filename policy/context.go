@@ -96,6 +96,19 @@ const (
 type TableSize struct {
 	Rows  int64 // pg_class.reltuples (or 0 when never analyzed and empty)
 	Bytes int64 // pg_total_relation_size
+	// From says where the size came from when it is not the session's own
+	// database's: another target's or an exported file's, e.g.
+	// "production (sizes as of 2026-12-07 10:42 UTC)". "" for the own.
+	From string
+}
+
+// SizeProvenance is an optional extension of Catalog that answers size
+// questions with another database's sizes (pgguard sizes export, a
+// target's sizes_from): it says where the sizes of table came from, ""
+// when from the session's own database. Rule large-dml names it beside a
+// row estimate.
+type SizeProvenance interface {
+	SizesFrom(ctx context.Context, table string) string
 }
 
 // Catalog is an optional view of the server's catalog. Every method returns

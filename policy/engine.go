@@ -500,7 +500,11 @@ func (j *judgement) large(r *Report) bool {
 	if size.Rows < th.Rows && size.Bytes < int64(th.Bytes) {
 		return false
 	}
-	r.Detail = joinSentences(r.Detail, fmt.Sprintf("%s holds about %d rows in %s.", t.String(), size.Rows, humanBytes(size.Bytes)))
+	from := ""
+	if size.From != "" {
+		from = " in " + size.From
+	}
+	r.Detail = joinSentences(r.Detail, fmt.Sprintf("%s holds about %d rows in %s%s.", t.String(), size.Rows, humanBytes(size.Bytes), from))
 	return true
 }
 

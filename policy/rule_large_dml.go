@@ -237,6 +237,11 @@ func judgeRows(c *Check, q *rowsQuestion) {
 	if known && !counted && rows >= 0 {
 		r.Detail = joinSentences(r.Detail, "The row count is the planner's estimate (EXPLAIN).")
 	}
+	if sp, ok := sc.Catalog.(SizeProvenance); ok && (known || counted) {
+		if from := sp.SizesFrom(c.Ctx, q.t.String()); from != "" {
+			r.Detail = joinSentences(r.Detail, "The count is scaled to the size of "+q.t.String()+" in "+from+", not this database's.")
+		}
+	}
 	c.Report(r)
 }
 

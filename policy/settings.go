@@ -45,4 +45,27 @@ type TargetSettings struct {
 	UpstreamTLSServer string `yaml:"upstream_tls_server_name"`
 	// Profile forces a policy profile for every session of this target.
 	Profile string `yaml:"profile"`
+	// SizesFile and SizesFrom make the target judge with another
+	// database's table sizes: those of a file pgguard sizes export wrote
+	// (re-read when it changes), or those of another target's live
+	// catalog, read through that target's monitor: connection every
+	// SizesRefresh (default 5m). At most one of the two.
+	SizesFile    string `yaml:"sizes_file"`
+	SizesFrom    string `yaml:"sizes_from"`
+	SizesRefresh string `yaml:"sizes_refresh"`
+	// Monitor is the connection pgguard opens by itself to this target's
+	// upstream for its own read-only catalog queries, when another
+	// target's sizes_from names this one.
+	Monitor *MonitorSettings `yaml:"monitor"`
+}
+
+// MonitorSettings is a target's monitor: block: a role and database for
+// pgguard's own catalog queries (no privilege beyond reading pg_catalog
+// is needed), with its password in an environment variable or a file.
+// TLS is the target's upstream TLS.
+type MonitorSettings struct {
+	User         string `yaml:"user"`
+	Database     string `yaml:"database"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
 }

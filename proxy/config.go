@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy/enforce"
@@ -43,6 +44,9 @@ type Target struct {
 	UpstreamTLSConfig *tls.Config
 	// Profile, when set, is the policy profile forced for this target.
 	Profile string
+	// Sizes, when set, answers the size questions of this target's
+	// sessions with another database's sizes (sizes_file, sizes_from).
+	Sizes pgcatalog.SizeSource
 }
 
 // Policy holds the engine that judges statements; Swap installs a reloaded

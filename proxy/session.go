@@ -97,6 +97,7 @@ func (s *Session) startMachine() {
 		MaxStatementMessage: lim.MaxStatementMessage,
 		MaxHeldAnswer:       lim.MaxHeldAnswer,
 		Memory:              s.srv.memory,
+		Sizes:               s.target.Sizes,
 	})
 }
 

@@ -24,8 +24,19 @@ func main() {
 	bin := flag.String("pgguard", "bin/pgguard", "path of the pgguard binary")
 	script := flag.String("script", "cmd/demo/session.sql", "psql script to run through pgguard")
 	interactive := flag.Bool("interactive", false, "keep running after the script, so you can connect yourself")
+	sizes := flag.Bool("sizes", false, "show a UAT target judged with production's table sizes (make demo-sizes); --script defaults to cmd/demo/sizes.sql")
 	flag.Parse()
-	if err := run(*bin, *script, *interactive); err != nil {
+	var err error
+	if *sizes {
+		s := *script
+		if s == "cmd/demo/session.sql" {
+			s = "cmd/demo/sizes.sql"
+		}
+		err = runSizes(*bin, s)
+	} else {
+		err = run(*bin, *script, *interactive)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}

@@ -28,6 +28,7 @@ type adminOptions struct {
 	metrics   http.Handler     // /metrics; nil: not served
 	pprof     bool             // /debug/pprof/
 	upstreams *upstreamChecker // reported by /readiness; nil: not reported
+	sizes     *borrowing       // borrowed sizes, reported by /readiness; nil: none
 }
 
 func startAdmin(addr string, srv *proxy.Server, log *slog.Logger, opts adminOptions) (*adminServer, error) {
@@ -64,6 +65,9 @@ func startAdmin(addr string, srv *proxy.Server, log *slog.Logger, opts adminOpti
 		fmt.Fprintln(w, state)
 		if opts.upstreams != nil {
 			opts.upstreams.report(w)
+		}
+		if opts.sizes != nil {
+			opts.sizes.report(w)
 		}
 	})
 	if opts.metrics != nil {

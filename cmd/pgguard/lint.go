@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/policy"
 )
 
@@ -42,6 +43,10 @@ type lintOptions struct {
 	user          string
 	listRules     bool
 	files         []string
+	// sizesFile is --sizes: an exported sizes file (pgguard sizes export)
+	// the tables it knows are judged with; sizes is it loaded.
+	sizesFile string
+	sizes     *pgcatalog.Sizes
 }
 
 func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
@@ -53,6 +58,7 @@ func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
 	fs.StringVar(&o.format, "format", "text", "output format: text or json (one object per line)")
 	fs.StringVar(&o.user, "user", "", "role the migration runs as, for profiles and pgguard:allow annotations")
 	fs.BoolVar(&o.listRules, "list-rules", false, "list the rules and their default levels, and exit")
+	fs.StringVar(&o.sizesFile, "sizes", "", "sizes file written by pgguard sizes export (e.g. production's): the tables it lists are judged with their size there instead of being assumed large")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pgguard lint [flags] FILE... | -")
 		fs.PrintDefaults()
@@ -77,6 +83,13 @@ func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
 	case len(o.files) == 0 && !o.listRules:
 		fs.Usage()
 		return nil, errors.New("no files to check (use - for standard input)")
+	}
+	if o.sizesFile != "" {
+		s, err := pgcatalog.LoadSizes(o.sizesFile)
+		if err != nil {
+			return nil, fmt.Errorf("--sizes: %w", err)
+		}
+		o.sizes = s
 	}
 	return o, nil
 }
@@ -184,7 +197,10 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		}
 		sc.InTransaction = inTx
 		sc.Catalog = nil
-		if len(empty) > 0 {
+		switch {
+		case o.sizes != nil:
+			sc.Catalog = sizedTables{empty, pgcatalog.FileCatalog{S: o.sizes}}
+		case len(empty) > 0:
 			sc.Catalog = empty
 		}
 		d := e.Decide(context.Background(), s, sc)
@@ -251,6 +267,42 @@ func (c emptyTables) Relation(_ context.Context, name string) (policy.Relation, 
 }
 
 func (emptyTables) CreationSchema(context.Context) (string, bool) { return "", false }
+
+// sizedTables is lint's catalog with --sizes: the tables created earlier
+// in the file are empty, those the sizes file lists have its sizes (and
+// its word on which are partitioned), and nothing else is known.
+type sizedTables struct {
+	emptyTables
+	file pgcatalog.FileCatalog
+}
+
+func (c sizedTables) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
+	if s, ok := c.emptyTables.TableSize(ctx, table); ok {
+		return s, ok
+	}
+	return c.file.TableSize(ctx, table)
+}
+
+func (c sizedTables) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	return c.file.IsPartitioned(ctx, table)
+}
+
+func (c sizedTables) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	t, whole := pgcatalog.WholeTable(sql)
+	if whole {
+		if _, empty := c.emptyTables.TableSize(ctx, t.String()); empty {
+			return 0, true
+		}
+	}
+	return c.file.EstimateRows(ctx, sql)
+}
+
+func (c sizedTables) SizesFrom(ctx context.Context, table string) string {
+	if _, empty := c.emptyTables.TableSize(ctx, table); empty {
+		return ""
+	}
+	return c.file.SizesFrom(ctx, table)
+}
 
 func printFinding(w io.Writer, format string, f lintFinding) {
 	if format == "json" {

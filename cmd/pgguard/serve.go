@@ -66,6 +66,13 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 	defer obs.close()
 	obs.metrics.ConfigLoaded(nil)
 	opts.proxy.Observer = obs.observer
+	borrowed, err := startBorrowing(opts, logger)
+	if err != nil {
+		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
+		return 2
+	}
+	defer borrowed.stop()
+	obs.metrics.WatchBorrowedSizes(borrowed.metrics)
 	srv, err := proxy.New(opts.proxy)
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
@@ -79,7 +86,7 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 	}
 	upstreams := newUpstreamChecker(opts.proxy.Targets, opts.proxy.ConnectTimeout, logger)
 	defer upstreams.start()()
-	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof, upstreams: upstreams})
+	admin, err := startAdmin(opts.admin, srv, logger, adminOptions{metrics: obs.handler(), pprof: opts.pprof, upstreams: upstreams, sizes: borrowed})
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
 		return 1

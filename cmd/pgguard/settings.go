@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
 )
@@ -93,6 +94,17 @@ type serveOptions struct {
 	logLevel        string
 	auditLog        string // "" for stderr, "off", or a file
 	pprof           bool
+	// borrow lists the targets that judge with another database's sizes.
+	borrow []borrowSpec
+}
+
+// borrowSpec is one target's sizes_file or sizes_from, validated.
+type borrowSpec struct {
+	target  string // the target that borrows
+	file    string // sizes_file
+	from    string // sizes_from: the source target
+	conn    pgcatalog.ConnSpec
+	refresh time.Duration
 }
 
 // resolve fills each setting by precedence flag > environment > file > default.
@@ -205,7 +217,7 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 	if file != nil {
 		for i, ft := range file.Targets {
 			sp := targetSpec{name: ft.Name, listen: ft.Listen, upstream: ft.Upstream, tls: ft.UpstreamTLS, ca: ft.UpstreamCA, serverName: ft.UpstreamTLSServer, profile: ft.Profile,
-				where: fmt.Sprintf("rules file setting proxy.targets[%d]", i)}
+				where: fmt.Sprintf("rules file setting proxy.targets[%d]", i), file: ft}
 			if sp.name == "" {
 				sp.name = fmt.Sprintf("target%d", i+1)
 			}
@@ -218,6 +230,7 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 	if len(specs) == 0 {
 		bad("upstream", "no upstream server given: pass --upstream host:port (or set PGGUARD_UPSTREAM, or proxy.upstream in the rules file)")
 	}
+	var built []targetSpec
 	for _, sp := range specs {
 		t, err := sp.target()
 		var fe *fieldError
@@ -231,7 +244,9 @@ func validate(settings []*setting, file *policy.ProxySettings) (*serveOptions, e
 			continue
 		}
 		o.proxy.Targets = append(o.proxy.Targets, t)
+		built = append(built, sp)
 	}
+	errs = append(errs, o.validateBorrowing(built)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -251,6 +266,97 @@ func fieldErr(field, format string, args ...any) error {
 type targetSpec struct {
 	name, listen, upstream, tls, ca, serverName, profile string
 	where                                                string
+	// file is the target's entry of proxy.targets (sizes and monitor).
+	file policy.TargetSettings
+}
+
+// defaultSizesRefresh is how often a sizes_from source is read again.
+const defaultSizesRefresh = 5 * time.Minute
+
+// validateBorrowing checks the targets' sizes_file and sizes_from (and the
+// monitor: blocks these name) and fills o.borrow.
+func (o *serveOptions) validateBorrowing(specs []targetSpec) []error {
+	var errs []error
+	byName := map[string]int{}
+	for i, sp := range specs {
+		byName[sp.name] = i
+	}
+	for i, sp := range specs {
+		ft := sp.file
+		bad := func(field, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s.%s: %s", sp.where, field, fmt.Sprintf(format, args...)))
+		}
+		if ft.Monitor != nil && ft.Monitor.PasswordEnv != "" && ft.Monitor.PasswordFile != "" {
+			bad("monitor", "give password_env or password_file, not both")
+		}
+		if ft.SizesFile == "" && ft.SizesFrom == "" {
+			if ft.SizesRefresh != "" {
+				bad("sizes_refresh", "set without sizes_from")
+			}
+			continue
+		}
+		b := borrowSpec{target: sp.name, refresh: defaultSizesRefresh}
+		switch {
+		case ft.SizesFile != "" && ft.SizesFrom != "":
+			bad("sizes_file", "give sizes_file or sizes_from, not both")
+			continue
+		case ft.SizesFile != "":
+			if _, err := pgcatalog.LoadSizes(ft.SizesFile); err != nil {
+				bad("sizes_file", "%v", err)
+				continue
+			}
+			b.file = ft.SizesFile
+		default:
+			j, ok := byName[ft.SizesFrom]
+			switch {
+			case !ok:
+				bad("sizes_from", "no target named %q", ft.SizesFrom)
+				continue
+			case j == i:
+				bad("sizes_from", "a target cannot borrow its own sizes")
+				continue
+			}
+			src := specs[j]
+			m := src.file.Monitor
+			if m == nil || m.User == "" {
+				bad("sizes_from", "target %s has no monitor: block with a user: pgguard reads its sizes over a connection of its own (monitor: {user, database, password_env or password_file})", src.name)
+				continue
+			}
+			password := ""
+			switch {
+			case m.PasswordFile != "":
+				p, err := readSecret(m.PasswordFile, "")
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s.monitor.password_file: %v", src.where, err))
+					continue
+				}
+				password = p
+			case m.PasswordEnv != "":
+				password = os.Getenv(m.PasswordEnv)
+				if password == "" {
+					errs = append(errs, fmt.Errorf("%s.monitor.password_env: the environment variable %s is empty", src.where, m.PasswordEnv))
+					continue
+				}
+			}
+			db := m.Database
+			if db == "" {
+				db = m.User
+			}
+			t, _ := src.target()
+			b.from = src.name
+			b.conn = pgcatalog.ConnSpec{Upstream: src.upstream, User: m.User, Password: password, Database: db, TLS: t.UpstreamTLSConfig, ConnectTimeout: o.proxy.ConnectTimeout}
+			if ft.SizesRefresh != "" {
+				d, err := time.ParseDuration(ft.SizesRefresh)
+				if err != nil || d < 10*time.Second {
+					bad("sizes_refresh", "%q is not a duration of at least 10s, such as 5m", ft.SizesRefresh)
+					continue
+				}
+				b.refresh = d
+			}
+		}
+		o.borrow = append(o.borrow, b)
+	}
+	return errs
 }
 
 func (sp targetSpec) target() (proxy.Target, error) {

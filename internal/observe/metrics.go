@@ -32,6 +32,7 @@ type Metrics struct {
 	queueLooks                *prometheus.CounterVec
 	queueBlockers             *prometheus.CounterVec
 	buildWaits                *prometheus.CounterVec
+	borrowed                  *borrowedCollector
 	// blockerNames bounds the application_name label of queueBlockers
 	// and buildWaits.
 	blockerNames boundedLabels
@@ -126,10 +127,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"(the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
 		buildWaits: counter("concurrent_build_waits_total", "Older sessions a concurrent index build was found, before it started, to wait for in its waiting phases "+
 			"(they write the table or hold a snapshot), by target and their application_name (the first 50 names seen; later ones count as \"other\").", "target", "application_name"),
+		borrowed: &borrowedCollector{},
 	}
 	reg.MustRegister(m.clientOpen, m.clientTotal, m.serverOpen, m.serverTotal, m.inspected, m.decisions, m.ddlDuration,
 		m.lockTimeouts, m.lockRetries, m.cleanups, m.parseErrors, m.connectFailures, m.connectDuration, m.relayed, m.migrations,
-		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers, m.buildWaits)
+		m.reloadOK, m.reloadTime, m.reloads, m.queueWait, m.queueLooks, m.queueBlockers, m.buildWaits, m.borrowed)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.targets.Store(&map[string]*targetMetrics{})
@@ -397,4 +399,58 @@ func commandLabel(tag string) string {
 		return "none"
 	}
 	return tag
+}
+
+// BorrowedSizes is the state of one target that judges with another
+// database's sizes (sizes_file, sizes_from).
+type BorrowedSizes struct {
+	Target, Source string
+	// InUse is false while the target's own sizes are used instead (the
+	// source cannot be read); Age is then -1.
+	InUse    bool
+	Age      float64 // seconds since the sizes were read from their database
+	Failures int64   // reads of the source that failed
+}
+
+// WatchBorrowedSizes exports, at every scrape, the age of each target's
+// borrowed sizes, whether they are in use, and the failed reads of their
+// source, as state reports them.
+func (m *Metrics) WatchBorrowedSizes(state func() []BorrowedSizes) {
+	m.borrowed.state.Store(&state)
+}
+
+var (
+	borrowedAge = prometheus.NewDesc("pgguard_borrowed_sizes_age_seconds",
+		"Age of the table sizes a target judges with (sizes_file, sizes_from): time since they were read from their database; -1 while none are in use.", []string{"target", "source"}, nil)
+	borrowedInUse = prometheus.NewDesc("pgguard_borrowed_sizes_in_use",
+		"1 while a target judges with borrowed sizes, 0 while its source cannot be read and its own database's sizes are used.", []string{"target", "source"}, nil)
+	borrowedFailures = prometheus.NewDesc("pgguard_borrowed_sizes_unreachable_total",
+		"Reads of a target's source of borrowed sizes that failed (connection, query, or an unreadable file).", []string{"target", "source"}, nil)
+)
+
+// borrowedCollector reports nothing until WatchBorrowedSizes.
+type borrowedCollector struct {
+	state atomic.Pointer[func() []BorrowedSizes]
+}
+
+func (c *borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- borrowedAge
+	ch <- borrowedInUse
+	ch <- borrowedFailures
+}
+
+func (c *borrowedCollector) Collect(ch chan<- prometheus.Metric) {
+	state := c.state.Load()
+	if state == nil {
+		return
+	}
+	for _, b := range (*state)() {
+		inUse := 0.0
+		if b.InUse {
+			inUse = 1
+		}
+		ch <- prometheus.MustNewConstMetric(borrowedAge, prometheus.GaugeValue, b.Age, b.Target, b.Source)
+		ch <- prometheus.MustNewConstMetric(borrowedInUse, prometheus.GaugeValue, inUse, b.Target, b.Source)
+		ch <- prometheus.MustNewConstMetric(borrowedFailures, prometheus.CounterValue, float64(b.Failures), b.Target, b.Source)
+	}
 }

@@ -2,6 +2,7 @@ package pgcatalog
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // selectForm returns a SELECT that reads the rows an UPDATE or DELETE would
@@ -67,4 +68,67 @@ func selectForm(sql string) (string, bool) {
 		return "", false
 	}
 	return out, true
+}
+
+// StatementTable names the table whose rows a statement's estimate
+// counts: the target of an UPDATE, DELETE or MERGE, the first table of a
+// SELECT's FROM (the SELECT forms of those statements start with their
+// target), or of an INSERT's SELECT. The zero Table when there is none.
+func StatementTable(sql string) policy.Table {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return policy.Table{}
+	}
+	first := func(from []*pg_query.Node) policy.Table {
+		var t policy.Table
+		for _, n := range from {
+			policy.Walk(n, func(x *pg_query.Node) bool {
+				if rv := x.GetRangeVar(); rv != nil && t.Name == "" {
+					t = policy.TableOf(rv)
+				}
+				return t.Name == ""
+			})
+			if t.Name != "" {
+				break
+			}
+		}
+		return t
+	}
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		return policy.TableOf(s.UpdateStmt.Relation)
+	case *pg_query.Node_DeleteStmt:
+		return policy.TableOf(s.DeleteStmt.Relation)
+	case *pg_query.Node_MergeStmt:
+		return policy.TableOf(s.MergeStmt.Relation)
+	case *pg_query.Node_SelectStmt:
+		return first(s.SelectStmt.FromClause)
+	case *pg_query.Node_InsertStmt:
+		if sel := s.InsertStmt.SelectStmt.GetSelectStmt(); sel != nil {
+			return first(sel.FromClause)
+		}
+	}
+	return policy.Table{}
+}
+
+// WholeTable reports whether sql is an UPDATE or DELETE of every row of
+// one table (no WHERE, no FROM or USING, no WITH), and which.
+func WholeTable(sql string) (policy.Table, bool) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return policy.Table{}, false
+	}
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		u := s.UpdateStmt
+		if u.WhereClause == nil && len(u.FromClause) == 0 && u.WithClause == nil {
+			return policy.TableOf(u.Relation), true
+		}
+	case *pg_query.Node_DeleteStmt:
+		d := s.DeleteStmt
+		if d.WhereClause == nil && len(d.UsingClause) == 0 && d.WithClause == nil {
+			return policy.TableOf(d.Relation), true
+		}
+	}
+	return policy.Table{}, false
 }

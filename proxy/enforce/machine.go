@@ -47,6 +47,9 @@ type Config struct {
 	// Memory is the budget that the statement messages of all sessions
 	// share; nil: none.
 	Memory *Memory
+	// Sizes, when set, answers the size questions of the session's
+	// catalog with another database's sizes (pgcatalog.Borrowed).
+	Sizes pgcatalog.SizeSource
 }
 
 var (
@@ -124,6 +127,8 @@ type Machine struct {
 	// pending, so its transaction status may be stale.
 	judgedBusy bool
 	catalog    pgcatalog.Catalog
+	// borrowed is catalog with its sizes from Config.Sizes, when set.
+	borrowed *pgcatalog.Borrowed
 	// probe stands in for the catalog while sync points are pending; warm
 	// holds the catalog's answers for later statements of the open batch,
 	// asked ahead (warm.go).
@@ -187,8 +192,23 @@ func New(conns *Conns, sess Session, state *State, cfg Config) *Machine {
 		m.log = slog.Default()
 	}
 	m.catalog.Q = sessionQuerier{m}
+	if cfg.Sizes != nil {
+		m.borrowed = &pgcatalog.Borrowed{Catalog: &m.catalog, Src: cfg.Sizes}
+	}
 	conns.acct = &m.acct
 	return m
+}
+
+// sessionCatalog is the catalog statements are judged with: the session's
+// own, with its sizes borrowed when the target says so.
+func (m *Machine) sessionCatalog(c *pgcatalog.Catalog) policy.Catalog {
+	if m.cfg.Sizes == nil {
+		return c
+	}
+	if c == &m.catalog {
+		return m.borrowed
+	}
+	return &pgcatalog.Borrowed{Catalog: c, Src: m.cfg.Sizes}
 }
 
 // Pending is the number of sync points sent to the server and not answered

@@ -82,7 +82,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 		// for idle and judges again (asksCatalog).
 		sc.Catalog = &m.probe
 	case m.state.TxStatus() != 'E':
-		sc.Catalog = &m.catalog
+		sc.Catalog = m.sessionCatalog(&m.catalog)
 	}
 	return sc
 }

@@ -175,7 +175,7 @@ var (
 func (m *Machine) warmCatalog(query string) policy.Catalog {
 	for _, w := range m.warm {
 		if w.query == query && w.catalog {
-			return &pgcatalog.Catalog{Q: replayQuerier{w}}
+			return m.sessionCatalog(&pgcatalog.Catalog{Q: replayQuerier{w}})
 		}
 	}
 	return nil
@@ -332,7 +332,7 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 		answers: map[string]warmAnswer{}}
 	if m.probe.asked {
 		w.catalog = true
-		d = judge(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}})
+		d = judge(m.sessionCatalog(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}}))
 	}
 	if ds := []policy.StatementDecision{{Statement: stmt, Decision: d}}; look && verdictOf(ds).reject == nil {
 		v := verdictOf(ds)

@@ -1,7 +1,9 @@
 // Package guardtest sets up what the suites that run real clients through
 // pgguard share (internal/suites/drivers, internal/suites/tools): a throwaway PostgreSQL,
 // a template database with a large and a small table, and pgguard with the
-// built-in policy in front of it.
+// built-in policy in front of it: one target judged with each database's
+// own sizes, and one (UATAddr) with the template's, as a UAT target with
+// sizes_file judges a small copy with production's sizes (CloneSmall).
 package guardtest
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/observe"
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/proxy"
@@ -44,9 +47,15 @@ func RaiseParallel(n int) {
 type Env struct {
 	PG        *pgtest.Server
 	ProxyAddr string // host:port of pgguard
-	srv       *proxy.Server
-	template  string
-	audit     pgtest.SyncBuffer // pgguard's audit log
+	// UATAddr is a second target of the same pgguard whose sessions are
+	// judged with the template's sizes ("production": big has BigRows
+	// rows), as a target with sizes_file: an export of the template taken
+	// at startup. Point it at a CloneSmall copy to run a migration in a
+	// small UAT that production's sizes judge.
+	UATAddr  string
+	srv      *proxy.Server
+	template string
+	audit    pgtest.SyncBuffer // pgguard's audit log
 }
 
 // Start starts PostgreSQL with opts, seeds the template database template
@@ -70,11 +79,17 @@ func Start(suite, target, template string, opts pgtest.Options) (*Env, error) {
 		pg.Close()
 		return nil, fmt.Errorf("seeding the template database: %w", err)
 	}
-	if e.srv, err = startProxy(pg, target, observe.NewAuditLog(&e.audit)); err != nil {
+	sizes, err := exportTemplate(pg, template)
+	if err != nil {
+		pg.Close()
+		return nil, fmt.Errorf("exporting the template's sizes: %w", err)
+	}
+	if e.srv, err = startProxy(pg, target, sizes, observe.NewAuditLog(&e.audit)); err != nil {
 		pg.Close()
 		return nil, fmt.Errorf("starting pgguard: %w", err)
 	}
 	e.ProxyAddr = e.srv.Addrs()[0].String()
+	e.UATAddr = e.srv.Addrs()[1].String()
 	return e, nil
 }
 
@@ -115,8 +130,26 @@ func seed(pg *pgtest.Server, template string) error {
 	return nil
 }
 
-// startProxy starts pgguard with the built-in policy in front of pg.
-func startProxy(pg *pgtest.Server, target string, obs observe.Observer) (*proxy.Server, error) {
+// exportTemplate reads the template's sizes once, as pgguard sizes export
+// would (a live source would connect to the template every refresh, and
+// CREATE DATABASE ... TEMPLATE fails while anyone is connected to it).
+func exportTemplate(pg *pgtest.Server, template string) (*pgcatalog.Sizes, error) {
+	ctx := context.Background()
+	conn, err := pgcatalog.Connect(ctx, pgcatalog.ConnSpec{Upstream: pg.Addr(), User: pgtest.SuperUser, Password: pgtest.Password, Database: template, ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	f, err := pgcatalog.Export(&pgcatalog.ConnQuerier{Ctx: ctx, Conn: conn}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return pgcatalog.NewSizes(f, "production"), nil
+}
+
+// startProxy starts pgguard with the built-in policy in front of pg, with
+// the targets target and target-uat (judged with sizes).
+func startProxy(pg *pgtest.Server, target string, sizes *pgcatalog.Sizes, obs observe.Observer) (*proxy.Server, error) {
 	cfg, err := policy.DefaultConfig()
 	if err != nil {
 		return nil, err
@@ -125,12 +158,22 @@ func startProxy(pg *pgtest.Server, target string, obs observe.Observer) (*proxy.
 	if err != nil {
 		return nil, err
 	}
+	// Two targets cannot both listen on port 0: the configuration names
+	// each address once.
+	port, err := pgtest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	uat := "127.0.0.1:" + strconv.Itoa(port)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	srv, err := proxy.New(proxy.Config{
-		Targets:  []proxy.Target{{Name: target, Listen: "127.0.0.1:0", Upstream: pg.Addr()}},
+		Targets: []proxy.Target{
+			{Name: target, Listen: "127.0.0.1:0", Upstream: pg.Addr()},
+			{Name: target + "-uat", Listen: uat, Upstream: pg.Addr(), Sizes: pgcatalog.StaticSizes{S: sizes}},
+		},
 		Logger:   logger,
 		Policy:   proxy.NewPolicy(eng),
 		Observer: obs,
@@ -156,6 +199,25 @@ func (e *Env) Clone(t testing.TB, name string) string {
 	}
 	if err := e.PG.Exec(sql); err != nil {
 		t.Fatal(err)
+	}
+	return name
+}
+
+// CloneSmall creates database name as a copy of the template whose big
+// holds only 10 rows, as a UAT database does, and returns name.
+func (e *Env) CloneSmall(t testing.TB, name string) string {
+	t.Helper()
+	e.Clone(t, name)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.PG.DSN(pgtest.SuperUser, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{"TRUNCATE big", "INSERT INTO big SELECT g, g % 1000, md5(g::text) FROM generate_series(1, 10) g", "ANALYZE big"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 	return name
 }

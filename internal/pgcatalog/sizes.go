@@ -1,0 +1,443 @@
+package pgcatalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pgguard/pgguard/policy"
+)
+
+// SizesFormat is the version of the exported sizes file. A reader refuses
+// a file of another version.
+const SizesFormat = 1
+
+// SizeFile is what `pgguard sizes export` writes: the size facts the
+// rules use, for every table, partition, materialized view and index of
+// one database, with no row data and no value of any column.
+type SizeFile struct {
+	Format           int            `json:"format"`
+	Database         string         `json:"database"`
+	ServerVersion    string         `json:"server_version"`
+	ServerVersionNum int            `json:"server_version_num"`
+	ExportedAt       time.Time      `json:"exported_at"`
+	Relations        []SizeRelation `json:"relations"`
+}
+
+// SizeRelation is one relation of a SizeFile.
+type SizeRelation struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	// Kind is table, partitioned, materialized_view, index or
+	// partitioned_index.
+	Kind string `json:"kind"`
+	// Parent is the partitioned table a partition belongs to
+	// ("schema.name", quoted where SQL needs it); Table the table an index
+	// is on. Empty otherwise.
+	Parent string `json:"parent,omitempty"`
+	Table  string `json:"table,omitempty"`
+	// Rows is the larger of the planner's estimate (reltuples) and the
+	// statistics collector's live rows, as the session catalog's
+	// TableSize counts them; a partitioned table's are its partitions'.
+	Rows int64 `json:"rows"`
+	// Bytes counts heap, TOAST and indexes from the pages the statistics
+	// know of (relpages): no lock is taken on any relation.
+	Bytes int64 `json:"bytes"`
+	// Analyzed is true when the relation was ever analyzed (or vacuumed):
+	// its row estimate is the planner's, not a guess.
+	Analyzed     bool       `json:"analyzed"`
+	LastAnalyzed *time.Time `json:"last_analyzed,omitempty"`
+}
+
+var kinds = map[string]string{"r": "table", "p": "partitioned", "m": "materialized_view", "i": "index", "I": "partitioned_index"}
+
+// ExportQuery reads every relation's size facts in one catalog query. It
+// calls no function that opens a relation (pg_total_relation_size would
+// take a lock on each, and 100,000 of them overflow the lock table), so
+// bytes come from relpages, which VACUUM and ANALYZE keep.
+const ExportQuery = `WITH ix AS (
+  SELECT x.indrelid, sum(i.relpages)::bigint AS pages
+  FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+  GROUP BY x.indrelid)
+SELECT n.nspname, c.relname, c.relkind::text,
+  CASE WHEN c.relispartition THEN pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(p.relname) END,
+  CASE WHEN c.relkind IN ('i', 'I') THEN pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(tb.relname) END,
+  greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint,
+  ((greatest(c.relpages, 0) + COALESCE(t.relpages, 0) + CASE WHEN c.relkind IN ('i', 'I') THEN 0 ELSE COALESCE(ix.pages, 0) END)::bigint
+    * current_setting('block_size')::bigint),
+  c.reltuples >= 0 OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL,
+  to_char(greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid), pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
+LEFT JOIN ix ON ix.indrelid = c.oid
+LEFT JOIN pg_catalog.pg_inherits h ON c.relispartition AND h.inhrelid = c.oid
+LEFT JOIN pg_catalog.pg_class p ON p.oid = h.inhparent
+LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+LEFT JOIN pg_catalog.pg_index xi ON c.relkind IN ('i', 'I') AND xi.indexrelid = c.oid
+LEFT JOIN pg_catalog.pg_class tb ON tb.oid = xi.indrelid
+LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = tb.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm', 'i', 'I')
+  AND c.relpersistence <> 't'
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+ORDER BY n.nspname, c.relname`
+
+// ExportHead reads what the file says of the database itself.
+const ExportHead = "SELECT pg_catalog.current_database(), pg_catalog.current_setting('server_version'), pg_catalog.current_setting('server_version_num')::int"
+
+// Export reads the size facts of the database q is connected to.
+func Export(q Querier, now time.Time) (*SizeFile, error) {
+	head, ok := q.Query(ExportHead)
+	if !ok || len(head) != 1 || len(head[0]) != 3 {
+		return nil, errors.New("reading the database's name and version failed")
+	}
+	f := &SizeFile{Format: SizesFormat, ExportedAt: now.UTC().Truncate(time.Second)}
+	if head[0][0] != nil {
+		f.Database = *head[0][0]
+	}
+	if head[0][1] != nil {
+		f.ServerVersion = *head[0][1]
+	}
+	f.ServerVersionNum = int(atoi(head[0][2]))
+	rows, ok := q.Query(ExportQuery)
+	if !ok {
+		return nil, errors.New("reading the catalog failed")
+	}
+	f.Relations = make([]SizeRelation, 0, len(rows))
+	for _, r := range rows {
+		if len(r) != 9 || r[0] == nil || r[1] == nil || r[2] == nil {
+			return nil, errors.New("the catalog query answered an unexpected row")
+		}
+		rel := SizeRelation{Schema: *r[0], Name: *r[1], Kind: kinds[*r[2]], Rows: atoi(r[5]), Bytes: atoi(r[6]), Analyzed: IsTrue(r[7])}
+		if r[3] != nil {
+			rel.Parent = *r[3]
+		}
+		if r[4] != nil {
+			rel.Table = *r[4]
+		}
+		if r[8] != nil {
+			if t, err := time.Parse(time.RFC3339Nano, *r[8]); err == nil {
+				rel.LastAnalyzed = &t
+			}
+		}
+		f.Relations = append(f.Relations, rel)
+	}
+	return f, nil
+}
+
+// Write writes f as indented JSON.
+func (f *SizeFile) Write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(f)
+}
+
+// ReadSizeFile reads and checks an exported sizes file.
+func ReadSizeFile(r io.Reader) (*SizeFile, error) {
+	var f SizeFile
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("not a pgguard sizes file: %w", err)
+	}
+	if f.Format != SizesFormat {
+		return nil, fmt.Errorf("sizes file format %d; this pgguard reads format %d (pgguard sizes export writes it)", f.Format, SizesFormat)
+	}
+	for i, r := range f.Relations {
+		if r.Schema == "" || r.Name == "" {
+			return nil, fmt.Errorf("relation %d has no schema or name", i+1)
+		}
+	}
+	return &f, nil
+}
+
+// LoadSizes reads an exported sizes file from disk and indexes it; the
+// sizes are said to come from the file's database.
+func LoadSizes(path string) (*Sizes, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	f, err := ReadSizeFile(fh)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	label := f.Database
+	if label == "" {
+		label = filepath.Base(path)
+	}
+	return NewSizes(f, label), nil
+}
+
+// Sizes is a SizeFile indexed by relation, with the name of where it came
+// from (a target's name, or the exported database's).
+type Sizes struct {
+	File  *SizeFile
+	Label string
+	rels  map[[2]string]*SizeRelation
+	kids  map[string][]*SizeRelation // by the parent's qualified name
+}
+
+// NewSizes indexes f; label names where its sizes come from.
+func NewSizes(f *SizeFile, label string) *Sizes {
+	s := &Sizes{File: f, Label: label, rels: make(map[[2]string]*SizeRelation, len(f.Relations)), kids: map[string][]*SizeRelation{}}
+	for i := range f.Relations {
+		r := &f.Relations[i]
+		s.rels[[2]string{r.Schema, r.Name}] = r
+		if r.Parent != "" {
+			s.kids[r.Parent] = append(s.kids[r.Parent], r)
+		}
+	}
+	return s
+}
+
+// From is the provenance refusals show: "production (sizes as of
+// 2026-12-07 10:42 UTC)".
+func (s *Sizes) From() string {
+	return s.Label + " (sizes as of " + s.File.ExportedAt.UTC().Format("2006-01-02 15:04") + " UTC)"
+}
+
+// Age is how old the sizes are at now.
+func (s *Sizes) Age(now time.Time) time.Duration { return now.Sub(s.File.ExportedAt) }
+
+// Relation returns the facts of schema.name, or nil.
+func (s *Sizes) Relation(schema, name string) *SizeRelation {
+	return s.rels[[2]string{schema, name}]
+}
+
+// Resolve finds an unqualified name the way a search_path of public
+// would, then in any schema where it is the only one of that name: lint
+// has no session to ask.
+func (s *Sizes) Resolve(t policy.Table) *SizeRelation {
+	if t.Schema != "" {
+		return s.Relation(t.Schema, t.Name)
+	}
+	if r := s.Relation("public", t.Name); r != nil {
+		return r
+	}
+	var found *SizeRelation
+	for _, r := range s.rels {
+		if r.Name == t.Name {
+			if found != nil {
+				return nil
+			}
+			found = r
+		}
+	}
+	return found
+}
+
+// TableSize is the size of schema.name as the session catalog's TableSize
+// would answer it on the source: a partitioned table's rows and bytes are
+// its leaf partitions'.
+func (s *Sizes) TableSize(schema, name string) (policy.TableSize, bool) {
+	r := s.Relation(schema, name)
+	if r == nil {
+		return policy.TableSize{}, false
+	}
+	size := policy.TableSize{Rows: r.Rows, Bytes: r.Bytes, From: s.From()}
+	if r.Kind == "partitioned" {
+		size.Rows, size.Bytes = s.leaves(r, 0)
+	}
+	return size, true
+}
+
+func (s *Sizes) leaves(r *SizeRelation, depth int) (rows, bytes int64) {
+	if depth > 100 {
+		return 0, 0
+	}
+	for _, k := range s.kids[policy.Table{Schema: r.Schema, Name: r.Name}.String()] {
+		if k.Kind == "partitioned" {
+			r, b := s.leaves(k, depth+1)
+			rows, bytes = rows+r, bytes+b
+			continue
+		}
+		rows, bytes = rows+k.Rows, bytes+k.Bytes
+	}
+	return rows, bytes
+}
+
+// SizeSource gives the sizes a target borrows: from a file, or from
+// another target's live catalog (cached). An error means the source cannot
+// be read now; the session's own catalog then answers, never "small".
+type SizeSource interface {
+	Sizes() (*Sizes, error)
+}
+
+// StaticSizes is a SizeSource that always answers the same sizes (a file
+// loaded at startup, or a test's).
+type StaticSizes struct{ S *Sizes }
+
+func (s StaticSizes) Sizes() (*Sizes, error) { return s.S, nil }
+
+// Borrowed is the session's own catalog with its size questions (rows,
+// bytes, a partitioned table's partitions) answered from another
+// database's sizes, by qualified name: an unqualified name is resolved by
+// the session's own catalog first. Everything else (indexes, columns,
+// constraints, volatility, locks) is the session's own. A table the source
+// does not know is judged with its own size; when the source cannot be
+// read, the own catalog answers everything.
+//
+// Rule large-dml's estimates are the session's own planner's, scaled: the
+// share of the own table's rows the statement touches, applied to the
+// source's rows of that table.
+type Borrowed struct {
+	*Catalog
+	Src SizeSource
+}
+
+var (
+	_ policy.Catalog        = (*Borrowed)(nil)
+	_ policy.SizeProvenance = (*Borrowed)(nil)
+	_ policy.RowCounter     = (*Borrowed)(nil)
+)
+
+// source resolves table and returns its facts in the source.
+func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Table, bool) {
+	if b.Src == nil || blank(table) {
+		return nil, policy.Table{}, false
+	}
+	s, err := b.Src.Sizes()
+	if err != nil || s == nil {
+		return nil, policy.Table{}, false
+	}
+	t := policy.ParseTableName(table)
+	if t.Schema == "" {
+		rel, ok := b.Catalog.Relation(ctx, table)
+		if !ok || !rel.Exists || rel.Temporary {
+			return nil, policy.Table{}, false
+		}
+		t.Schema = rel.Schema
+	}
+	if policy.IsTempSchema(t.Schema) || s.Relation(t.Schema, t.Name) == nil {
+		return nil, policy.Table{}, false
+	}
+	return s, t, true
+}
+
+// TableSize answers from the source when it knows the table.
+func (b *Borrowed) TableSize(ctx context.Context, table string) (policy.TableSize, bool) {
+	if s, t, ok := b.source(ctx, table); ok {
+		return s.TableSize(t.Schema, t.Name)
+	}
+	return b.Catalog.TableSize(ctx, table)
+}
+
+// SizesFrom names the source of table's size, "" when it is the own.
+func (b *Borrowed) SizesFrom(ctx context.Context, table string) string {
+	if s, _, ok := b.source(ctx, table); ok {
+		return s.From()
+	}
+	return ""
+}
+
+// scale turns rows of the own table into rows of the source's: the same
+// share of its rows. ok=false when the source does not know the table.
+func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bool) {
+	target := StatementTable(sql)
+	if target.Name == "" {
+		return rows, false
+	}
+	s, t, ok := b.source(ctx, target.String())
+	if !ok {
+		return rows, false
+	}
+	src, _ := s.TableSize(t.Schema, t.Name)
+	own, ok := b.Catalog.TableSize(ctx, target.String())
+	if !ok {
+		return rows, false
+	}
+	share := 1.0
+	if own.Rows > 0 && rows < own.Rows {
+		share = float64(rows) / float64(own.Rows)
+	}
+	return int64(share * float64(src.Rows)), true
+}
+
+// EstimateRows is the own planner's estimate scaled to the source's size
+// of the statement's table.
+func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	rows, ok := b.Catalog.EstimateRows(ctx, sql)
+	if !ok {
+		return rows, ok
+	}
+	scaled, _ := b.scale(ctx, sql, rows)
+	return scaled, true
+}
+
+// CountRows counts in the own database and scales the count the same way.
+func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
+	rows, ok := b.Catalog.CountRows(ctx, sql, limit)
+	if !ok {
+		return rows, ok
+	}
+	scaled, _ := b.scale(ctx, sql, rows)
+	return scaled, true
+}
+
+// FileCatalog is lint's catalog with an exported sizes file: it knows the
+// sizes (and which tables are partitioned) and nothing else, which stays
+// unknown as without a catalog.
+type FileCatalog struct {
+	S *Sizes
+}
+
+var _ policy.Catalog = FileCatalog{}
+
+func (c FileCatalog) TableSize(_ context.Context, table string) (policy.TableSize, bool) {
+	r := c.S.Resolve(policy.ParseTableName(table))
+	if r == nil {
+		return policy.TableSize{}, false
+	}
+	return c.S.TableSize(r.Schema, r.Name)
+}
+
+func (c FileCatalog) IsPartitioned(_ context.Context, table string) (bool, bool) {
+	r := c.S.Resolve(policy.ParseTableName(table))
+	if r == nil {
+		return false, false
+	}
+	return r.Kind == "partitioned" || r.Kind == "partitioned_index", true
+}
+
+func (FileCatalog) HasValidatedNotNullCheck(context.Context, string, string) (bool, bool) {
+	return false, false
+}
+func (FileCatalog) Index(context.Context, string) (bool, bool, bool)    { return false, false, false }
+func (FileCatalog) HasUniqueIndex(context.Context, string) (bool, bool) { return false, false }
+func (FileCatalog) FunctionVolatility(context.Context, string) (policy.Volatility, bool) {
+	return policy.VolatilityUnknown, false
+}
+
+// EstimateRows knows what a planner would say of a statement that changes
+// every row of one table: that table's rows. Of anything else it knows
+// nothing.
+func (c FileCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
+	t, whole := WholeTable(sql)
+	if !whole {
+		return 0, false
+	}
+	size, ok := c.TableSize(ctx, t.String())
+	return size.Rows, ok
+}
+
+// SizesFrom names the file's database for every table it knows.
+func (c FileCatalog) SizesFrom(_ context.Context, table string) string {
+	if c.S.Resolve(policy.ParseTableName(table)) == nil {
+		return ""
+	}
+	return c.S.From()
+}
+
+// FormatAge spells an age for logs and readiness: 4m12s.
+func FormatAge(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return d.Truncate(time.Second).String()
+}

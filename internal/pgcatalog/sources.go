@@ -1,0 +1,210 @@
+package pgcatalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// SizeState is what metrics and readiness show of a source of borrowed
+// sizes.
+type SizeState struct {
+	// Source names it: a target's name, or a file's path.
+	Source string
+	// AsOf is when the sizes in use were read from their database; zero
+	// when none are in use (the sessions are judged with their own).
+	AsOf time.Time
+	// Err is why the last read failed; nil when it succeeded.
+	Err error
+	// Failures counts the reads that failed since pgguard started.
+	Failures int64
+}
+
+// tracked holds a source's current sizes and the outcome of its reads.
+type tracked struct {
+	source string
+	log    *slog.Logger
+	// maxAge: sizes read longer ago than this are no longer used (0: no
+	// limit); the sessions then fall back to their own database's.
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu       sync.Mutex
+	cur      *Sizes
+	read     time.Time // when cur was read
+	err      error
+	failures int64
+}
+
+func (t *tracked) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+// Sizes returns the sizes in use, or why there are none.
+func (t *tracked) Sizes() (*Sizes, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.cur == nil && t.err != nil:
+		return nil, t.err
+	case t.cur == nil:
+		return nil, errors.New("the sizes of " + t.source + " were not read yet")
+	case t.maxAge > 0 && t.clock().Sub(t.read) > t.maxAge:
+		return nil, fmt.Errorf("the sizes of %s read last at %s are too old (the reads since failed: %v)", t.source, t.read.UTC().Format(time.RFC3339), t.err)
+	}
+	return t.cur, nil
+}
+
+// State reports the source for metrics and readiness.
+func (t *tracked) State() SizeState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := SizeState{Source: t.source, Err: t.err, Failures: t.failures}
+	if t.cur != nil && (t.maxAge == 0 || t.clock().Sub(t.read) <= t.maxAge) {
+		st.AsOf = t.cur.File.ExportedAt
+	}
+	return st
+}
+
+// done records the outcome of a read: new sizes, or an error (the sizes
+// read before stay in use, within maxAge).
+func (t *tracked) done(s *Sizes, err error) {
+	t.mu.Lock()
+	first := t.err == nil
+	if err != nil {
+		t.err = err
+		t.failures++
+	} else {
+		t.cur, t.read, t.err = s, t.clock(), nil
+	}
+	t.mu.Unlock()
+	if err != nil && first && t.log != nil {
+		// Once per outage; the metric counts every failed read.
+		t.log.Warn("borrowed sizes: cannot read them; the sessions that borrow them are judged with their own database's sizes once those in hand are too old (never as small)",
+			"source", t.source, "err", err)
+	}
+	if err == nil && !first && t.log != nil {
+		t.log.Info("borrowed sizes: read again", "source", t.source, "relations", len(s.File.Relations))
+	}
+}
+
+// FileSizes is a sizes file (sizes_file) read at startup and again when it
+// changes: a scheduled job may replace it (pgguard sizes export --output
+// writes it whole and renames it into place). A file that cannot be read
+// later leaves the sizes read before in use.
+type FileSizes struct {
+	tracked
+	path    string
+	modTime time.Time
+	size    int64
+}
+
+// NewFileSizes reads path; an error means it cannot be used at all.
+func NewFileSizes(path string, log *slog.Logger) (*FileSizes, error) {
+	f := &FileSizes{tracked: tracked{source: path, log: log}, path: path}
+	if err := f.reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FileSizes) reload() error {
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		f.done(nil, err)
+		return err
+	}
+	if fi.ModTime().Equal(f.modTime) && fi.Size() == f.size {
+		return nil
+	}
+	s, err := LoadSizes(f.path)
+	if err != nil {
+		f.done(nil, err)
+		return err
+	}
+	f.modTime, f.size = fi.ModTime(), fi.Size()
+	f.done(s, nil)
+	return nil
+}
+
+// Watch re-reads the file when it changes, looking every interval, until
+// stop is called.
+func (f *FileSizes) Watch(interval time.Duration) (stop func()) {
+	return every(interval, func(context.Context) { f.reload() })
+}
+
+// LiveSizes are another target's sizes, read from its live catalog over a
+// connection of pgguard's own (the target's monitor: block) every refresh.
+// Sizes read longer ago than three refreshes are no longer used.
+type LiveSizes struct {
+	tracked
+	spec    ConnSpec
+	refresh time.Duration
+}
+
+// NewLiveSizes returns the source; Start reads it.
+func NewLiveSizes(target string, spec ConnSpec, refresh time.Duration, log *slog.Logger) *LiveSizes {
+	return &LiveSizes{tracked: tracked{source: target, log: log, maxAge: 3 * refresh}, spec: spec, refresh: refresh}
+}
+
+// Read connects, exports and disconnects once.
+func (l *LiveSizes) Read(ctx context.Context) error {
+	timeout := l.spec.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	conn, err := Connect(cctx, l.spec)
+	cancel()
+	if err != nil {
+		l.done(nil, err)
+		return err
+	}
+	defer conn.Close(context.Background())
+	qctx, qcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer qcancel()
+	q := &ConnQuerier{Ctx: qctx, Conn: conn}
+	f, err := Export(q, time.Now())
+	if err != nil {
+		if q.Err != nil {
+			err = fmt.Errorf("%v: %w", err, q.Err)
+		}
+		l.done(nil, err)
+		return err
+	}
+	l.done(NewSizes(f, l.source), nil)
+	return nil
+}
+
+// Start reads the sizes now and every refresh until stop is called.
+func (l *LiveSizes) Start() (stop func()) {
+	return every(l.refresh, func(ctx context.Context) { l.Read(ctx) })
+}
+
+// every runs fn now and then every interval until stop is called, which
+// waits for a run under way to end.
+func every(interval time.Duration, fn func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			fn(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
