@@ -59,7 +59,9 @@ type Context struct {
 	Tool Tool
 	// BackslashQuote is true when the session's standard_conforming_strings
 	// is off (the server reports it): a backslash then escapes a quote in
-	// '...', and statements split where the server splits them.
+	// '...', and statements split where the server splits them. Decide
+	// and DecideQuery then judge, and rewrite, StandardText of the text:
+	// their Statement.Text is that text.
 	BackslashQuote bool
 	// Profile, when set, names the rules.yaml profile to apply instead of
 	// the first one that matches (proxy.targets[].profile).

@@ -199,8 +199,14 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if sc == nil {
 		sc = &Context{Alone: true}
 	}
-	stmts := splitStrings(query, sc.BackslashQuote)
 	local := *sc
+	if sc.BackslashQuote {
+		// The statements are judged, and rewritten, as the text that
+		// means the same with standard_conforming_strings on.
+		query, _ = StandardText(query)
+		local.BackslashQuote = false
+	}
+	stmts := splitStrings(query, false)
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
@@ -270,6 +276,11 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decision {
 	if sc == nil {
 		sc = &Context{Alone: true}
+	}
+	if sc.BackslashQuote {
+		if text, changed := StandardText(stmt.Text); changed {
+			stmt.Text, stmt.End = text, stmt.Start+len(text)
+		}
 	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
@@ -362,7 +373,12 @@ func (e *Engine) PlainDML(query string, backslashQuote bool) (statements int, pl
 
 func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain, dml bool) {
 	plain = true
-	splitEach(query, backslashQuote, func(s Statement) bool {
+	if backslashQuote {
+		// Rare (standard_conforming_strings off): the pre-filter reads the
+		// text that means the same with the setting on.
+		query, _ = StandardText(query)
+	}
+	splitEach(query, false, func(s Statement) bool {
 		cls := classify(s.Text)
 		if cls == classDDL || e.needsParse(cls, s.Text, false) {
 			plain = false

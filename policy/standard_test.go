@@ -1,0 +1,52 @@
+package policy
+
+import (
+	"context"
+	"testing"
+)
+
+func TestStandardText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"SELECT 'a'", "SELECT 'a'"},
+		{`SELECT 'a\''`, `SELECT E'a\''`},
+		{`SELECT E'a\'', 'b\\'`, `SELECT E'a\'', E'b\\'`},
+		{"SELECT 'a'\n'\\''", "SELECT E'a'\n'\\''"},
+		{`SELECT int4'1\\'`, `SELECT int4 E'1\\'`},
+		{`SELECT $$\'$$, "\'", b'1', '\'' -- \'`, `SELECT $$\'$$, "\'", b'1', E'\'' -- \'`},
+	} {
+		if got, _ := StandardText(tc.in); got != tc.want {
+			t.Errorf("StandardText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestBackslashQuoteParse: with standard_conforming_strings off, the
+// statement pg_query parses is the one the server runs. Read with the
+// setting on, 'x\'' runs to the last quote and hides the type change
+// (the server changes the column's type: TestReadingMatchesServer's
+// sessions show the server's reading of such strings).
+func TestBackslashQuoteParse(t *testing.T) {
+	e, err := NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "ALTER TABLE t ALTER COLUMN a SET DEFAULT 'x\\'', ALTER COLUMN a TYPE varchar(3) --'"
+	for _, decide := range []func() Decision{
+		func() Decision {
+			ds, _ := e.DecideQuery(context.Background(), q, &Context{BackslashQuote: true, Alone: true})
+			return ds[0].Decision
+		},
+		func() Decision {
+			return e.Decide(context.Background(), Statement{Text: q, End: len(q)}, &Context{BackslashQuote: true, Alone: true})
+		},
+	} {
+		d := decide()
+		found := false
+		for _, f := range d.Findings {
+			found = found || f.RuleID == "alter-column-type"
+		}
+		if !found || d.Action != Reject {
+			t.Errorf("%q with standard_conforming_strings off: %v %+v, want alter-column-type's refusal", q, d.Action, d.Findings)
+		}
+	}
+}
