@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -16,10 +17,10 @@ import (
 // encoding before it lexes it. Every server encoding, and every client
 // encoding but PostgreSQL's client-only ones, is ASCII-safe: a byte below
 // 0x80 is always that ASCII character, so the lexer reads the client's bytes
-// as the server reads the converted text. In SJIS, BIG5, GBK, UHC and
-// GB18030 a byte of a multibyte character can be an ASCII byte (0x95 0x5c
-// is one character in SJIS, not a backslash), so their text is converted
-// to UTF-8 before it is split or judged (ClientText). JOHAB is client-only
+// as the server reads the converted text. In SJIS, SHIFT_JIS_2004, BIG5,
+// GBK, UHC and GB18030 a byte of a multibyte character can be an ASCII
+// byte (0x95 0x5c is one character in SJIS, not a backslash), so their
+// text is converted to UTF-8 before it is split or judged (ClientText). JOHAB is client-only
 // too, but PostgreSQL accepts only bytes 0xa1-0xfe after a JOHAB lead byte
 // (pg_johab_verifychar), so it needs no conversion.
 //
@@ -42,16 +43,21 @@ var clientOnly = map[string]struct {
 	enc   encoding.Encoding
 	mblen func(s string, i int) int
 }{
-	"SJIS": {japanese.ShiftJIS, func(s string, i int) int {
-		if c := s[i]; c >= 0xa1 && c <= 0xdf {
-			return 1 // half-width katakana
-		}
-		return 2
-	}},
-	"BIG5":    {traditionalchinese.Big5, func(string, int) int { return 2 }},
-	"GBK":     {simplifiedchinese.GBK, func(string, int) int { return 2 }},
-	"UHC":     {korean.EUCKR, func(string, int) int { return 2 }}, // x/text's EUC-KR is windows-949, a superset
-	"GB18030": {simplifiedchinese.GB18030, gb18030Len},
+	"SJIS": {japanese.ShiftJIS, sjisLen},
+	// SHIFT_JIS_2004 shares SJIS's bytes (pg_sjis_mblen); its characters
+	// outside Shift JIS are read as ErrEncoding.
+	"SHIFT_JIS_2004": {japanese.ShiftJIS, sjisLen},
+	"BIG5":           {traditionalchinese.Big5, func(string, int) int { return 2 }},
+	"GBK":            {simplifiedchinese.GBK, func(string, int) int { return 2 }},
+	"UHC":            {korean.EUCKR, func(string, int) int { return 2 }}, // x/text's EUC-KR is windows-949, a superset
+	"GB18030":        {simplifiedchinese.GB18030, gb18030Len},
+}
+
+func sjisLen(s string, i int) int {
+	if c := s[i]; c >= 0xa1 && c <= 0xdf {
+		return 1 // half-width katakana
+	}
+	return 2
 }
 
 func gb18030Len(s string, i int) int {
@@ -67,6 +73,17 @@ func gb18030Len(s string, i int) int {
 func ConvertsEncoding(enc string) bool {
 	_, ok := clientOnly[strings.ToUpper(enc)]
 	return ok
+}
+
+// ConvertingEncodings returns the client encodings ConvertsEncoding
+// reports, in PostgreSQL's spelling and a fixed order.
+func ConvertingEncodings() []string {
+	out := make([]string, 0, len(clientOnly))
+	for name := range clientOnly {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // IsASCII reports whether s is all ASCII: then every client_encoding reads
