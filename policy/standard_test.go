@@ -22,9 +22,8 @@ func TestStandardText(t *testing.T) {
 
 // TestBackslashQuoteParse: with standard_conforming_strings off, the
 // statement pg_query parses is the one the server runs. Read with the
-// setting on, 'x\'' runs to the last quote and hides the type change
-// (the server changes the column's type: TestReadingMatchesServer's
-// sessions show the server's reading of such strings).
+// setting on, the string after DEFAULT runs to the last quote and hides
+// the type change, which the server makes.
 func TestBackslashQuoteParse(t *testing.T) {
 	e, err := NewEngine(nil)
 	if err != nil {
