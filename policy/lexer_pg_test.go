@@ -120,6 +120,9 @@ var readingCases = []struct {
 	{"UTF8", false, "CREATE FUNCTION pg_temp.lexf() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT 'x' END; END; SHOW work_mem"},
 	{"UTF8", false, "CREATE FUNCTION pg_temp.lexg() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 case; END; DROP TABLE IF EXISTS lexhidden; SHOW work_mem"},
 	{"UTF8", true, "CREATE FUNCTION pg_temp.lexg() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT '\\'' case; END; DROP TABLE IF EXISTS lexhidden; SHOW work_mem"},
+	// pg_query's parser, asked where such a body ends, ended a string at
+	// a -- comment that the server reads as part of its continuation.
+	{"UTF8", false, "CREATE FUNCTION pg_temp.lexf() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT x''-- c';\n\n'01' END; END; SHOW work_mem\n"},
 }
 
 func fnv32(s string) uint32 {

@@ -49,3 +49,22 @@ func TestBackslashQuoteParse(t *testing.T) {
 		}
 	}
 }
+
+// TestParseContinuedString: a -- comment in a string's continuation is
+// whitespace to PostgreSQL; pg_query's parser ended the string there and
+// refused the statement as a parse error.
+func TestParseContinuedString(t *testing.T) {
+	e, err := NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "ALTER TABLE t ALTER COLUMN a SET DEFAULT 'a' -- c\n'b', ALTER COLUMN a TYPE varchar(3)"
+	d := e.Decide(context.Background(), Statement{Text: q, End: len(q)}, &Context{Alone: true})
+	var ids []string
+	for _, f := range d.Findings {
+		ids = append(ids, f.RuleID)
+	}
+	if len(ids) != 1 || ids[0] != "alter-column-type" {
+		t.Errorf("%q: findings %v, want alter-column-type alone", q, ids)
+	}
+}

@@ -1,7 +1,5 @@
 package policy
 
-import pg_query "github.com/pganalyze/pg_query_go/v6"
-
 // Statement is one SQL statement of a Query string.
 type Statement struct {
 	// Text is the statement as the client sent it, including comments that
@@ -136,7 +134,7 @@ func routineEnd(query string, start int, backslashQuote bool) (end int, ok bool)
 			end, ok = 0, false
 		}
 	}()
-	res, err := pg_query.Parse(query[start:])
+	res, err := pgParse(query[start:])
 	if err != nil || len(res.Stmts) == 0 {
 		return 0, false
 	}
