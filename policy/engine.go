@@ -299,9 +299,18 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	e.parses.Add(1)
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
-		if cls == classDDL {
+		switch {
+		case cls == classDDL, cls == classQuery && firstWordIs(stmt.Text, "select") && hasWordInto(stmt.Text):
+			// DDL, or SELECT ... INTO, which creates a table.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
+				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
+			})
+		case cls == classDML && sc.Migration && e.parseDML:
+			// A migration's UPDATE or DELETE is judged by its rows: one
+			// pgguard cannot read goes by on_parse_error, not unjudged.
+			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
+				Message: "pgguard could not parse this statement, so it cannot tell how many rows it changes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
 		}

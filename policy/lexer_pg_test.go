@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -87,6 +88,9 @@ func TestReadingMatchesServer(t *testing.T) {
 	}
 	t.Logf("%d Query strings in %d client encodings × standard_conforming_strings on/off (%s): the server ran %d (%d statements, %d DDL, %d row changes), refused %d; pgguard refused %d as unreadable",
 		st.queries, len(encodings), time.Since(start).Round(time.Millisecond), st.ran, st.statements, st.ddl, st.dml, st.serverErr, st.unreadable)
+	if st.unparsed > 0 {
+		t.Logf("%d statements refused as unparsable (EUC_TW, EUC_JIS_2004, JOHAB)", st.unparsed)
+	}
 	if len(st.unreadableBy) > 0 {
 		t.Logf("refused as unreadable, by encoding: %v", st.unreadableBy)
 	}
@@ -124,6 +128,11 @@ var readingCases = []struct {
 	// a -- comment that the server reads as part of its continuation.
 	{"UTF8", false, "CREATE FUNCTION pg_temp.lexf() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT x''-- c';\n\n'01' END; END; SHOW work_mem\n"},
 }
+
+// unconverted are the client encodings Go cannot read (policy/encoding.go):
+// their text is split and classed as the server does, but a statement of
+// theirs with a character above 0x7f that must be parsed is refused.
+var unconverted = map[string]bool{"EUC_TW": true, "EUC_JIS_2004": true, "JOHAB": true}
 
 func fnv32(s string) uint32 {
 	h := uint32(2166136261)
@@ -294,6 +303,9 @@ func (rs *readingSession) run(t *testing.T, raw string) serverRun {
 			dml = dml || strings.HasPrefix(n, "lexdml ")
 		}
 		*rs.notices = (*rs.notices)[:0]
+		if tag.String() == "" {
+			continue // EmptyQueryResponse: the Query held no statement
+		}
 		run.tags = append(run.tags, tag.String())
 		run.ddl = append(run.ddl, ddl)
 		run.dml = append(run.dml, dml)
@@ -309,7 +321,10 @@ func (rs *readingSession) run(t *testing.T, raw string) serverRun {
 
 type readingStats struct {
 	queries, ran, statements, ddl, dml, serverErr, unreadable int
-	unreadableBy                                              map[string]int
+	// unparsed: statements in an unconverted encoding that pgguard
+	// refuses because pg_query cannot parse their bytes.
+	unparsed     int
+	unreadableBy map[string]int
 }
 
 // check runs raw on the server and compares pgguard's reading of it.
@@ -358,6 +373,21 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 		parsed := cls == classDDL || eng.needsParse(cls, s.Text, true)
 		if w := tagWord(s.Text); w != "" && !strings.HasPrefix(run.tags[i], w) {
 			fail("statement %d starts with %s, the server's tag is %q", i+1, w, run.tags[i])
+		}
+		if parsed {
+			// The server ran it, so the parser must read it: a parse
+			// error refuses DDL and leaves DML unjudged.
+			if _, err := parseStatement(s.Text, DefaultMaxStatementBytes); err != nil {
+				if !unconverted[rs.enc] || utf8.ValidString(s.Text) {
+					fail("statement %d, which the server ran, does not parse: %v", i+1, err)
+				} else if d := eng.Decide(context.Background(), s, &Context{Migration: true, Alone: true}); d.Action != Reject {
+					// Text Go cannot convert to UTF-8 for the parser:
+					// pgguard must refuse what it would judge.
+					fail("statement %d does not parse (%v) and is not refused: %v %+v", i+1, err, d.Action, d.Findings)
+				} else {
+					st.unparsed++
+				}
+			}
 		}
 		if run.ddl[i] {
 			st.ddl++

@@ -35,6 +35,15 @@ func StandardText(text string) (out string, changed bool) {
 			b.Grow(len(text) + 8)
 			changed = true
 		}
+		if t.start > 0 && lower(text[t.start-1]) == 'n' && (t.start == 1 || !isIdentCont(text[t.start-2])) {
+			// N'...' (a national character string): its N becomes the E,
+			// and the string reads as text rather than char, which
+			// changes no statement's shape.
+			b.WriteString(text[last : t.start-1])
+			b.WriteByte('E')
+			last = t.start
+			continue
+		}
 		b.WriteString(text[last:t.start])
 		if t.start > 0 && isIdentCont(text[t.start-1]) {
 			// x'...' would become xE'...', one identifier: a space

@@ -12,6 +12,7 @@ func TestStandardText(t *testing.T) {
 		{`SELECT E'a\'', 'b\\'`, `SELECT E'a\'', E'b\\'`},
 		{"SELECT 'a'\n'\\''", "SELECT E'a'\n'\\''"},
 		{`SELECT int4'1\\'`, `SELECT int4 E'1\\'`},
+		{`SELECT N'1\\', n'\'', an'\''`, `SELECT E'1\\', E'\'', an E'\''`},
 		{`SELECT $$\'$$, "\'", b'1', '\'' -- \'`, `SELECT $$\'$$, "\'", b'1', E'\'' -- \'`},
 	} {
 		if got, _ := StandardText(tc.in); got != tc.want {
