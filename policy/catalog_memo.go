@@ -341,3 +341,17 @@ func (m *memoCatalog) HasDefaultPartition(ctx context.Context, table string) (bo
 	})
 	return a.a, a.ok
 }
+
+var _ PreparedCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) PreparedStatement(ctx context.Context, name string) (string, []string, bool) {
+	pc, ok := m.inner.(PreparedCatalog)
+	if m.empty("PreparedStatement", name) || !ok {
+		return "", nil, false
+	}
+	a := m.ask([]string{"PreparedStatement", name}, func() (a memoAnswer) {
+		a.s, a.list, a.ok = pc.PreparedStatement(ctx, name)
+		return a
+	})
+	return a.s, a.list, a.ok
+}

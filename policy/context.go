@@ -81,6 +81,9 @@ type Context struct {
 	// or its bound parameters cannot be read. In a migration's session
 	// rule large-dml refuses what it would have estimated, saying so.
 	Unestimable string
+	// prepared returns the PREPARE an earlier statement of the same
+	// Query made of a name (DecideQuery sets it).
+	prepared func(name string) (string, bool)
 }
 
 // Volatility of a function, as pg_proc.provolatile says it.

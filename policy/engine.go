@@ -236,6 +236,22 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		}
 	}
 	out := make([]StatementDecision, 0, len(stmts))
+	if len(stmts) > 1 {
+		local.prepared = func(name string) (string, bool) {
+			var text string
+			for _, p := range out { // the statements before this one, last wins
+				if !firstWordIs(p.Statement.Text, "prepare") {
+					continue
+				}
+				if res, err := pgParse(p.Statement.Text); err == nil && len(res.Stmts) == 1 {
+					if ps := res.Stmts[0].Stmt.GetPrepareStmt(); ps != nil && ps.Name == name {
+						text = p.Statement.Text
+					}
+				}
+			}
+			return text, text != ""
+		}
+	}
 	for _, s := range stmts {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -313,6 +329,13 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 				Message: "pgguard could not parse this statement, so it cannot tell how many rows it changes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
+		}
+	} else if ex := node.GetExecuteStmt(); ex != nil && sc.Migration && e.parseDML {
+		if text, ok := executedText(ctx, sc, ex, sc.prepared); ok {
+			// Judged as the UPDATE or DELETE it runs, with its values.
+			inner := stmt
+			inner.Text, inner.End = text, stmt.Start+len(text)
+			return e.Decide(ctx, inner, sc)
 		}
 	} else {
 		f := statementFacts(node)
@@ -393,7 +416,7 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 			plain = false
 			return false
 		}
-		dml = dml || (cls == classDML && e.parseDML)
+		dml = dml || (cls == classDML && e.parseDML) || (cls == classSession && e.parseDML && firstWordIs(s.Text, "execute"))
 		statements++
 		return true
 	})
@@ -410,6 +433,10 @@ func (e *Engine) needsParse(cls class, text string, migration bool) bool {
 	case classDDL:
 		return true
 
+	case classSession:
+		if migration && e.parseDML && firstWordIs(text, "execute") {
+			return true // it may run a prepared UPDATE or DELETE (execute.go)
+		}
 	case classDML:
 		if migration && e.parseDML {
 			return true

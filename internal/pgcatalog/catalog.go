@@ -52,6 +52,7 @@ var (
 	_ policy.KeyCatalog        = (*Catalog)(nil)
 	_ policy.RowCounter        = (*Catalog)(nil)
 	_ policy.ConcurrentCatalog = (*Catalog)(nil)
+	_ policy.PreparedCatalog   = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -609,4 +610,21 @@ func (c *Catalog) HasDefaultPartition(ctx context.Context, table string) (bool, 
 		return false, false
 	}
 	return IsTrue(row[0]), true
+}
+
+// PreparedStatement reads the session's pg_prepared_statements (the
+// catalog is asked on the session's own connection).
+func (c *Catalog) PreparedStatement(ctx context.Context, name string) (string, []string, bool) {
+	if blank(name) {
+		return "", nil, false
+	}
+	row, ok := c.One("SELECT statement, array_to_string(parameter_types::text[], chr(31)) FROM pg_catalog.pg_prepared_statements WHERE name = " + QuoteLiteral(name))
+	if !ok || len(row) != 2 || row[0] == nil {
+		return "", nil, false
+	}
+	var types []string
+	if row[1] != nil && *row[1] != "" {
+		types = strings.Split(*row[1], "\x1f")
+	}
+	return *row[0], types, true
 }

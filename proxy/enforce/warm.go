@@ -40,7 +40,13 @@ var (
 	_ policy.MatViewPopulater  = (*probeCatalog)(nil)
 	_ policy.PartitionCatalog  = (*probeCatalog)(nil)
 	_ policy.ConcurrentCatalog = (*probeCatalog)(nil)
+	_ policy.PreparedCatalog   = (*probeCatalog)(nil)
 )
+
+func (p *probeCatalog) PreparedStatement(context.Context, string) (string, []string, bool) {
+	p.asked = true
+	return "", nil, false
+}
 
 func (p *probeCatalog) SystemCatalog(context.Context, string) (bool, bool) {
 	p.asked = true
