@@ -427,6 +427,10 @@ func tagWord(text string) string {
 		return ""
 	case "VALUES", "TABLE":
 		return "SELECT"
+	case "END":
+		return "COMMIT"
+	case "ABORT":
+		return "ROLLBACK"
 	default:
 		return w
 	}
