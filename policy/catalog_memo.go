@@ -317,3 +317,55 @@ func (m *memoCatalog) CountRows(ctx context.Context, sql string, limit int64) (i
 	})
 	return a.n, a.ok
 }
+
+var _ ConcurrentCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) SystemCatalog(ctx context.Context, relation string) (bool, bool) {
+	cc, ok := m.inner.(ConcurrentCatalog)
+	if m.empty("SystemCatalog", relation) || !ok {
+		return false, false
+	}
+	a := m.ask([]string{"SystemCatalog", relation}, func() (a memoAnswer) {
+		a.a, a.ok = cc.SystemCatalog(ctx, relation)
+		return a
+	})
+	return a.a, a.ok
+}
+
+func (m *memoCatalog) ExclusionIndexes(ctx context.Context, relation string) ([]string, bool) {
+	cc, ok := m.inner.(ConcurrentCatalog)
+	if m.empty("ExclusionIndexes", relation) || !ok {
+		return nil, false
+	}
+	a := m.ask([]string{"ExclusionIndexes", relation}, func() (a memoAnswer) {
+		a.list, a.ok = cc.ExclusionIndexes(ctx, relation)
+		return a
+	})
+	return a.list, a.ok
+}
+
+func (m *memoCatalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
+	cc, ok := m.inner.(ConcurrentCatalog)
+	if m.empty("HasDefaultPartition", table) || !ok {
+		return false, false
+	}
+	a := m.ask([]string{"HasDefaultPartition", table}, func() (a memoAnswer) {
+		a.a, a.ok = cc.HasDefaultPartition(ctx, table)
+		return a
+	})
+	return a.a, a.ok
+}
+
+var _ PreparedCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) PreparedStatement(ctx context.Context, name string) (string, []string, bool) {
+	pc, ok := m.inner.(PreparedCatalog)
+	if m.empty("PreparedStatement", name) || !ok {
+		return "", nil, false
+	}
+	a := m.ask([]string{"PreparedStatement", name}, func() (a memoAnswer) {
+		a.s, a.list, a.ok = pc.PreparedStatement(ctx, name)
+		return a
+	})
+	return a.s, a.list, a.ok
+}

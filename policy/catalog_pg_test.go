@@ -146,3 +146,29 @@ func (c *pgCatalog) HasValidatedCheckOn(ctx context.Context, table string, colum
 		[]any{table, columns}, &has)
 	return has, ok
 }
+
+var _ ConcurrentCatalog = (*pgCatalog)(nil)
+
+func (c *pgCatalog) SystemCatalog(ctx context.Context, relation string) (bool, bool) {
+	var is bool
+	ok := c.queryRow(ctx, `SELECT h.relnamespace = 'pg_catalog'::regnamespace
+			OR EXISTS (SELECT 1 FROM pg_class o WHERE o.reltoastrelid = h.oid AND o.relnamespace = 'pg_catalog'::regnamespace)
+		FROM pg_class h WHERE h.oid = coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = to_regclass($1)), to_regclass($1))`,
+		[]any{relation}, &is)
+	return is, ok
+}
+
+func (c *pgCatalog) ExclusionIndexes(ctx context.Context, relation string) ([]string, bool) {
+	var idx []string
+	ok := c.queryRow(ctx, `SELECT coalesce(array_agg(conindid::regclass::text ORDER BY 1), '{}') FROM pg_constraint
+		WHERE contype = 'x' AND (conindid = to_regclass($1) OR conrelid IN (SELECT relid FROM pg_partition_tree(to_regclass($1))))`,
+		[]any{relation}, &idx)
+	return idx, ok
+}
+
+func (c *pgCatalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
+	var has bool
+	ok := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass($1) AND partdefid <> 0)`,
+		[]any{table}, &has)
+	return has, ok
+}

@@ -59,7 +59,9 @@ type Context struct {
 	Tool Tool
 	// BackslashQuote is true when the session's standard_conforming_strings
 	// is off (the server reports it): a backslash then escapes a quote in
-	// '...', and statements split where the server splits them.
+	// '...', and statements split where the server splits them. Decide
+	// and DecideQuery then judge, and rewrite, StandardText of the text:
+	// their Statement.Text is that text.
 	BackslashQuote bool
 	// Profile, when set, names the rules.yaml profile to apply instead of
 	// the first one that matches (proxy.targets[].profile).
@@ -79,6 +81,9 @@ type Context struct {
 	// or its bound parameters cannot be read. In a migration's session
 	// rule large-dml refuses what it would have estimated, saying so.
 	Unestimable string
+	// prepared returns the PREPARE an earlier statement of the same
+	// Query made of a name (DecideQuery sets it).
+	prepared func(name string) (string, bool)
 }
 
 // Volatility of a function, as pg_proc.provolatile says it.

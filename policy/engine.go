@@ -199,8 +199,14 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if sc == nil {
 		sc = &Context{Alone: true}
 	}
-	stmts := splitStrings(query, sc.BackslashQuote)
 	local := *sc
+	if sc.BackslashQuote {
+		// The statements are judged, and rewritten, as the text that
+		// means the same with standard_conforming_strings on.
+		query, _ = StandardText(query)
+		local.BackslashQuote = false
+	}
+	stmts := splitStrings(query, false)
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
@@ -230,6 +236,22 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		}
 	}
 	out := make([]StatementDecision, 0, len(stmts))
+	if len(stmts) > 1 {
+		local.prepared = func(name string) (string, bool) {
+			var text string
+			for _, p := range out { // the statements before this one, last wins
+				if !firstWordIs(p.Statement.Text, "prepare") {
+					continue
+				}
+				if res, err := pgParse(p.Statement.Text); err == nil && len(res.Stmts) == 1 {
+					if ps := res.Stmts[0].Stmt.GetPrepareStmt(); ps != nil && ps.Name == name {
+						text = p.Statement.Text
+					}
+				}
+			}
+			return text, text != ""
+		}
+	}
 	for _, s := range stmts {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -271,6 +293,11 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	if sc == nil {
 		sc = &Context{Alone: true}
 	}
+	if sc.BackslashQuote {
+		if text, changed := StandardText(stmt.Text); changed {
+			stmt.Text, stmt.End = text, stmt.Start+len(text)
+		}
+	}
 	cls := classify(stmt.Text)
 	d := Decision{DDL: cls == classDDL}
 	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration) && !(cls == classDML && HoldsExclusive(sc)) &&
@@ -288,11 +315,27 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	e.parses.Add(1)
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
-		if cls == classDDL {
+		switch {
+		case cls == classDDL, cls == classQuery && firstWordIs(stmt.Text, "select") && hasWordInto(stmt.Text):
+			// DDL, or SELECT ... INTO, which creates a table.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
+		case cls == classDML && sc.Migration && e.parseDML:
+			// A migration's UPDATE or DELETE is judged by its rows: one
+			// pgguard cannot read goes by on_parse_error, not unjudged.
+			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
+				Message: "pgguard could not parse this statement, so it cannot tell how many rows it changes: " + err.Error() + ".",
+				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
+			})
+		}
+	} else if ex := node.GetExecuteStmt(); ex != nil && sc.Migration && e.parseDML {
+		if text, ok := executedText(ctx, sc, ex, sc.prepared); ok {
+			// Judged as the UPDATE or DELETE it runs, with its values.
+			inner := stmt
+			inner.Text, inner.End = text, stmt.Start+len(text)
+			return e.Decide(ctx, inner, sc)
 		}
 	} else {
 		f := statementFacts(node)
@@ -364,13 +407,18 @@ func (e *Engine) PlainDML(query string, backslashQuote bool) (statements int, pl
 
 func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain, dml bool) {
 	plain = true
-	splitEach(query, backslashQuote, func(s Statement) bool {
+	if backslashQuote {
+		// Rare (standard_conforming_strings off): the pre-filter reads the
+		// text that means the same with the setting on.
+		query, _ = StandardText(query)
+	}
+	splitEach(query, false, func(s Statement) bool {
 		cls := classify(s.Text)
 		if cls == classDDL || e.needsParse(cls, s.Text, false) {
 			plain = false
 			return false
 		}
-		dml = dml || (cls == classDML && e.parseDML)
+		dml = dml || (cls == classDML && e.parseDML) || (cls == classSession && e.parseDML && firstWordIs(s.Text, "execute"))
 		statements++
 		return true
 	})
@@ -387,6 +435,10 @@ func (e *Engine) needsParse(cls class, text string, migration bool) bool {
 	case classDDL:
 		return true
 
+	case classSession:
+		if migration && e.parseDML && firstWordIs(text, "execute") {
+			return true // it may run a prepared UPDATE or DELETE (execute.go)
+		}
 	case classDML:
 		if migration && e.parseDML {
 			return true

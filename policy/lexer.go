@@ -34,6 +34,9 @@ type lexer struct {
 	// backslashQuote: standard_conforming_strings is off, so a backslash
 	// escapes the next character in '...' as in E'...'.
 	backslashQuote bool
+	// contComment, when set, hears of each -- comment inside a string's
+	// continuation (which is part of the string token).
+	contComment func(start, end int)
 }
 
 func isSpace(c byte) bool {
@@ -106,7 +109,7 @@ func (l *lexer) next() token {
 		if l.backslashQuote {
 			mode = strEscape
 		}
-		return tok(tokString, scanString(s, start+1, mode))
+		return tok(tokString, scanString(s, start+1, mode, l.contComment))
 	case c == '"':
 		return tok(tokQuoted, scanQuotedIdent(s, start+1))
 	case c == '$':
@@ -130,13 +133,13 @@ func (l *lexer) next() token {
 			// being longer.
 			switch lc := lower(c); {
 			case lc == 'e' && s[i] == '\'':
-				return tok(tokString, scanString(s, i+1, strEscape))
+				return tok(tokString, scanString(s, i+1, strEscape, l.contComment))
 			case (lc == 'b' || lc == 'x') && s[i] == '\'':
-				return tok(tokString, scanString(s, i+1, strBits))
+				return tok(tokString, scanString(s, i+1, strBits, l.contComment))
 			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '\'':
 				// With standard_conforming_strings off the server refuses
 				// U&'...' outright, so its reading does not matter then.
-				return tok(tokString, scanString(s, i+2, strStandard))
+				return tok(tokString, scanString(s, i+2, strStandard, l.contComment))
 			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '"':
 				return tok(tokQuoted, scanQuotedIdent(s, i+2))
 			}
@@ -177,7 +180,7 @@ const (
 // that holds a newline, and another quote, goes on with the same string,
 // read the same way (scan.l's xqs state and quotecontinue), so that in
 // E'a'<newline>'\” the backslash escapes a quote.
-func scanString(s string, i int, mode strMode) int {
+func scanString(s string, i int, mode strMode, comment func(start, end int)) int {
 	for i < len(s) {
 		switch c := s[i]; {
 		case c == '\\' && mode == strEscape:
@@ -187,7 +190,7 @@ func scanString(s string, i int, mode strMode) int {
 				i += 2
 				continue
 			}
-			next := quoteContinue(s, i+1)
+			next := quoteContinue(s, i+1, comment)
 			if next < 0 {
 				return i + 1
 			}
@@ -208,7 +211,7 @@ func scanString(s string, i int, mode strMode) int {
 // -- comment. A /* */ comment ends the string. (Vertical tab is
 // whitespace from PostgreSQL 16 on; before, it is a syntax error, so the
 // server runs nothing either way.)
-func quoteContinue(s string, i int) int {
+func quoteContinue(s string, i int, comment func(start, end int)) int {
 	isNewline := func(c byte) bool { return c == '\n' || c == '\r' }
 	skipComment := func(i int) int {
 		for i < len(s) && !isNewline(s[i]) {
@@ -216,6 +219,7 @@ func quoteContinue(s string, i int) int {
 		}
 		return i
 	}
+	from := i
 	for i < len(s) {
 		if c := s[i]; c == ' ' || c == '\t' || c == '\f' || c == '\v' {
 			i++
@@ -237,10 +241,20 @@ func quoteContinue(s string, i int) int {
 			break
 		}
 	}
-	if i < len(s) && s[i] == '\'' {
-		return i + 1
+	if i >= len(s) || s[i] != '\'' {
+		return -1
 	}
-	return -1
+	if comment != nil {
+		// Between from and i there are only whitespace and comments.
+		for j := from; j < i; j++ {
+			if s[j] == '-' && s[j+1] == '-' {
+				k := skipComment(j + 2)
+				comment(j, k)
+				j = k
+			}
+		}
+	}
+	return i + 1
 }
 
 // scanDollar scans a dollar-quoted string starting at s[i] == '$'.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -27,7 +28,7 @@ func parseStatement(text string, maxBytes int) (node *pg_query.Node, err error) 
 			node, err = nil, fmt.Errorf("parser failed: %v", r)
 		}
 	}()
-	res, err := pg_query.Parse(text)
+	res, err := pgParse(text)
 	if err != nil {
 		return nil, err
 	}
@@ -35,4 +36,40 @@ func parseStatement(text string, maxBytes int) (node *pg_query.Node, err error) 
 		return nil, fmt.Errorf("expected one statement, found %d", len(res.Stmts))
 	}
 	return res.Stmts[0].Stmt, nil
+}
+
+// pgParse is pg_query.Parse of text as PostgreSQL reads it. pg_query's
+// parser ends a string at a -- comment that PostgreSQL reads as the
+// whitespace of a continuation ('a' -- c, a newline, then 'b' is one
+// string there), so -- comments are turned into spaces first: the text
+// keeps its length, so the parse tree's locations still point into text.
+func pgParse(text string) (*pg_query.ParseResult, error) {
+	return pg_query.Parse(blankLineComments(text))
+}
+
+// blankLineComments returns text with each -- comment's bytes turned
+// into spaces, those inside a string's continuation included.
+func blankLineComments(text string) string {
+	if !strings.Contains(text, "--") {
+		return text
+	}
+	var b []byte
+	blank := func(start, end int) {
+		if b == nil {
+			b = []byte(text)
+		}
+		for i := start; i < end; i++ {
+			b[i] = ' '
+		}
+	}
+	lx := lexer{src: text, contComment: blank}
+	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
+		if t.kind == tokComment && text[t.start] == '-' {
+			blank(t.start, t.end)
+		}
+	}
+	if b == nil {
+		return text
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -56,15 +57,46 @@ func checkReindex(c *Check, n *pg_query.Node) {
 	concurrent := insertAfterWord(c.Text, " CONCURRENTLY", "index", "table", "schema", "database")
 	recipe := insertAfterWord(c.SQL(), " CONCURRENTLY", "index", "table", "schema", "database")
 	var why string
+	var excl []string
+	if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX || s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE {
+		excl = c.ExclusionIndexes(t)
+	}
 	switch {
 	case s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_SYSTEM:
 		r.Detail = "System catalogs cannot be reindexed concurrently: run REINDEX SYSTEM in a maintenance window."
 		r.Hint = "-- no online form: run it during a maintenance window, with the application stopped\n-- " + c.SQL()
 		c.Report(r)
 		return
+	case s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_SCHEMA && s.Name == "pg_catalog",
+		s.Kind != pg_query.ReindexObjectType_REINDEX_OBJECT_SCHEMA && c.SystemCatalog(t):
+		// PostgreSQL refuses REINDEX TABLE|INDEX CONCURRENTLY of a
+		// catalog (0A000) and skips every table of REINDEX SCHEMA
+		// pg_catalog CONCURRENTLY, rebuilding nothing.
+		r.Detail = "System catalogs cannot be reindexed concurrently: run it in a maintenance window."
+		r.Hint = "-- no online form: run it during a maintenance window, with the application stopped\n-- " + c.SQL()
+		c.Report(r)
+		return
 	case c.Version < 12:
 		r.Detail = fmt.Sprintf("REINDEX CONCURRENTLY needs PostgreSQL 12; this server is %d.", c.Version)
 		r.Hint = reindexBefore12Hint(s, t, c.Session.Tool)
+		c.Report(r)
+		return
+	case s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX && len(excl) > 0:
+		// PostgreSQL refuses it (0A000).
+		r.Detail = "The index backs an exclusion constraint, which PostgreSQL cannot rebuild concurrently."
+		r.Hint = "-- no online form for an exclusion constraint's index: run it when writes to the table can wait\n" + withSemicolon(c.SQL())
+		c.Report(r)
+		return
+	case len(excl) > 0:
+		// PostgreSQL would run REINDEX TABLE CONCURRENTLY but skip these
+		// indexes with a WARNING: the rewrite would not do what was asked.
+		why = "REINDEX TABLE CONCURRENTLY skips the indexes of exclusion constraints (" + strings.Join(excl, ", ") + "), which PostgreSQL cannot rebuild concurrently"
+		r.Hint = c.OutsideTransaction() + "\n" + withSemicolon(recipe) +
+			"\n-- it skips the exclusion constraints' indexes, which have no online rebuild: rebuild them when writes can wait"
+		for _, x := range excl {
+			r.Hint += "\nREINDEX INDEX " + x + ";"
+		}
+		r.Detail = "pgguard cannot run it as REINDEX CONCURRENTLY because " + why + "."
 		c.Report(r)
 		return
 	default:

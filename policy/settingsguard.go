@@ -37,7 +37,7 @@ func MayChangeLockTimeout(text string) bool {
 		// identifier (U&"lock\005ftimeout"), which goes to the parser.
 		return false
 	}
-	res, err := pg_query.Parse(text)
+	res, err := pgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return true // what the server may read otherwise counts as a change
 	}
@@ -62,7 +62,7 @@ func PlainLockTimeout(text string) (time.Duration, bool) {
 	if !firstWordIs(text, "set") || !containsFold(text, "lock_timeout") {
 		return 0, false
 	}
-	res, err := pg_query.Parse(text)
+	res, err := pgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return 0, false
 	}
@@ -114,7 +114,7 @@ func MayChangeSearchPath(text string) bool {
 	if !firstWordIs(text, "set") && !firstWordIs(text, "reset") {
 		return false
 	}
-	res, err := pg_query.Parse(text)
+	res, err := pgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return true
 	}

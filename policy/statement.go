@@ -96,6 +96,13 @@ func splitEach(query string, backslashQuote bool, yield func(Statement) bool) {
 			case t.wordIs(query, "function") || t.wordIs(query, "procedure"):
 				isRoutine = isRoutine || firstWordIs(query[start:], "create")
 			case isRoutine && prevBegin && t.wordIs(query, "atomic"):
+				if end, ok := routineEnd(query, start, backslashQuote); ok {
+					// The server's grammar says where the body ends:
+					// END and CASE can also be column labels there
+					// (SELECT 1 end), which a count of them misreads.
+					lx.pos, lastEnd = end, end
+					continue
+				}
 				atomic++
 			case atomic > 0 && t.wordIs(query, "case"):
 				atomic++
@@ -110,6 +117,36 @@ func splitEach(query string, backslashQuote bool, yield func(Statement) bool) {
 		hasCode = true
 	}
 	flush()
+}
+
+// routineEnd returns where the statement that starts at query[start:], a
+// CREATE FUNCTION or PROCEDURE with a BEGIN ATOMIC body, ends, as
+// PostgreSQL's parser (pg_query's copy of it) reads it. ok is false when
+// the parser cannot say: text read with standard_conforming_strings off
+// (which pg_query does not read), or text the parser refuses, which the
+// server refuses too, running none of the Query, however it is split.
+func routineEnd(query string, start int, backslashQuote bool) (end int, ok bool) {
+	if backslashQuote {
+		return 0, false
+	}
+	defer func() {
+		if recover() != nil {
+			end, ok = 0, false
+		}
+	}()
+	res, err := pgParse(query[start:])
+	if err != nil || len(res.Stmts) == 0 {
+		return 0, false
+	}
+	st := res.Stmts[0]
+	end = len(query)
+	if st.StmtLen > 0 {
+		end = start + int(st.StmtLocation) + int(st.StmtLen)
+	}
+	for end > start && isSpace(query[end-1]) {
+		end--
+	}
+	return end, end > start
 }
 
 // firstWordIs reports whether the first word of s (after comments and

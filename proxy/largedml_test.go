@@ -186,6 +186,28 @@ func TestLargeDMLShapes(t *testing.T) {
 		unchanged(t)
 	})
 
+	// 2b. EXECUTE of an SQL-level prepared UPDATE or DELETE: judged with
+	// its arguments, as a Bind with its values.
+	t.Run("execute of a prepared statement", func(t *testing.T) {
+		c := rawMigration(t, addr)
+		c.send(&pgproto3.Query{String: "PREPARE sqlbackfill(bigint) AS UPDATE dml_accounts SET status = 'executed' WHERE id > $1"})
+		if got := c.until(1); has(got, "ErrorResponse") {
+			t.Fatalf("prepare: %q", got)
+		}
+		c.send(&pgproto3.Query{String: "EXECUTE sqlbackfill(0)"})
+		refusedLargeDML(t, c.until(1))
+		unchanged(t)
+		c.send(&pgproto3.Query{String: "EXECUTE sqlbackfill(149990)"})
+		if got := c.until(1); !has(got, "CommandComplete UPDATE 10") {
+			t.Fatalf("an EXECUTE of 10 rows: %q", got)
+		}
+		pgExec("guard", "UPDATE dml_accounts SET status = 'done' WHERE status = 'executed'")
+		// Prepared in the same Query.
+		c.send(&pgproto3.Query{String: "PREPARE sqlpurge(bigint) AS DELETE FROM dml_accounts WHERE id > $1; EXECUTE sqlpurge(0)"})
+		refusedLargeDML(t, c.until(1))
+		unchanged(t)
+	})
+
 	// 3. MERGE, upserts from a SELECT, COPY of an UPDATE.
 	t.Run("merge, upsert, copy", func(t *testing.T) {
 		conn := migration(t)

@@ -27,6 +27,10 @@ func TestReadsAsTheServerDoes(t *testing.T) {
 		{"standard_conforming_strings in flight", "SET standard_conforming_strings = off", []string{"SET standard_conforming_strings = on", "SELECT 'a\\'; DROP TABLE %s; --'"}},
 		{"client_encoding in flight", "", []string{"SET client_encoding = 'SJIS'", "SELECT E'\x95\x5c'; DROP TABLE %s; --'"}},
 		{"client_encoding from a function in flight", "", []string{"SELECT set_config('client_encoding', 'BIG5', false)", "SELECT E'\xa5\x5c'; DROP TABLE %s; --'"}},
+		// Found by policy's TestReadingMatchesServer.
+		{"SHIFT_JIS_2004", "SET client_encoding = SHIFT_JIS_2004", []string{"SELECT E'\x95\x5c'; DROP TABLE %s; --'"}},
+		{"SHIFT_JIS_2004 in flight", "", []string{"SET client_encoding = 'SHIFT_JIS_2004'", "SELECT E'\x95\x5c'; DROP TABLE %s; --'"}},
+		{"END as a column label in BEGIN ATOMIC", "", []string{"CREATE FUNCTION pg_temp.reading_f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 case; END; DROP TABLE %s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := fmt.Sprintf("reading_small_%d", i)

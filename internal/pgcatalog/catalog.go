@@ -42,15 +42,17 @@ type GuardedQuerier interface {
 type Catalog struct{ Q Querier }
 
 var (
-	_ policy.Catalog          = (*Catalog)(nil)
-	_ policy.ColumnTyper      = (*Catalog)(nil)
-	_ policy.EnumCatalog      = (*Catalog)(nil)
-	_ policy.MatViewPopulater = (*Catalog)(nil)
-	_ policy.PartitionCatalog = (*Catalog)(nil)
-	_ policy.RelationCatalog  = (*Catalog)(nil)
-	_ policy.LockCatalog      = (*Catalog)(nil)
-	_ policy.KeyCatalog       = (*Catalog)(nil)
-	_ policy.RowCounter       = (*Catalog)(nil)
+	_ policy.Catalog           = (*Catalog)(nil)
+	_ policy.ColumnTyper       = (*Catalog)(nil)
+	_ policy.EnumCatalog       = (*Catalog)(nil)
+	_ policy.MatViewPopulater  = (*Catalog)(nil)
+	_ policy.PartitionCatalog  = (*Catalog)(nil)
+	_ policy.RelationCatalog   = (*Catalog)(nil)
+	_ policy.LockCatalog       = (*Catalog)(nil)
+	_ policy.KeyCatalog        = (*Catalog)(nil)
+	_ policy.RowCounter        = (*Catalog)(nil)
+	_ policy.ConcurrentCatalog = (*Catalog)(nil)
+	_ policy.PreparedCatalog   = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -550,4 +552,79 @@ func QuoteLiteral(s string) string {
 		return "E" + strings.ReplaceAll(q, `\`, `\\`)
 	}
 	return q
+}
+
+// SystemCatalog: the relation's table (an index's, or the relation
+// itself) is in pg_catalog, or is the TOAST table of one that is.
+func (c *Catalog) SystemCatalog(ctx context.Context, relation string) (bool, bool) {
+	if blank(relation) {
+		return false, false
+	}
+	row, ok := c.One("SELECT hn.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_class o" +
+		" JOIN pg_catalog.pg_namespace onn ON onn.oid = o.relnamespace WHERE o.reltoastrelid = h.oid AND onn.nspname = 'pg_catalog')" +
+		" FROM (SELECT c.oid" + relationFilter(relation) + ") r" +
+		" JOIN pg_catalog.pg_class h ON h.oid = COALESCE((SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = r.oid), r.oid)" +
+		" JOIN pg_catalog.pg_namespace hn ON hn.oid = h.relnamespace")
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return IsTrue(row[0]), true
+}
+
+// ExclusionIndexes: the relation itself when an exclusion constraint
+// uses it, else the exclusion constraints' indexes of the table and of
+// its partitions, found through pg_inherits (pg_partition_tree would
+// lock them).
+func (c *Catalog) ExclusionIndexes(ctx context.Context, relation string) ([]string, bool) {
+	if blank(relation) {
+		return nil, false
+	}
+	rows, ok := c.query("WITH RECURSIVE r AS (SELECT c.oid, c.relkind" + relationFilter(relation) + ")," +
+		" t(oid) AS (SELECT r.oid FROM r WHERE r.relkind NOT IN ('i', 'I')" +
+		" UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN t ON i.inhparent = t.oid" +
+		" JOIN pg_catalog.pg_class p ON p.oid = i.inhrelid AND p.relispartition)" +
+		" SELECT DISTINCT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.relname)" +
+		" FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class x ON x.oid = k.conindid" +
+		" JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace" +
+		" WHERE k.contype = 'x' AND (k.conrelid IN (SELECT oid FROM t) OR k.conindid IN (SELECT oid FROM r)) ORDER BY 1")
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if len(r) == 1 && r[0] != nil {
+			out = append(out, *r[0])
+		}
+	}
+	return out, true
+}
+
+// HasDefaultPartition reads pg_partitioned_table.partdefid.
+func (c *Catalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
+	if blank(table) {
+		return false, false
+	}
+	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = r.oid AND p.partdefid <> 0)" +
+		" FROM (SELECT c.oid" + relationFilter(table) + ") r")
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return IsTrue(row[0]), true
+}
+
+// PreparedStatement reads the session's pg_prepared_statements (the
+// catalog is asked on the session's own connection).
+func (c *Catalog) PreparedStatement(ctx context.Context, name string) (string, []string, bool) {
+	if blank(name) {
+		return "", nil, false
+	}
+	row, ok := c.One("SELECT statement, array_to_string(parameter_types::text[], chr(31)) FROM pg_catalog.pg_prepared_statements WHERE name = " + QuoteLiteral(name))
+	if !ok || len(row) != 2 || row[0] == nil {
+		return "", nil, false
+	}
+	var types []string
+	if row[1] != nil && *row[1] != "" {
+		types = strings.Split(*row[1], "\x1f")
+	}
+	return *row[0], types, true
 }

@@ -52,7 +52,7 @@ func (m *Machine) loopMayJudge(text string) bool {
 // clientEncodings are the readings of client_encoding a batch's later
 // message may be under: ASCII-safe ones (read alike) and each client-only
 // one that converts.
-var clientEncodings = []string{"UTF8", "SJIS", "BIG5", "GBK", "UHC", "GB18030"}
+var clientEncodings = append([]string{"UTF8"}, policy.ClientOnlyEncodings()...)
 
 // readings returns how the server may read raw: first under the settings
 // State holds, then, when settingsMoved, under every other combination

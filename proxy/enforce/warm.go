@@ -36,11 +36,33 @@ import (
 type probeCatalog struct{ asked bool }
 
 var (
-	_ policy.Catalog          = (*probeCatalog)(nil)
-	_ policy.ColumnTyper      = (*probeCatalog)(nil)
-	_ policy.MatViewPopulater = (*probeCatalog)(nil)
-	_ policy.PartitionCatalog = (*probeCatalog)(nil)
+	_ policy.Catalog           = (*probeCatalog)(nil)
+	_ policy.ColumnTyper       = (*probeCatalog)(nil)
+	_ policy.MatViewPopulater  = (*probeCatalog)(nil)
+	_ policy.PartitionCatalog  = (*probeCatalog)(nil)
+	_ policy.ConcurrentCatalog = (*probeCatalog)(nil)
+	_ policy.PreparedCatalog   = (*probeCatalog)(nil)
 )
+
+func (p *probeCatalog) PreparedStatement(context.Context, string) (string, []string, bool) {
+	p.asked = true
+	return "", nil, false
+}
+
+func (p *probeCatalog) SystemCatalog(context.Context, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
+
+func (p *probeCatalog) ExclusionIndexes(context.Context, string) ([]string, bool) {
+	p.asked = true
+	return nil, false
+}
+
+func (p *probeCatalog) HasDefaultPartition(context.Context, string) (bool, bool) {
+	p.asked = true
+	return false, false
+}
 
 func (p *probeCatalog) TableSize(context.Context, string) (policy.TableSize, bool) {
 	p.asked = true
