@@ -37,7 +37,7 @@ var ruleFixes = map[string]string{
 	"prefer-timestamptz":                   "use timestamptz.",
 	"refresh-materialized-view":            "create a unique index on the view (CREATE UNIQUE INDEX CONCURRENTLY, {outside}) and use REFRESH MATERIALIZED VIEW CONCURRENTLY.",
 	"reindex":                              "use REINDEX ... CONCURRENTLY (PostgreSQL 12+), {outside}.",
-	"rename-column":                        "over three deployments: add the new column and write both, backfill it in batches {backfill} and read the new one, then stop using the old one and drop it with {allow:drop-column}.",
+	"rename-column":                        "over three deployments: add the new column and write both; backfill it in batches {backfill}, then read the new one; then stop using the old one and drop it with {allow:drop-column}.",
 	"rename-table":                         "rename it with {allow:rename-table} and create a view under the old name (CREATE VIEW old AS SELECT * FROM new) in the same transaction, and drop the view once the code has moved.",
 	"require-if-exists":                    "add IF NOT EXISTS or IF EXISTS, so that a re-run after a partial failure passes.",
 	"require-named-constraint":             "name it: CONSTRAINT <name> ....",
