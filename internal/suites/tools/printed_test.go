@@ -48,7 +48,7 @@ func (p *printed) add(tool, rule, out string, recipe bool) {
 // toolPages are the docs/tools pages of the tools TestRefusalsInEachTool
 // runs; psql's section is in README.md.
 var toolPages = map[string]string{
-	"knex": "knex.md", "node-pg-migrate": "node-pg-migrate.md", "typeorm": "typeorm.md", "golang-migrate": "golang-migrate.md",
+	"sequelize": "sequelize.md", "knex": "knex.md", "node-pg-migrate": "node-pg-migrate.md", "typeorm": "typeorm.md", "golang-migrate": "golang-migrate.md",
 	"django": "django.md", "rails": "rails.md", "flyway": "flyway.md", "liquibase": "liquibase.md", "prisma": "prisma.md", "psql": "README.md",
 }
 
@@ -59,7 +59,7 @@ const (
 
 // printedSection is the generated section of a tool's page.
 func printedSection(tool string, cases []printedCase) string {
-	sort.Slice(cases, func(i, j int) bool { return cases[i].rule < cases[j].rule })
+	sort.SliceStable(cases, func(i, j int) bool { return cases[i].rule < cases[j].rule })
 	var b strings.Builder
 	b.WriteString(beginPrinted + "\n\n")
 	recipe := len(cases) > 0

@@ -19,6 +19,8 @@ type ruleCase struct {
 	// psql, when set, is sql as psql must send it: psql sends each
 	// statement as a query of its own.
 	psql string
+	// setup runs straight on the database before the tool.
+	setup string
 }
 
 // ruleCases are the refusals every tool's migration can hit beyond the
@@ -33,6 +35,10 @@ var ruleCases = []ruleCase{
 	{rule: "drop-column", step: "later", sql: "ALTER TABLE big DROP COLUMN note"},
 	{rule: "rename-column", step: "later", sql: "ALTER TABLE big RENAME COLUMN note TO memo"},
 	{rule: "reindex", step: "outside", sql: "SELECT 1; REINDEX INDEX big_pkey", psql: "BEGIN; REINDEX INDEX big_pkey; COMMIT"},
+	// An enum column's new labels: ALTER TYPE ... ADD VALUE, outside a
+	// transaction, instead of a new type.
+	{rule: "alter-column-type", step: "outside", sql: "ALTER TABLE big ALTER COLUMN mood TYPE text",
+		setup: "CREATE TYPE mood AS ENUM ('calm', 'busy'); ALTER TABLE big ADD COLUMN mood mood"},
 }
 
 // ruleTool is how a tool runs a migration of raw SQL: write puts it in a
@@ -65,6 +71,24 @@ func writeFile(t *testing.T, path, text string) {
 
 func ruleTools(t *testing.T) []ruleTool {
 	return []ruleTool{
+		{
+			// sequelize-cli is installed for the e2e suite.
+			name:    "sequelize",
+			words:   map[string]string{"outside": "transaction: null", "separate": "not inside queryInterface.sequelize.transaction()", "backfill": "queryInterface.sequelize.query", "later": "queryInterface.sequelize.query"},
+			ledgers: []string{`"SequelizeMeta"`},
+			write: func(t *testing.T, dir, sql string) {
+				writeFile(t, filepath.Join(dir, "20260101000001-rule-case.js"), "module.exports = {\n"+
+					"  up: (queryInterface) => queryInterface.sequelize.query(`"+sql+"`),\n  down: async () => {},\n};\n")
+			},
+			run: func(t *testing.T, db, dir string) result {
+				project := need(t, "../e2e/testdata/sequelize", "the sequelize-cli project", "testdata")
+				bin := need(t, filepath.Join(project, "node_modules", ".bin", "sequelize-cli"), "sequelize-cli",
+					"npm ci --prefix internal/suites/e2e/testdata/sequelize, or make npm-deps")
+				bin, _ = filepath.Abs(bin)
+				return runTool(t, project, baseEnv("DATABASE_URL="+url(db), "NODE_ENV=test"), bin,
+					"db:migrate", "--migrations-path", dir, "--config", "config.js", "--env", "test")
+			},
+		},
 		{
 			name:     "knex",
 			noRecipe: true,
@@ -205,7 +229,9 @@ func ruleTools(t *testing.T) []ruleTool {
 	}
 }
 
-// TestRefusalsInEachTool: each tool runs, through pgguard, a migration
+// TestRefusalsInEachTool: each tool (sequelize-cli, knex, node-pg-migrate,
+// TypeORM, golang-migrate, Django, Rails, Flyway, Liquibase, Prisma, psql)
+// runs, through pgguard, a migration
 // that each rule of ruleCases refuses, in one database per tool (the
 // ledger dropped between cases), and prints the refusal: its message line
 // carries the fix with the tool's words for the step it asks for, names no
@@ -236,6 +262,11 @@ func refusalsInEachTool(t *testing.T, seen *printed) {
 			conn := direct(t, db)
 			start := time.Now()
 			for i, c := range ruleCases {
+				if c.setup != "" {
+					if _, err := conn.Exec(context.Background(), c.setup); err != nil {
+						t.Fatal(err)
+					}
+				}
 				dir := t.TempDir()
 				sql := c.sql
 				if tl.name == "psql" && c.psql != "" {
