@@ -25,13 +25,18 @@ type ruleCase struct {
 
 // ruleCases are the refusals every tool's migration can hit beyond the
 // scenarios of scenario_test.go (create-index, alter-column-type,
-// add-column-volatile-default): one of each kind of step a fix asks for.
+// add-column-volatile-default): each kind of step a fix asks for, in
+// several rules.
 // REINDEX follows a SELECT so that it is not alone in its query, where
 // pgguard would run it CONCURRENTLY (golang-migrate, Prisma).
 var ruleCases = []ruleCase{
 	{rule: "add-check-constraint", step: "separate", sql: "ALTER TABLE big ADD CONSTRAINT big_account_positive CHECK (account > 0)"},
 	{rule: "set-not-null", step: "separate", sql: "ALTER TABLE big ALTER COLUMN note SET NOT NULL"},
 	{rule: "large-dml", step: "backfill", sql: "UPDATE big SET note = 'n'"},
+	{rule: "add-foreign-key", step: "separate", sql: "ALTER TABLE big ADD CONSTRAINT big_account_fk FOREIGN KEY (account) REFERENCES big (id)"},
+	{rule: "add-unique-constraint", step: "outside", sql: "ALTER TABLE big ADD CONSTRAINT big_note_key UNIQUE (note)"},
+	{rule: "truncate", step: "backfill", sql: "TRUNCATE big"},
+	{rule: "drop-table", step: "later", sql: "DROP TABLE big"},
 	{rule: "drop-column", step: "later", sql: "ALTER TABLE big DROP COLUMN note"},
 	{rule: "rename-column", step: "later", sql: "ALTER TABLE big RENAME COLUMN note TO memo"},
 	{rule: "reindex", step: "outside", sql: "SELECT 1; REINDEX INDEX big_pkey", psql: "BEGIN; REINDEX INDEX big_pkey; COMMIT"},
