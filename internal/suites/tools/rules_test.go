@@ -38,6 +38,8 @@ var ruleCases = []ruleCase{
 	{rule: "truncate", step: "backfill", sql: "TRUNCATE big"},
 	{rule: "drop-table", step: "later", sql: "DROP TABLE big"},
 	{rule: "drop-column", step: "later", sql: "ALTER TABLE big DROP COLUMN note"},
+	{rule: "rename-table", step: "later", sql: "ALTER TABLE big RENAME TO big_archive"},
+	{rule: "vacuum-full", step: "outside", sql: "VACUUM FULL big"},
 	{rule: "rename-column", step: "later", sql: "ALTER TABLE big RENAME COLUMN note TO memo"},
 	{rule: "reindex", step: "outside", sql: "SELECT 1; REINDEX INDEX big_pkey", psql: "BEGIN; REINDEX INDEX big_pkey; COMMIT"},
 	// An enum column's new labels: ALTER TYPE ... ADD VALUE, outside a
