@@ -180,9 +180,9 @@ func addConstraintSQL(t Table, k *pg_query.Constraint, name string, notValid boo
 func notValidRecipe(t Table, k *pg_query.Constraint, name string) string {
 	var b strings.Builder
 	b.WriteString("-- add the constraint without checking existing rows (a brief lock; new and updated rows are checked from now on):\n")
-	b.WriteString(addConstraintSQL(t, k, name, true) + ";\n")
-	b.WriteString("-- then, in a separate transaction (it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on):\n")
-	fmt.Fprintf(&b, "ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))
+	b.WriteString(inTransaction(addConstraintSQL(t, k, name, true)+";") + "\n")
+	b.WriteString(validateSeparately)
+	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))))
 	return b.String()
 }
 

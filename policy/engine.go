@@ -576,7 +576,7 @@ func (j *judgement) finish(text string, d *Decision) {
 	roleOK := matchAny(j.e.cfg.Annotations.AllowedRoles, j.sc.User) && len(j.e.cfg.Annotations.AllowedRoles) > 0
 	rewrites := 0
 	for _, f := range j.found {
-		fi := Finding{RuleID: f.id, Message: withFix(f.id, f.Message, j.sc.Tool), Detail: f.Detail, Hint: f.Hint, Table: tableString(f.Table), Lock: f.Lock}
+		fi := Finding{RuleID: f.id, Message: withFix(f.id, f.Message, j.sc.Tool), Detail: f.Detail, Hint: expandHint(f.Hint, j.sc.Tool), Table: tableString(f.Table), Lock: f.Lock}
 		switch f.level {
 		case LevelWarn:
 			fi.Action = Warn

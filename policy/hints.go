@@ -134,7 +134,7 @@ func OutsideTransactionFix(tool Tool, what string) string {
 	if i, ok := toolIdioms[tool]; ok {
 		return "Fix: run " + what + " outside a transaction: " + i.fix + "."
 	}
-	return "Fix: run " + what + " alone, outside any transaction (a migration of its own that your tool runs without a transaction)."
+	return "Fix: run " + what + " alone, outside any transaction block (no BEGIN around it, not psql -1/--single-transaction; with a migration tool, a migration of its own that the tool runs without a transaction)."
 }
 
 // OutsideTransaction is OutsideTransactionHintFor the session's tool.

@@ -70,7 +70,7 @@ func notNullColumnRecipe(t Table, col *pg_query.ColumnDef, version int) string {
 		b.WriteString("-- before PostgreSQL 11 a default rewrites the table: add the column nullable, backfill it, then add NOT NULL without a long lock:\n")
 	}
 	b.WriteString(addColumnSQL(t, bare) + ";\n")
-	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(phBackfill + "\n")
 	b.WriteString(BatchUpdateSQL(t, col.Colname, "<value>") + "\n")
 	b.WriteString(notNullRecipe(t, col.Colname, version))
 	if len(columnConstraints(col, pg_query.ConstrType_CONSTR_PRIMARY)) > 0 {

@@ -92,7 +92,7 @@ func sequenceColumnRecipe(t Table, col *pg_query.ColumnDef, base string, version
 	b.WriteString(addColumnSQL(t, bare) + ";\n")
 	fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;\n", t, colName, next)
 	fmt.Fprintf(&b, "ALTER SEQUENCE %s OWNED BY %s.%s;\n", seq, t, colName)
-	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(phBackfill + "\n")
 	b.WriteString(BatchUpdateSQL(t, col.Colname, next))
 	b.WriteString("\n-- then add NOT NULL without a long lock:\n")
 	b.WriteString(notNullRecipe(t, col.Colname, version))
@@ -112,7 +112,7 @@ func generatedColumnRecipe(t Table, col *pg_query.ColumnDef, expr *pg_query.Node
 	b.WriteString(addColumnSQL(t, bare) + ";\n")
 	b.WriteString("-- compute it for new and updated rows:\n")
 	b.WriteString(fillTriggerSQL(t, col.Colname, DeparseExpr(newRowExpr(expr)), "fill", version) + "\n")
-	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(phBackfill + "\n")
 	b.WriteString(batchUpdateWhereSQL(t, col.Colname, exprSQL, fmt.Sprintf("%s IS DISTINCT FROM (%s)", QuoteIdent(col.Colname), exprSQL)))
 	if col.IsNotNull || len(columnConstraints(col, pg_query.ConstrType_CONSTR_NOTNULL)) > 0 {
 		b.WriteString("\n-- then add NOT NULL without a long lock:\n")

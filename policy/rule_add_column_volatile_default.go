@@ -142,7 +142,7 @@ func addColumnRecipe(t Table, col *pg_query.ColumnDef, defSQL string, version in
 	var b strings.Builder
 	b.WriteString(add + ";\n")
 	fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;\n", t, colName, defSQL)
-	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(phBackfill + "\n")
 	b.WriteString(BatchUpdateSQL(t, col.Colname, defSQL))
 	if notNull {
 		b.WriteString("\n-- then add NOT NULL without a long lock:\n")

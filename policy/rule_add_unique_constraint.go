@@ -68,7 +68,8 @@ func checkAddIndexConstraint(c *Check, n *pg_query.Node, kind pg_query.ConstrTyp
 		// answers a second constraint on the same table).
 		if partitioned, _ := c.Partitioned(t); partitioned {
 			detail = fmt.Sprintf("%s is partitioned: CREATE INDEX CONCURRENTLY and USING INDEX do not work on it.", t)
-			hint = fmt.Sprintf("-- build a matching unique index on each partition first, one at a time, outside any transaction block:\n"+
+			hint = fmt.Sprintf("-- build a matching unique index on each partition first, one at a time:\n"+
+				c.OutsideTransaction()+"\n"+
 				"CREATE UNIQUE INDEX CONCURRENTLY <partition>_%s ON <partition> (%s);\n"+
 				"-- then add the constraint on %s: PostgreSQL attaches the partitions' indexes instead of building new ones (a brief lock):\n%s",
 				strings.Join(cols, "_"), identList(cols), t, strings.TrimSpace(c.SQL()))

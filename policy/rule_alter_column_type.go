@@ -244,7 +244,7 @@ func alterTypeRecipe(t Table, column string, col *pg_query.ColumnDef, version in
 	b.WriteString(addColumnSQL(t, bare) + ";\n")
 	b.WriteString("-- keep it in step with the old one for new and updated rows:\n")
 	b.WriteString(fillTriggerSQL(t, newCol, DeparseExpr(newRowExpr(conv)), "sync", version) + "\n")
-	b.WriteString("-- backfill the existing rows in batches, each in its own transaction, outside the migration; repeat until it updates 0 rows:\n")
+	b.WriteString(phBackfill + "\n")
 	b.WriteString(batchUpdateWhereSQL(t, newCol, DeparseExpr(conv), fmt.Sprintf("%s IS NULL AND %s IS NOT NULL", qn, q)) + "\n")
 	fmt.Fprintf(&b, "-- if %s is NOT NULL, make %s NOT NULL too without a long lock (see the set-not-null rule), and recreate on %s the indexes,\n", q, qn, qn)
 	b.WriteString("-- constraints and default of the old column (CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID + VALIDATE, SET DEFAULT).\n")

@@ -156,9 +156,9 @@ func attachPartitionRecipe(parent, part Table, bound *pg_query.PartitionBoundSpe
 	} else {
 		b.WriteString("-- a CHECK constraint that matches the partition bound lets ATTACH skip its scan; add it without checking existing rows (brief lock):\n")
 	}
-	fmt.Fprintf(&b, "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID;\n", part, name, check)
-	b.WriteString("-- in a separate transaction (it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on):\n")
-	fmt.Fprintf(&b, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", part, name)
+	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID;", part, name, check)) + "\n")
+	b.WriteString(validateSeparately)
+	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", part, name)) + "\n")
 	b.WriteString("-- no scan now: PostgreSQL sees that the validated constraint implies the bound\n")
 	b.WriteString(strings.TrimRight(strings.TrimSpace(attachSQL), ";") + ";\n")
 	b.WriteString("-- the partition constraint now does the CHECK's job:\n")

@@ -773,8 +773,7 @@ func largeDMLHint(c *Check, p *dmlParts, t Table) string {
 	if len(p.from) > 0 && origWhere != "" {
 		batch += " AND " + origWhere
 	}
-	return fmt.Sprintf("-- outside the migration, in batches of %d rows, each in its own transaction;\n"+
-		"-- repeat until it reports 0 rows (pause between batches if replicas lag):\n%s;", largeDMLBatch, batch)
+	return fmt.Sprintf("-- outside the migration, in batches of %d rows (pause between batches if replicas lag):\n%s\n%s;", largeDMLBatch, phBackfill, batch)
 }
 
 // dmlHead deparses the statement without its WHERE and RETURNING clauses.
@@ -880,7 +879,7 @@ func keyRangeHint(c *Check, p *dmlParts, t Table) string {
 		qual = QuoteIdent(p.rel.Alias.Aliasname)
 	}
 	return fmt.Sprintf("-- outside the migration, in batches of %[4]d rows by ranges of the key (here %[2]s: use the table's\n"+
-		"-- primary key), each batch committed on its own. Run it outside any transaction block (PostgreSQL 11+):\n"+
+		"-- primary key), each batch committed on its own. Run it {outside} (PostgreSQL 11+):\n"+
 		"DO $$\nDECLARE\n  lo bigint;\n  hi bigint;\nBEGIN\n"+
 		"  SELECT min(%[2]s), max(%[2]s) INTO lo, hi FROM %[1]s;\n"+
 		"  WHILE lo <= hi LOOP\n"+

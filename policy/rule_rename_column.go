@@ -40,9 +40,10 @@ func checkRenameColumn(c *Check, n *pg_query.Node) {
 		Message: fmt.Sprintf("Renaming column %s of %s to %s breaks every running query and ORM model that still uses %s, from the moment the migration commits until the new code is deployed everywhere.", oldCol, t, newCol, oldCol),
 		Hint: fmt.Sprintf("-- deployment 1: add the new column, and make the application write both columns\n"+
 			"ALTER TABLE %[1]s ADD COLUMN %[3]s %[4]s;\n"+
-			"-- deployment 2: backfill in batches outside the migration (repeat until it updates 0 rows), then read %[3]s\n"+
+			"-- deployment 2: backfill in batches, then read %[3]s\n"+phBackfill+"\n"+
 			"UPDATE %[1]s SET %[3]s = %[2]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s WHERE %[3]s IS NULL AND %[2]s IS NOT NULL LIMIT 10000));\n"+
 			"-- deployment 3: stop using %[2]s in the application, then drop it in a later migration\n"+
-			"ALTER TABLE %[1]s DROP COLUMN %[2]s;", t, oldCol, newCol, typ),
+			"%[5]s\n"+
+			"ALTER TABLE %[1]s DROP COLUMN %[2]s;", t, oldCol, newCol, typ, c.Allow("drop-column", s.Subname+" unused since <release>")),
 	})
 }

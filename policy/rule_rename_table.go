@@ -35,11 +35,11 @@ func checkRenameTable(c *Check, n *pg_query.Node) {
 		Message: fmt.Sprintf("Renaming table %s to %s breaks every running query and ORM model that still uses %s, from the moment the migration commits until the new code is deployed everywhere.", t, QuoteIdent(s.Newname), oldName),
 		Hint: fmt.Sprintf("-- deployment 1: rename, and keep the old name working with a view in the same transaction\n"+
 			"-- (a simple view is updatable: INSERT, UPDATE and DELETE through it reach the table)\n"+
-			"BEGIN;\n"+
+			phBegin+"\n"+
 			"%[5]s\n"+
 			"ALTER TABLE %[1]s RENAME TO %[4]s;\n"+
 			"CREATE VIEW %[1]s AS SELECT * FROM %[2]s;\n"+
-			"COMMIT;\n"+
+			phCommit+"\n"+
 			"-- deployment 2: switch the code and ORM models to %[2]s (columns added to %[2]s later do not show in the view)\n"+
 			"-- deployment 3: once nothing uses the old name, drop the view\n"+
 			"DROP VIEW %[1]s;", t, newT, oldName, QuoteIdent(s.Newname), c.Allow("rename-table", "the view "+t.Name+" keeps the old name working")),

@@ -45,14 +45,14 @@ func checkSetNotNull(c *Check, n *pg_query.Node) {
 func notNullRecipe(t Table, column string, version int) string {
 	name := QuoteIdent(ConstraintName(t, column, "not_null"))
 	col := QuoteIdent(column)
-	s := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n", t, name, col)
-	s += "-- in a separate transaction (it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on):\n"
-	s += fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", t, name)
+	s := inTransaction(fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;", t, name, col)) + "\n"
+	s += validateSeparately
+	s += inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, name)) + "\n"
 	if version < 12 {
 		return s + fmt.Sprintf("-- before PostgreSQL 12, SET NOT NULL always scans: keep the validated CHECK constraint %s instead.", name)
 	}
 	s += "-- no scan now: PostgreSQL uses the validated CHECK constraint\n"
-	s += fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", t, col)
-	s += fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t, name)
+	s += inTransaction(fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", t, col) +
+		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t, name))
 	return s
 }

@@ -37,8 +37,8 @@ func checkTruncate(c *Check, n *pg_query.Node) {
 			Lock:    LockAccessExclusive,
 			Message: fmt.Sprintf("TRUNCATE %s deletes every row for good, for every user of the table at once, and waits for an ACCESS EXCLUSIVE lock that queues every read and write behind it.", t),
 			Hint: fmt.Sprintf("-- deployment 1: stop the code that reads and writes %[1]s, and keep a backup if you may need the rows\n"+
-				"-- then, to remove the rows while the application keeps running, delete them in batches\n"+
-				"-- (outside the migration, each batch in its own transaction; repeat until it deletes 0 rows):\n"+
+				"-- then, to remove the rows while the application keeps running, delete them in batches:\n"+
+				phBackfill+"\n"+
 				"DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s LIMIT %[2]d));\n"+
 				"-- or, once nothing uses the table, truncate it in a later migration:\n"+
 				"%[3]s\n"+

@@ -107,13 +107,13 @@ func checkValidateInSameTransaction(c *Check, n *pg_query.Node) {
 			}
 			if len(rest) > 0 {
 				hint.WriteString("-- add the constraint NOT VALID on its own (a brief lock), and COMMIT:\n")
-				hint.WriteString(Deparse(alterTable(t, rest...)) + ";\n")
+				hint.WriteString(inTransaction(Deparse(alterTable(t, rest...))+";") + "\n")
 			}
 		} else {
-			hint.WriteString("-- COMMIT the transaction that added the constraint NOT VALID first, so that its lock is released; then\n")
+			hint.WriteString("-- COMMIT the transaction that added the constraint NOT VALID first, so that its lock is released;\n")
 		}
-		hint.WriteString("-- validate in a separate transaction (it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on):\n")
-		fmt.Fprintf(&hint, "ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))
+		hint.WriteString(validateSeparately)
+		hint.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))))
 		c.Report(Report{
 			Table: t,
 			Lock:  lock,

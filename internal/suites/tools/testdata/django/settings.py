@@ -15,7 +15,9 @@ DATABASES = {
     }
 }
 INSTALLED_APPS = ["shop"]
-MIGRATION_MODULES = {"shop": "shop.scenarios." + os.environ["SCENARIO"].replace("-", "_")}
+# MIGRATION_MODULE, when set, names the migrations' module outright (the
+# rule cases of rules_test.go, written to a temporary directory on PYTHONPATH).
+MIGRATION_MODULES = {"shop": os.environ.get("MIGRATION_MODULE") or "shop.scenarios." + os.environ["SCENARIO"].replace("-", "_")}
 SECRET_KEY = "pgguard-tools-test"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
