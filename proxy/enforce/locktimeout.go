@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
@@ -138,7 +139,16 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 	}
 	if scope == policy.ScopeDDL {
 		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
-		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
+		switch {
+		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+			v.restore = "RESET lock_timeout"
+		case len(out.rows[0]) == 1 && !m.lockTimeoutSet:
+			// Asked with SHOW (before LOCK TABLE in a block), which gives
+			// no source: nothing of the client's set it, so it is the
+			// value the session started with, which RESET gives back
+			// with its source; a SET would leave source 'session'
+			// (found by the wire harness: BEGIN ISOLATION LEVEL
+			// REPEATABLE READ; LOCK TABLE ...).
 			v.restore = "RESET lock_timeout"
 		}
 		return nil
@@ -231,4 +241,24 @@ func (m *Machine) putBack(restore string) error {
 	}
 	_, err = m.internalQuery(restore)
 	return err
+}
+
+// noteLockTimeoutSet records a client statement that may SET lock_timeout
+// (lockTimeoutSet): one MayChangeLockTimeout counts that names it (or
+// set_config, pg_settings, a Unicode-escaped name). A ROLLBACK, which it
+// counts for the order of statements in a batch, sets nothing; a DO block
+// or CALL that names none of them is taken at its word, as a SELECT that
+// calls a function is (RESET ALL leaves source 'default', which RESET
+// keeps).
+func (m *Machine) noteLockTimeoutSet(text string) {
+	if m.lockTimeoutSet || !policy.MayChangeLockTimeout(text) {
+		return
+	}
+	lower := strings.ToLower(text)
+	for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
+		if strings.Contains(lower, w) {
+			m.lockTimeoutSet = true
+			return
+		}
+	}
 }

@@ -88,6 +88,12 @@ type Machine struct {
 	// batchChangesLockTimeout: a statement of the open batch may change
 	// lock_timeout (policy.MayChangeLockTimeout).
 	batchChangesLockTimeout bool
+	// lockTimeoutSet: a statement of the client's may have SET
+	// lock_timeout in this session (noteLockTimeoutSet), so its source
+	// may be 'session'. Until then the
+	// value is the one the session started with, and RESET puts it back
+	// with its source (checkLockTimeout, where it asks with SHOW).
+	lockTimeoutSet bool
 	// restoreOwed puts back the session's lock_timeout, which a statement
 	// that ran with the policy's left in a failed transaction block of its
 	// own Query (endImposed); run once the session is idle again.
