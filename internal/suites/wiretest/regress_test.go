@@ -193,6 +193,13 @@ var regressions = []regression{
 		chunks: []chunk{{query(sBegin), query(sIndexBig)}, {query(sRollback)}, {query(sBegin), query(sSelect1), query(sIndexBig)}, {query(sRollback)}},
 	},
 
+	{
+		name: "alter-skipped-after-an-error-mid-batch",
+		bug: "found by the harness's new shapes (seed 1 session 88, a LOCK TABLE): an error mid batch, then a Query of a DDL " +
+			"pgguard may retry, which PostgreSQL skips until Sync: pgguard waited for its answer before sending on, and the client hung",
+		chunks: []chunk{{parse("", sDivZero), bind("", ""), execute("", 0), query(sAddColumn), flushMsg(), syncMsg()}, {query(sSelect1)}},
+	},
+
 	// Shapes that work; kept so that they stay working.
 	{
 		name:    "create-index-on-big-rewritten-when-alone",
