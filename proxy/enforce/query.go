@@ -270,9 +270,10 @@ func (m *Machine) OnQuery(n int) error {
 		ds = m.decideQuery(ctx, eng, rs)
 	}
 	m.noteDDL(ds)
-	// Not behind an open batch: after an error in it the server skips
-	// this Query until the Sync, so no answer may be waited for.
-	idle := !m.state.InTransaction() && m.batch == nil && !m.unsynced
+	// Not behind an open batch (nor behind a Query or FunctionCall sent
+	// in one): after an error in it the server skips this Query until the
+	// Sync, so no answer may be waited for.
+	idle := !m.state.InTransaction() && m.batch == nil && !m.unsynced && !m.acct.maySkip()
 	if !needsCare(ds) {
 		if advisory && m.batch == nil && m.liftable(false, true) && len(ds) == 1 {
 			return m.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))

@@ -200,6 +200,14 @@ var regressions = []regression{
 		chunks: []chunk{{parse("", sDivZero), bind("", ""), execute("", 0), query(sAddColumn), flushMsg(), syncMsg()}, {query(sSelect1)}},
 	},
 
+	{
+		name: "refused-query-after-a-skipped-function-call",
+		bug: "found by the harness (seed 1 session 354): after an error mid batch, a FunctionCall (skipped, so pending " +
+			"until the Sync) and a Query pgguard refuses: pgguard waited for the FunctionCall's answer before judging the " +
+			"Query, which only the Sync behind it brings; the client hung",
+		chunks: []chunk{{parse("", sUnknown), bind("", ""), execute("", 0), functionCall(), query(sAlterType), flushMsg(), syncMsg()}, {query(sSelect1)}},
+	},
+
 	// Shapes that work; kept so that they stay working.
 	{
 		name:    "create-index-on-big-rewritten-when-alone",
