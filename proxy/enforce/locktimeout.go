@@ -190,6 +190,11 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	if clientLeft {
 		return ErrClientLeft
 	}
+	if out.skipped {
+		// The server skipped the sync message the answer was held for
+		// (behind a failed batch): it sent no ReadyForQuery, nor may we.
+		return nil
+	}
 	m.conns.ToClientMu.Lock()
 	defer m.conns.ToClientMu.Unlock()
 	wire.WriteMessage(m.conns.ToClient, wire.ServerReadyForQuery, []byte{out.status})

@@ -235,7 +235,11 @@ func (m *Machine) WatchesBinds() bool {
 // forwarded.
 func (m *Machine) AfterSync() error {
 	f := m.afterSync
-	if f == nil {
+	if f == nil || m.acct.maySkip() {
+		// A FunctionCall behind an open batch (a Query or FunctionCall
+		// went out in it): if the batch failed, the server answers
+		// nothing until the Sync the client sends later; the work waits
+		// for the AfterSync of that Sync.
 		return nil
 	}
 	m.afterSync = nil
@@ -302,7 +306,7 @@ func (m *Machine) skipSync() {
 		for _, ev := range sp.events {
 			m.report(ev, sp.tag, code)
 		}
-		sp.finish(outcome{status: m.state.TxStatus(), errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
+		sp.finish(outcome{status: m.state.TxStatus(), errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows, skipped: true})
 		m.conns.ToClientMu.Unlock()
 	}
 	m.received++

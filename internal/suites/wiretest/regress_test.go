@@ -207,6 +207,18 @@ var regressions = []regression{
 			"Query, which only the Sync behind it brings; the client hung",
 		chunks: []chunk{{parse("", sUnknown), bind("", ""), execute("", 0), functionCall(), query(sAlterType), flushMsg(), syncMsg()}, {query(sSelect1)}},
 	},
+	{
+		name: "imposed-lock-timeout-then-skipped-query",
+		bug: "found by the harness (seed 1 sessions 348, 367): a DDL Parse pgguard gives its lock_timeout, a failing statement, " +
+			"then a Query skipped until the Sync: pgguard sent the ReadyForQuery it held for the Query, which the server never " +
+			"sent; with a FunctionCall behind the Query, it awaited the batch's answer before the Sync went out, and the client hung",
+		chunks: []chunk{
+			{parse("s1", sAddColumn), bind("", "s1"), execute("", 0), parse("", sUnknown), bind("", ""), execute("", 0), query(sWideRow), syncMsg()},
+			{query(sSelect1)},
+			{parse("", sAddColumn), bind("", ""), execute("", 0), parse("", sFailMidRows), bind("", ""), execute("", 0), query(sCreateNew), functionCall(), flushMsg(), syncMsg()},
+			{query(sSelect1)},
+		},
+	},
 
 	// Shapes that work; kept so that they stay working.
 	{
