@@ -144,7 +144,14 @@ func describe(m backendMsg) string {
 		return strings.Join(parts, " ")
 	case 'Z':
 		return fmt.Sprintf("ReadyForQuery %q", m.body)
-	case 'D', 'd':
+	case 'D':
+		if len(m.body) <= 2000 {
+			if t, ok := dataRow(m.body); ok {
+				return t
+			}
+		}
+		fallthrough
+	case 'd':
 		if len(m.body) > 200 {
 			return fmt.Sprintf("%q...(%d bytes, %x)", m.body[:80], len(m.body), hash(m.body))
 		}
@@ -182,7 +189,11 @@ func diff(direct, proxied []norm) string {
 			if j == i {
 				mark = ">> "
 			}
-			fmt.Fprintf(&b, "    %s%d %s\n", mark, j, abbreviate(ms[j].String()))
+			text := ms[j].String()
+			if len(text) > 700 {
+				text = text[:680] + fmt.Sprintf("...(%d bytes)", len(text))
+			}
+			fmt.Fprintf(&b, "    %s%d %s\n", mark, j, text)
 		}
 		if i >= len(ms) {
 			fmt.Fprintf(&b, "    >> %d (nothing)\n", i)
@@ -191,4 +202,70 @@ func diff(direct, proxied []norm) string {
 	show("direct", direct)
 	show("through pgguard", proxied)
 	return b.String()
+}
+
+// peerNotifications takes the second session's NOTIFYs out of a
+// normalised transcript: their payloads in order, and where one came
+// where PostgreSQL never sends one. PostgreSQL delivers another
+// session's notification only outside a transaction: while the session
+// is idle (after a ReadyForQuery 'I', before anything of the next
+// answer) or as a transaction ends (right before its ReadyForQuery 'I'
+// and the ParameterStatus messages that precede it).
+// The exact place depends on timing; the order does not.
+func peerNotifications(ns []norm) (rest []norm, payloads, illegal []string) {
+	prefix := "notification " + peerChannel + " " + peerPayload
+	isPeer := func(n norm) bool { return n.typ == 'A' && strings.HasPrefix(n.text, prefix) }
+	idleAt := func(j, step int) bool {
+		for ; j >= 0 && j < len(ns); j += step {
+			// ParameterStatus messages of the transaction come after its
+			// notifications, right before its ReadyForQuery.
+			if isPeer(ns[j]) || ns[j].typ == observedMsg || (step > 0 && ns[j].typ == 'S') {
+				continue
+			}
+			return ns[j].typ == 'Z' && ns[j].text == `ReadyForQuery "I"`
+		}
+		return step < 0 // the start of the session; the end never comes
+	}
+	for i, n := range ns {
+		if !isPeer(n) {
+			rest = append(rest, n)
+			continue
+		}
+		p := strings.TrimSpace(strings.TrimPrefix(n.text, "notification "+peerChannel+" "))
+		payloads = append(payloads, p)
+		if !idleAt(i-1, -1) && !idleAt(i+1, 1) {
+			illegal = append(illegal, fmt.Sprintf("NOTIFY %q at message %d, inside a transaction", p, i))
+		}
+	}
+	return rest, payloads, illegal
+}
+
+// dataRow prints a DataRow's fields, NULL as NULL.
+func dataRow(body []byte) (string, bool) {
+	if len(body) < 2 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	rest := body[2:]
+	parts := make([]string, 0, n)
+	for range n {
+		if len(rest) < 4 {
+			return "", false
+		}
+		l := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if l < 0 {
+			parts = append(parts, "NULL")
+			continue
+		}
+		if int(l) > len(rest) {
+			return "", false
+		}
+		parts = append(parts, fmt.Sprintf("%q", rest[:l]))
+		rest = rest[l:]
+	}
+	if len(rest) != 0 {
+		return "", false
+	}
+	return "row " + strings.Join(parts, " | "), true
 }

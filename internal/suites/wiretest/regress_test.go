@@ -219,6 +219,29 @@ var regressions = []regression{
 			{query(sSelect1)},
 		},
 	},
+	{
+		name: "lock-table-skipped-after-an-error-mid-batch",
+		bug: "found by the harness's new shapes (seed 1 session 88): an error mid batch, then a Query of LOCK TABLE and a " +
+			"FunctionCall, which PostgreSQL skips until Sync: pgguard waited for the Query's answer and the client hung",
+		chunks: []chunk{{parse("", sFailMidRows), bind("", ""), execute("", 0), query(sLockShare), functionCall(), syncMsg()}, {query(sSelect1)}},
+	},
+	{
+		name: "ddl-query-and-parse-after-a-skipped-function-call",
+		bug:  "as refused-query-after-a-skipped-function-call, for a DDL Query and a Parse of LOCK TABLE after it (seed 1 session 771)",
+		chunks: []chunk{
+			{parse("", sFailMidRows), bind("", ""), execute("", 0), flushMsg(), functionCall(), query(sCreateT1), parse("", sLockExcl), bind("", ""), execute("", 0), syncMsg()},
+			{query(sSelect1)},
+		},
+	},
+	{
+		name: "imposed-lock-timeout-on-lock-table-then-skipped-query-and-function-call",
+		bug:  "as imposed-lock-timeout-then-skipped-query, for a Parse of LOCK TABLE (seed 1 session 367)",
+		chunks: []chunk{
+			{parse("", sLockExcl), bind("", ""), describePortal(""), execute("", 0), parse("", sFailMidRows), bind("", ""), execute("", 0),
+				query(sCreateNew), functionCall(), flushMsg(), syncMsg()},
+			{query(sSelect1)},
+		},
+	},
 
 	// Shapes that work; kept so that they stay working.
 	{
