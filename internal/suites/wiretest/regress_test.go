@@ -3,6 +3,7 @@ package wiretest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // regression is a hand-written session: each divergence the generator
@@ -17,6 +18,8 @@ type regression struct {
 	// the proxied run must contain (in order): the comparison drops them,
 	// so this is what shows that the policy acted at all.
 	notices []string
+	// peers is what a second session does meanwhile.
+	peers []peerAction
 }
 
 func ext(s *stmt) chunk { return append(chunk(runExt(s)), syncMsg()) }
@@ -242,8 +245,31 @@ var regressions = []regression{
 			{query(sSelect1)},
 		},
 	},
+	{
+		name: "repeatable-read-lock-table-then-read",
+		bug: "found by the harness (seed 1 sessions 72, 82, 92): before LOCK TABLE in a block pgguard asks lock_timeout " +
+			"with SHOW (a query taking a snapshot would hide the second session's update from the read after the LOCK) " +
+			"and put the value back with SET: lock_timeout's source became 'session'",
+		chunks: []chunk{
+			{query(sBeginRR)}, {query(sLockShare)}, {query(sReadPeer)}, {query(sInsertT1)}, ext(sCmin),
+			{query(sDeclare)}, ext(sFetchC), {query(sTxInfo)},
+		},
+		peers: []peerAction{{before: 1, kind: peerWriter, hold: 80 * time.Millisecond}},
+	},
 
 	// Shapes that work; kept so that they stay working.
+	{
+		name: "notifications-during-a-retried-ddl",
+		chunks: []chunk{
+			{query(sListenPeer)}, {query(sAddColumn)}, ext(sAddColumn), {query(sSelect1)},
+		},
+		peers: []peerAction{
+			{before: 1, kind: peerLocker, hold: 700 * time.Millisecond},
+			{before: 1, kind: peerNotify, count: 8, delay: 10 * time.Millisecond, gap: 100 * time.Millisecond, first: 1},
+			{before: 2, kind: peerLocker, hold: 700 * time.Millisecond},
+			{before: 2, kind: peerNotify, count: 4, gap: 150 * time.Millisecond, first: 9},
+		},
+	},
 	{
 		name:    "create-index-on-big-rewritten-when-alone",
 		chunks:  []chunk{{query(sIndexBig)}, {query(sDropIndex)}},
@@ -325,7 +351,7 @@ func TestWireRegressions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := &session{name: rc.name, chunks: cloneChunks(rc.chunks)}
+			s := &session{name: rc.name, chunks: cloneChunks(rc.chunks), peers: rc.peers}
 			out := w.play(s)
 			if !out.ok() {
 				if rc.bug != "" {
