@@ -249,21 +249,30 @@ func (m *Machine) putBack(restore string) error {
 }
 
 // noteLockTimeoutSet records a client statement that may SET lock_timeout
-// (lockTimeoutSet): one MayChangeLockTimeout counts that names it (or
-// set_config, pg_settings, a Unicode-escaped name). A ROLLBACK, which it
-// counts for the order of statements in a batch, sets nothing; a DO block
-// or CALL that names none of them is taken at its word, as a SELECT that
-// calls a function is (RESET ALL leaves source 'default', which RESET
-// keeps).
+// (lockTimeoutSet): one that names it (or set_config, pg_settings, a
+// Unicode-escaped name), anywhere in a Query of several statements too. A
+// DO block or CALL that names none of them is taken at its word, as a
+// SELECT that calls a function is (RESET ALL leaves source 'default',
+// which RESET keeps).
 func (m *Machine) noteLockTimeoutSet(text string) {
-	if m.lockTimeoutSet || !policy.MayChangeLockTimeout(text) {
+	if m.lockTimeoutSet || !strings.ContainsAny(text, "_&") {
 		return
 	}
-	lower := strings.ToLower(text)
 	for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
-		if strings.Contains(lower, w) {
+		if containsFold(text, w) {
 			m.lockTimeoutSet = true
 			return
 		}
 	}
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }

@@ -256,7 +256,14 @@ var regressions = []regression{
 		},
 		peers: []peerAction{{before: 1, kind: peerWriter, hold: 80 * time.Millisecond}},
 	},
-
+	{
+		name: "set-lock-timeout-late-in-a-query-then-lock-table-in-a-block",
+		bug: "found by the 20,000-session run (seed 20261208 session 1675): SET lock_timeout = 0 as the last statement of a " +
+			"Query; pgguard, looking only at the Query's first statement, took the session's lock_timeout for one nothing had " +
+			"set and put it back after a LOCK TABLE in a REPEATABLE READ block with RESET: source 'default' where PostgreSQL " +
+			"keeps 'session'",
+		chunks: []chunk{{query(sSeries, sUpdSmallRet, sLockZero)}, {query(sBeginRR)}, ext(sLockExcl), {query(sTxInfo)}},
+	},
 	// Shapes that work; kept so that they stay working.
 	{
 		name: "notifications-during-a-retried-ddl",
