@@ -264,6 +264,18 @@ var regressions = []regression{
 			"keeps 'session'",
 		chunks: []chunk{{query(sSeries, sUpdSmallRet, sLockZero)}, {query(sBeginRR)}, ext(sLockExcl), {query(sTxInfo)}},
 	},
+	{
+		name: "create-index-query-behind-a-failed-batch-and-function-call",
+		bug: "found by the 20,000-session run (seed 20261208 session 2196): after an error mid batch and a FunctionCall (both " +
+			"end the batch for pgguard), a CREATE INDEX Query was judged alone and idle and run with pgguard's lift, whose own " +
+			"queries end with a Sync: that Sync ended the server's skipping, the CONCURRENTLY build ran where PostgreSQL skips " +
+			"the Query, and the client got an extra ReadyForQuery",
+		chunks: []chunk{
+			{parse("", sFailMidRows), bind("", ""), execute("", 0), functionCall(), query(sIndexBig), flushMsg(), syncMsg()},
+			{query(sUpdBig)},
+		},
+	},
+
 	// Shapes that work; kept so that they stay working.
 	{
 		name: "notifications-during-a-retried-ddl",
