@@ -255,6 +255,11 @@ func (m *Machine) putBack(restore string) error {
 // SELECT that calls a function is (RESET ALL leaves source 'default',
 // which RESET keeps).
 func (m *Machine) noteLockTimeoutSet(text string) {
+	if m.lockTimeoutSet && resetsLockTimeout(text) {
+		// Back to the value the session started with, and its source.
+		m.lockTimeoutSet = false
+		return
+	}
 	if m.lockTimeoutSet || !strings.ContainsAny(text, "_&") {
 		return
 	}
@@ -264,6 +269,19 @@ func (m *Machine) noteLockTimeoutSet(text string) {
 			return
 		}
 	}
+}
+
+// resetsLockTimeout reports whether text is one DISCARD ALL, RESET ALL or
+// RESET lock_timeout (the last statement counts in a Query of several; a
+// ROLLBACK of the block it ran in, which would undo it, is not followed).
+func resetsLockTimeout(text string) bool {
+	t := strings.TrimSpace(text)
+	t = strings.TrimSpace(strings.TrimSuffix(t, ";"))
+	if i := strings.LastIndexByte(t, ';'); i >= 0 {
+		t = strings.TrimSpace(t[i+1:])
+	}
+	f := strings.Fields(strings.ToLower(t))
+	return len(f) == 2 && (f[0] == "discard" && f[1] == "all" || f[0] == "reset" && (f[1] == "all" || f[1] == "lock_timeout"))
 }
 
 // containsFold reports whether s contains the lower-case ASCII word w in

@@ -275,6 +275,13 @@ var regressions = []regression{
 			{query(sUpdBig)},
 		},
 	},
+	{
+		name: "set-lock-timeout-then-discard-all-then-lock-table-in-a-block",
+		bug: "found by the 20,000-session run (seed 20261208 session 134): SET lock_timeout, then DISCARD ALL, which " +
+			"resets it to the source 'default'; pgguard still took it for one the client set and put it back after a " +
+			"LOCK TABLE in a SERIALIZABLE block with SET: source 'session'",
+		chunks: []chunk{{query(sSetLockOK)}, {query(sDiscardAll)}, {query(sBeginSe)}, {query(sLockExcl)}, {query(sTxInfo)}},
+	},
 
 	// Shapes that work; kept so that they stay working.
 	{
