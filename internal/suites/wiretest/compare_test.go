@@ -206,25 +206,23 @@ func diff(direct, proxied []norm) string {
 
 // peerNotifications takes the second session's NOTIFYs out of a
 // normalised transcript: their payloads in order, and where one came
-// where PostgreSQL never sends one. PostgreSQL delivers another
-// session's notification only outside a transaction: while the session
-// is idle (after a ReadyForQuery 'I', before anything of the next
-// answer) or as a transaction ends (right before its ReadyForQuery 'I'
-// and the ParameterStatus messages that precede it).
-// The exact place depends on timing; the order does not.
+// where PostgreSQL never sends one. PostgreSQL delivers another session's
+// notification only while the session is outside a transaction and waits
+// for input: idle, right before a ReadyForQuery 'I', but also inside an
+// extended batch after a COMMIT, a ROLLBACK or an error ended its
+// transaction. The place depends on timing; the order does not. What is
+// checked is that none lands inside a transaction block: between two
+// ReadyForQuery messages that both say 'T' or 'E'.
 func peerNotifications(ns []norm) (rest []norm, payloads, illegal []string) {
 	prefix := "notification " + peerChannel + " " + peerPayload
 	isPeer := func(n norm) bool { return n.typ == 'A' && strings.HasPrefix(n.text, prefix) }
-	idleAt := func(j, step int) bool {
+	inBlock := func(j, step int) bool {
 		for ; j >= 0 && j < len(ns); j += step {
-			// ParameterStatus messages of the transaction come after its
-			// notifications, right before its ReadyForQuery.
-			if isPeer(ns[j]) || ns[j].typ == observedMsg || (step > 0 && ns[j].typ == 'S') {
-				continue
+			if ns[j].typ == 'Z' {
+				return ns[j].text == `ReadyForQuery "T"` || ns[j].text == `ReadyForQuery "E"`
 			}
-			return ns[j].typ == 'Z' && ns[j].text == `ReadyForQuery "I"`
 		}
-		return step < 0 // the start of the session; the end never comes
+		return false // the start of the session, or the end of what came
 	}
 	for i, n := range ns {
 		if !isPeer(n) {
@@ -233,8 +231,8 @@ func peerNotifications(ns []norm) (rest []norm, payloads, illegal []string) {
 		}
 		p := strings.TrimSpace(strings.TrimPrefix(n.text, "notification "+peerChannel+" "))
 		payloads = append(payloads, p)
-		if !idleAt(i-1, -1) && !idleAt(i+1, 1) {
-			illegal = append(illegal, fmt.Sprintf("NOTIFY %q at message %d, inside a transaction", p, i))
+		if inBlock(i-1, -1) && inBlock(i+1, 1) {
+			illegal = append(illegal, fmt.Sprintf("NOTIFY %q at message %d, inside a transaction block", p, i))
 		}
 	}
 	return rest, payloads, illegal

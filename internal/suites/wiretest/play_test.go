@@ -175,11 +175,18 @@ const observedMsg = '#'
 // the client is idle: its state, and whether it holds a snapshot
 // (backend_xmin: an open portal, a REPEATABLE READ snapshot) or an xid.
 // pgguard's own queries must leave neither.
-func observe(c *pgx.Conn, pid int, when string) backendMsg {
+//
+// listening: the session LISTENs to the second session's NOTIFYs; idle,
+// its backend then reads them in a transaction of its own, which holds a
+// snapshot for a moment, so backend_xmin is not looked at.
+func observe(c *pgx.Conn, pid int, when string, listening bool) backendMsg {
 	var state string
 	var xmin, xid bool
 	err := c.QueryRow(context.Background(), "SELECT state, backend_xmin IS NOT NULL, backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = $1", pid).Scan(&state, &xmin, &xid)
 	text := fmt.Sprintf("%s: state=%s backend_xmin=%t backend_xid=%t", when, state, xmin, xid)
+	if listening && state == "idle" {
+		text = fmt.Sprintf("%s: state=%s backend_xid=%t", when, state, xid)
+	}
 	if err != nil {
 		text = fmt.Sprintf("%s: %v", when, err)
 	}
@@ -329,7 +336,7 @@ func (sd *side) chunk(i int) {
 		return
 	}
 	if i < len(s.idleIn) && s.idleIn[i] != 0 && !(i == len(s.chunks)-1 && s.ends()) {
-		tr.msgs = append(tr.msgs, observe(sd.obs, sd.pid, fmt.Sprintf("idle in transaction after write %d", i+1)))
+		tr.msgs = append(tr.msgs, observe(sd.obs, sd.pid, fmt.Sprintf("idle in transaction after write %d", i+1), s.notifies()))
 	}
 }
 
@@ -356,7 +363,7 @@ func (sd *side) finish() {
 		}
 		return
 	}
-	tr.msgs = append(tr.msgs, observe(sd.obs, sd.pid, "at the end"))
+	tr.msgs = append(tr.msgs, observe(sd.obs, sd.pid, "at the end", s.notifies()))
 	end := chunk{query(sentinel)}
 	if err := sd.rc.play(end.encode(sd.direct), end.expect(), tr); err != nil {
 		tr.stall = fmt.Sprintf("sentinel query: %v", err)

@@ -20,6 +20,11 @@ type regression struct {
 	notices []string
 	// peers is what a second session does meanwhile.
 	peers []peerAction
+	// open, when set, is a divergence found and not fixed yet, and why:
+	// the case is played, and skipped with this reason while it still
+	// diverges; once it no longer does, the test fails until open is
+	// removed.
+	open string
 }
 
 func ext(s *stmt) chunk { return append(chunk(runExt(s)), syncMsg()) }
@@ -282,6 +287,15 @@ var regressions = []regression{
 			"LOCK TABLE in a SERIALIZABLE block with SET: source 'session'",
 		chunks: []chunk{{query(sSetLockOK)}, {query(sDiscardAll)}, {query(sBeginSe)}, {query(sLockExcl)}, {query(sTxInfo)}},
 	},
+	{
+		name: "set-lock-timeout-rolled-back-then-lock-table-in-a-block",
+		open: "found by the 20,000-session run (seed 20261208 sessions 13444, 14106, 17150, 18793): a SET lock_timeout " +
+			"that was rolled back with its (implicit) transaction, or never ran (its Query refused), still counts for " +
+			"pgguard as one the client set, so the put-back after LOCK TABLE in a block is a SET and the source " +
+			"'session' where PostgreSQL has 'default'; knowing it needs the SET's transaction outcome (or the source " +
+			"without a snapshot), which pgguard does not follow yet",
+		chunks: []chunk{{query(sLockZero, sDivZero)}, {query(sBeginRR)}, {query(sLockExcl)}, {query(sTxInfo)}},
+	},
 
 	// Shapes that work; kept so that they stay working.
 	{
@@ -379,6 +393,16 @@ func TestWireRegressions(t *testing.T) {
 			}
 			s := &session{name: rc.name, chunks: cloneChunks(rc.chunks), peers: rc.peers}
 			out := w.play(s)
+			if rc.open != "" {
+				defer pool.put(w)
+				if out.ok() {
+					t.Fatalf("%s no longer diverges: remove its open note (%s)", rc.name, rc.open)
+				}
+				if err := w.fresh(); err != nil {
+					t.Error(err)
+				}
+				t.Skipf("open divergence, not fixed: %s\n%s", rc.open, out.harness+out.divergence)
+			}
 			if !out.ok() {
 				if rc.bug != "" {
 					t.Logf("known as: %s", rc.bug)
