@@ -178,6 +178,22 @@ func TestLockTimeoutFollowsTheQuery(t *testing.T) {
 		d, p := rtCompare(t, "", []string{"BEGIN", alter, "SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'", "ROLLBACK"})
 		same(t, d, p, 2)
 	})
+	// 5b. The same before LOCK TABLE, the first statement of a REPEATABLE
+	// READ block: pgguard asks with SHOW (no snapshot), which gives no
+	// source; the restore must not leave 'session' where there was none
+	// (found by the wire harness), nor drop one the client set.
+	t.Run("source in block after LOCK TABLE", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "LOCK TABLE rt_t IN SHARE MODE", "SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'", "ROLLBACK",
+			"SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'"})
+		same(t, d, p, 2)
+		same(t, d, p, 4)
+	})
+	t.Run("source in block after SET and LOCK TABLE", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"SET lock_timeout = 0", "BEGIN ISOLATION LEVEL REPEATABLE READ", "LOCK TABLE rt_t IN SHARE MODE", "SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'", "COMMIT",
+			"SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'"})
+		same(t, d, p, 3)
+		same(t, d, p, 5)
+	})
 	// 6. An application statement beside a DDL in one Query runs with
 	// pgguard's value: a row-lock wait is cancelled.
 	t.Run("UPDATE row wait; DDL", func(t *testing.T) {

@@ -42,6 +42,10 @@ type accounting struct {
 	nUndone atomic.Int32
 	// undo is attached to the next Parse recorded (OnParse sets it).
 	undo *stmtUndo
+	// extOpen: an extended-protocol message was sent since the last Sync;
+	// mayBeSkipped: a Query or FunctionCall was sent behind one, which
+	// the server skips, unanswered until that Sync, if the batch failed.
+	extOpen, mayBeSkipped bool
 
 	// Owned by the server-to-client side.
 	cur      sentMsg // the message whose answer runs; typ 0: none
@@ -65,6 +69,14 @@ func (a *accounting) record(typ wire.ClientMsg, client bool) {
 		return // answered by nothing, in any state that matters here
 	}
 	a.mu.Lock()
+	switch typ {
+	case wire.ClientSync:
+		a.extOpen, a.mayBeSkipped = false, false
+	case wire.ClientQuery, wire.ClientFunctionCall:
+		a.mayBeSkipped = a.mayBeSkipped || a.extOpen
+	case wire.ClientParse, wire.ClientBind, wire.ClientDescribe, wire.ClientExecute, wire.ClientClose:
+		a.extOpen = true
+	}
 	sm := sentMsg{typ: typ}
 	if typ == wire.ClientParse && client {
 		sm.undo, a.undo = a.undo, nil
@@ -80,6 +92,16 @@ func (a *accounting) sentFrames(b []byte) {
 		a.record(typ, false)
 		return true
 	})
+}
+
+// maySkip reports whether a Query or FunctionCall went out behind an
+// extended-protocol batch that has had no Sync yet: if the batch failed,
+// the server skips it and answers nothing until that Sync, which the
+// client sends later, so waiting for it to be answered would never end.
+func (a *accounting) maySkip() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mayBeSkipped
 }
 
 func isSyncMsg(t wire.ClientMsg) bool {

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
@@ -156,7 +157,16 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 	}
 	if scope == policy.ScopeDDL {
 		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
-		if len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session" {
+		switch {
+		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+			v.restore = "RESET lock_timeout"
+		case len(out.rows[0]) == 1 && !m.lockTimeoutSet:
+			// Asked with SHOW (before LOCK TABLE in a block), which gives
+			// no source: nothing of the client's set it, so it is the
+			// value the session started with, which RESET gives back
+			// with its source; a SET would leave source 'session'
+			// (found by the wire harness: BEGIN ISOLATION LEVEL
+			// REPEATABLE READ; LOCK TABLE ...).
 			v.restore = "RESET lock_timeout"
 		}
 		return nil
@@ -197,6 +207,11 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	}
 	if clientLeft {
 		return ErrClientLeft
+	}
+	if out.skipped {
+		// The server skipped the sync message the answer was held for
+		// (behind a failed batch): it sent no ReadyForQuery, nor may we.
+		return nil
 	}
 	m.conns.ToClientMu.Lock()
 	defer m.conns.ToClientMu.Unlock()
@@ -249,4 +264,51 @@ func (m *Machine) putBack(restore string) error {
 	}
 	_, err = m.internalQuery(restore)
 	return err
+}
+
+// noteLockTimeoutSet records a client statement that may SET lock_timeout
+// (lockTimeoutSet): one that names it (or set_config, pg_settings, a
+// Unicode-escaped name), anywhere in a Query of several statements too. A
+// DO block or CALL that names none of them is taken at its word, as a
+// SELECT that calls a function is (RESET ALL leaves source 'default',
+// which RESET keeps).
+func (m *Machine) noteLockTimeoutSet(text string) {
+	if m.lockTimeoutSet && resetsLockTimeout(text) {
+		// Back to the value the session started with, and its source.
+		m.lockTimeoutSet = false
+		return
+	}
+	if m.lockTimeoutSet || !strings.ContainsAny(text, "_&") {
+		return
+	}
+	for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
+		if containsFold(text, w) {
+			m.lockTimeoutSet = true
+			return
+		}
+	}
+}
+
+// resetsLockTimeout reports whether text is one DISCARD ALL, RESET ALL or
+// RESET lock_timeout (the last statement counts in a Query of several; a
+// ROLLBACK of the block it ran in, which would undo it, is not followed).
+func resetsLockTimeout(text string) bool {
+	t := strings.TrimSpace(text)
+	t = strings.TrimSpace(strings.TrimSuffix(t, ";"))
+	if i := strings.LastIndexByte(t, ';'); i >= 0 {
+		t = strings.TrimSpace(t[i+1:])
+	}
+	f := strings.Fields(strings.ToLower(t))
+	return len(f) == 2 && (f[0] == "discard" && f[1] == "all" || f[0] == "reset" && (f[1] == "all" || f[1] == "lock_timeout"))
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,6 +46,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 		return false
 	}
 	m.tools.Observe(text)
+	m.noteLockTimeoutSet(text)
 	m.settle()
 	m.queryEffects(text, true)
 	m.obs.StatementsInspected(m.state.Target, 0, n)
@@ -90,6 +91,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 		m.warm = nil
 	}
 	m.tools.Observe(text)
+	m.noteLockTimeoutSet(text)
 	m.queryEffects(text, false)
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	m.unsynced = true

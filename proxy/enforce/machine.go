@@ -91,6 +91,12 @@ type Machine struct {
 	// batchChangesLockTimeout: a statement of the open batch may change
 	// lock_timeout (policy.MayChangeLockTimeout).
 	batchChangesLockTimeout bool
+	// lockTimeoutSet: a statement of the client's may have SET
+	// lock_timeout in this session (noteLockTimeoutSet), so its source
+	// may be 'session'. Until then the
+	// value is the one the session started with, and RESET puts it back
+	// with its source (checkLockTimeout, where it asks with SHOW).
+	lockTimeoutSet bool
 	// restoreOwed puts back the session's lock_timeout, which a statement
 	// that ran with the policy's left in a failed transaction block of its
 	// own Query (endImposed); run once the session is idle again.
@@ -249,7 +255,11 @@ func (m *Machine) WatchesBinds() bool {
 // forwarded.
 func (m *Machine) AfterSync() error {
 	f := m.afterSync
-	if f == nil {
+	if f == nil || m.acct.maySkip() {
+		// A FunctionCall behind an open batch (a Query or FunctionCall
+		// went out in it): if the batch failed, the server answers
+		// nothing until the Sync the client sends later; the work waits
+		// for the AfterSync of that Sync.
 		return nil
 	}
 	m.afterSync = nil
@@ -316,7 +326,7 @@ func (m *Machine) skipSync() {
 		for _, ev := range sp.events {
 			m.report(ev, sp.tag, code)
 		}
-		sp.finish(outcome{status: m.state.TxStatus(), errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows})
+		sp.finish(outcome{status: m.state.TxStatus(), errCode: sp.errCode, errMsg: sp.errMsg, rows: sp.rows, skipped: true})
 		m.conns.ToClientMu.Unlock()
 	}
 	m.received++

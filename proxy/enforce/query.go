@@ -29,6 +29,15 @@ var rejectMarker = func() string {
 	return "pgguard_refused_" + hex.EncodeToString(b)
 }()
 
+// behindBatch reports whether a message comes behind an extended-protocol
+// batch that has had no Sync yet: inside it (unsynced), or behind a Query
+// or FunctionCall sent in it, which ended the batch for pgguard but which
+// the server skips if the batch failed (accounting.maySkip). Then nothing
+// of pgguard's own may go out before it (its queries end with a Sync,
+// which would end the server's skipping), and it is judged as part of the
+// batch: not alone, in a transaction.
+func (m *Machine) behindBatch() bool { return m.unsynced || m.acct.maySkip() }
+
 // policyContext describes the session for the engine.
 // The engine copies what it keeps, so one Context per session is reused;
 // only the client-to-server loop calls this.
@@ -58,8 +67,9 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.ApplicationName = m.state.CurrentApplicationName()
 	sc.Tool = m.tool()
 	sc.BackslashQuote = m.state.BackslashQuote()
-	sc.InTransaction = m.state.InTransaction() || m.unsynced
-	sc.Alone = alone && !m.unsynced
+	behind := m.behindBatch()
+	sc.InTransaction = m.state.InTransaction() || behind
+	sc.Alone = alone && !behind
 	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
 	sc.Unestimable = ""
@@ -72,7 +82,7 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.NamesMoved = m.tx.Batch(batch)
 	m.probe.asked = false
 	switch {
-	case m.unsynced:
+	case behind:
 		// Behind other messages of its batch: the catalog cannot be asked
 		// now (OnParse replays what was asked ahead, warm.go).
 		sc.Unestimable = "it comes behind other messages of its extended-protocol batch"
@@ -241,6 +251,7 @@ func (m *Machine) OnQuery(n int) error {
 	text := rs[0].text
 	m.queryEffects(text, true)
 	m.tools.Observe(text)
+	m.noteLockTimeoutSet(text)
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
@@ -269,9 +280,12 @@ func (m *Machine) OnQuery(n int) error {
 		ds = m.decideQuery(ctx, eng, rs)
 	}
 	m.noteDDL(ds)
-	idle := !m.state.InTransaction() && m.batch == nil
+	// Not behind an open batch (nor behind a Query or FunctionCall sent
+	// in one): after an error in it the server skips this Query until the
+	// Sync, so no answer may be waited for.
+	idle := !m.state.InTransaction() && m.batch == nil && !m.behindBatch()
 	if !needsCare(ds) {
-		if advisory && m.batch == nil && m.liftable(false, true) && len(ds) == 1 {
+		if advisory && m.batch == nil && !m.behindBatch() && m.liftable(false, true) && len(ds) == 1 {
 			return m.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
 		}
 		// The common case: nothing to do but count and pass it on.
@@ -314,7 +328,7 @@ func (m *Machine) OnQuery(n int) error {
 		})
 		m.OnSync()
 		return m.conns.send(wire.Frame(wire.ClientQuery, queryBody(rejectMarker)))
-	case m.batch == nil && m.liftable(v.concurrent, advisory) && len(ds) == 1:
+	case m.batch == nil && !m.behindBatch() && m.liftable(v.concurrent, advisory) && len(ds) == 1:
 		msg := body
 		if v.rewritten != "" {
 			msg = queryBody(v.rewritten)

@@ -117,6 +117,9 @@ type outcome struct {
 	errMsg  string
 	rows    [][]*string
 	closed  bool // the session ended first
+	// skipped: the server skipped the sync message (a Query or
+	// FunctionCall behind a failed batch): no ReadyForQuery came for it.
+	skipped bool
 }
 
 // syncQueue holds the special sync points in order. The count lets the hot

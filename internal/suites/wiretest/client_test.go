@@ -60,7 +60,7 @@ func dial(addr, database string, tr *transcript) (*rawConn, error) {
 	rc := &rawConn{c: c, r: bufio.NewReaderSize(c, 64<<10)}
 	startup := &pgproto3.StartupMessage{
 		ProtocolVersion: pgproto3.ProtocolVersionNumber,
-		Parameters:      map[string]string{"user": pgtest.SuperUser, "database": database},
+		Parameters:      map[string]string{"user": pgtest.SuperUser, "database": database, "application_name": clientApp},
 	}
 	b, err := startup.Encode(nil)
 	if err != nil {

@@ -144,7 +144,14 @@ func describe(m backendMsg) string {
 		return strings.Join(parts, " ")
 	case 'Z':
 		return fmt.Sprintf("ReadyForQuery %q", m.body)
-	case 'D', 'd':
+	case 'D':
+		if len(m.body) <= 2000 {
+			if t, ok := dataRow(m.body); ok {
+				return t
+			}
+		}
+		fallthrough
+	case 'd':
 		if len(m.body) > 200 {
 			return fmt.Sprintf("%q...(%d bytes, %x)", m.body[:80], len(m.body), hash(m.body))
 		}
@@ -182,7 +189,11 @@ func diff(direct, proxied []norm) string {
 			if j == i {
 				mark = ">> "
 			}
-			fmt.Fprintf(&b, "    %s%d %s\n", mark, j, abbreviate(ms[j].String()))
+			text := ms[j].String()
+			if len(text) > 700 {
+				text = text[:680] + fmt.Sprintf("...(%d bytes)", len(text))
+			}
+			fmt.Fprintf(&b, "    %s%d %s\n", mark, j, text)
 		}
 		if i >= len(ms) {
 			fmt.Fprintf(&b, "    >> %d (nothing)\n", i)
@@ -191,4 +202,68 @@ func diff(direct, proxied []norm) string {
 	show("direct", direct)
 	show("through pgguard", proxied)
 	return b.String()
+}
+
+// peerNotifications takes the second session's NOTIFYs out of a
+// normalised transcript: their payloads in order, and where one came
+// where PostgreSQL never sends one. PostgreSQL delivers another session's
+// notification only while the session is outside a transaction and waits
+// for input: idle, right before a ReadyForQuery 'I', but also inside an
+// extended batch after a COMMIT, a ROLLBACK or an error ended its
+// transaction. The place depends on timing; the order does not. What is
+// checked is that none lands inside a transaction block: between two
+// ReadyForQuery messages that both say 'T' or 'E'.
+func peerNotifications(ns []norm) (rest []norm, payloads, illegal []string) {
+	prefix := "notification " + peerChannel + " " + peerPayload
+	isPeer := func(n norm) bool { return n.typ == 'A' && strings.HasPrefix(n.text, prefix) }
+	inBlock := func(j, step int) bool {
+		for ; j >= 0 && j < len(ns); j += step {
+			if ns[j].typ == 'Z' {
+				return ns[j].text == `ReadyForQuery "T"` || ns[j].text == `ReadyForQuery "E"`
+			}
+		}
+		return false // the start of the session, or the end of what came
+	}
+	for i, n := range ns {
+		if !isPeer(n) {
+			rest = append(rest, n)
+			continue
+		}
+		p := strings.TrimSpace(strings.TrimPrefix(n.text, "notification "+peerChannel+" "))
+		payloads = append(payloads, p)
+		if inBlock(i-1, -1) && inBlock(i+1, 1) {
+			illegal = append(illegal, fmt.Sprintf("NOTIFY %q at message %d, inside a transaction block", p, i))
+		}
+	}
+	return rest, payloads, illegal
+}
+
+// dataRow prints a DataRow's fields, NULL as NULL.
+func dataRow(body []byte) (string, bool) {
+	if len(body) < 2 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	rest := body[2:]
+	parts := make([]string, 0, n)
+	for range n {
+		if len(rest) < 4 {
+			return "", false
+		}
+		l := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if l < 0 {
+			parts = append(parts, "NULL")
+			continue
+		}
+		if int(l) > len(rest) {
+			return "", false
+		}
+		parts = append(parts, fmt.Sprintf("%q", rest[:l]))
+		rest = rest[l:]
+	}
+	if len(rest) != 0 {
+		return "", false
+	}
+	return "row " + strings.Join(parts, " | "), true
 }

@@ -71,6 +71,9 @@ func needEnv(t *testing.T) *testEnv {
 	return env
 }
 
+// wireLockTimeout is pgguard's lock_timeout for DDL in these tests.
+const wireLockTimeout = 500 * time.Millisecond
+
 // startProxy runs pgguard in-process with the shipped rules.yaml, except
 // that large-dml warns (as for a batch-jobs profile): the generated
 // sessions use its warning, whose NOTICE travels beside the rows of an
@@ -82,6 +85,12 @@ func startProxy(pg *pgtest.Server) (*proxy.Server, error) {
 		return nil, err
 	}
 	cfg.Rules["large-dml"] = policy.LevelWarn
+	// A lock_timeout shorter than the default 3s, so that a DDL the
+	// second session keeps waiting (ddlRetried) fails on it and is
+	// retried within a session's time, while the LOCK TABLE that waits
+	// for the second session's writer (lockThenRead, 120 ms at most)
+	// does not.
+	cfg.LockTimeout = policy.Duration(wireLockTimeout)
 	eng, err := policy.NewEngine(cfg)
 	if err != nil {
 		return nil, err

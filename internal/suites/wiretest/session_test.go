@@ -3,6 +3,7 @@ package wiretest
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -14,6 +15,58 @@ type session struct {
 	// ready is how many ReadyForQuery each chunk gets (annotate): a
 	// Query, FunctionCall or Sync that PostgreSQL skips gets none.
 	ready []int
+	// idleIn is, for each chunk, the transaction status the session is
+	// left idle in after it ('T' or 'E': idle in a transaction block), or
+	// 0 when it is not idle (a batch or a COPY is still open): a second
+	// connection then looks at the backend (observe).
+	idleIn []byte
+	// peers are what a second session does during the session (play).
+	peers []peerAction
+}
+
+// peerKind is what a second session does beside the client's.
+type peerKind int
+
+const (
+	// peerNotify sends count NOTIFYs on the channel the session listens
+	// to, after delay, gap apart: they land while pgguard runs its own
+	// queries, waits outside the lock queue or backs off a retry.
+	peerNotify peerKind = iota
+	// peerWriter updates small's row 2 in a transaction it commits after
+	// hold: a LOCK TABLE small waits for it, and a REPEATABLE READ
+	// transaction that reads after the LOCK sees the update.
+	peerWriter
+	// peerLocker holds ACCESS SHARE on t1 for hold: a DDL on t1 waits,
+	// and through pgguard fails on its lock_timeout and is retried.
+	peerLocker
+)
+
+// peerAction starts when chunk before is written (a writer or locker has
+// its lock by then).
+type peerAction struct {
+	before int
+	kind   peerKind
+	delay  time.Duration
+	gap    time.Duration
+	hold   time.Duration
+	count  int
+	first  int // the first NOTIFY's number
+}
+
+// peerChannel is the channel of the second session's NOTIFYs, and
+// peerPayload the start of their payloads.
+const (
+	peerChannel = "wire_peer"
+	peerPayload = "peer "
+)
+
+func (s *session) notifies() bool {
+	for _, p := range s.peers {
+		if p.kind == peerNotify {
+			return true
+		}
+	}
+	return false
 }
 
 // ends reports whether the session ends with a Terminate.
@@ -42,6 +95,7 @@ const (
 	mCopyDone
 	mFunctionCall
 	mTerminate
+	mCopyFail
 )
 
 // msg is one frontend message. Query and Parse carry statements, whose
@@ -59,6 +113,19 @@ type msg struct {
 	// refused is filled by annotate: which statements the policy refuses
 	// here, given the transaction status and what came before.
 	refused []bool
+	// refusedBind: a Bind pgguard refuses (a statement it prepared as
+	// CONCURRENTLY, bound where that cannot run); the direct run binds a
+	// statement that does not exist, which fails at the same point.
+	refusedBind bool
+	// rewrite (annotate): a Parse the model takes for one pgguard
+	// prepares as its CONCURRENTLY rewrite; seen: what pgguard was seen
+	// to do with it (1 rewrote, -1 did not, 0 not known yet), which
+	// overrides the model: whether pgguard can rewrite depends on the
+	// catalog questions it can ask at that moment (learn).
+	rewrite bool
+	seen    int8
+	// ready (annotate): the message gets a ReadyForQuery.
+	ready bool
 }
 
 // Constructors keep the hand-written sessions short.
@@ -90,6 +157,7 @@ func closeStmt(name string) msg { return msg{kind: mClose, what: 'S', name: name
 func flushMsg() msg             { return msg{kind: mFlush} }
 func copyData(s string) msg     { return msg{kind: mCopyData, data: s} }
 func copyDone() msg             { return msg{kind: mCopyDone} }
+func copyFail() msg             { return msg{kind: mCopyFail} }
 
 // runExt is the usual unnamed Parse, Bind, Execute of one statement.
 func runExt(s *stmt) []msg { return []msg{parse("", s), bind("", ""), execute("", 0)} }
@@ -128,7 +196,11 @@ func (m msg) encode(dst []byte, direct bool) []byte {
 	case mParse:
 		fm = &pgproto3.Parse{Name: m.name, Query: m.sql(direct)}
 	case mBind:
-		fm = &pgproto3.Bind{DestinationPortal: m.portal, PreparedStatement: m.name, Parameters: m.params}
+		name := m.name
+		if direct && m.refusedBind {
+			name = directSubstitute
+		}
+		fm = &pgproto3.Bind{DestinationPortal: m.portal, PreparedStatement: name, Parameters: m.params}
 	case mDescribe:
 		fm = &pgproto3.Describe{ObjectType: m.what, Name: m.target()}
 	case mExecute:
@@ -147,6 +219,8 @@ func (m msg) encode(dst []byte, direct bool) []byte {
 		fm = &pgproto3.FunctionCall{Function: versionOID}
 	case mTerminate:
 		fm = &pgproto3.Terminate{}
+	case mCopyFail:
+		fm = &pgproto3.CopyFail{Message: "wire harness gives up"}
 	}
 	b, err := fm.Encode(dst)
 	if err != nil {
@@ -185,6 +259,11 @@ func (c chunk) expect() expect {
 func (s *session) String() string {
 	var b strings.Builder
 	for i, c := range s.chunks {
+		for _, p := range s.peers {
+			if p.before == i {
+				fmt.Fprintf(&b, "  second session: %s\n", p)
+			}
+		}
 		fmt.Fprintf(&b, "  write %d:\n", i+1)
 		for _, m := range c {
 			fmt.Fprintf(&b, "    %s\n", m)
@@ -212,7 +291,11 @@ func (m msg) String() string {
 	case mParse:
 		return fmt.Sprintf("Parse %q %s", m.name, stmts())
 	case mBind:
-		return fmt.Sprintf("Bind portal=%q stmt=%q params=%q", m.portal, m.name, m.params)
+		refused := ""
+		if m.refusedBind {
+			refused = " [refused]"
+		}
+		return fmt.Sprintf("Bind portal=%q stmt=%q params=%q%s", m.portal, m.name, m.params, refused)
 	case mDescribe:
 		return fmt.Sprintf("Describe %c %q", m.what, m.target())
 	case mExecute:
@@ -227,6 +310,8 @@ func (m msg) String() string {
 		return fmt.Sprintf("CopyData %q", abbreviate(m.data))
 	case mCopyDone:
 		return "CopyDone"
+	case mCopyFail:
+		return "CopyFail"
 	case mFunctionCall:
 		return "FunctionCall version()"
 	case mTerminate:
@@ -240,4 +325,16 @@ func abbreviate(s string) string {
 		return s[:100] + fmt.Sprintf("...(%d bytes)", len(s))
 	}
 	return s
+}
+
+func (p peerAction) String() string {
+	switch p.kind {
+	case peerNotify:
+		return fmt.Sprintf("NOTIFY %s x%d (from %q%d) after %v, %v apart", peerChannel, p.count, peerPayload, p.first, p.delay, p.gap)
+	case peerWriter:
+		return fmt.Sprintf("UPDATE small row 2, committed after %v", p.hold)
+	case peerLocker:
+		return fmt.Sprintf("LOCK t1 IN ACCESS SHARE MODE for %v", p.hold)
+	}
+	return "?"
 }

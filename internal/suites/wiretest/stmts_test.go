@@ -62,7 +62,27 @@ type stmt struct {
 	drops, prepares string
 	dropsAll        bool
 	preparedAs      *stmt
+	// discards: DISCARD ALL, which also closes every cursor and cannot
+	// run in a transaction block (implicit ones included).
+	discards bool
+	// rollback: a ROLLBACK (txEnd that ends the transaction by undoing it).
+	rollback bool
+	// cursor and cursorOp: what the statement does to an SQL cursor; a
+	// DECLARE or a LOCK needs a transaction block (needsBlock).
+	cursor     string
+	cursorOp   cursorOp
+	needsBlock bool
 }
+
+type cursorOp int
+
+const (
+	curNone cursorOp = iota
+	curDeclare
+	curDeclareHold
+	curUse // FETCH or CLOSE: fails when the cursor does not exist
+	curClose
+)
 
 type blocking int
 
@@ -115,7 +135,7 @@ var (
 	sDropIndex = &stmt{sql: "DROP INDEX IF EXISTS big_account_i", weight: 1, blocks: blocksUnlessAlone}
 	sBegin     = &stmt{sql: "BEGIN", tx: txBegin, weight: 3}
 	sCommit    = &stmt{sql: "COMMIT", tx: txEnd, weight: 2}
-	sRollback  = &stmt{sql: "ROLLBACK", tx: txEnd, weight: 2}
+	sRollback  = &stmt{sql: "ROLLBACK", tx: txEnd, rollback: true, weight: 2}
 	sCopyIn    = &stmt{sql: "COPY t1 (id, v) FROM STDIN", copyIn: []string{"1\tcopied\n", "2\t\\N\n"}, undo: "DELETE FROM t1", weight: 2}
 	sCopyBad   = &stmt{sql: "COPY t1 (id, v) FROM STDIN", copyIn: []string{"3\tfine\n", "not-a-number\tbad\n"}, fail: fExec, undo: "DELETE FROM t1", weight: 1}
 	sCopyOut   = &stmt{sql: "COPY (SELECT g, repeat('y', 30000) FROM generate_series(1, 3) g) TO STDOUT", weight: 2}
@@ -138,12 +158,36 @@ var (
 	s42          = &stmt{sql: "SELECT 42"}
 	sDeallocate  = &stmt{sql: "DEALLOCATE s1", drops: "s1"}
 	sDeallocAll  = &stmt{sql: "DEALLOCATE ALL", dropsAll: true}
-	sDiscardAll  = &stmt{sql: "DISCARD ALL", dropsAll: true}
+	sDiscardAll  = &stmt{sql: "DISCARD ALL", dropsAll: true, discards: true}
 	sPrepare42   = &stmt{sql: "PREPARE s1 AS SELECT 42", prepares: "s1", preparedAs: s42}
 	sDeallocBoth = &stmt{sql: "DEALLOCATE s1; PREPARE s1 AS SELECT 42", drops: "s1", prepares: "s1", preparedAs: s42}
 
 	// A partial index: the build still scans big but sorts little.
 	sIndexBig = &stmt{sql: "CREATE INDEX IF NOT EXISTS big_account_i ON big (account) WHERE id <= 1000", verdict: vIndexBig, undo: "DROP INDEX IF EXISTS big_account_i", weight: 3}
+)
+
+// Transactions that read after a LOCK, cursors, and what a transaction
+// leaves on the rows it writes (cmin, whether xmin is its own xid): a
+// query of pgguard's own inside the transaction would show in them.
+var (
+	sIsoRR   = &stmt{sql: "SET default_transaction_isolation = 'repeatable read'", weight: 1}
+	sIsoSer  = &stmt{sql: "SET default_transaction_isolation = 'serializable'", weight: 1}
+	sIsoRC   = &stmt{sql: "SET default_transaction_isolation = 'read committed'", weight: 1}
+	sBeginRR = &stmt{sql: "BEGIN ISOLATION LEVEL REPEATABLE READ", tx: txBegin}
+	sBeginSe = &stmt{sql: "BEGIN ISOLATION LEVEL SERIALIZABLE", tx: txBegin}
+	// LOCK TABLE takes no snapshot: a REPEATABLE READ transaction that
+	// reads after it sees what committed while it waited.
+	sLockShare = &stmt{sql: "LOCK TABLE small IN SHARE MODE", needsBlock: true, blocks: blocksWrites, weight: 1}
+	sLockExcl  = &stmt{sql: "LOCK TABLE small", needsBlock: true, blocks: blocksWrites, weight: 1}
+	sReadPeer  = &stmt{sql: "SELECT id, v FROM small WHERE id = 2", weight: 1}
+	sCmin      = &stmt{sql: "SELECT id, v, cmin, xmin = pg_current_xact_id_if_assigned()::xid AS mine FROM t1 ORDER BY id, v", weight: 2}
+	sTxInfo    = &stmt{sql: "SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS has_xid, current_setting('transaction_isolation') AS iso, current_setting('statement_timeout') AS st", weight: 1}
+	sDeclare   = &stmt{sql: "DECLARE wc CURSOR FOR SELECT g FROM generate_series(1, 5) g", cursor: "wc", cursorOp: curDeclare, needsBlock: true, weight: 2}
+	sDeclHold  = &stmt{sql: "DECLARE wh CURSOR WITH HOLD FOR SELECT id, v FROM small ORDER BY id", cursor: "wh", cursorOp: curDeclareHold, weight: 2}
+	sFetchC    = &stmt{sql: "FETCH 2 FROM wc", cursor: "wc", cursorOp: curUse, weight: 2}
+	sFetchH    = &stmt{sql: "FETCH 2 FROM wh", cursor: "wh", cursorOp: curUse, weight: 2}
+	sCloseC    = &stmt{sql: "CLOSE wc", cursor: "wc", cursorOp: curClose, weight: 1}
+	sCloseH    = &stmt{sql: "CLOSE wh", cursor: "wh", cursorOp: curClose, weight: 1}
 )
 
 // pool is every template the generator draws from.
@@ -153,4 +197,6 @@ var pool = []*stmt{
 	sCreateT1, sCreateNew, sCreateInt, sAddColumn, sUpdBigRet, sUpdBig, sDelBig, sUpdBigBad, sDropIndex,
 	sBegin, sCommit, sRollback, sCopyIn, sCopyBad, sCopyOut,
 	sAlterType, sVolatileDef, sVacuumFull, sTruncate, sDropTable, sRename, sLockZero, sIndexBig,
+	sIsoRR, sIsoSer, sIsoRC, sLockShare, sLockExcl, sCmin, sTxInfo,
+	sDeclare, sDeclHold, sFetchC, sFetchH, sCloseC, sCloseH,
 }
