@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 )
 
@@ -16,15 +17,15 @@ const annotationPrefix = "pgguard:allow"
 // annotations finds the pgguard:allow comments of a statement. Problems
 // (no reason, unknown rule ids) are returned as messages.
 func annotations(text string, known func(string) bool) (out []annotation, problems []string) {
-	if !containsFold(text, annotationPrefix) {
+	if !sqltext.ContainsFold(text, annotationPrefix) {
 		return nil, nil
 	}
-	lx := lexer{src: text}
-	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
-		if t.kind != tokComment {
+	lx := sqltext.Lexer{Src: text}
+	for t := lx.Next(); t.Kind != sqltext.TokEOF; t = lx.Next() {
+		if t.Kind != sqltext.TokComment {
 			continue
 		}
-		body := text[t.start:t.end]
+		body := text[t.Start:t.End]
 		if strings.HasPrefix(body, "/*") {
 			body = strings.TrimSuffix(strings.TrimPrefix(body, "/*"), "*/")
 		} else {

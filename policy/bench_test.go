@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"testing"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkDecide(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			ctx, sc, stmt := context.Background(), &Context{Alone: true}, Statement{Text: bc.sql}
+			ctx, sc, stmt := context.Background(), &Context{Alone: true}, sqltext.Statement{Text: bc.sql}
 			for b.Loop() {
 				e.Decide(ctx, stmt, sc)
 			}
@@ -35,7 +36,7 @@ func BenchmarkDecideUncached(b *testing.B) {
 	e.cache = nil // a parse per call: the cost of a statement seen for the first time
 	b.ReportAllocs()
 	ctx, sc := context.Background(), &Context{Alone: true}
-	stmt := Statement{Text: `ALTER TABLE "JournalLine" ADD COLUMN "fee_amount" DECIMAL(18,2) DEFAULT 0`}
+	stmt := sqltext.Statement{Text: `ALTER TABLE "JournalLine" ADD COLUMN "fee_amount" DECIMAL(18,2) DEFAULT 0`}
 	for b.Loop() {
 		e.Decide(ctx, stmt, sc)
 	}

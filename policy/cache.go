@@ -2,6 +2,7 @@ package policy
 
 import (
 	"container/list"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"hash/maphash"
 	"sync"
 
@@ -48,7 +49,7 @@ func newParseCache(entries, maxText int) *parseCache {
 // parse returns the parse of text, from the cache when possible.
 func (c *parseCache) parse(text string, maxBytes int) (*pg_query.Node, error) {
 	if c == nil || len(text) > c.maxText {
-		return parseStatement(text, maxBytes)
+		return sqltext.ParseStatement(text, maxBytes)
 	}
 	sh := &c.shards[maphash.String(c.seed, text)%cacheShards]
 	sh.mu.Lock()
@@ -59,7 +60,7 @@ func (c *parseCache) parse(text string, maxBytes int) (*pg_query.Node, error) {
 		return e.node, e.err
 	}
 	sh.mu.Unlock()
-	node, err := parseStatement(text, maxBytes)
+	node, err := sqltext.ParseStatement(text, maxBytes)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.items[text]; !ok {

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"os"
 	"time"
 
@@ -142,7 +143,7 @@ func defaultConfig() *Config {
 		LargeDML:          LargeDML{MaxRows: 100_000},
 		OnParseError:      Fallback(LevelReject),
 		OnDynamicSQL:      Fallback(LevelReject),
-		MaxStatementBytes: DefaultMaxStatementBytes,
+		MaxStatementBytes: sqltext.DefaultMaxStatementBytes,
 		Rules:             map[string]Level{},
 	}
 }

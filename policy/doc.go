@@ -6,7 +6,19 @@
 // The proxy builds an Engine from a Config (rules.yaml) and calls
 // Engine.DecideQuery for a simple-protocol Query or Engine.Decide for one
 // statement (an extended-protocol Parse), with a Context describing the
-// session. IsDDL is the cheap classification used on the hot path.
+// session. sqltext.IsDDL is the cheap classification used on the hot path.
+//
+// Rooms: policy/sqltext is the SQL front end that reads text without a
+// parse tree (lexer, split, fast-path classification, client_encoding and
+// standard_conforming_strings, the bounded call into pg_query); it imports
+// nothing of pgguard's. The rest of policy shares one set of types and
+// stays one package, its groups named by file: the engine (engine.go,
+// check.go, decision.go, registry.go, plpgsql.go, walk.go), the session
+// model (txmemory.go, txeffect.go, context.go, relation.go, facts.go,
+// locks.go, catalog_memo.go, settingsguard.go), config (config*.go,
+// units.go, settings.go), migration-tool awareness (tools.go,
+// toolsteps.go, fixes.go, hints.go, ledger_record.go) and the rules
+// (rule_*.go).
 //
 // Rules live one per file, rule_<id>.go, and register themselves from init
 // with Register. Each has fixtures in testdata/<id>/ (see

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,7 @@ type profile struct {
 
 // StatementDecision is the decision on one statement of a Query.
 type StatementDecision struct {
-	Statement Statement
+	Statement sqltext.Statement
 	Decision  Decision
 }
 
@@ -203,10 +204,10 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	if sc.BackslashQuote {
 		// The statements are judged, and rewritten, as the text that
 		// means the same with standard_conforming_strings on.
-		query, _ = StandardText(query)
+		query, _ = sqltext.StandardText(query)
 		local.BackslashQuote = false
 	}
-	stmts := splitStrings(query, false)
+	stmts := sqltext.SplitStrings(query, false)
 	if len(stmts) > 1 {
 		local.Alone = false
 	}
@@ -240,10 +241,10 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		local.prepared = func(name string) (string, bool) {
 			var text string
 			for _, p := range out { // the statements before this one, last wins
-				if !firstWordIs(p.Statement.Text, "prepare") {
+				if !sqltext.FirstWordIs(p.Statement.Text, "prepare") {
 					continue
 				}
-				if res, err := pgParse(p.Statement.Text); err == nil && len(res.Stmts) == 1 {
+				if res, err := sqltext.PgParse(p.Statement.Text); err == nil && len(res.Stmts) == 1 {
 					if ps := res.Stmts[0].Stmt.GetPrepareStmt(); ps != nil && ps.Name == name {
 						text = p.Statement.Text
 					}
@@ -289,19 +290,19 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 // escape hatch and the mode are applied: in audit mode every finding is
 // kept with Action Allow so the caller can log it; a finding allowed by an
 // annotation has Action Allow and AllowedBy set.
-func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decision {
+func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context) Decision {
 	if sc == nil {
 		sc = &Context{Alone: true}
 	}
 	if sc.BackslashQuote {
-		if text, changed := StandardText(stmt.Text); changed {
+		if text, changed := sqltext.StandardText(stmt.Text); changed {
 			stmt.Text, stmt.End = text, stmt.Start+len(text)
 		}
 	}
-	cls := classify(stmt.Text)
-	d := Decision{DDL: cls == classDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration) && !(cls == classDML && HoldsExclusive(sc)) &&
-		!(cls == classSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
+	cls := sqltext.Classify(stmt.Text)
+	d := Decision{DDL: cls == sqltext.ClassDDL}
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration) && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
+		!(cls == sqltext.ClassSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
 	if sc.Catalog != nil {
@@ -316,13 +317,13 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
 		switch {
-		case cls == classDDL, cls == classQuery && firstWordIs(stmt.Text, "select") && hasWordInto(stmt.Text):
+		case cls == sqltext.ClassDDL, cls == sqltext.ClassQuery && sqltext.FirstWordIs(stmt.Text, "select") && sqltext.HasWordInto(stmt.Text):
 			// DDL, or SELECT ... INTO, which creates a table.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
-		case cls == classDML && sc.Migration && e.parseDML:
+		case cls == sqltext.ClassDML && sc.Migration && e.parseDML:
 			// A migration's UPDATE or DELETE is judged by its rows: one
 			// pgguard cannot read goes by on_parse_error, not unjudged.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
@@ -359,7 +360,7 @@ func (e *Engine) Decide(ctx context.Context, stmt Statement, sc *Context) Decisi
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 	}
-	if len(j.found) == 0 && !containsFold(stmt.Text, annotationPrefix) {
+	if len(j.found) == 0 && !sqltext.ContainsFold(stmt.Text, annotationPrefix) {
 		return d
 	}
 	j.finish(stmt.Text, &d)
@@ -410,15 +411,15 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 	if backslashQuote {
 		// Rare (standard_conforming_strings off): the pre-filter reads the
 		// text that means the same with the setting on.
-		query, _ = StandardText(query)
+		query, _ = sqltext.StandardText(query)
 	}
-	splitEach(query, false, func(s Statement) bool {
-		cls := classify(s.Text)
-		if cls == classDDL || e.needsParse(cls, s.Text, false) {
+	sqltext.SplitEach(query, false, func(s sqltext.Statement) bool {
+		cls := sqltext.Classify(s.Text)
+		if cls == sqltext.ClassDDL || e.needsParse(cls, s.Text, false) {
 			plain = false
 			return false
 		}
-		dml = dml || (cls == classDML && e.parseDML) || (cls == classSession && e.parseDML && firstWordIs(s.Text, "execute"))
+		dml = dml || (cls == sqltext.ClassDML && e.parseDML) || (cls == sqltext.ClassSession && e.parseDML && sqltext.FirstWordIs(s.Text, "execute"))
 		statements++
 		return true
 	})
@@ -428,18 +429,18 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 // needsParse reports whether a statement of class cls must be parsed. A
 // DML statement that the enabled rules' cheap looks say does not concern
 // them is skipped, except in a migration's session.
-func (e *Engine) needsParse(cls class, text string, migration bool) bool {
+func (e *Engine) needsParse(cls sqltext.Class, text string, migration bool) bool {
 	switch cls {
-	case classEmpty:
+	case sqltext.ClassEmpty:
 		return false
-	case classDDL:
+	case sqltext.ClassDDL:
 		return true
 
-	case classSession:
-		if migration && e.parseDML && firstWordIs(text, "execute") {
+	case sqltext.ClassSession:
+		if migration && e.parseDML && sqltext.FirstWordIs(text, "execute") {
 			return true // it may run a prepared UPDATE or DELETE (execute.go)
 		}
-	case classDML:
+	case sqltext.ClassDML:
 		if migration && e.parseDML {
 			return true
 		}
@@ -448,13 +449,13 @@ func (e *Engine) needsParse(cls class, text string, migration bool) bool {
 				return true
 			}
 		}
-	case classQuery:
-		if firstWordIs(text, "select") && hasWordInto(text) {
+	case sqltext.ClassQuery:
+		if sqltext.FirstWordIs(text, "select") && sqltext.HasWordInto(text) {
 			return true // SELECT ... INTO creates a table
 		}
 	}
 	for _, k := range e.keywords {
-		if containsFold(text, k) {
+		if sqltext.ContainsFold(text, k) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,7 +103,7 @@ func TestDecide(t *testing.T) {
 			t.Parallel()
 			e := testEngine(t, strict+tc.yaml)
 			sc := tc.sc
-			d := e.Decide(context.Background(), Statement{Text: tc.sql}, &sc)
+			d := e.Decide(context.Background(), sqltext.Statement{Text: tc.sql}, &sc)
 			if d.Action != tc.action || ruleIDsOf(d) != tc.findings || d.Rewritten != tc.rewritten ||
 				d.Lock != tc.lock || d.DDL != tc.ddl || d.Concurrent != tc.concurrent {
 				t.Errorf("got action=%s findings=%q rewritten=%q lock=%q ddl=%v concurrent=%v\nwant action=%s findings=%q rewritten=%q lock=%q ddl=%v concurrent=%v\n%+v",
@@ -215,8 +216,8 @@ func TestPlain(t *testing.T) {
 	}
 	for _, q := range app {
 		n, plain := e.Plain(q)
-		if !plain || n != len(Split(q)) {
-			t.Errorf("Plain(%q) = %d, %v; want %d, true", q, n, plain, len(Split(q)))
+		if !plain || n != len(sqltext.Split(q)) {
+			t.Errorf("Plain(%q) = %d, %v; want %d, true", q, n, plain, len(sqltext.Split(q)))
 		}
 		ds, _ := e.DecideQuery(ctx, q, &Context{Alone: true})
 		checkPlain(t, e, q, ds)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +52,7 @@ func TestSameTypeChangeMatchesServer(t *testing.T) {
 		{`ALTER TABLE ledger ALTER COLUMN status TYPE ledger_status_v2 USING status::text::ledger_status_v2`, true},
 	} {
 		sc := &Context{InTransaction: true, Alone: true, ServerVersion: s.Version, Catalog: cat, TimeZone: "UTC"}
-		d := e.Decide(ctx, Statement{Text: c.sql}, sc)
+		d := e.Decide(ctx, sqltext.Statement{Text: c.sql}, sc)
 		var refused *Finding
 		for i := range d.Findings {
 			if d.Findings[i].RuleID == "alter-column-type" {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
 
@@ -43,7 +44,7 @@ func executedText(ctx context.Context, sc *Context, ex *pg_query.ExecuteStmt, pr
 			return "", false
 		}
 	}
-	res, err := pgParse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return "", false
 	}

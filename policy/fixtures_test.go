@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,12 +27,12 @@ func fixtureContext(t testing.TB, text string) *Context {
 	}
 	var created, exclusive []Table
 	var notValid []NotValidConstraint
-	lx := lexer{src: text}
-	for tok := lx.next(); tok.kind != tokEOF; tok = lx.next() {
-		if tok.kind != tokComment {
+	lx := sqltext.Lexer{Src: text}
+	for tok := lx.Next(); tok.Kind != sqltext.TokEOF; tok = lx.Next() {
+		if tok.Kind != sqltext.TokComment {
 			continue
 		}
-		body, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(text[tok.start:tok.end], "--")), "context:")
+		body, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(text[tok.Start:tok.End], "--")), "context:")
 		if !ok {
 			continue
 		}
@@ -258,13 +259,13 @@ func fixtureEngine(t testing.TB, rule *Rule) *Engine {
 	return e
 }
 
-func readFixture(t *testing.T, path string) []Statement {
+func readFixture(t *testing.T, path string) []sqltext.Statement {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("every rule needs %s: %v", path, err)
 	}
-	stmts := Split(string(data))
+	stmts := sqltext.Split(string(data))
 	if len(stmts) == 0 {
 		t.Fatalf("%s holds no statement", path)
 	}
@@ -307,7 +308,7 @@ func TestRuleFixtures(t *testing.T) {
 	}
 }
 
-func writeGolden(w *strings.Builder, s Statement, d Decision) {
+func writeGolden(w *strings.Builder, s sqltext.Statement, d Decision) {
 	fmt.Fprintf(w, "=== line %d: %s\n", s.Line, firstLine(stripComments(s.Text)))
 	fmt.Fprintf(w, "decision: %s (lock %q)\n", d.Action, d.Lock)
 	for _, f := range d.Findings {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ func FuzzSplit(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, query string) {
 		prev := 0
-		for _, s := range Split(query) {
+		for _, s := range sqltext.Split(query) {
 			if s.Start < prev || s.End < s.Start || s.End > len(query) || query[s.Start:s.End] != s.Text {
 				t.Fatalf("bad positions %d:%d after %d for %q", s.Start, s.End, prev, query)
 			}

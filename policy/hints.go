@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,20 +271,11 @@ func (c *Check) SQL() string {
 }
 
 func stripLeadingComments(text string) string {
-	t, _ := (&lexer{src: text}).nextCode()
-	if t.kind == tokEOF {
+	t, _ := (&sqltext.Lexer{Src: text}).NextCode()
+	if t.Kind == sqltext.TokEOF {
 		return text
 	}
-	return text[t.start:]
-}
-
-// nextCode returns the next token that is not a comment.
-func (l *lexer) nextCode() (token, *lexer) {
-	t := l.next()
-	for t.kind == tokComment {
-		t = l.next()
-	}
-	return t, l
+	return text[t.Start:]
 }
 
 // AlreadyCommittedDetail is the sentence a refusal's detail ends with when

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -37,7 +38,7 @@ var ledgerNameColumns = map[string]string{
 // INSERT into its ledger, and what it records. Statements that name no
 // ledger are rejected without a parse and without allocating.
 func RecordsMigration(text string) (LedgerRecord, bool) {
-	if !containsFold(text, "insert") || !mentionsLedger(text) {
+	if !sqltext.ContainsFold(text, "insert") || !mentionsLedger(text) {
 		return LedgerRecord{}, false
 	}
 	res, err := pg_query.Parse(text)

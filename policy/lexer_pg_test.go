@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"math/rand"
 	"os"
 	"strconv"
@@ -129,7 +130,7 @@ var readingCases = []struct {
 	{"UTF8", false, "CREATE FUNCTION pg_temp.lexf() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT x''-- c';\n\n'01' END; END; SHOW work_mem\n"},
 }
 
-// unconverted are the client encodings Go cannot read (policy/encoding.go):
+// unconverted are the client encodings Go cannot read (policy/sqltext/encoding.go):
 // their text is split and classed as the server does, but a statement of
 // theirs with a character above 0x7f that must be parsed is refused.
 var unconverted = map[string]bool{"EUC_TW": true, "EUC_JIS_2004": true, "JOHAB": true}
@@ -341,7 +342,7 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 	}
 	st.ran++
 	st.statements += len(run.tags)
-	text, err := ClientText(rs.enc, raw)
+	text, err := sqltext.ClientText(rs.enc, raw)
 	if err != nil {
 		st.unreadable++
 		if st.unreadableBy == nil {
@@ -352,7 +353,7 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 	}
 	judged := text
 	if rs.scsOff {
-		judged, _ = StandardText(text)
+		judged, _ = sqltext.StandardText(text)
 	}
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -362,22 +363,22 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 	// As DecideQuery reads it: split where the server splits, each
 	// statement classed (and parsed) as the text that means the same with
 	// standard_conforming_strings on.
-	stmts := splitStrings(judged, false)
+	stmts := sqltext.SplitStrings(judged, false)
 	if len(stmts) != len(run.tags) {
 		fail("pgguard reads %d statements, the server ran %d", len(stmts), len(run.tags))
 		return
 	}
 	anyDDL, anyDML := false, false
 	for i, s := range stmts {
-		cls := classify(s.Text)
-		parsed := cls == classDDL || eng.needsParse(cls, s.Text, true)
+		cls := sqltext.Classify(s.Text)
+		parsed := cls == sqltext.ClassDDL || eng.needsParse(cls, s.Text, true)
 		if w := tagWord(s.Text); w != "" && !strings.HasPrefix(run.tags[i], w) {
 			fail("statement %d starts with %s, the server's tag is %q", i+1, w, run.tags[i])
 		}
 		if parsed {
 			// The server ran it, so the parser must read it: a parse
 			// error refuses DDL and leaves DML unjudged.
-			if _, err := parseStatement(s.Text, DefaultMaxStatementBytes); err != nil {
+			if _, err := sqltext.ParseStatement(s.Text, sqltext.DefaultMaxStatementBytes); err != nil {
 				if !unconverted[rs.enc] || utf8.ValidString(s.Text) {
 					fail("statement %d, which the server ran, does not parse: %v", i+1, err)
 				} else if d := eng.Decide(context.Background(), s, &Context{Migration: true, Alone: true}); d.Action != Reject {
@@ -399,7 +400,7 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 		if run.dml[i] {
 			st.dml++
 			anyDML = true
-			if cls != classDDL && cls != classDML {
+			if cls != sqltext.ClassDDL && cls != sqltext.ClassDML {
 				fail("statement %d changes rows on the server, class %d in pgguard", i+1, cls)
 			}
 		}
@@ -418,11 +419,11 @@ func (rs *readingSession) check(t *testing.T, eng *Engine, raw string, st *readi
 // tagWord returns the command tag's first word a statement starting with
 // its first word must have, or "" when it may vary (WITH).
 func tagWord(text string) string {
-	t, _ := firstWord(text)
-	if t.kind != tokWord {
+	t, _ := sqltext.FirstWord(text)
+	if t.Kind != sqltext.TokWord {
 		return ""
 	}
-	switch w := strings.ToUpper(text[t.start:t.end]); w {
+	switch w := strings.ToUpper(text[t.Start:t.End]); w {
 	case "WITH":
 		return ""
 	case "VALUES", "TABLE":
@@ -438,8 +439,8 @@ func tagWord(text string) string {
 
 func showStatements(text string) string {
 	var b strings.Builder
-	for _, s := range splitStrings(text, false) {
-		fmt.Fprintf(&b, "\n  [%q class %d]", s.Text, classify(s.Text))
+	for _, s := range sqltext.SplitStrings(text, false) {
+		fmt.Fprintf(&b, "\n  [%q class %d]", s.Text, sqltext.Classify(s.Text))
 	}
 	return b.String()
 }

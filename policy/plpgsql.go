@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"sort"
 	"strings"
 
@@ -62,7 +63,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 			// that run, one after another, whenever the function is
 			// called (from a query, a CALL, a trigger or an event trigger).
 			for _, body := range functionAs(s.CreateFunctionStmt.Options) {
-				for _, st := range splitStrings(body, false) {
+				for _, st := range sqltext.SplitStrings(body, false) {
 					j.judgeInner(st.Text, where, depth)
 				}
 			}
@@ -185,12 +186,12 @@ func exprQuery(stmt any, key string) string {
 
 // judgeInner parses and judges one static statement of a body.
 func (j *judgement) judgeInner(sql, where string, depth int) {
-	if sql == "" || classify(sql) == classEmpty {
+	if sql == "" || sqltext.Classify(sql) == sqltext.ClassEmpty {
 		return
 	}
 	node, err := j.e.cache.parse(sql, int(j.e.cfg.MaxStatementBytes))
 	if err != nil {
-		if classify(sql) == classDDL {
+		if sqltext.Classify(sql) == sqltext.ClassDDL {
 			j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
 				Message: fmt.Sprintf("pgguard could not parse a statement %s, so it cannot tell which locks it takes: %v.", where, err),
 			})
@@ -223,7 +224,7 @@ func (j *judgement) judgeDynamic(expr, where string, depth int) {
 
 // stringLiteral returns the value of expr when it is one string constant.
 func stringLiteral(expr string) (string, bool) {
-	node, err := parseStatement("SELECT "+expr, DefaultMaxStatementBytes)
+	node, err := sqltext.ParseStatement("SELECT "+expr, sqltext.DefaultMaxStatementBytes)
 	if err != nil {
 		return "", false
 	}
@@ -289,40 +290,40 @@ func analyzes(opts []*pg_query.Node) bool {
 // or PREPARE name [(types)] AS <statement>: the text after the options of
 // EXPLAIN, or after PREPARE's AS; "" if it cannot be found.
 func wrappedText(text, verb string) string {
-	lx := lexer{src: text}
-	next := func() token {
+	lx := sqltext.Lexer{Src: text}
+	next := func() sqltext.Token {
 		for {
-			if t := lx.next(); t.kind != tokComment {
+			if t := lx.Next(); t.Kind != sqltext.TokComment {
 				return t
 			}
 		}
 	}
-	if !next().wordIs(text, verb) {
+	if !next().WordIs(text, verb) {
 		return ""
 	}
 	depth := 0
 	for {
 		t := next()
 		switch {
-		case t.kind == tokEOF || t.kind == tokSemi:
+		case t.Kind == sqltext.TokEOF || t.Kind == sqltext.TokSemi:
 			return ""
-		case t.kind == tokOpen:
+		case t.Kind == sqltext.TokOpen:
 			depth++
-		case t.kind == tokClose:
+		case t.Kind == sqltext.TokClose:
 			depth--
 		case depth > 0:
 		case verb == "prepare":
-			if t.wordIs(text, "as") {
-				return strings.TrimSpace(text[t.end:])
+			if t.WordIs(text, "as") {
+				return strings.TrimSpace(text[t.End:])
 			}
-		case t.kind == tokWord:
+		case t.Kind == sqltext.TokWord:
 			for _, opt := range []string{"analyze", "analyse", "verbose"} {
-				if t.wordIs(text, opt) {
-					t.kind = tokComment
+				if t.WordIs(text, opt) {
+					t.Kind = sqltext.TokComment
 				}
 			}
-			if t.kind == tokWord {
-				return text[t.start:]
+			if t.Kind == sqltext.TokWord {
+				return text[t.Start:]
 			}
 		}
 	}

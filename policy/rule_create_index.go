@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -74,19 +75,19 @@ func checkCreateIndex(c *Check, n *pg_query.Node) {
 // insertConcurrently adds CONCURRENTLY after CREATE [UNIQUE] INDEX,
 // keeping the rest of the text (and its comments) as it is.
 func insertConcurrently(text string) string {
-	t, lx := firstWord(text)
-	if !t.wordIs(text, "create") {
+	t, lx := sqltext.FirstWord(text)
+	if !t.WordIs(text, "create") {
 		return ""
 	}
 	for i := 0; i < 3; i++ {
-		t = lx.next()
-		for t.kind == tokComment {
-			t = lx.next()
+		t = lx.Next()
+		for t.Kind == sqltext.TokComment {
+			t = lx.Next()
 		}
-		if t.wordIs(text, "index") {
-			return text[:t.end] + " CONCURRENTLY" + text[t.end:]
+		if t.WordIs(text, "index") {
+			return text[:t.End] + " CONCURRENTLY" + text[t.End:]
 		}
-		if !t.wordIs(text, "unique") {
+		if !t.WordIs(text, "unique") {
 			return ""
 		}
 	}
@@ -108,13 +109,13 @@ func partitionedIndexHint(sql string, s *pg_query.IndexStmt, t Table) string {
 
 // insertOnly adds ONLY after the ON of CREATE INDEX ... ON table.
 func insertOnly(sql string) string {
-	lx := &lexer{src: sql}
-	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
-		if t.wordIs(sql, "on") {
-			if n, _ := (&lexer{src: sql, pos: t.end}).nextCode(); n.wordIs(sql, "only") {
+	lx := &sqltext.Lexer{Src: sql}
+	for t := lx.Next(); t.Kind != sqltext.TokEOF; t = lx.Next() {
+		if t.WordIs(sql, "on") {
+			if n, _ := (&sqltext.Lexer{Src: sql, Pos: t.End}).NextCode(); n.WordIs(sql, "only") {
 				return sql
 			}
-			return sql[:t.end] + " ONLY" + sql[t.end:]
+			return sql[:t.End] + " ONLY" + sql[t.End:]
 		}
 	}
 	return sql

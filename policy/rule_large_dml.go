@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
 
@@ -559,7 +560,7 @@ func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) bool {
 // (keyedWhereText); a COPY or an INSERT that reaches it (writesRows) always
 // concerns it.
 func mayConcernLargeDML(text string) bool {
-	if firstWordIs(text, "copy") || firstWordIs(text, "insert") {
+	if sqltext.FirstWordIs(text, "copy") || sqltext.FirstWordIs(text, "insert") {
 		return true
 	}
 	return !keyedWhereText(text)
@@ -574,45 +575,45 @@ func mayConcernLargeDML(text string) bool {
 // a group holding it. That is the shape of an application's statement
 // about a few rows. Anything else is false, and the statement gets parsed.
 func keyedWhereText(text string) bool {
-	lx := lexer{src: text}
-	next := func() token {
+	lx := sqltext.Lexer{Src: text}
+	next := func() sqltext.Token {
 		for {
-			t := lx.next()
-			if t.kind != tokComment {
+			t := lx.Next()
+			if t.Kind != sqltext.TokComment {
 				return t
 			}
 		}
 	}
-	other := func(t token, c byte) bool {
-		return t.kind == tokOther && t.end == t.start+1 && text[t.start] == c
+	other := func(t sqltext.Token, c byte) bool {
+		return t.Kind == sqltext.TokOther && t.End == t.Start+1 && text[t.Start] == c
 	}
 	depth := 0
 	for found := false; !found; {
 		t := next()
-		switch t.kind {
-		case tokEOF, tokSemi:
+		switch t.Kind {
+		case sqltext.TokEOF, sqltext.TokSemi:
 			return false
-		case tokOpen:
+		case sqltext.TokOpen:
 			depth++
-		case tokClose:
+		case sqltext.TokClose:
 			depth--
-		case tokWord:
-			found = depth == 0 && t.wordIs(text, "where")
+		case sqltext.TokWord:
+			found = depth == 0 && t.WordIs(text, "where")
 		}
 	}
 	t := next()
 	level := 0 // parentheses opened right after WHERE
-	for t.kind == tokOpen {
+	for t.Kind == sqltext.TokOpen {
 		level++
 		t = next()
 	}
 	// column, table.column or schema.table.column
-	if t.kind != tokWord && t.kind != tokQuoted {
+	if t.Kind != sqltext.TokWord && t.Kind != sqltext.TokQuoted {
 		return false
 	}
 	op := next()
 	for other(op, '.') {
-		if c := next(); c.kind != tokWord && c.kind != tokQuoted {
+		if c := next(); c.Kind != sqltext.TokWord && c.Kind != sqltext.TokQuoted {
 			return false
 		}
 		op = next()
@@ -622,12 +623,12 @@ func keyedWhereText(text string) bool {
 		v := next()
 		t = next()
 		switch {
-		case v.kind == tokString:
-		case v.kind == tokOther && v.end > v.start+1 && text[v.start] == '$':
-		case v.kind == tokOther && text[v.start] >= '0' && text[v.start] <= '9':
+		case v.Kind == sqltext.TokString:
+		case v.Kind == sqltext.TokOther && v.End > v.Start+1 && text[v.Start] == '$':
+		case v.Kind == sqltext.TokOther && text[v.Start] >= '0' && text[v.Start] <= '9':
 			// The lexer returns a number digit by digit.
-			for end := v.end; t.kind == tokOther && t.start == end && (other(t, '.') || (text[t.start] >= '0' && text[t.start] <= '9')); t = next() {
-				end = t.end
+			for end := v.End; t.Kind == sqltext.TokOther && t.Start == end && (other(t, '.') || (text[t.Start] >= '0' && text[t.Start] <= '9')); t = next() {
+				end = t.End
 			}
 		default:
 			return false
@@ -636,28 +637,28 @@ func keyedWhereText(text string) bool {
 			if !other(next(), ':') {
 				return false
 			}
-			if ty := next(); ty.kind != tokWord && ty.kind != tokQuoted {
+			if ty := next(); ty.Kind != sqltext.TokWord && ty.Kind != sqltext.TokQuoted {
 				return false
 			}
 			t = next()
 		}
-	case op.kind == tokWord && op.wordIs(text, "in"):
-		if next().kind != tokOpen {
+	case op.Kind == sqltext.TokWord && op.WordIs(text, "in"):
+		if next().Kind != sqltext.TokOpen {
 			return false
 		}
 		first := next()
 		for _, kw := range []string{"select", "with", "values", "table"} {
-			if first.wordIs(text, kw) {
+			if first.WordIs(text, kw) {
 				return false // a sub-select, not a list of values
 			}
 		}
 		for d, t := 1, first; d > 0; t = next() {
-			switch t.kind {
-			case tokEOF, tokSemi:
+			switch t.Kind {
+			case sqltext.TokEOF, sqltext.TokSemi:
 				return false
-			case tokOpen:
+			case sqltext.TokOpen:
 				d++
-			case tokClose:
+			case sqltext.TokClose:
 				d--
 			}
 		}
@@ -670,16 +671,16 @@ func keyedWhereText(text string) bool {
 	// closing parenthesis or the end may come; inside those groups, no OR.
 	cur, low, join := level, level, true
 	for ; ; t = next() {
-		if t.kind == tokEOF || t.kind == tokSemi {
+		if t.Kind == sqltext.TokEOF || t.Kind == sqltext.TokSemi {
 			return cur == 0
 		}
 		if join {
 			switch {
-			case t.wordIs(text, "and"):
+			case t.WordIs(text, "and"):
 				join = false
-			case t.wordIs(text, "returning"):
+			case t.WordIs(text, "returning"):
 				return cur == 0
-			case t.kind == tokClose:
+			case t.Kind == sqltext.TokClose:
 				if cur--; cur < 0 {
 					return false
 				}
@@ -690,16 +691,16 @@ func keyedWhereText(text string) bool {
 			continue
 		}
 		switch {
-		case t.kind == tokOpen:
+		case t.Kind == sqltext.TokOpen:
 			cur++
-		case t.kind == tokClose:
+		case t.Kind == sqltext.TokClose:
 			if cur--; cur < low {
 				if cur < 0 {
 					return false
 				}
 				low, join = cur, true
 			}
-		case t.wordIs(text, "or") && cur <= low:
+		case t.WordIs(text, "or") && cur <= low:
 			return false
 		}
 	}

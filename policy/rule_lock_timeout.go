@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
 
@@ -42,7 +43,7 @@ func checkLockTimeout(c *Check, n *pg_query.Node) {
 		checkPgSettingsUpdate(c, u)
 		return
 	}
-	if !containsFold(c.Text, "set_config") {
+	if !sqltext.ContainsFold(c.Text, "set_config") {
 		return
 	}
 	Walk(n, func(x *pg_query.Node) bool {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -67,11 +68,11 @@ func findNotValid(list []NotValidConstraint, t Table, name string) (string, bool
 // (COMMIT, END, ROLLBACK or ABORT, but not ROLLBACK TO SAVEPOINT).
 func endsTransaction(text string) bool {
 	for _, kw := range []string{"commit", "end", "abort"} {
-		if firstWordIs(text, kw) {
+		if sqltext.FirstWordIs(text, kw) {
 			return true
 		}
 	}
-	return firstWordIs(text, "rollback") && !containsFold(text, " to ")
+	return sqltext.FirstWordIs(text, "rollback") && !sqltext.ContainsFold(text, " to ")
 }
 
 func checkValidateInSameTransaction(c *Check, n *pg_query.Node) {

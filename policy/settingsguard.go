@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"regexp"
 	"strings"
 	"time"
@@ -18,26 +19,26 @@ import (
 // statement that blocks writes; a statement like these, earlier in the same
 // Query or batch, would change it after that check.
 func MayChangeLockTimeout(text string) bool {
-	if containsFold(text, "set_config") || containsFold(text, "pg_settings") {
+	if sqltext.ContainsFold(text, "set_config") || sqltext.ContainsFold(text, "pg_settings") {
 		return true
 	}
 	switch {
-	case firstWordIs(text, "do"), firstWordIs(text, "call"), firstWordIs(text, "execute"):
+	case sqltext.FirstWordIs(text, "do"), sqltext.FirstWordIs(text, "call"), sqltext.FirstWordIs(text, "execute"):
 		return true
-	case firstWordIs(text, "rollback"), firstWordIs(text, "abort"):
+	case sqltext.FirstWordIs(text, "rollback"), sqltext.FirstWordIs(text, "abort"):
 		// Undoes a SET made earlier in the transaction block or savepoint,
 		// pgguard's own before the Query included.
 		return true
-	case !firstWordIs(text, "set") && !firstWordIs(text, "reset"):
+	case !sqltext.FirstWordIs(text, "set") && !sqltext.FirstWordIs(text, "reset"):
 		return false
-	case !containsFold(text, "lock_timeout") && !containsFold(text, "u&") && !(firstWordIs(text, "reset") && containsFold(text, "all")):
+	case !sqltext.ContainsFold(text, "lock_timeout") && !sqltext.ContainsFold(text, "u&") && !(sqltext.FirstWordIs(text, "reset") && sqltext.ContainsFold(text, "all")):
 		// A SET or RESET of another setting (SET LOCAL statement_timeout,
 		// SET application_name: what ORMs send all day) needs no parse:
 		// lock_timeout is named in every spelling but a Unicode-escaped
 		// identifier (U&"lock\005ftimeout"), which goes to the parser.
 		return false
 	}
-	res, err := pgParse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return true // what the server may read otherwise counts as a change
 	}
@@ -59,10 +60,10 @@ func MayChangeLockTimeout(text string) bool {
 // MayChangeLockTimeout counts it as no change (a plain, positive value):
 // whether that is within max_lock_timeout is for the caller to judge.
 func PlainLockTimeout(text string) (time.Duration, bool) {
-	if !firstWordIs(text, "set") || !containsFold(text, "lock_timeout") {
+	if !sqltext.FirstWordIs(text, "set") || !sqltext.ContainsFold(text, "lock_timeout") {
 		return 0, false
 	}
-	res, err := pgParse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return 0, false
 	}
@@ -108,13 +109,13 @@ func plainPositiveTimeout(vs *pg_query.VariableSetStmt) bool {
 // pg_settings anywhere in the text, a DO block or a CALL. (A table created
 // in the same Query is remembered by the engine itself.)
 func MayChangeSearchPath(text string) bool {
-	if containsFold(text, "set_config") || containsFold(text, "pg_settings") || firstWordIs(text, "do") || firstWordIs(text, "call") {
+	if sqltext.ContainsFold(text, "set_config") || sqltext.ContainsFold(text, "pg_settings") || sqltext.FirstWordIs(text, "do") || sqltext.FirstWordIs(text, "call") {
 		return true
 	}
-	if !firstWordIs(text, "set") && !firstWordIs(text, "reset") {
+	if !sqltext.FirstWordIs(text, "set") && !sqltext.FirstWordIs(text, "reset") {
 		return false
 	}
-	res, err := pgParse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return true
 	}
@@ -151,8 +152,8 @@ func SessionEffects(text string) (changesLockTimeout, waitsForToolLock bool) {
 	}
 	waits := lockTable && WritesOnlyToolLockTable(text)
 	// Neither word: only a SET, RESET, DO or CALL can change lock_timeout.
-	t, _ := firstWord(text)
-	if t.wordIs(text, "set") || t.wordIs(text, "reset") || t.wordIs(text, "do") || t.wordIs(text, "call") {
+	t, _ := sqltext.FirstWord(text)
+	if t.WordIs(text, "set") || t.WordIs(text, "reset") || t.WordIs(text, "do") || t.WordIs(text, "call") {
 		return MayChangeLockTimeout(text), waits
 	}
 	return false, waits

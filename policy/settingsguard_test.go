@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"testing"
 	"time"
 )
@@ -58,8 +59,8 @@ func TestSessionEffects(t *testing.T) {
 		}
 		// Only a SET or RESET that may name lock_timeout, or a statement
 		// naming a tool's lock table, is parsed (and so allocates).
-		setsIt := (firstWordIs(sql, "set") || firstWordIs(sql, "reset")) && (containsFold(sql, "lock_timeout") || containsFold(sql, "u&"))
-		plain := !setsIt && !containsFold(sql, "migrations_lock") && !containsFold(sql, "changeloglock")
+		setsIt := (sqltext.FirstWordIs(sql, "set") || sqltext.FirstWordIs(sql, "reset")) && (sqltext.ContainsFold(sql, "lock_timeout") || sqltext.ContainsFold(sql, "u&"))
+		plain := !setsIt && !sqltext.ContainsFold(sql, "migrations_lock") && !sqltext.ContainsFold(sql, "changeloglock")
 		if n := testing.AllocsPerRun(10, func() { SessionEffects(sql) }); n != 0 && plain {
 			t.Errorf("SessionEffects(%q) allocates", sql)
 		}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestSplit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := Split(tc.query)
+			got := sqltext.Split(tc.query)
 			var texts []string
 			for _, s := range got {
 				texts = append(texts, s.Text)
@@ -52,22 +53,22 @@ func TestSplit(t *testing.T) {
 func TestClassify(t *testing.T) {
 	tests := []struct {
 		sql  string
-		want class
+		want sqltext.Class
 	}{
-		{"SELECT 1", classQuery}, {"  /* x */ ((select 1))", classQuery}, {"insert into t values (1)", classQuery},
-		{"BEGIN", classSession}, {"set search_path = x", classSession}, {"SHOW lock_timeout", classSession},
-		{"UPDATE t SET a = 1", classDML}, {"WITH x AS (SELECT 1) DELETE FROM t", classDML},
-		{"PREPARE p AS UPDATE t SET a = 1", classDML}, {"PREPARE p AS SELECT 1", classSession},
-		{"ALTER TABLE t ADD c int", classDDL}, {"DO $$ $$", classDDL}, {"create index i on t (c)", classDDL},
-		{"-- only a comment", classEmpty}, {"", classEmpty}, {"123", classDDL},
-		{"selectx 1", classDDL},
+		{"SELECT 1", sqltext.ClassQuery}, {"  /* x */ ((select 1))", sqltext.ClassQuery}, {"insert into t values (1)", sqltext.ClassQuery},
+		{"BEGIN", sqltext.ClassSession}, {"set search_path = x", sqltext.ClassSession}, {"SHOW lock_timeout", sqltext.ClassSession},
+		{"UPDATE t SET a = 1", sqltext.ClassDML}, {"WITH x AS (SELECT 1) DELETE FROM t", sqltext.ClassDML},
+		{"PREPARE p AS UPDATE t SET a = 1", sqltext.ClassDML}, {"PREPARE p AS SELECT 1", sqltext.ClassSession},
+		{"ALTER TABLE t ADD c int", sqltext.ClassDDL}, {"DO $$ $$", sqltext.ClassDDL}, {"create index i on t (c)", sqltext.ClassDDL},
+		{"-- only a comment", sqltext.ClassEmpty}, {"", sqltext.ClassEmpty}, {"123", sqltext.ClassDDL},
+		{"selectx 1", sqltext.ClassDDL},
 	}
 	for _, tc := range tests {
-		if got := classify(tc.sql); got != tc.want {
+		if got := sqltext.Classify(tc.sql); got != tc.want {
 			t.Errorf("classify(%q) = %d, want %d", tc.sql, got, tc.want)
 		}
 	}
-	if IsDDL("SELECT 1") || !IsDDL("DROP TABLE t") {
+	if sqltext.IsDDL("SELECT 1") || !sqltext.IsDDL("DROP TABLE t") {
 		t.Error("IsDDL misclassifies")
 	}
 }
@@ -82,7 +83,7 @@ func checkSplitAgainstParser(t *testing.T, query string) {
 	if err != nil {
 		return
 	}
-	got := Split(query)
+	got := sqltext.Split(query)
 	var want []string
 	for _, rs := range res.Stmts {
 		loc, n := int(rs.StmtLocation), int(rs.StmtLen)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func TestStandardText(t *testing.T) {
 		{`SELECT N'1\\', n'\'', an'\''`, `SELECT E'1\\', E'\'', an E'\''`},
 		{`SELECT $$\'$$, "\'", b'1', '\'' -- \'`, `SELECT $$\'$$, "\'", b'1', E'\'' -- \'`},
 	} {
-		if got, _ := StandardText(tc.in); got != tc.want {
+		if got, _ := sqltext.StandardText(tc.in); got != tc.want {
 			t.Errorf("StandardText(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -37,7 +38,7 @@ func TestBackslashQuoteParse(t *testing.T) {
 			return ds[0].Decision
 		},
 		func() Decision {
-			return e.Decide(context.Background(), Statement{Text: q, End: len(q)}, &Context{BackslashQuote: true, Alone: true})
+			return e.Decide(context.Background(), sqltext.Statement{Text: q, End: len(q)}, &Context{BackslashQuote: true, Alone: true})
 		},
 	} {
 		d := decide()
@@ -60,7 +61,7 @@ func TestParseContinuedString(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := "ALTER TABLE t ALTER COLUMN a SET DEFAULT 'a' -- c\n'b', ALTER COLUMN a TYPE varchar(3)"
-	d := e.Decide(context.Background(), Statement{Text: q, End: len(q)}, &Context{Alone: true})
+	d := e.Decide(context.Background(), sqltext.Statement{Text: q, End: len(q)}, &Context{Alone: true})
 	var ids []string
 	for _, f := range d.Findings {
 		ids = append(ids, f.RuleID)

@@ -1,26 +1,28 @@
 package policy
 
+import "github.com/pgguard/pgguard/policy/sqltext"
+
 // Small edits of a statement's original text for rewrites, so that the
 // rewritten statement keeps the user's spelling, names and comments.
 
 // insertAfterWord inserts ins right after the first of words (lower case)
 // that appears outside parentheses in text; "" when none does.
 func insertAfterWord(text, ins string, words ...string) string {
-	lx := &lexer{src: text}
+	lx := &sqltext.Lexer{Src: text}
 	depth := 0
-	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
-		switch t.kind {
-		case tokOpen:
+	for t := lx.Next(); t.Kind != sqltext.TokEOF; t = lx.Next() {
+		switch t.Kind {
+		case sqltext.TokOpen:
 			depth++
-		case tokClose:
+		case sqltext.TokClose:
 			depth--
-		case tokWord:
+		case sqltext.TokWord:
 			if depth != 0 {
 				continue
 			}
 			for _, w := range words {
-				if t.wordIs(text, w) {
-					return text[:t.end] + ins + text[t.end:]
+				if t.WordIs(text, w) {
+					return text[:t.End] + ins + text[t.End:]
 				}
 			}
 		}
@@ -31,11 +33,11 @@ func insertAfterWord(text, ins string, words ...string) string {
 // appendToCode inserts ins after the last token of text that is not a
 // comment or a semicolon, so that a trailing comment stays a comment.
 func appendToCode(text, ins string) string {
-	lx := &lexer{src: text}
+	lx := &sqltext.Lexer{Src: text}
 	end := -1
-	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
-		if t.kind != tokComment && t.kind != tokSemi {
-			end = t.end
+	for t := lx.Next(); t.Kind != sqltext.TokEOF; t = lx.Next() {
+		if t.Kind != sqltext.TokComment && t.Kind != sqltext.TokSemi {
+			end = t.End
 		}
 	}
 	if end < 0 {

@@ -1,5 +1,6 @@
 package policy
 
+import "github.com/pgguard/pgguard/policy/sqltext"
 import pg_query "github.com/pganalyze/pg_query_go/v6"
 
 // Migration tools: which tool runs a session, recognised from the ledger
@@ -100,14 +101,14 @@ func ToolFromApplicationName(name string) Tool {
 		return ToolUnknown
 	}
 	for _, t := range Tools {
-		if containsFold(name, string(t)) {
+		if sqltext.ContainsFold(name, string(t)) {
 			return t
 		}
 	}
 	switch {
-	case containsFold(name, "pg-migrate"), containsFold(name, "pgmigrate"):
+	case sqltext.ContainsFold(name, "pg-migrate"), sqltext.ContainsFold(name, "pgmigrate"):
 		return ToolNodePgMigrate
-	case containsFold(name, "activerecord"), name == "rake", name == "bin/rails", name == "bin/rake":
+	case sqltext.ContainsFold(name, "activerecord"), name == "rake", name == "bin/rails", name == "bin/rake":
 		// ruby-pg sends the program's name: rails db:migrate or rake db:migrate.
 		return ToolRails
 	}
@@ -137,7 +138,7 @@ func (s *ToolSense) Observe(text string) {
 		return
 	}
 	s.seen++
-	if s.tool == ToolUnknown && containsFold(text, "rds_superuser") && containsFold(text, "pg_roles") {
+	if s.tool == ToolUnknown && sqltext.ContainsFold(text, "rds_superuser") && sqltext.ContainsFold(text, "pg_roles") {
 		s.tool = ToolFlyway // provisional: Flyway's probe on every connection
 		return
 	}
@@ -146,7 +147,7 @@ func (s *ToolSense) Observe(text string) {
 	}
 	for _, l := range ledgers {
 		if l.tool == ToolTypeORM {
-			if !containsFold(text, `"migrations"`) && !containsFold(text, `'migrations'`) {
+			if !sqltext.ContainsFold(text, `"migrations"`) && !sqltext.ContainsFold(text, `'migrations'`) {
 				continue
 			}
 		} else if !containsName(text, l.name) {
@@ -156,7 +157,7 @@ func (s *ToolSense) Observe(text string) {
 		if l.name == "schema_migrations" {
 			// golang-migrate reads "version, dirty" before anything else;
 			// Rails never mentions a dirty column.
-			if !containsFold(text, "dirty") {
+			if !sqltext.ContainsFold(text, "dirty") {
 				if s.tool == ToolUnknown {
 					s.tool = ToolRails // provisional
 				}
@@ -174,7 +175,7 @@ func (s *ToolSense) Quiet(text string) bool {
 	if s.certain || s.seen >= ToolSenseStatements {
 		return true
 	}
-	if s.tool == ToolUnknown && containsFold(text, "rds_superuser") && containsFold(text, "pg_roles") {
+	if s.tool == ToolUnknown && sqltext.ContainsFold(text, "rds_superuser") && sqltext.ContainsFold(text, "pg_roles") {
 		return false
 	}
 	return !mayNameLedger(text)
@@ -183,9 +184,9 @@ func (s *ToolSense) Quiet(text string) bool {
 // mayNameLedger is Observe's quick test: every default ledger name but
 // three contains "migrations".
 func mayNameLedger(text string) bool {
-	return containsFold(text, "migrations") || containsFold(text, "sequelizemeta") ||
-		containsFold(text, "databasechangelog") || containsFold(text, "flyway_schema_history") ||
-		containsFold(text, "ar_internal_metadata")
+	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, "sequelizemeta") ||
+		sqltext.ContainsFold(text, "databasechangelog") || sqltext.ContainsFold(text, "flyway_schema_history") ||
+		sqltext.ContainsFold(text, "ar_internal_metadata")
 }
 
 // Tool returns the tool recognised so far (ToolUnknown when none).
@@ -200,7 +201,7 @@ func containsName(text, name string) bool {
 			continue
 		}
 		j := 0
-		for j < len(name) && lower(text[i+j]) == lower(name[j]) {
+		for j < len(name) && sqltext.Lower(text[i+j]) == sqltext.Lower(name[j]) {
 			j++
 		}
 		if j == len(name) && (i+j == len(text) || !isIdentByte(text[i+j])) {
@@ -224,7 +225,7 @@ func isIdentByte(b byte) bool {
 // statement as it does for CONCURRENTLY, so that a second migrator waits
 // for the first as it would on a direct connection.
 func WaitsForAdvisoryLock(text string) bool {
-	if !containsFold(text, "pg_advisory_") {
+	if !sqltext.ContainsFold(text, "pg_advisory_") {
 		return false
 	}
 	for i := 0; i+len("pg_advisory_") <= len(text); i++ {
@@ -249,7 +250,7 @@ func hasPrefixFold(s, prefix string) bool {
 		return false
 	}
 	for i := 0; i < len(prefix); i++ {
-		if lower(s[i]) != lower(prefix[i]) {
+		if sqltext.Lower(s[i]) != sqltext.Lower(prefix[i]) {
 			return false
 		}
 	}
@@ -285,7 +286,7 @@ func isLockTable(name string) bool {
 func WritesOnlyToolLockTable(text string) bool {
 	named := false
 	for _, l := range lockTables {
-		named = named || containsFold(text, l)
+		named = named || sqltext.ContainsFold(text, l)
 	}
 	if !named {
 		return false

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,8 +189,8 @@ func TestAppTrafficCostsNothing(t *testing.T) {
 	ctx := context.Background()
 	for _, q := range appTraffic {
 		n, plain := e.Plain(q)
-		if !plain || n != len(Split(q)) {
-			t.Errorf("Plain(%q) = %d, %v; want %d, true", q, n, plain, len(Split(q)))
+		if !plain || n != len(sqltext.Split(q)) {
+			t.Errorf("Plain(%q) = %d, %v; want %d, true", q, n, plain, len(sqltext.Split(q)))
 		}
 		before := e.parses.Load()
 		for _, inTx := range []bool{false, true} {
@@ -256,7 +257,7 @@ func TestCatalogQuestions(t *testing.T) {
 	queries = append(append(append(queries, appTraffic...), parsedTraffic...), fuzzSeeds...)
 	asked := 0
 	for _, q := range queries {
-		for _, s := range Split(q) {
+		for _, s := range sqltext.Split(q) {
 			for _, inTx := range []bool{false, true} {
 				e.Decide(ctx, s, &Context{Alone: true, InTransaction: inTx, Catalog: cat})
 				seen := map[string]bool{}
@@ -317,7 +318,7 @@ func BenchmarkAppTraffic(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			ctx, sc, stmt := context.Background(), &Context{Alone: true}, Statement{Text: bc.sql}
+			ctx, sc, stmt := context.Background(), &Context{Alone: true}, sqltext.Statement{Text: bc.sql}
 			for b.Loop() {
 				if _, plain := e.Plain(bc.sql); !plain {
 					e.Decide(ctx, stmt, sc)

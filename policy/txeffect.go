@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -37,18 +38,18 @@ func savepointOp(n *pg_query.Node) *SavepointOp {
 // SAVEPOINT, RELEASE or ROLLBACK TO: the memory of the transaction must
 // see those, however plain they are.
 func savepointText(text string) bool {
-	t, lx := firstWord(text)
+	t, lx := sqltext.FirstWord(text)
 	switch {
-	case t.wordIs(text, "savepoint"), t.wordIs(text, "release"):
+	case t.WordIs(text, "savepoint"), t.WordIs(text, "release"):
 		return true
-	case t.wordIs(text, "rollback"):
+	case t.WordIs(text, "rollback"):
 		for {
-			n := lx.next()
+			n := lx.Next()
 			switch {
-			case n.kind == tokComment, n.wordIs(text, "work"), n.wordIs(text, "transaction"):
+			case n.Kind == sqltext.TokComment, n.WordIs(text, "work"), n.WordIs(text, "transaction"):
 				continue
 			}
-			return n.wordIs(text, "to")
+			return n.WordIs(text, "to")
 		}
 	}
 	return false

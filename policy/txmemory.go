@@ -1,5 +1,6 @@
 package policy
 
+import "github.com/pgguard/pgguard/policy/sqltext"
 import "sync"
 
 // TxMemory is what an open transaction did that later statements in it are
@@ -250,16 +251,16 @@ func EndsTransaction(text string) bool { return endsTransaction(text) }
 // BeginsTransaction reports whether a statement opens a transaction block
 // (BEGIN or START TRANSACTION; not BEGIN ATOMIC, which is a function body).
 func BeginsTransaction(text string) bool {
-	t, lx := firstWord(text)
+	t, lx := sqltext.FirstWord(text)
 	switch {
-	case t.wordIs(text, "start"):
+	case t.WordIs(text, "start"):
 		return true
-	case t.wordIs(text, "begin"):
-		n := lx.next()
-		for n.kind == tokComment {
-			n = lx.next()
+	case t.WordIs(text, "begin"):
+		n := lx.Next()
+		for n.Kind == sqltext.TokComment {
+			n = lx.Next()
 		}
-		return !n.wordIs(text, "atomic")
+		return !n.WordIs(text, "atomic")
 	}
 	return false
 }

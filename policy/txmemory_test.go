@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"testing"
 )
 
@@ -134,7 +135,7 @@ func TestSavepointDecisions(t *testing.T) {
 	}
 	var m TxMemory
 	sc := &Context{Alone: true, InTransaction: true, CreatedTables: m.Created, ExclusiveTables: m.Exclusive, Remembers: m.Active}
-	d := e.Decide(context.Background(), Statement{Text: "SAVEPOINT s"}, sc)
+	d := e.Decide(context.Background(), sqltext.Statement{Text: "SAVEPOINT s"}, sc)
 	if d.Savepoint != nil {
 		t.Fatal("a savepoint of a transaction with an empty memory needs no parse")
 	}
@@ -147,7 +148,7 @@ func TestSavepointDecisions(t *testing.T) {
 		"ROLLBACK TO SAVEPOINT PGJDBC_AUTO": {SavepointRollback, "pgjdbc_auto"},
 		"ROLLBACK WORK TO s":                {SavepointRollback, "s"},
 	} {
-		d := e.Decide(context.Background(), Statement{Text: sql}, sc)
+		d := e.Decide(context.Background(), sqltext.Statement{Text: sql}, sc)
 		if d.Savepoint == nil || *d.Savepoint != want {
 			t.Errorf("%s: Savepoint = %+v, want %+v", sql, d.Savepoint, want)
 		}
@@ -197,14 +198,14 @@ func TestNoQuestionBeforeSnapshotFreeStatements(t *testing.T) {
 		"SET LOCAL search_path = app, public",
 		"SHOW lock_timeout",
 	} {
-		e.Decide(context.Background(), Statement{Text: sql}, sc)
+		e.Decide(context.Background(), sqltext.Statement{Text: sql}, sc)
 		if asked := cat.take(); len(asked) > 0 {
 			t.Errorf("%s: the catalog was asked %q", sql, asked)
 		}
 	}
 	// A data-changing statement takes its snapshot at its start anyway:
 	// the server is asked about the lock right before it.
-	e.Decide(context.Background(), Statement{Text: "UPDATE big SET note = 'x' WHERE id = 1"}, sc)
+	e.Decide(context.Background(), sqltext.Statement{Text: "UPDATE big SET note = 'x' WHERE id = 1"}, sc)
 	if asked := cat.take(); len(asked) == 0 {
 		t.Error("UPDATE under an exclusive lock: the server was not asked which locks the transaction holds")
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func verifyRule(t *testing.T, s *pgtest.Server, db string, e *Engine, r *Rule) {
 		}
 	}
 	sc := &Context{InTransaction: !v.Outside, Alone: true, ServerVersion: s.Version, Catalog: cat, TimeZone: "UTC"}
-	d := e.Decide(ctx, Statement{Text: v.Statement}, sc)
+	d := e.Decide(ctx, sqltext.Statement{Text: v.Statement}, sc)
 	var finding *Finding
 	for i := range d.Findings {
 		if d.Findings[i].RuleID == r.ID {
@@ -131,16 +132,16 @@ func verifyRule(t *testing.T, s *pgtest.Server, db string, e *Engine, r *Rule) {
 	if v.NoRecipe {
 		return
 	}
-	steps := Split(finding.Hint)
+	steps := sqltext.Split(finding.Hint)
 	if len(steps) == 0 {
 		t.Fatalf("the hint holds no SQL: %q", finding.Hint)
 	}
 	for _, step := range steps {
-		if firstWordIs(step.Text, "begin") || endsTransaction(step.Text) {
+		if sqltext.FirstWordIs(step.Text, "begin") || endsTransaction(step.Text) {
 			continue // each step runs in a transaction of its own below
 		}
 		sd := e.Decide(ctx, step, &Context{Alone: true, ServerVersion: s.Version})
-		if sd.Concurrent || firstWordIs(step.Text, "vacuum") { // VACUUM cannot run in a transaction block
+		if sd.Concurrent || sqltext.FirstWordIs(step.Text, "vacuum") { // VACUUM cannot run in a transaction block
 			verifyConcurrentStep(t, s, db, a, step.Text)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"io"
 	"log/slog"
 	"os"
@@ -84,7 +85,7 @@ func TestLintAgreesWithProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range policy.Split(string(data)) {
+			for _, s := range sqltext.Split(string(data)) {
 				where := fmt.Sprintf("%s/%s:%d", rule.ID, file, s.Line)
 				fx, skip := parseAgreeContext(s.Text, major)
 				st.total++

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"io"
 	"os"
 	"strings"
@@ -183,7 +184,7 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		Remembers:           tx.Active,
 	}
 	var out []lintFinding
-	for _, s := range policy.Split(string(data)) {
+	for _, s := range sqltext.Split(string(data)) {
 		switch {
 		case policy.BeginsTransaction(s.Text):
 			inTx = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"math"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ type boundStmt struct {
 // and a statement that may change rows and names a parameter.
 func (m *Machine) needsValues(eng *policy.Engine, query string) bool {
 	v := m.state.ServerVersion()
-	return (v == 0 || v < 160000) && policy.ChangesRows(query) && pgcatalog.HasParameters(query) && m.migration(eng)
+	return (v == 0 || v < 160000) && sqltext.ChangesRows(query) && pgcatalog.HasParameters(query) && m.migration(eng)
 }
 
 // batchBind returns the body of the first Bind of statement name among
@@ -300,7 +301,7 @@ func (m *Machine) bindWithValues(bs boundStmt, body []byte) error {
 		text = bs.query
 		sc.Unestimable = "its Bind cannot be read: " + why
 	}
-	stmt := policy.Statement{Text: text, End: len(text), Line: 1}
+	stmt := sqltext.Statement{Text: text, End: len(text), Line: 1}
 	ds := []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(context.Background(), stmt, sc)}}
 	m.unsynced = true
 	if !needsCare(ds) {

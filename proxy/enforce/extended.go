@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"encoding/binary"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 
 	"github.com/pgguard/pgguard/policy"
@@ -91,7 +92,7 @@ func (m *Machine) OnParse(n int) error {
 	if err != nil {
 		return err
 	}
-	stmt := policy.Statement{Text: query, End: len(query), Line: 1}
+	stmt := sqltext.Statement{Text: query, End: len(query), Line: 1}
 	unreadableBind := ""
 	if m.needsValues(eng, query) {
 		if bind, ok := m.batchBind(name); ok {

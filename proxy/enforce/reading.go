@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"context"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 
 	"github.com/pgguard/pgguard/internal/wire"
@@ -33,7 +34,7 @@ type reading struct {
 // settingSensitive reports whether the server's reading of text can depend
 // on standard_conforming_strings or client_encoding.
 func settingSensitive(text string) bool {
-	return strings.IndexByte(text, '\\') >= 0 || !policy.IsASCII(text)
+	return strings.IndexByte(text, '\\') >= 0 || !sqltext.IsASCII(text)
 }
 
 // loopMayJudge reports whether the event loop's fast path may read text
@@ -46,13 +47,13 @@ func (m *Machine) loopMayJudge(text string) bool {
 	if m.pending.Load() > 0 || m.unsynced {
 		return false
 	}
-	return policy.IsASCII(text) || !policy.ConvertsEncoding(m.state.Parameter("client_encoding"))
+	return sqltext.IsASCII(text) || !sqltext.ConvertsEncoding(m.state.Parameter("client_encoding"))
 }
 
 // clientEncodings are the readings of client_encoding a batch's later
 // message may be under: ASCII-safe ones (read alike) and each client-only
 // one that converts.
-var clientEncodings = append([]string{"UTF8"}, policy.ClientOnlyEncodings()...)
+var clientEncodings = append([]string{"UTF8"}, sqltext.ClientOnlyEncodings()...)
 
 // readings returns how the server may read raw: first under the settings
 // State holds, then, when settingsMoved, under every other combination
@@ -61,7 +62,7 @@ var clientEncodings = append([]string{"UTF8"}, policy.ClientOnlyEncodings()...)
 func (m *Machine) readings(raw string, settingsMoved bool) ([]reading, error) {
 	enc := m.state.Parameter("client_encoding")
 	bq := m.state.BackslashQuote()
-	text, err := policy.ClientText(enc, raw)
+	text, err := sqltext.ClientText(enc, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +71,9 @@ func (m *Machine) readings(raw string, settingsMoved bool) ([]reading, error) {
 		return out, nil
 	}
 	texts := []string{text}
-	if !policy.IsASCII(raw) {
+	if !sqltext.IsASCII(raw) {
 		for _, e := range clientEncodings {
-			if t, err := policy.ClientText(e, raw); err == nil && !contains(texts, t) {
+			if t, err := sqltext.ClientText(e, raw); err == nil && !contains(texts, t) {
 				texts = append(texts, t)
 			}
 		}
@@ -163,7 +164,7 @@ func unreadable() *wire.PGError {
 // toClient returns a rewrite pgguard made in the session's
 // client_encoding; ok is false when it cannot be written there.
 func (m *Machine) toClient(sql string) (string, bool) {
-	out, err := policy.ServerText(m.state.Parameter("client_encoding"), sql)
+	out, err := sqltext.ServerText(m.state.Parameter("client_encoding"), sql)
 	return out, err == nil
 }
 

@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"time"
 
 	"strings"
@@ -101,7 +102,7 @@ func TestWithBuildCutOff(t *testing.T) {
 
 func TestConcurrentIndexName(t *testing.T) {
 	v := func(sql, rewritten string) *verdict {
-		return &verdict{rewritten: rewritten, decisions: []policy.StatementDecision{{Statement: policy.Statement{Text: sql}}}}
+		return &verdict{rewritten: rewritten, decisions: []policy.StatementDecision{{Statement: sqltext.Statement{Text: sql}}}}
 	}
 	for _, c := range []struct {
 		v    *verdict
@@ -122,7 +123,7 @@ func TestConcurrentIndexName(t *testing.T) {
 
 func TestLockTimeoutOrder(t *testing.T) {
 	sd := func(text, lock string) policy.StatementDecision {
-		return policy.StatementDecision{Statement: policy.Statement{Text: text}, Decision: policy.Decision{Lock: lock}}
+		return policy.StatementDecision{Statement: sqltext.Statement{Text: text}, Decision: policy.Decision{Lock: lock}}
 	}
 	set := sd("SET lock_timeout = 0", "")
 	alter := sd("ALTER TABLE big ADD COLUMN c int", policy.LockAccessExclusive)

@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"encoding/binary"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
@@ -326,7 +327,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 // judgement (of query, as judged: with its bound values, bound.go).
 func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	ctx := context.Background()
-	stmt := policy.Statement{Text: judged, End: len(judged), Line: 1}
+	stmt := sqltext.Statement{Text: judged, End: len(judged), Line: 1}
 	judge := func(c policy.Catalog) policy.Decision {
 		sc := m.policyContext(false)
 		// As it is judged when it comes: behind other messages of its

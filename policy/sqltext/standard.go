@@ -1,4 +1,4 @@
-package policy
+package sqltext
 
 import "strings"
 
@@ -22,36 +22,36 @@ func StandardText(text string) (out string, changed bool) {
 	}
 	var b strings.Builder
 	last := 0
-	lx := lexer{src: text, backslashQuote: true}
+	lx := Lexer{Src: text, BackslashQuote: true}
 	for {
-		t := lx.next()
-		if t.kind == tokEOF {
+		t := lx.Next()
+		if t.Kind == TokEOF {
 			break
 		}
-		if t.kind != tokString || text[t.start] != '\'' || strings.IndexByte(text[t.start:t.end], '\\') < 0 {
+		if t.Kind != TokString || text[t.Start] != '\'' || strings.IndexByte(text[t.Start:t.End], '\\') < 0 {
 			continue
 		}
 		if !changed {
 			b.Grow(len(text) + 8)
 			changed = true
 		}
-		if t.start > 0 && lower(text[t.start-1]) == 'n' && (t.start == 1 || !isIdentCont(text[t.start-2])) {
+		if t.Start > 0 && Lower(text[t.Start-1]) == 'n' && (t.Start == 1 || !IsIdentCont(text[t.Start-2])) {
 			// N'...' (a national character string): its N becomes the E,
 			// and the string reads as text rather than char, which
 			// changes no statement's shape.
-			b.WriteString(text[last : t.start-1])
+			b.WriteString(text[last : t.Start-1])
 			b.WriteByte('E')
-			last = t.start
+			last = t.Start
 			continue
 		}
-		b.WriteString(text[last:t.start])
-		if t.start > 0 && isIdentCont(text[t.start-1]) {
+		b.WriteString(text[last:t.Start])
+		if t.Start > 0 && IsIdentCont(text[t.Start-1]) {
 			// x'...' would become xE'...', one identifier: a space
 			// keeps the word before the string a word of its own.
 			b.WriteByte(' ')
 		}
 		b.WriteByte('E')
-		last = t.start
+		last = t.Start
 	}
 	if !changed {
 		return text, false

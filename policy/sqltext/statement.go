@@ -1,4 +1,4 @@
-package policy
+package sqltext
 
 // Statement is one SQL statement of a Query string.
 type Statement struct {
@@ -21,27 +21,27 @@ type Statement struct {
 // fails: text the server would reject (say, an unterminated quote) ends up in
 // a statement of its own, for the engine to judge.
 func Split(query string) []Statement {
-	return splitStrings(query, false)
+	return SplitStrings(query, false)
 }
 
-// splitStrings is Split; with backslashQuote, standard_conforming_strings
+// SplitStrings is Split; with backslashQuote, standard_conforming_strings
 // is off, so that a backslash escapes a quote in '...' (the server reads
 // 'x\” as one string, x').
-func splitStrings(query string, backslashQuote bool) []Statement {
+func SplitStrings(query string, backslashQuote bool) []Statement {
 	var out []Statement
-	splitEach(query, backslashQuote, func(s Statement) bool {
+	SplitEach(query, backslashQuote, func(s Statement) bool {
 		out = append(out, s)
 		return true
 	})
 	return out
 }
 
-// splitEach is splitStrings handing each statement to yield, until yield
+// SplitEach is SplitStrings handing each statement to yield, until yield
 // returns false. It does not allocate.
-func splitEach(query string, backslashQuote bool, yield func(Statement) bool) {
+func SplitEach(query string, backslashQuote bool, yield func(Statement) bool) {
 	var (
 		stopped   bool
-		lx        = lexer{src: query, backslashQuote: backslashQuote}
+		lx        = Lexer{Src: query, BackslashQuote: backslashQuote}
 		start     = -1 // start of the current statement, -1 before its first token
 		codeStart int  // start of its first token that is not a comment
 		hasCode   bool // the current statement has a token that is not a comment
@@ -69,50 +69,50 @@ func splitEach(query string, backslashQuote bool, yield func(Statement) bool) {
 		start, hasCode, depth, atomic, words, isRoutine, prevBegin = -1, false, 0, 0, 0, false, false
 	}
 	for !stopped {
-		t := lx.next()
-		if t.kind == tokEOF {
+		t := lx.Next()
+		if t.Kind == TokEOF {
 			break
 		}
-		if t.kind == tokSemi && depth <= 0 && atomic == 0 {
+		if t.Kind == TokSemi && depth <= 0 && atomic == 0 {
 			flush()
 			continue
 		}
 		if start < 0 {
-			start = t.start
+			start = t.Start
 		}
-		lastEnd = t.end
-		switch t.kind {
-		case tokComment:
+		lastEnd = t.End
+		switch t.Kind {
+		case TokComment:
 			continue
-		case tokOpen:
+		case TokOpen:
 			depth++
-		case tokClose:
+		case TokClose:
 			depth--
-		case tokWord:
+		case TokWord:
 			words++
 			switch {
 			case words == 1:
 				isRoutine = false
-			case t.wordIs(query, "function") || t.wordIs(query, "procedure"):
-				isRoutine = isRoutine || firstWordIs(query[start:], "create")
-			case isRoutine && prevBegin && t.wordIs(query, "atomic"):
+			case t.WordIs(query, "function") || t.WordIs(query, "procedure"):
+				isRoutine = isRoutine || FirstWordIs(query[start:], "create")
+			case isRoutine && prevBegin && t.WordIs(query, "atomic"):
 				if end, ok := routineEnd(query, start, backslashQuote); ok {
 					// The server's grammar says where the body ends:
 					// END and CASE can also be column labels there
 					// (SELECT 1 end), which a count of them misreads.
-					lx.pos, lastEnd = end, end
+					lx.Pos, lastEnd = end, end
 					continue
 				}
 				atomic++
-			case atomic > 0 && t.wordIs(query, "case"):
+			case atomic > 0 && t.WordIs(query, "case"):
 				atomic++
-			case atomic > 0 && t.wordIs(query, "end"):
+			case atomic > 0 && t.WordIs(query, "end"):
 				atomic--
 			}
-			prevBegin = t.wordIs(query, "begin")
+			prevBegin = t.WordIs(query, "begin")
 		}
 		if !hasCode {
-			codeStart = t.start
+			codeStart = t.Start
 		}
 		hasCode = true
 	}
@@ -134,7 +134,7 @@ func routineEnd(query string, start int, backslashQuote bool) (end int, ok bool)
 			end, ok = 0, false
 		}
 	}()
-	res, err := pgParse(query[start:])
+	res, err := PgParse(query[start:])
 	if err != nil || len(res.Stmts) == 0 {
 		return 0, false
 	}
@@ -149,23 +149,23 @@ func routineEnd(query string, start int, backslashQuote bool) (end int, ok bool)
 	return end, end > start
 }
 
-// firstWordIs reports whether the first word of s (after comments and
+// FirstWordIs reports whether the first word of s (after comments and
 // parentheses) is kw.
-func firstWordIs(s, kw string) bool {
-	t, _ := firstWord(s)
-	return t.wordIs(s, kw)
+func FirstWordIs(s, kw string) bool {
+	t, _ := FirstWord(s)
+	return t.WordIs(s, kw)
 }
 
-// firstWord returns the first word token of s, skipping whitespace,
+// FirstWord returns the first word token of s, skipping whitespace,
 // comments and opening parentheses, and the lexer positioned after it.
-func firstWord(s string) (token, lexer) {
+func FirstWord(s string) (Token, Lexer) {
 	// The lexer is returned by value: this runs for every statement on the
 	// proxy's hot path and must not allocate.
-	lx := lexer{src: s}
+	lx := Lexer{Src: s}
 	for {
-		t := lx.next()
-		switch t.kind {
-		case tokComment, tokOpen:
+		t := lx.Next()
+		switch t.Kind {
+		case TokComment, TokOpen:
 			continue
 		}
 		return t, lx

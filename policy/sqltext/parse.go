@@ -1,4 +1,4 @@
-package policy
+package sqltext
 
 import (
 	"errors"
@@ -15,11 +15,11 @@ const DefaultMaxStatementBytes = 1 << 20
 // errTooLong is wrapped by parse errors for statements over the limit.
 var errTooLong = errors.New("statement too long to parse")
 
-// parseStatement parses one statement into its node. It never panics: the
+// ParseStatement parses one statement into its node. It never panics: the
 // parser is C code behind cgo and protobuf decoding, so any panic on the
 // way is turned into an error. Deeply nested input is refused by the parser
 // itself (stack depth check) or by protobuf decoding (recursion limit).
-func parseStatement(text string, maxBytes int) (node *pg_query.Node, err error) {
+func ParseStatement(text string, maxBytes int) (node *pg_query.Node, err error) {
 	if len(text) > maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, max_statement_bytes is %d", errTooLong, len(text), maxBytes)
 	}
@@ -28,7 +28,7 @@ func parseStatement(text string, maxBytes int) (node *pg_query.Node, err error) 
 			node, err = nil, fmt.Errorf("parser failed: %v", r)
 		}
 	}()
-	res, err := pgParse(text)
+	res, err := PgParse(text)
 	if err != nil {
 		return nil, err
 	}
@@ -38,12 +38,12 @@ func parseStatement(text string, maxBytes int) (node *pg_query.Node, err error) 
 	return res.Stmts[0].Stmt, nil
 }
 
-// pgParse is pg_query.Parse of text as PostgreSQL reads it. pg_query's
+// PgParse is pg_query.Parse of text as PostgreSQL reads it. pg_query's
 // parser ends a string at a -- comment that PostgreSQL reads as the
 // whitespace of a continuation ('a' -- c, a newline, then 'b' is one
 // string there), so -- comments are turned into spaces first: the text
 // keeps its length, so the parse tree's locations still point into text.
-func pgParse(text string) (*pg_query.ParseResult, error) {
+func PgParse(text string) (*pg_query.ParseResult, error) {
 	return pg_query.Parse(blankLineComments(text))
 }
 
@@ -62,10 +62,10 @@ func blankLineComments(text string) string {
 			b[i] = ' '
 		}
 	}
-	lx := lexer{src: text, contComment: blank}
-	for t := lx.next(); t.kind != tokEOF; t = lx.next() {
-		if t.kind == tokComment && text[t.start] == '-' {
-			blank(t.start, t.end)
+	lx := Lexer{Src: text, contComment: blank}
+	for t := lx.Next(); t.Kind != TokEOF; t = lx.Next() {
+		if t.Kind == TokComment && text[t.Start] == '-' {
+			blank(t.Start, t.End)
 		}
 	}
 	if b == nil {

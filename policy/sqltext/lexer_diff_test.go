@@ -1,4 +1,4 @@
-package policy
+package sqltext
 
 import (
 	"math/rand"
@@ -87,21 +87,21 @@ func genStatements(r *rand.Rand, chars []string) string {
 // stream: where the semicolons, parentheses, words, strings and quoted
 // identifiers are.
 type lexShape struct {
-	kind       tokenKind
+	kind       TokenKind
 	start, end int
 }
 
 // ourShape lexes query with the lexer.
 func ourShape(query string, backslashQuote bool) []lexShape {
 	var out []lexShape
-	lx := lexer{src: query, backslashQuote: backslashQuote}
+	lx := Lexer{Src: query, BackslashQuote: backslashQuote}
 	for {
-		t := lx.next()
-		switch t.kind {
-		case tokEOF:
+		t := lx.Next()
+		switch t.Kind {
+		case TokEOF:
 			return out
-		case tokSemi, tokOpen, tokClose, tokWord, tokString, tokQuoted:
-			out = append(out, lexShape{t.kind, t.start, t.end})
+		case TokSemi, TokOpen, TokClose, TokWord, TokString, TokQuoted:
+			out = append(out, lexShape{t.Kind, t.Start, t.End})
 		}
 	}
 }
@@ -126,21 +126,21 @@ func scanShape(query string) (shape []lexShape, ok bool) {
 		isString := false
 		switch t.Token {
 		case pg_query.Token_ASCII_59:
-			shape = append(shape, lexShape{tokSemi, s, e})
+			shape = append(shape, lexShape{TokSemi, s, e})
 		case pg_query.Token_ASCII_40:
-			shape = append(shape, lexShape{tokOpen, s, e})
+			shape = append(shape, lexShape{TokOpen, s, e})
 		case pg_query.Token_ASCII_41:
-			shape = append(shape, lexShape{tokClose, s, e})
+			shape = append(shape, lexShape{TokClose, s, e})
 		case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
-			shape = append(shape, lexShape{tokString, s, e})
+			shape = append(shape, lexShape{TokString, s, e})
 			isString = true
 		case pg_query.Token_UIDENT:
-			shape = append(shape, lexShape{tokQuoted, s, e})
+			shape = append(shape, lexShape{TokQuoted, s, e})
 		case pg_query.Token_IDENT:
 			if query[s] == '"' {
-				shape = append(shape, lexShape{tokQuoted, s, e})
+				shape = append(shape, lexShape{TokQuoted, s, e})
 			} else {
-				shape = append(shape, lexShape{tokWord, s, e})
+				shape = append(shape, lexShape{TokWord, s, e})
 			}
 		case pg_query.Token_ICONST, pg_query.Token_FCONST, pg_query.Token_PARAM:
 			numbers = append(numbers, [2]int{s, e})
@@ -150,7 +150,7 @@ func scanShape(query string) (shape []lexShape, ok bool) {
 			}
 		default:
 			if t.KeywordKind != pg_query.KeywordKind_NO_KEYWORD {
-				shape = append(shape, lexShape{tokWord, s, e})
+				shape = append(shape, lexShape{TokWord, s, e})
 			}
 		}
 		prevString = isString
@@ -270,7 +270,7 @@ func TestSplitContinuedStrings(t *testing.T) {
 		{"SELECT E'a' '\\''; DROP TABLE small; --'", false, 1},
 		{"SELECT b'0''\\'; DROP TABLE small; --'", true, 1},
 	} {
-		stmts := splitStrings(tc.query, tc.backslashQuote)
+		stmts := SplitStrings(tc.query, tc.backslashQuote)
 		if len(stmts) != tc.want {
 			t.Errorf("split(%q, backslashQuote=%v) = %d statements, want %d", tc.query, tc.backslashQuote, len(stmts), tc.want)
 		}

@@ -1,4 +1,4 @@
-package policy
+package sqltext
 
 // A small lexer that follows PostgreSQL's scan.l closely enough to find
 // statement boundaries, comments and the leading keyword without cgo or a
@@ -9,31 +9,31 @@ package policy
 // a client-only encoding (SJIS, BIG5, ...) first (ClientText), since there
 // a byte of a multibyte character can look like a backslash.
 
-type tokenKind uint8
+type TokenKind uint8
 
 const (
-	tokEOF tokenKind = iota
-	tokWord
-	tokString  // '...', E'...', $tag$...$tag$
-	tokQuoted  // "identifier"
-	tokComment // -- ... or /* ... */
-	tokSemi
-	tokOpen
-	tokClose
-	tokOther // numbers, operators, parameters
+	TokEOF TokenKind = iota
+	TokWord
+	TokString  // '...', E'...', $tag$...$tag$
+	TokQuoted  // "identifier"
+	TokComment // -- ... or /* ... */
+	TokSemi
+	TokOpen
+	TokClose
+	TokOther // numbers, operators, parameters
 )
 
-type token struct {
-	kind       tokenKind
-	start, end int
+type Token struct {
+	Kind       TokenKind
+	Start, End int
 }
 
-type lexer struct {
-	src string
-	pos int
+type Lexer struct {
+	Src string
+	Pos int
 	// backslashQuote: standard_conforming_strings is off, so a backslash
 	// escapes the next character in '...' as in E'...'.
-	backslashQuote bool
+	BackslashQuote bool
 	// contComment, when set, hears of each -- comment inside a string's
 	// continuation (which is part of the string token).
 	contComment func(start, end int)
@@ -48,47 +48,47 @@ func isIdentStart(c byte) bool {
 }
 
 // lower folds an ASCII upper-case letter to lower case.
-func lower(c byte) byte {
+func Lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
 	}
 	return c
 }
 
-func isIdentCont(c byte) bool {
+func IsIdentCont(c byte) bool {
 	return isIdentStart(c) || c == '$' || (c >= '0' && c <= '9')
 }
 
 // next returns the next token, skipping whitespace. An unterminated string,
 // identifier or comment runs to the end of the input, as the server would
 // report an error for it anyway.
-func (l *lexer) next() token {
-	s := l.src
-	for l.pos < len(s) && isSpace(s[l.pos]) {
-		l.pos++
+func (l *Lexer) Next() Token {
+	s := l.Src
+	for l.Pos < len(s) && isSpace(s[l.Pos]) {
+		l.Pos++
 	}
-	start := l.pos
+	start := l.Pos
 	if start >= len(s) {
-		return token{kind: tokEOF, start: start, end: start}
+		return Token{Kind: TokEOF, Start: start, End: start}
 	}
 	c := s[start]
-	tok := func(k tokenKind, end int) token {
-		l.pos = end
-		return token{kind: k, start: start, end: end}
+	tok := func(k TokenKind, end int) Token {
+		l.Pos = end
+		return Token{Kind: k, Start: start, End: end}
 	}
 	switch {
 	case c == ';':
-		return tok(tokSemi, start+1)
+		return tok(TokSemi, start+1)
 	case c == '(':
-		return tok(tokOpen, start+1)
+		return tok(TokOpen, start+1)
 	case c == ')':
-		return tok(tokClose, start+1)
+		return tok(TokClose, start+1)
 	case c == '-' && start+1 < len(s) && s[start+1] == '-':
 		i := start + 2
 		for i < len(s) && s[i] != '\n' && s[i] != '\r' {
 			i++
 		}
-		return tok(tokComment, i)
+		return tok(TokComment, i)
 	case c == '/' && start+1 < len(s) && s[start+1] == '*':
 		depth, i := 1, start+2
 		for i < len(s) && depth > 0 {
@@ -103,27 +103,27 @@ func (l *lexer) next() token {
 				i++
 			}
 		}
-		return tok(tokComment, i)
+		return tok(TokComment, i)
 	case c == '\'':
 		mode := strStandard
-		if l.backslashQuote {
+		if l.BackslashQuote {
 			mode = strEscape
 		}
-		return tok(tokString, scanString(s, start+1, mode, l.contComment))
+		return tok(TokString, scanString(s, start+1, mode, l.contComment))
 	case c == '"':
-		return tok(tokQuoted, scanQuotedIdent(s, start+1))
+		return tok(TokQuoted, scanQuotedIdent(s, start+1))
 	case c == '$':
 		if end, ok := scanDollar(s, start); ok {
-			return tok(tokString, end)
+			return tok(TokString, end)
 		}
 		i := start + 1
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
-		return tok(tokOther, i)
+		return tok(TokOther, i)
 	case isIdentStart(c):
 		i := start + 1
-		for i < len(s) && isIdentCont(s[i]) {
+		for i < len(s) && IsIdentCont(s[i]) {
 			i++
 		}
 		if i-start == 1 && i < len(s) {
@@ -131,22 +131,22 @@ func (l *lexer) next() token {
 			// of what follows (scan.l's xestart, xbstart, xhstart,
 			// xusstart, xuistart); flex prefers them to the identifier,
 			// being longer.
-			switch lc := lower(c); {
+			switch lc := Lower(c); {
 			case lc == 'e' && s[i] == '\'':
-				return tok(tokString, scanString(s, i+1, strEscape, l.contComment))
+				return tok(TokString, scanString(s, i+1, strEscape, l.contComment))
 			case (lc == 'b' || lc == 'x') && s[i] == '\'':
-				return tok(tokString, scanString(s, i+1, strBits, l.contComment))
+				return tok(TokString, scanString(s, i+1, strBits, l.contComment))
 			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '\'':
 				// With standard_conforming_strings off the server refuses
 				// U&'...' outright, so its reading does not matter then.
-				return tok(tokString, scanString(s, i+2, strStandard, l.contComment))
+				return tok(TokString, scanString(s, i+2, strStandard, l.contComment))
 			case lc == 'u' && s[i] == '&' && i+1 < len(s) && s[i+1] == '"':
-				return tok(tokQuoted, scanQuotedIdent(s, i+2))
+				return tok(TokQuoted, scanQuotedIdent(s, i+2))
 			}
 		}
-		return tok(tokWord, i)
+		return tok(TokWord, i)
 	}
-	return tok(tokOther, start+1)
+	return tok(TokOther, start+1)
 }
 
 // scanQuotedIdent returns the end of a quoted identifier whose body starts
@@ -265,7 +265,7 @@ func scanDollar(s string, i int) (int, bool) {
 			return 0, false
 		}
 		for j < len(s) && s[j] != '$' {
-			if !isIdentCont(s[j]) || s[j] == '$' {
+			if !IsIdentCont(s[j]) || s[j] == '$' {
 				return 0, false
 			}
 			j++
@@ -285,32 +285,32 @@ func scanDollar(s string, i int) (int, bool) {
 
 // wordIs reports whether the token is the keyword kw (lower case), ignoring
 // ASCII case.
-func (t token) wordIs(src, kw string) bool {
-	if t.kind != tokWord || t.end-t.start != len(kw) {
+func (t Token) WordIs(src, kw string) bool {
+	if t.Kind != TokWord || t.End-t.Start != len(kw) {
 		return false
 	}
 	for i := 0; i < len(kw); i++ {
-		if lower(src[t.start+i]) != kw[i] {
+		if Lower(src[t.Start+i]) != kw[i] {
 			return false
 		}
 	}
 	return true
 }
 
-// containsFold reports whether s contains the lower-case ASCII word w,
+// ContainsFold reports whether s contains the lower-case ASCII word w,
 // ignoring ASCII case. It does not look at token boundaries: a false
 // positive only costs a parse.
-func containsFold(s, w string) bool {
+func ContainsFold(s, w string) bool {
 	if len(w) == 0 {
 		return true
 	}
 	first := w[0]
 	for i := 0; i+len(w) <= len(s); i++ {
-		if lower(s[i]) != first {
+		if Lower(s[i]) != first {
 			continue
 		}
 		j := 1
-		for j < len(w) && lower(s[i+j]) == w[j] {
+		for j < len(w) && Lower(s[i+j]) == w[j] {
 			j++
 		}
 		if j == len(w) {
@@ -318,4 +318,13 @@ func containsFold(s, w string) bool {
 		}
 	}
 	return false
+}
+
+// NextCode returns the next token that is not a comment.
+func (l *Lexer) NextCode() (Token, *Lexer) {
+	t := l.Next()
+	for t.Kind == TokComment {
+		t = l.Next()
+	}
+	return t, l
 }
