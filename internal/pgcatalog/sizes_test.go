@@ -154,9 +154,9 @@ func TestExportAgreesWithTheSessionCatalog(t *testing.T) {
 	}
 }
 
-// TestExportManyRelations times the export on a catalog of many tables:
-// PGGUARD_SIZES_RELATIONS=100000 for the full-size figure (a few minutes
-// to create); make test uses 3,000.
+// TestExportManyRelations exports a catalog of many tables, every one of
+// them, and logs how long it took: PGGUARD_SIZES_RELATIONS=100000 for the
+// full-size figure (a few minutes to create); make test uses 3,000.
 func TestExportManyRelations(t *testing.T) {
 	n := 3000
 	if v := os.Getenv("PGGUARD_SIZES_RELATIONS"); v != "" {
@@ -197,9 +197,8 @@ func TestExportManyRelations(t *testing.T) {
 	if len(f.Relations) != n {
 		t.Errorf("exported %d relations, want %d", len(f.Relations), n)
 	}
-	if limit := time.Duration(n/1000+1) * time.Second; took > limit {
-		t.Errorf("export of %d relations took %s, more than %s", n, took, limit)
-	}
+	// How long it took is a figure (bench/results/2026-12-07-sizes-export.md),
+	// not a pass/fail: a loaded machine would fail a timing assertion.
 }
 
 // fakeSource is a SizeSource that cannot be read.
