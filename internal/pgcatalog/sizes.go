@@ -235,8 +235,31 @@ func (s *Sizes) Relation(schema, name string) *SizeRelation {
 // would, then in any schema where it is the only one of that name: lint
 // has no session to ask.
 func (s *Sizes) Resolve(t policy.Table) *SizeRelation {
+	return s.ResolveIn(t, nil)
+}
+
+// ResolveIn finds a name as Resolve does, but an unqualified one, when
+// path is not nil (the file set its search_path), in path's schemas in
+// order, as the server would; nil when none of them holds it (unknown,
+// assumed large). "$user" stands for user; pg_catalog and pg_temp hold no
+// table of the file.
+func (s *Sizes) ResolveIn(t policy.Table, path []string, user ...string) *SizeRelation {
 	if t.Schema != "" {
 		return s.Relation(t.Schema, t.Name)
+	}
+	if path != nil {
+		for _, schema := range path {
+			if schema == "$user" {
+				if len(user) == 0 || user[0] == "" {
+					continue
+				}
+				schema = user[0]
+			}
+			if r := s.Relation(schema, t.Name); r != nil {
+				return r
+			}
+		}
+		return nil
 	}
 	if r := s.Relation("public", t.Name); r != nil {
 		return r
@@ -423,12 +446,20 @@ func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int6
 // unknown as without a catalog.
 type FileCatalog struct {
 	S *Sizes
+	// SearchPath is the search_path the file set (SET search_path), nil
+	// when it set none; User is the role "$user" stands for.
+	SearchPath []string
+	User       string
+}
+
+func (c FileCatalog) resolve(table string) *SizeRelation {
+	return c.S.ResolveIn(policy.ParseTableName(table), c.SearchPath, c.User)
 }
 
 var _ policy.Catalog = FileCatalog{}
 
 func (c FileCatalog) TableSize(_ context.Context, table string) (policy.TableSize, bool) {
-	r := c.S.Resolve(policy.ParseTableName(table))
+	r := c.resolve(table)
 	if r == nil {
 		return policy.TableSize{}, false
 	}
@@ -436,7 +467,7 @@ func (c FileCatalog) TableSize(_ context.Context, table string) (policy.TableSiz
 }
 
 func (c FileCatalog) IsPartitioned(_ context.Context, table string) (bool, bool) {
-	r := c.S.Resolve(policy.ParseTableName(table))
+	r := c.resolve(table)
 	if r == nil {
 		return false, false
 	}
@@ -466,7 +497,7 @@ func (c FileCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool)
 
 // SizesFrom names the file's database for every table it knows.
 func (c FileCatalog) SizesFrom(_ context.Context, table string) string {
-	if c.S.Resolve(policy.ParseTableName(table)) == nil {
+	if c.resolve(table) == nil {
 		return ""
 	}
 	return c.S.From()
