@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
@@ -135,5 +136,90 @@ func TestRedteamHostileSizesFile(t *testing.T) {
 		if _, err := ReadSizeFile(strings.NewReader(body)); err == nil {
 			t.Errorf("%s: a file pgguard sizes export never writes is accepted", name)
 		}
+	}
+}
+
+// TestRedteamNeverAnalyzedAfterStatsReset: a production table bulk-loaded
+// and never vacuumed or analyzed (reltuples -1, relpages 0), whose
+// statistics counters are then lost (pg_stat_reset, a crash, a failover
+// to a replica, whose counters start empty): production's own catalog
+// sizes it from its files (pg_total_relation_size, 0 rows but megabytes:
+// large), the export from relpages and the counters: 0 rows, 0 bytes,
+// small. The file marks it "analyzed": false, which nothing reads.
+func TestRedteamNeverAnalyzedAfterStatsReset(t *testing.T) {
+	t.Skip("redteam: a production table never analyzed whose statistics counters were reset is exported as 0 rows, 0 bytes (small); production's own catalog sizes it from its files")
+	pg := pgtest.Must(t, pgtest.Options{})
+	for _, db := range []string{"uat", "production"} {
+		if _, err := pg.CreateDatabase(db); err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Exec("ALTER DATABASE " + db + " OWNER TO " + pgtest.SCRAMUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	su, err := pgconn.Connect(context.Background(), pg.DSN(pgtest.SuperUser, "production"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(context.Background(), "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_reset() TO "+pgtest.SCRAMUser).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	su.Close(context.Background())
+	prod, uat := connect(t, pg, "production"), connect(t, pg, "uat")
+	for _, q := range []*ConnQuerier{prod, uat} {
+		mustExec(t, q, "SET default_transaction_read_only = off")
+		mustExec(t, q, "CREATE TABLE docs (id bigint, body text) WITH (autovacuum_enabled = false)")
+	}
+	mustExec(t, prod, "INSERT INTO docs SELECT g, md5(g::text) FROM generate_series(1, 250000) g")
+	mustExec(t, uat, "INSERT INTO docs SELECT g, md5(g::text) FROM generate_series(1, 10) g")
+	mustExec(t, prod, "SELECT pg_catalog.pg_stat_force_next_flush()")
+	mustExec(t, prod, "SELECT pg_catalog.pg_stat_reset()")
+	f, err := Export(prod, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
+	ctx := context.Background()
+	want, _ := (&Catalog{Q: prod}).TableSize(ctx, "docs")
+	got, ok := b.TableSize(ctx, "docs")
+	const rows, bytes = 10000, 10 << 20 // the default size thresholds
+	if want.Rows < rows && want.Bytes < bytes {
+		t.Fatalf("production's own catalog: %+v, want large", want)
+	}
+	if !ok || got.Rows < rows && got.Bytes < bytes {
+		t.Errorf("borrowed: %+v (%v); production's own catalog: %+v", got, ok, want)
+	}
+}
+
+// TestRedteamEmptyOwnTableScaledToAll: uat's table is empty (the release
+// creates its rows later, or uat was never seeded). Every estimate of it,
+// however selective, is scaled to all of production's rows: an UPDATE of
+// 10 rows by a range on the primary key, which production's planner
+// estimates at 10 rows, is judged in uat as one of all 1,500 (of 300,000
+// in a real production: refused in uat, allowed in production). Documented
+// ("all of them when the session's table is empty"), but it is not "as
+// production would".
+func TestRedteamEmptyOwnTableScaledToAll(t *testing.T) {
+	t.Skip("redteam: an empty uat table scales every estimate, however selective, to all of production's rows")
+	prod, uat := redteamDatabases(t)
+	for _, q := range []*ConnQuerier{prod, uat} {
+		mustExec(t, q, "CREATE TABLE accounts (id int PRIMARY KEY, status text)")
+	}
+	mustExec(t, prod, "INSERT INTO accounts SELECT g, 'open' FROM generate_series(1, 1500) g")
+	for _, q := range []*ConnQuerier{prod, uat} {
+		mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
+		mustExec(t, q, "ANALYZE")
+	}
+	f, err := Export(prod, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
+	ctx := context.Background()
+	sql := "UPDATE accounts SET status = 'x' WHERE id <= 10"
+	truth, _ := (&Catalog{Q: prod}).EstimateRows(ctx, sql)
+	got, ok := b.EstimateRows(ctx, sql)
+	if !ok || got > 10*truth+10 {
+		t.Errorf("uat (empty) scaled: %d rows (%v); production's planner: %d", got, ok, truth)
 	}
 }
