@@ -345,7 +345,7 @@ func (o *serveOptions) validateBorrowing(specs []targetSpec) []error {
 			}
 			t, _ := src.target()
 			b.from = src.name
-			b.conn = pgcatalog.ConnSpec{Upstream: src.upstream, User: m.User, Password: password, Database: db, TLS: t.UpstreamTLSConfig, ConnectTimeout: o.proxy.ConnectTimeout}
+			b.conn = pgcatalog.ConnSpec{Upstream: src.upstream, User: m.User, Password: password, PasswordFile: m.PasswordFile, Database: db, TLS: t.UpstreamTLSConfig, ConnectTimeout: o.proxy.ConnectTimeout}
 			if ft.SizesRefresh != "" {
 				d, err := time.ParseDuration(ft.SizesRefresh)
 				if err != nil || d < 10*time.Second {
