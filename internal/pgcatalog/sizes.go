@@ -161,11 +161,11 @@ func ReadSizeFile(r io.Reader) (*SizeFile, error) {
 		case r.Schema == "" || r.Name == "":
 			return nil, fmt.Errorf("relation %d has no schema or name", i+1)
 		case seen[[2]string{r.Schema, r.Name}]:
-			return nil, fmt.Errorf("relation %d: %s is listed twice", i+1, policy.Table{Schema: r.Schema, Name: r.Name})
+			return nil, fmt.Errorf("relation %d: %q is listed twice", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
 		case !known[r.Kind]:
-			return nil, fmt.Errorf("relation %d: %s: unknown kind %q", i+1, policy.Table{Schema: r.Schema, Name: r.Name}, r.Kind)
+			return nil, fmt.Errorf("relation %d: %q: unknown kind %q", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String(), r.Kind)
 		case r.Rows < 0 || r.Bytes < 0:
-			return nil, fmt.Errorf("relation %d: %s: negative rows or bytes", i+1, policy.Table{Schema: r.Schema, Name: r.Name})
+			return nil, fmt.Errorf("relation %d: %q: negative rows or bytes", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
 		}
 		seen[[2]string{r.Schema, r.Name}] = true
 	}
