@@ -173,6 +173,10 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 	var pending []string // created in the open transaction
 	var empty emptyTables
 	inTx := o.inTransaction
+	// searchPath is the search_path the file set (nil: none); a SET LOCAL
+	// one lasts until the transaction ends, when savedPath is back.
+	var searchPath, savedPath []string
+	localPath := false
 	sc := &policy.Context{
 		Alone:               true, // migration tools send one statement at a time
 		Migration:           true, // a migration file, by definition
@@ -195,12 +199,23 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 			pending = nil
 			inTx = o.inTransaction
 			tx.Reset()
+			if localPath {
+				searchPath, localPath = savedPath, false
+			}
+		}
+		if path, local, ok := pgcatalog.SearchPathSet(s.Text); ok {
+			// The proxy resolves the names that follow with it, so lint
+			// finds them in the sizes file with it too.
+			if local && inTx && !localPath {
+				savedPath, localPath = searchPath, true
+			}
+			searchPath = path
 		}
 		sc.InTransaction = inTx
 		sc.Catalog = nil
 		switch {
 		case o.sizes != nil:
-			sc.Catalog = sizedTables{empty, pgcatalog.FileCatalog{S: o.sizes}}
+			sc.Catalog = sizedTables{empty, pgcatalog.FileCatalog{S: o.sizes, SearchPath: searchPath, User: o.user}}
 		case len(empty) > 0:
 			sc.Catalog = empty
 		}

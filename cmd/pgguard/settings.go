@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -344,7 +345,7 @@ func (o *serveOptions) validateBorrowing(specs []targetSpec) []error {
 			}
 			t, _ := src.target()
 			b.from = src.name
-			b.conn = pgcatalog.ConnSpec{Upstream: src.upstream, User: m.User, Password: password, Database: db, TLS: t.UpstreamTLSConfig, ConnectTimeout: o.proxy.ConnectTimeout}
+			b.conn = pgcatalog.ConnSpec{Upstream: src.upstream, User: m.User, Password: password, PasswordFile: m.PasswordFile, Database: db, TLS: t.UpstreamTLSConfig, ConnectTimeout: o.proxy.ConnectTimeout}
 			if ft.SizesRefresh != "" {
 				d, err := time.ParseDuration(ft.SizesRefresh)
 				if err != nil || d < 10*time.Second {
@@ -369,7 +370,7 @@ func (sp targetSpec) target() (proxy.Target, error) {
 	}
 	if !strings.HasPrefix(sp.upstream, "/") {
 		if _, _, err := net.SplitHostPort(sp.upstream); err != nil {
-			return t, fieldErr("upstream", "%q is neither host:port nor a unix-socket directory", sp.upstream)
+			return t, fieldErr("upstream", "%q is neither host:port nor a unix-socket directory", redactUpstream(sp.upstream))
 		}
 	}
 	t.UpstreamTLS = proxy.TLSMode(sp.tls)
@@ -401,4 +402,20 @@ func (sp targetSpec) target() (proxy.Target, error) {
 		return t, fieldErr("upstream-tls", "%q is not one of disable, require, verify-full", sp.tls)
 	}
 	return t, nil
+}
+
+// redactUpstream hides the password of an upstream given, by mistake, as
+// a connection URI (postgres://user:password@host/db) or as libpq
+// keywords (host=... password=...), so that the error refusing it does
+// not print the password into a terminal or a log.
+func redactUpstream(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+	}
+	if i := strings.Index(strings.ToLower(s), "password"); i >= 0 {
+		return s[:i] + "password=xxxxx"
+	}
+	return s
 }

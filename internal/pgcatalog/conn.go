@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,11 @@ type ConnSpec struct {
 	Upstream string
 	User     string
 	Password string
-	Database string
+	// PasswordFile, when set, is read again (its first line) at every
+	// connection, so that a rotated password is used without a restart;
+	// Password is used when it cannot be read.
+	PasswordFile string
+	Database     string
 	// TLS is nil for no TLS, else the target's upstream TLS settings.
 	TLS            *tls.Config
 	ConnectTimeout time.Duration
@@ -51,6 +56,11 @@ func Connect(ctx context.Context, s ConnSpec) (*pgconn.PgConn, error) {
 	}
 	cfg.Host, cfg.Port = host, uint16(n)
 	cfg.User, cfg.Password, cfg.Database = s.User, s.Password, s.Database
+	if s.PasswordFile != "" {
+		if b, err := os.ReadFile(s.PasswordFile); err == nil {
+			cfg.Password = strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+		}
+	}
 	// Nothing from the environment's PG* variables decides how: the
 	// settings are pgguard's (ParseConfig("") read them).
 	cfg.TLSConfig, cfg.Fallbacks = s.TLS, nil

@@ -132,3 +132,33 @@ func WholeTable(sql string) (policy.Table, bool) {
 	}
 	return policy.Table{}, false
 }
+
+// SearchPathSet reads a SET [SESSION | LOCAL] search_path statement: the
+// schemas it sets (an empty, non-nil list for none), whether it is LOCAL,
+// and ok=false when sql is not one. SET search_path TO DEFAULT and RESET
+// search_path give nil (the server's default).
+func SearchPathSet(sql string) (path []string, local, ok bool) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil, false, false
+	}
+	v := tree.Stmts[0].Stmt.GetVariableSetStmt()
+	if v == nil || v.Name != "search_path" {
+		return nil, false, false
+	}
+	switch v.Kind {
+	case pg_query.VariableSetKind_VAR_SET_VALUE:
+		path = []string{}
+		for _, a := range v.Args {
+			c := a.GetAConst()
+			if c == nil || c.GetSval() == nil {
+				return nil, false, false
+			}
+			path = append(path, c.GetSval().Sval)
+		}
+		return path, v.IsLocal, true
+	case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET:
+		return nil, v.IsLocal, true
+	}
+	return nil, false, false
+}

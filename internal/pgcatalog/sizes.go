@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -147,10 +148,26 @@ func ReadSizeFile(r io.Reader) (*SizeFile, error) {
 	if f.Format != SizesFormat {
 		return nil, fmt.Errorf("sizes file format %d; this pgguard reads format %d (pgguard sizes export writes it)", f.Format, SizesFormat)
 	}
+	if f.ExportedAt.IsZero() {
+		return nil, errors.New("the file says no exported_at (pgguard sizes export always writes it)")
+	}
+	seen := make(map[[2]string]bool, len(f.Relations))
+	known := map[string]bool{}
+	for _, k := range kinds {
+		known[k] = true
+	}
 	for i, r := range f.Relations {
-		if r.Schema == "" || r.Name == "" {
+		switch {
+		case r.Schema == "" || r.Name == "":
 			return nil, fmt.Errorf("relation %d has no schema or name", i+1)
+		case seen[[2]string{r.Schema, r.Name}]:
+			return nil, fmt.Errorf("relation %d: %q is listed twice", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
+		case !known[r.Kind]:
+			return nil, fmt.Errorf("relation %d: %q: unknown kind %q", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String(), r.Kind)
+		case r.Rows < 0 || r.Bytes < 0:
+			return nil, fmt.Errorf("relation %d: %q: negative rows or bytes", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
 		}
+		seen[[2]string{r.Schema, r.Name}] = true
 	}
 	return &f, nil
 }
@@ -180,17 +197,21 @@ type Sizes struct {
 	File  *SizeFile
 	Label string
 	rels  map[[2]string]*SizeRelation
-	kids  map[string][]*SizeRelation // by the parent's qualified name
+	// kids by the parent's schema and name, parsed from Parent (which
+	// PostgreSQL's quote_ident spelled: it quotes names that
+	// policy.QuoteIdent leaves bare, and the other way round).
+	kids map[[2]string][]*SizeRelation
 }
 
 // NewSizes indexes f; label names where its sizes come from.
 func NewSizes(f *SizeFile, label string) *Sizes {
-	s := &Sizes{File: f, Label: label, rels: make(map[[2]string]*SizeRelation, len(f.Relations)), kids: map[string][]*SizeRelation{}}
+	s := &Sizes{File: f, Label: label, rels: make(map[[2]string]*SizeRelation, len(f.Relations)), kids: map[[2]string][]*SizeRelation{}}
 	for i := range f.Relations {
 		r := &f.Relations[i]
 		s.rels[[2]string{r.Schema, r.Name}] = r
 		if r.Parent != "" {
-			s.kids[r.Parent] = append(s.kids[r.Parent], r)
+			p := policy.ParseTableName(r.Parent)
+			s.kids[[2]string{p.Schema, p.Name}] = append(s.kids[[2]string{p.Schema, p.Name}], r)
 		}
 	}
 	return s
@@ -214,8 +235,31 @@ func (s *Sizes) Relation(schema, name string) *SizeRelation {
 // would, then in any schema where it is the only one of that name: lint
 // has no session to ask.
 func (s *Sizes) Resolve(t policy.Table) *SizeRelation {
+	return s.ResolveIn(t, nil)
+}
+
+// ResolveIn finds a name as Resolve does, but an unqualified one, when
+// path is not nil (the file set its search_path), in path's schemas in
+// order, as the server would; nil when none of them holds it (unknown,
+// assumed large). "$user" stands for user; pg_catalog and pg_temp hold no
+// table of the file.
+func (s *Sizes) ResolveIn(t policy.Table, path []string, user ...string) *SizeRelation {
 	if t.Schema != "" {
 		return s.Relation(t.Schema, t.Name)
+	}
+	if path != nil {
+		for _, schema := range path {
+			if schema == "$user" {
+				if len(user) == 0 || user[0] == "" {
+					continue
+				}
+				schema = user[0]
+			}
+			if r := s.Relation(schema, t.Name); r != nil {
+				return r
+			}
+		}
+		return nil
 	}
 	if r := s.Relation("public", t.Name); r != nil {
 		return r
@@ -251,7 +295,7 @@ func (s *Sizes) leaves(r *SizeRelation, depth int) (rows, bytes int64) {
 	if depth > 100 {
 		return 0, 0
 	}
-	for _, k := range s.kids[policy.Table{Schema: r.Schema, Name: r.Name}.String()] {
+	for _, k := range s.kids[[2]string{r.Schema, r.Name}] {
 		if k.Kind == "partitioned" {
 			r, b := s.leaves(k, depth+1)
 			rows, bytes = rows+r, bytes+b
@@ -371,12 +415,29 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 }
 
 // CountRows counts in the own database and scales the count the same way.
+// A count stops at its limit, where it no longer tells the statement's
+// share of the own rows: when the own table is the larger, the own count
+// goes on to as many rows as make limit of the source's, and a count that
+// stops there is at least limit of the source's.
 func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
-	rows, ok := b.Catalog.CountRows(ctx, sql, limit)
+	ownLimit := limit
+	if target := StatementTable(sql); target.Name != "" {
+		if s, t, ok := b.source(ctx, target.String()); ok {
+			src, _ := s.TableSize(t.Schema, t.Name)
+			own, ok := b.Catalog.TableSize(ctx, target.String())
+			if ok && src.Rows > 0 && own.Rows > src.Rows {
+				ownLimit = int64(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))) + 1
+			}
+		}
+	}
+	rows, ok := b.Catalog.CountRows(ctx, sql, ownLimit)
 	if !ok {
 		return rows, ok
 	}
 	scaled, _ := b.scale(ctx, sql, rows)
+	if rows >= ownLimit && scaled < limit {
+		scaled = limit
+	}
 	return scaled, true
 }
 
@@ -385,12 +446,20 @@ func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int6
 // unknown as without a catalog.
 type FileCatalog struct {
 	S *Sizes
+	// SearchPath is the search_path the file set (SET search_path), nil
+	// when it set none; User is the role "$user" stands for.
+	SearchPath []string
+	User       string
+}
+
+func (c FileCatalog) resolve(table string) *SizeRelation {
+	return c.S.ResolveIn(policy.ParseTableName(table), c.SearchPath, c.User)
 }
 
 var _ policy.Catalog = FileCatalog{}
 
 func (c FileCatalog) TableSize(_ context.Context, table string) (policy.TableSize, bool) {
-	r := c.S.Resolve(policy.ParseTableName(table))
+	r := c.resolve(table)
 	if r == nil {
 		return policy.TableSize{}, false
 	}
@@ -398,7 +467,7 @@ func (c FileCatalog) TableSize(_ context.Context, table string) (policy.TableSiz
 }
 
 func (c FileCatalog) IsPartitioned(_ context.Context, table string) (bool, bool) {
-	r := c.S.Resolve(policy.ParseTableName(table))
+	r := c.resolve(table)
 	if r == nil {
 		return false, false
 	}
@@ -428,7 +497,7 @@ func (c FileCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool)
 
 // SizesFrom names the file's database for every table it knows.
 func (c FileCatalog) SizesFrom(_ context.Context, table string) string {
-	if c.S.Resolve(policy.ParseTableName(table)) == nil {
+	if c.resolve(table) == nil {
 		return ""
 	}
 	return c.S.From()

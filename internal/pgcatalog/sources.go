@@ -33,6 +33,14 @@ type tracked struct {
 	maxAge time.Duration
 	now    func() time.Time
 
+	// firstRead is closed when the first read started by Start ends
+	// (nil: none started); until then, for at most firstWait, Sizes waits
+	// for it rather than have a session judged with its own sizes because
+	// pgguard has only just started.
+	firstRead chan struct{}
+	firstOnce sync.Once
+	firstWait time.Duration
+
 	mu       sync.Mutex
 	cur      *Sizes
 	read     time.Time // when cur was read
@@ -49,6 +57,17 @@ func (t *tracked) clock() time.Time {
 
 // Sizes returns the sizes in use, or why there are none.
 func (t *tracked) Sizes() (*Sizes, error) {
+	t.mu.Lock()
+	first := t.firstRead
+	t.mu.Unlock()
+	if first != nil {
+		timer := time.NewTimer(t.firstWait)
+		select {
+		case <-first:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -83,6 +102,9 @@ func (t *tracked) done(s *Sizes, err error) {
 		t.failures++
 	} else {
 		t.cur, t.read, t.err = s, t.clock(), nil
+	}
+	if ch := t.firstRead; ch != nil {
+		t.firstOnce.Do(func() { close(ch) })
 	}
 	t.mu.Unlock()
 	if err != nil && first && t.log != nil {
@@ -183,8 +205,20 @@ func (l *LiveSizes) Read(ctx context.Context) error {
 	return nil
 }
 
-// Start reads the sizes now and every refresh until stop is called.
+// Start reads the sizes now and every refresh until stop is called. Until
+// the first read ends (at most its connect timeout and 20s more), Sizes
+// waits for it: a migration started as soon as pgguard listens is judged
+// with the source's sizes, not its own database's.
 func (l *LiveSizes) Start() (stop func()) {
+	timeout := l.spec.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	l.mu.Lock()
+	if l.firstRead == nil {
+		l.firstRead, l.firstWait = make(chan struct{}), timeout+20*time.Second
+	}
+	l.mu.Unlock()
 	return every(l.refresh, func(ctx context.Context) { l.Read(ctx) })
 }
 
