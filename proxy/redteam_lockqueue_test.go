@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"context"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgguard/pgguard/internal/observe"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+)
+
+// Red team (issue 21): statements and holders the look before queueing
+// misses. Each case: a session holds a lock on a relation the migration's
+// statement locks (idle in its transaction for 2.5s), the application
+// queries that relation in a loop, the migration sends its statement
+// through pgguard. The promise: the statement waits outside the queue
+// (one wait, outcome clear) and no application statement takes 500 ms.
+type rtLookCase struct {
+	name      string
+	setup     []string // run first, in database guard, as superuser
+	hold      string   // the holder's statement(s) inside its transaction
+	app       string   // the application's statement, $1 an int
+	migration []string // each sent as one simple-protocol Query
+	skip      string   // t.Skip reason when the break is left unfixed
+}
+
+func rtLookBeforeQueueing(t *testing.T, c rtLookCase) {
+	if c.skip != "" && os.Getenv("RT_NOSKIP") == "" {
+		t.Skip("redteam: " + c.skip)
+	}
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", c.setup...); err != nil {
+		t.Fatal(err)
+	}
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, c.hold)
+	defer commitAfter(holder, 2500*time.Millisecond)()
+	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
+	slowest, appErr, stop := rtAppLoop(t, addr, c.app)
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	start := time.Now()
+	var err error
+	for _, q := range c.migration {
+		if _, err = migration.Exec(ctx, q); err != nil {
+			break
+		}
+	}
+	took := time.Since(start)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	if err != nil {
+		t.Fatalf("the migration after %v: %v, want it to run once the holder is gone", took, err)
+	}
+	obs.mu.Lock()
+	waits := slices.Clone(obs.queueWaits)
+	obs.mu.Unlock()
+	if *appErr != nil || *slowest >= 500*time.Millisecond {
+		t.Errorf("application statements: slowest %v, error %v; want none at 500ms or more (the migration took %v, waits outside the queue %v)", *slowest, *appErr, took, waits)
+	}
+	if len(waits) != 1 || waits[0] != observe.LockQueueClear {
+		t.Errorf("waits outside the queue %v, want one that ended clear (the migration took %v)", waits, took)
+	}
+}
+
+// rtAppLoop runs app through pgguard on 4 connections until stop is
+// called; stop waits for them and leaves the slowest and the first error.
+func rtAppLoop(t *testing.T, addr, app string) (slowest *time.Duration, appErr *error, stop func()) {
+	ctx := context.Background()
+	ch := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	slowest, appErr = new(time.Duration), new(error)
+	for i := 0; i < 4; i++ {
+		app1, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		wg.Add(1)
+		go func(i int, conn *pgx.Conn) {
+			defer wg.Done()
+			for {
+				select {
+				case <-ch:
+					return
+				default:
+				}
+				start := time.Now()
+				rows, err := conn.Query(ctx, app, 1+i)
+				if err == nil {
+					for rows.Next() {
+					}
+					rows.Close()
+					err = rows.Err()
+				}
+				mu.Lock()
+				if d := time.Since(start); d > *slowest {
+					*slowest = d
+				}
+				if err != nil && *appErr == nil {
+					*appErr = err
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		}(i, app1)
+	}
+	var once sync.Once
+	return slowest, appErr, func() { once.Do(func() { close(ch); wg.Wait() }) }
+}
+
+func TestRedteamLookMissesStatements(t *testing.T) {
+	const tbl = "DROP TABLE IF EXISTS rt_t CASCADE; DROP VIEW IF EXISTS rt_v; DROP SEQUENCE IF EXISTS rt_s; DROP SCHEMA IF EXISTS rt_s2 CASCADE;" +
+		" CREATE TABLE rt_t (id int PRIMARY KEY, v text); INSERT INTO rt_t SELECT g, 'x' FROM generate_series(1, 100) g; ANALYZE rt_t"
+	t.Cleanup(func() {
+		pgExec("guard", "DROP TABLE IF EXISTS rt_t CASCADE; DROP VIEW IF EXISTS rt_v; DROP SEQUENCE IF EXISTS rt_s; DROP SCHEMA IF EXISTS rt_s2 CASCADE")
+	})
+	for _, c := range []rtLookCase{
+		// DROP TRIGGER ... ON t and DROP POLICY ... ON t take ACCESS
+		// EXCLUSIVE on t (PostgreSQL 15's RemoveTriggerById,
+		// RemovePolicyById), and name it; pgguard gave them lock_timeout
+		// but did not look.
+		{name: "DROP TRIGGER ON t, a read left idle", setup: []string{tbl,
+			"CREATE OR REPLACE FUNCTION rt_f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+			"CREATE TRIGGER rt_tr BEFORE UPDATE ON rt_t FOR EACH ROW EXECUTE FUNCTION rt_f()"},
+			hold: "SELECT count(*) FROM rt_t", app: "SELECT v FROM rt_t WHERE id = $1", migration: []string{"DROP TRIGGER rt_tr ON rt_t"}},
+		{name: "DROP POLICY ON t, a read left idle", setup: []string{tbl, "CREATE POLICY rt_p ON rt_t USING (true)"},
+			hold: "SELECT count(*) FROM rt_t", app: "SELECT v FROM rt_t WHERE id = $1", migration: []string{"DROP POLICY rt_p ON rt_t"}},
+		{name: "DROP RULE ON t, a read left idle", setup: []string{tbl, "CREATE RULE rt_r AS ON DELETE TO rt_t DO ALSO NOTHING"},
+			hold: "SELECT count(*) FROM rt_t", app: "SELECT v FROM rt_t WHERE id = $1", migration: []string{"DROP RULE rt_r ON rt_t"}},
+		// CREATE OR REPLACE VIEW takes ACCESS EXCLUSIVE on the view it
+		// replaces: pgguard sees no lock at all (no lock_timeout either),
+		// so it waits for the reader with none, and every read of the
+		// view behind it.
+		{name: "CREATE OR REPLACE VIEW, a read of the view left idle", setup: []string{tbl, "CREATE VIEW rt_v AS SELECT id, v FROM rt_t"},
+			hold: "SELECT count(*) FROM rt_v", app: "SELECT v FROM rt_v WHERE id = $1",
+			migration: []string{"CREATE OR REPLACE VIEW rt_v AS SELECT id, v, 1 AS one FROM rt_t"},
+			skip:      "CREATE OR REPLACE VIEW (ACCESS EXCLUSIVE on the view) has no lock for pgguard: no lock_timeout, no look"},
+		// ALTER SEQUENCE takes SHARE ROW EXCLUSIVE on the sequence, which
+		// conflicts with the ROW EXCLUSIVE every nextval() takes until
+		// its transaction ends: a long transaction that inserted holds
+		// it, and every nextval() (every INSERT) queues behind the ALTER.
+		{name: "ALTER SEQUENCE, a nextval left idle", setup: []string{tbl, "CREATE SEQUENCE rt_s"},
+			hold: "SELECT nextval('rt_s')", app: "SELECT nextval('rt_s') + $1",
+			migration: []string{"ALTER SEQUENCE rt_s INCREMENT BY 2"},
+			skip:      "ALTER SEQUENCE (SHARE ROW EXCLUSIVE on the sequence, conflicting with nextval's ROW EXCLUSIVE) has no lock for pgguard: no lock_timeout, no look"},
+		// The schema is set earlier in the same Query: the look resolves
+		// the table's name with the session's search_path before the
+		// Query is sent, finds no such table, and sends the ALTER.
+		{name: "ALTER TABLE after SET search_path in the same Query, a read left idle", setup: []string{tbl,
+			"CREATE SCHEMA rt_s2", "CREATE TABLE rt_s2.rt_t2 (id int PRIMARY KEY, v text)", "INSERT INTO rt_s2.rt_t2 SELECT g, 'x' FROM generate_series(1, 100) g"},
+			hold: "SELECT count(*) FROM rt_s2.rt_t2", app: "SELECT v FROM rt_s2.rt_t2 WHERE id = $1",
+			migration: []string{"SET search_path = rt_s2, public; ALTER TABLE rt_t2 ADD COLUMN note text"},
+			skip:      "a table named after SET search_path in the same Query is resolved with the session's old search_path: no look"},
+		// A DO block's ALTER TABLE names its table in the body, which
+		// pgguard reads (it gives the block lock_timeout) but does not
+		// look for.
+		{name: "ALTER TABLE in a DO block, a read left idle", setup: []string{tbl},
+			hold: "SELECT count(*) FROM rt_t", app: "SELECT v FROM rt_t WHERE id = $1",
+			migration: []string{"DO $$ BEGIN ALTER TABLE rt_t ADD COLUMN note text; END $$"},
+			skip:      "the tables of a DO block's DDL are not looked for (it gets lock_timeout and queues)"},
+		// ALTER TABLE on a partitioned table takes ACCESS EXCLUSIVE on
+		// each partition too; the holder reads one partition only.
+		{name: "ALTER TABLE of a partitioned table, a read of a partition left idle", setup: []string{tbl,
+			"CREATE TABLE rt_pt (id int, v text) PARTITION BY RANGE (id)", "CREATE TABLE rt_pt1 PARTITION OF rt_pt FOR VALUES FROM (0) TO (1000)",
+			"INSERT INTO rt_pt SELECT g, 'x' FROM generate_series(1, 100) g"},
+			hold: "SELECT count(*) FROM rt_pt1", app: "SELECT v FROM rt_pt WHERE id = $1",
+			migration: []string{"ALTER TABLE rt_pt ADD COLUMN note text"},
+			skip:      "a holder of a lock on a partition (or inheritance child) is not looked for before ALTER TABLE of the parent (documented limit)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS rt_pt") })
+			rtLookBeforeQueueing(t, c)
+		})
+	}
+}
