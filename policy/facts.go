@@ -326,6 +326,17 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 				}
 			}
 		}
+		if r := s.DropStmt.RemoveType; r == pg_query.ObjectType_OBJECT_TRIGGER || r == pg_query.ObjectType_OBJECT_POLICY || r == pg_query.ObjectType_OBJECT_RULE {
+			// DROP TRIGGER / POLICY / RULE name ON table: the name list is
+			// the table's name and then the object's; PostgreSQL 15 takes
+			// ACCESS EXCLUSIVE on the table (RemoveTriggerById,
+			// RemovePolicyById, RemoveRewriteRuleById).
+			for _, o := range s.DropStmt.Objects {
+				if l := o.GetList(); l != nil && len(l.Items) > 1 {
+					add(rangeVarOfNames(l.Items[:len(l.Items)-1]), LockAccessExclusive)
+				}
+			}
+		}
 	default:
 		for _, t := range exclusiveTables(n) {
 			if f.lock == LockAccessExclusive {
