@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func rtLookBeforeQueueing(t *testing.T, c rtLookCase) {
 	mustExec(t, holder, c.hold)
 	defer commitAfter(holder, 2500*time.Millisecond)()
 	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
-	slowest, appErr, stop := rtAppLoop(t, addr, c.app)
+	slowest, appErr, stop := rtAppLoop(t, func() *pgx.Conn { c, _ := guardConn(t, addr, pgtest.SuperUser, ""); return c }, c.app)
 	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
 	start := time.Now()
 	var err error
@@ -71,14 +72,14 @@ func rtLookBeforeQueueing(t *testing.T, c rtLookCase) {
 
 // rtAppLoop runs app through pgguard on 4 connections until stop is
 // called; stop waits for them and leaves the slowest and the first error.
-func rtAppLoop(t *testing.T, addr, app string) (slowest *time.Duration, appErr *error, stop func()) {
+func rtAppLoop(t *testing.T, dial func() *pgx.Conn, app string) (slowest *time.Duration, appErr *error, stop func()) {
 	ctx := context.Background()
 	ch := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	slowest, appErr = new(time.Duration), new(error)
 	for i := 0; i < 4; i++ {
-		app1, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		app1 := dial()
 		wg.Add(1)
 		go func(i int, conn *pgx.Conn) {
 			defer wg.Done()
@@ -174,6 +175,80 @@ func TestRedteamLookMissesStatements(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS rt_pt") })
 			rtLookBeforeQueueing(t, c)
+		})
+	}
+}
+
+// A prepared transaction (PREPARE TRANSACTION) keeps its locks with no
+// backend: pg_locks shows them with pid NULL, so a look that joins
+// pg_stat_activity on the pid does not see it. The ALTER TABLE joins the
+// queue behind it, and the application's reads behind the ALTER. With a
+// deadline shorter than the prepared transaction, pgguard must refuse,
+// naming it (its gid) and how to end it (there is no backend to
+// terminate).
+func TestRedteamPreparedTransactionInTheWay(t *testing.T) {
+	srv := pgtest.Must(t, pgtest.Options{Settings: map[string]string{"max_prepared_transactions": "10"}})
+	if err := srv.Exec("CREATE TABLE rt_px (id int PRIMARY KEY, v text)", "INSERT INTO rt_px SELECT g, 'x' FROM generate_series(1, 100) g"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		rules   string
+		refused bool
+	}{
+		{"waits outside the queue", "lock_queue: {deadline: 10s, threshold: 300ms}\n", false},
+		{"refused at the deadline, naming it", "lock_queue: {deadline: 1s, threshold: 300ms}\n", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, addr, obs := guardProxy(t, c.rules, func(cfg *Config) { cfg.Targets[0].Upstream = srv.Addr() })
+			dial := func() *pgx.Conn { return connect(t, dsn(addr, pgtest.SuperUser, "")) }
+			holder := connect(t, srv.DSN(pgtest.SuperUser, "postgres"))
+			mustExec(t, holder, "BEGIN")
+			mustExec(t, holder, "SELECT count(*) FROM rt_px WHERE v <> 'hunter2'")
+			mustExec(t, holder, "PREPARE TRANSACTION 'rt_px_gid'")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				time.Sleep(2500 * time.Millisecond)
+				holder.Exec(ctx, "COMMIT PREPARED 'rt_px_gid'")
+			}()
+			defer func() { <-done; srv.Exec("ROLLBACK PREPARED 'rt_px_gid'") }()
+			time.Sleep(400 * time.Millisecond)
+			slowest, appErr, stop := rtAppLoop(t, dial, "SELECT v FROM rt_px WHERE id = $1")
+			migration := dial()
+			start := time.Now()
+			_, err := migration.Exec(ctx, "ALTER TABLE rt_px ADD COLUMN IF NOT EXISTS note text")
+			took := time.Since(start)
+			time.Sleep(200 * time.Millisecond)
+			stop()
+			if *appErr != nil || *slowest >= 500*time.Millisecond {
+				t.Errorf("application statements: slowest %v, error %v; want none at 500ms or more (the migration took %v, err %v)", *slowest, *appErr, took, err)
+			}
+			obs.mu.Lock()
+			waits := slices.Clone(obs.queueWaits)
+			obs.mu.Unlock()
+			if c.refused {
+				if err == nil {
+					t.Fatalf("the ALTER ran after %v (waits %v); want pgguard's refusal naming the prepared transaction", took, waits)
+				}
+				pe := wantRefusal(t, err, "lock-queue")
+				for _, want := range []string{"rt_px_gid", "PREPARED 'rt_px_gid'"} {
+					if !strings.Contains(pe.Message+pe.Detail+pe.Hint, want) {
+						t.Errorf("refusal %q / %q / %q does not say %q", pe.Message, pe.Detail, pe.Hint, want)
+					}
+				}
+				if strings.Contains(pe.Message+pe.Detail+pe.Hint, "hunter2") {
+					t.Errorf("the refusal carries the prepared transaction's literal")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the migration after %v: %v", took, err)
+			}
+			if len(waits) != 1 || waits[0] != observe.LockQueueClear {
+				t.Errorf("waits outside the queue %v, want one that ended clear (the migration took %v)", waits, took)
+			}
 		})
 	}
 }
