@@ -144,15 +144,20 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
 			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
 	}
+	// A prepared transaction (PREPARE TRANSACTION) keeps its locks with
+	// no backend: pg_locks.pid is NULL, and its own transactionid lock,
+	// under the same virtualtransaction, names it in pg_prepared_xacts.
 	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
-		" SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
-		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
-		" WHERE l.locktype = 'relation' AND l.pid <> pg_catalog.pg_backend_pid()" +
+		" SELECT a.pid, COALESCE(a.usename, px.owner), a.application_name, host(a.client_addr), COALESCE(a.state, 'prepared')," +
+		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid" +
+		" FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
+		" LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction" +
+		" LEFT JOIN pg_catalog.pg_prepared_xacts px ON px.transaction = x.transactionid" +
+		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
-		" ORDER BY a.xact_start LIMIT 1"
+		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
 }
 
 // clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
@@ -167,7 +172,9 @@ const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_cat
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
 	pid, user, app, client, state, query string
-	age                                  time.Duration
+	// gid names a prepared transaction, which has no backend (pid "").
+	gid string
+	age time.Duration
 }
 
 // lookBeforeQueue runs before a statement of ds, which v answers, when the
@@ -228,7 +235,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
+		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
@@ -251,7 +258,8 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 			return
 		}
 		took := time.Since(start)
-		v.queueWait, v.queueBlocker = took, "pid "+b.pid+" "+b.app
+		who, _ := b.describe()
+		v.queueWait, v.queueBlocker = took, who+" "+b.app
 		m.obs.LockQueueWait(m.state.Target, took, looks, b.app, outcome)
 		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
 	}
@@ -262,7 +270,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 				return nil
 			}
 		}
-		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 8 {
 			ended(observe.LockQueueClear)
 			return nil
 		}
@@ -304,7 +312,7 @@ func blockerOf(row []*string) blocker {
 		}
 		return *row[i]
 	}
-	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4)}
+	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4), gid: s(7)}
 	if secs, err := strconv.ParseFloat(s(5), 64); err == nil {
 		b.age = time.Duration(secs * float64(time.Second)).Round(time.Second)
 	}
@@ -336,7 +344,20 @@ func (b blocker) describe() (who, what string) {
 	if b.query != "" {
 		what += ". Its query: " + b.query
 	}
+	if b.gid != "" {
+		return "prepared transaction " + pgcatalog.QuoteLiteral(b.gid), what
+	}
 	return "pid " + b.pid, what
+}
+
+// endRecipe is the hint's way to end b's transaction.
+func (b blocker) endRecipe() string {
+	if b.gid != "" {
+		// No backend to terminate: only COMMIT or ROLLBACK PREPARED
+		// ends it (run by its owner or a superuser, in its database).
+		return "ROLLBACK PREPARED " + pgcatalog.QuoteLiteral(b.gid) + ";"
+	}
+	return "SELECT pg_terminate_backend(" + b.pid + ");"
 }
 
 func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *policy.Finding {
@@ -347,7 +368,7 @@ func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *p
 		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
 			waited.Round(time.Millisecond), deadline, who, what),
 		Hint: "-- run the migration again once that session's transaction has ended, or end it:\n" +
-			"SELECT pg_terminate_backend(" + b.pid + ");",
+			b.endRecipe(),
 	}
 }
 
