@@ -149,7 +149,12 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 	// under the same virtualtransaction, names it in pg_prepared_xacts.
 	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
 		" SELECT a.pid, COALESCE(a.usename, px.owner), a.application_name, host(a.client_addr), COALESCE(a.state, 'prepared')," +
-		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid" +
+		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
+		// Whether another session already waits for a lock this one
+		// holds (from earlier in its block): waiting here would keep it
+		// waiting. pg_locks keeps no snapshot in the block.
+		" EXISTS (SELECT 1 FROM pg_catalog.pg_locks w WHERE NOT w.granted AND w.pid IS NOT NULL AND w.pid <> pg_catalog.pg_backend_pid()" +
+		" AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(w.pid)))" +
 		" FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
 		" LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction" +
 		" LEFT JOIN pg_catalog.pg_prepared_xacts px ON px.transaction = x.transactionid" +
@@ -175,6 +180,9 @@ type blocker struct {
 	// gid names a prepared transaction, which has no backend (pid "").
 	gid string
 	age time.Duration
+	// hostage: another session already waits for a lock this session
+	// holds, taken earlier in its transaction block.
+	hostage bool
 }
 
 // lookBeforeQueue runs before a statement of ds, which v answers, when the
@@ -235,7 +243,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text" +
+		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
@@ -270,7 +278,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 				return nil
 			}
 		}
-		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 8 {
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 9 {
 			ended(observe.LockQueueClear)
 			return nil
 		}
@@ -281,7 +289,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 				"user", m.state.User, "database", m.state.Database)
 		}
 		looks++
-		if time.Since(start)+wait > deadline {
+		if (inBlock && b.hostage) || time.Since(start)+wait > deadline {
 			if cfg.Mode != policy.ModeEnforce {
 				// mode warn or audit changes nothing the client sent: past
 				// the deadline the statement goes, with lock_timeout.
@@ -312,7 +320,7 @@ func blockerOf(row []*string) blocker {
 		}
 		return *row[i]
 	}
-	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4), gid: s(7)}
+	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4), gid: s(7), hostage: s(8) == "t"}
 	if secs, err := strconv.ParseFloat(s(5), 64); err == nil {
 		b.age = time.Duration(secs * float64(time.Second)).Round(time.Second)
 	}
@@ -362,6 +370,16 @@ func (b blocker) endRecipe() string {
 
 func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *policy.Finding {
 	who, what := b.describe()
+	if b.hostage {
+		return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
+			Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s, and other sessions already wait for locks this transaction holds; waiting for it would keep them waiting",
+				who, mode, b.age),
+			Detail: fmt.Sprintf("pgguard refused at once (after %s) instead of waiting outside the lock queue up to lock_queue.deadline %s: this transaction block took locks earlier that other sessions are waiting for, and they would wait as long. In the way: %s (%s).",
+				waited.Round(time.Millisecond), deadline, who, what),
+			Hint: "-- roll this transaction back and run the migration again once that session's transaction has ended, or end it:\n" +
+				b.endRecipe(),
+		}
+	}
 	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
 		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s; this statement would wait behind it, and every query on the table that conflicts with %s behind this statement",
 			who, mode, b.age, mode),
