@@ -138,7 +138,11 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 	}
 	var on []string
 	for _, w := range wants {
-		on = append(on, "(l.relation = pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")"+
+		// The table and its partitions or inheritance children, which
+		// the statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK
+		// and CREATE INDEX of a partitioned table recurse).
+		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")::oid"+
+			" UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.r) SELECT r FROM d)"+
 			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
 			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
 			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
