@@ -81,6 +81,56 @@ func pgLocksModes(modes []string) string {
 type tableWant struct {
 	table policy.Table
 	mode  string
+	// path is the search_path a SET earlier in the same Query gives an
+	// unqualified table's statement (nil: the session's).
+	path []string
+}
+
+// relationSQL is the OID of w's table as the statement will resolve it:
+// with the search_path a SET earlier in the Query set, if any (the look
+// runs before the Query is sent, with the session's), else the session's.
+func (w tableWant) relationSQL() string {
+	if w.table.Schema != "" || w.path == nil {
+		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.table.String()) + ")::oid"
+	}
+	var each []string
+	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.table.Name))
+	for _, s := range w.path {
+		schema := pgcatalog.QuoteLiteral(policy.QuoteIdent(s))
+		if s == "$user" {
+			schema = "pg_catalog.quote_ident(current_user)"
+		}
+		each = append(each, "pg_catalog.to_regclass("+schema+" || "+name+")::oid")
+	}
+	if len(each) == 0 {
+		return "NULL::oid"
+	}
+	return "COALESCE(" + strings.Join(each, ", ") + ")"
+}
+
+// searchPathSet returns the schemas of a SET [LOCAL] search_path TO a
+// list, and whether sql is one.
+func searchPathSet(sql string) ([]string, bool) {
+	if !strings.Contains(strings.ToLower(sql), "search_path") {
+		return nil, false
+	}
+	res, err := pg_query.Parse(sql)
+	if err != nil || len(res.Stmts) != 1 {
+		return nil, false
+	}
+	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
+	if vs == nil || vs.Name != "search_path" || vs.Kind != pg_query.VariableSetKind_VAR_SET_VALUE {
+		return nil, false
+	}
+	path := []string{}
+	for _, a := range vs.Args {
+		c := a.GetAConst()
+		if c == nil || c.GetSval() == nil {
+			return nil, false
+		}
+		path = append(path, c.GetSval().GetSval())
+	}
+	return path, true
 }
 
 // wantsOf lists the tables that statements of ds will lock with a mode
@@ -89,7 +139,11 @@ type tableWant struct {
 // table a FOREIGN KEY references).
 func wantsOf(ds []policy.StatementDecision) []tableWant {
 	var out []tableWant
+	var path []string
 	for _, sd := range ds {
+		if p, ok := searchPathSet(sd.Statement.Text); ok {
+			path = p
+		}
 		if sd.Decision.Concurrent {
 			continue
 		}
@@ -106,7 +160,7 @@ func wantsOf(ds []policy.StatementDecision) []tableWant {
 					continue next
 				}
 			}
-			out = append(out, tableWant{tl.Table, tl.Mode})
+			out = append(out, tableWant{tl.Table, tl.Mode, path})
 		}
 	}
 	return out
@@ -141,7 +195,7 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 		// The table and its partitions or inheritance children, which
 		// the statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK
 		// and CREATE INDEX of a partitioned table recurse).
-		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")::oid"+
+		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT "+w.relationSQL()+
 			" UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.r) SELECT r FROM d)"+
 			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
 			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
