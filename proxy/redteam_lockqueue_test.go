@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
@@ -269,4 +270,59 @@ func TestRedteamPreparedTransactionInTheWay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A concurrent build waits for a prepared transaction that wrote the
+// table (WaitForLockers waits for prepared transactions too), but the
+// NOTICE that names whom the build will wait for reads pg_stat_activity
+// only, where a prepared transaction has no row: the client is told
+// nothing while its build waits.
+func TestRedteamConcurrentBuildNamesPreparedTransaction(t *testing.T) {
+	srv := pgtest.Must(t, pgtest.Options{Settings: map[string]string{"max_prepared_transactions": "10"}})
+	if err := srv.Exec("CREATE TABLE rt_cx (id int PRIMARY KEY, v text)", "INSERT INTO rt_cx SELECT g, 'x' FROM generate_series(1, 100) g"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, addr, _ := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", func(cfg *Config) { cfg.Targets[0].Upstream = srv.Addr() })
+	holder := connect(t, srv.DSN(pgtest.SuperUser, "postgres"))
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "UPDATE rt_cx SET v = v WHERE id = 1")
+	mustExec(t, holder, "PREPARE TRANSACTION 'rt_cx_gid'")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(2 * time.Second)
+		holder.Exec(ctx, "COMMIT PREPARED 'rt_cx_gid'")
+	}()
+	defer func() { <-done; srv.Exec("ROLLBACK PREPARED 'rt_cx_gid'") }()
+	time.Sleep(400 * time.Millisecond)
+	cfg, err := pgx.ParseConfig(dsn(addr, pgtest.SuperUser, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message+" / "+n.Hint)
+		mu.Unlock()
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY rt_cx_v ON rt_cx (v)"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range notices {
+		if strings.Contains(n, "rt_cx_gid") && strings.Contains(n, "PREPARED 'rt_cx_gid'") {
+			return
+		}
+	}
+	t.Errorf("the build waited %v for the prepared transaction rt_cx_gid; notices %q do not name it (and how to end it)", took, notices)
 }
