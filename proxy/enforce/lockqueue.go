@@ -488,10 +488,25 @@ func snapshotFree(sql string) bool {
 // longer than threshold, the oldest first, at most 10: pid,
 // application_name, state, the age of the transaction in seconds, and why.
 func buildWaitsSQL(table string, threshold time.Duration) string {
+	// Prepared transactions that wrote the table are waited for too
+	// (WaitForLockers): they have no backend and no pg_stat_activity row;
+	// their locks (pid NULL) and their transactionid lock share a
+	// virtualtransaction, which names them in pg_prepared_xacts.
+	prepared := "SELECT NULL::int, NULL::text, 'prepared', extract(epoch FROM now() - px.prepared)::float8, 'writes the table', px.gid, px.prepared" +
+		" FROM pg_catalog.pg_prepared_xacts px WHERE px.database = pg_catalog.current_database()" +
+		fmt.Sprintf(" AND px.prepared < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_locks x ON x.pid IS NULL AND x.locktype = 'transactionid'" +
+		" AND x.virtualtransaction = l.virtualtransaction WHERE l.pid IS NULL AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ") AND x.transactionid = px.transaction)"
+	return "SELECT * FROM (" + buildWaitsSessionsSQL(table, threshold) + " UNION ALL " + prepared + ") w ORDER BY 7 LIMIT 10"
+}
+
+func buildWaitsSessionsSQL(table string, threshold time.Duration) string {
 	return "SELECT a.pid, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::float8," +
 		" CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
 		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
-		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END, NULL::text, a.xact_start" +
 		" FROM pg_catalog.pg_stat_activity a" +
 		" WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'" +
 		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
@@ -501,7 +516,7 @@ func buildWaitsSQL(table string, threshold time.Duration) string {
 		// No backslash: the session may read literals without
 		// standard_conforming_strings.
 		" AND NOT (a.state = 'active' AND pg_catalog.lower(pg_catalog.ltrim(a.query, ' ' || pg_catalog.chr(9) || pg_catalog.chr(10) || pg_catalog.chr(13))) LIKE 'vacuum%')" +
-		" ORDER BY a.xact_start LIMIT 10"
+		""
 }
 
 // tellBuildWaits runs right before a concurrent index build of table is
@@ -519,9 +534,9 @@ func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Durati
 		return nil
 	}
 	var who []string
-	var pids []string
+	var pids, ends []string
 	for _, row := range out.rows {
-		if len(row) != 5 {
+		if len(row) != 7 {
 			return nil
 		}
 		s := func(i int) string {
@@ -534,25 +549,36 @@ func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Durati
 		if secs, err := strconv.ParseFloat(s(3), 64); err == nil {
 			w.AgeSeconds = secs
 		}
-		v.buildWaits = append(v.buildWaits, w)
 		age := time.Duration(w.AgeSeconds * float64(time.Second)).Round(time.Second)
 		desc := "pid " + w.PID + " ("
+		if gid := s(5); gid != "" {
+			desc = "prepared transaction " + pgcatalog.QuoteLiteral(gid) + " ("
+			w.Reason += " (prepared transaction " + pgcatalog.QuoteLiteral(gid) + ")"
+			ends = append(ends, "ROLLBACK PREPARED "+pgcatalog.QuoteLiteral(gid)+";")
+		}
+		v.buildWaits = append(v.buildWaits, w)
 		if w.ApplicationName != "" {
 			desc += "application_name " + w.ApplicationName + ", "
 		}
 		if w.State != "" {
 			desc += w.State + ", "
 		}
-		who = append(who, desc+"its transaction has run "+age.String()+"; "+w.Reason+")")
-		pids = append(pids, w.PID)
+		who = append(who, desc+"its transaction has run "+age.String()+"; "+s(4)+")")
+		if w.PID != "" {
+			pids = append(pids, w.PID)
+		}
 	}
+	var end []string
+	if len(pids) > 0 {
+		end = append(end, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ("+strings.Join(pids, ", ")+");")
+	}
+	end = append(end, ends...)
 	n := &wire.PGError{Severity: "NOTICE", Code: "00000",
 		Message: fmt.Sprintf("pgguard: concurrent build: the index build on %s will wait for %d older transaction(s) before it can finish: %s",
 			table, len(who), strings.Join(who, ", ")),
 		Detail: "A concurrent index build waits for every transaction that writes the table, and then for every transaction of this database " +
 			"that holds a snapshot, that began before it; meanwhile it blocks no query of the application.",
-		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" +
-			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (" + strings.Join(pids, ", ") + ");",
+		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" + strings.Join(end, "\n"),
 	}
 	m.log.Info("concurrent build: waits for older transactions", "sessions", strings.Join(pids, ","),
 		"user", m.state.User, "database", m.state.Database)
