@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -28,16 +27,12 @@ type rtLookCase struct {
 	hold      string   // the holder's statement(s) inside its transaction
 	app       string   // the application's statement, $1 an int
 	migration []string // each sent as one simple-protocol Query
-	skip      string   // t.Skip reason when the break is left unfixed
 	// heldHostage: the migration's block already holds a lock the
 	// application waits for; a refusal (lock-queue) is as good as a wait.
 	heldHostage bool
 }
 
 func rtLookBeforeQueueing(t *testing.T, c rtLookCase) {
-	if c.skip != "" && os.Getenv("RT_NOSKIP") == "" {
-		t.Skip("redteam: " + c.skip)
-	}
 	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", c.setup...); err != nil {
