@@ -359,6 +359,16 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		d.Savepoint = savepointOp(node)
 		j.judge(node, stmt.Text, false, 0)
 		d.Lock = strongerLock(d.Lock, j.innerLock)
+	next:
+		for _, tl := range j.innerTableLocks {
+			for i := range d.TableLocks {
+				if d.TableLocks[i].Table == tl.Table {
+					d.TableLocks[i].Mode = strongerLock(d.TableLocks[i].Mode, tl.Mode)
+					continue next
+				}
+			}
+			d.TableLocks = append(d.TableLocks, tl)
+		}
 	}
 	if len(j.found) == 0 && !sqltext.ContainsFold(stmt.Text, annotationPrefix) {
 		return d
@@ -471,6 +481,9 @@ type judgement struct {
 	version   int
 	found     []found
 	innerLock string
+	// innerTableLocks are the TableLocks of the statements of a body that
+	// runs now (a DO block's), as innerLock.
+	innerTableLocks []TableLock
 }
 
 type found struct {

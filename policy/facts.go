@@ -114,6 +114,15 @@ func statementFacts(n *pg_query.Node) facts {
 			pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
 			f.lock = LockAccessExclusive
 		}
+	case *pg_query.Node_ViewStmt:
+		if s.ViewStmt.Replace {
+			// On the view it replaces, if there is one (DefineView).
+			f.lock = LockAccessExclusive
+		}
+	case *pg_query.Node_AlterSeqStmt:
+		// Conflicts with the ROW EXCLUSIVE nextval() takes until its
+		// transaction ends (AlterSequence).
+		f.lock = LockShareRowExclusive
 	case *pg_query.Node_CommentStmt, *pg_query.Node_CreateStatsStmt:
 		f.lock = LockShareUpdateExclusive
 	case *pg_query.Node_LockStmt:
@@ -313,6 +322,10 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 		}
 	case *pg_query.Node_RefreshMatViewStmt:
 		add(s.RefreshMatViewStmt.Relation, f.lock)
+	case *pg_query.Node_ViewStmt:
+		add(s.ViewStmt.View, f.lock)
+	case *pg_query.Node_AlterSeqStmt:
+		add(s.AlterSeqStmt.Sequence, f.lock)
 	case *pg_query.Node_AlterObjectSchemaStmt:
 		add(s.AlterObjectSchemaStmt.Relation, f.lock)
 	case *pg_query.Node_RenameStmt:
@@ -323,6 +336,17 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 			for _, o := range s.DropStmt.Objects {
 				if l := o.GetList(); l != nil {
 					add(rangeVarOfNames(l.Items), f.lock)
+				}
+			}
+		}
+		if r := s.DropStmt.RemoveType; r == pg_query.ObjectType_OBJECT_TRIGGER || r == pg_query.ObjectType_OBJECT_POLICY || r == pg_query.ObjectType_OBJECT_RULE {
+			// DROP TRIGGER / POLICY / RULE name ON table: the name list is
+			// the table's name and then the object's; PostgreSQL 15 takes
+			// ACCESS EXCLUSIVE on the table (RemoveTriggerById,
+			// RemovePolicyById, RemoveRewriteRuleById).
+			for _, o := range s.DropStmt.Objects {
+				if l := o.GetList(); l != nil && len(l.Items) > 1 {
+					add(rangeVarOfNames(l.Items[:len(l.Items)-1]), LockAccessExclusive)
 				}
 			}
 		}

@@ -114,12 +114,17 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CREATE TABLE p (id int, k int) PARTITION BY RANGE (k)",
 		"CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x",
 		"CREATE FUNCTION trig() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+		"CREATE TRIGGER child_tr0 BEFORE UPDATE ON child FOR EACH ROW EXECUTE FUNCTION trig()",
+		"CREATE POLICY child_p0 ON child USING (true)",
+		"CREATE RULE child_r0 AS ON DELETE TO child DO ALSO NOTHING",
+		"CREATE VIEW v AS SELECT id FROM parent",
+		"CREATE SEQUENCE s",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	tables := []string{"parent", "child", "other", "p", "mv"}
+	tables := []string{"parent", "child", "other", "p", "mv", "v", "s"}
 	for _, sql := range []string{
 		"ALTER TABLE child ADD FOREIGN KEY (parent_id) REFERENCES parent",
 		"ALTER TABLE child ADD CONSTRAINT child_fk FOREIGN KEY (parent_id) REFERENCES parent (id) NOT VALID",
@@ -140,6 +145,11 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CLUSTER child USING child_pkey",
 		"VACUUM FULL other",
 		"REFRESH MATERIALIZED VIEW mv",
+		"DROP TRIGGER child_tr0 ON child",
+		"DROP POLICY child_p0 ON child",
+		"DROP RULE child_r0 ON child",
+		"CREATE OR REPLACE VIEW v AS SELECT id, 1 AS one FROM parent",
+		"ALTER SEQUENCE s INCREMENT BY 2",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			tree, err := pg_query.Parse(sql)

@@ -45,8 +45,8 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 	case *pg_query.Node_CreateFunctionStmt:
 		// The body runs when the function is called, not now: its
 		// statements' locks are not this statement's.
-		lock := j.innerLock
-		defer func() { j.innerLock = lock }()
+		lock, tls := j.innerLock, len(j.innerTableLocks)
+		defer func() { j.innerLock, j.innerTableLocks = lock, j.innerTableLocks[:tls] }()
 		kind := "function"
 		if s.CreateFunctionStmt.IsProcedure {
 			kind = "procedure"
@@ -169,9 +169,9 @@ func (j *judgement) judgePlpgsqlExpr(x any, where string, depth int) {
 		}
 		// An expression is judged for what it calls; the SELECT around it
 		// is ours and takes no lock of its own.
-		lock := j.innerLock
+		lock, tls := j.innerLock, len(j.innerTableLocks)
 		j.judgeInner("SELECT "+q, where, depth)
-		j.innerLock = lock
+		j.innerLock, j.innerTableLocks = lock, j.innerTableLocks[:tls]
 	}
 }
 
@@ -198,7 +198,11 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 		}
 		return
 	}
-	j.innerLock = strongerLock(j.innerLock, statementFacts(node).lock)
+	f := statementFacts(node)
+	j.innerLock = strongerLock(j.innerLock, f.lock)
+	// The tables it names, for the look before queueing (a DO block's
+	// ALTER TABLE locks them as the block runs).
+	j.innerTableLocks = append(j.innerTableLocks, tableLocks(node, f)...)
 	before := len(j.found)
 	j.judge(node, sql, true, depth+1)
 	prefix := capitalize(where) + ": "

@@ -81,6 +81,56 @@ func pgLocksModes(modes []string) string {
 type tableWant struct {
 	table policy.Table
 	mode  string
+	// path is the search_path a SET earlier in the same Query gives an
+	// unqualified table's statement (nil: the session's).
+	path []string
+}
+
+// relationSQL is the OID of w's table as the statement will resolve it:
+// with the search_path a SET earlier in the Query set, if any (the look
+// runs before the Query is sent, with the session's), else the session's.
+func (w tableWant) relationSQL() string {
+	if w.table.Schema != "" || w.path == nil {
+		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.table.String()) + ")::oid"
+	}
+	var each []string
+	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.table.Name))
+	for _, s := range w.path {
+		schema := pgcatalog.QuoteLiteral(policy.QuoteIdent(s))
+		if s == "$user" {
+			schema = "pg_catalog.quote_ident(current_user)"
+		}
+		each = append(each, "pg_catalog.to_regclass("+schema+" || "+name+")::oid")
+	}
+	if len(each) == 0 {
+		return "NULL::oid"
+	}
+	return "COALESCE(" + strings.Join(each, ", ") + ")"
+}
+
+// searchPathSet returns the schemas of a SET [LOCAL] search_path TO a
+// list, and whether sql is one.
+func searchPathSet(sql string) ([]string, bool) {
+	if !strings.Contains(strings.ToLower(sql), "search_path") {
+		return nil, false
+	}
+	res, err := pg_query.Parse(sql)
+	if err != nil || len(res.Stmts) != 1 {
+		return nil, false
+	}
+	vs := res.Stmts[0].Stmt.GetVariableSetStmt()
+	if vs == nil || vs.Name != "search_path" || vs.Kind != pg_query.VariableSetKind_VAR_SET_VALUE {
+		return nil, false
+	}
+	path := []string{}
+	for _, a := range vs.Args {
+		c := a.GetAConst()
+		if c == nil || c.GetSval() == nil {
+			return nil, false
+		}
+		path = append(path, c.GetSval().GetSval())
+	}
+	return path, true
 }
 
 // wantsOf lists the tables that statements of ds will lock with a mode
@@ -89,7 +139,11 @@ type tableWant struct {
 // table a FOREIGN KEY references).
 func wantsOf(ds []policy.StatementDecision) []tableWant {
 	var out []tableWant
+	var path []string
 	for _, sd := range ds {
+		if p, ok := searchPathSet(sd.Statement.Text); ok {
+			path = p
+		}
 		if sd.Decision.Concurrent {
 			continue
 		}
@@ -106,7 +160,7 @@ func wantsOf(ds []policy.StatementDecision) []tableWant {
 					continue next
 				}
 			}
-			out = append(out, tableWant{tl.Table, tl.Mode})
+			out = append(out, tableWant{tl.Table, tl.Mode, path})
 		}
 	}
 	return out
@@ -138,21 +192,35 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 	}
 	var on []string
 	for _, w := range wants {
-		on = append(on, "(l.relation = pg_catalog.to_regclass("+pgcatalog.QuoteLiteral(w.table.String())+")"+
+		// The table and its partitions or inheritance children, which
+		// the statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK
+		// and CREATE INDEX of a partitioned table recurse).
+		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT "+w.relationSQL()+
+			" UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.r) SELECT r FROM d)"+
 			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
 			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
 			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
 			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
 	}
+	// A prepared transaction (PREPARE TRANSACTION) keeps its locks with
+	// no backend: pg_locks.pid is NULL, and its own transactionid lock,
+	// under the same virtualtransaction, names it in pg_prepared_xacts.
 	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
-		" SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
-		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
-		" WHERE l.locktype = 'relation' AND l.pid <> pg_catalog.pg_backend_pid()" +
+		" SELECT a.pid, COALESCE(a.usename, px.owner), a.application_name, host(a.client_addr), COALESCE(a.state, 'prepared')," +
+		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
+		// Whether another session already waits for a lock this one
+		// holds (from earlier in its block): waiting here would keep it
+		// waiting. pg_locks keeps no snapshot in the block.
+		" EXISTS (SELECT 1 FROM pg_catalog.pg_locks w WHERE NOT w.granted AND w.pid IS NOT NULL AND w.pid <> pg_catalog.pg_backend_pid()" +
+		" AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(w.pid)))" +
+		" FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
+		" LEFT JOIN pg_catalog.pg_locks x ON l.pid IS NULL AND x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = l.virtualtransaction" +
+		" LEFT JOIN pg_catalog.pg_prepared_xacts px ON px.transaction = x.transactionid" +
+		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
-		" ORDER BY a.xact_start LIMIT 1"
+		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
 }
 
 // clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
@@ -167,7 +235,12 @@ const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_cat
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
 	pid, user, app, client, state, query string
-	age                                  time.Duration
+	// gid names a prepared transaction, which has no backend (pid "").
+	gid string
+	age time.Duration
+	// hostage: another session already waits for a lock this session
+	// holds, taken earlier in its transaction block.
+	hostage bool
 }
 
 // lookBeforeQueue runs before a statement of ds, which v answers, when the
@@ -228,7 +301,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query" +
+		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
@@ -251,7 +324,8 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 			return
 		}
 		took := time.Since(start)
-		v.queueWait, v.queueBlocker = took, "pid "+b.pid+" "+b.app
+		who, _ := b.describe()
+		v.queueWait, v.queueBlocker = took, who+" "+b.app
 		m.obs.LockQueueWait(m.state.Target, took, looks, b.app, outcome)
 		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
 	}
@@ -262,7 +336,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 				return nil
 			}
 		}
-		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 7 {
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 9 {
 			ended(observe.LockQueueClear)
 			return nil
 		}
@@ -273,7 +347,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 				"user", m.state.User, "database", m.state.Database)
 		}
 		looks++
-		if time.Since(start)+wait > deadline {
+		if (inBlock && b.hostage) || time.Since(start)+wait > deadline {
 			if cfg.Mode != policy.ModeEnforce {
 				// mode warn or audit changes nothing the client sent: past
 				// the deadline the statement goes, with lock_timeout.
@@ -304,7 +378,7 @@ func blockerOf(row []*string) blocker {
 		}
 		return *row[i]
 	}
-	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4)}
+	b := blocker{pid: s(0), user: s(1), app: s(2), client: s(3), state: s(4), gid: s(7), hostage: s(8) == "t"}
 	if secs, err := strconv.ParseFloat(s(5), 64); err == nil {
 		b.age = time.Duration(secs * float64(time.Second)).Round(time.Second)
 	}
@@ -336,18 +410,41 @@ func (b blocker) describe() (who, what string) {
 	if b.query != "" {
 		what += ". Its query: " + b.query
 	}
+	if b.gid != "" {
+		return "prepared transaction " + pgcatalog.QuoteLiteral(b.gid), what
+	}
 	return "pid " + b.pid, what
+}
+
+// endRecipe is the hint's way to end b's transaction.
+func (b blocker) endRecipe() string {
+	if b.gid != "" {
+		// No backend to terminate: only COMMIT or ROLLBACK PREPARED
+		// ends it (run by its owner or a superuser, in its database).
+		return "ROLLBACK PREPARED " + pgcatalog.QuoteLiteral(b.gid) + ";"
+	}
+	return "SELECT pg_terminate_backend(" + b.pid + ");"
 }
 
 func lockQueueRefusal(b blocker, mode string, waited, deadline time.Duration) *policy.Finding {
 	who, what := b.describe()
+	if b.hostage {
+		return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
+			Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s, and other sessions already wait for locks this transaction holds; waiting for it would keep them waiting",
+				who, mode, b.age),
+			Detail: fmt.Sprintf("pgguard refused at once (after %s) instead of waiting outside the lock queue up to lock_queue.deadline %s: this transaction block took locks earlier that other sessions are waiting for, and they would wait as long. In the way: %s (%s).",
+				waited.Round(time.Millisecond), deadline, who, what),
+			Hint: "-- roll this transaction back and run the migration again once that session's transaction has ended, or end it:\n" +
+				b.endRecipe(),
+		}
+	}
 	return &policy.Finding{RuleID: "lock-queue", Action: policy.Reject, Lock: mode,
 		Message: fmt.Sprintf("another session (%s) has held or awaited a lock on the table that conflicts with this statement's %s for %s; this statement would wait behind it, and every query on the table that conflicts with %s behind this statement",
 			who, mode, b.age, mode),
 		Detail: fmt.Sprintf("pgguard waited %s (lock_queue.deadline %s) outside the lock queue, so that no query on the table queued behind this statement, for %s (%s).",
 			waited.Round(time.Millisecond), deadline, who, what),
 		Hint: "-- run the migration again once that session's transaction has ended, or end it:\n" +
-			"SELECT pg_terminate_backend(" + b.pid + ");",
+			b.endRecipe(),
 	}
 }
 
@@ -391,10 +488,25 @@ func snapshotFree(sql string) bool {
 // longer than threshold, the oldest first, at most 10: pid,
 // application_name, state, the age of the transaction in seconds, and why.
 func buildWaitsSQL(table string, threshold time.Duration) string {
+	// Prepared transactions that wrote the table are waited for too
+	// (WaitForLockers): they have no backend and no pg_stat_activity row;
+	// their locks (pid NULL) and their transactionid lock share a
+	// virtualtransaction, which names them in pg_prepared_xacts.
+	prepared := "SELECT NULL::int, NULL::text, 'prepared', extract(epoch FROM now() - px.prepared)::float8, 'writes the table', px.gid, px.prepared" +
+		" FROM pg_catalog.pg_prepared_xacts px WHERE px.database = pg_catalog.current_database()" +
+		fmt.Sprintf(" AND px.prepared < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		" AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_locks x ON x.pid IS NULL AND x.locktype = 'transactionid'" +
+		" AND x.virtualtransaction = l.virtualtransaction WHERE l.pid IS NULL AND l.locktype = 'relation'" +
+		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ") AND x.transactionid = px.transaction)"
+	return "SELECT * FROM (" + buildWaitsSessionsSQL(table, threshold) + " UNION ALL " + prepared + ") w ORDER BY 7 LIMIT 10"
+}
+
+func buildWaitsSessionsSQL(table string, threshold time.Duration) string {
 	return "SELECT a.pid, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::float8," +
 		" CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'" +
 		" AND l.relation = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")" +
-		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END" +
+		" AND l.mode IN (" + pgLocksModes(conflicts[policy.LockShare]) + ")) THEN 'writes the table' ELSE 'holds a snapshot' END, NULL::text, a.xact_start" +
 		" FROM pg_catalog.pg_stat_activity a" +
 		" WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'" +
 		fmt.Sprintf(" AND a.xact_start < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
@@ -404,7 +516,7 @@ func buildWaitsSQL(table string, threshold time.Duration) string {
 		// No backslash: the session may read literals without
 		// standard_conforming_strings.
 		" AND NOT (a.state = 'active' AND pg_catalog.lower(pg_catalog.ltrim(a.query, ' ' || pg_catalog.chr(9) || pg_catalog.chr(10) || pg_catalog.chr(13))) LIKE 'vacuum%')" +
-		" ORDER BY a.xact_start LIMIT 10"
+		""
 }
 
 // tellBuildWaits runs right before a concurrent index build of table is
@@ -422,9 +534,9 @@ func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Durati
 		return nil
 	}
 	var who []string
-	var pids []string
+	var pids, ends []string
 	for _, row := range out.rows {
-		if len(row) != 5 {
+		if len(row) != 7 {
 			return nil
 		}
 		s := func(i int) string {
@@ -437,25 +549,36 @@ func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Durati
 		if secs, err := strconv.ParseFloat(s(3), 64); err == nil {
 			w.AgeSeconds = secs
 		}
-		v.buildWaits = append(v.buildWaits, w)
 		age := time.Duration(w.AgeSeconds * float64(time.Second)).Round(time.Second)
 		desc := "pid " + w.PID + " ("
+		if gid := s(5); gid != "" {
+			desc = "prepared transaction " + pgcatalog.QuoteLiteral(gid) + " ("
+			w.Reason += " (prepared transaction " + pgcatalog.QuoteLiteral(gid) + ")"
+			ends = append(ends, "ROLLBACK PREPARED "+pgcatalog.QuoteLiteral(gid)+";")
+		}
+		v.buildWaits = append(v.buildWaits, w)
 		if w.ApplicationName != "" {
 			desc += "application_name " + w.ApplicationName + ", "
 		}
 		if w.State != "" {
 			desc += w.State + ", "
 		}
-		who = append(who, desc+"its transaction has run "+age.String()+"; "+w.Reason+")")
-		pids = append(pids, w.PID)
+		who = append(who, desc+"its transaction has run "+age.String()+"; "+s(4)+")")
+		if w.PID != "" {
+			pids = append(pids, w.PID)
+		}
 	}
+	var end []string
+	if len(pids) > 0 {
+		end = append(end, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ("+strings.Join(pids, ", ")+");")
+	}
+	end = append(end, ends...)
 	n := &wire.PGError{Severity: "NOTICE", Code: "00000",
 		Message: fmt.Sprintf("pgguard: concurrent build: the index build on %s will wait for %d older transaction(s) before it can finish: %s",
 			table, len(who), strings.Join(who, ", ")),
 		Detail: "A concurrent index build waits for every transaction that writes the table, and then for every transaction of this database " +
 			"that holds a snapshot, that began before it; meanwhile it blocks no query of the application.",
-		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" +
-			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (" + strings.Join(pids, ", ") + ");",
+		Hint: "-- to let it finish sooner, end those transactions, e.g.:\n" + strings.Join(end, "\n"),
 	}
 	m.log.Info("concurrent build: waits for older transactions", "sessions", strings.Join(pids, ","),
 		"user", m.state.User, "database", m.state.Database)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
@@ -96,13 +97,17 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool, max time.Dura
 //   - scope ddl: it sets the policy's for this statement alone and puts in
 //     v.restore the SQL that puts the session's own back once the
 //     statement is answered (endImposed): RESET when the value came from
-//     anywhere but a SET of the session, else SET to it. Both are session-level SETs,
-//     not SET LOCAL: the Query itself may open, end or roll back a
-//     transaction block or a savepoint (BEGIN; ALTER ...), which would
-//     leave a SET LOCAL or its restore at another level than the other.
-//     Inside a transaction block the SET is transactional like any
-//     other; endImposed puts the value back once more when the session
-//     is next idle, whatever the block did.
+//     anywhere but a SET of the session, else SET to it. Outside a block
+//     both are session-level SETs: the Query itself may open a
+//     transaction block (BEGIN; ALTER ...). Inside one, when nothing in
+//     the Query before the statement may end the block or a savepoint,
+//     they are SET LOCALs: a session-level SET there would turn the
+//     client's SET LOCAL (or nothing) at that level into a SET that
+//     outlives the block, and its COMMIT would keep the value put back
+//     in place of the session's own. Otherwise (COMMIT; ALTER ...) they
+//     are SETs, transactional like any other; endImposed puts the value
+//     back once more when the session is next idle, whatever the block
+//     did.
 func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) error {
 	eng := m.cfg.Policy.Engine()
 	cfg := eng.Config()
@@ -152,6 +157,16 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 		return nil
 	}
 	set := fmt.Sprintf("SET lock_timeout = '%dms'", def.Milliseconds())
+	local := scope == policy.ScopeDDL && status == 'T' && sameLevelUpToWrites(ds)
+	if local {
+		// Inside a block a session-level SET would turn whatever the
+		// client did at this level (a SET LOCAL, or nothing) into a SET
+		// that outlives the block: its COMMIT would keep the value put
+		// back in place of the session's own. SET LOCAL, and SET LOCAL
+		// to put the value back, leave the end of the block (and of a
+		// savepoint) to do what it would have done without pgguard.
+		set = fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", def.Milliseconds())
+	}
 	if res, err := m.internalQuery(set); err != nil || res.errCode != "" {
 		return err
 	}
@@ -159,6 +174,9 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
 		switch {
 		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+			// No SET (LOCAL) of the session at any level: RESET gives the
+			// value and its source back, and as a SET of the value the
+			// block would end with anyway, it is right inside one too.
 			v.restore = "RESET lock_timeout"
 		case len(out.rows[0]) == 1 && !m.lockTimeoutSet:
 			// Asked with SHOW (before LOCK TABLE in a block), which gives
@@ -168,6 +186,8 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 			// (found by the wire harness: BEGIN ISOLATION LEVEL
 			// REPEATABLE READ; LOCK TABLE ...).
 			v.restore = "RESET lock_timeout"
+		case local:
+			v.restore = restoreLocal + pgcatalog.QuoteLiteral(was)
 		}
 		return nil
 	}
@@ -219,6 +239,34 @@ func (m *Machine) endImposed(sp *syncPoint, v *verdict, alone bool) error {
 	return m.conns.ToClient.Flush()
 }
 
+// sameLevelUpToWrites reports whether no statement of ds before the last
+// that blocks writes may end the transaction block or a savepoint level
+// (a transaction statement, or one that does not parse), so that a SET
+// LOCAL before ds still holds for that statement.
+func sameLevelUpToWrites(ds []policy.StatementDecision) bool {
+	last := -1
+	for i, sd := range ds {
+		if blocksWrites(sd.Decision) {
+			last = i
+		}
+	}
+	for _, sd := range ds[:max(last, 0)] {
+		res, err := pg_query.Parse(sd.Statement.Text)
+		if err != nil {
+			return false
+		}
+		for _, st := range res.Stmts {
+			if st.Stmt.GetTransactionStmt() != nil || st.Stmt.GetDoStmt() != nil || st.Stmt.GetCallStmt() != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// restoreLocal starts the restore of a value pgguard set with SET LOCAL.
+const restoreLocal = "SET LOCAL lock_timeout = "
+
 // anySnapshotFree reports whether a statement of ds takes no snapshot of
 // its own (LOCK TABLE).
 func anySnapshotFree(ds []policy.StatementDecision) bool {
@@ -254,6 +302,10 @@ func (m *Machine) payRestore() error {
 // in the same Query or batch) is the session's, as it would be without
 // pgguard. It asks with SHOW, which takes no snapshot.
 func (m *Machine) putBack(restore string) error {
+	if strings.HasPrefix(restore, restoreLocal) && m.state.TxStatus() == 'I' {
+		// pgguard's SET LOCAL ended with the block.
+		return nil
+	}
 	def := time.Duration(m.cfg.Policy.Engine().Config().LockTimeout)
 	now, err := m.internalQuery("SHOW lock_timeout")
 	if err != nil || now.errCode != "" || len(now.rows) != 1 || len(now.rows[0]) != 1 || now.rows[0][0] == nil {
