@@ -142,3 +142,18 @@ func TestRedteamLargeDMLCustomEquals(t *testing.T) {
 		"UPDATE rt_op SET v = 1 WHERE id = 'any'::text",
 	}, "SELECT count(*) FROM rt_op WHERE v <> 0", "UPDATE rt_op SET v = 0 WHERE v <> 0")
 }
+
+// An upsert whose SELECT has no FROM but a set-returning function in its
+// target list: 150,000 rows, each meeting a conflict.
+func TestRedteamLargeDMLUpsertSetReturning(t *testing.T) {
+	redteamLargeDML(t, []string{
+		"CREATE TABLE rt_up (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off)",
+		"INSERT INTO rt_up SELECT g, 0 FROM generate_series(1, 150000) g",
+		"ANALYZE rt_up",
+	}, []string{
+		"INSERT INTO rt_up (id, v) SELECT generate_series(1, 150000), 1 ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+		"INSERT INTO rt_up (id, v) SELECT unnest(array(SELECT generate_series(1, 150000))), 1 ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+		"INSERT INTO rt_up (id, v) SELECT x, 1 FROM unnest(array(SELECT generate_series(1, 150000))) x ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+	}, "SELECT count(*) FROM rt_up WHERE v <> 0", "UPDATE rt_up SET v = 0 WHERE v <> 0")
+}
+
