@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // largeDMLBatch is the batch size the recipe uses.
@@ -129,7 +130,11 @@ type rowsQuestion struct {
 	selective bool
 	// join: the rows come out of a join, whose estimate is the least sure;
 	// others are the other tables the statement reads.
-	join   bool
+	join bool
+	// guess, when set, says why the planner's estimate is a guess whatever
+	// the statistics (rows of a set-returning function in a SELECT list):
+	// an estimate of at most twice the limit is then counted.
+	guess  string
 	others []Table
 	// unselective describes a statement that changes every row of t.
 	unselective string
@@ -174,6 +179,13 @@ func judgeLargeDML(c *Check, p *dmlParts, in string) {
 	case !q.selective:
 		q.unselective = fmt.Sprintf("%s%s of every row of %s (its WHERE clause does not depend on the row)", p.verb, in, t)
 	}
+	parts := []proto.Message{p.where, p.with}
+	for _, f := range p.from {
+		parts = append(parts, f)
+	}
+	if rowsFromFunction(parts...) {
+		q.guess = functionRowsGuess
+	}
 	if in != "" {
 		// The estimate of the whole statement is not the WITH query's:
 		// ask for the WITH query on its own.
@@ -203,6 +215,10 @@ func judgeRows(c *Check, q *rowsQuestion) {
 			case ok:
 				rows, counted = n, true
 			case rows > c.MaxDMLRows, boundedBySize(c, q.t):
+			case why == q.guess:
+				// Only the planner's guess of a function's rows is in
+				// doubt, and the function cannot be run to count them
+				// (SELECT gen_random_uuid(), ...): the estimate stands.
 			default:
 				detail = "The planner estimated " + strconv.FormatInt(rows, 10) + " rows, but " + why + ", and pgguard could not count them (the statement calls functions it does not know to be free of side effects); run ANALYZE " + q.t.String() + " first."
 				rows = -1 // unknown, and it may be large
@@ -261,6 +277,8 @@ func untrustedEstimate(c *Check, q *rowsQuestion, rows int64) string {
 		}
 	}
 	switch {
+	case q.guess != "":
+		return q.guess
 	case q.join && rows*10 >= c.MaxDMLRows:
 		return "the rows come out of a join, whose estimate is the least sure"
 	case rows*2 >= c.MaxDMLRows:
@@ -483,6 +501,9 @@ func judgeMerge(c *Check, m *pg_query.MergeStmt, in string) {
 	if bySource {
 		q.unselective = fmt.Sprintf("MERGE%s into %s that changes every row of it (WHEN NOT MATCHED BY SOURCE)", in, t)
 	}
+	if rowsFromFunction(m.SourceRelation, m.JoinCondition, m.WithClause) {
+		q.guess = functionRowsGuess
+	}
 	if readOnlyWith(m.WithClause) {
 		jt := pg_query.JoinType_JOIN_INNER
 		if bySource {
@@ -531,7 +552,12 @@ func judgeUpsert(c *Check, ins *pg_query.InsertStmt) {
 		q.selective = false
 	}
 	if len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE {
-		return // SELECT of expressions: one row
+		if !callsFunction(sel.TargetList) {
+			return // SELECT of expressions: one row
+		}
+	}
+	if rowsFromFunction(ins.SelectStmt, ins.WithClause) {
+		q.guess = functionRowsGuess
 	}
 	judgeRows(c, &q)
 }
@@ -554,6 +580,50 @@ func judgeMergeUnderLock(c *Check, m *pg_query.MergeStmt) bool {
 		Hint:   "-- commit the schema change first (a migration of its own); then run the MERGE in its own transaction,\n-- in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of its source if it changes many rows",
 	})
 	return true
+}
+
+// functionRowsGuess is why an estimate of rows that may come out of a
+// set-returning function is a guess.
+const functionRowsGuess = "the rows may come out of a set-returning function, whose row count the planner guesses"
+
+// rowsFromFunction reports whether rows may come out of a set-returning
+// function anywhere in msgs: a function in FROM (unnest($1) AS u) or in a
+// SELECT list (SELECT generate_series(1, n), SELECT unnest(array(...))),
+// in a subquery or a WITH query too. The planner guesses their count (10
+// or 100 rows of unnest of an array it cannot see), so an estimate that
+// depends on them is checked by a count.
+func rowsFromFunction(msgs ...proto.Message) bool {
+	found := false
+	for _, m := range msgs {
+		Walk(m, func(x *pg_query.Node) bool {
+			if x.GetRangeFunction() != nil || x.GetRangeTableFunc() != nil {
+				found = true
+			}
+			if sel := x.GetSelectStmt(); sel != nil && callsFunction(sel.TargetList) {
+				found = true
+			}
+			return !found
+		})
+	}
+	return found
+}
+
+// callsFunction reports whether any of nodes calls a function outside a
+// subquery (a scalar subquery returns one row whatever it calls).
+func callsFunction(nodes []*pg_query.Node) bool {
+	found := false
+	for _, n := range nodes {
+		Walk(n, func(x *pg_query.Node) bool {
+			if x.GetSubLink() != nil {
+				return false
+			}
+			if x.GetFuncCall() != nil {
+				found = true
+			}
+			return !found
+		})
+	}
+	return found
 }
 
 // mayConcernLargeDML is false for an application's statement by key

@@ -295,7 +295,7 @@ func TestLargeDMLShapes(t *testing.T) {
 			if err := conn.QueryRow(ctx, "SELECT cmin::text FROM dml_trace WHERE id = 2").Scan(&cmin); err != nil {
 				t.Fatal(err)
 			}
-			if err := conn.QueryRow(ctx, "SELECT string_agg(relation::regclass::text || ' ' || mode, ',' ORDER BY 1) FROM pg_locks WHERE pid = pg_backend_pid() AND relation::regclass::text LIKE 'dml_%' AND relation::regclass::text NOT LIKE 'dml_trace%'").Scan(&locks); err != nil {
+			if err := conn.QueryRow(ctx, "SELECT string_agg(relation::regclass::text || ' ' || mode, ',' ORDER BY relation::regclass::text, mode) FROM pg_locks WHERE pid = pg_backend_pid() AND relation::regclass::text LIKE 'dml_%' AND relation::regclass::text NOT LIKE 'dml_trace%'").Scan(&locks); err != nil {
 				t.Fatal(err)
 			}
 			mustExec(t, conn, "ROLLBACK")

@@ -125,6 +125,14 @@ func atoi(p *string) int64 {
 
 func IsTrue(p *string) bool { return p != nil && *p == "t" }
 
+// inheritanceTreeRows is the CASE branch that counts the rows of a table
+// c with inheritance children (not partitions) as those of c and all its
+// descendants, as an UPDATE, DELETE or ALTER TABLE of c without ONLY
+// reaches them.
+const inheritanceTreeRows = "c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)" +
+	" THEN (WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid)" +
+	" SELECT COALESCE(sum(greatest(p.reltuples, pg_catalog.pg_stat_get_live_tuples(p.oid), 0)), 0) FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.oid WHERE p.relkind <> 'p')"
+
 // TableSize: rows are the larger of the planner's estimate and the
 // statistics collector's live-tuple count (a table loaded but not yet
 // analyzed still shows its rows there); bytes count heap, TOAST and indexes.
@@ -141,10 +149,12 @@ func (c *Catalog) TableSize(ctx context.Context, table string) (policy.TableSize
 		bytes = "pg_catalog.pg_total_relation_size(c.oid)"
 	}
 	// A partitioned table holds no rows of its own, and autovacuum never
-	// analyzes it (reltuples -1): its rows are its partitions'.
+	// analyzes it (reltuples -1): its rows are its partitions'. A table
+	// with inheritance children holds theirs too: an UPDATE, DELETE or
+	// ALTER TABLE of it (without ONLY) reaches every one of them.
 	rows := "CASE WHEN c.relkind = 'p' THEN (SELECT COALESCE(sum(greatest(p.reltuples, pg_catalog.pg_stat_get_live_tuples(p.oid), 0)), 0)" +
 		" FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class p ON p.oid = t.relid WHERE t.isleaf)" +
-		" ELSE greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0) END"
+		" WHEN " + inheritanceTreeRows + " ELSE greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0) END"
 	if c.Q.ServerVersion() > 0 && c.Q.ServerVersion() < 120000 {
 		rows = "greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)" // no pg_partition_tree
 	}
@@ -382,15 +392,20 @@ func (c *Catalog) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 }
 
 // UniqueKeys lists the columns of table's valid, non-partial unique
-// indexes over plain columns (expression indexes are left out).
+// indexes over plain columns (expression indexes are left out). A table
+// with inheritance children (not partitions) has none: its indexes do not
+// cover the children's rows, which an UPDATE or DELETE of the parent
+// changes too (a partitioned table's unique indexes cover every
+// partition).
 func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, bool) {
 	if blank(table) {
 		return nil, false
 	}
 	rows, ok := c.query("SELECT array_to_string(array(SELECT a.attname::text FROM unnest(x.indkey::int2[]) k(n)" +
 		" JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n), chr(31))" +
-		" FROM (SELECT c.oid" + relationFilter(table) + ") r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid" +
-		" WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL")
+		" FROM (SELECT c.oid, c.relkind" + relationFilter(table) + ") r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid" +
+		" WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL" +
+		" AND NOT (r.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = r.oid))")
 	if !ok {
 		return nil, false
 	}

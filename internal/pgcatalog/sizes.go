@@ -44,7 +44,8 @@ type SizeRelation struct {
 	Table  string `json:"table,omitempty"`
 	// Rows is the larger of the planner's estimate (reltuples) and the
 	// statistics collector's live rows, as the session catalog's
-	// TableSize counts them; a partitioned table's are its partitions'.
+	// TableSize counts them; a partitioned table's are its partitions',
+	// and a table with inheritance children counts theirs too.
 	Rows int64 `json:"rows"`
 	// Bytes counts heap, TOAST and indexes from the pages the statistics
 	// know of (relpages): no lock is taken on any relation.
@@ -68,7 +69,7 @@ const ExportQuery = `WITH ix AS (
 SELECT n.nspname, c.relname, c.relkind::text,
   CASE WHEN c.relispartition THEN pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(p.relname) END,
   CASE WHEN c.relkind IN ('i', 'I') THEN pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(tb.relname) END,
-  greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint,
+  (CASE WHEN ` + inheritanceTreeRows + ` ELSE greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0) END)::bigint,
   ((greatest(c.relpages, 0) + COALESCE(t.relpages, 0) + CASE WHEN c.relkind IN ('i', 'I') THEN 0 ELSE COALESCE(ix.pages, 0) END)::bigint
     * current_setting('block_size')::bigint),
   c.reltuples >= 0 OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL,
