@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"github.com/pgguard/pgguard/policy/sqltext"
 	"math"
 	"strconv"
@@ -294,6 +295,44 @@ func (m *Machine) bindWithValues(bs boundStmt, body []byte) error {
 			text, why = boundText(bs.query, params, body)
 		}
 	}
+	portal, _, _ := wire.CStringBytes(body)
+	return m.judgeBind(eng, bs, text, why, portal,
+		func() error { return m.conns.sendMessage(wire.ClientBind, body) }, func() error { return nil })
+}
+
+// bindTooLong judges the Bind of a boundStmt whose n body bytes are more
+// than pgguard reads (OnBind): with its text alone, as one whose values
+// pgguard cannot know, so that a migration's statement on a big table
+// gets the refusal with the batching recipe. The body is forwarded as it
+// arrives, or, refused, skipped.
+func (m *Machine) bindTooLong(bs boundStmt, portal string, n int) error {
+	eng := m.cfg.Policy.Engine()
+	if !m.unsynced && m.pending.Load() > 0 && !m.waitIdle() {
+		return nil
+	}
+	return m.judgeBind(eng, bs, bs.query, fmt.Sprintf("its Bind of %d bytes is longer than pgguard reads", n), []byte(portal),
+		func() error { return m.conns.Forward(wire.ClientBind, n) },
+		func() error { _, err := m.conns.FromClient.Discard(n); return err })
+}
+
+// peekBindNames reads the portal and statement names at the start of a
+// Bind body of n bytes without consuming it; ok is false when they do not
+// end within the first kilobyte.
+func (m *Machine) peekBindNames(n int) (portal, stmt string, ok bool) {
+	b, err := m.conns.FromClient.Peek(min(n, 1024, m.conns.FromClient.Size()))
+	if err != nil {
+		return "", "", false
+	}
+	p, rest, ok1 := wire.CStringBytes(b)
+	st, _, ok2 := wire.CStringBytes(rest)
+	return string(p), string(st), ok1 && ok2
+}
+
+// judgeBind decides a boundStmt's Bind as text (why: what of its values
+// could not be read, "" when text holds them) and then passes it (pass),
+// or, refused, drops it (drop) and sends a Bind the server fails in its
+// place, naming portal.
+func (m *Machine) judgeBind(eng *policy.Engine, bs boundStmt, text, why string, portal []byte, pass, drop func() error) error {
 	sc := m.policyContext(false)
 	sc.InTransaction = sc.InTransaction || m.unsynced
 	if why != "" {
@@ -305,7 +344,7 @@ func (m *Machine) bindWithValues(bs boundStmt, body []byte) error {
 	ds := []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(context.Background(), stmt, sc)}}
 	m.unsynced = true
 	if !needsCare(ds) {
-		return m.conns.sendMessage(wire.ClientBind, body)
+		return pass()
 	}
 	v := verdictOf(ds)
 	events := []*observe.StatementEvent{m.event(v, bs.query)}
@@ -314,7 +353,7 @@ func (m *Machine) bindWithValues(bs boundStmt, body []byte) error {
 			b.notices = append(b.notices, v.notices...)
 			b.events = append(b.events, events...)
 		})
-		return m.conns.sendMessage(wire.ClientBind, body)
+		return pass()
 	}
 	m.amend(m.batchPoint(), func(b *syncPoint) {
 		if b.swap == nil {
@@ -322,9 +361,11 @@ func (m *Machine) bindWithValues(bs boundStmt, body []byte) error {
 		}
 		b.events = append(b.events, events...)
 	})
+	if err := drop(); err != nil {
+		return err
+	}
 	// A Bind of a statement that does not exist fails with the name in
 	// the server's message: the marker.
-	portal, _, _ := wire.CStringBytes(body)
 	refused := append(append(append([]byte(nil), portal...), 0), rejectMarker...)
 	return m.conns.sendMessage(wire.ClientBind, append(refused, 0, 0, 0, 0, 0, 0, 0))
 }

@@ -364,7 +364,14 @@ func (m *Machine) OnBind(n int) error {
 	if n > min(m.cfg.MaxStatementMessage, smallMessage) {
 		// Too long to look at (and to spend the statement memory on); a
 		// prepared statement that pgguard rewrote takes no parameters
-		// worth that much.
+		// worth that much. A migration's prepared UPDATE or DELETE
+		// (boundStmts) is judged without its values: 150,000 keys of an
+		// = ANY($1) fill a Bind this long, and must not pass unjudged.
+		if portal, stmt, ok := m.peekBindNames(n); ok {
+			if bs, ok := m.boundStmts[stmt]; ok && m.rewrittenStmts[stmt] == nil {
+				return m.bindTooLong(bs, portal, n)
+			}
+		}
 		m.unsynced = true
 		return m.conns.Forward(wire.ClientBind, n)
 	}
