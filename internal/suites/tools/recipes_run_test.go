@@ -1,0 +1,326 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/policy/sqltext"
+)
+
+// recipeCase is a statement that the default policy refuses on big, and
+// what its recipe must have done once run.
+type recipeCase struct {
+	rule, sql string
+	// setup runs straight on the database first: data the recipe's
+	// constraint needs (account 0 is no id of big, nor > 0).
+	setup string
+	// check is a query straight on the database that returns true once
+	// the recipe did what it says.
+	check string
+}
+
+var recipeCases = []recipeCase{
+	{rule: "large-dml", sql: "UPDATE big SET note = 'n'",
+		check: "SELECT NOT EXISTS (SELECT FROM big WHERE note IS DISTINCT FROM 'n') AND count(*) = 300000 FROM big"},
+	{rule: "add-foreign-key", sql: "ALTER TABLE big ADD CONSTRAINT big_account_fk FOREIGN KEY (account) REFERENCES big (id)",
+		setup: "UPDATE big SET account = 1 WHERE account = 0",
+		check: "SELECT convalidated AND contype = 'f' FROM pg_constraint WHERE conname = 'big_account_fk'"},
+	{rule: "add-check-constraint", sql: "ALTER TABLE big ADD CONSTRAINT big_account_positive CHECK (account > 0)",
+		setup: "UPDATE big SET account = 1 WHERE account = 0",
+		check: "SELECT convalidated AND contype = 'c' FROM pg_constraint WHERE conname = 'big_account_positive'"},
+	{rule: "add-unique-constraint", sql: "ALTER TABLE big ADD CONSTRAINT big_note_key UNIQUE (note)",
+		check: "SELECT c.contype = 'u' AND i.indisvalid AND i.indisunique FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid WHERE c.conname = 'big_note_key'"},
+	{rule: "set-not-null", sql: "ALTER TABLE big ALTER COLUMN note SET NOT NULL",
+		check: "SELECT attnotnull AND NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'big_note_not_null') FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'note'"},
+	{rule: "add-column-volatile-default", sql: "ALTER TABLE big ADD COLUMN token uuid DEFAULT gen_random_uuid()",
+		check: "SELECT NOT EXISTS (SELECT FROM big WHERE token IS NULL) AND count(DISTINCT token) = 300000 " +
+			"AND (SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE a.attrelid = 'big'::regclass AND a.attname = 'token') = 'gen_random_uuid()' FROM big"},
+	{rule: "create-index", sql: "CREATE INDEX big_note_idx ON big (note)",
+		check: "SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'big_note_idx'::regclass"},
+}
+
+// recipeStep is one unit of a recipe: what a tool runs as one migration
+// (one file, one changeset), or plain SQL's statements between two
+// comment blocks that start a new step.
+type recipeStep struct {
+	sql string
+	// loop is the DO block the recipe gives for a backfill: sql is then
+	// its batch.
+	loop string
+	// repeat: the recipe says to repeat the batch until it changes 0 rows.
+	repeat bool
+}
+
+// recipeSteps reads the SQL a recipe tells its user to run: the lines
+// that are not comments, in steps. A comment block that says "then" or
+// "of its own" starts a new step; a comment line "--   DO $$ ... <the
+// batch below> ..." is the DO block the batch that follows goes in.
+func recipeSteps(hint string) []recipeStep {
+	var steps []recipeStep
+	cur, inComment, boundary, loop, repeat := recipeStep{}, false, false, "", false
+	flush := func() {
+		if strings.TrimSpace(cur.sql) != "" {
+			steps = append(steps, cur)
+		}
+		cur = recipeStep{}
+	}
+	for _, l := range strings.Split(hint, "\n") {
+		if strings.HasPrefix(l, "--") {
+			if !inComment {
+				boundary, loop, repeat = false, "", false
+			}
+			inComment = true
+			c := strings.TrimSpace(strings.TrimPrefix(l, "--"))
+			if strings.HasPrefix(c, "then") || strings.Contains(c, "of its own") || strings.HasPrefix(c, "or,") {
+				boundary = true
+			}
+			if strings.Contains(c, "until it changes 0 rows") {
+				repeat = true
+			}
+			if strings.HasPrefix(c, "DO $$") && strings.Contains(c, "<the batch below>") {
+				loop = c
+			}
+			continue
+		}
+		if inComment && (boundary || loop != "" || repeat) {
+			flush()
+			cur.loop, cur.repeat = loop, repeat
+		}
+		inComment = false
+		cur.sql += l + "\n"
+	}
+	flush()
+	return steps
+}
+
+// doBlock is a backfill step as the DO block its recipe gives.
+func (s recipeStep) doBlock() string {
+	return strings.Replace(s.loop, "<the batch below>", strings.TrimSpace(s.sql), 1)
+}
+
+// refusal sends sql as one simple Query through pgguard on a session
+// whose application_name is app, and returns the ErrorResponse.
+func refusal(t *testing.T, db, app, sql string) *pgconn.PgError {
+	t.Helper()
+	ctx := context.Background()
+	conn := recipeConn(t, db, app)
+	defer conn.Close(ctx)
+	if strings.HasPrefix(sql, "CREATE INDEX") {
+		// Alone in its query, pgguard builds it CONCURRENTLY: the refusal
+		// comes inside a transaction.
+		if _, err := conn.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := conn.Exec(ctx, sql).ReadAll()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Message, "pgguard: "+strings.SplitN(pe.Message[len("pgguard: "):], ":", 2)[0]) {
+		t.Fatalf("%s (as %q) was not refused: %v", sql, app, err)
+	}
+	return pe
+}
+
+func recipeConn(t *testing.T, db, app string) *pgconn.PgConn {
+	t.Helper()
+	u := url(db)
+	if app != "" {
+		u += "&application_name=" + app
+	}
+	conn, err := pgconn.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// recipeTool is how a tool's user runs the steps of a recipe.
+type recipeTool struct {
+	name, app string
+	run       func(t *testing.T, db string, steps []recipeStep)
+}
+
+// simple runs sql as one simple Query (a migration file of golang-migrate
+// or Prisma: with several statements, one implicit transaction).
+func simple(t *testing.T, conn *pgconn.PgConn, sql string) []pgconn.CommandTag {
+	t.Helper()
+	res, err := conn.Exec(context.Background(), sql).ReadAll()
+	if err != nil {
+		t.Fatalf("%s\nfailed: %v", sql, err)
+	}
+	var tags []pgconn.CommandTag
+	for _, r := range res {
+		tags = append(tags, r.CommandTag)
+	}
+	return tags
+}
+
+// extended runs one statement as pgjdbc does: Parse, Bind, Execute, Sync.
+func extended(t *testing.T, conn *pgconn.PgConn, sql string) {
+	t.Helper()
+	if _, err := conn.ExecParams(context.Background(), sql, nil, nil, nil, nil).Close(); err != nil {
+		t.Fatalf("%s\nfailed: %v", sql, err)
+	}
+}
+
+func statements(sql string) []string {
+	var out []string
+	for _, s := range sqltext.Split(sql) {
+		out = append(out, s.Text)
+	}
+	return out
+}
+
+// fileTool runs each step as one migration file: one simple Query, a
+// backfill's as its DO block.
+func fileTool(name string) recipeTool {
+	return recipeTool{name: name, app: name, run: func(t *testing.T, db string, steps []recipeStep) {
+		conn := recipeConn(t, db, name)
+		defer conn.Close(context.Background())
+		for _, s := range steps {
+			sql := s.sql
+			if s.loop != "" {
+				sql = s.doBlock()
+			}
+			simple(t, conn, sql)
+		}
+	}}
+}
+
+// jvmTool runs each step as a changeset or versioned migration through
+// pgjdbc: one in a transaction (BEGIN, each statement, COMMIT), a
+// backfill's DO block or a CONCURRENTLY statement non-transactional
+// (executeInTransaction=false, runInTransaction:false), in autocommit.
+func jvmTool(name string) recipeTool {
+	return recipeTool{name: name, app: name, run: func(t *testing.T, db string, steps []recipeStep) {
+		conn := recipeConn(t, db, name)
+		defer conn.Close(context.Background())
+		for _, s := range steps {
+			switch {
+			case s.loop != "":
+				extended(t, conn, s.doBlock())
+			case strings.Contains(s.sql, "CONCURRENTLY"):
+				for _, st := range statements(s.sql) {
+					extended(t, conn, st)
+				}
+			default:
+				simple(t, conn, "BEGIN")
+				for _, st := range statements(s.sql) {
+					extended(t, conn, st)
+				}
+				simple(t, conn, "COMMIT")
+			}
+		}
+	}}
+}
+
+// plainTool runs each statement as a Query of its own in autocommit, the
+// recipe's BEGIN; and COMMIT; with them; a backfill's batch is repeated
+// until it changes 0 rows, or (doBlock) run as the recipe's DO block.
+func plainTool(name string, doBlock bool) recipeTool {
+	return recipeTool{name: name, run: func(t *testing.T, db string, steps []recipeStep) {
+		conn := recipeConn(t, db, "")
+		defer conn.Close(context.Background())
+		for _, s := range steps {
+			if s.loop != "" && doBlock {
+				simple(t, conn, s.doBlock())
+				continue
+			}
+			for _, st := range statements(s.sql) {
+				if !s.repeat {
+					simple(t, conn, st)
+					continue
+				}
+				for n := 0; ; n++ {
+					if n > 100 {
+						t.Fatalf("the batch still changed rows after %d runs: %s", n, st)
+					}
+					if simple(t, conn, st)[0].RowsAffected() == 0 {
+						break
+					}
+				}
+			}
+		}
+	}}
+}
+
+// psqlTool writes the steps to one file, a backfill as its DO block, and
+// runs psql -f on it.
+func psqlTool() recipeTool {
+	return recipeTool{name: "psql", app: "psql", run: func(t *testing.T, db string, steps []recipeStep) {
+		var b strings.Builder
+		for _, s := range steps {
+			if s.loop != "" {
+				b.WriteString(s.doBlock() + "\n")
+			} else {
+				b.WriteString(s.sql)
+			}
+		}
+		if r := psqlFile(t, db, b.String()); r.code != 0 {
+			t.Fatalf("psql -f on\n%s\n%s", b.String(), r)
+		}
+	}}
+}
+
+// TestRecipesRun: the recipe of each refusal in recipeCases, as pgguard
+// prints it to a session of each tool (recognised by application_name;
+// psql and plain SQL get the unknown tool's), is taken from the
+// ErrorResponse's hint and run through pgguard the way that tool runs
+// migrations, on a fresh copy of big: pgguard refuses none of it, the
+// server runs all of it, and the change is made (rows backfilled,
+// constraint VALID, index valid, column NOT NULL).
+func TestRecipesRun(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	tools := []recipeTool{
+		fileTool("golang-migrate"), fileTool("prisma"), jvmTool("flyway"), jvmTool("liquibase"),
+		psqlTool(), plainTool("none", false), plainTool("none-do", true),
+	}
+	for _, tl := range tools {
+		t.Run(tl.name, func(t *testing.T) {
+			t.Parallel()
+			if tl.name == "psql" {
+				lookPath(t, "psql", "apt-get install postgresql-client")
+			}
+			for _, c := range recipeCases {
+				t.Run(c.rule, func(t *testing.T) {
+					db := database(t, "recipe_"+tl.name)
+					conn := direct(t, db)
+					if c.setup != "" {
+						if _, err := conn.Exec(context.Background(), c.setup); err != nil {
+							t.Fatal(err)
+						}
+					}
+					pe := refusal(t, db, tl.app, c.sql)
+					if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
+						t.Fatalf("refused by another rule: %s", pe.Message)
+					}
+					steps := recipeSteps(pe.Hint)
+					if len(steps) == 0 {
+						t.Fatalf("no SQL in the recipe:\n%s", pe.Hint)
+					}
+					if tl.name == "none-do" && !hasLoop(steps) {
+						return // only the backfills have a DO block
+					}
+					t.Logf("recipe:\n%s", pe.Hint)
+					tl.run(t, db, steps)
+					var ok bool
+					if err := conn.QueryRow(context.Background(), c.check).Scan(&ok); err != nil || !ok {
+						t.Fatalf("the recipe ran but did not do what it says (%s: %v, %v):\n%s", c.check, ok, err, pe.Hint)
+					}
+				})
+			}
+		})
+	}
+}
+
+func hasLoop(steps []recipeStep) bool {
+	for _, s := range steps {
+		if s.loop != "" {
+			return true
+		}
+	}
+	return false
+}
