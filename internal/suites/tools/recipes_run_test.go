@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -323,4 +324,92 @@ func hasLoop(steps []recipeStep) bool {
 		}
 	}
 	return false
+}
+
+// backfillSnippet is the code a node tool's backfill recipe gives (the
+// comment lines after "until it changes 0 rows:", without "--   "), with
+// the recipe's batch in place of <the batch below>.
+func backfillSnippet(t *testing.T, hint string) string {
+	t.Helper()
+	var code []string
+	batch, in := "", false
+	for _, l := range strings.Split(hint, "\n") {
+		switch {
+		case strings.HasPrefix(l, "--") && strings.Contains(l, "until it changes 0 rows:"):
+			in = true
+		case in && strings.HasPrefix(l, "--   "):
+			code = append(code, strings.TrimPrefix(l, "--   "))
+		case strings.HasPrefix(l, "--"):
+			in = false
+		case strings.TrimSpace(l) != "":
+			batch = strings.TrimSpace(l)
+		}
+	}
+	if len(code) == 0 || batch == "" {
+		t.Fatalf("no backfill code in the recipe:\n%s", hint)
+	}
+	return strings.ReplaceAll(strings.Join(code, "\n"), "<the batch below>", batch)
+}
+
+// TestRecipesRunNode: the backfill loop that large-dml's recipe gives each
+// node tool (knex.raw(...).rowCount, pgm.db.query(...).rowCount,
+// queryRunner.query(...)[1], sequelize's query(...)[1].rowCount), copied
+// into a real migration of that tool, run by the tool through pgguard:
+// pgguard refuses none of its batches, the loop ends, and every row is
+// updated. A snippet that reads the wrong field of the library's result
+// either never loops (rows left) or never ends (the run times out).
+func TestRecipesRunNode(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	// How each tool's migration file wraps the recipe's code.
+	files := map[string]func(snippet string) (name, text string){
+		"knex": func(s string) (string, string) {
+			return "20260101000001_backfill.js", s + "\nexports.down = async () => {};\n"
+		},
+		"node-pg-migrate": func(s string) (string, string) {
+			return "1767225600001_backfill.js", s + "\nexports.down = () => {};\n"
+		},
+		"typeorm": func(s string) (string, string) {
+			return "1767225600001-Backfill.js", "module.exports = class Backfill1767225600001 {\n  name = 'Backfill1767225600001';\n  transaction = false;\n" +
+				"  async up(queryRunner) {\n" + s + "\n  }\n  async down() {}\n};\n"
+		},
+		"sequelize": func(s string) (string, string) {
+			return "20260101000001-backfill.js", "module.exports = {\n  up: async (queryInterface) => {\n" + s + "\n  },\n  down: async () => {},\n};\n"
+		},
+	}
+	for _, tl := range ruleTools(t) {
+		file, ok := files[tl.name]
+		if !ok {
+			continue
+		}
+		t.Run(tl.name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t, "recipe_node_"+tl.name)
+			pe := refusal(t, db, tl.name, "UPDATE big SET note = 'n'")
+			snippet := backfillSnippet(t, pe.Hint)
+			name, text := file(snippet)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, name), text)
+			var r result
+			if tl.name == "typeorm" {
+				// The recipe: typeorm migration:run -t each.
+				_, bin := nodeBin(t, "typeorm")
+				project := need(t, filepath.Join(nodeDir, "typeorm"), "the TypeORM project", "testdata")
+				r = runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+dir), bin, "migration:run", "-d", "datasource.js", "-t", "each")
+			} else {
+				r = tl.run(t, db, dir)
+			}
+			t.Logf("%s\n%s", text, r)
+			if r.code != 0 || r.timedOut {
+				t.Fatalf("the recipe's migration failed:\n%s\n%s", text, r)
+			}
+			var left int
+			if err := direct(t, db).QueryRow(context.Background(), "SELECT count(*) FROM big WHERE note IS DISTINCT FROM 'n'").Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Fatalf("%d rows not backfilled by:\n%s\n%s", left, text, r)
+			}
+		})
+	}
 }
