@@ -3,11 +3,13 @@ package tools
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
@@ -217,6 +219,84 @@ func jvmTool(name string) recipeTool {
 	}}
 }
 
+// nonTransactional: a step the recipe runs outside a transaction (a
+// backfill's DO block, a CONCURRENTLY statement).
+func (s recipeStep) nonTransactional() bool {
+	return s.loop != "" || strings.Contains(s.sql, "CONCURRENTLY")
+}
+
+// text is the step as its user writes it in a migration: a backfill as
+// its DO block.
+func (s recipeStep) text() string {
+	if s.loop != "" {
+		return s.doBlock() + "\n"
+	}
+	return s.sql
+}
+
+// migrateCLI writes each step as a migration file of golang-migrate's CLI
+// and runs migrate up: each file one query.
+func migrateCLI() recipeTool {
+	return recipeTool{name: "golang-migrate-cli", app: "golang-migrate", run: func(t *testing.T, db string, steps []recipeStep) {
+		bin, _ := filepath.Abs(need(t, migrateBin, "golang-migrate", migrateInstall))
+		dir := t.TempDir()
+		for i, s := range steps {
+			writeFile(t, filepath.Join(dir, fmt.Sprintf("%d_step.up.sql", i+1)), s.text())
+		}
+		if r := runTool(t, dir, baseEnv(), bin, "-path", ".", "-database", url(db), "up"); r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+	}}
+}
+
+// flywayCLI writes each step as a versioned migration, with
+// executeInTransaction=false in its .sql.conf for a step outside a
+// transaction, and runs Flyway with -postgresql.transactional.lock=false,
+// as the recipes say.
+func flywayCLI() recipeTool {
+	return recipeTool{name: "flyway-cli", app: "flyway", run: func(t *testing.T, db string, steps []recipeStep) {
+		dir := t.TempDir()
+		for i, s := range steps {
+			name := filepath.Join(dir, fmt.Sprintf("V%d__step.sql", i+1))
+			writeFile(t, name, s.text())
+			if s.nonTransactional() {
+				writeFile(t, name+".conf", "executeInTransaction=false\n")
+			}
+		}
+		env := baseEnv("FLYWAY_URL="+jdbcURL(db, ""), "FLYWAY_USER="+pgtest.SuperUser, "FLYWAY_PASSWORD="+pgtest.Password)
+		if r := runJVM(t, env, "FlywayRun", "-locations=filesystem:"+dir, "-postgresql.transactional.lock=false", "migrate"); r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+	}}
+}
+
+// liquibaseCLI writes each step as a changeset of a formatted-SQL
+// changelog, runInTransaction:false for a step outside a transaction
+// (and splitStatements:false for a DO block), and runs liquibase update.
+func liquibaseCLI() recipeTool {
+	return recipeTool{name: "liquibase-cli", app: "liquibase", run: func(t *testing.T, db string, steps []recipeStep) {
+		var b strings.Builder
+		b.WriteString("--liquibase formatted sql\n")
+		for i, s := range steps {
+			fmt.Fprintf(&b, "\n--changeset app:step%d", i+1)
+			if s.nonTransactional() {
+				b.WriteString(" runInTransaction:false")
+			}
+			if s.loop != "" {
+				b.WriteString(" splitStatements:false")
+			}
+			b.WriteString("\n" + s.text())
+		}
+		changelog := filepath.Join(t.TempDir(), "changelog.sql")
+		writeFile(t, changelog, b.String())
+		env := baseEnv("LIQUIBASE_COMMAND_URL="+jdbcURL(db, ""), "LIQUIBASE_COMMAND_USERNAME="+pgtest.SuperUser,
+			"LIQUIBASE_COMMAND_PASSWORD="+pgtest.Password)
+		if r := runJVM(t, env, "LiquibaseRun", "--changelog-file="+changelog, "--changelog-lock-poll-rate=1", "update"); r.code != 0 {
+			t.Fatalf("%s\n%s", b.String(), r)
+		}
+	}}
+}
+
 // plainTool runs each statement as a Query of its own in autocommit, the
 // recipe's BEGIN; and COMMIT; with them; a backfill's batch is repeated
 // until it changes 0 rows, or (doBlock) run as the recipe's DO block.
@@ -278,12 +358,16 @@ func TestRecipesRun(t *testing.T) {
 	tools := []recipeTool{
 		fileTool("golang-migrate"), fileTool("prisma"), jvmTool("flyway"), jvmTool("liquibase"),
 		psqlTool(), plainTool("none", false), plainTool("none-do", true),
+		migrateCLI(), flywayCLI(), liquibaseCLI(),
 	}
 	for _, tl := range tools {
 		t.Run(tl.name, func(t *testing.T) {
 			t.Parallel()
-			if tl.name == "psql" {
+			switch tl.name {
+			case "psql":
 				lookPath(t, "psql", "apt-get install postgresql-client")
+			case "flyway-cli", "liquibase-cli":
+				jvm(t)
 			}
 			for _, c := range recipeCases {
 				t.Run(c.rule, func(t *testing.T) {
