@@ -120,7 +120,7 @@ func refusal(t *testing.T, db, app, sql string) *pgconn.PgError {
 	}
 	_, err := conn.Exec(ctx, sql).ReadAll()
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Message, "pgguard: "+strings.SplitN(pe.Message[len("pgguard: "):], ":", 2)[0]) {
+	if !errors.As(err, &pe) || !strings.HasPrefix(pe.Message, "pgguard: ") {
 		t.Fatalf("%s (as %q) was not refused: %v", sql, app, err)
 	}
 	return pe
@@ -387,7 +387,7 @@ func TestRecipesRun(t *testing.T) {
 						t.Fatalf("no SQL in the recipe:\n%s", pe.Hint)
 					}
 					if tl.name == "none-do" && !hasLoop(steps) {
-						return // only the backfills have a DO block
+						return // only a backfill's recipe has a DO block; "none" ran this one
 					}
 					t.Logf("recipe:\n%s", pe.Hint)
 					tl.run(t, db, steps)
