@@ -249,6 +249,27 @@ func migrateCLI() recipeTool {
 	}}
 }
 
+// prismaDeployRig writes each step as a migration.sql of its own and runs
+// testdata/prisma/deploy.psql (what prisma migrate deploy sends) on each,
+// in order: the migration.sql as one query.
+func prismaDeployRig() recipeTool {
+	return recipeTool{name: "prisma-deploy", app: "prisma", run: func(t *testing.T, db string, steps []recipeStep) {
+		psql := lookPath(t, "psql", "apt-get install postgresql-client")
+		project := need(t, "testdata/prisma", "the Prisma statements", "testdata")
+		dir := t.TempDir()
+		for i, s := range steps {
+			name := fmt.Sprintf("%d_step", i+1)
+			migration := filepath.Join(dir, name, "migration.sql")
+			writeFile(t, migration, s.text())
+			r := runTool(t, project, baseEnv(), psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "name="+name,
+				"-v", "migration="+migration, "-f", "deploy.psql", url(db))
+			if r.code != 0 {
+				t.Fatalf("%s\n%s", s.text(), r)
+			}
+		}
+	}}
+}
+
 // flywayCLI writes each step as a versioned migration, with
 // executeInTransaction=false in its .sql.conf for a step outside a
 // transaction, and runs Flyway with -postgresql.transactional.lock=false,
@@ -358,7 +379,7 @@ func TestRecipesRun(t *testing.T) {
 	tools := []recipeTool{
 		fileTool("golang-migrate"), fileTool("prisma"), jvmTool("flyway"), jvmTool("liquibase"),
 		psqlTool(), plainTool("none", false), plainTool("none-do", true),
-		migrateCLI(), flywayCLI(), liquibaseCLI(),
+		migrateCLI(), prismaDeployRig(), flywayCLI(), liquibaseCLI(),
 	}
 	for _, tl := range tools {
 		t.Run(tl.name, func(t *testing.T) {
