@@ -51,7 +51,10 @@ func notNullRecipe(t Table, column string, version int) string {
 	if version < 12 {
 		return s + fmt.Sprintf("-- before PostgreSQL 12, SET NOT NULL always scans: keep the validated CHECK constraint %s instead.", name)
 	}
-	s += "-- no scan now: PostgreSQL uses the validated CHECK constraint\n"
+	// Once VALIDATE has committed: in the same transaction (one migration
+	// file of golang-migrate or Prisma) pgguard, judging each statement
+	// before any runs, cannot see the constraint validated yet.
+	s += "-- then, " + phSeparate + ", once VALIDATE has committed (no scan now: PostgreSQL uses the validated CHECK constraint):\n"
 	s += inTransaction(fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", t, col) +
 		fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s;", t, name))
 	return s

@@ -46,7 +46,9 @@ var toolSteps = map[Tool]toolStep{
 		separate: "in a transaction of its own (COMMIT what came before; then BEGIN; the statement; COMMIT;)",
 		backfill: "outside any transaction block (no BEGIN around it, not psql -1/--single-transaction), so that each batch commits on its own, repeated until it changes 0 rows",
 		backfillHint: "-- run the batch below outside any transaction block (no BEGIN around it, not psql -1/--single-transaction),\n" +
-			"-- so that each batch commits on its own; repeat it until it changes 0 rows:",
+			"-- so that each batch commits on its own; repeat it until it changes 0 rows;\n" +
+			"-- or, as one statement (psql -f, a migration file run without a transaction), this DO block, which commits after each batch:\n" +
+			sqlFileBackfill,
 	},
 	ToolSequelize: {
 		separate: "in a queryInterface call of its own, not inside queryInterface.sequelize.transaction() (sequelize-cli commits each statement on its own)",
