@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"github.com/pgguard/pgguard/policy/sqltext"
-	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -70,30 +69,16 @@ func executedText(ctx context.Context, sc *Context, ex *pg_query.ExecuteStmt, pr
 			return "", false
 		}
 	}
-	scan, err := pg_query.Scan(inner)
-	if err != nil {
-		return "", false
-	}
-	var b strings.Builder
-	last := 0
-	for _, t := range scan.Tokens {
-		if t.Token != pg_query.Token_PARAM {
-			continue
-		}
-		start, end := int(t.Start), int(t.End)
-		n, err := strconv.Atoi(inner[start+1 : end])
-		if err != nil || n < 1 || n > len(args) {
+	return sqltext.ReplaceParams(inner, func(n int) (string, bool) {
+		if n > len(args) {
 			return "", false // the server refuses the EXECUTE
 		}
-		b.WriteString(inner[last:start])
-		b.WriteString("(" + args[n-1] + ")")
+		v := "(" + args[n-1] + ")"
 		if n <= len(types) && types[n-1] != "" && types[n-1] != "unknown" {
-			b.WriteString("::" + types[n-1])
+			v += "::" + types[n-1]
 		}
-		last = end
-	}
-	b.WriteString(inner[last:])
-	return b.String(), true
+		return v, true
+	})
 }
 
 // DeparseType returns a type name as SQL ("" when it cannot).

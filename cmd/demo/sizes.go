@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
@@ -34,7 +32,7 @@ func runSizes(bin, script string) error {
 		if err := pg.Exec("CREATE DATABASE " + db + " OWNER " + pgtest.SCRAMUser); err != nil {
 			return err
 		}
-		if err := execDB(pg, db, schema,
+		if err := pg.ExecAs(pgtest.SCRAMUser, db, schema,
 			"INSERT INTO accounts SELECT g, 'user' || g || '@example.com', g % 1000 FROM generate_series(1, "+strconv.Itoa(rows)+") g",
 			// The insert's counts reach the statistics before VACUUM sets
 			// them, not after (which would count the rows twice).
@@ -114,21 +112,6 @@ func runSizes(bin, script string) error {
 		return fmt.Errorf("lint --sizes exited %d (%v), want 1: production would refuse the migration", code, err)
 	}
 	step("done: stopping pgguard and PostgreSQL")
-	return nil
-}
-
-func execDB(pg *pgtest.Server, db string, sql ...string) error {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SCRAMUser, db))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, s := range sql {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
-	}
 	return nil
 }
 

@@ -197,10 +197,10 @@ func TestBorrowedSizesDecideAsProduction(t *testing.T) {
 		}
 		lint := lintWithSizes(t, eng, sizes, c)
 		if c.cleanup != "" {
-			if err := execIn(pg, "production", c.cleanup); err != nil {
+			if err := pg.ExecAs(pgtest.SCRAMUser, "production", c.cleanup); err != nil {
 				t.Fatal(err)
 			}
-			if err := execIn(pg, "uat", c.cleanup); err != nil {
+			if err := pg.ExecAs(pgtest.SCRAMUser, "uat", c.cleanup); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -249,8 +249,8 @@ func TestBorrowedSizesDecideAsProduction(t *testing.T) {
 		}
 		single := sessions[name].conn.ExecParams(ctx, "ALTER TABLE orders ADD CONSTRAINT orders_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID", nil, nil, nil, nil).Read().Err
 		cancel()
-		execIn(pg, "uat", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk", "ALTER TABLE accounts ALTER COLUMN amount TYPE int")
-		execIn(pg, "production", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk")
+		pg.ExecAs(pgtest.SCRAMUser, "uat", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk", "ALTER TABLE accounts ALTER COLUMN amount TYPE int")
+		pg.ExecAs(pgtest.SCRAMUser, "production", "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_account_fk")
 		refused := batchErr != nil && strings.Contains(batchErr.Error(), "alter-column-type")
 		if refused != (name != "uat-own") || !refused && batchErr != nil {
 			t.Errorf("%s: a type change behind another statement of its batch: %v", name, batchErr)
@@ -266,7 +266,7 @@ func TestBorrowedSizesDecideAsProduction(t *testing.T) {
 	if v := verdictOf(t, sessions["uat"], only); v.action != policy.Allow {
 		t.Errorf("a table only uat has: %s, want allowed (its own 10 rows)", v.key())
 	}
-	execIn(pg, "uat", only.cleanup)
+	pg.ExecAs(pgtest.SCRAMUser, "uat", only.cleanup)
 
 	// The refusal's detail says where the size came from.
 	pgErr, _ := sessions["uat"].exec(t, "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint")
@@ -314,7 +314,7 @@ func TestBorrowedSizesSourceDown(t *testing.T) {
 	pg := pgtest.Must(t, pgtest.Options{})
 	sizesDatabase(t, pg, "production", borrowSchema...)
 	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
-	if err := execIn(pg, "uat", "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 20000) g", "ANALYZE big"); err != nil {
+	if err := pg.ExecAs(pgtest.SCRAMUser, "uat", "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 20000) g", "ANALYZE big"); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", "not-the-password")

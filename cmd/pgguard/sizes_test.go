@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
@@ -26,7 +24,7 @@ func sizesDatabase(t *testing.T, pg *pgtest.Server, name string, sql ...string) 
 		t.Fatal(err)
 	}
 	if len(sql) > 0 {
-		if err := execIn(pg, db, sql...); err != nil {
+		if err := pg.ExecAs(pgtest.SCRAMUser, db, sql...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,22 +117,6 @@ func TestSizesExportThenLint(t *testing.T) {
 	if code, _, errOut := runCmd(t, "", "lint", "--sizes", filepath.Join(t.TempDir(), "nope.json"), migration); code != 2 || !strings.Contains(errOut, "--sizes") {
 		t.Errorf("a missing sizes file: exit %d, %s", code, errOut)
 	}
-}
-
-// execIn runs statements in database db as the SCRAM role.
-func execIn(pg *pgtest.Server, db string, sql ...string) error {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN(pgtest.SCRAMUser, db))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for _, s := range sql {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
-	}
-	return nil
 }
 
 // TestSizesExportFromTarget: --rules and --target take the connection

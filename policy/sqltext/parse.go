@@ -3,6 +3,7 @@ package sqltext
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -72,4 +73,37 @@ func blankLineComments(text string) string {
 		return text
 	}
 	return string(b)
+}
+
+// ReplaceParams writes query with each parameter $n replaced by
+// value(n) (1-based), as the scanner finds them: a $1 inside a string,
+// a comment or a dollar quote is left alone. ok is false when the text
+// cannot be scanned or names a parameter value does not have
+// (value returns ok false).
+func ReplaceParams(query string, value func(n int) (string, bool)) (string, bool) {
+	scan, err := pg_query.Scan(query)
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	last := 0
+	for _, t := range scan.Tokens {
+		if t.Token != pg_query.Token_PARAM {
+			continue
+		}
+		start, end := int(t.Start), int(t.End)
+		n, err := strconv.Atoi(query[start+1 : end])
+		if err != nil || n < 1 {
+			return "", false
+		}
+		v, ok := value(n)
+		if !ok {
+			return "", false
+		}
+		b.WriteString(query[last:start])
+		b.WriteString(v)
+		last = end
+	}
+	b.WriteString(query[last:])
+	return b.String(), true
 }

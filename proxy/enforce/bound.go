@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
@@ -144,27 +142,16 @@ func boundText(query string, params, bind []byte) (text, why string) {
 		}
 		lits[i] = lit
 	}
-	scan, err := pg_query.Scan(query)
-	if err != nil {
-		return "", "its text could not be read"
-	}
-	var b strings.Builder
-	last := 0
-	for _, t := range scan.Tokens {
-		if t.Token != pg_query.Token_PARAM {
-			continue
+	text, ok = sqltext.ReplaceParams(query, func(n int) (string, bool) {
+		if n > len(lits) {
+			return "", false
 		}
-		start, end := int(t.Start), int(t.End)
-		n, err := strconv.Atoi(query[start+1 : end])
-		if err != nil || n < 1 || n > len(lits) {
-			return "", "it names a parameter its Bind does not bind"
-		}
-		b.WriteString(query[last:start])
-		b.WriteString("(" + lits[n-1] + ")")
-		last = end
+		return "(" + lits[n-1] + ")", true
+	})
+	if !ok {
+		return "", "its text could not be scanned, or it names a parameter its Bind does not bind"
 	}
-	b.WriteString(query[last:])
-	return b.String(), ""
+	return text, ""
 }
 
 // paramOIDs reads the parameter types of a Parse (after its query).

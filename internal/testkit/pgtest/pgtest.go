@@ -328,8 +328,13 @@ func (s *Server) DSN(user, database string) string {
 
 // Exec runs SQL statements as the superuser.
 func (s *Server) Exec(sql ...string) error {
+	return s.ExecAs(SuperUser, "postgres", sql...)
+}
+
+// ExecAs runs SQL statements as user in database, one Query each.
+func (s *Server) ExecAs(user, database string, sql ...string) error {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.DSN(SuperUser, "postgres"))
+	conn, err := pgx.Connect(ctx, s.DSN(user, database))
 	if err != nil {
 		return err
 	}
