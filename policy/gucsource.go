@@ -57,12 +57,12 @@ type GUCOpKind uint8
 
 // What statements do.
 const (
-	GUCNone     GUCOpKind = iota // nothing this model follows
-	GUCSet                       // SET, or a statement that may set it (set_config, DO ...)
-	GUCSetLocal                  // SET LOCAL
-	GUCReset                     // RESET, SET ... TO DEFAULT
-	GUCResetAll                  // RESET ALL, DISCARD ALL: a RESET of a setting the session SET, else nothing
-	GUCResetLocal                // SET LOCAL ... TO DEFAULT
+	GUCNone       GUCOpKind = iota // nothing this model follows
+	GUCSet                         // SET, or a statement that may set it (set_config, DO ...)
+	GUCSetLocal                    // SET LOCAL
+	GUCReset                       // RESET, SET ... TO DEFAULT
+	GUCResetAll                    // RESET ALL, DISCARD ALL: a RESET of a setting the session SET, else nothing
+	GUCResetLocal                  // SET LOCAL ... TO DEFAULT
 	GUCBegin
 	GUCCommit // COMMIT, END, PREPARE TRANSACTION
 	GUCRollback
