@@ -84,8 +84,9 @@ func (s *SettingSource) Session() bool {
 	return s.cur
 }
 
-// Clean reports whether nothing of the client's set the setting, nor may
-// be undone to it: until a statement names it, the proxy need not follow
+// Clean reports whether nothing the open transaction did can change the
+// source any more (no SET of it is pending in a transaction): until a
+// statement names lock_timeout, the proxy need not tell the model about
 // the session's statements.
 func (s *SettingSource) Clean() bool {
 	s.mu.Lock()
@@ -93,12 +94,15 @@ func (s *SettingSource) Clean() bool {
 	return s.clean()
 }
 
+// clean: every level's value is the one it began with. Savepoints then
+// need no remembering: a ROLLBACK TO one the model does not know gives
+// back the committed state (rollbackTo), as it would.
 func (s *SettingSource) clean() bool {
-	if s.cur || s.committed {
+	if s.cur != s.committed {
 		return false
 	}
 	for _, f := range s.frames {
-		if f.state != gucNone || f.prior || f.masked {
+		if f.state != gucNone || f.prior != s.cur {
 			return false
 		}
 	}
@@ -107,13 +111,19 @@ func (s *SettingSource) clean() bool {
 
 // Settle applies what a sync point's statements did, ops in their order,
 // once it is answered: completed of them ran (CommandComplete), failed
-// says one failed (the one after them), status is its ReadyForQuery's.
-// A statement the ops do not list (a prepared statement run by a Bind
-// alone) is seen through status: a transaction that ended without an
-// error committed, one that ended with one rolled back.
-func (s *SettingSource) Settle(ops []GUCOp, completed int, failed bool, status byte) {
+// says one failed (the one after them), start and end are the
+// transaction status before it and its ReadyForQuery's. A statement the
+// ops do not list (a prepared statement run by a Bind alone, a sync point
+// the model was not told of) is seen through the status: a transaction
+// that ended without an error committed, one that ended with one rolled
+// back.
+func (s *SettingSource) Settle(ops []GUCOp, completed int, failed bool, start, end byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if start == 'I' && len(s.frames) > 0 {
+		s.commit() // ended unseen
+	}
+	s.implicit, s.failed = false, start == 'E'
 	for i := range ops {
 		if failed && i >= completed {
 			break
@@ -121,7 +131,7 @@ func (s *SettingSource) Settle(ops []GUCOp, completed int, failed bool, status b
 		s.apply(&ops[i])
 	}
 	switch {
-	case status == 'I':
+	case end == 'I':
 		if len(s.frames) > 0 {
 			if failed {
 				s.rollback()
@@ -132,11 +142,14 @@ func (s *SettingSource) Settle(ops []GUCOp, completed int, failed bool, status b
 		s.failed = false
 	case len(s.frames) == 0:
 		// A block opened by a statement the ops do not list.
-		s.frames, s.implicit = append(s.frames, gucFrame{prior: s.cur}), false
+		s.frames = append(s.frames, gucFrame{prior: s.cur})
 		fallthrough
 	default:
 		s.implicit = false
-		s.failed = status == 'E'
+		s.failed = end == 'E'
+	}
+	if s.clean() {
+		s.frames = s.frames[:0]
 	}
 }
 
@@ -151,7 +164,10 @@ func (s *SettingSource) apply(op *GUCOp) {
 	if s.failed {
 		switch op.Kind {
 		case GUCCommit, GUCRollback:
-			s.rollback()
+			if len(s.frames) > 0 {
+				s.rollback()
+			}
+			s.failed = false
 		case GUCRollbackTo:
 			s.rollbackTo(op.Savepoint)
 		}
@@ -289,10 +305,11 @@ func (s *SettingSource) rollbackTo(name string) {
 	s.frames = append(s.frames[:i], gucFrame{name: name, prior: s.cur})
 }
 
-// MentionsLockTimeout reports, without a parse, whether a statement may
-// change lock_timeout or its source: it names lock_timeout, set_config,
-// pg_settings or a Unicode-escaped name, or is RESET ALL or DISCARD ALL.
-func MentionsLockTimeout(text string) bool {
+// MentionsLockTimeout reports, without a parse, whether a Query or Parse
+// may change lock_timeout or its source: it names lock_timeout,
+// set_config, pg_settings or a Unicode-escaped name or, with set (the
+// source is the session's now), may hold a RESET ALL or DISCARD ALL.
+func MentionsLockTimeout(text string, set bool) bool {
 	if strings.ContainsAny(text, "_&") {
 		for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
 			if containsFold(text, w) {
@@ -300,7 +317,7 @@ func MentionsLockTimeout(text string) bool {
 			}
 		}
 	}
-	return (firstWordIs(text, "reset") || firstWordIs(text, "discard")) && containsFold(text, "all")
+	return set && (containsFold(text, "reset") || containsFold(text, "discard"))
 }
 
 // LockTimeoutOps lists what each statement of a Query string (or of one
@@ -326,12 +343,12 @@ func lockTimeoutOp(text string) GUCOp {
 	quick := firstWordIs(text, "begin") || firstWordIs(text, "start") || firstWordIs(text, "commit") ||
 		firstWordIs(text, "end") || firstWordIs(text, "rollback") || firstWordIs(text, "abort") ||
 		firstWordIs(text, "savepoint") || firstWordIs(text, "release") || firstWordIs(text, "prepare")
-	if !quick && !MentionsLockTimeout(text) {
+	if !quick && !MentionsLockTimeout(text, true) {
 		return GUCOp{}
 	}
 	res, err := pgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
-		if MentionsLockTimeout(text) {
+		if MentionsLockTimeout(text, false) {
 			return GUCOp{Kind: GUCSet}
 		}
 		return GUCOp{}
@@ -381,7 +398,7 @@ func lockTimeoutOp(text string) GUCOp {
 		return GUCOp{}
 	case n.GetSelectStmt() != nil && !containsFold(text, "set_config") && !containsFold(text, "pg_settings"):
 		return GUCOp{}
-	case !MentionsLockTimeout(text):
+	case !MentionsLockTimeout(text, false):
 		return GUCOp{} // PREPARE name AS ..., BEGIN ATOMIC: named by a word only
 	}
 	return GUCOp{Kind: GUCSet}

@@ -93,6 +93,7 @@ func runGUCScript(t *testing.T, s *pgtest.Server, script []string) {
 	defer conn.Close(ctx)
 	conn.Exec(ctx, "DROP FUNCTION IF EXISTS f()").ReadAll()
 	var src SettingSource
+	start := byte('I')
 	for _, q := range script {
 		rs, err := conn.Exec(ctx, q).ReadAll()
 		completed, failed := 0, err != nil
@@ -104,7 +105,12 @@ func runGUCScript(t *testing.T, s *pgtest.Server, script []string) {
 			completed++
 		}
 		status := conn.TxStatus()
-		src.Settle(LockTimeoutOps(q), completed, failed, status)
+		// As the proxy does: while the model is Clean, only a Query that
+		// names lock_timeout is told.
+		if !src.Clean() || MentionsLockTimeout(q, src.Session()) {
+			src.Settle(LockTimeoutOps(q), completed, failed, start, status)
+		}
+		start = status
 		if status == 'E' {
 			continue
 		}
