@@ -96,13 +96,16 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool, max time.Dura
 //   - scope ddl: it sets the policy's for this statement alone and puts in
 //     v.restore the SQL that puts the session's own back once the
 //     statement is answered (endImposed): RESET when the value came from
-//     anywhere but a SET of the session, else SET to it. Both are session-level SETs,
-//     not SET LOCAL: the Query itself may open, end or roll back a
-//     transaction block or a savepoint (BEGIN; ALTER ...), which would
-//     leave a SET LOCAL or its restore at another level than the other.
-//     Inside a transaction block the SET is transactional like any
-//     other; endImposed puts the value back once more when the session
-//     is next idle, whatever the block did.
+//     anywhere but a SET of the session (asked with SHOW, ltFollow
+//     says), else SET to it. Both are session-level SETs, not SET LOCAL:
+//     outside a block the Query itself may open one, or a savepoint
+//     (BEGIN; ALTER ...), which would leave a SET LOCAL or its restore at
+//     another level than the other. Inside a transaction block the SET is
+//     transactional like any other; endImposed puts the value back once
+//     more when the session is next idle, whatever the block did. Before
+//     LOCK TABLE in a block, with a value the client SET (or SET LOCAL),
+//     both are SET LOCAL, so that the block's end leaves what the
+//     client's own SET or SET LOCAL would.
 func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) error {
 	eng := m.cfg.Policy.Engine()
 	cfg := eng.Config()
@@ -152,23 +155,35 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 		return nil
 	}
 	set := fmt.Sprintf("SET lock_timeout = '%dms'", def.Milliseconds())
+	restore := "SET lock_timeout = " + pgcatalog.QuoteLiteral(was)
+	if scope == policy.ScopeDDL {
+		switch {
+		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
+			restore = "RESET lock_timeout"
+		case len(out.rows[0]) == 1 && !m.lt.src.Session():
+			// Asked with SHOW (before LOCK TABLE in a block), which gives
+			// no source: nothing of the client's that still counts set
+			// it (a SET rolled back, refused or never run does not:
+			// ltFollow), so it is the value the session started with,
+			// which RESET gives back with its source; a SET would leave
+			// source 'session' (found by the wire harness: BEGIN
+			// ISOLATION LEVEL REPEATABLE READ; LOCK TABLE ...).
+			restore = "RESET lock_timeout"
+		case len(out.rows[0]) == 1:
+			// The client's SET, or SET LOCAL, of this block or before
+			// it: pgguard's value and the put-back are SET LOCAL, which
+			// leave guc.c's stack as the client's alone would (a SET
+			// LOCAL of the client's still ends with the block, a SET
+			// still commits), with source 'session' throughout.
+			set = "SET LOCAL" + set[len("SET"):]
+			restore = "SET LOCAL" + restore[len("SET"):]
+		}
+	}
 	if res, err := m.internalQuery(set); err != nil || res.errCode != "" {
 		return err
 	}
 	if scope == policy.ScopeDDL {
-		v.restore, v.restoreFrom = "SET lock_timeout = "+pgcatalog.QuoteLiteral(was), status
-		switch {
-		case len(out.rows[0]) == 2 && out.rows[0][1] != nil && *out.rows[0][1] != "session":
-			v.restore = "RESET lock_timeout"
-		case len(out.rows[0]) == 1 && !m.lockTimeoutSet:
-			// Asked with SHOW (before LOCK TABLE in a block), which gives
-			// no source: nothing of the client's set it, so it is the
-			// value the session started with, which RESET gives back
-			// with its source; a SET would leave source 'session'
-			// (found by the wire harness: BEGIN ISOLATION LEVEL
-			// REPEATABLE READ; LOCK TABLE ...).
-			v.restore = "RESET lock_timeout"
-		}
+		v.restore, v.restoreFrom = restore, status
 		return nil
 	}
 	m.log.Warn("lock_timeout was off or above the maximum before a statement that blocks writes; set back", "set", def.String())
@@ -264,42 +279,6 @@ func (m *Machine) putBack(restore string) error {
 	}
 	_, err = m.internalQuery(restore)
 	return err
-}
-
-// noteLockTimeoutSet records a client statement that may SET lock_timeout
-// (lockTimeoutSet): one that names it (or set_config, pg_settings, a
-// Unicode-escaped name), anywhere in a Query of several statements too. A
-// DO block or CALL that names none of them is taken at its word, as a
-// SELECT that calls a function is (RESET ALL leaves source 'default',
-// which RESET keeps).
-func (m *Machine) noteLockTimeoutSet(text string) {
-	if m.lockTimeoutSet && resetsLockTimeout(text) {
-		// Back to the value the session started with, and its source.
-		m.lockTimeoutSet = false
-		return
-	}
-	if m.lockTimeoutSet || !strings.ContainsAny(text, "_&") {
-		return
-	}
-	for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
-		if containsFold(text, w) {
-			m.lockTimeoutSet = true
-			return
-		}
-	}
-}
-
-// resetsLockTimeout reports whether text is one DISCARD ALL, RESET ALL or
-// RESET lock_timeout (the last statement counts in a Query of several; a
-// ROLLBACK of the block it ran in, which would undo it, is not followed).
-func resetsLockTimeout(text string) bool {
-	t := strings.TrimSpace(text)
-	t = strings.TrimSpace(strings.TrimSuffix(t, ";"))
-	if i := strings.LastIndexByte(t, ';'); i >= 0 {
-		t = strings.TrimSpace(t[i+1:])
-	}
-	f := strings.Fields(strings.ToLower(t))
-	return len(f) == 2 && (f[0] == "discard" && f[1] == "all" || f[0] == "reset" && (f[1] == "all" || f[1] == "lock_timeout"))
 }
 
 // containsFold reports whether s contains the lower-case ASCII word w in
