@@ -68,7 +68,7 @@ func (m *Machine) OnParse(n int) error {
 	}
 	text := rs[0].text
 	m.tools.Observe(text)
-	m.noteLockTimeoutSet(text)
+	m.noteLockTimeout(text, false)
 	changes, advisory := policy.SessionEffects(text)
 	advisory = advisory && m.liftsToolLocks()
 	// While the transaction's memory holds anything, every statement is

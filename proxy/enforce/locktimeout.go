@@ -97,7 +97,8 @@ func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool, max time.Dura
 //   - scope ddl: it sets the policy's for this statement alone and puts in
 //     v.restore the SQL that puts the session's own back once the
 //     statement is answered (endImposed): RESET when the value came from
-//     anywhere but a SET of the session, else SET to it. Outside a block
+//     anywhere but a SET of the session that still counts (asked with
+//     SHOW, ltFollow says), else SET to it. Outside a block
 //     both are session-level SETs: the Query itself may open a
 //     transaction block (BEGIN; ALTER ...). Inside one, when nothing in
 //     the Query before the statement may end the block or a savepoint,
@@ -178,13 +179,14 @@ func (m *Machine) checkLockTimeout(v *verdict, ds []policy.StatementDecision) er
 			// value and its source back, and as a SET of the value the
 			// block would end with anyway, it is right inside one too.
 			v.restore = "RESET lock_timeout"
-		case len(out.rows[0]) == 1 && !m.lockTimeoutSet:
+		case len(out.rows[0]) == 1 && !m.lt.src.Session():
 			// Asked with SHOW (before LOCK TABLE in a block), which gives
-			// no source: nothing of the client's set it, so it is the
-			// value the session started with, which RESET gives back
-			// with its source; a SET would leave source 'session'
-			// (found by the wire harness: BEGIN ISOLATION LEVEL
-			// REPEATABLE READ; LOCK TABLE ...).
+			// no source: nothing of the client's that still counts set
+			// it (a SET rolled back, refused or never run does not:
+			// ltFollow), so it is the value the session started with,
+			// which RESET gives back with its source; a SET would leave
+			// source 'session' (found by the wire harness: BEGIN
+			// ISOLATION LEVEL REPEATABLE READ; LOCK TABLE ...).
 			v.restore = "RESET lock_timeout"
 		case local:
 			v.restore = restoreLocal + pgcatalog.QuoteLiteral(was)
@@ -316,42 +318,6 @@ func (m *Machine) putBack(restore string) error {
 	}
 	_, err = m.internalQuery(restore)
 	return err
-}
-
-// noteLockTimeoutSet records a client statement that may SET lock_timeout
-// (lockTimeoutSet): one that names it (or set_config, pg_settings, a
-// Unicode-escaped name), anywhere in a Query of several statements too. A
-// DO block or CALL that names none of them is taken at its word, as a
-// SELECT that calls a function is (RESET ALL leaves source 'default',
-// which RESET keeps).
-func (m *Machine) noteLockTimeoutSet(text string) {
-	if m.lockTimeoutSet && resetsLockTimeout(text) {
-		// Back to the value the session started with, and its source.
-		m.lockTimeoutSet = false
-		return
-	}
-	if m.lockTimeoutSet || !strings.ContainsAny(text, "_&") {
-		return
-	}
-	for _, w := range []string{"lock_timeout", "set_config", "pg_settings", "u&"} {
-		if containsFold(text, w) {
-			m.lockTimeoutSet = true
-			return
-		}
-	}
-}
-
-// resetsLockTimeout reports whether text is one DISCARD ALL, RESET ALL or
-// RESET lock_timeout (the last statement counts in a Query of several; a
-// ROLLBACK of the block it ran in, which would undo it, is not followed).
-func resetsLockTimeout(text string) bool {
-	t := strings.TrimSpace(text)
-	t = strings.TrimSpace(strings.TrimSuffix(t, ";"))
-	if i := strings.LastIndexByte(t, ';'); i >= 0 {
-		t = strings.TrimSpace(t[i+1:])
-	}
-	f := strings.Fields(strings.ToLower(t))
-	return len(f) == 2 && (f[0] == "discard" && f[1] == "all" || f[0] == "reset" && (f[1] == "all" || f[1] == "lock_timeout"))
 }
 
 // containsFold reports whether s contains the lower-case ASCII word w in

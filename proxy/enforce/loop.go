@@ -46,7 +46,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 		return false
 	}
 	m.tools.Observe(text)
-	m.noteLockTimeoutSet(text)
+	m.noteLockTimeout(text, true)
 	m.settle()
 	m.queryEffects(text, true)
 	m.obs.StatementsInspected(m.state.Target, 0, n)
@@ -91,7 +91,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 		m.warm = nil
 	}
 	m.tools.Observe(text)
-	m.noteLockTimeoutSet(text)
+	m.noteLockTimeout(text, false)
 	m.queryEffects(text, false)
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	m.unsynced = true

@@ -91,12 +91,11 @@ type Machine struct {
 	// batchChangesLockTimeout: a statement of the open batch may change
 	// lock_timeout (policy.MayChangeLockTimeout).
 	batchChangesLockTimeout bool
-	// lockTimeoutSet: a statement of the client's may have SET
-	// lock_timeout in this session (noteLockTimeoutSet), so its source
-	// may be 'session'. Until then the
-	// value is the one the session started with, and RESET puts it back
-	// with its source (checkLockTimeout, where it asks with SHOW).
-	lockTimeoutSet bool
+	// ltOps are what the statements sent since the last sync message do
+	// to lock_timeout's source, after ltLead that were not listed
+	// (noteLockTimeout); OnSync queues them in lt.
+	ltOps  []policy.GUCOp
+	ltLead int
 	// restoreOwed puts back the session's lock_timeout, which a statement
 	// that ran with the policy's left in a failed transaction block of its
 	// own Query (endImposed); run once the session is idle again.
@@ -154,6 +153,10 @@ type Machine struct {
 
 	// received counts the sync points answered (ReadyForQuery).
 	received uint64
+	// ltDone counts the CommandCompletes of the sync point being
+	// answered, ltFailed says it had an ErrorResponse (ltFollow).
+	ltDone   int
+	ltFailed bool
 
 	_ cacheLinePad
 
@@ -175,6 +178,9 @@ type Machine struct {
 	// tx remembers what the open transaction did: tables created,
 	// constraints added NOT VALID, tables locked ACCESS EXCLUSIVE.
 	tx policy.TxMemory
+	// lt follows whether the client set lock_timeout, with the outcome
+	// of each transaction (ltsource.go).
+	lt ltFollow
 	// committed lists DDL committed in autocommit since the tool last
 	// recorded a migration (written by the server-to-client loop).
 	committed committed
@@ -226,7 +232,7 @@ func (m *Machine) Pending() int32 { return m.pending.Load() }
 // special sync point, already queued, is this one. The client-to-server
 // loop calls it right before it forwards such a message as it is.
 func (m *Machine) OnSync() {
-	m.newSyncPoint()
+	m.queueLockTimeout(m.newSyncPoint())
 	m.batch, m.unsynced, m.batchChangesLockTimeout = nil, false, false
 	if m.warm != nil {
 		m.warm = nil // judged ahead for this batch only
@@ -302,6 +308,12 @@ func (m *Machine) onSpecial(typ wire.ServerMsg, n int) (bool, error) {
 // event loop calls it for every server message it relays; OnServerMessage
 // calls it for the goroutine relay.
 func (m *Machine) AccountServer(typ wire.ServerMsg) {
+	switch typ {
+	case wire.ServerCommandComplete:
+		m.ltDone++
+	case wire.ServerErrorResponse:
+		m.ltFailed = true
+	}
 	for n := m.acct.server(typ); n > 0; n-- {
 		m.skipSync()
 	}
@@ -340,6 +352,7 @@ func (m *Machine) skipSync() {
 
 // OnReadyForQuery records a ReadyForQuery: the sync point is answered.
 func (m *Machine) OnReadyForQuery(status byte) {
+	m.settleLockTimeout(m.received+1, m.state.TxStatus(), status)
 	m.state.SetTxStatus(status)
 	if status == 'I' {
 		m.tx.Reset()

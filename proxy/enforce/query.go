@@ -251,7 +251,7 @@ func (m *Machine) OnQuery(n int) error {
 	text := rs[0].text
 	m.queryEffects(text, true)
 	m.tools.Observe(text)
-	m.noteLockTimeoutSet(text)
+	m.noteLockTimeout(text, true)
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.

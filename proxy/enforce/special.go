@@ -313,6 +313,8 @@ func (m *Machine) resend(sp *syncPoint) error {
 	r.buf.Reset()
 	r.skip = r.closes
 	sp.errCode, sp.errMsg, sp.tag = "", "", ""
+	// The try that failed ran nothing the retry's answer will not show.
+	m.ltDone, m.ltFailed = 0, false
 	m.conns.ToClientMu.Unlock()
 	defer m.conns.ToClientMu.Lock()
 	t := time.NewTimer(d)

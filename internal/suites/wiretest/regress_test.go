@@ -289,11 +289,10 @@ var regressions = []regression{
 	},
 	{
 		name: "set-lock-timeout-rolled-back-then-lock-table-in-a-block",
-		open: "found by the 20,000-session run (seed 20261208 sessions 13444, 14106, 17150, 18793): a SET lock_timeout " +
-			"that was rolled back with its (implicit) transaction, or never ran (its Query refused), still counts for " +
-			"pgguard as one the client set, so the put-back after LOCK TABLE in a block is a SET and the source " +
-			"'session' where PostgreSQL has 'default'; knowing it needs the SET's transaction outcome (or the source " +
-			"without a snapshot), which pgguard does not follow yet",
+		bug: "found by the 20,000-session run (seed 20261208 sessions 13444, 14106, 17150, 18793): a SET lock_timeout " +
+			"that was rolled back with its (implicit) transaction, or never ran (its Query refused), still counted for " +
+			"pgguard as one the client set, so the put-back after LOCK TABLE in a block was a SET and the source " +
+			"'session' where PostgreSQL has 'default'; pgguard now follows the SET's transaction outcome (ltFollow)",
 		chunks: []chunk{{query(sLockZero, sDivZero)}, {query(sBeginRR)}, {query(sLockExcl)}, {query(sTxInfo)}},
 	},
 
@@ -445,4 +444,50 @@ func missingNotices(msgs []backendMsg, want []string) string {
 		return want[i]
 	}
 	return ""
+}
+
+// lockTimeoutUndone are the ways a SET lock_timeout is undone, never runs,
+// or is kept, each followed by LOCK TABLE in a REPEATABLE READ block
+// (where pgguard asks with SHOW and must know whether the client set it):
+// lock_timeout and its source are read right after the LOCK, mid-block,
+// and after the block ends.
+var lockTimeoutUndone = []struct {
+	name   string
+	before []chunk
+}{
+	{"explicit-rollback", []chunk{{query(sBegin)}, {query(sLockZero)}, {query(sRollback)}}},
+	{"failed-implicit-transaction", []chunk{{query(sLockZero, sDivZero)}}},
+	{"failed-extended-batch", []chunk{cat(runExt(sLockZero), runExt(sDivZero), chunk{syncMsg()})}},
+	{"rollback-to-savepoint", []chunk{{query(sBegin)}, {query(sSavepointA)}, {query(sLockZero)}, {query(sRollbackToA)}, {query(sCommit)}}},
+	{"refused-query", []chunk{{query(sLockZero, sAlterType)}}},
+	{"skipped-after-an-error", []chunk{{query(sDivZero, sLockZero)}}},
+	{"failed-block-committed", []chunk{{query(sBegin)}, {query(sLockZero)}, {query(sDivZero)}, {query(sCommit)}}},
+	{"set-local-outside-a-block", []chunk{{query(sSetLocalZero)}}},
+	// Kept: pgguard must put back a SET.
+	{"committed", []chunk{{query(sBegin)}, {query(sLockZero)}, {query(sCommit)}}},
+	{"released-savepoint", []chunk{{query(sBegin)}, {query(sSavepointA)}, {query(sLockZero)}, {query(sReleaseA)}, {query(sCommit)}}},
+	{"set-then-reset-all", []chunk{{query(sLockZero)}, {query(&stmt{sql: "RESET ALL"})}}},
+}
+
+func init() {
+	for _, c := range lockTimeoutUndone {
+		block := []chunk{{query(sBeginRR)}, {query(sLockExcl)}, {query(sLtSource)}, {query(sCommit)}, {query(sLtSource)}}
+		regressions = append(regressions, regression{
+			name:   "set-lock-timeout-" + c.name + "-then-lock-table-in-a-block",
+			bug:    "lock_timeout's source after pgguard's put-back must be PostgreSQL's: 'session' only for a SET that counts",
+			chunks: append(append([]chunk{}, c.before...), block...),
+		})
+	}
+	// SET (LOCAL) inside the block itself, then LOCK TABLE: mid-block the
+	// source is 'session'; after it, what the block's end leaves.
+	for _, c := range []struct {
+		name     string
+		set, end *stmt
+	}{{"set-local", sSetLocalZero, sCommit}, {"set", sLockZero, sCommit}, {"set", sLockZero, sRollback}} {
+		regressions = append(regressions, regression{
+			name:   "lock-timeout-" + c.name + "-in-a-block-then-lock-table-then-" + strings.ToLower(c.end.sql),
+			bug:    "pgguard's value and put-back before LOCK TABLE must leave guc.c's stack as the client's SET (LOCAL) alone does",
+			chunks: []chunk{{query(sBeginRR)}, {query(c.set)}, {query(sLockExcl)}, {query(sLtSource)}, {query(c.end)}, {query(sLtSource)}},
+		})
+	}
 }

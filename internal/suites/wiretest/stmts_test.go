@@ -162,6 +162,14 @@ var (
 	sPrepare42   = &stmt{sql: "PREPARE s1 AS SELECT 42", prepares: "s1", preparedAs: s42}
 	sDeallocBoth = &stmt{sql: "DEALLOCATE s1; PREPARE s1 AS SELECT 42", drops: "s1", prepares: "s1", preparedAs: s42}
 
+	// lock_timeout's source mid-block, and the ways a SET of it is undone
+	// (or kept past its block), in the regression cases.
+	sLtSource     = &stmt{sql: "SELECT current_setting('lock_timeout') AS lock_timeout, source FROM pg_settings WHERE name = 'lock_timeout'"}
+	sSavepointA   = &stmt{sql: "SAVEPOINT a"}
+	sRollbackToA  = &stmt{sql: "ROLLBACK TO SAVEPOINT a"}
+	sReleaseA     = &stmt{sql: "RELEASE SAVEPOINT a"}
+	sSetLocalZero = &stmt{sql: "SET LOCAL lock_timeout = 0", changesLockTimeout: true}
+
 	// A partial index: the build still scans big but sorts little.
 	sIndexBig = &stmt{sql: "CREATE INDEX IF NOT EXISTS big_account_i ON big (account) WHERE id <= 1000", verdict: vIndexBig, undo: "DROP INDEX IF EXISTS big_account_i", weight: 3}
 )
