@@ -188,7 +188,7 @@ var (
 	sLockShare = &stmt{sql: "LOCK TABLE small IN SHARE MODE", needsBlock: true, blocks: blocksWrites, weight: 1}
 	sLockExcl  = &stmt{sql: "LOCK TABLE small", needsBlock: true, blocks: blocksWrites, weight: 1}
 	sReadPeer  = &stmt{sql: "SELECT id, v FROM small WHERE id = 2", weight: 1}
-	sCmin      = &stmt{sql: "SELECT id, v, cmin, xmin = pg_current_xact_id_if_assigned()::xid AS mine FROM t1 ORDER BY id, v", weight: 2}
+	sCmin      = &stmt{sql: "SELECT id, v, cmin, xmin = pg_current_xact_id_if_assigned()::xid AS mine FROM t1 ORDER BY id, v, mine, cmin::text::int", weight: 2}
 	sTxInfo    = &stmt{sql: "SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS has_xid, current_setting('transaction_isolation') AS iso, current_setting('statement_timeout') AS st", weight: 1}
 	sDeclare   = &stmt{sql: "DECLARE wc CURSOR FOR SELECT g FROM generate_series(1, 5) g", cursor: "wc", cursorOp: curDeclare, needsBlock: true, weight: 2}
 	sDeclHold  = &stmt{sql: "DECLARE wh CURSOR WITH HOLD FOR SELECT id, v FROM small ORDER BY id", cursor: "wh", cursorOp: curDeclareHold, weight: 2}
