@@ -304,9 +304,9 @@ func (m *Machine) bindTooLong(bs boundStmt, portal string, n int) error {
 
 // peekBindNames reads the portal and statement names at the start of a
 // Bind body of n bytes without consuming it; ok is false when they do not
-// end within the first kilobyte.
+// end within the read buffer.
 func (m *Machine) peekBindNames(n int) (portal, stmt string, ok bool) {
-	b, err := m.conns.FromClient.Peek(min(n, 1024, m.conns.FromClient.Size()))
+	b, err := m.conns.FromClient.Peek(min(n, m.conns.FromClient.Size()))
 	if err != nil {
 		return "", "", false
 	}
