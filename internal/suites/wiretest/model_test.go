@@ -68,6 +68,15 @@ func (m *model) dynFails(s *stmt) bool {
 	if s.discards && inBlock {
 		return true
 	}
+	if strings.HasPrefix(s.sql, "ALTER TABLE t1") {
+		// PostgreSQL refuses to alter a table that an open portal of
+		// the session reads (55006, "being used by active queries").
+		for name, p := range m.portals {
+			if name != "" && p != nil && strings.Contains(p.sql, " t1") {
+				return true
+			}
+		}
+	}
 	if s.cursor != "" {
 		_, open := m.cursors[s.cursor]
 		switch s.cursorOp {
