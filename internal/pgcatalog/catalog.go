@@ -105,6 +105,16 @@ func (c *Catalog) One(sql string) ([]*string, bool) {
 	return rows[0], true
 }
 
+// oneBool returns the one boolean column of the one row of a query (NULL
+// is false), or ok=false.
+func (c *Catalog) oneBool(sql string) (bool, bool) {
+	row, ok := c.One(sql)
+	if !ok || len(row) != 1 {
+		return false, false
+	}
+	return IsTrue(row[0]), true
+}
+
 // oneText returns the one column of the one row of a query, or ok=false
 // (no row, or NULL).
 func (c *Catalog) oneText(sql string) (string, bool) {
@@ -172,11 +182,7 @@ func (c *Catalog) IsPartitioned(ctx context.Context, table string) (bool, bool) 
 		return false, false
 	}
 	// 'I': a partitioned index, whose REINDEX cannot be concurrent either.
-	row, ok := c.One("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
+	return c.oneBool("SELECT c.relkind IN ('p', 'I')" + relationFilter(table))
 }
 
 func (c *Catalog) Index(ctx context.Context, name string) (exists, valid, ok bool) {
@@ -200,26 +206,18 @@ func (c *Catalog) HasValidatedNotNullCheck(ctx context.Context, table, column st
 	}
 	col := policy.QuoteIdent(column)
 	pattern := "^CHECK \\(\\(?" + regexpQuote(col) + " IS NOT NULL\\)?\\)$"
-	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+	return c.oneBool("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
 		" AND pg_catalog.pg_get_constraintdef(k.oid) ~ " + QuoteLiteral(pattern) + ")" +
 		" OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) +
 		" AND a.attnotnull AND NOT a.attisdropped)" + relationFilter(table))
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 func (c *Catalog) HasUniqueIndex(ctx context.Context, table string) (bool, bool) {
 	if blank(table) {
 		return false, false
 	}
-	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
+	return c.oneBool("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid" +
 		" AND x.indpred IS NULL AND NOT (0 = ANY (x.indkey::int2[])))" + relationFilter(table))
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 // ColumnType names a column's type as format_type spells it, so recipes
@@ -237,11 +235,7 @@ func (c *Catalog) IsEnum(ctx context.Context, typ string) (bool, bool) {
 	if blank(typ) {
 		return false, false
 	}
-	row, ok := c.One("SELECT t.typtype = 'e' FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ")")
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
+	return c.oneBool("SELECT t.typtype = 'e' FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ")")
 }
 
 // MatViewPopulated reports whether a materialized view holds data: REFRESH
@@ -250,11 +244,7 @@ func (c *Catalog) MatViewPopulated(ctx context.Context, matview string) (bool, b
 	if blank(matview) {
 		return false, false
 	}
-	row, ok := c.One("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
+	return c.oneBool("SELECT c.relispopulated AND c.relkind = 'm'" + relationFilter(matview))
 }
 
 // PartitionKey returns a partitioned table's strategy and key columns
@@ -283,13 +273,9 @@ func (c *Catalog) HasValidatedCheckOn(ctx context.Context, table string, columns
 	for i, col := range columns {
 		lits[i] = QuoteLiteral(col)
 	}
-	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
+	return c.oneBool("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated" +
 		" AND k.conkey @> (SELECT array_agg(a.attnum) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid" +
 		" AND a.attname = ANY (ARRAY[" + strings.Join(lits, ", ") + "]::text[])))" + relationFilter(table))
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 // Relation resolves a relation name as the server does: current_schemas
@@ -327,7 +313,7 @@ func (c *Catalog) HoldsAccessExclusive(ctx context.Context, table string) (bool,
 	if blank(table) {
 		return false, false
 	}
-	row, ok := c.One("WITH RECURSIVE edge(parent, child) AS (" +
+	return c.oneBool("WITH RECURSIVE edge(parent, child) AS (" +
 		"SELECT i.inhparent, i.inhrelid FROM pg_catalog.pg_inherits i" +
 		" UNION ALL SELECT w.ev_class, d.refobjid FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d" +
 		" ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
@@ -338,10 +324,6 @@ func (c *Catalog) HoldsAccessExclusive(ctx context.Context, table string) (bool,
 		" WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted" +
 		" AND l.mode = 'AccessExclusiveLock'" +
 		" AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))")
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 // FunctionVolatility reports the most volatile overload of a function.
@@ -575,15 +557,11 @@ func (c *Catalog) SystemCatalog(ctx context.Context, relation string) (bool, boo
 	if blank(relation) {
 		return false, false
 	}
-	row, ok := c.One("SELECT hn.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_class o" +
+	return c.oneBool("SELECT hn.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_class o" +
 		" JOIN pg_catalog.pg_namespace onn ON onn.oid = o.relnamespace WHERE o.reltoastrelid = h.oid AND onn.nspname = 'pg_catalog')" +
 		" FROM (SELECT c.oid" + relationFilter(relation) + ") r" +
 		" JOIN pg_catalog.pg_class h ON h.oid = COALESCE((SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = r.oid), r.oid)" +
 		" JOIN pg_catalog.pg_namespace hn ON hn.oid = h.relnamespace")
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 // ExclusionIndexes: the relation itself when an exclusion constraint
@@ -619,12 +597,8 @@ func (c *Catalog) HasDefaultPartition(ctx context.Context, table string) (bool, 
 	if blank(table) {
 		return false, false
 	}
-	row, ok := c.One("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = r.oid AND p.partdefid <> 0)" +
+	return c.oneBool("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = r.oid AND p.partdefid <> 0)" +
 		" FROM (SELECT c.oid" + relationFilter(table) + ") r")
-	if !ok || len(row) != 1 {
-		return false, false
-	}
-	return IsTrue(row[0]), true
 }
 
 // PreparedStatement reads the session's pg_prepared_statements (the
