@@ -88,14 +88,9 @@ func TestRedteamBorrowedCountStoppedAtLimit(t *testing.T) {
 	mustExec(t, prod, "INSERT INTO accounts SELECT g, CASE WHEN g % 4 = 0 THEN 'closed' ELSE 'open' END FROM generate_series(1, 1500) g")
 	mustExec(t, uat, "INSERT INTO accounts SELECT g, CASE WHEN g % 4 = 0 THEN 'closed' ELSE 'open' END FROM generate_series(1, 4000) g")
 	for _, q := range []*ConnQuerier{prod, uat} {
-		mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
-		mustExec(t, q, "ANALYZE")
+		analyze(t, q)
 	}
-	f, err := Export(prod, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
+	b := borrowFrom(t, prod, uat)
 	ctx := context.Background()
 	const limit = 1001 // large_dml.max_rows 1,000 and one more, as the rule counts
 	sql := "SELECT 1 FROM accounts WHERE status = 'open'"
@@ -174,11 +169,7 @@ func TestRedteamNeverAnalyzedAfterStatsReset(t *testing.T) {
 	mustExec(t, uat, "INSERT INTO docs SELECT g, md5(g::text) FROM generate_series(1, 10) g")
 	mustExec(t, prod, "SELECT pg_catalog.pg_stat_force_next_flush()")
 	mustExec(t, prod, "SELECT pg_catalog.pg_stat_reset()")
-	f, err := Export(prod, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
+	b := borrowFrom(t, prod, uat)
 	ctx := context.Background()
 	want, _ := (&Catalog{Q: prod}).TableSize(ctx, "docs")
 	got, ok := b.TableSize(ctx, "docs")
@@ -207,14 +198,9 @@ func TestRedteamEmptyOwnTableScaledToAll(t *testing.T) {
 	}
 	mustExec(t, prod, "INSERT INTO accounts SELECT g, 'open' FROM generate_series(1, 1500) g")
 	for _, q := range []*ConnQuerier{prod, uat} {
-		mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
-		mustExec(t, q, "ANALYZE")
+		analyze(t, q)
 	}
-	f, err := Export(prod, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
+	b := borrowFrom(t, prod, uat)
 	ctx := context.Background()
 	sql := "UPDATE accounts SET status = 'x' WHERE id <= 10"
 	truth, _ := (&Catalog{Q: prod}).EstimateRows(ctx, sql)
@@ -222,4 +208,15 @@ func TestRedteamEmptyOwnTableScaledToAll(t *testing.T) {
 	if !ok || got > 10*truth+10 {
 		t.Errorf("uat (empty) scaled: %d rows (%v); production's planner: %d", got, ok, truth)
 	}
+}
+
+// borrowFrom exports prod's sizes and returns uat's catalog judging with
+// them, as a target with sizes_file does.
+func borrowFrom(t *testing.T, prod, uat *ConnQuerier) *Borrowed {
+	t.Helper()
+	f, err := Export(prod, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Borrowed{Catalog: &Catalog{Q: uat}, Src: StaticSizes{NewSizes(f, "production")}}
 }

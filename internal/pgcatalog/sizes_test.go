@@ -233,16 +233,11 @@ func TestBorrowedSizes(t *testing.T) {
 		mustExec(t, uat, sql)
 	}
 	mustExec(t, prod, "INSERT INTO app.accounts SELECT g, CASE WHEN g % 4 = 0 THEN 'closed' ELSE 'open' END FROM generate_series(1, 40000) g")
-	// The inserts' counts reach the statistics before ANALYZE sets them
-	// (PostgreSQL 15 flushes a backend's counts at most once a second;
-	// flushed after, they would count the rows twice).
-	mustExec(t, prod, "SELECT pg_catalog.pg_stat_force_next_flush()")
-	mustExec(t, prod, "ANALYZE")
+	analyze(t, prod)
 	mustExec(t, uat, "INSERT INTO app.accounts SELECT g, CASE WHEN g % 4 = 0 THEN 'closed' ELSE 'open' END FROM generate_series(1, 40) g")
 	mustExec(t, uat, "CREATE TABLE app.only_here (id int)")
 	mustExec(t, uat, "INSERT INTO app.only_here SELECT generate_series(1, 30)")
-	mustExec(t, uat, "SELECT pg_catalog.pg_stat_force_next_flush()")
-	mustExec(t, uat, "ANALYZE")
+	analyze(t, uat)
 	mustExec(t, uat, "SET search_path = app, public")
 	f, err := Export(prod, time.Now())
 	if err != nil {
@@ -290,4 +285,13 @@ func TestBorrowedSizes(t *testing.T) {
 	if got, ok := down.TableSize(ctx, "accounts"); !ok || got != ownAccounts || down.SizesFrom(ctx, "accounts") != "" {
 		t.Errorf("unreadable source: %+v, %v; want the own %+v", got, ok, ownAccounts)
 	}
+}
+
+// analyze runs ANALYZE once the inserts' counts have reached the
+// statistics (PostgreSQL 15 flushes a backend's counts at most once a
+// second; flushed after ANALYZE, they would count the rows twice).
+func analyze(t *testing.T, q *ConnQuerier) {
+	t.Helper()
+	mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
+	mustExec(t, q, "ANALYZE")
 }
