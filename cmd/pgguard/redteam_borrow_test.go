@@ -88,7 +88,6 @@ func TestRedteamBorrowedSizesBeforeFirstRead(t *testing.T) {
 // --sizes with production's file (an unqualified name: public, else the
 // only table of that name) refuses it.
 func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
-	t.Skip("redteam: a table uat has in public and production in another schema (found there by production's search_path) is judged with uat's own size")
 	pg := pgtest.Must(t, pgtest.Options{})
 	inApp := []string{"CREATE SCHEMA app", "SET search_path = app"}
 	inApp = append(inApp, borrowSchema...)
