@@ -479,6 +479,25 @@ type SizeSource interface {
 	Sizes() (*Sizes, error)
 }
 
+// DatabaseSizes is a SizeSource whose sizes depend on the session's
+// database (a target serving several databases, each borrowing its
+// counterpart's): For returns the source of a session of database, nil
+// when that session is judged with its own sizes.
+type DatabaseSizes interface {
+	SizeSource
+	For(database string) SizeSource
+}
+
+// SourcePlanner is a SizeSource that can also ask its database's own
+// planner (a live source, over the monitor connection): the rows EXPLAIN
+// of sql's SELECT form estimates there, never running it. table is where
+// the source has the statement's table; ok is false when the source
+// cannot say (no privilege to read the table, a statement with
+// parameters on a server without GENERIC_PLAN, the source unreachable).
+type SourcePlanner interface {
+	EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool)
+}
+
 // StaticSizes is a SizeSource that always answers the same sizes (a file
 // loaded at startup, or a test's).
 type StaticSizes struct{ S *Sizes }
@@ -611,14 +630,47 @@ func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bo
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
-// of the statement's table.
+// of the statement's table. When the own table is empty, no share of its
+// rows says anything of the statement: a live source (SourcePlanner) is
+// then asked for its own planner's estimate, and without one (a file, or
+// a source that cannot say) the estimate is all of the source's rows, as
+// scale makes it.
 func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	rows, ok := b.Catalog.EstimateRows(ctx, sql)
 	if !ok {
 		return rows, ok
 	}
+	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
+		if target := StatementTable(sql); target.Name != "" {
+			if _, t, found := b.source(ctx, target.String()); found {
+				if own, ok := b.Catalog.TableSize(ctx, target.String()); ok && own.Rows == 0 {
+					if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
+						return est, true
+					}
+				}
+			}
+		}
+	}
 	scaled, _ := b.scale(ctx, sql, rows)
 	return scaled, true
+}
+
+// EstimateRowsOn is what a SourcePlanner answers over q, a connection of
+// pgguard's own to the source: EXPLAIN of sql's SELECT form (a SELECT
+// needs no privilege but SELECT, and EXPLAIN of it takes no command id),
+// asked only when q's role may read table, so that a missing grant leaves
+// no ERROR with the statement's text in the source's log.
+func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Table) (int64, bool) {
+	form, ok := selectForm(sql)
+	if !ok || hasParameters(form) && q.ServerVersion() < 160000 {
+		return 0, false
+	}
+	c := &Catalog{Q: q}
+	may, ok := c.oneBool("SELECT pg_catalog.has_table_privilege(" + QuoteLiteral(table.String()) + ", 'SELECT')")
+	if !ok || !may {
+		return 0, false
+	}
+	return c.EstimateRows(ctx, form)
 }
 
 // CountRows counts in the own database and scales the count the same way.
