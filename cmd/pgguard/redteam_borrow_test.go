@@ -132,6 +132,15 @@ func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
 			t.Errorf("%s decides %s, production %s", name, got[name], got["production"])
 		}
 	}
+	// lint --sizes with production's file finds app.accounts by the
+	// search_path the export recorded.
+	migration := filepath.Join(t.TempDir(), "m.sql")
+	if err := os.WriteFile(migration, []byte(c.sql+";\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "", "lint", "--in-transaction", "--sizes", file, migration); code == 0 || !strings.Contains(out, "alter-column-type") {
+		t.Errorf("lint --sizes with production's file: exit %d, %s%s; the proxy on production refuses it", code, out, errOut)
+	}
 }
 
 // TestRedteamLintSizesSetSearchPath: a migration file that sets its

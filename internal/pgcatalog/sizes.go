@@ -80,7 +80,9 @@ var kinds = map[string]string{"r": "table", "p": "partitioned", "m": "materializ
 // ExportQuery reads every relation's size facts in one catalog query. It
 // calls no function that opens a relation (pg_total_relation_size would
 // take a lock on each, and 100,000 of them overflow the lock table), so
-// bytes come from relpages, which VACUUM and ANALYZE keep.
+// bytes come from relpages, which VACUUM and ANALYZE keep; the relations
+// never analyzed nor vacuumed, whose relpages say nothing, are sized from
+// their files afterwards, a batch at a time (sizeFromFiles).
 const ExportQuery = `WITH ix AS (
   SELECT x.indrelid, sum(i.relpages)::bigint AS pages
   FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid

@@ -295,3 +295,37 @@ func analyze(t *testing.T, q *ConnQuerier) {
 	mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
 	mustExec(t, q, "ANALYZE")
 }
+
+// TestResolveByRecordedSearchPath: an unqualified name is resolved by the
+// search_path the export recorded (app before public), public when the
+// file records none (format 1), and by the only relation of that name
+// when the path holds none; an index's key counts as unique only when it
+// is unique, valid and not partial there, and a format 1 file knows no
+// key.
+func TestResolveByRecordedSearchPath(t *testing.T) {
+	rels := []SizeRelation{
+		{Schema: "app", Name: "accounts", Kind: "table", Rows: 30000},
+		{Schema: "public", Name: "accounts", Kind: "table", Rows: 5},
+		{Schema: "billing", Name: "invoices", Kind: "table", Rows: 700},
+		{Schema: "app", Name: "accounts_pkey", Kind: "index", Table: "app.accounts", Unique: true, Valid: true, Columns: []string{"id"}},
+		{Schema: "app", Name: "accounts_tenant", Kind: "index", Table: "app.accounts", Unique: true, Valid: false, Columns: []string{"tenant_id"}},
+		{Schema: "app", Name: "accounts_email", Kind: "index", Table: "app.accounts", Unique: true, Valid: true, Partial: true, Columns: []string{"email"}},
+	}
+	s := NewSizes(&SizeFile{Format: 2, SearchPath: []string{"app"}, ExportedAt: time.Now(), Relations: rels}, "production")
+	if r := s.Resolve(policy.Table{Name: "accounts"}); r == nil || r.Schema != "app" {
+		t.Errorf("accounts with search_path app: %+v", r)
+	}
+	if r := s.Resolve(policy.Table{Name: "invoices"}); r == nil || r.Schema != "billing" {
+		t.Errorf("invoices, the only one of its name: %+v", r)
+	}
+	if keys := s.UniqueKeys("app", "accounts"); fmt.Sprint(keys) != "[[id]]" {
+		t.Errorf("unique keys of app.accounts: %v, want [[id]] (tenant_id is not valid, email is partial)", keys)
+	}
+	old := NewSizes(&SizeFile{Format: 1, ExportedAt: time.Now(), Relations: rels}, "production")
+	if r := old.Resolve(policy.Table{Name: "accounts"}); r == nil || r.Schema != "public" {
+		t.Errorf("accounts in a format 1 file: %+v, want public's", r)
+	}
+	if keys := old.UniqueKeys("app", "accounts"); keys != nil {
+		t.Errorf("a format 1 file knows unique keys: %v", keys)
+	}
+}
