@@ -53,6 +53,12 @@ type TargetSettings struct {
 	SizesFile    string `yaml:"sizes_file"`
 	SizesFrom    string `yaml:"sizes_from"`
 	SizesRefresh string `yaml:"sizes_refresh"`
+	// SizesDatabases maps the target's session databases to the source's
+	// databases whose sizes they borrow (billing_uat: billing), for a
+	// target serving several databases. When set, a session of a database
+	// it does not name is judged with its own sizes; when unset, every
+	// session borrows the sizes of the monitor's database (or the file's).
+	SizesDatabases map[string]string `yaml:"sizes_databases"`
 	// Monitor is the connection pgguard opens by itself to this target's
 	// upstream for its own read-only catalog queries, when another
 	// target's sizes_from names this one.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/proxy/enforce"
 )
@@ -89,6 +90,12 @@ func (l life) CancelRunning()        { l.s.cancelRunning() }
 // connections are final, before the relay starts.
 func (s *Session) startMachine() {
 	lim := s.srv.cfg.Limits
+	// A target serving several databases borrows, per session database,
+	// that database's counterpart's sizes (or none).
+	sizes := s.target.Sizes
+	if d, ok := sizes.(pgcatalog.DatabaseSizes); ok {
+		sizes = d.For(s.state.Database)
+	}
 	s.m = enforce.New(&s.conns, life{s}, &s.state, enforce.Config{
 		Policy:              s.srv.cfg.Policy,
 		Observer:            s.srv.cfg.Observer,
@@ -97,7 +104,7 @@ func (s *Session) startMachine() {
 		MaxStatementMessage: lim.MaxStatementMessage,
 		MaxHeldAnswer:       lim.MaxHeldAnswer,
 		Memory:              s.srv.memory,
-		Sizes:               s.target.Sizes,
+		Sizes:               sizes,
 	})
 }
 

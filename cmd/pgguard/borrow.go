@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // sizesFileCheck is how often a sizes_file is looked at for a new version.
@@ -20,10 +25,17 @@ type sizeReporter interface {
 }
 
 // borrowing is the running sources of the targets that borrow sizes: one
-// per file and one per source target, however many targets share it.
+// per file and one per source target and database, however many targets
+// share it. Every target has a targetSizes, borrowing or not, so that a
+// reload (SIGHUP) can start or stop a target's borrowing for the sessions
+// that start after it.
 type borrowing struct {
+	log     *slog.Logger
+	targets map[string]*targetSizes
+
+	mu      sync.Mutex
 	entries []borrowEntry
-	stops   []func()
+	sources map[string]*runningSource // by sourceKey
 }
 
 type borrowEntry struct {
@@ -31,59 +43,162 @@ type borrowEntry struct {
 	src    sizeReporter
 }
 
-// startBorrowing starts the sources of o.borrow and gives each borrowing
-// target its source.
+// runningSource is a started source and how to stop it.
+type runningSource struct {
+	src  sizeReporter
+	stop func()
+}
+
+// startBorrowing gives every target of o a targetSizes and starts the
+// sources of o.borrow.
 func startBorrowing(o *serveOptions, log *slog.Logger) (*borrowing, error) {
-	b := &borrowing{}
-	live := map[string]*pgcatalog.LiveSizes{}
-	files := map[string]*pgcatalog.FileSizes{}
-	for _, spec := range o.borrow {
-		var src sizeReporter
-		switch {
-		case spec.file != "":
-			f := files[spec.file]
-			if f == nil {
-				var err error
-				if f, err = pgcatalog.NewFileSizes(spec.file, log); err != nil {
-					b.stop()
-					return nil, fmt.Errorf("target %s: sizes_file: %w", spec.target, err)
-				}
-				files[spec.file] = f
-				b.stops = append(b.stops, f.Watch(sizesFileCheck))
-			}
-			src = f
-		default:
-			l := live[spec.from]
-			if l == nil {
-				l = pgcatalog.NewLiveSizes(spec.from, spec.conn, spec.refresh, log)
-				live[spec.from] = l
-				b.stops = append(b.stops, l.Start())
-			}
-			src = l
-		}
-		for i := range o.proxy.Targets {
-			if o.proxy.Targets[i].Name == spec.target {
-				o.proxy.Targets[i].Sizes = src
-			}
-		}
-		b.entries = append(b.entries, borrowEntry{target: spec.target, src: src})
-		log.Info("borrowed sizes: target judged with another database's table sizes", "target", spec.target, "source", src.State().Source)
+	b := &borrowing{log: log, targets: map[string]*targetSizes{}, sources: map[string]*runningSource{}}
+	for i := range o.proxy.Targets {
+		ts := &targetSizes{target: o.proxy.Targets[i].Name, log: log}
+		b.targets[ts.target] = ts
+		o.proxy.Targets[i].Sizes = ts
+	}
+	if err := b.apply(o.borrow); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
-func (b *borrowing) stop() {
-	for _, s := range b.stops {
-		s()
+// sourceKey names a source by everything it is read with: a source whose
+// settings did not change is kept across a reload (no new first read).
+func sourceKey(spec borrowSpec, database string) string {
+	if spec.file != "" {
+		return "file\x00" + spec.file
 	}
-	b.stops = nil
+	c := spec.conn
+	return fmt.Sprintf("live\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%v\x00%v\x00%s", spec.from, database, c.Upstream, c.User, c.Password, c.PasswordFile, c.TLS != nil, c.ConnectTimeout, spec.refresh)
 }
 
-// metrics lists the state of every borrowing target for /metrics.
+// apply starts the sources specs need (keeping those already running with
+// the same settings), routes each target's session databases to them,
+// and stops the sources no longer used. On error nothing changes.
+func (b *borrowing) apply(specs []borrowSpec) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	started := map[string]*runningSource{}
+	used := map[string]*runningSource{}
+	fail := func(err error) error {
+		for _, r := range started {
+			r.stop()
+		}
+		return err
+	}
+	get := func(spec borrowSpec, database string) (sizeReporter, error) {
+		key := sourceKey(spec, database)
+		if r := used[key]; r != nil {
+			return r.src, nil
+		}
+		if r := b.sources[key]; r != nil {
+			used[key] = r
+			return r.src, nil
+		}
+		var r *runningSource
+		if spec.file != "" {
+			f, err := pgcatalog.NewFileSizes(spec.file, b.log)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: sizes_file: %w", spec.target, err)
+			}
+			r = &runningSource{src: f, stop: f.Watch(sizesFileCheck)}
+		} else {
+			conn, name := spec.conn, spec.from
+			if database != "" {
+				conn.Database, name = database, spec.from+"/"+database
+			}
+			l := pgcatalog.NewLiveSizes(name, conn, spec.refresh, b.log)
+			r = &runningSource{src: l, stop: l.Start()}
+		}
+		started[key], used[key] = r, r
+		return r.src, nil
+	}
+	routes := map[string]*sizeRoutes{}
+	var entries []borrowEntry
+	for _, spec := range specs {
+		if b.targets[spec.target] == nil {
+			b.log.Warn("borrowed sizes: a target added to the rules file starts listening at the next restart", "target", spec.target)
+			continue
+		}
+		r := &sizeRoutes{}
+		if spec.databases == nil {
+			src, err := get(spec, "")
+			if err != nil {
+				return fail(err)
+			}
+			r.all = src
+			entries = append(entries, borrowEntry{target: spec.target, src: src})
+		} else {
+			r.byDB = map[string]sizeReporter{}
+			seen := map[sizeReporter]bool{}
+			names := make([]string, 0, len(spec.databases))
+			for own := range spec.databases {
+				names = append(names, own)
+			}
+			sort.Strings(names)
+			for _, own := range names {
+				db := spec.databases[own]
+				if spec.file != "" {
+					db = ""
+				}
+				src, err := get(spec, db)
+				if err != nil {
+					return fail(err)
+				}
+				r.byDB[own] = src
+				if !seen[src] {
+					seen[src] = true
+					entries = append(entries, borrowEntry{target: spec.target, src: src})
+				}
+			}
+		}
+		routes[spec.target] = r
+	}
+	for name, ts := range b.targets {
+		old := ts.routes.Swap(routes[name])
+		if !sameRoutes(old, routes[name]) {
+			if r := routes[name]; r != nil {
+				b.log.Info("borrowed sizes: target judged with another database's table sizes", "target", name, "sources", r.describe())
+			} else if old != nil {
+				b.log.Info("borrowed sizes: target judged with its own sizes again", "target", name)
+			}
+		}
+	}
+	for key, r := range b.sources {
+		if used[key] == nil {
+			r.stop()
+		}
+	}
+	b.sources, b.entries = used, entries
+	return nil
+}
+
+func (b *borrowing) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.sources {
+		r.stop()
+	}
+	b.sources = map[string]*runningSource{}
+	for _, ts := range b.targets {
+		ts.routes.Store(nil)
+	}
+}
+
+func (b *borrowing) current() []borrowEntry {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.entries
+}
+
+// metrics lists the state of every borrowing target's sources for /metrics.
 func (b *borrowing) metrics() []observe.BorrowedSizes {
 	now := time.Now()
-	out := make([]observe.BorrowedSizes, 0, len(b.entries))
-	for _, e := range b.entries {
+	entries := b.current()
+	out := make([]observe.BorrowedSizes, 0, len(entries))
+	for _, e := range entries {
 		st := e.src.State()
 		m := observe.BorrowedSizes{Target: e.target, Source: st.Source, Failures: st.Failures, Age: -1}
 		if !st.AsOf.IsZero() {
@@ -94,12 +209,25 @@ func (b *borrowing) metrics() []observe.BorrowedSizes {
 	return out
 }
 
-// report writes a line per borrowing target for /readiness. Like the
-// upstreams, a source that cannot be read is detail, not unreadiness: the
-// sessions are judged with their own database's sizes meanwhile.
+// unmapped counts, per target, the sessions judged with their own sizes
+// because sizes_databases does not name their database.
+func (b *borrowing) unmapped() map[string]int64 {
+	out := map[string]int64{}
+	for name, ts := range b.targets {
+		if n := ts.unmapped.Load(); n > 0 || ts.routes.Load() != nil {
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// report writes a line per borrowing target and source for /readiness.
+// Like the upstreams, a source that cannot be read is detail, not
+// unreadiness: the sessions are judged with their own database's sizes
+// meanwhile.
 func (b *borrowing) report(w io.Writer) {
 	now := time.Now()
-	for _, e := range b.entries {
+	for _, e := range b.current() {
 		st := e.src.State()
 		switch {
 		case !st.AsOf.IsZero() && st.Err == nil:
@@ -112,4 +240,125 @@ func (b *borrowing) report(w io.Writer) {
 			fmt.Fprintf(w, "sizes %s: %s not read yet, the target's own sizes are used\n", e.target, st.Source)
 		}
 	}
+}
+
+// sizeRoutes says which source a target's sessions borrow from: all of
+// them the same (no sizes_databases), or by their database.
+type sizeRoutes struct {
+	all  sizeReporter
+	byDB map[string]sizeReporter
+}
+
+func (r *sizeRoutes) pick(database string) sizeReporter {
+	switch {
+	case r == nil:
+		return nil
+	case r.byDB != nil:
+		return r.byDB[database]
+	}
+	return r.all
+}
+
+func (r *sizeRoutes) describe() string {
+	if r.byDB == nil {
+		return r.all.State().Source
+	}
+	names := make([]string, 0, len(r.byDB))
+	for own, src := range r.byDB {
+		names = append(names, own+" → "+src.State().Source)
+	}
+	sort.Strings(names)
+	return fmt.Sprint(names)
+}
+
+func sameRoutes(a, b *sizeRoutes) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.all != b.all || len(a.byDB) != len(b.byDB) {
+		return false
+	}
+	for k, v := range a.byDB {
+		if b.byDB[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// maxWarnedDatabases bounds the database names a target warns of once
+// each (a client chooses the name it connects to).
+const maxWarnedDatabases = 100
+
+// targetSizes is a target's proxy.Target.Sizes: its sessions' source of
+// borrowed sizes, chosen by their database, and changed by a reload.
+type targetSizes struct {
+	target   string
+	log      *slog.Logger
+	routes   atomic.Pointer[sizeRoutes]
+	unmapped atomic.Int64
+
+	mu     sync.Mutex
+	warned map[string]bool
+}
+
+var _ pgcatalog.DatabaseSizes = (*targetSizes)(nil)
+
+// Sizes answers for a session of no particular database (none asks).
+func (t *targetSizes) Sizes() (*pgcatalog.Sizes, error) {
+	return routedSizes{t, ""}.Sizes()
+}
+
+// For returns the source of a session of database: nil when the target
+// borrows no sizes, or when sizes_databases does not name database (the
+// session is judged with its own sizes, never another database's;
+// counted, and logged once per database).
+func (t *targetSizes) For(database string) pgcatalog.SizeSource {
+	r := t.routes.Load()
+	if r == nil {
+		return nil
+	}
+	if r.pick(database) == nil {
+		t.unmapped.Add(1)
+		t.mu.Lock()
+		first := !t.warned[database] && len(t.warned) < maxWarnedDatabases
+		if first {
+			if t.warned == nil {
+				t.warned = map[string]bool{}
+			}
+			t.warned[database] = true
+		}
+		t.mu.Unlock()
+		if first {
+			t.log.Warn("borrowed sizes: sizes_databases names no source database for this session's database; its sessions are judged with their own sizes",
+				"target", t.target, "database", database)
+		}
+		return nil
+	}
+	return routedSizes{t, database}
+}
+
+// routedSizes is one session's source: the route of its database as it is
+// at each question, so that a reload reaches running sessions too (a
+// route removed: their own sizes).
+type routedSizes struct {
+	t        *targetSizes
+	database string
+}
+
+var _ pgcatalog.SourcePlanner = routedSizes{}
+
+func (r routedSizes) Sizes() (*pgcatalog.Sizes, error) {
+	src := r.t.routes.Load().pick(r.database)
+	if src == nil {
+		return nil, fmt.Errorf("target %s borrows no sizes for this database any more", r.t.target)
+	}
+	return src.Sizes()
+}
+
+func (r routedSizes) EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool) {
+	if p, ok := r.t.routes.Load().pick(r.database).(pgcatalog.SourcePlanner); ok {
+		return p.EstimateRowsAt(ctx, sql, table)
+	}
+	return 0, false
 }

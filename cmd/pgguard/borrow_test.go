@@ -373,6 +373,12 @@ func TestBorrowingSettings(t *testing.T) {
 		{monitor, "sizes_from: production, sizes_refresh: 1s", "at least 10s"},
 		{"", "sizes_file: " + filepath.Join(dir, "missing.json"), "sizes_file: open"},
 		{", monitor: {user: m, password_env: PGGUARD_TEST_EMPTY}", "sizes_from: production", "PGGUARD_TEST_EMPTY is empty"},
+		{monitor, "sizes_from: production, sizes_databases: {billing_uat: billing, ledger_uat: ledger}", ""},
+		{"", "sizes_file: " + good + ", sizes_databases: {uat: production}", ""},
+		{"", "sizes_file: " + good + ", sizes_databases: {billing_uat: billing}", "holds the sizes of database production only"},
+		{monitor, "sizes_from: production, sizes_databases: {}", "sizes_databases: empty"},
+		{monitor, "sizes_from: production, sizes_databases: {billing_uat: ''}", "empty database name"},
+		{monitor, "sizes_databases: {billing_uat: billing}", "set without sizes_from or sizes_file"},
 	} {
 		rules := filepath.Join(dir, "rules.yaml")
 		body := "proxy:\n  targets:\n" + fmt.Sprintf(prod, c.prod) + fmt.Sprintf(uat, c.uat)

@@ -313,6 +313,16 @@ func (c sizedTables) EstimateRows(ctx context.Context, sql string) (int64, bool)
 	return c.file.EstimateRows(ctx, sql)
 }
 
+// UniqueKeys are the file's unique keys of a table it lists (unique and
+// valid there), as the proxy on the file's database finds them; a table
+// created earlier in the file has none known.
+func (c sizedTables) UniqueKeys(ctx context.Context, table string) ([][]string, bool) {
+	if _, empty := c.emptyTables.TableSize(ctx, table); empty {
+		return nil, false
+	}
+	return c.file.UniqueKeys(ctx, table)
+}
+
 func (c sizedTables) SizesFrom(ctx context.Context, table string) string {
 	if _, empty := c.emptyTables.TableSize(ctx, table); empty {
 		return ""

@@ -210,7 +210,10 @@ func TestObservabilityThroughBinary(t *testing.T) {
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
 	auditPath := filepath.Join(dir, "audit.log")
-	os.WriteFile(rules, []byte("rules:\n  rename-column: warn\n  set-not-null: reject\n  create-index: rewrite\n"), 0o644)
+	// A second target judged with a sizes file, so that the borrowed
+	// sizes' metrics exist for the dashboard's check.
+	os.WriteFile(rules, []byte("rules:\n  rename-column: warn\n  set-not-null: reject\n  create-index: rewrite\n"+
+		"proxy:\n  targets:\n    - {name: uat, listen: "+freeAddr(t)+", upstream: "+pg.Addr()+", sizes_file: testdata/obs-sizes.json}\n"), 0o644)
 	b := startBinary(t, "--rules", rules, "--listen", listen, "--upstream", pg.Addr(), "--admin", admin, "--audit-log", auditPath, "--pprof")
 	waitHTTP(t, "http://"+admin+"/readiness", 200)
 
@@ -375,7 +378,7 @@ func referencedMetrics(t *testing.T) []string {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
-	for _, want := range []string{"Rejections by rule", "DDL duration (p50 / p95 / p99)", "Lock-timeout failures and retries", "Connections open", "Recent rejections by rule", "Waits outside the lock queue"} {
+	for _, want := range []string{"Rejections by rule", "DDL duration (p50 / p95 / p99)", "Lock-timeout failures and retries", "Connections open", "Recent rejections by rule", "Waits outside the lock queue", "Borrowed sizes age"} {
 		if !titles[want] {
 			t.Errorf("the dashboard has no panel %q", want)
 		}

@@ -88,7 +88,6 @@ func TestRedteamBorrowedSizesBeforeFirstRead(t *testing.T) {
 // --sizes with production's file (an unqualified name: public, else the
 // only table of that name) refuses it.
 func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
-	t.Skip("redteam: a table uat has in public and production in another schema (found there by production's search_path) is judged with uat's own size")
 	pg := pgtest.Must(t, pgtest.Options{})
 	inApp := []string{"CREATE SCHEMA app", "SET search_path = app"}
 	inApp = append(inApp, borrowSchema...)
@@ -132,6 +131,15 @@ func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
 		if got[name] != got["production"] {
 			t.Errorf("%s decides %s, production %s", name, got[name], got["production"])
 		}
+	}
+	// lint --sizes with production's file finds app.accounts by the
+	// search_path the export recorded.
+	migration := filepath.Join(t.TempDir(), "m.sql")
+	if err := os.WriteFile(migration, []byte(c.sql+";\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "", "lint", "--in-transaction", "--sizes", file, migration); code == 0 || !strings.Contains(out, "alter-column-type") {
+		t.Errorf("lint --sizes with production's file: exit %d, %s%s; the proxy on production refuses it", code, out, errOut)
 	}
 }
 

@@ -28,6 +28,9 @@ type reloader struct {
 	targets []proxy.Target
 	obs     *observability
 	log     *slog.Logger
+	// sizes applies the borrowed sizes' settings of a reloaded proxy:
+	// section (nil: they change at the next restart only).
+	sizes func(*policy.ProxySettings) error
 }
 
 // start watches for SIGHUP and file changes until stop is called.
@@ -102,9 +105,54 @@ func (r *reloader) reload(trigger string) {
 	}
 	r.policy.Swap(eng)
 	r.log.Info("policy reloaded: new statements are judged by it", "trigger", trigger, "rules", rules, "mode", cfg.Mode.String())
-	if !reflect.DeepEqual(cfg.Proxy, r.proxy) {
+	if r.sizes != nil && !reflect.DeepEqual(borrowSettings(cfg.Proxy), borrowSettings(r.proxy)) || trigger == "SIGHUP" && r.sizes != nil {
+		// On SIGHUP always: a monitor's password_env may have changed.
+		if err := r.sizes(&cfg.Proxy); err != nil {
+			r.log.Error("borrowed sizes: the new settings are not valid; the previous ones stay in use", "trigger", trigger, "rules", rules, "err", err)
+		} else {
+			r.log.Info("borrowed sizes: settings applied", "trigger", trigger, "rules", rules)
+			r.proxy = withBorrowSettings(r.proxy, cfg.Proxy)
+		}
+	}
+	if !reflect.DeepEqual(withoutBorrowSettings(cfg.Proxy), withoutBorrowSettings(r.proxy)) {
 		r.log.Warn("the proxy: section of the rules file changed; those settings take effect at the next restart", "rules", rules)
 	}
+}
+
+// borrowSettings is what of the proxy: section a reload applies: each
+// target's sizes_file, sizes_from, sizes_refresh, sizes_databases and
+// monitor: block.
+func borrowSettings(p policy.ProxySettings) []policy.TargetSettings {
+	out := make([]policy.TargetSettings, len(p.Targets))
+	for i, t := range p.Targets {
+		out[i] = policy.TargetSettings{Name: t.Name, SizesFile: t.SizesFile, SizesFrom: t.SizesFrom, SizesRefresh: t.SizesRefresh, SizesDatabases: t.SizesDatabases, Monitor: t.Monitor}
+	}
+	return out
+}
+
+// withoutBorrowSettings is p without them, for the restart warning.
+func withoutBorrowSettings(p policy.ProxySettings) policy.ProxySettings {
+	p.Targets = append([]policy.TargetSettings(nil), p.Targets...)
+	for i := range p.Targets {
+		t := &p.Targets[i]
+		t.SizesFile, t.SizesFrom, t.SizesRefresh, t.SizesDatabases, t.Monitor = "", "", "", nil, nil
+	}
+	return p
+}
+
+// withBorrowSettings is p with next's borrowing settings for the targets
+// both name: what runs after they were applied.
+func withBorrowSettings(p, next policy.ProxySettings) policy.ProxySettings {
+	p.Targets = append([]policy.TargetSettings(nil), p.Targets...)
+	for i := range p.Targets {
+		t := &p.Targets[i]
+		for _, n := range next.Targets {
+			if n.Name == t.Name {
+				t.SizesFile, t.SizesFrom, t.SizesRefresh, t.SizesDatabases, t.Monitor = n.SizesFile, n.SizesFrom, n.SizesRefresh, n.SizesDatabases, n.Monitor
+			}
+		}
+	}
+	return p
 }
 
 func (r *reloader) load() (*policy.Engine, *policy.Config, error) {

@@ -73,6 +73,7 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 	}
 	defer borrowed.stop()
 	obs.metrics.WatchBorrowedSizes(borrowed.metrics)
+	obs.metrics.WatchBorrowedUnmapped(borrowed.unmapped)
 	srv, err := proxy.New(opts.proxy)
 	if err != nil {
 		fmt.Fprintf(stdio.err, "pgguard: %v\n", err)
@@ -91,7 +92,18 @@ func serve(args []string, stdio stdio, getenv func(string) string, ready chan<- 
 		fmt.Fprintf(stdio.err, "pgguard: admin server: %v\n", err)
 		return 1
 	}
-	rl := &reloader{path: opts.rulesPath, policy: opts.proxy.Policy, proxy: pol.Proxy, targets: opts.proxy.Targets, obs: obs, log: logger}
+	rl := &reloader{path: opts.rulesPath, policy: opts.proxy.Policy, proxy: pol.Proxy, targets: opts.proxy.Targets, obs: obs, log: logger,
+		// The borrowed sizes' settings (sizes_*, monitor:) take effect at
+		// a reload: validated as at startup, the flags and environment
+		// still winning over the file.
+		sizes: func(p *policy.ProxySettings) error {
+			resolve(fs, settings, getenv, p)
+			o, err := validate(settings, p)
+			if err != nil {
+				return err
+			}
+			return borrowed.apply(o.borrow)
+		}}
 	defer rl.start()()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -106,6 +106,10 @@ type borrowSpec struct {
 	from    string // sizes_from: the source target
 	conn    pgcatalog.ConnSpec
 	refresh time.Duration
+	// databases is sizes_databases: session database → the source's
+	// database; nil when every session borrows the one source database
+	// (conn's, or the file's).
+	databases map[string]string
 }
 
 // resolve fills each setting by precedence flag > environment > file > default.
@@ -294,16 +298,49 @@ func (o *serveOptions) validateBorrowing(specs []targetSpec) []error {
 			if ft.SizesRefresh != "" {
 				bad("sizes_refresh", "set without sizes_from")
 			}
+			if ft.SizesDatabases != nil {
+				bad("sizes_databases", "set without sizes_from or sizes_file")
+			}
 			continue
 		}
 		b := borrowSpec{target: sp.name, refresh: defaultSizesRefresh}
+		if ft.SizesDatabases != nil {
+			if len(ft.SizesDatabases) == 0 {
+				bad("sizes_databases", "empty: name each session database and the source's database it borrows from (billing_uat: billing), or leave it out")
+				continue
+			}
+			okMap := true
+			for from, to := range ft.SizesDatabases {
+				if from == "" || to == "" {
+					bad("sizes_databases", "an entry with an empty database name")
+					okMap = false
+				}
+			}
+			if !okMap {
+				continue
+			}
+			b.databases = ft.SizesDatabases
+		}
 		switch {
 		case ft.SizesFile != "" && ft.SizesFrom != "":
 			bad("sizes_file", "give sizes_file or sizes_from, not both")
 			continue
 		case ft.SizesFile != "":
-			if _, err := pgcatalog.LoadSizes(ft.SizesFile); err != nil {
+			f, err := pgcatalog.LoadSizes(ft.SizesFile)
+			if err != nil {
 				bad("sizes_file", "%v", err)
+				continue
+			}
+			// A file is one database's: sizes_databases can only say which
+			// session databases borrow it.
+			wrong := ""
+			for from, to := range b.databases {
+				if to != f.File.Database {
+					wrong = from + ": " + to
+				}
+			}
+			if wrong != "" {
+				bad("sizes_databases", "%s: the file holds the sizes of database %s only (sizes_from borrows several databases of one source)", wrong, f.File.Database)
 				continue
 			}
 			b.file = ft.SizesFile

@@ -62,7 +62,7 @@ func TestSizesExportThenLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f pgcatalog.SizeFile
-	if err := json.Unmarshal(raw, &f); err != nil || f.Format != 1 || f.Database != "production" || f.ServerVersion == "" || f.ExportedAt.IsZero() {
+	if err := json.Unmarshal(raw, &f); err != nil || f.Format != pgcatalog.SizesFormat || f.Database != "production" || f.ServerVersion == "" || f.ExportedAt.IsZero() {
 		t.Fatalf("file: %v %+v", err, f)
 	}
 	// No row data: the values inserted never appear.

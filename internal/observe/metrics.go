@@ -419,7 +419,16 @@ func (m *Metrics) WatchBorrowedSizes(state func() []BorrowedSizes) {
 	m.borrowed.state.Store(&state)
 }
 
+// WatchBorrowedUnmapped exports, at every scrape, per borrowing target,
+// the sessions judged with their own sizes because the target's
+// sizes_databases names no source database for theirs.
+func (m *Metrics) WatchBorrowedUnmapped(state func() map[string]int64) {
+	m.borrowed.unmapped.Store(&state)
+}
+
 var (
+	borrowedUnmapped = prometheus.NewDesc("pgguard_borrowed_sizes_unmapped_sessions_total",
+		"Sessions of a borrowing target judged with their own database's sizes because its sizes_databases names no source database for theirs.", []string{"target"}, nil)
 	borrowedAge = prometheus.NewDesc("pgguard_borrowed_sizes_age_seconds",
 		"Age of the table sizes a target judges with (sizes_file, sizes_from): time since they were read from their database; -1 while none are in use.", []string{"target", "source"}, nil)
 	borrowedInUse = prometheus.NewDesc("pgguard_borrowed_sizes_in_use",
@@ -430,16 +439,23 @@ var (
 
 // borrowedCollector reports nothing until WatchBorrowedSizes.
 type borrowedCollector struct {
-	state atomic.Pointer[func() []BorrowedSizes]
+	state    atomic.Pointer[func() []BorrowedSizes]
+	unmapped atomic.Pointer[func() map[string]int64]
 }
 
 func (c *borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- borrowedAge
 	ch <- borrowedInUse
 	ch <- borrowedFailures
+	ch <- borrowedUnmapped
 }
 
 func (c *borrowedCollector) Collect(ch chan<- prometheus.Metric) {
+	if unmapped := c.unmapped.Load(); unmapped != nil {
+		for target, n := range (*unmapped)() {
+			ch <- prometheus.MustNewConstMetric(borrowedUnmapped, prometheus.CounterValue, float64(n), target)
+		}
+	}
 	state := c.state.Load()
 	if state == nil {
 		return

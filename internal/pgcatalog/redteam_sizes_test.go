@@ -8,13 +8,21 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // redteamDatabases creates production and uat owned by the SCRAM role and
 // returns a connection to each.
 func redteamDatabases(t *testing.T) (prod, uat *ConnQuerier) {
 	t.Helper()
-	pg := pgtest.Must(t, pgtest.Options{})
+	_, prod, uat = redteamServer(t)
+	return prod, uat
+}
+
+// redteamServer is redteamDatabases with the server they are on.
+func redteamServer(t *testing.T) (pg *pgtest.Server, prod, uat *ConnQuerier) {
+	t.Helper()
+	pg = pgtest.Must(t, pgtest.Options{})
 	for _, db := range []string{"uat", "production"} {
 		if _, err := pg.CreateDatabase(db); err != nil {
 			t.Fatal(err)
@@ -26,7 +34,7 @@ func redteamDatabases(t *testing.T) (prod, uat *ConnQuerier) {
 	prod, uat = connect(t, pg, "production"), connect(t, pg, "uat")
 	mustExec(t, prod, "SET default_transaction_read_only = off")
 	mustExec(t, uat, "SET default_transaction_read_only = off")
-	return prod, uat
+	return pg, prod, uat
 }
 
 // TestRedteamPartitionedNamesQuotedByPostgres: a partition's parent is
@@ -142,7 +150,6 @@ func TestRedteamHostileSizesFile(t *testing.T) {
 // large), the export from relpages and the counters: 0 rows, 0 bytes,
 // small. The file marks it "analyzed": false, which nothing reads.
 func TestRedteamNeverAnalyzedAfterStatsReset(t *testing.T) {
-	t.Skip("redteam: a production table never analyzed whose statistics counters were reset is exported as 0 rows, 0 bytes (small); production's own catalog sizes it from its files")
 	pg := pgtest.Must(t, pgtest.Options{})
 	for _, db := range []string{"uat", "production"} {
 		if _, err := pg.CreateDatabase(db); err != nil {
@@ -190,9 +197,12 @@ func TestRedteamNeverAnalyzedAfterStatsReset(t *testing.T) {
 // in a real production: refused in uat, allowed in production). Documented
 // ("all of them when the session's table is empty"), but it is not "as
 // production would".
+//
+// Fixed for a live source (sizes_from): uat borrows production's sizes
+// through LiveSizes, which asks production's own planner (EXPLAIN of the
+// SELECT form over the monitor connection) when the own table is empty.
 func TestRedteamEmptyOwnTableScaledToAll(t *testing.T) {
-	t.Skip("redteam: an empty uat table scales every estimate, however selective, to all of production's rows")
-	prod, uat := redteamDatabases(t)
+	pg, prod, uat := redteamServer(t)
 	for _, q := range []*ConnQuerier{prod, uat} {
 		mustExec(t, q, "CREATE TABLE accounts (id int PRIMARY KEY, status text)")
 	}
@@ -200,13 +210,55 @@ func TestRedteamEmptyOwnTableScaledToAll(t *testing.T) {
 	for _, q := range []*ConnQuerier{prod, uat} {
 		analyze(t, q)
 	}
-	b := borrowFrom(t, prod, uat)
+	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
+	if err := live.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
 	ctx := context.Background()
 	sql := "UPDATE accounts SET status = 'x' WHERE id <= 10"
 	truth, _ := (&Catalog{Q: prod}).EstimateRows(ctx, sql)
 	got, ok := b.EstimateRows(ctx, sql)
 	if !ok || got > 10*truth+10 {
 		t.Errorf("uat (empty) scaled: %d rows (%v); production's planner: %d", got, ok, truth)
+	}
+	// Every row: production's planner says all of them too.
+	if got, ok := b.EstimateRows(ctx, "UPDATE accounts SET status = 'x'"); !ok || got < 1500 {
+		t.Errorf("uat (empty), every row: %d (%v), want production's 1,500", got, ok)
+	}
+}
+
+// TestBorrowedEmptyOwnTableFromFile: with a file there is no planner to
+// ask, and an empty own table says nothing of a statement's share: the
+// estimate is all of the source's rows (documented in environments.md).
+// A role that may not read the table on a live source gets the same.
+func TestBorrowedEmptyOwnTableFromFile(t *testing.T) {
+	pg, prod, uat := redteamServer(t)
+	for _, q := range []*ConnQuerier{prod, uat} {
+		mustExec(t, q, "CREATE TABLE accounts (id int PRIMARY KEY, status text)")
+	}
+	mustExec(t, prod, "INSERT INTO accounts SELECT g, 'open' FROM generate_series(1, 1500) g")
+	for _, q := range []*ConnQuerier{prod, uat} {
+		analyze(t, q)
+	}
+	ctx := context.Background()
+	sql := "UPDATE accounts SET status = 'x' WHERE id <= 10"
+	if got, ok := borrowFrom(t, prod, uat).EstimateRows(ctx, sql); !ok || got != 1500 {
+		t.Errorf("file, empty own table: %d (%v), want all of production's 1,500", got, ok)
+	}
+	// A monitor role without SELECT on the table: no EXPLAIN is sent.
+	if err := pg.Exec("CREATE ROLE pgguard_monitor LOGIN PASSWORD '" + pgtest.Password + "'"); err != nil {
+		t.Fatal(err)
+	}
+	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: "pgguard_monitor", Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
+	if err := live.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := (&Borrowed{Catalog: &Catalog{Q: uat}, Src: live}).EstimateRows(ctx, sql); !ok || got != 1500 {
+		t.Errorf("live source, monitor may not read accounts: %d (%v), want all of production's 1,500", got, ok)
+	}
+	if _, ok := live.EstimateRowsAt(ctx, sql, policy.Table{Schema: "public", Name: "accounts"}); ok {
+		t.Errorf("the monitor role may not read accounts, yet its planner was asked")
 	}
 }
 

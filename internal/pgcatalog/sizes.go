@@ -9,25 +9,33 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
 )
 
 // SizesFormat is the version of the exported sizes file. A reader refuses
-// a file of another version.
-const SizesFormat = 1
+// a file of a later version; format 1 (before the search_path and the
+// indexes' keys were exported) is still read: its indexes count as
+// unknown, so no key of it is taken as unique.
+const SizesFormat = 2
 
 // SizeFile is what `pgguard sizes export` writes: the size facts the
 // rules use, for every table, partition, materialized view and index of
 // one database, with no row data and no value of any column.
 type SizeFile struct {
-	Format           int            `json:"format"`
-	Database         string         `json:"database"`
-	ServerVersion    string         `json:"server_version"`
-	ServerVersionNum int            `json:"server_version_num"`
-	ExportedAt       time.Time      `json:"exported_at"`
-	Relations        []SizeRelation `json:"relations"`
+	Format           int       `json:"format"`
+	Database         string    `json:"database"`
+	ServerVersion    string    `json:"server_version"`
+	ServerVersionNum int       `json:"server_version_num"`
+	ExportedAt       time.Time `json:"exported_at"`
+	// SearchPath is the exporting role's search_path in that database, as
+	// PostgreSQL resolved it (current_schemas(false): the schemas that
+	// exist, "$user" replaced). A name not found in the schema the
+	// borrowing session resolves it to is looked up by it (format 2).
+	SearchPath []string       `json:"search_path,omitempty"`
+	Relations  []SizeRelation `json:"relations"`
 }
 
 // SizeRelation is one relation of a SizeFile.
@@ -54,6 +62,17 @@ type SizeRelation struct {
 	// its row estimate is the planner's, not a guess.
 	Analyzed     bool       `json:"analyzed"`
 	LastAnalyzed *time.Time `json:"last_analyzed,omitempty"`
+	// SizedFromFiles: never analyzed nor vacuumed (reltuples -1), so
+	// Bytes were read from the relation's files (pg_total_relation_size),
+	// as the source's own sessions' catalog sizes it.
+	SizedFromFiles bool `json:"sized_from_files,omitempty"`
+	// Of an index (format 2): whether it is unique, valid (a failed
+	// CREATE INDEX CONCURRENTLY leaves it not), partial, and its key
+	// columns' names; Columns is empty when a key column is an expression.
+	Unique  bool     `json:"unique,omitempty"`
+	Valid   bool     `json:"valid,omitempty"`
+	Partial bool     `json:"partial,omitempty"`
+	Columns []string `json:"columns,omitempty"`
 }
 
 var kinds = map[string]string{"r": "table", "p": "partitioned", "m": "materialized_view", "i": "index", "I": "partitioned_index"}
@@ -61,7 +80,9 @@ var kinds = map[string]string{"r": "table", "p": "partitioned", "m": "materializ
 // ExportQuery reads every relation's size facts in one catalog query. It
 // calls no function that opens a relation (pg_total_relation_size would
 // take a lock on each, and 100,000 of them overflow the lock table), so
-// bytes come from relpages, which VACUUM and ANALYZE keep.
+// bytes come from relpages, which VACUUM and ANALYZE keep; the relations
+// never analyzed nor vacuumed, whose relpages say nothing, are sized from
+// their files afterwards, a batch at a time (sizeFromFiles).
 const ExportQuery = `WITH ix AS (
   SELECT x.indrelid, sum(i.relpages)::bigint AS pages
   FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
@@ -73,7 +94,13 @@ SELECT n.nspname, c.relname, c.relkind::text,
   ((greatest(c.relpages, 0) + COALESCE(t.relpages, 0) + CASE WHEN c.relkind IN ('i', 'I') THEN 0 ELSE COALESCE(ix.pages, 0) END)::bigint
     * current_setting('block_size')::bigint),
   c.reltuples >= 0 OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL,
-  to_char(greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid), pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+  to_char(greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid), pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+  c.oid::text,
+  c.relkind IN ('r', 'm') AND c.reltuples < 0,
+  xi.indisunique, xi.indisvalid, xi.indpred IS NOT NULL,
+  CASE WHEN xi.indexprs IS NULL AND NOT (0 = ANY (xi.indkey::int2[])) THEN
+    array_to_string(array(SELECT a.attname::text FROM unnest(xi.indkey::int2[]) k(n)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = xi.indrelid AND a.attnum = k.n), chr(31)) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
@@ -90,12 +117,25 @@ WHERE c.relkind IN ('r', 'p', 'm', 'i', 'I')
 ORDER BY n.nspname, c.relname`
 
 // ExportHead reads what the file says of the database itself.
-const ExportHead = "SELECT pg_catalog.current_database(), pg_catalog.current_setting('server_version'), pg_catalog.current_setting('server_version_num')::int"
+const ExportHead = "SELECT pg_catalog.current_database(), pg_catalog.current_setting('server_version'), pg_catalog.current_setting('server_version_num')::int," +
+	" pg_catalog.array_to_string(pg_catalog.current_schemas(false), chr(31))"
+
+// filesBatch is how many never-analyzed relations one statement sizes
+// from their files. pg_total_relation_size takes an ACCESS SHARE lock on
+// the table, its TOAST table and its indexes until the statement ends
+// (each statement is its own transaction): a few hundred relations hold a
+// few thousand locks at most, far from the lock table's size, where one
+// statement over 100,000 would overflow it.
+const filesBatch = 200
+
+// filesLockTimeout bounds the wait for a relation's lock (a migration
+// holding ACCESS EXCLUSIVE): the export does not queue behind it.
+const filesLockTimeout = "2s"
 
 // Export reads the size facts of the database q is connected to.
 func Export(q Querier, now time.Time) (*SizeFile, error) {
 	head, ok := q.Query(ExportHead)
-	if !ok || len(head) != 1 || len(head[0]) != 3 {
+	if !ok || len(head) != 1 || len(head[0]) != 4 {
 		return nil, errors.New("reading the database's name and version failed")
 	}
 	f := &SizeFile{Format: SizesFormat, ExportedAt: now.UTC().Truncate(time.Second)}
@@ -106,13 +146,18 @@ func Export(q Querier, now time.Time) (*SizeFile, error) {
 		f.ServerVersion = *head[0][1]
 	}
 	f.ServerVersionNum = int(atoi(head[0][2]))
+	if head[0][3] != nil && *head[0][3] != "" {
+		f.SearchPath = strings.Split(*head[0][3], "\x1f")
+	}
 	rows, ok := q.Query(ExportQuery)
 	if !ok {
 		return nil, errors.New("reading the catalog failed")
 	}
 	f.Relations = make([]SizeRelation, 0, len(rows))
+	var fromFiles []int // indexes in f.Relations
+	oids := map[int]string{}
 	for _, r := range rows {
-		if len(r) != 9 || r[0] == nil || r[1] == nil || r[2] == nil {
+		if len(r) != 15 || r[0] == nil || r[1] == nil || r[2] == nil || r[9] == nil {
 			return nil, errors.New("the catalog query answered an unexpected row")
 		}
 		rel := SizeRelation{Schema: *r[0], Name: *r[1], Kind: kinds[*r[2]], Rows: atoi(r[5]), Bytes: atoi(r[6]), Analyzed: IsTrue(r[7])}
@@ -127,9 +172,84 @@ func Export(q Querier, now time.Time) (*SizeFile, error) {
 				rel.LastAnalyzed = &t
 			}
 		}
+		if rel.Kind == "index" || rel.Kind == "partitioned_index" {
+			rel.Unique, rel.Valid, rel.Partial = IsTrue(r[11]), IsTrue(r[12]), IsTrue(r[13])
+			if r[14] != nil && *r[14] != "" {
+				rel.Columns = strings.Split(*r[14], "\x1f")
+			}
+		}
+		if IsTrue(r[10]) {
+			fromFiles = append(fromFiles, len(f.Relations))
+			oids[len(f.Relations)] = *r[9]
+		}
 		f.Relations = append(f.Relations, rel)
 	}
+	if err := sizeFromFiles(q, f, fromFiles, oids); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// sizeFromFiles sizes the relations never analyzed nor vacuumed from their
+// files, as the source's own catalog does: their relpages say 0 whatever
+// they hold, and after a statistics reset (pg_stat_reset, a crash, a
+// failover) nothing else tells their size. filesBatch at a time, each
+// batch a statement (and transaction) of its own, waiting at most
+// filesLockTimeout for a lock. A batch that fails is sized one relation at
+// a time; a relation that cannot be sized then (a lock held past the
+// timeout) is left out of the file: the borrower judges it with its own
+// size, lint as a table it does not know (large).
+func sizeFromFiles(q Querier, f *SizeFile, idx []int, oids map[int]string) error {
+	drop := map[int]bool{}
+	run := func(batch []int) bool {
+		list := make([]string, len(batch))
+		for i, k := range batch {
+			list[i] = oids[k]
+		}
+		rows, ok := q.Query("SELECT pg_catalog.set_config('lock_timeout', '" + filesLockTimeout + "', true);" +
+			" SELECT r.oid::text, pg_catalog.pg_total_relation_size(r.oid) FROM unnest('{" + strings.Join(list, ",") + "}'::oid[]) r(oid)")
+		if !ok {
+			return false
+		}
+		got := make(map[string]*string, len(rows))
+		for _, r := range rows {
+			if len(r) == 2 && r[0] != nil {
+				got[*r[0]] = r[1]
+			}
+		}
+		for _, k := range batch {
+			size, seen := got[oids[k]]
+			if !seen || size == nil {
+				drop[k] = true // dropped since the catalog was read
+				continue
+			}
+			f.Relations[k].Bytes = atoi(size)
+			f.Relations[k].SizedFromFiles = true
+		}
+		return true
+	}
+	for i := 0; i < len(idx); i += filesBatch {
+		batch := idx[i:min(i+filesBatch, len(idx))]
+		if run(batch) {
+			continue
+		}
+		for _, k := range batch {
+			if !run([]int{k}) {
+				drop[k] = true
+			}
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	kept := f.Relations[:0]
+	for k, r := range f.Relations {
+		if !drop[k] {
+			kept = append(kept, r)
+		}
+	}
+	f.Relations = kept
+	return nil
 }
 
 // Write writes f as indented JSON.
@@ -146,8 +266,8 @@ func ReadSizeFile(r io.Reader) (*SizeFile, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("not a pgguard sizes file: %w", err)
 	}
-	if f.Format != SizesFormat {
-		return nil, fmt.Errorf("sizes file format %d; this pgguard reads format %d (pgguard sizes export writes it)", f.Format, SizesFormat)
+	if f.Format < 1 || f.Format > SizesFormat {
+		return nil, fmt.Errorf("sizes file format %d; this pgguard reads formats 1 to %d (pgguard sizes export writes %d)", f.Format, SizesFormat, SizesFormat)
 	}
 	if f.ExportedAt.IsZero() {
 		return nil, errors.New("the file says no exported_at (pgguard sizes export always writes it)")
@@ -202,11 +322,13 @@ type Sizes struct {
 	// PostgreSQL's quote_ident spelled: it quotes names that
 	// policy.QuoteIdent leaves bare, and the other way round).
 	kids map[[2]string][]*SizeRelation
+	// indexes by their table's schema and name, parsed from Table.
+	indexes map[[2]string][]*SizeRelation
 }
 
 // NewSizes indexes f; label names where its sizes come from.
 func NewSizes(f *SizeFile, label string) *Sizes {
-	s := &Sizes{File: f, Label: label, rels: make(map[[2]string]*SizeRelation, len(f.Relations)), kids: map[[2]string][]*SizeRelation{}}
+	s := &Sizes{File: f, Label: label, rels: make(map[[2]string]*SizeRelation, len(f.Relations)), kids: map[[2]string][]*SizeRelation{}, indexes: map[[2]string][]*SizeRelation{}}
 	for i := range f.Relations {
 		r := &f.Relations[i]
 		s.rels[[2]string{r.Schema, r.Name}] = r
@@ -214,8 +336,46 @@ func NewSizes(f *SizeFile, label string) *Sizes {
 			p := policy.ParseTableName(r.Parent)
 			s.kids[[2]string{p.Schema, p.Name}] = append(s.kids[[2]string{p.Schema, p.Name}], r)
 		}
+		if r.Table != "" {
+			t := policy.ParseTableName(r.Table)
+			s.indexes[[2]string{t.Schema, t.Name}] = append(s.indexes[[2]string{t.Schema, t.Name}], r)
+		}
 	}
 	return s
+}
+
+// UniqueKeys lists the key columns of schema.name's indexes that are
+// unique, valid, not partial and over plain columns in the source, as
+// Catalog.UniqueKeys does of the session's own. A file of format 1 says
+// nothing of its indexes: none.
+func (s *Sizes) UniqueKeys(schema, name string) [][]string {
+	if s.File.Format < 2 {
+		return nil
+	}
+	var keys [][]string
+	for _, ix := range s.indexes[[2]string{schema, name}] {
+		if ix.Unique && ix.Valid && !ix.Partial && len(ix.Columns) > 0 {
+			keys = append(keys, ix.Columns)
+		}
+	}
+	return keys
+}
+
+// sameColumns: a and b name the same set of columns.
+func sameColumns(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := make(map[string]bool, len(a))
+	for _, c := range a {
+		in[c] = true
+	}
+	for _, c := range b {
+		if !in[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // From is the provenance refusals show: "production (sizes as of
@@ -232,9 +392,10 @@ func (s *Sizes) Relation(schema, name string) *SizeRelation {
 	return s.rels[[2]string{schema, name}]
 }
 
-// Resolve finds an unqualified name the way a search_path of public
-// would, then in any schema where it is the only one of that name: lint
-// has no session to ask.
+// Resolve finds an unqualified name the way the exporting role's
+// search_path did in the source (public when the file does not say it),
+// then in any schema where it is the only one of that name: lint has no
+// session to ask.
 func (s *Sizes) Resolve(t policy.Table) *SizeRelation {
 	return s.ResolveIn(t, nil)
 }
@@ -262,8 +423,14 @@ func (s *Sizes) ResolveIn(t policy.Table, path []string, user ...string) *SizeRe
 		}
 		return nil
 	}
-	if r := s.Relation("public", t.Name); r != nil {
-		return r
+	home := s.File.SearchPath
+	if len(home) == 0 {
+		home = []string{"public"}
+	}
+	for _, schema := range home {
+		if r := s.Relation(schema, t.Name); r != nil {
+			return r
+		}
 	}
 	var found *SizeRelation
 	for _, r := range s.rels {
@@ -314,6 +481,25 @@ type SizeSource interface {
 	Sizes() (*Sizes, error)
 }
 
+// DatabaseSizes is a SizeSource whose sizes depend on the session's
+// database (a target serving several databases, each borrowing its
+// counterpart's): For returns the source of a session of database, nil
+// when that session is judged with its own sizes.
+type DatabaseSizes interface {
+	SizeSource
+	For(database string) SizeSource
+}
+
+// SourcePlanner is a SizeSource that can also ask its database's own
+// planner (a live source, over the monitor connection): the rows EXPLAIN
+// of sql's SELECT form estimates there, never running it. table is where
+// the source has the statement's table; ok is false when the source
+// cannot say (no privilege to read the table, a statement with
+// parameters on a server without GENERIC_PLAN, the source unreachable).
+type SourcePlanner interface {
+	EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool)
+}
+
 // StaticSizes is a SizeSource that always answers the same sizes (a file
 // loaded at startup, or a test's).
 type StaticSizes struct{ S *Sizes }
@@ -342,7 +528,13 @@ var (
 	_ policy.RowCounter     = (*Borrowed)(nil)
 )
 
-// source resolves table and returns its facts in the source.
+// source resolves table and returns its facts in the source. An
+// unqualified name is resolved by the session's own catalog; when the
+// source has no relation of that schema and name (its tables live in
+// another schema, which its roles' search_path names), the name is looked
+// up as the source's own sessions would find it: by the exporting role's
+// search_path there, else in the only schema that has a relation of that
+// name (Sizes.Resolve).
 func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Table, bool) {
 	if b.Src == nil || blank(table) {
 		return nil, policy.Table{}, false
@@ -359,10 +551,45 @@ func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Tab
 		}
 		t.Schema = rel.Schema
 	}
-	if policy.IsTempSchema(t.Schema) || s.Relation(t.Schema, t.Name) == nil {
+	if policy.IsTempSchema(t.Schema) {
 		return nil, policy.Table{}, false
 	}
-	return s, t, true
+	r := s.Relation(t.Schema, t.Name)
+	if r == nil {
+		r = s.Resolve(policy.Table{Name: t.Name})
+	}
+	if r == nil {
+		return nil, policy.Table{}, false
+	}
+	return s, policy.Table{Schema: r.Schema, Name: r.Name}, true
+}
+
+// UniqueKeys are the own catalog's unique keys of table that are unique
+// keys in the source too (an index unique and valid there, over the same
+// columns): a key unique only in the session's database (its unique build
+// failed in production, leaving the index INVALID) does not spare a
+// statement by it the estimate production would make. A table the source
+// does not know keeps the own keys.
+func (b *Borrowed) UniqueKeys(ctx context.Context, table string) ([][]string, bool) {
+	own, ok := b.Catalog.UniqueKeys(ctx, table)
+	if !ok {
+		return own, ok
+	}
+	s, t, found := b.source(ctx, table)
+	if !found {
+		return own, ok
+	}
+	src := s.UniqueKeys(t.Schema, t.Name)
+	keys := own[:0:0]
+	for _, k := range own {
+		for _, sk := range src {
+			if sameColumns(k, sk) {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	return keys, true
 }
 
 // TableSize answers from the source when it knows the table.
@@ -405,14 +632,47 @@ func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bo
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
-// of the statement's table.
+// of the statement's table. When the own table is empty, no share of its
+// rows says anything of the statement: a live source (SourcePlanner) is
+// then asked for its own planner's estimate, and without one (a file, or
+// a source that cannot say) the estimate is all of the source's rows, as
+// scale makes it.
 func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	rows, ok := b.Catalog.EstimateRows(ctx, sql)
 	if !ok {
 		return rows, ok
 	}
+	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
+		if target := StatementTable(sql); target.Name != "" {
+			if _, t, found := b.source(ctx, target.String()); found {
+				if own, ok := b.Catalog.TableSize(ctx, target.String()); ok && own.Rows == 0 {
+					if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
+						return est, true
+					}
+				}
+			}
+		}
+	}
 	scaled, _ := b.scale(ctx, sql, rows)
 	return scaled, true
+}
+
+// EstimateRowsOn is what a SourcePlanner answers over q, a connection of
+// pgguard's own to the source: EXPLAIN of sql's SELECT form (a SELECT
+// needs no privilege but SELECT, and EXPLAIN of it takes no command id),
+// asked only when q's role may read table, so that a missing grant leaves
+// no ERROR with the statement's text in the source's log.
+func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Table) (int64, bool) {
+	form, ok := selectForm(sql)
+	if !ok || hasParameters(form) && q.ServerVersion() < 160000 {
+		return 0, false
+	}
+	c := &Catalog{Q: q}
+	may, ok := c.oneBool("SELECT pg_catalog.has_table_privilege(" + QuoteLiteral(table.String()) + ", 'SELECT')")
+	if !ok || !may {
+		return 0, false
+	}
+	return c.EstimateRows(ctx, form)
 }
 
 // CountRows counts in the own database and scales the count the same way.
@@ -482,6 +742,16 @@ func (FileCatalog) Index(context.Context, string) (bool, bool, bool)    { return
 func (FileCatalog) HasUniqueIndex(context.Context, string) (bool, bool) { return false, false }
 func (FileCatalog) FunctionVolatility(context.Context, string) (policy.Volatility, bool) {
 	return policy.VolatilityUnknown, false
+}
+
+// UniqueKeys are the file's unique keys of table (unique, valid, not
+// partial indexes over plain columns).
+func (c FileCatalog) UniqueKeys(_ context.Context, table string) ([][]string, bool) {
+	r := c.resolve(table)
+	if r == nil {
+		return nil, false
+	}
+	return c.S.UniqueKeys(r.Schema, r.Name), true
 }
 
 // EstimateRows knows what a planner would say of a statement that changes

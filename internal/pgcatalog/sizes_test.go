@@ -183,6 +183,15 @@ func TestExportManyRelations(t *testing.T) {
 		mustExec(t, q, fmt.Sprintf("DO $$ BEGIN FOR i IN %d..%d LOOP EXECUTE format('CREATE TABLE t%%s (id int)', i); END LOOP; END $$", i, min(i+999, n-1)))
 	}
 	t.Logf("created %d tables in %s", n, time.Since(start).Round(time.Millisecond))
+	if os.Getenv("PGGUARD_SIZES_VACUUM") != "" {
+		// Every table vacuumed (reltuples 0): none is sized from its
+		// files, the export is its one catalog query.
+		start = time.Now()
+		mustExec(t, q, "VACUUM")
+		t.Logf("vacuumed in %s", time.Since(start).Round(time.Millisecond))
+	}
+	fromFiles := 0
+	defer func() { t.Logf("%d relations sized from their files", fromFiles) }()
 	start = time.Now()
 	f, err := Export(q, time.Now())
 	took := time.Since(start)
@@ -196,6 +205,11 @@ func TestExportManyRelations(t *testing.T) {
 	t.Logf("exported %d relations in %s (%d bytes of JSON)", len(f.Relations), took.Round(time.Millisecond), buf.Len())
 	if len(f.Relations) != n {
 		t.Errorf("exported %d relations, want %d", len(f.Relations), n)
+	}
+	for _, r := range f.Relations {
+		if r.SizedFromFiles {
+			fromFiles++
+		}
 	}
 	// How long it took is a figure (bench/results/2026-12-07-sizes-export.md),
 	// not a pass/fail: a loaded machine would fail a timing assertion.
@@ -294,4 +308,38 @@ func analyze(t *testing.T, q *ConnQuerier) {
 	t.Helper()
 	mustExec(t, q, "SELECT pg_catalog.pg_stat_force_next_flush()")
 	mustExec(t, q, "ANALYZE")
+}
+
+// TestResolveByRecordedSearchPath: an unqualified name is resolved by the
+// search_path the export recorded (app before public), public when the
+// file records none (format 1), and by the only relation of that name
+// when the path holds none; an index's key counts as unique only when it
+// is unique, valid and not partial there, and a format 1 file knows no
+// key.
+func TestResolveByRecordedSearchPath(t *testing.T) {
+	rels := []SizeRelation{
+		{Schema: "app", Name: "accounts", Kind: "table", Rows: 30000},
+		{Schema: "public", Name: "accounts", Kind: "table", Rows: 5},
+		{Schema: "billing", Name: "invoices", Kind: "table", Rows: 700},
+		{Schema: "app", Name: "accounts_pkey", Kind: "index", Table: "app.accounts", Unique: true, Valid: true, Columns: []string{"id"}},
+		{Schema: "app", Name: "accounts_tenant", Kind: "index", Table: "app.accounts", Unique: true, Valid: false, Columns: []string{"tenant_id"}},
+		{Schema: "app", Name: "accounts_email", Kind: "index", Table: "app.accounts", Unique: true, Valid: true, Partial: true, Columns: []string{"email"}},
+	}
+	s := NewSizes(&SizeFile{Format: 2, SearchPath: []string{"app"}, ExportedAt: time.Now(), Relations: rels}, "production")
+	if r := s.Resolve(policy.Table{Name: "accounts"}); r == nil || r.Schema != "app" {
+		t.Errorf("accounts with search_path app: %+v", r)
+	}
+	if r := s.Resolve(policy.Table{Name: "invoices"}); r == nil || r.Schema != "billing" {
+		t.Errorf("invoices, the only one of its name: %+v", r)
+	}
+	if keys := s.UniqueKeys("app", "accounts"); fmt.Sprint(keys) != "[[id]]" {
+		t.Errorf("unique keys of app.accounts: %v, want [[id]] (tenant_id is not valid, email is partial)", keys)
+	}
+	old := NewSizes(&SizeFile{Format: 1, ExportedAt: time.Now(), Relations: rels}, "production")
+	if r := old.Resolve(policy.Table{Name: "accounts"}); r == nil || r.Schema != "public" {
+		t.Errorf("accounts in a format 1 file: %+v, want public's", r)
+	}
+	if keys := old.UniqueKeys("app", "accounts"); keys != nil {
+		t.Errorf("a format 1 file knows unique keys: %v", keys)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/pgguard/pgguard/policy"
 )
 
 // SizeState is what metrics and readiness show of a source of borrowed
@@ -203,6 +205,26 @@ func (l *LiveSizes) Read(ctx context.Context) error {
 	}
 	l.done(NewSizes(f, l.source), nil)
 	return nil
+}
+
+var _ SourcePlanner = (*LiveSizes)(nil)
+
+// EstimateRowsAt asks the source's planner over a connection of its own,
+// opened for the question (only a migration's statement on a table empty
+// in the borrowing database asks it).
+func (l *LiveSizes) EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool) {
+	timeout := l.spec.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
+	defer cancel()
+	conn, err := Connect(ctx, l.spec)
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close(context.Background())
+	return EstimateRowsOn(ctx, &ConnQuerier{Ctx: ctx, Conn: conn}, sql, table)
 }
 
 // Start reads the sizes now and every refresh until stop is called. Until
