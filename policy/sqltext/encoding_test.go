@@ -28,7 +28,7 @@ func TestClientText(t *testing.T) {
 		{"GB18030", "SELECT '\xaa\xa1'", "SELECT '\ufdda\ufdea\ufdda\ufde1'", false},
 		{"EUC_KR", "SELECT '\xa1'", "", true},
 		{"EUC_JP", "SELECT '\x8e\xe0'", "", true},
-		{"SJIS", "SELECT E'\x80\x5c'", "", true},                    // not a lead byte
+		{"SJIS", "SELECT E'\x80\x5c'", "", true}, // not a lead byte
 	} {
 		got, err := ClientText(tc.enc, tc.in)
 		if (err != nil) != tc.err || got != tc.want {
