@@ -60,6 +60,11 @@ func (p *probeCatalog) ExclusionIndexes(context.Context, string) ([]string, bool
 	return nil, false
 }
 
+func (p *probeCatalog) ExclusionIndexesIn(context.Context, string) ([]string, bool) {
+	p.asked = true
+	return nil, false
+}
+
 func (p *probeCatalog) HasDefaultPartition(context.Context, string) (bool, bool) {
 	p.asked = true
 	return false, false
