@@ -208,6 +208,20 @@ func TestLargeDMLShapes(t *testing.T) {
 		unchanged(t)
 	})
 
+	// 2c. A Query right behind a migration's Parse of an UPDATE with a
+	// parameter, and no Sync: the client waits for the Query's answer.
+	// pgguard looked past the Query for the Parse's Bind, waiting for
+	// bytes that never came: the session hung.
+	t.Run("query behind a prepared update", func(t *testing.T) {
+		c := rawMigration(t, addr)
+		c.send(&pgproto3.Parse{Name: "hung", Query: "UPDATE dml_accounts SET status = 'hung' WHERE id > $1"}, &pgproto3.Query{String: "SELECT 2"})
+		got := c.until(1)
+		if !has(got, "ParseComplete") || !has(got, "DataRow 2") {
+			t.Fatalf("Parse, Query: %q", got)
+		}
+		unchanged(t)
+	})
+
 	// 3. MERGE, upserts from a SELECT, COPY of an UPDATE.
 	t.Run("merge, upsert, copy", func(t *testing.T) {
 		conn := migration(t)
