@@ -344,6 +344,20 @@ func (m *memoCatalog) ExclusionIndexes(ctx context.Context, relation string) ([]
 	return a.list, a.ok
 }
 
+// ExclusionIndexesIn: schema "" is a question about the whole database,
+// not an empty name.
+func (m *memoCatalog) ExclusionIndexesIn(ctx context.Context, schema string) ([]string, bool) {
+	cc, ok := m.inner.(ConcurrentCatalog)
+	if !ok || schema != "" && m.empty("ExclusionIndexesIn", schema) {
+		return nil, false
+	}
+	a := m.ask([]string{"ExclusionIndexesIn", schema}, func() (a memoAnswer) {
+		a.list, a.ok = cc.ExclusionIndexesIn(ctx, schema)
+		return a
+	})
+	return a.list, a.ok
+}
+
 func (m *memoCatalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
 	cc, ok := m.inner.(ConcurrentCatalog)
 	if m.empty("HasDefaultPartition", table) || !ok {

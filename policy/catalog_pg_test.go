@@ -166,6 +166,16 @@ func (c *pgCatalog) ExclusionIndexes(ctx context.Context, relation string) ([]st
 	return idx, ok
 }
 
+func (c *pgCatalog) ExclusionIndexesIn(ctx context.Context, schema string) ([]string, bool) {
+	var idx []string
+	ok := c.queryRow(ctx, `SELECT coalesce(array_agg(k.conindid::regclass::text ORDER BY 1), '{}') FROM pg_constraint k
+		JOIN pg_class t ON t.oid = k.conrelid
+		WHERE k.contype = 'x' AND t.relkind IN ('r', 'm') AND t.relpersistence <> 't'
+		AND ($1 = '' OR t.relnamespace::regnamespace::text = $1)`,
+		[]any{schema}, &idx)
+	return idx, ok
+}
+
 func (c *pgCatalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
 	var has bool
 	ok := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass($1) AND partdefid <> 0)`,

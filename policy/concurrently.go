@@ -13,6 +13,11 @@ import "context"
 //   - REINDEX INDEX CONCURRENTLY of an index behind an exclusion
 //     constraint: ERROR 0A000; REINDEX TABLE CONCURRENTLY skips such
 //     indexes (of the table and of its partitions) with a WARNING.
+//   - REINDEX SCHEMA and REINDEX DATABASE ... CONCURRENTLY skip the
+//     indexes of exclusion constraints of every table they rebuild, with
+//     a WARNING each; REINDEX DATABASE CONCURRENTLY also skips every
+//     system catalog ("skipping all"), which REINDEX DATABASE rebuilds
+//     before PostgreSQL 16.
 //   - DETACH PARTITION ... CONCURRENTLY of a table with a DEFAULT
 //     partition: ERROR 55000.
 type ConcurrentCatalog interface {
@@ -23,6 +28,12 @@ type ConcurrentCatalog interface {
 	// that a REINDEX of relation rebuilds: relation itself when it is
 	// one, else those of the table relation and of its partitions.
 	ExclusionIndexes(ctx context.Context, relation string) (indexes []string, ok bool)
+	// ExclusionIndexesIn lists the indexes behind exclusion constraints
+	// of the tables and materialized views that REINDEX SCHEMA schema
+	// rebuilds, or, when schema is "", REINDEX DATABASE, and skips in
+	// their CONCURRENTLY form: not temporary tables', which PostgreSQL
+	// reindexes without CONCURRENTLY then.
+	ExclusionIndexesIn(ctx context.Context, schema string) (indexes []string, ok bool)
 	// HasDefaultPartition reports whether table is a partitioned table
 	// with a DEFAULT partition.
 	HasDefaultPartition(ctx context.Context, table string) (has bool, ok bool)
@@ -70,4 +81,22 @@ func (c *Check) HasDefaultPartition(t Table) (has, known bool) {
 		return false, false
 	}
 	return cc.HasDefaultPartition(c.Ctx, t.String())
+}
+
+// ExclusionIndexesIn returns the indexes behind exclusion constraints that
+// REINDEX SCHEMA schema (REINDEX DATABASE when schema is "") rebuilds, as
+// far as the catalog knows.
+func (c *Check) ExclusionIndexesIn(schema string) []string {
+	if c.Session.Catalog == nil {
+		return nil
+	}
+	cc, _ := c.Session.Catalog.(ConcurrentCatalog)
+	if cc == nil {
+		return nil
+	}
+	idx, ok := cc.ExclusionIndexesIn(c.Ctx, schema)
+	if !ok {
+		return nil
+	}
+	return idx
 }

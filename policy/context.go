@@ -81,6 +81,13 @@ type Context struct {
 	// or its bound parameters cannot be read. In a migration's session
 	// rule large-dml refuses what it would have estimated, saying so.
 	Unestimable string
+	// BatchPrepared, when set, returns the statement that an earlier
+	// message of the same unsynced extended-protocol batch prepares under
+	// name: a named Parse's text, or a PREPARE's whole text. The server
+	// runs them before the message at hand, but pg_prepared_statements
+	// cannot show them yet, so an EXECUTE of that name is judged with it
+	// (execute.go).
+	BatchPrepared func(name string) (statement string, ok bool)
 	// prepared returns the PREPARE an earlier statement of the same
 	// Query made of a name (DecideQuery sets it).
 	prepared func(name string) (string, bool)

@@ -26,13 +26,16 @@ type PreparedCatalog interface {
 
 // executedText returns the statement an EXECUTE runs, with its arguments
 // in place of the parameters, when it is an UPDATE, DELETE or MERGE
-// prepared earlier in the same Query (prepared) or in the session (the
-// catalog).
+// prepared earlier in the same Query (prepared), in the same unsynced
+// batch (Context.BatchPrepared) or in the session (the catalog).
 func executedText(ctx context.Context, sc *Context, ex *pg_query.ExecuteStmt, prepared func(string) (string, bool)) (string, bool) {
 	var text string
 	var types []string
 	if prepared != nil {
 		text, _ = prepared(ex.Name)
+	}
+	if text == "" && sc.BatchPrepared != nil {
+		text, _ = sc.BatchPrepared(ex.Name)
 	}
 	if text == "" {
 		pc, ok := sc.Catalog.(PreparedCatalog)
@@ -96,4 +99,26 @@ func DeparseType(t *pg_query.TypeName) string {
 		return ""
 	}
 	return out
+}
+
+// PreparesFor reports whether a statement text, prepared by a Parse or run
+// as a PREPARE, is one an EXECUTE may run as an UPDATE, DELETE or MERGE
+// (executedText): what a batch must remember for an EXECUTE after it.
+// name is the name a PREPARE prepares ("" for another statement).
+func PreparesFor(text string) (name string, keep bool) {
+	switch {
+	case sqltext.FirstWordIs(text, "prepare"):
+		res, err := sqltext.PgParse(text)
+		if err != nil || len(res.Stmts) != 1 {
+			return "", false
+		}
+		if ps := res.Stmts[0].Stmt.GetPrepareStmt(); ps != nil {
+			return ps.Name, true
+		}
+		return "", false
+	case sqltext.FirstWordIs(text, "update"), sqltext.FirstWordIs(text, "delete"),
+		sqltext.FirstWordIs(text, "merge"), sqltext.FirstWordIs(text, "with"):
+		return "", true
+	}
+	return "", false
 }

@@ -1,10 +1,11 @@
 package policy
 
 import (
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -217,7 +218,7 @@ func Deparse(stmt *pg_query.Node) string {
 
 // parserVersion is the parse tree version Deparse expects.
 var parserVersion = sync.OnceValue(func() int32 {
-	res, err := pg_query.Parse("SELECT 1")
+	res, err := sqltext.PgParse("SELECT 1")
 	if err != nil {
 		return 0
 	}

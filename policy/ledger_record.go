@@ -1,10 +1,9 @@
 package policy
 
 import (
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 // LedgerRecord is a migration tool recording in its ledger that it applied
@@ -41,7 +40,7 @@ func RecordsMigration(text string) (LedgerRecord, bool) {
 	if !sqltext.ContainsFold(text, "insert") || !mentionsLedger(text) {
 		return LedgerRecord{}, false
 	}
-	res, err := pg_query.Parse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return LedgerRecord{}, false
 	}

@@ -96,7 +96,7 @@ func parsePlpgsql(text string) (js string, err error) {
 			err = fmt.Errorf("parser failed: %v", r)
 		}
 	}()
-	return pg_query.ParsePlPgSqlToJSON(text)
+	return sqltext.PgParsePlPgSQL(text)
 }
 
 // maxJSONDepth bounds the walk over a PL/pgSQL tree.

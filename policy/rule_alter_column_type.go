@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 func init() {
@@ -146,7 +147,7 @@ func typeKey(tn *pg_query.TypeName) (name string, mods []int32, ok bool) {
 
 // parseTypeName parses an SQL type (as format_type spells it).
 func parseTypeName(sql string) *pg_query.TypeName {
-	res, err := pg_query.Parse("SELECT NULL::" + sql)
+	res, err := sqltext.PgParse("SELECT NULL::" + sql)
 	if err != nil || len(res.Stmts) != 1 {
 		return nil
 	}

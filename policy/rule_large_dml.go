@@ -2,9 +2,10 @@ package policy
 
 import (
 	"fmt"
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"strconv"
 	"strings"
+
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -325,7 +326,7 @@ func boundedBySize(c *Check, t Table) bool {
 // sideEffectFree reports whether a SELECT calls only functions the catalog
 // says are immutable or stable.
 func sideEffectFree(c *Check, sql string) bool {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil {
 		return false
 	}

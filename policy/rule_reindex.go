@@ -58,8 +58,19 @@ func checkReindex(c *Check, n *pg_query.Node) {
 	recipe := insertAfterWord(c.SQL(), " CONCURRENTLY", "index", "table", "schema", "database")
 	var why string
 	var excl []string
-	if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX || s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE {
+	// skipsCatalogs: REINDEX DATABASE rebuilds the system catalogs before
+	// PostgreSQL 16, and its CONCURRENTLY form skips them all.
+	skipsCatalogs := false
+	switch s.Kind {
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX, pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
 		excl = c.ExclusionIndexes(t)
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_SCHEMA:
+		if s.Name != "pg_catalog" {
+			excl = c.ExclusionIndexesIn(s.Name)
+		}
+	case pg_query.ReindexObjectType_REINDEX_OBJECT_DATABASE:
+		excl = c.ExclusionIndexesIn("")
+		skipsCatalogs = c.Version < 16
 	}
 	switch {
 	case s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_SYSTEM:
@@ -85,6 +96,41 @@ func checkReindex(c *Check, n *pg_query.Node) {
 		// PostgreSQL refuses it (0A000).
 		r.Detail = "The index backs an exclusion constraint, which PostgreSQL cannot rebuild concurrently."
 		r.Hint = "-- no online form for an exclusion constraint's index: run it when writes to the table can wait\n" + withSemicolon(c.SQL())
+		c.Report(r)
+		return
+	case skipsCatalogs || len(excl) > 0 && (s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_SCHEMA ||
+		s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_DATABASE):
+		// PostgreSQL would run REINDEX SCHEMA|DATABASE CONCURRENTLY but
+		// skip these with a WARNING: the rewrite would not do what was
+		// asked. The recipe is the concurrent form and, apart, what it
+		// skips.
+		var skips []string
+		if skipsCatalogs {
+			skips = append(skips, "every system catalog (which REINDEX DATABASE rebuilds before PostgreSQL 16)")
+		}
+		if len(excl) > 0 {
+			skips = append(skips, "the indexes of exclusion constraints ("+strings.Join(excl, ", ")+")")
+		}
+		form := "REINDEX SCHEMA"
+		if s.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_DATABASE {
+			form = "REINDEX DATABASE"
+		}
+		why = form + " CONCURRENTLY skips " + strings.Join(skips, " and ") + ", which PostgreSQL cannot rebuild concurrently"
+		r.Hint = c.OutsideTransaction() + "\n" + withSemicolon(recipe)
+		if skipsCatalogs {
+			system := "REINDEX SYSTEM"
+			if s.Name != "" {
+				system += " " + QuoteIdent(s.Name)
+			}
+			r.Hint += "\n-- it skips the system catalogs, which have no online rebuild: rebuild them in a maintenance window\n" + system + ";"
+		}
+		if len(excl) > 0 {
+			r.Hint += "\n-- it skips the exclusion constraints' indexes, which have no online rebuild: rebuild them when writes can wait"
+			for _, x := range excl {
+				r.Hint += "\nREINDEX INDEX " + x + ";"
+			}
+		}
+		r.Detail = "pgguard cannot run it as " + form + " CONCURRENTLY because " + why + "."
 		c.Report(r)
 		return
 	case len(excl) > 0:

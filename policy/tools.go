@@ -1,7 +1,9 @@
 package policy
 
-import "github.com/pgguard/pgguard/policy/sqltext"
-import pg_query "github.com/pganalyze/pg_query_go/v6"
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
+)
 
 // Migration tools: which tool runs a session, recognised from the ledger
 // tables it reads and writes and from application_name, so that refusals
@@ -291,7 +293,7 @@ func WritesOnlyToolLockTable(text string) bool {
 	if !named {
 		return false
 	}
-	res, err := pg_query.Parse(text)
+	res, err := sqltext.PgParse(text)
 	if err != nil || len(res.Stmts) != 1 {
 		return false
 	}

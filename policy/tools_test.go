@@ -166,6 +166,8 @@ func TestRecordsMigration(t *testing.T) {
 		{`INSERT INTO "django_migrations" ("app", "name", "applied") VALUES ('shop', '0001_create_payees', '2026-11-30T10:00:00+00:00'::timestamptz) RETURNING "django_migrations"."id"`, LedgerRecord{Tool: ToolDjango, Name: "0001_create_payees"}},
 		{`INSERT INTO "public"."flyway_schema_history" ("installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "execution_time", "success") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, LedgerRecord{Tool: ToolFlyway, Param: 5}},
 		{`INSERT INTO public.databasechangelog (ID, AUTHOR, FILENAME) VALUES ('2', 'app', 'db/changelog.sql')`, LedgerRecord{Tool: ToolLiquibase, Name: "2"}},
+		// A name continued across a -- comment: one string to PostgreSQL.
+		{"INSERT INTO \"public\".\"pgmigrations\" (name, run_on) VALUES ('1767225600001_' -- c\n'create_payees', NOW());", LedgerRecord{Tool: ToolNodePgMigrate, Name: "1767225600001_create_payees"}},
 	} {
 		got, ok := RecordsMigration(c.sql)
 		if !ok || got != c.want {

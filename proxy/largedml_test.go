@@ -206,6 +206,44 @@ func TestLargeDMLShapes(t *testing.T) {
 		c.send(&pgproto3.Query{String: "PREPARE sqlpurge(bigint) AS DELETE FROM dml_accounts WHERE id > $1; EXECUTE sqlpurge(0)"})
 		refusedLargeDML(t, c.until(1))
 		unchanged(t)
+		// Prepared by a Parse of the same unsynced batch and run by an
+		// EXECUTE later in it: pg_prepared_statements cannot show it yet,
+		// the batch's own Parse does. Judged ahead with the catalog.
+		update := "UPDATE dml_accounts SET status = 'executed' WHERE id > $1"
+		c.send(&pgproto3.Parse{Name: "batchfill", Query: update, ParameterOIDs: []uint32{20}},
+			&pgproto3.Parse{Query: "EXECUTE batchfill(0)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedLargeDML(t, c.until(1))
+		unchanged(t)
+		c.send(&pgproto3.Parse{Name: "batchfill2", Query: update, ParameterOIDs: []uint32{20}},
+			&pgproto3.Parse{Query: "EXECUTE batchfill2(149990)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if got := c.until(1); !has(got, "CommandComplete UPDATE 10") {
+			t.Fatalf("an EXECUTE of 10 rows prepared in its batch: %q", got)
+		}
+		pgExec("guard", "UPDATE dml_accounts SET status = 'done' WHERE status = 'executed'")
+		// The EXECUTE in a Query sent behind the Parse, in the same write
+		// (the server skips nothing: the Query answers, then the Sync).
+		c.send(&pgproto3.Parse{Name: "batchfill3", Query: update}, &pgproto3.Query{String: "EXECUTE batchfill3(0)"}, &pgproto3.Sync{})
+		refusedLargeDML(t, c.until(2))
+		unchanged(t)
+		// A PREPARE the batch runs, then its EXECUTE.
+		c.send(&pgproto3.Parse{Query: "PREPARE batchpurge(bigint) AS DELETE FROM dml_accounts WHERE id > $1"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "EXECUTE batchpurge(0)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		refusedLargeDML(t, c.until(1))
+		unchanged(t)
+	})
+
+	// 2c. A Query right behind a migration's Parse of an UPDATE with a
+	// parameter, and no Sync: the client waits for the Query's answer.
+	// pgguard looked past the Query for the Parse's Bind, waiting for
+	// bytes that never came: the session hung.
+	t.Run("query behind a prepared update", func(t *testing.T) {
+		c := rawMigration(t, addr)
+		c.send(&pgproto3.Parse{Name: "hung", Query: "UPDATE dml_accounts SET status = 'hung' WHERE id > $1"}, &pgproto3.Query{String: "SELECT 2"})
+		got := c.until(1)
+		if !has(got, "ParseComplete") || !has(got, "DataRow 2") {
+			t.Fatalf("Parse, Query: %q", got)
+		}
+		unchanged(t)
 	})
 
 	// 3. MERGE, upserts from a SELECT, COPY of an UPDATE.

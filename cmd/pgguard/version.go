@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 // Set at build time by `make build`:
@@ -84,7 +84,7 @@ func buildInfo() versionInfo {
 // as libpg_query reports it with every parse tree (PG_VERSION_NUM, e.g.
 // 170007 for 17.7).
 func pgGrammarVersion() string {
-	tree, err := pg_query.Parse("SELECT 1")
+	tree, err := sqltext.PgParse("SELECT 1")
 	if err != nil {
 		return "unknown"
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 // UnnormalisedStatement stands in the audit log for a statement that
@@ -124,11 +125,11 @@ func NormaliseSQL(sql string) string {
 	if len(sql) > maxNormaliseBytes {
 		return UnnormalisedStatement
 	}
-	n, err := pg_query.Normalize(sql)
+	n, err := sqltext.PgNormalize(sql)
 	if err != nil {
 		return UnnormalisedStatement
 	}
-	scan, err := pg_query.Scan(n)
+	scan, err := sqltext.PgScan(n)
 	if err != nil {
 		return UnnormalisedStatement
 	}

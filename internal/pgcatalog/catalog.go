@@ -592,6 +592,34 @@ func (c *Catalog) ExclusionIndexes(ctx context.Context, relation string) ([]stri
 	return out, true
 }
 
+// ExclusionIndexesIn: the exclusion constraints' indexes of the tables and
+// materialized views of schema (of every schema when schema is ""), as
+// PostgreSQL 15's ReindexMultipleTables picks them (relkind r or m) and
+// would skip them: not a temporary table's, which it reindexes without
+// CONCURRENTLY, exclusion indexes included.
+func (c *Catalog) ExclusionIndexesIn(ctx context.Context, schema string) ([]string, bool) {
+	filter := ""
+	if schema != "" {
+		filter = " AND tn.nspname = " + QuoteLiteral(schema)
+	}
+	rows, ok := c.query("SELECT DISTINCT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(x.relname)" +
+		" FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class t ON t.oid = k.conrelid" +
+		" JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace" +
+		" JOIN pg_catalog.pg_class x ON x.oid = k.conindid JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace" +
+		" WHERE k.contype = 'x' AND t.relkind IN ('r', 'm')" +
+		" AND t.relpersistence <> 't'" + filter + " ORDER BY 1")
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if len(r) == 1 && r[0] != nil {
+			out = append(out, *r[0])
+		}
+	}
+	return out, true
+}
+
 // HasDefaultPartition reads pg_partitioned_table.partdefid.
 func (c *Catalog) HasDefaultPartition(ctx context.Context, table string) (bool, bool) {
 	if blank(table) {

@@ -88,6 +88,12 @@ func TestConcurrentlyWhereServerAllows(t *testing.T) {
 		"CREATE TABLE pe (r int4range, k int) PARTITION BY LIST (k)",
 		"CREATE TABLE pe1 PARTITION OF pe FOR VALUES IN (1)",
 		"ALTER TABLE pe1 ADD EXCLUDE USING gist (r WITH &&)",
+		"CREATE SCHEMA clean",
+		"CREATE TABLE clean.t (a int, b int4range)",
+		"CREATE INDEX ON clean.t (a)",
+		"CREATE MATERIALIZED VIEW clean.mv AS SELECT 1 AS a",
+		"CREATE INDEX ON clean.mv (a)",
+		"CREATE TEMP TABLE tx (r int4range, EXCLUDE USING gist (r WITH &&))",
 		"CREATE TEMP TABLE tt (a int)",
 		"CREATE INDEX tt_a ON tt (a)",
 	} {
@@ -95,6 +101,13 @@ func TestConcurrentlyWhereServerAllows(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	// REINDEX SCHEMA takes the temporary schema's real name (pg_temp_3),
+	// not pg_temp.
+	res, err := conn.Exec(ctx, "SELECT pg_my_temp_schema()::regnamespace::text").ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		t.Fatalf("the session's temporary schema: %v", err)
+	}
+	tempSchema := string(res[0].Rows[0][0])
 	pcfg, err := policy.DefaultConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +145,18 @@ func TestConcurrentlyWhereServerAllows(t *testing.T) {
 		{name: "reindex a system catalog's index", query: "REINDEX INDEX pg_class_oid_index", concurrent: "REINDEX INDEX CONCURRENTLY pg_class_oid_index"},
 		{name: "reindex a system catalog's TOAST table", query: "REINDEX TABLE pg_toast.pg_toast_1255", concurrent: "REINDEX TABLE CONCURRENTLY pg_toast.pg_toast_1255"},
 		{name: "reindex schema pg_catalog", query: "REINDEX SCHEMA pg_catalog", concurrent: "REINDEX SCHEMA CONCURRENTLY pg_catalog"},
+		{name: "reindex schema with an exclusion constraint's index", query: "REINDEX SCHEMA public",
+			concurrent: "REINDEX SCHEMA CONCURRENTLY public", hint: "REINDEX INDEX public.pe1_r_excl;"},
+		{name: "reindex schema without one", query: "REINDEX SCHEMA clean"},
+		{name: "reindex schema information_schema", query: "REINDEX SCHEMA information_schema"},
+		// A temporary table is reindexed as without CONCURRENTLY,
+		// exclusion constraints' indexes included.
+		{name: "reindex the session's temporary schema with an exclusion index", query: "REINDEX SCHEMA " + tempSchema},
+		{name: "reindex database", query: "REINDEX DATABASE conc",
+			concurrent: "REINDEX DATABASE CONCURRENTLY conc", hint: "REINDEX SYSTEM conc;"},
+		{name: "reindex database: its exclusion indexes", query: "REINDEX DATABASE conc",
+			concurrent: "REINDEX DATABASE CONCURRENTLY conc", hint: "REINDEX INDEX public.ex_r_excl;"},
+		{name: "reindex system", query: "REINDEX SYSTEM conc", concurrent: "REINDEX SYSTEM CONCURRENTLY conc"},
 		{name: "reindex a partitioned table", query: "REINDEX TABLE pt"},
 		{name: "reindex a partitioned index", query: "REINDEX INDEX pt_k"},
 		{name: "reindex a temporary table", query: "REINDEX TABLE tt", untouched: true},

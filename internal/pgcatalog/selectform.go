@@ -3,6 +3,7 @@ package pgcatalog
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 // selectForm returns a SELECT that reads the rows an UPDATE or DELETE would
@@ -15,7 +16,7 @@ import (
 // A SELECT is its own form. ok is false for anything else, for WHERE CURRENT OF, and when a WITH
 // query modifies data itself.
 func selectForm(sql string) (string, bool) {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return "", false
 	}
@@ -75,7 +76,7 @@ func selectForm(sql string) (string, bool) {
 // SELECT's FROM (the SELECT forms of those statements start with their
 // target), or of an INSERT's SELECT. The zero Table when there is none.
 func StatementTable(sql string) policy.Table {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return policy.Table{}
 	}
@@ -114,7 +115,7 @@ func StatementTable(sql string) policy.Table {
 // WholeTable reports whether sql is an UPDATE or DELETE of every row of
 // one table (no WHERE, no FROM or USING, no WITH), and which.
 func WholeTable(sql string) (policy.Table, bool) {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return policy.Table{}, false
 	}
@@ -138,7 +139,7 @@ func WholeTable(sql string) (policy.Table, bool) {
 // and ok=false when sql is not one. SET search_path TO DEFAULT and RESET
 // search_path give nil (the server's default).
 func SearchPathSet(sql string) (path []string, local, ok bool) {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return nil, false, false
 	}

@@ -25,44 +25,61 @@ import (
 // too, but PostgreSQL accepts only bytes 0xa1-0xfe after a JOHAB lead byte
 // (pg_johab_verifychar), so it needs no conversion.
 //
-// Where a character ends is taken from PostgreSQL's own rules (pg_*_mblen
-// in wchar.c), never from the Go decoder, and each character is decoded on
-// its own: the Go tables (golang.org/x/text, the WHATWG mappings) may name
-// a few characters differently from PostgreSQL's maps, which changes names
-// but never where a string, comment or statement ends. A character the Go
-// tables cannot read, or that would read as ASCII, is an error: the server
-// rejects most of them (22021, 22P05), and for the rest pgguard cannot tell
-// what the statement says, so the caller refuses it.
+// Which bytes make a valid character, and how many, is PostgreSQL's rule
+// (its pg_*_verifier in wchar.c, which the conversion from client_encoding
+// applies to each character), never the Go decoder's: bytes PostgreSQL's
+// verifier refuses are refused (the server refuses them with 22021), and
+// bytes it accepts are read. Each character is then decoded on its own with
+// the Go tables (golang.org/x/text, the WHATWG mappings). Where those cannot
+// decode a character PostgreSQL's own maps may know (GB18030's and UHC's
+// user-defined areas, JIS X 0213 characters of SHIFT_JIS_2004, ...), or
+// would read it as ASCII, the character is read as a placeholder: runes of
+// Unicode's noncharacters U+FDD0-U+FDEF that spell its bytes (two per
+// byte), which no encoding's table maps to. The server's scanner takes any
+// character above 0x7f as a letter of an identifier or a character of a
+// string, so a placeholder splits, classes and parses the statement exactly
+// as the real character would. What it can change is the name or literal it
+// stands in: a table "t<char>" is looked up in the catalog (and in the
+// session's memory of its own DDL) as "t" plus the placeholder, which names
+// no relation on the server (so a catalog question about it finds nothing),
+// and its length in bytes differs from the character's UTF-8 (63-byte
+// truncation of identifiers). Distinct characters get distinct
+// placeholders, and a rewrite (ServerText) writes back the character's own
+// bytes. When the server's maps do not know the character either, the
+// server refuses the whole message while converting it (22P05), before any
+// statement of it runs.
 
 // ErrEncoding is returned by ClientText for text that pgguard cannot read
 // with certainty in the session's client_encoding.
 var ErrEncoding = errors.New("text pgguard cannot read with certainty in the session's client_encoding")
 
 // clientOnly maps PostgreSQL's names of the client-only encodings that can
-// hide ASCII bytes to their Go decoders and PostgreSQL's character length.
+// hide ASCII bytes to their Go decoders and PostgreSQL's verifiers.
 var clientOnly = map[string]conv{
-	"SJIS": {japanese.ShiftJIS, sjisLen, false},
-	// SHIFT_JIS_2004 shares SJIS's bytes (pg_sjis_mblen); its characters
-	// outside Shift JIS are read as ErrEncoding.
-	"SHIFT_JIS_2004": {japanese.ShiftJIS, sjisLen, false},
-	"BIG5":           {traditionalchinese.Big5, func(string, int) int { return 2 }, false},
-	"GBK":            {simplifiedchinese.GBK, func(string, int) int { return 2 }, false},
-	"UHC":            {korean.EUCKR, func(string, int) int { return 2 }, false}, // x/text's EUC-KR is windows-949, a superset
-	"GB18030":        {simplifiedchinese.GB18030, gb18030Len, false},
+	"SJIS": {japanese.ShiftJIS, sjisVerify, false},
+	// SHIFT_JIS_2004 shares SJIS's bytes (pg_sjis_verifier); its JIS X
+	// 0213 characters outside Shift JIS read as placeholders.
+	"SHIFT_JIS_2004": {japanese.ShiftJIS, sjisVerify, false},
+	"BIG5":           {traditionalchinese.Big5, twoByteVerify, false},
+	"GBK":            {simplifiedchinese.GBK, twoByteVerify, false},
+	"UHC":            {korean.EUCKR, twoByteVerify, false}, // x/text's EUC-KR is windows-949, a superset
+	"GB18030":        {simplifiedchinese.GB18030, gb18030Verify, false},
 }
 
 // conv is how one client encoding is converted: Go's decoder, and
-// PostgreSQL's length of the character a byte starts.
+// PostgreSQL's verifier of the character a byte above 0x7f starts.
 type conv struct {
-	enc   encoding.Encoding
-	mblen func(s string, i int) int
+	enc encoding.Encoding
+	// verify returns the length of the character starting at s[i], a
+	// byte above 0x7f, or -1 when PostgreSQL refuses it (pg_*_verifier).
+	verify func(s string, i int) int
 	// c1: PostgreSQL reads the bytes 0x80-0x9f as U+0080-U+009F, which
 	// Go's ISO 8859 tables leave undefined.
 	c1 bool
 }
 
 // asciiSafe maps PostgreSQL's names of the ASCII-safe client encodings
-// that Go can read to their decoders and character lengths. The lexer
+// that Go can read to their decoders and verifiers. The lexer
 // reads their bytes as the server does, but pg_query's parser takes only
 // UTF-8 (any other byte above 0x7f fails its parse), so their text is
 // converted too. EUC_TW, EUC_JIS_2004 and JOHAB, which Go cannot read,
@@ -85,22 +102,87 @@ var asciiSafe = map[string]conv{
 	"WIN1258": {charmap.Windows1258, oneByte, false}, "WIN866": {charmap.CodePage866, oneByte, false},
 	"WIN874": {charmap.Windows874, oneByte, false}, "KOI8R": {charmap.KOI8R, oneByte, false},
 	"KOI8U":  {charmap.KOI8U, oneByte, false},
-	"EUC_JP": {japanese.EUCJP, eucLen, false}, "EUC_KR": {korean.EUCKR, eucLen, false},
-	"EUC_CN": {simplifiedchinese.GBK, eucLen, false}, // GB2312's bytes read the same in GBK
+	"EUC_JP": {japanese.EUCJP, eucjpVerify, false}, "EUC_KR": {korean.EUCKR, euckrVerify, false},
+	"EUC_CN": {simplifiedchinese.GBK, euckrVerify, false}, // GB2312's bytes read the same in GBK; pg_euccn_verifier is pg_euckr_verifier
 }
 
+// oneByte is pg_latin1_verifier: every byte is a character.
 func oneByte(string, int) int { return 1 }
 
-// eucLen is pg_euc_mblen: SS2 (0x8e) starts two bytes, SS3 (0x8f) three,
-// another byte above 0x7f two.
-func eucLen(s string, i int) int {
+// eucValid is IS_EUC_RANGE_VALID.
+func eucValid(c byte) bool { return c >= 0xa1 && c <= 0xfe }
+
+// eucjpVerify is pg_eucjp_verifier: SS2 (0x8e) and a byte 0xa1-0xdf, SS3
+// (0x8f) and two bytes 0xa1-0xfe, or two bytes 0xa1-0xfe.
+func eucjpVerify(s string, i int) int {
 	switch s[i] {
 	case 0x8e:
+		if i+2 > len(s) || s[i+1] < 0xa1 || s[i+1] > 0xdf {
+			return -1
+		}
 		return 2
 	case 0x8f:
+		if i+3 > len(s) || !eucValid(s[i+1]) || !eucValid(s[i+2]) {
+			return -1
+		}
 		return 3
 	}
+	if i+2 > len(s) || !eucValid(s[i]) || !eucValid(s[i+1]) {
+		return -1
+	}
 	return 2
+}
+
+// euckrVerify is pg_euckr_verifier (and EUC_CN's): two bytes 0xa1-0xfe.
+func euckrVerify(s string, i int) int {
+	if i+2 > len(s) || !eucValid(s[i]) || !eucValid(s[i+1]) {
+		return -1
+	}
+	return 2
+}
+
+// sjisVerify is pg_sjis_verifier: 0xa1-0xdf alone (half-width katakana),
+// else a lead 0x81-0x9f or 0xe0-0xfc and a trail 0x40-0x7e or 0x80-0xfc.
+func sjisVerify(s string, i int) int {
+	c := s[i]
+	if c >= 0xa1 && c <= 0xdf {
+		return 1
+	}
+	if i+2 > len(s) {
+		return -1
+	}
+	t := s[i+1]
+	if !(c >= 0x81 && c <= 0x9f || c >= 0xe0 && c <= 0xfc) || !(t >= 0x40 && t <= 0x7e || t >= 0x80 && t <= 0xfc) {
+		return -1
+	}
+	return 2
+}
+
+// twoByteVerify is pg_big5_verifier, pg_gbk_verifier and pg_uhc_verifier:
+// any byte above 0x7f and the byte after it, if that is not NUL.
+func twoByteVerify(s string, i int) int {
+	if i+2 > len(s) || s[i+1] == 0 {
+		return -1
+	}
+	return 2
+}
+
+// gb18030Verify is pg_gb18030_verifier: four bytes 0x81-0xfe, 0x30-0x39,
+// 0x81-0xfe, 0x30-0x39, or two bytes 0x81-0xfe, 0x40-0x7e or 0x80-0xfe.
+func gb18030Verify(s string, i int) int {
+	c := s[i]
+	if i+4 <= len(s) && s[i+1] >= 0x30 && s[i+1] <= 0x39 {
+		if c >= 0x81 && c <= 0xfe && s[i+2] >= 0x81 && s[i+2] <= 0xfe && s[i+3] >= 0x30 && s[i+3] <= 0x39 {
+			return 4
+		}
+		return -1
+	}
+	if i+2 <= len(s) && c >= 0x81 && c <= 0xfe {
+		if t := s[i+1]; t >= 0x40 && t <= 0x7e || t >= 0x80 && t <= 0xfe {
+			return 2
+		}
+	}
+	return -1
 }
 
 // converter returns how text in the client_encoding enc is converted to
@@ -112,20 +194,6 @@ func converter(enc string) (ce conv, ok bool) {
 	}
 	ce, ok = asciiSafe[name]
 	return ce, ok
-}
-
-func sjisLen(s string, i int) int {
-	if c := s[i]; c >= 0xa1 && c <= 0xdf {
-		return 1 // half-width katakana
-	}
-	return 2
-}
-
-func gb18030Len(s string, i int) int {
-	if i+1 < len(s) && s[i+1] >= 0x30 && s[i+1] <= 0x39 {
-		return 4
-	}
-	return 2
 }
 
 // ConvertsEncoding reports whether text in the client_encoding enc (as
@@ -161,8 +229,10 @@ func IsASCII(s string) bool {
 }
 
 // ClientText returns text as the server reads it, in UTF-8, for a session
-// whose client_encoding is enc; text in an ASCII-safe encoding is returned
-// as it is. The error is ErrEncoding.
+// whose client_encoding is enc; text in an encoding that is not converted
+// is returned as it is. A character the Go tables cannot read is a
+// placeholder (see above). The error is ErrEncoding: bytes PostgreSQL's
+// verifier refuses.
 func ClientText(enc string, text string) (string, error) {
 	ce, ok := converter(enc)
 	if !ok || IsASCII(text) {
@@ -178,8 +248,8 @@ func ClientText(enc string, text string) (string, error) {
 			i++
 			continue
 		}
-		n := ce.mblen(text, i)
-		if i+n > len(text) {
+		n := ce.verify(text, i)
+		if n < 0 {
 			return "", ErrEncoding
 		}
 		u, err := dec.String(text[i : i+n])
@@ -187,22 +257,44 @@ func ClientText(enc string, text string) (string, error) {
 			u, err = string(rune(c)), nil
 		}
 		if err != nil || !nonASCIIRunes(u) {
-			return "", ErrEncoding
+			writePlaceholder(&b, text[i:i+n])
+		} else {
+			b.WriteString(u)
 		}
-		b.WriteString(u)
 		i += n
 	}
 	return b.String(), nil
 }
 
+// placeholderBase is the first of the 32 noncharacters U+FDD0-U+FDEF: a
+// byte b of a character Go cannot read is U+FDD0+b>>4, U+FDE0+b&15.
+const placeholderBase = 0xFDD0
+
+// writePlaceholder writes the placeholder of the character whose bytes are c.
+func writePlaceholder(b *strings.Builder, c string) {
+	for j := 0; j < len(c); j++ {
+		b.WriteRune(rune(placeholderBase + int(c[j]>>4)))
+		b.WriteRune(rune(placeholderBase + 16 + int(c[j]&15)))
+	}
+}
+
+// isPlaceholder reports whether r is a rune of a placeholder.
+func isPlaceholder(r rune) bool { return r >= placeholderBase && r < placeholderBase+32 }
+
+// HasPlaceholder reports whether text, read by ClientText, holds a
+// character the Go tables could not read.
+func HasPlaceholder(text string) bool {
+	return strings.IndexFunc(text, isPlaceholder) >= 0
+}
+
 // nonASCIIRunes reports whether u is valid UTF-8 of one or more runes, none
-// of them ASCII or the replacement character.
+// of them ASCII, the replacement character or a placeholder's.
 func nonASCIIRunes(u string) bool {
 	if u == "" {
 		return false
 	}
 	for _, r := range u {
-		if r < 0x80 || r == utf8.RuneError {
+		if r < 0x80 || r == utf8.RuneError || isPlaceholder(r) {
 			return false
 		}
 	}
@@ -210,16 +302,40 @@ func nonASCIIRunes(u string) bool {
 }
 
 // ServerText is ClientText's inverse: text pgguard made (a rewrite) in the
-// bytes of the client_encoding enc. The error is ErrEncoding.
+// bytes of the client_encoding enc, a placeholder written back as the
+// bytes it stands for. The error is ErrEncoding.
 func ServerText(enc, text string) (string, error) {
 	ce, ok := converter(enc)
 	if !ok || IsASCII(text) {
 		return text, nil
 	}
-	out, err := ce.enc.NewEncoder().String(text)
-	if err != nil {
-		return "", ErrEncoding
+	encd := ce.enc.NewEncoder()
+	var b strings.Builder
+	for rest := text; len(rest) > 0; {
+		// The longest run without a placeholder, then the placeholder's
+		// runes, two per byte.
+		k := strings.IndexFunc(rest, isPlaceholder)
+		if k < 0 {
+			k = len(rest)
+		}
+		if k > 0 {
+			out, err := encd.String(rest[:k])
+			if err != nil {
+				return "", ErrEncoding
+			}
+			b.WriteString(out)
+			rest = rest[k:]
+			continue
+		}
+		hi, n1 := utf8.DecodeRuneInString(rest)
+		lo, n2 := utf8.DecodeRuneInString(rest[n1:])
+		if hi-placeholderBase >= 16 || lo-placeholderBase < 16 || !isPlaceholder(lo) {
+			return "", ErrEncoding
+		}
+		b.WriteByte(byte((hi-placeholderBase)<<4 | (lo - placeholderBase - 16)))
+		rest = rest[n1+n2:]
 	}
+	out := b.String()
 	if back, err := ClientText(enc, out); err != nil || back != text {
 		return "", ErrEncoding
 	}

@@ -39,13 +39,40 @@ func ParseStatement(text string, maxBytes int) (node *pg_query.Node, err error) 
 	return res.Stmts[0].Stmt, nil
 }
 
-// PgParse is pg_query.Parse of text as PostgreSQL reads it. pg_query's
-// parser ends a string at a -- comment that PostgreSQL reads as the
-// whitespace of a continuation ('a' -- c, a newline, then 'b' is one
-// string there), so -- comments are turned into spaces first: the text
-// keeps its length, so the parse tree's locations still point into text.
+// ForPgQuery returns text prepared for pg_query, whose scanner ends a
+// string at a -- comment that PostgreSQL reads as the whitespace of a
+// continuation ('a' -- c, a newline, then 'b' is one string there): each
+// -- comment is turned into spaces. The text keeps its length, so the
+// locations pg_query reports still point into text. Every call of
+// pg_query's Parse, Scan, Normalize and ParsePlPgSqlToJSON in the module
+// goes through it (PgParse, PgScan, PgNormalize, PgParsePlPgSQL;
+// TestPgQueryOnlyThroughSqltext).
+func ForPgQuery(text string) string { return blankLineComments(text) }
+
+// PgParse is pg_query.Parse of text as PostgreSQL reads it (ForPgQuery).
 func PgParse(text string) (*pg_query.ParseResult, error) {
-	return pg_query.Parse(blankLineComments(text))
+	return pg_query.Parse(ForPgQuery(text))
+}
+
+// PgScan is pg_query.Scan of text as PostgreSQL reads it (ForPgQuery):
+// the tokens' offsets point into text.
+func PgScan(text string) (*pg_query.ScanResult, error) {
+	return pg_query.Scan(ForPgQuery(text))
+}
+
+// PgParsePlPgSQL is pg_query.ParsePlPgSqlToJSON of a DO or CREATE
+// FUNCTION statement as PostgreSQL reads it (ForPgQuery). Only the
+// statement's own -- comments are blanked: those inside its body (a
+// dollar-quoted string) are the body's text, and a continuation with a
+// -- comment there is still read as pg_query reads it.
+func PgParsePlPgSQL(text string) (string, error) {
+	return pg_query.ParsePlPgSqlToJSON(ForPgQuery(text))
+}
+
+// PgNormalize is pg_query.Normalize of text as PostgreSQL reads it
+// (ForPgQuery): its -- comments come back as spaces.
+func PgNormalize(text string) (string, error) {
+	return pg_query.Normalize(ForPgQuery(text))
 }
 
 // blankLineComments returns text with each -- comment's bytes turned
@@ -81,7 +108,7 @@ func blankLineComments(text string) string {
 // cannot be scanned or names a parameter value does not have
 // (value returns ok false).
 func ReplaceParams(query string, value func(n int) (string, bool)) (string, bool) {
-	scan, err := pg_query.Scan(query)
+	scan, err := PgScan(query)
 	if err != nil {
 		return "", false
 	}

@@ -77,9 +77,9 @@ func (m *Machine) needsValues(eng *policy.Engine, query string) bool {
 // batchBind returns the body of the first Bind of statement name among
 // the messages that follow the Parse just read, up to the batch's Sync.
 // Like aloneInBatch it waits for the client's next bytes: a client sends
-// Flush or Sync before it waits for answers. found is false when the batch
-// ends, or a Flush or another Parse comes, before such a Bind, or when the
-// batch is longer than the read buffer.
+// Flush or Sync (or a Query) before it waits for answers. found is false
+// when the batch ends, or a Flush, a Query or another Parse comes, before
+// such a Bind, or when the batch is longer than the read buffer.
 func (m *Machine) batchBind(name string) (body []byte, found bool) {
 	return m.bindFrom(0, name, true)
 }
@@ -101,7 +101,12 @@ func (m *Machine) bindFrom(start int, name string, wait bool) (body []byte, foun
 			return nil, false
 		}
 		switch typ {
-		case wire.ClientSync, wire.ClientFlush, wire.ClientParse:
+		case wire.ClientDescribe, wire.ClientExecute, wire.ClientClose:
+		default:
+			// Sync, Flush, another Parse, and what ends the batch for
+			// the client: a Query or FunctionCall, whose answer it may
+			// wait for before it sends anything more. Waiting past one
+			// for a Bind hung the session.
 			return nil, false
 		case wire.ClientBind:
 			b, err := m.conns.FromClient.Peek(off + 1 + l)

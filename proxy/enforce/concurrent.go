@@ -6,6 +6,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
@@ -276,7 +277,7 @@ func concurrentIndexStmt(v *verdict) *pg_query.IndexStmt {
 	if v.rewritten != "" {
 		sql = v.rewritten
 	}
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return nil
 	}

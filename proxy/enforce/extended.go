@@ -67,6 +67,8 @@ func (m *Machine) OnParse(n int) error {
 		return m.refuseMessage(wire.ClientParse, unreadable())
 	}
 	text := rs[0].text
+	// Named, or a PREPARE: an EXECUTE later in the batch may run it.
+	notePrepared(&m.batchPrepared, string(nameBytes), text)
 	m.tools.Observe(text)
 	m.noteLockTimeout(text, false)
 	changes, advisory := policy.SessionEffects(text)

@@ -9,6 +9,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
@@ -114,7 +115,7 @@ func searchPathSet(sql string) ([]string, bool) {
 	if !strings.Contains(strings.ToLower(sql), "search_path") {
 		return nil, false
 	}
-	res, err := pg_query.Parse(sql)
+	res, err := sqltext.PgParse(sql)
 	if err != nil || len(res.Stmts) != 1 {
 		return nil, false
 	}
@@ -473,7 +474,7 @@ func concurrentIndexTable(v *verdict) string {
 // (LOCK TABLE), so that a question of pgguard's before it would be the one
 // that takes the transaction's.
 func snapshotFree(sql string) bool {
-	res, err := pg_query.Parse(sql)
+	res, err := sqltext.PgParse(sql)
 	return err == nil && len(res.Stmts) == 1 && res.Stmts[0].Stmt.GetLockStmt() != nil
 }
 

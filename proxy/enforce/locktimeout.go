@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
@@ -253,7 +253,7 @@ func sameLevelUpToWrites(ds []policy.StatementDecision) bool {
 		}
 	}
 	for _, sd := range ds[:max(last, 0)] {
-		res, err := pg_query.Parse(sd.Statement.Text)
+		res, err := sqltext.PgParse(sd.Statement.Text)
 		if err != nil {
 			return false
 		}

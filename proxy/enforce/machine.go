@@ -111,6 +111,14 @@ type Machine struct {
 	// session, with parameters, prepared without their Bind: the Bind is
 	// judged with its values (bound.go).
 	boundStmts map[string]boundStmt
+	// batchPrepared are the statements the open batch's Parse messages
+	// prepare under a name, and the PREPAREs among them, by name, that an
+	// EXECUTE may run (policy.PreparesFor): an EXECUTE later in the batch
+	// (or in a Query sent behind it) runs them before
+	// pg_prepared_statements can show them (Context.BatchPrepared).
+	// aheadPrepared are those lookAhead has walked past, for the
+	// statements it judges ahead. Both end with the batch.
+	batchPrepared, aheadPrepared map[string]string
 	// sawDDL: the session ran DDL, so it is a migration's (bound.go);
 	// migProfile remembers whether a profile says so, for one engine and
 	// application_name.
@@ -234,6 +242,7 @@ func (m *Machine) Pending() int32 { return m.pending.Load() }
 func (m *Machine) OnSync() {
 	m.queueLockTimeout(m.newSyncPoint())
 	m.batch, m.unsynced, m.batchChangesLockTimeout = nil, false, false
+	m.batchPrepared = nil
 	if m.warm != nil {
 		m.warm = nil // judged ahead for this batch only
 	}

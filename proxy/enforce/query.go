@@ -73,6 +73,10 @@ func (m *Machine) policyContext(alone bool) *policy.Context {
 	sc.ServerVersion, sc.TimeZone = m.state.versionAndTimeZone()
 	sc.Catalog = nil
 	sc.Unestimable = ""
+	sc.BatchPrepared = nil
+	if len(m.batchPrepared) > 0 || len(m.aheadPrepared) > 0 {
+		sc.BatchPrepared = m.preparedInBatch
+	}
 	sc.Migration = m.migration(m.cfg.Policy.Engine())
 	// The later statements of a batch see what its earlier ones will do.
 	var batch uint64

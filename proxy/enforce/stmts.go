@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // pgguard remembers some prepared statements by name (rewrittenStmts,
@@ -184,4 +185,36 @@ func mentionsPrepared(text string) bool {
 		}
 	}
 	return false
+}
+
+// notePrepared records in *into what a Parse of name with text prepares
+// for an EXECUTE later in its batch: the statement itself under name, and
+// a PREPARE's under the name it prepares. Only texts an EXECUTE may run
+// as an UPDATE, DELETE or MERGE are kept (policy.PreparesFor), so that
+// application traffic allocates nothing.
+func notePrepared(into *map[string]string, name, text string) {
+	prepares, keep := policy.PreparesFor(text)
+	if !keep || name == "" && prepares == "" {
+		return
+	}
+	if *into == nil {
+		*into = make(map[string]string)
+	}
+	if name != "" {
+		(*into)[name] = strings.Clone(text)
+	}
+	if prepares != "" {
+		(*into)[prepares] = strings.Clone(text)
+	}
+}
+
+// preparedInBatch is Context.BatchPrepared: what the open batch prepares
+// under name, the statements judged ahead seeing what lookAhead walked
+// past.
+func (m *Machine) preparedInBatch(name string) (string, bool) {
+	if text, ok := m.aheadPrepared[name]; ok {
+		return text, true
+	}
+	text, ok := m.batchPrepared[name]
+	return text, ok
 }

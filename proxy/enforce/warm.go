@@ -60,6 +60,11 @@ func (p *probeCatalog) ExclusionIndexes(context.Context, string) ([]string, bool
 	return nil, false
 }
 
+func (p *probeCatalog) ExclusionIndexesIn(context.Context, string) ([]string, bool) {
+	p.asked = true
+	return nil, false
+}
+
 func (p *probeCatalog) HasDefaultPartition(context.Context, string) (bool, bool) {
 	p.asked = true
 	return false, false
@@ -234,6 +239,9 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 	if buffered < 5 {
 		return true
 	}
+	// What the batch prepares for an EXECUTE, as far as the walk went.
+	notePrepared(&m.aheadPrepared, string(currentName), wire.BytesView(current))
+	defer func() { m.aheadPrepared = nil }()
 	lastName, lastQuery := currentName, current // the last Parse's
 	beginPortal, began := []byte(nil), false
 	// The walk stops at the first message that may change what the
@@ -313,6 +321,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 				name, rest, _ = wire.CStringBytes(body[off+5:])
 				query, _, _ = wire.CStringBytes(rest)
 			}
+			notePrepared(&m.aheadPrepared, string(name), wire.BytesView(query))
 			lastName, lastQuery = name, query
 		default: // Sync, Flush (the client may wait for answers), anything else
 			return true
