@@ -60,6 +60,20 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 			migration: []string{"BEGIN", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, batch: true, waits: true},
 		{name: "CREATE INDEX second in a multi-statement Query, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
 			migration: []string{"SELECT 1; CREATE INDEX lq_t_v ON lq_t (v)"}, waits: true},
+		// Tables a statement locks without naming them, which the look
+		// finds in the catalog: an index's table, a foreign key's other
+		// table.
+		// (In a block, where pgguard does not make it CONCURRENTLY.)
+		{name: "DROP INDEX in a transaction block, a read left idle", setup: []string{"CREATE INDEX lq_t_v ON lq_t (v)"}, hold: "SELECT count(*) FROM lq_t", app: update,
+			migration: []string{"BEGIN", "DROP INDEX lq_t_v", "COMMIT"}, waits: true},
+		// A lock on the table alone, none on its index: the look must
+		// find the index's table.
+		{name: "REINDEX INDEX, a write lock on the table alone", hold: "LOCK TABLE lq_t IN ROW EXCLUSIVE MODE", app: update,
+			migration: []string{"REINDEX INDEX lq_t_pkey"}, waits: true},
+		{name: "DROP TABLE with a foreign key, a read of the referenced table", setup: []string{"ALTER TABLE lq_child ADD FOREIGN KEY (t_id) REFERENCES lq_t"},
+			hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{`/* pgguard:allow drop-table reason="test" */ DROP TABLE lq_child`}, waits: true},
+		{name: "DROP CONSTRAINT of a foreign key, a read of the referenced table", setup: []string{"ALTER TABLE lq_child ADD CONSTRAINT lq_child_fk FOREIGN KEY (t_id) REFERENCES lq_t"},
+			hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{"ALTER TABLE lq_child DROP CONSTRAINT lq_child_fk"}, waits: true},
 	} {
 		t.Run(c.name, func(t *testing.T) { lookBeforeQueueing(t, c) })
 	}
@@ -67,17 +81,22 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 
 type lookCase struct {
 	name, hold, app string
+	setup           []string // more of the schema, before the holder
 	migration       []string
 	batch           bool // the migration's statements in one extended-protocol batch
 	waits           bool // whether the migration waits for the holder
 }
 
 func lookBeforeQueueing(t *testing.T, c lookCase) {
-	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	// (annotations: a migration's DROP TABLE says it is meant.)
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\nannotations: {allowed_roles: ['*']}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
 		"INSERT INTO lq_t SELECT g, 'x' FROM generate_series(1, 100) g", "CREATE TABLE lq_child (id int, t_id int)",
 		"ANALYZE lq_t, lq_child", "GRANT ALL ON lq_t, lq_child TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgExec("guard", c.setup...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t") })

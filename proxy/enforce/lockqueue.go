@@ -77,10 +77,11 @@ func pgLocksModes(modes []string) string {
 	return strings.Join(q, ", ")
 }
 
-// tableWant is a table a statement will lock, and with which mode.
+// tableWant is a table a statement will lock, and with which mode (or,
+// with lock.Via, the relations it locks through that table).
 type tableWant struct {
-	table policy.Table
-	mode  string
+	lock policy.TableLock
+	mode string
 	// path is the search_path a SET earlier in the same Query gives an
 	// unqualified table's statement (nil: the session's).
 	path []string
@@ -90,11 +91,11 @@ type tableWant struct {
 // with the search_path a SET earlier in the Query set, if any (the look
 // runs before the Query is sent, with the session's), else the session's.
 func (w tableWant) relationSQL() string {
-	if w.table.Schema != "" || w.path == nil {
-		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.table.String()) + ")::oid"
+	if w.lock.Table.Schema != "" || w.path == nil {
+		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.lock.Table.String()) + ")::oid"
 	}
 	var each []string
-	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.table.Name))
+	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.lock.Table.Name))
 	for _, s := range w.path {
 		schema := pgcatalog.QuoteLiteral(policy.QuoteIdent(s))
 		if s == "$user" {
@@ -136,7 +137,8 @@ func searchPathSet(sql string) ([]string, bool) {
 // wantsOf lists the tables that statements of ds will lock with a mode
 // that blocks writes (SHARE or stronger, not CONCURRENTLY), with the
 // strongest mode on each (policy Decision.TableLocks: the main table, the
-// table a FOREIGN KEY references).
+// table a FOREIGN KEY references, and those it locks through them, which
+// the look's query resolves in the catalog).
 func wantsOf(ds []policy.StatementDecision) []tableWant {
 	var out []tableWant
 	var path []string
@@ -153,14 +155,14 @@ func wantsOf(ds []policy.StatementDecision) []tableWant {
 				continue
 			}
 			for i := range out {
-				if out[i].table == tl.Table {
+				if out[i].lock.Same(tl) {
 					if policy.LockStrength(tl.Mode) > policy.LockStrength(out[i].mode) {
 						out[i].mode = tl.Mode
 					}
 					continue next
 				}
 			}
-			out = append(out, tableWant{tl.Table, tl.Mode, path})
+			out = append(out, tableWant{tl, tl.Mode, path})
 		}
 	}
 	return out
@@ -192,10 +194,12 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 	}
 	var on []string
 	for _, w := range wants {
-		// The table and its partitions or inheritance children, which
-		// the statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK
-		// and CREATE INDEX of a partitioned table recurse).
-		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT "+w.relationSQL()+
+		// The table (or what the statement locks through it: an index's
+		// table, a foreign key's other table, a sequence, from the
+		// catalog) and its partitions or inheritance children, which the
+		// statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK and
+		// CREATE INDEX of a partitioned table recurse).
+		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT x.r FROM ("+w.lock.RelationsSQL(w.relationSQL())+") x(r)"+
 			" UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.r) SELECT r FROM d)"+
 			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
 			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
