@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -418,4 +419,84 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 		}
 	}
 	return 0
+}
+
+// A retry after a lock_timeout failure looks at the lock queue again, as
+// the first try did: a holder too young to be waited for before the first
+// try (so the try queued, and failed after lock_timeout) that has grown
+// past the threshold since is waited for outside the queue, and the retry
+// is sent once it has ended. Without that look the retries queue behind it
+// again, each for lock_timeout, and the last one's 55P03 reaches the
+// client. Simple Query and an extended-protocol batch alike.
+func TestLockQueueLooksAgainBeforeARetry(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Query", true: "extended batch"}[batch], func(t *testing.T) {
+			_, addr, obs := guardProxy(t, "lock_timeout: 400ms\nlock_timeout_retries: {attempts: 4, initial_backoff: 300ms, max_backoff: 400ms}\n"+
+				"lock_queue: {deadline: 10s, threshold: 1s}\n", nil)
+			ctx := context.Background()
+			if err := pgExec("guard", "DROP TABLE IF EXISTS lq_r", "CREATE TABLE lq_r (id int)", "GRANT ALL ON lq_r TO PUBLIC"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_r") })
+			holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+			mustExec(t, holder, "BEGIN")
+			mustExec(t, holder, "SELECT count(*) FROM lq_r")
+			held := time.Now()
+			wait := commitAfter(holder, 3500*time.Millisecond)
+			defer wait()
+			migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+			var err error
+			if batch {
+				b := &pgconn.Batch{}
+				b.ExecParams("ALTER TABLE lq_r ADD COLUMN note text", nil, nil, nil, nil)
+				_, err = migration.PgConn().ExecBatch(ctx, b).ReadAll()
+			} else {
+				_, err = migration.Exec(ctx, "ALTER TABLE lq_r ADD COLUMN note text")
+			}
+			took := time.Since(held)
+			if err != nil {
+				t.Fatalf("the migration failed after %v: %v; want it to run once the holder has ended", took, err)
+			}
+			obs.mu.Lock()
+			waits := slices.Clone(obs.queueWaits)
+			obs.mu.Unlock()
+			if took < 3500*time.Millisecond || !slices.Contains(waits, observe.LockQueueClear) || obs.retries.Load() == 0 {
+				t.Fatalf("the migration ran after %v, waits %v, %d retries; want a retry that waited outside the queue for the holder",
+					took, waits, obs.retries.Load())
+			}
+		})
+	}
+}
+
+// When the holder is still in the way at lock_queue.deadline, no retry is
+// sent: the client gets the last try's answer (55P03), and the session goes
+// on in step.
+func TestLockQueueRetryLookPastTheDeadline(t *testing.T) {
+	_, addr, obs := guardProxy(t, "lock_timeout: 400ms\nlock_timeout_retries: {attempts: 4, initial_backoff: 300ms, max_backoff: 400ms}\n"+
+		"lock_queue: {deadline: 1500ms, threshold: 1s}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_r2", "CREATE TABLE lq_r2 (id int)", "GRANT ALL ON lq_r2 TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_r2") })
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT count(*) FROM lq_r2")
+	defer commitAfter(holder, 6*time.Second)()
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	_, err := migration.Exec(ctx, "ALTER TABLE lq_r2 ADD COLUMN note text")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "55P03" {
+		t.Fatalf("the migration: %v; want the last try's lock timeout (55P03)", err)
+	}
+	var n int
+	if err := migration.QueryRow(ctx, "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("after the refused retry: %d %v", n, err)
+	}
+	obs.mu.Lock()
+	waits := slices.Clone(obs.queueWaits)
+	obs.mu.Unlock()
+	if !slices.Contains(waits, observe.LockQueueRefused) {
+		t.Fatalf("waits %v; want the retry's look refused at the deadline", waits)
+	}
 }

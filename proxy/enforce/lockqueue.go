@@ -268,7 +268,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		return nil
 	}
 	if table := concurrentIndexTable(v); table != "" {
-		if f := m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
+		if f := m.waitOutsideQueue(v, m.internalQuery, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
 			return f
 		}
 		if status == 'I' {
@@ -293,7 +293,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 			mode = w.mode
 		}
 	}
-	return m.waitOutsideQueue(v, lockQueueSQL(wants, threshold), inBlock, deadline,
+	return m.waitOutsideQueue(v, m.internalQuery, lockQueueSQL(wants, threshold), inBlock, deadline,
 		func(b blocker, waited, deadline time.Duration) *policy.Finding {
 			return lockQueueRefusal(b, mode, waited, deadline)
 		})
@@ -312,11 +312,32 @@ func buildsOnSQL(table string) string {
 		" ORDER BY a.xact_start LIMIT 1"
 }
 
-// waitOutsideQueue looks with ask (one row: the blocker) until it finds no
-// row, with a growing backoff, for at most deadline; past it, refuse makes
-// the refusal (in mode enforce). A wait is reported to the observer and
-// kept in v for the statement's audit line.
-func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
+// retryLook is the look before each retry of ds's statement after a
+// lock_timeout failure (the question asked before its first try) and the
+// mode it takes, or "" when there is none to ask.
+func (m *Machine) retryLook(ds []policy.StatementDecision) (ask, mode string) {
+	cfg := m.cfg.Policy.Engine().Config()
+	if time.Duration(cfg.LockQueue.Deadline) <= 0 {
+		return "", ""
+	}
+	wants := wantsOf(ds)
+	if len(wants) == 0 {
+		return "", ""
+	}
+	for _, w := range wants {
+		if policy.LockStrength(w.mode) > policy.LockStrength(mode) {
+			mode = w.mode
+		}
+	}
+	return lockQueueSQL(wants, time.Duration(cfg.LockQueue.Threshold)), mode
+}
+
+// waitOutsideQueue looks with ask (one row: the blocker), which run sends
+// on the session's connection, until it finds no row, with a growing
+// backoff, for at most deadline; past it, refuse makes the refusal (in
+// mode enforce). A wait is reported to the observer and kept in v, if
+// any, for the statement's audit line.
+func (m *Machine) waitOutsideQueue(v *verdict, run func(string) (outcome, error), ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	start := time.Now()
 	wait := 100 * time.Millisecond
@@ -328,15 +349,17 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 			return
 		}
 		took := time.Since(start)
-		who, _ := b.describe()
-		v.queueWait, v.queueBlocker = took, who+" "+b.app
+		if v != nil {
+			who, _ := b.describe()
+			v.queueWait, v.queueBlocker = took, who+" "+b.app
+		}
 		m.obs.LockQueueWait(m.state.Target, took, looks, b.app, outcome)
 		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
 	}
 	for {
-		out, err := m.internalQuery(ask)
+		out, err := run(ask)
 		if inBlock && err == nil {
-			if _, err = m.internalQuery(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
+			if _, err = run(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
 				return nil
 			}
 		}
