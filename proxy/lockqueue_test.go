@@ -54,6 +54,12 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 			migration: []string{"BEGIN", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
 		{name: "ALTER TABLE in a transaction block, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
 			migration: []string{"BEGIN", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
+		// REPEATABLE READ and SERIALIZABLE, once a statement of the block
+		// has taken its snapshot: the look reads with it.
+		{name: "LOCK TABLE in a REPEATABLE READ block after a read, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT count(*) FROM lq_t", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
+		{name: "ALTER TABLE in a SERIALIZABLE block after a read, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
+			migration: []string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
 		// As pgjdbc sends a migration's first statement with autocommit
 		// off (Flyway, Liquibase): BEGIN and the DDL in one batch, looked
 		// for before the batch is sent.
@@ -498,5 +504,84 @@ func TestLockQueueRetryLookPastTheDeadline(t *testing.T) {
 	obs.mu.Unlock()
 	if !slices.Contains(waits, observe.LockQueueRefused) {
 		t.Fatalf("waits %v; want the retry's look refused at the deadline", waits)
+	}
+}
+
+// In a REPEATABLE READ block whose snapshot a statement has taken, the look
+// before a LOCK TABLE (or DDL) reads with that snapshot and leaves nothing
+// the client can see: the rows the block reads after the lock are those of
+// its snapshot (a row committed meanwhile stays invisible), the command
+// ids (cmin) of its writes before and after, its backend_xmin, and its own
+// row of pg_stat_activity read afterwards (the look's snapshot of it is
+// dropped) are what PostgreSQL gives without pgguard. Before the snapshot
+// is taken there is no look (TestOwnQuestionsLeaveNoTrace: LOCK first, the
+// read then sees the writer the LOCK waited for).
+func TestLockQueueLookInRepeatableReadLeavesNoTrace(t *testing.T) {
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_rr", "CREATE TABLE lq_rr (id int)", "INSERT INTO lq_rr VALUES (1)",
+		"GRANT ALL ON lq_rr TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_rr") })
+	play := func(t *testing.T, reader *pgx.Conn) []string {
+		var out []string
+		row := func(q string, args ...any) string {
+			var v *string
+			if err := reader.QueryRow(ctx, q, args...).Scan(&v); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if v == nil {
+				return "NULL"
+			}
+			return *v
+		}
+		other := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+		var pid int
+		if err := reader.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		xmin := func() string {
+			var x *string
+			if err := other.QueryRow(ctx, "SELECT (backend_xmin::text::bigint - pg_snapshot_xmin(pg_current_snapshot())::text::bigint)::text FROM pg_stat_activity WHERE pid = $1", pid).Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			if x == nil {
+				return "NULL"
+			}
+			return *x
+		}
+		mustExec(t, reader, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+		mustExec(t, reader, "INSERT INTO lq_rr VALUES (10)") // takes the snapshot, command id 0
+		out = append(out, "rows before: "+row("SELECT count(*)::text FROM lq_rr"), "xmin before: "+xmin())
+		// A row committed after the snapshot, and a long holder of a
+		// lock that conflicts with the LOCK's, which the look waits for.
+		mustExec(t, other, "INSERT INTO lq_rr VALUES (2)")
+		holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+		mustExec(t, holder, "BEGIN")
+		mustExec(t, holder, "INSERT INTO lq_rr VALUES (3)")
+		wait := commitAfter(holder, 1200*time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
+		mustExec(t, reader, "LOCK TABLE lq_rr IN SHARE MODE")
+		wait()
+		mustExec(t, reader, "INSERT INTO lq_rr VALUES (11)")
+		const own = "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+		out = append(out, "rows after: "+row("SELECT count(*)::text FROM lq_rr"), "xmin after: "+xmin(),
+			"cmin: "+row("SELECT string_agg(id || ':' || cmin, ',' ORDER BY id) FROM lq_rr WHERE id >= 10"),
+			"own activity row: "+row(own), "isolation: "+row("SHOW transaction_isolation"))
+		mustExec(t, reader, "ROLLBACK")
+		mustExec(t, other, "DELETE FROM lq_rr WHERE id <> 1")
+		return out
+	}
+	direct := play(t, connect(t, pg.DSN(pgtest.SuperUser, "guard")))
+	through, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	got := play(t, through)
+	if !slices.Equal(got, direct) {
+		t.Fatalf("through pgguard:\n%q\ndirectly:\n%q", got, direct)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.queueWaits) != 1 {
+		t.Fatalf("waits outside the queue %v; want the LOCK to have waited once, after the block's snapshot", obs.queueWaits)
 	}
 }

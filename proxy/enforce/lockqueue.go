@@ -206,12 +206,16 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
 			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
 	}
+	// Ages are counted to the look's own start (statement_timestamp), not
+	// now(): inside a transaction block now() is the block's start, and
+	// a holder that began after it would never be old enough.
+	//
 	// A prepared transaction (PREPARE TRANSACTION) keeps its locks with
 	// no backend: pg_locks.pid is NULL, and its own transactionid lock,
 	// under the same virtualtransaction, names it in pg_prepared_xacts.
 	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
 		" SELECT a.pid, COALESCE(a.usename, px.owner), a.application_name, host(a.client_addr), COALESCE(a.state, 'prepared')," +
-		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
+		" extract(epoch FROM pg_catalog.statement_timestamp() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
 		// Whether another session already waits for a lock this one
 		// holds (from earlier in its block): waiting here would keep it
 		// waiting. pg_locks keeps no snapshot in the block.
@@ -223,7 +227,7 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
 		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
 }
 
@@ -232,9 +236,11 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 // it until the transaction ends: the client's own reads of it later in the
 // block would show that moment, and pgguard's question as its own query.
 // A snapshot the client's reads took before is kept (its own row shows
-// its query, not the look's).
-const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
-	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, "
+// its query, not the look's). A look that found no lock to look at may
+// not have read pg_stat_activity: the snapshot is then this question's
+// own, and is dropped as well (its own row starts with the same marker).
+var clearActivitySQL = "/* " + rejectMarker + " lock queue, clear */ SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
+	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, " + pgcatalog.QuoteLiteral("/* "+rejectMarker+" lock queue") + ")"
 
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
@@ -283,7 +289,16 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 	inBlock := status == 'T'
 	if inBlock {
 		out, err := m.internalQuery("SHOW transaction_isolation")
-		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil || *out.rows[0][0] != "read committed" {
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil {
+			return nil
+		}
+		switch iso := *out.rows[0][0]; iso {
+		case "read committed":
+		case "repeatable read", "serializable":
+			if !m.snapshotTaken(iso) {
+				return nil
+			}
+		default:
 			return nil
 		}
 	}
@@ -299,13 +314,39 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		})
 }
 
+// snapshotTaken reports whether the REPEATABLE READ or SERIALIZABLE (iso)
+// transaction block the session is in has taken its snapshot already (a
+// statement of the block needed one), so that a question of pgguard's
+// there reads with that snapshot and takes none. The server says so
+// without taking one: SET TRANSACTION ISOLATION LEVEL to another level
+// fails, in a savepoint, with "must be called before any query" once the
+// snapshot is taken (check_XactIsoLevel tests that first), and with "must
+// not be called in a subtransaction" before. SAVEPOINT, SET and ROLLBACK TO
+// take no snapshot, use no command id and assign no transaction ID; the
+// savepoint is rolled back to and released. Any other answer (a message
+// in another language, lc_messages) counts as not taken.
+func (m *Machine) snapshotTaken(iso string) bool {
+	other := "SERIALIZABLE"
+	if iso == "serializable" {
+		other = "REPEATABLE READ"
+	}
+	if out, err := m.internalQuery("SAVEPOINT " + estimateSavepoint); err != nil || out.errCode != "" {
+		return false
+	}
+	out, err := m.internalQuery("SET TRANSACTION ISOLATION LEVEL " + other)
+	r1, err1 := m.internalQuery("ROLLBACK TO SAVEPOINT " + estimateSavepoint)
+	r2, err2 := m.internalQuery("RELEASE SAVEPOINT " + estimateSavepoint)
+	return err == nil && err1 == nil && err2 == nil && r1.errCode == "" && r2.errCode == "" &&
+		out.errCode == "25001" && out.errMsg == "SET TRANSACTION ISOLATION LEVEL must be called before any query"
+}
+
 // buildsOnSQL finds another session that is building an index on table
 // (pg_stat_progress_create_index), with the columns lockQueueSQL gives.
 // relid is an OID, which another database may use for another table (a
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text, false" +
+		" extract(epoch FROM pg_catalog.statement_timestamp() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
@@ -359,7 +400,7 @@ func (m *Machine) waitOutsideQueue(v *verdict, run func(string) (outcome, error)
 	for {
 		out, err := run(ask)
 		if inBlock && err == nil {
-			if _, err = run(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
+			if _, err = run(clearActivitySQL); err != nil {
 				return nil
 			}
 		}
