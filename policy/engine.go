@@ -362,7 +362,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	next:
 		for _, tl := range j.innerTableLocks {
 			for i := range d.TableLocks {
-				if d.TableLocks[i].Table == tl.Table {
+				if d.TableLocks[i].Same(tl) {
 					d.TableLocks[i].Mode = strongerLock(d.TableLocks[i].Mode, tl.Mode)
 					continue next
 				}

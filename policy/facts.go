@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -229,37 +231,153 @@ func createdTable(rv *pg_query.RangeVar) Table {
 	return t
 }
 
-// TableLock is a table a statement names and the lock it takes on it.
+// TableLock is a table a statement names and the lock it takes on it, or,
+// with Via, the relations the statement locks through the one it names
+// (the table of an index, the tables of its foreign keys, its sequences),
+// which only the catalog can list (RelationsSQL).
 type TableLock struct {
 	Table Table
 	Mode  string
+	// Via says how the locked relations follow from Table: ViaNamed
+	// (Table itself), ViaIndexTable, ViaReferenced, ViaReferencing,
+	// ViaReferencingAll or ViaOwnedSequences.
+	Via string
+	// Constraint and Column narrow the foreign keys and sequences Via
+	// follows to those of one constraint (DROP CONSTRAINT) or one column
+	// (DROP COLUMN, ALTER COLUMN TYPE) of Table.
+	Constraint, Column string
+}
+
+// Same reports whether tl and o lock the same relations (their modes
+// aside).
+func (tl TableLock) Same(o TableLock) bool {
+	return tl.Table == o.Table && tl.Via == o.Via && tl.Constraint == o.Constraint && tl.Column == o.Column
+}
+
+// The ways a statement locks a relation it does not name.
+const (
+	ViaNamed = ""
+	// ViaIndexTable: the table of the index Table (DROP INDEX, REINDEX
+	// INDEX).
+	ViaIndexTable = "index-table"
+	// ViaReferenced: the tables that Table's foreign keys reference
+	// (DROP TABLE, DROP CONSTRAINT of a foreign key, DROP COLUMN or ALTER
+	// COLUMN TYPE of a referencing column).
+	ViaReferenced = "referenced"
+	// ViaReferencing: the tables whose foreign keys reference Table (a
+	// DROP ... CASCADE that drops those keys, ALTER COLUMN TYPE of a
+	// referenced column).
+	ViaReferencing = "referencing"
+	// ViaReferencingAll: ViaReferencing, and the tables referencing
+	// those, to the end (TRUNCATE ... CASCADE).
+	ViaReferencingAll = "referencing-all"
+	// ViaOwnedSequences: the sequences owned by Table's columns, dropped
+	// with it (DROP TABLE, DROP COLUMN).
+	ViaOwnedSequences = "owned-sequences"
+	// ViaDefaultPartition: the DEFAULT partition of the partitioned
+	// table Table, which ATTACH and DETACH PARTITION lock.
+	ViaDefaultPartition = "default-partition"
+)
+
+// RelationsSQL is a query of the catalog for the OIDs of the relations tl
+// locks, given oid, an SQL expression for the OID of the relation it names:
+// that one for ViaNamed; otherwise what the catalog links to it. It takes
+// no lock, and reads only the catalog.
+func (tl TableLock) RelationsSQL(oid string) string {
+	attnum := func(col string) string {
+		return "(SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = " + oid +
+			" AND a.attname = " + escapedLiteral(col) + " AND NOT a.attisdropped)"
+	}
+	switch tl.Via {
+	case ViaIndexTable:
+		return "SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = " + oid
+	case ViaReferenced:
+		q := "SELECT c.confrelid FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conrelid = " + oid
+		if tl.Constraint != "" {
+			q += " AND c.conname = " + escapedLiteral(tl.Constraint)
+		}
+		if tl.Column != "" {
+			q += " AND " + attnum(tl.Column) + " = ANY (c.conkey)"
+		}
+		return q
+	case ViaReferencing, ViaReferencingAll:
+		q := "SELECT c.conrelid FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = " + oid
+		if tl.Constraint != "" {
+			// The keys that depend on the constraint's index.
+			q += " AND c.conindid IN (SELECT k.conindid FROM pg_catalog.pg_constraint k WHERE k.conrelid = " + oid +
+				" AND k.conname = " + escapedLiteral(tl.Constraint) + ")"
+		}
+		if tl.Column != "" {
+			q += " AND " + attnum(tl.Column) + " = ANY (c.confkey)"
+		}
+		if tl.Via == ViaReferencingAll {
+			return "WITH RECURSIVE f(r) AS (" + q + " UNION SELECT c.conrelid FROM pg_catalog.pg_constraint c JOIN f ON c.confrelid = f.r" +
+				" WHERE c.contype = 'f') SELECT r FROM f"
+		}
+		return q
+	case ViaDefaultPartition:
+		return "SELECT t.partdefid FROM pg_catalog.pg_partitioned_table t WHERE t.partdefid <> 0 AND t.partrelid = " + oid
+	case ViaOwnedSequences:
+		q := "SELECT d.objid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'" +
+			" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass" +
+			" AND d.deptype IN ('a', 'i') AND d.refobjid = " + oid
+		if tl.Column != "" {
+			q += " AND d.refobjsubid = " + attnum(tl.Column)
+		}
+		return q
+	}
+	return "SELECT " + oid
+}
+
+// escapedLiteral is s as an SQL string literal that reads the same with
+// standard_conforming_strings on or off (E” when s has a backslash).
+func escapedLiteral(s string) string {
+	q := quoteLiteral(s)
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
 }
 
 // tableLocks lists the tables a statement names with the lock it takes on
 // each, as PostgreSQL 15 takes them (TestStatementTableLocksMatchServer):
 // its main table with the statement's lock, and the table a FOREIGN KEY
 // references (ALTER TABLE ... ADD [COLUMN ... REFERENCES | FOREIGN KEY],
-// CREATE TABLE ... REFERENCES) with SHARE ROW EXCLUSIVE. Tables it locks
-// without naming them (a dropped index's table, partitions) are not
-// listed; neither are those of a CONCURRENTLY operation.
+// CREATE TABLE ... REFERENCES) with SHARE ROW EXCLUSIVE; and, with Via,
+// those it locks through them: a dropped or reindexed index's table, the
+// other table of a foreign key a DROP TABLE, DROP CONSTRAINT, DROP COLUMN
+// or ALTER COLUMN TYPE removes or rebuilds (and with CASCADE or TRUNCATE
+// ... CASCADE the tables whose keys reference it), the sequences a DROP
+// TABLE, DROP COLUMN or TRUNCATE ... RESTART IDENTITY drops or resets, the
+// partition and DEFAULT partition of ATTACH or DETACH PARTITION.
+// Partitions and inheritance children are not listed (the lock queue's
+// look adds them); nothing for a CONCURRENTLY operation.
 func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	if f.concurrent {
 		return nil
 	}
 	var out []TableLock
-	add := func(rv *pg_query.RangeVar, mode string) {
+	// via adds the relations the statement locks through rv (Via), those
+	// of one constraint or column of it only when by names them.
+	via := func(rv *pg_query.RangeVar, mode, via string, by ...string) {
 		t := TableOf(rv)
 		if t.Name == "" || mode == "" {
 			return
 		}
+		tl := TableLock{Table: t, Via: via}
+		if len(by) == 2 {
+			tl.Constraint, tl.Column = by[0], by[1]
+		}
 		for i := range out {
-			if out[i].Table == t {
+			if out[i].Same(tl) {
 				out[i].Mode = strongerLock(out[i].Mode, mode)
 				return
 			}
 		}
-		out = append(out, TableLock{Table: t, Mode: mode})
+		tl.Mode = mode
+		out = append(out, tl)
 	}
+	add := func(rv *pg_query.RangeVar, mode string) { via(rv, mode, ViaNamed) }
 	references := func(cs []*pg_query.Node) {
 		for _, c := range cs {
 			if con := c.GetConstraint(); con != nil && con.Contype == pg_query.ConstrType_CONSTR_FOREIGN {
@@ -269,11 +387,43 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	}
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_AlterTableStmt:
-		add(s.AlterTableStmt.Relation, f.lock)
+		rel := s.AlterTableStmt.Relation
+		add(rel, f.lock)
 		for _, c := range s.AlterTableStmt.Cmds {
 			cmd := c.GetAlterTableCmd()
 			if cmd == nil {
 				continue
+			}
+			cascade := cmd.Behavior == pg_query.DropBehavior_DROP_CASCADE
+			switch cmd.Subtype {
+			case pg_query.AlterTableType_AT_DropConstraint:
+				// A foreign key's other table; with CASCADE, the tables
+				// whose keys depend on a dropped unique constraint.
+				via(rel, LockAccessExclusive, ViaReferenced, cmd.Name, "")
+				if cascade {
+					via(rel, LockAccessExclusive, ViaReferencing, cmd.Name, "")
+				}
+			case pg_query.AlterTableType_AT_DropColumn:
+				via(rel, LockAccessExclusive, ViaReferenced, "", cmd.Name)
+				via(rel, LockAccessExclusive, ViaOwnedSequences, "", cmd.Name)
+				if cascade {
+					via(rel, LockAccessExclusive, ViaReferencing, "", cmd.Name)
+				}
+			case pg_query.AlterTableType_AT_AlterColumnType:
+				// The foreign keys on the column are rebuilt, on both
+				// sides.
+				via(rel, LockAccessExclusive, ViaReferenced, "", cmd.Name)
+				via(rel, LockAccessExclusive, ViaReferencing, "", cmd.Name)
+			case pg_query.AlterTableType_AT_AttachPartition, pg_query.AlterTableType_AT_DetachPartition:
+				// The partition (a table's or an index's), and the
+				// DEFAULT partition, scanned for rows that belong in the
+				// new one or no longer constrained by the old.
+				if pc := cmd.GetDef().GetPartitionCmd(); pc != nil && !pc.Concurrent {
+					add(pc.Name, LockAccessExclusive)
+					if s.AlterTableStmt.Objtype != pg_query.ObjectType_OBJECT_INDEX {
+						via(rel, LockAccessExclusive, ViaDefaultPartition)
+					}
+				}
 			}
 			switch def := cmd.GetDef(); {
 			case def.GetConstraint() != nil:
@@ -299,8 +449,14 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	case *pg_query.Node_IndexStmt:
 		add(s.IndexStmt.Relation, f.lock)
 	case *pg_query.Node_ReindexStmt:
-		if s.ReindexStmt.Kind == pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE {
+		switch s.ReindexStmt.Kind {
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
 			add(s.ReindexStmt.Relation, f.lock)
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+			// SHARE on the index's table, ACCESS EXCLUSIVE on the index
+			// (which a query of the table's opens when it plans).
+			add(s.ReindexStmt.Relation, LockAccessExclusive)
+			via(s.ReindexStmt.Relation, f.lock, ViaIndexTable)
 		}
 	case *pg_query.Node_CreateTrigStmt:
 		add(s.CreateTrigStmt.Relation, f.lock)
@@ -311,6 +467,12 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	case *pg_query.Node_TruncateStmt:
 		for _, r := range s.TruncateStmt.Relations {
 			add(r.GetRangeVar(), f.lock)
+			if s.TruncateStmt.RestartSeqs {
+				via(r.GetRangeVar(), f.lock, ViaOwnedSequences)
+			}
+			if s.TruncateStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+				via(r.GetRangeVar(), f.lock, ViaReferencingAll)
+			}
 		}
 	case *pg_query.Node_ClusterStmt:
 		add(s.ClusterStmt.Relation, f.lock)
@@ -332,10 +494,25 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 		// Before it runs the table has its old name.
 		add(s.RenameStmt.Relation, f.lock)
 	case *pg_query.Node_DropStmt:
-		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_TABLE || s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_MATVIEW {
+		if r := s.DropStmt.RemoveType; r == pg_query.ObjectType_OBJECT_TABLE || r == pg_query.ObjectType_OBJECT_MATVIEW || r == pg_query.ObjectType_OBJECT_INDEX {
 			for _, o := range s.DropStmt.Objects {
-				if l := o.GetList(); l != nil {
-					add(rangeVarOfNames(l.Items), f.lock)
+				l := o.GetList()
+				if l == nil {
+					continue
+				}
+				rv := rangeVarOfNames(l.Items)
+				add(rv, f.lock)
+				switch r {
+				case pg_query.ObjectType_OBJECT_INDEX:
+					via(rv, f.lock, ViaIndexTable)
+				case pg_query.ObjectType_OBJECT_TABLE:
+					// Its foreign keys' tables, its sequences, and with
+					// CASCADE the tables whose keys reference it.
+					via(rv, f.lock, ViaReferenced)
+					via(rv, f.lock, ViaOwnedSequences)
+					if s.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
+						via(rv, f.lock, ViaReferencing)
+					}
 				}
 			}
 		}

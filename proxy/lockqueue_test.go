@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,12 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 			migration: []string{"BEGIN", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
 		{name: "ALTER TABLE in a transaction block, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
 			migration: []string{"BEGIN", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
+		// REPEATABLE READ and SERIALIZABLE, once a statement of the block
+		// has taken its snapshot: the look reads with it.
+		{name: "LOCK TABLE in a REPEATABLE READ block after a read, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
+			migration: []string{"BEGIN ISOLATION LEVEL REPEATABLE READ", "SELECT count(*) FROM lq_t", "LOCK TABLE lq_t IN SHARE ROW EXCLUSIVE MODE", "COMMIT"}, waits: true},
+		{name: "ALTER TABLE in a SERIALIZABLE block after a read, a read left idle", hold: "SELECT count(*) FROM lq_t", app: update,
+			migration: []string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "SELECT 1", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, waits: true},
 		// As pgjdbc sends a migration's first statement with autocommit
 		// off (Flyway, Liquibase): BEGIN and the DDL in one batch, looked
 		// for before the batch is sent.
@@ -60,6 +67,20 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 			migration: []string{"BEGIN", "ALTER TABLE lq_t ADD COLUMN note text", "COMMIT"}, batch: true, waits: true},
 		{name: "CREATE INDEX second in a multi-statement Query, a row lock", hold: "UPDATE lq_t SET v = v WHERE id = 50", app: update,
 			migration: []string{"SELECT 1; CREATE INDEX lq_t_v ON lq_t (v)"}, waits: true},
+		// Tables a statement locks without naming them, which the look
+		// finds in the catalog: an index's table, a foreign key's other
+		// table.
+		// (In a block, where pgguard does not make it CONCURRENTLY.)
+		{name: "DROP INDEX in a transaction block, a read left idle", setup: []string{"CREATE INDEX lq_t_v ON lq_t (v)"}, hold: "SELECT count(*) FROM lq_t", app: update,
+			migration: []string{"BEGIN", "DROP INDEX lq_t_v", "COMMIT"}, waits: true},
+		// A lock on the table alone, none on its index: the look must
+		// find the index's table.
+		{name: "REINDEX INDEX, a write lock on the table alone", hold: "LOCK TABLE lq_t IN ROW EXCLUSIVE MODE", app: update,
+			migration: []string{"REINDEX INDEX lq_t_pkey"}, waits: true},
+		{name: "DROP TABLE with a foreign key, a read of the referenced table", setup: []string{"ALTER TABLE lq_child ADD FOREIGN KEY (t_id) REFERENCES lq_t"},
+			hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{`/* pgguard:allow drop-table reason="test" */ DROP TABLE lq_child`}, waits: true},
+		{name: "DROP CONSTRAINT of a foreign key, a read of the referenced table", setup: []string{"ALTER TABLE lq_child ADD CONSTRAINT lq_child_fk FOREIGN KEY (t_id) REFERENCES lq_t"},
+			hold: "SELECT count(*) FROM lq_t", app: update, migration: []string{"ALTER TABLE lq_child DROP CONSTRAINT lq_child_fk"}, waits: true},
 	} {
 		t.Run(c.name, func(t *testing.T) { lookBeforeQueueing(t, c) })
 	}
@@ -67,17 +88,22 @@ func TestLockQueueLookBeforeQueueing(t *testing.T) {
 
 type lookCase struct {
 	name, hold, app string
+	setup           []string // more of the schema, before the holder
 	migration       []string
 	batch           bool // the migration's statements in one extended-protocol batch
 	waits           bool // whether the migration waits for the holder
 }
 
 func lookBeforeQueueing(t *testing.T, c lookCase) {
-	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	// (annotations: a migration's DROP TABLE says it is meant.)
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\nannotations: {allowed_roles: ['*']}\n", nil)
 	ctx := context.Background()
 	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t", "CREATE TABLE lq_t (id int PRIMARY KEY, v text)",
 		"INSERT INTO lq_t SELECT g, 'x' FROM generate_series(1, 100) g", "CREATE TABLE lq_child (id int, t_id int)",
 		"ANALYZE lq_t, lq_child", "GRANT ALL ON lq_t, lq_child TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgExec("guard", c.setup...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_child, lq_t") })
@@ -399,4 +425,163 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 		}
 	}
 	return 0
+}
+
+// A retry after a lock_timeout failure looks at the lock queue again, as
+// the first try did: a holder too young to be waited for before the first
+// try (so the try queued, and failed after lock_timeout) that has grown
+// past the threshold since is waited for outside the queue, and the retry
+// is sent once it has ended. Without that look the retries queue behind it
+// again, each for lock_timeout, and the last one's 55P03 reaches the
+// client. Simple Query and an extended-protocol batch alike.
+func TestLockQueueLooksAgainBeforeARetry(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Query", true: "extended batch"}[batch], func(t *testing.T) {
+			_, addr, obs := guardProxy(t, "lock_timeout: 400ms\nlock_timeout_retries: {attempts: 4, initial_backoff: 300ms, max_backoff: 400ms}\n"+
+				"lock_queue: {deadline: 10s, threshold: 1s}\n", nil)
+			ctx := context.Background()
+			if err := pgExec("guard", "DROP TABLE IF EXISTS lq_r", "CREATE TABLE lq_r (id int)", "GRANT ALL ON lq_r TO PUBLIC"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_r") })
+			holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+			mustExec(t, holder, "BEGIN")
+			mustExec(t, holder, "SELECT count(*) FROM lq_r")
+			held := time.Now()
+			wait := commitAfter(holder, 3500*time.Millisecond)
+			defer wait()
+			migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+			var err error
+			if batch {
+				b := &pgconn.Batch{}
+				b.ExecParams("ALTER TABLE lq_r ADD COLUMN note text", nil, nil, nil, nil)
+				_, err = migration.PgConn().ExecBatch(ctx, b).ReadAll()
+			} else {
+				_, err = migration.Exec(ctx, "ALTER TABLE lq_r ADD COLUMN note text")
+			}
+			took := time.Since(held)
+			if err != nil {
+				t.Fatalf("the migration failed after %v: %v; want it to run once the holder has ended", took, err)
+			}
+			obs.mu.Lock()
+			waits := slices.Clone(obs.queueWaits)
+			obs.mu.Unlock()
+			if took < 3500*time.Millisecond || !slices.Contains(waits, observe.LockQueueClear) || obs.retries.Load() == 0 {
+				t.Fatalf("the migration ran after %v, waits %v, %d retries; want a retry that waited outside the queue for the holder",
+					took, waits, obs.retries.Load())
+			}
+		})
+	}
+}
+
+// When the holder is still in the way at lock_queue.deadline, no retry is
+// sent: the client gets the last try's answer (55P03), and the session goes
+// on in step.
+func TestLockQueueRetryLookPastTheDeadline(t *testing.T) {
+	_, addr, obs := guardProxy(t, "lock_timeout: 400ms\nlock_timeout_retries: {attempts: 4, initial_backoff: 300ms, max_backoff: 400ms}\n"+
+		"lock_queue: {deadline: 1500ms, threshold: 1s}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_r2", "CREATE TABLE lq_r2 (id int)", "GRANT ALL ON lq_r2 TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_r2") })
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT count(*) FROM lq_r2")
+	defer commitAfter(holder, 6*time.Second)()
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	_, err := migration.Exec(ctx, "ALTER TABLE lq_r2 ADD COLUMN note text")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "55P03" {
+		t.Fatalf("the migration: %v; want the last try's lock timeout (55P03)", err)
+	}
+	var n int
+	if err := migration.QueryRow(ctx, "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("after the refused retry: %d %v", n, err)
+	}
+	obs.mu.Lock()
+	waits := slices.Clone(obs.queueWaits)
+	obs.mu.Unlock()
+	if !slices.Contains(waits, observe.LockQueueRefused) {
+		t.Fatalf("waits %v; want the retry's look refused at the deadline", waits)
+	}
+}
+
+// In a REPEATABLE READ block whose snapshot a statement has taken, the look
+// before a LOCK TABLE (or DDL) reads with that snapshot and leaves nothing
+// the client can see: the rows the block reads after the lock are those of
+// its snapshot (a row committed meanwhile stays invisible), the command
+// ids (cmin) of its writes before and after, its backend_xmin, and its own
+// row of pg_stat_activity read afterwards (the look's snapshot of it is
+// dropped) are what PostgreSQL gives without pgguard. Before the snapshot
+// is taken there is no look (TestOwnQuestionsLeaveNoTrace: LOCK first, the
+// read then sees the writer the LOCK waited for).
+func TestLockQueueLookInRepeatableReadLeavesNoTrace(t *testing.T) {
+	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\n", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS lq_rr", "CREATE TABLE lq_rr (id int)", "INSERT INTO lq_rr VALUES (1)",
+		"GRANT ALL ON lq_rr TO PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", "DROP TABLE IF EXISTS lq_rr") })
+	play := func(t *testing.T, reader *pgx.Conn) []string {
+		var out []string
+		row := func(q string, args ...any) string {
+			var v *string
+			if err := reader.QueryRow(ctx, q, args...).Scan(&v); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if v == nil {
+				return "NULL"
+			}
+			return *v
+		}
+		other := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+		var pid int
+		if err := reader.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		xmin := func() string {
+			var x *string
+			if err := other.QueryRow(ctx, "SELECT (backend_xmin::text::bigint - pg_snapshot_xmin(pg_current_snapshot())::text::bigint)::text FROM pg_stat_activity WHERE pid = $1", pid).Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			if x == nil {
+				return "NULL"
+			}
+			return *x
+		}
+		mustExec(t, reader, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+		mustExec(t, reader, "INSERT INTO lq_rr VALUES (10)") // takes the snapshot, command id 0
+		out = append(out, "rows before: "+row("SELECT count(*)::text FROM lq_rr"), "xmin before: "+xmin())
+		// A row committed after the snapshot, and a long holder of a
+		// lock that conflicts with the LOCK's, which the look waits for.
+		mustExec(t, other, "INSERT INTO lq_rr VALUES (2)")
+		holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
+		mustExec(t, holder, "BEGIN")
+		mustExec(t, holder, "INSERT INTO lq_rr VALUES (3)")
+		wait := commitAfter(holder, 1200*time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
+		mustExec(t, reader, "LOCK TABLE lq_rr IN SHARE MODE")
+		wait()
+		mustExec(t, reader, "INSERT INTO lq_rr VALUES (11)")
+		const own = "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+		out = append(out, "rows after: "+row("SELECT count(*)::text FROM lq_rr"), "xmin after: "+xmin(),
+			"cmin: "+row("SELECT string_agg(id || ':' || cmin, ',' ORDER BY id) FROM lq_rr WHERE id >= 10"),
+			"own activity row: "+row(own), "isolation: "+row("SHOW transaction_isolation"))
+		mustExec(t, reader, "ROLLBACK")
+		mustExec(t, other, "DELETE FROM lq_rr WHERE id <> 1")
+		return out
+	}
+	direct := play(t, connect(t, pg.DSN(pgtest.SuperUser, "guard")))
+	through, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	got := play(t, through)
+	if !slices.Equal(got, direct) {
+		t.Fatalf("through pgguard:\n%q\ndirectly:\n%q", got, direct)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.queueWaits) != 1 {
+		t.Fatalf("waits outside the queue %v; want the LOCK to have waited once, after the block's snapshot", obs.queueWaits)
+	}
 }

@@ -47,24 +47,50 @@ const db = "lockqueue"
 // blockers are what the long transaction holds on pgbench_accounts.
 var blockers = []struct {
 	name, sql string
-	// readOnly: the application only reads, because the holder's lock
-	// blocks its writes by itself, with or without a migration.
-	readOnly bool
+	// app is the application's traffic: "" keyed UPDATE + SELECT, "read"
+	// the SELECT alone (pgbench -S's statement; for a SHARE holder,
+	// whose lock blocks the application's writes by itself, with or
+	// without a migration), "insert" INSERTs of new accounts alone.
+	app string
+	// active: sql is one statement that runs for the whole hold (not
+	// BEGIN, sql, idle); aborted: sql fails, leaving the transaction
+	// idle in transaction (aborted).
+	active, aborted bool
+	// setup runs once before the runs of this blocker.
+	setup string
 }{
-	{"read", "SELECT count(*) FROM pgbench_accounts", false},
-	{"rowlock", "SELECT aid FROM pgbench_accounts WHERE aid = 1 FOR UPDATE", false},
-	{"share", "LOCK TABLE pgbench_accounts IN SHARE MODE", true},
-	{"cursor", "DECLARE lq_c CURSOR FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c", false},
-	{"cursorhold", "DECLARE lq_c CURSOR WITH HOLD FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c", false},
+	{name: "read", sql: "SELECT count(*) FROM pgbench_accounts"},
+	{name: "rowlock", sql: "SELECT aid FROM pgbench_accounts WHERE aid = 1 FOR UPDATE"},
+	{name: "share", sql: "LOCK TABLE pgbench_accounts IN SHARE MODE", app: "read"},
+	{name: "cursor", sql: "DECLARE lq_c CURSOR FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c"},
+	{name: "cursorhold", sql: "DECLARE lq_c CURSOR WITH HOLD FOR SELECT * FROM pgbench_accounts; FETCH 10 FROM lq_c"},
+	// A long query still running, not idle: its transaction is the
+	// statement's own.
+	{name: "active", sql: "SELECT count(*) FROM pgbench_accounts, pg_catalog.pg_sleep(%s) WHERE aid = 1", active: true},
+	// A failed statement leaves the transaction aborted: PostgreSQL has
+	// released its locks, nothing is in the migration's way.
+	{name: "aborted", sql: "SELECT count(*) FROM pgbench_accounts; SELECT 1/0", aborted: true},
+	// A KEY SHARE row lock and ROW SHARE on the table, taken by the
+	// foreign key check of an INSERT into a referencing table.
+	{name: "keyshare", sql: "INSERT INTO lq_ref VALUES (1)",
+		setup: "CREATE TABLE IF NOT EXISTS lq_ref (aid int REFERENCES pgbench_accounts)"},
+	// The application's traffic only reads, or only inserts.
+	{name: "read-readapp", sql: "SELECT count(*) FROM pgbench_accounts", app: "read"},
+	{name: "rowlock-insertapp", sql: "SELECT aid FROM pgbench_accounts WHERE aid = 1 FOR UPDATE", app: "insert"},
 }
 
 // blockerText says what a blocker holds, for the report.
 var blockerText = map[string]string{
-	"read":       "a read (SELECT count(*)), idle",
-	"rowlock":    "a row lock (SELECT ... FOR UPDATE of a row the application does not update), idle",
-	"share":      "a SHARE lock (LOCK TABLE ... IN SHARE MODE), idle; the application only reads",
-	"cursor":     "an open cursor (DECLARE ... CURSOR, FETCH 10), idle",
-	"cursorhold": "an open cursor WITH HOLD (DECLARE ... CURSOR WITH HOLD, FETCH 10) in its transaction, idle",
+	"read":              "a read (SELECT count(*)), idle",
+	"rowlock":           "a row lock (SELECT ... FOR UPDATE of a row the application does not update), idle",
+	"share":             "a SHARE lock (LOCK TABLE ... IN SHARE MODE), idle; the application only reads",
+	"cursor":            "an open cursor (DECLARE ... CURSOR, FETCH 10), idle",
+	"cursorhold":        "an open cursor WITH HOLD (DECLARE ... CURSOR WITH HOLD, FETCH 10) in its transaction, idle",
+	"active":            "a read still running (SELECT ... pg_sleep for the whole hold), active, not idle",
+	"aborted":           "nothing: a read, then a failed statement (idle in transaction (aborted): PostgreSQL has released its locks)",
+	"keyshare":          "a KEY SHARE row lock and ROW SHARE on the table (an INSERT into a table whose foreign key references it), idle",
+	"read-readapp":      "a read (SELECT count(*)), idle; the application only reads (pgbench -S's SELECT)",
+	"rowlock-insertapp": "a row lock (SELECT ... FOR UPDATE), idle; the application only inserts new accounts",
 }
 
 type options struct {
@@ -75,6 +101,7 @@ type options struct {
 	out      string
 	only     string // run only the configurations whose name contains it
 	blocker  string // run only this blocker ("" or "all": every one)
+	suffix   string // the report is <date>-lockqueue[-suffix].md
 }
 
 // result is one run of the scenario.
@@ -100,7 +127,8 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "pgbench clients")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the report")
 	flag.StringVar(&o.only, "only", "", "run only the pgguard configurations whose name contains this")
-	flag.StringVar(&o.blocker, "blocker", "all", "what the long transaction holds: read, rowlock, share, cursor, cursorhold, or all")
+	flag.StringVar(&o.blocker, "blocker", "all", "what the long transaction holds: read, rowlock, share, cursor, cursorhold, active, aborted, keyshare, read-readapp, rowlock-insertapp, or all")
+	flag.StringVar(&o.suffix, "suffix", "", "name the report <date>-lockqueue-<suffix>.md (not to replace an earlier one)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "lockqueue:", err)
@@ -141,6 +169,11 @@ func run(ctx context.Context, o options) error {
 		"SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"), 0o644); err != nil {
 		return err
 	}
+	insertScript := filepath.Join(work, "app-insert.sql")
+	if err := os.WriteFile(insertScript, []byte("\\set aid random(1000000, 2000000000)\n"+
+		"INSERT INTO pgbench_accounts (aid, bid, abalance, filler) VALUES (:aid, 1, 0, '') ON CONFLICT DO NOTHING;\n"), 0o644); err != nil {
+		return err
+	}
 	var results []result
 	known := false
 	for _, bl := range blockers {
@@ -149,24 +182,40 @@ func run(ctx context.Context, o options) error {
 		}
 		known = true
 		app := script
-		if bl.readOnly {
+		switch bl.app {
+		case "read":
 			app = readScript
+		case "insert":
+			app = insertScript
 		}
-		rs, err := runConfigs(ctx, o, pg, pgbench, app, work, bl.name, bl.sql)
+		if bl.setup != "" {
+			if err := pg.ExecAs(pgtest.SuperUser, db, bl.setup); err != nil {
+				return err
+			}
+		}
+		h := holding{sql: bl.sql, active: bl.active, aborted: bl.aborted}
+		if bl.active {
+			h.sql = fmt.Sprintf(bl.sql, strconv.FormatFloat(o.hold.Seconds(), 'f', -1, 64))
+		}
+		rs, err := runConfigs(ctx, o, pg, pgbench, app, work, bl.name, h)
 		if err != nil {
 			return err
 		}
 		results = append(results, rs...)
 	}
 	if !known {
-		return fmt.Errorf("unknown --blocker %q (read, rowlock, share, cursor, cursorhold, all)", o.blocker)
+		var names []string
+		for _, bl := range blockers {
+			names = append(names, bl.name)
+		}
+		return fmt.Errorf("unknown --blocker %q (%s, all)", o.blocker, strings.Join(names, ", "))
 	}
 	return writeReport(o, pg, results)
 }
 
 // runConfigs plays the scenario with each pgguard configuration and both
 // routes of the application, the long transaction running hold.
-func runConfigs(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, work, blocker, hold string) ([]result, error) {
+func runConfigs(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, work, blocker string, hold holding) ([]result, error) {
 	var results []result
 	for i, c := range configs {
 		if !strings.Contains(c.name, o.only) {
@@ -197,9 +246,15 @@ func runConfigs(ctx context.Context, o options, pg *pgtest.Server, pgbench, scri
 	return results, nil
 }
 
+// holding is what the long transaction does (a blocker's).
+type holding struct {
+	sql             string
+	active, aborted bool
+}
+
 // scenario plays one run: pgbench against app, the long transaction, and
 // the migration through guard.
-func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script, hold, app, guard, dir string) (result, error) {
+func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script string, hold holding, app, guard, dir string) (result, error) {
 	var r result
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return r, err
@@ -210,6 +265,9 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "ALTER TABLE pgbench_accounts DROP COLUMN IF EXISTS note"); err != nil {
+		return r, err
+	}
+	if _, err := admin.Exec(ctx, "DELETE FROM pgbench_accounts WHERE aid > 300000"); err != nil { // an inserting application's
 		return r, err
 	}
 	cmd := pgbenchCmd(ctx, pgbench, app, "-n", "-f", script, "-c", strconv.Itoa(o.clients), "-j", "2",
@@ -227,19 +285,27 @@ func scenario(ctx context.Context, o options, pg *pgtest.Server, pgbench, script
 	}
 	defer holder.Close(ctx)
 	time.Sleep(2 * time.Second)
-	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
-		return r, err
-	}
-	if _, err := holder.Exec(ctx, hold); err != nil {
-		return r, err
-	}
 	released := make(chan struct{})
-	go func() {
-		defer close(released)
-		time.Sleep(o.hold)
-		holder.Exec(ctx, "COMMIT")
-		holder.Exec(ctx, "CLOSE ALL") // a cursor WITH HOLD outlives the transaction
-	}()
+	if hold.active {
+		// One statement running for the whole hold.
+		go func() {
+			defer close(released)
+			holder.Exec(ctx, hold.sql)
+		}()
+	} else {
+		if _, err := holder.Exec(ctx, "BEGIN"); err != nil {
+			return r, err
+		}
+		if _, err := holder.Exec(ctx, hold.sql); err != nil && !hold.aborted {
+			return r, err
+		}
+		go func() {
+			defer close(released)
+			time.Sleep(o.hold)
+			holder.Exec(ctx, "ROLLBACK")
+			holder.Exec(ctx, "CLOSE ALL") // a cursor WITH HOLD outlives the transaction
+		}()
+	}
 	// The migration, through pgguard, once the holder has held for a moment.
 	time.Sleep(1500 * time.Millisecond)
 	host, port, _ := net.SplitHostPort(guard)
@@ -384,7 +450,11 @@ func writeReport(o options, pg *pgtest.Server, results []result) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(o.out, time.Now().UTC().Format("2006-01-02")+"-lockqueue.md")
+	name := time.Now().UTC().Format("2006-01-02") + "-lockqueue"
+	if o.suffix != "" {
+		name += "-" + o.suffix
+	}
+	path := filepath.Join(o.out, name+".md")
 	step("report written to " + path)
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -225,7 +225,9 @@ func (m *Machine) OnParse(n int) error {
 		// it may be sent again, as a Query is (OnQuery).
 		var r *retry
 		if alone && executes == 1 && v.ddl && !m.state.InTransaction() && len(ds) == 1 && ds[0].Decision.Retryable {
-			r = m.batchRetry(eng, name, body, end)
+			if r = m.batchRetry(eng, name, body, end); r != nil {
+				r.look, r.lookMode = m.retryLook(ds)
+			}
 		}
 		b := m.batchPoint()
 		m.attach(b, v, events, r)

@@ -78,10 +78,11 @@ func pgLocksModes(modes []string) string {
 	return strings.Join(q, ", ")
 }
 
-// tableWant is a table a statement will lock, and with which mode.
+// tableWant is a table a statement will lock, and with which mode (or,
+// with lock.Via, the relations it locks through that table).
 type tableWant struct {
-	table policy.Table
-	mode  string
+	lock policy.TableLock
+	mode string
 	// path is the search_path a SET earlier in the same Query gives an
 	// unqualified table's statement (nil: the session's).
 	path []string
@@ -91,11 +92,11 @@ type tableWant struct {
 // with the search_path a SET earlier in the Query set, if any (the look
 // runs before the Query is sent, with the session's), else the session's.
 func (w tableWant) relationSQL() string {
-	if w.table.Schema != "" || w.path == nil {
-		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.table.String()) + ")::oid"
+	if w.lock.Table.Schema != "" || w.path == nil {
+		return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(w.lock.Table.String()) + ")::oid"
 	}
 	var each []string
-	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.table.Name))
+	name := pgcatalog.QuoteLiteral("." + policy.QuoteIdent(w.lock.Table.Name))
 	for _, s := range w.path {
 		schema := pgcatalog.QuoteLiteral(policy.QuoteIdent(s))
 		if s == "$user" {
@@ -137,7 +138,8 @@ func searchPathSet(sql string) ([]string, bool) {
 // wantsOf lists the tables that statements of ds will lock with a mode
 // that blocks writes (SHARE or stronger, not CONCURRENTLY), with the
 // strongest mode on each (policy Decision.TableLocks: the main table, the
-// table a FOREIGN KEY references).
+// table a FOREIGN KEY references, and those it locks through them, which
+// the look's query resolves in the catalog).
 func wantsOf(ds []policy.StatementDecision) []tableWant {
 	var out []tableWant
 	var path []string
@@ -154,14 +156,14 @@ func wantsOf(ds []policy.StatementDecision) []tableWant {
 				continue
 			}
 			for i := range out {
-				if out[i].table == tl.Table {
+				if out[i].lock.Same(tl) {
 					if policy.LockStrength(tl.Mode) > policy.LockStrength(out[i].mode) {
 						out[i].mode = tl.Mode
 					}
 					continue next
 				}
 			}
-			out = append(out, tableWant{tl.Table, tl.Mode, path})
+			out = append(out, tableWant{tl, tl.Mode, path})
 		}
 	}
 	return out
@@ -193,22 +195,28 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 	}
 	var on []string
 	for _, w := range wants {
-		// The table and its partitions or inheritance children, which
-		// the statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK
-		// and CREATE INDEX of a partitioned table recurse).
-		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT "+w.relationSQL()+
+		// The table (or what the statement locks through it: an index's
+		// table, a foreign key's other table, a sequence, from the
+		// catalog) and its partitions or inheritance children, which the
+		// statement locks with it (ALTER TABLE, DROP, TRUNCATE, LOCK and
+		// CREATE INDEX of a partitioned table recurse).
+		on = append(on, "(l.relation IN (WITH RECURSIVE d(r) AS (SELECT x.r FROM ("+w.lock.RelationsSQL(w.relationSQL())+") x(r)"+
 			" UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.r) SELECT r FROM d)"+
 			" AND l.mode IN ("+pgLocksModes(conflicts[w.mode])+")"+
 			" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks o WHERE o.pid = pg_catalog.pg_backend_pid() AND o.locktype = 'relation'"+
 			" AND o.relation = l.relation AND o.granted AND (o.mode IN ("+pgLocksModes(covers(w.mode))+")"+
 			" OR (NOT l.granted AND (o.mode, l.mode) IN (SELECT * FROM c)))))")
 	}
+	// Ages are counted to the look's own start (statement_timestamp), not
+	// now(): inside a transaction block now() is the block's start, and
+	// a holder that began after it would never be old enough.
+	//
 	// A prepared transaction (PREPARE TRANSACTION) keeps its locks with
 	// no backend: pg_locks.pid is NULL, and its own transactionid lock,
 	// under the same virtualtransaction, names it in pg_prepared_xacts.
 	return lookMarker + "WITH c(held, wanted) AS (VALUES " + strings.Join(pairs, ", ") + ")" +
 		" SELECT a.pid, COALESCE(a.usename, px.owner), a.application_name, host(a.client_addr), COALESCE(a.state, 'prepared')," +
-		" extract(epoch FROM now() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
+		" extract(epoch FROM pg_catalog.statement_timestamp() - COALESCE(a.xact_start, px.prepared))::float8, a.query, px.gid," +
 		// Whether another session already waits for a lock this one
 		// holds (from earlier in its block): waiting here would keep it
 		// waiting. pg_locks keeps no snapshot in the block.
@@ -220,7 +228,7 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < now() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
 		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
 }
 
@@ -229,9 +237,11 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 // it until the transaction ends: the client's own reads of it later in the
 // block would show that moment, and pgguard's question as its own query.
 // A snapshot the client's reads took before is kept (its own row shows
-// its query, not the look's).
-const clearActivitySQL = "SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
-	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, "
+// its query, not the look's). A look that found no lock to look at may
+// not have read pg_stat_activity: the snapshot is then this question's
+// own, and is dropped as well (its own row starts with the same marker).
+var clearActivitySQL = "/* " + rejectMarker + " lock queue, clear */ SELECT pg_catalog.pg_stat_clear_snapshot() FROM pg_catalog.pg_stat_activity" +
+	" WHERE pid = pg_catalog.pg_backend_pid() AND pg_catalog.starts_with(query, " + pgcatalog.QuoteLiteral("/* "+rejectMarker+" lock queue") + ")"
 
 // blocker is the session a statement waits for outside the lock queue.
 type blocker struct {
@@ -265,7 +275,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		return nil
 	}
 	if table := concurrentIndexTable(v); table != "" {
-		if f := m.waitOutsideQueue(v, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
+		if f := m.waitOutsideQueue(v, m.internalQuery, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
 			return f
 		}
 		if status == 'I' {
@@ -280,7 +290,16 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 	inBlock := status == 'T'
 	if inBlock {
 		out, err := m.internalQuery("SHOW transaction_isolation")
-		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil || *out.rows[0][0] != "read committed" {
+		if err != nil || out.errCode != "" || len(out.rows) != 1 || len(out.rows[0]) != 1 || out.rows[0][0] == nil {
+			return nil
+		}
+		switch iso := *out.rows[0][0]; iso {
+		case "read committed":
+		case "repeatable read", "serializable":
+			if !m.snapshotTaken(iso) {
+				return nil
+			}
+		default:
 			return nil
 		}
 	}
@@ -290,10 +309,36 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 			mode = w.mode
 		}
 	}
-	return m.waitOutsideQueue(v, lockQueueSQL(wants, threshold), inBlock, deadline,
+	return m.waitOutsideQueue(v, m.internalQuery, lockQueueSQL(wants, threshold), inBlock, deadline,
 		func(b blocker, waited, deadline time.Duration) *policy.Finding {
 			return lockQueueRefusal(b, mode, waited, deadline)
 		})
+}
+
+// snapshotTaken reports whether the REPEATABLE READ or SERIALIZABLE (iso)
+// transaction block the session is in has taken its snapshot already (a
+// statement of the block needed one), so that a question of pgguard's
+// there reads with that snapshot and takes none. The server says so
+// without taking one: SET TRANSACTION ISOLATION LEVEL to another level
+// fails, in a savepoint, with "must be called before any query" once the
+// snapshot is taken (check_XactIsoLevel tests that first), and with "must
+// not be called in a subtransaction" before. SAVEPOINT, SET and ROLLBACK TO
+// take no snapshot, use no command id and assign no transaction ID; the
+// savepoint is rolled back to and released. Any other answer (a message
+// in another language, lc_messages) counts as not taken.
+func (m *Machine) snapshotTaken(iso string) bool {
+	other := "SERIALIZABLE"
+	if iso == "serializable" {
+		other = "REPEATABLE READ"
+	}
+	if out, err := m.internalQuery("SAVEPOINT " + estimateSavepoint); err != nil || out.errCode != "" {
+		return false
+	}
+	out, err := m.internalQuery("SET TRANSACTION ISOLATION LEVEL " + other)
+	r1, err1 := m.internalQuery("ROLLBACK TO SAVEPOINT " + estimateSavepoint)
+	r2, err2 := m.internalQuery("RELEASE SAVEPOINT " + estimateSavepoint)
+	return err == nil && err1 == nil && err2 == nil && r1.errCode == "" && r2.errCode == "" &&
+		out.errCode == "25001" && out.errMsg == "SET TRANSACTION ISOLATION LEVEL must be called before any query"
 }
 
 // buildsOnSQL finds another session that is building an index on table
@@ -302,18 +347,39 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
-		" extract(epoch FROM now() - a.xact_start)::float8, a.query, NULL::text, false" +
+		" extract(epoch FROM pg_catalog.statement_timestamp() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
 		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" ORDER BY a.xact_start LIMIT 1"
 }
 
-// waitOutsideQueue looks with ask (one row: the blocker) until it finds no
-// row, with a growing backoff, for at most deadline; past it, refuse makes
-// the refusal (in mode enforce). A wait is reported to the observer and
-// kept in v for the statement's audit line.
-func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
+// retryLook is the look before each retry of ds's statement after a
+// lock_timeout failure (the question asked before its first try) and the
+// mode it takes, or "" when there is none to ask.
+func (m *Machine) retryLook(ds []policy.StatementDecision) (ask, mode string) {
+	cfg := m.cfg.Policy.Engine().Config()
+	if time.Duration(cfg.LockQueue.Deadline) <= 0 {
+		return "", ""
+	}
+	wants := wantsOf(ds)
+	if len(wants) == 0 {
+		return "", ""
+	}
+	for _, w := range wants {
+		if policy.LockStrength(w.mode) > policy.LockStrength(mode) {
+			mode = w.mode
+		}
+	}
+	return lockQueueSQL(wants, time.Duration(cfg.LockQueue.Threshold)), mode
+}
+
+// waitOutsideQueue looks with ask (one row: the blocker), which run sends
+// on the session's connection, until it finds no row, with a growing
+// backoff, for at most deadline; past it, refuse makes the refusal (in
+// mode enforce). A wait is reported to the observer and kept in v, if
+// any, for the statement's audit line.
+func (m *Machine) waitOutsideQueue(v *verdict, run func(string) (outcome, error), ask string, inBlock bool, deadline time.Duration, refuse func(blocker, time.Duration, time.Duration) *policy.Finding) *policy.Finding {
 	cfg := m.cfg.Policy.Engine().Config()
 	start := time.Now()
 	wait := 100 * time.Millisecond
@@ -325,15 +391,17 @@ func (m *Machine) waitOutsideQueue(v *verdict, ask string, inBlock bool, deadlin
 			return
 		}
 		took := time.Since(start)
-		who, _ := b.describe()
-		v.queueWait, v.queueBlocker = took, who+" "+b.app
+		if v != nil {
+			who, _ := b.describe()
+			v.queueWait, v.queueBlocker = took, who+" "+b.app
+		}
 		m.obs.LockQueueWait(m.state.Target, took, looks, b.app, outcome)
 		m.log.Info("lock queue: the wait ended", "outcome", outcome, "waited", took.Round(time.Millisecond).String(), "looks", looks)
 	}
 	for {
-		out, err := m.internalQuery(ask)
+		out, err := run(ask)
 		if inBlock && err == nil {
-			if _, err = m.internalQuery(clearActivitySQL + pgcatalog.QuoteLiteral(lookMarker) + ")"); err != nil {
+			if _, err = run(clearActivitySQL); err != nil {
 				return nil
 			}
 		}

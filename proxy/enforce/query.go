@@ -348,7 +348,9 @@ func (m *Machine) OnQuery(n int) error {
 	}
 	var r *retry
 	if v.ddl && idle && len(ds) == 1 && ds[0].Decision.Retryable {
-		r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg))
+		if r = m.retryFor(eng, wire.Frame(wire.ClientQuery, msg)); r != nil {
+			r.look, r.lookMode = m.retryLook(ds)
+		}
 	}
 	sp := m.nextSpecial()
 	m.attach(sp, v, events, r)

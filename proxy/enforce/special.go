@@ -190,7 +190,11 @@ func (m *Machine) release(sp *syncPoint) {
 // answered ends a special sync point on its ReadyForQuery.
 func (m *Machine) answered(sp *syncPoint, status byte) error {
 	if sp.mode == hold && m.retryable(sp) {
-		return m.resend(sp)
+		if again, err := m.resend(sp); again || err != nil {
+			return err
+		}
+		// The look before the retry was refused: the client gets the
+		// last try's answer.
 	}
 	m.release(sp)
 	if sp.rowsLost && sp.errCode == "" {
@@ -259,6 +263,9 @@ type retry struct {
 	// Config.MaxHeldAnswer bytes).
 	buf     bytes.Buffer
 	onRetry func(attempt int, wait time.Duration)
+	// look is the lock queue's question before each retry (retryLook),
+	// lookMode the mode the statement takes; "" for none.
+	look, lookMode string
 }
 
 // passAsync sends the client the asynchronous messages of a held answer
@@ -294,9 +301,19 @@ func (m *Machine) retryable(sp *syncPoint) bool {
 	return sp.errCode == "55P03" && r.attempt < r.attempts && !m.sess.Closing()
 }
 
-// resend waits a backoff with jitter and sends the statement again; its
-// answer replaces the failed one, which the client never sees.
-func (m *Machine) resend(sp *syncPoint) error {
+// resend waits a backoff with jitter, looks at the lock queue again as
+// before the first try (retry.look: a session that held a lock on the
+// table for long is still in the way, or has come since), waiting outside
+// the queue up to lock_queue.deadline, and sends the statement again; its
+// answer replaces the failed one, which the client never sees. It reports
+// false when the way was still blocked at the deadline: the statement is
+// not sent again, and the failed try's answer is the client's.
+//
+// It runs in the server-to-client loop, which holds Conns.ToClientMu and
+// is the only reader of the server's messages: the look's question is
+// read here (inlineQuery), while the client-to-server loop waits for the
+// retries to be over and sends nothing.
+func (m *Machine) resend(sp *syncPoint) (bool, error) {
 	r := sp.retry
 	r.attempt++
 	d := r.initial << (r.attempt - 1)
@@ -306,15 +323,12 @@ func (m *Machine) resend(sp *syncPoint) error {
 	// Full jitter in [d/2, d]: sessions that failed together do not retry
 	// together.
 	d = d/2 + rand.N(d/2+1)
-	if r.onRetry != nil {
-		r.onRetry(r.attempt, d)
-	}
+	// The failed try's asynchronous messages go now, not after the wait;
+	// the rest is kept, the client's answer if no retry is sent.
 	m.passAsync(r.buf.Bytes())
+	held := withoutAsync(r.buf.Bytes())
 	r.buf.Reset()
-	r.skip = r.closes
-	sp.errCode, sp.errMsg, sp.tag = "", "", ""
-	// The try that failed ran nothing the retry's answer will not show.
-	m.ltDone, m.ltFailed = 0, false
+	r.buf.Write(held)
 	m.conns.ToClientMu.Unlock()
 	defer m.conns.ToClientMu.Lock()
 	t := time.NewTimer(d)
@@ -322,7 +336,98 @@ func (m *Machine) resend(sp *syncPoint) error {
 	select {
 	case <-t.C:
 	case <-m.sess.Done():
-		return errSessionClosed
+		return true, errSessionClosed
 	}
-	return m.conns.send(r.query)
+	if r.look != "" {
+		deadline := time.Duration(m.cfg.Policy.Engine().Config().LockQueue.Deadline)
+		if f := m.waitOutsideQueue(nil, m.inlineQuery, r.look, false, deadline,
+			func(b blocker, waited, deadline time.Duration) *policy.Finding {
+				return lockQueueRefusal(b, r.lookMode, waited, deadline)
+			}); f != nil {
+			m.log.Warn("lock_timeout: no retry: a session is still in the statement's way at lock_queue.deadline",
+				"retry", r.attempt, "user", m.state.User, "database", m.state.Database)
+			r.attempts = r.attempt - 1
+			return false, nil
+		}
+		if m.sess.Closing() {
+			return true, errSessionClosed
+		}
+	}
+	if r.onRetry != nil {
+		r.onRetry(r.attempt, d)
+	}
+	r.buf.Reset()
+	r.skip = r.closes
+	sp.errCode, sp.errMsg, sp.tag = "", "", ""
+	// The try that failed ran nothing the retry's answer will not show.
+	m.ltDone, m.ltFailed = 0, false
+	return true, m.conns.send(r.query)
+}
+
+// withoutAsync returns held without its NotificationResponse and
+// ParameterStatus messages (passAsync sent them).
+func withoutAsync(held []byte) []byte {
+	var out []byte
+	for len(held) >= 5 {
+		n := int(binary.BigEndian.Uint32(held[1:5])) + 1
+		if n < 5 || n > len(held) {
+			return append(out, held...)
+		}
+		switch wire.ServerMsg(held[0]) {
+		case wire.ServerNotificationResponse, wire.ServerParameterStatus:
+		default:
+			out = append(out, held[:n]...)
+		}
+		held = held[n:]
+	}
+	return append(out, held...)
+}
+
+// inlineQuery runs a query of pgguard's own on the session's connection
+// from the server-to-client loop, while nothing else is in flight (a
+// retry's look), and reads its answer itself: its rows, its error's code.
+// A NOTIFY or ParameterStatus that comes meanwhile is the client's and
+// goes on; a NOTICE is the query's own and is dropped. The caller does not
+// hold Conns.ToClientMu.
+func (m *Machine) inlineQuery(sql string) (outcome, error) {
+	var out outcome
+	if err := m.conns.send(internalMessages(sql)); err != nil {
+		return out, err
+	}
+	for {
+		typ, n, err := wire.ReadServerHeader(m.conns.FromServer)
+		if err != nil {
+			return out, err
+		}
+		m.acct.server(typ)
+		body, err := wire.ReadBody(m.conns.FromServer, n, nil)
+		if err != nil {
+			return out, err
+		}
+		switch typ {
+		case wire.ServerDataRow:
+			out.rows = append(out.rows, wire.DecodeDataRow(body))
+		case wire.ServerErrorResponse:
+			if out.errCode == "" {
+				out.errCode, out.errMsg = wire.ErrorFields(body)
+				m.log.Warn("statement sent by pgguard failed", "sqlstate", out.errCode)
+			}
+		case wire.ServerParameterStatus, wire.ServerNotificationResponse:
+			if typ == wire.ServerParameterStatus {
+				m.state.SetParameter(body)
+			}
+			m.conns.ToClientMu.Lock()
+			wire.WriteMessage(m.conns.ToClient, typ, body)
+			err = m.conns.ToClient.Flush()
+			m.conns.ToClientMu.Unlock()
+			if err != nil {
+				return out, err
+			}
+		case wire.ServerReadyForQuery:
+			if len(body) == 1 {
+				out.status = body[0]
+			}
+			return out, nil
+		}
+	}
 }
