@@ -357,7 +357,9 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
 		d.TableLocks = tableLocks(node, f)
 		d.Savepoint = savepointOp(node)
-		j.judge(node, stmt.Text, false, 0)
+		if !namesOtherDatabase(node, sc.Database) {
+			j.judge(node, stmt.Text, false, 0)
+		}
 		d.Lock = strongerLock(d.Lock, j.innerLock)
 		if j.innerLock == LockAccessExclusive {
 			// A DO block's statement took it (LOCK, ALTER TABLE, ...):
