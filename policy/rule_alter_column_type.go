@@ -23,6 +23,10 @@ func init() {
 }
 
 func checkAlterColumnType(c *Check, n *pg_query.Node) {
+	if s := n.GetAlterTableStmt(); s != nil && s.Objtype == pg_query.ObjectType_OBJECT_TYPE {
+		checkAlterAttributeType(c, s)
+		return
+	}
 	t, cmds := AlterTableCmds(n)
 	for _, cmd := range cmds {
 		col := cmd.GetDef().GetColumnDef()
@@ -67,6 +71,42 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 				"-- only if the column really must change to another type, the online way:\n" + r.Hint
 		}
 		c.Report(r)
+	}
+}
+
+// checkAlterAttributeType: ALTER TYPE ... ALTER ATTRIBUTE ... TYPE ...
+// CASCADE changes the column of every typed table of the composite type
+// (CREATE TABLE ... OF type) as ALTER COLUMN ... TYPE would, rewriting
+// each under ACCESS EXCLUSIVE. Which tables, and how big, the statement
+// does not say, so they are assumed large. Without CASCADE PostgreSQL
+// refuses the change when a typed table exists, and rewrites nothing.
+func checkAlterAttributeType(c *Check, s *pg_query.AlterTableStmt) {
+	typ := TableOf(s.Relation)
+	for _, n := range s.Cmds {
+		cmd := n.GetAlterTableCmd()
+		col := cmd.GetDef().GetColumnDef()
+		if cmd == nil || cmd.Subtype != pg_query.AlterTableType_AT_AlterColumnType || col == nil || col.TypeName == nil ||
+			cmd.Behavior != pg_query.DropBehavior_DROP_CASCADE {
+			continue
+		}
+		newType := typeSQL(col.TypeName)
+		detail := fmt.Sprintf("pgguard does not know the current type of attribute %s, so it assumes a rewrite.", QuoteIdent(cmd.Name))
+		if old, known := c.ColumnType(typ, cmd.Name); known {
+			if noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone) != "" {
+				continue
+			}
+			detail = fmt.Sprintf("The attribute is %s now; PostgreSQL cannot change it to %s without converting every row of every typed table.", old, newType)
+		}
+		c.Report(Report{
+			// No table named: the typed tables are assumed large.
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("Changing the type of attribute %s of composite type %s to %s with CASCADE rewrites every table created OF %s (and rebuilds its indexes) under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes.", QuoteIdent(cmd.Name), typ, newType, typ),
+			Detail:  detail,
+			Hint: fmt.Sprintf("-- see which tables are typed tables of %s:\n", typ) +
+				fmt.Sprintf("SELECT c.oid::regclass FROM pg_class c WHERE c.reloftype = '%s'::regtype;\n", strings.ReplaceAll(typ.String(), "'", "''")) +
+				"-- on a large one, detach it from the type (ALTER TABLE ... NOT OF, brief lock) and change its column the online way\n" +
+				"-- (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.",
+		})
 	}
 }
 
