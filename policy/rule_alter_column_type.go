@@ -44,6 +44,22 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for a change to the column's own type, varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
 		default:
 			if why := noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone); why != "" {
+				if rebuilt := rebuiltIndexes(c, t, cmd.Name, col, why); len(rebuilt) > 0 {
+					c.Report(Report{
+						Table: t,
+						Lock:  LockAccessExclusive,
+						Message: fmt.Sprintf("Changing the type of %s.%s to %s rewrites no row but rebuilds %s, reading the whole table under an ACCESS EXCLUSIVE lock that blocks all reads and writes until it finishes. Fix: drop those indexes with DROP INDEX CONCURRENTLY first, change the type (then catalog-only), and build them again with CREATE INDEX CONCURRENTLY, outside a transaction block.",
+							t, QuoteIdent(cmd.Name), newType, plural(len(rebuilt), "index", "indexes")+" "+strings.Join(rebuilt, ", ")),
+						Detail: "PostgreSQL reuses an index on a changed column only when it has no expression and no predicate and neither its operator class nor its collation changes; it builds the others again.",
+						Hint: "-- the build is what takes long: take the indexes out of the way first, without blocking anyone\n" +
+							"-- (note each definition first: SELECT pg_get_indexdef('<index>'::regclass)):\n" +
+							"DROP INDEX CONCURRENTLY " + strings.Join(rebuilt, ";\nDROP INDEX CONCURRENTLY ") + ";\n" +
+							"-- the type change itself is then catalog-only:\n" +
+							c.SQL() + ";\n" +
+							"-- and build each index again without blocking writes, outside a transaction block:\n" +
+							"CREATE INDEX CONCURRENTLY <index> ON " + t.String() + " <its definition>;",
+					})
+				}
 				continue
 			}
 			detail = fmt.Sprintf("The column is %s now; PostgreSQL cannot change it to %s without converting every row.", old, newType)
@@ -100,7 +116,7 @@ func checkAlterAttributeType(c *Check, s *pg_query.AlterTableStmt) {
 		c.Report(Report{
 			// No table named: the typed tables are assumed large.
 			Lock:    LockAccessExclusive,
-			Message: fmt.Sprintf("Changing the type of attribute %s of composite type %s to %s with CASCADE rewrites every table created OF %s (and rebuilds its indexes) under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes.", QuoteIdent(cmd.Name), typ, newType, typ),
+			Message: fmt.Sprintf("Changing the type of attribute %s of composite type %s to %s with CASCADE rewrites every table created OF %s (and rebuilds its indexes) under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes. Fix: detach each large typed table from the type (ALTER TABLE ... NOT OF) and change its column the online way (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.", QuoteIdent(cmd.Name), typ, newType, typ),
 			Detail:  detail,
 			Hint: fmt.Sprintf("-- see which tables are typed tables of %s:\n", typ) +
 				fmt.Sprintf("SELECT c.oid::regclass FROM pg_class c WHERE c.reloftype = '%s'::regtype;\n", strings.ReplaceAll(typ.String(), "'", "''")) +
@@ -108,6 +124,30 @@ func checkAlterAttributeType(c *Check, s *pg_query.AlterTableStmt) {
 				"-- (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.",
 		})
 	}
+}
+
+// rebuiltIndexes lists the indexes on column that a type change PostgreSQL
+// makes without rewriting the table still builds again
+// (CheckIndexCompatible): those with an expression or predicate, and all
+// of them when the collation is given (pgguard does not know the current
+// one) or the operator class changes (timestamp ↔ timestamptz: why is
+// noRewriteTypeChange's answer).
+func rebuiltIndexes(c *Check, t Table, column string, col *pg_query.ColumnDef, why string) []string {
+	plain, exprs, ok := c.ColumnIndexes(t, column)
+	if !ok {
+		return nil
+	}
+	if col.CollClause != nil || why == "same instant in UTC" {
+		return append(plain, exprs...)
+	}
+	return exprs
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // builtinType reports whether a type name is one of PostgreSQL's own
