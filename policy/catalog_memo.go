@@ -191,16 +191,22 @@ func (m *memoCatalog) ColumnIndexes(ctx context.Context, table, column string) (
 	return a.list, a.more, a.ok
 }
 
-func (m *memoCatalog) Domain(ctx context.Context, typ string) (bool, bool, string, bool) {
+func (m *memoCatalog) Domain(ctx context.Context, typ string) (bool, bool, string, string, bool) {
 	dc, ok := m.inner.(DomainCatalog)
 	if m.empty("Domain", typ) || !ok {
-		return false, false, "", false
+		return false, false, "", "", false
 	}
 	a := m.ask([]string{"Domain", typ}, func() (a memoAnswer) {
-		a.a, a.b, a.s, a.ok = dc.Domain(ctx, typ)
+		var base string
+		a.a, a.b, a.s, base, a.ok = dc.Domain(ctx, typ)
+		a.more = []string{base}
 		return a
 	})
-	return a.a, a.b, a.s, a.ok
+	base := ""
+	if len(a.more) == 1 {
+		base = a.more[0]
+	}
+	return a.a, a.b, a.s, base, a.ok
 }
 
 func (m *memoCatalog) IsEnum(ctx context.Context, typ string) (bool, bool) {

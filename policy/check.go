@@ -153,17 +153,18 @@ func (c *Check) ColumnIndexes(t Table, column string) (plain, exprs []string, ok
 // into every row (ATExecAddColumn).
 type DomainCatalog interface {
 	// Domain reports whether typ (as SQL writes it) is a domain and, if
-	// so, whether it is constrained and its default expression ("" for
-	// none).
-	Domain(ctx context.Context, typ string) (domain, constrained bool, def string, ok bool)
+	// so, whether it is constrained, its default expression ("" for
+	// none) and the type it is based on, domains peeled off (as
+	// format_type spells it, with the domain's modifier).
+	Domain(ctx context.Context, typ string) (domain, constrained bool, def, base string, ok bool)
 }
 
 // Domain asks the catalog, when it implements DomainCatalog, about a
 // type; ok is false otherwise.
-func (c *Check) Domain(typ string) (domain, constrained bool, def string, ok bool) {
+func (c *Check) Domain(typ string) (domain, constrained bool, def, base string, ok bool) {
 	dc, is := c.Session.Catalog.(DomainCatalog)
 	if !is || typ == "" {
-		return false, false, "", false
+		return false, false, "", "", false
 	}
 	return dc.Domain(c.Ctx, typ)
 }

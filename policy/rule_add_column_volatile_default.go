@@ -97,7 +97,7 @@ func (c *Check) domainRewrite(col *pg_query.ColumnDef, def *pg_query.Node) strin
 		return ""
 	}
 	typ := typeSQL(tn)
-	domain, constrained, ddef, ok := c.Domain(typ)
+	domain, constrained, ddef, _, ok := c.Domain(typ)
 	switch {
 	case !ok || !domain:
 		return ""

@@ -43,7 +43,7 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 		case !known:
 			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for a change to the column's own type, varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
 		default:
-			if why := noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone); why != "" {
+			if why := c.noRewriteThroughDomains(old, col.TypeName); why != "" {
 				if rebuilt := rebuiltIndexes(c, t, cmd.Name, col, why); len(rebuilt) > 0 {
 					c.Report(Report{
 						Table: t,
@@ -124,6 +124,35 @@ func checkAlterAttributeType(c *Check, s *pg_query.AlterTableStmt) {
 				"-- (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.",
 		})
 	}
+}
+
+// noRewriteThroughDomains is noRewriteTypeChange, with domains read as
+// the types they are based on where the catalog can say: a column changed
+// to or from a domain without constraints is converted as its base type
+// is (a domain with constraints checks every row: a rewrite), and leaving
+// a domain for its base type checks nothing (ATColumnChangeRequiresRewrite).
+func (c *Check) noRewriteThroughDomains(old string, newType *pg_query.TypeName) string {
+	if why := noRewriteTypeChange(old, newType, c.Version, c.Session.TimeZone); why != "" {
+		return why
+	}
+	if len(newType.GetArrayBounds()) > 0 {
+		return ""
+	}
+	if !builtinType(newType) {
+		domain, constrained, _, base, ok := c.Domain(typeSQL(newType))
+		if !ok || !domain || constrained || base == "" {
+			return ""
+		}
+		if newType = parseTypeName(base); newType == nil {
+			return ""
+		}
+	}
+	if ot := parseTypeName(old); ot != nil && !builtinType(ot) {
+		if domain, _, _, base, ok := c.Domain(old); ok && domain && base != "" {
+			old = base
+		}
+	}
+	return noRewriteTypeChange(old, newType, c.Version, c.Session.TimeZone)
 }
 
 // rebuiltIndexes lists the indexes on column that a type change PostgreSQL

@@ -171,9 +171,13 @@ func TestRedteamAlterTypeAttributeRewritesTypedTable(t *testing.T) {
 // binary coercible: PostgreSQL neither rewrites nor scans
 // (ATColumnChangeRequiresRewrite), but pgguard refuses it as a rewrite.
 func TestRedteamTypeChangeToPlainDomainRefused(t *testing.T) {
-	t.Skip("redteam: ALTER COLUMN TYPE to a domain over the same type without constraints changes only the catalog and is refused")
 	rt20bPlay(t, []rt20bCase{
-		{"text to a domain over text", "CREATE DOMAIN rt20b.tx AS text", "ALTER TABLE rt20b.t ALTER COLUMN n TYPE rt20b.tx", false},
+		{"text to a domain over text", "CREATE DOMAIN rt20b.tx AS text; CREATE INDEX rt20b_n ON rt20b.t (n)", "ALTER TABLE rt20b.t ALTER COLUMN n TYPE rt20b.tx", false},
+		{"varchar(20) to a domain over varchar(30)", "CREATE DOMAIN rt20b.tv AS varchar(30)", "ALTER TABLE rt20b.t ALTER COLUMN v TYPE rt20b.tv", false},
+		{"a domain column back to its base type", "CREATE DOMAIN rt20b.tx AS text CHECK (VALUE <> ''); ALTER TABLE rt20b.t ADD COLUMN d rt20b.tx", "ALTER TABLE rt20b.t ALTER COLUMN d TYPE text", false},
+		// and what must still be refused:
+		{"text to a domain with a CHECK", "CREATE DOMAIN rt20b.tc AS text CHECK (VALUE <> '')", "ALTER TABLE rt20b.t ALTER COLUMN n TYPE rt20b.tc", true},
+		{"varchar(20) to a domain over varchar(10)", "CREATE DOMAIN rt20b.ts AS varchar(10)", "ALTER TABLE rt20b.t ALTER COLUMN v TYPE rt20b.ts USING left(v, 10)", true},
 	})
 }
 

@@ -272,24 +272,28 @@ func (c *Catalog) ColumnIndexes(ctx context.Context, table, column string) ([]st
 // based on has a constraint (NOT NULL, or a CHECK in pg_constraint), and
 // its default as pg_type keeps it (a domain inherits its base domain's).
 // to_regtype gives NULL for an unknown name, never an error.
-func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, bool) {
+func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, string, bool) {
 	if blank(typ) {
-		return false, false, "", false
+		return false, false, "", "", false
 	}
-	row, ok := c.One("WITH RECURSIVE d(oid, base, nn) AS (" +
-		"SELECT t.oid, t.typbasetype, t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd'" +
-		" UNION ALL SELECT t.oid, t.typbasetype, t.typnotnull FROM pg_catalog.pg_type t JOIN d ON t.oid = d.base WHERE t.typtype = 'd')" +
+	row, ok := c.One("WITH RECURSIVE d(oid, base, tmod, nn) AS (" +
+		"SELECT t.oid, t.typbasetype, t.typtypmod, t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd'" +
+		" UNION ALL SELECT t.oid, t.typbasetype, t.typtypmod, t.typnotnull FROM pg_catalog.pg_type t JOIN d ON t.oid = d.base WHERE t.typtype = 'd')" +
 		" SELECT EXISTS (SELECT 1 FROM d), coalesce(bool_or(d.nn), false) OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k JOIN d d2 ON k.contypid = d2.oid)," +
-		" (SELECT t.typdefault FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd')" +
+		" (SELECT t.typdefault FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd')," +
+		" (SELECT pg_catalog.format_type(d3.base, d3.tmod) FROM d d3 JOIN pg_catalog.pg_type b ON b.oid = d3.base WHERE b.typtype <> 'd' LIMIT 1)" +
 		" FROM d")
-	if !ok || len(row) != 3 {
-		return false, false, "", false
+	if !ok || len(row) != 4 {
+		return false, false, "", "", false
 	}
-	def := ""
+	def, base := "", ""
 	if row[2] != nil {
 		def = *row[2]
 	}
-	return IsTrue(row[0]), IsTrue(row[1]), def, true
+	if row[3] != nil {
+		base = *row[3]
+	}
+	return IsTrue(row[0]), IsTrue(row[1]), def, base, true
 }
 
 // IsEnum reports whether a type (as format_type spells it) is an enum.

@@ -107,9 +107,9 @@ func (p *probeCatalog) ColumnIndexes(context.Context, string, string) ([]string,
 	return nil, nil, false
 }
 
-func (p *probeCatalog) Domain(context.Context, string) (bool, bool, string, bool) {
+func (p *probeCatalog) Domain(context.Context, string) (bool, bool, string, string, bool) {
 	p.asked = true
-	return false, false, "", false
+	return false, false, "", "", false
 }
 
 func (p *probeCatalog) ColumnType(context.Context, string, string) (string, bool) {
