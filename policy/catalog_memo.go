@@ -30,17 +30,20 @@ type memoAnswer struct {
 	n    int64
 	s    string
 	list []string
+	more []string
 	size TableSize
 	ok   bool
 }
 
 var (
-	_ Catalog          = (*memoCatalog)(nil)
-	_ ColumnTyper      = (*memoCatalog)(nil)
-	_ EnumCatalog      = (*memoCatalog)(nil)
-	_ MatViewPopulater = (*memoCatalog)(nil)
-	_ PartitionCatalog = (*memoCatalog)(nil)
-	_ SizeProvenance   = (*memoCatalog)(nil)
+	_ Catalog            = (*memoCatalog)(nil)
+	_ ColumnTyper        = (*memoCatalog)(nil)
+	_ ColumnIndexCatalog = (*memoCatalog)(nil)
+	_ DomainCatalog      = (*memoCatalog)(nil)
+	_ EnumCatalog        = (*memoCatalog)(nil)
+	_ MatViewPopulater   = (*memoCatalog)(nil)
+	_ PartitionCatalog   = (*memoCatalog)(nil)
+	_ SizeProvenance     = (*memoCatalog)(nil)
 )
 
 // SizesFrom passes on where the wrapped catalog's sizes come from ("" for
@@ -174,6 +177,36 @@ func (m *memoCatalog) ColumnType(ctx context.Context, table, column string) (str
 		return a
 	})
 	return a.s, a.ok
+}
+
+func (m *memoCatalog) ColumnIndexes(ctx context.Context, table, column string) ([]string, []string, bool) {
+	ic, ok := m.inner.(ColumnIndexCatalog)
+	if m.empty("ColumnIndexes", table, column) || !ok {
+		return nil, nil, false
+	}
+	a := m.ask([]string{"ColumnIndexes", table, column}, func() (a memoAnswer) {
+		a.list, a.more, a.ok = ic.ColumnIndexes(ctx, table, column)
+		return a
+	})
+	return a.list, a.more, a.ok
+}
+
+func (m *memoCatalog) Domain(ctx context.Context, typ string) (bool, bool, string, string, bool) {
+	dc, ok := m.inner.(DomainCatalog)
+	if m.empty("Domain", typ) || !ok {
+		return false, false, "", "", false
+	}
+	a := m.ask([]string{"Domain", typ}, func() (a memoAnswer) {
+		var base string
+		a.a, a.b, a.s, base, a.ok = dc.Domain(ctx, typ)
+		a.more = []string{base}
+		return a
+	})
+	base := ""
+	if len(a.more) == 1 {
+		base = a.more[0]
+	}
+	return a.a, a.b, a.s, base, a.ok
 }
 
 func (m *memoCatalog) IsEnum(ctx context.Context, typ string) (bool, bool) {

@@ -124,6 +124,51 @@ type EnumCatalog interface {
 	IsEnum(ctx context.Context, typ string) (enum, ok bool)
 }
 
+// ColumnIndexCatalog is an optional Catalog extension for rule
+// alter-column-type: a type change that rewrites no row still rebuilds
+// the indexes on the column whose definition PostgreSQL cannot reuse
+// (CheckIndexCompatible): those with an expression or a predicate, and
+// every one when the operator class or the collation changes.
+type ColumnIndexCatalog interface {
+	// ColumnIndexes lists the indexes of table that use column: plain
+	// ones name it only as a key column, the others (exprs) have an
+	// expression or a predicate.
+	ColumnIndexes(ctx context.Context, table, column string) (plain, exprs []string, ok bool)
+}
+
+// ColumnIndexes asks the catalog, when it implements ColumnIndexCatalog,
+// for the indexes on a column; ok is false otherwise.
+func (c *Check) ColumnIndexes(t Table, column string) (plain, exprs []string, ok bool) {
+	ic, is := c.Session.Catalog.(ColumnIndexCatalog)
+	if !is || t.Name == "" || column == "" {
+		return nil, nil, false
+	}
+	return ic.ColumnIndexes(c.Ctx, t.String(), column)
+}
+
+// DomainCatalog is an optional Catalog extension for ADD COLUMN: a column
+// of a domain type with a constraint (CHECK or NOT NULL, its own or a
+// base domain's) makes PostgreSQL rewrite the table to check every row's
+// value, and one whose default is volatile makes it write that default
+// into every row (ATExecAddColumn).
+type DomainCatalog interface {
+	// Domain reports whether typ (as SQL writes it) is a domain and, if
+	// so, whether it is constrained, its default expression ("" for
+	// none) and the type it is based on, domains peeled off (as
+	// format_type spells it, with the domain's modifier).
+	Domain(ctx context.Context, typ string) (domain, constrained bool, def, base string, ok bool)
+}
+
+// Domain asks the catalog, when it implements DomainCatalog, about a
+// type; ok is false otherwise.
+func (c *Check) Domain(typ string) (domain, constrained bool, def, base string, ok bool) {
+	dc, is := c.Session.Catalog.(DomainCatalog)
+	if !is || typ == "" {
+		return false, false, "", "", false
+	}
+	return dc.Domain(c.Ctx, typ)
+}
+
 // ColumnTyper is an optional Catalog extension that names a column's type
 // (format_type), so that recipes can spell out a new column's type.
 type ColumnTyper interface {

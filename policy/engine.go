@@ -357,8 +357,16 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
 		d.TableLocks = tableLocks(node, f)
 		d.Savepoint = savepointOp(node)
-		j.judge(node, stmt.Text, false, 0)
+		if !namesOtherDatabase(node, sc.Database) {
+			j.judge(node, stmt.Text, false, 0)
+		}
 		d.Lock = strongerLock(d.Lock, j.innerLock)
+		if j.innerLock == LockAccessExclusive {
+			// A DO block's statement took it (LOCK, ALTER TABLE, ...):
+			// the block names no table of its own, so only the server
+			// can say which ones it holds now.
+			d.LocksUnnamedExclusive = true
+		}
 	next:
 		for _, tl := range j.innerTableLocks {
 			for i := range d.TableLocks {

@@ -129,6 +129,19 @@ func statementFacts(n *pg_query.Node) facts {
 		f.lock = LockShareUpdateExclusive
 	case *pg_query.Node_LockStmt:
 		f.lock = lockStmtMode(s.LockStmt.Mode)
+	case *pg_query.Node_AlterDomainStmt:
+		// ADD CONSTRAINT (without NOT VALID), SET NOT NULL and VALIDATE
+		// CONSTRAINT check every row of every table with a column of the
+		// domain, holding SHARE on each (validateDomainConstraint,
+		// AlterDomainNotNull); the other forms lock no table.
+		switch s.AlterDomainStmt.Subtype {
+		case "O", "V":
+			f.lock = LockShare
+		case "C":
+			if !s.AlterDomainStmt.GetDef().GetConstraint().GetSkipValidation() {
+				f.lock = LockShare
+			}
+		}
 	}
 	f.retryable = retryableStatement(n) && !f.concurrent
 	return f

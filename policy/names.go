@@ -4,7 +4,12 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// maxIdentifierBytes is NAMEDATALEN - 1: PostgreSQL keeps the first 63 bytes
+// of a longer name.
+const maxIdentifierBytes = 64 - 1
 
 // Table names a table (or index, or any relation) as written in a
 // statement: Schema is empty when the name was not qualified.
@@ -85,4 +90,55 @@ func nameList(nodes []*pg_query.Node) string {
 		}
 	}
 	return strings.Join(parts, ".")
+}
+
+// namesOtherDatabase reports whether a statement names a relation of
+// another database than db (otherdb.schema.name): PostgreSQL fails it
+// before it locks or changes anything (0A000, cross-database references
+// are not implemented), so no rule has anything to refuse, and the client
+// gets the server's own error. "" (pgguard lint) knows no database.
+// Bodies of DO blocks and functions are text here, not looked into.
+func namesOtherDatabase(n *pg_query.Node, db string) bool {
+	if db == "" || n == nil || len(db) >= maxIdentifierBytes {
+		// PostgreSQL cuts a longer name (startup packet and SQL alike)
+		// to 63 bytes, each its own way: leave it to the rules.
+		return false
+	}
+	other := func(name string) bool { return name != "" && name != db && len(name) < maxIdentifierBytes }
+	if d := n.GetDropStmt(); d != nil {
+		switch d.RemoveType {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_INDEX, pg_query.ObjectType_OBJECT_VIEW,
+			pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
+			for _, o := range d.Objects {
+				if l := o.GetList(); l != nil && len(l.Items) == 3 && other(l.Items[0].GetString_().GetSval()) {
+					return true
+				}
+			}
+		}
+	}
+	found := false
+	var visit func(m protoreflect.Message, depth int)
+	visit = func(m protoreflect.Message, depth int) {
+		if found || depth > maxWalkDepth || !m.IsValid() {
+			return
+		}
+		if rv, ok := m.Interface().(*pg_query.RangeVar); ok && other(rv.Catalogname) {
+			found = true
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					visit(l.Get(i).Message(), depth+1)
+				}
+			case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+				visit(v.Message(), depth+1)
+			}
+			return !found
+		})
+	}
+	visit(n.ProtoReflect(), 0)
+	return found
 }

@@ -49,6 +49,21 @@ func checkAddColumnVolatileDefault(c *Check, n *pg_query.Node) {
 			continue
 		}
 		def := columnDefault(col)
+		if why := c.domainRewrite(col, def); why != "" {
+			typ := typeSQL(col.TypeName)
+			c.Report(Report{
+				Table:   t,
+				Lock:    LockAccessExclusive,
+				Message: fmt.Sprintf("Adding column %s of domain %s to %s rewrites the whole table under an ACCESS EXCLUSIVE lock, blocking all reads and writes until every row is rewritten. Fix: add the column with the domain's base type, backfill it in batches outside any transaction block, and check its values with a CHECK constraint added NOT VALID and validated in its own transaction.", QuoteIdent(col.Colname), typ, t),
+				Detail:  capitalize(why) + ".",
+				Hint: fmt.Sprintf("-- a column of the domain's base type needs no rewrite:\nALTER TABLE %s ADD COLUMN %s <base type of %s>;\n", t, QuoteIdent(col.Colname), typ) +
+					fmt.Sprintf("-- the domain's default for new rows, then existing rows in batches:\nALTER TABLE %s ALTER COLUMN %s SET DEFAULT <the default>;\n", t, QuoteIdent(col.Colname)) +
+					phBackfill + "\n" +
+					fmt.Sprintf("-- the domain's checks as a table constraint, validated without a long lock (in its own transaction):\nALTER TABLE %s ADD CONSTRAINT %s CHECK (<the domain's condition on %s>) NOT VALID;\n", t, QuoteIdent(ConstraintName(t, col.Colname, "check")), QuoteIdent(col.Colname)) +
+					fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(ConstraintName(t, col.Colname, "check"))),
+			})
+			continue
+		}
 		if def == nil || isNullConst(def) {
 			continue
 		}
@@ -69,6 +84,33 @@ func checkAddColumnVolatileDefault(c *Check, n *pg_query.Node) {
 			Hint:    addColumnRecipe(t, col, defSQL, c.Version),
 		})
 	}
+}
+
+// domainRewrite explains why adding a column of a domain type rewrites
+// the table (the catalog says the domain is constrained, or its default,
+// used when the column gives none, is volatile), or returns "". Arrays of
+// a domain are not checked by PostgreSQL when added, and built-in types
+// are no domains: neither costs a question.
+func (c *Check) domainRewrite(col *pg_query.ColumnDef, def *pg_query.Node) string {
+	tn := col.TypeName
+	if tn == nil || len(tn.ArrayBounds) > 0 || builtinType(tn) {
+		return ""
+	}
+	typ := typeSQL(tn)
+	domain, constrained, ddef, _, ok := c.Domain(typ)
+	switch {
+	case !ok || !domain:
+		return ""
+	case constrained:
+		return fmt.Sprintf("%s is a domain with a CHECK or NOT NULL constraint, so PostgreSQL checks the new column's value in every row by rewriting the table", typ)
+	case def == nil && ddef != "":
+		if res, err := pg_query.Parse("SELECT " + ddef); err == nil && len(res.Stmts) == 1 {
+			if fn := c.volatileCall(res.Stmts[0].Stmt); fn != "" {
+				return fmt.Sprintf("the default of domain %s, %s, calls %s, which is volatile (or not known to be stable), so PostgreSQL computes it for each row and writes it into every row", typ, ddef, fn)
+			}
+		}
+	}
+	return ""
 }
 
 // columnDefault returns a column definition's DEFAULT expression.

@@ -24,6 +24,10 @@ func init() {
 }
 
 func checkAlterColumnType(c *Check, n *pg_query.Node) {
+	if s := n.GetAlterTableStmt(); s != nil && s.Objtype == pg_query.ObjectType_OBJECT_TYPE {
+		checkAlterAttributeType(c, s)
+		return
+	}
 	t, cmds := AlterTableCmds(n)
 	for _, cmd := range cmds {
 		col := cmd.GetDef().GetColumnDef()
@@ -40,7 +44,23 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 		case !known:
 			detail = fmt.Sprintf("pgguard does not know the current type of %s, so it assumes a rewrite; it needs none only for a change to the column's own type, varchar(n) → varchar(m ≥ n) or text, numeric(p,s) → numeric(p' ≥ p,s), and timestamp ↔ timestamptz when the session TimeZone is UTC (PostgreSQL 12+).", QuoteIdent(cmd.Name))
 		default:
-			if why := noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone); why != "" {
+			if why := c.noRewriteThroughDomains(old, col.TypeName); why != "" {
+				if rebuilt := rebuiltIndexes(c, t, cmd.Name, col, why); len(rebuilt) > 0 {
+					c.Report(Report{
+						Table: t,
+						Lock:  LockAccessExclusive,
+						Message: fmt.Sprintf("Changing the type of %s.%s to %s rewrites no row but rebuilds %s, reading the whole table under an ACCESS EXCLUSIVE lock that blocks all reads and writes until it finishes. Fix: drop those indexes with DROP INDEX CONCURRENTLY first, change the type (then catalog-only), and build them again with CREATE INDEX CONCURRENTLY, outside a transaction block.",
+							t, QuoteIdent(cmd.Name), newType, plural(len(rebuilt), "index", "indexes")+" "+strings.Join(rebuilt, ", ")),
+						Detail: "PostgreSQL reuses an index on a changed column only when it has no expression and no predicate and neither its operator class nor its collation changes; it builds the others again.",
+						Hint: "-- the build is what takes long: take the indexes out of the way first, without blocking anyone\n" +
+							"-- (note each definition first: SELECT pg_get_indexdef('<index>'::regclass)):\n" +
+							"DROP INDEX CONCURRENTLY " + strings.Join(rebuilt, ";\nDROP INDEX CONCURRENTLY ") + ";\n" +
+							"-- the type change itself is then catalog-only:\n" +
+							c.SQL() + ";\n" +
+							"-- and build each index again without blocking writes, outside a transaction block:\n" +
+							"CREATE INDEX CONCURRENTLY <index> ON " + t.String() + " <its definition>;",
+					})
+				}
 				continue
 			}
 			detail = fmt.Sprintf("The column is %s now; PostgreSQL cannot change it to %s without converting every row.", old, newType)
@@ -69,6 +89,95 @@ func checkAlterColumnType(c *Check, n *pg_query.Node) {
 		}
 		c.Report(r)
 	}
+}
+
+// checkAlterAttributeType: ALTER TYPE ... ALTER ATTRIBUTE ... TYPE ...
+// CASCADE changes the column of every typed table of the composite type
+// (CREATE TABLE ... OF type) as ALTER COLUMN ... TYPE would, rewriting
+// each under ACCESS EXCLUSIVE. Which tables, and how big, the statement
+// does not say, so they are assumed large. Without CASCADE PostgreSQL
+// refuses the change when a typed table exists, and rewrites nothing.
+func checkAlterAttributeType(c *Check, s *pg_query.AlterTableStmt) {
+	typ := TableOf(s.Relation)
+	for _, n := range s.Cmds {
+		cmd := n.GetAlterTableCmd()
+		col := cmd.GetDef().GetColumnDef()
+		if cmd == nil || cmd.Subtype != pg_query.AlterTableType_AT_AlterColumnType || col == nil || col.TypeName == nil ||
+			cmd.Behavior != pg_query.DropBehavior_DROP_CASCADE {
+			continue
+		}
+		newType := typeSQL(col.TypeName)
+		detail := fmt.Sprintf("pgguard does not know the current type of attribute %s, so it assumes a rewrite.", QuoteIdent(cmd.Name))
+		if old, known := c.ColumnType(typ, cmd.Name); known {
+			if noRewriteTypeChange(old, col.TypeName, c.Version, c.Session.TimeZone) != "" {
+				continue
+			}
+			detail = fmt.Sprintf("The attribute is %s now; PostgreSQL cannot change it to %s without converting every row of every typed table.", old, newType)
+		}
+		c.Report(Report{
+			// No table named: the typed tables are assumed large.
+			Lock:    LockAccessExclusive,
+			Message: fmt.Sprintf("Changing the type of attribute %s of composite type %s to %s with CASCADE rewrites every table created OF %s (and rebuilds its indexes) under an ACCESS EXCLUSIVE lock, blocking all reads and writes until it finishes. Fix: detach each large typed table from the type (ALTER TABLE ... NOT OF) and change its column the online way (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.", QuoteIdent(cmd.Name), typ, newType, typ),
+			Detail:  detail,
+			Hint: fmt.Sprintf("-- see which tables are typed tables of %s:\n", typ) +
+				fmt.Sprintf("SELECT c.oid::regclass FROM pg_class c WHERE c.reloftype = '%s'::regtype;\n", strings.ReplaceAll(typ.String(), "'", "''")) +
+				"-- on a large one, detach it from the type (ALTER TABLE ... NOT OF, brief lock) and change its column the online way\n" +
+				"-- (a new column kept in step by a trigger, backfilled in batches, swapped in), then alter the type without CASCADE.",
+		})
+	}
+}
+
+// noRewriteThroughDomains is noRewriteTypeChange, with domains read as
+// the types they are based on where the catalog can say: a column changed
+// to or from a domain without constraints is converted as its base type
+// is (a domain with constraints checks every row: a rewrite), and leaving
+// a domain for its base type checks nothing (ATColumnChangeRequiresRewrite).
+func (c *Check) noRewriteThroughDomains(old string, newType *pg_query.TypeName) string {
+	if why := noRewriteTypeChange(old, newType, c.Version, c.Session.TimeZone); why != "" {
+		return why
+	}
+	if len(newType.GetArrayBounds()) > 0 {
+		return ""
+	}
+	if !builtinType(newType) {
+		domain, constrained, _, base, ok := c.Domain(typeSQL(newType))
+		if !ok || !domain || constrained || base == "" {
+			return ""
+		}
+		if newType = parseTypeName(base); newType == nil {
+			return ""
+		}
+	}
+	if ot := parseTypeName(old); ot != nil && !builtinType(ot) {
+		if domain, _, _, base, ok := c.Domain(old); ok && domain && base != "" {
+			old = base
+		}
+	}
+	return noRewriteTypeChange(old, newType, c.Version, c.Session.TimeZone)
+}
+
+// rebuiltIndexes lists the indexes on column that a type change PostgreSQL
+// makes without rewriting the table still builds again
+// (CheckIndexCompatible): those with an expression or predicate, and all
+// of them when the collation is given (pgguard does not know the current
+// one) or the operator class changes (timestamp ↔ timestamptz: why is
+// noRewriteTypeChange's answer).
+func rebuiltIndexes(c *Check, t Table, column string, col *pg_query.ColumnDef, why string) []string {
+	plain, exprs, ok := c.ColumnIndexes(t, column)
+	if !ok {
+		return nil
+	}
+	if col.CollClause != nil || why == "same instant in UTC" {
+		return append(plain, exprs...)
+	}
+	return exprs
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // builtinType reports whether a type name is one of PostgreSQL's own

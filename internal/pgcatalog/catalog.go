@@ -42,17 +42,19 @@ type GuardedQuerier interface {
 type Catalog struct{ Q Querier }
 
 var (
-	_ policy.Catalog           = (*Catalog)(nil)
-	_ policy.ColumnTyper       = (*Catalog)(nil)
-	_ policy.EnumCatalog       = (*Catalog)(nil)
-	_ policy.MatViewPopulater  = (*Catalog)(nil)
-	_ policy.PartitionCatalog  = (*Catalog)(nil)
-	_ policy.RelationCatalog   = (*Catalog)(nil)
-	_ policy.LockCatalog       = (*Catalog)(nil)
-	_ policy.KeyCatalog        = (*Catalog)(nil)
-	_ policy.RowCounter        = (*Catalog)(nil)
-	_ policy.ConcurrentCatalog = (*Catalog)(nil)
-	_ policy.PreparedCatalog   = (*Catalog)(nil)
+	_ policy.Catalog            = (*Catalog)(nil)
+	_ policy.ColumnTyper        = (*Catalog)(nil)
+	_ policy.ColumnIndexCatalog = (*Catalog)(nil)
+	_ policy.DomainCatalog      = (*Catalog)(nil)
+	_ policy.EnumCatalog        = (*Catalog)(nil)
+	_ policy.MatViewPopulater   = (*Catalog)(nil)
+	_ policy.PartitionCatalog   = (*Catalog)(nil)
+	_ policy.RelationCatalog    = (*Catalog)(nil)
+	_ policy.LockCatalog        = (*Catalog)(nil)
+	_ policy.KeyCatalog         = (*Catalog)(nil)
+	_ policy.RowCounter         = (*Catalog)(nil)
+	_ policy.ConcurrentCatalog  = (*Catalog)(nil)
+	_ policy.PreparedCatalog    = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -228,6 +230,70 @@ func (c *Catalog) ColumnType(ctx context.Context, table, column string) (string,
 	}
 	return c.oneText("SELECT (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a" +
 		" WHERE a.attrelid = c.oid AND a.attname = " + QuoteLiteral(column) + " AND NOT a.attisdropped)" + relationFilter(table))
+}
+
+// ColumnIndexes lists the indexes of table that use column, as a key
+// column only (plain) or in an expression or predicate (exprs), by their
+// qualified names. An expression's use of the column is its dependency in
+// pg_depend, as ALTER COLUMN ... TYPE finds it.
+func (c *Catalog) ColumnIndexes(ctx context.Context, table, column string) ([]string, []string, bool) {
+	if blank(table, column) {
+		return nil, nil, false
+	}
+	rows, ok := c.query("WITH rel AS (SELECT c.oid" + relationFilter(table) + ")," +
+		" col AS (SELECT a.attrelid, a.attnum FROM pg_catalog.pg_attribute a JOIN rel ON a.attrelid = rel.oid" +
+		" WHERE a.attname = " + QuoteLiteral(column) + " AND NOT a.attisdropped)" +
+		" SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(ic.relname)," +
+		" (i.indexprs IS NULL AND i.indpred IS NULL)" +
+		" FROM pg_catalog.pg_index i JOIN col ON i.indrelid = col.attrelid" +
+		" JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace" +
+		" WHERE col.attnum = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d" +
+		" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid" +
+		" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = col.attrelid AND d.refobjsubid = col.attnum)" +
+		" ORDER BY 1")
+	if !ok {
+		return nil, nil, false
+	}
+	var plain, exprs []string
+	for _, r := range rows {
+		if len(r) != 2 || r[0] == nil {
+			return nil, nil, false
+		}
+		if IsTrue(r[1]) {
+			plain = append(plain, *r[0])
+		} else {
+			exprs = append(exprs, *r[0])
+		}
+	}
+	return plain, exprs, true
+}
+
+// Domain reports whether typ is a domain, whether it or a domain it is
+// based on has a constraint (NOT NULL, or a CHECK in pg_constraint), and
+// its default as pg_type keeps it (a domain inherits its base domain's).
+// to_regtype gives NULL for an unknown name, never an error.
+func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, string, bool) {
+	if blank(typ) {
+		return false, false, "", "", false
+	}
+	row, ok := c.One("WITH RECURSIVE d(oid, base, tmod, nn) AS (" +
+		"SELECT t.oid, t.typbasetype, t.typtypmod, t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd'" +
+		" UNION ALL SELECT t.oid, t.typbasetype, t.typtypmod, t.typnotnull FROM pg_catalog.pg_type t JOIN d ON t.oid = d.base WHERE t.typtype = 'd')" +
+		" SELECT EXISTS (SELECT 1 FROM d), coalesce(bool_or(d.nn), false) OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k JOIN d d2 ON k.contypid = d2.oid)," +
+		" (SELECT t.typdefault FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd')," +
+		" (SELECT pg_catalog.format_type(d3.base, d3.tmod) FROM d d3 JOIN pg_catalog.pg_type b ON b.oid = d3.base WHERE b.typtype <> 'd' LIMIT 1)" +
+		" FROM d")
+	if !ok || len(row) != 4 {
+		return false, false, "", "", false
+	}
+	def, base := "", ""
+	if row[2] != nil {
+		def = *row[2]
+	}
+	if row[3] != nil {
+		base = *row[3]
+	}
+	return IsTrue(row[0]), IsTrue(row[1]), def, base, true
 }
 
 // IsEnum reports whether a type (as format_type spells it) is an enum.

@@ -37,12 +37,14 @@ import (
 type probeCatalog struct{ asked bool }
 
 var (
-	_ policy.Catalog           = (*probeCatalog)(nil)
-	_ policy.ColumnTyper       = (*probeCatalog)(nil)
-	_ policy.MatViewPopulater  = (*probeCatalog)(nil)
-	_ policy.PartitionCatalog  = (*probeCatalog)(nil)
-	_ policy.ConcurrentCatalog = (*probeCatalog)(nil)
-	_ policy.PreparedCatalog   = (*probeCatalog)(nil)
+	_ policy.Catalog            = (*probeCatalog)(nil)
+	_ policy.ColumnTyper        = (*probeCatalog)(nil)
+	_ policy.ColumnIndexCatalog = (*probeCatalog)(nil)
+	_ policy.DomainCatalog      = (*probeCatalog)(nil)
+	_ policy.MatViewPopulater   = (*probeCatalog)(nil)
+	_ policy.PartitionCatalog   = (*probeCatalog)(nil)
+	_ policy.ConcurrentCatalog  = (*probeCatalog)(nil)
+	_ policy.PreparedCatalog    = (*probeCatalog)(nil)
 )
 
 func (p *probeCatalog) PreparedStatement(context.Context, string) (string, []string, bool) {
@@ -103,6 +105,16 @@ func (p *probeCatalog) FunctionVolatility(context.Context, string) (policy.Volat
 func (p *probeCatalog) EstimateRows(context.Context, string) (int64, bool) {
 	p.asked = true
 	return 0, false
+}
+
+func (p *probeCatalog) ColumnIndexes(context.Context, string, string) ([]string, []string, bool) {
+	p.asked = true
+	return nil, nil, false
+}
+
+func (p *probeCatalog) Domain(context.Context, string) (bool, bool, string, string, bool) {
+	p.asked = true
+	return false, false, "", "", false
 }
 
 func (p *probeCatalog) ColumnType(context.Context, string, string) (string, bool) {
