@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -104,7 +105,7 @@ func (c *Check) domainRewrite(col *pg_query.ColumnDef, def *pg_query.Node) strin
 	case constrained:
 		return fmt.Sprintf("%s is a domain with a CHECK or NOT NULL constraint, so PostgreSQL checks the new column's value in every row by rewriting the table", typ)
 	case def == nil && ddef != "":
-		if res, err := pg_query.Parse("SELECT " + ddef); err == nil && len(res.Stmts) == 1 {
+		if res, err := sqltext.PgParse("SELECT " + ddef); err == nil && len(res.Stmts) == 1 {
 			if fn := c.volatileCall(res.Stmts[0].Stmt); fn != "" {
 				return fmt.Sprintf("the default of domain %s, %s, calls %s, which is volatile (or not known to be stable), so PostgreSQL computes it for each row and writes it into every row", typ, ddef, fn)
 			}
