@@ -317,6 +317,9 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
 		switch {
+		case sc.ServerVersion > 0 && sqltext.ServerRejectsToo(err, stmt.Text, j.version):
+			// The server cannot parse it either: its own answer (42601)
+			// is the client's, and nothing of it runs.
 		case cls == sqltext.ClassDDL, cls == sqltext.ClassQuery && sqltext.FirstWordIs(stmt.Text, "select") && sqltext.HasWordInto(stmt.Text):
 			// DDL, or SELECT ... INTO, which creates a table.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{

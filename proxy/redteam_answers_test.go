@@ -68,18 +68,52 @@ func TestRedteamOtherDatabaseAnsweredByServer(t *testing.T) {
 	}
 }
 
-// A statement that fails to parse gets pgguard's 42501 parse-error
+// A statement that fails to parse got pgguard's 42501 parse-error
 // refusal where PostgreSQL 15 answers 42601 (syntax error): pgguard's
-// parser knows PostgreSQL 17's grammar, a superset of the server's, so
-// the server could not have run it either.
+// parser knows PostgreSQL 17's grammar, which differs from 15's only by
+// the keywords 16 and 17 added, so a syntax error in a statement that
+// spells none of them is one on the server too, and the server's answer
+// is the client's (in a transaction block, alone, and in a Query of
+// several statements, of which the server then runs none).
 func TestRedteamSyntaxErrorAnsweredByServer(t *testing.T) {
-	t.Skip("redteam: DDL with a syntax error is refused with pgguard's 42501 parse-error instead of the server's 42601")
 	_, addr, _ := guardProxy(t, "", nil)
 	for _, stmt := range []string{
 		"ALTER TABLE big ADD COLUMN x int DEFAULT",
 		"ALTER TABLE big RENAME COLUMN",
 		"CREATE INDEX ON big (",
+		"DROP TABLE big,",
+		"UPDATE big SET note = WHERE id = 1",
+		"ALTER TABLE big ADD COLUMN x int; DROP TABLE big CASCADE CASCADE",
 	} {
 		rt20bSameAnswer(t, addr, stmt)
+	}
+	// The Query's first statement must not have run.
+	direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	var n int
+	if err := direct.QueryRow(context.Background(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'x'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("column x of big: %d (%v); the Query with a syntax error ran its first statement", n, err)
+	}
+}
+
+// The other side of TestRedteamSyntaxErrorAnsweredByServer: a statement
+// pg_query cannot parse only because it spells a keyword PostgreSQL 16 or
+// 17 added (system_user, json_scalar, ...) is valid on PostgreSQL 15, so it
+// is not sent on the strength of a syntax error: on_parse_error refuses it,
+// as any DDL pgguard cannot read.
+func TestSyntaxErrorOfNewKeywordNotSent(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	for _, stmt := range []string{
+		"CREATE TABLE system_user (id int)",
+		"CREATE FUNCTION json_scalar(int) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+	} {
+		mustExec(t, direct, "BEGIN")
+		if _, err := direct.Exec(context.Background(), stmt); err != nil {
+			t.Fatalf("%s straight to PostgreSQL 15: %v; the premise is that 15 runs it", stmt, err)
+		}
+		mustExec(t, direct, "ROLLBACK")
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+		_, err := conn.Exec(context.Background(), stmt)
+		wantRefusal(t, err, "parse-error")
 	}
 }
