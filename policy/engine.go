@@ -429,11 +429,28 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 			plain = false
 			return false
 		}
-		dml = dml || (cls == sqltext.ClassDML && e.parseDML) || (cls == sqltext.ClassSession && e.parseDML && sqltext.FirstWordIs(s.Text, "execute"))
+		dml = dml || (e.parseDML && migrationParses(cls, s.Text))
 		statements++
 		return true
 	})
 	return statements, plain, dml
+}
+
+// migrationParses reports whether a statement of class cls that an
+// application's session may skip is judged by rule large-dml in a
+// migration's session: UPDATE, DELETE, MERGE and the like, EXECUTE of a
+// prepared one (execute.go), and an INSERT, whose table's rules and
+// triggers may change any number of rows elsewhere.
+func migrationParses(cls sqltext.Class, text string) bool {
+	switch cls {
+	case sqltext.ClassDML:
+		return true
+	case sqltext.ClassSession:
+		return sqltext.FirstWordIs(text, "execute")
+	case sqltext.ClassQuery:
+		return sqltext.FirstWordIs(text, "insert")
+	}
+	return false
 }
 
 // needsParse reports whether a statement of class cls must be parsed. A
@@ -447,7 +464,7 @@ func (e *Engine) needsParse(cls sqltext.Class, text string, migration bool) bool
 		return true
 
 	case sqltext.ClassSession:
-		if migration && e.parseDML && sqltext.FirstWordIs(text, "execute") {
+		if migration && e.parseDML && migrationParses(cls, text) {
 			return true // it may run a prepared UPDATE or DELETE (execute.go)
 		}
 	case sqltext.ClassDML:
@@ -462,6 +479,9 @@ func (e *Engine) needsParse(cls sqltext.Class, text string, migration bool) bool
 	case sqltext.ClassQuery:
 		if sqltext.FirstWordIs(text, "select") && sqltext.HasWordInto(text) {
 			return true // SELECT ... INTO creates a table
+		}
+		if migration && e.parseDML && migrationParses(cls, text) {
+			return true
 		}
 	}
 	for _, k := range e.keywords {
@@ -510,7 +530,7 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 			LockTimeoutScope: j.e.cfg.LockTimeoutScope, MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
 		r.Check(c, node)
 		for _, rep := range c.reports {
-			if r.SizeDependent && !j.large(&rep) {
+			if r.SizeDependent && !rep.Unsized && !j.large(&rep) {
 				continue
 			}
 			if !r.Advisory && c.nobodyElses(rep.Table) {
