@@ -101,3 +101,55 @@ func TestLargeDMLRuleInTransaction(t *testing.T) {
 		t.Fatalf("%d rows changed (%v)", n, err)
 	}
 }
+
+// An equality is a key only when it is the btree equality of the unique
+// index's column: user-defined = operators that match every row, on the
+// column's type, its domain's base type or a type it casts to implicitly,
+// with the value on either side, in UPDATE and DELETE.
+func TestLargeDMLCustomEqualsShapes(t *testing.T) {
+	largeDMLSetup(t)
+	setup := []string{
+		"DROP TABLE IF EXISTS fx_op_text, fx_op_dom, fx_op_vc CASCADE",
+		"DROP DOMAIN IF EXISTS fx_id CASCADE",
+		"CREATE DOMAIN fx_id AS bigint",
+		"CREATE TABLE fx_op_text (id text PRIMARY KEY, v int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off)",
+		"CREATE TABLE fx_op_dom (id fx_id PRIMARY KEY, v int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off)",
+		"CREATE TABLE fx_op_vc (id varchar(20) PRIMARY KEY, v int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off)",
+		"INSERT INTO fx_op_text SELECT g::text, 0 FROM generate_series(1, 150000) g",
+		"INSERT INTO fx_op_dom SELECT g, 0 FROM generate_series(1, 150000) g",
+		"INSERT INTO fx_op_vc SELECT g::text, 0 FROM generate_series(1, 150000) g",
+		"ANALYZE fx_op_text, fx_op_dom, fx_op_vc",
+		"CREATE OR REPLACE FUNCTION fx_true(text, int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION fx_true_rev(int, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION fx_true_b(bigint, bytea) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION fx_true_t(text, bytea) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OPERATOR = (LEFTARG = text, RIGHTARG = int, FUNCTION = fx_true, RESTRICT = eqsel)",
+		"CREATE OPERATOR = (LEFTARG = int, RIGHTARG = text, FUNCTION = fx_true_rev, RESTRICT = eqsel)",
+		"CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = bytea, FUNCTION = fx_true_b, RESTRICT = eqsel)",
+		"CREATE OPERATOR = (LEFTARG = text, RIGHTARG = bytea, FUNCTION = fx_true_t, RESTRICT = eqsel)",
+	}
+	if err := pgExec("guard", setup...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = pgExec("guard", "DROP TABLE IF EXISTS fx_op_text, fx_op_dom, fx_op_vc CASCADE", "DROP DOMAIN IF EXISTS fx_id CASCADE",
+			"DROP OPERATOR IF EXISTS = (text, int)", "DROP OPERATOR IF EXISTS = (int, text)", "DROP OPERATOR IF EXISTS = (bigint, bytea)", "DROP OPERATOR IF EXISTS = (text, bytea)")
+	})
+	changed := "SELECT (SELECT count(*) FILTER (WHERE v <> 0) + (150000 - count(*)) FROM fx_op_text) + (SELECT count(*) FILTER (WHERE v <> 0) + (150000 - count(*)) FROM fx_op_dom) + (SELECT count(*) FILTER (WHERE v <> 0) + (150000 - count(*)) FROM fx_op_vc)"
+	redteamLargeDML(t, nil, []string{
+		"UPDATE fx_op_text SET v = 1 WHERE id = 5",
+		"UPDATE fx_op_text SET v = 1 WHERE 5 = id",
+		"DELETE FROM fx_op_text WHERE id = 5",
+		"UPDATE fx_op_dom SET v = 1 WHERE id = '\\x00'::bytea",
+		"UPDATE fx_op_vc SET v = 1 WHERE id = '\\x00'::bytea",
+	}, changed, "UPDATE fx_op_text SET v = 0 WHERE v <> 0; UPDATE fx_op_dom SET v = 0 WHERE v <> 0; UPDATE fx_op_vc SET v = 0 WHERE v <> 0")
+	// The real equality, with the user's operators present: estimated
+	// (one row) and allowed.
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	for _, q := range []string{"UPDATE fx_op_text SET v = 0 WHERE id = '5'", "UPDATE fx_op_dom SET v = 0 WHERE id = 5", "UPDATE fx_op_vc SET v = 0 WHERE id = '5'"} {
+		if tag := mustExec(t, conn, q); tag.RowsAffected() != 1 {
+			t.Errorf("%s: %s", q, tag)
+		}
+	}
+}

@@ -133,7 +133,7 @@ func TestRedteamLargeDMLSearchPath(t *testing.T) {
 
 // A user-defined = operator that is not equality.
 func TestRedteamLargeDMLCustomEquals(t *testing.T) {
-	t.Skip("redteam: a user-defined = operator (bigint, text) that is always true makes WHERE id = 'x'::text look keyed by the primary key; 150,000 rows updated")
+
 	redteamLargeDML(t, []string{
 		"CREATE TABLE rt_op (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off)",
 		"INSERT INTO rt_op SELECT g, 0 FROM generate_series(1, 150000) g",
