@@ -392,3 +392,13 @@ func (m *memoCatalog) EstimateChanges(ctx context.Context, sql string) ([]TableR
 	}
 	return ec.EstimateChanges(ctx, sql)
 }
+
+var _ FunctionCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Function, bool) {
+	fc, ok := m.inner.(FunctionCatalog)
+	if !ok || m.empty("FunctionBodies", names...) {
+		return nil, false
+	}
+	return fc.FunctionBodies(ctx, names)
+}

@@ -54,3 +54,30 @@ type TableRows struct {
 	Upsert bool
 	Rows   int64
 }
+
+// FunctionCatalog is an optional extension of Catalog for rule large-dml:
+// the bodies of the user functions a statement calls, which may change
+// rows of any table.
+type FunctionCatalog interface {
+	// FunctionBodies lists the overloads, outside pg_catalog and
+	// information_schema, of the functions and procedures named (as
+	// written: name or schema.name, found by the search_path) that may
+	// write (VOLATILE) and whose body pgguard can read (LANGUAGE sql or
+	// plpgsql).
+	FunctionBodies(ctx context.Context, names []string) ([]Function, bool)
+}
+
+// Function is a user function or procedure and its source.
+type Function struct {
+	Name     string // schema.name
+	Language string // sql or plpgsql
+	Body     string // pg_proc.prosrc
+	// Args are its arguments (all of them, OUT ones too), in order: a
+	// name ("" when it has none) and a type as format_type spells it.
+	Args []FunctionArg
+	// Trigger: it returns trigger.
+	Trigger bool
+}
+
+// FunctionArg is one argument of a Function.
+type FunctionArg struct{ Name, Type string }

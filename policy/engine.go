@@ -439,8 +439,9 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 // migrationParses reports whether a statement of class cls that an
 // application's session may skip is judged by rule large-dml in a
 // migration's session: UPDATE, DELETE, MERGE and the like, EXECUTE of a
-// prepared one (execute.go), and an INSERT, whose table's rules and
-// triggers may change any number of rows elsewhere.
+// prepared one (execute.go), an INSERT, whose table's rules and triggers
+// may change any number of rows elsewhere, and a statement that calls a
+// function.
 func migrationParses(cls sqltext.Class, text string) bool {
 	switch cls {
 	case sqltext.ClassDML:
@@ -448,7 +449,10 @@ func migrationParses(cls sqltext.Class, text string) bool {
 	case sqltext.ClassSession:
 		return sqltext.FirstWordIs(text, "execute")
 	case sqltext.ClassQuery:
-		return sqltext.FirstWordIs(text, "insert")
+		// An INSERT's table may have rules and triggers; a statement that
+		// calls a function (SELECT f(), CALL p()) may run a body that
+		// changes rows.
+		return sqltext.FirstWordIs(text, "insert") || strings.IndexByte(text, '(') >= 0
 	}
 	return false
 }

@@ -47,6 +47,7 @@ type dmlParts struct {
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
+	judgeCalls(c, n)
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, "")
 	}
@@ -83,7 +84,11 @@ func judgeInsert(c *Check, ins *pg_query.InsertStmt, in string) {
 		hint := func() string {
 			return "-- outside the migration, in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of what it inserts, each in its own transaction"
 		}
-		if judgeEffects(c, &effectsQuestion{verb: "INSERT", in: in, t: t, sql: sql, hint: hint}) {
+		rows := func() (int64, bool) {
+			ins := cloneNode(&pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: ins}})
+			return bodyRows(c, ins)
+		}
+		if judgeEffects(c, &effectsQuestion{verb: "INSERT", in: in, t: t, sql: sql, hint: hint, rows: rows}) {
 			return
 		}
 	}

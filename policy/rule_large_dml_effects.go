@@ -14,6 +14,8 @@ import (
 //     table against max_rows. Such a table is always estimated: neither
 //     a unique key in the WHERE clause nor the table's small size says
 //     anything about the rows its rules change elsewhere.
+//   - the functions of the triggers that fire for the event are judged
+//     as rule_large_dml_bodies.go says.
 
 // effectsQuestion is what judgeEffects needs to know of a statement.
 type effectsQuestion struct {
@@ -23,6 +25,9 @@ type effectsQuestion struct {
 	// sql is the statement to EXPLAIN ("" when there is none).
 	sql  string
 	hint func() string
+	// rows estimates the rows the statement changes of t, for its
+	// row-level triggers.
+	rows func() (int64, bool)
 }
 
 // judgeEffects judges what a statement on q.t runs besides changing q.t's
@@ -38,7 +43,17 @@ func judgeEffects(c *Check, q *effectsQuestion) bool {
 		return false
 	}
 	e, ok := ec.TableEffects(c.Ctx, q.t.String(), q.verb)
-	if !ok || !e.Rules {
+	if !ok {
+		return false
+	}
+	if len(e.Triggers) > 0 {
+		rows := q.rows
+		if rows == nil {
+			rows = func() (int64, bool) { return c.Session.Catalog.EstimateRows(c.Ctx, q.sql) }
+		}
+		judgeTriggers(c, q.t, q.verb, e.Triggers, rows)
+	}
+	if !e.Rules {
 		return false
 	}
 	judgeRewritten(c, ec, q)

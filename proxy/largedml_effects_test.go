@@ -153,3 +153,102 @@ func TestLargeDMLCustomEqualsShapes(t *testing.T) {
 		}
 	}
 }
+
+// Triggers whose functions change 150,000 rows of fx_big, or a row of it
+// per row of a 150,000-row statement: refused in a migration's session,
+// nothing changed.
+func TestLargeDMLTriggerShapes(t *testing.T) {
+	fn := func(body string) string {
+		return "CREATE OR REPLACE FUNCTION fx_trg_f() RETURNS trigger LANGUAGE plpgsql AS $$" + body + "$$"
+	}
+	for _, c := range []struct {
+		name  string
+		setup []string
+		stmts []string
+	}{
+		{"before update, each row", []string{fn("BEGIN UPDATE fx_big SET v = v + 1 WHERE v = 0; RETURN NEW; END"),
+			"CREATE TRIGGER fx_t BEFORE UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1"}},
+		{"after delete, statement", []string{fn("BEGIN DELETE FROM fx_big WHERE v = 0; RETURN NULL; END"),
+			"CREATE TRIGGER fx_t AFTER DELETE ON fx_small FOR EACH STATEMENT EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"DELETE FROM fx_small WHERE id = 1", "DELETE FROM fx_small WHERE id = 12345"}},
+		{"after insert, NEW in the body", []string{fn("BEGIN UPDATE fx_big SET v = NEW.v WHERE fx_big.id <> NEW.id; RETURN NEW; END"),
+			"CREATE TRIGGER fx_t AFTER INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"INSERT INTO fx_small VALUES (100, 1)"}},
+		{"calls a SQL function", []string{
+			"CREATE OR REPLACE FUNCTION fx_touch(int) RETURNS void LANGUAGE sql AS 'UPDATE fx_big SET v = $1'",
+			fn("BEGIN PERFORM fx_touch(NEW.v); RETURN NEW; END"),
+			"CREATE TRIGGER fx_t AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1"}},
+		{"dynamic EXECUTE of a constant", []string{fn("BEGIN EXECUTE format('UPDATE %I SET v = 1', 'fx_big'); RETURN NEW; END"),
+			"CREATE TRIGGER fx_t AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1"}},
+		{"two rows per row of a 60,000-row statement", []string{
+			// The statement's own 60,000 rows are within the limit; the
+			// trigger's 120,000 inserted rows are not.
+			"DROP TABLE IF EXISTS fx_log", "CREATE TABLE fx_log (id bigint)",
+			fn("BEGIN INSERT INTO fx_log VALUES (NEW.id), (NEW.id); RETURN NEW; END"),
+			"CREATE TRIGGER fx_t AFTER UPDATE ON fx_big FOR EACH ROW EXECUTE FUNCTION fx_trg_f()",
+		}, []string{"UPDATE fx_big SET v = 1 WHERE id <= 60000"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			effectsTables(t, c.setup...)
+			redteamLargeDML(t, nil, c.stmts, effectsChanged, effectsReset)
+		})
+	}
+}
+
+// Triggers that change a few rows per row of a few rows run: an audit
+// INSERT ... VALUES per row, an UPDATE by NEW's key, a disabled trigger.
+func TestLargeDMLTriggerSmallAllowed(t *testing.T) {
+	effectsTables(t,
+		"CREATE TABLE IF NOT EXISTS fx_audit (id bigint, op text)",
+		"CREATE OR REPLACE FUNCTION fx_audit_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO fx_audit VALUES (NEW.id, TG_OP); UPDATE fx_other SET v = NEW.v WHERE id = NEW.id; RETURN NEW; END$$",
+		"CREATE TRIGGER fx_a AFTER UPDATE OR INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_audit_f()",
+		"CREATE OR REPLACE FUNCTION fx_big_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN NEW; END$$",
+		"CREATE TRIGGER fx_b AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_big_f()",
+		"ALTER TABLE fx_small DISABLE TRIGGER fx_b",
+		// Fires only under session_replication_role = replica.
+		"CREATE TRIGGER fx_c AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_big_f()",
+		"ALTER TABLE fx_small ENABLE REPLICA TRIGGER fx_c",
+		// A foreign key's internal triggers are not user code.
+		"CREATE TABLE IF NOT EXISTS fx_child (id bigint REFERENCES fx_small ON UPDATE CASCADE)",
+	)
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_child") })
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_audit") })
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	mustExec(t, conn, "UPDATE fx_small SET v = 1 WHERE id = 1")
+	mustExec(t, conn, "UPDATE fx_small SET v = 2")
+	mustExec(t, conn, "INSERT INTO fx_small VALUES (100, 1)")
+}
+
+// User functions called from a migration's statements, SQL and PL/pgSQL,
+// nested, through CALL, in a WHERE and a VALUES list: refused when their
+// bodies change 150,000 rows; a function that changes one row runs.
+func TestLargeDMLFunctionShapes(t *testing.T) {
+	effectsTables(t,
+		"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_outer() RETURNS int LANGUAGE sql AS 'SELECT fx_all()'",
+		"CREATE OR REPLACE FUNCTION fx_del(lim int) RETURNS void LANGUAGE plpgsql AS $$BEGIN DELETE FROM fx_big WHERE id > lim; END$$",
+		"CREATE OR REPLACE PROCEDURE fx_proc() LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = 1 WHERE v = 0; END$$",
+		"CREATE OR REPLACE FUNCTION fx_one(k bigint) RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_other SET v = v + 1 WHERE id = k; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_rec() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN fx_rec(); END$$",
+	)
+	redteamLargeDML(t, nil, []string{
+		"SELECT fx_outer()",
+		"SELECT 1 WHERE fx_all() = 1",
+		"SELECT fx_del(0)",
+		"CALL fx_proc()",
+		"INSERT INTO fx_other VALUES (100, fx_all())",
+		"UPDATE fx_other SET v = fx_all() WHERE id = 1",
+		"DO $$BEGIN PERFORM fx_all(); END$$",
+		"DO $$BEGIN EXECUTE format('UPDATE %I SET v = %s', 'fx_big', '1'); END$$",
+		"SELECT fx_one(id) FROM fx_big",
+	}, effectsChanged, effectsReset)
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	mustExec(t, conn, "SELECT fx_one(1)")
+	mustExec(t, conn, "SELECT fx_del(149990)")
+	mustExec(t, conn, "DO $$BEGIN EXECUTE format('UPDATE %I SET v = 1 WHERE id = %L', 'fx_other', '1'); END$$")
+}

@@ -485,8 +485,22 @@ func (c *Catalog) CountRows(ctx context.Context, sql string, limit int64) (int64
 // a statement touches.
 type explainPlan struct {
 	NodeType string        `json:"Node Type"`
+	Parent   string        `json:"Parent Relationship"`
 	PlanRows float64       `json:"Plan Rows"`
 	Plans    []explainPlan `json:"Plans"`
+}
+
+// sourceRows is the estimate of the rows a ModifyTable's source plan
+// yields: its outer child's, not an InitPlan's or a SubPlan's (SET v =
+// (SELECT ...) puts a one-row InitPlan first).
+func sourceRows(children []explainPlan) float64 {
+	rows := 0.0
+	for _, ch := range children {
+		if ch.Parent != "InitPlan" && ch.Parent != "SubPlan" && ch.PlanRows > rows {
+			rows = ch.PlanRows
+		}
+	}
+	return rows
 }
 
 // planRows reads the row estimate out of EXPLAIN (FORMAT JSON). The top
@@ -502,8 +516,8 @@ func planRows(js string) (int64, bool) {
 	}
 	p := out[0].Plan
 	rows := p.PlanRows
-	if p.NodeType == "ModifyTable" && len(p.Plans) > 0 && p.Plans[0].PlanRows > rows {
-		rows = p.Plans[0].PlanRows
+	if p.NodeType == "ModifyTable" {
+		rows = max(rows, sourceRows(p.Plans))
 	}
 	return int64(rows), true
 }

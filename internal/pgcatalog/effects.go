@@ -36,7 +36,7 @@ func (c *Catalog) TableEffects(ctx context.Context, table, event string) (policy
 	}
 	rows, ok := c.query("SELECT 'rule', NULL, NULL, NULL, NULL, NULL FROM (SELECT c.oid" + relationFilter(table) + ") r" +
 		" WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w WHERE w.ev_class = r.oid AND w.ev_type = '" + ev + "' AND w.rulename <> '_RETURN' AND " + firesHere("w.ev_enabled") + ")" +
-		" UNION ALL SELECT 'trigger', t.tgname::text, pn.nspname || '.' || p.proname, l.lanname::text, p.prosrc, ((t.tgtype::int & 1) = 1)::text" +
+		" UNION ALL SELECT 'trigger', t.tgname::text, pn.nspname || '.' || p.proname, l.lanname::text, p.prosrc, ((t.tgtype::int & 1) = 1)" +
 		" FROM (SELECT c.oid" + relationFilter(table) + ") r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid" +
 		" JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace" +
 		" JOIN pg_catalog.pg_language l ON l.oid = p.prolang" +
@@ -94,6 +94,7 @@ type modifyPlan struct {
 	Relation  string       `json:"Relation Name"`
 	Schema    string       `json:"Schema"`
 	Conflict  string       `json:"Conflict Resolution"`
+	Parent    string       `json:"Parent Relationship"`
 	PlanRows  float64      `json:"Plan Rows"`
 	Plans     []modifyPlan `json:"Plans"`
 }
@@ -117,10 +118,11 @@ func planChanges(js string) ([]policy.TableRows, bool) {
 			return
 		}
 		if p.NodeType == "ModifyTable" && p.Relation != "" {
-			rows := p.PlanRows
-			if len(p.Plans) > 0 && p.Plans[0].PlanRows > rows {
-				rows = p.Plans[0].PlanRows
+			var children []explainPlan
+			for _, ch := range p.Plans {
+				children = append(children, explainPlan{Parent: ch.Parent, PlanRows: ch.PlanRows})
 			}
+			rows := max(p.PlanRows, sourceRows(children))
 			changes = append(changes, policy.TableRows{Table: policy.Table{Schema: p.Schema, Name: p.Relation},
 				Verb: p.Operation, Upsert: p.Conflict == "UPDATE", Rows: int64(rows)})
 		}
@@ -132,4 +134,46 @@ func planChanges(js string) ([]policy.TableRows, bool) {
 		walk(&out[i].Plan, 0)
 	}
 	return changes, true
+}
+
+var _ policy.FunctionCatalog = (*Catalog)(nil)
+
+// FunctionBodies reads pg_proc for the named functions: catalogs only.
+func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.Function, bool) {
+	if len(names) == 0 {
+		return nil, true
+	}
+	var match []string
+	for _, name := range names {
+		if blank(name) {
+			return nil, false
+		}
+		t := policy.ParseTableName(name)
+		match = append(match, "(p.proname = "+QuoteLiteral(t.Name)+schemaFilter(t.Schema)+")")
+	}
+	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc," +
+		" (SELECT string_agg(coalesce(p.proargnames[a.i], '') || chr(30) || pg_catalog.format_type(a.t, NULL), chr(31) ORDER BY a.i)" +
+		" FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY AS a(t, i))," +
+		" (p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype)" +
+		" FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang" +
+		" WHERE l.lanname IN ('sql', 'plpgsql') AND p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')" +
+		" AND (" + strings.Join(match, " OR ") + ") ORDER BY 1, p.oid")
+	if !ok {
+		return nil, false
+	}
+	var out []policy.Function
+	for _, r := range rows {
+		if len(r) != 5 {
+			return nil, false
+		}
+		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: text(r[2]), Trigger: IsTrue(r[4])}
+		if r[3] != nil && *r[3] != "" {
+			for _, a := range strings.Split(*r[3], "\x1f") {
+				name, typ, _ := strings.Cut(a, "\x1e")
+				f.Args = append(f.Args, policy.FunctionArg{Name: name, Type: typ})
+			}
+		}
+		out = append(out, f)
+	}
+	return out, true
 }
