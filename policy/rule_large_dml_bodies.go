@@ -102,7 +102,13 @@ func judgeCalls(c *Check, n *pg_query.Node) {
 	sel := n.GetSelectStmt()
 	if n.GetCallStmt() == nil && !(sel != nil && len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE && len(sel.ValuesLists) <= 1) {
 		times = -1
-		if rows, ok := c.Session.Catalog.EstimateRows(c.Ctx, c.SQL()); ok {
+		rows, ok := int64(0), false
+		if n.GetInsertStmt() != nil {
+			rows, ok = bodyRows(c, n) // its VALUES, or its SELECT's estimate
+		} else {
+			rows, ok = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+		}
+		if ok {
 			times = max(rows, 1)
 		}
 	}

@@ -252,3 +252,47 @@ func TestLargeDMLFunctionShapes(t *testing.T) {
 	mustExec(t, conn, "SELECT fx_del(149990)")
 	mustExec(t, conn, "DO $$BEGIN EXECUTE format('UPDATE %I SET v = 1 WHERE id = %L', 'fx_other', '1'); END$$")
 }
+
+// In a migration's transaction block: a trigger's and a called function's
+// bodies are estimated through the statement's SELECT form; a big change
+// is refused, a small one runs.
+func TestLargeDMLBodiesInTransaction(t *testing.T) {
+	effectsTables(t,
+		"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_one(k bigint) RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_other SET v = v + 1 WHERE id = k; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_trg_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1 WHERE v = 0; RETURN NEW; END$$",
+		"CREATE TRIGGER fx_t AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()",
+	)
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	ctx := context.Background()
+	for _, q := range []string{"UPDATE fx_small SET v = 1 WHERE id = 1", "SELECT fx_all()", "INSERT INTO fx_other VALUES (100, fx_all())"} {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: not refused: %v", q, err)
+		}
+		_ = tx.Rollback(ctx)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SELECT fx_one(1)", "INSERT INTO fx_other VALUES (101, fx_one(2))", "UPDATE fx_other SET v = fx_one(4) WHERE id = 3"} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	var n int64
+	if err := direct.QueryRow(ctx, effectsChanged).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows changed (%v)", n, err)
+	}
+}
