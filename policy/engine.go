@@ -323,7 +323,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
-		case cls == sqltext.ClassDML && sc.Migration && e.parseDML:
+		case sc.Migration && e.parseDML && migrationParses(cls, stmt.Text) && cls != sqltext.ClassSession:
 			// A migration's UPDATE or DELETE is judged by its rows: one
 			// pgguard cannot read goes by on_parse_error, not unjudged.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
