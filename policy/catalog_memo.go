@@ -32,6 +32,7 @@ type memoAnswer struct {
 	list []string
 	more []string
 	size TableSize
+	eff  Effects
 	ok   bool
 }
 
@@ -415,4 +416,36 @@ func (m *memoCatalog) PreparedStatement(ctx context.Context, name string) (strin
 		return a
 	})
 	return a.s, a.list, a.ok
+}
+
+var _ EffectsCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) TableEffects(ctx context.Context, table, event string) (Effects, bool) {
+	ec, ok := m.inner.(EffectsCatalog)
+	if m.empty("TableEffects", table, event) || !ok {
+		return Effects{}, false
+	}
+	a := m.ask([]string{"TableEffects", table, event}, func() (a memoAnswer) {
+		a.eff, a.ok = ec.TableEffects(ctx, table, event)
+		return a
+	})
+	return a.eff, a.ok
+}
+
+func (m *memoCatalog) EstimateChanges(ctx context.Context, sql string) ([]TableRows, bool) {
+	ec, ok := m.inner.(EffectsCatalog)
+	if m.empty("EstimateChanges", sql) || !ok {
+		return nil, false
+	}
+	return ec.EstimateChanges(ctx, sql)
+}
+
+var _ FunctionCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Function, bool) {
+	fc, ok := m.inner.(FunctionCatalog)
+	if !ok || m.empty("FunctionBodies", names...) {
+		return nil, false
+	}
+	return fc.FunctionBodies(ctx, names)
 }

@@ -50,6 +50,10 @@ type Report struct {
 	// Rewrite is the statement to run instead, when the rule can rewrite
 	// it in this session; empty when a rewrite is not legal here.
 	Rewrite string
+	// Unsized: Table's size does not bound the problem (rule large-dml:
+	// the rows a table's rules or triggers change elsewhere, which pgguard
+	// could not size), so the engine keeps the report on a small Table.
+	Unsized bool
 }
 
 // Report records a finding.

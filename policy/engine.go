@@ -326,7 +326,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 				Message: "pgguard could not parse this statement, so it cannot tell which locks it takes: " + err.Error() + ".",
 				Hint:    "-- check the statement on your server first; if it is valid there, add:\n" + AllowAnnotation(sc.Tool, ParseErrorRule, "..."),
 			})
-		case cls == sqltext.ClassDML && sc.Migration && e.parseDML:
+		case sc.Migration && e.parseDML && migrationParses(cls, stmt.Text) && cls != sqltext.ClassSession:
 			// A migration's UPDATE or DELETE is judged by its rows: one
 			// pgguard cannot read goes by on_parse_error, not unjudged.
 			j.engineFinding(ParseErrorRule, Level(e.cfg.OnParseError), Report{
@@ -440,11 +440,32 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 			plain = false
 			return false
 		}
-		dml = dml || (cls == sqltext.ClassDML && e.parseDML) || (cls == sqltext.ClassSession && e.parseDML && sqltext.FirstWordIs(s.Text, "execute"))
+		dml = dml || (e.parseDML && migrationParses(cls, s.Text))
 		statements++
 		return true
 	})
 	return statements, plain, dml
+}
+
+// migrationParses reports whether a statement of class cls that an
+// application's session may skip is judged by rule large-dml in a
+// migration's session: UPDATE, DELETE, MERGE and the like, EXECUTE of a
+// prepared one (execute.go), an INSERT, whose table's rules and triggers
+// may change any number of rows elsewhere, and a statement that calls a
+// function.
+func migrationParses(cls sqltext.Class, text string) bool {
+	switch cls {
+	case sqltext.ClassDML:
+		return true
+	case sqltext.ClassSession:
+		return sqltext.FirstWordIs(text, "execute")
+	case sqltext.ClassQuery:
+		// An INSERT's table may have rules and triggers; a statement that
+		// calls a function (SELECT f(), CALL p()) may run a body that
+		// changes rows.
+		return sqltext.FirstWordIs(text, "insert") || strings.IndexByte(text, '(') >= 0
+	}
+	return false
 }
 
 // needsParse reports whether a statement of class cls must be parsed. A
@@ -458,7 +479,7 @@ func (e *Engine) needsParse(cls sqltext.Class, text string, migration bool) bool
 		return true
 
 	case sqltext.ClassSession:
-		if migration && e.parseDML && sqltext.FirstWordIs(text, "execute") {
+		if migration && e.parseDML && migrationParses(cls, text) {
 			return true // it may run a prepared UPDATE or DELETE (execute.go)
 		}
 	case sqltext.ClassDML:
@@ -473,6 +494,9 @@ func (e *Engine) needsParse(cls sqltext.Class, text string, migration bool) bool
 	case sqltext.ClassQuery:
 		if sqltext.FirstWordIs(text, "select") && sqltext.HasWordInto(text) {
 			return true // SELECT ... INTO creates a table
+		}
+		if migration && e.parseDML && migrationParses(cls, text) {
+			return true
 		}
 	}
 	for _, k := range e.keywords {
@@ -521,7 +545,7 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 			LockTimeoutScope: j.e.cfg.LockTimeoutScope, MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
 		r.Check(c, node)
 		for _, rep := range c.reports {
-			if r.SizeDependent && !j.large(&rep) {
+			if r.SizeDependent && !rep.Unsized && !j.large(&rep) {
 				continue
 			}
 			if !r.Advisory && c.nobodyElses(rep.Table) {

@@ -76,8 +76,12 @@ func TestDecide(t *testing.T) {
 			findings: "rename-column=reject", lock: "ACCESS EXCLUSIVE", ddl: true},
 		{name: "DO block literal EXECUTE", sql: "DO $$ BEGIN EXECUTE 'CREATE INDEX i ON t (c)'; END $$", sc: Context{Alone: true},
 			action: Reject, findings: "create-index=reject", lock: "SHARE", ddl: true},
-		{name: "DO block dynamic EXECUTE", sql: "DO $$ BEGIN EXECUTE format('DROP TABLE %I', 't'); END $$", action: Reject,
+		{name: "DO block dynamic EXECUTE", sql: "DO $$ DECLARE n text := 't'; BEGIN EXECUTE format('DROP TABLE %I', n); END $$", action: Reject,
 			findings: "dynamic-sql=reject", ddl: true},
+		// format() of a literal with literal arguments is the statement it
+		// makes, judged as such.
+		{name: "DO block constant format EXECUTE", sql: "DO $$ BEGIN EXECUTE format('DROP TABLE %I', 't'); END $$", action: Reject,
+			findings: "drop-table=reject", lock: "ACCESS EXCLUSIVE", ddl: true},
 		{name: "dynamic EXECUTE warned", yaml: "on_dynamic_sql: warn", sql: "DO $$ BEGIN EXECUTE 'x' || 'y'; END $$", action: Warn,
 			findings: "dynamic-sql=warn", ddl: true},
 		{name: "plpgsql function", sql: "CREATE FUNCTION f(n int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN IF n > 0 THEN ALTER TABLE t ALTER COLUMN c SET NOT NULL; END IF; END $$",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/pgguard/pgguard/policy/sqltext"
 	"sort"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -216,7 +217,7 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 // judgeDynamic handles EXECUTE: a string literal is judged as SQL, anything
 // else is opaque and follows on_dynamic_sql.
 func (j *judgement) judgeDynamic(expr, where string, depth int) {
-	if sql, ok := stringLiteral(expr); ok {
+	if sql, ok := constantText(expr); ok {
 		j.judgeInner(sql, where, depth)
 		return
 	}
@@ -368,4 +369,110 @@ func capitalize(s string) string {
 		return s
 	}
 	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// constantText returns the text an EXECUTE's expression always yields: a
+// string literal, or format() of a literal format string with literal
+// arguments (%s, %I, %L and %%, as PostgreSQL's format does them). ok is
+// false for anything built at run time.
+func constantText(expr string) (string, bool) {
+	if sql, ok := stringLiteral(expr); ok {
+		return sql, true
+	}
+	node, err := sqltext.ParseStatement("SELECT "+expr, sqltext.DefaultMaxStatementBytes)
+	if err != nil {
+		return "", false
+	}
+	sel := node.GetSelectStmt()
+	if sel == nil || len(sel.TargetList) != 1 {
+		return "", false
+	}
+	fc := sel.TargetList[0].GetResTarget().GetVal().GetFuncCall()
+	if fc == nil || len(fc.Args) == 0 || fc.AggStar || fc.FuncVariadic || len(fc.AggOrder) > 0 || fc.AggFilter != nil || fc.Over != nil {
+		return "", false
+	}
+	if name := nameList(fc.Funcname); name != "format" && name != "pg_catalog.format" {
+		return "", false
+	}
+	var args []*string // nil: NULL
+	for _, a := range fc.Args {
+		if tc := a.GetTypeCast(); tc != nil {
+			a = tc.Arg
+		}
+		c := a.GetAConst()
+		if c == nil {
+			return "", false
+		}
+		switch {
+		case c.Isnull:
+			args = append(args, nil)
+		case c.GetSval() != nil:
+			s := c.GetSval().Sval
+			args = append(args, &s)
+		case c.GetIval() != nil:
+			s := strconv.FormatInt(int64(c.GetIval().Ival), 10)
+			args = append(args, &s)
+		default:
+			return "", false
+		}
+	}
+	if args[0] == nil {
+		return "", false
+	}
+	return formatText(*args[0], args[1:])
+}
+
+// formatText is PostgreSQL's format() for %s, %I, %L and %% (no widths or
+// positions: those are not folded).
+func formatText(f string, args []*string) (string, bool) {
+	var b strings.Builder
+	next := 0
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			b.WriteByte(f[i])
+			continue
+		}
+		if i++; i >= len(f) {
+			return "", false
+		}
+		if f[i] == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		if next >= len(args) {
+			return "", false
+		}
+		a := args[next]
+		next++
+		switch f[i] {
+		case 's':
+			if a != nil {
+				b.WriteString(*a)
+			}
+		case 'I':
+			if a == nil {
+				return "", false // format raises an error
+			}
+			b.WriteString(QuoteIdent(*a))
+		case 'L':
+			if a == nil {
+				b.WriteString("NULL")
+			} else {
+				b.WriteString(formatLiteral(*a))
+			}
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// formatLiteral quotes s as format's %L does (E” when it holds a
+// backslash, as quote_literal does).
+func formatLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
 }

@@ -48,6 +48,7 @@ type dmlParts struct {
 }
 
 func checkLargeDML(c *Check, n *pg_query.Node) {
+	judgeCalls(c, n)
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, "")
 	}
@@ -55,7 +56,7 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		judgeMerge(c, m, "")
 	}
 	if ins := n.GetInsertStmt(); ins != nil {
-		judgeUpsert(c, ins)
+		judgeInsert(c, ins, "")
 	}
 	// A data-modifying WITH query (WITH d AS (DELETE FROM t RETURNING *)
 	// SELECT ...) changes its rows like a statement of its own.
@@ -66,6 +67,34 @@ func checkLargeDML(c *Check, n *pg_query.Node) {
 		if m := cte.GetMergeStmt(); m != nil && !judgeMergeUnderLock(c, m) {
 			judgeMerge(c, m, " (in a WITH query)")
 		}
+		if ins := cte.GetInsertStmt(); ins != nil {
+			judgeInsert(c, ins, " (in a WITH query)")
+		}
+	}
+}
+
+// judgeInsert judges an INSERT: what its table's rules and triggers run
+// (judgeEffects), then an upsert's rows.
+func judgeInsert(c *Check, ins *pg_query.InsertStmt, in string) {
+	t := TableOf(ins.Relation)
+	if t.Name != "" && !c.Created(t) {
+		sql := c.SQL()
+		if in != "" {
+			sql = Deparse(&pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: ins}})
+		}
+		hint := func() string {
+			return "-- outside the migration, in batches of about " + strconv.Itoa(largeDMLBatch) + " rows of what it inserts, each in its own transaction"
+		}
+		rows := func() (int64, bool) {
+			ins := cloneNode(&pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: ins}})
+			return bodyRows(c, ins)
+		}
+		if judgeEffects(c, &effectsQuestion{verb: "INSERT", in: in, t: t, sql: sql, hint: hint, rows: rows}) {
+			return
+		}
+	}
+	if in == "" {
+		judgeUpsert(c, ins)
 	}
 }
 
@@ -160,6 +189,13 @@ func judgeLargeDML(c *Check, p *dmlParts, in string) {
 			Detail: "The lock is held until the transaction ends, so the data change cannot be made short by itself here.",
 			Hint:   "-- commit the schema change first (a migration of its own); then\n" + largeDMLHint(c, p, t),
 		})
+		return
+	}
+	est := c.SQL()
+	if in != "" {
+		est = Deparse(p.node)
+	}
+	if judgeEffects(c, &effectsQuestion{verb: p.verb, in: in, t: t, sql: est, hint: func() string { return largeDMLHint(c, p, t) }}) {
 		return
 	}
 	if keyedWhere(p.where) {

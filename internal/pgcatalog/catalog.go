@@ -453,7 +453,8 @@ func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, boo
 		" JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n), chr(31))" +
 		" FROM (SELECT c.oid, c.relkind" + relationFilter(table) + ") r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid" +
 		" WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL" +
-		" AND NOT (r.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = r.oid))")
+		" AND NOT (r.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = r.oid))" +
+		" AND NOT EXISTS (" + untrustedEquality + ")")
 	if !ok {
 		return nil, false
 	}
@@ -465,6 +466,23 @@ func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, boo
 	}
 	return keys, true
 }
+
+// untrustedEquality finds, for an index x, a column whose comparison by =
+// may not be an equality: a user-defined operator named = (outside
+// pg_catalog) that takes the column's type, its domain's base type or a
+// type it casts to implicitly, and is not the equality (strategy 3) of any
+// btree operator family. WHERE id = 'x'::text with such an operator
+// (bigint, text) matches whatever it likes, so the unique index on id
+// says nothing about the rows it changes. An extension's = (citext,
+// hstore) is its btree opfamily's equality and stays trusted.
+const untrustedEquality = "SELECT 1 FROM unnest(x.indkey::int2[]) k(n)" +
+	" JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n" +
+	" CROSS JOIN LATERAL (SELECT a.atttypid AS t UNION SELECT ty.typbasetype FROM pg_catalog.pg_type ty WHERE ty.oid = a.atttypid AND ty.typbasetype <> 0" +
+	" UNION SELECT c.casttarget FROM pg_catalog.pg_cast c WHERE c.castsource = a.atttypid AND c.castcontext = 'i') ty" +
+	" JOIN pg_catalog.pg_operator o ON o.oprname = '=' AND (o.oprleft = ty.t OR o.oprright = ty.t)" +
+	" JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace AND ns.nspname <> 'pg_catalog'" +
+	" WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_amop m JOIN pg_catalog.pg_am am ON am.oid = m.amopmethod AND am.amname = 'btree'" +
+	" WHERE m.amopopr = o.oid AND m.amopstrategy = 3)"
 
 // StaleStatistics tells statistics that cannot back an estimate, of table
 // or of any of its partitions: never analyzed while holding pages, rows
@@ -533,8 +551,22 @@ func (c *Catalog) CountRows(ctx context.Context, sql string, limit int64) (int64
 // a statement touches.
 type explainPlan struct {
 	NodeType string        `json:"Node Type"`
+	Parent   string        `json:"Parent Relationship"`
 	PlanRows float64       `json:"Plan Rows"`
 	Plans    []explainPlan `json:"Plans"`
+}
+
+// sourceRows is the estimate of the rows a ModifyTable's source plan
+// yields: its outer child's, not an InitPlan's or a SubPlan's (SET v =
+// (SELECT ...) puts a one-row InitPlan first).
+func sourceRows(children []explainPlan) float64 {
+	rows := 0.0
+	for _, ch := range children {
+		if ch.Parent != "InitPlan" && ch.Parent != "SubPlan" && ch.PlanRows > rows {
+			rows = ch.PlanRows
+		}
+	}
+	return rows
 }
 
 // planRows reads the row estimate out of EXPLAIN (FORMAT JSON). The top
@@ -550,8 +582,8 @@ func planRows(js string) (int64, bool) {
 	}
 	p := out[0].Plan
 	rows := p.PlanRows
-	if p.NodeType == "ModifyTable" && len(p.Plans) > 0 && p.Plans[0].PlanRows > rows {
-		rows = p.Plans[0].PlanRows
+	if p.NodeType == "ModifyTable" {
+		rows = max(rows, sourceRows(p.Plans))
 	}
 	return int64(rows), true
 }

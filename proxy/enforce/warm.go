@@ -45,7 +45,26 @@ var (
 	_ policy.PartitionCatalog   = (*probeCatalog)(nil)
 	_ policy.ConcurrentCatalog  = (*probeCatalog)(nil)
 	_ policy.PreparedCatalog    = (*probeCatalog)(nil)
+	_ policy.EffectsCatalog     = (*probeCatalog)(nil)
+	_ policy.FunctionCatalog    = (*probeCatalog)(nil)
 )
+
+// TableEffects, EstimateChanges and FunctionBodies (rule large-dml's
+// rules, triggers and called functions) need the catalog too.
+func (p *probeCatalog) TableEffects(context.Context, string, string) (policy.Effects, bool) {
+	p.asked = true
+	return policy.Effects{}, false
+}
+
+func (p *probeCatalog) EstimateChanges(context.Context, string) ([]policy.TableRows, bool) {
+	p.asked = true
+	return nil, false
+}
+
+func (p *probeCatalog) FunctionBodies(context.Context, []string) ([]policy.Function, bool) {
+	p.asked = true
+	return nil, false
+}
 
 func (p *probeCatalog) PreparedStatement(context.Context, string) (string, []string, bool) {
 	p.asked = true

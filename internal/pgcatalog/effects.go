@@ -1,0 +1,179 @@
+package pgcatalog
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/pgguard/pgguard/policy"
+)
+
+var _ policy.EffectsCatalog = (*Catalog)(nil)
+
+// ruleEvent and triggerEvent are pg_rewrite.ev_type and the pg_trigger
+// tgtype bit of an event.
+var (
+	ruleEvent    = map[string]string{"UPDATE": "2", "INSERT": "3", "DELETE": "4"}
+	triggerEvent = map[string]string{"INSERT": "4", "DELETE": "8", "UPDATE": "16"}
+)
+
+// firesHere is the condition on a rule's or trigger's enabled state
+// (ev_enabled, tgenabled) under which it fires in this session:
+// 'O' (ENABLE) in origin and local mode, 'R' (ENABLE REPLICA) in replica
+// mode, 'A' (ENABLE ALWAYS) always, 'D' never.
+func firesHere(col string) string {
+	return "(" + col + " = 'A' OR (" + col + " = 'O' AND pg_catalog.current_setting('session_replication_role') <> 'replica')" +
+		" OR (" + col + " = 'R' AND pg_catalog.current_setting('session_replication_role') = 'replica'))"
+}
+
+// TableEffects reads pg_rewrite and pg_trigger (and the trigger
+// functions' pg_proc rows): catalogs only, so it cannot fail or lock
+// anything inside a transaction block.
+func (c *Catalog) TableEffects(ctx context.Context, table, event string) (policy.Effects, bool) {
+	ev, tbit := ruleEvent[event], triggerEvent[event]
+	if blank(table) || ev == "" {
+		return policy.Effects{}, false
+	}
+	rows, ok := c.query("SELECT 'rule', NULL, NULL, NULL, NULL, NULL FROM (SELECT c.oid" + relationFilter(table) + ") r" +
+		" WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w WHERE w.ev_class = r.oid AND w.ev_type = '" + ev + "' AND w.rulename <> '_RETURN' AND " + firesHere("w.ev_enabled") + ")" +
+		" UNION ALL SELECT 'trigger', t.tgname::text, pn.nspname || '.' || p.proname, l.lanname::text, p.prosrc, ((t.tgtype::int & 1) = 1)" +
+		" FROM (SELECT c.oid" + relationFilter(table) + ") r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid" +
+		" JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace" +
+		" JOIN pg_catalog.pg_language l ON l.oid = p.prolang" +
+		" WHERE NOT t.tgisinternal AND (t.tgtype::int & " + tbit + ") <> 0 AND " + firesHere("t.tgenabled") +
+		" ORDER BY 1, 2")
+	if !ok {
+		return policy.Effects{}, false
+	}
+	var e policy.Effects
+	for _, r := range rows {
+		if len(r) != 6 || r[0] == nil {
+			return policy.Effects{}, false
+		}
+		if *r[0] == "rule" {
+			e.Rules = true
+			continue
+		}
+		e.Triggers = append(e.Triggers, policy.Trigger{Name: text(r[1]), Function: text(r[2]), Language: text(r[3]), Body: text(r[4]), ForEachRow: IsTrue(r[5])})
+	}
+	return e, true
+}
+
+func text(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// EstimateChanges runs EXPLAIN (VERBOSE, FORMAT JSON) of the statement
+// itself, only when the session is idle: inside a transaction block
+// EXPLAIN of an UPDATE takes a command id of the client's transaction,
+// and its SELECT form does not go through the table's rules.
+func (c *Catalog) EstimateChanges(ctx context.Context, sql string) ([]policy.TableRows, bool) {
+	if blank(sql) || !c.Q.Idle() {
+		return nil, false
+	}
+	explain, ok := ExplainStatement(sql, c.Q.ServerVersion())
+	if !ok {
+		return nil, false
+	}
+	explain = strings.Replace(explain, "EXPLAIN (", "EXPLAIN (VERBOSE, ", 1)
+	rows, ok := c.query(explain)
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil {
+		return nil, false
+	}
+	return planChanges(*rows[0][0])
+}
+
+// modifyPlan is the part of EXPLAIN (VERBOSE, FORMAT JSON) that says which
+// table a ModifyTable changes and how many rows.
+type modifyPlan struct {
+	NodeType  string       `json:"Node Type"`
+	Operation string       `json:"Operation"`
+	Relation  string       `json:"Relation Name"`
+	Schema    string       `json:"Schema"`
+	Conflict  string       `json:"Conflict Resolution"`
+	Parent    string       `json:"Parent Relationship"`
+	PlanRows  float64      `json:"Plan Rows"`
+	Plans     []modifyPlan `json:"Plans"`
+}
+
+// planChanges lists every ModifyTable of every plan of an EXPLAIN (one
+// plan per query the rewriter made of the statement), wherever it sits
+// (a data-modifying WITH query's is under a CTE Scan's parent). Its rows
+// are those of the plan under it (its own estimate is 0 without
+// RETURNING).
+func planChanges(js string) ([]policy.TableRows, bool) {
+	var out []struct {
+		Plan modifyPlan `json:"Plan"`
+	}
+	if err := json.Unmarshal([]byte(js), &out); err != nil || len(out) == 0 {
+		return nil, false
+	}
+	var changes []policy.TableRows
+	var walk func(p *modifyPlan, depth int)
+	walk = func(p *modifyPlan, depth int) {
+		if depth > 200 {
+			return
+		}
+		if p.NodeType == "ModifyTable" && p.Relation != "" {
+			var children []explainPlan
+			for _, ch := range p.Plans {
+				children = append(children, explainPlan{Parent: ch.Parent, PlanRows: ch.PlanRows})
+			}
+			rows := max(p.PlanRows, sourceRows(children))
+			changes = append(changes, policy.TableRows{Table: policy.Table{Schema: p.Schema, Name: p.Relation},
+				Verb: p.Operation, Upsert: p.Conflict == "UPDATE", Rows: int64(rows)})
+		}
+		for i := range p.Plans {
+			walk(&p.Plans[i], depth+1)
+		}
+	}
+	for i := range out {
+		walk(&out[i].Plan, 0)
+	}
+	return changes, true
+}
+
+var _ policy.FunctionCatalog = (*Catalog)(nil)
+
+// FunctionBodies reads pg_proc for the named functions: catalogs only.
+func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.Function, bool) {
+	if len(names) == 0 {
+		return nil, true
+	}
+	var match []string
+	for _, name := range names {
+		if blank(name) {
+			return nil, false
+		}
+		t := policy.ParseTableName(name)
+		match = append(match, "(p.proname = "+QuoteLiteral(t.Name)+schemaFilter(t.Schema)+")")
+	}
+	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc," +
+		" (SELECT string_agg(coalesce(p.proargnames[a.i], '') || chr(30) || pg_catalog.format_type(a.t, NULL), chr(31) ORDER BY a.i)" +
+		" FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY AS a(t, i))," +
+		" (p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype)" +
+		" FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang" +
+		" WHERE l.lanname IN ('sql', 'plpgsql') AND p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')" +
+		" AND (" + strings.Join(match, " OR ") + ") ORDER BY 1, p.oid")
+	if !ok {
+		return nil, false
+	}
+	var out []policy.Function
+	for _, r := range rows {
+		if len(r) != 5 {
+			return nil, false
+		}
+		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: text(r[2]), Trigger: IsTrue(r[4])}
+		if r[3] != nil && *r[3] != "" {
+			for _, a := range strings.Split(*r[3], "\x1f") {
+				name, typ, _ := strings.Cut(a, "\x1e")
+				f.Args = append(f.Args, policy.FunctionArg{Name: name, Type: typ})
+			}
+		}
+		out = append(out, f)
+	}
+	return out, true
+}

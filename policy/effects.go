@@ -1,0 +1,83 @@
+package policy
+
+import "context"
+
+// EffectsCatalog is an optional extension of Catalog for rule large-dml:
+// what a statement changes besides the rows of the table it names. A
+// rewrite rule on the table runs its actions with the statement (EXPLAIN
+// then returns one plan per rewritten query), a trigger runs its
+// function's statements, a function called anywhere runs its body.
+type EffectsCatalog interface {
+	// TableEffects reports what else a statement of event ("UPDATE",
+	// "DELETE" or "INSERT") on table runs: whether the table has a rewrite
+	// rule for it (a view's _RETURN rule is not one), and the user
+	// triggers that fire for it in this session (enabled, as
+	// session_replication_role says; internal and foreign-key triggers
+	// left out).
+	TableEffects(ctx context.Context, table, event string) (Effects, bool)
+	// EstimateChanges asks the planner (EXPLAIN, never executed) for the
+	// rows every ModifyTable of every plan of sql changes: the statement's
+	// own and those of the queries its table's rules add. ok is false when
+	// it cannot be asked without leaving a trace in the session (inside a
+	// transaction block EXPLAIN of a data-modifying statement takes a
+	// command id) or the server cannot plan it.
+	EstimateChanges(ctx context.Context, sql string) ([]TableRows, bool)
+}
+
+// Effects is what else a statement on a table runs.
+type Effects struct {
+	// Rules: the table has a rewrite rule for the event.
+	Rules bool
+	// Triggers fire for the event.
+	Triggers []Trigger
+}
+
+// Trigger is a user trigger and the body of its function.
+type Trigger struct {
+	Name     string
+	Function string // schema.name of the trigger function
+	// Language is the function's language (plpgsql, sql, c, internal, ...).
+	Language string
+	// Body is pg_proc.prosrc: the function's source for plpgsql and sql.
+	Body string
+	// ForEachRow: a row-level trigger, whose function runs once per row
+	// the statement changes.
+	ForEachRow bool
+}
+
+// TableRows is one ModifyTable of a plan: the rows it changes of Table.
+type TableRows struct {
+	Table Table
+	// Verb is EXPLAIN's Operation: Insert, Update, Delete or Merge.
+	Verb string
+	// Upsert: an Insert with ON CONFLICT DO UPDATE.
+	Upsert bool
+	Rows   int64
+}
+
+// FunctionCatalog is an optional extension of Catalog for rule large-dml:
+// the bodies of the user functions a statement calls, which may change
+// rows of any table.
+type FunctionCatalog interface {
+	// FunctionBodies lists the overloads, outside pg_catalog and
+	// information_schema, of the functions and procedures named (as
+	// written: name or schema.name, found by the search_path) that may
+	// write (VOLATILE) and whose body pgguard can read (LANGUAGE sql or
+	// plpgsql).
+	FunctionBodies(ctx context.Context, names []string) ([]Function, bool)
+}
+
+// Function is a user function or procedure and its source.
+type Function struct {
+	Name     string // schema.name
+	Language string // sql or plpgsql
+	Body     string // pg_proc.prosrc
+	// Args are its arguments (all of them, OUT ones too), in order: a
+	// name ("" when it has none) and a type as format_type spells it.
+	Args []FunctionArg
+	// Trigger: it returns trigger.
+	Trigger bool
+}
+
+// FunctionArg is one argument of a Function.
+type FunctionArg struct{ Name, Type string }
