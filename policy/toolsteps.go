@@ -17,12 +17,16 @@ import "strings"
 //	            transaction: BEGIN; and COMMIT; with no tool known (plain
 //	            SQL spells its transactions), nothing for a tool, which
 //	            runs a migration's statements in the transaction it opens
+//	{body}      a line before a statement with a $$ body (CREATE FUNCTION):
+//	            for a tool that cuts a migration at its semicolons, how to
+//	            keep the body whole; nothing for the others
 const (
 	phOutside  = "{outside}"
 	phSeparate = "{separate}"
 	phBackfill = "{backfill}"
 	phBegin    = "{begin}"
 	phCommit   = "{commit}"
+	phBody     = "{body}"
 )
 
 // toolStep is how a tool runs the steps of a recipe (see above).
@@ -34,6 +38,8 @@ type toolStep struct {
 	backfill string
 	// backfillHint: the comment lines before the batch of a recipe.
 	backfillHint string
+	// body: the comment line {body} becomes, "" for none.
+	body string
 }
 
 // sqlFileBackfill is the backfill of a tool whose migrations are SQL
@@ -120,6 +126,10 @@ var toolSteps = map[Tool]toolStep{
 		backfillHint: "-- Liquibase: a changeset of its own (--changeset author:id runInTransaction:false splitStatements:false)\n" +
 			"-- holding only this DO block, which commits after each batch:\n" +
 			sqlFileBackfill,
+		// A formatted-SQL changeset is cut at each semicolon at a line's
+		// end, inside a $$ body too ("Unterminated dollar quote",
+		// liquibase/liquibase#5538).
+		body: "-- Liquibase: these statements in a changeset with splitStatements:false (Liquibase otherwise cuts the function's body at its semicolons):",
 	},
 	ToolPrisma: {
 		separate: "in a migration of its own (each migration.sql runs as one query, a transaction of its own)",
@@ -166,6 +176,11 @@ func expandHint(hint string, tool Tool) string {
 			continue
 		case phBackfill:
 			out = append(out, s.backfillHint)
+			continue
+		case phBody:
+			if s.body != "" {
+				out = append(out, s.body)
+			}
 			continue
 		}
 		l = strings.ReplaceAll(l, phOutside, outsidePhrase(tool))
