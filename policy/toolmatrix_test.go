@@ -69,14 +69,32 @@ var ruleSteps = map[string][]step{
 var sqlOnlyFixes = map[string]string{
 	"cluster":                  "pg_repack from a shell, or a maintenance window",
 	"lock-timeout":             "a setting's value",
-	"prefer-bigint":            "a column type",
-	"prefer-jsonb":             "a column type",
-	"prefer-text":              "a column type",
-	"prefer-timestamptz":       "a column type",
 	"require-if-exists":        "a clause of the statement",
 	"require-named-constraint": "a clause of the statement",
 	"require-named-index":      "a clause of the statement",
 	"set-tablespace":           "pg_repack from a shell, or a maintenance window",
+}
+
+// typeFixes are the rules whose fix is a column type: said as SQL, and,
+// for a tool with a schema builder or models, as that tool declares the
+// column (the words of typeWords).
+var typeFixes = map[string]string{
+	"prefer-bigint": "bigint", "prefer-jsonb": "jsonb", "prefer-text": "text", "prefer-timestamptz": "timestamptz",
+}
+
+// typeWords are the words a type's fix must say in each tool that declares
+// columns in code, from each tool's documentation: sequelize's DataTypes,
+// knex's schema builder, TypeORM's @Column, node-pg-migrate's column
+// definitions, Django's model fields, Rails' table definitions, Prisma's
+// schema. A tool not here (SQL files) gets the SQL type alone.
+var typeWords = map[Tool]map[string]string{
+	ToolSequelize:     {"jsonb": "DataTypes.JSONB", "text": "DataTypes.TEXT", "bigint": "DataTypes.BIGINT", "timestamptz": "DataTypes.DATE"},
+	ToolKnex:          {"jsonb": "table.jsonb(", "text": "table.text(", "bigint": "table.bigInteger(", "timestamptz": "useTz: true"},
+	ToolTypeORM:       {"jsonb": `type: "jsonb"`, "text": `type: "text"`, "bigint": `type: "bigint"`, "timestamptz": `type: "timestamptz"`},
+	ToolNodePgMigrate: {"jsonb": "'jsonb'", "text": "'text'", "bigint": "'bigint'", "timestamptz": "'timestamptz'"},
+	ToolDjango:        {"jsonb": "models.JSONField", "text": "models.TextField", "bigint": "models.BigIntegerField", "timestamptz": "models.DateTimeField"},
+	ToolRails:         {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint", "timestamptz": "t.timestamptz"},
+	ToolPrisma:        {"jsonb": "Json", "text": "String", "bigint": "BigInt", "timestamptz": "@db.Timestamptz"},
 }
 
 // stepsOf is what a finding's fix asks for.
@@ -246,8 +264,9 @@ func TestFixMatrix(t *testing.T) {
 	for _, r := range Rules() {
 		_, steps := ruleSteps[r.ID]
 		_, sqlOnly := sqlOnlyFixes[r.ID]
-		if steps == sqlOnly {
-			t.Errorf("rule %s must be in exactly one of ruleSteps and sqlOnlyFixes", r.ID)
+		_, typed := typeFixes[r.ID]
+		if n := btoi(steps) + btoi(sqlOnly) + btoi(typed); n != 1 {
+			t.Errorf("rule %s must be in exactly one of ruleSteps, sqlOnlyFixes and typeFixes (is in %d)", r.ID, n)
 		}
 	}
 	tools := append([]Tool{ToolUnknown}, Tools...)
@@ -273,6 +292,18 @@ func TestFixMatrix(t *testing.T) {
 					if !strings.Contains(f.fix, w) {
 						t.Errorf("%s: the fix asks for %s without %q:\n  Fix: %s", where, stepNames[s], w, f.fix)
 					}
+				}
+			}
+			if typ, ok := typeFixes[f.rule]; ok {
+				if !strings.Contains(f.fix, typ) {
+					t.Errorf("%s: the fix does not name the type %s:\n  Fix: %s", where, typ, f.fix)
+				}
+				w, code := typeWords[tool][typ]
+				switch {
+				case code && !strings.Contains(f.fix, w):
+					t.Errorf("%s: the fix does not say %q, how %s declares a %s column:\n  Fix: %s", where, w, toolName(tool), typ, f.fix)
+				case !code && strings.Contains(f.fix, "(in "):
+					t.Errorf("%s: the fix speaks of a schema builder the tool has not:\n  Fix: %s", where, f.fix)
 				}
 			}
 			has := recipeHas(f.hint)
@@ -455,4 +486,11 @@ func TestRuleDocsInYourTool(t *testing.T) {
 		}
 		t.Errorf("%s is out of date (run go test ./policy -run TestRuleDocsInYourTool -update and review the diff):\n%s", path, lineDiff(page, now))
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

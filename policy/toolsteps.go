@@ -156,7 +156,46 @@ func expandFix(fix string, tool Tool) string {
 	fix = strings.ReplaceAll(fix, phOutside, outsidePhrase(tool))
 	fix = strings.ReplaceAll(fix, phSeparate, s.separate)
 	fix = strings.ReplaceAll(fix, phBackfill, s.backfill)
-	return expandAllow(fix, tool)
+	return expandAllow(expandTypes(fix, tool), tool)
+}
+
+// columnTypes is how the schema builder (or the model) of a tool declares
+// a column of each type the prefer-* rules ask for; a tool whose
+// migrations are SQL files has none, and its fix is the SQL type alone.
+var columnTypes = map[Tool]map[string]string{
+	ToolSequelize: {"jsonb": "DataTypes.JSONB", "text": "DataTypes.TEXT", "bigint": "DataTypes.BIGINT",
+		"timestamptz": "DataTypes.DATE, which sequelize makes timestamp with time zone"},
+	ToolKnex: {"jsonb": "table.jsonb(name)", "text": "table.text(name)", "bigint": "table.bigInteger(name), or table.bigIncrements(name) for a key",
+		"timestamptz": "table.timestamp(name, { useTz: true })"},
+	ToolTypeORM: {"jsonb": `@Column({ type: "jsonb" })`, "text": `@Column({ type: "text" })`,
+		"bigint": `@Column({ type: "bigint" }), or @PrimaryGeneratedColumn({ type: "bigint" }) for a key`, "timestamptz": `@Column({ type: "timestamptz" })`},
+	ToolNodePgMigrate: {"jsonb": "type: 'jsonb'", "text": "type: 'text'", "bigint": "type: 'bigint', or 'bigserial' for a key", "timestamptz": "type: 'timestamptz'"},
+	ToolDjango: {"jsonb": "models.JSONField, which is jsonb on PostgreSQL", "text": "models.TextField",
+		"bigint":      "models.BigIntegerField, or models.BigAutoField for a key (DEFAULT_AUTO_FIELD)",
+		"timestamptz": "models.DateTimeField, which is timestamp with time zone on PostgreSQL"},
+	ToolRails: {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint (a primary key is bigint since Rails 5.1)", "timestamptz": "t.timestamptz (Rails 7+)"},
+	ToolPrisma: {"jsonb": "Json, which is jsonb on PostgreSQL", "text": "String, which is text on PostgreSQL", "bigint": "BigInt",
+		"timestamptz": "DateTime @db.Timestamptz"},
+}
+
+// expandTypes replaces each {type:T} of a fix with how the session's tool
+// declares a column of type T, or nothing.
+func expandTypes(fix string, tool Tool) string {
+	for {
+		i := strings.Index(fix, "{type:")
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		words := ""
+		if w, ok := columnTypes[tool][fix[i+len("{type:"):i+j]]; ok {
+			words = " (in " + toolNames[tool] + ": " + w + ")"
+		}
+		fix = fix[:i] + words + fix[i+j+1:]
+	}
 }
 
 // expandHint expands a recipe's placeholders in tool's terms.
