@@ -652,39 +652,51 @@ var nodeStepFiles = map[string]struct {
 		if noTx {
 			text = "exports.config = { transaction: false };\n" + text
 		}
-		return fmt.Sprintf("2026010100000%d_step.js", i), text
+		return fmt.Sprintf("202601010%05d_step.js", i), text
 	}},
 	"node-pg-migrate": {noTxIn: "pgm.noTransaction()", file: func(i int, sql string, noTx bool) (string, string) {
 		body := "pgm.sql(`" + sql + "`);"
 		if noTx {
 			body = "pgm.noTransaction(); " + body
 		}
-		return fmt.Sprintf("176722560000%d_step.js", i), "exports.up = (pgm) => { " + body + " };\nexports.down = () => {};\n"
+		return fmt.Sprintf("17672256%05d_step.js", i), "exports.up = (pgm) => { " + body + " };\nexports.down = () => {};\n"
 	}},
 	"typeorm": {noTxIn: "transaction = false", file: func(i int, sql string, noTx bool) (string, string) {
-		class := fmt.Sprintf("Step176722560000%d", i)
+		class := fmt.Sprintf("Step17672256%05d", i)
 		prop := ""
 		if noTx {
 			prop = "  transaction = false;\n"
 		}
-		return fmt.Sprintf("176722560000%d-Step.js", i), "module.exports = class " + class + " {\n  name = '" + class + "';\n" + prop +
+		return fmt.Sprintf("17672256%05d-Step.js", i), "module.exports = class " + class + " {\n  name = '" + class + "';\n" + prop +
 			"  async up(queryRunner) { await queryRunner.query(`" + sql + "`); }\n  async down() {}\n};\n"
 	}},
 	// sequelize-cli wraps no migration in a transaction.
 	"sequelize": {file: func(i int, sql string, noTx bool) (string, string) {
-		return fmt.Sprintf("2026010100000%d-step.js", i), "module.exports = {\n  up: (queryInterface) => queryInterface.sequelize.query(`" + sql + "`),\n  down: async () => {},\n};\n"
+		return fmt.Sprintf("202601010%05d-step.js", i), "module.exports = {\n  up: (queryInterface) => queryInterface.sequelize.query(`" + sql + "`),\n  down: async () => {},\n};\n"
 	}},
 }
 
-// TestRecipesRunNodeSteps: the constraint and index recipes that pgguard
-// prints to each node tool (sequelize-cli, knex, node-pg-migrate,
+// nodeStepCases are the recipes TestRecipesRunNodeSteps runs: those whose
+// steps are SQL (a backfill's loop is code, which TestRecipesRunNode runs).
+// attach-partition last: once attached, big is a partition.
+var nodeStepCases = []string{"add-foreign-key", "add-check-constraint", "add-unique-constraint", "set-not-null", "create-index", "attach-partition"}
+
+// TestRecipesRunNodeSteps: the constraint, index and attach recipes that
+// pgguard prints to each node tool (sequelize-cli, knex, node-pg-migrate,
 // TypeORM), each step written as a migration of its own, without a
 // transaction where the recipe says so in the tool's words (or for
 // CONCURRENTLY), run by the tool through pgguard (TypeORM with -t each, as
-// its recipes say): pgguard refuses none of it and the change is made.
+// its recipes say): pgguard refuses none of it and each change is made.
+// The recipes of a tool run as one run of the tool over all their
+// migrations, in one database: each refusal is taken first, then the
+// migrations run, then each check.
 func TestRecipesRunNodeSteps(t *testing.T) {
 	t.Parallel()
 	needPG(t)
+	cases := map[string]recipeCase{}
+	for _, c := range recipeCases {
+		cases[c.rule] = c
+	}
 	for _, tl := range ruleTools(t) {
 		nf, ok := nodeStepFiles[tl.name]
 		if !ok {
@@ -692,52 +704,50 @@ func TestRecipesRunNodeSteps(t *testing.T) {
 		}
 		t.Run(tl.name, func(t *testing.T) {
 			t.Parallel()
-			for _, c := range recipeCases {
-				t.Run(c.rule, func(t *testing.T) {
-					db := database(t, "recipe_steps_"+tl.name)
-					conn := direct(t, db)
-					if c.setup != "" {
-						if _, err := conn.Exec(context.Background(), c.setup); err != nil {
-							t.Fatal(err)
-						}
+			db := database(t, "recipe_steps_"+tl.name)
+			conn := direct(t, db)
+			dir := t.TempDir()
+			var hints []string
+			n := 0
+			for _, rule := range nodeStepCases {
+				c := cases[rule]
+				if c.setup != "" {
+					if _, err := conn.Exec(context.Background(), c.setup); err != nil {
+						t.Fatal(err)
 					}
-					pe := refusal(t, db, tl.name, c.sql)
-					if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
-						t.Fatalf("refused by another rule: %s", pe.Message)
+				}
+				pe := refusal(t, db, tl.name, c.sql)
+				if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
+					t.Fatalf("%s: refused by another rule: %s", rule, pe.Message)
+				}
+				hints = append(hints, pe.Hint)
+				for _, s := range recipeSteps(pe.Hint) {
+					if s.repeat || s.loop != "" {
+						t.Fatalf("%s: a backfill in the recipe:\n%s", rule, pe.Hint)
 					}
-					if c.choose != nil {
-						pe.Hint = c.choose(pe.Hint)
-					}
-					steps := recipeSteps(pe.Hint)
-					for _, s := range steps {
-						if s.repeat || s.loop != "" {
-							t.Logf("a backfill: its loop is code, which TestRecipesRunNode runs")
-							return
-						}
-					}
-					dir := t.TempDir()
-					for i, s := range steps {
-						noTx := s.nonTransactional() || nf.noTxIn != "" && strings.Contains(s.note, nf.noTxIn)
-						name, text := nf.file(i+1, strings.TrimSpace(s.sql), noTx)
-						writeFile(t, filepath.Join(dir, name), text)
-					}
-					var r result
-					if tl.name == "typeorm" {
-						_, bin := nodeBin(t, "typeorm")
-						project := need(t, filepath.Join(nodeDir, "typeorm"), "the TypeORM project", "testdata")
-						r = runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+dir), bin, "migration:run", "-d", "datasource.js", "-t", "each")
-					} else {
-						r = tl.run(t, db, dir)
-					}
-					t.Logf("recipe:\n%s\n%s", pe.Hint, r)
-					if r.code != 0 || r.timedOut {
-						t.Fatalf("the recipe's migrations failed:\n%s\n%s", pe.Hint, r)
-					}
-					var ok bool
-					if err := conn.QueryRow(context.Background(), c.check).Scan(&ok); err != nil || !ok {
-						t.Fatalf("the recipe ran but did not do what it says (%s: %v, %v):\n%s", c.check, ok, err, pe.Hint)
-					}
-				})
+					n++
+					noTx := s.nonTransactional() || nf.noTxIn != "" && strings.Contains(s.note, nf.noTxIn)
+					name, text := nf.file(n, strings.TrimSpace(s.sql), noTx)
+					writeFile(t, filepath.Join(dir, name), text)
+				}
+			}
+			var r result
+			if tl.name == "typeorm" {
+				_, bin := nodeBin(t, "typeorm")
+				project := need(t, filepath.Join(nodeDir, "typeorm"), "the TypeORM project", "testdata")
+				r = runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+dir), bin, "migration:run", "-d", "datasource.js", "-t", "each")
+			} else {
+				r = tl.run(t, db, dir)
+			}
+			t.Logf("recipes:\n%s\n%s", strings.Join(hints, "\n\n"), r)
+			if r.code != 0 || r.timedOut {
+				t.Fatalf("the recipes' migrations failed:\n%s", r)
+			}
+			for i, rule := range nodeStepCases {
+				var ok bool
+				if err := conn.QueryRow(context.Background(), cases[rule].check).Scan(&ok); err != nil || !ok {
+					t.Errorf("%s: the recipe ran but did not do what it says (%s: %v, %v):\n%s", rule, cases[rule].check, ok, err, hints[i])
+				}
 			}
 		})
 	}
