@@ -208,7 +208,7 @@ func fillTriggerSQL(t Table, column, valueSQL, suffix string, version int) strin
 	if version < 11 {
 		exec = "PROCEDURE"
 	}
-	return fmt.Sprintf("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.%s := %s;\n  RETURN NEW;\nEND\n$$;\n", fn, QuoteIdent(column), valueSQL) +
+	return phBody + "\n" + fmt.Sprintf("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.%s := %s;\n  RETURN NEW;\nEND\n$$;\n", fn, QuoteIdent(column), valueSQL) +
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE %s %s();", trig, t, exec, fn)
 }
 

@@ -72,6 +72,9 @@ func notNullColumnRecipe(t Table, col *pg_query.ColumnDef, version int) string {
 	b.WriteString(addColumnSQL(t, bare) + ";\n")
 	b.WriteString(phBackfill + "\n")
 	b.WriteString(BatchUpdateSQL(t, col.Colname, "<value>") + "\n")
+	// A step of its own: after the batch, without it, the NOT VALID CHECK
+	// would read as part of the backfill (in a DO block, a migration file).
+	b.WriteString("-- then add NOT NULL without a long lock:\n")
 	b.WriteString(notNullRecipe(t, col.Colname, version))
 	if len(columnConstraints(col, pg_query.ConstrType_CONSTR_PRIMARY)) > 0 {
 		b.WriteString("\n-- then the PRIMARY KEY: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... PRIMARY KEY USING INDEX (see the add-primary-key rule).")

@@ -159,7 +159,10 @@ func attachPartitionRecipe(parent, part Table, bound *pg_query.PartitionBoundSpe
 	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID;", part, name, check)) + "\n")
 	b.WriteString(validateSeparately)
 	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", part, name)) + "\n")
-	b.WriteString("-- no scan now: PostgreSQL sees that the validated constraint implies the bound\n")
+	// Once VALIDATE has committed: in the same transaction (one migration
+	// file of golang-migrate or Prisma) pgguard, judging each statement
+	// before any runs, cannot see the constraint validated yet.
+	b.WriteString("-- then, " + phSeparate + ", once VALIDATE has committed (no scan now: PostgreSQL sees that the validated constraint implies the bound):\n")
 	b.WriteString(strings.TrimRight(strings.TrimSpace(attachSQL), ";") + ";\n")
 	b.WriteString("-- the partition constraint now does the CHECK's job:\n")
 	fmt.Fprintf(&b, "ALTER TABLE %s DROP CONSTRAINT %s;", part, name)

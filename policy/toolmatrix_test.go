@@ -69,14 +69,32 @@ var ruleSteps = map[string][]step{
 var sqlOnlyFixes = map[string]string{
 	"cluster":                  "pg_repack from a shell, or a maintenance window",
 	"lock-timeout":             "a setting's value",
-	"prefer-bigint":            "a column type",
-	"prefer-jsonb":             "a column type",
-	"prefer-text":              "a column type",
-	"prefer-timestamptz":       "a column type",
 	"require-if-exists":        "a clause of the statement",
 	"require-named-constraint": "a clause of the statement",
 	"require-named-index":      "a clause of the statement",
 	"set-tablespace":           "pg_repack from a shell, or a maintenance window",
+}
+
+// typeFixes are the rules whose fix is a column type: said as SQL, and,
+// for a tool with a schema builder or models, as that tool declares the
+// column (the words of typeWords).
+var typeFixes = map[string]string{
+	"prefer-bigint": "bigint", "prefer-jsonb": "jsonb", "prefer-text": "text", "prefer-timestamptz": "timestamptz",
+}
+
+// typeWords are the words a type's fix must say in each tool that declares
+// columns in code, from each tool's documentation: sequelize's DataTypes,
+// knex's schema builder, TypeORM's @Column, node-pg-migrate's column
+// definitions, Django's model fields, Rails' table definitions, Prisma's
+// schema. A tool not here (SQL files) gets the SQL type alone.
+var typeWords = map[Tool]map[string]string{
+	ToolSequelize:     {"jsonb": "DataTypes.JSONB", "text": "DataTypes.TEXT", "bigint": "DataTypes.BIGINT", "timestamptz": "DataTypes.DATE"},
+	ToolKnex:          {"jsonb": "table.jsonb(", "text": "table.text(", "bigint": "table.bigInteger(", "timestamptz": "useTz: true"},
+	ToolTypeORM:       {"jsonb": `type: "jsonb"`, "text": `type: "text"`, "bigint": `type: "bigint"`, "timestamptz": `type: "timestamptz"`},
+	ToolNodePgMigrate: {"jsonb": "'jsonb'", "text": "'text'", "bigint": "'bigint'", "timestamptz": "'timestamptz'"},
+	ToolDjango:        {"jsonb": "models.JSONField", "text": "models.TextField", "bigint": "models.BigIntegerField", "timestamptz": "models.DateTimeField"},
+	ToolRails:         {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint", "timestamptz": "t.timestamptz"},
+	ToolPrisma:        {"jsonb": "Json", "text": "String", "bigint": "BigInt", "timestamptz": "@db.Timestamptz"},
 }
 
 // stepsOf is what a finding's fix asks for.
@@ -246,8 +264,9 @@ func TestFixMatrix(t *testing.T) {
 	for _, r := range Rules() {
 		_, steps := ruleSteps[r.ID]
 		_, sqlOnly := sqlOnlyFixes[r.ID]
-		if steps == sqlOnly {
-			t.Errorf("rule %s must be in exactly one of ruleSteps and sqlOnlyFixes", r.ID)
+		_, typed := typeFixes[r.ID]
+		if n := btoi(steps) + btoi(sqlOnly) + btoi(typed); n != 1 {
+			t.Errorf("rule %s must be in exactly one of ruleSteps, sqlOnlyFixes and typeFixes (is in %d)", r.ID, n)
 		}
 	}
 	tools := append([]Tool{ToolUnknown}, Tools...)
@@ -273,6 +292,18 @@ func TestFixMatrix(t *testing.T) {
 					if !strings.Contains(f.fix, w) {
 						t.Errorf("%s: the fix asks for %s without %q:\n  Fix: %s", where, stepNames[s], w, f.fix)
 					}
+				}
+			}
+			if typ, ok := typeFixes[f.rule]; ok {
+				if !strings.Contains(f.fix, typ) {
+					t.Errorf("%s: the fix does not name the type %s:\n  Fix: %s", where, typ, f.fix)
+				}
+				w, code := typeWords[tool][typ]
+				switch {
+				case code && !strings.Contains(f.fix, w):
+					t.Errorf("%s: the fix does not say %q, how %s declares a %s column:\n  Fix: %s", where, w, toolName(tool), typ, f.fix)
+				case !code && strings.Contains(f.fix, "(in "):
+					t.Errorf("%s: the fix speaks of a schema builder the tool has not:\n  Fix: %s", where, f.fix)
 				}
 			}
 			has := recipeHas(f.hint)
@@ -333,16 +364,7 @@ func TestToolFixesDoc(t *testing.T) {
 		"is the `Fix:` that ends the refusal's message, the one part every tool prints (knex's migrator,\n" +
 		"TypeORM's CLI and Prisma print nothing else); the recipe in the detail and the hint says the same\n" +
 		"step by step. What each tool prints around it, from the tools' own runs, is on the tool's page.\n\n")
-	tools := append([]Tool{ToolUnknown}, Tools...)
-	fixes := map[Tool]map[string]string{}
-	for _, tool := range tools {
-		fixes[tool] = map[string]string{}
-		for _, f := range toolMatrix(t, tool) {
-			if _, ok := fixes[tool][f.rule]; !ok {
-				fixes[tool][f.rule] = f.fix
-			}
-		}
-	}
+	fixes := toolFixes(t)
 	var ids []string
 	for _, r := range Rules() {
 		ids = append(ids, r.ID)
@@ -361,10 +383,7 @@ func TestToolFixesDoc(t *testing.T) {
 		if why, ok := sqlOnlyFixes[id]; ok {
 			b.WriteString("The fix is " + why + ": the same words for every tool.\n\n")
 		}
-		b.WriteString("| tool | the message ends with |\n|---|---|\n")
-		for _, tool := range tools {
-			b.WriteString("| " + toolName(tool) + " | Fix: " + strings.ReplaceAll(fixes[tool][id], "|", `\|`) + " |\n")
-		}
+		b.WriteString(fixTable(fixes, id))
 	}
 	path := filepath.Join("..", "docs", "tools", "fixes.md")
 	if *update {
@@ -380,4 +399,98 @@ func TestToolFixesDoc(t *testing.T) {
 	if string(want) != b.String() {
 		t.Errorf("%s is out of date (run go test ./policy -run TestToolFixesDoc -update and review the diff):\n%s", path, lineDiff(string(want), b.String()))
 	}
+}
+
+// toolFixes is the fix of each rule's first refused fixture for each tool
+// pgguard recognises, and none: what TestToolFixesDoc and
+// TestRuleDocsInYourTool write.
+func toolFixes(t *testing.T) map[Tool]map[string]string {
+	t.Helper()
+	fixes := map[Tool]map[string]string{}
+	for _, tool := range append([]Tool{ToolUnknown}, Tools...) {
+		fixes[tool] = map[string]string{}
+		for _, f := range toolMatrix(t, tool) {
+			if _, ok := fixes[tool][f.rule]; !ok {
+				fixes[tool][f.rule] = f.fix
+			}
+		}
+	}
+	return fixes
+}
+
+// fixTable is rule id's row of fixes, one line a tool.
+func fixTable(fixes map[Tool]map[string]string, id string) string {
+	var b strings.Builder
+	b.WriteString("| tool | the message ends with |\n|---|---|\n")
+	for _, tool := range append([]Tool{ToolUnknown}, Tools...) {
+		b.WriteString("| " + toolName(tool) + " | Fix: " + strings.ReplaceAll(fixes[tool][id], "|", `\|`) + " |\n")
+	}
+	return b.String()
+}
+
+const (
+	beginInYourTool = "<!-- BEGIN generated by go test ./policy -run TestRuleDocsInYourTool -update -->"
+	endInYourTool   = "<!-- END generated -->"
+)
+
+// TestRuleDocsInYourTool: each docs/rules page has a section "In your
+// tool", after its hand-written recipe (plain SQL, "in a separate
+// transaction"), that says what the refusal's fix says in each migration
+// tool: the same fixes as docs/tools/fixes.md, from the same runs; the
+// test fails when a page's section is out of date, and -update rewrites
+// it (or adds it before "## rules.yaml").
+func TestRuleDocsInYourTool(t *testing.T) {
+	t.Parallel()
+	fixes := toolFixes(t)
+	for _, r := range Rules() {
+		id := r.ID
+		var b strings.Builder
+		b.WriteString(beginInYourTool + "\n\n")
+		if why, ok := sqlOnlyFixes[id]; ok {
+			b.WriteString("The fix is " + why + ", the same in every migration tool: the refusal's message ends with\n\n" +
+				"> Fix: " + fixes[ToolUnknown][id] + "\n\n")
+		} else {
+			b.WriteString("The recipe above is plain SQL. When pgguard knows the migration tool behind the session\n" +
+				"(see [docs/tools](../tools/README.md)), the refusal's fix and recipe say each step in that tool's terms;\n" +
+				"the message ends with:\n\n")
+			b.WriteString(fixTable(fixes, id) + "\n")
+		}
+		b.WriteString("Every rule's row: [docs/tools/fixes.md](../tools/fixes.md#" + id + ").\n\n" + endInYourTool)
+		section := b.String()
+		path := filepath.Join("..", "docs", "rules", id+".md")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := string(data)
+		i, j := strings.Index(page, beginInYourTool), strings.Index(page, endInYourTool)
+		var now string
+		switch {
+		case i >= 0 && j > i:
+			now = page[:i] + section + page[j+len(endInYourTool):]
+		case *update && strings.Contains(page, "\n## rules.yaml"):
+			k := strings.Index(page, "\n## rules.yaml")
+			now = page[:k] + "\n## In your tool\n\n" + section + "\n" + page[k:]
+		default:
+			t.Errorf("%s has no generated section \"In your tool\" (run go test ./policy -run TestRuleDocsInYourTool -update)", path)
+			continue
+		}
+		if now == page {
+			continue
+		}
+		if *update {
+			if err := os.WriteFile(path, []byte(now), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s is out of date (run go test ./policy -run TestRuleDocsInYourTool -update and review the diff):\n%s", path, lineDiff(page, now))
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

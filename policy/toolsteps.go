@@ -17,12 +17,16 @@ import "strings"
 //	            transaction: BEGIN; and COMMIT; with no tool known (plain
 //	            SQL spells its transactions), nothing for a tool, which
 //	            runs a migration's statements in the transaction it opens
+//	{body}      a line before a statement with a $$ body (CREATE FUNCTION):
+//	            for a tool that cuts a migration at its semicolons, how to
+//	            keep the body whole; nothing for the others
 const (
 	phOutside  = "{outside}"
 	phSeparate = "{separate}"
 	phBackfill = "{backfill}"
 	phBegin    = "{begin}"
 	phCommit   = "{commit}"
+	phBody     = "{body}"
 )
 
 // toolStep is how a tool runs the steps of a recipe (see above).
@@ -34,6 +38,8 @@ type toolStep struct {
 	backfill string
 	// backfillHint: the comment lines before the batch of a recipe.
 	backfillHint string
+	// body: the comment line {body} becomes, "" for none.
+	body string
 }
 
 // sqlFileBackfill is the backfill of a tool whose migrations are SQL
@@ -120,6 +126,10 @@ var toolSteps = map[Tool]toolStep{
 		backfillHint: "-- Liquibase: a changeset of its own (--changeset author:id runInTransaction:false splitStatements:false)\n" +
 			"-- holding only this DO block, which commits after each batch:\n" +
 			sqlFileBackfill,
+		// A formatted-SQL changeset is cut at each semicolon at a line's
+		// end, inside a $$ body too ("Unterminated dollar quote",
+		// liquibase/liquibase#5538).
+		body: "-- Liquibase: these statements in a changeset with splitStatements:false (Liquibase otherwise cuts the function's body at its semicolons):",
 	},
 	ToolPrisma: {
 		separate: "in a migration of its own (each migration.sql runs as one query, a transaction of its own)",
@@ -146,7 +156,46 @@ func expandFix(fix string, tool Tool) string {
 	fix = strings.ReplaceAll(fix, phOutside, outsidePhrase(tool))
 	fix = strings.ReplaceAll(fix, phSeparate, s.separate)
 	fix = strings.ReplaceAll(fix, phBackfill, s.backfill)
-	return expandAllow(fix, tool)
+	return expandAllow(expandTypes(fix, tool), tool)
+}
+
+// columnTypes is how the schema builder (or the model) of a tool declares
+// a column of each type the prefer-* rules ask for; a tool whose
+// migrations are SQL files has none, and its fix is the SQL type alone.
+var columnTypes = map[Tool]map[string]string{
+	ToolSequelize: {"jsonb": "DataTypes.JSONB", "text": "DataTypes.TEXT", "bigint": "DataTypes.BIGINT",
+		"timestamptz": "DataTypes.DATE, which sequelize makes timestamp with time zone"},
+	ToolKnex: {"jsonb": "table.jsonb(name)", "text": "table.text(name)", "bigint": "table.bigInteger(name), or table.bigIncrements(name) for a key",
+		"timestamptz": "table.timestamp(name, { useTz: true })"},
+	ToolTypeORM: {"jsonb": `@Column({ type: "jsonb" })`, "text": `@Column({ type: "text" })`,
+		"bigint": `@Column({ type: "bigint" }), or @PrimaryGeneratedColumn({ type: "bigint" }) for a key`, "timestamptz": `@Column({ type: "timestamptz" })`},
+	ToolNodePgMigrate: {"jsonb": "type: 'jsonb'", "text": "type: 'text'", "bigint": "type: 'bigint', or 'bigserial' for a key", "timestamptz": "type: 'timestamptz'"},
+	ToolDjango: {"jsonb": "models.JSONField, which is jsonb on PostgreSQL", "text": "models.TextField",
+		"bigint":      "models.BigIntegerField, or models.BigAutoField for a key (DEFAULT_AUTO_FIELD)",
+		"timestamptz": "models.DateTimeField, which is timestamp with time zone on PostgreSQL"},
+	ToolRails: {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint (a primary key is bigint since Rails 5.1)", "timestamptz": "t.timestamptz (Rails 7+)"},
+	ToolPrisma: {"jsonb": "Json, which is jsonb on PostgreSQL", "text": "String, which is text on PostgreSQL", "bigint": "BigInt",
+		"timestamptz": "DateTime @db.Timestamptz"},
+}
+
+// expandTypes replaces each {type:T} of a fix with how the session's tool
+// declares a column of type T, or nothing.
+func expandTypes(fix string, tool Tool) string {
+	for {
+		i := strings.Index(fix, "{type:")
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		words := ""
+		if w, ok := columnTypes[tool][fix[i+len("{type:"):i+j]]; ok {
+			words = " (in " + toolNames[tool] + ": " + w + ")"
+		}
+		fix = fix[:i] + words + fix[i+j+1:]
+	}
 }
 
 // expandHint expands a recipe's placeholders in tool's terms.
@@ -166,6 +215,11 @@ func expandHint(hint string, tool Tool) string {
 			continue
 		case phBackfill:
 			out = append(out, s.backfillHint)
+			continue
+		case phBody:
+			if s.body != "" {
+				out = append(out, s.body)
+			}
 			continue
 		}
 		l = strings.ReplaceAll(l, phOutside, outsidePhrase(tool))

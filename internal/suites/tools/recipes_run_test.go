@@ -23,6 +23,29 @@ type recipeCase struct {
 	// check is a query straight on the database that returns true once
 	// the recipe did what it says.
 	check string
+	// choose, when set, makes the choices the recipe leaves to its user
+	// (an alternative, a <value>) before it runs.
+	choose func(hint string) string
+}
+
+// notNullChoice takes the recipe's second way (nullable, backfilled, then
+// NOT NULL), with 'new' as the value existing rows get.
+func notNullChoice(hint string) string {
+	var out []string
+	skip := false
+	for _, l := range strings.Split(hint, "\n") {
+		switch {
+		case strings.HasPrefix(l, "-- either"):
+			skip = true
+			continue
+		case strings.HasPrefix(l, "-- or add it nullable"):
+			skip = false
+		}
+		if !skip {
+			out = append(out, strings.ReplaceAll(l, "<value>", "'new'"))
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 var recipeCases = []recipeCase{
@@ -43,6 +66,22 @@ var recipeCases = []recipeCase{
 			"AND (SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE a.attrelid = 'big'::regclass AND a.attname = 'token') = 'gen_random_uuid()' FROM big"},
 	{rule: "create-index", sql: "CREATE INDEX big_note_idx ON big (note)",
 		check: "SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'big_note_idx'::regclass"},
+	// A new column kept in step by a trigger, backfilled, swapped in: the
+	// values kept, the type bigint, the trigger and its function gone.
+	{rule: "alter-column-type", sql: "ALTER TABLE big ALTER COLUMN account TYPE bigint",
+		check: "SELECT (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'account') = 'bigint' " +
+			"AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'big'::regclass AND NOT tgisinternal) AND NOT EXISTS (SELECT FROM pg_proc WHERE proname = 'big_account_new_sync') " +
+			"AND count(*) = 300000 AND bool_and(account = id % 1000) FROM big"},
+	{rule: "add-column-not-null-without-default", sql: "ALTER TABLE big ADD COLUMN status text NOT NULL", choose: notNullChoice,
+		check: "SELECT (SELECT attnotnull FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'status') " +
+			"AND NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'big_status_not_null') AND count(*) FILTER (WHERE status = 'new') = 300000 FROM big"},
+	{rule: "truncate", sql: "TRUNCATE big", check: "SELECT count(*) = 0 FROM big"},
+	// big attached as the partition of a new table: the CHECK that lets
+	// ATTACH skip its scan, validated, then the ATTACH, then the CHECK
+	// dropped.
+	{rule: "attach-partition", sql: "ALTER TABLE big_by_id ATTACH PARTITION big FOR VALUES FROM (1) TO (1000000)",
+		setup: "CREATE TABLE big_by_id (LIKE big) PARTITION BY RANGE (id)",
+		check: "SELECT relispartition AND NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'big_partition_bound') FROM pg_class WHERE oid = 'big'::regclass"},
 }
 
 // recipeStep is one unit of a recipe: what a tool runs as one migration
@@ -55,6 +94,49 @@ type recipeStep struct {
 	loop string
 	// repeat: the recipe says to repeat the batch until it changes 0 rows.
 	repeat bool
+	// note is the step's comment lines: the block before it and those
+	// between its statements.
+	note string
+}
+
+// annotated: the recipe says to run the step with a pgguard:allow
+// annotation (alter-column-type's swap: DROP COLUMN, RENAME COLUMN).
+func (s recipeStep) annotated() bool {
+	return strings.Contains(s.note, "with a pgguard:allow annotation")
+}
+
+// splitAnnotated splits off the last steps of a recipe when it says to run
+// them with a pgguard:allow annotation.
+func splitAnnotated(t *testing.T, steps []recipeStep) (through, annotated []recipeStep) {
+	t.Helper()
+	for i, s := range steps {
+		if s.annotated() {
+			for _, a := range steps[i:] {
+				if !a.annotated() {
+					t.Fatalf("a step after the annotated ones: %s", a.sql)
+				}
+			}
+			return steps[:i], steps[i:]
+		}
+	}
+	return steps, nil
+}
+
+// runAnnotated runs the steps that the recipe says to run with a
+// pgguard:allow annotation straight on the database: the suite's pgguard
+// lets no role annotate (TestPsqlAnnotation), as a deployment lets only the
+// roles it names.
+func runAnnotated(t *testing.T, db string, steps []recipeStep) {
+	t.Helper()
+	if len(steps) == 0 {
+		return
+	}
+	conn := direct(t, db)
+	for _, s := range steps {
+		if _, err := conn.Exec(context.Background(), s.sql); err != nil {
+			t.Fatalf("%s\nfailed: %v", s.sql, err)
+		}
+	}
 }
 
 // recipeSteps reads the SQL a recipe tells its user to run: the lines
@@ -63,7 +145,7 @@ type recipeStep struct {
 // batch below> ..." is the DO block the batch that follows goes in.
 func recipeSteps(hint string) []recipeStep {
 	var steps []recipeStep
-	cur, inComment, boundary, loop, repeat := recipeStep{}, false, false, "", false
+	cur, inComment, boundary, loop, repeat, note := recipeStep{}, false, false, "", false, ""
 	flush := func() {
 		if strings.TrimSpace(cur.sql) != "" {
 			steps = append(steps, cur)
@@ -73,9 +155,10 @@ func recipeSteps(hint string) []recipeStep {
 	for _, l := range strings.Split(hint, "\n") {
 		if strings.HasPrefix(l, "--") {
 			if !inComment {
-				boundary, loop, repeat = false, "", false
+				boundary, loop, repeat, note = false, "", false, ""
 			}
 			inComment = true
+			note += l + "\n"
 			c := strings.TrimSpace(strings.TrimPrefix(l, "--"))
 			if strings.HasPrefix(c, "then") || strings.Contains(c, "of its own") || strings.HasPrefix(c, "or,") {
 				boundary = true
@@ -91,6 +174,9 @@ func recipeSteps(hint string) []recipeStep {
 		if inComment && (boundary || loop != "" || repeat) {
 			flush()
 			cur.loop, cur.repeat = loop, repeat
+		}
+		if inComment {
+			cur.note += note
 		}
 		inComment = false
 		cur.sql += l + "\n"
@@ -293,7 +379,8 @@ func flywayCLI() recipeTool {
 
 // liquibaseCLI writes each step as a changeset of a formatted-SQL
 // changelog, runInTransaction:false for a step outside a transaction
-// (and splitStatements:false for a DO block), and runs liquibase update.
+// (and splitStatements:false for a DO block, or where the recipe says so:
+// a function's body), and runs liquibase update.
 func liquibaseCLI() recipeTool {
 	return recipeTool{name: "liquibase-cli", app: "liquibase", run: func(t *testing.T, db string, steps []recipeStep) {
 		var b strings.Builder
@@ -303,7 +390,7 @@ func liquibaseCLI() recipeTool {
 			if s.nonTransactional() {
 				b.WriteString(" runInTransaction:false")
 			}
-			if s.loop != "" {
+			if s.loop != "" || strings.Contains(s.note, "splitStatements:false") {
 				b.WriteString(" splitStatements:false")
 			}
 			b.WriteString("\n" + s.text())
@@ -403,6 +490,9 @@ func TestRecipesRun(t *testing.T) {
 					if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
 						t.Fatalf("refused by another rule: %s", pe.Message)
 					}
+					if c.choose != nil {
+						pe.Hint = c.choose(pe.Hint)
+					}
 					steps := recipeSteps(pe.Hint)
 					if len(steps) == 0 {
 						t.Fatalf("no SQL in the recipe:\n%s", pe.Hint)
@@ -411,7 +501,9 @@ func TestRecipesRun(t *testing.T) {
 						return // only a backfill's recipe has a DO block; "none" ran this one
 					}
 					t.Logf("recipe:\n%s", pe.Hint)
+					steps, annotated := splitAnnotated(t, steps)
 					tl.run(t, db, steps)
+					runAnnotated(t, db, annotated)
 					var ok bool
 					if err := conn.QueryRow(context.Background(), c.check).Scan(&ok); err != nil || !ok {
 						t.Fatalf("the recipe ran but did not do what it says (%s: %v, %v):\n%s", c.check, ok, err, pe.Hint)
@@ -457,9 +549,11 @@ func backfillSnippet(t *testing.T, hint string) string {
 }
 
 // TestRecipesRunNode: the backfill loop that large-dml's recipe gives each
-// node tool (knex.raw(...).rowCount, pgm.db.query(...).rowCount,
-// queryRunner.query(...)[1], sequelize's query(...)[1].rowCount), copied
-// into a real migration of that tool, run by the tool through pgguard:
+// tool whose migrations are code (knex.raw(...).rowCount,
+// pgm.db.query(...).rowCount, queryRunner.query(...)[1], sequelize's
+// query(...)[1].rowCount, Django's RunPython with cursor.rowcount, Rails'
+// execute(...).cmd_tuples), copied into a real migration of that tool,
+// run by the tool through pgguard:
 // pgguard refuses none of its batches, the loop ends, and every row is
 // updated. A snippet that reads the wrong field of the library's result
 // either never loops (rows left) or never ends (the run times out).
@@ -481,6 +575,26 @@ func TestRecipesRunNode(t *testing.T) {
 		"sequelize": func(s string) (string, string) {
 			return "20260101000001-backfill.js", "module.exports = {\n  up: async (queryInterface) => {\n" + s + "\n  },\n  down: async () => {},\n};\n"
 		},
+		// The recipe's function at the module's top level, its operations
+		// in the Migration class, atomic = False as the recipe says.
+		"django": func(s string) (string, string) {
+			var fn, ops []string
+			for _, l := range strings.Split(s, "\n") {
+				if strings.HasPrefix(l, "operations") {
+					ops = append(ops, "    "+l)
+				} else {
+					fn = append(fn, l)
+				}
+			}
+			return filepath.Join("rule_case_migrations", "0001_backfill.py"), "from django.db import migrations\n\n\n" + strings.Join(fn, "\n") +
+				"\n\n\nclass Migration(migrations.Migration):\n    atomic = False\n" + strings.Join(ops, "\n") + "\n"
+		},
+		// The recipe's def up in a migration that calls
+		// disable_ddl_transaction!, as the recipe says.
+		"rails": func(s string) (string, string) {
+			return "20260101000001_backfill.rb", "class Backfill < ActiveRecord::Migration[6.1]\n  disable_ddl_transaction!\n\n  " +
+				strings.ReplaceAll(s, "\n", "\n  ") + "\nend\n"
+		},
 	}
 	for _, tl := range ruleTools(t) {
 		file, ok := files[tl.name]
@@ -495,6 +609,9 @@ func TestRecipesRunNode(t *testing.T) {
 			name, text := file(snippet)
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, name), text)
+			if tl.name == "django" {
+				writeFile(t, filepath.Join(dir, filepath.Dir(name), "__init__.py"), "")
+			}
 			var r result
 			if tl.name == "typeorm" {
 				// The recipe: typeorm migration:run -t each.
@@ -514,6 +631,123 @@ func TestRecipesRunNode(t *testing.T) {
 			}
 			if left != 0 {
 				t.Fatalf("%d rows not backfilled by:\n%s\n%s", left, text, r)
+			}
+		})
+	}
+}
+
+// nodeStepFile is one step of a recipe as a migration file of a node tool
+// (the i-th, so that the tool runs them in order), without a transaction
+// when noTx.
+type nodeStepFile func(i int, sql string, noTx bool) (name, text string)
+
+// nodeStepFiles: how each node tool's migration holds a recipe's step of
+// raw SQL, and the words its recipe says a step needs no transaction with.
+var nodeStepFiles = map[string]struct {
+	file   nodeStepFile
+	noTxIn string
+}{
+	"knex": {noTxIn: "exports.config = { transaction: false }", file: func(i int, sql string, noTx bool) (string, string) {
+		text := "exports.up = (knex) => knex.raw(`" + sql + "`);\nexports.down = async () => {};\n"
+		if noTx {
+			text = "exports.config = { transaction: false };\n" + text
+		}
+		return fmt.Sprintf("202601010%05d_step.js", i), text
+	}},
+	"node-pg-migrate": {noTxIn: "pgm.noTransaction()", file: func(i int, sql string, noTx bool) (string, string) {
+		body := "pgm.sql(`" + sql + "`);"
+		if noTx {
+			body = "pgm.noTransaction(); " + body
+		}
+		return fmt.Sprintf("17672256%05d_step.js", i), "exports.up = (pgm) => { " + body + " };\nexports.down = () => {};\n"
+	}},
+	"typeorm": {noTxIn: "transaction = false", file: func(i int, sql string, noTx bool) (string, string) {
+		class := fmt.Sprintf("Step17672256%05d", i)
+		prop := ""
+		if noTx {
+			prop = "  transaction = false;\n"
+		}
+		return fmt.Sprintf("17672256%05d-Step.js", i), "module.exports = class " + class + " {\n  name = '" + class + "';\n" + prop +
+			"  async up(queryRunner) { await queryRunner.query(`" + sql + "`); }\n  async down() {}\n};\n"
+	}},
+	// sequelize-cli wraps no migration in a transaction.
+	"sequelize": {file: func(i int, sql string, noTx bool) (string, string) {
+		return fmt.Sprintf("202601010%05d-step.js", i), "module.exports = {\n  up: (queryInterface) => queryInterface.sequelize.query(`" + sql + "`),\n  down: async () => {},\n};\n"
+	}},
+}
+
+// nodeStepCases are the recipes TestRecipesRunNodeSteps runs: those whose
+// steps are SQL (a backfill's loop is code, which TestRecipesRunNode runs).
+// attach-partition last: once attached, big is a partition.
+var nodeStepCases = []string{"add-foreign-key", "add-check-constraint", "add-unique-constraint", "set-not-null", "create-index", "attach-partition"}
+
+// TestRecipesRunNodeSteps: the constraint, index and attach recipes that
+// pgguard prints to each node tool (sequelize-cli, knex, node-pg-migrate,
+// TypeORM), each step written as a migration of its own, without a
+// transaction where the recipe says so in the tool's words (or for
+// CONCURRENTLY), run by the tool through pgguard (TypeORM with -t each, as
+// its recipes say): pgguard refuses none of it and each change is made.
+// The recipes of a tool run as one run of the tool over all their
+// migrations, in one database: each refusal is taken first, then the
+// migrations run, then each check.
+func TestRecipesRunNodeSteps(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	cases := map[string]recipeCase{}
+	for _, c := range recipeCases {
+		cases[c.rule] = c
+	}
+	for _, tl := range ruleTools(t) {
+		nf, ok := nodeStepFiles[tl.name]
+		if !ok {
+			continue
+		}
+		t.Run(tl.name, func(t *testing.T) {
+			t.Parallel()
+			db := database(t, "recipe_steps_"+tl.name)
+			conn := direct(t, db)
+			dir := t.TempDir()
+			var hints []string
+			n := 0
+			for _, rule := range nodeStepCases {
+				c := cases[rule]
+				if c.setup != "" {
+					if _, err := conn.Exec(context.Background(), c.setup); err != nil {
+						t.Fatal(err)
+					}
+				}
+				pe := refusal(t, db, tl.name, c.sql)
+				if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
+					t.Fatalf("%s: refused by another rule: %s", rule, pe.Message)
+				}
+				hints = append(hints, pe.Hint)
+				for _, s := range recipeSteps(pe.Hint) {
+					if s.repeat || s.loop != "" {
+						t.Fatalf("%s: a backfill in the recipe:\n%s", rule, pe.Hint)
+					}
+					n++
+					noTx := s.nonTransactional() || nf.noTxIn != "" && strings.Contains(s.note, nf.noTxIn)
+					name, text := nf.file(n, strings.TrimSpace(s.sql), noTx)
+					writeFile(t, filepath.Join(dir, name), text)
+				}
+			}
+			var r result
+			if tl.name == "typeorm" {
+				_, bin := nodeBin(t, "typeorm")
+				project := need(t, filepath.Join(nodeDir, "typeorm"), "the TypeORM project", "testdata")
+				r = runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+dir), bin, "migration:run", "-d", "datasource.js", "-t", "each")
+			} else {
+				r = tl.run(t, db, dir)
+			}
+			t.Logf("recipes:\n%s\n%s", strings.Join(hints, "\n\n"), r)
+			if r.code != 0 || r.timedOut {
+				t.Fatalf("the recipes' migrations failed:\n%s", r)
+			}
+			for i, rule := range nodeStepCases {
+				var ok bool
+				if err := conn.QueryRow(context.Background(), cases[rule].check).Scan(&ok); err != nil || !ok {
+					t.Errorf("%s: the recipe ran but did not do what it says (%s: %v, %v):\n%s", rule, cases[rule].check, ok, err, hints[i])
+				}
 			}
 		})
 	}

@@ -16,6 +16,9 @@ import (
 type ruleCase struct {
 	rule, sql string
 	step      string // "outside", "separate", "backfill" or "later"
+	// same, for a rule whose fix is not a step in the tool (pg_repack):
+	// the words its fix says in every tool, instead of step's.
+	same string
 	// psql, when set, is sql as psql must send it: psql sends each
 	// statement as a query of its own.
 	psql string
@@ -23,10 +26,13 @@ type ruleCase struct {
 	setup string
 }
 
-// ruleCases are the refusals every tool's migration can hit beyond the
-// scenarios of scenario_test.go (create-index, alter-column-type,
-// add-column-volatile-default): each kind of step a fix asks for, in
-// several rules.
+// ruleCases are the refusals every tool's migration can hit: each kind of
+// step a fix asks for, in every rule that refuses a migration's statement
+// on the template's table big (the scenarios of scenario_test.go run
+// create-index, alter-column-type and add-column-volatile-default through
+// each tool's own schema builder as well). drop-index is not here: pgguard
+// refuses no DROP INDEX (alone it runs CONCURRENTLY, in a transaction as
+// sent).
 // REINDEX follows a SELECT so that it is not alone in its query, where
 // pgguard would run it CONCURRENTLY (golang-migrate, Prisma).
 var ruleCases = []ruleCase{
@@ -46,6 +52,38 @@ var ruleCases = []ruleCase{
 	// transaction, instead of a new type.
 	{rule: "alter-column-type", step: "outside", sql: "ALTER TABLE big ALTER COLUMN mood TYPE text",
 		setup: "CREATE TYPE mood AS ENUM ('calm', 'busy'); ALTER TABLE big ADD COLUMN mood mood"},
+	// A column widened (int to bigint): a new column, backfilled.
+	{rule: "alter-column-type", step: "backfill", sql: "ALTER TABLE big ALTER COLUMN account TYPE bigint"},
+	// ADD ... NOT VALID and its VALIDATE in one migration: one query, one
+	// transaction, in every tool; psql -f sends them as queries of their
+	// own, so its migration spells the transaction.
+	{rule: "validate-in-same-transaction", step: "separate",
+		sql:  "ALTER TABLE big ADD CONSTRAINT big_account_nonnegative CHECK (account >= 0) NOT VALID; ALTER TABLE big VALIDATE CONSTRAINT big_account_nonnegative",
+		psql: "BEGIN; ALTER TABLE big ADD CONSTRAINT big_account_nonnegative CHECK (account >= 0) NOT VALID; ALTER TABLE big VALIDATE CONSTRAINT big_account_nonnegative; COMMIT"},
+	// A plain CREATE INDEX inside the migration's transaction (a query of
+	// several statements is one, for the tools that run none: alone,
+	// pgguard would run it CONCURRENTLY).
+	{rule: "create-index", step: "outside", sql: "SELECT 1; CREATE INDEX big_note_idx ON big (note)",
+		psql: "BEGIN; CREATE INDEX big_note_idx ON big (note); COMMIT"},
+	// CREATE INDEX CONCURRENTLY where it cannot run: in a transaction.
+	{rule: "concurrently-in-transaction", step: "outside", sql: "SELECT 1; CREATE INDEX CONCURRENTLY big_note_cidx ON big (note)",
+		psql: "BEGIN; CREATE INDEX CONCURRENTLY big_note_cidx ON big (note); COMMIT"},
+	{rule: "add-column-volatile-default", step: "backfill", sql: "ALTER TABLE big ADD COLUMN token uuid DEFAULT gen_random_uuid()"},
+	{rule: "set-logged", step: "backfill", sql: "ALTER TABLE big SET UNLOGGED"},
+	// big, the large table, attached as a partition of a new table.
+	{rule: "attach-partition", step: "separate", sql: "ALTER TABLE big_by_id ATTACH PARTITION big FOR VALUES FROM (1) TO (1000000)",
+		setup: "CREATE TABLE big_by_id (LIKE big) PARTITION BY RANGE (id)"},
+	// A view without the unique index that REFRESH ... CONCURRENTLY needs.
+	{rule: "refresh-materialized-view", step: "outside", sql: "REFRESH MATERIALIZED VIEW big_totals",
+		setup: "CREATE MATERIALIZED VIEW big_totals AS SELECT account, count(*) AS n FROM big GROUP BY account"},
+	// The fix of these two is pg_repack from a shell, the same words in
+	// every tool. pgguard refuses SET TABLESPACE before PostgreSQL sees
+	// it; pg_default spares the test a tablespace of its own.
+	{rule: "cluster", same: "use pg_repack", sql: "CLUSTER big USING big_pkey"},
+	{rule: "set-tablespace", same: "use pg_repack --tablespace", sql: "ALTER TABLE big SET TABLESPACE pg_default"},
+	// Last: its setup drops big's primary key, which cases above use.
+	{rule: "add-primary-key", step: "outside", sql: "ALTER TABLE big ADD PRIMARY KEY (id)",
+		setup: "ALTER TABLE big DROP CONSTRAINT big_pkey"},
 }
 
 // ruleTool is how a tool runs a migration of raw SQL: write puts it in a
@@ -322,7 +360,11 @@ func checkRuleRefusal(t *testing.T, tl ruleTool, c ruleCase, r result) {
 		t.Errorf("%s: the message %s printed carries no fix: %s", c.rule, tl.name, msg)
 		return
 	}
-	if w := tl.words[c.step]; !strings.Contains(fix, w) {
+	w := tl.words[c.step]
+	if c.same != "" {
+		w = c.same
+	}
+	if !strings.Contains(fix, w) {
 		t.Errorf("%s: the fix %s printed does not say %q (%s):\n  Fix: %s", c.rule, tl.name, w, c.step, fix)
 	}
 	if !tl.noRecipe && !strings.Contains(r.out, "Safe recipe:") {

@@ -229,7 +229,7 @@ public class FlywayRun {
                     crc.update(line.getBytes(StandardCharsets.UTF_8));
                 }
                 mig.checksum = (int) crc.getValue();
-                mig.statements = Jdbc.statements(text);
+                mig.statements = Jdbc.statements(text, true);
                 // PostgreSQLParser.detectCanExecuteInTransaction; a script
                 // that mixes both kinds is an error unless mixed=true.
                 int nonTx = 0;

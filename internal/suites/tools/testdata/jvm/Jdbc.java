@@ -55,20 +55,43 @@ class Jdbc {
 
     // statements splits a script into its statements: each ends with a
     // semicolon at the end of a line; "--" comment lines are dropped. The
-    // suite's scripts need no more than that.
+    // suite's scripts need no more than that. It is Liquibase's split of a
+    // formatted-SQL changeset, which cuts a $$ body at its semicolons too
+    // (liquibase/liquibase#5538: "Unterminated dollar quote").
     static List<String> statements(String script) {
+        return statements(script, false);
+    }
+
+    // withoutComments is a script without its "--" comment lines.
+    static String withoutComments(String script) {
+        StringBuilder b = new StringBuilder();
+        for (String line : script.split("\n")) {
+            if (!line.trim().startsWith("--")) {
+                b.append(line).append("\n");
+            }
+        }
+        return b.toString().trim();
+    }
+
+    // statements with dollarQuotes splits as Flyway's PostgreSQL parser
+    // does: a semicolon inside a $$ body ends no statement.
+    static List<String> statements(String script, boolean dollarQuotes) {
         List<String> out = new ArrayList<>();
         StringBuilder cur = new StringBuilder();
+        boolean inBody = false;
         for (String line : script.split("\n")) {
             String t = line.trim();
-            if (t.isEmpty() || t.startsWith("--")) {
+            if (t.isEmpty() || (!inBody && t.startsWith("--"))) {
                 continue;
             }
             if (cur.length() > 0) {
                 cur.append("\n");
             }
             cur.append(line);
-            if (t.endsWith(";")) {
+            if (dollarQuotes && (line.split("\\$\\$", -1).length - 1) % 2 == 1) {
+                inBody = !inBody;
+            }
+            if (!inBody && t.endsWith(";")) {
                 String s = cur.toString().trim();
                 out.add(s.substring(0, s.length() - 1));
                 cur.setLength(0);

@@ -54,6 +54,7 @@ public class LiquibaseRun {
     static class ChangeSet {
         String id, author, sql = "";
         boolean runInTransaction = true;
+        boolean splitStatements = true;
 
         String name() {
             return file + "::" + id + "::" + author;
@@ -110,7 +111,8 @@ public class LiquibaseRun {
     }
 
     // parse reads a formatted-SQL changelog: "--changeset author:id" starts
-    // a changeset, "runInTransaction:false" after it marks it.
+    // a changeset, "runInTransaction:false" and "splitStatements:false"
+    // after it mark it.
     static List<ChangeSet> parse(Path p) throws Exception {
         List<ChangeSet> out = new ArrayList<>();
         ChangeSet cur = null;
@@ -121,6 +123,7 @@ public class LiquibaseRun {
                 cur.author = m.group(1);
                 cur.id = m.group(2);
                 cur.runInTransaction = !m.group(3).contains("runInTransaction:false");
+                cur.splitStatements = !m.group(3).contains("splitStatements:false");
                 out.add(cur);
             } else if (cur != null) {
                 cur.sql += line + "\n";
@@ -242,7 +245,10 @@ public class LiquibaseRun {
         conn.setAutoCommit(!cs.runInTransaction);
         String current = null;
         try {
-            for (String s : Jdbc.statements(cs.sql)) {
+            // splitStatements:false: the changeset is one statement, its
+            // "--" lines left out (a $$ body's semicolons stay in it).
+            List<String> stmts = cs.splitStatements ? Jdbc.statements(cs.sql) : List.of(Jdbc.withoutComments(cs.sql));
+            for (String s : stmts) {
                 current = s;
                 Jdbc.execute(conn, s);
             }
