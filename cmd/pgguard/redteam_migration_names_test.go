@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/pgcatalog"
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+	"github.com/pgguard/pgguard/policy"
+)
+
+// nameRig is production (30,000 rows), uat (10 rows, and without the
+// tables listed in uatLacks) behind one pgguard: targets production (its
+// own sizes, monitor: block), uat (sizes_from: production) and uat-file
+// (sizes_file: an export of production). rename-table is off (the
+// migration renames on purpose: the recipe of rename-table itself renames
+// then keeps the old name with a view) and large_dml.max_rows is 1,000.
+type nameRig struct {
+	sessions map[string]*agreeSession
+	sizes    *pgcatalog.Sizes
+	eng      *policy.Engine
+}
+
+func startNameRig(t *testing.T, prodOnly []string) *nameRig {
+	t.Helper()
+	pg := pgtest.Must(t, pgtest.Options{})
+	prod := append(append([]string{}, borrowSchema...), prodOnly...)
+	sizesDatabase(t, pg, "production", append(prod, borrowRows(30000)...)...)
+	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
+	file := exportSizes(t, pg, "production")
+	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
+	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
+	admin := freeAddr(t)
+	cfg := fmt.Sprintf("rules:\n  rename-table: off\nlarge_dml:\n  max_rows: 1000\nproxy:\n  admin: %s\n  targets:\n"+
+		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
+		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
+		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
+		admin, addrs["production"], pg.Addr(), pgtest.SCRAMUser, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startBinary(t, "--rules", rules, "--log-format", "json")
+	waitHTTP(t, "http://"+admin+"/startup", 200)
+	waitUntil(t, "production's sizes read by uat", 20*time.Second, func() bool {
+		return sum(scrape(t, admin), "pgguard_borrowed_sizes_in_use", "target", "uat") == 1
+	})
+	r := &nameRig{sessions: map[string]*agreeSession{}}
+	for name, addr := range addrs {
+		db := "uat"
+		if name == "production" {
+			db = "production"
+		}
+		s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, addr, db))
+		t.Cleanup(func() { s.conn.Close(context.Background()) })
+		r.sessions[name] = s
+	}
+	sizes, err := pgcatalog.LoadSizes(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sizes = sizes
+	pcfg, err := policy.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.Rules["rename-table"] = policy.LevelOff
+	pcfg.LargeDML.MaxRows = 1000
+	if r.eng, err = policy.NewEngine(pcfg); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// verdict is verdictOf, but an earlier statement may draw a NOTICE from
+// the server (CREATE TABLE IF NOT EXISTS of a table that exists), not one
+// from pgguard.
+func (r *nameRig) verdict(t *testing.T, s *agreeSession, c borrowCase) agreeVerdict {
+	t.Helper()
+	s.must(t, "BEGIN")
+	for _, e := range c.earlier {
+		err, notices := s.exec(t, e)
+		if err != nil {
+			t.Fatalf("%s: %v", e, err)
+		}
+		for _, n := range notices {
+			if strings.HasPrefix(n.Message, "pgguard") {
+				t.Fatalf("%s: %s", e, n.Message)
+			}
+		}
+	}
+	return s.verdict(t, agreeContext{}, c.sql)
+}
+
+// decide runs c on production, uat and uat-file and lints it with the
+// export; it reports every target and lint that decides otherwise than
+// production.
+func (r *nameRig) decide(t *testing.T, c borrowCase) {
+	t.Helper()
+	got := map[string]string{}
+	for _, name := range []string{"production", "uat", "uat-file"} {
+		got[name] = r.verdict(t, r.sessions[name], c).key()
+	}
+	// lintWithSizes puts the earlier statements in the file, but outside
+	// the transaction unless --in-transaction: wrap them.
+	lc := c
+	lc.earlier = append([]string{"BEGIN"}, c.earlier...)
+	lc.sql = c.sql + ";\nCOMMIT"
+	lint := lintWithSizes(t, r.eng, r.sizes, lc).key()
+	t.Logf("%s\n  production %s, uat %s, uat-file %s, lint --sizes %s", strings.Join(append(c.earlier, c.sql), "; "), got["production"], got["uat"], got["uat-file"], lint)
+	if !strings.Contains(got["production"], c.rule+"@") {
+		t.Fatalf("production: %s, want %s refusing", got["production"], c.rule)
+	}
+	for _, name := range []string{"uat", "uat-file"} {
+		if got[name] != got["production"] {
+			t.Errorf("%s decides %s, production %s", name, got[name], got["production"])
+		}
+	}
+	if lint != got["production"] {
+		t.Errorf("lint --sizes decides %s, production %s", lint, got["production"])
+	}
+}
+
+// TestRedteamRenamedInMigration: the migration renames a table, then
+// changes it under its new name (the rename-and-swap of a backfill, or
+// rename-table's own recipe). Production's proxy judges the new name with
+// production's own catalog, which sees the renamed table with its 30,000
+// rows, and refuses. uat looks production's sizes up by the new name,
+// which production's export does not have (the rename has not run there
+// yet), so it judges uat's own 10 rows and allows. lint --sizes does not
+// know the new name either and assumes it large (refuses).
+func TestRedteamRenamedInMigration(t *testing.T) {
+	t.Skip("redteam: a table renamed earlier in the migration is looked up in production's sizes by its new name, not found, and judged with uat's own 10 rows (uat allows, production refuses)")
+	r := startNameRig(t, nil)
+	for _, c := range []borrowCase{
+		{rule: "large-dml", sql: "UPDATE accounts_old SET note = 'x'", earlier: []string{"ALTER TABLE accounts RENAME TO accounts_old"}},
+		{rule: "alter-column-type", sql: "ALTER TABLE accounts_old ALTER COLUMN amount TYPE bigint", earlier: []string{"ALTER TABLE accounts RENAME TO accounts_old"}},
+		{rule: "create-index", sql: "CREATE INDEX ledger_old_amount ON ledger_old (amount)", earlier: []string{"ALTER TABLE ledger RENAME TO ledger_old"}},
+	} {
+		r.decide(t, c)
+	}
+}
+
+// TestRedteamCreateIfNotExistsInUATOnly: production has audit_log (30,000
+// rows: created by hand, or by a hotfix, outside the migrations), uat does
+// not. The release's idempotent migration runs CREATE TABLE IF NOT EXISTS
+// audit_log, then backfills and indexes it in the same transaction. In uat
+// the table is created by it, so it is new and small; in production the
+// CREATE does nothing and production's proxy refuses the backfill and the
+// index. uat allows what production refuses, though it borrows the sizes
+// of a production that has the table; lint --sizes (which cannot tell
+// whether IF NOT EXISTS creates anything, so does not count it as new)
+// refuses as production does.
+func TestRedteamCreateIfNotExistsInUATOnly(t *testing.T) {
+	r := startNameRig(t, []string{
+		"CREATE TABLE audit_log (id bigint, note text)",
+		"INSERT INTO audit_log SELECT g, 'n' || g FROM generate_series(1, 30000) g",
+	})
+	create := "CREATE TABLE IF NOT EXISTS audit_log (id bigint, note text)"
+	for _, c := range []borrowCase{
+		{rule: "large-dml", sql: "UPDATE audit_log SET note = 'x'", earlier: []string{create}},
+		{rule: "create-index", sql: "CREATE INDEX audit_log_note ON audit_log (note)", earlier: []string{create}},
+		{rule: "add-primary-key", sql: "ALTER TABLE audit_log ADD PRIMARY KEY (id)", earlier: []string{create}},
+	} {
+		r.decide(t, c)
+	}
+}
