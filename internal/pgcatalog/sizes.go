@@ -466,12 +466,36 @@ func (s *Sizes) leaves(r *SizeRelation, depth int) (rows, bytes int64) {
 	for _, k := range s.kids[[2]string{r.Schema, r.Name}] {
 		if k.Kind == "partitioned" {
 			r, b := s.leaves(k, depth+1)
-			rows, bytes = rows+r, bytes+b
+			rows, bytes = addSat(rows, r), addSat(bytes, b)
 			continue
 		}
-		rows, bytes = rows+k.Rows, bytes+k.Bytes
+		rows, bytes = addSat(rows, k.Rows), addSat(bytes, k.Bytes)
 	}
 	return rows, bytes
+}
+
+// addSat adds two sizes (never negative: ReadSizeFile refuses those),
+// stopping at the largest int64: a file's numbers may be as large as it
+// gets (edited by hand to mark a table huge), and a sum that wrapped
+// around would be negative, small.
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// rowsOf converts a scaled row count to an int64, the largest when it is
+// past it (converting a float64 of 2^63 or more is undefined in Go, and
+// negative on amd64).
+func rowsOf(f float64) int64 {
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f < 0 || math.IsNaN(f):
+		return 0
+	}
+	return int64(f)
 }
 
 // SizeSource gives the sizes a target borrows: from a file, or from
@@ -628,7 +652,7 @@ func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bo
 	if own.Rows > 0 && rows < own.Rows {
 		share = float64(rows) / float64(own.Rows)
 	}
-	return int64(share * float64(src.Rows)), true
+	return rowsOf(share * float64(src.Rows)), true
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
@@ -687,7 +711,7 @@ func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int6
 			src, _ := s.TableSize(t.Schema, t.Name)
 			own, ok := b.Catalog.TableSize(ctx, target.String())
 			if ok && src.Rows > 0 && own.Rows > src.Rows {
-				ownLimit = int64(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))) + 1
+				ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))), 1)
 			}
 		}
 	}
