@@ -26,12 +26,13 @@ type nameRig struct {
 	eng      *policy.Engine
 }
 
-func startNameRig(t *testing.T, prodOnly []string) *nameRig {
+func startNameRig(t *testing.T, prodOnly []string, uatOnly ...string) *nameRig {
 	t.Helper()
 	pg := pgtest.Must(t, pgtest.Options{})
 	prod := append(append([]string{}, borrowSchema...), prodOnly...)
 	sizesDatabase(t, pg, "production", append(prod, borrowRows(30000)...)...)
-	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
+	uat := append(append([]string{}, borrowSchema...), uatOnly...)
+	sizesDatabase(t, pg, "uat", append(uat, borrowRows(10)...)...)
 	file := exportSizes(t, pg, "production")
 	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
 	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
@@ -82,6 +83,9 @@ func startNameRig(t *testing.T, prodOnly []string) *nameRig {
 // from pgguard.
 func (r *nameRig) verdict(t *testing.T, s *agreeSession, c borrowCase) agreeVerdict {
 	t.Helper()
+	if len(c.earlier) == 0 {
+		return s.verdict(t, agreeContext{inTransaction: c.inTx}, c.sql)
+	}
 	s.must(t, "BEGIN")
 	for _, e := range c.earlier {
 		err, notices := s.exec(t, e)
@@ -109,8 +113,10 @@ func (r *nameRig) decide(t *testing.T, c borrowCase) {
 	// lintWithSizes puts the earlier statements in the file, but outside
 	// the transaction unless --in-transaction: wrap them.
 	lc := c
-	lc.earlier = append([]string{"BEGIN"}, c.earlier...)
-	lc.sql = c.sql + ";\nCOMMIT"
+	if len(c.earlier) > 0 {
+		lc.earlier = append([]string{"BEGIN"}, c.earlier...)
+		lc.sql = c.sql + ";\nCOMMIT"
+	}
 	lint := lintWithSizes(t, r.eng, r.sizes, lc).key()
 	t.Logf("%s\n  production %s, uat %s, uat-file %s, lint --sizes %s", strings.Join(append(c.earlier, c.sql), "; "), got["production"], got["uat"], got["uat-file"], lint)
 	if !strings.Contains(got["production"], c.rule+"@") {
@@ -166,6 +172,37 @@ func TestRedteamCreateIfNotExistsInUATOnly(t *testing.T) {
 		{rule: "large-dml", sql: "UPDATE audit_log SET note = 'x'", earlier: []string{create}},
 		{rule: "create-index", sql: "CREATE INDEX audit_log_note ON audit_log (note)", earlier: []string{create}},
 		{rule: "add-primary-key", sql: "ALTER TABLE audit_log ADD PRIMARY KEY (id)", earlier: []string{create}},
+	} {
+		r.decide(t, c)
+	}
+}
+
+// TestRedteamPartitionedOnlyInProduction: production's metrics is
+// partitioned (its rows in partitions), uat's is a plain table (built from
+// an older schema dump); production's logs is plain, uat's partitioned.
+// CREATE INDEX outside a transaction: production's proxy refuses it on
+// the partitioned metrics (it cannot be run CONCURRENTLY) and rewrites it
+// on the plain logs; uat, judging with production's sizes but its own
+// answer to "partitioned?", rewrites the one on metrics (which then
+// builds in uat) and refuses the one on logs. The release's migration
+// passes uat and is refused in production.
+func TestRedteamPartitionedOnlyInProduction(t *testing.T) {
+	r := startNameRig(t, []string{
+		"CREATE TABLE metrics (at date NOT NULL, v int) PARTITION BY RANGE (at)",
+		"CREATE TABLE metrics_2026 PARTITION OF metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+		"INSERT INTO metrics SELECT date '2026-01-01' + (g % 365), g FROM generate_series(1, 30000) g",
+		"CREATE TABLE logs (at date NOT NULL, v int)",
+		"INSERT INTO logs SELECT date '2026-01-01' + (g % 365), g FROM generate_series(1, 30000) g",
+	},
+		"CREATE TABLE metrics (at date NOT NULL, v int)",
+		"INSERT INTO metrics SELECT date '2026-01-01' + (g % 365), g FROM generate_series(1, 10) g",
+		"CREATE TABLE logs (at date NOT NULL, v int) PARTITION BY RANGE (at)",
+		"CREATE TABLE logs_2026 PARTITION OF logs FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+		"INSERT INTO logs SELECT date '2026-01-01' + (g % 365), g FROM generate_series(1, 10) g",
+	)
+	for _, c := range []borrowCase{
+		{rule: "create-index", sql: "CREATE INDEX metrics_v ON metrics (v)"},
+		{rule: "create-index", sql: "CREATE INDEX logs_v ON logs (v)"},
 	} {
 		r.decide(t, c)
 	}
