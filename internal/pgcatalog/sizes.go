@@ -624,6 +624,21 @@ func (b *Borrowed) TableSize(ctx context.Context, table string) (policy.TableSiz
 	return b.Catalog.TableSize(ctx, table)
 }
 
+// IsPartitioned answers from the source when it knows the relation, as
+// lint --sizes does: whether CREATE INDEX can be run CONCURRENTLY (and
+// which recipe a refusal gives) depends on it, and a table partitioned in
+// production but plain in the session's database (or the other way
+// round) must be decided as production decides it: refused there, not
+// rewritten here.
+func (b *Borrowed) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	if s, t, ok := b.source(ctx, table); ok {
+		if r := s.Relation(t.Schema, t.Name); r != nil {
+			return r.Kind == "partitioned" || r.Kind == "partitioned_index", true
+		}
+	}
+	return b.Catalog.IsPartitioned(ctx, table)
+}
+
 // SizesFrom names the source of table's size, "" when it is the own.
 func (b *Borrowed) SizesFrom(ctx context.Context, table string) string {
 	if s, _, ok := b.source(ctx, table); ok {
