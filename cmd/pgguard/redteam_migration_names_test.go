@@ -28,12 +28,30 @@ type nameRig struct {
 
 func startNameRig(t *testing.T, prodOnly []string, uatOnly ...string) *nameRig {
 	t.Helper()
-	pg := pgtest.Must(t, pgtest.Options{})
 	prod := append(append([]string{}, borrowSchema...), prodOnly...)
-	sizesDatabase(t, pg, "production", append(prod, borrowRows(30000)...)...)
 	uat := append(append([]string{}, borrowSchema...), uatOnly...)
-	sizesDatabase(t, pg, "uat", append(uat, borrowRows(10)...)...)
-	file := exportSizes(t, pg, "production")
+	return startRig(t, append(prod, borrowRows(30000)...), append(uat, borrowRows(10)...), pgtest.SCRAMUser)
+}
+
+// startRig is startNameRig with the databases' whole setup given, and
+// the role production's monitor: block and the export connect as (a
+// LOGIN role with the test's password, which startRig creates when it is
+// not the SCRAM role).
+func startRig(t *testing.T, prodSetup, uatSetup []string, monitor string) *nameRig {
+	t.Helper()
+	pg := pgtest.Must(t, pgtest.Options{})
+	if monitor != pgtest.SCRAMUser {
+		if err := pg.Exec("CREATE ROLE " + monitor + " LOGIN PASSWORD '" + pgtest.Password + "'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sizesDatabase(t, pg, "production", prodSetup...)
+	sizesDatabase(t, pg, "uat", uatSetup...)
+	file := filepath.Join(t.TempDir(), "production-sizes.json")
+	t.Setenv("PGPASSWORD", pgtest.Password)
+	if code, _, errOut := runCmd(t, "", "sizes", "export", "--upstream", pg.Addr(), "--user", monitor, "--database", "production", "--output", file); code != 0 {
+		t.Fatalf("sizes export: exit %d: %s", code, errOut)
+	}
 	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
 	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
 	admin := freeAddr(t)
@@ -41,7 +59,7 @@ func startNameRig(t *testing.T, prodOnly []string, uatOnly ...string) *nameRig {
 		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
 		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
 		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
-		admin, addrs["production"], pg.Addr(), pgtest.SCRAMUser, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
+		admin, addrs["production"], pg.Addr(), monitor, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -203,6 +221,35 @@ func TestRedteamPartitionedOnlyInProduction(t *testing.T) {
 	for _, c := range []borrowCase{
 		{rule: "create-index", sql: "CREATE INDEX metrics_v ON metrics (v)"},
 		{rule: "create-index", sql: "CREATE INDEX logs_v ON logs (v)"},
+	} {
+		r.decide(t, c)
+	}
+}
+
+// TestRedteamSameNameInTwoProductionSchemas: production keeps the
+// application's tables in schema app (the application role's search_path
+// is app) and a copy of accounts, a few rows kept from a cleanup, in
+// archive; uat has its tables in public. The monitor role is created as
+// environments.md shows (CREATE ROLE pgguard_monitor LOGIN), so its
+// search_path, which the export records, is the default: public.
+// public.accounts is not in production; the recorded path finds nothing,
+// and "the only schema that has a relation of that name" is two schemas:
+// uat then judges accounts with its own 10 rows and allows what
+// production's proxy (app.accounts, 30,000 rows) refuses. lint --sizes,
+// which assumes an unresolved name large, refuses.
+func TestRedteamSameNameInTwoProductionSchemas(t *testing.T) {
+	prod := []string{"CREATE SCHEMA app", "SET search_path = app"}
+	prod = append(prod, borrowSchema...)
+	prod = append(prod, borrowRows(30000)...)
+	prod = append(prod,
+		"CREATE SCHEMA archive",
+		"CREATE TABLE archive.accounts AS SELECT * FROM app.accounts LIMIT 5",
+		"ANALYZE archive.accounts",
+		"ALTER ROLE "+pgtest.SCRAMUser+" IN DATABASE production SET search_path = app")
+	r := startRig(t, prod, append(append([]string{}, borrowSchema...), borrowRows(10)...), "pgguard_monitor")
+	for _, c := range []borrowCase{
+		{rule: "alter-column-type", inTx: true, sql: "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint"},
+		{rule: "large-dml", inTx: true, sql: "UPDATE accounts SET note = 'x'"},
 	} {
 		r.decide(t, c)
 	}
