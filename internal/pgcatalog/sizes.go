@@ -583,9 +583,35 @@ func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Tab
 		r = s.Resolve(policy.Table{Name: t.Name})
 	}
 	if r == nil {
+		// Several schemas of the source have a table of that name, none
+		// on the recorded search_path (the monitor role's, which may not
+		// be the application's): the largest of them, never the
+		// session's own size, which would let through what the source
+		// refuses.
+		r = s.largestNamed(t.Name)
+	}
+	if r == nil {
 		return nil, policy.Table{}, false
 	}
 	return s, policy.Table{Schema: r.Schema, Name: r.Name}, true
+}
+
+// largestNamed is the largest table (by rows, then bytes) of that name in
+// any schema of the source, nil when there is none.
+func (s *Sizes) largestNamed(name string) *SizeRelation {
+	var best *SizeRelation
+	var bestSize policy.TableSize
+	for _, r := range s.rels {
+		if r.Name != name || (r.Kind != "table" && r.Kind != "partitioned" && r.Kind != "materialized_view") {
+			continue
+		}
+		size, _ := s.TableSize(r.Schema, r.Name)
+		if best == nil || size.Rows > bestSize.Rows || size.Rows == bestSize.Rows && (size.Bytes > bestSize.Bytes ||
+			size.Bytes == bestSize.Bytes && r.Schema < best.Schema) {
+			best, bestSize = r, size
+		}
+	}
+	return best
 }
 
 // UniqueKeys are the own catalog's unique keys of table that are unique
