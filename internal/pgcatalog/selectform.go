@@ -162,3 +162,58 @@ func SearchPathSet(sql string) (path []string, local, ok bool) {
 	}
 	return nil, false, false
 }
+
+// plannerSafe reports whether EXPLAIN of sql may be asked of another
+// database's planner (EstimateRowsOn) for a session that is not allowed to
+// read that database: the planner evaluates an expression of constants to
+// estimate a comparison with it, stable functions included, so a function
+// that reads data (table_to_xml, a stable function of the application's)
+// would have it read the source's rows, and the estimate reported to the
+// session would tell them. Only the built-in functions a backfill's WHERE
+// commonly calls, which read no table, may appear; a function named in any
+// schema but pg_catalog, or any other, makes it unsafe.
+func plannerSafe(sql string) bool {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	safe := true
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		f := n.GetFuncCall()
+		if f == nil {
+			return safe
+		}
+		var name []string
+		for _, p := range f.Funcname {
+			name = append(name, p.GetString_().GetSval())
+		}
+		switch {
+		case len(name) == 2 && name[0] == "pg_catalog":
+			name = name[1:]
+		case len(name) != 1:
+			safe = false
+			return false
+		}
+		if !pureFunctions[name[0]] {
+			safe = false
+		}
+		return safe
+	})
+	return safe
+}
+
+// pureFunctions are built-in functions that read no table: their value
+// depends on their arguments (and the clock) alone.
+var pureFunctions = map[string]bool{
+	"now": true, "statement_timestamp": true, "transaction_timestamp": true, "clock_timestamp": true,
+	"date_trunc": true, "date_part": true, "extract": true, "age": true, "make_interval": true,
+	"make_date": true, "make_timestamp": true, "make_timestamptz": true, "to_timestamp": true,
+	"to_date": true, "to_char": true, "to_number": true, "timezone": true,
+	"lower": true, "upper": true, "length": true, "char_length": true, "octet_length": true,
+	"btrim": true, "ltrim": true, "rtrim": true, "substr": true, "substring": true, "left": true,
+	"right": true, "position": true, "strpos": true, "replace": true, "split_part": true,
+	"concat": true, "concat_ws": true, "lpad": true, "rpad": true, "md5": true,
+	"abs": true, "round": true, "floor": true, "ceil": true, "ceiling": true, "trunc": true, "mod": true,
+	"array_length": true, "cardinality": true, "jsonb_typeof": true, "json_typeof": true,
+	"jsonb_array_length": true, "json_array_length": true,
+}

@@ -729,7 +729,7 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // no ERROR with the statement's text in the source's log.
 func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Table) (int64, bool) {
 	form, ok := selectForm(sql)
-	if !ok || hasParameters(form) && q.ServerVersion() < 160000 {
+	if !ok || hasParameters(form) && q.ServerVersion() < 160000 || !plannerSafe(form) {
 		return 0, false
 	}
 	c := &Catalog{Q: q}
