@@ -309,14 +309,18 @@ func (t *targetSizes) Sizes() (*pgcatalog.Sizes, error) {
 	return routedSizes{t, ""}.Sizes()
 }
 
-// For returns the source of a session of database: nil when the target
-// borrows no sizes, or when sizes_databases does not name database (the
-// session is judged with its own sizes, never another database's;
-// counted, and logged once per database).
+// For returns the source of a session of database. It follows the
+// target's routes at each question, so that a reload reaches running
+// sessions: one opened while the target borrowed no sizes, or while
+// sizes_databases did not name its database, borrows once a reload says
+// so. While there is no route for it, its questions get an error and the
+// session is judged with its own sizes, never another database's (a
+// session of a database sizes_databases does not name is counted, and
+// logged once per database).
 func (t *targetSizes) For(database string) pgcatalog.SizeSource {
 	r := t.routes.Load()
 	if r == nil {
-		return nil
+		return routedSizes{t, database}
 	}
 	if r.pick(database) == nil {
 		t.unmapped.Add(1)
@@ -333,7 +337,6 @@ func (t *targetSizes) For(database string) pgcatalog.SizeSource {
 			t.log.Warn("borrowed sizes: sizes_databases names no source database for this session's database; its sessions are judged with their own sizes",
 				"target", t.target, "database", database)
 		}
-		return nil
 	}
 	return routedSizes{t, database}
 }
