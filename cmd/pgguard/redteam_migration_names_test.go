@@ -254,3 +254,32 @@ func TestRedteamSameNameInTwoProductionSchemas(t *testing.T) {
 		r.decide(t, c)
 	}
 }
+
+// TestRedteamLintSetLocalOutsideTransaction: a migration file sets its
+// search_path with SET LOCAL (written for a tool that wraps each file in
+// a transaction) and is linted, and run, without one. PostgreSQL ignores
+// SET LOCAL outside a transaction block (a WARNING): the next statement's
+// accounts is public.accounts, 30,000 rows in production, whose proxy
+// refuses the type change. lint --sizes takes the SET LOCAL as if it
+// applied, resolves accounts in legacy (5 rows) and allows it.
+func TestRedteamLintSetLocalOutsideTransaction(t *testing.T) {
+	legacy := []string{"CREATE SCHEMA legacy", "CREATE TABLE legacy.accounts (LIKE public.accounts)",
+		"INSERT INTO legacy.accounts SELECT * FROM public.accounts LIMIT 5", "ANALYZE legacy.accounts"}
+	prod := append(append(append([]string{}, borrowSchema...), borrowRows(30000)...), legacy...)
+	r := startRig(t, prod, append(append([]string{}, borrowSchema...), borrowRows(10)...), pgtest.SCRAMUser)
+	set := "SET LOCAL search_path = legacy"
+	c := borrowCase{sql: "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint", earlier: []string{set}}
+	s := r.sessions["production"]
+	if err, _ := s.exec(t, set); err != nil {
+		t.Fatal(err)
+	}
+	prodV := s.verdict(t, agreeContext{}, c.sql).key()
+	lint := lintWithSizes(t, r.eng, r.sizes, c).key()
+	t.Logf("production %s, lint --sizes %s", prodV, lint)
+	if !strings.Contains(prodV, "alter-column-type@") {
+		t.Fatalf("production: %s, want refused", prodV)
+	}
+	if lint != prodV {
+		t.Errorf("lint --sizes decides %s, the proxy on production %s", lint, prodV)
+	}
+}
