@@ -64,11 +64,21 @@ func startBorrowing(o *serveOptions, log *slog.Logger) (*borrowing, error) {
 	return b, nil
 }
 
+// fileDatabase is the database a sizes_file must hold the sizes of at
+// every version: the one sizes_databases names (check-config makes them
+// all the file's), "" without sizes_databases.
+func fileDatabase(spec borrowSpec) string {
+	for _, db := range spec.databases {
+		return db
+	}
+	return ""
+}
+
 // sourceKey names a source by everything it is read with: a source whose
 // settings did not change is kept across a reload (no new first read).
 func sourceKey(spec borrowSpec, database string) string {
 	if spec.file != "" {
-		return "file\x00" + spec.file
+		return "file\x00" + spec.file + "\x00" + fileDatabase(spec)
 	}
 	c := spec.conn
 	return fmt.Sprintf("live\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%v\x00%v\x00%s", spec.from, database, c.Upstream, c.User, c.Password, c.PasswordFile, c.TLS != nil, c.ConnectTimeout, spec.refresh)
@@ -99,7 +109,7 @@ func (b *borrowing) apply(specs []borrowSpec) error {
 		}
 		var r *runningSource
 		if spec.file != "" {
-			f, err := pgcatalog.NewFileSizes(spec.file, b.log)
+			f, err := pgcatalog.NewFileSizesOf(spec.file, fileDatabase(spec), b.log)
 			if err != nil {
 				return nil, fmt.Errorf("target %s: sizes_file: %w", spec.target, err)
 			}
