@@ -283,3 +283,50 @@ func TestRedteamLintSetLocalOutsideTransaction(t *testing.T) {
 		t.Errorf("lint --sizes decides %s, the proxy on production %s", lint, prodV)
 	}
 }
+
+// TestRedteamLintSetConfigSearchPath: the migration file sets its
+// search_path the way pg_dump's output and some tools do, with
+// SELECT pg_catalog.set_config('search_path', 'app', false). The proxy
+// resolves the names that follow by the server's search_path, which the
+// call changed: app.accounts (30,000 rows), refused. lint --sizes reads
+// only SET search_path, resolves accounts by the file's recorded path
+// (public, where production keeps a 5-row legacy accounts) and allows.
+func TestRedteamLintSetConfigSearchPath(t *testing.T) {
+	pg := pgtest.Must(t, pgtest.Options{})
+	inApp := []string{"CREATE SCHEMA app", "SET search_path = app"}
+	inApp = append(inApp, borrowSchema...)
+	inApp = append(inApp, borrowRows(30000)...)
+	inApp = append(inApp, "SET search_path = public",
+		"CREATE TABLE public.accounts (id bigint PRIMARY KEY, email text, status text, amount int, note text)",
+		"INSERT INTO public.accounts SELECT g, 'x', 'open', g, NULL FROM generate_series(1, 5) g", "ANALYZE public.accounts")
+	sizesDatabase(t, pg, "production", inApp...)
+	file := exportSizes(t, pg, "production")
+	prod, admin := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf("proxy:\n  admin: %s\n  targets:\n    - {name: production, listen: %s, upstream: %s}\n", admin, prod, pg.Addr())
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startBinary(t, "--rules", rules, "--log-format", "json")
+	waitHTTP(t, "http://"+admin+"/startup", 200)
+	s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/production?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, prod))
+	defer s.conn.Close(context.Background())
+	for _, set := range []string{
+		"SELECT pg_catalog.set_config('search_path', 'app', false)",
+		"SELECT set_config('search_path', '\"app\", public', false)",
+	} {
+		s.must(t, set)
+		v := s.verdict(t, agreeContext{inTransaction: true}, "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint")
+		if v.action != policy.Reject {
+			t.Fatalf("production after %s: %s, want refused", set, v.key())
+		}
+		migration := filepath.Join(t.TempDir(), "m.sql")
+		if err := os.WriteFile(migration, []byte(set+";\nALTER TABLE accounts ALTER COLUMN amount TYPE bigint;\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runCmd(t, "", "lint", "--in-transaction", "--sizes", file, migration)
+		if code == 0 || !strings.Contains(out, "alter-column-type") {
+			t.Errorf("lint --sizes after %s: exit %d, %s%s; the proxy on production refuses it", set, code, out, errOut)
+		}
+	}
+}
