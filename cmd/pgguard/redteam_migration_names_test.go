@@ -330,3 +330,21 @@ func TestRedteamLintSetConfigSearchPath(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamUpdateThroughView: both environments ran deployment 1 of
+// rename-table's own recipe (ledger renamed to ledger2, a view ledger
+// keeps the old name working: "INSERT, UPDATE and DELETE through it reach
+// the table"). A later backfill updates through the view. Production's
+// proxy estimates the UPDATE of the view at ledger2's 30,000 rows and
+// refuses; uat finds no relation ledger in production's sizes (views are
+// not exported), does not scale its estimate, and allows 10 rows.
+func TestRedteamUpdateThroughView(t *testing.T) {
+	view := []string{"ALTER TABLE ledger RENAME TO ledger2", "CREATE VIEW ledger AS SELECT * FROM ledger2"}
+	r := startNameRig(t, view, view...)
+	for _, c := range []borrowCase{
+		{rule: "large-dml", inTx: true, sql: "UPDATE ledger SET amount = 0"},
+		{rule: "large-dml", inTx: true, sql: "DELETE FROM ledger"},
+	} {
+		r.decide(t, c)
+	}
+}
