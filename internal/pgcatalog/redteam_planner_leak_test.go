@@ -47,7 +47,7 @@ func TestRedteamPlannerReadsProductionData(t *testing.T) {
 		}
 		return rows
 	}
-	h := estimate() // 'h' is 104
+	h := estimate()                                        // 'h' is 104
 	mustExec(t, prod, "UPDATE api_keys SET k = 'Aunter2'") // 'A' is 65
 	a := estimate()
 	t.Logf("estimates: %d with the key hunter2, %d with Aunter2", h, a)
