@@ -673,19 +673,75 @@ func (b *Borrowed) SizesFrom(ctx context.Context, table string) string {
 	return ""
 }
 
+// statementSource finds the table whose rows sql changes (or reads, for a
+// SELECT form) in the source: target is its name in the own database.
+// Through a view (rename-table's recipe keeps the old name as one, and
+// UPDATE, INSERT and DELETE through it reach the table), which the source
+// exports no size of, it is the view's table, when the view reads exactly
+// one relation, as an auto-updatable view does.
+func (b *Borrowed) statementSource(ctx context.Context, sql string) (target string, s *Sizes, t policy.Table, ok bool) {
+	st := StatementTable(sql)
+	if st.Name == "" {
+		return "", nil, policy.Table{}, false
+	}
+	target = st.String()
+	if s, t, ok = b.source(ctx, target); ok {
+		return target, s, t, true
+	}
+	if b.Src == nil {
+		return "", nil, policy.Table{}, false
+	}
+	if _, err := b.Src.Sizes(); err != nil {
+		return "", nil, policy.Table{}, false
+	}
+	base := b.Catalog.viewBase(target)
+	if base == "" {
+		return "", nil, policy.Table{}, false
+	}
+	if s, t, ok = b.source(ctx, base); ok {
+		return base, s, t, true
+	}
+	return "", nil, policy.Table{}, false
+}
+
+// viewBase is the relation that changing the rows of view changes in the
+// own database: the one relation an (auto-updatable) view reads, followed
+// through views over views; "" when view is no view or reads several.
+func (c *Catalog) viewBase(view string) string {
+	name := view
+	for depth := 0; depth < 8; depth++ {
+		rows, ok := c.query("SELECT c.relkind::text, pg_catalog.array_to_string(array(SELECT DISTINCT pg_catalog.quote_ident(bn.nspname) || '.' || pg_catalog.quote_ident(b.relname)" +
+			" FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
+			" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> w.ev_class" +
+			" JOIN pg_catalog.pg_class b ON b.oid = d.refobjid JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace" +
+			" WHERE w.ev_class = c.oid), chr(31))" + relationFilter(name))
+		if !ok || len(rows) != 1 || len(rows[0]) != 2 || rows[0][0] == nil || rows[0][1] == nil {
+			return ""
+		}
+		if *rows[0][0] != "v" {
+			if name == view {
+				return ""
+			}
+			return name
+		}
+		bases := *rows[0][1]
+		if bases == "" || strings.Contains(bases, "\x1f") {
+			return ""
+		}
+		name = bases
+	}
+	return ""
+}
+
 // scale turns rows of the own table into rows of the source's: the same
 // share of its rows. ok=false when the source does not know the table.
 func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bool) {
-	target := StatementTable(sql)
-	if target.Name == "" {
-		return rows, false
-	}
-	s, t, ok := b.source(ctx, target.String())
+	target, s, t, ok := b.statementSource(ctx, sql)
 	if !ok {
 		return rows, false
 	}
 	src, _ := s.TableSize(t.Schema, t.Name)
-	own, ok := b.Catalog.TableSize(ctx, target.String())
+	own, ok := b.Catalog.TableSize(ctx, target)
 	if !ok {
 		return rows, false
 	}
@@ -708,12 +764,10 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 		return rows, ok
 	}
 	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
-		if target := StatementTable(sql); target.Name != "" {
-			if _, t, found := b.source(ctx, target.String()); found {
-				if own, ok := b.Catalog.TableSize(ctx, target.String()); ok && own.Rows == 0 {
-					if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
-						return est, true
-					}
+		if target, _, t, found := b.statementSource(ctx, sql); found {
+			if own, ok := b.Catalog.TableSize(ctx, target); ok && own.Rows == 0 {
+				if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
+					return est, true
 				}
 			}
 		}
@@ -772,13 +826,11 @@ const explainTag = "$pgguard_explain$"
 // stops there is at least limit of the source's.
 func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
 	ownLimit := limit
-	if target := StatementTable(sql); target.Name != "" {
-		if s, t, ok := b.source(ctx, target.String()); ok {
-			src, _ := s.TableSize(t.Schema, t.Name)
-			own, ok := b.Catalog.TableSize(ctx, target.String())
-			if ok && src.Rows > 0 && own.Rows > src.Rows {
-				ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))), 1)
-			}
+	if target, s, t, ok := b.statementSource(ctx, sql); ok {
+		src, _ := s.TableSize(t.Schema, t.Name)
+		own, ok := b.Catalog.TableSize(ctx, target)
+		if ok && src.Rows > 0 && own.Rows > src.Rows {
+			ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))), 1)
 		}
 	}
 	rows, ok := b.Catalog.CountRows(ctx, sql, ownLimit)
