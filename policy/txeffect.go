@@ -60,7 +60,9 @@ func savepointText(text string) bool {
 // the relation and not its spelling. A CREATE ... IF NOT EXISTS of a name
 // that exists creates nothing (PostgreSQL only says so in a NOTICE): it is
 // left out, and so is one whose name the catalog cannot check; that table
-// may hold anyone's data.
+// may hold anyone's data. So is one the database the sizes are borrowed
+// from has (it exists in production, which the session's judgement stands
+// for).
 func createdTables(ctx context.Context, sc *Context, n *pg_query.Node, creates []string) []string {
 	if len(creates) == 0 {
 		return nil
@@ -85,6 +87,13 @@ func createdTables(ctx context.Context, sc *Context, n *pg_query.Node, creates [
 				continue // where it would go is unknown: so is whether it exists
 			}
 			if r, ok := relationOf(ctx, sc, t); !ok || r.Exists {
+				continue
+			}
+			// Judged with another database's sizes (a target's
+			// sizes_from or sizes_file) that has the table: there the
+			// statement creates nothing, and what follows it changes
+			// that database's rows, as its own sessions are judged.
+			if sp, ok := sc.Catalog.(SizeProvenance); ok && sp.SizesFrom(ctx, t.String()) != "" {
 				continue
 			}
 		}

@@ -64,11 +64,21 @@ func startBorrowing(o *serveOptions, log *slog.Logger) (*borrowing, error) {
 	return b, nil
 }
 
+// fileDatabase is the database a sizes_file must hold the sizes of at
+// every version: the one sizes_databases names (check-config makes them
+// all the file's), "" without sizes_databases.
+func fileDatabase(spec borrowSpec) string {
+	for _, db := range spec.databases {
+		return db
+	}
+	return ""
+}
+
 // sourceKey names a source by everything it is read with: a source whose
 // settings did not change is kept across a reload (no new first read).
 func sourceKey(spec borrowSpec, database string) string {
 	if spec.file != "" {
-		return "file\x00" + spec.file
+		return "file\x00" + spec.file + "\x00" + fileDatabase(spec)
 	}
 	c := spec.conn
 	return fmt.Sprintf("live\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%v\x00%v\x00%s", spec.from, database, c.Upstream, c.User, c.Password, c.PasswordFile, c.TLS != nil, c.ConnectTimeout, spec.refresh)
@@ -99,7 +109,7 @@ func (b *borrowing) apply(specs []borrowSpec) error {
 		}
 		var r *runningSource
 		if spec.file != "" {
-			f, err := pgcatalog.NewFileSizes(spec.file, b.log)
+			f, err := pgcatalog.NewFileSizesOf(spec.file, fileDatabase(spec), b.log)
 			if err != nil {
 				return nil, fmt.Errorf("target %s: sizes_file: %w", spec.target, err)
 			}
@@ -309,14 +319,18 @@ func (t *targetSizes) Sizes() (*pgcatalog.Sizes, error) {
 	return routedSizes{t, ""}.Sizes()
 }
 
-// For returns the source of a session of database: nil when the target
-// borrows no sizes, or when sizes_databases does not name database (the
-// session is judged with its own sizes, never another database's;
-// counted, and logged once per database).
+// For returns the source of a session of database. It follows the
+// target's routes at each question, so that a reload reaches running
+// sessions: one opened while the target borrowed no sizes, or while
+// sizes_databases did not name its database, borrows once a reload says
+// so. While there is no route for it, its questions get an error and the
+// session is judged with its own sizes, never another database's (a
+// session of a database sizes_databases does not name is counted, and
+// logged once per database).
 func (t *targetSizes) For(database string) pgcatalog.SizeSource {
 	r := t.routes.Load()
 	if r == nil {
-		return nil
+		return routedSizes{t, database}
 	}
 	if r.pick(database) == nil {
 		t.unmapped.Add(1)
@@ -333,7 +347,6 @@ func (t *targetSizes) For(database string) pgcatalog.SizeSource {
 			t.log.Warn("borrowed sizes: sizes_databases names no source database for this session's database; its sessions are judged with their own sizes",
 				"target", t.target, "database", database)
 		}
-		return nil
 	}
 	return routedSizes{t, database}
 }

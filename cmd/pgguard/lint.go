@@ -203,10 +203,12 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 				searchPath, localPath = savedPath, false
 			}
 		}
-		if path, local, ok := pgcatalog.SearchPathSet(s.Text); ok {
+		if path, local, ok := pgcatalog.SearchPathSet(s.Text); ok && (inTx || !local) {
 			// The proxy resolves the names that follow with it, so lint
-			// finds them in the sizes file with it too.
-			if local && inTx && !localPath {
+			// finds them in the sizes file with it too. A SET LOCAL
+			// outside a transaction block does nothing (PostgreSQL
+			// only warns).
+			if local && !localPath {
 				savedPath, localPath = searchPath, true
 			}
 			searchPath = path

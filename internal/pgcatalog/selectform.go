@@ -1,6 +1,8 @@
 package pgcatalog
 
 import (
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy"
 	"github.com/pgguard/pgguard/policy/sqltext"
@@ -143,6 +145,9 @@ func SearchPathSet(sql string) (path []string, local, ok bool) {
 	if err != nil || len(tree.Stmts) != 1 {
 		return nil, false, false
 	}
+	if sel := tree.Stmts[0].Stmt.GetSelectStmt(); sel != nil {
+		return setConfigSearchPath(sel)
+	}
 	v := tree.Stmts[0].Stmt.GetVariableSetStmt()
 	if v == nil || v.Name != "search_path" {
 		return nil, false, false
@@ -162,4 +167,150 @@ func SearchPathSet(sql string) (path []string, local, ok bool) {
 		return nil, v.IsLocal, true
 	}
 	return nil, false, false
+}
+
+// setConfigSearchPath reads SELECT [pg_catalog.]set_config('search_path',
+// 'value', is_local) (how pg_dump's output and some tools set it): the
+// schemas of value as the server splits it (unquoted names folded to
+// lower case, quoted ones kept), whether it is local; ok=false for any
+// other SELECT, or arguments that are not literals.
+func setConfigSearchPath(sel *pg_query.SelectStmt) (path []string, local, ok bool) {
+	if len(sel.TargetList) != 1 || len(sel.FromClause) != 0 || sel.WhereClause != nil || sel.Op != pg_query.SetOperation_SETOP_NONE {
+		return nil, false, false
+	}
+	f := sel.TargetList[0].GetResTarget().GetVal().GetFuncCall()
+	if f == nil || len(f.Args) != 3 {
+		return nil, false, false
+	}
+	var name []string
+	for _, n := range f.Funcname {
+		name = append(name, n.GetString_().GetSval())
+	}
+	if !(len(name) == 1 && name[0] == "set_config" || len(name) == 2 && name[0] == "pg_catalog" && name[1] == "set_config") {
+		return nil, false, false
+	}
+	guc, value := f.Args[0].GetAConst().GetSval(), f.Args[1].GetAConst().GetSval()
+	if guc == nil || value == nil || !strings.EqualFold(guc.Sval, "search_path") {
+		return nil, false, false
+	}
+	b := f.Args[2].GetAConst().GetBoolval()
+	if b == nil {
+		return nil, false, false
+	}
+	path, ok = splitIdentifiers(value.Sval)
+	return path, b.Boolval, ok
+}
+
+// splitIdentifiers splits a list of names as PostgreSQL's
+// SplitIdentifierString does for search_path: separated by commas,
+// whitespace around them ignored, a double-quoted name kept as it is ("" a
+// quote), an unquoted one folded to lower case.
+func splitIdentifiers(s string) ([]string, bool) {
+	out := []string{}
+	i := 0
+	skip := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			i++
+		}
+	}
+	skip()
+	if i == len(s) {
+		return out, true
+	}
+	for {
+		var name strings.Builder
+		if i < len(s) && s[i] == '"' {
+			i++
+			for {
+				if i >= len(s) {
+					return nil, false
+				}
+				if s[i] == '"' {
+					if i+1 < len(s) && s[i+1] == '"' {
+						name.WriteByte('"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				name.WriteByte(s[i])
+				i++
+			}
+		} else {
+			start := i
+			for i < len(s) && s[i] != ',' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' {
+				i++
+			}
+			if i == start {
+				return nil, false
+			}
+			name.WriteString(strings.ToLower(s[start:i]))
+		}
+		out = append(out, name.String())
+		skip()
+		if i == len(s) {
+			return out, true
+		}
+		if s[i] != ',' {
+			return nil, false
+		}
+		i++
+		skip()
+	}
+}
+
+// plannerSafe reports whether EXPLAIN of sql may be asked of another
+// database's planner (EstimateRowsOn) for a session that is not allowed to
+// read that database: the planner evaluates an expression of constants to
+// estimate a comparison with it, stable functions included, so a function
+// that reads data (table_to_xml, a stable function of the application's)
+// would have it read the source's rows, and the estimate reported to the
+// session would tell them. Only the built-in functions a backfill's WHERE
+// commonly calls, which read no table, may appear; a function named in any
+// schema but pg_catalog, or any other, makes it unsafe.
+func plannerSafe(sql string) bool {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	safe := true
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		f := n.GetFuncCall()
+		if f == nil {
+			return safe
+		}
+		var name []string
+		for _, p := range f.Funcname {
+			name = append(name, p.GetString_().GetSval())
+		}
+		switch {
+		case len(name) == 2 && name[0] == "pg_catalog":
+			name = name[1:]
+		case len(name) != 1:
+			safe = false
+			return false
+		}
+		if !pureFunctions[name[0]] {
+			safe = false
+		}
+		return safe
+	})
+	return safe
+}
+
+// pureFunctions are built-in functions that read no table: their value
+// depends on their arguments (and the clock) alone.
+var pureFunctions = map[string]bool{
+	"now": true, "statement_timestamp": true, "transaction_timestamp": true, "clock_timestamp": true,
+	"date_trunc": true, "date_part": true, "extract": true, "age": true, "make_interval": true,
+	"make_date": true, "make_timestamp": true, "make_timestamptz": true, "to_timestamp": true,
+	"to_date": true, "to_char": true, "to_number": true, "timezone": true,
+	"lower": true, "upper": true, "length": true, "char_length": true, "octet_length": true,
+	"btrim": true, "ltrim": true, "rtrim": true, "substr": true, "substring": true, "left": true,
+	"right": true, "position": true, "strpos": true, "replace": true, "split_part": true,
+	"concat": true, "concat_ws": true, "lpad": true, "rpad": true, "md5": true,
+	"abs": true, "round": true, "floor": true, "ceil": true, "ceiling": true, "trunc": true, "mod": true,
+	"array_length": true, "cardinality": true, "jsonb_typeof": true, "json_typeof": true,
+	"jsonb_array_length": true, "json_array_length": true,
 }

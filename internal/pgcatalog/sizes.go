@@ -466,12 +466,36 @@ func (s *Sizes) leaves(r *SizeRelation, depth int) (rows, bytes int64) {
 	for _, k := range s.kids[[2]string{r.Schema, r.Name}] {
 		if k.Kind == "partitioned" {
 			r, b := s.leaves(k, depth+1)
-			rows, bytes = rows+r, bytes+b
+			rows, bytes = addSat(rows, r), addSat(bytes, b)
 			continue
 		}
-		rows, bytes = rows+k.Rows, bytes+k.Bytes
+		rows, bytes = addSat(rows, k.Rows), addSat(bytes, k.Bytes)
 	}
 	return rows, bytes
+}
+
+// addSat adds two sizes (never negative: ReadSizeFile refuses those),
+// stopping at the largest int64: a file's numbers may be as large as it
+// gets (edited by hand to mark a table huge), and a sum that wrapped
+// around would be negative, small.
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// rowsOf converts a scaled row count to an int64, the largest when it is
+// past it (converting a float64 of 2^63 or more is undefined in Go, and
+// negative on amd64).
+func rowsOf(f float64) int64 {
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f < 0 || math.IsNaN(f):
+		return 0
+	}
+	return int64(f)
 }
 
 // SizeSource gives the sizes a target borrows: from a file, or from
@@ -559,9 +583,35 @@ func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Tab
 		r = s.Resolve(policy.Table{Name: t.Name})
 	}
 	if r == nil {
+		// Several schemas of the source have a table of that name, none
+		// on the recorded search_path (the monitor role's, which may not
+		// be the application's): the largest of them, never the
+		// session's own size, which would let through what the source
+		// refuses.
+		r = s.largestNamed(t.Name)
+	}
+	if r == nil {
 		return nil, policy.Table{}, false
 	}
 	return s, policy.Table{Schema: r.Schema, Name: r.Name}, true
+}
+
+// largestNamed is the largest table (by rows, then bytes) of that name in
+// any schema of the source, nil when there is none.
+func (s *Sizes) largestNamed(name string) *SizeRelation {
+	var best *SizeRelation
+	var bestSize policy.TableSize
+	for _, r := range s.rels {
+		if r.Name != name || (r.Kind != "table" && r.Kind != "partitioned" && r.Kind != "materialized_view") {
+			continue
+		}
+		size, _ := s.TableSize(r.Schema, r.Name)
+		if best == nil || size.Rows > bestSize.Rows || size.Rows == bestSize.Rows && (size.Bytes > bestSize.Bytes ||
+			size.Bytes == bestSize.Bytes && r.Schema < best.Schema) {
+			best, bestSize = r, size
+		}
+	}
+	return best
 }
 
 // UniqueKeys are the own catalog's unique keys of table that are unique
@@ -600,6 +650,21 @@ func (b *Borrowed) TableSize(ctx context.Context, table string) (policy.TableSiz
 	return b.Catalog.TableSize(ctx, table)
 }
 
+// IsPartitioned answers from the source when it knows the relation, as
+// lint --sizes does: whether CREATE INDEX can be run CONCURRENTLY (and
+// which recipe a refusal gives) depends on it, and a table partitioned in
+// production but plain in the session's database (or the other way
+// round) must be decided as production decides it: refused there, not
+// rewritten here.
+func (b *Borrowed) IsPartitioned(ctx context.Context, table string) (bool, bool) {
+	if s, t, ok := b.source(ctx, table); ok {
+		if r := s.Relation(t.Schema, t.Name); r != nil {
+			return r.Kind == "partitioned" || r.Kind == "partitioned_index", true
+		}
+	}
+	return b.Catalog.IsPartitioned(ctx, table)
+}
+
 // SizesFrom names the source of table's size, "" when it is the own.
 func (b *Borrowed) SizesFrom(ctx context.Context, table string) string {
 	if s, _, ok := b.source(ctx, table); ok {
@@ -608,19 +673,75 @@ func (b *Borrowed) SizesFrom(ctx context.Context, table string) string {
 	return ""
 }
 
+// statementSource finds the table whose rows sql changes (or reads, for a
+// SELECT form) in the source: target is its name in the own database.
+// Through a view (rename-table's recipe keeps the old name as one, and
+// UPDATE, INSERT and DELETE through it reach the table), which the source
+// exports no size of, it is the view's table, when the view reads exactly
+// one relation, as an auto-updatable view does.
+func (b *Borrowed) statementSource(ctx context.Context, sql string) (target string, s *Sizes, t policy.Table, ok bool) {
+	st := StatementTable(sql)
+	if st.Name == "" {
+		return "", nil, policy.Table{}, false
+	}
+	target = st.String()
+	if s, t, ok = b.source(ctx, target); ok {
+		return target, s, t, true
+	}
+	if b.Src == nil {
+		return "", nil, policy.Table{}, false
+	}
+	if _, err := b.Src.Sizes(); err != nil {
+		return "", nil, policy.Table{}, false
+	}
+	base := b.Catalog.viewBase(target)
+	if base == "" {
+		return "", nil, policy.Table{}, false
+	}
+	if s, t, ok = b.source(ctx, base); ok {
+		return base, s, t, true
+	}
+	return "", nil, policy.Table{}, false
+}
+
+// viewBase is the relation that changing the rows of view changes in the
+// own database: the one relation an (auto-updatable) view reads, followed
+// through views over views; "" when view is no view or reads several.
+func (c *Catalog) viewBase(view string) string {
+	name := view
+	for depth := 0; depth < 8; depth++ {
+		rows, ok := c.query("SELECT c.relkind::text, pg_catalog.array_to_string(array(SELECT DISTINCT pg_catalog.quote_ident(bn.nspname) || '.' || pg_catalog.quote_ident(b.relname)" +
+			" FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
+			" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> w.ev_class" +
+			" JOIN pg_catalog.pg_class b ON b.oid = d.refobjid JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace" +
+			" WHERE w.ev_class = c.oid), chr(31))" + relationFilter(name))
+		if !ok || len(rows) != 1 || len(rows[0]) != 2 || rows[0][0] == nil || rows[0][1] == nil {
+			return ""
+		}
+		if *rows[0][0] != "v" {
+			if name == view {
+				return ""
+			}
+			return name
+		}
+		bases := *rows[0][1]
+		if bases == "" || strings.Contains(bases, "\x1f") {
+			return ""
+		}
+		name = bases
+	}
+	return ""
+}
+
 // scale turns rows of the own table into rows of the source's: the same
 // share of its rows. ok=false when the source does not know the table.
 func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bool) {
-	target := StatementTable(sql)
-	if target.Name == "" {
-		return rows, false
-	}
-	s, t, ok := b.source(ctx, target.String())
+	target, s, t, ok := b.statementSource(ctx, sql)
 	if !ok {
 		return rows, false
 	}
 	src, _ := s.TableSize(t.Schema, t.Name)
-	own, ok := b.Catalog.TableSize(ctx, target.String())
+	own, ok := b.Catalog.TableSize(ctx, target)
 	if !ok {
 		return rows, false
 	}
@@ -628,7 +749,7 @@ func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bo
 	if own.Rows > 0 && rows < own.Rows {
 		share = float64(rows) / float64(own.Rows)
 	}
-	return int64(share * float64(src.Rows)), true
+	return rowsOf(share * float64(src.Rows)), true
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
@@ -643,12 +764,10 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 		return rows, ok
 	}
 	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
-		if target := StatementTable(sql); target.Name != "" {
-			if _, t, found := b.source(ctx, target.String()); found {
-				if own, ok := b.Catalog.TableSize(ctx, target.String()); ok && own.Rows == 0 {
-					if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
-						return est, true
-					}
+		if target, _, t, found := b.statementSource(ctx, sql); found {
+			if own, ok := b.Catalog.TableSize(ctx, target); ok && own.Rows == 0 {
+				if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
+					return est, true
 				}
 			}
 		}
@@ -664,7 +783,7 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // no ERROR with the statement's text in the source's log.
 func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Table) (int64, bool) {
 	form, ok := selectForm(sql)
-	if !ok || hasParameters(form) && q.ServerVersion() < 160000 {
+	if !ok || hasParameters(form) && q.ServerVersion() < 160000 || !plannerSafe(form) {
 		return 0, false
 	}
 	c := &Catalog{Q: q}
@@ -672,8 +791,33 @@ func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Tab
 	if !ok || !may {
 		return 0, false
 	}
-	return c.EstimateRows(ctx, form)
+	explain, ok := ExplainStatement(form, q.ServerVersion())
+	if !ok || hasParameters(form) || strings.Contains(explain, explainTag) {
+		if !ok {
+			return 0, false
+		}
+		return c.EstimateRows(ctx, form)
+	}
+	// The statement may name what the source does not have yet (a table
+	// or column the release's earlier migrations created in the
+	// borrowing database only), or what the role may not read: EXPLAIN
+	// then fails, and a failed statement is logged with its text. Asked
+	// in a DO block that catches the error, it is not; the plan comes
+	// back through a setting of the session, "" when EXPLAIN failed.
+	rows, ok := q.Query("DO " + explainTag + " DECLARE plan text; BEGIN" +
+		" EXECUTE " + QuoteLiteral(explain) + " INTO plan;" +
+		" PERFORM pg_catalog.set_config('pgguard.explain', plan, false);" +
+		" EXCEPTION WHEN OTHERS THEN PERFORM pg_catalog.set_config('pgguard.explain', '', false);" +
+		" END " + explainTag + "; SELECT pg_catalog.current_setting('pgguard.explain', true)")
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil || *rows[0][0] == "" {
+		return 0, false
+	}
+	return planRows(*rows[0][0])
 }
+
+// explainTag quotes the DO block EstimateRowsOn asks the source's planner
+// in.
+const explainTag = "$pgguard_explain$"
 
 // CountRows counts in the own database and scales the count the same way.
 // A count stops at its limit, where it no longer tells the statement's
@@ -682,13 +826,11 @@ func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Tab
 // stops there is at least limit of the source's.
 func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
 	ownLimit := limit
-	if target := StatementTable(sql); target.Name != "" {
-		if s, t, ok := b.source(ctx, target.String()); ok {
-			src, _ := s.TableSize(t.Schema, t.Name)
-			own, ok := b.Catalog.TableSize(ctx, target.String())
-			if ok && src.Rows > 0 && own.Rows > src.Rows {
-				ownLimit = int64(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))) + 1
-			}
+	if target, s, t, ok := b.statementSource(ctx, sql); ok {
+		src, _ := s.TableSize(t.Schema, t.Name)
+		own, ok := b.Catalog.TableSize(ctx, target)
+		if ok && src.Rows > 0 && own.Rows > src.Rows {
+			ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))), 1)
 		}
 	}
 	rows, ok := b.Catalog.CountRows(ctx, sql, ownLimit)

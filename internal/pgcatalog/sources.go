@@ -128,11 +128,21 @@ type FileSizes struct {
 	path    string
 	modTime time.Time
 	size    int64
+	// database, when set, is the database whose sizes the file must hold
+	// (sizes_databases names it): a version of another database's is
+	// refused as a file that cannot be read.
+	database string
 }
 
 // NewFileSizes reads path; an error means it cannot be used at all.
 func NewFileSizes(path string, log *slog.Logger) (*FileSizes, error) {
-	f := &FileSizes{tracked: tracked{source: path, log: log}, path: path}
+	return NewFileSizesOf(path, "", log)
+}
+
+// NewFileSizesOf is NewFileSizes for a file that must hold database's
+// sizes, at every version ("" for any database).
+func NewFileSizesOf(path, database string, log *slog.Logger) (*FileSizes, error) {
+	f := &FileSizes{tracked: tracked{source: path, log: log}, path: path, database: database}
 	if err := f.reload(); err != nil {
 		return nil, err
 	}
@@ -149,6 +159,9 @@ func (f *FileSizes) reload() error {
 		return nil
 	}
 	s, err := LoadSizes(f.path)
+	if err == nil && f.database != "" && s.File.Database != f.database {
+		err = fmt.Errorf("%s now holds the sizes of database %s, not of %s (sizes_databases); the sizes read before stay in use", f.path, s.File.Database, f.database)
+	}
 	if err != nil {
 		f.done(nil, err)
 		return err
