@@ -270,7 +270,7 @@ func splitIdentifiers(s string) ([]string, bool) {
 // commonly calls, which read no table, may appear; a function named in any
 // schema but pg_catalog, or any other, makes it unsafe.
 func plannerSafe(sql string) bool {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return false
 	}
