@@ -173,3 +173,22 @@ type RowCounter interface {
 	// limit rows of its result (a SELECT count(*) over it with LIMIT).
 	CountRows(ctx context.Context, sql string, limit int64) (rows int64, ok bool)
 }
+
+// PartitionCatalog is an optional Catalog extension that lets
+// attach-partition spell out the CHECK constraint matching a partition
+// bound and see whether the partition already has one.
+type PartitionCatalog interface {
+	// PartitionKey returns a partitioned table's strategy ("range",
+	// "list" or "hash") and key columns ("" for an expression).
+	PartitionKey(ctx context.Context, table string) (strategy string, columns []string, ok bool)
+	// HasValidatedCheckOn reports whether table has a validated CHECK
+	// constraint that references every one of columns.
+	HasValidatedCheckOn(ctx context.Context, table string, columns []string) (has bool, ok bool)
+}
+
+// MatViewPopulater is an optional Catalog extension that says whether a
+// materialized view holds data (pg_class.relispopulated): REFRESH ...
+// CONCURRENTLY fails on a view created WITH NO DATA.
+type MatViewPopulater interface {
+	MatViewPopulated(ctx context.Context, matview string) (populated, ok bool)
+}

@@ -3,10 +3,11 @@ package policy
 import (
 	"context"
 	"fmt"
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -672,13 +673,6 @@ func tableString(t Table) string {
 		return ""
 	}
 	return t.String()
-}
-
-func joinSentences(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + " " + b
 }
 
 func humanBytes(n int64) string {

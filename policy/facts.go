@@ -29,7 +29,7 @@ func statementFacts(n *pg_query.Node) facts {
 		f.ddl = false
 		f.lock = LockAccessShare
 		for _, q := range withQueries(n) {
-			if _, dml := dmlOf(q); dml || q.GetInsertStmt() != nil || q.GetMergeStmt() != nil {
+			if q.GetUpdateStmt() != nil || q.GetDeleteStmt() != nil || q.GetInsertStmt() != nil || q.GetMergeStmt() != nil {
 				f.lock = LockRowExclusive // a data-modifying WITH query
 			}
 		}
@@ -561,3 +561,7 @@ func rangeVarOfNames(items []*pg_query.Node) *pg_query.RangeVar {
 	}
 	return nil
 }
+
+// IsConcurrent reports whether a statement runs CONCURRENTLY (CREATE or
+// DROP INDEX, REINDEX, REFRESH MATERIALIZED VIEW, DETACH PARTITION).
+func IsConcurrent(n *pg_query.Node) bool { return statementFacts(n).concurrent }

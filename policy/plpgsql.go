@@ -3,10 +3,11 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -362,13 +363,6 @@ func defElemString(opts []*pg_query.Node, name string) string {
 		}
 	}
 	return ""
-}
-
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }
 
 // constantText returns the text an EXECUTE's expression always yields: a

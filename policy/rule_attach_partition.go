@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -22,18 +21,6 @@ func init() {
 			Work:      WorkScan,
 		},
 	})
-}
-
-// PartitionCatalog is an optional Catalog extension that lets
-// attach-partition spell out the CHECK constraint matching a partition
-// bound and see whether the partition already has one.
-type PartitionCatalog interface {
-	// PartitionKey returns a partitioned table's strategy ("range",
-	// "list" or "hash") and key columns ("" for an expression).
-	PartitionKey(ctx context.Context, table string) (strategy string, columns []string, ok bool)
-	// HasValidatedCheckOn reports whether table has a validated CHECK
-	// constraint that references every one of columns.
-	HasValidatedCheckOn(ctx context.Context, table string, columns []string) (has bool, ok bool)
 }
 
 func checkAttachPartition(c *Check, n *pg_query.Node) {

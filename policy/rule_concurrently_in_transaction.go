@@ -33,7 +33,7 @@ func checkConcurrentlyInTransaction(c *Check, n *pg_query.Node) {
 			what = "DROP INDEX CONCURRENTLY"
 		}
 	case *pg_query.Node_ReindexStmt:
-		if statementFacts(n).concurrent {
+		if IsConcurrent(n) {
 			what, t = "REINDEX CONCURRENTLY", TableOf(s.ReindexStmt.Relation)
 		}
 	case *pg_query.Node_AlterTableStmt:

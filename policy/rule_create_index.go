@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+
 	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"

@@ -112,39 +112,6 @@ func dmlOf(n *pg_query.Node) (dmlParts, bool) {
 	return dmlParts{}, false
 }
 
-// withQueries returns the queries of a statement's WITH clause.
-func withQueries(n *pg_query.Node) []*pg_query.Node {
-	var w *pg_query.WithClause
-	switch s := n.GetNode().(type) {
-	case *pg_query.Node_SelectStmt:
-		w = s.SelectStmt.WithClause
-	case *pg_query.Node_InsertStmt:
-		w = s.InsertStmt.WithClause
-		if w == nil {
-			// INSERT INTO t WITH ... SELECT: the WITH is the SELECT's.
-			w = s.InsertStmt.GetSelectStmt().GetSelectStmt().GetWithClause()
-		}
-	case *pg_query.Node_UpdateStmt:
-		w = s.UpdateStmt.WithClause
-	case *pg_query.Node_DeleteStmt:
-		w = s.DeleteStmt.WithClause
-	case *pg_query.Node_MergeStmt:
-		w = s.MergeStmt.WithClause
-	case *pg_query.Node_CreateTableAsStmt:
-		w = s.CreateTableAsStmt.GetQuery().GetSelectStmt().GetWithClause()
-	}
-	if w == nil {
-		return nil
-	}
-	out := make([]*pg_query.Node, 0, len(w.Ctes))
-	for _, c := range w.Ctes {
-		if q := c.GetCommonTableExpr().GetCtequery(); q != nil {
-			out = append(out, q)
-		}
-	}
-	return out
-}
-
 // rowsQuestion is what judgeRows needs to know about a statement that
 // changes rows of table t.
 type rowsQuestion struct {

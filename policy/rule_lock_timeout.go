@@ -2,9 +2,9 @@ package policy
 
 import (
 	"fmt"
-	"github.com/pgguard/pgguard/policy/sqltext"
-	"strconv"
 	"strings"
+
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
@@ -151,26 +151,6 @@ func (c *Check) lockTimeoutValue(what string, value string, isConst bool) {
 			Hint:    hint,
 		})
 	}
-}
-
-// constString returns the value of a string or integer constant (possibly
-// cast, e.g. '5s'::text).
-func constString(n *pg_query.Node) (string, bool) {
-	if tc := n.GetTypeCast(); tc != nil {
-		n = tc.Arg
-	}
-	c := n.GetAConst()
-	switch {
-	case c == nil:
-		return "", false
-	case c.GetSval() != nil:
-		return c.GetSval().Sval, true
-	case c.GetIval() != nil:
-		return strconv.Itoa(int(c.GetIval().Ival)), true
-	case c.GetFval() != nil:
-		return c.GetFval().Fval, true
-	}
-	return "", false
 }
 
 // checkSetClauses checks lock_timeout in a SET clause: CREATE/ALTER

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -33,13 +32,6 @@ func init() {
 			NoRecipe: true,
 		},
 	})
-}
-
-// MatViewPopulater is an optional Catalog extension that says whether a
-// materialized view holds data (pg_class.relispopulated): REFRESH ...
-// CONCURRENTLY fails on a view created WITH NO DATA.
-type MatViewPopulater interface {
-	MatViewPopulated(ctx context.Context, matview string) (populated, ok bool)
 }
 
 func checkRefreshMatView(c *Check, n *pg_query.Node) {

@@ -27,7 +27,7 @@ func init() {
 
 func checkReindex(c *Check, n *pg_query.Node) {
 	s := n.GetReindexStmt()
-	if s == nil || statementFacts(n).concurrent {
+	if s == nil || IsConcurrent(n) {
 		return
 	}
 	var target, what string

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"github.com/pgguard/pgguard/policy/sqltext"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -23,56 +22,6 @@ func init() {
 			Work:      WorkScan,
 		},
 	})
-}
-
-// NotValidConstraint is a constraint a statement adds NOT VALID, and the
-// lock that statement takes on its table.
-type NotValidConstraint struct {
-	Table Table
-	Name  string
-	Lock  string
-}
-
-// notValidAdds returns the CHECK and FOREIGN KEY constraints an ALTER
-// TABLE adds NOT VALID (unnamed ones under the name PostgreSQL gives them,
-// as far as pgguard can tell).
-func notValidAdds(n *pg_query.Node) []NotValidConstraint {
-	t, cmds := AlterTableCmds(n)
-	var out []NotValidConstraint
-	lock := ""
-	for _, cmd := range cmds {
-		lock = strongerLock(lock, alterTableLock(cmd))
-	}
-	for _, cmd := range cmds {
-		k := cmd.GetDef().GetConstraint()
-		if cmd.Subtype != pg_query.AlterTableType_AT_AddConstraint || k == nil || !k.SkipValidation {
-			continue
-		}
-		out = append(out, NotValidConstraint{Table: t, Name: constraintName(t, k, ""), Lock: lock})
-	}
-	return out
-}
-
-// findNotValid looks a constraint up in list; an unqualified table name on
-// either side matches any schema.
-func findNotValid(list []NotValidConstraint, t Table, name string) (string, bool) {
-	for _, c := range list {
-		if c.Name == name && TableIn([]Table{c.Table}, t.Schema, t.Name) {
-			return c.Lock, true
-		}
-	}
-	return "", false
-}
-
-// endsTransaction reports whether a statement ends the transaction block
-// (COMMIT, END, ROLLBACK or ABORT, but not ROLLBACK TO SAVEPOINT).
-func endsTransaction(text string) bool {
-	for _, kw := range []string{"commit", "end", "abort"} {
-		if sqltext.FirstWordIs(text, kw) {
-			return true
-		}
-	}
-	return sqltext.FirstWordIs(text, "rollback") && !sqltext.ContainsFold(text, " to ")
 }
 
 func checkValidateInSameTransaction(c *Check, n *pg_query.Node) {
