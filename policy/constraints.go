@@ -13,7 +13,7 @@ import (
 // add-primary-key, validate-in-same-transaction, alter-column-type, ...).
 
 // stringList returns the values of a list of String nodes (column lists).
-func stringList(nodes []*pg_query.Node) []string {
+func StringList(nodes []*pg_query.Node) []string {
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if s := n.GetString_(); s != nil {
@@ -24,7 +24,7 @@ func stringList(nodes []*pg_query.Node) []string {
 }
 
 // identList quotes and joins column names: a, "accountId".
-func identList(cols []string) string {
+func IdentList(cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = QuoteIdent(c)
@@ -33,12 +33,12 @@ func identList(cols []string) string {
 }
 
 // quoteLiteral returns s as an SQL string literal.
-func quoteLiteral(s string) string {
+func QuoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // relationName truncates a generated name to PostgreSQL's 63 bytes.
-func relationName(name string) string {
+func RelationName(name string) string {
 	if len(name) > 63 {
 		return name[:63]
 	}
@@ -46,7 +46,7 @@ func relationName(name string) string {
 }
 
 // inSchema names an object in t's schema.
-func inSchema(t Table, name string) Table {
+func InSchema(t Table, name string) Table {
 	return Table{Schema: t.Schema, Name: name}
 }
 
@@ -71,14 +71,14 @@ func exprColumns(expr *pg_query.Node) []string {
 // (close enough to find it again): <table>_<columns>_<suffix>.
 func constraintDefaultName(t Table, cols []string, suffix string) string {
 	if len(cols) == 0 {
-		return relationName(t.Name + "_" + suffix)
+		return RelationName(t.Name + "_" + suffix)
 	}
 	return ConstraintName(t, strings.Join(cols, "_"), suffix)
 }
 
 // constraintName returns a constraint's name, or the one PostgreSQL would
 // choose when it has none. column is the column of a column constraint.
-func constraintName(t Table, k *pg_query.Constraint, column string) string {
+func ConstraintNameOf(t Table, k *pg_query.Constraint, column string) string {
 	if k.Conname != "" {
 		return k.Conname
 	}
@@ -93,15 +93,15 @@ func constraintName(t Table, k *pg_query.Constraint, column string) string {
 		}
 		return constraintDefaultName(t, cols, "check")
 	case pg_query.ConstrType_CONSTR_FOREIGN:
-		cols := stringList(k.FkAttrs)
+		cols := StringList(k.FkAttrs)
 		if column != "" {
 			cols = []string{column}
 		}
 		return constraintDefaultName(t, cols, "fkey")
 	case pg_query.ConstrType_CONSTR_PRIMARY:
-		return relationName(t.Name + "_pkey")
+		return RelationName(t.Name + "_pkey")
 	case pg_query.ConstrType_CONSTR_UNIQUE:
-		cols := stringList(k.Keys)
+		cols := StringList(k.Keys)
 		if column != "" {
 			cols = []string{column}
 		}
@@ -114,7 +114,7 @@ func constraintName(t Table, k *pg_query.Constraint, column string) string {
 
 // columnConstraints returns a column definition's constraints of the given
 // kinds.
-func columnConstraints(col *pg_query.ColumnDef, kinds ...pg_query.ConstrType) []*pg_query.Constraint {
+func ColumnConstraints(col *pg_query.ColumnDef, kinds ...pg_query.ConstrType) []*pg_query.Constraint {
 	var out []*pg_query.Constraint
 	for _, cn := range col.Constraints {
 		k := cn.GetConstraint()
@@ -132,7 +132,7 @@ func columnConstraints(col *pg_query.ColumnDef, kinds ...pg_query.ConstrType) []
 
 // bareColumn returns a copy of col without the constraints of the given
 // kinds (and without NOT NULL when NOT NULL is one of them).
-func bareColumn(col *pg_query.ColumnDef, drop ...pg_query.ConstrType) *pg_query.ColumnDef {
+func BareColumn(col *pg_query.ColumnDef, drop ...pg_query.ConstrType) *pg_query.ColumnDef {
 	bare := proto.Clone(col).(*pg_query.ColumnDef)
 	bare.Constraints = nil
 	for _, cn := range col.Constraints {
@@ -159,8 +159,8 @@ func bareColumn(col *pg_query.ColumnDef, drop ...pg_query.ConstrType) *pg_query.
 }
 
 // addColumnSQL is ALTER TABLE t ADD COLUMN col.
-func addColumnSQL(t Table, col *pg_query.ColumnDef) string {
-	return Deparse(alterTable(t, &pg_query.AlterTableCmd{Subtype: pg_query.AlterTableType_AT_AddColumn,
+func AddColumnSQL(t Table, col *pg_query.ColumnDef) string {
+	return Deparse(AlterTable(t, &pg_query.AlterTableCmd{Subtype: pg_query.AlterTableType_AT_AddColumn,
 		Def: &pg_query.Node{Node: &pg_query.Node_ColumnDef{ColumnDef: col}}}))
 }
 
@@ -171,25 +171,25 @@ func addConstraintSQL(t Table, k *pg_query.Constraint, name string, notValid boo
 	if notValid {
 		k.SkipValidation, k.InitiallyValid = true, false
 	}
-	return Deparse(alterTable(t, &pg_query.AlterTableCmd{Subtype: pg_query.AlterTableType_AT_AddConstraint,
+	return Deparse(AlterTable(t, &pg_query.AlterTableCmd{Subtype: pg_query.AlterTableType_AT_AddConstraint,
 		Def: &pg_query.Node{Node: &pg_query.Node_Constraint{Constraint: k}}}))
 }
 
 // notValidRecipe adds a CHECK or FOREIGN KEY constraint NOT VALID and
 // validates it in a separate transaction.
-func notValidRecipe(t Table, k *pg_query.Constraint, name string) string {
+func NotValidRecipe(t Table, k *pg_query.Constraint, name string) string {
 	var b strings.Builder
 	b.WriteString("-- add the constraint without checking existing rows (a brief lock; new and updated rows are checked from now on):\n")
-	b.WriteString(inTransaction(addConstraintSQL(t, k, name, true)+";") + "\n")
-	b.WriteString(validateSeparately)
-	b.WriteString(inTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))))
+	b.WriteString(InOwnTransaction(addConstraintSQL(t, k, name, true)+";") + "\n")
+	b.WriteString(ValidateSeparately)
+	b.WriteString(InOwnTransaction(fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s;", t, QuoteIdent(name))))
 	return b.String()
 }
 
 // newRowExpr returns expr with every unqualified column reference turned
 // into NEW.column, for a row trigger.
-func newRowExpr(expr *pg_query.Node) *pg_query.Node {
-	e := cloneNode(expr)
+func NewRowExpr(expr *pg_query.Node) *pg_query.Node {
+	e := CloneNode(expr)
 	Walk(e, func(n *pg_query.Node) bool {
 		if cr := n.GetColumnRef(); cr != nil && len(cr.Fields) == 1 && cr.Fields[0].GetString_() != nil {
 			cr.Fields = append([]*pg_query.Node{pg_query.MakeStrNode("new")}, cr.Fields...)
@@ -201,8 +201,8 @@ func newRowExpr(expr *pg_query.Node) *pg_query.Node {
 
 // fillTriggerSQL creates a BEFORE INSERT OR UPDATE row trigger on t that
 // sets column to valueSQL (an expression over NEW).
-func fillTriggerSQL(t Table, column, valueSQL, suffix string, version int) string {
-	fn := inSchema(t, ConstraintName(t, column, suffix))
+func FillTriggerSQL(t Table, column, valueSQL, suffix string, version int) string {
+	fn := InSchema(t, ConstraintName(t, column, suffix))
 	trig := QuoteIdent(ConstraintName(t, column, suffix))
 	exec := "FUNCTION"
 	if version < 11 {
@@ -214,7 +214,7 @@ func fillTriggerSQL(t Table, column, valueSQL, suffix string, version int) strin
 
 // batchUpdateWhereSQL is one batch of a backfill of column with value over
 // the rows that match where: run it again until it updates 0 rows.
-func batchUpdateWhereSQL(t Table, column, value, where string) string {
+func BatchUpdateWhereSQL(t Table, column, value, where string) string {
 	return "UPDATE " + t.String() + " SET " + QuoteIdent(column) + " = " + value +
 		" WHERE ctid = ANY (ARRAY(SELECT ctid FROM " + t.String() + " WHERE " + where + " LIMIT 10000));"
 }

@@ -16,12 +16,13 @@
 // check.go, decision.go, registry.go, plpgsql.go, walk.go), the session
 // model (txmemory.go, txeffect.go, context.go, relation.go, facts.go,
 // locks.go, catalog_memo.go, settingsguard.go), config (config*.go,
-// units.go, settings.go), migration-tool awareness (tools.go,
-// toolsteps.go, fixes.go, hints.go, ledger_record.go) and the rules
-// (rule_*.go).
+// units.go, settings.go) and migration-tool awareness (tools.go,
+// toolsteps.go, fixes.go, hints.go, ledger_record.go). The rules have a
+// room of their own, policy/rules, which imports policy: whoever builds an
+// Engine imports it, and NewEngine refuses to build one with no rules.
 //
-// Rules live one per file, rule_<id>.go, and register themselves from init
-// with Register. Each has fixtures in testdata/<id>/ (see
+// Rules live one per file, policy/rules/<id>.go, and register themselves
+// from init with Register. Each has fixtures in testdata/<id>/ (see
 // testdata/README.md), a doc page docs/rules/<id>.md, and, when it is
 // about locks, a Verification proven against a real PostgreSQL by
 // TestVerifyPG.

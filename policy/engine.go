@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -63,6 +64,9 @@ func NewEngine(cfg *Config) (*Engine, error) {
 		if cfg, err = DefaultConfig(); err != nil {
 			return nil, fmt.Errorf("loading the built-in rules: %w", err)
 		}
+	}
+	if len(Rules()) == 0 {
+		return nil, errors.New("policy: no rules are registered: import github.com/pgguard/pgguard/policy/rules")
 	}
 	e := &Engine{cfg: cfg, rules: Rules(), cache: newParseCache(cacheEntries, cacheMaxText)}
 	global, err := e.resolve(nil, cfg.Mode, cfg.Rules, nil)
@@ -346,7 +350,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		f := statementFacts(node)
 		d.DDL, d.Lock, d.Concurrent, d.Retryable = f.ddl, f.lock, f.concurrent, f.retryable
 		d.CreatesTables = createdTables(ctx, sc, node, f.creates)
-		d.AddsNotValid = notValidAdds(node)
+		d.AddsNotValid = NotValidAdds(node)
 		if f.lock == LockAccessExclusive {
 			for _, t := range exclusiveTables(node) {
 				if node.GetLockStmt() == nil {
@@ -590,12 +594,12 @@ func (j *judgement) large(r *Report) bool {
 		return false
 	}
 	if j.sc.Catalog == nil {
-		r.Detail = joinSentences(r.Detail, "Without a catalog, pgguard assumes "+t.String()+" is large.")
+		r.Detail = JoinSentences(r.Detail, "Without a catalog, pgguard assumes "+t.String()+" is large.")
 		return true
 	}
 	size, ok := j.sc.Catalog.TableSize(j.ctx, t.String())
 	if !ok {
-		r.Detail = joinSentences(r.Detail, "The size of "+t.String()+" is unknown, so pgguard assumes it is large.")
+		r.Detail = JoinSentences(r.Detail, "The size of "+t.String()+" is unknown, so pgguard assumes it is large.")
 		return true
 	}
 	th := j.e.cfg.SizeThresholds
@@ -606,7 +610,7 @@ func (j *judgement) large(r *Report) bool {
 	if size.From != "" {
 		from = " in " + size.From
 	}
-	r.Detail = joinSentences(r.Detail, fmt.Sprintf("%s holds about %d rows in %s%s.", t.String(), size.Rows, humanBytes(size.Bytes), from))
+	r.Detail = JoinSentences(r.Detail, fmt.Sprintf("%s holds about %d rows in %s%s.", t.String(), size.Rows, humanBytes(size.Bytes), from))
 	return true
 }
 
@@ -644,7 +648,7 @@ func (j *judgement) finish(text string, d *Decision) {
 			if roleOK {
 				fi.Action, fi.AllowedBy = Allow, reason
 			} else {
-				fi.Detail = joinSentences(fi.Detail, fmt.Sprintf("The pgguard:allow annotation was ignored: role %q is not in annotations.allowed_roles.", j.sc.User))
+				fi.Detail = JoinSentences(fi.Detail, fmt.Sprintf("The pgguard:allow annotation was ignored: role %q is not in annotations.allowed_roles.", j.sc.User))
 			}
 		}
 		switch j.prof.mode {

@@ -28,7 +28,7 @@ func statementFacts(n *pg_query.Node) facts {
 	case *pg_query.Node_SelectStmt:
 		f.ddl = false
 		f.lock = LockAccessShare
-		for _, q := range withQueries(n) {
+		for _, q := range WithQueries(n) {
 			if q.GetUpdateStmt() != nil || q.GetDeleteStmt() != nil || q.GetInsertStmt() != nil || q.GetMergeStmt() != nil {
 				f.lock = LockRowExclusive // a data-modifying WITH query
 			}
@@ -345,7 +345,7 @@ func (tl TableLock) RelationsSQL(oid string) string {
 // escapedLiteral is s as an SQL string literal that reads the same with
 // standard_conforming_strings on or off (E” when s has a backslash).
 func escapedLiteral(s string) string {
-	q := quoteLiteral(s)
+	q := QuoteLiteral(s)
 	if strings.Contains(s, `\`) {
 		return "E" + strings.ReplaceAll(q, `\`, `\\`)
 	}

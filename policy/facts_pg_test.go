@@ -218,7 +218,7 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 			for _, tl := range tableLocks(node, statementFacts(node)) {
 				var names []string
 				q := "SELECT array(SELECT relname FROM pg_class WHERE oid IN (" +
-					tl.RelationsSQL("pg_catalog.to_regclass("+quoteLiteral(tl.Table.String())+")::oid") + "))"
+					tl.RelationsSQL("pg_catalog.to_regclass("+QuoteLiteral(tl.Table.String())+")::oid") + "))"
 				if err := tx.QueryRow(ctx, q).Scan(&names); err != nil {
 					t.Fatalf("%+v: %s: %v", tl, q, err)
 				}

@@ -137,7 +137,7 @@ func fixtureContext(t testing.TB, text string) *Context {
 		}
 	}
 	if notValid != nil {
-		sc.NotValidConstraints = func(t Table, name string) (string, bool) { return findNotValid(notValid, t, name) }
+		sc.NotValidConstraints = func(t Table, name string) (string, bool) { return FindNotValid(notValid, t, name) }
 	}
 	if cat != nil {
 		sc.Catalog = cat

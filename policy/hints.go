@@ -228,12 +228,12 @@ var parserVersion = sync.OnceValue(func() int32 {
 // DeparseExpr turns an expression node into SQL ("" on failure).
 func DeparseExpr(expr *pg_query.Node) string {
 	sel := &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{
-		TargetList: []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: cloneNode(expr)}}}},
+		TargetList: []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: CloneNode(expr)}}}},
 	}}}
 	return strings.TrimPrefix(Deparse(sel), "SELECT ")
 }
 
-func cloneNode(n *pg_query.Node) *pg_query.Node {
+func CloneNode(n *pg_query.Node) *pg_query.Node {
 	if n == nil {
 		return nil
 	}
@@ -241,7 +241,7 @@ func cloneNode(n *pg_query.Node) *pg_query.Node {
 }
 
 // alterTable builds ALTER TABLE t <cmds> as a node, for Deparse.
-func alterTable(t Table, cmds ...*pg_query.AlterTableCmd) *pg_query.Node {
+func AlterTable(t Table, cmds ...*pg_query.AlterTableCmd) *pg_query.Node {
 	s := &pg_query.AlterTableStmt{Relation: &pg_query.RangeVar{Schemaname: t.Schema, Relname: t.Name, Inh: true, Relpersistence: "p"}, Objtype: pg_query.ObjectType_OBJECT_TABLE}
 	for _, c := range cmds {
 		s.Cmds = append(s.Cmds, &pg_query.Node{Node: &pg_query.Node_AlterTableCmd{AlterTableCmd: c}})
@@ -299,14 +299,14 @@ func AlreadyCommittedDetail(statements []string) string {
 	return b.String()
 }
 
-func joinSentences(a, b string) string {
+func JoinSentences(a, b string) string {
 	if a == "" {
 		return b
 	}
 	return a + " " + b
 }
 
-func capitalize(s string) string {
+func Capitalize(s string) string {
 	if s == "" || s[0] < 'a' || s[0] > 'z' {
 		return s
 	}

@@ -82,7 +82,7 @@ func init() {
 
 // nameList joins the String nodes of a qualified name (function or type
 // names) with dots, unquoted, e.g. "pg_catalog.now".
-func nameList(nodes []*pg_query.Node) string {
+func NameList(nodes []*pg_query.Node) string {
 	parts := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if s := n.GetString_(); s != nil {

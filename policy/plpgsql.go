@@ -53,7 +53,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 		if s.CreateFunctionStmt.IsProcedure {
 			kind = "procedure"
 		}
-		where = fmt.Sprintf("in %s %s", kind, nameList(s.CreateFunctionStmt.Funcname))
+		where = fmt.Sprintf("in %s %s", kind, NameList(s.CreateFunctionStmt.Funcname))
 		if body := s.CreateFunctionStmt.SqlBody; body != nil {
 			j.judgeSQLBody(body, text, where, depth)
 			return
@@ -76,7 +76,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 	default:
 		return
 	}
-	js, err := parsePlpgsql(text)
+	js, err := ParsePlpgsql(text)
 	if err != nil {
 		j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
 			Message: fmt.Sprintf("pgguard could not parse the PL/pgSQL %s, so it cannot tell which locks it takes: %v.", where[3:], err),
@@ -92,7 +92,7 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 }
 
 // parsePlpgsql wraps the PL/pgSQL parser so that a panic becomes an error.
-func parsePlpgsql(text string) (js string, err error) {
+func ParsePlpgsql(text string) (js string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("parser failed: %v", r)
@@ -102,10 +102,10 @@ func parsePlpgsql(text string) (js string, err error) {
 }
 
 // maxJSONDepth bounds the walk over a PL/pgSQL tree.
-const maxJSONDepth = 200
+const MaxJSONDepth = 200
 
 func (j *judgement) walkPlpgsql(v any, where string, depth, jsonDepth int) {
-	if jsonDepth > maxJSONDepth {
+	if jsonDepth > MaxJSONDepth {
 		j.engineFinding(ParseErrorRule, Level(j.e.cfg.OnParseError), Report{
 			Message: fmt.Sprintf("The PL/pgSQL %s is nested too deeply for pgguard to check every statement in it.", where[3:]),
 		})
@@ -126,9 +126,9 @@ func (j *judgement) walkPlpgsql(v any, where string, depth, jsonDepth int) {
 			x := t[k]
 			switch k {
 			case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
-				j.judgeDynamic(exprQuery(x, "query"), where, depth)
+				j.judgeDynamic(ExprQuery(x, "query"), where, depth)
 			case "PLpgSQL_stmt_return_query", "PLpgSQL_stmt_open":
-				if q := exprQuery(x, "dynquery"); q != "" {
+				if q := ExprQuery(x, "dynquery"); q != "" {
 					j.judgeDynamic(q, where, depth)
 				}
 			case "PLpgSQL_expr":
@@ -146,8 +146,8 @@ func (j *judgement) walkPlpgsql(v any, where string, depth, jsonDepth int) {
 
 // PL/pgSQL's parse modes (PostgreSQL's RawParseMode) of an expression.
 const (
-	plpgsqlStatement  = 0 // a whole statement
-	plpgsqlExpression = 2 // an expression: IF cond, RETURN expr, ...
+	PlpgsqlStatement  = 0 // a whole statement
+	PlpgsqlExpression = 2 // an expression: IF cond, RETURN expr, ...
 	plpgsqlAssign1    = 3 // var := expr, up to var.field[sub] := expr
 	plpgsqlAssign3    = 5
 )
@@ -159,10 +159,10 @@ func (j *judgement) judgePlpgsqlExpr(x any, where string, depth int) {
 	mode, _ := m["parseMode"].(float64)
 	switch {
 	case q == "":
-	case mode == plpgsqlStatement:
+	case mode == PlpgsqlStatement:
 		j.judgeInner(q, where, depth)
-	case mode == plpgsqlExpression, mode >= plpgsqlAssign1 && mode <= plpgsqlAssign3:
-		if mode != plpgsqlExpression {
+	case mode == PlpgsqlExpression, mode >= plpgsqlAssign1 && mode <= plpgsqlAssign3:
+		if mode != PlpgsqlExpression {
 			if i := strings.Index(q, ":="); i >= 0 {
 				q = q[i+2:]
 			} else if i := strings.IndexByte(q, '='); i >= 0 {
@@ -178,7 +178,7 @@ func (j *judgement) judgePlpgsqlExpr(x any, where string, depth int) {
 }
 
 // exprQuery digs {key: {PLpgSQL_expr: {query: "..."}}} out of a statement.
-func exprQuery(stmt any, key string) string {
+func ExprQuery(stmt any, key string) string {
 	m, _ := stmt.(map[string]any)
 	e, _ := m[key].(map[string]any)
 	pe, _ := e["PLpgSQL_expr"].(map[string]any)
@@ -207,7 +207,7 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 	j.innerTableLocks = append(j.innerTableLocks, tableLocks(node, f)...)
 	before := len(j.found)
 	j.judge(node, sql, true, depth+1)
-	prefix := capitalize(where) + ": "
+	prefix := Capitalize(where) + ": "
 	for i := before; i < len(j.found); i++ {
 		if !strings.HasPrefix(j.found[i].Message, prefix) { // a DO block in a DO block
 			j.found[i].Message = prefix + j.found[i].Message
@@ -218,7 +218,7 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 // judgeDynamic handles EXECUTE: a string literal is judged as SQL, anything
 // else is opaque and follows on_dynamic_sql.
 func (j *judgement) judgeDynamic(expr, where string, depth int) {
-	if sql, ok := constantText(expr); ok {
+	if sql, ok := ConstantText(expr); ok {
 		j.judgeInner(sql, where, depth)
 		return
 	}
@@ -262,7 +262,7 @@ func (j *judgement) judgeSQLBody(body *pg_query.Node, text, where string, depth 
 		before := len(j.found)
 		j.judge(n, text, true, depth+1) // the body's statements have no text of their own
 		for i := before; i < len(j.found); i++ {
-			j.found[i].Message = capitalize(where) + ": " + j.found[i].Message
+			j.found[i].Message = Capitalize(where) + ": " + j.found[i].Message
 		}
 	}
 	walk(body, 0)
@@ -279,7 +279,7 @@ func analyzes(opts []*pg_query.Node) bool {
 		if de.Arg == nil {
 			return true
 		}
-		v, _ := constString(de.Arg)
+		v, _ := ConstString(de.Arg)
 		if v == "" {
 			v = de.GetArg().GetString_().GetSval()
 		}
@@ -369,7 +369,7 @@ func defElemString(opts []*pg_query.Node, name string) string {
 // string literal, or format() of a literal format string with literal
 // arguments (%s, %I, %L and %%, as PostgreSQL's format does them). ok is
 // false for anything built at run time.
-func constantText(expr string) (string, bool) {
+func ConstantText(expr string) (string, bool) {
 	if sql, ok := stringLiteral(expr); ok {
 		return sql, true
 	}
@@ -385,7 +385,7 @@ func constantText(expr string) (string, bool) {
 	if fc == nil || len(fc.Args) == 0 || fc.AggStar || fc.FuncVariadic || len(fc.AggOrder) > 0 || fc.AggFilter != nil || fc.Over != nil {
 		return "", false
 	}
-	if name := nameList(fc.Funcname); name != "format" && name != "pg_catalog.format" {
+	if name := NameList(fc.Funcname); name != "format" && name != "pg_catalog.format" {
 		return "", false
 	}
 	var args []*string // nil: NULL

@@ -36,8 +36,8 @@ func (l Level) String() string {
 	return "unknown"
 }
 
-// Rule is one check of the policy. Each rule lives in its own file,
-// rule_<id>.go, and registers itself from init with Register.
+// Rule is one check of the policy. Each rule lives in its own file of
+// package policy/rules, <id>.go, and registers itself from init with Register.
 type Rule struct {
 	// ID is the rule's name in rules.yaml, findings, metrics and
 	// annotations: lower-case words joined by dashes.

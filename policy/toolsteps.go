@@ -21,12 +21,12 @@ import "strings"
 //	            for a tool that cuts a migration at its semicolons, how to
 //	            keep the body whole; nothing for the others
 const (
-	phOutside  = "{outside}"
-	phSeparate = "{separate}"
-	phBackfill = "{backfill}"
-	phBegin    = "{begin}"
-	phCommit   = "{commit}"
-	phBody     = "{body}"
+	StepOutside  = "{outside}"
+	StepSeparate = "{separate}"
+	StepBackfill = "{backfill}"
+	StepBegin    = "{begin}"
+	StepCommit   = "{commit}"
+	phBody       = "{body}"
 )
 
 // toolStep is how a tool runs the steps of a recipe (see above).
@@ -140,7 +140,7 @@ var toolSteps = map[Tool]toolStep{
 }
 
 // outsidePhrase is {outside} in a fix or a recipe's comment.
-func outsidePhrase(tool Tool) string {
+func OutsidePhrase(tool Tool) string {
 	if i, ok := toolIdioms[tool]; ok {
 		return "alone and outside a transaction: " + i.fix
 	}
@@ -153,9 +153,9 @@ func expandFix(fix string, tool Tool) string {
 		return fix
 	}
 	s := toolSteps[tool]
-	fix = strings.ReplaceAll(fix, phOutside, outsidePhrase(tool))
-	fix = strings.ReplaceAll(fix, phSeparate, s.separate)
-	fix = strings.ReplaceAll(fix, phBackfill, s.backfill)
+	fix = strings.ReplaceAll(fix, StepOutside, OutsidePhrase(tool))
+	fix = strings.ReplaceAll(fix, StepSeparate, s.separate)
+	fix = strings.ReplaceAll(fix, StepBackfill, s.backfill)
 	return expandAllow(expandTypes(fix, tool), tool)
 }
 
@@ -208,12 +208,12 @@ func expandHint(hint string, tool Tool) string {
 	out := lines[:0]
 	for _, l := range lines {
 		switch l {
-		case phBegin, phCommit:
+		case StepBegin, StepCommit:
 			if tool == ToolUnknown {
 				out = append(out, strings.ToUpper(l[1:len(l)-1])+";")
 			}
 			continue
-		case phBackfill:
+		case StepBackfill:
 			out = append(out, s.backfillHint)
 			continue
 		case phBody:
@@ -222,12 +222,12 @@ func expandHint(hint string, tool Tool) string {
 			}
 			continue
 		}
-		l = strings.ReplaceAll(l, phOutside, outsidePhrase(tool))
+		l = strings.ReplaceAll(l, StepOutside, OutsidePhrase(tool))
 		separate := s.separate
 		if tool == ToolUnknown {
 			separate = "in a transaction of its own" // the recipe spells BEGIN; and COMMIT;
 		}
-		l = strings.ReplaceAll(l, phSeparate, separate)
+		l = strings.ReplaceAll(l, StepSeparate, separate)
 		out = append(out, l)
 	}
 	return strings.Join(out, "\n")
@@ -235,9 +235,9 @@ func expandHint(hint string, tool Tool) string {
 
 // inTransaction is a recipe's statements that must be one transaction of
 // their own: between BEGIN; and COMMIT; with no tool known.
-func inTransaction(stmts string) string {
-	return phBegin + "\n" + strings.TrimRight(stmts, "\n") + "\n" + phCommit
+func InOwnTransaction(stmts string) string {
+	return StepBegin + "\n" + strings.TrimRight(stmts, "\n") + "\n" + StepCommit
 }
 
 // validateSeparately is the comment before a VALIDATE CONSTRAINT step.
-const validateSeparately = "-- then, " + phSeparate + "; it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on:\n"
+const ValidateSeparately = "-- then, " + StepSeparate + "; it scans, but holds only SHARE UPDATE EXCLUSIVE, which lets reads and writes go on:\n"

@@ -221,10 +221,10 @@ func (m *TxMemory) Created(schema, table string) bool {
 func (m *TxMemory) NotValidLock(t Table, constraint string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if lock, ok := findNotValid(m.notValid, t, constraint); ok {
+	if lock, ok := FindNotValid(m.notValid, t, constraint); ok {
 		return lock, true
 	}
-	return findNotValid(m.expected.NotValid, t, constraint)
+	return FindNotValid(m.expected.NotValid, t, constraint)
 }
 
 // Reset forgets everything: the transaction ended. What the batch being
@@ -280,7 +280,7 @@ type NotValidConstraint struct {
 // notValidAdds returns the CHECK and FOREIGN KEY constraints an ALTER
 // TABLE adds NOT VALID (unnamed ones under the name PostgreSQL gives them,
 // as far as pgguard can tell).
-func notValidAdds(n *pg_query.Node) []NotValidConstraint {
+func NotValidAdds(n *pg_query.Node) []NotValidConstraint {
 	t, cmds := AlterTableCmds(n)
 	var out []NotValidConstraint
 	lock := ""
@@ -292,14 +292,14 @@ func notValidAdds(n *pg_query.Node) []NotValidConstraint {
 		if cmd.Subtype != pg_query.AlterTableType_AT_AddConstraint || k == nil || !k.SkipValidation {
 			continue
 		}
-		out = append(out, NotValidConstraint{Table: t, Name: constraintName(t, k, ""), Lock: lock})
+		out = append(out, NotValidConstraint{Table: t, Name: ConstraintNameOf(t, k, ""), Lock: lock})
 	}
 	return out
 }
 
 // findNotValid looks a constraint up in list; an unqualified table name on
 // either side matches any schema.
-func findNotValid(list []NotValidConstraint, t Table, name string) (string, bool) {
+func FindNotValid(list []NotValidConstraint, t Table, name string) (string, bool) {
 	for _, c := range list {
 		if c.Name == name && TableIn([]Table{c.Table}, t.Schema, t.Name) {
 			return c.Lock, true

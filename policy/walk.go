@@ -48,7 +48,7 @@ func walk(m protoreflect.Message, fn func(*pg_query.Node) bool, depth int) {
 func (c *Check) Created(t Table) bool { return createdIn(c.Ctx, c.Session, t) }
 
 // withQueries returns the queries of a statement's WITH clause.
-func withQueries(n *pg_query.Node) []*pg_query.Node {
+func WithQueries(n *pg_query.Node) []*pg_query.Node {
 	var w *pg_query.WithClause
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_SelectStmt:
@@ -82,7 +82,7 @@ func withQueries(n *pg_query.Node) []*pg_query.Node {
 
 // constString returns the value of a string or integer constant (possibly
 // cast, e.g. '5s'::text).
-func constString(n *pg_query.Node) (string, bool) {
+func ConstString(n *pg_query.Node) (string, bool) {
 	if tc := n.GetTypeCast(); tc != nil {
 		n = tc.Arg
 	}

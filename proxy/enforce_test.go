@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"strconv"
 	"strings"
 	"sync"

@@ -3,6 +3,7 @@
 package main
 
 import (
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"os"
 )
 

@@ -5,6 +5,7 @@ package kubernetes
 import (
 	"bytes"
 	"fmt"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"net"
 	"os"
 	"path"

@@ -2,6 +2,7 @@ package pgcatalog
 
 import (
 	"context"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"strings"
 	"testing"
 

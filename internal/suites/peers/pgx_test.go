@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"io"
 	"log/slog"
 	"os"

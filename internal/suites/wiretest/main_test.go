@@ -3,6 +3,7 @@ package wiretest
 import (
 	"context"
 	"fmt"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"io"
 	"log/slog"
 	"os"

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"io"
 	"log/slog"
 	"os"

@@ -1,0 +1,568 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"github.com/pgguard/pgguard/policy"
+	"sort"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pgguard/pgguard/policy/sqltext"
+)
+
+// User code a statement runs (rule large-dml, in a migration's session):
+// the functions of the triggers that fire for it, and the user functions
+// and procedures it calls (VOLATILE ones, LANGUAGE sql or plpgsql; others
+// cannot write, or are not user code that pgguard can read). Their bodies
+// come from pg_proc.prosrc; each data-changing statement of a body is
+// estimated as a generic plan would be: a variable, an argument, and a
+// field of NEW or OLD become a scalar subquery of the same type, whose
+// value the planner does not know, as it does not know a parameter's. The
+// model of how often a body runs:
+//
+//   - a FOR EACH ROW trigger runs once per row the statement changes
+//     (the statement's own estimate); a FOR EACH STATEMENT trigger once;
+//   - a function called by the statement runs once per row the
+//     statement returns or changes (once for SELECT f() and CALL p());
+//     a function called by a body statement, once per row that statement
+//     changes (at least once);
+//   - a body statement that changes e rows, run n times, changes e × n
+//     rows of its table (an INSERT ... VALUES of one row run per row
+//     inserts as many rows as the statement changes).
+//
+// More than max_rows on any table is refused. A body statement pgguard
+// cannot estimate (an EXECUTE of text built at run time, a statement the
+// planner refuses without the values), a count of runs it does not know,
+// and code nested more than maxBodyDepth calls deep are refused in a
+// migration's session as unsizable: where pgguard cannot know, the
+// migration is told to batch.
+
+// maxBodyDepth bounds functions calling functions; a function already on
+// the way (recursion) is not read again.
+const maxBodyDepth = 4
+
+// bodyRun is one body to judge and how often it runs.
+type bodyRun struct {
+	fn    policy.Function
+	via   string       // how the statement reaches it, for messages
+	times int64        // runs; -1 when unknown
+	row   policy.Table // the table whose rows NEW and OLD are, for a trigger
+	// args are the constant arguments the call passes (SQL; nil when
+	// unknown): the body is estimated with them.
+	args  []string
+	depth int
+	seen  map[string]bool
+}
+
+// bodyHint is the recipe when user code changes too many rows.
+func bodyHint() string {
+	return "-- move the data change out of the function or trigger into its own statements, run outside the migration\n" +
+		"-- in batches of about " + strconv.Itoa(largeDMLBatch) + " rows, each in its own transaction"
+}
+
+// unsizable reports user code whose rows pgguard cannot know.
+func unsizable(c *policy.Check, t policy.Table, via, why string) {
+	c.Report(policy.Report{
+		Table:   t,
+		Lock:    policy.LockRowExclusive,
+		Unsized: true,
+		Message: fmt.Sprintf("The statement runs %s, which may change rows that pgguard cannot size (%s); in a migration's session every data change must be sized, and backfills of more than %s rows belong in batches outside the migration.",
+			via, why, thousands(c.MaxDMLRows)),
+		Hint: bodyHint(),
+	})
+}
+
+// judgeCalls judges the user functions a statement that runs now calls
+// (SELECT f(), CALL p(), UPDATE t SET x = f(x), INSERT ... VALUES (f())).
+func judgeCalls(c *policy.Check, n *pg_query.Node) {
+	if !c.Session.Migration || c.Session.Catalog == nil {
+		return
+	}
+	switch n.GetNode().(type) {
+	case *pg_query.Node_SelectStmt, *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt,
+		*pg_query.Node_MergeStmt, *pg_query.Node_CallStmt, *pg_query.Node_CreateTableAsStmt:
+	default:
+		return
+	}
+	calls := callsIn(n)
+	names := calledNames(n)
+	if len(names) == 0 {
+		return
+	}
+	fc, ok := c.Session.Catalog.(policy.FunctionCatalog)
+	if !ok {
+		return
+	}
+	fns, ok := fc.FunctionBodies(c.Ctx, names)
+	if !ok || len(fns) == 0 {
+		return
+	}
+	times := int64(1)
+	sel := n.GetSelectStmt()
+	if n.GetCallStmt() == nil && !(sel != nil && len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE && len(sel.ValuesLists) <= 1) {
+		times = -1
+		rows, ok := int64(0), false
+		if n.GetInsertStmt() != nil {
+			rows, ok = bodyRows(c, n) // its VALUES, or its SELECT's estimate
+		} else {
+			rows, ok = c.Session.Catalog.EstimateRows(c.Ctx, c.SQL())
+		}
+		if ok {
+			times = max(rows, 1)
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range fns {
+		seen[f.Name] = true
+	}
+	for _, f := range fns {
+		judgeBody(c, bodyRun{fn: f, via: "function " + f.Name, times: times, args: argsOf(f, calls), seen: seen})
+	}
+}
+
+// calledNames lists the functions a statement calls, as written.
+func calledNames(msg *pg_query.Node) []string {
+	var out []string
+	for name := range callsIn(msg) {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// callsIn maps each function a statement calls (CALL's procedure too), as
+// written, to the arguments every call of it passes when they are all
+// constants (as SQL), nil otherwise.
+func callsIn(msg *pg_query.Node) map[string][]string {
+	out := map[string][]string{}
+	add := func(f *pg_query.FuncCall) {
+		name := policy.NameList(f.Funcname)
+		if name == "" {
+			return
+		}
+		var args []string
+		for _, a := range f.Args {
+			v := a
+			if tc := v.GetTypeCast(); tc != nil {
+				v = tc.Arg
+			}
+			if v.GetAConst() == nil {
+				args = nil
+				break
+			}
+			args = append(args, policy.DeparseExpr(a))
+		}
+		if len(args) != len(f.Args) {
+			args = nil
+		}
+		if prev, seen := out[name]; seen && strings.Join(prev, "\x00") != strings.Join(args, "\x00") {
+			args = nil
+		}
+		out[name] = args
+	}
+	if cs := msg.GetCallStmt(); cs != nil && cs.Funccall != nil {
+		add(cs.Funccall)
+	}
+	policy.Walk(msg, func(x *pg_query.Node) bool {
+		if f := x.GetFuncCall(); f != nil {
+			add(f)
+		}
+		return true
+	})
+	return out
+}
+
+// argsOf returns the constant arguments that calls pass to f ("" where
+// not known): calls maps names as written to their arguments (callsIn).
+func argsOf(f policy.Function, calls map[string][]string) []string {
+	short := f.Name[strings.LastIndexByte(f.Name, '.')+1:]
+	var vals []string
+	for name, args := range calls {
+		if t := policy.ParseTableName(name); t.Name != short || args == nil {
+			continue
+		}
+		if vals != nil && strings.Join(vals, "\x00") != strings.Join(args, "\x00") {
+			return nil
+		}
+		vals = args
+	}
+	return vals
+}
+
+// judgeTriggers judges the functions of the triggers that fire for a
+// statement that changes rows of t (rows: the statement's estimate).
+func judgeTriggers(c *policy.Check, t policy.Table, event string, triggers []policy.Trigger, rows func() (int64, bool)) {
+	n, known := int64(0), false
+	asked := false
+	for _, tr := range triggers {
+		if tr.Language != "plpgsql" && tr.Language != "sql" {
+			continue // C and internal trigger functions are not user code that changes tables
+		}
+		times := int64(1)
+		if tr.ForEachRow {
+			if !asked {
+				n, known = rows()
+				asked = true
+			}
+			times = -1
+			if known {
+				times = n
+			}
+		}
+		fn := policy.Function{Name: tr.Function, Language: tr.Language, Body: tr.Body, Trigger: true}
+		judgeBody(c, bodyRun{fn: fn, via: "trigger " + policy.QuoteIdent(tr.Name) + " on " + t.String() + " (function " + tr.Function + ")",
+			times: times, row: t, seen: map[string]bool{tr.Function: true}})
+	}
+}
+
+// judgeBody judges the data-changing statements of one body.
+func judgeBody(c *policy.Check, r bodyRun) {
+	if r.depth > maxBodyDepth {
+		unsizable(c, r.row, r.via, "functions nested more than "+strconv.Itoa(maxBodyDepth)+" calls deep")
+		return
+	}
+	stmts, vars, dynamic, err := bodyStatements(r.fn)
+	if err != nil {
+		unsizable(c, r.row, r.via, "pgguard could not parse its body: "+err.Error())
+		return
+	}
+	if dynamic != "" {
+		unsizable(c, r.row, r.via, "it runs SQL built at run time (EXECUTE "+dynamic+")")
+	}
+	var calls []string
+	callTimes := map[string]int64{}
+	callArgs := map[string][]string{}
+	for _, text := range stmts {
+		tree, err := sqltext.PgParse(text)
+		if err != nil {
+			unsizable(c, r.row, r.via, "pgguard could not parse a statement of its body")
+			continue
+		}
+		for _, raw := range tree.Stmts {
+			node := raw.Stmt
+			e := int64(0)
+			if target, verb, ok := bodyChange(node); ok {
+				subst := policy.CloneNode(node)
+				if !substituteVars(subst, vars, r.fn.Args, r.args, r.row) {
+					unsizable(c, target, r.via, "its "+verb+" of "+target.String()+" refers to what pgguard cannot stand in for")
+					continue
+				}
+				rows, ok := bodyRows(c, subst)
+				if !ok {
+					unsizable(c, target, r.via, "the planner could not estimate its "+verb+" of "+target.String())
+					continue
+				}
+				e = rows
+				judgeBodyRows(c, r, target, verb, rows)
+			}
+			for name, args := range callsIn(node) {
+				if prev, seen := callArgs[name]; seen && strings.Join(prev, "\x00") != strings.Join(args, "\x00") {
+					args = nil
+				}
+				callArgs[name] = args
+				if r.times < 0 {
+					callTimes[name] = -1
+				} else if callTimes[name] >= 0 {
+					callTimes[name] = max(callTimes[name], r.times*max(e, 1))
+				}
+				calls = append(calls, name)
+			}
+		}
+	}
+	if len(calls) == 0 {
+		return
+	}
+	fc, ok := c.Session.Catalog.(policy.FunctionCatalog)
+	if !ok {
+		return
+	}
+	fns, ok := fc.FunctionBodies(c.Ctx, calls)
+	if !ok {
+		return
+	}
+	for _, f := range fns {
+		if r.seen[f.Name] {
+			continue
+		}
+		seen := map[string]bool{f.Name: true}
+		for k := range r.seen {
+			seen[k] = true
+		}
+		times := int64(-1)
+		for _, name := range calls {
+			if t := policy.ParseTableName(name); t.Name == f.Name[strings.LastIndexByte(f.Name, '.')+1:] {
+				times = callTimes[name]
+			}
+		}
+		judgeBody(c, bodyRun{fn: f, via: r.via + ", which calls function " + f.Name, times: times, args: argsOf(f, callArgs), depth: r.depth + 1, seen: seen})
+	}
+}
+
+// judgeBodyRows reports a body statement that changes too many rows:
+// rows per run, r.times runs.
+func judgeBodyRows(c *policy.Check, r bodyRun, target policy.Table, verb string, rows int64) {
+	if rows == 0 {
+		return
+	}
+	if r.times < 0 {
+		if rows > c.MaxDMLRows {
+			r.times = 1
+		} else {
+			unsizable(c, target, r.via, "pgguard cannot tell how many times it runs its "+verb+" of "+target.String())
+			return
+		}
+	}
+	total := rows
+	if r.times > 1 && rows <= c.MaxDMLRows {
+		if total = rows * r.times; total/r.times != rows {
+			total = c.MaxDMLRows + 1 // overflow: far too many
+		}
+	}
+	if total <= c.MaxDMLRows {
+		return
+	}
+	runs := ""
+	if r.times > 1 {
+		runs = fmt.Sprintf(", run about %d times (once per row),", r.times)
+	}
+	c.Report(policy.Report{
+		Table: target,
+		Lock:  policy.LockRowExclusive,
+		// Run once per row, it writes as many row versions of a small
+		// table as the statement changes rows.
+		Unsized: r.times > 1,
+		Message: fmt.Sprintf("The statement runs %s, whose %s of about %d rows of %s%s changes about %d rows of %s in one statement: it locks each of those rows until it commits and leaves as many dead row versions at once (bloat, replication lag); backfills of more than %s rows belong in batches outside the migration.",
+			r.via, verb, rows, target, runs, total, target, thousands(c.MaxDMLRows)),
+		Detail: "The row counts are the planner's estimates (EXPLAIN of the body's statement, its variables standing for unknown values, as in a generic plan).",
+		Hint:   bodyHint(),
+	})
+}
+
+// bodyChange reports the table and verb of a body statement that changes
+// rows (UPDATE, DELETE, MERGE, INSERT).
+func bodyChange(n *pg_query.Node) (policy.Table, string, bool) {
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		return policy.TableOf(s.UpdateStmt.Relation), "UPDATE", true
+	case *pg_query.Node_DeleteStmt:
+		return policy.TableOf(s.DeleteStmt.Relation), "DELETE", true
+	case *pg_query.Node_MergeStmt:
+		return policy.TableOf(s.MergeStmt.Relation), "MERGE", true
+	case *pg_query.Node_InsertStmt:
+		return policy.TableOf(s.InsertStmt.Relation), "INSERT", true
+	}
+	return policy.Table{}, "", false
+}
+
+// bodyRows estimates the rows one run of a body statement changes: an
+// INSERT's rows are those of its VALUES or its SELECT.
+func bodyRows(c *policy.Check, n *pg_query.Node) (int64, bool) {
+	if ins := n.GetInsertStmt(); ins != nil {
+		sel := ins.SelectStmt.GetSelectStmt()
+		switch {
+		case ins.SelectStmt == nil:
+			return 1, true // DEFAULT VALUES
+		case sel != nil && len(sel.ValuesLists) > 0:
+			return int64(len(sel.ValuesLists)), true
+		case sel != nil && len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE && !callsFunction(sel.TargetList):
+			return 1, true
+		}
+		s := policy.CloneNode(ins.SelectStmt)
+		if ins.WithClause != nil && s.GetSelectStmt() != nil && s.GetSelectStmt().WithClause == nil {
+			s.GetSelectStmt().WithClause = ins.WithClause
+		}
+		return c.Session.Catalog.EstimateRows(c.Ctx, policy.Deparse(s))
+	}
+	return c.Session.Catalog.EstimateRows(c.Ctx, policy.Deparse(n))
+}
+
+// bodyStatements returns the SQL statements of a body, its variables
+// (name → type; "" for NEW and OLD, the trigger's row) and the first
+// EXECUTE of text it cannot fold.
+func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, dynamic string, err error) {
+	vars = map[string]string{}
+	for i, a := range f.Args {
+		if a.Name != "" {
+			vars[strings.ToLower(a.Name)] = a.Type
+		}
+		vars["$"+strconv.Itoa(i+1)] = a.Type
+	}
+	if f.Language == "sql" {
+		for _, st := range sqltext.SplitStrings(f.Body, false) {
+			if sqltext.Classify(st.Text) != sqltext.ClassEmpty {
+				stmts = append(stmts, st.Text)
+			}
+		}
+		return stmts, vars, "", nil
+	}
+	var args []string
+	for _, a := range f.Args {
+		args = append(args, strings.TrimSpace(QuoteIdentIf(a.Name)+" "+a.Type))
+	}
+	ret := "void"
+	if f.Trigger {
+		ret = "trigger"
+		for _, v := range []string{"tg_name", "tg_when", "tg_level", "tg_op", "tg_table_name", "tg_table_schema", "tg_relname"} {
+			vars[v] = "text"
+		}
+		vars["tg_relid"], vars["tg_nargs"], vars["tg_argv"] = "oid", "int", "text[]"
+	}
+	tag := "pgguard"
+	for strings.Contains(f.Body, "$"+tag+"$") {
+		tag += "x"
+	}
+	js, err := policy.ParsePlpgsql("CREATE FUNCTION pgguard_body(" + strings.Join(args, ", ") + ") RETURNS " + ret + " LANGUAGE plpgsql AS $" + tag + "$" + f.Body + "$" + tag + "$")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var tree any
+	if err := json.Unmarshal([]byte(js), &tree); err != nil {
+		return nil, nil, "", err
+	}
+	var walk func(v any, d int)
+	walk = func(v any, d int) {
+		if d > policy.MaxJSONDepth {
+			return
+		}
+		switch t := v.(type) {
+		case []any:
+			for _, x := range t {
+				walk(x, d+1)
+			}
+		case map[string]any:
+			for k, x := range t {
+				switch k {
+				case "PLpgSQL_var":
+					m, _ := x.(map[string]any)
+					name, _ := m["refname"].(string)
+					dt, _ := m["datatype"].(map[string]any)
+					pt, _ := dt["PLpgSQL_type"].(map[string]any)
+					typ, _ := pt["typname"].(string)
+					if name != "" && typ != "" {
+						vars[strings.ToLower(name)] = typ
+					}
+				case "PLpgSQL_rec", "PLpgSQL_row":
+					m, _ := x.(map[string]any)
+					if name, _ := m["refname"].(string); name != "" {
+						vars[strings.ToLower(name)] = ""
+					}
+				case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors", "PLpgSQL_stmt_return_query", "PLpgSQL_stmt_open":
+					key := "query"
+					if k == "PLpgSQL_stmt_return_query" || k == "PLpgSQL_stmt_open" {
+						key = "dynquery"
+					}
+					if q := policy.ExprQuery(x, key); q != "" {
+						if sql, ok := policy.ConstantText(q); ok {
+							stmts = append(stmts, sql)
+						} else if dynamic == "" {
+							dynamic = q
+						}
+					}
+				case "PLpgSQL_expr":
+					m, _ := x.(map[string]any)
+					q, _ := m["query"].(string)
+					mode, _ := m["parseMode"].(float64)
+					switch {
+					case q == "":
+					case mode == policy.PlpgsqlStatement:
+						stmts = append(stmts, q)
+					default:
+						if mode != policy.PlpgsqlExpression {
+							if i := strings.Index(q, ":="); i >= 0 {
+								q = q[i+2:]
+							} else if i := strings.IndexByte(q, '='); i >= 0 {
+								q = q[i+1:]
+							}
+						}
+						stmts = append(stmts, "SELECT "+q)
+					}
+					continue
+				}
+				walk(x, d+1)
+			}
+		}
+	}
+	walk(tree, 0)
+	return stmts, vars, dynamic, nil
+}
+
+// QuoteIdentIf quotes a name when it is not empty.
+func QuoteIdentIf(name string) string {
+	if name == "" {
+		return ""
+	}
+	return policy.QuoteIdent(name)
+}
+
+// substituteVars replaces, in a body statement, each reference to a
+// variable, an argument ($n or by name) or a field of NEW or OLD by a
+// scalar subquery of its type, whose value the planner does not know. It
+// reports false for a reference it cannot replace (a record's field
+// outside a trigger).
+func substituteVars(n *pg_query.Node, vars map[string]string, args []policy.FunctionArg, values []string, row policy.Table) bool {
+	ok := true
+	// An argument whose value the call passes stands for that value.
+	argExpr := func(i int) string {
+		if i < len(values) && values[i] != "" {
+			return "(" + values[i] + ")::" + args[i].Type
+		}
+		return "(SELECT NULL::" + args[i].Type + ")"
+	}
+	byName := map[string]int{}
+	for i, a := range args {
+		if a.Name != "" {
+			byName[strings.ToLower(a.Name)] = i
+		}
+	}
+	policy.Walk(n, func(x *pg_query.Node) bool {
+		if p := x.GetParamRef(); p != nil {
+			if p.Number < 1 || int(p.Number) > len(args) {
+				ok = false
+				return false
+			}
+			return replaceWith(x, argExpr(int(p.Number-1)), &ok)
+		}
+		cr := x.GetColumnRef()
+		if cr == nil || len(cr.Fields) == 0 {
+			return true
+		}
+		first := strings.ToLower(cr.Fields[0].GetString_().GetSval())
+		typ, isVar := vars[first]
+		if !isVar {
+			return true
+		}
+		switch {
+		case typ != "" && len(cr.Fields) == 1:
+			if i, isArg := byName[first]; isArg {
+				return replaceWith(x, argExpr(i), &ok)
+			}
+			return replaceWith(x, "(SELECT NULL::"+typ+")", &ok)
+		case typ == "" && (first == "new" || first == "old") && row.Name != "" && len(cr.Fields) == 2 && cr.Fields[1].GetString_() != nil:
+			return replaceWith(x, "(SELECT pgguard_row."+policy.QuoteIdent(cr.Fields[1].GetString_().Sval)+" FROM "+row.String()+" AS pgguard_row LIMIT 1)", &ok)
+		case typ == "":
+			ok = false // a record's field whose type pgguard does not know
+			return false
+		}
+		return true
+	})
+	return ok
+}
+
+// replaceWith makes x the expression expr; it returns false (do not walk
+// into x).
+func replaceWith(x *pg_query.Node, expr string, ok *bool) bool {
+	tree, err := sqltext.PgParse("SELECT " + expr)
+	if err != nil || len(tree.Stmts) != 1 {
+		*ok = false
+		return false
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	if sel == nil || len(sel.TargetList) != 1 {
+		*ok = false
+		return false
+	}
+	x.Node = sel.TargetList[0].GetResTarget().GetVal().Node
+	return false
+}
