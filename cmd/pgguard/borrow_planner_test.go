@@ -25,23 +25,7 @@ func TestBorrowedEmptyTablePlannedInProduction(t *testing.T) {
 	sizesDatabase(t, pg, "production", append(borrowSchema, borrowRows(30000)...)...)
 	sizesDatabase(t, pg, "uat", append(borrowSchema, "ANALYZE")...)
 	file := exportSizes(t, pg, "production")
-	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
-	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
-	admin := freeAddr(t)
-	cfg := fmt.Sprintf("large_dml: {max_rows: 1000}\nproxy:\n  admin: %s\n  targets:\n"+
-		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
-		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
-		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
-		admin, addrs["production"], pg.Addr(), pgtest.SCRAMUser, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startBinary(t, "--rules", rules, "--log-format", "json")
-	waitHTTP(t, "http://"+admin+"/startup", 200)
-	waitUntil(t, "production's sizes read by uat", 20*time.Second, func() bool {
-		return sum(scrape(t, admin), "pgguard_borrowed_sizes_in_use", "target", "uat") == 1
-	})
+	addrs, _ := threeEnvironments(t, pg, "large_dml: {max_rows: 1000}\n", pgtest.SCRAMUser, file)
 	verdict := func(target, sql string) agreeVerdict {
 		db := "uat"
 		if target == "production" {
@@ -71,4 +55,31 @@ func TestBorrowedEmptyTablePlannedInProduction(t *testing.T) {
 			t.Errorf("%s: uat-file decides %s", c.sql, f.key())
 		}
 	}
+}
+
+// threeEnvironments starts pgguard with three targets in front of pg:
+// production (with a monitor: block for user), uat borrowing production's
+// live sizes, and uat-file judging with the sizes file; settings go before
+// the proxy section. It returns the targets' addresses and the admin
+// address once uat has read production's sizes.
+func threeEnvironments(t *testing.T, pg *pgtest.Server, settings, user, file string) (map[string]string, string) {
+	t.Helper()
+	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
+	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
+	admin := freeAddr(t)
+	cfg := fmt.Sprintf(settings+"proxy:\n  admin: %s\n  targets:\n"+
+		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
+		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
+		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
+		admin, addrs["production"], pg.Addr(), user, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startBinary(t, "--rules", rules, "--log-format", "json")
+	waitHTTP(t, "http://"+admin+"/startup", 200)
+	waitUntil(t, "production's sizes read by uat", 20*time.Second, func() bool {
+		return sum(scrape(t, admin), "pgguard_borrowed_sizes_in_use", "target", "uat") == 1
+	})
+	return addrs, admin
 }

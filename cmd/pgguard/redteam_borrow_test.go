@@ -96,23 +96,7 @@ func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
 	sizesDatabase(t, pg, "production", inApp...)
 	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
 	file := exportSizes(t, pg, "production")
-	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
-	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
-	admin := freeAddr(t)
-	cfg := fmt.Sprintf("proxy:\n  admin: %s\n  targets:\n"+
-		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
-		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
-		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
-		admin, addrs["production"], pg.Addr(), pgtest.SCRAMUser, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startBinary(t, "--rules", rules, "--log-format", "json")
-	waitHTTP(t, "http://"+admin+"/startup", 200)
-	waitUntil(t, "production's sizes read by uat", 20*time.Second, func() bool {
-		return sum(scrape(t, admin), "pgguard_borrowed_sizes_in_use", "target", "uat") == 1
-	})
+	addrs, _ := threeEnvironments(t, pg, "", pgtest.SCRAMUser, file)
 	c := borrowCase{sql: "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint", inTx: true}
 	got := map[string]string{}
 	for name, addr := range addrs {
@@ -150,6 +134,30 @@ func TestRedteamBorrowedSizesOtherSchema(t *testing.T) {
 // proxy on production, after the same SET, refuses the type change of
 // app.accounts; lint --sizes allows it (public.accounts is small).
 func TestRedteamLintSizesSetSearchPath(t *testing.T) {
+	file, s := productionWithLegacyAccounts(t)
+	defer s.conn.Close(context.Background())
+	s.must(t, "SET search_path TO app, public")
+	v := s.verdict(t, agreeContext{inTransaction: true}, "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint")
+	if v.action != policy.Reject {
+		t.Fatalf("production after SET search_path: %s, want refused", v.key())
+	}
+	migration := filepath.Join(t.TempDir(), "m.sql")
+	if err := os.WriteFile(migration, []byte("SET search_path TO app, public;\nALTER TABLE accounts ALTER COLUMN amount TYPE bigint;\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "", "lint", "--in-transaction", "--sizes", file, migration)
+	if code == 0 || !strings.Contains(out, "alter-column-type") {
+		t.Errorf("lint --sizes with SET search_path TO app: exit %d, %s%s; the proxy on production refuses it", code, out, errOut)
+	}
+}
+
+// productionWithLegacyAccounts starts a production database whose
+// application tables live in schema app (accounts: 30,000 rows) beside a
+// small legacy public.accounts (5 rows), exports its sizes, and puts
+// pgguard with one target in front of it: the sizes file and a session of
+// production's through pgguard.
+func productionWithLegacyAccounts(t *testing.T) (string, *agreeSession) {
+	t.Helper()
 	pg := pgtest.Must(t, pgtest.Options{})
 	inApp := []string{"CREATE SCHEMA app", "SET search_path = app"}
 	inApp = append(inApp, borrowSchema...)
@@ -168,18 +176,5 @@ func TestRedteamLintSizesSetSearchPath(t *testing.T) {
 	startBinary(t, "--rules", rules, "--log-format", "json")
 	waitHTTP(t, "http://"+admin+"/startup", 200)
 	s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/production?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, prod))
-	defer s.conn.Close(context.Background())
-	s.must(t, "SET search_path TO app, public")
-	v := s.verdict(t, agreeContext{inTransaction: true}, "ALTER TABLE accounts ALTER COLUMN amount TYPE bigint")
-	if v.action != policy.Reject {
-		t.Fatalf("production after SET search_path: %s, want refused", v.key())
-	}
-	migration := filepath.Join(t.TempDir(), "m.sql")
-	if err := os.WriteFile(migration, []byte("SET search_path TO app, public;\nALTER TABLE accounts ALTER COLUMN amount TYPE bigint;\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, out, errOut := runCmd(t, "", "lint", "--in-transaction", "--sizes", file, migration)
-	if code == 0 || !strings.Contains(out, "alter-column-type") {
-		t.Errorf("lint --sizes with SET search_path TO app: exit %d, %s%s; the proxy on production refuses it", code, out, errOut)
-	}
+	return file, s
 }

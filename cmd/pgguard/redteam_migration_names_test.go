@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
@@ -52,23 +51,7 @@ func startRig(t *testing.T, prodSetup, uatSetup []string, monitor string) *nameR
 	if code, _, errOut := runCmd(t, "", "sizes", "export", "--upstream", pg.Addr(), "--user", monitor, "--database", "production", "--output", file); code != 0 {
 		t.Fatalf("sizes export: exit %d: %s", code, errOut)
 	}
-	t.Setenv("PGGUARD_TEST_MONITOR_PASSWORD", pgtest.Password)
-	addrs := map[string]string{"production": freeAddr(t), "uat": freeAddr(t), "uat-file": freeAddr(t)}
-	admin := freeAddr(t)
-	cfg := fmt.Sprintf("rules:\n  rename-table: off\nlarge_dml:\n  max_rows: 1000\nproxy:\n  admin: %s\n  targets:\n"+
-		"    - {name: production, listen: %s, upstream: %s, monitor: {user: %s, database: production, password_env: PGGUARD_TEST_MONITOR_PASSWORD}}\n"+
-		"    - {name: uat, listen: %s, upstream: %s, sizes_from: production, sizes_refresh: 10s}\n"+
-		"    - {name: uat-file, listen: %s, upstream: %s, sizes_file: %s}\n",
-		admin, addrs["production"], pg.Addr(), monitor, addrs["uat"], pg.Addr(), addrs["uat-file"], pg.Addr(), file)
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startBinary(t, "--rules", rules, "--log-format", "json")
-	waitHTTP(t, "http://"+admin+"/startup", 200)
-	waitUntil(t, "production's sizes read by uat", 20*time.Second, func() bool {
-		return sum(scrape(t, admin), "pgguard_borrowed_sizes_in_use", "target", "uat") == 1
-	})
+	addrs, _ := threeEnvironments(t, pg, "rules:\n  rename-table: off\nlarge_dml:\n  max_rows: 1000\n", monitor, file)
 	r := &nameRig{sessions: map[string]*agreeSession{}}
 	for name, addr := range addrs {
 		db := "uat"
@@ -292,24 +275,7 @@ func TestRedteamLintSetLocalOutsideTransaction(t *testing.T) {
 // only SET search_path, resolves accounts by the file's recorded path
 // (public, where production keeps a 5-row legacy accounts) and allows.
 func TestRedteamLintSetConfigSearchPath(t *testing.T) {
-	pg := pgtest.Must(t, pgtest.Options{})
-	inApp := []string{"CREATE SCHEMA app", "SET search_path = app"}
-	inApp = append(inApp, borrowSchema...)
-	inApp = append(inApp, borrowRows(30000)...)
-	inApp = append(inApp, "SET search_path = public",
-		"CREATE TABLE public.accounts (id bigint PRIMARY KEY, email text, status text, amount int, note text)",
-		"INSERT INTO public.accounts SELECT g, 'x', 'open', g, NULL FROM generate_series(1, 5) g", "ANALYZE public.accounts")
-	sizesDatabase(t, pg, "production", inApp...)
-	file := exportSizes(t, pg, "production")
-	prod, admin := freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf("proxy:\n  admin: %s\n  targets:\n    - {name: production, listen: %s, upstream: %s}\n", admin, prod, pg.Addr())
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startBinary(t, "--rules", rules, "--log-format", "json")
-	waitHTTP(t, "http://"+admin+"/startup", 200)
-	s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/production?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, prod))
+	file, s := productionWithLegacyAccounts(t)
 	defer s.conn.Close(context.Background())
 	for _, set := range []string{
 		"SELECT pg_catalog.set_config('search_path', 'app', false)",
