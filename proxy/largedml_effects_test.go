@@ -361,3 +361,54 @@ func TestLargeDMLBodiesPipelined(t *testing.T) {
 		t.Fatalf("%d rows changed (%v)", n, err)
 	}
 }
+
+// A migration's session keeps a table's rules and triggers between its
+// statements (pgcatalog.SessionMemo), so it must forget them when it runs
+// DDL or changes its search_path: a trigger it creates itself, or the
+// same name in another schema, counts at once.
+func TestLargeDMLMemoForgetsOnDDLAndSearchPath(t *testing.T) {
+	effectsTables(t,
+		"DROP SCHEMA IF EXISTS fx_s2 CASCADE", "CREATE SCHEMA fx_s2", "GRANT ALL ON SCHEMA fx_s2 TO PUBLIC",
+		"CREATE TABLE fx_s2.fx_small (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0)",
+		"INSERT INTO fx_s2.fx_small SELECT g, 0 FROM generate_series(1, 10) g",
+		"CREATE FUNCTION fx_s2.fx_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE public.fx_big SET v = v + 1; RETURN NEW; END$$",
+		"CREATE TRIGGER fx_s2_t AFTER UPDATE ON fx_s2.fx_small FOR EACH ROW EXECUTE FUNCTION fx_s2.fx_f()",
+		"ANALYZE fx_s2.fx_small")
+	t.Cleanup(func() { _ = pgExec("guard", "DROP SCHEMA IF EXISTS fx_s2 CASCADE") })
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	ctx := context.Background()
+	changed := func() int64 {
+		var n int64
+		if err := direct.QueryRow(ctx, effectsChanged).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	refused := func(q string) {
+		t.Helper()
+		_, err := conn.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: not refused (err %v)", q, err)
+		}
+		if n := changed(); n != 0 {
+			t.Errorf("%s: %d rows of fx_big changed through pgguard", q, n)
+			if err := pgExec("guard", effectsReset); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < 3; i++ { // asked once, then kept
+		mustExec(t, conn, "UPDATE fx_small SET v = v + 1 WHERE id = 1")
+	}
+	mustExec(t, conn, "SET search_path = fx_s2, public")
+	refused("UPDATE fx_small SET v = v + 1 WHERE id = 1")
+	mustExec(t, conn, "SET search_path = public")
+	mustExec(t, conn, "UPDATE fx_small SET v = v + 1 WHERE id = 1")
+	// (A function created in the migration is judged when it is created;
+	// this one was made outside it.)
+	mustExec(t, conn, "CREATE TRIGGER fx_mine AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_s2.fx_f()")
+	refused("UPDATE fx_small SET v = v + 1 WHERE id = 1")
+}

@@ -39,7 +39,12 @@ type GuardedQuerier interface {
 // transaction, and a lock taken would be held until its end, so every query
 // here reads only the catalogs (no regclass casts that can fail, no
 // functions that lock a relation) unless the session is idle.
-type Catalog struct{ Q Querier }
+type Catalog struct {
+	Q Querier
+	// Memo, when set, keeps the session's answers that change only with
+	// DDL (see SessionMemo).
+	Memo *SessionMemo
+}
 
 var (
 	_ policy.Catalog            = (*Catalog)(nil)

@@ -34,6 +34,9 @@ func (c *Catalog) TableEffects(ctx context.Context, table, event string) (policy
 	if blank(table) || ev == "" {
 		return policy.Effects{}, false
 	}
+	if e, ok := c.Memo.effectsOf(table, event); ok {
+		return e, true
+	}
 	rows, ok := c.query("SELECT 'rule', NULL, NULL, NULL, NULL, NULL FROM (SELECT c.oid" + relationFilter(table) + ") r" +
 		" WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w WHERE w.ev_class = r.oid AND w.ev_type = '" + ev + "' AND w.rulename <> '_RETURN' AND " + firesHere("w.ev_enabled") + ")" +
 		" UNION ALL SELECT 'trigger', t.tgname::text, pn.nspname || '.' || p.proname, l.lanname::text, p.prosrc, ((t.tgtype::int & 1) = 1)" +
@@ -56,6 +59,7 @@ func (c *Catalog) TableEffects(ctx context.Context, table, event string) (policy
 		}
 		e.Triggers = append(e.Triggers, policy.Trigger{Name: text(r[1]), Function: text(r[2]), Language: text(r[3]), Body: text(r[4]), ForEachRow: IsTrue(r[5])})
 	}
+	c.Memo.keepEffects(table, event, e)
 	return e, true
 }
 
@@ -143,6 +147,9 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 	if len(names) == 0 {
 		return nil, true
 	}
+	if fs, ok := c.Memo.bodiesOf(names); ok {
+		return fs, true
+	}
 	var match []string
 	for _, name := range names {
 		if blank(name) {
@@ -175,5 +182,6 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 		}
 		out = append(out, f)
 	}
+	c.Memo.keepBodies(names, out)
 	return out, true
 }

@@ -45,12 +45,16 @@ func (m *Machine) noteDDL(ds []policy.StatementDecision) {
 			m.sawDDL = true
 		}
 	}
+	m.forgetMemo(ds)
 }
 
 // plainText is the engine's fast-path check for one reading of a text; a
 // DML statement that only an application's session may skip is not plain
 // in a migration's session.
 func (m *Machine) plainText(eng *policy.Engine, text string, backslash bool) (int, bool) {
+	if m.catalog.Memo.Kept() && changesLookup(text) {
+		m.catalog.Memo.Forget()
+	}
 	n, plain, dml := eng.PlainDML(text, backslash)
 	if plain && dml && m.migration(eng) {
 		return n, false

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	"github.com/pgguard/pgguard/internal/observe"
 	"github.com/pgguard/pgguard/internal/pgcatalog"
@@ -212,6 +213,7 @@ func New(conns *Conns, sess Session, state *State, cfg Config) *Machine {
 		m.log = slog.Default()
 	}
 	m.catalog.Q = sessionQuerier{m}
+	m.catalog.Memo = &pgcatalog.SessionMemo{}
 	if cfg.Sizes != nil {
 		m.borrowed = &pgcatalog.Borrowed{Catalog: &m.catalog, Src: cfg.Sizes}
 	}
@@ -389,3 +391,33 @@ func (m *Machine) CutOff() (detail, hint string, ok bool) {
 // Drain ends every queued sync point whose waiter still waits. The relay
 // calls it once both loops have stopped.
 func (m *Machine) Drain() { m.syncs.drain() }
+
+// forgetMemo drops the session's kept rules, triggers and function bodies
+// (pgcatalog.SessionMemo) before statements that may change them or the
+// search_path their names were looked up by: DDL, SET, RESET, DISCARD,
+// and anything that names search_path (set_config). Sessions that never
+// asked (the application's) pay one atomic load.
+func (m *Machine) forgetMemo(ds []policy.StatementDecision) {
+	if !m.catalog.Memo.Kept() {
+		return
+	}
+	for _, sd := range ds {
+		if sd.Decision.DDL || sqltext.Classify(sd.Statement.Text) == sqltext.ClassSession || changesLookup(sd.Statement.Text) {
+			m.catalog.Memo.Forget()
+			return
+		}
+	}
+}
+
+// changesLookup reports whether text may change how the session's
+// unqualified names resolve (its search_path, directly, by a reset, or by
+// a role whose settings or $user apply): a coarse test of the words, for
+// sessions whose memo holds anything.
+func changesLookup(text string) bool {
+	for _, w := range []string{"search_path", "reset", "discard", "role", "authorization"} {
+		if sqltext.ContainsFold(text, w) {
+			return true
+		}
+	}
+	return false
+}
