@@ -190,9 +190,19 @@ func exclusiveTables(n *pg_query.Node) []Table {
 // alterTableLock is the lock one ALTER TABLE subcommand takes.
 func alterTableLock(cmd *pg_query.AlterTableCmd) string {
 	switch cmd.Subtype {
+	case pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions:
+		// Most storage parameters take SHARE UPDATE EXCLUSIVE; these take
+		// ACCESS EXCLUSIVE (PostgreSQL 15's reloptions.c, whose
+		// AlterTableGetRelOptionsLockLevel goes by the name alone).
+		for _, o := range cmd.GetDef().GetList().GetItems() {
+			switch o.GetDefElem().GetDefname() {
+			case "security_barrier", "security_invoker", "check_option", "user_catalog_table", "buffering":
+				return LockAccessExclusive
+			}
+		}
+		return LockShareUpdateExclusive
 	case pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_ValidateConstraint,
 		pg_query.AlterTableType_AT_ClusterOn, pg_query.AlterTableType_AT_DropCluster,
-		pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions,
 		pg_query.AlterTableType_AT_AttachPartition:
 		return LockShareUpdateExclusive
 	case pg_query.AlterTableType_AT_DetachPartition:
@@ -494,7 +504,11 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 		// Before it runs the table has its old name.
 		add(s.RenameStmt.Relation, f.lock)
 	case *pg_query.Node_DropStmt:
-		if r := s.DropStmt.RemoveType; r == pg_query.ObjectType_OBJECT_TABLE || r == pg_query.ObjectType_OBJECT_MATVIEW || r == pg_query.ObjectType_OBJECT_INDEX {
+		switch r := s.DropStmt.RemoveType; r {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_INDEX,
+			pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
+			// A view, a sequence, a foreign table: ACCESS EXCLUSIVE on
+			// it, which a read of the view (a nextval) waits behind.
 			for _, o := range s.DropStmt.Objects {
 				l := o.GetList()
 				if l == nil {

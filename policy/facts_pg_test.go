@@ -193,6 +193,11 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"TRUNCATE fkc RESTART IDENTITY CASCADE",
 		"CREATE TRIGGER vt_tr2 INSTEAD OF UPDATE ON vt FOR EACH ROW EXECUTE FUNCTION trig()",
 		"DROP TRIGGER vt_tr ON vt",
+		"DROP VIEW v",
+		"DROP SEQUENCE s",
+		"ALTER VIEW v SET (security_barrier = true)",
+		"ALTER VIEW v RESET (check_option)",
+		"ALTER TABLE other SET (fillfactor = 80)",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			tree, err := pg_query.Parse(sql)
