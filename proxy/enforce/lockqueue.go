@@ -437,6 +437,13 @@ func (m *Machine) waitOutsideQueue(v *verdict, run func(string) (outcome, error)
 		if wait *= 2; wait > time.Second {
 			wait = time.Second
 		}
+		if inBlock {
+			// The block may hold locks (its earlier statements') that a
+			// session can start waiting for at any moment: each look
+			// finds out (b.hostage), so the looks come often enough that
+			// such a session waits no longer than one of them.
+			wait = 100 * time.Millisecond
+		}
 	}
 }
 
