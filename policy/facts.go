@@ -287,6 +287,14 @@ const (
 	// ViaDefaultPartition: the DEFAULT partition of the partitioned
 	// table Table, which ATTACH and DETACH PARTITION lock.
 	ViaDefaultPartition = "default-partition"
+	// ViaPartitionParent: the partitioned table Table is a partition
+	// of, which DROP TABLE of a partition locks ACCESS EXCLUSIVE
+	// (PostgreSQL 12+, RangeVarCallbackForDropRelation).
+	ViaPartitionParent = "partition-parent"
+	// ViaViewTables: the relations of the query of the view Table, and
+	// of the views among them, to the end, which LOCK TABLE of a view
+	// locks with its mode (PostgreSQL 11+, LockViewRecurse).
+	ViaViewTables = "view-tables"
 )
 
 // RelationsSQL is a query of the catalog for the OIDs of the relations tl
@@ -325,6 +333,19 @@ func (tl TableLock) RelationsSQL(oid string) string {
 				" WHERE c.contype = 'f') SELECT r FROM f"
 		}
 		return q
+	case ViaPartitionParent:
+		return "SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND c.relispartition WHERE i.inhrelid = " + oid
+	case ViaViewTables:
+		// A view's _RETURN rule depends on the relations of its query
+		// (and on the view itself); only tables, partitioned tables and
+		// views are locked, and views followed.
+		return "WITH RECURSIVE v(r) AS (SELECT " + oid + " UNION SELECT d.refobjid FROM v" +
+			" JOIN pg_catalog.pg_class c ON c.oid = v.r AND c.relkind = 'v'" +
+			" JOIN pg_catalog.pg_rewrite w ON w.ev_class = v.r AND w.rulename = '_RETURN'" +
+			" JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
+			" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.r" +
+			" JOIN pg_catalog.pg_class b ON b.oid = d.refobjid AND b.relkind IN ('r', 'p', 'v'))" +
+			" SELECT r FROM v WHERE r IS DISTINCT FROM " + oid
 	case ViaDefaultPartition:
 		return "SELECT t.partdefid FROM pg_catalog.pg_partitioned_table t WHERE t.partdefid <> 0 AND t.partrelid = " + oid
 	case ViaOwnedSequences:
@@ -473,6 +494,7 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	case *pg_query.Node_LockStmt:
 		for _, r := range s.LockStmt.Relations {
 			add(r.GetRangeVar(), f.lock)
+			via(r.GetRangeVar(), f.lock, ViaViewTables)
 		}
 	case *pg_query.Node_TruncateStmt:
 		for _, r := range s.TruncateStmt.Relations {
@@ -524,6 +546,7 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 					// CASCADE the tables whose keys reference it.
 					via(rv, f.lock, ViaReferenced)
 					via(rv, f.lock, ViaOwnedSequences)
+					via(rv, f.lock, ViaPartitionParent)
 					if s.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 						via(rv, f.lock, ViaReferencing)
 					}
