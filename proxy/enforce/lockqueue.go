@@ -283,6 +283,13 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		}
 		return nil
 	}
+	if rel := concurrentOperationRelation(v); rel != "" {
+		// REINDEX ... CONCURRENTLY and DROP INDEX CONCURRENTLY (the
+		// client's or pgguard's rewrite) wait for another build's lock on
+		// the table holding a snapshot, as a second build would: the same
+		// deadlock, and PostgreSQL may cancel the other session's build.
+		return m.waitOutsideQueue(v, m.internalQuery, buildsOnOIDSQL(rel), false, deadline, buildRefusal)
+	}
 	wants := wantsOf(ds)
 	if len(wants) == 0 {
 		return nil
@@ -346,10 +353,16 @@ func (m *Machine) snapshotTaken(iso string) bool {
 // relid is an OID, which another database may use for another table (a
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
+	return buildsOnOIDSQL("pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")")
+}
+
+// buildsOnOIDSQL is buildsOnSQL for the table whose OID rel (an SQL
+// expression) gives.
+func buildsOnOIDSQL(rel string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM pg_catalog.statement_timestamp() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
-		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
+		" WHERE p.relid = " + rel + " AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" ORDER BY a.xact_start LIMIT 1"
 }
@@ -533,6 +546,62 @@ func buildRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
 		Hint: "-- run the migration again once the other build has finished; watch it with:\n" +
 			"SELECT * FROM pg_stat_progress_create_index WHERE pid = " + b.pid + ";",
 	}
+}
+
+// concurrentOperationRelation returns an SQL expression for the OID of the
+// table a one-statement REINDEX (INDEX or TABLE) CONCURRENTLY or DROP INDEX
+// CONCURRENTLY (the client's own or a rewrite) works on, or "". Not for
+// REINDEX SCHEMA or DATABASE, which work on many tables.
+func concurrentOperationRelation(v *verdict) string {
+	if len(v.decisions) != 1 {
+		return ""
+	}
+	sql := v.decisions[0].Statement.Text
+	if v.rewritten != "" {
+		sql = v.rewritten
+	}
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return ""
+	}
+	indexTable := func(name string) string {
+		return "(SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + "))"
+	}
+	switch n := tree.Stmts[0].Stmt; {
+	case n.GetReindexStmt() != nil:
+		rs := n.GetReindexStmt()
+		concurrent := false
+		for _, p := range rs.Params {
+			if p.GetDefElem().GetDefname() == "concurrently" {
+				concurrent = true // as the policy reads it (statementFacts)
+			}
+		}
+		if !concurrent || rs.Relation == nil {
+			return ""
+		}
+		name := policy.TableOf(rs.Relation).String()
+		switch rs.Kind {
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
+			return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + ")::oid"
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+			return indexTable(name)
+		}
+	case n.GetDropStmt() != nil:
+		ds := n.GetDropStmt()
+		if !ds.Concurrent || ds.RemoveType != pg_query.ObjectType_OBJECT_INDEX || len(ds.Objects) != 1 {
+			return ""
+		}
+		l := ds.Objects[0].GetList()
+		if l == nil {
+			return ""
+		}
+		var parts []string
+		for _, it := range l.Items {
+			parts = append(parts, policy.QuoteIdent(it.GetString_().GetSval()))
+		}
+		return indexTable(strings.Join(parts, "."))
+	}
+	return ""
 }
 
 // concurrentIndexTable returns the table a one-statement CREATE INDEX
