@@ -362,7 +362,12 @@ func buildsOnOIDSQL(rel string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM pg_catalog.statement_timestamp() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
-		" WHERE p.relid = " + rel + " AND p.pid <> pg_catalog.pg_backend_pid()" +
+		// pg_stat_progress_create_index hides another role's relid from
+		// a role without pg_read_all_stats; pg_locks shows anyone the
+		// build's lock on the table.
+		" WHERE (p.relid = " + rel + " OR p.relid IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = p.pid" +
+		" AND l.locktype = 'relation' AND l.relation = " + rel + "))" +
+		" AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" ORDER BY a.xact_start LIMIT 1"
 }
