@@ -135,3 +135,40 @@ func TestRedteamLookShapes(t *testing.T) {
 		})
 	}
 }
+
+// Drops that remove tables, columns or triggers of tables they do not
+// name, each with ACCESS EXCLUSIVE on those tables: DROP SCHEMA ...
+// CASCADE (its tables), DROP TYPE ... CASCADE (the columns of that type),
+// DROP FUNCTION ... CASCADE (the triggers that call it).
+func TestRedteamLookShapesCascade(t *testing.T) {
+	rtShapeCleanup(t)
+	t.Cleanup(func() {
+		pgExec("guard", "DROP SCHEMA IF EXISTS rt2_sch CASCADE; DROP TABLE IF EXISTS rt2_e; DROP TYPE IF EXISTS rt2_mood; DROP FUNCTION IF EXISTS rt2_trf() CASCADE")
+	})
+	for _, c := range []rtShapeCase{
+		{rtLookCase{name: "DROP SCHEMA CASCADE, a read of its table left idle", setup: []string{rtShapeTables, "DROP SCHEMA IF EXISTS rt2_sch CASCADE", "CREATE SCHEMA rt2_sch",
+			"CREATE TABLE rt2_sch.t (id int PRIMARY KEY, v text)", "INSERT INTO rt2_sch.t SELECT g, 'x' FROM generate_series(1, 100) g"},
+			hold: "SELECT count(*) FROM rt2_sch.t", app: "SELECT v FROM rt2_sch.t WHERE id = $1",
+			migration: []string{`/* pgguard:allow drop-table reason="test" */ DROP SCHEMA rt2_sch CASCADE`}}, true,
+			"redteam: DROP SCHEMA ... CASCADE takes ACCESS EXCLUSIVE on the schema's tables, which the look does not look at; it queues behind a long reader"},
+		{rtLookCase{name: "DROP TYPE CASCADE, a read of a table with a column of the type left idle", setup: []string{rtShapeTables,
+			"DROP TABLE IF EXISTS rt2_e", "DROP TYPE IF EXISTS rt2_mood", "CREATE TYPE rt2_mood AS ENUM ('a', 'b')",
+			"CREATE TABLE rt2_e (id int PRIMARY KEY, m rt2_mood, v text)", "INSERT INTO rt2_e SELECT g, 'a', 'x' FROM generate_series(1, 100) g"},
+			hold: "SELECT count(*) FROM rt2_e", app: "SELECT v FROM rt2_e WHERE id = $1",
+			migration: []string{`/* pgguard:allow drop-column reason="test" */ DROP TYPE rt2_mood CASCADE`}}, false,
+			"redteam: DROP TYPE ... CASCADE takes ACCESS EXCLUSIVE on the tables whose columns it drops, which the look does not look at; it queues behind a long reader"},
+		{rtLookCase{name: "DROP FUNCTION CASCADE of a trigger function, a read of the trigger's table left idle", setup: []string{rtShapeTables,
+			"CREATE OR REPLACE FUNCTION rt2_trf() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+			"CREATE TRIGGER rt2_tr BEFORE UPDATE ON rt2_t FOR EACH ROW EXECUTE FUNCTION rt2_trf()"},
+			hold: "SELECT count(*) FROM rt2_t", app: "SELECT v FROM rt2_t WHERE id = $1",
+			migration: []string{"DROP FUNCTION rt2_trf() CASCADE"}}, false,
+			"redteam: DROP FUNCTION ... CASCADE of a trigger function takes ACCESS EXCLUSIVE on the tables of the triggers it drops, which the look does not look at; it queues behind a long reader"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.skip != "" {
+				t.Skip(c.skip)
+			}
+			rtShapeLook(t, c)
+		})
+	}
+}
