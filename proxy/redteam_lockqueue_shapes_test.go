@@ -77,7 +77,7 @@ const rtShapeTables = "DROP TABLE IF EXISTS rt2_t, rt2_p, rt2_d CASCADE; DROP VI
 func rtShapeCleanup(t *testing.T) {
 	t.Cleanup(func() {
 		pgExec("guard", "DROP TABLE IF EXISTS rt2_t, rt2_p, rt2_d CASCADE; DROP VIEW IF EXISTS rt2_v; DROP MATERIALIZED VIEW IF EXISTS rt2_mv;"+
-			" DROP SEQUENCE IF EXISTS rt2_s; DROP DOMAIN IF EXISTS rt2_dom CASCADE")
+			" DROP SEQUENCE IF EXISTS rt2_s; DROP DOMAIN IF EXISTS rt2_dom CASCADE; DROP FUNCTION IF EXISTS rt2_fn()")
 	})
 }
 
@@ -126,6 +126,13 @@ func TestRedteamLookShapes(t *testing.T) {
 			hold: "UPDATE rt2_d SET n = n WHERE id = 50", app: "UPDATE rt2_d SET n = n WHERE id = $1",
 			migration: []string{"ALTER DOMAIN rt2_dom ADD CONSTRAINT rt2_dom_pos CHECK (VALUE > 0)"}}, false,
 			"redteam: ALTER DOMAIN ADD CONSTRAINT takes SHARE on every table with a column of the domain; pgguard gives it no lock_timeout and no look, and it queues behind a long writer with the application's writes behind it"},
+		// DDL in a function the migration calls with SELECT: pgguard
+		// sees no lock at all, gives no lock_timeout (the ALTER waits for
+		// the reader for as long as it lives) and does not look.
+		{rtLookCase{name: "ALTER TABLE in a function called by SELECT, a read left idle", setup: []string{rtShapeTables,
+			"CREATE OR REPLACE FUNCTION rt2_fn() RETURNS void LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE rt2_t ADD COLUMN note text; END $$"},
+			hold: "SELECT count(*) FROM rt2_t", app: read, migration: []string{"SELECT rt2_fn()"}}, false,
+			"redteam: a DDL inside a function called by SELECT runs with no lock_timeout and no look; it queues behind a long reader for as long as the reader lives, the application behind it"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.skip != "" {
