@@ -129,6 +129,18 @@ func statementFacts(n *pg_query.Node) facts {
 		f.lock = LockShareUpdateExclusive
 	case *pg_query.Node_LockStmt:
 		f.lock = lockStmtMode(s.LockStmt.Mode)
+	case *pg_query.Node_AlterDomainStmt:
+		// ADD CONSTRAINT (unless NOT VALID), VALIDATE CONSTRAINT and SET
+		// NOT NULL check every column of the domain, with SHARE on each
+		// table that has one (PostgreSQL 15's get_rels_with_domain).
+		switch s.AlterDomainStmt.Subtype {
+		case "C":
+			if c := s.AlterDomainStmt.GetDef().GetConstraint(); c == nil || !c.SkipValidation {
+				f.lock = LockShare
+			}
+		case "O", "V":
+			f.lock = LockShare
+		}
 	}
 	f.retryable = retryableStatement(n) && !f.concurrent
 	return f
@@ -295,6 +307,10 @@ const (
 	// of the views among them, to the end, which LOCK TABLE of a view
 	// locks with its mode (PostgreSQL 11+, LockViewRecurse).
 	ViaViewTables = "view-tables"
+	// ViaDomainTables: Table names a domain (not a relation); the tables
+	// with a column of it, or of a domain over it, which ALTER DOMAIN
+	// ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL lock SHARE.
+	ViaDomainTables = "domain-tables"
 )
 
 // RelationsSQL is a query of the catalog for the OIDs of the relations tl
@@ -333,6 +349,13 @@ func (tl TableLock) RelationsSQL(oid string) string {
 				" WHERE c.contype = 'f') SELECT r FROM f"
 		}
 		return q
+	case ViaDomainTables:
+		// The OID given is the relation's of that name; a domain is a
+		// type, resolved here.
+		dom := "pg_catalog.to_regtype(" + escapedLiteral(tl.Table.String()) + ")::oid"
+		return "WITH RECURSIVE d(t) AS (SELECT " + dom + " UNION SELECT ty.oid FROM pg_catalog.pg_type ty JOIN d ON ty.typbasetype = d.t WHERE ty.typtype = 'd')" +
+			" SELECT DISTINCT a.attrelid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p', 'm', 'f')" +
+			" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped"
 	case ViaPartitionParent:
 		return "SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND c.relispartition WHERE i.inhrelid = " + oid
 	case ViaViewTables:
@@ -495,6 +518,10 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 		for _, r := range s.LockStmt.Relations {
 			add(r.GetRangeVar(), f.lock)
 			via(r.GetRangeVar(), f.lock, ViaViewTables)
+		}
+	case *pg_query.Node_AlterDomainStmt:
+		if f.lock != "" {
+			via(rangeVarOfNames(s.AlterDomainStmt.TypeName), f.lock, ViaDomainTables)
 		}
 	case *pg_query.Node_TruncateStmt:
 		for _, r := range s.TruncateStmt.Relations {

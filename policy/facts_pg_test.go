@@ -137,6 +137,10 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CREATE TABLE qq (id int, k int)",
 		"CREATE VIEW vt AS SELECT 1 AS x",
 		"CREATE VIEW vv AS SELECT v.id, mv.x FROM v, mv",
+		"CREATE DOMAIN dom AS int",
+		"CREATE DOMAIN dom2 AS dom",
+		"CREATE TABLE domt (id int, n dom)",
+		"CREATE TABLE domt2 (id int, n dom2)",
 		"CREATE TRIGGER vt_tr INSTEAD OF INSERT ON vt FOR EACH ROW EXECUTE FUNCTION trig()",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -203,6 +207,9 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"ALTER VIEW v SET (security_barrier = true)",
 		"ALTER VIEW v RESET (check_option)",
 		"ALTER TABLE other SET (fillfactor = 80)",
+		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos CHECK (VALUE > 0)",
+		"ALTER DOMAIN dom2 SET NOT NULL",
+		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos2 CHECK (VALUE > 0) NOT VALID",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			tree, err := pg_query.Parse(sql)
