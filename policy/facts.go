@@ -311,6 +311,10 @@ const (
 	// with a column of it, or of a domain over it, which ALTER DOMAIN
 	// ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL lock SHARE.
 	ViaDomainTables = "domain-tables"
+	// ViaSchemaRelations: Table names a schema (not a relation); its
+	// relations, which DROP SCHEMA locks ACCESS EXCLUSIVE as it finds
+	// them (with RESTRICT too, before it says they depend on it).
+	ViaSchemaRelations = "schema-relations"
 )
 
 // RelationsSQL is a query of the catalog for the OIDs of the relations tl
@@ -349,6 +353,9 @@ func (tl TableLock) RelationsSQL(oid string) string {
 				" WHERE c.contype = 'f') SELECT r FROM f"
 		}
 		return q
+	case ViaSchemaRelations:
+		return "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.to_regnamespace(" + escapedLiteral(tl.Table.String()) + ")::oid" +
+			" AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f')"
 	case ViaDomainTables:
 		// The OID given is the relation's of that name; a domain is a
 		// type, resolved here.
@@ -577,6 +584,13 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 					if s.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 						via(rv, f.lock, ViaReferencing)
 					}
+				}
+			}
+		}
+		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_SCHEMA {
+			for _, o := range s.DropStmt.Objects {
+				if name := o.GetString_().GetSval(); name != "" {
+					via(&pg_query.RangeVar{Relname: name}, LockAccessExclusive, ViaSchemaRelations)
 				}
 			}
 		}
