@@ -130,16 +130,17 @@ func statementFacts(n *pg_query.Node) facts {
 	case *pg_query.Node_LockStmt:
 		f.lock = lockStmtMode(s.LockStmt.Mode)
 	case *pg_query.Node_AlterDomainStmt:
-		// ADD CONSTRAINT (unless NOT VALID), VALIDATE CONSTRAINT and SET
-		// NOT NULL check every column of the domain, with SHARE on each
-		// table that has one (PostgreSQL 15's get_rels_with_domain).
+		// ADD CONSTRAINT (without NOT VALID), SET NOT NULL and VALIDATE
+		// CONSTRAINT check every row of every table with a column of the
+		// domain, holding SHARE on each (validateDomainConstraint,
+		// AlterDomainNotNull); the other forms lock no table.
 		switch s.AlterDomainStmt.Subtype {
-		case "C":
-			if c := s.AlterDomainStmt.GetDef().GetConstraint(); c == nil || !c.SkipValidation {
-				f.lock = LockShare
-			}
 		case "O", "V":
 			f.lock = LockShare
+		case "C":
+			if !s.AlterDomainStmt.GetDef().GetConstraint().GetSkipValidation() {
+				f.lock = LockShare
+			}
 		}
 	}
 	f.retryable = retryableStatement(n) && !f.concurrent
