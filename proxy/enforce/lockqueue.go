@@ -187,6 +187,14 @@ var lookMarker = "/* " + rejectMarker + " lock queue */ "
 // lock, and the question runs where its snapshot is invisible (the
 // caller's concern).
 func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
+	return lockQueueKnownSQL(wants, threshold, nil)
+}
+
+// lockQueueKnownSQL is lockQueueSQL where the holders in known (pid and
+// virtualtransaction, "pid:vxid") also count as old when their session's
+// pg_stat_activity row is hidden from this role: hiddenHoldersSQL found
+// them at two looks threshold apart (their age is not shown).
+func lockQueueKnownSQL(wants []tableWant, threshold time.Duration, known []string) string {
 	var pairs []string
 	for _, a := range lockModes {
 		for _, b := range conflicts[a] {
@@ -228,8 +236,38 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		fmt.Sprintf(" AND (COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		knownHidden(known) + ")" +
 		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
+}
+
+// knownHidden is the condition under which a holder of lockQueueKnownSQL
+// is one of known.
+func knownHidden(known []string) string {
+	if len(known) == 0 {
+		return ""
+	}
+	q := make([]string, len(known))
+	for i, k := range known {
+		q[i] = pgcatalog.QuoteLiteral(k)
+	}
+	return " OR (a.pid IS NOT NULL AND a.xact_start IS NULL AND (l.pid::text || ':' || l.virtualtransaction) IN (" + strings.Join(q, ", ") + "))"
+}
+
+// hiddenHoldersSQL lists, as "pid:vxid", the sessions lockQueueSQL would
+// look at but whose age it cannot see: pg_stat_activity hides another
+// role's xact_start from a role without pg_read_all_stats, while pg_locks
+// shows their locks to anyone.
+func hiddenHoldersSQL(wants []tableWant) string {
+	full := lockQueueKnownSQL(wants, 0, nil)
+	from := strings.Index(full, " FROM pg_catalog.pg_locks l LEFT JOIN")
+	where := strings.LastIndex(full, " AND (COALESCE(a.xact_start")
+	if from < 0 || where < 0 {
+		return ""
+	}
+	with := full[len(lookMarker):strings.Index(full, " SELECT a.pid")]
+	return lookMarker + with + " SELECT DISTINCT l.pid::text || ':' || l.virtualtransaction" + full[from:where] +
+		" AND a.pid IS NOT NULL AND a.xact_start IS NULL"
 }
 
 // clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
@@ -316,10 +354,47 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 			mode = w.mode
 		}
 	}
-	return m.waitOutsideQueue(v, m.internalQuery, lockQueueSQL(wants, threshold), inBlock, deadline,
+	// Holders whose age this role cannot see are old when a second look,
+	// threshold later, still finds them in the same transaction.
+	var known []string
+	if !inBlock && threshold > 0 {
+		if ask := hiddenHoldersSQL(wants); ask != "" {
+			first := m.hiddenHolders(ask)
+			if len(first) > 0 {
+				t := time.NewTimer(threshold)
+				select {
+				case <-t.C:
+				case <-m.sess.Done():
+					t.Stop()
+					return nil
+				}
+				for _, h := range m.hiddenHolders(ask) {
+					if slices.Contains(first, h) {
+						known = append(known, h)
+					}
+				}
+			}
+		}
+	}
+	return m.waitOutsideQueue(v, m.internalQuery, lockQueueKnownSQL(wants, threshold, known), inBlock, deadline,
 		func(b blocker, waited, deadline time.Duration) *policy.Finding {
 			return lockQueueRefusal(b, mode, waited, deadline)
 		})
+}
+
+// hiddenHolders runs ask (hiddenHoldersSQL) and returns its rows.
+func (m *Machine) hiddenHolders(ask string) []string {
+	out, err := m.internalQuery(ask)
+	if err != nil || out.errCode != "" {
+		return nil
+	}
+	var hs []string
+	for _, r := range out.rows {
+		if len(r) == 1 && r[0] != nil {
+			hs = append(hs, *r[0])
+		}
+	}
+	return hs
 }
 
 // snapshotTaken reports whether the REPEATABLE READ or SERIALIZABLE (iso)
