@@ -574,7 +574,13 @@ func (b blocker) describe() (who, what string) {
 	if b.state != "" {
 		parts = append(parts, b.state)
 	}
-	parts = append(parts, "its transaction has run "+b.age.String())
+	if b.state == "" && b.gid == "" && b.age == 0 {
+		// pg_stat_activity hides another role's session from a role
+		// without pg_read_all_stats (lockQueueKnownSQL).
+		parts = append(parts, "its activity is hidden from this role (pg_read_all_stats shows it)")
+	} else {
+		parts = append(parts, "its transaction has run "+b.age.String())
+	}
 	what = strings.Join(parts, ", ")
 	if b.query != "" {
 		what += ". Its query: " + b.query
