@@ -203,9 +203,19 @@ func exclusiveTables(n *pg_query.Node) []Table {
 // alterTableLock is the lock one ALTER TABLE subcommand takes.
 func alterTableLock(cmd *pg_query.AlterTableCmd) string {
 	switch cmd.Subtype {
+	case pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions:
+		// Most storage parameters take SHARE UPDATE EXCLUSIVE; these take
+		// ACCESS EXCLUSIVE (PostgreSQL 15's reloptions.c, whose
+		// AlterTableGetRelOptionsLockLevel goes by the name alone).
+		for _, o := range cmd.GetDef().GetList().GetItems() {
+			switch o.GetDefElem().GetDefname() {
+			case "security_barrier", "security_invoker", "check_option", "user_catalog_table", "buffering":
+				return LockAccessExclusive
+			}
+		}
+		return LockShareUpdateExclusive
 	case pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_ValidateConstraint,
 		pg_query.AlterTableType_AT_ClusterOn, pg_query.AlterTableType_AT_DropCluster,
-		pg_query.AlterTableType_AT_SetRelOptions, pg_query.AlterTableType_AT_ResetRelOptions,
 		pg_query.AlterTableType_AT_AttachPartition:
 		return LockShareUpdateExclusive
 	case pg_query.AlterTableType_AT_DetachPartition:
@@ -290,6 +300,22 @@ const (
 	// ViaDefaultPartition: the DEFAULT partition of the partitioned
 	// table Table, which ATTACH and DETACH PARTITION lock.
 	ViaDefaultPartition = "default-partition"
+	// ViaPartitionParent: the partitioned table Table is a partition
+	// of, which DROP TABLE of a partition locks ACCESS EXCLUSIVE
+	// (PostgreSQL 12+, RangeVarCallbackForDropRelation).
+	ViaPartitionParent = "partition-parent"
+	// ViaViewTables: the relations of the query of the view Table, and
+	// of the views among them, to the end, which LOCK TABLE of a view
+	// locks with its mode (PostgreSQL 11+, LockViewRecurse).
+	ViaViewTables = "view-tables"
+	// ViaDomainTables: Table names a domain (not a relation); the tables
+	// with a column of it, or of a domain over it, which ALTER DOMAIN
+	// ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL lock SHARE.
+	ViaDomainTables = "domain-tables"
+	// ViaSchemaRelations: Table names a schema (not a relation); its
+	// relations, which DROP SCHEMA locks ACCESS EXCLUSIVE as it finds
+	// them (with RESTRICT too, before it says they depend on it).
+	ViaSchemaRelations = "schema-relations"
 )
 
 // RelationsSQL is a query of the catalog for the OIDs of the relations tl
@@ -328,6 +354,29 @@ func (tl TableLock) RelationsSQL(oid string) string {
 				" WHERE c.contype = 'f') SELECT r FROM f"
 		}
 		return q
+	case ViaSchemaRelations:
+		return "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.to_regnamespace(" + escapedLiteral(tl.Table.String()) + ")::oid" +
+			" AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f')"
+	case ViaDomainTables:
+		// The OID given is the relation's of that name; a domain is a
+		// type, resolved here.
+		dom := "pg_catalog.to_regtype(" + escapedLiteral(tl.Table.String()) + ")::oid"
+		return "WITH RECURSIVE d(t) AS (SELECT " + dom + " UNION SELECT ty.oid FROM pg_catalog.pg_type ty JOIN d ON ty.typbasetype = d.t WHERE ty.typtype = 'd')" +
+			" SELECT DISTINCT a.attrelid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p', 'm', 'f')" +
+			" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped"
+	case ViaPartitionParent:
+		return "SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND c.relispartition WHERE i.inhrelid = " + oid
+	case ViaViewTables:
+		// A view's _RETURN rule depends on the relations of its query
+		// (and on the view itself); only tables, partitioned tables and
+		// views are locked, and views followed.
+		return "WITH RECURSIVE v(r) AS (SELECT " + oid + " UNION SELECT d.refobjid FROM v" +
+			" JOIN pg_catalog.pg_class c ON c.oid = v.r AND c.relkind = 'v'" +
+			" JOIN pg_catalog.pg_rewrite w ON w.ev_class = v.r AND w.rulename = '_RETURN'" +
+			" JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid" +
+			" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.r" +
+			" JOIN pg_catalog.pg_class b ON b.oid = d.refobjid AND b.relkind IN ('r', 'p', 'v'))" +
+			" SELECT r FROM v WHERE r IS DISTINCT FROM " + oid
 	case ViaDefaultPartition:
 		return "SELECT t.partdefid FROM pg_catalog.pg_partitioned_table t WHERE t.partdefid <> 0 AND t.partrelid = " + oid
 	case ViaOwnedSequences:
@@ -476,6 +525,11 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 	case *pg_query.Node_LockStmt:
 		for _, r := range s.LockStmt.Relations {
 			add(r.GetRangeVar(), f.lock)
+			via(r.GetRangeVar(), f.lock, ViaViewTables)
+		}
+	case *pg_query.Node_AlterDomainStmt:
+		if f.lock != "" {
+			via(rangeVarOfNames(s.AlterDomainStmt.TypeName), f.lock, ViaDomainTables)
 		}
 	case *pg_query.Node_TruncateStmt:
 		for _, r := range s.TruncateStmt.Relations {
@@ -507,7 +561,11 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 		// Before it runs the table has its old name.
 		add(s.RenameStmt.Relation, f.lock)
 	case *pg_query.Node_DropStmt:
-		if r := s.DropStmt.RemoveType; r == pg_query.ObjectType_OBJECT_TABLE || r == pg_query.ObjectType_OBJECT_MATVIEW || r == pg_query.ObjectType_OBJECT_INDEX {
+		switch r := s.DropStmt.RemoveType; r {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_INDEX,
+			pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
+			// A view, a sequence, a foreign table: ACCESS EXCLUSIVE on
+			// it, which a read of the view (a nextval) waits behind.
 			for _, o := range s.DropStmt.Objects {
 				l := o.GetList()
 				if l == nil {
@@ -523,9 +581,17 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 					// CASCADE the tables whose keys reference it.
 					via(rv, f.lock, ViaReferenced)
 					via(rv, f.lock, ViaOwnedSequences)
+					via(rv, f.lock, ViaPartitionParent)
 					if s.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
 						via(rv, f.lock, ViaReferencing)
 					}
+				}
+			}
+		}
+		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_SCHEMA {
+			for _, o := range s.DropStmt.Objects {
+				if name := o.GetString_().GetSval(); name != "" {
+					via(&pg_query.RangeVar{Relname: name}, LockAccessExclusive, ViaSchemaRelations)
 				}
 			}
 		}

@@ -136,6 +136,11 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CREATE INDEX pp_1_i ON pp_1 (k)",
 		"CREATE TABLE qq (id int, k int)",
 		"CREATE VIEW vt AS SELECT 1 AS x",
+		"CREATE VIEW vv AS SELECT v.id, mv.x FROM v, mv",
+		"CREATE DOMAIN dom AS int",
+		"CREATE DOMAIN dom2 AS dom",
+		"CREATE TABLE domt (id int, n dom)",
+		"CREATE TABLE domt2 (id int, n dom2)",
 		"CREATE TRIGGER vt_tr INSTEAD OF INSERT ON vt FOR EACH ROW EXECUTE FUNCTION trig()",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -193,6 +198,18 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"TRUNCATE fkc RESTART IDENTITY CASCADE",
 		"CREATE TRIGGER vt_tr2 INSTEAD OF UPDATE ON vt FOR EACH ROW EXECUTE FUNCTION trig()",
 		"DROP TRIGGER vt_tr ON vt",
+		"DROP VIEW vv",
+		"DROP VIEW vt",
+		"DROP TABLE pp_1",
+		"LOCK TABLE v IN SHARE MODE",
+		"LOCK TABLE vv IN ACCESS EXCLUSIVE MODE",
+		"DROP SEQUENCE s",
+		"ALTER VIEW v SET (security_barrier = true)",
+		"ALTER VIEW v RESET (check_option)",
+		"ALTER TABLE other SET (fillfactor = 80)",
+		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos CHECK (VALUE > 0)",
+		"ALTER DOMAIN dom2 SET NOT NULL",
+		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos2 CHECK (VALUE > 0) NOT VALID",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			tree, err := pg_query.Parse(sql)

@@ -187,6 +187,14 @@ var lookMarker = "/* " + rejectMarker + " lock queue */ "
 // lock, and the question runs where its snapshot is invisible (the
 // caller's concern).
 func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
+	return lockQueueKnownSQL(wants, threshold, nil)
+}
+
+// lockQueueKnownSQL is lockQueueSQL where the holders in known (pid and
+// virtualtransaction, "pid:vxid") also count as old when their session's
+// pg_stat_activity row is hidden from this role: hiddenHoldersSQL found
+// them at two looks threshold apart (their age is not shown).
+func lockQueueKnownSQL(wants []tableWant, threshold time.Duration, known []string) string {
 	var pairs []string
 	for _, a := range lockModes {
 		for _, b := range conflicts[a] {
@@ -228,8 +236,38 @@ func lockQueueSQL(wants []tableWant, threshold time.Duration) string {
 		" WHERE l.locktype = 'relation' AND (a.pid IS NOT NULL OR px.gid IS NOT NULL) AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()" +
 		" AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" AND (" + strings.Join(on, " OR ") + ")" +
-		fmt.Sprintf(" AND COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		fmt.Sprintf(" AND (COALESCE(a.xact_start, px.prepared) < pg_catalog.statement_timestamp() - interval '%d milliseconds'", threshold.Milliseconds()) +
+		knownHidden(known) + ")" +
 		" ORDER BY COALESCE(a.xact_start, px.prepared) LIMIT 1"
+}
+
+// knownHidden is the condition under which a holder of lockQueueKnownSQL
+// is one of known.
+func knownHidden(known []string) string {
+	if len(known) == 0 {
+		return ""
+	}
+	q := make([]string, len(known))
+	for i, k := range known {
+		q[i] = pgcatalog.QuoteLiteral(k)
+	}
+	return " OR (a.pid IS NOT NULL AND a.xact_start IS NULL AND (l.pid::text || ':' || l.virtualtransaction) IN (" + strings.Join(q, ", ") + "))"
+}
+
+// hiddenHoldersSQL lists, as "pid:vxid", the sessions lockQueueSQL would
+// look at but whose age it cannot see: pg_stat_activity hides another
+// role's xact_start from a role without pg_read_all_stats, while pg_locks
+// shows their locks to anyone.
+func hiddenHoldersSQL(wants []tableWant) string {
+	full := lockQueueKnownSQL(wants, 0, nil)
+	from := strings.Index(full, " FROM pg_catalog.pg_locks l LEFT JOIN")
+	where := strings.LastIndex(full, " AND (COALESCE(a.xact_start")
+	if from < 0 || where < 0 {
+		return ""
+	}
+	with := full[len(lookMarker):strings.Index(full, " SELECT a.pid")]
+	return lookMarker + with + " SELECT DISTINCT l.pid::text || ':' || l.virtualtransaction" + full[from:where] +
+		" AND a.pid IS NOT NULL AND a.xact_start IS NULL"
 }
 
 // clearActivitySQL drops the snapshot of pg_stat_activity that pgguard's
@@ -283,6 +321,13 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		}
 		return nil
 	}
+	if rel := concurrentOperationRelation(v); rel != "" {
+		// REINDEX ... CONCURRENTLY and DROP INDEX CONCURRENTLY (the
+		// client's or pgguard's rewrite) wait for another build's lock on
+		// the table holding a snapshot, as a second build would: the same
+		// deadlock, and PostgreSQL may cancel the other session's build.
+		return m.waitOutsideQueue(v, m.internalQuery, buildsOnOIDSQL(rel), false, deadline, buildRefusal)
+	}
 	wants := wantsOf(ds)
 	if len(wants) == 0 {
 		return nil
@@ -309,10 +354,47 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 			mode = w.mode
 		}
 	}
-	return m.waitOutsideQueue(v, m.internalQuery, lockQueueSQL(wants, threshold), inBlock, deadline,
+	// Holders whose age this role cannot see are old when a second look,
+	// threshold later, still finds them in the same transaction.
+	var known []string
+	if !inBlock && threshold > 0 {
+		if ask := hiddenHoldersSQL(wants); ask != "" {
+			first := m.hiddenHolders(ask)
+			if len(first) > 0 {
+				t := time.NewTimer(threshold)
+				select {
+				case <-t.C:
+				case <-m.sess.Done():
+					t.Stop()
+					return nil
+				}
+				for _, h := range m.hiddenHolders(ask) {
+					if slices.Contains(first, h) {
+						known = append(known, h)
+					}
+				}
+			}
+		}
+	}
+	return m.waitOutsideQueue(v, m.internalQuery, lockQueueKnownSQL(wants, threshold, known), inBlock, deadline,
 		func(b blocker, waited, deadline time.Duration) *policy.Finding {
 			return lockQueueRefusal(b, mode, waited, deadline)
 		})
+}
+
+// hiddenHolders runs ask (hiddenHoldersSQL) and returns its rows.
+func (m *Machine) hiddenHolders(ask string) []string {
+	out, err := m.internalQuery(ask)
+	if err != nil || out.errCode != "" {
+		return nil
+	}
+	var hs []string
+	for _, r := range out.rows {
+		if len(r) == 1 && r[0] != nil {
+			hs = append(hs, *r[0])
+		}
+	}
+	return hs
 }
 
 // snapshotTaken reports whether the REPEATABLE READ or SERIALIZABLE (iso)
@@ -346,10 +428,21 @@ func (m *Machine) snapshotTaken(iso string) bool {
 // relid is an OID, which another database may use for another table (a
 // database cloned from a template has the same ones): the database counts.
 func buildsOnSQL(table string) string {
+	return buildsOnOIDSQL("pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ")")
+}
+
+// buildsOnOIDSQL is buildsOnSQL for the table whose OID rel (an SQL
+// expression) gives.
+func buildsOnOIDSQL(rel string) string {
 	return "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.state," +
 		" extract(epoch FROM pg_catalog.statement_timestamp() - a.xact_start)::float8, a.query, NULL::text, false" +
 		" FROM pg_catalog.pg_stat_progress_create_index p JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid" +
-		" WHERE p.relid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(table) + ") AND p.pid <> pg_catalog.pg_backend_pid()" +
+		// pg_stat_progress_create_index hides another role's relid from
+		// a role without pg_read_all_stats; pg_locks shows anyone the
+		// build's lock on the table.
+		" WHERE (p.relid = " + rel + " OR p.relid IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = p.pid" +
+		" AND l.locktype = 'relation' AND l.relation = " + rel + "))" +
+		" AND p.pid <> pg_catalog.pg_backend_pid()" +
 		" AND p.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())" +
 		" ORDER BY a.xact_start LIMIT 1"
 }
@@ -437,6 +530,13 @@ func (m *Machine) waitOutsideQueue(v *verdict, run func(string) (outcome, error)
 		if wait *= 2; wait > time.Second {
 			wait = time.Second
 		}
+		if inBlock {
+			// The block may hold locks (its earlier statements') that a
+			// session can start waiting for at any moment: each look
+			// finds out (b.hostage), so the looks come often enough that
+			// such a session waits no longer than one of them.
+			wait = 100 * time.Millisecond
+		}
 	}
 }
 
@@ -474,7 +574,13 @@ func (b blocker) describe() (who, what string) {
 	if b.state != "" {
 		parts = append(parts, b.state)
 	}
-	parts = append(parts, "its transaction has run "+b.age.String())
+	if b.state == "" && b.gid == "" && b.age == 0 {
+		// pg_stat_activity hides another role's session from a role
+		// without pg_read_all_stats (lockQueueKnownSQL).
+		parts = append(parts, "its activity is hidden from this role (pg_read_all_stats shows it)")
+	} else {
+		parts = append(parts, "its transaction has run "+b.age.String())
+	}
 	what = strings.Join(parts, ", ")
 	if b.query != "" {
 		what += ". Its query: " + b.query
@@ -526,6 +632,62 @@ func buildRefusal(b blocker, waited, deadline time.Duration) *policy.Finding {
 		Hint: "-- run the migration again once the other build has finished; watch it with:\n" +
 			"SELECT * FROM pg_stat_progress_create_index WHERE pid = " + b.pid + ";",
 	}
+}
+
+// concurrentOperationRelation returns an SQL expression for the OID of the
+// table a one-statement REINDEX (INDEX or TABLE) CONCURRENTLY or DROP INDEX
+// CONCURRENTLY (the client's own or a rewrite) works on, or "". Not for
+// REINDEX SCHEMA or DATABASE, which work on many tables.
+func concurrentOperationRelation(v *verdict) string {
+	if len(v.decisions) != 1 {
+		return ""
+	}
+	sql := v.decisions[0].Statement.Text
+	if v.rewritten != "" {
+		sql = v.rewritten
+	}
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return ""
+	}
+	indexTable := func(name string) string {
+		return "(SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + "))"
+	}
+	switch n := tree.Stmts[0].Stmt; {
+	case n.GetReindexStmt() != nil:
+		rs := n.GetReindexStmt()
+		concurrent := false
+		for _, p := range rs.Params {
+			if p.GetDefElem().GetDefname() == "concurrently" {
+				concurrent = true // as the policy reads it (statementFacts)
+			}
+		}
+		if !concurrent || rs.Relation == nil {
+			return ""
+		}
+		name := policy.TableOf(rs.Relation).String()
+		switch rs.Kind {
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_TABLE:
+			return "pg_catalog.to_regclass(" + pgcatalog.QuoteLiteral(name) + ")::oid"
+		case pg_query.ReindexObjectType_REINDEX_OBJECT_INDEX:
+			return indexTable(name)
+		}
+	case n.GetDropStmt() != nil:
+		ds := n.GetDropStmt()
+		if !ds.Concurrent || ds.RemoveType != pg_query.ObjectType_OBJECT_INDEX || len(ds.Objects) != 1 {
+			return ""
+		}
+		l := ds.Objects[0].GetList()
+		if l == nil {
+			return ""
+		}
+		var parts []string
+		for _, it := range l.Items {
+			parts = append(parts, policy.QuoteIdent(it.GetString_().GetSval()))
+		}
+		return indexTable(strings.Join(parts, "."))
+	}
+	return ""
 }
 
 // concurrentIndexTable returns the table a one-statement CREATE INDEX
