@@ -147,9 +147,17 @@ func (s *ToolSense) Observe(text string) {
 	if !mayNameLedger(text) {
 		return
 	}
+	if knexLock(text) {
+		s.tool, s.certain = ToolKnex, true
+		return
+	}
 	for _, l := range ledgers {
 		if l.tool == ToolTypeORM {
-			if !sqltext.ContainsFold(text, `"migrations"`) && !sqltext.ContainsFold(text, `'migrations'`) {
+			// Only in TypeORM's own shapes: its hasTable question and its
+			// query builder's alias. knex, node-pg-migrate and others are
+			// often told to call their ledger "migrations" too, and send
+			// select "name" from "migrations" or table_name = 'migrations'.
+			if !sqltext.ContainsFold(text, `"table_name" = 'migrations'`) && !sqltext.ContainsFold(text, `"migrations" "migrations"`) {
 				continue
 			}
 		} else if !containsName(text, l.name) {
@@ -183,10 +191,21 @@ func (s *ToolSense) Quiet(text string) bool {
 	return !mayNameLedger(text)
 }
 
+// knexLock reports whether a statement is knex's creation or taking of
+// its lock row, whatever its ledger is called (knexfile
+// migrations.tableName renames both tables, not the lock's column):
+// create table "<ledger>_lock" ("index" serial primary key, "is_locked" integer)
+// and update "<ledger>_lock" set "is_locked" = $1 where "is_locked" = $2,
+// both sent before the first migration.
+func knexLock(text string) bool {
+	return sqltext.ContainsFold(text, `set "is_locked" = $1 where "is_locked" = $2`) ||
+		sqltext.ContainsFold(text, `("index" serial primary key, "is_locked" integer)`)
+}
+
 // mayNameLedger is Observe's quick test: every default ledger name but
-// three contains "migrations".
+// three contains "migrations"; knex's lock table has an "is_locked" column.
 func mayNameLedger(text string) bool {
-	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, "sequelizemeta") ||
+	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, `"is_locked"`) || sqltext.ContainsFold(text, "sequelizemeta") ||
 		sqltext.ContainsFold(text, "databasechangelog") || sqltext.ContainsFold(text, "flyway_schema_history") ||
 		sqltext.ContainsFold(text, "ar_internal_metadata")
 }

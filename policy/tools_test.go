@@ -28,6 +28,14 @@ func TestToolSense(t *testing.T) {
 		{ToolLiquibase, []string{`SELECT COUNT(*) FROM public.databasechangeloglock`}},
 		{ToolPrisma, []string{`SELECT id, checksum FROM "_prisma_migrations" ORDER BY started_at ASC`}},
 		{ToolPrisma, []string{"-- what prisma sends before the migrations\nCREATE TABLE IF NOT EXISTS \"_prisma_migrations\" (id text)"}},
+		// knex with its ledger renamed (knexfile migrations.tableName): its
+		// "migrations" is not TypeORM's; its lock row says knex.
+		{ToolKnex, []string{`select * from "migrations_lock"`, `select "name" from "migrations" order by "id" asc`,
+			`update "migrations_lock" set "is_locked" = $1 where "is_locked" = $2`}},
+		{ToolKnex, []string{`create table "schema_versions_lock" ("index" serial primary key, "is_locked" integer)`}},
+		{ToolTypeORM, []string{`SELECT * FROM "migrations" "migrations" ORDER BY "id" DESC`}},
+		{ToolUnknown, []string{`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'migrations'`,
+			`SELECT name FROM "public"."migrations" ORDER BY run_on, id`}},
 		{ToolUnknown, []string{`SELECT * FROM knex_migrations_archive`, `SELECT 'my_migrations'`, `CREATE TABLE data_migrations (id int)`,
 			"-- run the migrations first\nCREATE TABLE t (id int)", `COMMENT ON TABLE t IS 'tracks migrations'`}},
 	}
