@@ -21,12 +21,15 @@ import "strings"
 //	            for a tool that cuts a migration at its semicolons, how to
 //	            keep the body whole; nothing for the others
 const (
-	StepOutside  = "{outside}"
-	StepSeparate = "{separate}"
-	StepBackfill = "{backfill}"
-	StepBegin    = "{begin}"
-	StepCommit   = "{commit}"
-	phBody       = "{body}"
+	StepOutside = "{outside}"
+	// StepOutsideIndex is {outside} for an index build: Django and Rails
+	// have an operation of their own for it.
+	StepOutsideIndex = "{outside-index}"
+	StepSeparate     = "{separate}"
+	StepBackfill     = "{backfill}"
+	StepBegin        = "{begin}"
+	StepCommit       = "{commit}"
+	phBody           = "{body}"
 )
 
 // toolStep is how a tool runs the steps of a recipe (see above).
@@ -139,12 +142,22 @@ var toolSteps = map[Tool]toolStep{
 	},
 }
 
-// outsidePhrase is {outside} in a fix or a recipe's comment.
+// OutsidePhrase is {outside} in a fix or a recipe's comment: how to run
+// a statement that builds no index alone, outside a transaction.
 func OutsidePhrase(tool Tool) string {
 	if i, ok := toolIdioms[tool]; ok {
 		return "alone and outside a transaction: " + i.fix
 	}
 	return "alone and outside any transaction block (no BEGIN around it, not psql -1/--single-transaction)"
+}
+
+// OutsideIndexPhrase is {outside-index}: OutsidePhrase for an index build
+// (CREATE INDEX CONCURRENTLY), with the tool's own operation for it.
+func OutsideIndexPhrase(tool Tool) string {
+	if i, ok := toolIdioms[tool]; ok && i.indexFix != "" {
+		return "alone and outside a transaction: " + i.indexFix
+	}
+	return OutsidePhrase(tool)
 }
 
 // expandFix expands a fix's placeholders in tool's terms.
@@ -153,6 +166,7 @@ func expandFix(fix string, tool Tool) string {
 		return fix
 	}
 	s := toolSteps[tool]
+	fix = strings.ReplaceAll(fix, StepOutsideIndex, OutsideIndexPhrase(tool))
 	fix = strings.ReplaceAll(fix, StepOutside, OutsidePhrase(tool))
 	fix = strings.ReplaceAll(fix, StepSeparate, s.separate)
 	fix = strings.ReplaceAll(fix, StepBackfill, s.backfill)
@@ -222,6 +236,7 @@ func expandHint(hint string, tool Tool) string {
 			}
 			continue
 		}
+		l = strings.ReplaceAll(l, StepOutsideIndex, OutsideIndexPhrase(tool))
 		l = strings.ReplaceAll(l, StepOutside, OutsidePhrase(tool))
 		separate := s.separate
 		if tool == ToolUnknown {
