@@ -166,9 +166,12 @@ func (s *ToolSense) Observe(text string) {
 		t := l.tool
 		if l.name == "schema_migrations" {
 			// golang-migrate reads "version, dirty" before anything else;
-			// Rails never mentions a dirty column.
+			// Rails never mentions a dirty column. Other tools keep a
+			// schema_migrations too (Ecto, dbmate): only Rails' own shapes
+			// (Arel's qualified column, its CREATE TABLE) say Rails, until
+			// ar_internal_metadata makes it certain.
 			if !sqltext.ContainsFold(text, "dirty") {
-				if s.tool == ToolUnknown {
+				if s.tool == ToolUnknown && railsLedger(text) {
 					s.tool = ToolRails // provisional
 				}
 				continue
@@ -189,6 +192,15 @@ func (s *ToolSense) Quiet(text string) bool {
 		return false
 	}
 	return !mayNameLedger(text)
+}
+
+// railsLedger reports whether a statement is ActiveRecord's read or
+// creation of schema_migrations:
+// SELECT "schema_migrations"."version" FROM "schema_migrations" ... and
+// CREATE TABLE "schema_migrations" ("version" character varying NOT NULL PRIMARY KEY).
+func railsLedger(text string) bool {
+	return sqltext.ContainsFold(text, `"schema_migrations"."version"`) ||
+		sqltext.ContainsFold(text, `"schema_migrations" ("version" character varying`)
 }
 
 // knexLock reports whether a statement is knex's creation or taking of

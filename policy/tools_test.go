@@ -36,6 +36,11 @@ func TestToolSense(t *testing.T) {
 		{ToolTypeORM, []string{`SELECT * FROM "migrations" "migrations" ORDER BY "id" DESC`}},
 		{ToolUnknown, []string{`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'migrations'`,
 			`SELECT name FROM "public"."migrations" ORDER BY run_on, id`}},
+		{ToolRails, []string{`CREATE TABLE "schema_migrations" ("version" character varying NOT NULL PRIMARY KEY)`}},
+		// Ecto's and dbmate's schema_migrations are not Rails'.
+		{ToolUnknown, []string{`CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" bigint, "inserted_at" timestamp(0), PRIMARY KEY ("version"))`,
+			`SELECT s0."version"::bigint FROM "schema_migrations" AS s0`}},
+		{ToolUnknown, []string{`select version from public.schema_migrations order by version desc`}},
 		{ToolUnknown, []string{`SELECT * FROM knex_migrations_archive`, `SELECT 'my_migrations'`, `CREATE TABLE data_migrations (id int)`,
 			"-- run the migrations first\nCREATE TABLE t (id int)", `COMMENT ON TABLE t IS 'tracks migrations'`}},
 	}
