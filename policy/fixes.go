@@ -11,12 +11,12 @@ import "strings"
 // behind it) put a "Fix:" sentence in their own messages; this one is then
 // not added.
 var ruleFixes = map[string]string{
-	"add-check-constraint":                 "add it NOT VALID, then VALIDATE CONSTRAINT {separate}.",
+	"add-check-constraint":                 "add it NOT VALID, then VALIDATE CONSTRAINT {separate}{notvalid:check}.",
 	"add-column-not-null-without-default":  "add the column nullable (or with a constant DEFAULT), backfill it in batches {backfill}, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it {separate} and SET NOT NULL.",
 	"add-column-serial-identity-generated": "add a plain nullable column whose default fills new rows, backfill the existing rows in batches of 10000 {backfill}, then add NOT NULL with a CHECK NOT VALID validated {separate}.",
 	"add-column-volatile-default":          "add the column without the default, set the default in a second statement, then backfill existing rows in batches {backfill}.",
 	"add-exclude-constraint":               "there is no online way: add it when the table is new or empty, or in a maintenance window with {allow:add-exclude-constraint}.",
-	"add-foreign-key":                      "add it NOT VALID, then VALIDATE CONSTRAINT {separate}.",
+	"add-foreign-key":                      "add it NOT VALID, then VALIDATE CONSTRAINT {separate}{notvalid:fk}.",
 	"add-primary-key":                      "build a unique index CONCURRENTLY, {outside-index}, then ADD PRIMARY KEY USING INDEX.",
 	"add-unique-constraint":                "build a unique index CONCURRENTLY, {outside-index}, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
 	"alter-column-type":                    "add a column of the new type, keep it in step with a trigger, backfill it in batches of 10000 {backfill}, then swap it in for the old one in one short transaction.",

@@ -170,7 +170,7 @@ func expandFix(fix string, tool Tool) string {
 	fix = strings.ReplaceAll(fix, StepOutside, OutsidePhrase(tool))
 	fix = strings.ReplaceAll(fix, StepSeparate, s.separate)
 	fix = strings.ReplaceAll(fix, StepBackfill, s.backfill)
-	return expandAllow(expandTypes(fix, tool), tool)
+	return expandAllow(expandTypes(expandNotValid(fix, tool), tool), tool)
 }
 
 // columnTypes is how the schema builder (or the model) of a tool declares
@@ -190,6 +190,39 @@ var columnTypes = map[Tool]map[string]string{
 	ToolRails: {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint (a primary key is bigint since Rails 5.1)", "timestamptz": "t.timestamptz (Rails 7+)"},
 	ToolPrisma: {"jsonb": "Json, which is jsonb on PostgreSQL", "text": "String, which is text on PostgreSQL", "bigint": "BigInt",
 		"timestamptz": "DateTime @db.Timestamptz"},
+}
+
+// notValidIdioms is how a tool adds a constraint NOT VALID and validates
+// it later with operations of its own, by kind ({notvalid:fk},
+// {notvalid:check} in a fix); a tool without them writes the SQL.
+var notValidIdioms = map[Tool]map[string]string{
+	ToolRails: {
+		"fk":    "add_foreign_key ... validate: false, then validate_foreign_key",
+		"check": "add_check_constraint ... validate: false, then validate_check_constraint",
+	},
+	ToolDjango: {
+		"check": "AddConstraintNotValid, then ValidateConstraint (django.contrib.postgres.operations, Django 4.0+; before it, migrations.RunSQL)",
+	},
+}
+
+// expandNotValid replaces each {notvalid:KIND} of a fix with the tool's
+// operations for it, or nothing.
+func expandNotValid(fix string, tool Tool) string {
+	for {
+		i := strings.Index(fix, "{notvalid:")
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		words := ""
+		if w, ok := notValidIdioms[tool][fix[i+len("{notvalid:"):i+j]]; ok {
+			words = "; in " + toolNames[tool] + ": " + w
+		}
+		fix = fix[:i] + words + fix[i+j+1:]
+	}
 }
 
 // expandTypes replaces each {type:T} of a fix with how the session's tool

@@ -1,6 +1,8 @@
 package tools
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,5 +34,25 @@ func TestRedteamNotValidInToolTerms(t *testing.T) {
 				t.Errorf("%s as %s: the fix does not say %q:\n  Fix: %s", c.sql, c.app, w, fix)
 			}
 		}
+	}
+}
+
+// The Rails fix followed literally (testdata/rails/check-not-valid:
+// add_check_constraint ... validate: false, then validate_check_constraint
+// in a migration of its own), run by ActiveRecord through pgguard: pgguard
+// refuses neither, and the constraint ends VALID.
+func TestRedteamRailsNotValidFollowed(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	ruby := lookPath(t, "ruby", "apt-get install ruby-activerecord ruby-pg")
+	project := need(t, "testdata/rails", "the Rails project", "testdata")
+	db := database(t, "redteam_rails_notvalid")
+	r := runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+filepath.Join(project, "check-not-valid")), ruby, "migrate.rb")
+	if r.code != 0 {
+		t.Fatalf("the fix, followed, was refused or failed: %s", r)
+	}
+	var valid bool
+	if err := direct(t, db).QueryRow(context.Background(), "SELECT convalidated FROM pg_constraint WHERE conname = 'big_account_nonnegative'").Scan(&valid); err != nil || !valid {
+		t.Fatalf("the constraint is not VALID (%v, %v): %s", valid, err, r)
 	}
 }
