@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,5 +34,27 @@ func TestRedteamKnexRenamedLedger(t *testing.T) {
 		if strings.Contains(r.out, other) {
 			t.Errorf("what knex printed names another tool (%q)", other)
 		}
+	}
+}
+
+// knex's fix for a constraint, followed literally: ADD ... NOT VALID in
+// one migration, VALIDATE in the next with exports.config = { transaction:
+// false }, both pending in one migrate:latest (knex then runs the first in
+// a transaction of its own): pgguard refuses neither and the constraint
+// ends VALID.
+func TestRedteamKnexNotValidFollowed(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	_, knex := nodeBin(t, "knex")
+	project := need(t, filepath.Join(nodeDir, "knex"), "the knex project", "testdata")
+	db := database(t, "knex")
+	r := runTool(t, project, baseEnv("DATABASE_URL="+url(db), "MIGRATIONS="+filepath.Join(project, "notvalid-followed")),
+		knex, "migrate:latest", "--knexfile", "knexfile.js")
+	if r.code != 0 {
+		t.Fatalf("the fix, followed, was refused or failed: %s", r)
+	}
+	var valid bool
+	if err := direct(t, db).QueryRow(context.Background(), "SELECT convalidated FROM pg_constraint WHERE conname = 'big_account_nonnegative'").Scan(&valid); err != nil || !valid {
+		t.Fatalf("the constraint is not VALID (%v, %v): %s", valid, err, r)
 	}
 }
