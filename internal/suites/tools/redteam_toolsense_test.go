@@ -58,3 +58,28 @@ func TestRedteamKnexNotValidFollowed(t *testing.T) {
 		t.Fatalf("the constraint is not VALID (%v, %v): %s", valid, err, r)
 	}
 }
+
+// node-pg-migrate told to keep its ledger in "migrations"
+// (--migrations-table migrations), a common setting: TypeORM's word. Its
+// user must read the fix in node-pg-migrate's terms, which its advisory
+// lock ("lockObtained", sent before any migration) makes known.
+func TestRedteamNodePgMigrateRenamedLedger(t *testing.T) {
+	t.Parallel()
+	needPG(t)
+	_, bin := nodeBin(t, "node-pg-migrate")
+	project := need(t, filepath.Join(nodeDir, "pgmigrate"), "the node-pg-migrate project", "testdata")
+	db := database(t, "node_pg_migrate")
+	r := runTool(t, project, baseEnv("DATABASE_URL="+url(db)), bin, "up", "-m", "index-default", "--migrations-table", "migrations")
+	t.Logf("%s", r)
+	if r.code == 0 || !strings.Contains(r.out, "pgguard: create-index:") {
+		t.Fatalf("the migration was not refused by create-index")
+	}
+	if !strings.Contains(r.out, "in node-pg-migrate, put it in a migration of its own that calls pgm.noTransaction()") {
+		t.Errorf("the node-pg-migrate user does not read the fix in node-pg-migrate's terms")
+	}
+	for _, other := range []string{"TypeORM", "migration:run", "knex", "Rails"} {
+		if strings.Contains(r.out, other) {
+			t.Errorf("what node-pg-migrate printed names another tool (%q)", other)
+		}
+	}
+}
