@@ -151,6 +151,10 @@ func (s *ToolSense) Observe(text string) {
 		s.tool, s.certain = ToolKnex, true
 		return
 	}
+	if nodePgMigrateLock(text) {
+		s.tool, s.certain = ToolNodePgMigrate, true
+		return
+	}
 	for _, l := range ledgers {
 		if l.tool == ToolTypeORM {
 			// Only in TypeORM's own shapes: its hasTable question and its
@@ -203,6 +207,15 @@ func railsLedger(text string) bool {
 		sqltext.ContainsFold(text, `"schema_migrations" ("version" character varying`)
 }
 
+// nodePgMigrateLock reports whether a statement is node-pg-migrate's
+// advisory lock, taken before its first migration whatever its ledger is
+// called (--migrations-table) and whichever lock key it is given:
+// SELECT pg_try_advisory_lock(<key>) AS "lockObtained" (or
+// pg_advisory_lock, --advisory-lock-mode wait).
+func nodePgMigrateLock(text string) bool {
+	return sqltext.ContainsFold(text, `as "lockobtained"`) && sqltext.ContainsFold(text, "advisory_lock(")
+}
+
 // knexLock reports whether a statement is knex's creation or taking of
 // its lock row, whatever its ledger is called (knexfile
 // migrations.tableName renames both tables, not the lock's column):
@@ -215,9 +228,10 @@ func knexLock(text string) bool {
 }
 
 // mayNameLedger is Observe's quick test: every default ledger name but
-// three contains "migrations"; knex's lock table has an "is_locked" column.
+// three contains "migrations"; knex's lock table has an "is_locked" column,
+// node-pg-migrate's lock answers as "lockObtained".
 func mayNameLedger(text string) bool {
-	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, `"is_locked"`) || sqltext.ContainsFold(text, "sequelizemeta") ||
+	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, `"is_locked"`) || sqltext.ContainsFold(text, `"lockobtained"`) || sqltext.ContainsFold(text, "sequelizemeta") ||
 		sqltext.ContainsFold(text, "databasechangelog") || sqltext.ContainsFold(text, "flyway_schema_history") ||
 		sqltext.ContainsFold(text, "ar_internal_metadata")
 }

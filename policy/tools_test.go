@@ -32,6 +32,9 @@ func TestToolSense(t *testing.T) {
 		// "migrations" is not TypeORM's; its lock row says knex.
 		{ToolKnex, []string{`select * from "migrations_lock"`, `select "name" from "migrations" order by "id" asc`,
 			`update "migrations_lock" set "is_locked" = $1 where "is_locked" = $2`}},
+		// node-pg-migrate with its ledger renamed: its advisory lock says so.
+		{ToolNodePgMigrate, []string{`SELECT pg_try_advisory_lock(7241865325823964) AS "lockObtained"`, `SELECT name FROM "public"."migrations" ORDER BY run_on, id`}},
+		{ToolNodePgMigrate, []string{`select pg_advisory_lock(42) as "lockObtained"`}},
 		{ToolKnex, []string{`create table "schema_versions_lock" ("index" serial primary key, "is_locked" integer)`}},
 		{ToolTypeORM, []string{`SELECT * FROM "migrations" "migrations" ORDER BY "id" DESC`}},
 		{ToolUnknown, []string{`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'migrations'`,
