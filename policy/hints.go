@@ -31,8 +31,15 @@ const OutsideTransactionHint = "-- run this on its own, outside any transaction 
 // comment line written so reaches the server: psql (and so the unknown
 // tool) drops the "--" lines before a statement, and the JVM tools' SQL
 // parsers may too, so those get the /* */ form.
+//
+// indexFix, when set, is fix for a statement that builds an index
+// (CREATE INDEX CONCURRENTLY), said with the tool's own operation for it
+// (Django's AddIndexConcurrently, Rails' algorithm: :concurrently); fix
+// is then how to run any other statement (ALTER TYPE ... ADD VALUE,
+// VACUUM, REINDEX, DETACH PARTITION), which those operations do not run.
 type toolIdiom struct {
 	fix, hint    string
+	indexFix     string
 	code         string
 	raw          string
 	lineComments bool
@@ -81,7 +88,8 @@ var toolIdioms = map[Tool]toolIdiom{
 		lineComments: true,
 	},
 	ToolDjango: {
-		fix: "in Django, use a migration of its own with atomic = False and AddIndexConcurrently",
+		fix:      "in Django, use a migration of its own with atomic = False that runs it with migrations.RunSQL",
+		indexFix: "in Django, use a migration of its own with atomic = False and AddIndexConcurrently",
 		hint: "-- Django: a migration of its own with  atomic = False  and the operation\n" +
 			"--   AddIndexConcurrently(model_name, models.Index(fields=[...], name=...))  (django.contrib.postgres.operations),\n" +
 			"--   or  migrations.RunSQL(\"<the statement below>\")",
@@ -89,7 +97,8 @@ var toolIdioms = map[Tool]toolIdiom{
 		raw:  "migrations.RunSQL([\"<the annotation and the statement>\"]) (a list: RunSQL strips the comments of a single string)",
 	},
 	ToolRails: {
-		fix: "in Rails, use a migration of its own with disable_ddl_transaction! and algorithm: :concurrently",
+		fix:      "in Rails, use a migration of its own with disable_ddl_transaction! that runs it with execute",
+		indexFix: "in Rails, use a migration of its own with disable_ddl_transaction! and algorithm: :concurrently",
 		hint: "-- Rails: a migration of its own that calls  disable_ddl_transaction!  and\n" +
 			"--   add_index :table, :column, algorithm: :concurrently   (or execute \"<the statement below>\")",
 		code:         "the model (self.ignored_columns += [\"<column>\"])",
@@ -134,9 +143,20 @@ func OutsideTransactionHintFor(tool Tool) string {
 // outside a transaction: in the tool's terms, or plain.
 func OutsideTransactionFix(tool Tool, what string) string {
 	if i, ok := toolIdioms[tool]; ok {
-		return "Fix: run " + what + " outside a transaction: " + i.fix + "."
+		fix := i.fix
+		if i.indexFix != "" && buildsIndex(what) {
+			fix = i.indexFix
+		}
+		return "Fix: run " + what + " outside a transaction: " + fix + "."
 	}
 	return "Fix: run " + what + " alone, outside any transaction block (no BEGIN around it, not psql -1/--single-transaction; with a migration tool, a migration of its own that the tool runs without a transaction)."
+}
+
+// buildsIndex reports whether what, the statement a fix asks to run
+// outside a transaction ("CREATE INDEX CONCURRENTLY", "CREATE UNIQUE
+// INDEX CONCURRENTLY ON ..."), builds an index.
+func buildsIndex(what string) bool {
+	return strings.HasPrefix(what, "CREATE ") && strings.Contains(what, " INDEX")
 }
 
 // OutsideTransaction is OutsideTransactionHintFor the session's tool.

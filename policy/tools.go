@@ -147,9 +147,21 @@ func (s *ToolSense) Observe(text string) {
 	if !mayNameLedger(text) {
 		return
 	}
+	if knexLock(text) {
+		s.tool, s.certain = ToolKnex, true
+		return
+	}
+	if nodePgMigrateLock(text) {
+		s.tool, s.certain = ToolNodePgMigrate, true
+		return
+	}
 	for _, l := range ledgers {
 		if l.tool == ToolTypeORM {
-			if !sqltext.ContainsFold(text, `"migrations"`) && !sqltext.ContainsFold(text, `'migrations'`) {
+			// Only in TypeORM's own shapes: its hasTable question and its
+			// query builder's alias. knex, node-pg-migrate and others are
+			// often told to call their ledger "migrations" too, and send
+			// select "name" from "migrations" or table_name = 'migrations'.
+			if !sqltext.ContainsFold(text, `"table_name" = 'migrations'`) && !sqltext.ContainsFold(text, `"migrations" "migrations"`) {
 				continue
 			}
 		} else if !containsName(text, l.name) {
@@ -158,9 +170,12 @@ func (s *ToolSense) Observe(text string) {
 		t := l.tool
 		if l.name == "schema_migrations" {
 			// golang-migrate reads "version, dirty" before anything else;
-			// Rails never mentions a dirty column.
+			// Rails never mentions a dirty column. Other tools keep a
+			// schema_migrations too (Ecto, dbmate): only Rails' own shapes
+			// (Arel's qualified column, its CREATE TABLE) say Rails, until
+			// ar_internal_metadata makes it certain.
 			if !sqltext.ContainsFold(text, "dirty") {
-				if s.tool == ToolUnknown {
+				if s.tool == ToolUnknown && railsLedger(text) {
 					s.tool = ToolRails // provisional
 				}
 				continue
@@ -183,10 +198,40 @@ func (s *ToolSense) Quiet(text string) bool {
 	return !mayNameLedger(text)
 }
 
+// railsLedger reports whether a statement is ActiveRecord's read or
+// creation of schema_migrations:
+// SELECT "schema_migrations"."version" FROM "schema_migrations" ... and
+// CREATE TABLE "schema_migrations" ("version" character varying NOT NULL PRIMARY KEY).
+func railsLedger(text string) bool {
+	return sqltext.ContainsFold(text, `"schema_migrations"."version"`) ||
+		sqltext.ContainsFold(text, `"schema_migrations" ("version" character varying`)
+}
+
+// nodePgMigrateLock reports whether a statement is node-pg-migrate's
+// advisory lock, taken before its first migration whatever its ledger is
+// called (--migrations-table) and whichever lock key it is given:
+// SELECT pg_try_advisory_lock(<key>) AS "lockObtained" (or
+// pg_advisory_lock, --advisory-lock-mode wait).
+func nodePgMigrateLock(text string) bool {
+	return sqltext.ContainsFold(text, `as "lockobtained"`) && sqltext.ContainsFold(text, "advisory_lock(")
+}
+
+// knexLock reports whether a statement is knex's creation or taking of
+// its lock row, whatever its ledger is called (knexfile
+// migrations.tableName renames both tables, not the lock's column):
+// create table "<ledger>_lock" ("index" serial primary key, "is_locked" integer)
+// and update "<ledger>_lock" set "is_locked" = $1 where "is_locked" = $2,
+// both sent before the first migration.
+func knexLock(text string) bool {
+	return sqltext.ContainsFold(text, `set "is_locked" = $1 where "is_locked" = $2`) ||
+		sqltext.ContainsFold(text, `("index" serial primary key, "is_locked" integer)`)
+}
+
 // mayNameLedger is Observe's quick test: every default ledger name but
-// three contains "migrations".
+// three contains "migrations"; knex's lock table has an "is_locked" column,
+// node-pg-migrate's lock answers as "lockObtained".
 func mayNameLedger(text string) bool {
-	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, "sequelizemeta") ||
+	return sqltext.ContainsFold(text, "migrations") || sqltext.ContainsFold(text, `"is_locked"`) || sqltext.ContainsFold(text, `"lockobtained"`) || sqltext.ContainsFold(text, "sequelizemeta") ||
 		sqltext.ContainsFold(text, "databasechangelog") || sqltext.ContainsFold(text, "flyway_schema_history") ||
 		sqltext.ContainsFold(text, "ar_internal_metadata")
 }

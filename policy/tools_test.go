@@ -28,6 +28,22 @@ func TestToolSense(t *testing.T) {
 		{ToolLiquibase, []string{`SELECT COUNT(*) FROM public.databasechangeloglock`}},
 		{ToolPrisma, []string{`SELECT id, checksum FROM "_prisma_migrations" ORDER BY started_at ASC`}},
 		{ToolPrisma, []string{"-- what prisma sends before the migrations\nCREATE TABLE IF NOT EXISTS \"_prisma_migrations\" (id text)"}},
+		// knex with its ledger renamed (knexfile migrations.tableName): its
+		// "migrations" is not TypeORM's; its lock row says knex.
+		{ToolKnex, []string{`select * from "migrations_lock"`, `select "name" from "migrations" order by "id" asc`,
+			`update "migrations_lock" set "is_locked" = $1 where "is_locked" = $2`}},
+		// node-pg-migrate with its ledger renamed: its advisory lock says so.
+		{ToolNodePgMigrate, []string{`SELECT pg_try_advisory_lock(7241865325823964) AS "lockObtained"`, `SELECT name FROM "public"."migrations" ORDER BY run_on, id`}},
+		{ToolNodePgMigrate, []string{`select pg_advisory_lock(42) as "lockObtained"`}},
+		{ToolKnex, []string{`create table "schema_versions_lock" ("index" serial primary key, "is_locked" integer)`}},
+		{ToolTypeORM, []string{`SELECT * FROM "migrations" "migrations" ORDER BY "id" DESC`}},
+		{ToolUnknown, []string{`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'migrations'`,
+			`SELECT name FROM "public"."migrations" ORDER BY run_on, id`}},
+		{ToolRails, []string{`CREATE TABLE "schema_migrations" ("version" character varying NOT NULL PRIMARY KEY)`}},
+		// Ecto's and dbmate's schema_migrations are not Rails'.
+		{ToolUnknown, []string{`CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" bigint, "inserted_at" timestamp(0), PRIMARY KEY ("version"))`,
+			`SELECT s0."version"::bigint FROM "schema_migrations" AS s0`}},
+		{ToolUnknown, []string{`select version from public.schema_migrations order by version desc`}},
 		{ToolUnknown, []string{`SELECT * FROM knex_migrations_archive`, `SELECT 'my_migrations'`, `CREATE TABLE data_migrations (id int)`,
 			"-- run the migrations first\nCREATE TABLE t (id int)", `COMMENT ON TABLE t IS 'tracks migrations'`}},
 	}

@@ -21,12 +21,15 @@ import "strings"
 //	            for a tool that cuts a migration at its semicolons, how to
 //	            keep the body whole; nothing for the others
 const (
-	StepOutside  = "{outside}"
-	StepSeparate = "{separate}"
-	StepBackfill = "{backfill}"
-	StepBegin    = "{begin}"
-	StepCommit   = "{commit}"
-	phBody       = "{body}"
+	StepOutside = "{outside}"
+	// StepOutsideIndex is {outside} for an index build: Django and Rails
+	// have an operation of their own for it.
+	StepOutsideIndex = "{outside-index}"
+	StepSeparate     = "{separate}"
+	StepBackfill     = "{backfill}"
+	StepBegin        = "{begin}"
+	StepCommit       = "{commit}"
+	phBody           = "{body}"
 )
 
 // toolStep is how a tool runs the steps of a recipe (see above).
@@ -139,12 +142,22 @@ var toolSteps = map[Tool]toolStep{
 	},
 }
 
-// outsidePhrase is {outside} in a fix or a recipe's comment.
+// OutsidePhrase is {outside} in a fix or a recipe's comment: how to run
+// a statement that builds no index alone, outside a transaction.
 func OutsidePhrase(tool Tool) string {
 	if i, ok := toolIdioms[tool]; ok {
 		return "alone and outside a transaction: " + i.fix
 	}
 	return "alone and outside any transaction block (no BEGIN around it, not psql -1/--single-transaction)"
+}
+
+// OutsideIndexPhrase is {outside-index}: OutsidePhrase for an index build
+// (CREATE INDEX CONCURRENTLY), with the tool's own operation for it.
+func OutsideIndexPhrase(tool Tool) string {
+	if i, ok := toolIdioms[tool]; ok && i.indexFix != "" {
+		return "alone and outside a transaction: " + i.indexFix
+	}
+	return OutsidePhrase(tool)
 }
 
 // expandFix expands a fix's placeholders in tool's terms.
@@ -153,10 +166,11 @@ func expandFix(fix string, tool Tool) string {
 		return fix
 	}
 	s := toolSteps[tool]
+	fix = strings.ReplaceAll(fix, StepOutsideIndex, OutsideIndexPhrase(tool))
 	fix = strings.ReplaceAll(fix, StepOutside, OutsidePhrase(tool))
 	fix = strings.ReplaceAll(fix, StepSeparate, s.separate)
 	fix = strings.ReplaceAll(fix, StepBackfill, s.backfill)
-	return expandAllow(expandTypes(fix, tool), tool)
+	return expandAllow(expandTypes(expandNotValid(fix, tool), tool), tool)
 }
 
 // columnTypes is how the schema builder (or the model) of a tool declares
@@ -176,6 +190,39 @@ var columnTypes = map[Tool]map[string]string{
 	ToolRails: {"jsonb": "t.jsonb", "text": "t.text", "bigint": "t.bigint (a primary key is bigint since Rails 5.1)", "timestamptz": "t.timestamptz (Rails 7+)"},
 	ToolPrisma: {"jsonb": "Json, which is jsonb on PostgreSQL", "text": "String, which is text on PostgreSQL", "bigint": "BigInt",
 		"timestamptz": "DateTime @db.Timestamptz"},
+}
+
+// notValidIdioms is how a tool adds a constraint NOT VALID and validates
+// it later with operations of its own, by kind ({notvalid:fk},
+// {notvalid:check} in a fix); a tool without them writes the SQL.
+var notValidIdioms = map[Tool]map[string]string{
+	ToolRails: {
+		"fk":    "add_foreign_key ... validate: false, then validate_foreign_key",
+		"check": "add_check_constraint ... validate: false, then validate_check_constraint",
+	},
+	ToolDjango: {
+		"check": "AddConstraintNotValid, then ValidateConstraint (django.contrib.postgres.operations, Django 4.0+; before it, migrations.RunSQL)",
+	},
+}
+
+// expandNotValid replaces each {notvalid:KIND} of a fix with the tool's
+// operations for it, or nothing.
+func expandNotValid(fix string, tool Tool) string {
+	for {
+		i := strings.Index(fix, "{notvalid:")
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		words := ""
+		if w, ok := notValidIdioms[tool][fix[i+len("{notvalid:"):i+j]]; ok {
+			words = "; in " + toolNames[tool] + ": " + w
+		}
+		fix = fix[:i] + words + fix[i+j+1:]
+	}
 }
 
 // expandTypes replaces each {type:T} of a fix with how the session's tool
@@ -222,6 +269,7 @@ func expandHint(hint string, tool Tool) string {
 			}
 			continue
 		}
+		l = strings.ReplaceAll(l, StepOutsideIndex, OutsideIndexPhrase(tool))
 		l = strings.ReplaceAll(l, StepOutside, OutsidePhrase(tool))
 		separate := s.separate
 		if tool == ToolUnknown {

@@ -66,7 +66,7 @@ func checkCreateIndex(c *policy.Check, n *pg_query.Node) {
 		r.Detail = "pgguard cannot run it as CREATE INDEX CONCURRENTLY because " + why + "."
 		// Some tools (knex) print only the message: the fix goes there.
 		if partitioned {
-			r.Message += " Fix: create the index ON ONLY the parent, then CREATE INDEX CONCURRENTLY on each partition, " + policy.OutsidePhrase(c.Session.Tool) + ", and ALTER INDEX <parent index> ATTACH PARTITION <partition index> for each."
+			r.Message += " Fix: create the index ON ONLY the parent, then CREATE INDEX CONCURRENTLY on each partition, " + policy.OutsideIndexPhrase(c.Session.Tool) + ", and ALTER INDEX <parent index> ATTACH PARTITION <partition index> for each."
 		} else {
 			r.Message += " " + policy.OutsideTransactionFix(c.Session.Tool, what+" CONCURRENTLY")
 		}
