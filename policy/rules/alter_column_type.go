@@ -79,6 +79,7 @@ func checkAlterColumnType(c *policy.Check, n *pg_query.Node) {
 		if old, known := c.ColumnType(t, cmd.Name); known && c.IsEnum(old) {
 			// An enum gains labels in place: ALTER TYPE ... ADD VALUE
 			// touches no table.
+			old = typeOutsideTransaction(c, old, newType)
 			add := fmt.Sprintf("ALTER TYPE %s ADD VALUE IF NOT EXISTS '<new label>'", old)
 			r.Message += " " + strings.Replace(policy.OutsideTransactionFix(c.Session.Tool, add+", once per new label,"),
 				"Fix: run", "Fix: keep the column's type and give its enum the new labels: run", 1)
@@ -366,4 +367,20 @@ func alterTypeRecipe(t policy.Table, column string, col *pg_query.ColumnDef, ver
 	fmt.Fprintf(&b, "ALTER TABLE %s DROP COLUMN %s;\n", t, q)
 	fmt.Fprintf(&b, "ALTER TABLE %s RENAME COLUMN %s TO %s;", t, qn, q)
 	return b.String()
+}
+
+// typeOutsideTransaction names the column's enum as it is outside the
+// transaction block: TypeORM's generated change of an enum's labels
+// renames the type to <name>_old, creates <name> anew and moves the
+// column to it, all in one transaction; refused, that transaction rolls
+// back, and the enum the fix must name is <name> again.
+func typeOutsideTransaction(c *policy.Check, current, target string) string {
+	if !c.Session.InTransaction {
+		return current
+	}
+	cur, tgt := policy.ParseTableName(current), policy.ParseTableName(target)
+	if cur.Name == tgt.Name+"_old" && (cur.Schema == "" || tgt.Schema == "" || cur.Schema == tgt.Schema) {
+		return target
+	}
+	return current
 }

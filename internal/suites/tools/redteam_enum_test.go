@@ -17,7 +17,6 @@ import (
 // fix fails with "type big_mood_enum_old does not exist". The fix must
 // name the type as it is outside the transaction (big_mood_enum).
 func TestRedteamTypeORMEnumChangeFix(t *testing.T) {
-	t.Skip("redteam: the enum fix names the type as the refused transaction renamed it (TypeORM's RENAME TO ..._old), which does not exist once it rolls back")
 	t.Parallel()
 	needPG(t)
 	db := database(t, "redteam_enum")
