@@ -19,6 +19,10 @@ type Check struct {
 	// Nested is true for a statement inside a DO block or a function body:
 	// it runs inside the caller's transaction and cannot be rewritten.
 	Nested bool
+	// Called is true for a statement of the body of a function that the
+	// statement being judged calls (judgeCalled): it runs now, as part of
+	// that statement.
+	Called bool
 	// LockTimeout and MaxLockTimeout are the configured lock_timeout and
 	// max_lock_timeout.
 	LockTimeout, MaxLockTimeout time.Duration

@@ -74,6 +74,9 @@ type Context struct {
 	// sessions (the application's) keep the fast path: a statement that
 	// picks rows by equality is not estimated.
 	Migration bool
+	// QueryHasDDL is true for the statements of a Query that holds DDL:
+	// the functions they call are read as a migration's are (judgeCalled).
+	QueryHasDDL bool
 	// Unestimable, when set, says why this statement cannot be estimated
 	// although the session has a catalog: it comes after a statement that
 	// may change the search_path in the same Query, or behind other

@@ -215,6 +215,11 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 	stmts := sqltext.SplitStrings(query, false)
 	if len(stmts) > 1 {
 		local.Alone = false
+		for _, st := range stmts {
+			if sqltext.Classify(st.Text) == sqltext.ClassDDL {
+				local.QueryHasDDL = true
+			}
+		}
 	}
 	// What the Query's earlier statements did, as the session's memory
 	// keeps it (savepoints included), on top of the session's.
@@ -306,7 +311,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	}
 	cls := sqltext.Classify(stmt.Text)
 	d := Decision{DDL: cls == sqltext.ClassDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration) && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration || sc.QueryHasDDL) && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
 		!(cls == sqltext.ClassSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
@@ -369,6 +374,9 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 			j.judge(node, stmt.Text, false, 0)
 		}
 		d.Lock = strongerLock(d.Lock, j.innerLock)
+		// A called function's DDL is the statement's: it gets what DDL
+		// gets (lock_timeout, the look, the audit line).
+		d.DDL = d.DDL || j.calledDDL
 		if j.innerLock == LockAccessExclusive {
 			// A DO block's statement took it (LOCK, ALTER TABLE, ...):
 			// the block names no table of its own, so only the server
@@ -524,6 +532,11 @@ type judgement struct {
 	// innerTableLocks are the TableLocks of the statements of a body that
 	// runs now (a DO block's), as innerLock.
 	innerTableLocks []TableLock
+	// called: the functions whose bodies judgeCalled has judged for this
+	// statement; inCalled: a body of one is being judged (Check.Called).
+	called    map[string]bool
+	inCalled  bool
+	calledDDL bool // a statement of a called body is DDL
 }
 
 type found struct {
@@ -545,7 +558,7 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 		if level == LevelOff {
 			continue
 		}
-		c := &Check{Ctx: j.ctx, Session: j.sc, Version: j.version, Text: text, Nested: nested,
+		c := &Check{Ctx: j.ctx, Session: j.sc, Version: j.version, Text: text, Nested: nested, Called: j.inCalled,
 			LockTimeout: time.Duration(j.e.cfg.LockTimeout), MaxLockTimeout: time.Duration(j.e.cfg.MaxLockTimeout),
 			LockTimeoutScope: j.e.cfg.LockTimeoutScope, MaxDMLRows: j.e.cfg.LargeDML.MaxRows}
 		r.Check(c, node)
@@ -564,6 +577,7 @@ func (j *judgement) judge(node *pg_query.Node, text string, nested bool, depth i
 	}
 	if depth < maxNesting {
 		j.judgeBodies(node, text, depth)
+		j.judgeCalled(node, depth)
 		return
 	}
 	if node.GetDoStmt() != nil || node.GetCreateFunctionStmt() != nil {

@@ -84,6 +84,11 @@ func (j *judgement) judgeBodies(node *pg_query.Node, text string, depth int) {
 		})
 		return
 	}
+	j.walkPlpgsqlJSON(js, where, depth)
+}
+
+// walkPlpgsqlJSON judges the statements of a parsed PL/pgSQL body.
+func (j *judgement) walkPlpgsqlJSON(js, where string, depth int) {
 	var tree any
 	if err := json.Unmarshal([]byte(js), &tree); err != nil {
 		return
@@ -201,6 +206,9 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 		return
 	}
 	f := statementFacts(node)
+	if j.inCalled && f.ddl {
+		j.calledDDL = true
+	}
 	j.innerLock = strongerLock(j.innerLock, f.lock)
 	// The tables it names, for the look before queueing (a DO block's
 	// ALTER TABLE locks them as the block runs).

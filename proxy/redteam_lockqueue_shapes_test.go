@@ -42,7 +42,7 @@ func rtShapeLook(t *testing.T, sc rtShapeCase) {
 	defer commitAfter(holder, 2500*time.Millisecond)()
 	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
 	slowest, appErr, stop := rtAppLoop(t, func() *pgx.Conn { c, _ := guardConn(t, addr, pgtest.SuperUser, ""); return c }, c.app)
-	migration, _ := guardConn(t, addr, pgtest.SuperUser, "")
+	migration, _ := guardConn(t, addr, pgtest.SuperUser, c.options)
 	start := time.Now()
 	var err error
 	for _, q := range c.migration {

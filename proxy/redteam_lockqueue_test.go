@@ -30,6 +30,9 @@ type rtLookCase struct {
 	// heldHostage: the migration's block already holds a lock the
 	// application waits for; a refusal (lock-queue) is as good as a wait.
 	heldHostage bool
+	// options of the migration's connection (rtShapeLook;
+	// application_name=knex makes it a migration's session).
+	options string
 }
 
 func rtLookBeforeQueueing(t *testing.T, c rtLookCase) {

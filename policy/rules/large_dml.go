@@ -49,6 +49,11 @@ type dmlParts struct {
 }
 
 func checkLargeDML(c *policy.Check, n *pg_query.Node) {
+	if c.Called {
+		// A called function's statement: judgeCalls counted its rows,
+		// times the runs of the body, for the statement that calls it.
+		return
+	}
 	judgeCalls(c, n)
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, "")
