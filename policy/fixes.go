@@ -65,16 +65,7 @@ func withFix(id, message string, tool Tool) string {
 
 // expandAllow replaces each {allow:RULE} of a fix.
 func expandAllow(fix string, tool Tool) string {
-	for {
-		i := strings.Index(fix, "{allow:")
-		if i < 0 {
-			return fix
-		}
-		j := strings.IndexByte(fix[i:], '}')
-		if j < 0 {
-			return fix
-		}
-		rule := fix[i+len("{allow:") : i+j]
+	return expandEach(fix, "allow", func(rule string) string {
 		a := AllowAnnotation(tool, rule, "...")
 		if strings.HasPrefix(a, "--") {
 			a = "the line " + a + " before the statement"
@@ -84,6 +75,23 @@ func expandAllow(fix string, tool Tool) string {
 		if i, ok := toolIdioms[tool]; ok && i.raw != "" {
 			a += ", sent with " + i.raw
 		}
-		fix = fix[:i] + a + fix[i+j+1:]
+		return a
+	})
+}
+
+// expandEach replaces each {name:ARG} of a fix, left to right, with what
+// with returns for ARG; a placeholder left open ends the replacing.
+func expandEach(fix, name string, with func(arg string) string) string {
+	open := "{" + name + ":"
+	for {
+		i := strings.Index(fix, open)
+		if i < 0 {
+			return fix
+		}
+		j := strings.IndexByte(fix[i:], '}')
+		if j < 0 {
+			return fix
+		}
+		fix = fix[:i] + with(fix[i+len(open):i+j]) + fix[i+j+1:]
 	}
 }

@@ -208,41 +208,23 @@ var notValidIdioms = map[Tool]map[string]string{
 // expandNotValid replaces each {notvalid:KIND} of a fix with the tool's
 // operations for it, or nothing.
 func expandNotValid(fix string, tool Tool) string {
-	for {
-		i := strings.Index(fix, "{notvalid:")
-		if i < 0 {
-			return fix
+	return expandEach(fix, "notvalid", func(kind string) string {
+		if w, ok := notValidIdioms[tool][kind]; ok {
+			return "; in " + toolNames[tool] + ": " + w
 		}
-		j := strings.IndexByte(fix[i:], '}')
-		if j < 0 {
-			return fix
-		}
-		words := ""
-		if w, ok := notValidIdioms[tool][fix[i+len("{notvalid:"):i+j]]; ok {
-			words = "; in " + toolNames[tool] + ": " + w
-		}
-		fix = fix[:i] + words + fix[i+j+1:]
-	}
+		return ""
+	})
 }
 
 // expandTypes replaces each {type:T} of a fix with how the session's tool
 // declares a column of type T, or nothing.
 func expandTypes(fix string, tool Tool) string {
-	for {
-		i := strings.Index(fix, "{type:")
-		if i < 0 {
-			return fix
+	return expandEach(fix, "type", func(typ string) string {
+		if w, ok := columnTypes[tool][typ]; ok {
+			return " (in " + toolNames[tool] + ": " + w + ")"
 		}
-		j := strings.IndexByte(fix[i:], '}')
-		if j < 0 {
-			return fix
-		}
-		words := ""
-		if w, ok := columnTypes[tool][fix[i+len("{type:"):i+j]]; ok {
-			words = " (in " + toolNames[tool] + ": " + w + ")"
-		}
-		fix = fix[:i] + words + fix[i+j+1:]
-	}
+		return ""
+	})
 }
 
 // expandHint expands a recipe's placeholders in tool's terms.
