@@ -1,15 +1,7 @@
 package proxy
 
 import (
-	"context"
-	"slices"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pgguard/pgguard/internal/observe"
-	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // Red team (issue 21, round 2): statements that lock relations the look
@@ -30,44 +22,7 @@ type rtShapeCase struct {
 }
 
 func rtShapeLook(t *testing.T, sc rtShapeCase) {
-	c := sc.rtLookCase
-	_, addr, obs := guardProxy(t, "lock_queue: {deadline: 10s, threshold: 300ms}\nannotations: {allowed_roles: ['*']}\n", nil)
-	ctx := context.Background()
-	if err := pgExec("guard", c.setup...); err != nil {
-		t.Fatal(err)
-	}
-	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard")+"&application_name=nightly-report")
-	mustExec(t, holder, "BEGIN")
-	mustExec(t, holder, c.hold)
-	defer commitAfter(holder, 2500*time.Millisecond)()
-	time.Sleep(400 * time.Millisecond) // the holder is past the threshold
-	slowest, appErr, stop := rtAppLoop(t, func() *pgx.Conn { c, _ := guardConn(t, addr, pgtest.SuperUser, ""); return c }, c.app)
-	migration, _ := guardConn(t, addr, pgtest.SuperUser, c.options)
-	start := time.Now()
-	var err error
-	for _, q := range c.migration {
-		if _, err = migration.Exec(ctx, q); err != nil {
-			break
-		}
-	}
-	took := time.Since(start)
-	time.Sleep(200 * time.Millisecond)
-	stop()
-	obs.mu.Lock()
-	waits := slices.Clone(obs.queueWaits)
-	obs.mu.Unlock()
-	if err != nil {
-		t.Fatalf("the migration after %v: %v, want it to run once the holder is gone", took, err)
-	}
-	if sc.appGone {
-		*appErr = nil
-	}
-	if *appErr != nil || *slowest >= 500*time.Millisecond {
-		t.Errorf("application statements: slowest %v, error %v; want none at 500ms or more (the migration took %v, waits outside the queue %v)", *slowest, *appErr, took, waits)
-	}
-	if len(waits) != 1 || waits[0] != observe.LockQueueClear {
-		t.Errorf("waits outside the queue %v, want one that ended clear (the migration took %v)", waits, took)
-	}
+	rtLookWith(t, sc.rtLookCase, "annotations: {allowed_roles: ['*']}\n", sc.appGone)
 }
 
 const rtShapeTables = "DROP TABLE IF EXISTS rt2_t, rt2_p, rt2_d CASCADE; DROP VIEW IF EXISTS rt2_v; DROP MATERIALIZED VIEW IF EXISTS rt2_mv;" +
