@@ -33,6 +33,7 @@ type memoAnswer struct {
 	more []string
 	size TableSize
 	eff  Effects
+	fns  []Function
 	ok   bool
 }
 
@@ -447,5 +448,9 @@ func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Fun
 	if !ok || m.empty("FunctionBodies", names...) {
 		return nil, false
 	}
-	return fc.FunctionBodies(ctx, names)
+	a := m.ask(append([]string{"FunctionBodies"}, names...), func() (a memoAnswer) {
+		a.fns, a.ok = fc.FunctionBodies(ctx, names)
+		return a
+	})
+	return a.fns, a.ok
 }
