@@ -3,10 +3,10 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/pgguard/pgguard/policy"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgguard/pgguard/policy"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/pgguard/pgguard/policy/sqltext"
@@ -87,7 +87,7 @@ func judgeCalls(c *policy.Check, n *pg_query.Node) {
 		return
 	}
 	calls := callsIn(n)
-	names := calledNames(n)
+	names := policy.CalledNames(n)
 	if len(names) == 0 {
 		return
 	}
@@ -120,16 +120,6 @@ func judgeCalls(c *policy.Check, n *pg_query.Node) {
 	for _, f := range fns {
 		judgeBody(c, bodyRun{fn: f, via: "function " + f.Name, times: times, args: argsOf(f, calls), seen: seen})
 	}
-}
-
-// calledNames lists the functions a statement calls, as written.
-func calledNames(msg *pg_query.Node) []string {
-	var out []string
-	for name := range callsIn(msg) {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // callsIn maps each function a statement calls (CALL's procedure too), as
