@@ -64,19 +64,7 @@ func (j *judgement) judgeCalled(node *pg_query.Node, depth int) {
 			}
 			continue
 		}
-		var args []string
-		for _, a := range f.Args {
-			name := a.Name
-			if name != "" && !isBareIdent(name) {
-				name = QuoteIdent(name)
-			}
-			args = append(args, strings.TrimSpace(name+" "+a.Type))
-		}
-		tag := "pgguard"
-		for strings.Contains(f.Body, "$"+tag+"$") {
-			tag += "x"
-		}
-		js, err := ParsePlpgsql("CREATE FUNCTION pgguard_called(" + strings.Join(args, ", ") + ") RETURNS void LANGUAGE plpgsql AS $" + tag + "$" + f.Body + "$" + tag + "$")
+		js, err := ParsePlpgsql(PlpgsqlFunctionText(f, "void"))
 		if err != nil {
 			continue // rule large-dml says what it cannot read
 		}
@@ -108,4 +96,24 @@ func CalledNames(n *pg_query.Node) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// PlpgsqlFunctionText is a CREATE FUNCTION of f's PL/pgSQL body with its
+// arguments, returning returns, for the PL/pgSQL parser: the body's
+// variables are then known by name, and its dollar quote is one the body
+// does not hold.
+func PlpgsqlFunctionText(f Function, returns string) string {
+	var args []string
+	for _, a := range f.Args {
+		name := ""
+		if a.Name != "" {
+			name = QuoteIdent(a.Name)
+		}
+		args = append(args, strings.TrimSpace(name+" "+a.Type))
+	}
+	tag := "pgguard"
+	for strings.Contains(f.Body, "$"+tag+"$") {
+		tag += "x"
+	}
+	return "CREATE FUNCTION pgguard_body(" + strings.Join(args, ", ") + ") RETURNS " + returns + " LANGUAGE plpgsql AS $" + tag + "$" + f.Body + "$" + tag + "$"
 }

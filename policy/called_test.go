@@ -35,6 +35,8 @@ func TestJudgeCalled(t *testing.T) {
 		"f_sql":   {Name: "public.f_sql", Language: "sql", Body: "LOCK TABLE u IN SHARE MODE; SELECT 1"},
 		"f_trg":   {Name: "public.f_trg", Language: "plpgsql", Body: "BEGIN ALTER TABLE t ADD COLUMN x int; RETURN NEW; END", Trigger: true},
 		"f_self":  {Name: "public.f_self", Language: "sql", Body: "SELECT f_self()"},
+		"f_user": {Name: "public.f_user", Language: "plpgsql", Args: []FunctionArg{{Name: "user", Type: "integer"}},
+			Body: "BEGIN ALTER TABLE t ADD COLUMN note text; END"},
 	}}
 	decide := func(q string, migration bool) Decision {
 		t.Helper()
@@ -59,6 +61,9 @@ func TestJudgeCalled(t *testing.T) {
 	}
 	if d := decide("SELECT f_trg()", true); d.DDL {
 		t.Errorf("a trigger function is not called by a SELECT: %+v", d)
+	}
+	if d := decide("SELECT f_user(1)", true); !d.DDL || d.Lock != LockAccessExclusive {
+		t.Errorf("a function whose argument is named by a reserved word: %+v, want its ALTER read", d)
 	}
 	if d := decide("SELECT f_self()", true); d.DDL {
 		t.Errorf("a function calling itself: %+v", d)

@@ -387,10 +387,6 @@ func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, 
 		}
 		return stmts, vars, "", nil
 	}
-	var args []string
-	for _, a := range f.Args {
-		args = append(args, strings.TrimSpace(QuoteIdentIf(a.Name)+" "+a.Type))
-	}
 	ret := "void"
 	if f.Trigger {
 		ret = "trigger"
@@ -399,11 +395,7 @@ func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, 
 		}
 		vars["tg_relid"], vars["tg_nargs"], vars["tg_argv"] = "oid", "int", "text[]"
 	}
-	tag := "pgguard"
-	for strings.Contains(f.Body, "$"+tag+"$") {
-		tag += "x"
-	}
-	js, err := policy.ParsePlpgsql("CREATE FUNCTION pgguard_body(" + strings.Join(args, ", ") + ") RETURNS " + ret + " LANGUAGE plpgsql AS $" + tag + "$" + f.Body + "$" + tag + "$")
+	js, err := policy.ParsePlpgsql(policy.PlpgsqlFunctionText(f, ret))
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -476,14 +468,6 @@ func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, 
 	}
 	walk(tree, 0)
 	return stmts, vars, dynamic, nil
-}
-
-// QuoteIdentIf quotes a name when it is not empty.
-func QuoteIdentIf(name string) string {
-	if name == "" {
-		return ""
-	}
-	return policy.QuoteIdent(name)
 }
 
 // substituteVars replaces, in a body statement, each reference to a
