@@ -73,6 +73,61 @@ func selectForm(sql string) (string, bool) {
 	return out, true
 }
 
+// PlannerQuestion is what a source's planner is asked about sql
+// (SourcePlanner): its SELECT form, with every relation it names spelled
+// as resolve finds it in the source, schema-qualified, so that it can be
+// parsed there with search_path set to pg_catalog alone (EstimateRowsOn).
+// A relation whose name changes keeps the old one as its alias, so that
+// the statement's references to it still resolve; a WITH query's name is
+// left as it is. ok is false when sql has no SELECT form, calls a function
+// but the few built-in ones plannerSafe lists, or names a relation resolve
+// does not find.
+func PlannerQuestion(sql string, resolve func(policy.Table) (policy.Table, bool)) (string, bool) {
+	form, ok := selectForm(sql)
+	if !ok || !plannerSafe(form) {
+		return "", false
+	}
+	tree, err := sqltext.PgParse(form)
+	if err != nil || len(tree.Stmts) != 1 {
+		return "", false
+	}
+	ctes := map[string]bool{}
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if c := n.GetCommonTableExpr(); c != nil {
+			ctes[c.Ctename] = true
+		}
+		return true
+	})
+	ok = true
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		rv := n.GetRangeVar()
+		if rv == nil || !ok {
+			return ok
+		}
+		if rv.Schemaname == "" && rv.Catalogname == "" && ctes[rv.Relname] {
+			return true
+		}
+		t, found := resolve(policy.TableOf(rv))
+		if !found || t.Schema == "" || t.Name == "" {
+			ok = false
+			return false
+		}
+		if rv.Alias == nil && t.Name != rv.Relname {
+			rv.Alias = &pg_query.Alias{Aliasname: rv.Relname}
+		}
+		rv.Catalogname, rv.Schemaname, rv.Relname = "", t.Schema, t.Name
+		return true
+	})
+	if !ok {
+		return "", false
+	}
+	out, err := pg_query.Deparse(tree)
+	if err != nil {
+		return "", false
+	}
+	return out, true
+}
+
 // StatementTable names the table whose rows a statement's estimate
 // counts: the target of an UPDATE, DELETE or MERGE, the first table of a
 // SELECT's FROM (the SELECT forms of those statements start with their

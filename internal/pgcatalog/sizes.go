@@ -516,12 +516,13 @@ type DatabaseSizes interface {
 
 // SourcePlanner is a SizeSource that can also ask its database's own
 // planner (a live source, over the monitor connection): the rows EXPLAIN
-// of sql's SELECT form estimates there, never running it. table is where
+// of question (PlannerQuestion: a SELECT naming every relation as the
+// source has it) estimates there, never running it. table is where
 // the source has the statement's table; ok is false when the source
 // cannot say (no privilege to read the table, a statement with
 // parameters on a server without GENERIC_PLAN, the source unreachable).
 type SourcePlanner interface {
-	EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool)
+	EstimateRowsAt(ctx context.Context, question string, table policy.Table) (int64, bool)
 }
 
 // StaticSizes is a SizeSource that always answers the same sizes (a file
@@ -594,6 +595,15 @@ func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Tab
 		return nil, policy.Table{}, false
 	}
 	return s, policy.Table{Schema: r.Schema, Name: r.Name}, true
+}
+
+// sourceName resolves a relation a statement names to where the source
+// has it, for PlannerQuestion.
+func (b *Borrowed) sourceName(ctx context.Context) func(policy.Table) (policy.Table, bool) {
+	return func(t policy.Table) (policy.Table, bool) {
+		_, st, ok := b.source(ctx, t.String())
+		return st, ok
+	}
 }
 
 // largestNamed is the largest table (by rows, then bytes) of that name in
@@ -766,8 +776,10 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
 		if target, _, t, found := b.statementSource(ctx, sql); found {
 			if own, ok := b.Catalog.TableSize(ctx, target); ok && own.Rows == 0 {
-				if est, ok := p.EstimateRowsAt(ctx, sql, t); ok {
-					return est, true
+				if question, ok := PlannerQuestion(sql, b.sourceName(ctx)); ok {
+					if est, ok := p.EstimateRowsAt(ctx, question, t); ok {
+						return est, true
+					}
 				}
 			}
 		}
@@ -777,13 +789,35 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 }
 
 // EstimateRowsOn is what a SourcePlanner answers over q, a connection of
-// pgguard's own to the source: EXPLAIN of sql's SELECT form (a SELECT
-// needs no privilege but SELECT, and EXPLAIN of it takes no command id),
-// asked only when q's role may read table, so that a missing grant leaves
-// no ERROR with the statement's text in the source's log.
-func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Table) (int64, bool) {
-	form, ok := selectForm(sql)
-	if !ok || hasParameters(form) && q.ServerVersion() < 160000 || !plannerSafe(form) {
+// pgguard's own to the source: EXPLAIN of question, a SELECT that names
+// every relation as the source has it (PlannerQuestion), asked only when
+// q's role may read table, so that a missing grant leaves no ERROR with
+// the statement's text in the source's log.
+//
+// To estimate a comparison the planner evaluates every expression of
+// constants, running the functions behind its operators, casts and calls
+// (IMMUTABLE and STABLE ones): a statement sent by a session of the
+// borrowing database must not make the source run code of its own with
+// that session's arguments. So the source first parses the question
+// without planning it — a temporary view of it, in a transaction that is
+// rolled back — and pg_depend lists what its names resolved to: any
+// function, operator, cast, type (but an enum's) or other object created
+// after initdb (an OID from FirstNormalObjectId on), a relation that is
+// not a plain, partitioned or materialized table (a view's or a foreign
+// table's code would run), one with row security (its policies'
+// expressions), or whose partition keys or indexes use code of the
+// database's own, or any btree operator family of the database's own that
+// holds a built-in operator (predicate proofs evaluate its operators), and
+// the question is not planned: ok=false, the borrower's fallback (all of
+// the source's rows), never small. Names are resolved with search_path
+// set to pg_catalog alone, so an unqualified operator or function can only
+// be a built-in one. The EXPLAIN itself runs read-only; the transaction is
+// rolled back, leaving nothing behind.
+func EstimateRowsOn(ctx context.Context, q Querier, question string, table policy.Table) (int64, bool) {
+	form, ok := selectForm(question)
+	if !ok || hasParameters(form) || !plannerSafe(form) || strings.Contains(form, explainTag) {
+		// A statement with parameters cannot be a view; EXPLAIN
+		// (GENERIC_PLAN) of it would plan what was never parsed first.
 		return 0, false
 	}
 	c := &Catalog{Q: q}
@@ -792,28 +826,59 @@ func EstimateRowsOn(ctx context.Context, q Querier, sql string, table policy.Tab
 		return 0, false
 	}
 	explain, ok := ExplainStatement(form, q.ServerVersion())
-	if !ok || hasParameters(form) || strings.Contains(explain, explainTag) {
-		if !ok {
-			return 0, false
-		}
-		return c.EstimateRows(ctx, form)
+	if !ok {
+		return 0, false
 	}
 	// The statement may name what the source does not have yet (a table
 	// or column the release's earlier migrations created in the
-	// borrowing database only), or what the role may not read: EXPLAIN
-	// then fails, and a failed statement is logged with its text. Asked
-	// in a DO block that catches the error, it is not; the plan comes
-	// back through a setting of the session, "" when EXPLAIN failed.
-	rows, ok := q.Query("DO " + explainTag + " DECLARE plan text; BEGIN" +
-		" EXECUTE " + QuoteLiteral(explain) + " INTO plan;" +
-		" PERFORM pg_catalog.set_config('pgguard.explain', plan, false);" +
-		" EXCEPTION WHEN OTHERS THEN PERFORM pg_catalog.set_config('pgguard.explain', '', false);" +
+	// borrowing database only), or what the role may not read: the view
+	// or EXPLAIN then fails, and a failed statement is logged with its
+	// text. Asked in a DO block that catches the error, it is not; the
+	// plan comes back through a setting of the transaction, "" when it
+	// was not planned.
+	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; DO " + explainTag +
+		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
+		" BEGIN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + ";" +
+		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
+		" RAISE SQLSTATE 'P0001';" + // undoes the view
+		" EXCEPTION WHEN OTHERS THEN NULL; END;" +
+		" IF safe THEN PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);" +
+		" BEGIN EXECUTE " + QuoteLiteral(explain) + " INTO plan; EXCEPTION WHEN OTHERS THEN plan := ''; END;" +
+		" END IF;" +
+		" PERFORM pg_catalog.set_config('pgguard.explain', plan, true);" +
 		" END " + explainTag + "; SELECT pg_catalog.current_setting('pgguard.explain', true)")
+	q.Query("ROLLBACK")
 	if !ok || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil || *rows[0][0] == "" {
 		return 0, false
 	}
 	return planRows(*rows[0][0])
 }
+
+// questionSafe is true when the rewrite rule r of the question's view
+// depends on nothing of the database's own that planning would run (see
+// EstimateRowsOn). 16384 is FirstNormalObjectId: every object initdb did
+// not create has an OID from it on.
+const questionSafe = `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+  WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid AND d.refobjid >= 16384
+    AND d.refclassid NOT IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_collation'::pg_catalog.regclass)
+    AND NOT (d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+      AND EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = d.refobjid AND t.typtype = 'e')))
+AND NOT EXISTS (WITH RECURSIVE tree(oid) AS (
+    SELECT d.refobjid FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class
+    UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+  SELECT 1 FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid
+  WHERE c.oid >= 16384 AND c.relkind NOT IN ('r', 'p', 'm') OR c.relrowsecurity
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = c.oid
+      AND (p.partexprs IS NOT NULL OR EXISTS (SELECT 1 FROM pg_catalog.unnest(p.partclass::pg_catalog.oid[]) o WHERE o >= 16384)))
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid
+      AND (EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indclass::pg_catalog.oid[]) o WHERE o >= 16384)
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd WHERE xd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND xd.objid = x.indexrelid AND xd.refobjid >= 16384
+          AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)))))
+AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_amop a WHERE a.amopfamily >= 16384 AND a.amopopr < 16384
+  AND a.amopmethod = 403)`
 
 // explainTag quotes the DO block EstimateRowsOn asks the source's planner
 // in.
