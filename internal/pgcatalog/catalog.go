@@ -150,6 +150,20 @@ const inheritanceTreeRows = "c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalo
 	" THEN (WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid)" +
 	" SELECT COALESCE(sum(greatest(p.reltuples, pg_catalog.pg_stat_get_live_tuples(p.oid), 0)), 0) FROM tree JOIN pg_catalog.pg_class p ON p.oid = tree.oid WHERE p.relkind <> 'p')"
 
+// ownRows are a plain table's own rows, without its inheritance
+// children's (what UPDATE ONLY reaches); ok=false for anything else (a
+// partitioned table, whose rows are all its partitions').
+func (c *Catalog) ownRows(table string) (int64, bool) {
+	if blank(table) {
+		return 0, false
+	}
+	row, ok := c.One("SELECT greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint, c.relkind = 'r'" + relationFilter(table))
+	if !ok || len(row) != 2 || !IsTrue(row[1]) {
+		return 0, false
+	}
+	return atoi(row[0]), true
+}
+
 // TableSize: rows are the larger of the planner's estimate and the
 // statistics collector's live-tuple count (a table loaded but not yet
 // analyzed still shows its rows there); bytes count heap, TOAST and indexes.

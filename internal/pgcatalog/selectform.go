@@ -169,6 +169,30 @@ func StatementTable(sql string) policy.Table {
 	return policy.Table{}
 }
 
+// StatementOnly reports whether the table StatementTable names is named
+// with ONLY (UPDATE ONLY t, DELETE FROM ONLY t, FROM ONLY t): its
+// inheritance children's rows are not the statement's.
+func StatementOnly(sql string) bool {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	var rv *pg_query.RangeVar
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		rv = s.UpdateStmt.Relation
+	case *pg_query.Node_DeleteStmt:
+		rv = s.DeleteStmt.Relation
+	case *pg_query.Node_MergeStmt:
+		rv = s.MergeStmt.Relation
+	case *pg_query.Node_SelectStmt:
+		if from := s.SelectStmt.FromClause; len(from) > 0 {
+			rv = from[0].GetRangeVar()
+		}
+	}
+	return rv != nil && !rv.Inh
+}
+
 // WholeTable reports whether sql is an UPDATE or DELETE of every row of
 // one table (no WHERE, no FROM or USING, no WITH), and which.
 func WholeTable(sql string) (policy.Table, bool) {

@@ -55,6 +55,11 @@ type SizeRelation struct {
 	// TableSize counts them; a partitioned table's are its partitions',
 	// and a table with inheritance children counts theirs too.
 	Rows int64 `json:"rows"`
+	// OwnRows, of a table with inheritance children (not partitions), is
+	// its own rows without theirs, as UPDATE ONLY or DELETE FROM ONLY of it
+	// reaches them; absent for every other relation (and in files of
+	// earlier versions, whose ONLY statements then count Rows).
+	OwnRows *int64 `json:"own_rows,omitempty"`
 	// Bytes counts heap, TOAST and indexes from the pages the statistics
 	// know of (relpages): no lock is taken on any relation.
 	Bytes int64 `json:"bytes"`
@@ -100,7 +105,9 @@ SELECT n.nspname, c.relname, c.relkind::text,
   xi.indisunique, xi.indisvalid, xi.indpred IS NOT NULL,
   CASE WHEN xi.indexprs IS NULL AND NOT (0 = ANY (xi.indkey::int2[])) THEN
     array_to_string(array(SELECT a.attname::text FROM unnest(xi.indkey::int2[]) k(n)
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = xi.indrelid AND a.attnum = k.n), chr(31)) END
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = xi.indrelid AND a.attnum = k.n), chr(31)) END,
+  CASE WHEN c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
+    THEN greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)::bigint END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
@@ -157,7 +164,7 @@ func Export(q Querier, now time.Time) (*SizeFile, error) {
 	var fromFiles []int // indexes in f.Relations
 	oids := map[int]string{}
 	for _, r := range rows {
-		if len(r) != 15 || r[0] == nil || r[1] == nil || r[2] == nil || r[9] == nil {
+		if len(r) != 16 || r[0] == nil || r[1] == nil || r[2] == nil || r[9] == nil {
 			return nil, errors.New("the catalog query answered an unexpected row")
 		}
 		rel := SizeRelation{Schema: *r[0], Name: *r[1], Kind: kinds[*r[2]], Rows: atoi(r[5]), Bytes: atoi(r[6]), Analyzed: IsTrue(r[7])}
@@ -177,6 +184,10 @@ func Export(q Querier, now time.Time) (*SizeFile, error) {
 			if r[14] != nil && *r[14] != "" {
 				rel.Columns = strings.Split(*r[14], "\x1f")
 			}
+		}
+		if r[15] != nil {
+			own := atoi(r[15])
+			rel.OwnRows = &own
 		}
 		if IsTrue(r[10]) {
 			fromFiles = append(fromFiles, len(f.Relations))
@@ -285,7 +296,7 @@ func ReadSizeFile(r io.Reader) (*SizeFile, error) {
 			return nil, fmt.Errorf("relation %d: %q is listed twice", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
 		case !known[r.Kind]:
 			return nil, fmt.Errorf("relation %d: %q: unknown kind %q", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String(), r.Kind)
-		case r.Rows < 0 || r.Bytes < 0:
+		case r.Rows < 0 || r.Bytes < 0 || r.OwnRows != nil && *r.OwnRows < 0:
 			return nil, fmt.Errorf("relation %d: %q: negative rows or bytes", i+1, policy.Table{Schema: r.Schema, Name: r.Name}.String())
 		}
 		seen[[2]string{r.Schema, r.Name}] = true
@@ -746,20 +757,42 @@ func (c *Catalog) viewBase(view string) string {
 // scale turns rows of the own table into rows of the source's: the same
 // share of its rows. ok=false when the source does not know the table.
 func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bool) {
-	target, s, t, ok := b.statementSource(ctx, sql)
-	if !ok {
-		return rows, false
-	}
-	src, _ := s.TableSize(t.Schema, t.Name)
-	own, ok := b.Catalog.TableSize(ctx, target)
+	src, own, ok := b.statementRows(ctx, sql)
 	if !ok {
 		return rows, false
 	}
 	share := 1.0
-	if own.Rows > 0 && rows < own.Rows {
-		share = float64(rows) / float64(own.Rows)
+	if own > 0 && rows < own {
+		share = float64(rows) / float64(own)
 	}
-	return rowsOf(share * float64(src.Rows)), true
+	return rowsOf(share * float64(src)), true
+}
+
+// statementRows are the rows of the statement's table that it may
+// change, in the source and in the own database: the whole inheritance
+// tree's, or with ONLY (UPDATE ONLY, DELETE FROM ONLY) the table's own, as
+// each database's planner counts them. ok=false when the source does not
+// know the table.
+func (b *Borrowed) statementRows(ctx context.Context, sql string) (src, own int64, ok bool) {
+	target, s, t, ok := b.statementSource(ctx, sql)
+	if !ok {
+		return 0, 0, false
+	}
+	srcSize, _ := s.TableSize(t.Schema, t.Name)
+	ownSize, ok := b.Catalog.TableSize(ctx, target)
+	if !ok {
+		return 0, 0, false
+	}
+	src, own = srcSize.Rows, ownSize.Rows
+	if StatementOnly(sql) && target == StatementTable(sql).String() {
+		if r := s.Relation(t.Schema, t.Name); r != nil && r.OwnRows != nil {
+			src = *r.OwnRows
+		}
+		if n, ok := b.Catalog.ownRows(target); ok {
+			own = n
+		}
+	}
+	return src, own, true
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
@@ -891,12 +924,8 @@ const explainTag = "$pgguard_explain$"
 // stops there is at least limit of the source's.
 func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int64, bool) {
 	ownLimit := limit
-	if target, s, t, ok := b.statementSource(ctx, sql); ok {
-		src, _ := s.TableSize(t.Schema, t.Name)
-		own, ok := b.Catalog.TableSize(ctx, target)
-		if ok && src.Rows > 0 && own.Rows > src.Rows {
-			ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own.Rows)/float64(src.Rows))), 1)
-		}
+	if src, own, ok := b.statementRows(ctx, sql); ok && src > 0 && own > src {
+		ownLimit = addSat(rowsOf(math.Ceil(float64(limit)*float64(own)/float64(src))), 1)
 	}
 	rows, ok := b.Catalog.CountRows(ctx, sql, ownLimit)
 	if !ok {
@@ -970,6 +999,9 @@ func (c FileCatalog) EstimateRows(ctx context.Context, sql string) (int64, bool)
 		return 0, false
 	}
 	size, ok := c.TableSize(ctx, t.String())
+	if r := c.resolve(t.String()); ok && r != nil && r.OwnRows != nil && StatementOnly(sql) {
+		return *r.OwnRows, true // UPDATE ONLY: the parent's own rows
+	}
 	return size.Rows, ok
 }
 
