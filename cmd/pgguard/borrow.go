@@ -210,7 +210,7 @@ func (b *borrowing) metrics() []observe.BorrowedSizes {
 	out := make([]observe.BorrowedSizes, 0, len(entries))
 	for _, e := range entries {
 		st := e.src.State()
-		m := observe.BorrowedSizes{Target: e.target, Source: st.Source, Failures: st.Failures, Age: -1}
+		m := observe.BorrowedSizes{Target: e.target, Source: st.Source, Failures: st.Failures, PlannerUnreachable: st.PlannerUnreachable, Age: -1}
 		if !st.AsOf.IsZero() {
 			m.Age, m.InUse = now.Sub(st.AsOf).Seconds(), true
 		}

@@ -410,6 +410,9 @@ type BorrowedSizes struct {
 	InUse    bool
 	Age      float64 // seconds since the sizes were read from their database
 	Failures int64   // reads of the source that failed
+	// PlannerUnreachable counts the questions to the source's planner not
+	// asked because it could not be reached (or was not tried again yet).
+	PlannerUnreachable int64
 }
 
 // WatchBorrowedSizes exports, at every scrape, the age of each target's
@@ -435,6 +438,8 @@ var (
 		"1 while a target judges with borrowed sizes, 0 while its source cannot be read and its own database's sizes are used.", []string{"target", "source"}, nil)
 	borrowedFailures = prometheus.NewDesc("pgguard_borrowed_sizes_unreachable_total",
 		"Reads of a target's source of borrowed sizes that failed (connection, query, or an unreadable file).", []string{"target", "source"}, nil)
+	borrowedPlannerUnreachable = prometheus.NewDesc("pgguard_borrowed_sizes_planner_unreachable_total",
+		"Questions to a live source's planner (a migration's statement on a table empty in the borrowing database) not asked because the source could not be reached, or was not tried again yet after it could not: estimated as all of the source's rows.", []string{"target", "source"}, nil)
 )
 
 // borrowedCollector reports nothing until WatchBorrowedSizes.
@@ -447,6 +452,7 @@ func (c *borrowedCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- borrowedAge
 	ch <- borrowedInUse
 	ch <- borrowedFailures
+	ch <- borrowedPlannerUnreachable
 	ch <- borrowedUnmapped
 }
 
@@ -468,5 +474,6 @@ func (c *borrowedCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(borrowedAge, prometheus.GaugeValue, b.Age, b.Target, b.Source)
 		ch <- prometheus.MustNewConstMetric(borrowedInUse, prometheus.GaugeValue, inUse, b.Target, b.Source)
 		ch <- prometheus.MustNewConstMetric(borrowedFailures, prometheus.CounterValue, float64(b.Failures), b.Target, b.Source)
+		ch <- prometheus.MustNewConstMetric(borrowedPlannerUnreachable, prometheus.CounterValue, float64(b.PlannerUnreachable), b.Target, b.Source)
 	}
 }

@@ -2,6 +2,7 @@ package pgcatalog
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,11 @@ type SizeState struct {
 	Err error
 	// Failures counts the reads that failed since pgguard started.
 	Failures int64
+	// PlannerUnreachable counts the questions to the source's planner
+	// (LiveSizes.EstimateRowsAt) not asked because the source could not
+	// be reached, or was not tried again yet after it could not
+	// (plannerBreaker): their estimate is all of the source's rows.
+	PlannerUnreachable int64
 }
 
 // tracked holds a source's current sizes and the outcome of its reads.
@@ -48,6 +54,8 @@ type tracked struct {
 	read     time.Time // when cur was read
 	err      error
 	failures int64
+	// plannerUnreachable: SizeState.PlannerUnreachable.
+	plannerUnreachable int64
 }
 
 func (t *tracked) clock() time.Time {
@@ -87,7 +95,7 @@ func (t *tracked) Sizes() (*Sizes, error) {
 func (t *tracked) State() SizeState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := SizeState{Source: t.source, Err: t.err, Failures: t.failures}
+	st := SizeState{Source: t.source, Err: t.err, Failures: t.failures, PlannerUnreachable: t.plannerUnreachable}
 	if t.cur != nil && (t.maxAge == 0 || t.clock().Sub(t.read) <= t.maxAge) {
 		st.AsOf = t.cur.File.ExportedAt
 	}
@@ -184,11 +192,123 @@ type LiveSizes struct {
 	tracked
 	spec    ConnSpec
 	refresh time.Duration
+	// answers keeps the source planner's answers for a refresh.
+	answers plannerCache
+	// Breaker is how long, after a connection to the source failed (a
+	// read of the sizes or a planner question), the planner is not asked
+	// again: each question would wait the connect timeout. Its questions
+	// are then estimated as all of the source's rows, never small.
+	// plannerBreaker by default.
+	Breaker time.Duration
 }
+
+// plannerBreaker is LiveSizes.Breaker's default.
+const plannerBreaker = 30 * time.Second
 
 // NewLiveSizes returns the source; Start reads it.
 func NewLiveSizes(target string, spec ConnSpec, refresh time.Duration, log *slog.Logger) *LiveSizes {
-	return &LiveSizes{tracked: tracked{source: target, log: log, maxAge: 3 * refresh}, spec: spec, refresh: refresh}
+	return &LiveSizes{tracked: tracked{source: target, log: log, maxAge: 3 * refresh}, spec: spec, refresh: refresh,
+		Breaker: plannerBreaker}
+}
+
+// plannerCacheSize bounds the planner answers a LiveSizes keeps.
+const plannerCacheSize = 1024
+
+// plannerCache keeps the source planner's answers, each for a refresh of
+// the sizes, by a hash of the question (a deparsed SELECT that names every
+// relation as the source has it, with no parameter: questions with
+// parameters are never asked) and of the table: no statement's text, nor
+// any literal of it, is kept, and none is ever logged. When full, the
+// oldest answer goes. It also holds the circuit breaker: when a connection
+// to the source failed last, and until when the planner is not asked.
+type plannerCache struct {
+	mu        sync.Mutex
+	entries   map[[32]byte]plannerAnswer
+	order     [][32]byte // oldest first
+	openUntil time.Time
+	warned    bool // the outage's warning is logged
+}
+
+type plannerAnswer struct {
+	rows int64
+	ok   bool
+	at   time.Time
+}
+
+func plannerKey(question string, table policy.Table) [32]byte {
+	return sha256.Sum256([]byte(table.Schema + "\x00" + table.Name + "\x00" + question))
+}
+
+func (c *plannerCache) get(k [32]byte, now time.Time, ttl time.Duration) (plannerAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.entries[k]
+	if !ok || now.Sub(a.at) >= ttl || now.Before(a.at) {
+		return plannerAnswer{}, false
+	}
+	return a, true
+}
+
+func (c *plannerCache) put(k [32]byte, a plannerAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[[32]byte]plannerAnswer{}
+	}
+	if _, seen := c.entries[k]; !seen {
+		for len(c.order) >= plannerCacheSize {
+			delete(c.entries, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.order = append(c.order, k)
+	}
+	c.entries[k] = a
+}
+
+// open reports whether the breaker is open at now.
+func (c *plannerCache) open(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return now.Before(c.openUntil)
+}
+
+// trip opens the breaker until now+d; first is true for the first trip
+// since the source last answered (the outage's warning).
+func (c *plannerCache) trip(now time.Time, d time.Duration) (first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.openUntil = now.Add(d)
+	first, c.warned = !c.warned, true
+	return first
+}
+
+// reset closes the breaker after a connection succeeded; it reports
+// whether it had tripped.
+func (c *plannerCache) reset() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := c.warned
+	c.openUntil, c.warned = time.Time{}, false
+	return was
+}
+
+// connectFailed trips the breaker, logging once per outage.
+func (l *LiveSizes) connectFailed(err error) {
+	d := l.Breaker
+	if d <= 0 {
+		d = plannerBreaker
+	}
+	if l.answers.trip(l.clock(), d) && l.log != nil {
+		l.log.Warn("borrowed sizes: cannot connect to the source; its planner is not asked again for a while, and a migration's statement on a table empty in the borrowing database is estimated as all of the source's rows (never as small)",
+			"source", l.source, "retry_after", d.String(), "err", err)
+	}
+}
+
+// connected closes the breaker.
+func (l *LiveSizes) connected() {
+	if l.answers.reset() && l.log != nil {
+		l.log.Info("borrowed sizes: the source's planner can be asked again", "source", l.source)
+	}
 }
 
 // Read connects, exports and disconnects once.
@@ -201,9 +321,11 @@ func (l *LiveSizes) Read(ctx context.Context) error {
 	conn, err := Connect(cctx, l.spec)
 	cancel()
 	if err != nil {
+		l.connectFailed(err)
 		l.done(nil, err)
 		return err
 	}
+	l.connected()
 	defer conn.Close(context.Background())
 	qctx, qcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer qcancel()
@@ -224,8 +346,19 @@ var _ SourcePlanner = (*LiveSizes)(nil)
 
 // EstimateRowsAt asks the source's planner over a connection of its own,
 // opened for the question (only a migration's statement on a table empty
-// in the borrowing database asks it).
-func (l *LiveSizes) EstimateRowsAt(ctx context.Context, sql string, table policy.Table) (int64, bool) {
+// in the borrowing database asks it). The answer is kept for a refresh
+// (the same question is not asked again before the sizes are read
+// again); while the breaker is open (a connection failed less than
+// Breaker ago) the source is not tried: ok=false at once.
+func (l *LiveSizes) EstimateRowsAt(ctx context.Context, question string, table policy.Table) (int64, bool) {
+	key := plannerKey(question, table)
+	if a, ok := l.answers.get(key, l.clock(), l.refresh); ok {
+		return a.rows, a.ok
+	}
+	if l.answers.open(l.clock()) {
+		l.plannerSkipped()
+		return 0, false
+	}
 	timeout := l.spec.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -234,10 +367,29 @@ func (l *LiveSizes) EstimateRowsAt(ctx context.Context, sql string, table policy
 	defer cancel()
 	conn, err := Connect(ctx, l.spec)
 	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			l.connectFailed(err)
+		}
+		l.plannerSkipped()
 		return 0, false
 	}
+	l.connected()
 	defer conn.Close(context.Background())
-	return EstimateRowsOn(ctx, &ConnQuerier{Ctx: ctx, Conn: conn}, sql, table)
+	q := &ConnQuerier{Ctx: ctx, Conn: conn}
+	rows, ok := EstimateRowsOn(ctx, q, question, table)
+	if ok || q.Err == nil {
+		// An answer, or the source's own "cannot say" (no grant, code of
+		// its own): the same until the next refresh. A failed query (the
+		// connection lost) is not kept.
+		l.answers.put(key, plannerAnswer{rows: rows, ok: ok, at: l.clock()})
+	}
+	return rows, ok
+}
+
+func (l *LiveSizes) plannerSkipped() {
+	l.mu.Lock()
+	l.plannerUnreachable++
+	l.mu.Unlock()
 }
 
 // Start reads the sizes now and every refresh until stop is called. Until
