@@ -315,6 +315,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		!(cls == sqltext.ClassSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
+	observer, _ := sc.Catalog.(RenameObserver)
 	if sc.Catalog != nil {
 		// Each question about a relation is asked once per statement.
 		memo := *sc
@@ -353,6 +354,11 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		}
 	} else {
 		f := statementFacts(node)
+		if observer != nil {
+			if from, to, ok := RenamedRelation(node); ok {
+				observer.WillRename(ctx, from.String(), to)
+			}
+		}
 		d.DDL, d.Lock, d.Concurrent, d.Retryable = f.ddl, f.lock, f.concurrent, f.retryable
 		d.CreatesTables = createdTables(ctx, sc, node, f.creates)
 		d.AddsNotValid = NotValidAdds(node)

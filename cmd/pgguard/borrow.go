@@ -310,9 +310,36 @@ type targetSizes struct {
 
 	mu     sync.Mutex
 	warned map[string]bool
+	// renames by session database: the tables renamed through the
+	// target, kept as long as pgguard runs (reloads included), so that a
+	// table renamed by an earlier migration is still found in the source
+	// by its name before until the source has run the rename too.
+	renames map[string]*pgcatalog.Renames
 }
 
 var _ pgcatalog.DatabaseSizes = (*targetSizes)(nil)
+
+// maxRenameDatabases bounds the databases a target keeps renames for (a
+// client chooses the name it connects to); a session of any other keeps
+// its own.
+const maxRenameDatabases = 1000
+
+func (t *targetSizes) renamesOf(database string) *pgcatalog.Renames {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.renames[database]; r != nil {
+		return r
+	}
+	if len(t.renames) >= maxRenameDatabases {
+		return nil
+	}
+	if t.renames == nil {
+		t.renames = map[string]*pgcatalog.Renames{}
+	}
+	r := pgcatalog.NewRenames()
+	t.renames[database] = r
+	return r
+}
 
 // Sizes answers for a session of no particular database (none asks).
 func (t *targetSizes) Sizes() (*pgcatalog.Sizes, error) {
@@ -360,6 +387,10 @@ type routedSizes struct {
 }
 
 var _ pgcatalog.SourcePlanner = routedSizes{}
+var _ pgcatalog.RenameSource = routedSizes{}
+
+// Renames are the target's renames in the session's database.
+func (r routedSizes) Renames() *pgcatalog.Renames { return r.t.renamesOf(r.database) }
 
 func (r routedSizes) Sizes() (*pgcatalog.Sizes, error) {
 	src := r.t.routes.Load().pick(r.database)

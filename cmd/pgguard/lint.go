@@ -48,6 +48,9 @@ type lintOptions struct {
 	// the tables it knows are judged with; sizes is it loaded.
 	sizesFile string
 	sizes     *pgcatalog.Sizes
+	// renamed: the tables renamed earlier in the linted files, with
+	// --sizes (pgcatalog.FileCatalog.Renamed).
+	renamed map[policy.Table]policy.Table
 }
 
 func parseLintFlags(args []string, stdio stdio) (*lintOptions, error) {
@@ -217,7 +220,10 @@ func lintFile(e *policy.Engine, o *lintOptions, name string, stdin io.Reader) ([
 		sc.Catalog = nil
 		switch {
 		case o.sizes != nil:
-			sc.Catalog = sizedTables{empty, pgcatalog.FileCatalog{S: o.sizes, SearchPath: searchPath, User: o.user}}
+			if o.renamed == nil {
+				o.renamed = map[policy.Table]policy.Table{}
+			}
+			sc.Catalog = sizedTables{empty, pgcatalog.FileCatalog{S: o.sizes, SearchPath: searchPath, User: o.user, Renamed: o.renamed}}
 		case len(empty) > 0:
 			sc.Catalog = empty
 		}
@@ -299,6 +305,12 @@ func (c sizedTables) TableSize(ctx context.Context, table string) (policy.TableS
 		return s, ok
 	}
 	return c.file.TableSize(ctx, table)
+}
+
+// WillRename remembers, for the rest of the linted files, that a table
+// the sizes file has by one name is renamed (policy.RenameObserver).
+func (c sizedTables) WillRename(ctx context.Context, from string, to policy.Table) {
+	c.file.WillRename(ctx, from, to)
 }
 
 func (c sizedTables) IsPartitioned(ctx context.Context, table string) (bool, bool) {

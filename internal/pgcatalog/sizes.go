@@ -556,6 +556,10 @@ func (s StaticSizes) Sizes() (*Sizes, error) { return s.S, nil }
 type Borrowed struct {
 	*Catalog
 	Src SizeSource
+	// Renames, when set, remembers the relations renamed through pgguard
+	// in the own database (WillRename): a relation the source has no
+	// relation of its name for is looked up by the names it had before.
+	Renames *Renames
 }
 
 var (
@@ -591,6 +595,11 @@ func (b *Borrowed) source(ctx context.Context, table string) (*Sizes, policy.Tab
 		return nil, policy.Table{}, false
 	}
 	r := s.Relation(t.Schema, t.Name)
+	if r == nil {
+		// Renamed through pgguard (earlier in the migration, or in an
+		// earlier one) where the source has not run the rename yet.
+		r = b.renamedInSource(s, t)
+	}
 	if r == nil {
 		r = s.Resolve(policy.Table{Name: t.Name})
 	}
@@ -947,10 +956,55 @@ type FileCatalog struct {
 	// when it set none; User is the role "$user" stands for.
 	SearchPath []string
 	User       string
+	// Renamed are the tables renamed (or moved) earlier in the linted
+	// files, which the file's database, exported before the migration
+	// ran, has by their name before: by the name after, as the statement
+	// spelled it (no schema when it named none), the name before. nil
+	// for none.
+	Renamed map[policy.Table]policy.Table
 }
 
 func (c FileCatalog) resolve(table string) *SizeRelation {
-	return c.S.ResolveIn(policy.ParseTableName(table), c.SearchPath, c.User)
+	t := policy.ParseTableName(table)
+	for depth := 0; depth < 16; depth++ {
+		if r := c.S.ResolveIn(t, c.SearchPath, c.User); r != nil {
+			return r
+		}
+		before, ok := c.renamedFrom(t)
+		if !ok {
+			return nil
+		}
+		t = before
+	}
+	return nil
+}
+
+// renamedFrom is the name t had before a rename earlier in the files: by
+// t as spelled, else by its name alone when one rename only gave it.
+func (c FileCatalog) renamedFrom(t policy.Table) (policy.Table, bool) {
+	if before, ok := c.Renamed[t]; ok {
+		return before, true
+	}
+	if before, ok := c.Renamed[policy.Table{Name: t.Name}]; ok && t.Schema != "" {
+		return before, true
+	}
+	var found policy.Table
+	n := 0
+	for after, before := range c.Renamed {
+		if after.Name == t.Name && (t.Schema == "" || after.Schema == t.Schema) {
+			found = before
+			n++
+		}
+	}
+	return found, n == 1
+}
+
+// WillRename remembers a rename earlier in the linted files
+// (policy.RenameObserver).
+func (c FileCatalog) WillRename(_ context.Context, from string, to policy.Table) {
+	if c.Renamed != nil {
+		c.Renamed[to] = policy.ParseTableName(from)
+	}
 }
 
 var _ policy.Catalog = FileCatalog{}

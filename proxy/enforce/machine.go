@@ -215,7 +215,7 @@ func New(conns *Conns, sess Session, state *State, cfg Config) *Machine {
 	m.catalog.Q = sessionQuerier{m}
 	m.catalog.Memo = &pgcatalog.SessionMemo{}
 	if cfg.Sizes != nil {
-		m.borrowed = &pgcatalog.Borrowed{Catalog: &m.catalog, Src: cfg.Sizes}
+		m.borrowed = &pgcatalog.Borrowed{Catalog: &m.catalog, Src: cfg.Sizes, Renames: pgcatalog.RenamesOf(cfg.Sizes)}
 	}
 	conns.acct = &m.acct
 	return m
@@ -230,7 +230,7 @@ func (m *Machine) sessionCatalog(c *pgcatalog.Catalog) policy.Catalog {
 	if c == &m.catalog {
 		return m.borrowed
 	}
-	return &pgcatalog.Borrowed{Catalog: c, Src: m.cfg.Sizes}
+	return &pgcatalog.Borrowed{Catalog: c, Src: m.cfg.Sizes, Renames: m.borrowed.Renames}
 }
 
 // Pending is the number of sync points sent to the server and not answered
