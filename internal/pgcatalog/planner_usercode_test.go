@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+	"github.com/pgguard/pgguard/policy"
 )
 
 // TestPlannerQuestionRunsNoUserCode: uat's accounts is empty, so a
@@ -121,5 +122,49 @@ func TestPlannerQuestionRunsNoUserCode(t *testing.T) {
 	}
 	if !strings.Contains(string(log), "uat-sidefx op_fx 7") {
 		t.Errorf("uat's own planner did not fold 7 === 1001: the probe proves nothing (log:\n%s)", log)
+	}
+}
+
+// TestPlannerQuestionRelationsChecked: asked directly (a question that
+// names every relation qualified, as PlannerQuestion writes it), the
+// source does not plan a question over a view (its definition's code
+// would be folded), a table with row security (its policies'), or any
+// question while a btree operator family of the database's own holds a
+// built-in operator; a plain table is planned.
+func TestPlannerQuestionRelationsChecked(t *testing.T) {
+	pg, prod, _ := redteamServer(t)
+	mustExec(t, prod, "CREATE TABLE accounts (id int PRIMARY KEY, status text)")
+	mustExec(t, prod, "CREATE TABLE secrets (id int PRIMARY KEY, owner text)")
+	mustExec(t, prod, "INSERT INTO accounts SELECT g, 'open' FROM generate_series(1, 1500) g")
+	mustExec(t, prod, "INSERT INTO secrets SELECT g, 'x' FROM generate_series(1, 1500) g")
+	mustExec(t, prod, "ALTER TABLE secrets ENABLE ROW LEVEL SECURITY")
+	mustExec(t, prod, "CREATE VIEW open_accounts AS SELECT id FROM accounts WHERE status = 'open'")
+	analyze(t, prod)
+	ctx := context.Background()
+	accounts := policy.Table{Schema: "public", Name: "accounts"}
+	ask := func(question string, table policy.Table) bool {
+		_, ok := EstimateRowsOn(ctx, prod, question, table)
+		return ok
+	}
+	if !ask("SELECT 1 FROM public.accounts WHERE id <= 10", accounts) {
+		t.Fatal("a plain table's question was not planned")
+	}
+	if ask("SELECT 1 FROM public.accounts WHERE id IN (SELECT id FROM public.open_accounts)", accounts) {
+		t.Error("a question over a view was planned")
+	}
+	if ask("SELECT 1 FROM public.secrets WHERE id <= 10", policy.Table{Schema: "public", Name: "secrets"}) {
+		t.Error("a question over a table with row security was planned")
+	}
+	if err := pg.ExecAs(pgtest.SuperUser, "production", "CREATE OPERATOR FAMILY public.int_fam USING btree",
+		"ALTER OPERATOR FAMILY public.int_fam USING btree ADD OPERATOR 1 < (int, int)"); err != nil {
+		t.Fatal(err)
+	}
+	if ask("SELECT 1 FROM public.accounts WHERE id <= 10", accounts) {
+		t.Error("planned while a btree family of the database's own holds a built-in operator")
+	}
+	// The question leaves nothing behind: no view, a read-only session.
+	rows, ok := prod.Query("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'pgguard_question'")
+	if !ok || len(rows) != 1 || rows[0][0] == nil || *rows[0][0] != "0" {
+		t.Errorf("the question's view is left: %v", rows)
 	}
 }
