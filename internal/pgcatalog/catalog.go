@@ -175,12 +175,10 @@ func (c *Catalog) TableSize(ctx context.Context, table string) (policy.TableSize
 	if c.Q.ServerVersion() > 0 && c.Q.ServerVersion() < 120000 {
 		rows = "greatest(c.reltuples, pg_catalog.pg_stat_get_live_tuples(c.oid), 0)" // no pg_partition_tree
 	}
-	row, ok := c.One("SELECT (" + rows + ")::bigint, " + bytes + ", c.relkind IN ('v', 'f')" + relationFilter(table))
+	row, ok := c.One("SELECT (" + rows + ")::bigint, " + bytes + ", c.relkind = 'v'" + relationFilter(table))
 	if !ok || len(row) != 3 || IsTrue(row[2]) {
 		// A view has no rows of its own: changing its rows changes its
-		// base tables', whose size the view's does not say. Nor does a
-		// foreign table's (no pages, statistics only if analyzed): its
-		// rows are on another server.
+		// base tables', whose size the view's does not say.
 		return policy.TableSize{}, false
 	}
 	return policy.TableSize{Rows: atoi(row[0]), Bytes: atoi(row[1])}, true

@@ -262,6 +262,10 @@ func judgeRows(c *policy.Check, q *rowsQuestion) {
 			what, thousands(c.MaxDMLRows)),
 		Detail: detail,
 		Hint:   q.hint(),
+		// Counted rows, or rows nothing can size, are not bounded by
+		// the table's size as the catalog knows it (a foreign table's
+		// is none: its rows are another server's).
+		Unsized: counted || rows < 0,
 	}
 	if known && !counted && rows >= 0 {
 		r.Detail = policy.JoinSentences(r.Detail, "The row count is the planner's estimate (EXPLAIN).")
