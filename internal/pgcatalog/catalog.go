@@ -473,7 +473,7 @@ func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, boo
 		" FROM (SELECT c.oid, c.relkind" + relationFilter(table) + ") r JOIN pg_catalog.pg_index x ON x.indrelid = r.oid" +
 		" WHERE x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL" +
 		" AND NOT (r.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = r.oid))" +
-		" AND NOT EXISTS (" + untrustedEquality + ")")
+		" AND NOT EXISTS (" + untrustedEquality + ")" + collationFilter(c.Q.ServerVersion()))
 	if !ok {
 		return nil, false
 	}
@@ -484,6 +484,33 @@ func (c *Catalog) UniqueKeys(ctx context.Context, table string) ([][]string, boo
 		}
 	}
 	return keys, true
+}
+
+// collationFilter leaves out an index x built with another collation than
+// a column's nondeterministic one (CREATE UNIQUE INDEX ON t (name COLLATE
+// "C") of a case-insensitive column): the index holds 'a' and 'A' apart,
+// WHERE name = 'a' matches both. Collations are deterministic before
+// PostgreSQL 12 (no collisdeterministic).
+func collationFilter(version int) string {
+	if version != 0 && version < 120000 {
+		return ""
+	}
+	return " AND NOT EXISTS (SELECT 1 FROM unnest(x.indkey::int2[], x.indcollation::oid[]) k(n, coll)" +
+		" JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n" +
+		" JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation" +
+		" WHERE k.coll <> a.attcollation AND NOT co.collisdeterministic)"
+}
+
+// collationIndexCase is StaleStatistics' case of a table with a unique
+// index that collationFilter leaves out: the planner takes the column for
+// unique all the same (it estimates WHERE name = 'a' at one row, whatever
+// the case variants hold).
+func collationIndexCase(version int) string {
+	if version != 0 && version < 120000 {
+		return ""
+	}
+	return " WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = p.oid AND x.indisunique AND NOT (TRUE" +
+		collationFilter(version) + ")) THEN p.oid::regclass::text || ' has a unique index in another collation than its column''s nondeterministic one, which the planner takes for the column''s'"
 }
 
 // untrustedEquality finds, for an index x, a column whose comparison by =
@@ -528,10 +555,21 @@ func (c *Catalog) StaleStatistics(ctx context.Context, table string) (string, bo
 	}
 	size := "pg_catalog.pg_relation_size(p.oid) / current_setting('block_size')::bigint > 2 * p.relpages + 16"
 	rows, ok := run("SELECT string_agg(CASE" +
+		" WHEN p.relkind = 'f' THEN p.oid::regclass::text || ' is a foreign table, whose rows are another server''s'" +
 		" WHEN p.reltuples < 0 AND (p.relpages > 0 OR pg_catalog.pg_stat_get_live_tuples(p.oid) > 0) THEN p.oid::regclass::text || ' was never analyzed'" +
 		" WHEN pg_catalog.pg_stat_get_mod_since_analyze(p.oid) > greatest(p.reltuples, 0) / 5 + 1000 THEN p.oid::regclass::text || ' changed ' || pg_catalog.pg_stat_get_mod_since_analyze(p.oid) || ' rows since its last ANALYZE, which counted ' || greatest(p.reltuples, 0)::bigint" +
 		" WHEN " + size + " THEN p.oid::regclass::text || ' grew on disk since its last ANALYZE'" +
-		" END, '; ') FROM pg_catalog.pg_class p WHERE p.relkind IN ('r', 'm') AND p.oid IN (" + tree + ")")
+		collationIndexCase(c.Q.ServerVersion()) +
+		" WHEN p.reltuples > 0 THEN (SELECT p.oid::regclass::text || ' has columns without statistics (added, or SET STATISTICS 0, since its last ANALYZE): ' || string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)" +
+		" FROM pg_catalog.pg_attribute a WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped" +
+		" AND pg_catalog.has_column_privilege(p.oid, a.attnum, 'SELECT')" +
+		" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stats s WHERE s.schemaname = (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = p.relnamespace) AND s.tablename = p.relname AND s.attname = a.attname AND NOT s.inherited)" +
+		// A column ANALYZE could not describe (every value too wide)
+		// has none either: only a column after the last one with
+		// statistics, or one whose target is 0, counts.
+		" AND (a.attstattarget = 0 OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stats s JOIN pg_catalog.pg_attribute b ON b.attrelid = p.oid AND b.attname = s.attname" +
+		" WHERE s.schemaname = (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = p.relnamespace) AND s.tablename = p.relname AND NOT s.inherited AND b.attnum > a.attnum)))" +
+		" END, '; ') FROM pg_catalog.pg_class p WHERE p.relkind IN ('r', 'm', 'f') AND p.oid IN (" + tree + ")")
 	if !ok || len(rows) != 1 || len(rows[0]) != 1 {
 		return "", false
 	}

@@ -195,6 +195,8 @@ func judgeLargeDML(c *policy.Check, p *dmlParts, in string) {
 	}
 	if rowsFromFunction(parts...) {
 		q.guess = functionRowsGuess
+	} else if comparesExpression(p.where) {
+		q.guess = expressionRowsGuess
 	}
 	if in != "" {
 		// The estimate of the whole statement is not the WITH query's:
@@ -260,6 +262,10 @@ func judgeRows(c *policy.Check, q *rowsQuestion) {
 			what, thousands(c.MaxDMLRows)),
 		Detail: detail,
 		Hint:   q.hint(),
+		// Counted rows, or rows nothing can size, are not bounded by
+		// the table's size as the catalog knows it (a foreign table's
+		// is none: its rows are another server's).
+		Unsized: counted || rows < 0,
 	}
 	if known && !counted && rows >= 0 {
 		r.Detail = policy.JoinSentences(r.Detail, "The row count is the planner's estimate (EXPLAIN).")
@@ -391,8 +397,11 @@ func readOnlyWith(w *pg_query.WithClause) bool {
 
 // uniquelyKeyed reports whether the catalog knows a unique index (valid,
 // not partial, over plain columns) whose every column the WHERE clause
-// compares with a constant or a parameter (by = or IN): then the
-// statement changes at most one row per value.
+// compares with a constant or a parameter (by = or IN) of a type the
+// column's equality is exact for: then the statement changes at most one
+// row per combination of the values, and it is a key while those number
+// no more than the limit (an IN list of 100,001 ids changes 100,001 rows;
+// a (a, b) key with 400 values for each, 160,000).
 func uniquelyKeyed(c *policy.Check, t policy.Table, p *dmlParts) bool {
 	kc, ok := c.Session.Catalog.(policy.KeyCatalog)
 	if !ok || c.Session.Catalog == nil {
@@ -408,21 +417,35 @@ func uniquelyKeyed(c *policy.Check, t policy.Table, p *dmlParts) bool {
 	}
 	for _, k := range keys {
 		covered := len(k) > 0
+		combos := int64(1)
 		for _, col := range k {
-			covered = covered && cols[col]
+			n, ok := cols[col]
+			covered = covered && ok
+			if ok {
+				if combos > c.MaxDMLRows/max(n, 1) {
+					combos = c.MaxDMLRows + 1
+				} else {
+					combos *= max(n, 1)
+				}
+			}
 		}
-		if covered {
+		if covered && combos <= c.MaxDMLRows {
 			return true
 		}
 	}
 	return false
 }
 
-// keyColumns lists the target table's columns that a top-level conjunct of
-// the WHERE clause compares with a constant or a parameter by = or IN. A
-// column qualified by another relation's name is not the target's; an
-// unqualified one is taken for the target's only without FROM or USING.
-func keyColumns(p *dmlParts) map[string]bool {
+// keyColumns maps the target table's columns that a top-level conjunct of
+// the WHERE clause compares with a constant or a parameter by = or IN to
+// the fewest values a conjunct compares it with (1 for =, the length of an
+// IN list). A column qualified by another relation's name is not the
+// target's; an unqualified one is taken for the target's only without FROM
+// or USING. A value cast to a type PostgreSQL compares the column in by
+// casting the column to it, not one to one (float4 and float8: 150,000
+// numerics are one double; bpchar: trailing spaces do not count), makes
+// no key.
+func keyColumns(p *dmlParts) map[string]int64 {
 	qual := p.rel.Relname
 	if p.rel.Alias != nil && p.rel.Alias.Aliasname != "" {
 		qual = p.rel.Alias.Aliasname
@@ -442,18 +465,55 @@ func keyColumns(p *dmlParts) map[string]bool {
 		}
 		return ""
 	}
-	out := map[string]bool{}
-	eachEquality(p.where, func(column *pg_query.Node) {
-		if name := col(column); name != "" {
-			out[name] = true
+	out := map[string]int64{}
+	eachComparison(p.where, func(column, value *pg_query.Node) {
+		name := col(column)
+		if name == "" || lossyKeyValue(value) {
+			return
+		}
+		n := int64(1)
+		if l := value.GetList(); l != nil {
+			n = int64(len(l.Items))
+		}
+		if old, ok := out[name]; !ok || n < old {
+			out[name] = n
 		}
 	})
 	return out
 }
 
+// lossyKeyValue reports whether a value (or any value of an IN list) is
+// cast to a type whose comparison with a key column is not one to one.
+func lossyKeyValue(value *pg_query.Node) bool {
+	items := []*pg_query.Node{value}
+	if l := value.GetList(); l != nil {
+		items = l.Items
+	}
+	for _, v := range items {
+		tc := v.GetTypeCast()
+		if tc == nil || tc.TypeName == nil {
+			continue
+		}
+		names := tc.TypeName.Names
+		if len(names) == 0 {
+			continue
+		}
+		switch names[len(names)-1].GetString_().GetSval() {
+		case "float4", "float8", "bpchar":
+			return true
+		}
+	}
+	return false
+}
+
 // eachEquality calls f with the column side of every top-level conjunct of
 // where that compares a column with a constant or a parameter by = or IN.
 func eachEquality(where *pg_query.Node, f func(column *pg_query.Node)) {
+	eachComparison(where, func(column, _ *pg_query.Node) { f(column) })
+}
+
+// eachComparison is eachEquality with the value side too (a List for IN).
+func eachComparison(where *pg_query.Node, f func(column, value *pg_query.Node)) {
 	for _, conj := range dmlConjuncts(where) {
 		e := conj.GetAExpr()
 		if e == nil || e.Lexpr == nil || e.Rexpr == nil {
@@ -467,9 +527,9 @@ func eachEquality(where *pg_query.Node, f func(column *pg_query.Node)) {
 		}
 		switch {
 		case e.Lexpr.GetColumnRef() != nil && isValue(e.Rexpr):
-			f(e.Lexpr)
+			f(e.Lexpr, e.Rexpr)
 		case e.Rexpr.GetColumnRef() != nil && isValue(e.Lexpr):
-			f(e.Rexpr)
+			f(e.Rexpr, e.Lexpr)
 		}
 	}
 }
@@ -535,7 +595,13 @@ func judgeMerge(c *policy.Check, m *pg_query.MergeStmt, in string) {
 func judgeUpsert(c *policy.Check, ins *pg_query.InsertStmt) {
 	oc := ins.OnConflictClause
 	sel := ins.SelectStmt.GetSelectStmt()
-	if oc == nil || oc.Action != pg_query.OnConflictAction_ONCONFLICT_UPDATE || sel == nil || len(sel.ValuesLists) > 0 {
+	if oc == nil || oc.Action != pg_query.OnConflictAction_ONCONFLICT_UPDATE || sel == nil {
+		return
+	}
+	if len(sel.ValuesLists) > 0 && int64(len(sel.ValuesLists)) <= c.MaxDMLRows {
+		// VALUES of at most the limit's rows: at most as many updates. A
+		// bulk upsert of more (upsert_all, bulkCreate) is sized like one
+		// from a SELECT: by its rows.
 		return
 	}
 	t := policy.TableOf(ins.Relation)
@@ -561,7 +627,7 @@ func judgeUpsert(c *policy.Check, ins *pg_query.InsertStmt) {
 		q.unselective = "INSERT ... ON CONFLICT DO UPDATE of " + t.String() + " from every row of its SELECT (no WHERE clause)"
 		q.selective = false
 	}
-	if len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE {
+	if len(sel.FromClause) == 0 && len(sel.ValuesLists) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE {
 		if !callsFunction(sel.TargetList) {
 			return // SELECT of expressions: one row
 		}
@@ -595,6 +661,42 @@ func judgeMergeUnderLock(c *policy.Check, m *pg_query.MergeStmt) bool {
 // functionRowsGuess is why an estimate of rows that may come out of a
 // set-returning function is a guess.
 const functionRowsGuess = "the rows may come out of a set-returning function, whose row count the planner guesses"
+
+// expressionRowsGuess is why an estimate of rows picked by a condition on
+// an expression of columns is a guess.
+const expressionRowsGuess = "the WHERE clause compares an expression of columns (a cast, a function, ->>), for which the planner has no statistics and guesses (0.5% of the rows for =)"
+
+// comparesExpression reports whether a WHERE clause compares, or tests for
+// NULL, an expression that reads columns but is not a column (lower(email)
+// = $1, data->>'kind' = 'legacy', x::float8 = 0.1, coalesce(n, 0) = 0), or
+// a column with a value of a type PostgreSQL casts the column to
+// (lossyKeyValue). Without an expression index or extended statistics on
+// it, the planner's selectivity is a default, so 150,000 rows of 150,000
+// look like 750. Subqueries are left out (a scalar subquery is a value).
+func comparesExpression(where *pg_query.Node) bool {
+	expr := func(n *pg_query.Node) bool {
+		return n != nil && n.GetColumnRef() == nil && n.GetSubLink() == nil && referencesColumns(n)
+	}
+	found := false
+	policy.Walk(where, func(x *pg_query.Node) bool {
+		if x.GetSubLink() != nil {
+			return false
+		}
+		if e := x.GetAExpr(); e != nil && (expr(e.Lexpr) || expr(e.Rexpr)) {
+			found = true
+		}
+		// x = 0.1::float8 of a numeric x: PostgreSQL casts the column.
+		if e := x.GetAExpr(); e != nil && e.Lexpr != nil && e.Rexpr != nil &&
+			((e.Lexpr.GetColumnRef() != nil && lossyKeyValue(e.Rexpr)) || (e.Rexpr.GetColumnRef() != nil && lossyKeyValue(e.Lexpr))) {
+			found = true
+		}
+		if nt := x.GetNullTest(); nt != nil && expr(nt.Arg) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
 
 // rowsFromFunction reports whether rows may come out of a set-returning
 // function anywhere in msgs: a function in FROM (unnest($1) AS u) or in a
