@@ -74,6 +74,10 @@ type Decision struct {
 	// CREATE TABLE AS, SELECT INTO), so that the caller can remember them
 	// for the rest of the transaction once the statement succeeds.
 	CreatesTables []string
+	// MovesTables lists the relations this statement drops, renames or
+	// moves to another schema, so that a name created in the
+	// transaction is no longer taken for a new table once it succeeds.
+	MovesTables []TableMove
 	// Retryable is true when the statement is one transactional statement
 	// that runs no user code (plain DDL, not DO, CALL, a function call or a
 	// CONCURRENTLY operation): when it fails in autocommit, nothing it did

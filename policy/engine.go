@@ -231,7 +231,10 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 		}
 		outer := sc.CreatedTables
 		local.CreatedTables = func(schema, table string) bool {
-			return mem.Created(schema, table) || (outer != nil && outer(schema, table))
+			if created, known := mem.CreatedKnown(schema, table); known {
+				return created // the Query dropped, renamed or created it
+			}
+			return outer != nil && outer(schema, table)
 		}
 		outerRem := sc.Remembers
 		local.Remembers = func() bool { return mem.Active() || (outerRem != nil && outerRem()) }
@@ -361,6 +364,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		}
 		d.DDL, d.Lock, d.Concurrent, d.Retryable = f.ddl, f.lock, f.concurrent, f.retryable
 		d.CreatesTables = createdTables(ctx, sc, node, f.creates)
+		d.MovesTables = movedRelations(node)
 		d.AddsNotValid = NotValidAdds(node)
 		if f.lock == LockAccessExclusive {
 			for _, t := range exclusiveTables(node) {

@@ -10,7 +10,7 @@ import (
 // Effect is what the statement does to the memory of its transaction once
 // it succeeds (TxMemory.Apply).
 func (d *Decision) Effect() TxEffect {
-	e := TxEffect{NotValid: d.AddsNotValid, Exclusive: d.LocksExclusive, ExclusiveUnnamed: d.LocksUnnamedExclusive, Savepoint: d.Savepoint}
+	e := TxEffect{NotValid: d.AddsNotValid, Exclusive: d.LocksExclusive, ExclusiveUnnamed: d.LocksUnnamedExclusive, Savepoint: d.Savepoint, Moves: d.MovesTables}
 	for _, n := range d.CreatesTables {
 		e.Creates = append(e.Creates, ParseTableName(n))
 	}
@@ -145,4 +145,60 @@ func locksUnnamedExclusive(n *pg_query.Node, lock string) bool {
 		return true
 	}
 	return false
+}
+
+// movedRelations lists the relations a statement drops (DROP TABLE, VIEW,
+// MATERIALIZED VIEW, FOREIGN TABLE, SEQUENCE, INDEX; every name of a
+// schema DROP SCHEMA names), renames (ALTER TABLE/VIEW/INDEX/... RENAME
+// TO: ALTER INDEX of a table renames the table) or moves to another
+// schema (SET SCHEMA). A statement that fails changes nothing: the memory
+// only applies what succeeded.
+func movedRelations(n *pg_query.Node) []TableMove {
+	relation := func(t pg_query.ObjectType) bool {
+		switch t {
+		case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW,
+			pg_query.ObjectType_OBJECT_FOREIGN_TABLE, pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_INDEX:
+			return true
+		}
+		return false
+	}
+	var out []TableMove
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_DropStmt:
+		d := s.DropStmt
+		switch {
+		case relation(d.RemoveType):
+			for _, o := range d.Objects {
+				var parts []string
+				for _, it := range o.GetList().GetItems() {
+					parts = append(parts, it.GetString_().GetSval())
+				}
+				switch len(parts) {
+				case 1:
+					out = append(out, TableMove{From: Table{Name: parts[0]}})
+				case 2, 3: // [catalog.]schema.name
+					out = append(out, TableMove{From: Table{Schema: parts[len(parts)-2], Name: parts[len(parts)-1]}})
+				}
+			}
+		case d.RemoveType == pg_query.ObjectType_OBJECT_SCHEMA:
+			// Every relation of the schema goes; a name created
+			// unqualified may have gone to it (TableIn: "" matches).
+			for _, o := range d.Objects {
+				out = append(out, TableMove{From: Table{Schema: o.GetString_().GetSval(), Name: "*"}})
+			}
+		}
+	case *pg_query.Node_RenameStmt:
+		r := s.RenameStmt
+		if r.Relation != nil && r.Newname != "" && relation(r.RenameType) {
+			from := TableOf(r.Relation)
+			out = append(out, TableMove{From: from, To: Table{Schema: from.Schema, Name: r.Newname}})
+		}
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		a := s.AlterObjectSchemaStmt
+		if a.Relation != nil && a.Newschema != "" && relation(a.ObjectType) {
+			from := TableOf(a.Relation)
+			out = append(out, TableMove{From: from, To: Table{Schema: a.Newschema, Name: from.Name}})
+		}
+	}
+	return out
 }

@@ -16,8 +16,11 @@ import (
 // proxy keeps one per session from the statements the server accepted;
 // pgguard lint keeps one per file. Its methods are safe for concurrent use.
 type TxMemory struct {
-	mu        sync.Mutex
-	tables    []Table
+	mu sync.Mutex
+	// tables is what happened to relation names in the transaction, in
+	// order: created, or gone (dropped, renamed, moved to another
+	// schema) — the last event of a name decides.
+	tables    []tableEvent
 	notValid  []NotValidConstraint
 	exclusive []Table
 	// unnamed counts the statements that took ACCESS EXCLUSIVE locks on
@@ -31,7 +34,22 @@ type TxMemory struct {
 	// before the server has answered any of them.
 	batch    uint64
 	expected TxEffect
-	batchDDL bool
+	// expectedTables is the batch's expected tableEvents, in order.
+	expectedTables []tableEvent
+	batchDDL       bool
+}
+
+// tableEvent is a relation name created in the transaction, or one that
+// no longer names what it did (gone).
+type tableEvent struct {
+	Table
+	gone bool
+}
+
+// TableMove is a relation that leaves its name: dropped (To is zero) or
+// renamed or moved to another schema (To is the name it goes by now).
+type TableMove struct {
+	From, To Table
 }
 
 // txMark is a savepoint: how much the memory held when it was set.
@@ -43,7 +61,12 @@ type txMark struct {
 // TxEffect is what one statement that succeeded does to the memory of its
 // transaction (Decision.Effect).
 type TxEffect struct {
-	Creates   []Table
+	Creates []Table
+	// Moves lists the relations the statement drops, renames or moves to
+	// another schema: a name created in the transaction no longer names
+	// a new table (a view of a big table may take it), and a new
+	// table's new name is still new.
+	Moves     []TableMove
 	NotValid  []NotValidConstraint
 	Exclusive []Table
 	// ExclusiveUnnamed: the statement locks ACCESS EXCLUSIVE relations it
@@ -56,7 +79,7 @@ type TxEffect struct {
 
 // Empty reports whether the effect changes nothing.
 func (e *TxEffect) Empty() bool {
-	return len(e.Creates) == 0 && len(e.NotValid) == 0 && len(e.Exclusive) == 0 && !e.ExclusiveUnnamed && e.Savepoint == nil
+	return len(e.Creates) == 0 && len(e.Moves) == 0 && len(e.NotValid) == 0 && len(e.Exclusive) == 0 && !e.ExclusiveUnnamed && e.Savepoint == nil
 }
 
 // SavepointKind is what a savepoint command does.
@@ -88,7 +111,7 @@ func (m *TxMemory) apply(e *TxEffect) {
 	if sp := e.Savepoint; sp != nil {
 		m.savepoint(sp)
 	}
-	m.tables = append(m.tables, e.Creates...)
+	m.tables = appendTableEvents(m.tables, nil, e)
 	m.notValid = append(m.notValid, e.NotValid...)
 	m.exclusive = append(m.exclusive, e.Exclusive...)
 	if e.ExclusiveUnnamed {
@@ -170,7 +193,9 @@ func (m *TxMemory) Expect(batch uint64, ddl bool, effects ...TxEffect) {
 	m.openBatch(batch)
 	m.batchDDL = m.batchDDL || ddl
 	for _, e := range effects {
+		m.expectedTables = appendTableEvents(m.expectedTables, m.tables, &e)
 		m.expected.Creates = append(m.expected.Creates, e.Creates...)
+		m.expected.Moves = append(m.expected.Moves, e.Moves...)
 		m.expected.NotValid = append(m.expected.NotValid, e.NotValid...)
 		m.expected.Exclusive = append(m.expected.Exclusive, e.Exclusive...)
 		m.expected.ExclusiveUnnamed = m.expected.ExclusiveUnnamed || e.ExclusiveUnnamed
@@ -190,7 +215,7 @@ func (m *TxMemory) Batch(batch uint64) (namesMoved bool) {
 
 func (m *TxMemory) openBatch(batch uint64) {
 	if m.batch != batch {
-		m.batch, m.expected, m.batchDDL = batch, TxEffect{}, false
+		m.batch, m.expected, m.expectedTables, m.batchDDL = batch, TxEffect{}, m.expectedTables[:0], false
 	}
 }
 
@@ -210,9 +235,80 @@ func (m *TxMemory) Exclusive(schema, table string) bool {
 // Created reports whether schema.table (schema may be empty) was created in
 // the open transaction; it fits Context.CreatedTables.
 func (m *TxMemory) Created(schema, table string) bool {
+	created, _ := m.CreatedKnown(schema, table)
+	return created
+}
+
+// CreatedKnown is Created, and whether the memory knows anything of the
+// name at all (created, or gone since): a name it does not know is for
+// an outer memory to answer.
+func (m *TxMemory) CreatedKnown(schema, table string) (created, known bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return TableIn(m.tables, schema, table) || TableIn(m.expected.Creates, schema, table)
+	if created, known = lastTableEvent(m.expectedTables, schema, table); known {
+		return created, true
+	}
+	return lastTableEvent(m.tables, schema, table)
+}
+
+// lastTableEvent finds the last event of schema.table in events (an
+// unqualified name on either side matches any schema, as TableIn). An
+// unqualified name may find a relation in any schema: it is new only
+// when the last event of every schema it matches says created.
+func lastTableEvent(events []tableEvent, schema, table string) (created, known bool) {
+	var decided map[string]bool
+	created = true
+	for i := len(events) - 1; i >= 0; i-- {
+		e := events[i]
+		if e.Name == "*" { // DROP SCHEMA: all of its relations
+			if e.Schema != schema && schema != "" {
+				continue
+			}
+		} else if !TableIn([]Table{e.Table}, schema, table) {
+			continue
+		}
+		if schema != "" {
+			return !e.gone, true
+		}
+		if decided[e.Schema] {
+			continue
+		}
+		if e.Schema == "" && known {
+			// An unqualified event older than what a schema's
+			// events said: the name found now is the later one.
+			return created, true
+		}
+		known, created = true, created && !e.gone
+		if e.Schema == "" || !created {
+			return created, true // an unqualified event stands for every schema
+		}
+		if decided == nil {
+			decided = map[string]bool{}
+		}
+		decided[e.Schema] = true
+	}
+	return created && known, known
+}
+
+// appendTableEvents adds what e does to names to events: each move makes
+// its old name gone and, when the relation was created in the
+// transaction (in before or events), its new name new; then what e
+// creates.
+func appendTableEvents(events, before []tableEvent, e *TxEffect) []tableEvent {
+	for _, mv := range e.Moves {
+		created, known := lastTableEvent(events, mv.From.Schema, mv.From.Name)
+		if !known {
+			created, _ = lastTableEvent(before, mv.From.Schema, mv.From.Name)
+		}
+		events = append(events, tableEvent{Table: mv.From, gone: true})
+		if created && mv.To.Name != "" {
+			events = append(events, tableEvent{Table: mv.To})
+		}
+	}
+	for _, t := range e.Creates {
+		events = append(events, tableEvent{Table: t})
+	}
+	return events
 }
 
 // NotValidLock reports whether constraint on t was added NOT VALID in the

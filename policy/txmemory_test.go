@@ -233,3 +233,70 @@ func TestDecideQueryFollowsSavepoints(t *testing.T) {
 		}
 	}
 }
+
+// A name created in the transaction stops naming a new table when it is
+// dropped, renamed or moved to another schema (a view of a big table may
+// take it next); the new table's new name is new; ROLLBACK TO brings the
+// old state back; DROP SCHEMA forgets its tables. The statements that
+// move names are read from SQL by movedRelations.
+func TestTxMemoryForgetsMovedNames(t *testing.T) {
+	t.Parallel()
+	effect := func(sql string) TxEffect {
+		t.Helper()
+		res, err := sqltext.PgParse(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := TxEffect{Moves: movedRelations(res.Stmts[0].Stmt)}
+		if len(e.Moves) == 0 {
+			t.Fatalf("%s: no relation moved", sql)
+		}
+		return e
+	}
+	create := func(schema, name string) TxEffect { return TxEffect{Creates: []Table{{Schema: schema, Name: name}}} }
+	sp := func(k SavepointKind) TxEffect { return TxEffect{Savepoint: &SavepointOp{Kind: k, Name: "s"}} }
+	for _, c := range []struct {
+		sql          string
+		gone, newNam Table
+	}{
+		{"DROP TABLE x", Table{Name: "x"}, Table{}},
+		{"DROP TABLE IF EXISTS public.x, y CASCADE", Table{Schema: "public", Name: "x"}, Table{}},
+		{"ALTER TABLE x RENAME TO x_old", Table{Name: "x"}, Table{Name: "x_old"}},
+		{"ALTER INDEX x RENAME TO x_old", Table{Name: "x"}, Table{Name: "x_old"}},
+		{"ALTER TABLE public.x SET SCHEMA other", Table{Schema: "public", Name: "x"}, Table{Schema: "other", Name: "x"}},
+		{"DROP SCHEMA public CASCADE", Table{Schema: "public", Name: "x"}, Table{}},
+	} {
+		var m TxMemory
+		m.Apply(create("public", "x"), sp(SavepointSet), effect(c.sql))
+		if m.Created(c.gone.Schema, c.gone.Name) || m.Created("public", "x") {
+			t.Errorf("%s: x is still taken as created in the transaction", c.sql)
+		}
+		if c.newNam.Name != "" && !m.Created(c.newNam.Schema, c.newNam.Name) {
+			t.Errorf("%s: the new table's new name %s is not new", c.sql, c.newNam)
+		}
+		// A view (or a table that exists) takes the name: not created.
+		if m.Created("", "x") {
+			t.Errorf("%s: unqualified x still created", c.sql)
+		}
+		m.Apply(sp(SavepointRollback))
+		if !m.Created("public", "x") {
+			t.Errorf("%s rolled back to its savepoint: x is new again", c.sql)
+		}
+		// Created again after the move: new again.
+		m.Apply(effect(c.sql), create("public", "x"))
+		if !m.Created("", "x") {
+			t.Errorf("%s, then CREATE TABLE x: x is new", c.sql)
+		}
+	}
+	// A batch's expected moves count before the server answers, and an
+	// inner (Query) memory's "gone" is known, so it overrides the outer.
+	var m TxMemory
+	m.Apply(create("public", "x"))
+	m.Expect(7, true, effect("DROP TABLE x"))
+	if m.Created("", "x") {
+		t.Error("a DROP expected earlier in the batch: x is still new")
+	}
+	if _, known := m.CreatedKnown("", "x"); !known {
+		t.Error("a dropped name must be known to the memory")
+	}
+}

@@ -232,7 +232,7 @@ func appliedEffects(effects []policy.TxEffect, ok bool) []policy.TxEffect {
 		return effects
 	}
 	n := 0
-	for n < len(effects) && effects[n].Savepoint != nil && len(effects[n].Creates)+len(effects[n].Exclusive)+len(effects[n].NotValid) == 0 {
+	for n < len(effects) && effects[n].Savepoint != nil && len(effects[n].Creates)+len(effects[n].Moves)+len(effects[n].Exclusive)+len(effects[n].NotValid) == 0 {
 		n++
 	}
 	return effects[:n]
