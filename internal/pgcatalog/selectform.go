@@ -114,6 +114,46 @@ func StatementTable(sql string) policy.Table {
 	return policy.Table{}
 }
 
+// UpsertSourceTables lists the tables an upsert's estimate (SELECT 1 FROM
+// (<its SELECT>) AS pgguard_source, policy.UpsertSourceAlias) reads, in
+// its joins, WITH queries, UNION arms and subqueries alike, without the
+// names of its WITH queries: the rows of such a SELECT may come from any
+// of them, not from the first of its FROM. ok is false for any other
+// statement.
+func UpsertSourceTables(sql string) (tables []policy.Table, ok bool) {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil, false
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	if sel == nil || len(sel.FromClause) != 1 {
+		return nil, false
+	}
+	sub := sel.FromClause[0].GetRangeSubselect()
+	if sub == nil || sub.Alias == nil || sub.Alias.Aliasname != policy.UpsertSourceAlias {
+		return nil, false
+	}
+	ctes := map[string]bool{}
+	policy.Walk(sub, func(x *pg_query.Node) bool {
+		if cte := x.GetCommonTableExpr(); cte != nil {
+			ctes[cte.Ctename] = true
+		}
+		return true
+	})
+	seen := map[policy.Table]bool{}
+	policy.Walk(sub, func(x *pg_query.Node) bool {
+		if rv := x.GetRangeVar(); rv != nil {
+			t := policy.TableOf(rv)
+			if t.Name != "" && !(t.Schema == "" && ctes[t.Name]) && !seen[t] {
+				seen[t] = true
+				tables = append(tables, t)
+			}
+		}
+		return true
+	})
+	return tables, true
+}
+
 // WholeTable reports whether sql is an UPDATE or DELETE of every row of
 // one table (no WHERE, no FROM or USING, no WITH), and which.
 func WholeTable(sql string) (policy.Table, bool) {
