@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+	"github.com/pgguard/pgguard/policy"
+)
+
+// TestRedteamBorrowedBatchOfTheRecipe: large-dml's fix (and the backfill
+// step of alter-column-type's, add-column-volatile-default's,
+// add-column-not-null-without-default's recipes) is a batch that changes
+// at most 10,000 rows: UPDATE t SET ... WHERE t.ctid = ANY (ARRAY(SELECT
+// t.ctid FROM t WHERE ... LIMIT 10000)), repeated (a DO loop, Django's
+// RunPython loop, Rails' loop { execute ... }). Production allows it. In a
+// 10-row UAT judged with production's sizes every batch touches all 10
+// rows, and the share (all of them) was scaled to production's 300,000:
+// the fix pgguard gives was refused in UAT ("UPDATE of about 300000
+// rows"), so no tool could run it there.
+func TestRedteamBorrowedBatchOfTheRecipe(t *testing.T) {
+	pg := pgtest.Must(t, pgtest.Options{})
+	sizesDatabase(t, pg, "production", append(borrowSchema, borrowRows(300000)...)...)
+	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
+	file := exportSizes(t, pg, "production")
+	addrs, _ := threeEnvironments(t, pg, "", pgtest.SCRAMUser, file)
+	const batch = "UPDATE accounts SET note = 'n' WHERE accounts.ctid = ANY (ARRAY(SELECT accounts.ctid FROM accounts WHERE note IS DISTINCT FROM 'n' LIMIT 10000))"
+	for _, c := range []borrowCase{
+		{sql: batch},
+		{sql: batch, inTx: true},
+		{sql: "DO $$ BEGIN LOOP " + batch + "; EXIT WHEN NOT FOUND; COMMIT; END LOOP; END $$"},
+		{sql: "DELETE FROM ledger WHERE ctid IN (SELECT ctid FROM ledger WHERE amount < 0 LIMIT 10000)"},
+	} {
+		got := map[string]agreeVerdict{}
+		for _, name := range []string{"production", "uat", "uat-file"} {
+			db := "uat"
+			if name == "production" {
+				db = "production"
+			}
+			s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, addrs[name], db))
+			s.exec(t, "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS marker int") // DDL: a migration's session from here on
+			got[name] = verdictOf(t, s, c)
+			s.conn.Close(context.Background())
+			// The batch may have run: put the rows back as they were.
+			pg.ExecAs(pgtest.SCRAMUser, db, "UPDATE accounts SET note = NULL WHERE note IS NOT NULL")
+		}
+		if got["production"].action != policy.Allow {
+			t.Fatalf("%s: production %s, want allowed (a batch of at most 10,000 rows)", c.sql, got["production"].key())
+		}
+		for _, name := range []string{"uat", "uat-file"} {
+			if got[name].key() != got["production"].key() {
+				t.Errorf("%s (in a transaction: %v)\n  %s decides %s, production %s\n%s", c.sql, c.inTx, name, got[name].key(), got["production"].key(),
+					strings.TrimSpace(got[name].details()))
+			}
+		}
+	}
+}
