@@ -114,6 +114,92 @@ func StatementTable(sql string) policy.Table {
 	return policy.Table{}
 }
 
+// BatchBound is the most rows an UPDATE or DELETE changes (or the SELECT
+// form rule large-dml counts it by, SELECT 1 FROM t WHERE ...) when a
+// conjunct of its WHERE clause keeps only rows whose ctid is among the
+// values of a SELECT with a constant LIMIT n: t.ctid = ANY (ARRAY(SELECT
+// ... LIMIT n)) or t.ctid IN (SELECT ... LIMIT n), the batch of the
+// backfills pgguard's fixes give. A ctid names one row of a plain table,
+// so the statement changes at most n rows of it, however many the table
+// holds. ok is false for any other statement.
+func BatchBound(sql string) (int64, bool) {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return 0, false
+	}
+	var rel *pg_query.RangeVar
+	var where *pg_query.Node
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		rel, where = s.UpdateStmt.Relation, s.UpdateStmt.WhereClause
+	case *pg_query.Node_DeleteStmt:
+		rel, where = s.DeleteStmt.Relation, s.DeleteStmt.WhereClause
+	case *pg_query.Node_SelectStmt:
+		sel := s.SelectStmt
+		if sel.Op != pg_query.SetOperation_SETOP_NONE || len(sel.FromClause) != 1 {
+			return 0, false
+		}
+		rel, where = sel.FromClause[0].GetRangeVar(), sel.WhereClause
+	}
+	if rel == nil || where == nil {
+		return 0, false
+	}
+	name := rel.Relname
+	if rel.Alias != nil && rel.Alias.Aliasname != "" {
+		name = rel.Alias.Aliasname
+	}
+	conjuncts := []*pg_query.Node{where}
+	if b := where.GetBoolExpr(); b != nil && b.Boolop == pg_query.BoolExprType_AND_EXPR {
+		conjuncts = b.Args
+	}
+	for _, c := range conjuncts {
+		if n, ok := ctidBatch(c, name); ok {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// ctidBatch matches ctid = ANY (ARRAY(SELECT ... LIMIT n)) and ctid IN
+// (SELECT ... LIMIT n), the ctid unqualified or qualified by rel.
+func ctidBatch(n *pg_query.Node, rel string) (int64, bool) {
+	var col, sub *pg_query.Node
+	if e := n.GetAExpr(); e != nil && e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ANY && opName(e.Name) == "=" {
+		link := e.Rexpr.GetSubLink()
+		if link == nil || link.SubLinkType != pg_query.SubLinkType_ARRAY_SUBLINK {
+			return 0, false
+		}
+		col, sub = e.Lexpr, link.Subselect
+	} else if link := n.GetSubLink(); link != nil && link.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK &&
+		(len(link.OperName) == 0 || opName(link.OperName) == "=") {
+		col, sub = link.Testexpr, link.Subselect
+	} else {
+		return 0, false
+	}
+	ref := col.GetColumnRef()
+	if ref == nil || len(ref.Fields) == 0 || len(ref.Fields) > 2 || ref.Fields[len(ref.Fields)-1].GetString_().GetSval() != "ctid" ||
+		len(ref.Fields) == 2 && ref.Fields[0].GetString_().GetSval() != rel {
+		return 0, false
+	}
+	sel := sub.GetSelectStmt()
+	if sel == nil || sel.LimitOption != pg_query.LimitOption_LIMIT_OPTION_COUNT {
+		return 0, false
+	}
+	c := sel.LimitCount.GetAConst()
+	if c == nil || c.GetIval() == nil || c.GetIval().Ival < 0 {
+		return 0, false
+	}
+	return int64(c.GetIval().Ival), true
+}
+
+// opName is an operator's name without its schema (pg_catalog.=).
+func opName(name []*pg_query.Node) string {
+	if len(name) == 0 {
+		return ""
+	}
+	return name[len(name)-1].GetString_().GetSval()
+}
+
 // UpsertSourceTables lists the tables an upsert's estimate (SELECT 1 FROM
 // (<its SELECT>) AS pgguard_source, policy.UpsertSourceAlias) reads, in
 // its joins, WITH queries, UNION arms and subqueries alike, without the
