@@ -57,3 +57,53 @@ func TestRedteamBorrowedBatchOfTheRecipe(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamBorrowedKeyedBatches: the batches the tools' own idioms write
+// by the primary key, each of at most a few thousand rows: a subquery
+// with LIMIT (knex's, TypeORM's, Django's hand-written batch loops), an
+// array of ids (Rails' update_all over ids plucked first, node-pg-migrate's
+// pgm.sql with = ANY), an id range (in_batches' ranges, BETWEEN batches).
+// Production allows each; in a 10-row UAT every batch covers all 10 rows,
+// whose share was scaled to production's 300,000 and refused.
+func TestRedteamBorrowedKeyedBatches(t *testing.T) {
+	pg := pgtest.Must(t, pgtest.Options{})
+	sizesDatabase(t, pg, "production", append(borrowSchema, borrowRows(300000)...)...)
+	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
+	file := exportSizes(t, pg, "production")
+	addrs, _ := threeEnvironments(t, pg, "", pgtest.SCRAMUser, file)
+	ids := make([]string, 2000)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i + 1)
+	}
+	sessions := map[string]*agreeSession{}
+	for _, name := range []string{"production", "uat", "uat-file"} {
+		db := "uat"
+		if name == "production" {
+			db = "production"
+		}
+		s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, addrs[name], db))
+		defer s.conn.Close(context.Background())
+		s.exec(t, "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS marker int") // DDL: a migration's session from here on
+		sessions[name] = s
+	}
+	for _, sql := range []string{
+		"UPDATE accounts SET note = 'x' WHERE id IN (SELECT id FROM accounts WHERE note IS NULL ORDER BY id LIMIT 1000)",
+		"DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 5000)",
+		"UPDATE accounts SET note = 'x' WHERE id = ANY (ARRAY(SELECT id FROM accounts WHERE note IS NULL LIMIT 1000))",
+		"UPDATE accounts SET note = 'x' WHERE id = ANY ('{" + strings.Join(ids, ",") + "}'::bigint[])",
+		"UPDATE accounts SET note = 'x' WHERE id = ANY (ARRAY[" + strings.Join(ids, ",") + "])",
+		"UPDATE accounts SET note = 'x' WHERE id >= 1 AND id < 10001",
+		"UPDATE accounts SET note = 'x' WHERE id BETWEEN 1 AND 1000 AND note IS NULL",
+	} {
+		c := borrowCase{sql: sql, inTx: true}
+		prod := verdictOf(t, sessions["production"], c)
+		if prod.action != policy.Allow {
+			t.Fatalf("%.120s: production %s, want allowed", sql, prod.key())
+		}
+		for _, name := range []string{"uat", "uat-file"} {
+			if got := verdictOf(t, sessions[name], c); got.key() != prod.key() {
+				t.Errorf("%.120s\n  %s decides %s, production %s", sql, name, got.key(), prod.key())
+			}
+		}
+	}
+}
