@@ -106,4 +106,22 @@ func TestRedteamBorrowedKeyedBatches(t *testing.T) {
 			}
 		}
 	}
+	// A column that is no unique key bounds nothing: amount IN (1,000
+	// values) matches every row of production's accounts (amount is id %
+	// 1000), refused there and in UAT.
+	for _, sql := range []string{
+		"UPDATE accounts SET note = 'x' WHERE amount IN (SELECT amount FROM accounts LIMIT 1000)",
+		"UPDATE accounts SET note = 'x' WHERE amount BETWEEN 0 AND 999",
+	} {
+		c := borrowCase{sql: sql, inTx: true}
+		prod := verdictOf(t, sessions["production"], c)
+		if prod.action != policy.Reject {
+			t.Fatalf("%.120s: production %s, want refused", sql, prod.key())
+		}
+		for _, name := range []string{"uat", "uat-file"} {
+			if got := verdictOf(t, sessions[name], c); got.key() != prod.key() {
+				t.Errorf("%.120s\n  %s decides %s, production %s", sql, name, got.key(), prod.key())
+			}
+		}
+	}
 }

@@ -781,23 +781,43 @@ func (b *Borrowed) scale(ctx context.Context, sql string, rows int64) (int64, bo
 	if own.Rows > 0 && rows < own.Rows {
 		share = float64(rows) / float64(own.Rows)
 	}
-	return batchBounded(sql, s, t, rowsOf(share*float64(src.Rows))), true
+	return b.batchBounded(ctx, sql, target, s, t, rowsOf(share*float64(src.Rows))), true
 }
 
-// batchBounded caps rows, scaled to the source's size, at the LIMIT of the
-// batch that keeps the statement's rows (BatchBound), when the source's
-// table is a plain one (a ctid names one row of it): a batch of 10,000
-// rows touches every row of a 10-row UAT table, and that whole share of
-// production's 300,000 is not what it changes in production.
-func batchBounded(sql string, s *Sizes, t policy.Table, rows int64) int64 {
-	n, ok := BatchBound(sql)
+// batchBounded caps rows, scaled to the source's size, at the number of
+// values the statement keeps its rows by (BatchBound), when each names one
+// row: a ctid of a plain table, a key unique in both databases (an integer
+// one for a range). A batch of 1,000 or 10,000 rows touches every row of a
+// 10-row UAT table, and that whole share of production's 300,000 is not
+// what it changes in production.
+func (b *Borrowed) batchBounded(ctx context.Context, sql, target string, s *Sizes, t policy.Table, rows int64) int64 {
+	n, col, rng, ok := BatchBound(sql)
 	if !ok || rows <= n {
 		return rows
 	}
-	if r := s.Relation(t.Schema, t.Name); r == nil || r.Kind != "table" {
+	if col == "ctid" {
+		if r := s.Relation(t.Schema, t.Name); r == nil || r.Kind != "table" {
+			return rows
+		}
+		return n
+	}
+	keys, ok := b.UniqueKeys(ctx, target)
+	if !ok {
 		return rows
 	}
-	return n
+	for _, k := range keys {
+		if len(k) != 1 || k[0] != col {
+			continue
+		}
+		if rng {
+			typ, ok := b.Catalog.ColumnType(ctx, target, col)
+			if !ok || typ != "smallint" && typ != "integer" && typ != "bigint" {
+				return rows
+			}
+		}
+		return n
+	}
+	return rows
 }
 
 // EstimateRows is the own planner's estimate scaled to the source's size
@@ -888,8 +908,8 @@ func (b *Borrowed) CountRows(ctx context.Context, sql string, limit int64) (int6
 	scaled, _ := b.scale(ctx, sql, rows)
 	if rows >= ownLimit && scaled < limit {
 		scaled = limit
-		if _, s, t, ok := b.statementSource(ctx, sql); ok {
-			scaled = batchBounded(sql, s, t, scaled)
+		if target, s, t, ok := b.statementSource(ctx, sql); ok {
+			scaled = b.batchBounded(ctx, sql, target, s, t, scaled)
 		}
 	}
 	return scaled, true
