@@ -19,7 +19,11 @@ func TestBatchBound(t *testing.T) {
 		{"UPDATE t SET x = 1 WHERE id >= 1 AND id < 10001", 10000, "id", true, true},
 		{"UPDATE t SET x = 1 WHERE id BETWEEN 5 AND 14 AND x IS NULL", 10, "id", true, true},
 		{"UPDATE t SET x = 1 WHERE 100 > id AND id > 0", 99, "id", true, true},
+		// parameters, as their bound values are substituted
+		{"UPDATE t SET x = ('x') WHERE id IN (SELECT id FROM t ORDER BY id LIMIT ('1000'))", 1000, "id", false, true},
+		{"UPDATE t SET x = ('x') WHERE id >= ('1'::int8) AND id < ('10001'::int8)", 10000, "id", true, true},
 		// no bound
+		{"UPDATE t SET x = 1 WHERE id >= 'a' AND id < 'b'", 0, "", false, false},
 		{"UPDATE t SET x = 1 WHERE id >= 1", 0, "", false, false},
 		{"UPDATE t SET x = 1 WHERE id IN (SELECT id FROM t)", 0, "", false, false},
 		{"UPDATE t SET x = 1 WHERE id IN (SELECT id FROM t LIMIT 5) OR x = 1", 0, "", false, false},

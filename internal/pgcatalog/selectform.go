@@ -1,6 +1,7 @@
 package pgcatalog
 
 import (
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -190,16 +191,24 @@ func columnOf(n *pg_query.Node, rel string) string {
 	return ref.Fields[len(ref.Fields)-1].GetString_().GetSval()
 }
 
-// intConst is the value of an integer constant (a cast of one too).
+// intConst is the value of an integer constant, a cast of one, or a
+// string literal that holds one (a parameter's bound value, substituted
+// as '1000' or '1000'::int8).
 func intConst(n *pg_query.Node) (int64, bool) {
 	if tc := n.GetTypeCast(); tc != nil {
 		n = tc.Arg
 	}
 	c := n.GetAConst()
-	if c == nil || c.GetIval() == nil {
+	switch {
+	case c == nil:
 		return 0, false
+	case c.GetIval() != nil:
+		return int64(c.GetIval().Ival), true
+	case c.GetSval() != nil:
+		v, err := strconv.ParseInt(strings.TrimSpace(c.GetSval().Sval), 10, 64)
+		return v, err == nil
 	}
-	return int64(c.GetIval().Ival), true
+	return 0, false
 }
 
 // valuesBound matches col = ANY (ARRAY(SELECT ... LIMIT n)), col IN
