@@ -926,6 +926,26 @@ type FileCatalog struct {
 	User       string
 }
 
+var _ policy.SourceLacker = FileCatalog{}
+
+// Lacks reports whether the file has no relation named table: in its
+// schema when it is qualified, in any schema when it is not.
+func (c FileCatalog) Lacks(_ context.Context, table string) bool {
+	t := policy.ParseTableName(table)
+	if t.Name == "" || c.S == nil {
+		return false
+	}
+	if t.Schema != "" {
+		return c.S.Relation(t.Schema, t.Name) == nil
+	}
+	for _, r := range c.S.rels {
+		if r.Name == t.Name {
+			return false
+		}
+	}
+	return true
+}
+
 func (c FileCatalog) resolve(table string) *SizeRelation {
 	return c.S.ResolveIn(policy.ParseTableName(table), c.SearchPath, c.User)
 }
