@@ -125,3 +125,36 @@ func TestRedteamBorrowedKeyedBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamBorrowedBatchOfPartitionedTable: the recipe's ctid batch on a
+// partitioned table (events: one partition of 300,000 rows in production,
+// 10 in UAT). A ctid names one row of each leaf partition, so the batch
+// changes at most LIMIT rows per partition; production allows it, UAT
+// scaled its 10 rows to production's 300,000 and refused it.
+func TestRedteamBorrowedBatchOfPartitionedTable(t *testing.T) {
+	pg := pgtest.Must(t, pgtest.Options{})
+	sizesDatabase(t, pg, "production", append(borrowSchema, borrowRows(300000)...)...)
+	sizesDatabase(t, pg, "uat", append(borrowSchema, borrowRows(10)...)...)
+	file := exportSizes(t, pg, "production")
+	addrs, _ := threeEnvironments(t, pg, "", pgtest.SCRAMUser, file)
+	c := borrowCase{sql: "UPDATE events SET n = 0 WHERE ctid = ANY (ARRAY(SELECT ctid FROM events WHERE n <> 0 LIMIT 10000))", inTx: true}
+	got := map[string]agreeVerdict{}
+	for _, name := range []string{"production", "uat", "uat-file"} {
+		db := "uat"
+		if name == "production" {
+			db = "production"
+		}
+		s := dialAgree(t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SCRAMUser, pgtest.Password, addrs[name], db))
+		s.exec(t, "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS marker int") // DDL: a migration's session from here on
+		got[name] = verdictOf(t, s, c)
+		s.conn.Close(context.Background())
+	}
+	if got["production"].action != policy.Allow {
+		t.Fatalf("production %s, want allowed (10,000 rows of its one partition)", got["production"].key())
+	}
+	for _, name := range []string{"uat", "uat-file"} {
+		if got[name].key() != got["production"].key() {
+			t.Errorf("%s decides %s, production %s", name, got[name].key(), got["production"].key())
+		}
+	}
+}
