@@ -474,6 +474,31 @@ func (s *Sizes) leaves(r *SizeRelation, depth int) (rows, bytes int64) {
 	return rows, bytes
 }
 
+// leafCount is the number of leaf partitions under partitioned table r.
+func (s *Sizes) leafCount(r *SizeRelation, depth int) int64 {
+	if depth > 100 {
+		return 0
+	}
+	var n int64
+	for _, k := range s.kids[[2]string{r.Schema, r.Name}] {
+		if k.Kind == "partitioned" {
+			n = addSat(n, s.leafCount(k, depth+1))
+			continue
+		}
+		n = addSat(n, 1)
+	}
+	return n
+}
+
+// satMul multiplies two non-negative counts, stopping at the largest
+// int64.
+func satMul(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
 // addSat adds two sizes (never negative: ReadSizeFile refuses those),
 // stopping at the largest int64: a file's numbers may be as large as it
 // gets (edited by hand to mark a table huge), and a sum that wrapped
@@ -796,7 +821,17 @@ func (b *Borrowed) batchBounded(ctx context.Context, sql, target string, s *Size
 		return rows
 	}
 	if col == "ctid" {
-		if r := s.Relation(t.Schema, t.Name); r == nil || r.Kind != "table" {
+		r := s.Relation(t.Schema, t.Name)
+		switch {
+		case r == nil:
+			return rows
+		case r.Kind == "partitioned":
+			// A ctid names one row of each leaf partition.
+			if bound := satMul(n, s.leafCount(r, 0)); bound < rows {
+				return bound
+			}
+			return rows
+		case r.Kind != "table":
 			return rows
 		}
 		return n
