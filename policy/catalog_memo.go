@@ -61,6 +61,14 @@ func (m *memoCatalog) SizesFrom(ctx context.Context, table string) string {
 	}).s
 }
 
+// Lacks passes SourceLacker's question to the inner catalog (false when
+// it cannot answer it); its answer is the sizes file's, which does not
+// change during a statement.
+func (m *memoCatalog) Lacks(ctx context.Context, name string) bool {
+	sl, ok := m.inner.(SourceLacker)
+	return ok && sl.Lacks(ctx, name)
+}
+
 func newMemoCatalog(inner Catalog, onEmpty func(string)) *memoCatalog {
 	return &memoCatalog{inner: inner, answers: map[string]memoAnswer{}, onEmpty: onEmpty}
 }

@@ -142,3 +142,13 @@ func namesOtherDatabase(n *pg_query.Node, db string) bool {
 	visit(n.ProtoReflect(), 0)
 	return found
 }
+
+// UpsertSourceAlias names the subquery that rule large-dml's estimate and
+// count of an upsert (INSERT ... SELECT ... ON CONFLICT DO UPDATE) wrap its
+// SELECT in: SELECT 1 FROM (<its SELECT>) AS pgguard_source. The rows of
+// such a SELECT may come from any table it reads (a join, a WITH query, a
+// UNION), where the SELECT forms of UPDATE, DELETE and MERGE count rows of
+// their target, the first table of their FROM: a catalog that scales an
+// estimate to another database's sizes (pgcatalog.Borrowed) tells them
+// apart by it.
+const UpsertSourceAlias = "pgguard_source"

@@ -55,6 +55,17 @@ func savepointText(text string) bool {
 	return false
 }
 
+// SourceLacker is an optional Catalog extension of a catalog that knows
+// another database's relations by their sizes and nothing of the session's
+// own (pgguard lint --sizes with an export): Lacks reports whether that
+// database has no relation of that name (in the name's schema when it is
+// qualified, in any schema when it is not), so that CREATE TABLE IF NOT
+// EXISTS of it creates the table there, as the proxy in front of that
+// database finds.
+type SourceLacker interface {
+	Lacks(ctx context.Context, name string) bool
+}
+
 // createdTables lists the tables a statement creates, each named by the
 // schema it goes to where the catalog can say, so that the memory keeps
 // the relation and not its spelling. A CREATE ... IF NOT EXISTS of a name
@@ -83,6 +94,13 @@ func createdTables(ctx context.Context, sc *Context, n *pg_query.Node, creates [
 			}
 		}
 		if ifNotExists {
+			if sl, ok := sc.Catalog.(SourceLacker); ok && sl.Lacks(ctx, c) {
+				// Judged with another database's sizes alone (lint
+				// --sizes), which has no relation of that name: there
+				// the statement creates the table.
+				out = append(out, c)
+				continue
+			}
 			if t.Schema == "" {
 				continue // where it would go is unknown: so is whether it exists
 			}

@@ -337,6 +337,12 @@ func (c sizedTables) UniqueKeys(ctx context.Context, table string) ([][]string, 
 	return c.file.UniqueKeys(ctx, table)
 }
 
+// Lacks: the file's database has no relation of that name, so a CREATE
+// TABLE IF NOT EXISTS of it creates the table there (policy.SourceLacker).
+func (c sizedTables) Lacks(ctx context.Context, table string) bool {
+	return c.file.Lacks(ctx, table)
+}
+
 func (c sizedTables) SizesFrom(ctx context.Context, table string) string {
 	if _, empty := c.emptyTables.TableSize(ctx, table); empty {
 		return ""

@@ -1,6 +1,7 @@
 package pgcatalog
 
 import (
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -191,6 +192,258 @@ func StatementOnly(sql string) bool {
 		}
 	}
 	return rv != nil && !rv.Inh
+}
+
+// BatchBound is the most rows an UPDATE or DELETE changes (or the SELECT
+// form rule large-dml counts it by, SELECT 1 FROM t WHERE ...) when a
+// conjunct of its WHERE clause keeps only the rows whose column col holds
+// one of at most n values: col = ANY (ARRAY(SELECT ... LIMIT n)) or col IN
+// (SELECT ... LIMIT n) (the batch of the backfills pgguard's fixes give,
+// by ctid, and of the tools' own batch loops, by key), col = ANY of an
+// array of n constants, or an integer range of n values of col (col
+// BETWEEN a AND b, col >= a AND col < b; rng is then true). The caller
+// decides whether col names one row per value (ctid in a plain table, a
+// unique key, an integer one for a range). ok is false for any other
+// statement.
+func BatchBound(sql string) (n int64, col string, rng bool, ok bool) {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return 0, "", false, false
+	}
+	var rel *pg_query.RangeVar
+	var where *pg_query.Node
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		rel, where = s.UpdateStmt.Relation, s.UpdateStmt.WhereClause
+	case *pg_query.Node_DeleteStmt:
+		rel, where = s.DeleteStmt.Relation, s.DeleteStmt.WhereClause
+	case *pg_query.Node_SelectStmt:
+		sel := s.SelectStmt
+		if sel.Op != pg_query.SetOperation_SETOP_NONE || len(sel.FromClause) != 1 {
+			return 0, "", false, false
+		}
+		rel, where = sel.FromClause[0].GetRangeVar(), sel.WhereClause
+	}
+	if rel == nil || where == nil {
+		return 0, "", false, false
+	}
+	name := rel.Relname
+	if rel.Alias != nil && rel.Alias.Aliasname != "" {
+		name = rel.Alias.Aliasname
+	}
+	conjuncts := []*pg_query.Node{where}
+	if b := where.GetBoolExpr(); b != nil && b.Boolop == pg_query.BoolExprType_AND_EXPR {
+		conjuncts = b.Args
+	}
+	best := int64(-1)
+	lo, hi := map[string]int64{}, map[string]int64{}
+	for _, x := range conjuncts {
+		if v, c, ok := valuesBound(x, name); ok && (best < 0 || v < best) {
+			n, col, rng, best = v, c, false, v
+		}
+		rangeBound(x, name, lo, hi)
+	}
+	for c, l := range lo {
+		h, ok := hi[c]
+		if !ok {
+			continue
+		}
+		v := int64(0)
+		if h >= l {
+			v = h - l + 1
+		}
+		if best < 0 || v < best {
+			n, col, rng, best = v, c, true, v
+		}
+	}
+	return n, col, rng, best >= 0
+}
+
+// columnOf is the name of a column reference, unqualified or qualified by
+// rel; "" for anything else.
+func columnOf(n *pg_query.Node, rel string) string {
+	ref := n.GetColumnRef()
+	if ref == nil || len(ref.Fields) == 0 || len(ref.Fields) > 2 ||
+		len(ref.Fields) == 2 && ref.Fields[0].GetString_().GetSval() != rel {
+		return ""
+	}
+	return ref.Fields[len(ref.Fields)-1].GetString_().GetSval()
+}
+
+// intConst is the value of an integer constant, a cast of one, or a
+// string literal that holds one (a parameter's bound value, substituted
+// as '1000' or '1000'::int8).
+func intConst(n *pg_query.Node) (int64, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	switch {
+	case c == nil:
+		return 0, false
+	case c.GetIval() != nil:
+		return int64(c.GetIval().Ival), true
+	case c.GetSval() != nil:
+		v, err := strconv.ParseInt(strings.TrimSpace(c.GetSval().Sval), 10, 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// valuesBound matches col = ANY (ARRAY(SELECT ... LIMIT n)), col IN
+// (SELECT ... LIMIT n) and col = ANY of an array of n constants.
+func valuesBound(n *pg_query.Node, rel string) (int64, string, bool) {
+	var col, sub *pg_query.Node
+	if e := n.GetAExpr(); e != nil && e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ANY && opName(e.Name) == "=" {
+		col = e.Lexpr
+		r := e.Rexpr
+		if tc := r.GetTypeCast(); tc != nil {
+			r = tc.Arg
+		}
+		switch {
+		case r.GetSubLink() != nil && r.GetSubLink().SubLinkType == pg_query.SubLinkType_ARRAY_SUBLINK:
+			sub = r.GetSubLink().Subselect
+		case r.GetAArrayExpr() != nil:
+			if c := columnOf(col, rel); c != "" {
+				return int64(len(r.GetAArrayExpr().Elements)), c, true
+			}
+			return 0, "", false
+		case r.GetAConst() != nil && r.GetAConst().GetSval() != nil:
+			v := strings.TrimSpace(r.GetAConst().GetSval().Sval)
+			c := columnOf(col, rel)
+			if c == "" || !strings.HasPrefix(v, "{") || !strings.HasSuffix(v, "}") || strings.ContainsAny(v[1:len(v)-1], "{}\"\\") {
+				return 0, "", false
+			}
+			if strings.TrimSpace(v[1:len(v)-1]) == "" {
+				return 0, c, true
+			}
+			return int64(strings.Count(v, ",") + 1), c, true
+		default:
+			return 0, "", false
+		}
+	} else if link := n.GetSubLink(); link != nil && link.SubLinkType == pg_query.SubLinkType_ANY_SUBLINK &&
+		(len(link.OperName) == 0 || opName(link.OperName) == "=") {
+		col, sub = link.Testexpr, link.Subselect
+	} else {
+		return 0, "", false
+	}
+	c := columnOf(col, rel)
+	sel := sub.GetSelectStmt()
+	if c == "" || sel == nil || sel.LimitOption != pg_query.LimitOption_LIMIT_OPTION_COUNT {
+		return 0, "", false
+	}
+	v, ok := intConst(sel.LimitCount)
+	if !ok || v < 0 {
+		return 0, "", false
+	}
+	return v, c, true
+}
+
+// rangeBound records the integer bounds a conjunct sets on a column of
+// rel, inclusive: col BETWEEN a AND b, col >= a, col > a, col <= b,
+// col < b (and the constant on the left).
+func rangeBound(n *pg_query.Node, rel string, lo, hi map[string]int64) {
+	e := n.GetAExpr()
+	if e == nil {
+		return
+	}
+	setLo := func(c string, v int64) {
+		if old, ok := lo[c]; !ok || v > old {
+			lo[c] = v
+		}
+	}
+	setHi := func(c string, v int64) {
+		if old, ok := hi[c]; !ok || v < old {
+			hi[c] = v
+		}
+	}
+	switch e.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN:
+		c := columnOf(e.Lexpr, rel)
+		l := e.Rexpr.GetList()
+		if c == "" || l == nil || len(l.Items) != 2 {
+			return
+		}
+		a, ok1 := intConst(l.Items[0])
+		b, ok2 := intConst(l.Items[1])
+		if ok1 && ok2 {
+			setLo(c, a)
+			setHi(c, b)
+		}
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		op := opName(e.Name)
+		c, v, ok := columnOf(e.Lexpr, rel), int64(0), false
+		if c != "" {
+			v, ok = intConst(e.Rexpr)
+		} else if c = columnOf(e.Rexpr, rel); c != "" {
+			v, ok = intConst(e.Lexpr)
+			op = map[string]string{">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "="}[op]
+		}
+		if !ok {
+			return
+		}
+		switch op {
+		case ">=":
+			setLo(c, v)
+		case ">":
+			setLo(c, v+1)
+		case "<=":
+			setHi(c, v)
+		case "<":
+			setHi(c, v-1)
+		case "=":
+			setLo(c, v)
+			setHi(c, v)
+		}
+	}
+}
+
+// opName is an operator's name without its schema (pg_catalog.=).
+func opName(name []*pg_query.Node) string {
+	if len(name) == 0 {
+		return ""
+	}
+	return name[len(name)-1].GetString_().GetSval()
+}
+
+// UpsertSourceTables lists the tables an upsert's estimate (SELECT 1 FROM
+// (<its SELECT>) AS pgguard_source, policy.UpsertSourceAlias) reads, in
+// its joins, WITH queries, UNION arms and subqueries alike, without the
+// names of its WITH queries: the rows of such a SELECT may come from any
+// of them, not from the first of its FROM. ok is false for any other
+// statement.
+func UpsertSourceTables(sql string) (tables []policy.Table, ok bool) {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil, false
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	if sel == nil || len(sel.FromClause) != 1 {
+		return nil, false
+	}
+	sub := sel.FromClause[0].GetRangeSubselect()
+	if sub == nil || sub.Alias == nil || sub.Alias.Aliasname != policy.UpsertSourceAlias {
+		return nil, false
+	}
+	ctes := map[string]bool{}
+	policy.Walk(sub, func(x *pg_query.Node) bool {
+		if cte := x.GetCommonTableExpr(); cte != nil {
+			ctes[cte.Ctename] = true
+		}
+		return true
+	})
+	seen := map[policy.Table]bool{}
+	policy.Walk(sub, func(x *pg_query.Node) bool {
+		if rv := x.GetRangeVar(); rv != nil {
+			t := policy.TableOf(rv)
+			if t.Name != "" && !(t.Schema == "" && ctes[t.Name]) && !seen[t] {
+				seen[t] = true
+				tables = append(tables, t)
+			}
+		}
+		return true
+	})
+	return tables, true
 }
 
 // WholeTable reports whether sql is an UPDATE or DELETE of every row of

@@ -44,6 +44,12 @@ func checkCreateIndex(c *policy.Check, n *pg_query.Node) {
 		Hint:    c.OutsideTransaction() + "\n" + recipe + ";",
 	}
 	partitioned, _ := c.Partitioned(t)
+	if partitioned && s.Relation != nil && !s.Relation.Inh {
+		// CREATE INDEX ... ON ONLY a partitioned table builds nothing:
+		// the parent's index is created invalid and no partition is
+		// read (the first step of the fix below).
+		return
+	}
 	var why string
 	switch {
 	case c.Nested:

@@ -618,9 +618,14 @@ func judgeUpsert(c *policy.Check, ins *pg_query.InsertStmt) {
 		if ins.WithClause != nil && sel.WithClause == nil {
 			s.GetSelectStmt().WithClause = ins.WithClause
 		}
-		q.estimate = policy.Deparse(s)
-		if q.estimate != "" {
-			q.count = "SELECT 1 FROM (" + q.estimate + ") AS pgguard_source"
+		if sel := policy.Deparse(s); sel != "" {
+			// The estimate is of the same wrapped SELECT as the count
+			// (the same rows): policy.UpsertSourceAlias marks it as the
+			// rows of a SELECT, which may come from any of its tables,
+			// not from the first table of its FROM as in the SELECT
+			// forms of UPDATE, DELETE and MERGE (their target).
+			q.count = "SELECT 1 FROM (" + sel + ") AS " + policy.UpsertSourceAlias
+			q.estimate = q.count
 		}
 	}
 	if len(sel.FromClause) > 0 && sel.WhereClause == nil && sel.Op == pg_query.SetOperation_SETOP_NONE {

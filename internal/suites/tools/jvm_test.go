@@ -72,7 +72,7 @@ func runJVM(t *testing.T, env []string, class string, args ...string) result {
 // jdbcURL is the JDBC URL of db through pgguard; extra is appended to its
 // query.
 func jdbcURL(db, extra string) string {
-	return fmt.Sprintf("jdbc:postgresql://%s/%s?sslmode=disable%s", proxyAddr, db, extra)
+	return fmt.Sprintf("jdbc:postgresql://%s/%s?sslmode=disable%s", addrOf(db), db, extra)
 }
 
 // flyway runs FlywayRun (`flyway migrate`) on a scenario under

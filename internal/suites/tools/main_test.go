@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,9 +125,38 @@ func database(t *testing.T, tool string) string {
 	return name
 }
 
+// uatDatabases holds the databases smallUAT made: url and jdbcURL reach
+// them through guardtest's UAT target.
+var uatDatabases sync.Map
+
+// smallUAT gives a run its own copy of the template whose big holds 10
+// rows, reached (url, jdbcURL) through the target that judges with the
+// template's sizes (big's 300,000 rows): a small UAT judged with
+// production's sizes, as docs/environments.md sets it up.
+func smallUAT(t *testing.T, tool string) string {
+	t.Helper()
+	needPG(t)
+	name := guard.CloneSmall(t, fmt.Sprintf("t_uat_%s_%d", strings.NewReplacer("-", "_").Replace(tool), dbSeq.Add(1)))
+	uatDatabases.Store(name, true)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			pg.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		}
+	})
+	return name
+}
+
+// addrOf is pgguard's address that db is reached through.
+func addrOf(db string) string {
+	if _, ok := uatDatabases.Load(db); ok {
+		return guard.UATAddr
+	}
+	return proxyAddr
+}
+
 // url is the connection URL of db through pgguard.
 func url(db string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SuperUser, pgtest.Password, proxyAddr, db)
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgtest.SuperUser, pgtest.Password, addrOf(db), db)
 }
 
 // baseEnv is the environment of a tool: the caller's without PG* and

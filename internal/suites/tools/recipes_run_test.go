@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -479,38 +480,46 @@ func TestRecipesRun(t *testing.T) {
 			}
 			for _, c := range recipeCases {
 				t.Run(c.rule, func(t *testing.T) {
-					db := database(t, "recipe_"+tl.name)
-					conn := direct(t, db)
-					if c.setup != "" {
-						if _, err := conn.Exec(context.Background(), c.setup); err != nil {
-							t.Fatal(err)
-						}
-					}
-					pe := refusal(t, db, tl.app, c.sql)
-					if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
-						t.Fatalf("refused by another rule: %s", pe.Message)
-					}
-					if c.choose != nil {
-						pe.Hint = c.choose(pe.Hint)
-					}
-					steps := recipeSteps(pe.Hint)
-					if len(steps) == 0 {
-						t.Fatalf("no SQL in the recipe:\n%s", pe.Hint)
-					}
-					if tl.name == "none-do" && !hasLoop(steps) {
-						return // only a backfill's recipe has a DO block; "none" ran this one
-					}
-					t.Logf("recipe:\n%s", pe.Hint)
-					steps, annotated := splitAnnotated(t, steps)
-					tl.run(t, db, steps)
-					runAnnotated(t, db, annotated)
-					var ok bool
-					if err := conn.QueryRow(context.Background(), c.check).Scan(&ok); err != nil || !ok {
-						t.Fatalf("the recipe ran but did not do what it says (%s: %v, %v):\n%s", c.check, ok, err, pe.Hint)
-					}
+					runRecipe(t, tl, c, database(t, "recipe_"+tl.name), bigRows)
 				})
 			}
 		})
+	}
+}
+
+// runRecipe refuses c's statement on db through pgguard, runs the recipe
+// of the refusal with tl, and checks that it did what it says, on a big of
+// rows rows.
+func runRecipe(t *testing.T, tl recipeTool, c recipeCase, db string, rows int) {
+	t.Helper()
+	conn := direct(t, db)
+	if c.setup != "" {
+		if _, err := conn.Exec(context.Background(), c.setup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pe := refusal(t, db, tl.app, c.sql)
+	if !strings.HasPrefix(pe.Message, "pgguard: "+c.rule+":") {
+		t.Fatalf("refused by another rule: %s", pe.Message)
+	}
+	if c.choose != nil {
+		pe.Hint = c.choose(pe.Hint)
+	}
+	steps := recipeSteps(pe.Hint)
+	if len(steps) == 0 {
+		t.Fatalf("no SQL in the recipe:\n%s", pe.Hint)
+	}
+	if tl.name == "none-do" && !hasLoop(steps) {
+		return // only a backfill's recipe has a DO block; "none" ran this one
+	}
+	t.Logf("recipe:\n%s", pe.Hint)
+	steps, annotated := splitAnnotated(t, steps)
+	tl.run(t, db, steps)
+	runAnnotated(t, db, annotated)
+	check := strings.ReplaceAll(c.check, strconv.Itoa(bigRows), strconv.Itoa(rows))
+	var ok bool
+	if err := conn.QueryRow(context.Background(), check).Scan(&ok); err != nil || !ok {
+		t.Fatalf("the recipe ran but did not do what it says (%s: %v, %v):\n%s", check, ok, err, pe.Hint)
 	}
 }
 
