@@ -311,6 +311,10 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	}
 	cls := sqltext.Classify(stmt.Text)
 	d := Decision{DDL: cls == sqltext.ClassDDL}
+	// In a transaction block, a call of user code may take any lock
+	// (LOCK TABLE, ALTER TABLE in its body): the memory of the
+	// transaction then lets the server say which (HoldsExclusive).
+	d.LocksUnnamedExclusive = sc.InTransaction && cls != sqltext.ClassEmpty && RunsUserCode(stmt.Text)
 	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration || sc.QueryHasDDL) && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
 		!(cls == sqltext.ClassSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
@@ -367,7 +371,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 				d.LocksExclusive = append(d.LocksExclusive, t)
 			}
 		}
-		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
+		d.LocksUnnamedExclusive = d.LocksUnnamedExclusive || locksUnnamedExclusive(node, f.lock)
 		d.TableLocks = tableLocks(node, f)
 		d.Savepoint = savepointOp(node)
 		if !namesOtherDatabase(node, sc.Database) {

@@ -329,7 +329,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 			if !ok {
 				return true
 			}
-			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() {
+			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() || m.userCodeInTx(wire.BytesView(query)) {
 				beginPortal = append([]byte(nil), beginPortal...)
 				judged := string(query)
 				if m.needsValues(eng, judged) {
