@@ -346,3 +346,28 @@ func (c *parseCache) len() int {
 	}
 	return n
 }
+
+// BenchmarkRunsUserCode is what the fast path pays per statement for the
+// trigger of user code (CallsUserFunction), on application traffic.
+func BenchmarkRunsUserCode(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, q := range appTraffic {
+			RunsUserCode(q)
+		}
+	}
+}
+
+// BenchmarkPlainAppTraffic is the fast path itself over the same traffic.
+func BenchmarkPlainAppTraffic(b *testing.B) {
+	e, err := NewEngine(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, q := range appTraffic {
+			e.Plain(q)
+		}
+	}
+}

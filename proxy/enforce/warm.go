@@ -411,3 +411,11 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	m.warm = append(m.warm, w)
 	return true
 }
+
+var _ policy.UserCodeCatalog = (*probeCatalog)(nil)
+
+// UserCode (the code a statement before a DDL runs) needs the catalog.
+func (p *probeCatalog) UserCode(context.Context, []policy.Table, []policy.Table) ([]policy.CodeFunction, bool) {
+	p.asked = true
+	return nil, false
+}
