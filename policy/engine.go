@@ -343,7 +343,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	}
 	prof := e.profileFor(sc)
 	j := judgement{e: e, ctx: ctx, sc: sc, prof: prof, version: e.majorVersion(sc),
-		appCalls: userCall && !sc.Migration && !sc.QueryHasDDL}
+		appCalls: userCall && !sc.Migration && !sc.QueryHasDDL && !sc.InTransaction}
 	e.parses.Add(1)
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
@@ -563,9 +563,13 @@ type judgement struct {
 	called    map[string]bool
 	inCalled  bool
 	calledDDL bool // a statement of a called body is DDL
-	// appCalls: an application's statement calls user code
-	// (CallsUserFunction): the bodies are read for the locks they take
-	// (the DDL's lock_timeout and look), not judged by the rules.
+	// appCalls: an application's statement outside a transaction block
+	// calls user code (CallsUserFunction): the bodies are read for the
+	// locks they take (the DDL's lock_timeout and look), not judged by
+	// the rules. (In a block, where a question of pgguard's could take
+	// the transaction's snapshot before the call would, only the
+	// server's pg_locks is asked, before the next data change:
+	// Decision.LocksUnnamedExclusive.)
 	appCalls bool
 }
 
