@@ -3,11 +3,15 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
@@ -112,6 +116,56 @@ func TestUserCodeRoundTrips(t *testing.T) {
 			t.Logf("%s: %d rounds of %q: %d queries of pgguard's own", c.name, rounds, c.steps, got)
 			if got > c.max {
 				t.Errorf("%d queries of pgguard's own, want at most %d", got, c.max)
+			}
+		})
+	}
+}
+
+// TestCalledDDLGetsLockTimeout: an application's session (no DDL seen, no
+// tool) calls a function whose body runs ALTER TABLE, created without
+// pgguard, while another session holds a read of the table: the call gets
+// pgguard's lock_timeout as the ALTER would (55P03), in the simple and the
+// extended protocol, where before it waited for as long as the reader.
+func TestCalledDDLGetsLockTimeout(t *testing.T) {
+	_, addr, _ := guardProxy(t, rtRules, nil)
+	ctx := context.Background()
+	if err := pgExec("guard", "DROP TABLE IF EXISTS rt20b_cd", "CREATE TABLE rt20b_cd (id int)",
+		"CREATE OR REPLACE FUNCTION rt20b_cd_alter(int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE rt20b_cd ALTER COLUMN id SET DEFAULT 1; RETURN $1; END $$",
+		"CREATE OR REPLACE PROCEDURE rt20b_cd_proc() LANGUAGE sql AS $$ ALTER TABLE rt20b_cd ALTER COLUMN id SET DEFAULT 2 $$"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pgExec("guard", "DROP TABLE IF EXISTS rt20b_cd", "DROP FUNCTION IF EXISTS rt20b_cd_alter(int)", "DROP PROCEDURE IF EXISTS rt20b_cd_proc()")
+	})
+	// (Extended: Parse, Bind, Execute and Sync in one batch; a statement
+	// prepared in one batch and run by a Bind in a later one runs with
+	// the session's own lock_timeout, DDL or call alike: README.)
+	for _, c := range []struct {
+		sql      string
+		extended bool
+	}{
+		{"SELECT rt20b_cd_alter(1)", false},
+		{"SELECT rt20b_cd_alter($1)", true},
+		{"CALL rt20b_cd_proc()", false},
+	} {
+		t.Run(c.sql, func(t *testing.T) {
+			reader := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+			mustExec(t, reader, "BEGIN")
+			mustExec(t, reader, "SELECT * FROM rt20b_cd")
+			defer reader.Exec(ctx, "ROLLBACK")
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "")
+			tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			var err error
+			if c.extended {
+				_, err = conn.PgConn().ExecParams(tctx, c.sql, [][]byte{[]byte("1")}, nil, nil, nil).Close()
+			} else {
+				_, err = conn.Exec(tctx, c.sql)
+			}
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "55P03" {
+				t.Fatalf("%s behind an open reader: %v after %v; want pgguard's lock_timeout (55P03)", c.sql, err, time.Since(start).Round(time.Millisecond))
 			}
 		})
 	}
