@@ -68,8 +68,8 @@ func CallsUserFunction(text string) bool {
 // userCall judges name( with the word before it and its qualifier.
 func userCall(text string, before, qual, name sqltext.Token) bool {
 	if before.WordIs(text, "into") || before.WordIs(text, "as") || before.WordIs(text, "table") || before.WordIs(text, "only") ||
-		before.WordIs(text, "with") || before.WordIs(text, "recursive") {
-		return false // INSERT INTO t (a, b), AS x (a, b), CREATE TABLE t (...), WITH w (a) AS
+		before.WordIs(text, "with") || before.WordIs(text, "recursive") || before.WordIs(text, "copy") {
+		return false // INSERT INTO t (a, b), AS x (a, b), CREATE TABLE t (...), WITH w (a) AS, COPY t (a) FROM
 	}
 	if qual.Kind != sqltext.TokEOF {
 		if !qual.WordIs(text, "pg_catalog") {

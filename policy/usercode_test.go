@@ -90,3 +90,24 @@ func TestUserCodeFollowsCalls(t *testing.T) {
 		t.Errorf("no catalog, no call: %q", why)
 	}
 }
+
+// Shapes the server cannot run in TestCallsUserFunctionMatchesServer's
+// way (COPY FROM STDIN) or that are no call by construction.
+func TestCallsUserFunctionShapes(t *testing.T) {
+	for q, want := range map[string]bool{
+		"COPY t (a, b) FROM STDIN":       false,
+		"COPY public.t (a) FROM STDIN":   false,
+		"COPY (SELECT f(1)) TO STDOUT":   true,
+		"SELECT 1":                       false,
+		"SELECT pg_catalog.now()":        false,
+		"SELECT app.now()":               true,
+		"CALL p()":                       true,
+		"SELECT \"lower\"(v) FROM t":     false,
+		"SELECT \"Lower\"(v) FROM t":     true,
+		"SELECT x FROM (SELECT 1) t (x)": true, // an alias's column list without AS reads as a call: a question, never a miss
+	} {
+		if got := CallsUserFunction(q); got != want {
+			t.Errorf("CallsUserFunction(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
