@@ -17,15 +17,18 @@ import (
 // lock_timeout and the look before queueing, and a set_config of
 // lock_timeout in them is refused as one in the Query would be. It does so
 // in a migration's session, and for the statements of a Query that holds
-// DDL (Context.QueryHasDDL); an application's plain SELECT is never
-// parsed. Only SQL and PL/pgSQL functions that are VOLATILE (the others
+// DDL (Context.QueryHasDDL), and for an application's statement that
+// calls a function that is not built in (CallsUserFunction: no parse
+// otherwise), whose bodies count only for the locks they take; the
+// session's memo of bodies (pgcatalog.SessionMemo) answers again without
+// a round trip. Only SQL and PL/pgSQL functions that are VOLATILE (the others
 // cannot change anything) and outside pg_catalog are read
 // (FunctionCatalog), each once per statement, nested calls to maxNesting.
 // Rows changed by a body are rule large-dml's own business (it multiplies
 // them by how often the body runs), so its findings on the inner
 // statements are left out (Check.Called).
 func (j *judgement) judgeCalled(node *pg_query.Node, depth int) {
-	if !(j.sc.Migration || j.sc.QueryHasDDL) || j.sc.Catalog == nil {
+	if !(j.sc.Migration || j.sc.QueryHasDDL || j.appCalls) || j.sc.Catalog == nil {
 		return
 	}
 	switch node.GetNode().(type) {
@@ -51,7 +54,14 @@ func (j *judgement) judgeCalled(node *pg_query.Node, depth int) {
 	}
 	outer := j.inCalled
 	j.inCalled = true
-	defer func() { j.inCalled = outer }()
+	before := len(j.found)
+	defer func() {
+		j.inCalled = outer
+		if j.appCalls {
+			// An application's call: only what the bodies lock counts.
+			j.found = j.found[:before]
+		}
+	}()
 	for _, f := range fns {
 		if j.called[f.Name] || f.Trigger {
 			continue

@@ -462,3 +462,13 @@ func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Fun
 	})
 	return a.fns, a.ok
 }
+
+var _ UserCodeCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) UserCode(ctx context.Context, relations, functions []Table) ([]CodeFunction, bool) {
+	uc, ok := m.inner.(UserCodeCatalog)
+	if !ok {
+		return nil, false
+	}
+	return uc.UserCode(ctx, relations, functions)
+}

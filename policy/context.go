@@ -94,6 +94,11 @@ type Context struct {
 	// prepared returns the PREPARE an earlier statement of the same
 	// Query made of a name (DecideQuery sets it).
 	prepared func(name string) (string, bool)
+	// beforeDDL: a DDL statement follows in the same Query, which
+	// pgguard's lock_timeout is set for before the Query runs
+	// (Decision.ChangesLockTimeout); userCode keeps the Query's answers.
+	beforeDDL bool
+	userCode  map[string]string
 }
 
 // Volatility of a function, as pg_proc.provolatile says it.

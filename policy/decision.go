@@ -101,6 +101,13 @@ type Decision struct {
 	// EXCLUSIVE locks on relations it does not name (partitions, a dropped
 	// index's table, tables a view reads): only the server can list them.
 	LocksUnnamedExclusive bool
+	// ChangesLockTimeout, when set, says how code the statement runs
+	// without naming it (a function it calls, a view's, a trigger's or a
+	// column DEFAULT's, to any depth) may change lock_timeout as it runs,
+	// or why pgguard cannot tell that it does not (UserCodeCatalog). Set
+	// for the statements before a DDL statement of the same Query, and
+	// for one whose DDL is in what it calls.
+	ChangesLockTimeout string
 	// Savepoint is the statement's SAVEPOINT, RELEASE or ROLLBACK TO, which
 	// the memory of the transaction follows.
 	Savepoint *SavepointOp

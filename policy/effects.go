@@ -81,3 +81,34 @@ type Function struct {
 
 // FunctionArg is one argument of a Function.
 type FunctionArg struct{ Name, Type string }
+
+// UserCodeCatalog is an optional extension of Catalog: the code a
+// statement runs that it does not name, for the lock_timeout pgguard
+// sets before a Query (Decision.ChangesLockTimeout).
+type UserCodeCatalog interface {
+	// UserCode lists the functions that a statement naming relations and
+	// calling functions may run: the functions of those names (every
+	// overload, found by the search_path when unqualified), and those
+	// that the relations' view query, rules, triggers, column defaults
+	// and constraints call (pg_depend), through views to any depth. Of
+	// pg_catalog's and information_schema's only set_config is listed.
+	// The definitions of the relations' rules (a view's query), column
+	// defaults, CHECK constraints and trigger conditions are listed as
+	// SQL functions whose Body is the definition: a call of a built-in
+	// function records no dependency in pg_depend.
+	UserCode(ctx context.Context, relations, functions []Table) ([]CodeFunction, bool)
+}
+
+// CodeFunction is a function UserCode lists.
+type CodeFunction struct {
+	Name     string // schema.name
+	Language string // pg_language.lanname
+	Body     string // pg_proc.prosrc
+	// Builtin: in pg_catalog or information_schema.
+	Builtin bool
+	// Extension: a member of an extension (its code is the extension's).
+	Extension bool
+	// Definition: no function but a relation's rule, default, CHECK or
+	// trigger condition (Name says which), whose Body is its definition.
+	Definition bool
+}

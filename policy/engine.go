@@ -266,10 +266,20 @@ func (e *Engine) DecideQuery(ctx context.Context, query string, sc *Context) ([]
 			return text, text != ""
 		}
 	}
-	for _, s := range stmts {
+	lastDDL := -1
+	if local.QueryHasDDL {
+		for i, st := range stmts {
+			if sqltext.Classify(st.Text) == sqltext.ClassDDL {
+				lastDDL = i
+			}
+		}
+		local.userCode = map[string]string{}
+	}
+	for i, s := range stmts {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
+		local.beforeDDL = i < lastDDL
 		d := e.Decide(ctx, s, &local)
 		if MayChangeSearchPath(s.Text) && local.Catalog != nil {
 			// The catalog answers for the search_path as it was before
@@ -314,7 +324,17 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 	}
 	cls := sqltext.Classify(stmt.Text)
 	d := Decision{DDL: cls == sqltext.ClassDDL}
-	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration || sc.QueryHasDDL) && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
+	// In a transaction block, a call of user code may take any lock
+	// (LOCK TABLE, ALTER TABLE in its body): the memory of the
+	// transaction then lets the server say which (HoldsExclusive).
+	userCall := cls != sqltext.ClassEmpty && cls != sqltext.ClassDDL && CallsUserFunction(stmt.Text)
+	d.LocksUnnamedExclusive = sc.InTransaction && (userCall || cls == sqltext.ClassSession && sqltext.FirstWordIs(stmt.Text, "execute"))
+	if sc.beforeDDL && (cls == sqltext.ClassQuery || cls == sqltext.ClassDML) {
+		// (SET, BEGIN, PREPARE and the like run no user code; EXECUTE,
+		// DO and CALL count as changing lock_timeout anyway.)
+		d.ChangesLockTimeout = userCodeLockTimeout(ctx, sc.Catalog, stmt.Text, sc.userCode)
+	}
+	if !e.alwaysParse && !e.needsParse(cls, stmt.Text, sc.Migration || sc.QueryHasDDL) && !userCall && !(cls == sqltext.ClassDML && HoldsExclusive(sc)) &&
 		!(cls == sqltext.ClassSession && sc.Remembers != nil && sc.Remembers() && savepointText(stmt.Text)) {
 		return d
 	}
@@ -326,7 +346,8 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		sc = &memo
 	}
 	prof := e.profileFor(sc)
-	j := judgement{e: e, ctx: ctx, sc: sc, prof: prof, version: e.majorVersion(sc)}
+	j := judgement{e: e, ctx: ctx, sc: sc, prof: prof, version: e.majorVersion(sc),
+		appCalls: userCall && !sc.Migration && !sc.QueryHasDDL && !sc.InTransaction}
 	e.parses.Add(1)
 	node, err := e.cache.parse(stmt.Text, int(e.cfg.MaxStatementBytes))
 	if err != nil {
@@ -377,7 +398,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 				d.LocksExclusive = append(d.LocksExclusive, t)
 			}
 		}
-		d.LocksUnnamedExclusive = locksUnnamedExclusive(node, f.lock)
+		d.LocksUnnamedExclusive = d.LocksUnnamedExclusive || locksUnnamedExclusive(node, f.lock)
 		d.TableLocks = tableLocks(node, f)
 		d.Savepoint = savepointOp(node)
 		if !namesOtherDatabase(node, sc.Database) {
@@ -387,6 +408,11 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 		// A called function's DDL is the statement's: it gets what DDL
 		// gets (lock_timeout, the look, the audit line).
 		d.DDL = d.DDL || j.calledDDL
+		if j.calledDDL && cls != sqltext.ClassDDL && d.ChangesLockTimeout == "" && !sc.beforeDDL {
+			// Its DDL runs in what it calls, with the lock_timeout that
+			// pgguard sets before it, unless that code turns it off first.
+			d.ChangesLockTimeout = userCodeLockTimeout(ctx, sc.Catalog, stmt.Text, sc.userCode)
+		}
 		if j.innerLock == LockAccessExclusive {
 			// A DO block's statement took it (LOCK, ALTER TABLE, ...):
 			// the block names no table of its own, so only the server
@@ -459,7 +485,7 @@ func (e *Engine) plain(query string, backslashQuote bool) (statements int, plain
 	}
 	sqltext.SplitEach(query, false, func(s sqltext.Statement) bool {
 		cls := sqltext.Classify(s.Text)
-		if cls == sqltext.ClassDDL || e.needsParse(cls, s.Text, false) {
+		if cls == sqltext.ClassDDL || e.needsParse(cls, s.Text, false) || cls != sqltext.ClassEmpty && CallsUserFunction(s.Text) {
 			plain = false
 			return false
 		}
@@ -547,6 +573,14 @@ type judgement struct {
 	called    map[string]bool
 	inCalled  bool
 	calledDDL bool // a statement of a called body is DDL
+	// appCalls: an application's statement outside a transaction block
+	// calls user code (CallsUserFunction): the bodies are read for the
+	// locks they take (the DDL's lock_timeout and look), not judged by
+	// the rules. (In a block, where a question of pgguard's could take
+	// the transaction's snapshot before the call would, only the
+	// server's pg_locks is asked, before the next data change:
+	// Decision.LocksUnnamedExclusive.)
+	appCalls bool
 }
 
 type found struct {

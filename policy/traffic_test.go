@@ -209,6 +209,14 @@ func TestAppTrafficCostsNothing(t *testing.T) {
 		if a := testing.AllocsPerRun(20, func() { e.Plain(q) }); a != 0 {
 			t.Errorf("Plain(%q) allocates %.0f times", q, a)
 		}
+		// In a transaction block the proxy's fast path also asks whether
+		// the statement calls user code (it is judged then).
+		if RunsUserCode(q) {
+			t.Errorf("RunsUserCode(%q): application traffic would be judged in a transaction block", q)
+		}
+		if a := testing.AllocsPerRun(20, func() { RunsUserCode(q) }); a != 0 {
+			t.Errorf("RunsUserCode(%q) allocates %.0f times", q, a)
+		}
 	}
 	if len(*empty) > 0 {
 		t.Errorf("catalog questions about an empty name: %q", *empty)
@@ -337,4 +345,29 @@ func (c *parseCache) len() int {
 		c.shards[i].mu.Unlock()
 	}
 	return n
+}
+
+// BenchmarkRunsUserCode is what the fast path pays per statement for the
+// trigger of user code (CallsUserFunction), on application traffic.
+func BenchmarkRunsUserCode(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, q := range appTraffic {
+			RunsUserCode(q)
+		}
+	}
+}
+
+// BenchmarkPlainAppTraffic is the fast path itself over the same traffic.
+func BenchmarkPlainAppTraffic(b *testing.B) {
+	e, err := NewEngine(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, q := range appTraffic {
+			e.Plain(q)
+		}
+	}
 }

@@ -32,7 +32,7 @@ const rtShapeTables = "DROP TABLE IF EXISTS rt2_t, rt2_p, rt2_d CASCADE; DROP VI
 func rtShapeCleanup(t *testing.T) {
 	t.Cleanup(func() {
 		pgExec("guard", "DROP TABLE IF EXISTS rt2_t, rt2_p, rt2_d CASCADE; DROP VIEW IF EXISTS rt2_v; DROP MATERIALIZED VIEW IF EXISTS rt2_mv;"+
-			" DROP SEQUENCE IF EXISTS rt2_s; DROP DOMAIN IF EXISTS rt2_dom CASCADE; DROP FUNCTION IF EXISTS rt2_fn()")
+			" DROP SEQUENCE IF EXISTS rt2_s; DROP DOMAIN IF EXISTS rt2_dom CASCADE; DROP FUNCTION IF EXISTS rt2_fn(), rt2_fn2(); DROP PROCEDURE IF EXISTS rt2_pr()")
 	})
 }
 
@@ -81,13 +81,21 @@ func TestRedteamLookShapes(t *testing.T) {
 			hold: "UPDATE rt2_d SET n = n WHERE id = 50", app: "UPDATE rt2_d SET n = n WHERE id = $1",
 			migration: []string{"ALTER DOMAIN rt2_dom ADD CONSTRAINT rt2_dom_pos CHECK (VALUE > 0)"}}, false,
 			""},
-		// DDL in a function the migration calls with SELECT: pgguard
-		// sees no lock at all, gives no lock_timeout (the ALTER waits for
-		// the reader for as long as it lives) and does not look.
+		// DDL in a function called with SELECT by a session pgguard does
+		// not know as a migration's (created without pgguard): the call
+		// of a function that is not built in is read (policy.
+		// CallsUserFunction), and the body's DDL gives the call its
+		// lock_timeout and look.
 		{rtLookCase{name: "ALTER TABLE in a function called by SELECT, a read left idle", setup: []string{rtShapeTables,
 			"CREATE OR REPLACE FUNCTION rt2_fn() RETURNS void LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE rt2_t ADD COLUMN note text; END $$"},
-			hold: "SELECT count(*) FROM rt2_t", app: read, migration: []string{"SELECT rt2_fn()"}}, false,
-			"redteam: a DDL inside a function called by SELECT runs with no lock_timeout and no look; it queues behind a long reader for as long as the reader lives, the application behind it"},
+			hold: "SELECT count(*) FROM rt2_t", app: read, migration: []string{"SELECT rt2_fn()"}}, false, ""},
+		{rtLookCase{name: "ALTER TABLE in a SQL function called through another, a read left idle", setup: []string{rtShapeTables,
+			"CREATE OR REPLACE FUNCTION rt2_fn() RETURNS void LANGUAGE sql AS $$ ALTER TABLE rt2_t ADD COLUMN note text $$",
+			"CREATE OR REPLACE FUNCTION rt2_fn2() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM rt2_fn(); RETURN 1; END $$"},
+			hold: "SELECT count(*) FROM rt2_t", app: read, migration: []string{"SELECT rt2_fn2()"}}, false, ""},
+		{rtLookCase{name: "ALTER TABLE in a procedure called by CALL, a read left idle", setup: []string{rtShapeTables,
+			"CREATE OR REPLACE PROCEDURE rt2_pr() LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE rt2_t ADD COLUMN note text; END $$"},
+			hold: "SELECT count(*) FROM rt2_t", app: read, migration: []string{"CALL rt2_pr()"}}, false, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.skip != "" {

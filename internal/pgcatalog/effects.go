@@ -185,3 +185,73 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 	c.Memo.keepBodies(names, out)
 	return out, true
 }
+
+var _ policy.UserCodeCatalog = (*Catalog)(nil)
+
+// UserCode reads pg_proc, pg_depend and the relations' view rules,
+// triggers, column defaults and constraints: catalogs only. The
+// definitions of rules (a view's query), defaults, CHECK constraints and
+// trigger conditions are listed as SQL functions whose body is the
+// definition, named by what they are. A name that
+// is no relation (or no function) is left out by the catalog itself
+// (to_regclass gives NULL).
+func (c *Catalog) UserCode(ctx context.Context, relations, functions []policy.Table) ([]policy.CodeFunction, bool) {
+	if len(relations) == 0 && len(functions) == 0 {
+		return nil, true
+	}
+	rels := []string{"NULL"}
+	for _, r := range relations {
+		if r.Name == "" {
+			continue
+		}
+		rels = append(rels, QuoteLiteral(r.String()))
+	}
+	fns := []string{"(NULL, NULL)"}
+	for _, f := range functions {
+		if f.Name == "" {
+			continue
+		}
+		fns = append(fns, "("+QuoteLiteral(f.Schema)+", "+QuoteLiteral(f.Name)+")")
+	}
+	rows, ok := c.query("WITH RECURSIVE names(schema, name) AS (VALUES " + strings.Join(fns, ", ") + ")," +
+		" rel(oid) AS (SELECT r FROM (SELECT pg_catalog.to_regclass(x) AS r FROM unnest(ARRAY[" + strings.Join(rels, ", ") + "]::text[]) x) s WHERE r IS NOT NULL" +
+		" UNION SELECT d.refobjid FROM rel JOIN pg_catalog.pg_rewrite w ON w.ev_class = rel.oid JOIN pg_catalog.pg_depend d" +
+		" ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> rel.oid)," +
+		" obj(classid, objid) AS (" +
+		"SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, w.oid FROM pg_catalog.pg_rewrite w JOIN rel ON w.ev_class = rel.oid" +
+		" UNION ALL SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal" +
+		" UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid FROM pg_catalog.pg_attrdef a JOIN rel ON a.adrelid = rel.oid" +
+		" UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid)," +
+		" fn(oid) AS (SELECT d.refobjid FROM pg_catalog.pg_depend d JOIN obj ON d.classid = obj.classid AND d.objid = obj.objid" +
+		" WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass" +
+		" UNION SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN names v ON p.proname = v.name" +
+		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true)))))" +
+		" SELECT DISTINCT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc, n.nspname IN ('pg_catalog', 'information_schema')," +
+		" EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')," +
+		" false" +
+		" FROM fn JOIN pg_catalog.pg_proc p ON p.oid = fn.oid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang" +
+		" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') OR p.proname = 'set_config'" +
+		// What calls built-in functions records no dependency on them
+		// (they are pinned): the definitions themselves are read.
+		" UNION ALL SELECT 'the query of view or rule ' || w.rulename::text || ' of ' || w.ev_class::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_ruledef(w.oid), false, false, true" +
+		" FROM pg_catalog.pg_rewrite w JOIN rel ON w.ev_class = rel.oid" +
+		" UNION ALL SELECT 'a column DEFAULT of ' || a.adrelid::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_expr(a.adbin, a.adrelid), false, false, true" +
+		" FROM pg_catalog.pg_attrdef a JOIN rel ON a.adrelid = rel.oid" +
+		" UNION ALL SELECT 'a CHECK constraint of ' || k.conrelid::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_constraintdef(k.oid), false, false, true" +
+		" FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid WHERE k.contype = 'c'" +
+		" UNION ALL SELECT 'the WHEN of trigger ' || t.tgname::text || ' of ' || t.tgrelid::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_triggerdef(t.oid), false, false, true" +
+		" FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal AND t.tgqual IS NOT NULL" +
+		" ORDER BY 1")
+	if !ok {
+		return nil, false
+	}
+	out := make([]policy.CodeFunction, 0, len(rows))
+	for _, r := range rows {
+		if len(r) != 6 {
+			return nil, false
+		}
+		out = append(out, policy.CodeFunction{Name: text(r[0]), Language: text(r[1]), Body: text(r[2]),
+			Builtin: IsTrue(r[3]), Extension: IsTrue(r[4]), Definition: IsTrue(r[5])})
+	}
+	return out, true
+}

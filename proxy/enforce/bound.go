@@ -41,7 +41,9 @@ func (m *Machine) migration(eng *policy.Engine) bool {
 // noteDDL records that the session ran DDL: it is a migration's from then on.
 func (m *Machine) noteDDL(ds []policy.StatementDecision) {
 	for i := range ds {
-		if ds[i].Decision.DDL {
+		// DDL in a function an application calls does not make its
+		// session a migration's.
+		if ds[i].Decision.DDL && sqltext.Classify(ds[i].Statement.Text) == sqltext.ClassDDL {
 			m.sawDDL = true
 		}
 	}

@@ -51,6 +51,7 @@ func (m *Machine) OnParse(n int) error {
 		m.acct.setUndo(nil)
 	}()
 	m.queryEffects(wire.BytesView(queryBytes), false)
+	m.noteUserCodeStmt(nameBytes, wire.BytesView(queryBytes))
 	eng := m.cfg.Policy.Engine()
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
@@ -75,7 +76,7 @@ func (m *Machine) OnParse(n int) error {
 	advisory = advisory && m.liftsToolLocks()
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
-	if _, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
+	if _, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() && !m.userCodeInTx(text) {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
@@ -394,6 +395,7 @@ func (m *Machine) OnBind(n int) error {
 		return m.conns.sendMessage(wire.ClientBind, body)
 	}
 	m.ledgerBind(stmt, body)
+	m.bindUserCode(stmt)
 	m.settle()
 	v := m.rewrittenStmts[string(stmt)]
 	if bs, ok := m.boundStmts[string(stmt)]; ok && v == nil {

@@ -62,17 +62,39 @@ func (m *Machine) refuseForLocks(v *verdict, ds []policy.StatementDecision, look
 // lockTimeoutOrder refuses a statement that blocks writes when a statement
 // before it in the same Query (or, with earlier, in the same batch) may
 // change lock_timeout, or sets it above max (a plain SET, which the rule
-// lock-timeout judges only under lock_timeout_scope session).
+// lock-timeout judges only under lock_timeout_scope session), or runs
+// code that may (Decision.ChangesLockTimeout: a function it calls, a
+// view's, a trigger's, a DEFAULT's); and one whose own locks are taken
+// by code it calls that may change lock_timeout first.
 func lockTimeoutOrder(ds []policy.StatementDecision, earlier bool, max time.Duration) *policy.Finding {
 	changed := earlier
+	code := "" // how user code before it may change it
 	for _, sd := range ds {
-		if changed && blocksWrites(sd.Decision) {
+		own := sd.Decision.ChangesLockTimeout != "" && sqltext.Classify(sd.Statement.Text) != sqltext.ClassDDL
+		if blocksWrites(sd.Decision) && own && !changed {
 			return &policy.Finding{RuleID: "lock-timeout", Action: policy.Reject, Lock: sd.Decision.Lock,
+				Message: "a statement whose called code takes locks that block writes may change lock_timeout before it takes them",
+				Detail: "pgguard sets lock_timeout before the statement; code it runs may change it as it runs (" + sd.Decision.ChangesLockTimeout +
+					"), and the locks it then takes would wait with no limit.",
+				Hint: "-- run the DDL as statements of their own, or give the function a SET lock_timeout clause: ALTER FUNCTION ... SET lock_timeout = '3s'",
+			}
+		}
+		if changed && blocksWrites(sd.Decision) {
+			f := &policy.Finding{RuleID: "lock-timeout", Action: policy.Reject, Lock: sd.Decision.Lock,
 				Message: "a statement that may change lock_timeout comes before a statement that blocks writes, in the same Query or batch",
 				Detail: "pgguard checks the session's lock_timeout with the server right before each statement that blocks writes; " +
 					"a SET, set_config, DO block or CALL earlier in the same Query or extended-protocol batch would change it after that check.",
 				Hint: "-- send them separately: first the setting, then the DDL in a Query (or batch) of its own",
 			}
+			if code != "" {
+				f.Detail = "pgguard sets lock_timeout before the Query; a statement before the DDL in it may change it as it runs: " + code +
+					". The DDL would then wait for its lock with no limit, and every later query on its table behind it."
+				f.Hint = "-- run the DDL in a Query of its own, after the statements before it"
+			}
+			return f
+		}
+		if sd.Decision.ChangesLockTimeout != "" && code == "" {
+			changed, code = true, sd.Decision.ChangesLockTimeout
 		}
 		changed = changed || policy.MayChangeLockTimeout(sd.Statement.Text)
 		if d, ok := policy.PlainLockTimeout(sd.Statement.Text); ok && max > 0 && d > max {

@@ -38,7 +38,7 @@ func (m *Machine) LoopQuery(body []byte) bool {
 	text := wire.BytesView(body[:len(body)-1])
 	// Observe may name the session's tool; then the statement is not
 	// looked at again, so leave it to OnQuery.
-	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Active() || !m.loopMayJudge(text) {
+	if !m.tools.Quiet(text) || (m.liftsToolLocks() && policy.WaitsForToolLock(text)) || m.tx.Active() || !m.loopMayJudge(text) || m.userCodeInTx(text) {
 		return false
 	}
 	n, plain := m.plainText(eng, text, m.state.BackslashQuote())
@@ -78,7 +78,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	eng := m.cfg.Policy.Engine()
 	text := wire.BytesView(query)
 	plain, changes := m.loopPlain(eng, text)
-	if !plain || m.tx.Active() {
+	if !plain || m.tx.Active() || m.userCodeInTx(text) {
 		return false
 	}
 	if ev, _ := m.ledgerRecord(text); ev != nil {
@@ -93,6 +93,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	m.tools.Observe(text)
 	m.noteLockTimeout(text, false)
 	m.queryEffects(text, false)
+	m.noteUserCodeStmt(name, text)
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	m.unsynced = true
 	m.obs.StatementsInspected(m.state.Target, 0, 1)

@@ -151,6 +151,13 @@ type Machine struct {
 	// ledgerStmts are prepared ledger INSERTs that carry the migration's
 	// name in a bind parameter; their Bind reports the record (ledgerBind).
 	ledgerStmts map[string]ledgerStmt
+	// userCodeStmts are the named prepared statements that call user code
+	// (policy.RunsUserCode): their Binds in a transaction block tell the
+	// memory of the transaction (bindUserCode). The set only grows (to
+	// maxUserCodeStmts; past it every Bind counts): a name it keeps that
+	// the server dropped costs a question, never a miss.
+	userCodeStmts     map[string]struct{}
+	userCodeStmtsFull bool
 	// appTool is the tool that application name appToolName names (tool).
 	appToolName  string
 	appTool      policy.Tool
@@ -262,7 +269,7 @@ func (m *Machine) OnExtended() { m.unsynced = true }
 // reports true.
 func (m *Machine) WatchesBinds() bool {
 	m.settle()
-	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0
+	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0 || len(m.userCodeStmts) > 0
 }
 
 // AfterSync does the work the batch left for after its Sync was sent: for

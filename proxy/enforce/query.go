@@ -259,7 +259,7 @@ func (m *Machine) OnQuery(n int) error {
 	advisory := m.liftsToolLocks() && policy.WaitsForToolLock(text)
 	// While the transaction's memory holds anything, every statement is
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
-	if n, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() {
+	if n, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() && !m.userCodeInTx(text) {
 		// Application traffic: nothing to judge, nothing allocated.
 		m.obs.StatementsInspected(m.state.Target, 0, n)
 		if ev := m.ledgerEvent(text); ev != nil {
@@ -608,4 +608,54 @@ func (m *Machine) refusal(v *verdict) *wire.PGError {
 		detail += "\nSafe recipe:\n" + f.Hint
 	}
 	return &wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: msg, Detail: detail, Hint: f.Hint}
+}
+
+// userCodeInTx reports whether a statement that the fast path would let
+// through calls user code inside a transaction block
+// (policy.RunsUserCode): it is judged instead, so that the memory of the
+// transaction learns that the server now holds locks no statement named
+// (Decision.LocksUnnamedExclusive), and the server is asked about them
+// before the transaction's next UPDATE or DELETE. Application
+// transactions that call no user function pay nothing.
+func (m *Machine) userCodeInTx(text string) bool {
+	return m.state.InTransaction() && policy.RunsUserCode(text)
+}
+
+// maxUserCodeStmts bounds Machine.userCodeStmts.
+const maxUserCodeStmts = 1024
+
+// noteUserCodeStmt remembers a named Parse whose statement calls user
+// code, for its Binds (bindUserCode).
+func (m *Machine) noteUserCodeStmt(name []byte, text string) {
+	if len(name) == 0 || m.userCodeStmtsFull || !policy.RunsUserCode(text) {
+		return
+	}
+	if _, ok := m.userCodeStmts[string(name)]; ok {
+		return
+	}
+	if len(m.userCodeStmts) >= maxUserCodeStmts {
+		m.userCodeStmtsFull = true
+		return
+	}
+	if m.userCodeStmts == nil {
+		m.userCodeStmts = map[string]struct{}{}
+	}
+	m.userCodeStmts[string(name)] = struct{}{}
+}
+
+// bindUserCode: a Bind, in a transaction block, of a prepared statement
+// that calls user code (a driver's statement cache runs it again without
+// a Parse) tells the memory of the transaction, as its Parse would
+// (userCodeInTx).
+func (m *Machine) bindUserCode(stmt []byte) {
+	if len(m.userCodeStmts) == 0 || !m.state.InTransaction() {
+		return
+	}
+	if _, ok := m.userCodeStmts[string(stmt)]; !ok && !m.userCodeStmtsFull {
+		return
+	}
+	e := policy.TxEffect{ExclusiveUnnamed: true}
+	sp := m.batchPoint()
+	m.tx.Expect(sp.seq, false, e)
+	m.amend(sp, func(sp *syncPoint) { sp.effects = append(sp.effects, e) })
 }

@@ -329,7 +329,7 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 			if !ok {
 				return true
 			}
-			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() {
+			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain || m.tx.Active() || m.userCodeInTx(wire.BytesView(query)) {
 				beginPortal = append([]byte(nil), beginPortal...)
 				judged := string(query)
 				if m.needsValues(eng, judged) {
@@ -410,4 +410,12 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 	}
 	m.warm = append(m.warm, w)
 	return true
+}
+
+var _ policy.UserCodeCatalog = (*probeCatalog)(nil)
+
+// UserCode (the code a statement before a DDL runs) needs the catalog.
+func (p *probeCatalog) UserCode(context.Context, []policy.Table, []policy.Table) ([]policy.CodeFunction, bool) {
+	p.asked = true
+	return nil, false
 }
