@@ -457,14 +457,14 @@ func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Fun
 	return a.fns, a.ok
 }
 
-func (m *memoCatalog) DomainColumns(ctx context.Context, typ string) ([]DomainColumn, bool) {
+func (m *memoCatalog) DomainColumns(ctx context.Context, typ string) ([]DomainColumn, bool, bool) {
 	dc, ok := m.inner.(DomainColumnCatalog)
 	if m.empty("DomainColumns", typ) || !ok {
-		return nil, false
+		return nil, false, false
 	}
 	a := m.ask([]string{"DomainColumns", typ}, func() (a memoAnswer) {
-		a.cols, a.ok = dc.DomainColumns(ctx, typ)
+		a.cols, a.a, a.ok = dc.DomainColumns(ctx, typ)
 		return a
 	})
-	return a.cols, a.ok
+	return a.cols, a.a, a.ok
 }

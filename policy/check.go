@@ -192,17 +192,19 @@ type DomainColumn struct {
 // tables and materialized views).
 type DomainColumnCatalog interface {
 	// DomainColumns lists the columns of the domain typ (as SQL writes
-	// it) and of the domains over it, in tables and materialized views;
-	// none when typ is no domain.
-	DomainColumns(ctx context.Context, typ string) (cols []DomainColumn, ok bool)
+	// it) and of the domains over it, in tables and materialized views,
+	// and whether typ is NOT NULL already (SET NOT NULL then does
+	// nothing); none when typ is no domain.
+	DomainColumns(ctx context.Context, typ string) (cols []DomainColumn, notNull, ok bool)
 }
 
 // DomainColumns asks the catalog, when it implements DomainColumnCatalog,
-// which columns use the domain typ; ok is false otherwise.
-func (c *Check) DomainColumns(typ string) ([]DomainColumn, bool) {
+// which columns use the domain typ and whether it is NOT NULL; ok is
+// false otherwise.
+func (c *Check) DomainColumns(typ string) ([]DomainColumn, bool, bool) {
 	dc, is := c.Session.Catalog.(DomainColumnCatalog)
 	if !is || typ == "" {
-		return nil, false
+		return nil, false, false
 	}
 	return dc.DomainColumns(c.Ctx, typ)
 }

@@ -131,6 +131,11 @@ func fixtureContext(t testing.TB, text string) *Context {
 					catalog().domainColumns = map[string][]DomainColumn{}
 				}
 				catalog().domainColumns[dom] = append(catalog().domainColumns[dom], DomainColumn{Table: ParseTableName(col.Schema), Column: col.Name})
+			case "domain-not-null": // the domain DOMAIN is NOT NULL already
+				if catalog().domainNotNull == nil {
+					catalog().domainNotNull = map[string]bool{}
+				}
+				catalog().domainNotNull[val] = true
 			case "creation-schema": // unqualified CREATEs go to SCHEMA
 				catalog().creationSchema = val
 			default:
@@ -173,13 +178,14 @@ type fakeCatalog struct {
 	creationSchema string                    // "": unknown
 	uniqueKeys     map[string][][]string     // KeyCatalog's answer; nil: unknown
 	domainColumns  map[string][]DomainColumn // DomainColumnCatalog's answer; nil: unknown
+	domainNotNull  map[string]bool           // domains that are NOT NULL already
 }
 
-func (f *fakeCatalog) DomainColumns(_ context.Context, typ string) ([]DomainColumn, bool) {
+func (f *fakeCatalog) DomainColumns(_ context.Context, typ string) ([]DomainColumn, bool, bool) {
 	if f.domainColumns == nil {
-		return nil, false
+		return nil, false, false
 	}
-	return f.domainColumns[typ], true
+	return f.domainColumns[typ], f.domainNotNull[typ], true
 }
 
 func (f *fakeCatalog) UniqueKeys(_ context.Context, table string) ([][]string, bool) {

@@ -264,6 +264,7 @@ func TestRedteamAlterDomainScanRefused(t *testing.T) {
 		{"ADD CONSTRAINT, only a small table of the domain",
 			"CREATE DOMAIN rt20b.d AS int; CREATE TABLE rt20b.s (x rt20b.d); INSERT INTO rt20b.s SELECT g FROM generate_series(1, 10) g; ANALYZE rt20b.s",
 			"ALTER DOMAIN rt20b.d ADD CONSTRAINT d_pos CHECK (VALUE > 0)", false},
+		{"SET NOT NULL, NOT NULL already", onBig + "; ALTER DOMAIN rt20b.d SET NOT NULL", "ALTER DOMAIN rt20b.d SET NOT NULL", false},
 		{"SET NOT NULL, no column of the domain", "CREATE DOMAIN rt20b.d AS int", "ALTER DOMAIN rt20b.d SET NOT NULL", false},
 		{"ADD CONSTRAINT NOT VALID", onBig, "ALTER DOMAIN rt20b.d ADD CONSTRAINT d_pos CHECK (VALUE > 0) NOT VALID", false},
 		{"DROP CONSTRAINT", onBig + "; ALTER DOMAIN rt20b.d ADD CONSTRAINT d_pos CHECK (VALUE > 0) NOT VALID", "ALTER DOMAIN rt20b.d DROP CONSTRAINT d_pos", false},

@@ -307,28 +307,38 @@ func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, s
 // DOMAIN ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL scan
 // (get_rels_with_domain keeps relkinds r and m). A column of an array,
 // composite or range over the domain makes PostgreSQL refuse the
-// statement instead, so it is not listed. None when typ is no domain.
-func (c *Catalog) DomainColumns(ctx context.Context, typ string) ([]policy.DomainColumn, bool) {
+// statement instead, so it is not listed. notNull: typ is NOT NULL
+// already (AlterDomainNotNull then does nothing). None when typ is no
+// domain.
+func (c *Catalog) DomainColumns(ctx context.Context, typ string) ([]policy.DomainColumn, bool, bool) {
 	if blank(typ) {
-		return nil, false
+		return nil, false, false
 	}
 	rows, ok := c.query("WITH RECURSIVE d(t) AS (SELECT t.oid FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd'" +
 		" UNION SELECT t.oid FROM pg_catalog.pg_type t JOIN d ON t.typbasetype = d.t WHERE t.typtype = 'd')" +
-		" SELECT n.nspname, c.relname, a.attname FROM pg_catalog.pg_attribute a" +
+		" SELECT dom.typnotnull, u.nspname, u.relname, u.attname" +
+		" FROM (SELECT t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd') dom" +
+		" LEFT JOIN (SELECT n.nspname, c.relname, a.attname, a.attnum FROM pg_catalog.pg_attribute a" +
 		" JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')" +
 		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
-		" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2, a.attnum")
+		" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped) u ON true" +
+		" ORDER BY u.nspname, u.relname, u.attnum")
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
-	out := make([]policy.DomainColumn, 0, len(rows))
+	var out []policy.DomainColumn
+	notNull := false
 	for _, r := range rows {
-		if len(r) != 3 || r[0] == nil || r[1] == nil || r[2] == nil {
-			return nil, false
+		if len(r) != 4 {
+			return nil, false, false
 		}
-		out = append(out, policy.DomainColumn{Table: policy.Table{Schema: *r[0], Name: *r[1]}, Column: *r[2]})
+		notNull = IsTrue(r[0])
+		if r[1] == nil || r[2] == nil || r[3] == nil {
+			continue // a domain no column uses
+		}
+		out = append(out, policy.DomainColumn{Table: policy.Table{Schema: *r[1], Name: *r[2]}, Column: *r[3]})
 	}
-	return out, true
+	return out, notNull, true
 }
 
 // IsEnum reports whether a type (as format_type spells it) is an enum.

@@ -75,7 +75,10 @@ func checkAlterDomainConstraint(c *policy.Check, n *pg_query.Node) {
 	case "V":
 		what = fmt.Sprintf("VALIDATE CONSTRAINT %s of domain %s", policy.QuoteIdent(s.Name), dom)
 	}
-	cols, ok := c.DomainColumns(dom)
+	cols, notNull, ok := c.DomainColumns(dom)
+	if ok && notNull && s.Subtype == "O" {
+		return // NOT NULL already: PostgreSQL does nothing (AlterDomainNotNull)
+	}
 	if !ok {
 		c.Report(policy.Report{
 			Lock:    policy.LockShare,

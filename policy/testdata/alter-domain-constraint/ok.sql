@@ -23,3 +23,6 @@ ALTER DOMAIN positive_amount VALIDATE CONSTRAINT positive_amount_check;
 
 -- context: domain-column=other:orders.total large=orders
 ALTER DOMAIN positive_amount ADD CONSTRAINT positive_amount_check CHECK (VALUE > 0);
+
+-- context: domain-column=positive_amount:orders.total large=orders domain-not-null=positive_amount
+ALTER DOMAIN positive_amount SET NOT NULL;
