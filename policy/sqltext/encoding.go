@@ -424,3 +424,45 @@ func ServerText(enc, text string) (string, error) {
 	}
 	return out, nil
 }
+
+// MessageText is text of pgguard's own (a refusal, a warning) in the bytes
+// of the client_encoding enc, as the server writes its messages: the
+// names in it that pgguard read from the client's statement (a placeholder
+// as the bytes it stands for) in the client's own bytes, and a character
+// the encoding cannot write as '?'.
+func MessageText(enc, text string) string {
+	if out, err := ServerText(enc, text); err == nil {
+		return out
+	}
+	ce, ok := converter(enc)
+	if !ok {
+		return text
+	}
+	var b strings.Builder
+	for _, r := range text {
+		switch {
+		case r < 0x80 || isPlaceholder(r):
+			b.WriteRune(r)
+		case ce.enc == nil:
+			b.WriteByte('?')
+		default:
+			if _, err := ce.enc.NewEncoder().String(string(r)); err != nil {
+				b.WriteByte('?')
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	if out, err := ServerText(enc, b.String()); err == nil {
+		return out
+	}
+	// A placeholder cut from its character: only ASCII is certain.
+	var a strings.Builder
+	for _, r := range text {
+		if r >= 0x80 {
+			r = '?'
+		}
+		a.WriteRune(r)
+	}
+	return a.String()
+}

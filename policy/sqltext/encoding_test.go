@@ -80,3 +80,18 @@ func TestClientText(t *testing.T) {
 		t.Errorf("ServerText = %q, %v", s, err)
 	}
 }
+
+func TestMessageText(t *testing.T) {
+	for _, tc := range []struct{ enc, in, want string }{
+		{"UTF8", "on \"表\" → x", "on \"表\" → x"},
+		{"SJIS", "on \"表\".a", "on \"\x95\x5c\".a"},
+		{"SJIS", "on \"表\" → x", "on \"\x95\x5c\" \x81\xa8 x"},
+		{"LATIN1", "on \"é\" → x", "on \"\xe9\" ? x"},
+		{"EUC_TW", "on \"\ufdda\ufde4\ufdda\ufde1\" → x", "on \"\xa4\xa1\" ? x"},
+		{"EUC_TW", "on \"\ufdda\ufde4\" → x", "on \"??\" ? x"}, // half a character: not written
+	} {
+		if got := MessageText(tc.enc, tc.in); got != tc.want {
+			t.Errorf("MessageText(%s, %q) = %q, want %q", tc.enc, tc.in, got, tc.want)
+		}
+	}
+}
