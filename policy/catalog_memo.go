@@ -34,18 +34,20 @@ type memoAnswer struct {
 	size TableSize
 	eff  Effects
 	fns  []Function
+	cols []DomainColumn
 	ok   bool
 }
 
 var (
-	_ Catalog            = (*memoCatalog)(nil)
-	_ ColumnTyper        = (*memoCatalog)(nil)
-	_ ColumnIndexCatalog = (*memoCatalog)(nil)
-	_ DomainCatalog      = (*memoCatalog)(nil)
-	_ EnumCatalog        = (*memoCatalog)(nil)
-	_ MatViewPopulater   = (*memoCatalog)(nil)
-	_ PartitionCatalog   = (*memoCatalog)(nil)
-	_ SizeProvenance     = (*memoCatalog)(nil)
+	_ Catalog             = (*memoCatalog)(nil)
+	_ ColumnTyper         = (*memoCatalog)(nil)
+	_ ColumnIndexCatalog  = (*memoCatalog)(nil)
+	_ DomainCatalog       = (*memoCatalog)(nil)
+	_ DomainColumnCatalog = (*memoCatalog)(nil)
+	_ EnumCatalog         = (*memoCatalog)(nil)
+	_ MatViewPopulater    = (*memoCatalog)(nil)
+	_ PartitionCatalog    = (*memoCatalog)(nil)
+	_ SizeProvenance      = (*memoCatalog)(nil)
 )
 
 // SizesFrom passes on where the wrapped catalog's sizes come from ("" for
@@ -471,4 +473,16 @@ func (m *memoCatalog) UserCode(ctx context.Context, relations, functions []Table
 		return nil, false
 	}
 	return uc.UserCode(ctx, relations, functions)
+}
+
+func (m *memoCatalog) DomainColumns(ctx context.Context, typ string) ([]DomainColumn, bool, bool) {
+	dc, ok := m.inner.(DomainColumnCatalog)
+	if m.empty("DomainColumns", typ) || !ok {
+		return nil, false, false
+	}
+	a := m.ask([]string{"DomainColumns", typ}, func() (a memoAnswer) {
+		a.cols, a.a, a.ok = dc.DomainColumns(ctx, typ)
+		return a
+	})
+	return a.cols, a.a, a.ok
 }

@@ -21,7 +21,37 @@ var _ interface {
 	ColumnTyper
 	EnumCatalog
 	PartitionCatalog
+	DomainColumnCatalog
 } = (*pgCatalog)(nil)
+
+func (c *pgCatalog) DomainColumns(ctx context.Context, typ string) ([]DomainColumn, bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var notNull bool
+	if err := c.conn.QueryRow(ctx, `SELECT typnotnull FROM pg_type WHERE oid = to_regtype($1) AND typtype = 'd'`, typ).Scan(&notNull); err == pgx.ErrNoRows {
+		return nil, false, true
+	} else if err != nil {
+		return nil, false, false
+	}
+	rows, err := c.conn.Query(ctx, `WITH RECURSIVE d(t) AS (SELECT to_regtype($1)::oid
+		UNION SELECT t.oid FROM pg_type t JOIN d ON t.typbasetype = d.t WHERE t.typtype = 'd')
+		SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY 1, 2, a.attnum`, typ)
+	if err != nil {
+		return nil, false, false
+	}
+	defer rows.Close()
+	var out []DomainColumn
+	for rows.Next() {
+		var col DomainColumn
+		if rows.Scan(&col.Table.Schema, &col.Table.Name, &col.Column) != nil {
+			return nil, false, false
+		}
+		out = append(out, col)
+	}
+	return out, notNull, rows.Err() == nil
+}
 
 func (c *pgCatalog) queryRow(ctx context.Context, sql string, args []any, dest ...any) bool {
 	c.mu.Lock()

@@ -177,6 +177,38 @@ func (c *Check) Domain(typ string) (domain, constrained bool, def, base string, 
 	return dc.Domain(c.Ctx, typ)
 }
 
+// DomainColumn is a column of a domain, or of a domain over it, in a
+// table or materialized view: a column whose every value ALTER DOMAIN ...
+// ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL check.
+type DomainColumn struct {
+	Table  Table
+	Column string
+}
+
+// DomainColumnCatalog is an optional Catalog extension for ALTER DOMAIN:
+// the columns PostgreSQL checks when a domain gains a constraint
+// (validateDomainConstraint, AlterDomainNotNull: every relation with a
+// column of the domain or of a domain over it, of which it scans the
+// tables and materialized views).
+type DomainColumnCatalog interface {
+	// DomainColumns lists the columns of the domain typ (as SQL writes
+	// it) and of the domains over it, in tables and materialized views,
+	// and whether typ is NOT NULL already (SET NOT NULL then does
+	// nothing); none when typ is no domain.
+	DomainColumns(ctx context.Context, typ string) (cols []DomainColumn, notNull, ok bool)
+}
+
+// DomainColumns asks the catalog, when it implements DomainColumnCatalog,
+// which columns use the domain typ and whether it is NOT NULL; ok is
+// false otherwise.
+func (c *Check) DomainColumns(typ string) ([]DomainColumn, bool, bool) {
+	dc, is := c.Session.Catalog.(DomainColumnCatalog)
+	if !is || typ == "" {
+		return nil, false, false
+	}
+	return dc.DomainColumns(c.Ctx, typ)
+}
+
 // ColumnTyper is an optional Catalog extension that names a column's type
 // (format_type), so that recipes can spell out a new column's type.
 type ColumnTyper interface {

@@ -19,6 +19,7 @@ var ruleFixes = map[string]string{
 	"add-foreign-key":                      "add it NOT VALID, then VALIDATE CONSTRAINT {separate}{notvalid:fk}.",
 	"add-primary-key":                      "build a unique index CONCURRENTLY, {outside-index}, then ADD PRIMARY KEY USING INDEX.",
 	"add-unique-constraint":                "build a unique index CONCURRENTLY, {outside-index}, then ADD CONSTRAINT ... UNIQUE USING INDEX.",
+	"alter-domain-constraint":              "keep the domain's constraint NOT VALID (ADD CONSTRAINT ... NOT VALID) and check the existing rows with a CHECK NOT VALID on each table's column, VALIDATEd {separate}: the domain's own VALIDATE CONSTRAINT blocks writes as it scans.",
 	"alter-column-type":                    "add a column of the new type, keep it in step with a trigger, backfill it in batches of 10000 {backfill}, then swap it in for the old one in one short transaction.",
 	"attach-partition":                     "add a CHECK constraint matching the partition bounds NOT VALID, VALIDATE it {separate}, then ATTACH.",
 	"cluster":                              "use pg_repack, which reorders the table online, or run CLUSTER in a maintenance window.",

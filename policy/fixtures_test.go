@@ -121,6 +121,21 @@ func fixtureContext(t testing.TB, text string) *Context {
 			case "resolves": // TABLE:SCHEMA: the search_path finds TABLE in SCHEMA
 				name, schema, _ := strings.Cut(val, ":")
 				catalog().relations[name] = Relation{Exists: true, Schema: schema}
+			case "domain-column": // DOMAIN:TABLE.COLUMN has a column of the domain; domains named by none have no column
+				dom, tc, _ := strings.Cut(val, ":")
+				col := ParseTableName(tc) // TABLE.COLUMN reads like schema.table
+				if col.Schema == "" {
+					t.Fatalf("bad directive %q", item)
+				}
+				if catalog().domainColumns == nil {
+					catalog().domainColumns = map[string][]DomainColumn{}
+				}
+				catalog().domainColumns[dom] = append(catalog().domainColumns[dom], DomainColumn{Table: ParseTableName(col.Schema), Column: col.Name})
+			case "domain-not-null": // the domain DOMAIN is NOT NULL already
+				if catalog().domainNotNull == nil {
+					catalog().domainNotNull = map[string]bool{}
+				}
+				catalog().domainNotNull[val] = true
 			case "creation-schema": // unqualified CREATEs go to SCHEMA
 				catalog().creationSchema = val
 			default:
@@ -152,16 +167,25 @@ type fakeCatalog struct {
 	invalid        map[string]bool
 	notNullChecks  map[string]bool // "table.column"
 	volatility     map[string]Volatility
-	columnTypes    map[string]string     // "table.column"
-	enums          map[string]bool       // enum types
-	unique         map[string]bool       // materialized views with a unique index
-	populated      map[string]bool       // populated materialized views
-	rows           *int64                // EstimateRows' answer for any statement
-	partKeys       map[string]string     // partitioned table -> "strategy:col,col"
-	boundChecks    map[string]bool       // tables with a validated CHECK on their partition key
-	relations      map[string]Relation   // what a name resolves to; others unknown
-	creationSchema string                // "": unknown
-	uniqueKeys     map[string][][]string // KeyCatalog's answer; nil: unknown
+	columnTypes    map[string]string         // "table.column"
+	enums          map[string]bool           // enum types
+	unique         map[string]bool           // materialized views with a unique index
+	populated      map[string]bool           // populated materialized views
+	rows           *int64                    // EstimateRows' answer for any statement
+	partKeys       map[string]string         // partitioned table -> "strategy:col,col"
+	boundChecks    map[string]bool           // tables with a validated CHECK on their partition key
+	relations      map[string]Relation       // what a name resolves to; others unknown
+	creationSchema string                    // "": unknown
+	uniqueKeys     map[string][][]string     // KeyCatalog's answer; nil: unknown
+	domainColumns  map[string][]DomainColumn // DomainColumnCatalog's answer; nil: unknown
+	domainNotNull  map[string]bool           // domains that are NOT NULL already
+}
+
+func (f *fakeCatalog) DomainColumns(_ context.Context, typ string) ([]DomainColumn, bool, bool) {
+	if f.domainColumns == nil {
+		return nil, false, false
+	}
+	return f.domainColumns[typ], f.domainNotNull[typ], true
 }
 
 func (f *fakeCatalog) UniqueKeys(_ context.Context, table string) ([][]string, bool) {

@@ -41,7 +41,8 @@ var ruleSteps = map[string][]step{
 	"add-foreign-key":                      {stepSeparate},
 	"add-primary-key":                      {stepOutside},
 	"add-unique-constraint":                {stepOutside},
-	"alter-column-type":                    {stepBackfill}, // an enum's: stepOutside (ADD VALUE), see stepsOf
+	"alter-column-type":                    {stepBackfill},
+	"alter-domain-constraint":              {stepSeparate}, // an enum's: stepOutside (ADD VALUE), see stepsOf
 	"attach-partition":                     {stepSeparate},
 	"concurrently-in-transaction":          {stepOutside},
 	"create-index":                         {stepOutside},

@@ -197,7 +197,7 @@ func TestLockTimeoutFollowsTheQuery(t *testing.T) {
 	// 6. An application statement beside a DDL in one Query runs with
 	// pgguard's value: a row-lock wait is cancelled.
 	t.Run("UPDATE row wait; DDL", func(t *testing.T) {
-		t.Skip("known gap (README): pgguard sets lock_timeout before the whole Query, so a statement beside the DDL in it gets it too")
+		t.Skip("known gap, no sound fix (README, lock_timeout: \"Not covered\"): pgguard sets lock_timeout before the whole Query, so a statement beside the DDL in it gets it too; splitting the Query would end its implicit transaction early, and injecting SET statements into it changes current_query(), error positions and the CommandComplete stream the client sees")
 		_, p := rtCompare(t, "", []string{"@rowlock rt_u", "UPDATE rt_u SET v = 'b' WHERE id = 1; " + alter})
 		if strings.Contains(p[0], "55P03") {
 			t.Errorf("application UPDATE cancelled by pgguard's lock_timeout: %s", p[0])

@@ -21,7 +21,8 @@ import (
 var borrowSchema = []string{
 	"CREATE TABLE accounts (id bigint PRIMARY KEY, email text, status text, amount int, note text)",
 	"CREATE TABLE orders (id bigint PRIMARY KEY, account_id bigint, total int)",
-	"CREATE TABLE ledger (id bigint, amount int)",
+	"CREATE DOMAIN ledger_amount AS int",
+	"CREATE TABLE ledger (id bigint, amount ledger_amount)",
 	"CREATE TABLE events (at date NOT NULL, n int) PARTITION BY RANGE (at)",
 	"CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
 	"CREATE TABLE events_2027 (at date NOT NULL, n int)",
@@ -85,6 +86,7 @@ var borrowCases = []borrowCase{
 	{rule: "set-logged", sql: "ALTER TABLE ledger SET UNLOGGED", inTx: true},
 	{rule: "set-access-method", sql: "ALTER TABLE ledger SET ACCESS METHOD heap", inTx: true},
 	{rule: "set-tablespace", sql: "ALTER TABLE ledger SET TABLESPACE pg_default", inTx: true},
+	{rule: "alter-domain-constraint", sql: "ALTER DOMAIN ledger_amount ADD CONSTRAINT ledger_amount_nonnegative CHECK (VALUE >= 0)", inTx: true},
 	{rule: "validate-in-same-transaction", sql: "ALTER TABLE orders VALIDATE CONSTRAINT orders_total_check", inTx: true,
 		earlier: []string{"ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total >= 0) NOT VALID"}},
 }

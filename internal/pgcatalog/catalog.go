@@ -47,19 +47,20 @@ type Catalog struct {
 }
 
 var (
-	_ policy.Catalog            = (*Catalog)(nil)
-	_ policy.ColumnTyper        = (*Catalog)(nil)
-	_ policy.ColumnIndexCatalog = (*Catalog)(nil)
-	_ policy.DomainCatalog      = (*Catalog)(nil)
-	_ policy.EnumCatalog        = (*Catalog)(nil)
-	_ policy.MatViewPopulater   = (*Catalog)(nil)
-	_ policy.PartitionCatalog   = (*Catalog)(nil)
-	_ policy.RelationCatalog    = (*Catalog)(nil)
-	_ policy.LockCatalog        = (*Catalog)(nil)
-	_ policy.KeyCatalog         = (*Catalog)(nil)
-	_ policy.RowCounter         = (*Catalog)(nil)
-	_ policy.ConcurrentCatalog  = (*Catalog)(nil)
-	_ policy.PreparedCatalog    = (*Catalog)(nil)
+	_ policy.Catalog             = (*Catalog)(nil)
+	_ policy.ColumnTyper         = (*Catalog)(nil)
+	_ policy.ColumnIndexCatalog  = (*Catalog)(nil)
+	_ policy.DomainCatalog       = (*Catalog)(nil)
+	_ policy.DomainColumnCatalog = (*Catalog)(nil)
+	_ policy.EnumCatalog         = (*Catalog)(nil)
+	_ policy.MatViewPopulater    = (*Catalog)(nil)
+	_ policy.PartitionCatalog    = (*Catalog)(nil)
+	_ policy.RelationCatalog     = (*Catalog)(nil)
+	_ policy.LockCatalog         = (*Catalog)(nil)
+	_ policy.KeyCatalog          = (*Catalog)(nil)
+	_ policy.RowCounter          = (*Catalog)(nil)
+	_ policy.ConcurrentCatalog   = (*Catalog)(nil)
+	_ policy.PreparedCatalog     = (*Catalog)(nil)
 )
 
 // relationFilter returns the FROM/WHERE part that finds a relation by a
@@ -313,6 +314,45 @@ func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, s
 		base = *row[3]
 	}
 	return IsTrue(row[0]), IsTrue(row[1]), def, base, true
+}
+
+// DomainColumns lists the columns of tables and materialized views whose
+// type is the domain typ or a domain over it, to the end: those ALTER
+// DOMAIN ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL scan
+// (get_rels_with_domain keeps relkinds r and m). A column of an array,
+// composite or range over the domain makes PostgreSQL refuse the
+// statement instead, so it is not listed. notNull: typ is NOT NULL
+// already (AlterDomainNotNull then does nothing). None when typ is no
+// domain.
+func (c *Catalog) DomainColumns(ctx context.Context, typ string) ([]policy.DomainColumn, bool, bool) {
+	if blank(typ) {
+		return nil, false, false
+	}
+	rows, ok := c.query("WITH RECURSIVE d(t) AS (SELECT t.oid FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd'" +
+		" UNION SELECT t.oid FROM pg_catalog.pg_type t JOIN d ON t.typbasetype = d.t WHERE t.typtype = 'd')" +
+		" SELECT dom.typnotnull, u.nspname, u.relname, u.attname" +
+		" FROM (SELECT t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd') dom" +
+		" LEFT JOIN (SELECT n.nspname, c.relname, a.attname, a.attnum FROM pg_catalog.pg_attribute a" +
+		" JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')" +
+		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
+		" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped) u ON true" +
+		" ORDER BY u.nspname, u.relname, u.attnum")
+	if !ok {
+		return nil, false, false
+	}
+	var out []policy.DomainColumn
+	notNull := false
+	for _, r := range rows {
+		if len(r) != 4 {
+			return nil, false, false
+		}
+		notNull = IsTrue(r[0])
+		if r[1] == nil || r[2] == nil || r[3] == nil {
+			continue // a domain no column uses
+		}
+		out = append(out, policy.DomainColumn{Table: policy.Table{Schema: *r[1], Name: *r[2]}, Column: *r[3]})
+	}
+	return out, notNull, true
 }
 
 // IsEnum reports whether a type (as format_type spells it) is an enum.

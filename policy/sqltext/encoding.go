@@ -23,7 +23,7 @@ import (
 // byte (0x95 0x5c is one character in SJIS, not a backslash), so their
 // text is converted to UTF-8 before it is split or judged (ClientText). JOHAB is client-only
 // too, but PostgreSQL accepts only bytes 0xa1-0xfe after a JOHAB lead byte
-// (pg_johab_verifychar), so it needs no conversion.
+// (pg_johab_verifychar), so it is ASCII-safe.
 //
 // Which bytes make a valid character, and how many, is PostgreSQL's rule
 // (its pg_*_verifier in wchar.c, which the conversion from client_encoding
@@ -82,12 +82,18 @@ type conv struct {
 // that Go can read to their decoders and verifiers. The lexer
 // reads their bytes as the server does, but pg_query's parser takes only
 // UTF-8 (any other byte above 0x7f fails its parse), so their text is
-// converted too. EUC_TW, EUC_JIS_2004 and JOHAB, which Go cannot read,
-// are not: the split and the fast path read them right, and a statement
-// of theirs that must be parsed and holds a character above 0x7f is a
-// parse error (on_parse_error for DDL, SELECT ... INTO and a migration's
-// UPDATE or DELETE).
+// converted too. EUC_TW, EUC_JIS_2004, JOHAB and MULE_INTERNAL, which Go
+// has no tables for, are converted to placeholders only (enc nil): every
+// character PostgreSQL's verifier accepts is a placeholder, which splits,
+// classes and parses as the character does, and is written back as its own
+// bytes (ServerText), so a name in a catalog question is the client's. Go's
+// EUC-JP table is not used for EUC_JIS_2004: its plane 2 (SS3) is JIS X
+// 0213, not the JIS X 0212 of EUC-JP, and a few JIS X 0208 rows map to
+// other code points in PostgreSQL's table (wave dash): a wrong character
+// could name another relation, a placeholder names none.
 var asciiSafe = map[string]conv{
+	"EUC_TW": {nil, euctwVerify, false}, "EUC_JIS_2004": {nil, eucjpVerify, false},
+	"JOHAB": {nil, johabVerify, false}, "MULE_INTERNAL": {nil, muleVerify, false},
 	"LATIN1": {charmap.ISO8859_1, oneByte, true}, "LATIN2": {charmap.ISO8859_2, oneByte, true},
 	"LATIN3": {charmap.ISO8859_3, oneByte, true}, "LATIN4": {charmap.ISO8859_4, oneByte, true},
 	"LATIN5": {charmap.ISO8859_9, oneByte, true}, "LATIN6": {charmap.ISO8859_10, oneByte, true},
@@ -131,6 +137,67 @@ func eucjpVerify(s string, i int) int {
 		return -1
 	}
 	return 2
+}
+
+// euctwVerify is pg_euctw_verifier: SS2 (0x8e), a byte 0xa1-0xa7 and two
+// bytes 0xa1-0xfe (CNS 11643 planes 1-7), never SS3 (0x8f), else any byte
+// above 0x7f and a byte 0xa1-0xfe.
+func euctwVerify(s string, i int) int {
+	switch s[i] {
+	case 0x8e:
+		if i+4 > len(s) || s[i+1] < 0xa1 || s[i+1] > 0xa7 || !eucValid(s[i+2]) || !eucValid(s[i+3]) {
+			return -1
+		}
+		return 4
+	case 0x8f:
+		return -1
+	}
+	if i+2 > len(s) || !eucValid(s[i+1]) {
+		return -1
+	}
+	return 2
+}
+
+// johabVerify is pg_johab_verifier: pg_euc_mblen's length (3 after SS3,
+// 0x8f; else 2), every byte after the first 0xa1-0xfe.
+func johabVerify(s string, i int) int {
+	n := 2
+	if s[i] == 0x8f {
+		n = 3
+	}
+	if i+n > len(s) {
+		return -1
+	}
+	for j := i + 1; j < i+n; j++ {
+		if !eucValid(s[j]) {
+			return -1
+		}
+	}
+	return n
+}
+
+// muleVerify is pg_mule_verifier: pg_mule_mblen's length by the leading
+// byte (0x81-0x8d: 2; 0x9a, 0x9b, 0x90-0x99: 3; 0x9c, 0x9d: 4; any other:
+// 1), every byte after the first above 0x7f.
+func muleVerify(s string, i int) int {
+	c, n := s[i], 1
+	switch {
+	case c >= 0x81 && c <= 0x8d:
+		n = 2
+	case c == 0x9a || c == 0x9b || c >= 0x90 && c <= 0x99:
+		n = 3
+	case c == 0x9c || c == 0x9d:
+		n = 4
+	}
+	if i+n > len(s) {
+		return -1
+	}
+	for j := i + 1; j < i+n; j++ {
+		if s[j] < 0x80 {
+			return -1
+		}
+	}
+	return n
 }
 
 // euckrVerify is pg_euckr_verifier (and EUC_CN's): two bytes 0xa1-0xfe.
@@ -186,7 +253,7 @@ func gb18030Verify(s string, i int) int {
 }
 
 // converter returns how text in the client_encoding enc is converted to
-// UTF-8, or ok=false when it is not (UTF8, SQL_ASCII, EUC_TW, ...).
+// UTF-8, or ok=false when it is not (UTF8, SQL_ASCII).
 func converter(enc string) (ce conv, ok bool) {
 	name := strings.ToUpper(enc)
 	if ce, ok = clientOnly[name]; ok {
@@ -238,7 +305,10 @@ func ClientText(enc string, text string) (string, error) {
 	if !ok || IsASCII(text) {
 		return text, nil
 	}
-	dec := ce.enc.NewDecoder()
+	var dec *encoding.Decoder
+	if ce.enc != nil {
+		dec = ce.enc.NewDecoder()
+	}
 	var b strings.Builder
 	b.Grow(len(text) + len(text)/2)
 	for i := 0; i < len(text); {
@@ -252,9 +322,12 @@ func ClientText(enc string, text string) (string, error) {
 		if n < 0 {
 			return "", ErrEncoding
 		}
-		u, err := dec.String(text[i : i+n])
-		if ce.c1 && c <= 0x9f {
-			u, err = string(rune(c)), nil
+		u, err := "", error(nil)
+		switch {
+		case ce.c1 && c <= 0x9f:
+			u = string(rune(c))
+		case dec != nil:
+			u, err = dec.String(text[i : i+n])
 		}
 		if err != nil || !nonASCIIRunes(u) {
 			writePlaceholder(&b, text[i:i+n])
@@ -309,7 +382,10 @@ func ServerText(enc, text string) (string, error) {
 	if !ok || IsASCII(text) {
 		return text, nil
 	}
-	encd := ce.enc.NewEncoder()
+	var encd *encoding.Encoder
+	if ce.enc != nil {
+		encd = ce.enc.NewEncoder()
+	}
 	var b strings.Builder
 	for rest := text; len(rest) > 0; {
 		// The longest run without a placeholder, then the placeholder's
@@ -319,7 +395,14 @@ func ServerText(enc, text string) (string, error) {
 			k = len(rest)
 		}
 		if k > 0 {
-			out, err := encd.String(rest[:k])
+			out := rest[:k]
+			var err error
+			switch {
+			case encd != nil:
+				out, err = encd.String(out)
+			case !IsASCII(out):
+				err = ErrEncoding // only placeholders stand for its characters
+			}
 			if err != nil {
 				return "", ErrEncoding
 			}
@@ -340,4 +423,46 @@ func ServerText(enc, text string) (string, error) {
 		return "", ErrEncoding
 	}
 	return out, nil
+}
+
+// MessageText is text of pgguard's own (a refusal, a warning) in the bytes
+// of the client_encoding enc, as the server writes its messages: the
+// names in it that pgguard read from the client's statement (a placeholder
+// as the bytes it stands for) in the client's own bytes, and a character
+// the encoding cannot write as '?'.
+func MessageText(enc, text string) string {
+	if out, err := ServerText(enc, text); err == nil {
+		return out
+	}
+	ce, ok := converter(enc)
+	if !ok {
+		return text
+	}
+	var b strings.Builder
+	for _, r := range text {
+		switch {
+		case r < 0x80 || isPlaceholder(r):
+			b.WriteRune(r)
+		case ce.enc == nil:
+			b.WriteByte('?')
+		default:
+			if _, err := ce.enc.NewEncoder().String(string(r)); err != nil {
+				b.WriteByte('?')
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	if out, err := ServerText(enc, b.String()); err == nil {
+		return out
+	}
+	// A placeholder cut from its character: only ASCII is certain.
+	var a strings.Builder
+	for _, r := range text {
+		if r >= 0x80 {
+			r = '?'
+		}
+		a.WriteRune(r)
+	}
+	return a.String()
 }

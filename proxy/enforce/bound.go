@@ -344,7 +344,7 @@ func (m *Machine) judgeBind(eng *policy.Engine, bs boundStmt, text, why string, 
 	if !needsCare(ds) {
 		return pass()
 	}
-	v := verdictOf(ds)
+	v := m.verdictOf(ds)
 	events := []*observe.StatementEvent{m.event(v, bs.query)}
 	if v.reject == nil {
 		m.amend(m.batchPoint(), func(b *syncPoint) {

@@ -158,7 +158,7 @@ func (m *Machine) OnParse(n int) error {
 		m.obs.StatementsInspected(m.state.Target, 0, 1)
 		return m.conns.sendMessage(wire.ClientParse, body)
 	}
-	v := verdictOf(ds)
+	v := m.verdictOf(ds)
 	m.refuseForLocks(v, ds, executes > 0)
 	if m.unsynced {
 		// Looked for before the batch was sent (judgeAhead).
@@ -437,7 +437,7 @@ func (m *Machine) OnBind(n int) error {
 	m.unsynced = true
 	m.amend(m.batchPoint(), func(b *syncPoint) {
 		if b.swap == nil {
-			b.swap, b.marker = preparedConcurrentRefusal(v), rejectMarker
+			b.swap, b.marker = m.forClient(preparedConcurrentRefusal(v)), rejectMarker
 		}
 		b.events = append(b.events, events...)
 	})

@@ -3,6 +3,7 @@ package enforce
 import (
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
+	"github.com/pgguard/pgguard/policy/sqltext"
 )
 
 // internalQuery runs a simple Query of pgguard's own on the session's server
@@ -56,10 +57,43 @@ func internalMessages(sql string) []byte {
 // on the session's server connection.
 type sessionQuerier struct{ m *Machine }
 
+// The server reads the query, and writes the rows, in the session's
+// client_encoding, while the catalog's SQL and the names in it are text
+// as pgguard read the client's statement (UTF-8, a character Go cannot
+// read a placeholder): a name is written back in the client's bytes
+// (ServerText) and the rows are read as the client's (ClientText). Sent as
+// UTF-8, a table named in SJIS by a session in SJIS was another name to
+// the server: the catalog found no such table, and the rules' findings on
+// a missing relation were dropped. Text that cannot be written, or read,
+// in the encoding, or a name sent while a setting may be moving
+// (unanswered messages), is an unknown answer.
 func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
+	enc := q.m.state.Parameter("client_encoding")
+	if !sqltext.IsASCII(sql) {
+		if q.m.pending.Load() > 0 {
+			return nil, false
+		}
+		s, err := sqltext.ServerText(enc, sql)
+		if err != nil {
+			return nil, false
+		}
+		sql = s
+	}
 	out, err := q.m.internalQuery(sql)
 	if err != nil || out.errCode != "" {
 		return nil, false
+	}
+	for _, row := range out.rows {
+		for i, cell := range row {
+			if cell == nil || sqltext.IsASCII(*cell) {
+				continue
+			}
+			text, err := sqltext.ClientText(enc, *cell)
+			if err != nil {
+				return nil, false
+			}
+			row[i] = &text
+		}
 	}
 	return out.rows, true
 }

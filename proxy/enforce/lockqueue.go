@@ -814,7 +814,7 @@ func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Durati
 	m.log.Info("concurrent build: waits for older transactions", "sessions", strings.Join(pids, ","),
 		"user", m.state.User, "database", m.state.Database)
 	m.conns.ToClientMu.Lock()
-	m.conns.ToClient.Write(n.Encode(nil, true))
+	m.conns.ToClient.Write(m.forClient(n).Encode(nil, true))
 	err = m.conns.ToClient.Flush()
 	m.conns.ToClientMu.Unlock()
 	_ = err // a client gone is found by what comes next

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/policy"
+	"github.com/pgguard/pgguard/policy/sqltext"
 
 	"github.com/pgguard/pgguard/internal/wire"
 
@@ -290,7 +291,7 @@ func (m *Machine) OnQuery(n int) error {
 	idle := !m.state.InTransaction() && m.batch == nil && !m.behindBatch()
 	if !needsCare(ds) {
 		if advisory && m.batch == nil && !m.behindBatch() && m.liftable(false, true) && len(ds) == 1 {
-			return m.runLifted(verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
+			return m.runLifted(m.verdictOf(ds), nil, wire.Frame(wire.ClientQuery, body))
 		}
 		// The common case: nothing to do but count and pass it on.
 		m.obs.StatementsInspected(m.state.Target, 0, len(ds))
@@ -311,7 +312,7 @@ func (m *Machine) OnQuery(n int) error {
 		m.OnSync()
 		return m.conns.sendMessage(wire.ClientQuery, body)
 	}
-	v := verdictOf(ds)
+	v := m.verdictOf(ds)
 	m.refuseForLocks(v, ds, true)
 	events := []*observe.StatementEvent{m.event(v, sql)}
 	if v.rewritten != "" && v.reject == nil {
@@ -540,7 +541,7 @@ func (v *verdict) sql(orig string) string {
 	return orig
 }
 
-func verdictOf(ds []policy.StatementDecision) *verdict {
+func (m *Machine) verdictOf(ds []policy.StatementDecision) *verdict {
 	v := &verdict{decisions: ds}
 	for _, sd := range ds {
 		d := sd.Decision
@@ -554,9 +555,9 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 				}
 				v.rejects = append(v.rejects, *f)
 			case policy.Warn:
-				v.notices = append(v.notices, notice("WARNING", f, ""))
+				v.notices = append(v.notices, m.notice("WARNING", f, ""))
 			case policy.Rewrite:
-				v.notices = append(v.notices, notice("NOTICE", f, d.Rewritten))
+				v.notices = append(v.notices, m.notice("NOTICE", f, d.Rewritten))
 			}
 		}
 		if d.Action == policy.Rewrite && len(ds) == 1 {
@@ -570,7 +571,7 @@ func verdictOf(ds []policy.StatementDecision) *verdict {
 }
 
 // notice encodes a NoticeResponse for a warned or rewritten statement.
-func notice(severity string, f *policy.Finding, rewritten string) []byte {
+func (m *Machine) notice(severity string, f *policy.Finding, rewritten string) []byte {
 	e := &wire.PGError{Severity: severity, Code: "01000", Detail: f.Detail, Hint: f.Hint}
 	if rewritten != "" {
 		// Done already: a recipe would read like an instruction.
@@ -579,7 +580,22 @@ func notice(severity string, f *policy.Finding, rewritten string) []byte {
 	} else {
 		e.Message = "pgguard: " + f.RuleID + ": " + f.Message
 	}
-	return e.Encode(nil, true)
+	return m.forClient(e).Encode(nil, true)
+}
+
+// forClient writes a message of pgguard's own in the session's
+// client_encoding, as the server writes its own: the names in it, read
+// from the client's statement, in the client's bytes (sqltext.MessageText).
+// Sent as UTF-8, a refusal naming a table 表 reached an SJIS client as
+// other characters.
+func (m *Machine) forClient(e *wire.PGError) *wire.PGError {
+	enc := m.state.Parameter("client_encoding")
+	if !sqltext.ConvertsEncoding(enc) {
+		return e
+	}
+	c := *e
+	c.Message, c.Detail, c.Hint = sqltext.MessageText(enc, e.Message), sqltext.MessageText(enc, e.Detail), sqltext.MessageText(enc, e.Hint)
+	return &c
 }
 
 // refusal is the ErrorResponse a refused statement gets: SQLSTATE 42501,
@@ -607,7 +623,7 @@ func (m *Machine) refusal(v *verdict) *wire.PGError {
 		// does), so the recipe goes in both.
 		detail += "\nSafe recipe:\n" + f.Hint
 	}
-	return &wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: msg, Detail: detail, Hint: f.Hint}
+	return m.forClient(&wire.PGError{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: msg, Detail: detail, Hint: f.Hint})
 }
 
 // userCodeInTx reports whether a statement that the fast path would let

@@ -397,8 +397,8 @@ func (m *Machine) judgeAhead(eng *policy.Engine, query, judged string) bool {
 		w.catalog = true
 		d = judge(m.sessionCatalog(&pgcatalog.Catalog{Q: recordingQuerier{sessionQuerier{m}, w}}))
 	}
-	if ds := []policy.StatementDecision{{Statement: stmt, Decision: d}}; look && verdictOf(ds).reject == nil {
-		v := verdictOf(ds)
+	if ds := []policy.StatementDecision{{Statement: stmt, Decision: d}}; look && m.verdictOf(ds).reject == nil {
+		v := m.verdictOf(ds)
 		w.looked = true
 		w.reject = m.lookBeforeQueue(v, ds)
 		w.queueWait, w.queueBlocker = v.queueWait, v.queueBlocker
