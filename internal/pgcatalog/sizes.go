@@ -847,8 +847,12 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // after initdb (an OID from FirstNormalObjectId on), a relation that is
 // not a plain, partitioned or materialized table (a view's or a foreign
 // table's code would run), one with row security (its policies'
-// expressions), or whose partition keys or indexes use code of the
-// database's own, or any btree operator family of the database's own that
+// expressions), or whose partition keys, indexes, CHECK constraints (an
+// inheritance child's, which constraint exclusion folds) or extended
+// statistics (their expressions are folded) use code of the database's
+// own, a column the question reads of a type of the database's own (a
+// range type's subtype_diff estimates @>) but an enum or a domain over a
+// built-in type, or any btree operator family of the database's own that
 // holds a built-in operator (predicate proofs evaluate its operators), and
 // the question is not planned: ok=false, the borrower's fallback (all of
 // the source's rows), never small. Names are resolved with search_path
@@ -918,7 +922,19 @@ AND NOT EXISTS (WITH RECURSIVE tree(oid) AS (
       AND (EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indclass::pg_catalog.oid[]) o WHERE o >= 16384)
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd WHERE xd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND xd.objid = x.indexrelid AND xd.refobjid >= 16384
-          AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)))))
+          AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass))))
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd
+      WHERE xd.refobjid >= 16384 AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)
+        AND (xd.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+            AND xd.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)
+          OR xd.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass
+            AND xd.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid))))
+AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
+    AND t.oid >= 16384 AND t.typtype <> 'e' AND NOT (t.typtype = 'd' AND t.typbasetype < 16384))
 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_amop a WHERE a.amopfamily >= 16384 AND a.amopopr < 16384
   AND a.amopmethod = 403)`
 
