@@ -1,0 +1,127 @@
+package pgcatalog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/testkit/pgtest"
+	"github.com/pgguard/pgguard/policy"
+)
+
+// slowQuestion is a uat statement of whitelisted built-ins (strpos,
+// lpad, rpad) whose constant the planner folds: Boyer-Moore-Horspool's
+// worst case, haystack × needle comparisons, seconds of production's CPU
+// from a statement of a hundred bytes (a literal of a megabyte does the
+// same without lpad). n makes each statement, and so each question,
+// distinct: no answer is cached.
+func slowQuestion(t *testing.T, b *Borrowed, n int) string {
+	t.Helper()
+	sql := fmt.Sprintf("UPDATE accounts SET status = 'x' WHERE id < strpos(lpad('', 1000000, 'a'), rpad('b', %d, 'a'))", 40000+n)
+	q, ok := PlannerQuestion(sql, b.sourceName(context.Background()))
+	if !ok {
+		t.Fatalf("%s: no planner question", sql)
+	}
+	return q
+}
+
+func redteamDosRig(t *testing.T) (*pgtest.Server, *ConnQuerier, *LiveSizes, *Borrowed) {
+	pg, prod, uat := redteamServer(t)
+	for _, q := range []*ConnQuerier{prod, uat} {
+		mustExec(t, q, "CREATE TABLE accounts (id int PRIMARY KEY, status text)")
+	}
+	mustExec(t, prod, "INSERT INTO accounts SELECT g, 'open' FROM generate_series(1, 1500) g")
+	for _, q := range []*ConnQuerier{prod, uat} {
+		analyze(t, q)
+	}
+	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
+	if err := live.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pg, prod, live, &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+}
+
+// TestRedteamPlannerQuestionHoldsProductionLocks: the question takes
+// AccessShareLock on production's table when production parses it, and
+// holds it until the transaction ends; the monitor connection's only
+// bound is its statement_timeout, 60s (pgguard gives up on it after the
+// connect timeout and 10s, closing the socket, but the backend folds on).
+// A production migration's ALTER TABLE waits for the lock all that time,
+// and every query of the table queues behind the ALTER: a uat user stalls
+// production's table. Here production's own DDL, with a lock_timeout of
+// 5s, must get its lock.
+func TestRedteamPlannerQuestionHoldsProductionLocks(t *testing.T) {
+	_, prod, live, b := redteamDosRig(t)
+	question := slowQuestion(t, b, 60000)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		live.EstimateRowsAt(context.Background(), question, policy.Table{Schema: "public", Name: "accounts"})
+	}()
+	// Until production's backend of the question holds its lock.
+	for i := 0; ; i++ {
+		rows, ok := prod.Query("SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid" +
+			" WHERE a.application_name = 'pgguard-sizes' AND l.relation = 'public.accounts'::regclass AND l.granted")
+		if ok && len(rows) == 1 && rows[0][0] != nil && *rows[0][0] != "0" {
+			break
+		}
+		if i > 200 {
+			t.Fatal("the question never locked accounts")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	_, err := prod.Conn.Exec(prod.Ctx, "SET lock_timeout = '5s'; ALTER TABLE accounts ADD COLUMN note text; RESET lock_timeout").ReadAll()
+	t.Logf("production's ALTER TABLE: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Errorf("production's own ALTER TABLE accounts waited 5s for the lock a uat statement's planner question holds: %v", err)
+	}
+	<-done
+}
+
+// TestRedteamPlannerQuestionsOpenConnections: each question opens a
+// connection of its own to production, and nothing bounds how many are
+// open at once: uat sessions running slow statements side by side (each
+// its own, so none is answered from the cache) hold as many of
+// production's connections (max_connections, the monitor role's
+// CONNECTION LIMIT) busy folding constants, for up to a minute each.
+// pgguard must not have more than one question at a time under way in
+// production.
+func TestRedteamPlannerQuestionsOpenConnections(t *testing.T) {
+	_, prod, live, b := redteamDosRig(t)
+	const sessions = 4
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < sessions; i++ {
+		q := slowQuestion(t, b, i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			live.EstimateRowsAt(ctx, q, policy.Table{Schema: "public", Name: "accounts"})
+		}()
+	}
+	most := 0
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		rows, ok := prod.Query("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'pgguard-sizes' AND state = 'active' AND query LIKE '%pgguard_question%' AND pid <> pg_catalog.pg_backend_pid()")
+		if ok && len(rows) == 1 && rows[0][0] != nil {
+			var n int
+			fmt.Sscan(*rows[0][0], &n)
+			if n > most {
+				most = n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("at most %d of production's backends busy with questions at once", most)
+	if most > 1 {
+		t.Errorf("%d uat sessions kept %d of production's connections busy with planner questions at once; want at most 1", sessions, most)
+	}
+	cancel()
+	// Production's backends go on folding after pgguard gives up: end them.
+	prod.Query("SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity WHERE application_name = 'pgguard-sizes' AND pid <> pg_catalog.pg_backend_pid()")
+	wg.Wait()
+}
