@@ -2,6 +2,8 @@ package pgcatalog
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"testing"
@@ -83,20 +85,31 @@ func TestRedteamPlannerQuestionHoldsProductionLocks(t *testing.T) {
 
 // TestRedteamPlannerQuestionsOpenConnections: each question opens a
 // connection of its own to production, and nothing bounds how many are
-// open at once: uat sessions running slow statements side by side (each
-// its own, so none is answered from the cache) hold as many of
-// production's connections (max_connections, the monitor role's
-// CONNECTION LIMIT) busy folding constants, for up to a minute each.
-// pgguard must not have more than one question at a time under way in
-// production.
+// open at once. While production's own migration holds its table's lock
+// (a rewrite of accounts), every uat session's question of that table
+// (each its own statement, so none is answered from the cache) waits in
+// production's lock queue, on a connection of its own, for up to the
+// monitor connection's statement_timeout, a minute (pgguard gives up
+// after the connect timeout and 10s and closes the socket; the backend
+// waits on): uat sessions fill production's max_connections (or the
+// monitor role's CONNECTION LIMIT). pgguard must not have more than one
+// question at a time under way in production.
 func TestRedteamPlannerQuestionsOpenConnections(t *testing.T) {
-	_, prod, live, b := redteamDosRig(t)
+	pg, prod, live, b := redteamDosRig(t)
+	// Production's migration, holding the lock.
+	migration := connect(t, pg, "production")
+	mustExec(t, migration, "SET default_transaction_read_only = off")
+	mustExec(t, migration, "BEGIN")
+	mustExec(t, migration, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
 	const sessions = 4
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := 0; i < sessions; i++ {
-		q := slowQuestion(t, b, i)
+		q, ok := PlannerQuestion(fmt.Sprintf("UPDATE accounts SET status = 'x' WHERE id < %d", 10+i), b.sourceName(ctx))
+		if !ok {
+			t.Fatal("no planner question")
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -104,9 +117,9 @@ func TestRedteamPlannerQuestionsOpenConnections(t *testing.T) {
 		}()
 	}
 	most := 0
-	deadline := time.Now().Add(8 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
-		rows, ok := prod.Query("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'pgguard-sizes' AND state = 'active' AND query LIKE '%pgguard_question%' AND pid <> pg_catalog.pg_backend_pid()")
+		rows, ok := prod.Query("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'pgguard-sizes' AND query LIKE '%pgguard_question%' AND pid <> pg_catalog.pg_backend_pid()")
 		if ok && len(rows) == 1 && rows[0][0] != nil {
 			var n int
 			fmt.Sscan(*rows[0][0], &n)
@@ -116,12 +129,52 @@ func TestRedteamPlannerQuestionsOpenConnections(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("at most %d of production's backends busy with questions at once", most)
+	t.Logf("at most %d of production's connections held by questions at once", most)
 	if most > 1 {
-		t.Errorf("%d uat sessions kept %d of production's connections busy with planner questions at once; want at most 1", sessions, most)
+		t.Errorf("%d uat sessions held %d of production's connections with planner questions at once; want at most 1", sessions, most)
 	}
 	cancel()
-	// Production's backends go on folding after pgguard gives up: end them.
-	prod.Query("SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity WHERE application_name = 'pgguard-sizes' AND pid <> pg_catalog.pg_backend_pid()")
+	mustExec(t, migration, "ROLLBACK")
 	wg.Wait()
+}
+
+// TestRedteamPlannerQuestionWritesProductionWAL: production parses the
+// question as a temporary view, and a temporary view's rule is a row of
+// pg_rewrite, a catalog that is WAL-logged (and TOASTed): the question's
+// literals are written to production's WAL, which its standbys replay and
+// its archive keeps, even though the transaction is rolled back. A uat
+// statement's literal is bounded only by pgguard's MaxStatementMessage
+// (256MB): each such statement (each its own, so not answered from the
+// cache) writes that much of production's WAL. Here a 4MB literal must
+// not make production write a megabyte of WAL.
+func TestRedteamPlannerQuestionWritesProductionWAL(t *testing.T) {
+	_, prod, live, b := redteamDosRig(t)
+	lit := make([]byte, 0, 4<<20)
+	sum := md5.Sum([]byte("seed"))
+	for len(lit) < 4<<20 {
+		sum = md5.Sum(sum[:])
+		lit = append(lit, hex.EncodeToString(sum[:])...)
+	}
+	sql := "UPDATE accounts SET status = 'x' WHERE status = '" + string(lit) + "'"
+	question, ok := PlannerQuestion(sql, b.sourceName(context.Background()))
+	if !ok {
+		return // not asked of production
+	}
+	lsn := func() string {
+		rows, ok := prod.Query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+		if !ok {
+			t.Fatal(prod.Err)
+		}
+		return *rows[0][0]
+	}
+	before := lsn()
+	rows, ok := live.EstimateRowsAt(context.Background(), question, policy.Table{Schema: "public", Name: "accounts"})
+	after := lsn()
+	res, _ := prod.Query("SELECT pg_catalog.pg_wal_lsn_diff('" + after + "', '" + before + "')::bigint")
+	var wal int64
+	fmt.Sscan(*res[0][0], &wal)
+	t.Logf("estimate %d (%v); production wrote %d bytes of WAL for the question", rows, ok, wal)
+	if wal > 1<<20 {
+		t.Errorf("a uat statement with a 4MB literal made production write %d bytes of WAL (the question's temporary view)", wal)
+	}
 }
