@@ -858,7 +858,8 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // the source's rows), never small. Names are resolved with search_path
 // set to pg_catalog alone, so an unqualified operator or function can only
 // be a built-in one. The EXPLAIN itself runs read-only; the transaction is
-// rolled back, leaving nothing behind.
+// rolled back, leaving nothing behind. The whole question is cancelled
+// after questionTimeout.
 func EstimateRowsOn(ctx context.Context, q Querier, question string, table policy.Table) (int64, bool) {
 	form, ok := selectForm(question)
 	if !ok || hasParameters(form) || !plannerSafe(form) || strings.Contains(form, explainTag) {
@@ -882,7 +883,8 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	// text. Asked in a DO block that catches the error, it is not; the
 	// plan comes back through a setting of the transaction, "" when it
 	// was not planned.
-	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; DO " + explainTag +
+	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
+		QuoteLiteral(questionTimeout) + "; DO " + explainTag +
 		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
 		" BEGIN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + ";" +
 		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
@@ -899,6 +901,15 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	}
 	return planRows(*rows[0][0])
 }
+
+// questionTimeout bounds the question in the source (its statement_timeout
+// there): parsing and planning a statement of built-ins takes
+// milliseconds, but folding its constants can take as long as a uat
+// user's statement makes it (strpos of long strings, a regular
+// expression), all that time holding a lock on the question's tables
+// that the source's own DDL waits for, and every query of them behind it.
+// A question cancelled is not answered (all of the source's rows).
+const questionTimeout = "2s"
 
 // questionSafe is true when the rewrite rule r of the question's view
 // depends on nothing of the database's own that planning would run (see
