@@ -854,7 +854,8 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // range type's subtype_diff estimates @>) but an enum or a domain over a
 // built-in type, or any btree operator family of the database's own that
 // holds a built-in operator (predicate proofs evaluate its operators), and
-// the question is not planned: ok=false, the borrower's fallback (all of
+// the question is not planned; nor when an event trigger of the source
+// would fire for the view (noEventTrigger): ok=false, the borrower's fallback (all of
 // the source's rows), never small. Names are resolved with search_path
 // set to pg_catalog alone, so an unqualified operator or function can only
 // be a built-in one. The EXPLAIN itself runs read-only; the transaction is
@@ -886,7 +887,7 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
 		QuoteLiteral(questionTimeout) + "; DO " + explainTag +
 		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
-		" BEGIN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + ";" +
+		" BEGIN IF " + noEventTrigger + " THEN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + "; END IF;" +
 		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
 		" RAISE SQLSTATE 'P0001';" + // undoes the view
 		" EXCEPTION WHEN OTHERS THEN NULL; END;" +
@@ -910,6 +911,13 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 // that the source's own DDL waits for, and every query of them behind it.
 // A question cancelled is not answered (all of the source's rows).
 const questionTimeout = "2s"
+
+// noEventTrigger is true when no event trigger of the source would fire
+// for the question's CREATE TEMPORARY VIEW (a DDL audit's code would run,
+// with the question in its current_query()): otherwise the view is not
+// created, and the question not planned.
+const noEventTrigger = `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtenabled <> 'D'
+  AND e.evtevent IN ('ddl_command_start', 'ddl_command_end') AND (e.evttags IS NULL OR 'CREATE VIEW' = ANY (e.evttags)))`
 
 // questionSafe is true when the rewrite rule r of the question's view
 // depends on nothing of the database's own that planning would run (see
