@@ -883,16 +883,18 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	// or EXPLAIN then fails, and a failed statement is logged with its
 	// text. Asked in a DO block that catches the error, it is not; the
 	// plan comes back through a setting of the transaction, "" when it
-	// was not planned.
+	// was not planned. query_canceled is caught too (OTHERS does not
+	// catch it): the question's statement_timeout, while it waits for a
+	// lock production's own DDL holds, would log it all.
 	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
 		QuoteLiteral(questionTimeout) + "; DO " + explainTag +
 		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
 		" BEGIN IF " + noEventTrigger + " THEN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + "; END IF;" +
 		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
 		" RAISE SQLSTATE 'P0001';" + // undoes the view
-		" EXCEPTION WHEN OTHERS THEN NULL; END;" +
+		" EXCEPTION WHEN OTHERS OR query_canceled THEN NULL; END;" +
 		" IF safe THEN PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);" +
-		" BEGIN EXECUTE " + QuoteLiteral(explain) + " INTO plan; EXCEPTION WHEN OTHERS THEN plan := ''; END;" +
+		" BEGIN EXECUTE " + QuoteLiteral(explain) + " INTO plan; EXCEPTION WHEN OTHERS OR query_canceled THEN plan := ''; END;" +
 		" END IF;" +
 		" PERFORM pg_catalog.set_config('pgguard.explain', plan, true);" +
 		" END " + explainTag + "; SELECT pg_catalog.current_setting('pgguard.explain', true)")
