@@ -886,15 +886,25 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	// was not planned. query_canceled is caught too (OTHERS does not
 	// catch it): the question's statement_timeout, while it waits for a
 	// lock production's own DDL holds, would log it all.
-	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
-		QuoteLiteral(questionTimeout) + "; DO " + explainTag +
+	//
+	// The statement's text goes in settings of the transaction, in a
+	// message of its own that takes no time: a message the source finds
+	// slow (log_min_duration_statement) is logged whole, and the slow one,
+	// the DO block, then holds no literal of the statement.
+	if _, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
+		QuoteLiteral(questionTimeout) + "; SET LOCAL pgguard.question = " + QuoteLiteral(form) +
+		"; SET LOCAL pgguard.question_explain = " + QuoteLiteral(explain)); !ok {
+		q.Query("ROLLBACK")
+		return 0, false
+	}
+	rows, ok := q.Query("DO " + explainTag +
 		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
-		" BEGIN IF " + noEventTrigger + " THEN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + "; END IF;" +
+		" BEGIN IF " + noEventTrigger + " THEN EXECUTE 'CREATE TEMPORARY VIEW pgguard_question AS ' || pg_catalog.current_setting('pgguard.question'); END IF;" +
 		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
 		" RAISE SQLSTATE 'P0001';" + // undoes the view
 		" EXCEPTION WHEN OTHERS OR query_canceled THEN NULL; END;" +
 		" IF safe THEN PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);" +
-		" BEGIN EXECUTE " + QuoteLiteral(explain) + " INTO plan; EXCEPTION WHEN OTHERS OR query_canceled THEN plan := ''; END;" +
+		" BEGIN EXECUTE pg_catalog.current_setting('pgguard.question_explain') INTO plan; EXCEPTION WHEN OTHERS OR query_canceled THEN plan := ''; END;" +
 		" END IF;" +
 		" PERFORM pg_catalog.set_config('pgguard.explain', plan, true);" +
 		" END " + explainTag + "; SELECT pg_catalog.current_setting('pgguard.explain', true)")
