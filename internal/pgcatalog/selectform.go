@@ -432,3 +432,27 @@ var pureFunctions = map[string]bool{
 	"array_length": true, "cardinality": true, "jsonb_typeof": true, "json_typeof": true,
 	"jsonb_array_length": true, "json_array_length": true,
 }
+
+// readRelations are the relations sql names (its CTEs' names aside), as
+// it spells them; nil when it cannot be parsed.
+func readRelations(sql string) []policy.Table {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil {
+		return nil
+	}
+	ctes := map[string]bool{}
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if c := n.GetCommonTableExpr(); c != nil {
+			ctes[c.Ctename] = true
+		}
+		return true
+	})
+	var out []policy.Table
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if rv := n.GetRangeVar(); rv != nil && !(rv.Schemaname == "" && rv.Catalogname == "" && ctes[rv.Relname]) {
+			out = append(out, policy.TableOf(rv))
+		}
+		return true
+	})
+	return out
+}

@@ -816,18 +816,55 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 		return rows, ok
 	}
 	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
-		if target, _, t, found := b.statementSource(ctx, sql); found {
+		if target, s, t, found := b.statementSource(ctx, sql); found {
 			if own, ok := b.Catalog.TableSize(ctx, target); ok && own.Rows == 0 {
 				if question, ok := PlannerQuestion(sql, b.sourceName(ctx)); ok {
 					if est, ok := p.EstimateRowsAt(ctx, question, t); ok {
 						return est, true
 					}
 				}
+			} else if ok && b.readsEmptyTable(ctx, sql, target) {
+				// Another table the statement reads is empty here but
+				// not in the source: the own planner's share (of a join
+				// with nothing) says nothing of the statement either.
+				if question, ok := PlannerQuestion(sql, b.sourceName(ctx)); ok {
+					if est, ok := p.EstimateRowsAt(ctx, question, t); ok {
+						return est, true
+					}
+				}
+				src, _ := s.TableSize(t.Schema, t.Name)
+				if StatementOnly(sql) && target == StatementTable(sql).String() {
+					if r := s.Relation(t.Schema, t.Name); r != nil && r.OwnRows != nil {
+						return *r.OwnRows, true
+					}
+				}
+				return src.Rows, true
 			}
 		}
 	}
 	scaled, _ := b.scale(ctx, sql, rows)
 	return scaled, true
+}
+
+// readsEmptyTable reports whether sql reads a relation besides target that
+// is empty in the own database but has rows in the source.
+func (b *Borrowed) readsEmptyTable(ctx context.Context, sql, target string) bool {
+	for _, rel := range readRelations(sql) {
+		name := rel.String()
+		if name == target {
+			continue
+		}
+		own, ok := b.Catalog.TableSize(ctx, name)
+		if !ok || own.Rows > 0 {
+			continue
+		}
+		if s, t, ok := b.source(ctx, name); ok {
+			if size, ok := s.TableSize(t.Schema, t.Name); ok && size.Rows > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // EstimateRowsOn is what a SourcePlanner answers over q, a connection of
