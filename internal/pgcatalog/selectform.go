@@ -1,6 +1,7 @@
 package pgcatalog
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -602,12 +603,23 @@ func splitIdentifiers(s string) ([]string, bool) {
 // commonly calls, which read no table, may appear; a function named in any
 // schema but pg_catalog, or any other, makes it unsafe.
 func plannerSafe(sql string) bool {
+	if len(sql) > maxQuestion {
+		return false
+	}
 	tree, err := sqltext.PgParse(sql)
 	if err != nil || len(tree.Stmts) != 1 {
 		return false
 	}
 	safe := true
 	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if c := n.GetAConst(); c != nil && (hugeNumber(c.GetFval().GetFval()) || hugeNumber(c.GetSval().GetSval())) {
+			safe = false
+			return false
+		}
+		if e := n.GetAExpr(); e != nil && len(e.Name) > 0 && e.Name[len(e.Name)-1].GetString_().GetSval() == "^" {
+			safe = false
+			return false
+		}
 		f := n.GetFuncCall()
 		if f == nil {
 			return safe
@@ -631,8 +643,34 @@ func plannerSafe(sql string) bool {
 	return safe
 }
 
+// hugeNumber reports whether s spells a number in exponent notation of
+// more than a thousand digits ('1e131000'): a few bytes whose numeric
+// value the planner multiplies, divides or prints digit by digit, serving
+// no interrupt (statement_timeout) meanwhile. The ^ operator makes such
+// values too (10::numeric ^ 100000) and is refused the same way.
+func hugeNumber(s string) bool {
+	m := hugeNumberRe.FindStringSubmatch(s)
+	if m == nil {
+		return false
+	}
+	exp, err := strconv.Atoi(m[1])
+	return err != nil || exp > 1000
+}
+
+var hugeNumberRe = regexp.MustCompile(`^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?0*([0-9]+)\s*$`)
+
+// maxQuestion bounds the planner question's text: the source writes it
+// to its WAL (the temporary view's rule is a row of pg_rewrite), and
+// folding its constants costs up to the square of its length (strpos,
+// split_part: no interrupt is served meanwhile, statement_timeout
+// included). A longer statement is estimated as all of the source's rows.
+const maxQuestion = 16 << 10
+
 // pureFunctions are built-in functions that read no table: their value
-// depends on their arguments (and the clock) alone.
+// depends on their arguments (and the clock) alone. None makes a value
+// much longer than its arguments' text (lpad, rpad, repeat and replace
+// would: a gigabyte from a statement of a few bytes, in the source's
+// memory, folded while it holds the question's locks).
 var pureFunctions = map[string]bool{
 	"now": true, "statement_timestamp": true, "transaction_timestamp": true, "clock_timestamp": true,
 	"date_trunc": true, "date_part": true, "extract": true, "age": true, "make_interval": true,
@@ -640,9 +678,33 @@ var pureFunctions = map[string]bool{
 	"to_date": true, "to_char": true, "to_number": true, "timezone": true,
 	"lower": true, "upper": true, "length": true, "char_length": true, "octet_length": true,
 	"btrim": true, "ltrim": true, "rtrim": true, "substr": true, "substring": true, "left": true,
-	"right": true, "position": true, "strpos": true, "replace": true, "split_part": true,
-	"concat": true, "concat_ws": true, "lpad": true, "rpad": true, "md5": true,
+	"right": true, "position": true, "strpos": true, "split_part": true,
+	"concat": true, "concat_ws": true, "md5": true,
 	"abs": true, "round": true, "floor": true, "ceil": true, "ceiling": true, "trunc": true, "mod": true,
 	"array_length": true, "cardinality": true, "jsonb_typeof": true, "json_typeof": true,
 	"jsonb_array_length": true, "json_array_length": true,
+}
+
+// readRelations are the relations sql names (its CTEs' names aside), as
+// it spells them; nil when it cannot be parsed.
+func readRelations(sql string) []policy.Table {
+	tree, err := sqltext.PgParse(sql)
+	if err != nil {
+		return nil
+	}
+	ctes := map[string]bool{}
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if c := n.GetCommonTableExpr(); c != nil {
+			ctes[c.Ctename] = true
+		}
+		return true
+	})
+	var out []policy.Table
+	policy.Walk(tree, func(n *pg_query.Node) bool {
+		if rv := n.GetRangeVar(); rv != nil && !(rv.Schemaname == "" && rv.Catalogname == "" && ctes[rv.Relname]) {
+			out = append(out, policy.TableOf(rv))
+		}
+		return true
+	})
+	return out
 }

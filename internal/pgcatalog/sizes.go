@@ -919,18 +919,55 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 		return rows, ok
 	}
 	if p, isPlanner := b.Src.(SourcePlanner); isPlanner {
-		if target, _, t, found := b.statementSource(ctx, sql); found {
+		if target, s, t, found := b.statementSource(ctx, sql); found {
 			if own, ok := b.Catalog.TableSize(ctx, target); ok && own.Rows == 0 {
 				if question, ok := PlannerQuestion(sql, b.sourceName(ctx)); ok {
 					if est, ok := p.EstimateRowsAt(ctx, question, t); ok {
 						return est, true
 					}
 				}
+			} else if ok && b.readsEmptyTable(ctx, sql, target) {
+				// Another table the statement reads is empty here but
+				// not in the source: the own planner's share (of a join
+				// with nothing) says nothing of the statement either.
+				if question, ok := PlannerQuestion(sql, b.sourceName(ctx)); ok {
+					if est, ok := p.EstimateRowsAt(ctx, question, t); ok {
+						return est, true
+					}
+				}
+				src, _ := s.TableSize(t.Schema, t.Name)
+				if StatementOnly(sql) && target == StatementTable(sql).String() {
+					if r := s.Relation(t.Schema, t.Name); r != nil && r.OwnRows != nil {
+						return *r.OwnRows, true
+					}
+				}
+				return src.Rows, true
 			}
 		}
 	}
 	scaled, _ := b.scale(ctx, sql, rows)
 	return scaled, true
+}
+
+// readsEmptyTable reports whether sql reads a relation besides target that
+// is empty in the own database but has rows in the source.
+func (b *Borrowed) readsEmptyTable(ctx context.Context, sql, target string) bool {
+	for _, rel := range readRelations(sql) {
+		name := rel.String()
+		if name == target {
+			continue
+		}
+		own, ok := b.Catalog.TableSize(ctx, name)
+		if !ok || own.Rows > 0 {
+			continue
+		}
+		if s, t, ok := b.source(ctx, name); ok {
+			if size, ok := s.TableSize(t.Schema, t.Name); ok && size.Rows > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // EstimateRowsOn is what a SourcePlanner answers over q, a connection of
@@ -950,14 +987,20 @@ func (b *Borrowed) EstimateRows(ctx context.Context, sql string) (int64, bool) {
 // after initdb (an OID from FirstNormalObjectId on), a relation that is
 // not a plain, partitioned or materialized table (a view's or a foreign
 // table's code would run), one with row security (its policies'
-// expressions), or whose partition keys or indexes use code of the
-// database's own, or any btree operator family of the database's own that
+// expressions), or whose partition keys, indexes, CHECK constraints (an
+// inheritance child's, which constraint exclusion folds) or extended
+// statistics (their expressions are folded) use code of the database's
+// own, a column the question reads of a type of the database's own (a
+// range type's subtype_diff estimates @>) but an enum or a domain over a
+// built-in type, or any btree operator family of the database's own that
 // holds a built-in operator (predicate proofs evaluate its operators), and
-// the question is not planned: ok=false, the borrower's fallback (all of
+// the question is not planned; nor when an event trigger of the source
+// would fire for the view (noEventTrigger): ok=false, the borrower's fallback (all of
 // the source's rows), never small. Names are resolved with search_path
 // set to pg_catalog alone, so an unqualified operator or function can only
 // be a built-in one. The EXPLAIN itself runs read-only; the transaction is
-// rolled back, leaving nothing behind.
+// rolled back, leaving nothing behind. The whole question is cancelled
+// after questionTimeout.
 func EstimateRowsOn(ctx context.Context, q Querier, question string, table policy.Table) (int64, bool) {
 	form, ok := selectForm(question)
 	if !ok || hasParameters(form) || !plannerSafe(form) || strings.Contains(form, explainTag) {
@@ -980,15 +1023,28 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	// or EXPLAIN then fails, and a failed statement is logged with its
 	// text. Asked in a DO block that catches the error, it is not; the
 	// plan comes back through a setting of the transaction, "" when it
-	// was not planned.
-	rows, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; DO " + explainTag +
+	// was not planned. query_canceled is caught too (OTHERS does not
+	// catch it): the question's statement_timeout, while it waits for a
+	// lock production's own DDL holds, would log it all.
+	//
+	// The statement's text goes in settings of the transaction, in a
+	// message of its own that takes no time: a message the source finds
+	// slow (log_min_duration_statement) is logged whole, and the slow one,
+	// the DO block, then holds no literal of the statement.
+	if _, ok := q.Query("BEGIN READ WRITE; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = " +
+		QuoteLiteral(questionTimeout) + "; SET LOCAL pgguard.question = " + QuoteLiteral(form) +
+		"; SET LOCAL pgguard.question_explain = " + QuoteLiteral(explain)); !ok {
+		q.Query("ROLLBACK")
+		return 0, false
+	}
+	rows, ok := q.Query("DO " + explainTag +
 		" DECLARE plan text := ''; safe boolean := false; BEGIN" +
-		" BEGIN EXECUTE " + QuoteLiteral("CREATE TEMPORARY VIEW pgguard_question AS "+form) + ";" +
+		" BEGIN IF " + noEventTrigger + " THEN EXECUTE 'CREATE TEMPORARY VIEW pgguard_question AS ' || pg_catalog.current_setting('pgguard.question'); END IF;" +
 		" SELECT " + questionSafe + " INTO safe FROM pg_catalog.pg_rewrite r WHERE r.ev_class = 'pg_temp.pgguard_question'::pg_catalog.regclass;" +
 		" RAISE SQLSTATE 'P0001';" + // undoes the view
-		" EXCEPTION WHEN OTHERS THEN NULL; END;" +
+		" EXCEPTION WHEN OTHERS OR query_canceled THEN NULL; END;" +
 		" IF safe THEN PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);" +
-		" BEGIN EXECUTE " + QuoteLiteral(explain) + " INTO plan; EXCEPTION WHEN OTHERS THEN plan := ''; END;" +
+		" BEGIN EXECUTE pg_catalog.current_setting('pgguard.question_explain') INTO plan; EXCEPTION WHEN OTHERS OR query_canceled THEN plan := ''; END;" +
 		" END IF;" +
 		" PERFORM pg_catalog.set_config('pgguard.explain', plan, true);" +
 		" END " + explainTag + "; SELECT pg_catalog.current_setting('pgguard.explain', true)")
@@ -998,6 +1054,22 @@ func EstimateRowsOn(ctx context.Context, q Querier, question string, table polic
 	}
 	return planRows(*rows[0][0])
 }
+
+// questionTimeout bounds the question in the source (its statement_timeout
+// there): parsing and planning a statement of built-ins takes
+// milliseconds, but folding its constants can take as long as a uat
+// user's statement makes it (strpos of long strings, a regular
+// expression), all that time holding a lock on the question's tables
+// that the source's own DDL waits for, and every query of them behind it.
+// A question cancelled is not answered (all of the source's rows).
+const questionTimeout = "2s"
+
+// noEventTrigger is true when no event trigger of the source would fire
+// for the question's CREATE TEMPORARY VIEW (a DDL audit's code would run,
+// with the question in its current_query()): otherwise the view is not
+// created, and the question not planned.
+const noEventTrigger = `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtenabled <> 'D'
+  AND e.evtevent IN ('ddl_command_start', 'ddl_command_end') AND (e.evttags IS NULL OR 'CREATE VIEW' = ANY (e.evttags)))`
 
 // questionSafe is true when the rewrite rule r of the question's view
 // depends on nothing of the database's own that planning would run (see
@@ -1021,7 +1093,19 @@ AND NOT EXISTS (WITH RECURSIVE tree(oid) AS (
       AND (EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indclass::pg_catalog.oid[]) o WHERE o >= 16384)
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd WHERE xd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
           AND xd.objid = x.indexrelid AND xd.refobjid >= 16384
-          AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)))))
+          AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass))))
+    OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend xd
+      WHERE xd.refobjid >= 16384 AND xd.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)
+        AND (xd.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+            AND xd.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)
+          OR xd.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass
+            AND xd.objid IN (SELECT s.oid FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = c.oid))))
+AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
+    AND t.oid >= 16384 AND t.typtype <> 'e' AND NOT (t.typtype = 'd' AND t.typbasetype < 16384))
 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_amop a WHERE a.amopfamily >= 16384 AND a.amopopr < 16384
   AND a.amopmethod = 403)`
 

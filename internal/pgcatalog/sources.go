@@ -200,6 +200,11 @@ type LiveSizes struct {
 	// are then estimated as all of the source's rows, never small.
 	// plannerBreaker by default.
 	Breaker time.Duration
+	// asking lets one question at a time be under way in the source: each
+	// is a connection of the source's, and a backend busy planning with a
+	// lock on the question's tables.
+	askOnce sync.Once
+	asking  chan struct{}
 }
 
 // plannerBreaker is LiveSizes.Breaker's default.
@@ -349,7 +354,9 @@ var _ SourcePlanner = (*LiveSizes)(nil)
 // in the borrowing database asks it). The answer is kept for a refresh
 // (the same question is not asked again before the sizes are read
 // again); while the breaker is open (a connection failed less than
-// Breaker ago) the source is not tried: ok=false at once.
+// Breaker ago) the source is not tried: ok=false at once. One question at
+// a time is asked; one that waits for the others longer than the connect
+// timeout and 10s is not asked (ok=false).
 func (l *LiveSizes) EstimateRowsAt(ctx context.Context, question string, table policy.Table) (int64, bool) {
 	key := plannerKey(question, table)
 	if a, ok := l.answers.get(key, l.clock(), l.refresh); ok {
@@ -365,6 +372,18 @@ func (l *LiveSizes) EstimateRowsAt(ctx context.Context, question string, table p
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
+	l.askOnce.Do(func() { l.asking = make(chan struct{}, 1) })
+	select {
+	case l.asking <- struct{}{}:
+		defer func() { <-l.asking }()
+	case <-ctx.Done():
+		// Other questions kept the source busy all that time: all of
+		// its rows.
+		return 0, false
+	}
+	if a, ok := l.answers.get(key, l.clock(), l.refresh); ok {
+		return a.rows, a.ok // asked while this one waited
+	}
 	conn, err := Connect(ctx, l.spec)
 	if err != nil {
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
