@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
@@ -300,8 +302,7 @@ func TestLargeDMLBodiesInTransaction(t *testing.T) {
 // Pipelined (in one Query, or behind a pending Sync), each statement is judged with the
 // catalog once the session is idle: the trigger's and the function's
 // bodies are read, not skipped. (Behind executed messages of one
-// extended-protocol batch the catalog cannot be asked: a known gap, see
-// docs/rules/large-dml.md.)
+// extended-protocol batch: TestLargeDMLBodiesBehindBatch.)
 func TestLargeDMLBodiesPipelined(t *testing.T) {
 	effectsTables(t,
 		"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
@@ -411,4 +412,82 @@ func TestLargeDMLMemoForgetsOnDDLAndSearchPath(t *testing.T) {
 	// this one was made outside it.)
 	mustExec(t, conn, "CREATE TRIGGER fx_mine AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_s2.fx_f()")
 	refused("UPDATE fx_small SET v = v + 1 WHERE id = 1")
+}
+
+// batchRefused sends stmts as one extended-protocol batch (Parse, Bind,
+// Describe, Execute each, one Sync: pgjdbc's executeBatch, pgx's Batch in
+// exec mode) and reports whether pgguard refused it (42501).
+func batchRefused(t *testing.T, conn *pgx.Conn, stmts ...string) (bool, error) {
+	t.Helper()
+	b := &pgconn.Batch{}
+	for _, q := range stmts {
+		b.ExecParams(q, nil, nil, nil, nil)
+	}
+	_, err := conn.PgConn().ExecBatch(context.Background(), b).ReadAll()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		return true, nil
+	}
+	return false, err
+}
+
+// Behind an executed statement of its own extended-protocol batch, a
+// migration's INSERT whose table's trigger or rule changes 150,000 rows,
+// and a SELECT or CALL whose function or procedure does, are refused as
+// they are when sent alone (they were judged without the catalog there:
+// not at all); fx_big is left as it was. A batch whose trigger changes a
+// row per row inserted runs.
+func TestLargeDMLBodiesBehindBatch(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup []string
+		stmts []string
+	}{
+		{"insert, trigger", []string{
+			"CREATE OR REPLACE FUNCTION fx_trg_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1 WHERE v = 0; RETURN NEW; END$$",
+			"CREATE TRIGGER fx_t AFTER INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()"},
+			[]string{"INSERT INTO fx_small VALUES (100, 1)"}},
+		{"insert, rule", []string{"CREATE RULE fx_r AS ON INSERT TO fx_small DO ALSO UPDATE fx_big SET v = NEW.v"},
+			[]string{"INSERT INTO fx_small VALUES (100, 1)"}},
+		{"select and call", []string{
+			"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
+			"CREATE OR REPLACE PROCEDURE fx_proc() LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = 1 WHERE v = 0; END$$"},
+			[]string{"SELECT fx_all()", "CALL fx_proc()", "INSERT INTO fx_other VALUES (100, fx_all())"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			effectsTables(t, c.setup...)
+			_, addr, _ := guardProxy(t, "", nil)
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+			direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+			for _, q := range c.stmts {
+				for _, batch := range [][]string{{"SELECT 1", q}, {"BEGIN", "SELECT 1", q, "COMMIT"}, {"UPDATE fx_other SET v = 1 WHERE id = 1", "SELECT 2", q}} {
+					refused, err := batchRefused(t, conn, batch...)
+					if !refused {
+						t.Errorf("%q: not refused (%v)", batch, err)
+					}
+					// The refused batch's BEGIN leaves its transaction block open.
+					if _, err := conn.PgConn().Exec(context.Background(), "ROLLBACK").ReadAll(); err != nil {
+						t.Fatal(err)
+					}
+					var n int64
+					if err := direct.QueryRow(context.Background(), effectsChanged).Scan(&n); err != nil || n != 0 {
+						t.Errorf("%q: %d rows of fx_big changed (%v)", batch, n, err)
+						_ = pgExec("guard", strings.Split(effectsReset, "; ")...)
+					}
+				}
+			}
+		})
+	}
+	t.Run("small trigger runs", func(t *testing.T) {
+		effectsTables(t,
+			"CREATE TABLE IF NOT EXISTS fx_audit (id bigint, op text)",
+			"CREATE OR REPLACE FUNCTION fx_audit_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO fx_audit VALUES (NEW.id, TG_OP); RETURN NEW; END$$",
+			"CREATE TRIGGER fx_a AFTER INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_audit_f()")
+		t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_audit") })
+		_, addr, _ := guardProxy(t, "", nil)
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+		if refused, err := batchRefused(t, conn, "SELECT 1", "INSERT INTO fx_small VALUES (100, 1)", "INSERT INTO fx_small VALUES (101, 1)"); refused || err != nil {
+			t.Fatalf("refused %v, err %v", refused, err)
+		}
+	})
 }

@@ -260,8 +260,9 @@ func (m *Machine) warmLook(v *verdict, query string) {
 // of statement currentName with query current, before it is sent. It
 // walks what the client has already sent of the batch (never waiting for
 // more) and judges ahead each later statement that needs the catalog and
-// that only Parse, Describe, Close and the execution of a BEGIN just
-// parsed precede. It reports false when the session ended while it
+// that only Parse, Describe, Close, the execution of a BEGIN just parsed
+// and, in a migration's session, the execution of statements that
+// runsAhead precede. It reports false when the session ended while it
 // waited. Application traffic (Parse, Bind of a statement other than
 // BEGIN) stops the walk at its second message, allocating nothing.
 func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) bool {
@@ -275,6 +276,14 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 	defer func() { m.aheadPrepared = nil }()
 	lastName, lastQuery := currentName, current // the last Parse's
 	beginPortal, began := []byte(nil), false
+	// In a migration's session the walk goes on past the execution of a
+	// statement parsed in the batch whose running cannot change what the
+	// catalog answers for the later ones (runsAhead): they are then
+	// judged, as the statements after it in one Query are, with the
+	// catalog as it is before the batch. An application's session stops
+	// at it, as before: its traffic pays nothing new.
+	pastRuns := m.migration(eng)
+	var bound map[string]bool // portals bound to such statements
 	// The walk stops at the first message that may change what the
 	// catalog says, or that it does not know.
 	for off := 0; off+5 <= buffered; {
@@ -289,9 +298,10 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 		switch typ {
 		case wire.ClientDescribe, wire.ClientClose:
 		case wire.ClientBind:
-			// Only BEGIN's execution: it opens a transaction block, the
-			// catalog's answers stay what they were.
-			if began {
+			// BEGIN's execution: it opens a transaction block, the
+			// catalog's answers stay what they were; in a migration's
+			// session, that of a statement that runsAhead.
+			if began && !pastRuns {
 				return true // one BEGIN is enough; a second is unusual
 			}
 			body, err := m.conns.FromClient.Peek(off + 1 + l)
@@ -303,17 +313,27 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 				return true
 			}
 			stmt, _, ok := wire.CStringBytes(rest)
-			if !ok || string(stmt) != string(lastName) || !policy.BeginsTransaction(wire.BytesView(lastQuery)) {
+			if !ok || string(stmt) != string(lastName) {
 				return true
 			}
-			beginPortal, began = portal, true
+			switch q := wire.BytesView(lastQuery); {
+			case !began && policy.BeginsTransaction(q):
+				beginPortal, began = portal, true
+			case pastRuns && runsAhead(q):
+				if bound == nil {
+					bound = map[string]bool{}
+				}
+				bound[string(portal)] = true
+			default:
+				return true
+			}
 		case wire.ClientExecute:
 			body, err := m.conns.FromClient.Peek(off + 1 + l)
 			if err != nil {
 				return true
 			}
 			portal, _, ok := wire.CStringBytes(body[off+5:])
-			if !ok || !began || string(portal) != string(beginPortal) {
+			if !ok || !(began && string(portal) == string(beginPortal) || bound[string(portal)]) {
 				return true
 			}
 		case wire.ClientParse:
@@ -360,6 +380,24 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 		off += 1 + l
 	}
 	return true
+}
+
+// runsAhead reports whether a statement of a migration's batch, executed
+// before later ones, leaves the catalog's answers for them as they were
+// before the batch as far as the statements after it in one Query are
+// judged so (policy.Engine.DecideAll): it reads or changes rows only
+// (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES, TABLE), and
+// cannot move the search_path or the role, after which a name may mean
+// another table. DDL, session statements and anything else stop the walk:
+// the statements behind them are judged when they come, without the
+// catalog (unestimable).
+func runsAhead(query string) bool {
+	for _, w := range []string{"select", "insert", "update", "delete", "merge", "with", "values", "table"} {
+		if sqltext.FirstWordIs(query, w) {
+			return !policy.MayChangeSearchPath(query) && !changesLookup(query) && sqltext.Classify(query) != sqltext.ClassDDL
+		}
+	}
+	return false
 }
 
 // judgeAhead judges a later statement of the batch now, with the catalog
