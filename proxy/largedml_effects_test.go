@@ -491,3 +491,135 @@ func TestLargeDMLBodiesBehindBatch(t *testing.T) {
 		}
 	})
 }
+
+// fxFunc is a PL/pgSQL trigger function named name with body.
+func fxFunc(name, body string) string {
+	return "CREATE OR REPLACE FUNCTION " + name + "() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN " + body + " END$$"
+}
+
+// Triggers fired by what a trigger's body changes, to the depth of called
+// functions, their rows multiplied down the chain; a rule on a table a
+// body changes: each refused in a migration's session, nothing changed.
+func TestLargeDMLNestedTriggerShapes(t *testing.T) {
+	logs := []string{"DROP TABLE IF EXISTS fx_log, fx_log2", "CREATE TABLE fx_log (id bigint)", "CREATE TABLE fx_log2 (id bigint)"}
+	for _, c := range []struct {
+		name  string
+		setup []string
+		stmts []string
+	}{
+		{"second level updates everything", []string{
+			fxFunc("fx_t1", "UPDATE fx_other SET v = NEW.v WHERE id = NEW.id; RETURN NEW;"),
+			fxFunc("fx_t2", "UPDATE fx_big SET v = v + 1; RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+			"CREATE TRIGGER fx_b AFTER UPDATE ON fx_other FOR EACH STATEMENT EXECUTE FUNCTION fx_t2()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1", "INSERT INTO fx_other SELECT 1000 + g, 0 FROM generate_series(1, 3) g ON CONFLICT (id) DO UPDATE SET v = 7"}},
+		{"third level, insert fires delete", []string{
+			"CREATE TABLE IF NOT EXISTS fx_mid (id bigint)",
+			fxFunc("fx_t1", "UPDATE fx_other SET v = NEW.v WHERE id = NEW.id; RETURN NEW;"),
+			fxFunc("fx_t2", "INSERT INTO fx_mid VALUES (NEW.id); RETURN NEW;"),
+			fxFunc("fx_t3", "DELETE FROM fx_big WHERE v = 0; RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+			"CREATE TRIGGER fx_b AFTER UPDATE ON fx_other FOR EACH ROW EXECUTE FUNCTION fx_t2()",
+			"CREATE TRIGGER fx_c AFTER INSERT ON fx_mid FOR EACH ROW EXECUTE FUNCTION fx_t3()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1"}},
+		{"rows multiply down the chain", append(logs,
+			// 60,000 rows updated, one logged per row (60,000), two
+			// more per logged row (120,000 rows of fx_log2).
+			fxFunc("fx_t1", "INSERT INTO fx_log VALUES (NEW.id); RETURN NEW;"),
+			fxFunc("fx_t2", "INSERT INTO fx_log2 VALUES (NEW.id), (NEW.id); RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_big FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+			"CREATE TRIGGER fx_b AFTER INSERT ON fx_log FOR EACH ROW EXECUTE FUNCTION fx_t2()"),
+			[]string{"UPDATE fx_big SET v = 1 WHERE id <= 60000"}},
+		{"rule on the table a trigger changes", []string{
+			fxFunc("fx_t1", "UPDATE fx_other SET v = NEW.v WHERE id = NEW.id; RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+			"CREATE RULE fx_r AS ON UPDATE TO fx_other DO ALSO UPDATE fx_big SET v = v + 1"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1"}},
+		{"function a trigger calls fires a trigger", []string{
+			"CREATE OR REPLACE FUNCTION fx_touch(k bigint) RETURNS void LANGUAGE sql AS 'UPDATE fx_other SET v = 1 WHERE id = k'",
+			fxFunc("fx_t1", "PERFORM fx_touch(NEW.id); RETURN NEW;"),
+			fxFunc("fx_t2", "UPDATE fx_big SET v = v + 1; RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+			"CREATE TRIGGER fx_b AFTER UPDATE ON fx_other FOR EACH ROW EXECUTE FUNCTION fx_t2()"},
+			[]string{"UPDATE fx_small SET v = 1 WHERE id = 1", "SELECT fx_touch(1)"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			effectsTables(t, c.setup...)
+			t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_log, fx_log2, fx_mid") })
+			redteamLargeDML(t, nil, c.stmts, effectsChanged+" + (SELECT count(*) FROM fx_other WHERE v <> 0 AND id <= 10)"+
+				" + (SELECT count(*) FROM pg_class WHERE relname = 'fx_log2' AND pg_relation_size(oid) > 0)", effectsReset)
+		})
+	}
+}
+
+// Chains of small changes run: an audit row per row logged again by the
+// audit table's own trigger, whose table's rule updates a row by key, and
+// two triggers that fire each other, stopped by pg_trigger_depth()
+// (pgguard reads each function once).
+func TestLargeDMLNestedTriggersSmallAllowed(t *testing.T) {
+	effectsTables(t,
+		"DROP TABLE IF EXISTS fx_log, fx_log2", "CREATE TABLE fx_log (id bigint)", "CREATE TABLE fx_log2 (id bigint)",
+		fxFunc("fx_t1", "INSERT INTO fx_log VALUES (NEW.id); RETURN NEW;"),
+		fxFunc("fx_t2", "INSERT INTO fx_log2 VALUES (NEW.id); RETURN NEW;"),
+		"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()",
+		"CREATE TRIGGER fx_b AFTER INSERT ON fx_log FOR EACH ROW EXECUTE FUNCTION fx_t2()",
+		fxFunc("fx_ping", "IF pg_trigger_depth() < 4 THEN UPDATE fx_small SET v = v + 1 WHERE id = NEW.id; END IF; RETURN NEW;"),
+		fxFunc("fx_pong", "IF pg_trigger_depth() < 4 THEN UPDATE fx_other SET v = v + 1 WHERE id = NEW.id; END IF; RETURN NEW;"),
+		"CREATE TRIGGER fx_c AFTER UPDATE ON fx_other FOR EACH ROW EXECUTE FUNCTION fx_ping()",
+		"CREATE TRIGGER fx_d AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_pong()",
+		// A rule on a table a trigger inserts into, which changes a row
+		// by key: EXPLAIN of the trigger's INSERT sizes it.
+		"CREATE RULE fx_r AS ON INSERT TO fx_log2 DO ALSO UPDATE fx_other SET v = v + 1 WHERE id = NEW.id")
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_log, fx_log2") })
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	mustExec(t, conn, "UPDATE fx_small SET v = 2")
+	mustExec(t, conn, "UPDATE fx_other SET v = 2 WHERE id = 3")
+	var n int64
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM fx_log2").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("the chain did not run: %d rows in fx_log2 (%v)", n, err)
+	}
+}
+
+// MERGE fires its target's triggers for each kind of its actions: a
+// trigger that changes 150,000 rows, or a row of a log per row of a
+// 60,000-row MERGE twice over, is refused in a migration's session.
+func TestLargeDMLMergeTriggerShapes(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup []string
+		stmts []string
+	}{
+		{"update action, row trigger", []string{
+			fxFunc("fx_t1", "UPDATE fx_big SET v = v + 1 WHERE v = 0; RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()"},
+			[]string{"MERGE INTO fx_small USING (VALUES (1)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 1"}},
+		{"insert action, row trigger", []string{
+			fxFunc("fx_t1", "UPDATE fx_big SET v = v + 1; RETURN NEW;"),
+			"CREATE TRIGGER fx_a BEFORE INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()"},
+			[]string{"MERGE INTO fx_small USING (VALUES (500)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (s.id, 1)"}},
+		{"delete action, statement trigger", []string{
+			fxFunc("fx_t1", "DELETE FROM fx_big; RETURN NULL;"),
+			"CREATE TRIGGER fx_a AFTER DELETE ON fx_small FOR EACH STATEMENT EXECUTE FUNCTION fx_t1()"},
+			[]string{"MERGE INTO fx_small USING (VALUES (2)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN DELETE"}},
+		{"two log rows per merged row", []string{
+			"DROP TABLE IF EXISTS fx_log", "CREATE TABLE fx_log (id bigint)",
+			fxFunc("fx_t1", "INSERT INTO fx_log VALUES (NEW.id), (NEW.id); RETURN NEW;"),
+			"CREATE TRIGGER fx_a AFTER UPDATE ON fx_big FOR EACH ROW EXECUTE FUNCTION fx_t1()"},
+			[]string{"MERGE INTO fx_big USING (SELECT g FROM generate_series(1, 60000) g) s(id) ON fx_big.id = s.id WHEN MATCHED THEN UPDATE SET v = 1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			effectsTables(t, c.setup...)
+			t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_log") })
+			redteamLargeDML(t, nil, c.stmts, effectsChanged+" + (SELECT count(*) FROM fx_small WHERE v <> 0 OR id > 10) + (10 - (SELECT count(*) FROM fx_small WHERE id <= 10))", effectsReset)
+		})
+	}
+	// An audit row per merged row of a small table runs.
+	effectsTables(t, "DROP TABLE IF EXISTS fx_log", "CREATE TABLE fx_log (id bigint)",
+		fxFunc("fx_t1", "INSERT INTO fx_log VALUES (NEW.id); RETURN NEW;"),
+		"CREATE TRIGGER fx_a AFTER UPDATE OR INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t1()")
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_log") })
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	mustExec(t, conn, "MERGE INTO fx_small USING (VALUES (1), (500)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (s.id, 1)")
+}
