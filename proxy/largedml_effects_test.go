@@ -623,3 +623,31 @@ func TestLargeDMLMergeTriggerShapes(t *testing.T) {
 	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
 	mustExec(t, conn, "MERGE INTO fx_small USING (VALUES (1), (500)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (s.id, 1)")
 }
+
+// SQL-standard bodies (BEGIN ATOMIC ... END, RETURN expr), whose prosrc is
+// empty: read through pg_get_function_sqlbody and judged like SQL bodies,
+// arguments (which it writes qualified by the function's name) standing
+// for the constants the call passes. The same functions changing a few
+// rows run.
+func TestLargeDMLSQLStandardBodyShapes(t *testing.T) {
+	effectsTables(t,
+		"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_atomic() RETURNS int LANGUAGE sql BEGIN ATOMIC UPDATE fx_big SET v = v + 1; SELECT 1; END",
+		"CREATE OR REPLACE FUNCTION fx_atomic_arg(lim int, \"user\" int) RETURNS void LANGUAGE sql BEGIN ATOMIC DELETE FROM fx_big WHERE id > lim AND v = \"user\"; END",
+		"CREATE OR REPLACE PROCEDURE fx_atomic_proc(lim int) LANGUAGE sql BEGIN ATOMIC UPDATE fx_big SET v = 1 WHERE id > lim; END",
+		"CREATE OR REPLACE FUNCTION fx_ret() RETURNS int LANGUAGE sql RETURN fx_all() + 1",
+		"CREATE OR REPLACE FUNCTION fx_ret_one(k bigint) RETURNS int LANGUAGE sql RETURN k + 1",
+	)
+	redteamLargeDML(t, nil, []string{
+		"SELECT fx_atomic()",
+		"SELECT fx_atomic_arg(0, 0)",
+		"CALL fx_atomic_proc(0)",
+		"SELECT fx_ret()",
+		"UPDATE fx_small SET v = fx_atomic() WHERE id = 1",
+	}, effectsChanged, effectsReset)
+	_, addr, _ := guardProxy(t, "", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	mustExec(t, conn, "SELECT fx_atomic_arg(149990, 0)")
+	mustExec(t, conn, "CALL fx_atomic_proc(149995)")
+	mustExec(t, conn, "SELECT fx_ret_one(1)")
+}

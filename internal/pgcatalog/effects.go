@@ -158,7 +158,14 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 		t := policy.ParseTableName(name)
 		match = append(match, "(p.proname = "+QuoteLiteral(t.Name)+schemaFilter(t.Schema)+")")
 	}
-	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc," +
+	// A SQL-standard body (BEGIN ATOMIC ... END, RETURN expr; PostgreSQL
+	// 14+) is kept parsed in prosqlbody, and prosrc is empty: the server
+	// deparses it (sqlStandardBody makes statements of it).
+	body := "p.prosrc"
+	if v := c.Q.ServerVersion(); v == 0 || v >= 140000 {
+		body = "CASE WHEN p.prosqlbody IS NOT NULL THEN " + sqlBodyMark + " || pg_catalog.pg_get_function_sqlbody(p.oid) ELSE p.prosrc END"
+	}
+	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, " + body + "," +
 		" (SELECT string_agg(coalesce(p.proargnames[a.i], '') || chr(30) || pg_catalog.format_type(a.t, NULL), chr(31) ORDER BY a.i)" +
 		" FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY AS a(t, i))," +
 		" (p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype)" +
@@ -173,7 +180,7 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 		if len(r) != 5 {
 			return nil, false
 		}
-		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: text(r[2]), Trigger: IsTrue(r[4])}
+		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: sqlStandardBody(text(r[2])), Trigger: IsTrue(r[4])}
 		if r[3] != nil && *r[3] != "" {
 			for _, a := range strings.Split(*r[3], "\x1f") {
 				name, typ, _ := strings.Cut(a, "\x1e")
@@ -184,4 +191,30 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 	}
 	c.Memo.keepBodies(names, out)
 	return out, true
+}
+
+// sqlBodyMark starts the text of a SQL-standard body in FunctionBodies's
+// answer, to tell it from a prosrc that reads "RETURN ..." or "BEGIN
+// ATOMIC ..." (a body that does not parse as SQL).
+const sqlBodyMark = "pg_catalog.chr(1)"
+
+// sqlStandardBody makes the statements of a SQL-standard body out of what
+// pg_get_function_sqlbody returns: the statements between BEGIN ATOMIC
+// and END, or SELECT expr for RETURN expr. Any other text (prosrc) is
+// returned as it is.
+func sqlStandardBody(s string) string {
+	rest, ok := strings.CutPrefix(s, "\x01")
+	if !ok {
+		return s
+	}
+	rest = strings.TrimSpace(rest)
+	if inner, ok := strings.CutPrefix(rest, "BEGIN ATOMIC"); ok {
+		if inner, ok := strings.CutSuffix(inner, "END"); ok {
+			return strings.TrimSpace(inner)
+		}
+	}
+	if expr, ok := strings.CutPrefix(rest, "RETURN "); ok {
+		return "SELECT " + expr
+	}
+	return rest
 }

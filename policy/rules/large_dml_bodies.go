@@ -407,7 +407,7 @@ func judgeBody(c *policy.Check, r bodyRun) {
 			e := int64(0)
 			if target, verb, ok := bodyChange(node); ok {
 				subst := policy.CloneNode(node)
-				if !substituteVars(subst, vars, r.fn.Args, r.args, r.row) {
+				if !substituteVars(subst, vars, r.fn, r.args, r.row) {
 					unsizable(c, target, r.via, "its "+verb+" of "+target.String()+" refers to what pgguard cannot stand in for")
 					continue
 				}
@@ -640,12 +640,15 @@ func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, 
 	return stmts, vars, dynamic, nil
 }
 
-// substituteVars replaces, in a body statement, each reference to a
-// variable, an argument ($n or by name) or a field of NEW or OLD by a
-// scalar subquery of its type, whose value the planner does not know. It
-// reports false for a reference it cannot replace (a record's field
-// outside a trigger).
-func substituteVars(n *pg_query.Node, vars map[string]string, args []policy.FunctionArg, values []string, row policy.Table) bool {
+// substituteVars replaces, in a body statement of f, each reference to a
+// variable, an argument ($n, by name, or by name qualified with the
+// function's, as pg_get_function_sqlbody writes them) or a field of NEW
+// or OLD by a scalar subquery of its type, whose value the planner does
+// not know. It reports false for a reference it cannot replace (a
+// record's field outside a trigger).
+func substituteVars(n *pg_query.Node, vars map[string]string, f policy.Function, values []string, row policy.Table) bool {
+	args := f.Args
+	short := strings.ToLower(f.Name[strings.LastIndexByte(f.Name, '.')+1:])
 	ok := true
 	// An argument whose value the call passes stands for that value.
 	argExpr := func(i int) string {
@@ -673,6 +676,11 @@ func substituteVars(n *pg_query.Node, vars map[string]string, args []policy.Func
 			return true
 		}
 		first := strings.ToLower(cr.Fields[0].GetString_().GetSval())
+		if len(cr.Fields) == 2 && first == short && cr.Fields[1].GetString_() != nil {
+			if i, isArg := byName[strings.ToLower(cr.Fields[1].GetString_().Sval)]; isArg {
+				return replaceWith(x, argExpr(i), &ok)
+			}
+		}
 		typ, isVar := vars[first]
 		if !isVar {
 			return true
