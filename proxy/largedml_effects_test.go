@@ -651,3 +651,59 @@ func TestLargeDMLSQLStandardBodyShapes(t *testing.T) {
 	mustExec(t, conn, "CALL fx_atomic_proc(149995)")
 	mustExec(t, conn, "SELECT fx_ret_one(1)")
 }
+
+// Functions an ALTER TABLE computes for each row of its table (measured
+// on PostgreSQL 15: a volatile DEFAULT of ADD COLUMN, a CHECK validated
+// now, the USING of ALTER COLUMN ... TYPE run once per row) and those of
+// CREATE TABLE AS and UPDATE ... SET c = f(): refused by large-dml when a
+// run changes 150,000 rows, or 30 rows per row of a 5,000-row table
+// (150,000 in all); nothing changed. The rules that refuse a rewrite
+// (add-column-volatile-default, alter-column-type) are off, so that the
+// refusal is large-dml's own. The same calls changing a row of a 10-row
+// table, a CHECK added NOT VALID (not run now) and an index on an
+// IMMUTABLE function run.
+func TestLargeDMLDDLCallShapes(t *testing.T) {
+	effectsTables(t,
+		"DROP TABLE IF EXISTS fx_log, fx_mid, fx_cta",
+		"CREATE TABLE fx_log (id bigint)",
+		"CREATE TABLE fx_mid (id bigint, v int NOT NULL DEFAULT 0)",
+		"INSERT INTO fx_mid SELECT g, 0 FROM generate_series(1, 5000) g",
+		"ANALYZE fx_mid",
+		"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_log30() RETURNS int LANGUAGE plpgsql AS $$BEGIN INSERT INTO fx_log SELECT g FROM generate_series(1, 30) g; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_one(k bigint) RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_other SET v = v + 1 WHERE id = k; RETURN 1; END$$",
+		"CREATE OR REPLACE FUNCTION fx_imm(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 1'",
+	)
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_log, fx_mid, fx_cta") })
+	changed := effectsChanged + " + (SELECT count(*) FROM fx_log)" +
+		" + (SELECT count(*) FROM pg_class WHERE relname = 'fx_cta')" +
+		" + (SELECT count(*) FROM pg_attribute WHERE attrelid IN ('fx_small'::regclass, 'fx_mid'::regclass) AND (attnum > 2 OR attname = 'v' AND atttypid <> 'int4'::regtype) AND NOT attisdropped)" +
+		" + (SELECT count(*) FROM pg_constraint WHERE conrelid IN ('fx_small'::regclass, 'fx_mid'::regclass) AND contype = 'c')"
+	_, addr, _ := guardProxy(t, "rules:\n  add-column-volatile-default: off\n  alter-column-type: off\n", nil)
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+	direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	ctx := context.Background()
+	for _, q := range []string{
+		"ALTER TABLE fx_small ADD COLUMN c int DEFAULT fx_all()",
+		"ALTER TABLE fx_small ADD COLUMN c int CHECK (fx_all() > 0)",
+		"ALTER TABLE fx_small ADD CONSTRAINT fx_ck CHECK (v + fx_all() > 0)",
+		"ALTER TABLE fx_small ALTER COLUMN v TYPE bigint USING (v + fx_all())",
+		"ALTER TABLE fx_mid ADD COLUMN c int DEFAULT fx_log30()",
+		"ALTER TABLE fx_mid ALTER COLUMN v TYPE bigint USING (v + fx_log30())",
+		"CREATE TABLE fx_cta AS SELECT fx_log30() FROM fx_mid",
+		"UPDATE fx_mid SET v = fx_log30()",
+	} {
+		_, err := conn.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "large-dml") {
+			t.Errorf("%s: not refused by large-dml (%v)", q, err)
+		}
+		var n int64
+		if err := direct.QueryRow(ctx, changed).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s: %d changes through pgguard (%v)", q, n, err)
+		}
+	}
+	mustExec(t, conn, "ALTER TABLE fx_small ADD COLUMN c int DEFAULT fx_one(1)")
+	mustExec(t, conn, "ALTER TABLE fx_small ADD CONSTRAINT fx_ck CHECK (v + fx_all() > 0) NOT VALID")
+	mustExec(t, conn, "CREATE INDEX fx_small_imm ON fx_small ((fx_imm(v)))")
+}

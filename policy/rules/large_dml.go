@@ -55,6 +55,7 @@ func checkLargeDML(c *policy.Check, n *pg_query.Node) {
 		return
 	}
 	judgeCalls(c, n)
+	judgeDDLCalls(c, n)
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, "")
 	}

@@ -122,6 +122,86 @@ func judgeCalls(c *policy.Check, n *pg_query.Node) {
 	}
 }
 
+// judgeDDLCalls judges the user functions that an ALTER TABLE runs for
+// each row of its table while it rewrites or checks it (measured on
+// PostgreSQL 15): a volatile DEFAULT of ADD COLUMN (the table is
+// rewritten, the default computed per row), a CHECK of ADD COLUMN or ADD
+// CONSTRAINT that is validated now (not NOT VALID), and the USING
+// expression of ALTER COLUMN ... TYPE. Each such function runs once per
+// row of the table (its planner and live-tuple count): a body statement
+// that changes e rows changes e × n. An index expression or predicate and
+// a generated column call only IMMUTABLE functions, which cannot write
+// (the server refuses others); CREATE TABLE AS runs now and is judged by
+// judgeCalls. The functions of a constraint VALIDATE CONSTRAINT checks,
+// already in the catalog, are not read.
+func judgeDDLCalls(c *policy.Check, n *pg_query.Node) {
+	if !c.Session.Migration || c.Session.Catalog == nil {
+		return
+	}
+	t, cmds := policy.AlterTableCmds(n)
+	if t.Name == "" || c.Created(t) {
+		return
+	}
+	var exprs []*pg_query.Node
+	for _, cmd := range cmds {
+		switch cmd.Subtype {
+		case pg_query.AlterTableType_AT_AddColumn:
+			col := cmd.GetDef().GetColumnDef()
+			if col == nil {
+				continue
+			}
+			if col.RawDefault != nil {
+				exprs = append(exprs, col.RawDefault)
+			}
+			for _, cn := range col.Constraints {
+				if k := cn.GetConstraint(); k != nil && (k.Contype == pg_query.ConstrType_CONSTR_DEFAULT || k.Contype == pg_query.ConstrType_CONSTR_CHECK && !k.SkipValidation) && k.RawExpr != nil {
+					exprs = append(exprs, k.RawExpr)
+				}
+			}
+		case pg_query.AlterTableType_AT_AlterColumnType:
+			if col := cmd.GetDef().GetColumnDef(); col != nil && col.RawDefault != nil {
+				exprs = append(exprs, col.RawDefault) // USING
+			}
+		case pg_query.AlterTableType_AT_AddConstraint:
+			if k := cmd.GetDef().GetConstraint(); k != nil && k.Contype == pg_query.ConstrType_CONSTR_CHECK && !k.SkipValidation && k.RawExpr != nil {
+				exprs = append(exprs, k.RawExpr)
+			}
+		}
+	}
+	if len(exprs) == 0 {
+		return
+	}
+	list := &pg_query.Node{Node: &pg_query.Node_List{List: &pg_query.List{Items: exprs}}}
+	names := policy.CalledNames(list)
+	if len(names) == 0 {
+		return
+	}
+	fc, ok := c.Session.Catalog.(policy.FunctionCatalog)
+	if !ok {
+		return
+	}
+	fns, ok := fc.FunctionBodies(c.Ctx, names)
+	if !ok || len(fns) == 0 {
+		return
+	}
+	times := int64(-1)
+	if size, ok := c.Session.Catalog.TableSize(c.Ctx, t.String()); ok {
+		times = max(size.Rows, 0)
+	}
+	if times == 0 {
+		return // an empty table: nothing is computed
+	}
+	calls := callsIn(list)
+	seen := map[string]bool{}
+	for _, f := range fns {
+		seen[f.Name] = true
+	}
+	for _, f := range fns {
+		judgeBody(c, bodyRun{fn: f, via: "function " + f.Name + " for each row of " + t.String() + " (in a DEFAULT, CHECK or USING expression the ALTER TABLE computes per row)",
+			times: times, args: argsOf(f, calls), seen: seen})
+	}
+}
+
 // callsIn maps each function a statement calls (CALL's procedure too), as
 // written, to the arguments every call of it passes when they are all
 // constants (as SQL), nil otherwise.
