@@ -34,6 +34,7 @@ type memoAnswer struct {
 	size TableSize
 	eff  Effects
 	fns  []Function
+	drop []Dropped
 	ok   bool
 }
 
@@ -453,4 +454,19 @@ func (m *memoCatalog) FunctionBodies(ctx context.Context, names []string) ([]Fun
 		return a
 	})
 	return a.fns, a.ok
+}
+
+var _ CascadeCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) CascadeDrops(ctx context.Context, kind, name, args string) ([]Dropped, bool) {
+	cc, ok := m.inner.(CascadeCatalog)
+	if !ok || m.empty("CascadeDrops", kind, name) {
+		return nil, false
+	}
+	// Asked by rules drop-column and drop-table alike: once.
+	a := m.ask([]string{"CascadeDrops", kind, name, args}, func() (a memoAnswer) {
+		a.drop, a.ok = cc.CascadeDrops(ctx, kind, name, args)
+		return a
+	})
+	return a.drop, a.ok
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -342,9 +343,7 @@ const (
 // RemoveRewriteRuleById, RemovePolicyById). Catalogs only.
 func cascadeRelationsSQL(obj, class string) string {
 	is := func(c string) string { return "d.classid = 'pg_catalog." + c + "'::pg_catalog.regclass" }
-	return "WITH RECURSIVE d(classid, objid, objsubid) AS (SELECT 'pg_catalog." + class + "'::pg_catalog.regclass::oid, " + obj + ", 0" +
-		" UNION SELECT p.classid, p.objid, p.objsubid FROM pg_catalog.pg_depend p JOIN d ON p.refclassid = d.classid AND p.refobjid = d.objid" +
-		" AND (d.objsubid = 0 OR p.refobjsubid = d.objsubid) WHERE p.deptype IN ('n', 'a', 'i'))" +
+	return CascadeDependentsSQL(obj, class) +
 		" SELECT d.objid FROM d WHERE " + is("pg_class") +
 		" UNION SELECT i.indrelid FROM d JOIN pg_catalog.pg_index i ON i.indexrelid = d.objid WHERE " + is("pg_class") +
 		" UNION SELECT t.typrelid FROM d JOIN pg_catalog.pg_type t ON t.oid = d.objid WHERE " + is("pg_type") + " AND t.typrelid <> 0" +
@@ -395,13 +394,9 @@ func (tl TableLock) RelationsSQL(oid string) string {
 		return "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.to_regnamespace(" + escapedLiteral(tl.Table.String()) + ")::oid" +
 			" AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f')"
 	case ViaTypeCascade:
-		return cascadeRelationsSQL("pg_catalog.to_regtype("+escapedLiteral(tl.Table.String())+")::oid", "pg_type")
+		return cascadeRelationsSQL(CascadeObjectSQL("type", tl.Table, ""))
 	case ViaFunctionCascade:
-		fn := "pg_catalog.to_regproc(" + escapedLiteral(tl.Table.String()) + ")::oid"
-		if tl.Args != "" {
-			fn = "pg_catalog.to_regprocedure(" + escapedLiteral(tl.Table.String()+tl.Args) + ")::oid"
-		}
-		return cascadeRelationsSQL(fn, "pg_proc")
+		return cascadeRelationsSQL(CascadeObjectSQL("function", tl.Table, tl.Args))
 	case ViaDomainTables:
 		// The OID given is the relation's of that name; a domain is a
 		// type, resolved here.
@@ -633,31 +628,14 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 				}
 			}
 		}
-		if s.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE {
-			switch s.DropStmt.RemoveType {
-			case pg_query.ObjectType_OBJECT_TYPE, pg_query.ObjectType_OBJECT_DOMAIN:
-				for _, o := range s.DropStmt.Objects {
-					if tn := o.GetTypeName(); tn != nil && len(tn.ArrayBounds) == 0 {
-						via(rangeVarOfNames(tn.Names), LockAccessExclusive, ViaTypeCascade)
-					}
-				}
-			case pg_query.ObjectType_OBJECT_FUNCTION, pg_query.ObjectType_OBJECT_PROCEDURE, pg_query.ObjectType_OBJECT_ROUTINE:
-				for _, o := range s.DropStmt.Objects {
-					ow := o.GetObjectWithArgs()
-					t := TableOf(rangeVarOfNames(ow.GetObjname()))
-					if t.Name == "" {
-						continue
-					}
-					tl := TableLock{Table: t, Via: ViaFunctionCascade, Mode: LockAccessExclusive}
-					if !ow.ArgsUnspecified {
-						var types []string
-						for _, a := range ow.Objargs {
-							types = append(types, DeparseType(a.GetTypeName()))
-						}
-						tl.Args = "(" + strings.Join(types, ", ") + ")"
-					}
-					out = append(out, tl)
-				}
+		for _, o := range CascadeDropsOf(n) {
+			if o.Kind == "type" {
+				via(&pg_query.RangeVar{Schemaname: o.Name.Schema, Relname: o.Name.Name}, LockAccessExclusive, ViaTypeCascade)
+				continue
+			}
+			tl := TableLock{Table: o.Name, Via: ViaFunctionCascade, Mode: LockAccessExclusive, Args: o.Args}
+			if !slices.ContainsFunc(out, tl.Same) {
+				out = append(out, tl)
 			}
 		}
 		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_SCHEMA {

@@ -160,7 +160,8 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CREATE TRIGGER moodt_tr BEFORE UPDATE ON moodt FOR EACH ROW EXECUTE FUNCTION trig2()",
 		"CREATE TRIGGER moodt2_tr BEFORE INSERT ON moodt2 FOR EACH ROW EXECUTE FUNCTION trig2()",
 		"CREATE FUNCTION fdef(k int) RETURNS int LANGUAGE sql AS 'SELECT k'",
-		"CREATE TABLE deft (id int DEFAULT fdef(1))",
+		"CREATE TABLE deft (id int DEFAULT fdef(1), g int GENERATED ALWAYS AS (fdef(id)) STORED)",
+		"CREATE VIEW moodvv AS SELECT id FROM moodv",
 		"CREATE TABLE chkt (id int CHECK (id > fdef(0)))",
 		"CREATE VIEW fdefv AS SELECT fdef(1) AS x",
 	} {

@@ -218,3 +218,56 @@ func sqlStandardBody(s string) string {
 	}
 	return rest
 }
+
+var _ policy.CascadeCatalog = (*Catalog)(nil)
+
+// CascadeDrops reads pg_depend (and pg_class, pg_attribute) for what a
+// CASCADE drop of the object drops: catalogs only. A column of a relation
+// that is dropped whole is not listed.
+func (c *Catalog) CascadeDrops(ctx context.Context, kind, name, args string) ([]policy.Dropped, bool) {
+	t := policy.ParseTableName(name)
+	if blank(name) || t.Name == "" {
+		return nil, false
+	}
+	obj, class := policy.CascadeObjectSQL(kind, t, args)
+	rows, ok := c.query("SELECT " + obj + " IS NOT NULL")
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 || !IsTrue(rows[0][0]) {
+		return nil, false
+	}
+	rows, ok = c.query(policy.CascadeDependentsSQL(obj, class) +
+		" SELECT n.nspname::text, r.relname::text, coalesce(a.attname::text, ''), r.relkind::text" +
+		" FROM d JOIN pg_catalog.pg_class r ON r.oid = d.objid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace" +
+		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.objsubid AND d.objsubid > 0 AND NOT a.attisdropped" +
+		" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.relkind IN ('r', 'p', 'v', 'm', 'f')" +
+		" AND (d.objsubid = 0 OR a.attname IS NOT NULL) ORDER BY 1, 2, 3")
+	if !ok {
+		return nil, false
+	}
+	var out []policy.Dropped
+	whole := map[policy.Table]bool{}
+	for _, r := range rows {
+		if len(r) != 4 {
+			return nil, false
+		}
+		d := policy.Dropped{Table: policy.Table{Schema: text(r[0]), Name: text(r[1])}, Column: text(r[2]), Kind: text(r[3])}
+		if d.Kind == "v" || d.Kind == "m" {
+			// A view loses no column: what depends on one of its
+			// columns drops the view.
+			d.Column = ""
+		}
+		if d.Column == "" {
+			if whole[d.Table] {
+				continue
+			}
+			whole[d.Table] = true
+		}
+		out = append(out, d)
+	}
+	kept := out[:0]
+	for _, d := range out {
+		if d.Column == "" || !whole[d.Table] {
+			kept = append(kept, d)
+		}
+	}
+	return kept, true
+}

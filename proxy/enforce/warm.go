@@ -47,7 +47,15 @@ var (
 	_ policy.PreparedCatalog    = (*probeCatalog)(nil)
 	_ policy.EffectsCatalog     = (*probeCatalog)(nil)
 	_ policy.FunctionCatalog    = (*probeCatalog)(nil)
+	_ policy.CascadeCatalog     = (*probeCatalog)(nil)
 )
+
+// CascadeDrops (rules drop-column and drop-table: what DROP TYPE or
+// FUNCTION ... CASCADE drops) needs the catalog too.
+func (p *probeCatalog) CascadeDrops(context.Context, string, string, string) ([]policy.Dropped, bool) {
+	p.asked = true
+	return nil, false
+}
 
 // TableEffects, EstimateChanges and FunctionBodies (rule large-dml's
 // rules, triggers and called functions) need the catalog too.
