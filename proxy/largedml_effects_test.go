@@ -1,10 +1,18 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
+	"net"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -706,4 +714,118 @@ func TestLargeDMLDDLCallShapes(t *testing.T) {
 	mustExec(t, conn, "ALTER TABLE fx_small ADD COLUMN c int DEFAULT fx_one(1)")
 	mustExec(t, conn, "ALTER TABLE fx_small ADD CONSTRAINT fx_ck CHECK (v + fx_all() > 0) NOT VALID")
 	mustExec(t, conn, "CREATE INDEX fx_small_imm ON fx_small ((fx_imm(v)))")
+}
+
+// queryCounter relays pgguard's upstream connections to PostgreSQL and
+// counts pgguard's own queries on them (the Parse of its statement
+// pgguard_internal, enforce/internal.go): each is a catalog question, a
+// round trip.
+type queryCounter struct {
+	addr    string
+	queries atomic.Int64
+}
+
+func countQueries(t *testing.T, upstream string) *queryCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	qc := &queryCounter{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(c, s); c.Close() }()
+			go func() {
+				defer s.Close()
+				r := bufio.NewReader(c)
+				var hdr [5]byte
+				// The startup packet (and an SSLRequest before it) has no
+				// type byte.
+				for started := false; !started; {
+					if _, err := io.ReadFull(r, hdr[:4]); err != nil {
+						return
+					}
+					n := int(binary.BigEndian.Uint32(hdr[:4]))
+					body := make([]byte, n-4)
+					if _, err := io.ReadFull(r, body); err != nil {
+						return
+					}
+					started = n < 8 || binary.BigEndian.Uint32(body[:4]) != 80877103
+					if _, err := s.Write(append(hdr[:4:4], body...)); err != nil {
+						return
+					}
+				}
+				for {
+					if _, err := io.ReadFull(r, hdr[:]); err != nil {
+						return
+					}
+					n := int(binary.BigEndian.Uint32(hdr[1:]))
+					body := make([]byte, n-4)
+					if _, err := io.ReadFull(r, body); err != nil {
+						return
+					}
+					if hdr[0] == 'P' && bytes.HasPrefix(body, []byte("pgguard_internal\x00")) {
+						qc.queries.Add(1)
+					}
+					if _, err := s.Write(append(hdr[:5:5], body...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return qc
+}
+
+// An application's batches (Parse, Bind, Execute of each statement, one
+// Sync) cost pgguard no catalog question, triggers and all: the look
+// ahead past executed statements is a migration's only. A migration's
+// session asks ahead, once per batch at most for this shape (the answers
+// about fx_small's triggers are kept for the session).
+func TestLargeDMLBatchApplicationAsksNothing(t *testing.T) {
+	effectsTables(t,
+		"CREATE TABLE IF NOT EXISTS fx_audit (id bigint, op text)",
+		"CREATE OR REPLACE FUNCTION fx_audit_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO fx_audit VALUES (NEW.id, TG_OP); RETURN NEW; END$$",
+		"CREATE TRIGGER fx_a AFTER INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_audit_f()")
+	t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_audit") })
+	var qc *queryCounter
+	_, addr, _ := guardProxy(t, "", func(c *Config) {
+		qc = countQueries(t, c.Targets[0].Upstream)
+		c.Targets[0].Upstream = qc.addr
+	})
+	const batches = 20
+	asked := func(app string, first int) int64 {
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name="+app)
+		if refused, err := batchRefused(t, conn, "SELECT 1"); refused || err != nil {
+			t.Fatalf("warm-up: %v %v", refused, err)
+		}
+		before, start := qc.queries.Load(), time.Now()
+		for i := 0; i < batches; i++ {
+			id := strconv.Itoa(first + i)
+			if refused, err := batchRefused(t, conn, "SELECT 1", "INSERT INTO fx_small VALUES ("+id+", 0)", "UPDATE fx_other SET v = v + 1 WHERE id = 1"); refused || err != nil {
+				t.Fatalf("%s: refused %v, err %v", app, refused, err)
+			}
+		}
+		t.Logf("%s: %d batches in %v", app, batches, time.Since(start))
+		return qc.queries.Load() - before
+	}
+	app := asked("shop", 1000)
+	mig := asked("knex", 2000)
+	t.Logf("catalog questions for %d batches: application %d, migration %d", batches, app, mig)
+	if app != 0 {
+		t.Errorf("an application's %d batches cost %d catalog questions, want 0", batches, app)
+	}
+	if mig == 0 {
+		t.Errorf("a migration's batches were judged without the catalog")
+	}
 }
