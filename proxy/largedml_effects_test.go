@@ -486,6 +486,33 @@ func TestLargeDMLBodiesBehindBatch(t *testing.T) {
 			}
 		})
 	}
+	// A statement with parameters behind an executed one is estimated
+	// with the values its Bind carries, as alone (before: refused as
+	// unestimable whatever the values).
+	t.Run("bound values", func(t *testing.T) {
+		effectsTables(t)
+		_, addr, _ := guardProxy(t, "", nil)
+		conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
+		run := func(v string) error {
+			b := &pgconn.Batch{}
+			b.ExecParams("SELECT 1", nil, nil, nil, nil)
+			b.ExecParams("UPDATE fx_big SET v = 1 WHERE id > $1", [][]byte{[]byte(v)}, nil, nil, nil)
+			_, err := conn.PgConn().ExecBatch(context.Background(), b).ReadAll()
+			return err
+		}
+		if err := run("149990"); err != nil {
+			t.Errorf("10 rows: %v", err)
+		}
+		var pe *pgconn.PgError
+		if err := run("0"); !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("150,000 rows: not refused (%v)", err)
+		}
+		direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+		var n int64
+		if err := direct.QueryRow(context.Background(), effectsChanged).Scan(&n); err != nil || n != 10 {
+			t.Errorf("%d rows changed, want 10 (%v)", n, err)
+		}
+	})
 	t.Run("small trigger runs", func(t *testing.T) {
 		effectsTables(t,
 			"CREATE TABLE IF NOT EXISTS fx_audit (id bigint, op text)",
