@@ -657,6 +657,27 @@ func TestLargeDMLMergeTriggerShapes(t *testing.T) {
 	_, addr, _ := guardProxy(t, "", nil)
 	conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
 	mustExec(t, conn, "MERGE INTO fx_small USING (VALUES (1), (500)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 1 WHEN NOT MATCHED THEN INSERT VALUES (s.id, 1)")
+	// In a transaction block too (the MERGE's rows estimated as a SELECT):
+	// the audit trigger's MERGE runs, one whose trigger updates fx_big is
+	// refused.
+	if err := pgExec("guard", fxFunc("fx_t2", "UPDATE fx_big SET v = v + 1; RETURN NEW;"),
+		"CREATE TRIGGER fx_b AFTER DELETE ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_t2()"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "MERGE INTO fx_small USING (VALUES (2)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN UPDATE SET v = 2"); err != nil {
+		t.Errorf("audit MERGE in a transaction: %v", err)
+	}
+	_, err = tx.Exec(ctx, "MERGE INTO fx_small USING (VALUES (3)) s(id) ON fx_small.id = s.id WHEN MATCHED THEN DELETE")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Errorf("MERGE whose DELETE trigger updates fx_big, in a transaction: not refused (%v)", err)
+	}
+	_ = tx.Rollback(ctx)
 }
 
 // SQL-standard bodies (BEGIN ATOMIC ... END, RETURN expr), whose prosrc is

@@ -60,7 +60,7 @@ func checkLargeDML(c *policy.Check, n *pg_query.Node) {
 		judgeLargeDML(c, &p, "")
 	}
 	if m := n.GetMergeStmt(); m != nil {
-		judgeMergeEffects(c, m, "")
+		judgeMergeEffects(c, m)
 		if !judgeMergeUnderLock(c, m) {
 			judgeMerge(c, m, "")
 		}
@@ -75,7 +75,7 @@ func checkLargeDML(c *policy.Check, n *pg_query.Node) {
 			judgeLargeDML(c, &p, " (in a WITH query)")
 		}
 		if m := cte.GetMergeStmt(); m != nil {
-			judgeMergeEffects(c, m, " (in a WITH query)")
+			judgeMergeEffects(c, m)
 			if !judgeMergeUnderLock(c, m) {
 				judgeMerge(c, m, " (in a WITH query)")
 			}

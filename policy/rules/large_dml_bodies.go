@@ -388,9 +388,12 @@ func effectsOf(c *policy.Check, ec policy.EffectsCatalog, t policy.Table, events
 
 // judgeMergeEffects judges the triggers that fire on a MERGE's target for
 // each kind of its actions (INSERT, UPDATE, DELETE), a row-level one once
-// per row of the MERGE's join (EXPLAIN of the MERGE: every row an action
-// may take). The server refuses a MERGE into a table with rules.
-func judgeMergeEffects(c *policy.Check, m *pg_query.MergeStmt, in string) {
+// per row of the MERGE's join: its source LEFT JOIN its target on the join
+// condition (every source row, matched or not; FULL JOIN when a WHEN NOT
+// MATCHED BY SOURCE clause acts on the target's other rows), estimated as
+// a SELECT, in a transaction block too. The server refuses a MERGE into a
+// table with rules.
+func judgeMergeEffects(c *policy.Check, m *pg_query.MergeStmt) {
 	t := policy.TableOf(m.Relation)
 	if !c.Session.Migration || c.Session.Catalog == nil || t.Name == "" || c.Created(t) {
 		return
@@ -403,11 +406,22 @@ func judgeMergeEffects(c *policy.Check, m *pg_query.MergeStmt, in string) {
 	if len(triggers) == 0 {
 		return
 	}
-	sql := c.SQL()
-	if in != "" {
-		sql = policy.Deparse(&pg_query.Node{Node: &pg_query.Node_MergeStmt{MergeStmt: m}})
+	rows := func() (int64, bool) { return 0, false }
+	if readOnlyWith(m.WithClause) {
+		jt := pg_query.JoinType_JOIN_LEFT
+		for _, w := range m.MergeWhenClauses {
+			if w.GetMergeWhenClause().GetMatchKind() == pg_query.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
+				jt = pg_query.JoinType_JOIN_FULL
+			}
+		}
+		join := &pg_query.Node{Node: &pg_query.Node_JoinExpr{JoinExpr: &pg_query.JoinExpr{Jointype: jt,
+			Larg:  m.SourceRelation,
+			Rarg:  &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: m.Relation}},
+			Quals: m.JoinCondition}}}
+		sql := selectOne(m.WithClause, []*pg_query.Node{join}, nil)
+		rows = func() (int64, bool) { return c.Session.Catalog.EstimateRows(c.Ctx, sql) }
 	}
-	judgeTriggersOf(c, nil, t, triggers, func() (int64, bool) { return c.Session.Catalog.EstimateRows(c.Ctx, sql) }, 1)
+	judgeTriggersOf(c, nil, t, triggers, rows, 1)
 }
 
 // judgeChange judges one data-changing statement n of a body (its
