@@ -486,31 +486,31 @@ func TestLargeDMLBodiesBehindBatch(t *testing.T) {
 			}
 		})
 	}
-	// pgx's Batch in each of its modes (statements prepared in a batch of
-	// their own first, described, executed unprepared, simple protocol).
+	// pgx's Batch in each of its modes (default_query_exec_mode: the
+	// statements prepared or described in a batch of their own first,
+	// executed unprepared in one batch, joined in one simple Query).
 	t.Run("pgx Batch, every mode", func(t *testing.T) {
 		effectsTables(t,
 			"CREATE OR REPLACE FUNCTION fx_trg_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1 WHERE v = 0; RETURN NEW; END$$",
 			"CREATE TRIGGER fx_t AFTER INSERT ON fx_small FOR EACH ROW EXECUTE FUNCTION fx_trg_f()",
 			"CREATE OR REPLACE FUNCTION fx_all() RETURNS int LANGUAGE plpgsql AS $$BEGIN UPDATE fx_big SET v = v + 1; RETURN 1; END$$")
 		_, addr, _ := guardProxy(t, "", nil)
-		conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
 		direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 		ctx := context.Background()
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
-			pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		for _, mode := range []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
+			conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex&default_query_exec_mode="+mode)
 			for _, q := range []string{"INSERT INTO fx_small VALUES (100, 1)", "SELECT fx_all()"} {
 				b := &pgx.Batch{}
-				b.Queue("SELECT 1", mode)
-				b.Queue(q, mode)
+				b.Queue("SELECT 1")
+				b.Queue(q)
 				err := conn.SendBatch(ctx, b).Close()
 				var pe *pgconn.PgError
 				if !errors.As(err, &pe) || pe.Code != "42501" {
-					t.Errorf("%v, %s: not refused (%v)", mode, q, err)
+					t.Errorf("%s, %s: not refused (%v)", mode, q, err)
 				}
 				var n int64
 				if err := direct.QueryRow(ctx, effectsChanged).Scan(&n); err != nil || n != 0 {
-					t.Errorf("%v, %s: %d rows of fx_big changed (%v)", mode, q, n, err)
+					t.Errorf("%s, %s: %d rows of fx_big changed (%v)", mode, q, n, err)
 					_ = pgExec("guard", strings.Split(effectsReset, "; ")...)
 				}
 				_ = pgExec("guard", "DELETE FROM fx_small WHERE id = 100")
