@@ -464,11 +464,15 @@ func TestLargeDMLBodiesBehindBatch(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			effectsTables(t, c.setup...)
+			t.Cleanup(func() { _ = pgExec("guard", "DROP TABLE IF EXISTS fx_new") })
 			_, addr, _ := guardProxy(t, "", nil)
 			conn, _ := guardConn(t, addr, pgtest.SuperUser, "application_name=knex")
 			direct := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
 			for _, q := range c.stmts {
-				for _, batch := range [][]string{{"SELECT 1", q}, {"BEGIN", "SELECT 1", q, "COMMIT"}, {"UPDATE fx_other SET v = 1 WHERE id = 1", "SELECT 2", q}} {
+				for _, batch := range [][]string{{"SELECT 1", q}, {"BEGIN", "SELECT 1", q, "COMMIT"}, {"UPDATE fx_other SET v = 1 WHERE id = 1", "SELECT 2", q},
+					// pgjdbc's executeBatch of a migration: DDL that adds
+					// to the schema, then the data change.
+					{"CREATE TABLE IF NOT EXISTS fx_new (id int)", "ALTER TABLE fx_other ADD COLUMN IF NOT EXISTS w int", "CREATE INDEX IF NOT EXISTS fx_new_i ON fx_new (id)", q}} {
 					refused, err := batchRefused(t, conn, batch...)
 					if !refused {
 						t.Errorf("%q: not refused (%v)", batch, err)

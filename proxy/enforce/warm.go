@@ -6,6 +6,8 @@ import (
 	"github.com/pgguard/pgguard/policy/sqltext"
 	"time"
 
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy"
@@ -393,17 +395,61 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 // runsAhead reports whether a statement of a migration's batch, executed
 // before later ones, leaves the catalog's answers for them as they were
 // before the batch as far as the statements after it in one Query are
-// judged so (policy.Engine.DecideAll): it reads or changes rows only
-// (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES, TABLE), and
-// cannot move the search_path or the role, after which a name may mean
-// another table. DDL, session statements and anything else stop the walk:
-// the statements behind them are judged when they come, without the
-// catalog (unestimable).
+// judged so (policy.Engine.DecideQuery): it reads or changes rows only
+// (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES, TABLE), or is DDL
+// that adds to the schema without changing what an existing name means or
+// what runs with a statement on it (aheadDDL), and it cannot move the
+// search_path or the role, after which a name may mean another table.
+// Anything else stops the walk: the statements behind it are judged when
+// they come, without the catalog (unestimable).
 func runsAhead(query string) bool {
+	if policy.MayChangeSearchPath(query) || changesLookup(query) {
+		return false
+	}
 	for _, w := range []string{"select", "insert", "update", "delete", "merge", "with", "values", "table"} {
 		if sqltext.FirstWordIs(query, w) {
-			return !policy.MayChangeSearchPath(query) && !changesLookup(query) && sqltext.Classify(query) != sqltext.ClassDDL
+			return sqltext.Classify(query) != sqltext.ClassDDL
 		}
+	}
+	return sqltext.Classify(query) == sqltext.ClassDDL && aheadDDL(query)
+}
+
+// aheadDDL reports whether DDL leaves the catalog's answers about the
+// statements after it as they were, but for what it adds, which they
+// cannot have been asked about: CREATE TABLE, CREATE INDEX (not
+// CONCURRENTLY, which a batch cannot run), CREATE SEQUENCE, COMMENT, and
+// ALTER TABLE adding or changing columns, defaults and constraints. Not a
+// rename, a DROP, CREATE OR REPLACE, a trigger, rule, function or view,
+// ENABLE or DISABLE TRIGGER or RULE, ATTACH or DETACH PARTITION, INHERIT:
+// after those a name may mean another relation, or other code may run
+// with a statement, or other rows belong to a table.
+func aheadDDL(query string) bool {
+	tree, err := sqltext.PgParse(query)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_CreateStmt:
+		return s.CreateStmt.InhRelations == nil && s.CreateStmt.Partbound == nil && s.CreateStmt.OfTypename == nil
+	case *pg_query.Node_IndexStmt:
+		return !s.IndexStmt.Concurrent
+	case *pg_query.Node_CreateSeqStmt, *pg_query.Node_CommentStmt:
+		return true
+	case *pg_query.Node_AlterTableStmt:
+		if s.AlterTableStmt.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+			return false
+		}
+		for _, c := range s.AlterTableStmt.Cmds {
+			switch c.GetAlterTableCmd().GetSubtype() {
+			case pg_query.AlterTableType_AT_AddColumn, pg_query.AlterTableType_AT_ColumnDefault,
+				pg_query.AlterTableType_AT_DropNotNull, pg_query.AlterTableType_AT_SetNotNull,
+				pg_query.AlterTableType_AT_AddConstraint, pg_query.AlterTableType_AT_ValidateConstraint,
+				pg_query.AlterTableType_AT_AlterColumnType, pg_query.AlterTableType_AT_SetStatistics:
+			default:
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }
