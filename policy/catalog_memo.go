@@ -35,6 +35,7 @@ type memoAnswer struct {
 	eff  Effects
 	fns  []Function
 	cols []DomainColumn
+	drop []Dropped
 	ok   bool
 }
 
@@ -485,4 +486,19 @@ func (m *memoCatalog) DomainColumns(ctx context.Context, typ string) ([]DomainCo
 		return a
 	})
 	return a.cols, a.a, a.ok
+}
+
+var _ CascadeCatalog = (*memoCatalog)(nil)
+
+func (m *memoCatalog) CascadeDrops(ctx context.Context, kind, name, args string) ([]Dropped, bool) {
+	cc, ok := m.inner.(CascadeCatalog)
+	if !ok || m.empty("CascadeDrops", kind, name) {
+		return nil, false
+	}
+	// Asked by rules drop-column and drop-table alike: once.
+	a := m.ask([]string{"CascadeDrops", kind, name, args}, func() (a memoAnswer) {
+		a.drop, a.ok = cc.CascadeDrops(ctx, kind, name, args)
+		return a
+	})
+	return a.drop, a.ok
 }

@@ -1,6 +1,11 @@
 package policy
 
-import "context"
+import (
+	"context"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
 
 // EffectsCatalog is an optional extension of Catalog for rule large-dml:
 // what a statement changes besides the rows of the table it names. A
@@ -111,4 +116,99 @@ type CodeFunction struct {
 	// Definition: no function but a relation's rule, default, CHECK or
 	// trigger condition (Name says which), whose Body is its definition.
 	Definition bool
+}
+
+// CascadeCatalog is an optional extension of Catalog for rules
+// drop-column and drop-table: what DROP TYPE, DROP DOMAIN, DROP FUNCTION
+// (PROCEDURE, ROUTINE) ... CASCADE drops with the object, as the server's
+// pg_depend says before the statement runs.
+type CascadeCatalog interface {
+	// CascadeDrops lists the relations and the columns of relations a
+	// CASCADE drop of the object drops: kind is "type" (a type or a
+	// domain) or "function"; args, for a function, its argument types in
+	// parentheses, "" for the name alone. ok is false when the catalog
+	// cannot say (the object does not exist: the server will say so).
+	CascadeDrops(ctx context.Context, kind, name, args string) ([]Dropped, bool)
+}
+
+// Dropped is a relation (Column "") or a column of a relation that a
+// CASCADE drop drops; Kind is the relation's pg_class.relkind.
+type Dropped struct {
+	Table  Table
+	Column string
+	Kind   string
+}
+
+// CascadeDependentsSQL is a WITH RECURSIVE query d(classid, objid,
+// objsubid) of every object a CASCADE drop of obj (an SQL OID expression
+// of an object of catalog class, pg_type or pg_proc) drops with it, as
+// the server's findDependentObjects follows pg_depend, to the end: the
+// objects that depend on a dropped one (normal, automatic and internal
+// dependencies), and the owner a dropped object is an internal part of
+// (a generated column whose expression is dropped, the view whose _RETURN
+// rule is). Catalogs only.
+func CascadeDependentsSQL(obj, class string) string {
+	return "WITH RECURSIVE d(classid, objid, objsubid) AS (SELECT 'pg_catalog." + class + "'::pg_catalog.regclass::oid, " + obj + ", 0" +
+		" UNION SELECT x.classid, x.objid, x.objsubid FROM d CROSS JOIN LATERAL (" +
+		"SELECT p.classid, p.objid, p.objsubid FROM pg_catalog.pg_depend p WHERE p.refclassid = d.classid AND p.refobjid = d.objid" +
+		" AND (d.objsubid = 0 OR p.refobjsubid = d.objsubid) AND p.deptype IN ('n', 'a', 'i')" +
+		" UNION ALL SELECT p.refclassid, p.refobjid, p.refobjsubid FROM pg_catalog.pg_depend p WHERE p.classid = d.classid AND p.objid = d.objid" +
+		" AND (d.objsubid = 0 OR p.objsubid = d.objsubid) AND p.deptype = 'i') x)"
+}
+
+// CascadeObjectSQL is the OID of the object a CASCADE drop names, and its
+// catalog: kind "type" or "function" (args as for CascadeDrops).
+func CascadeObjectSQL(kind string, name Table, args string) (obj, class string) {
+	if kind == "function" {
+		if args != "" {
+			return "pg_catalog.to_regprocedure(" + escapedLiteral(name.String()+args) + ")::oid", "pg_proc"
+		}
+		return "pg_catalog.to_regproc(" + escapedLiteral(name.String()) + ")::oid", "pg_proc"
+	}
+	return "pg_catalog.to_regtype(" + escapedLiteral(name.String()) + ")::oid", "pg_type"
+}
+
+// CascadeDropsOf lists the objects a DROP TYPE, DROP DOMAIN, DROP
+// FUNCTION, PROCEDURE or ROUTINE ... CASCADE names, for CascadeDrops:
+// kind, name and args of each. None for any other statement.
+func CascadeDropsOf(n *pg_query.Node) (out []CascadeObject) {
+	d := n.GetDropStmt()
+	if d == nil || d.Behavior != pg_query.DropBehavior_DROP_CASCADE {
+		return nil
+	}
+	switch d.RemoveType {
+	case pg_query.ObjectType_OBJECT_TYPE, pg_query.ObjectType_OBJECT_DOMAIN:
+		for _, o := range d.Objects {
+			if tn := o.GetTypeName(); tn != nil && len(tn.ArrayBounds) == 0 {
+				if t := TableOf(rangeVarOfNames(tn.Names)); t.Name != "" {
+					out = append(out, CascadeObject{Kind: "type", Name: t})
+				}
+			}
+		}
+	case pg_query.ObjectType_OBJECT_FUNCTION, pg_query.ObjectType_OBJECT_PROCEDURE, pg_query.ObjectType_OBJECT_ROUTINE:
+		for _, o := range d.Objects {
+			ow := o.GetObjectWithArgs()
+			t := TableOf(rangeVarOfNames(ow.GetObjname()))
+			if t.Name == "" {
+				continue
+			}
+			obj := CascadeObject{Kind: "function", Name: t}
+			if !ow.ArgsUnspecified {
+				var types []string
+				for _, a := range ow.Objargs {
+					types = append(types, DeparseType(a.GetTypeName()))
+				}
+				obj.Args = "(" + strings.Join(types, ", ") + ")"
+			}
+			out = append(out, obj)
+		}
+	}
+	return out
+}
+
+// CascadeObject is an object a DROP ... CASCADE names (CascadeDropsOf).
+type CascadeObject struct {
+	Kind string // "type" or "function"
+	Name Table
+	Args string
 }

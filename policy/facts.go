@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -269,12 +270,16 @@ type TableLock struct {
 	// follows to those of one constraint (DROP CONSTRAINT) or one column
 	// (DROP COLUMN, ALTER COLUMN TYPE) of Table.
 	Constraint, Column string
+	// Args are the argument types of the function Table names for
+	// ViaFunctionCascade, in parentheses as the DROP wrote them; "" when
+	// it wrote none (the name alone is the function).
+	Args string
 }
 
 // Same reports whether tl and o lock the same relations (their modes
 // aside).
 func (tl TableLock) Same(o TableLock) bool {
-	return tl.Table == o.Table && tl.Via == o.Via && tl.Constraint == o.Constraint && tl.Column == o.Column
+	return tl.Table == o.Table && tl.Via == o.Via && tl.Constraint == o.Constraint && tl.Column == o.Column && tl.Args == o.Args
 }
 
 // The ways a statement locks a relation it does not name.
@@ -316,7 +321,38 @@ const (
 	// relations, which DROP SCHEMA locks ACCESS EXCLUSIVE as it finds
 	// them (with RESTRICT too, before it says they depend on it).
 	ViaSchemaRelations = "schema-relations"
+	// ViaTypeCascade: Table names a type or a domain (not a relation);
+	// the relations DROP TYPE or DROP DOMAIN ... CASCADE locks ACCESS
+	// EXCLUSIVE as it drops what depends on it (cascadeRelationsSQL).
+	ViaTypeCascade = "type-cascade"
+	// ViaFunctionCascade: Table names a function, procedure or routine
+	// (Args its argument types); the relations DROP FUNCTION ... CASCADE
+	// locks ACCESS EXCLUSIVE as it drops what depends on it.
+	ViaFunctionCascade = "function-cascade"
 )
+
+// cascadeRelationsSQL lists the relations that dropping obj (an SQL OID
+// expression of an object of catalog class) with CASCADE locks ACCESS
+// EXCLUSIVE, as pg_depend says (what the server's findDependentObjects
+// follows: normal, automatic and internal dependencies, to the end): the
+// relations it drops (a view that uses it, a table typed by it, an index
+// and its table), the tables whose columns it drops (a column of the type
+// or of an array or a domain over it, RemoveAttributeById), and the tables
+// of the triggers, defaults, constraints, rules and policies it drops
+// (RemoveTriggerById, RemoveAttrDefaultById, RemoveConstraintById,
+// RemoveRewriteRuleById, RemovePolicyById). Catalogs only.
+func cascadeRelationsSQL(obj, class string) string {
+	is := func(c string) string { return "d.classid = 'pg_catalog." + c + "'::pg_catalog.regclass" }
+	return CascadeDependentsSQL(obj, class) +
+		" SELECT d.objid FROM d WHERE " + is("pg_class") +
+		" UNION SELECT i.indrelid FROM d JOIN pg_catalog.pg_index i ON i.indexrelid = d.objid WHERE " + is("pg_class") +
+		" UNION SELECT t.typrelid FROM d JOIN pg_catalog.pg_type t ON t.oid = d.objid WHERE " + is("pg_type") + " AND t.typrelid <> 0" +
+		" UNION SELECT t.tgrelid FROM d JOIN pg_catalog.pg_trigger t ON t.oid = d.objid WHERE " + is("pg_trigger") +
+		" UNION SELECT a.adrelid FROM d JOIN pg_catalog.pg_attrdef a ON a.oid = d.objid WHERE " + is("pg_attrdef") +
+		" UNION SELECT c.conrelid FROM d JOIN pg_catalog.pg_constraint c ON c.oid = d.objid WHERE " + is("pg_constraint") + " AND c.conrelid <> 0" +
+		" UNION SELECT w.ev_class FROM d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid WHERE " + is("pg_rewrite") +
+		" UNION SELECT y.polrelid FROM d JOIN pg_catalog.pg_policy y ON y.oid = d.objid WHERE " + is("pg_policy")
+}
 
 // RelationsSQL is a query of the catalog for the OIDs of the relations tl
 // locks, given oid, an SQL expression for the OID of the relation it names:
@@ -357,6 +393,10 @@ func (tl TableLock) RelationsSQL(oid string) string {
 	case ViaSchemaRelations:
 		return "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.to_regnamespace(" + escapedLiteral(tl.Table.String()) + ")::oid" +
 			" AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f')"
+	case ViaTypeCascade:
+		return cascadeRelationsSQL(CascadeObjectSQL("type", tl.Table, ""))
+	case ViaFunctionCascade:
+		return cascadeRelationsSQL(CascadeObjectSQL("function", tl.Table, tl.Args))
 	case ViaDomainTables:
 		// The OID given is the relation's of that name; a domain is a
 		// type, resolved here.
@@ -586,6 +626,16 @@ func tableLocks(n *pg_query.Node, f facts) []TableLock {
 						via(rv, f.lock, ViaReferencing)
 					}
 				}
+			}
+		}
+		for _, o := range CascadeDropsOf(n) {
+			if o.Kind == "type" {
+				via(&pg_query.RangeVar{Schemaname: o.Name.Schema, Relname: o.Name.Name}, LockAccessExclusive, ViaTypeCascade)
+				continue
+			}
+			tl := TableLock{Table: o.Name, Via: ViaFunctionCascade, Mode: LockAccessExclusive, Args: o.Args}
+			if !slices.ContainsFunc(out, tl.Same) {
+				out = append(out, tl)
 			}
 		}
 		if s.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_SCHEMA {

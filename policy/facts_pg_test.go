@@ -142,6 +142,28 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"CREATE TABLE domt (id int, n dom)",
 		"CREATE TABLE domt2 (id int, n dom2)",
 		"CREATE TRIGGER vt_tr INSTEAD OF INSERT ON vt FOR EACH ROW EXECUTE FUNCTION trig()",
+		// What DROP TYPE / DOMAIN / FUNCTION ... CASCADE drops with the
+		// object: columns of the type, of its array and of a domain over
+		// it, a view that uses such a column, an index on one, a table
+		// typed by a composite type, the triggers of a trigger function,
+		// a default, a CHECK and a view that call a function.
+		"CREATE TYPE mood AS ENUM ('a', 'b')",
+		"CREATE DOMAIN mood_dom AS mood",
+		"CREATE TABLE moodt (id int, m mood, ms mood[])",
+		"CREATE TABLE moodt2 (id int, md mood_dom)",
+		"CREATE TABLE moodt3 (id int, m mood)",
+		"CREATE INDEX moodt3_m ON moodt3 (m)",
+		"CREATE VIEW moodv AS SELECT id, m FROM moodt",
+		"CREATE TYPE comp AS (a int)",
+		"CREATE TABLE typed OF comp",
+		"CREATE FUNCTION trig2() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+		"CREATE TRIGGER moodt_tr BEFORE UPDATE ON moodt FOR EACH ROW EXECUTE FUNCTION trig2()",
+		"CREATE TRIGGER moodt2_tr BEFORE INSERT ON moodt2 FOR EACH ROW EXECUTE FUNCTION trig2()",
+		"CREATE FUNCTION fdef(k int) RETURNS int LANGUAGE sql AS 'SELECT k'",
+		"CREATE TABLE deft (id int DEFAULT fdef(1), g int GENERATED ALWAYS AS (fdef(id)) STORED)",
+		"CREATE VIEW moodvv AS SELECT id FROM moodv",
+		"CREATE TABLE chkt (id int CHECK (id > fdef(0)))",
+		"CREATE VIEW fdefv AS SELECT fdef(1) AS x",
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -210,6 +232,17 @@ func TestStatementTableLocksMatchServer(t *testing.T) {
 		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos CHECK (VALUE > 0)",
 		"ALTER DOMAIN dom2 SET NOT NULL",
 		"ALTER DOMAIN dom ADD CONSTRAINT dom_pos2 CHECK (VALUE > 0) NOT VALID",
+		"DROP TYPE mood CASCADE",
+		"DROP TYPE public.mood CASCADE",
+		"DROP DOMAIN mood_dom CASCADE",
+		"DROP DOMAIN dom CASCADE",
+		"DROP TYPE comp CASCADE",
+		"DROP FUNCTION trig2() CASCADE",
+		"DROP FUNCTION trig2 CASCADE",
+		"DROP FUNCTION fdef(int) CASCADE",
+		"DROP FUNCTION fdef(integer) CASCADE",
+		"DROP ROUTINE fdef CASCADE",
+		"DROP FUNCTION trig CASCADE",
 	} {
 		t.Run(sql, func(t *testing.T) {
 			tree, err := pg_query.Parse(sql)

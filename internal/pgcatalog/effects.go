@@ -158,7 +158,14 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 		t := policy.ParseTableName(name)
 		match = append(match, "(p.proname = "+QuoteLiteral(t.Name)+schemaFilter(t.Schema)+")")
 	}
-	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc," +
+	// A SQL-standard body (BEGIN ATOMIC ... END, RETURN expr; PostgreSQL
+	// 14+) is kept parsed in prosqlbody, and prosrc is empty: the server
+	// deparses it (sqlStandardBody makes statements of it).
+	body := "p.prosrc"
+	if v := c.Q.ServerVersion(); v == 0 || v >= 140000 {
+		body = "CASE WHEN p.prosqlbody IS NOT NULL THEN " + sqlBodyMark + " || pg_catalog.pg_get_function_sqlbody(p.oid) ELSE p.prosrc END"
+	}
+	rows, ok := c.query("SELECT n.nspname || '.' || p.proname, l.lanname::text, " + body + "," +
 		" (SELECT string_agg(coalesce(p.proargnames[a.i], '') || chr(30) || pg_catalog.format_type(a.t, NULL), chr(31) ORDER BY a.i)" +
 		" FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY AS a(t, i))," +
 		" (p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype)" +
@@ -173,7 +180,7 @@ func (c *Catalog) FunctionBodies(ctx context.Context, names []string) ([]policy.
 		if len(r) != 5 {
 			return nil, false
 		}
-		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: text(r[2]), Trigger: IsTrue(r[4])}
+		f := policy.Function{Name: text(r[0]), Language: text(r[1]), Body: sqlStandardBody(text(r[2])), Trigger: IsTrue(r[4])}
 		if r[3] != nil && *r[3] != "" {
 			for _, a := range strings.Split(*r[3], "\x1f") {
 				name, typ, _ := strings.Cut(a, "\x1e")
@@ -254,4 +261,83 @@ func (c *Catalog) UserCode(ctx context.Context, relations, functions []policy.Ta
 			Builtin: IsTrue(r[3]), Extension: IsTrue(r[4]), Definition: IsTrue(r[5])})
 	}
 	return out, true
+}
+
+// sqlBodyMark starts the text of a SQL-standard body in FunctionBodies's
+// answer, to tell it from a prosrc that reads "RETURN ..." or "BEGIN
+// ATOMIC ..." (a body that does not parse as SQL).
+const sqlBodyMark = "pg_catalog.chr(1)"
+
+// sqlStandardBody makes the statements of a SQL-standard body out of what
+// pg_get_function_sqlbody returns: the statements between BEGIN ATOMIC
+// and END, or SELECT expr for RETURN expr. Any other text (prosrc) is
+// returned as it is.
+func sqlStandardBody(s string) string {
+	rest, ok := strings.CutPrefix(s, "\x01")
+	if !ok {
+		return s
+	}
+	rest = strings.TrimSpace(rest)
+	if inner, ok := strings.CutPrefix(rest, "BEGIN ATOMIC"); ok {
+		if inner, ok := strings.CutSuffix(inner, "END"); ok {
+			return strings.TrimSpace(inner)
+		}
+	}
+	if expr, ok := strings.CutPrefix(rest, "RETURN "); ok {
+		return "SELECT " + expr
+	}
+	return rest
+}
+
+var _ policy.CascadeCatalog = (*Catalog)(nil)
+
+// CascadeDrops reads pg_depend (and pg_class, pg_attribute) for what a
+// CASCADE drop of the object drops: catalogs only. A column of a relation
+// that is dropped whole is not listed.
+func (c *Catalog) CascadeDrops(ctx context.Context, kind, name, args string) ([]policy.Dropped, bool) {
+	t := policy.ParseTableName(name)
+	if blank(name) || t.Name == "" {
+		return nil, false
+	}
+	obj, class := policy.CascadeObjectSQL(kind, t, args)
+	rows, ok := c.query("SELECT " + obj + " IS NOT NULL")
+	if !ok || len(rows) != 1 || len(rows[0]) != 1 || !IsTrue(rows[0][0]) {
+		return nil, false
+	}
+	rows, ok = c.query(policy.CascadeDependentsSQL(obj, class) +
+		" SELECT n.nspname::text, r.relname::text, coalesce(a.attname::text, ''), r.relkind::text" +
+		" FROM d JOIN pg_catalog.pg_class r ON r.oid = d.objid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace" +
+		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.objsubid AND d.objsubid > 0 AND NOT a.attisdropped" +
+		" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.relkind IN ('r', 'p', 'v', 'm', 'f')" +
+		" AND (d.objsubid = 0 OR a.attname IS NOT NULL) ORDER BY 1, 2, 3")
+	if !ok {
+		return nil, false
+	}
+	var out []policy.Dropped
+	whole := map[policy.Table]bool{}
+	for _, r := range rows {
+		if len(r) != 4 {
+			return nil, false
+		}
+		d := policy.Dropped{Table: policy.Table{Schema: text(r[0]), Name: text(r[1])}, Column: text(r[2]), Kind: text(r[3])}
+		if d.Kind == "v" || d.Kind == "m" {
+			// A view loses no column: what depends on one of its
+			// columns drops the view.
+			d.Column = ""
+		}
+		if d.Column == "" {
+			if whole[d.Table] {
+				continue
+			}
+			whole[d.Table] = true
+		}
+		out = append(out, d)
+	}
+	kept := out[:0]
+	for _, d := range out {
+		if d.Column == "" || !whole[d.Table] {
+			kept = append(kept, d)
+		}
+	}
+	return kept, true
 }

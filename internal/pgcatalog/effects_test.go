@@ -27,3 +27,21 @@ func TestPlanChanges(t *testing.T) {
 		t.Error("bad JSON read")
 	}
 }
+
+// What pg_get_function_sqlbody returns (PostgreSQL 15), marked, becomes
+// the body's statements; a prosrc is kept as it is, even one that reads
+// like a SQL-standard body.
+func TestSQLStandardBody(t *testing.T) {
+	for in, want := range map[string]string{
+		"\x01BEGIN ATOMIC\n UPDATE big SET v = (big.v + 1);\n SELECT 1;\nEND": "UPDATE big SET v = (big.v + 1);\n SELECT 1;",
+		"\x01RETURN (a + f_w())":            "SELECT (a + f_w())",
+		"\x01BEGIN ATOMIC\nEND":             "",
+		"UPDATE big SET v = 1":              "UPDATE big SET v = 1",
+		"RETURN 1":                          "RETURN 1",
+		"BEGIN ATOMIC UPDATE big SET v = 1": "BEGIN ATOMIC UPDATE big SET v = 1",
+	} {
+		if got := sqlStandardBody(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

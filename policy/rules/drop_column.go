@@ -22,6 +22,7 @@ func init() {
 }
 
 func checkDropColumn(c *policy.Check, n *pg_query.Node) {
+	checkCascadeColumns(c, n)
 	t, cmds := policy.AlterTableCmds(n)
 	if c.Created(t) {
 		return // nothing uses a table created in this transaction yet

@@ -22,6 +22,7 @@ func init() {
 }
 
 func checkDropTable(c *policy.Check, n *pg_query.Node) {
+	checkCascadeTables(c, n)
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_DropStmt:
 		d := s.DropStmt

@@ -55,11 +55,15 @@ func checkLargeDML(c *policy.Check, n *pg_query.Node) {
 		return
 	}
 	judgeCalls(c, n)
+	judgeDDLCalls(c, n)
 	if p, ok := dmlOf(n); ok {
 		judgeLargeDML(c, &p, "")
 	}
-	if m := n.GetMergeStmt(); m != nil && !judgeMergeUnderLock(c, m) {
-		judgeMerge(c, m, "")
+	if m := n.GetMergeStmt(); m != nil {
+		judgeMergeEffects(c, m)
+		if !judgeMergeUnderLock(c, m) {
+			judgeMerge(c, m, "")
+		}
 	}
 	if ins := n.GetInsertStmt(); ins != nil {
 		judgeInsert(c, ins, "")
@@ -70,8 +74,11 @@ func checkLargeDML(c *policy.Check, n *pg_query.Node) {
 		if p, ok := dmlOf(cte); ok {
 			judgeLargeDML(c, &p, " (in a WITH query)")
 		}
-		if m := cte.GetMergeStmt(); m != nil && !judgeMergeUnderLock(c, m) {
-			judgeMerge(c, m, " (in a WITH query)")
+		if m := cte.GetMergeStmt(); m != nil {
+			judgeMergeEffects(c, m)
+			if !judgeMergeUnderLock(c, m) {
+				judgeMerge(c, m, " (in a WITH query)")
+			}
 		}
 		if ins := cte.GetInsertStmt(); ins != nil {
 			judgeInsert(c, ins, " (in a WITH query)")
@@ -95,7 +102,9 @@ func judgeInsert(c *policy.Check, ins *pg_query.InsertStmt, in string) {
 			ins := policy.CloneNode(&pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: ins}})
 			return bodyRows(c, ins)
 		}
-		if judgeEffects(c, &effectsQuestion{verb: "INSERT", in: in, t: t, sql: sql, hint: hint, rows: rows}) {
+		oc := ins.OnConflictClause
+		upsert := oc != nil && oc.Action == pg_query.OnConflictAction_ONCONFLICT_UPDATE
+		if judgeEffects(c, &effectsQuestion{verb: "INSERT", in: in, t: t, sql: sql, hint: hint, rows: rows, upsert: upsert}) {
 			return
 		}
 	}

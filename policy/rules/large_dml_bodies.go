@@ -122,6 +122,86 @@ func judgeCalls(c *policy.Check, n *pg_query.Node) {
 	}
 }
 
+// judgeDDLCalls judges the user functions that an ALTER TABLE runs for
+// each row of its table while it rewrites or checks it (measured on
+// PostgreSQL 15): a volatile DEFAULT of ADD COLUMN (the table is
+// rewritten, the default computed per row), a CHECK of ADD COLUMN or ADD
+// CONSTRAINT that is validated now (not NOT VALID), and the USING
+// expression of ALTER COLUMN ... TYPE. Each such function runs once per
+// row of the table (its planner and live-tuple count): a body statement
+// that changes e rows changes e × n. An index expression or predicate and
+// a generated column call only IMMUTABLE functions, which cannot write
+// (the server refuses others); CREATE TABLE AS runs now and is judged by
+// judgeCalls. The functions of a constraint VALIDATE CONSTRAINT checks,
+// already in the catalog, are not read.
+func judgeDDLCalls(c *policy.Check, n *pg_query.Node) {
+	if !c.Session.Migration || c.Session.Catalog == nil {
+		return
+	}
+	t, cmds := policy.AlterTableCmds(n)
+	if t.Name == "" || c.Created(t) {
+		return
+	}
+	var exprs []*pg_query.Node
+	for _, cmd := range cmds {
+		switch cmd.Subtype {
+		case pg_query.AlterTableType_AT_AddColumn:
+			col := cmd.GetDef().GetColumnDef()
+			if col == nil {
+				continue
+			}
+			if col.RawDefault != nil {
+				exprs = append(exprs, col.RawDefault)
+			}
+			for _, cn := range col.Constraints {
+				if k := cn.GetConstraint(); k != nil && (k.Contype == pg_query.ConstrType_CONSTR_DEFAULT || k.Contype == pg_query.ConstrType_CONSTR_CHECK && !k.SkipValidation) && k.RawExpr != nil {
+					exprs = append(exprs, k.RawExpr)
+				}
+			}
+		case pg_query.AlterTableType_AT_AlterColumnType:
+			if col := cmd.GetDef().GetColumnDef(); col != nil && col.RawDefault != nil {
+				exprs = append(exprs, col.RawDefault) // USING
+			}
+		case pg_query.AlterTableType_AT_AddConstraint:
+			if k := cmd.GetDef().GetConstraint(); k != nil && k.Contype == pg_query.ConstrType_CONSTR_CHECK && !k.SkipValidation && k.RawExpr != nil {
+				exprs = append(exprs, k.RawExpr)
+			}
+		}
+	}
+	if len(exprs) == 0 {
+		return
+	}
+	list := &pg_query.Node{Node: &pg_query.Node_List{List: &pg_query.List{Items: exprs}}}
+	names := policy.CalledNames(list)
+	if len(names) == 0 {
+		return
+	}
+	fc, ok := c.Session.Catalog.(policy.FunctionCatalog)
+	if !ok {
+		return
+	}
+	fns, ok := fc.FunctionBodies(c.Ctx, names)
+	if !ok || len(fns) == 0 {
+		return
+	}
+	times := int64(-1)
+	if size, ok := c.Session.Catalog.TableSize(c.Ctx, t.String()); ok {
+		times = max(size.Rows, 0)
+	}
+	if times == 0 {
+		return // an empty table: nothing is computed
+	}
+	calls := callsIn(list)
+	seen := map[string]bool{}
+	for _, f := range fns {
+		seen[f.Name] = true
+	}
+	for _, f := range fns {
+		judgeBody(c, bodyRun{fn: f, via: "function " + f.Name + " for each row of " + t.String() + " (in a DEFAULT, CHECK or USING expression the ALTER TABLE computes per row)",
+			times: times, args: argsOf(f, calls), seen: seen})
+	}
+}
+
 // callsIn maps each function a statement calls (CALL's procedure too), as
 // written, to the arguments every call of it passes when they are all
 // constants (as SQL), nil otherwise.
@@ -184,27 +264,213 @@ func argsOf(f policy.Function, calls map[string][]string) []string {
 // judgeTriggers judges the functions of the triggers that fire for a
 // statement that changes rows of t (rows: the statement's estimate).
 func judgeTriggers(c *policy.Check, t policy.Table, event string, triggers []policy.Trigger, rows func() (int64, bool)) {
+	judgeTriggersOf(c, nil, t, triggers, rows, 1)
+}
+
+// judgeTriggersOf judges the functions of triggers on t. rows estimates
+// the rows one run of the statement that fires them changes; runs is how
+// often that statement runs (-1: unknown). parent, when set, is the body
+// whose statement fires them: they are then as many calls deeper, and a
+// trigger function already on its way (a trigger that fires itself) is
+// not read again.
+func judgeTriggersOf(c *policy.Check, parent *bodyRun, t policy.Table, triggers []policy.Trigger, rows func() (int64, bool), runs int64) {
 	n, known := int64(0), false
 	asked := false
 	for _, tr := range triggers {
 		if tr.Language != "plpgsql" && tr.Language != "sql" {
 			continue // C and internal trigger functions are not user code that changes tables
 		}
-		times := int64(1)
+		times := runs
 		if tr.ForEachRow {
 			if !asked {
 				n, known = rows()
 				asked = true
 			}
-			times = -1
-			if known {
-				times = n
-			}
+			times = timesOf(n, known, runs)
 		}
 		fn := policy.Function{Name: tr.Function, Language: tr.Language, Body: tr.Body, Trigger: true}
-		judgeBody(c, bodyRun{fn: fn, via: "trigger " + policy.QuoteIdent(tr.Name) + " on " + t.String() + " (function " + tr.Function + ")",
-			times: times, row: t, seen: map[string]bool{tr.Function: true}})
+		r := bodyRun{fn: fn, via: "trigger " + policy.QuoteIdent(tr.Name) + " on " + t.String() + " (function " + tr.Function + ")",
+			times: times, row: t, seen: map[string]bool{tr.Function: true}}
+		if parent != nil {
+			if parent.seen[tr.Function] {
+				continue
+			}
+			for k := range parent.seen {
+				r.seen[k] = true
+			}
+			r.via = parent.via + ", which fires " + r.via
+			r.depth = parent.depth + 1
+		}
+		judgeBody(c, r)
 	}
+}
+
+// timesOf is how often a row-level trigger runs: rows per run of the
+// statement that fires it (known or not), times its runs (-1: unknown).
+func timesOf(rows int64, known bool, runs int64) int64 {
+	if !known || runs < 0 {
+		return -1
+	}
+	rows = max(rows, 0)
+	if runs > 1 && rows > 0 {
+		if t := rows * runs; t/runs == rows {
+			return t
+		}
+		return 1 << 62 // overflow: far too many
+	}
+	return rows * max(runs, 1)
+}
+
+// eventsOf lists the events (INSERT, UPDATE, DELETE) a data-changing
+// statement raises on its table: a MERGE's, one per kind of its actions.
+func eventsOf(n *pg_query.Node) []string {
+	switch s := n.GetNode().(type) {
+	case *pg_query.Node_UpdateStmt:
+		return []string{"UPDATE"}
+	case *pg_query.Node_DeleteStmt:
+		return []string{"DELETE"}
+	case *pg_query.Node_InsertStmt:
+		ev := []string{"INSERT"}
+		if oc := s.InsertStmt.OnConflictClause; oc != nil && oc.Action == pg_query.OnConflictAction_ONCONFLICT_UPDATE {
+			ev = append(ev, "UPDATE")
+		}
+		return ev
+	case *pg_query.Node_MergeStmt:
+		return mergeEvents(s.MergeStmt)
+	}
+	return nil
+}
+
+// mergeEvents lists the kinds of a MERGE's actions, each once.
+func mergeEvents(m *pg_query.MergeStmt) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, w := range m.MergeWhenClauses {
+		ev := ""
+		switch w.GetMergeWhenClause().GetCommandType() {
+		case pg_query.CmdType_CMD_INSERT:
+			ev = "INSERT"
+		case pg_query.CmdType_CMD_UPDATE:
+			ev = "UPDATE"
+		case pg_query.CmdType_CMD_DELETE:
+			ev = "DELETE"
+		}
+		if ev != "" && !seen[ev] {
+			seen[ev] = true
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// effectsOf asks for the triggers of t that fire for any of events (each
+// trigger once: one may fire for INSERT OR UPDATE) and lists the events
+// for which t has rewrite rules.
+func effectsOf(c *policy.Check, ec policy.EffectsCatalog, t policy.Table, events []string) (triggers []policy.Trigger, rules []string) {
+	seen := map[string]bool{}
+	for _, ev := range events {
+		eff, ok := ec.TableEffects(c.Ctx, t.String(), ev)
+		if !ok {
+			continue
+		}
+		if eff.Rules {
+			rules = append(rules, ev)
+		}
+		for _, tr := range eff.Triggers {
+			if !seen[tr.Name] {
+				seen[tr.Name] = true
+				triggers = append(triggers, tr)
+			}
+		}
+	}
+	return triggers, rules
+}
+
+// judgeMergeEffects judges the triggers that fire on a MERGE's target for
+// each kind of its actions (INSERT, UPDATE, DELETE), a row-level one once
+// per row of the MERGE's join: its source LEFT JOIN its target on the join
+// condition (every source row, matched or not; FULL JOIN when a WHEN NOT
+// MATCHED BY SOURCE clause acts on the target's other rows), estimated as
+// a SELECT, in a transaction block too. The server refuses a MERGE into a
+// table with rules.
+func judgeMergeEffects(c *policy.Check, m *pg_query.MergeStmt) {
+	t := policy.TableOf(m.Relation)
+	if !c.Session.Migration || c.Session.Catalog == nil || t.Name == "" || c.Created(t) {
+		return
+	}
+	ec, ok := c.Session.Catalog.(policy.EffectsCatalog)
+	if !ok {
+		return
+	}
+	triggers, _ := effectsOf(c, ec, t, mergeEvents(m))
+	if len(triggers) == 0 {
+		return
+	}
+	rows := func() (int64, bool) { return 0, false }
+	if readOnlyWith(m.WithClause) {
+		jt := pg_query.JoinType_JOIN_LEFT
+		for _, w := range m.MergeWhenClauses {
+			if w.GetMergeWhenClause().GetMatchKind() == pg_query.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
+				jt = pg_query.JoinType_JOIN_FULL
+			}
+		}
+		join := &pg_query.Node{Node: &pg_query.Node_JoinExpr{JoinExpr: &pg_query.JoinExpr{Jointype: jt,
+			Larg:  m.SourceRelation,
+			Rarg:  &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: m.Relation}},
+			Quals: m.JoinCondition}}}
+		sql := selectOne(m.WithClause, []*pg_query.Node{join}, nil)
+		rows = func() (int64, bool) { return c.Session.Catalog.EstimateRows(c.Ctx, sql) }
+	}
+	judgeTriggersOf(c, nil, t, triggers, rows, 1)
+}
+
+// judgeChange judges one data-changing statement n of a body (its
+// variables stood in for), which changes target, and what target runs
+// with it, and returns the rows one run of it changes of target; ok is
+// false when they are unknown (reported as unsizable).
+//
+// Its rows: bodyRows's estimate, or, when target has rewrite rules for
+// its events, EXPLAIN of n, whose every ModifyTable (its own and each
+// rule's) counts r.times over. Then the triggers of target that fire for
+// its events run, as many calls deeper: a row-level one once per row it
+// changes (rows × r.times), a statement-level one once per run. A MERGE
+// into a table with rules is refused by the server.
+func judgeChange(c *policy.Check, r bodyRun, target policy.Table, verb string, n *pg_query.Node) (int64, bool) {
+	var triggers []policy.Trigger
+	var rules []string
+	ec, _ := c.Session.Catalog.(policy.EffectsCatalog)
+	if ec != nil && target.Name != "" && !c.Created(target) {
+		triggers, rules = effectsOf(c, ec, target, eventsOf(n))
+	}
+	e := int64(0)
+	if len(rules) > 0 && n.GetMergeStmt() == nil {
+		changes, ok := ec.EstimateChanges(c.Ctx, policy.Deparse(n))
+		if !ok {
+			unsizable(c, target, r.via, "its "+verb+" of "+target.String()+" runs the rewrite rules of "+target.String()+", whose statements pgguard could not ask the planner for")
+			return 0, false
+		}
+		for _, ch := range changes {
+			rr := r
+			if ch.Table.Name == target.Name && (target.Schema == "" || target.Schema == ch.Table.Schema) && strings.EqualFold(ch.Verb, verb) {
+				e = max(e, ch.Rows)
+			} else {
+				rr.via += ", whose " + verb + " of " + target.String() + " runs a rewrite rule of it"
+			}
+			judgeBodyRows(c, rr, ch.Table, strings.ToUpper(ch.Verb), ch.Rows)
+		}
+	} else {
+		rows, ok := bodyRows(c, n)
+		if !ok {
+			unsizable(c, target, r.via, "the planner could not estimate its "+verb+" of "+target.String())
+			return 0, false
+		}
+		e = rows
+		judgeBodyRows(c, r, target, verb, rows)
+	}
+	if len(triggers) > 0 {
+		judgeTriggersOf(c, &r, target, triggers, func() (int64, bool) { return e, true }, r.times)
+	}
+	return e, true
 }
 
 // judgeBody judges the data-changing statements of one body.
@@ -235,17 +501,15 @@ func judgeBody(c *policy.Check, r bodyRun) {
 			e := int64(0)
 			if target, verb, ok := bodyChange(node); ok {
 				subst := policy.CloneNode(node)
-				if !substituteVars(subst, vars, r.fn.Args, r.args, r.row) {
+				if !substituteVars(subst, vars, r.fn, r.args, r.row) {
 					unsizable(c, target, r.via, "its "+verb+" of "+target.String()+" refers to what pgguard cannot stand in for")
 					continue
 				}
-				rows, ok := bodyRows(c, subst)
+				rows, ok := judgeChange(c, r, target, verb, subst)
 				if !ok {
-					unsizable(c, target, r.via, "the planner could not estimate its "+verb+" of "+target.String())
 					continue
 				}
 				e = rows
-				judgeBodyRows(c, r, target, verb, rows)
 			}
 			for name, args := range callsIn(node) {
 				if prev, seen := callArgs[name]; seen && strings.Join(prev, "\x00") != strings.Join(args, "\x00") {
@@ -470,12 +734,15 @@ func bodyStatements(f policy.Function) (stmts []string, vars map[string]string, 
 	return stmts, vars, dynamic, nil
 }
 
-// substituteVars replaces, in a body statement, each reference to a
-// variable, an argument ($n or by name) or a field of NEW or OLD by a
-// scalar subquery of its type, whose value the planner does not know. It
-// reports false for a reference it cannot replace (a record's field
-// outside a trigger).
-func substituteVars(n *pg_query.Node, vars map[string]string, args []policy.FunctionArg, values []string, row policy.Table) bool {
+// substituteVars replaces, in a body statement of f, each reference to a
+// variable, an argument ($n, by name, or by name qualified with the
+// function's, as pg_get_function_sqlbody writes them) or a field of NEW
+// or OLD by a scalar subquery of its type, whose value the planner does
+// not know. It reports false for a reference it cannot replace (a
+// record's field outside a trigger).
+func substituteVars(n *pg_query.Node, vars map[string]string, f policy.Function, values []string, row policy.Table) bool {
+	args := f.Args
+	short := strings.ToLower(f.Name[strings.LastIndexByte(f.Name, '.')+1:])
 	ok := true
 	// An argument whose value the call passes stands for that value.
 	argExpr := func(i int) string {
@@ -503,6 +770,11 @@ func substituteVars(n *pg_query.Node, vars map[string]string, args []policy.Func
 			return true
 		}
 		first := strings.ToLower(cr.Fields[0].GetString_().GetSval())
+		if len(cr.Fields) == 2 && first == short && cr.Fields[1].GetString_() != nil {
+			if i, isArg := byName[strings.ToLower(cr.Fields[1].GetString_().Sval)]; isArg {
+				return replaceWith(x, argExpr(i), &ok)
+			}
+		}
 		typ, isVar := vars[first]
 		if !isVar {
 			return true

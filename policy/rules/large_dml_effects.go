@@ -29,6 +29,9 @@ type effectsQuestion struct {
 	// rows estimates the rows the statement changes of t, for its
 	// row-level triggers.
 	rows func() (int64, bool)
+	// upsert: INSERT ... ON CONFLICT DO UPDATE, which fires UPDATE
+	// triggers too.
+	upsert bool
 }
 
 // judgeEffects judges what a statement on q.t runs besides changing q.t's
@@ -43,18 +46,21 @@ func judgeEffects(c *policy.Check, q *effectsQuestion) bool {
 	if !ok {
 		return false
 	}
-	e, ok := ec.TableEffects(c.Ctx, q.t.String(), q.verb)
-	if !ok {
-		return false
+	events := []string{q.verb}
+	if q.upsert {
+		// ON CONFLICT DO UPDATE fires the table's UPDATE triggers too
+		// (its statement-level ones whether or not a row conflicts).
+		events = append(events, "UPDATE")
 	}
-	if len(e.Triggers) > 0 {
+	triggers, rules := effectsOf(c, ec, q.t, events)
+	if len(triggers) > 0 {
 		rows := q.rows
 		if rows == nil {
 			rows = func() (int64, bool) { return c.Session.Catalog.EstimateRows(c.Ctx, q.sql) }
 		}
-		judgeTriggers(c, q.t, q.verb, e.Triggers, rows)
+		judgeTriggers(c, q.t, q.verb, triggers, rows)
 	}
-	if !e.Rules {
+	if len(rules) == 0 || rules[0] != q.verb {
 		return false
 	}
 	judgeRewritten(c, ec, q)

@@ -6,6 +6,8 @@ import (
 	"github.com/pgguard/pgguard/policy/sqltext"
 	"time"
 
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy"
@@ -47,7 +49,15 @@ var (
 	_ policy.PreparedCatalog    = (*probeCatalog)(nil)
 	_ policy.EffectsCatalog     = (*probeCatalog)(nil)
 	_ policy.FunctionCatalog    = (*probeCatalog)(nil)
+	_ policy.CascadeCatalog     = (*probeCatalog)(nil)
 )
+
+// CascadeDrops (rules drop-column and drop-table: what DROP TYPE or
+// FUNCTION ... CASCADE drops) needs the catalog too.
+func (p *probeCatalog) CascadeDrops(context.Context, string, string, string) ([]policy.Dropped, bool) {
+	p.asked = true
+	return nil, false
+}
 
 // TableEffects, EstimateChanges and FunctionBodies (rule large-dml's
 // rules, triggers and called functions) need the catalog too.
@@ -260,8 +270,9 @@ func (m *Machine) warmLook(v *verdict, query string) {
 // of statement currentName with query current, before it is sent. It
 // walks what the client has already sent of the batch (never waiting for
 // more) and judges ahead each later statement that needs the catalog and
-// that only Parse, Describe, Close and the execution of a BEGIN just
-// parsed precede. It reports false when the session ended while it
+// that only Parse, Describe, Close, the execution of a BEGIN just parsed
+// and, in a migration's session, the execution of statements that
+// runsAhead precede. It reports false when the session ended while it
 // waited. Application traffic (Parse, Bind of a statement other than
 // BEGIN) stops the walk at its second message, allocating nothing.
 func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) bool {
@@ -275,6 +286,14 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 	defer func() { m.aheadPrepared = nil }()
 	lastName, lastQuery := currentName, current // the last Parse's
 	beginPortal, began := []byte(nil), false
+	// In a migration's session the walk goes on past the execution of a
+	// statement parsed in the batch whose running cannot change what the
+	// catalog answers for the later ones (runsAhead): they are then
+	// judged, as the statements after it in one Query are, with the
+	// catalog as it is before the batch. An application's session stops
+	// at it, as before: its traffic pays nothing new.
+	pastRuns := m.migration(eng)
+	var bound map[string]bool // portals bound to such statements
 	// The walk stops at the first message that may change what the
 	// catalog says, or that it does not know.
 	for off := 0; off+5 <= buffered; {
@@ -289,9 +308,10 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 		switch typ {
 		case wire.ClientDescribe, wire.ClientClose:
 		case wire.ClientBind:
-			// Only BEGIN's execution: it opens a transaction block, the
-			// catalog's answers stay what they were.
-			if began {
+			// BEGIN's execution: it opens a transaction block, the
+			// catalog's answers stay what they were; in a migration's
+			// session, that of a statement that runsAhead.
+			if began && !pastRuns {
 				return true // one BEGIN is enough; a second is unusual
 			}
 			body, err := m.conns.FromClient.Peek(off + 1 + l)
@@ -303,17 +323,27 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 				return true
 			}
 			stmt, _, ok := wire.CStringBytes(rest)
-			if !ok || string(stmt) != string(lastName) || !policy.BeginsTransaction(wire.BytesView(lastQuery)) {
+			if !ok || string(stmt) != string(lastName) {
 				return true
 			}
-			beginPortal, began = portal, true
+			switch q := wire.BytesView(lastQuery); {
+			case !began && policy.BeginsTransaction(q):
+				beginPortal, began = portal, true
+			case pastRuns && runsAhead(q):
+				if bound == nil {
+					bound = map[string]bool{}
+				}
+				bound[string(portal)] = true
+			default:
+				return true
+			}
 		case wire.ClientExecute:
 			body, err := m.conns.FromClient.Peek(off + 1 + l)
 			if err != nil {
 				return true
 			}
 			portal, _, ok := wire.CStringBytes(body[off+5:])
-			if !ok || !began || string(portal) != string(beginPortal) {
+			if !ok || !(began && string(portal) == string(beginPortal) || bound[string(portal)]) {
 				return true
 			}
 		case wire.ClientParse:
@@ -360,6 +390,68 @@ func (m *Machine) lookAhead(eng *policy.Engine, currentName, current []byte) boo
 		off += 1 + l
 	}
 	return true
+}
+
+// runsAhead reports whether a statement of a migration's batch, executed
+// before later ones, leaves the catalog's answers for them as they were
+// before the batch as far as the statements after it in one Query are
+// judged so (policy.Engine.DecideQuery): it reads or changes rows only
+// (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES, TABLE), or is DDL
+// that adds to the schema without changing what an existing name means or
+// what runs with a statement on it (aheadDDL), and it cannot move the
+// search_path or the role, after which a name may mean another table.
+// Anything else stops the walk: the statements behind it are judged when
+// they come, without the catalog (unestimable).
+func runsAhead(query string) bool {
+	if policy.MayChangeSearchPath(query) || changesLookup(query) {
+		return false
+	}
+	for _, w := range []string{"select", "insert", "update", "delete", "merge", "with", "values", "table"} {
+		if sqltext.FirstWordIs(query, w) {
+			return sqltext.Classify(query) != sqltext.ClassDDL
+		}
+	}
+	return sqltext.Classify(query) == sqltext.ClassDDL && aheadDDL(query)
+}
+
+// aheadDDL reports whether DDL leaves the catalog's answers about the
+// statements after it as they were, but for what it adds, which they
+// cannot have been asked about: CREATE TABLE, CREATE INDEX (not
+// CONCURRENTLY, which a batch cannot run), CREATE SEQUENCE, COMMENT, and
+// ALTER TABLE adding or changing columns, defaults and constraints. Not a
+// rename, a DROP, CREATE OR REPLACE, a trigger, rule, function or view,
+// ENABLE or DISABLE TRIGGER or RULE, ATTACH or DETACH PARTITION, INHERIT:
+// after those a name may mean another relation, or other code may run
+// with a statement, or other rows belong to a table.
+func aheadDDL(query string) bool {
+	tree, err := sqltext.PgParse(query)
+	if err != nil || len(tree.Stmts) != 1 {
+		return false
+	}
+	switch s := tree.Stmts[0].Stmt.GetNode().(type) {
+	case *pg_query.Node_CreateStmt:
+		return s.CreateStmt.InhRelations == nil && s.CreateStmt.Partbound == nil && s.CreateStmt.OfTypename == nil
+	case *pg_query.Node_IndexStmt:
+		return !s.IndexStmt.Concurrent
+	case *pg_query.Node_CreateSeqStmt, *pg_query.Node_CommentStmt:
+		return true
+	case *pg_query.Node_AlterTableStmt:
+		if s.AlterTableStmt.Objtype != pg_query.ObjectType_OBJECT_TABLE {
+			return false
+		}
+		for _, c := range s.AlterTableStmt.Cmds {
+			switch c.GetAlterTableCmd().GetSubtype() {
+			case pg_query.AlterTableType_AT_AddColumn, pg_query.AlterTableType_AT_ColumnDefault,
+				pg_query.AlterTableType_AT_DropNotNull, pg_query.AlterTableType_AT_SetNotNull,
+				pg_query.AlterTableType_AT_AddConstraint, pg_query.AlterTableType_AT_ValidateConstraint,
+				pg_query.AlterTableType_AT_AlterColumnType, pg_query.AlterTableType_AT_SetStatistics:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // judgeAhead judges a later statement of the batch now, with the catalog

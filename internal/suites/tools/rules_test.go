@@ -324,8 +324,12 @@ func refusalsInEachTool(t *testing.T, seen *printed) {
 				}
 				tl.write(t, dir, sql)
 				ruleRuns <- struct{}{}
-				r := tl.run(t, db, dir)
-				<-ruleRuns
+				r := func() result {
+					// Given back however the run ends: a tool that is not
+					// installed skips the test from inside it.
+					defer func() { <-ruleRuns }()
+					return tl.run(t, db, dir)
+				}()
 				checkRuleRefusal(t, tl, c, r)
 				seen.add(tl.name, c.rule, r.out, !tl.noRecipe && strings.Contains(r.out, "Safe recipe:"))
 				for _, l := range tl.ledgers {
