@@ -2,9 +2,10 @@ package pgcatalog
 
 import (
 	"context"
-	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 	"strings"
 	"testing"
+
+	_ "github.com/pgguard/pgguard/policy/rules" // the rules register themselves with the engine
 
 	"github.com/jackc/pgx/v5/pgconn"
 

@@ -26,17 +26,8 @@ import (
 // estimated as all of production's rows; a statement of built-ins only is
 // still estimated by production's planner.
 func TestPlannerQuestionRunsNoUserCode(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		env := strings.TrimSuffix(db, "uction") // prod, uat
 		fx := func(name, args, ret, value string) string {
 			return "CREATE FUNCTION public." + name + "(" + args + ") RETURNS " + ret + " IMMUTABLE LANGUAGE plpgsql AS $$BEGIN RAISE LOG '" +
@@ -167,4 +158,24 @@ func TestPlannerQuestionRelationsChecked(t *testing.T) {
 	if !ok || len(rows) != 1 || rows[0][0] == nil || *rows[0][0] != "0" {
 		t.Errorf("the question's view is left: %v", rows)
 	}
+}
+
+// loggedServer starts a PostgreSQL whose log goes to the file at logPath
+// (what production ran, for the tests that check a question ran none of
+// its code and left none of uat's text there), with databases dbs.
+func loggedServer(t *testing.T, dbs ...string) (pg *pgtest.Server, logPath string) {
+	t.Helper()
+	logPath = filepath.Join(t.TempDir(), "postgres.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	pg = pgtest.Must(t, pgtest.Options{Log: logFile})
+	for _, db := range dbs {
+		if _, err := pg.CreateDatabase(db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pg, logPath
 }

@@ -3,7 +3,6 @@ package pgcatalog
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,17 +20,8 @@ import (
 // statement's literal and its sequence moved. A database with an event
 // trigger for CREATE VIEW cannot be asked (all of production's rows).
 func TestRedteamPlannerQuestionFiresEventTriggers(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		if err := pg.ExecAs(pgtest.SuperUser, db,
 			"CREATE TABLE accounts (id int PRIMARY KEY, status text)",
 			"GRANT ALL ON ALL TABLES IN SCHEMA public TO "+pgtest.SCRAMUser); err != nil {

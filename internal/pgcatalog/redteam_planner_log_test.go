@@ -3,7 +3,6 @@ package pgcatalog
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +21,8 @@ import (
 // EXPLAIN fails in production, and production's log holds the statement's
 // WHERE, literals included, from a uat session.
 func TestRedteamPlannerQuestionLogsStatement(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		if err := pg.Exec("ALTER DATABASE " + db + " OWNER TO " + pgtest.SCRAMUser); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,17 +20,8 @@ import (
 // slow statement, and production's log holds its text: the uat
 // statement's literals.
 func TestRedteamPlannerQuestionSlowLogsStatement(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		if err := pg.Exec("ALTER DATABASE " + db + " OWNER TO " + pgtest.SCRAMUser); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package pgcatalog
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +21,8 @@ import (
 // bounds histogram with the range's subtype_diff, running production's
 // own function with the constant uat's user chose.
 func TestRedteamPlannerRunsRangeSubtypeDiff(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		env := strings.TrimSuffix(db, "uction")
 		setup := []string{
 			"CREATE FUNCTION public.fdiff(a float8, b float8) RETURNS float8 IMMUTABLE LANGUAGE plpgsql AS $$BEGIN RAISE LOG '" +

@@ -3,7 +3,6 @@ package pgcatalog
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +21,8 @@ import (
 // a table makes production run functions of its own; the question must
 // not be planned there (all of production's rows).
 func TestRedteamPlannerRunsTableCode(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "postgres.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	pg := pgtest.Must(t, pgtest.Options{Log: logFile})
+	pg, logPath := loggedServer(t, "uat", "production")
 	for _, db := range []string{"uat", "production"} {
-		if _, err := pg.CreateDatabase(db); err != nil {
-			t.Fatal(err)
-		}
 		env := strings.TrimSuffix(db, "uction")
 		fx := func(name string) string {
 			return "CREATE FUNCTION public." + name + "(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$BEGIN RAISE LOG '" +
