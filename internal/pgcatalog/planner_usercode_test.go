@@ -69,12 +69,8 @@ func TestPlannerQuestionRunsNoUserCode(t *testing.T) {
 	}
 	prod, uat := connect(t, pg, "production"), connect(t, pg, "uat")
 	_ = prod
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	for _, sql := range []string{
 		"UPDATE accounts SET status = 'x' WHERE id < 10 AND 7 === 1001",
 		"UPDATE accounts SET status = 'x' WHERE id < 10 AND 7 OPERATOR(app.<<<) 1002",

@@ -41,12 +41,8 @@ func TestRedteamPlannerQuestionFiresEventTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	prod, uat := connect(t, pg, "production"), connect(t, pg, "uat")
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	time.Sleep(time.Second)
 	before, err := os.ReadFile(logPath)
 	if err != nil {

@@ -3,9 +3,6 @@ package pgcatalog
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
 // TestRedteamBorrowedJoinWithTableEmptyInUAT: uat's accounts has rows, so
@@ -30,12 +27,8 @@ func TestRedteamBorrowedJoinWithTableEmptyInUAT(t *testing.T) {
 	for _, q := range []*ConnQuerier{prod, uat} {
 		analyze(t, q)
 	}
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	for _, sql := range []string{
 		"UPDATE accounts SET status = 'closed' FROM closures c WHERE accounts.id = c.account_id",
 		"UPDATE accounts SET status = 'closed' WHERE id IN (SELECT account_id FROM closures)",

@@ -35,12 +35,8 @@ func TestRedteamPlannerQuestionCancelLogsStatement(t *testing.T) {
 	for _, q := range []*ConnQuerier{prod, uat} {
 		analyze(t, q)
 	}
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	question, ok := PlannerQuestion("UPDATE accounts SET status = 'closed' WHERE status = 'uat-literal-cancel'", b.sourceName(ctx))
 	if !ok {
 		t.Fatal("no planner question")
@@ -50,7 +46,7 @@ func TestRedteamPlannerQuestionCancelLogsStatement(t *testing.T) {
 	// gives up after 15s, the backend waits on).
 	mustExec(t, prod, "BEGIN")
 	mustExec(t, prod, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
-	rows, ok := live.EstimateRowsAt(ctx, question, policy.Table{Schema: "public", Name: "accounts"})
+	rows, ok := b.Src.(*LiveSizes).EstimateRowsAt(ctx, question, policy.Table{Schema: "public", Name: "accounts"})
 	t.Logf("estimate %d (%v)", rows, ok)
 	if ok {
 		t.Errorf("estimated %d rows while production's table was locked", rows)

@@ -39,12 +39,8 @@ func TestRedteamPlannerQuestionLogsStatement(t *testing.T) {
 	for _, q := range []*ConnQuerier{prod, uat} {
 		analyze(t, q)
 	}
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	for _, sql := range []string{
 		"UPDATE accounts SET status = 'closed' WHERE status = 'uat-literal-one' AND id IN (SELECT account_id FROM closures)",
 		"UPDATE accounts SET closed_at = now() WHERE closed_at IS NULL AND status = 'uat-literal-two'",

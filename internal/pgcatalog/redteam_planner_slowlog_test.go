@@ -38,12 +38,8 @@ func TestRedteamPlannerQuestionSlowLogsStatement(t *testing.T) {
 	for _, q := range []*ConnQuerier{prod, uat} {
 		analyze(t, q)
 	}
-	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
 	ctx := context.Background()
-	if err := live.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+	b := borrowFromProduction(t, pg, uat)
 	var from, where []string
 	for i := 0; i < 100; i++ {
 		from = append(from, fmt.Sprintf("accounts a%d", i))
@@ -57,7 +53,7 @@ func TestRedteamPlannerQuestionSlowLogsStatement(t *testing.T) {
 	if !ok {
 		return // not asked of production
 	}
-	rows, ok := live.EstimateRowsAt(ctx, question, b.mustSource(t, "accounts"))
+	rows, ok := b.Src.(*LiveSizes).EstimateRowsAt(ctx, question, b.mustSource(t, "accounts"))
 	t.Logf("estimate %d (%v)", rows, ok)
 	time.Sleep(time.Second)
 	log, err := os.ReadFile(logPath)

@@ -37,6 +37,18 @@ func redteamServer(t *testing.T) (pg *pgtest.Server, prod, uat *ConnQuerier) {
 	return pg, prod, uat
 }
 
+// borrowFromProduction is uat's catalog borrowing the sizes (and the
+// planner) of database production on pg, read once, as a target with
+// sizes_from: production judges.
+func borrowFromProduction(t *testing.T, pg *pgtest.Server, uat *ConnQuerier) *Borrowed {
+	t.Helper()
+	live := NewLiveSizes("production", ConnSpec{Upstream: pg.Addr(), User: pgtest.SCRAMUser, Password: pgtest.Password, Database: "production", ConnectTimeout: 5 * time.Second}, time.Minute, nil)
+	if err := live.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &Borrowed{Catalog: &Catalog{Q: uat}, Src: live}
+}
+
 // TestRedteamPartitionedNamesQuotedByPostgres: a partition's parent is
 // exported as PostgreSQL's quote_ident spells it, and a partitioned
 // table's rows are summed from the partitions whose parent string equals
