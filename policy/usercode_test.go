@@ -105,6 +105,17 @@ func TestCallsUserFunctionShapes(t *testing.T) {
 		"SELECT \"lower\"(v) FROM t":     false,
 		"SELECT \"Lower\"(v) FROM t":     true,
 		"SELECT x FROM (SELECT 1) t (x)": true, // an alias's column list without AS reads as a call: a question, never a miss
+		// Keywords that may name a function: a call where an expression
+		// begins, syntax elsewhere.
+		"VACUUM (VERBOSE) t":                            false,
+		"SELECT 1; VACUUM (ANALYZE) t":                  false,
+		"CREATE TABLE t (a int) PARTITION BY RANGE (a)": false,
+		"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id)": false,
+		"WITH a AS NOT MATERIALIZED (SELECT 1) SELECT * FROM a":                               false,
+		"SELECT CASE WHEN true THEN validate(1) END":                                          true,
+		"CALL refresh()":         true,
+		"SELECT 1 + validate(1)": true,
+		"SELECT cube(1, 2)":      true,
 	} {
 		if got := CallsUserFunction(q); got != want {
 			t.Errorf("CallsUserFunction(%q) = %v, want %v", q, got, want)
