@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -61,6 +62,47 @@ func TestRedteamLookInClientEncoding(t *testing.T) {
 				t.Fatal("ALTER TABLE ran behind the open reader")
 			}
 			wantRefusal(t, err, "lock-queue")
+		})
+	}
+}
+
+// TestRedteamNamesTheClientEncodingCannotWrite: a LATIN1 (or WIN1252)
+// session names a table its encoding cannot spell with a Unicode escape,
+// U&"rt20d_\8868_s", which the server reads (its own encoding is UTF8).
+// pgguard's catalog question names the table as it read it, 表, which
+// LATIN1 cannot write: the answer was unknown, the one-row table was
+// taken for a large one, and SET NOT NULL on it was refused (nothing
+// safe is refused). Straight to PostgreSQL it runs.
+func TestRedteamNamesTheClientEncodingCannotWrite(t *testing.T) {
+	_, addr, _ := guardProxy(t, "", nil)
+	ctx := context.Background()
+	if err := pgExec("guard", `DROP TABLE IF EXISTS "rt20d_表", "rt20d_表_s"`,
+		`CREATE TABLE "rt20d_表" (a int)`, `INSERT INTO "rt20d_表" SELECT g FROM generate_series(1, 50000) g`, `ANALYZE "rt20d_表"`,
+		`CREATE TABLE "rt20d_表_s" (a int)`, `INSERT INTO "rt20d_表_s" VALUES (1)`, `ANALYZE "rt20d_表_s"`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgExec("guard", `DROP TABLE IF EXISTS "rt20d_表", "rt20d_表_s"`) })
+	for _, enc := range []string{"LATIN1", "WIN1252"} {
+		t.Run(enc, func(t *testing.T) {
+			cfg, err := pgconn.ParseConfig("postgres://" + pgtest.SuperUser + "@" + addr + "/guard?sslmode=disable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.RuntimeParams["client_encoding"] = enc
+			c, err := pgconn.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if _, err := c.Exec(ctx, `BEGIN; ALTER TABLE U&"rt20d_\8868_s" ALTER COLUMN a SET NOT NULL; ROLLBACK`).ReadAll(); err != nil {
+				t.Errorf("SET NOT NULL on the one row of U&\"rt20d_\\8868_s\": %v; want it run", err)
+			}
+			_, err = c.Exec(ctx, `BEGIN; ALTER TABLE U&"rt20d_\8868" ALTER COLUMN a SET NOT NULL; ROLLBACK`).ReadAll()
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("SET NOT NULL on the 50,000 rows of U&\"rt20d_\\8868\": %v; want pgguard's refusal", err)
+			}
+			c.Exec(ctx, "ROLLBACK").ReadAll()
 		})
 	}
 }
