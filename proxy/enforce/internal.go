@@ -103,7 +103,13 @@ func (m *Machine) inClientEncoding(run func(string) (outcome, error), sql string
 	if !sqltext.IsASCII(sql) {
 		s, err := sqltext.ServerText(enc, sql)
 		if err != nil {
-			return outcome{}, errUnwritable
+			// A name the encoding cannot spell (the client wrote it
+			// U&"\8868" in LATIN1): in Unicode escapes, all ASCII.
+			u, ok := sqltext.UnicodeEscaped(sql)
+			if !ok {
+				return outcome{}, errUnwritable
+			}
+			s = u
 		}
 		sql = s
 	}
