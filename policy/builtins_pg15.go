@@ -514,3 +514,12 @@ types uescape unbounded uncommitted unencrypted unknown unlisten unlogged until 
 validate validator value varying view views volatile whitespace within without work wrapper write
 year yes zone
 `
+
+// builtinOperatorNames: SELECT DISTINCT oprname FROM pg_operator WHERE
+// oprnamespace = 'pg_catalog'::regnamespace (every one's function is
+// immutable or stable).
+const builtinOperatorNames = `
+!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <-> <<
+<<= <<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> ||
+||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~*
+`

@@ -14,6 +14,30 @@ var builtinFunctions, keywords = wordSet(builtinFunctionNames), wordSet(sqlKeywo
 // funcKeywords are the keywords that may name a function unquoted.
 var funcKeywords = wordSet(funcKeywordNames)
 
+// builtinOperators are PostgreSQL 15's pg_catalog operator names.
+var builtinOperators = wordSet(builtinOperatorNames)
+
+// BuiltinOperator reports whether an operator, by its name as the parse
+// tree lists it (["###"], ["pg_catalog", "+"]), may be a pg_catalog one,
+// whose function is immutable or stable. "!=" is "<>" to the server.
+// Another name (or schema) is an operator of user code, whose function
+// may be volatile; a user's operator of a built-in name on its own types
+// is not told apart.
+func BuiltinOperator(name []string) bool {
+	switch {
+	case len(name) == 1:
+	case len(name) == 2 && name[0] == "pg_catalog":
+	default:
+		return false
+	}
+	op := name[len(name)-1]
+	if op == "!=" {
+		op = "<>"
+	}
+	_, ok := builtinOperators[op]
+	return ok
+}
+
 func wordSet(words string) map[string]struct{} {
 	m := map[string]struct{}{}
 	for _, w := range strings.Fields(words) {

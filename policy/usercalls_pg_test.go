@@ -27,6 +27,7 @@ func TestBuiltinNamesMatchServer(t *testing.T) {
 		{"SELECT word FROM pg_catalog.pg_get_keywords()", keywords},
 		{"SELECT word FROM pg_catalog.pg_get_keywords() WHERE catcode IN ('U', 'T') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p" +
 			" WHERE p.proname = word AND p.pronamespace = 'pg_catalog'::regnamespace)", funcKeywords},
+		{"SELECT DISTINCT oprname::text FROM pg_catalog.pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace", builtinOperators},
 	} {
 		rows, err := conn.Query(ctx, c.query)
 		if err != nil {

@@ -339,7 +339,9 @@ func boundedBySize(c *policy.Check, t policy.Table) bool {
 }
 
 // sideEffectFree reports whether a SELECT calls only functions the catalog
-// says are immutable or stable.
+// says are immutable or stable, and only built-in operators (an operator
+// of user code runs its function, which may be volatile: the count would
+// run it).
 func sideEffectFree(c *policy.Check, sql string) bool {
 	tree, err := sqltext.PgParse(sql)
 	if err != nil {
@@ -352,9 +354,28 @@ func sideEffectFree(c *policy.Check, sql string) bool {
 				free = false
 			}
 		}
+		// (BETWEEN's name is the keyword; its operators are <= and >=.)
+		if e := n.GetAExpr(); e != nil && len(e.Name) > 0 && !betweenKind(e.Kind) {
+			name := make([]string, len(e.Name))
+			for i, part := range e.Name {
+				name[i] = part.GetString_().GetSval()
+			}
+			if !policy.BuiltinOperator(name) {
+				free = false
+			}
+		}
 		return free
 	})
 	return free
+}
+
+func betweenKind(k pg_query.A_Expr_Kind) bool {
+	switch k {
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		return true
+	}
+	return false
 }
 
 // dmlSelect is the SELECT form of an UPDATE or DELETE: one row per row it
