@@ -8,8 +8,18 @@ import (
 
 func TestCodeNames(t *testing.T) {
 	got := codeNames(`SELECT a.f(x), "Q"."T".y FROM s.t JOIN "U" u ON true WHERE g(1) > 0 AND $b$ PERFORM h() $b$ <> 'k(1)'`)
-	want := []Table{{Name: "Q"}, {Name: "U"}, {Name: "a"}, {Name: "g"}, {Name: "h"}, {Name: "perform"}, {Name: "s"},
+	want := []Table{{Name: "<>"}, {Name: ">"}, {Name: "Q"}, {Name: "U"}, {Name: "a"}, {Name: "g"}, {Name: "h"}, {Name: "perform"}, {Name: "s"},
 		{Name: "u"}, {Name: "x"}, {Name: "y"}, {Schema: "Q", Name: "T"}, {Schema: "a", Name: "f"}, {Schema: "s", Name: "t"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("codeNames = %v\nwant %v", got, want)
+	}
+}
+
+// Operators are names too: their functions run (scan.l's reading of a
+// run of operator characters: "=-" is "=" then "-").
+func TestCodeNamesOperators(t *testing.T) {
+	got := codeNames(`SELECT 1 #~# 2, a=-1, b @-@ c, x::t`)
+	want := []Table{{Name: "#~#"}, {Name: "="}, {Name: "@-@"}, {Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "t"}, {Name: "x"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("codeNames = %v\nwant %v", got, want)
 	}
