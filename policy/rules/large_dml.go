@@ -227,10 +227,13 @@ func judgeRows(c *policy.Check, q *rowsQuestion) {
 			case ok:
 				rows, counted = n, true
 			case rows > c.MaxDMLRows, boundedBySize(c, q.t):
-			case why == q.guess:
+			case why == q.guess && why == functionRowsGuess:
 				// Only the planner's guess of a function's rows is in
 				// doubt, and the function cannot be run to count them
 				// (SELECT gen_random_uuid(), ...): the estimate stands.
+				// (Not a WHERE on an expression that runs a volatile
+				// function or an operator of user code: its default
+				// selectivity took 300,000 rows of 300,000 for 100,000.)
 			default:
 				detail = "The planner estimated " + strconv.FormatInt(rows, 10) + " rows, but " + why + ", and pgguard could not count them (the statement calls functions it does not know to be free of side effects); run ANALYZE " + q.t.String() + " first."
 				rows = -1 // unknown, and it may be large
