@@ -481,3 +481,45 @@ values varchar variadic varying verbose version view views volatile when where w
 with within without work wrapper write xml xmlattributes xmlconcat xmlelement xmlexists xmlforest
 xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable year yes zone
 `
+
+// funcKeywordNames: the keywords that may name a function unquoted, not
+// a pg_catalog function's name: SELECT word FROM pg_get_keywords() WHERE
+// catcode IN ('U', 'T') (unreserved, type/function name) AND no
+// pg_catalog function has the name.
+const funcKeywordNames = `
+authorization binary collation concurrently cross freeze full ilike inner is isnull join natural
+notnull outer similar tablesample verbose abort absolute access action add admin after aggregate
+also alter always asensitive assertion assignment at atomic attach attribute backward before begin
+breadth by cache call called cascade cascaded catalog chain characteristics checkpoint class close
+cluster columns comment comments commit committed compression configuration conflict connection
+constraints content continue conversion copy cost csv cube current cursor cycle data database day
+deallocate declare defaults deferred definer delete delimiter delimiters depends depth detach
+dictionary disable discard document domain double drop each enable encoding encrypted enum escape
+event exclude excluding exclusive execute explain expression extension external filter finalize
+first following force forward function functions generated global granted groups handler header hold
+hour identity if immediate immutable implicit import include including increment index indexes
+inherit inherits inline input insensitive insert instead invoker isolation key label language large
+last leakproof level listen load local location lock locked logged mapping match matched
+materialized maxvalue merge method minute minvalue month move names new next nfc nfd nfkc nfkd no
+normalized nothing notify nowait nulls object of off oids old operator option options ordinality
+others over overriding owned owner parallel parameter parser partial partition passing password
+plans policy preceding prepare prepared preserve prior privileges procedural procedure procedures
+program publication quote range read reassign recheck recursive ref referencing refresh reindex
+relative release rename repeatable replica reset restart restrict return returns revoke role
+rollback rollup routine routines rows rule savepoint schema schemas scroll search second security
+sequence sequences serializable server session set sets share show simple skip snapshot sql stable
+standalone start statement statistics stdin stdout storage stored strict subscription support sysid
+tables tablespace temp template temporary ties transaction transform trigger truncate trusted type
+types uescape unbounded uncommitted unencrypted unknown unlisten unlogged until update vacuum valid
+validate validator value varying view views volatile whitespace within without work wrapper write
+year yes zone
+`
+
+// builtinOperatorNames: SELECT DISTINCT oprname FROM pg_operator WHERE
+// oprnamespace = 'pg_catalog'::regnamespace (every one's function is
+// immutable or stable).
+const builtinOperatorNames = `
+!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <-> <<
+<<= <<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> ||
+||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~*
+`

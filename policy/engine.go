@@ -405,6 +405,7 @@ func (e *Engine) Decide(ctx context.Context, stmt sqltext.Statement, sc *Context
 			j.judge(node, stmt.Text, false, 0)
 		}
 		d.Lock = strongerLock(d.Lock, j.innerLock)
+		d.MovesTables = append(d.MovesTables, j.innerMoves...)
 		// A called function's DDL is the statement's: it gets what DDL
 		// gets (lock_timeout, the look, the audit line).
 		d.DDL = d.DDL || j.calledDDL
@@ -568,6 +569,9 @@ type judgement struct {
 	// innerTableLocks are the TableLocks of the statements of a body that
 	// runs now (a DO block's), as innerLock.
 	innerTableLocks []TableLock
+	// innerMoves are the relations the statements of a body drop, rename
+	// or move (movedRelations), as innerTableLocks.
+	innerMoves []TableMove
 	// called: the functions whose bodies judgeCalled has judged for this
 	// statement; inCalled: a body of one is being judged (Check.Called).
 	called    map[string]bool

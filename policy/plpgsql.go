@@ -213,6 +213,9 @@ func (j *judgement) judgeInner(sql, where string, depth int) {
 	// The tables it names, for the look before queueing (a DO block's
 	// ALTER TABLE locks them as the block runs).
 	j.innerTableLocks = append(j.innerTableLocks, tableLocks(node, f)...)
+	// The relations it drops, renames or moves: a name the transaction
+	// created is no longer new after a DO block drops it.
+	j.innerMoves = append(j.innerMoves, movedRelations(node)...)
 	before := len(j.found)
 	j.judge(node, sql, true, depth+1)
 	prefix := Capitalize(where) + ": "

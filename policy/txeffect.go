@@ -169,7 +169,8 @@ func locksUnnamedExclusive(n *pg_query.Node, lock string) bool {
 // MATERIALIZED VIEW, FOREIGN TABLE, SEQUENCE, INDEX; every name of a
 // schema DROP SCHEMA names), renames (ALTER TABLE/VIEW/INDEX/... RENAME
 // TO: ALTER INDEX of a table renames the table) or moves to another
-// schema (SET SCHEMA). A statement that fails changes nothing: the memory
+// schema (SET SCHEMA), and the parent an existing table joins (INHERIT,
+// ATTACH PARTITION). A statement that fails changes nothing: the memory
 // only applies what succeeded.
 func movedRelations(n *pg_query.Node) []TableMove {
 	relation := func(t pg_query.ObjectType) bool {
@@ -210,6 +211,20 @@ func movedRelations(n *pg_query.Node) []TableMove {
 		if r.Relation != nil && r.Newname != "" && relation(r.RenameType) {
 			from := TableOf(r.Relation)
 			out = append(out, TableMove{From: from, To: Table{Schema: from.Schema, Name: r.Newname}})
+		}
+	case *pg_query.Node_AlterTableStmt:
+		// ALTER TABLE t INHERIT p, ALTER TABLE p ATTACH PARTITION t: p
+		// now holds t's rows, so a p created in the transaction is new
+		// no more (an UPDATE or DELETE of p reaches t's).
+		for _, c := range s.AlterTableStmt.Cmds {
+			cmd := c.GetAlterTableCmd()
+			switch {
+			case cmd == nil:
+			case cmd.Subtype == pg_query.AlterTableType_AT_AddInherit && cmd.GetDef().GetRangeVar() != nil:
+				out = append(out, TableMove{From: TableOf(cmd.GetDef().GetRangeVar())})
+			case cmd.Subtype == pg_query.AlterTableType_AT_AttachPartition && s.AlterTableStmt.Relation != nil:
+				out = append(out, TableMove{From: TableOf(s.AlterTableStmt.Relation)})
+			}
 		}
 	case *pg_query.Node_AlterObjectSchemaStmt:
 		a := s.AlterObjectSchemaStmt

@@ -11,6 +11,33 @@ import (
 // code (COALESCE(, VALUES (, IN (, numeric(10, 2), ON CONFLICT (, ...).
 var builtinFunctions, keywords = wordSet(builtinFunctionNames), wordSet(sqlKeywords)
 
+// funcKeywords are the keywords that may name a function unquoted.
+var funcKeywords = wordSet(funcKeywordNames)
+
+// builtinOperators are PostgreSQL 15's pg_catalog operator names.
+var builtinOperators = wordSet(builtinOperatorNames)
+
+// BuiltinOperator reports whether an operator, by its name as the parse
+// tree lists it (["###"], ["pg_catalog", "+"]), may be a pg_catalog one,
+// whose function is immutable or stable. "!=" is "<>" to the server.
+// Another name (or schema) is an operator of user code, whose function
+// may be volatile; a user's operator of a built-in name on its own types
+// is not told apart.
+func BuiltinOperator(name []string) bool {
+	switch {
+	case len(name) == 1:
+	case len(name) == 2 && name[0] == "pg_catalog":
+	default:
+		return false
+	}
+	op := name[len(name)-1]
+	if op == "!=" {
+		op = "<>"
+	}
+	_, ok := builtinOperators[op]
+	return ok
+}
+
 func wordSet(words string) map[string]struct{} {
 	m := map[string]struct{}{}
 	for _, w := range strings.Fields(words) {
@@ -26,7 +53,9 @@ func wordSet(words string) map[string]struct{} {
 // or a schema-qualified name other than pg_catalog's. It parses nothing
 // and allocates nothing; it is the proxy's cheap trigger for what only
 // the server can tell (the locks a function took, TxEffect.ExclusiveUnnamed).
-// Not seen: a user function that shares a built-in's name or a keyword
+// A keyword that may name a function (refresh, validate, data) is a call
+// where an expression begins (after SELECT, "(", ",", an operator, ...).
+// Not seen: a user function that shares a built-in's name
 // (public.lower(my_type) written lower(...)), and code that runs without
 // a call in the text (a view's functions, triggers, column defaults).
 func CallsUserFunction(text string) bool {
@@ -38,6 +67,9 @@ func CallsUserFunction(text string) bool {
 	// it when a "." joins them; before: the word before both.
 	var name, qual, before sqltext.Token
 	dot := false
+	// expr: the token before name (when no word is) opens an expression:
+	// "(", ",", an operator. punct: the last token that was no word.
+	expr, punct := false, false
 	for {
 		t, _ := l.NextCode()
 		switch t.Kind {
@@ -47,12 +79,15 @@ func CallsUserFunction(text string) bool {
 			if dot && name.Kind != sqltext.TokEOF {
 				qual = name
 			} else {
+				if name.Kind == sqltext.TokEOF {
+					expr = punct
+				}
 				before, qual = name, sqltext.Token{}
 			}
 			name, dot = t, false
 			continue
 		case sqltext.TokOpen:
-			if name.Kind != sqltext.TokEOF && userCall(text, before, qual, name) {
+			if name.Kind != sqltext.TokEOF && userCall(text, before, qual, name, expr) {
 				return true
 			}
 		case sqltext.TokOther:
@@ -61,12 +96,20 @@ func CallsUserFunction(text string) bool {
 				continue
 			}
 		}
+		punct = t.Kind == sqltext.TokOpen || t.Kind == sqltext.TokOther
 		name, qual, before, dot = sqltext.Token{}, sqltext.Token{}, sqltext.Token{}, false
 	}
 }
 
-// userCall judges name( with the word before it and its qualifier.
-func userCall(text string, before, qual, name sqltext.Token) bool {
+// exprWords are the words after which an expression, and so a call,
+// begins, whatever follows: a keyword that may name a function (refresh,
+// validate, data) is a call after them, and syntax after any other word
+// (ON CONFLICT (, BY RANGE (, PRIMARY KEY (, NOT MATERIALIZED ().
+var exprWords = wordSet("select call perform from join where and or then else when case distinct return returning having")
+
+// userCall judges name( with the word before it and its qualifier; expr:
+// no word is before it, and the token that is opens an expression.
+func userCall(text string, before, qual, name sqltext.Token, expr bool) bool {
 	if before.WordIs(text, "into") || before.WordIs(text, "as") || before.WordIs(text, "table") || before.WordIs(text, "only") ||
 		before.WordIs(text, "with") || before.WordIs(text, "recursive") || before.WordIs(text, "copy") {
 		return false // INSERT INTO t (a, b), AS x (a, b), CREATE TABLE t (...), WITH w (a) AS, COPY t (a) FROM
@@ -77,7 +120,38 @@ func userCall(text string, before, qual, name sqltext.Token) bool {
 		}
 		return !builtinName(text, name, false)
 	}
-	return !builtinName(text, name, true)
+	if builtinName(text, name, false) {
+		return false
+	}
+	if !builtinName(text, name, true) {
+		return true
+	}
+	// A keyword. PostgreSQL lets an unreserved or type/function-name one
+	// name a function, called unquoted (SELECT refresh()): a call where an
+	// expression begins. After ")" it is syntax (FILTER (, OVER (,
+	// INCLUDE (), after ";" or at the start a command (VACUUM (, EXPLAIN ().
+	if !wordIn(funcKeywords, text, name) {
+		return false
+	}
+	if before.Kind == sqltext.TokEOF {
+		return expr
+	}
+	// MERGE's WHEN ... THEN INSERT (a, b) VALUES is syntax.
+	return wordIn(exprWords, text, before) && !(before.WordIs(text, "then") && name.WordIs(text, "insert"))
+}
+
+// wordIn reports whether the word t, in lower case, is in set.
+func wordIn(set map[string]struct{}, text string, t sqltext.Token) bool {
+	if t.Kind != sqltext.TokWord || t.End-t.Start > 64 {
+		return false
+	}
+	var buf [64]byte
+	b := buf[:0]
+	for i := t.Start; i < t.End; i++ {
+		b = append(b, sqltext.Lower(text[i]))
+	}
+	_, ok := set[string(b)]
+	return ok
 }
 
 // builtinName reports whether the word or quoted identifier t names a

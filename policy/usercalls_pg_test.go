@@ -25,6 +25,9 @@ func TestBuiltinNamesMatchServer(t *testing.T) {
 	}{
 		{"SELECT DISTINCT proname::text FROM pg_catalog.pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace", builtinFunctions},
 		{"SELECT word FROM pg_catalog.pg_get_keywords()", keywords},
+		{"SELECT word FROM pg_catalog.pg_get_keywords() WHERE catcode IN ('U', 'T') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p" +
+			" WHERE p.proname = word AND p.pronamespace = 'pg_catalog'::regnamespace)", funcKeywords},
+		{"SELECT DISTINCT oprname::text FROM pg_catalog.pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace", builtinOperators},
 	} {
 		rows, err := conn.Query(ctx, c.query)
 		if err != nil {
@@ -68,13 +71,17 @@ func TestCallsUserFunctionMatchesServer(t *testing.T) {
 	conn := connect(t, s, "usercalls")
 	ctx := context.Background()
 	for _, q := range []string{
-		"DROP SCHEMA IF EXISTS app CASCADE", "DROP TABLE IF EXISTS uc_t, \"Uc T\"", "DROP FUNCTION IF EXISTS uc_f(int), \"Uc F\"(), uc_p(int), lower(int)",
+		"DROP SCHEMA IF EXISTS app CASCADE", "DROP TABLE IF EXISTS uc_t, \"Uc T\"", "DROP FUNCTION IF EXISTS uc_f(int), \"Uc F\"(), uc_p(int), lower(int), refresh(), validate(int), data()",
 		"CREATE SCHEMA app",
 		"CREATE TABLE uc_t (id int PRIMARY KEY, v text, n numeric(10, 2))",
 		"CREATE TABLE \"Uc T\" (id int)",
 		"CREATE FUNCTION uc_f(int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN $1; END $$",
 		"CREATE FUNCTION \"Uc F\"() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
 		"CREATE FUNCTION app.g() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+		// Unreserved keywords name functions unquoted.
+		"CREATE FUNCTION refresh() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
+		"CREATE FUNCTION validate(int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN $1; END $$",
+		"CREATE FUNCTION data() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$",
 		"CREATE PROCEDURE uc_p(int) LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END $$",
 		"INSERT INTO uc_t VALUES (1, 'a', 1)",
 		"SET track_functions = 'all'",
@@ -96,6 +103,13 @@ func TestCallsUserFunctionMatchesServer(t *testing.T) {
 		"CALL uc_p(1)",
 		"SELECT coalesce(uc_f(1), 0)",
 		"SELECT /* c */ uc_f /* c */ (1)",
+		"SELECT refresh()",
+		"SELECT * FROM refresh()",
+		"SELECT v FROM uc_t WHERE id = validate(1)",
+		"SELECT 1 WHERE data() = 1 AND validate(2) > 0",
+		"SELECT (refresh()), coalesce(Data(), 0)",
+		"SELECT id, validate(id) FROM uc_t",
+		"INSERT INTO uc_t (id, v) VALUES (validate(7), 'b') ON CONFLICT (id) DO NOTHING",
 		// No call.
 		"SELECT count(*) FROM uc_t",
 		"SELECT coalesce(v, 'x'), nullif(v, ''), greatest(id, 2) FROM uc_t WHERE id IN (1, 2) AND EXISTS (SELECT 1)",
@@ -109,6 +123,12 @@ func TestCallsUserFunctionMatchesServer(t *testing.T) {
 		"UPDATE uc_t SET (v, n) = ('x', 2) WHERE id = 1",
 		"WITH w (id) AS (SELECT 1) SELECT * FROM uc_t JOIN w USING (id)",
 		"SELECT 'uc_f(1)', $$uc_f(1)$$",
+		"SELECT sum(id) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM uc_t",
+		"SELECT count(*) FILTER (WHERE id > 0) FROM uc_t GROUP BY GROUPING SETS ((v), ())",
+		"EXPLAIN (COSTS OFF) SELECT 1",
+		"SELECT 1::double precision, CAST('1' AS bit varying(4)), CAST('a' AS character varying(3)), interval '1' second",
+		"CREATE TEMP TABLE uc_k (a int, b int, PRIMARY KEY (a), UNIQUE (b) INCLUDE (a)) ON COMMIT DROP",
+		"SELECT id FROM uc_t ORDER BY id NULLS FIRST LIMIT 1",
 	} {
 		t.Run(q, func(t *testing.T) {
 			tx, err := conn.Begin(ctx)

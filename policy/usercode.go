@@ -176,8 +176,21 @@ func codeNames(src string) []Table {
 		l := sqltext.Lexer{Src: src}
 		var prev Table
 		dot, have := false, false
+		// An operator (a run of operator characters): its function runs.
+		opStart, opEnd := -1, -1
 		for {
 			t, _ := l.NextCode()
+			if t.Kind == sqltext.TokOther && t.End-t.Start == 1 && strings.IndexByte(opChars, src[t.Start]) >= 0 {
+				if opEnd != t.Start {
+					addOperator(seen, src, opStart, opEnd)
+					opStart = t.Start
+				}
+				opEnd = t.End
+				have, dot = false, false
+				continue
+			}
+			addOperator(seen, src, opStart, opEnd)
+			opStart, opEnd = -1, -1
 			switch t.Kind {
 			case sqltext.TokEOF:
 				return
@@ -221,6 +234,25 @@ func codeNames(src string) []Table {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// opChars are the characters of operator names.
+const opChars = "+-*/<>=~!@#%^&|`?"
+
+// addOperator adds the operator src[start:end] to seen, as the server
+// reads it: a name of more than one character ends in + or - only when
+// it holds one of ~ ! @ # % ^ & | ` ? (scan.l).
+func addOperator(seen map[Table]bool, src string, start, end int) {
+	if start < 0 || end <= start {
+		return
+	}
+	op := src[start:end]
+	if !strings.ContainsAny(op, "~!@#%^&|`?") {
+		for len(op) > 1 && (op[len(op)-1] == '+' || op[len(op)-1] == '-') {
+			op = op[:len(op)-1]
+		}
+	}
+	seen[Table{Name: op}] = true
 }
 
 // identText is an identifier's name: a word folded to lower case, a

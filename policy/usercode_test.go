@@ -8,8 +8,18 @@ import (
 
 func TestCodeNames(t *testing.T) {
 	got := codeNames(`SELECT a.f(x), "Q"."T".y FROM s.t JOIN "U" u ON true WHERE g(1) > 0 AND $b$ PERFORM h() $b$ <> 'k(1)'`)
-	want := []Table{{Name: "Q"}, {Name: "U"}, {Name: "a"}, {Name: "g"}, {Name: "h"}, {Name: "perform"}, {Name: "s"},
+	want := []Table{{Name: "<>"}, {Name: ">"}, {Name: "Q"}, {Name: "U"}, {Name: "a"}, {Name: "g"}, {Name: "h"}, {Name: "perform"}, {Name: "s"},
 		{Name: "u"}, {Name: "x"}, {Name: "y"}, {Schema: "Q", Name: "T"}, {Schema: "a", Name: "f"}, {Schema: "s", Name: "t"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("codeNames = %v\nwant %v", got, want)
+	}
+}
+
+// Operators are names too: their functions run (scan.l's reading of a
+// run of operator characters: "=-" is "=" then "-").
+func TestCodeNamesOperators(t *testing.T) {
+	got := codeNames(`SELECT 1 #~# 2, a=-1, b @-@ c, x::t`)
+	want := []Table{{Name: "#~#"}, {Name: "="}, {Name: "@-@"}, {Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "t"}, {Name: "x"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("codeNames = %v\nwant %v", got, want)
 	}
@@ -105,6 +115,17 @@ func TestCallsUserFunctionShapes(t *testing.T) {
 		"SELECT \"lower\"(v) FROM t":     false,
 		"SELECT \"Lower\"(v) FROM t":     true,
 		"SELECT x FROM (SELECT 1) t (x)": true, // an alias's column list without AS reads as a call: a question, never a miss
+		// Keywords that may name a function: a call where an expression
+		// begins, syntax elsewhere.
+		"VACUUM (VERBOSE) t":                            false,
+		"SELECT 1; VACUUM (ANALYZE) t":                  false,
+		"CREATE TABLE t (a int) PARTITION BY RANGE (a)": false,
+		"MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id)": false,
+		"WITH a AS NOT MATERIALIZED (SELECT 1) SELECT * FROM a":                               false,
+		"SELECT CASE WHEN true THEN validate(1) END":                                          true,
+		"CALL refresh()":         true,
+		"SELECT 1 + validate(1)": true,
+		"SELECT cube(1, 2)":      true,
 	} {
 		if got := CallsUserFunction(q); got != want {
 			t.Errorf("CallsUserFunction(%q) = %v, want %v", q, got, want)

@@ -319,7 +319,11 @@ func (c *Catalog) Domain(ctx context.Context, typ string) (bool, bool, string, s
 // DomainColumns lists the columns of tables and materialized views whose
 // type is the domain typ or a domain over it, to the end: those ALTER
 // DOMAIN ... ADD CONSTRAINT, VALIDATE CONSTRAINT and SET NOT NULL scan
-// (get_rels_with_domain keeps relkinds r and m). A column of an array,
+// (get_rels_with_domain keeps relkinds r and m), and the partitioned
+// tables at the root of a partition tree: the server holds SHARE on every
+// leaf until the last one is scanned, so writes to the partitioned table
+// wait for all its rows, which its size counts (TableSize) and a leaf's
+// does not. A column of an array,
 // composite or range over the domain makes PostgreSQL refuse the
 // statement instead, so it is not listed. notNull: typ is NOT NULL
 // already (AlterDomainNotNull then does nothing). None when typ is no
@@ -333,7 +337,7 @@ func (c *Catalog) DomainColumns(ctx context.Context, typ string) ([]policy.Domai
 		" SELECT dom.typnotnull, u.nspname, u.relname, u.attname" +
 		" FROM (SELECT t.typnotnull FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(" + QuoteLiteral(typ) + ") AND t.typtype = 'd') dom" +
 		" LEFT JOIN (SELECT n.nspname, c.relname, a.attname, a.attnum FROM pg_catalog.pg_attribute a" +
-		" JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')" +
+		" JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND (c.relkind IN ('r', 'm') OR c.relkind = 'p' AND NOT c.relispartition)" +
 		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
 		" WHERE a.atttypid IN (SELECT t FROM d) AND a.attnum > 0 AND NOT a.attisdropped) u ON true" +
 		" ORDER BY u.nspname, u.relname, u.attnum")

@@ -228,11 +228,25 @@ func (c *Catalog) UserCode(ctx context.Context, relations, functions []policy.Ta
 		"SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, w.oid FROM pg_catalog.pg_rewrite w JOIN rel ON w.ev_class = rel.oid" +
 		" UNION ALL SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal" +
 		" UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, a.oid FROM pg_catalog.pg_attrdef a JOIN rel ON a.adrelid = rel.oid" +
-		" UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid)," +
+		" UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid" +
+		// The CHECKs of the domains of the relations' columns, and of
+		// the domains the text names (a cast to one): writing a value
+		// runs them.
+		" UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_attribute a JOIN rel ON a.attrelid = rel.oid" +
+		" JOIN pg_catalog.pg_constraint k ON k.contypid = a.atttypid WHERE a.attnum > 0 AND NOT a.attisdropped" +
+		" UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_type t ON t.oid = k.contypid" +
+		" JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace JOIN names v ON t.typname = v.name" +
+		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true)))))," +
 		" fn(oid) AS (SELECT d.refobjid FROM pg_catalog.pg_depend d JOIN obj ON d.classid = obj.classid AND d.objid = obj.objid" +
 		" WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass" +
 		" UNION SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN names v ON p.proname = v.name" +
-		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true)))))" +
+		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true))))" +
+		// An operator the text uses runs its function; a cast to a type
+		// the text names runs the cast's.
+		" UNION SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace JOIN names v ON o.oprname = v.name" +
+		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true)))) WHERE o.oprcode <> 0" +
+		" UNION SELECT c.castfunc FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid = c.casttarget JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace JOIN names v ON t.typname = v.name" +
+		" AND (n.nspname = v.schema OR (v.schema = '' AND n.nspname = ANY (pg_catalog.current_schemas(true)))) WHERE c.castfunc <> 0)" +
 		" SELECT DISTINCT n.nspname || '.' || p.proname, l.lanname::text, p.prosrc, n.nspname IN ('pg_catalog', 'information_schema')," +
 		" EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')," +
 		" false" +
@@ -246,6 +260,8 @@ func (c *Catalog) UserCode(ctx context.Context, relations, functions []policy.Ta
 		" FROM pg_catalog.pg_attrdef a JOIN rel ON a.adrelid = rel.oid" +
 		" UNION ALL SELECT 'a CHECK constraint of ' || k.conrelid::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_constraintdef(k.oid), false, false, true" +
 		" FROM pg_catalog.pg_constraint k JOIN rel ON k.conrelid = rel.oid WHERE k.contype = 'c'" +
+		" UNION ALL SELECT 'a CHECK of domain ' || k.contypid::pg_catalog.regtype::text, 'sql', pg_catalog.pg_get_constraintdef(k.oid), false, false, true" +
+		" FROM obj JOIN pg_catalog.pg_constraint k ON obj.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = obj.objid WHERE k.contypid <> 0" +
 		" UNION ALL SELECT 'the WHEN of trigger ' || t.tgname::text || ' of ' || t.tgrelid::pg_catalog.regclass::text, 'sql', pg_catalog.pg_get_triggerdef(t.oid), false, false, true" +
 		" FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal AND t.tgqual IS NOT NULL" +
 		" ORDER BY 1")

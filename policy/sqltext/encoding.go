@@ -2,6 +2,7 @@ package sqltext
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -465,4 +466,62 @@ func MessageText(enc, text string) string {
 		a.WriteRune(r)
 	}
 	return a.String()
+}
+
+// UnicodeEscaped rewrites the non-ASCII characters of text's '...'
+// literals and "..." identifiers as Unicode escapes (U&'...', U&"..."),
+// which the server reads in any client_encoding when its own is UTF8 and
+// standard_conforming_strings is on (else it fails the query). It is for
+// pgguard's own queries about a name the client wrote with such escapes
+// (U&"\8868") in an encoding that cannot spell it (LATIN1), which
+// ServerText cannot write. ok is false when a non-ASCII character is
+// elsewhere (a word, an E'...' or $$ string, a comment) or is a
+// placeholder.
+func UnicodeEscaped(text string) (string, bool) {
+	var b strings.Builder
+	l := Lexer{Src: text}
+	last := 0
+	for {
+		t := l.Next()
+		if t.Kind == TokEOF {
+			break
+		}
+		tok := text[t.Start:t.End]
+		if IsASCII(tok) {
+			continue
+		}
+		var quote byte
+		switch {
+		case t.Kind == TokString && tok[0] == '\'':
+			quote = '\''
+		case t.Kind == TokQuoted && tok[0] == '"':
+			quote = '"'
+		default:
+			return "", false
+		}
+		if len(tok) < 2 || tok[len(tok)-1] != quote {
+			return "", false
+		}
+		b.WriteString(text[last:t.Start])
+		b.WriteString("U&")
+		b.WriteByte(quote)
+		for _, r := range tok[1 : len(tok)-1] {
+			switch {
+			case r == utf8.RuneError || isPlaceholder(r):
+				return "", false
+			case r == '\\':
+				b.WriteString(`\\`)
+			case r < 0x80:
+				b.WriteRune(r)
+			case r <= 0xFFFF:
+				fmt.Fprintf(&b, `\%04X`, r)
+			default:
+				fmt.Fprintf(&b, `\+%06X`, r)
+			}
+		}
+		b.WriteByte(quote)
+		last = t.End
+	}
+	b.WriteString(text[last:])
+	return b.String(), true
 }

@@ -95,3 +95,21 @@ func TestMessageText(t *testing.T) {
 		}
 	}
 }
+
+func TestUnicodeEscaped(t *testing.T) {
+	for in, want := range map[string]string{
+		`SELECT 1 FROM t WHERE c.relname = 'rt_表' AND x = 'a\b''c'`: `SELECT 1 FROM t WHERE c.relname = U&'rt_\8868' AND x = 'a\b''c'`,
+		`SELECT to_regclass('"rt_表""😀"')`:                           `SELECT to_regclass(U&'"rt_\8868""\+01F600"')`,
+		`SELECT 1 FROM "é\x"`:                                       `SELECT 1 FROM U&"\00E9\\x"`,
+		`SELECT 'plain'`:                                            `SELECT 'plain'`,
+	} {
+		if got, ok := UnicodeEscaped(in); !ok || got != want {
+			t.Errorf("UnicodeEscaped(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{`SELECT E'é'`, `SELECT $$é$$`, `SELECT 1 -- é`, `SELECT é`} {
+		if got, ok := UnicodeEscaped(in); ok {
+			t.Errorf("UnicodeEscaped(%q) = %q; want not ok", in, got)
+		}
+	}
+}

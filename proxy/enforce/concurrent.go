@@ -257,7 +257,7 @@ func (m *Machine) cleanupInvalidIndex(v *verdict, out outcome, existed bool) {
 	if !ok || len(row) != 2 || pgcatalog.IsTrue(row[0]) || pgcatalog.IsTrue(row[1]) {
 		return
 	}
-	res, err := m.internalQuery("DROP INDEX CONCURRENTLY IF EXISTS " + name)
+	res, err := m.inClientEncoding(m.internalQuery, "DROP INDEX CONCURRENTLY IF EXISTS "+name)
 	if err != nil || res.errCode != "" {
 		m.log.Error("could not drop the INVALID index a failed concurrent build left behind; drop it before re-running",
 			"index", name, "sqlstate", res.errCode)

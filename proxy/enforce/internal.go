@@ -1,6 +1,8 @@
 package enforce
 
 import (
+	"errors"
+
 	"github.com/pgguard/pgguard/internal/pgcatalog"
 	"github.com/pgguard/pgguard/internal/wire"
 	"github.com/pgguard/pgguard/policy/sqltext"
@@ -68,20 +70,52 @@ type sessionQuerier struct{ m *Machine }
 // in the encoding, or a name sent while a setting may be moving
 // (unanswered messages), is an unknown answer.
 func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
-	enc := q.m.state.Parameter("client_encoding")
+	out, err := q.m.textQuery(sql)
+	if err != nil || out.errCode != "" {
+		return nil, false
+	}
+	return out.rows, true
+}
+
+// errUnwritable: a query of pgguard's own that names something the
+// session's client_encoding cannot write, or while a setting may be
+// moving.
+var errUnwritable = errors.New("pgguard: the query cannot be written in the session's client_encoding")
+
+// textQuery is internalQuery for a query whose text pgguard read as
+// UTF-8 (names from the client's statement): written in the session's
+// client_encoding, and its rows read back from it (sessionQuerier.Query).
+// The look before queueing names the statement's tables too: sent as
+// UTF-8, a table named in SJIS was another name to to_regclass, and the
+// look saw no holder. Text that cannot be written or read is an error
+// (errUnwritable).
+func (m *Machine) textQuery(sql string) (outcome, error) {
+	if !sqltext.IsASCII(sql) && m.pending.Load() > 0 {
+		return outcome{}, errUnwritable
+	}
+	return m.inClientEncoding(m.internalQuery, sql)
+}
+
+// inClientEncoding runs sql with run, written in the session's
+// client_encoding, and reads its rows back from it (textQuery).
+func (m *Machine) inClientEncoding(run func(string) (outcome, error), sql string) (outcome, error) {
+	enc := m.state.Parameter("client_encoding")
 	if !sqltext.IsASCII(sql) {
-		if q.m.pending.Load() > 0 {
-			return nil, false
-		}
 		s, err := sqltext.ServerText(enc, sql)
 		if err != nil {
-			return nil, false
+			// A name the encoding cannot spell (the client wrote it
+			// U&"\8868" in LATIN1): in Unicode escapes, all ASCII.
+			u, ok := sqltext.UnicodeEscaped(sql)
+			if !ok {
+				return outcome{}, errUnwritable
+			}
+			s = u
 		}
 		sql = s
 	}
-	out, err := q.m.internalQuery(sql)
+	out, err := run(sql)
 	if err != nil || out.errCode != "" {
-		return nil, false
+		return out, err
 	}
 	for _, row := range out.rows {
 		for i, cell := range row {
@@ -90,12 +124,12 @@ func (q sessionQuerier) Query(sql string) ([][]*string, bool) {
 			}
 			text, err := sqltext.ClientText(enc, *cell)
 			if err != nil {
-				return nil, false
+				return outcome{}, errUnwritable
 			}
 			row[i] = &text
 		}
 	}
-	return out.rows, true
+	return out, nil
 }
 
 func (q sessionQuerier) Idle() bool         { return q.m.state.TxStatus() == 'I' }

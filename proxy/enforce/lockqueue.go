@@ -313,7 +313,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		return nil
 	}
 	if table := concurrentIndexTable(v); table != "" {
-		if f := m.waitOutsideQueue(v, m.internalQuery, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
+		if f := m.waitOutsideQueue(v, m.textQuery, buildsOnSQL(table), false, deadline, buildRefusal); f != nil {
 			return f
 		}
 		if status == 'I' {
@@ -326,7 +326,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 		// client's or pgguard's rewrite) wait for another build's lock on
 		// the table holding a snapshot, as a second build would: the same
 		// deadlock, and PostgreSQL may cancel the other session's build.
-		return m.waitOutsideQueue(v, m.internalQuery, buildsOnOIDSQL(rel), false, deadline, buildRefusal)
+		return m.waitOutsideQueue(v, m.textQuery, buildsOnOIDSQL(rel), false, deadline, buildRefusal)
 	}
 	wants := wantsOf(ds)
 	if len(wants) == 0 {
@@ -376,7 +376,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 			}
 		}
 	}
-	return m.waitOutsideQueue(v, m.internalQuery, lockQueueKnownSQL(wants, threshold, known), inBlock, deadline,
+	return m.waitOutsideQueue(v, m.textQuery, lockQueueKnownSQL(wants, threshold, known), inBlock, deadline,
 		func(b blocker, waited, deadline time.Duration) *policy.Finding {
 			return lockQueueRefusal(b, mode, waited, deadline)
 		})
@@ -384,7 +384,7 @@ func (m *Machine) lookBeforeQueue(v *verdict, ds []policy.StatementDecision) *po
 
 // hiddenHolders runs ask (hiddenHoldersSQL) and returns its rows.
 func (m *Machine) hiddenHolders(ask string) []string {
-	out, err := m.internalQuery(ask)
+	out, err := m.textQuery(ask)
 	if err != nil || out.errCode != "" {
 		return nil
 	}
@@ -760,7 +760,7 @@ func buildWaitsSessionsSQL(table string, threshold time.Duration) string {
 // it. The build runs either way; it takes no lock that blocks the
 // application meanwhile.
 func (m *Machine) tellBuildWaits(v *verdict, table string, threshold time.Duration) *policy.Finding {
-	out, err := m.internalQuery(buildWaitsSQL(table, threshold))
+	out, err := m.textQuery(buildWaitsSQL(table, threshold))
 	if err != nil || out.errCode != "" || len(out.rows) == 0 {
 		return nil
 	}

@@ -340,7 +340,7 @@ func (m *Machine) resend(sp *syncPoint) (bool, error) {
 	}
 	if r.look != "" {
 		deadline := time.Duration(m.cfg.Policy.Engine().Config().LockQueue.Deadline)
-		if f := m.waitOutsideQueue(nil, m.inlineQuery, r.look, false, deadline,
+		if f := m.waitOutsideQueue(nil, func(sql string) (outcome, error) { return m.inClientEncoding(m.inlineQuery, sql) }, r.look, false, deadline,
 			func(b blocker, waited, deadline time.Duration) *policy.Finding {
 				return lockQueueRefusal(b, r.lookMode, waited, deadline)
 			}); f != nil {
