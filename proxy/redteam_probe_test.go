@@ -117,7 +117,7 @@ func TestRedteamLockingCodeWithoutCallText(t *testing.T) {
 // DELETEs would have to be judged while the memory holds anything, a
 // change to the Bind fast path.)
 func TestRedteamCachedUpdateUnderExclusiveLock(t *testing.T) {
-	t.Skip("redteam: an UPDATE prepared in an earlier transaction (pgx's statement cache: Bind only) after a locking call or LOCK TABLE: never judged, passes under ACCESS EXCLUSIVE")
+
 	_, addr, _ := guardProxy(t, "", nil)
 	rt20dLockFunctions(t)
 	ctx := context.Background()

@@ -52,6 +52,7 @@ func (m *Machine) OnParse(n int) error {
 	}()
 	m.queryEffects(wire.BytesView(queryBytes), false)
 	m.noteUserCodeStmt(nameBytes, wire.BytesView(queryBytes))
+	m.noteDMLStmt(nameBytes, wire.BytesView(queryBytes))
 	eng := m.cfg.Policy.Engine()
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
@@ -400,6 +401,9 @@ func (m *Machine) OnBind(n int) error {
 	v := m.rewrittenStmts[string(stmt)]
 	if bs, ok := m.boundStmts[string(stmt)]; ok && v == nil {
 		return m.bindWithValues(bs, body)
+	}
+	if q, ok := m.dmlStmts[string(stmt)]; ok && v == nil && m.tx.Active() {
+		return m.bindDML(q, body)
 	}
 	if v == nil {
 		m.unsynced = true

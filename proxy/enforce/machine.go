@@ -158,6 +158,13 @@ type Machine struct {
 	// the server dropped costs a question, never a miss.
 	userCodeStmts     map[string]struct{}
 	userCodeStmtsFull bool
+	// dmlStmts are the named prepared statements that change rows, by
+	// name: while the memory of the transaction holds anything (an
+	// ACCESS EXCLUSIVE lock), their Binds are judged as their Parse
+	// would be (bindDML), since a driver's statement cache runs them
+	// again with a Bind alone. Bounded by maxUserCodeStmts; past it, a
+	// statement prepared later is judged at its Parse only.
+	dmlStmts map[string]string
 	// appTool is the tool that application name appToolName names (tool).
 	appToolName  string
 	appTool      policy.Tool
@@ -269,7 +276,8 @@ func (m *Machine) OnExtended() { m.unsynced = true }
 // reports true.
 func (m *Machine) WatchesBinds() bool {
 	m.settle()
-	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0 || len(m.userCodeStmts) > 0
+	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0 || len(m.userCodeStmts) > 0 ||
+		len(m.dmlStmts) > 0 && m.tx.Active()
 }
 
 // AfterSync does the work the batch left for after its Sync was sent: for

@@ -675,3 +675,33 @@ func (m *Machine) bindUserCode(stmt []byte) {
 	m.tx.Expect(sp.seq, false, e)
 	m.amend(sp, func(sp *syncPoint) { sp.effects = append(sp.effects, e) })
 }
+
+// noteDMLStmt remembers a named Parse of a statement that changes rows,
+// for its Binds while the memory of the transaction holds anything
+// (bindDML).
+func (m *Machine) noteDMLStmt(name []byte, text string) {
+	if len(name) == 0 || !sqltext.ChangesRows(text) {
+		return
+	}
+	if _, ok := m.dmlStmts[string(name)]; !ok && len(m.dmlStmts) >= maxUserCodeStmts {
+		return
+	}
+	if m.dmlStmts == nil {
+		m.dmlStmts = map[string]string{}
+	}
+	m.dmlStmts[string(name)] = strings.Clone(text)
+}
+
+// bindDML judges the Bind of a prepared statement that changes rows
+// (dmlStmts) in a transaction whose memory holds anything, as its Parse
+// there would be judged: an UPDATE of a table the transaction holds ACCESS
+// EXCLUSIVE on, prepared in an earlier transaction and run again by a
+// driver's statement cache, is refused as that Parse is.
+func (m *Machine) bindDML(query string, body []byte) error {
+	if !m.unsynced && m.pending.Load() > 0 && !m.waitIdle() {
+		return nil
+	}
+	portal, _, _ := wire.CStringBytes(body)
+	return m.judgeBind(m.cfg.Policy.Engine(), boundStmt{query: query}, query, "", portal,
+		func() error { return m.conns.sendMessage(wire.ClientBind, body) }, func() error { return nil })
+}

@@ -43,6 +43,7 @@ func (m *Machine) beginParse(name string) *stmtUndo {
 	delete(m.rewrittenStmts, name)
 	delete(m.ledgerStmts, name)
 	delete(m.boundStmts, name)
+	delete(m.dmlStmts, name)
 	return u
 }
 
@@ -101,6 +102,7 @@ func (m *Machine) forget(name string) {
 	delete(m.rewrittenStmts, name)
 	delete(m.ledgerStmts, name)
 	delete(m.boundStmts, name)
+	delete(m.dmlStmts, name)
 }
 
 // OnClose reads a Close message whose header the relay read and forwards
@@ -140,7 +142,7 @@ func (m *Machine) closed(body []byte) {
 // true) drops the unnamed statement; DEALLOCATE, PREPARE and DISCARD ALL
 // drop the names they name.
 func (m *Machine) queryEffects(text string, query bool) {
-	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 && len(m.boundStmts) == 0 {
+	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 && len(m.boundStmts) == 0 && len(m.dmlStmts) == 0 {
 		return
 	}
 	if query {
@@ -155,6 +157,7 @@ func (m *Machine) queryEffects(text string, query bool) {
 			clear(m.rewrittenStmts)
 			clear(m.ledgerStmts)
 			clear(m.boundStmts)
+			clear(m.dmlStmts)
 		case strings.EqualFold(sm[1], "discard"):
 			// DISCARD PLANS, SEQUENCES, TEMP: no prepared statement goes.
 		default:
