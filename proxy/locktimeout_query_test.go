@@ -88,7 +88,20 @@ func rtPlay(t *testing.T, addr string, steps []string) []string {
 			continue
 		}
 		start := time.Now()
-		c.send(&pgproto3.Query{String: s})
+		if b, ok := strings.CutPrefix(s, "@batch "); ok {
+			// One extended-protocol batch in one write, as pgx's exec mode
+			// and pgjdbc's executeBatch send it: Parse, Bind, Describe,
+			// Execute of the unnamed statement for each, one Sync.
+			for _, q := range strings.Split(b, " ;; ") {
+				c.fe.Send(&pgproto3.Parse{Query: q})
+				c.fe.Send(&pgproto3.Bind{})
+				c.fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+				c.fe.Send(&pgproto3.Execute{})
+			}
+			c.send(&pgproto3.Sync{})
+		} else {
+			c.send(&pgproto3.Query{String: s})
+		}
 		got := c.until(1)
 		line := s + " => " + strings.Join(got, " | ")
 		if time.Since(start) > 1500*time.Millisecond {

@@ -56,6 +56,13 @@ func (m *Machine) OnParse(n int) error {
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
 	}
+	if !m.unsynced {
+		// A statement that blocks writes later in the batch gets the
+		// lock_timeout now, before the batch's first message (batchlt.go).
+		if ok, err := m.imposeAhead(eng, string(nameBytes), string(queryBytes)); !ok || err != nil {
+			return err
+		}
+	}
 	raw := wire.BytesView(queryBytes)
 	if settingSensitive(raw) && m.pending.Load() > 0 && !m.unsynced {
 		// Reading.go: the batch's first message waits for earlier answers.
