@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/internal/testkit/pgtest"
 )
 
@@ -111,6 +112,53 @@ func TestLockTimeoutInBatch(t *testing.T) {
 	})
 }
 
+// A statement that blocks writes prepared in one batch and run in a later
+// one (pgx's default mode prepares a batch's new statements in a batch of
+// their own, then binds them) gets the lock_timeout where it runs; once its
+// name is closed or prepared again as something else, a Bind of the name
+// runs with the session's own: an UPDATE waiting for a row lock is not
+// cancelled.
+func TestLockTimeoutPreparedBatch(t *testing.T) {
+	t.Run("run alone", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "@hold rt_t", "@run s", "SHOW lock_timeout", btSource})
+		btTimedOut(t, d, p, 1)
+		btSame(t, d, p, 0, 2, 3)
+	})
+	t.Run("run behind another", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare q SELECT 1", "@prepare s " + btAlter, "@hold rt_t", "@run q s", "SHOW lock_timeout", btSource})
+		btTimedOut(t, d, p, 2)
+		btSame(t, d, p, 0, 1, 3, 4)
+	})
+	t.Run("inside a block", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "BEGIN", "SET LOCAL lock_timeout = 0", "@hold rt_t", "@run s", "ROLLBACK", "SHOW lock_timeout", btSource})
+		btTimedOut(t, d, p, 3)
+		btSame(t, d, p, 4, 5, 6)
+	})
+	// SQL PREPARE makes a statement pgguard does not judge; a Parse of
+	// the name would replace pgguard's memory of it anyway.
+	t.Run("closed, then an UPDATE of the name", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "@close s", "PREPARE s AS UPDATE rt_u SET v = 'b' WHERE id = 1", "@rowlock rt_u", "@run s"})
+		btSame(t, d, p, 0, 1, 2, 3)
+		if !strings.Contains(p[3], "[WAITED]") {
+			t.Errorf("the UPDATE's row-lock wait was cut short: %s", p[3])
+		}
+	})
+	t.Run("DEALLOCATE ALL, then an UPDATE of the name", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "DEALLOCATE ALL", "PREPARE s AS UPDATE rt_u SET v = 'b' WHERE id = 1", "@rowlock rt_u", "@run s"})
+		btSame(t, d, p, 0, 1, 2, 3)
+	})
+	t.Run("Parse of the name as an UPDATE", func(t *testing.T) {
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "@close s", "@prepare s UPDATE rt_u SET v = 'b' WHERE id = 1", "@rowlock rt_u", "@run s"})
+		btSame(t, d, p, 0, 1, 2, 3)
+	})
+	t.Run("failed Parse of the name keeps it", func(t *testing.T) {
+		// 42P05: the name is in use; the ALTER stays under it.
+		d, p := rtCompare(t, "", []string{"@prepare s " + btAlter, "@prepare s SELECT 1", "@hold rt_t", "@run s"})
+		btSame(t, d, p, 0, 1)
+		btTimedOut(t, d, p, 2)
+	})
+}
+
 // In mode warn pgguard sets nothing: the batch waits as it does directly.
 func TestLockTimeoutInBatchWarnMode(t *testing.T) {
 	steps := []string{"@hold rt_t", "@batch SELECT 1 ;; " + btAlter, "SHOW lock_timeout", btSource}
@@ -132,7 +180,7 @@ func TestLockTimeoutInPgxBatch(t *testing.T) {
 	rtSetup(t)
 	_, addr, _ := guardProxy(t, rtRules, nil)
 	ctx := context.Background()
-	for _, mode := range []string{"exec"} {
+	for _, mode := range []string{"exec", "cache_statement", "cache_describe", "describe_exec"} {
 		t.Run(mode, func(t *testing.T) {
 			conn, _ := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode="+mode)
 			holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
@@ -141,7 +189,7 @@ func TestLockTimeoutInPgxBatch(t *testing.T) {
 			defer holder.Exec(ctx, "ROLLBACK")
 			b := &pgx.Batch{}
 			b.Queue("SELECT 1")
-			b.Queue("UPDATE rt_u SET v = 'c' WHERE id = 1")
+			b.Queue("SELECT 2")
 			b.Queue(btAlter)
 			start := time.Now()
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -157,6 +205,42 @@ func TestLockTimeoutInPgxBatch(t *testing.T) {
 			var lt string
 			if err := conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "0" {
 				t.Errorf("lock_timeout after the batch = %q, %v; want the session's own 0", lt, err)
+			}
+		})
+	}
+}
+
+// A batch whose first Parse looks alone to pgguard (nothing but a Bind, a
+// Describe and an Execute behind it) but whose Bind runs another prepared
+// statement that blocks writes: the lock_timeout set for the batch is put
+// back after its Sync, and the statement's own paths (the retry of a DDL
+// alone in its batch, the lift around a CONCURRENTLY rewrite), which would
+// take the Sync for themselves, are not taken: the batch answers, without
+// a wait, and the session's own lock_timeout is back.
+func TestLockTimeoutBatchBindsAnother(t *testing.T) {
+	for _, first := range []string{"SELECT 1", "ALTER TABLE rt_u ALTER COLUMN v SET DEFAULT 'y'", "CREATE INDEX rt_t_v ON rt_t (v)"} {
+		t.Run(first, func(t *testing.T) {
+			rtSetup(t)
+			defer pgExec("guard", "DROP INDEX IF EXISTS rt_t_v")
+			_, addr, _ := guardProxy(t, "lock_timeout: 300ms\n", nil)
+			c := rawConnect(t, addr, "guard")
+			c.send(&pgproto3.Parse{Name: "s", Query: btAlter}, &pgproto3.Describe{ObjectType: 'S', Name: "s"}, &pgproto3.Sync{})
+			c.until(1)
+			holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+			mustExec(t, holder, "BEGIN")
+			mustExec(t, holder, "SELECT * FROM rt_t")
+			defer holder.Exec(context.Background(), "ROLLBACK")
+			start := time.Now()
+			c.send(&pgproto3.Parse{Query: first}, &pgproto3.Describe{ObjectType: 'S'},
+				&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			got := c.until(1)
+			t.Logf("%s: %q", time.Since(start), got)
+			if !has(got, "ErrorResponse ERROR") || time.Since(start) > 3*time.Second {
+				t.Errorf("the ALTER bound in the batch waited: %q after %s", got, time.Since(start))
+			}
+			c.send(&pgproto3.Query{String: "SHOW lock_timeout"})
+			if got := c.until(1); !has(got, "DataRow 0") {
+				t.Errorf("lock_timeout after the batch: %q, want the session's own 0", got)
 			}
 		})
 	}
