@@ -75,6 +75,9 @@ func (m *Machine) planAhead(eng *policy.Engine, start int, name, first string, p
 	if m.unsynced || m.batch != nil || m.acct.maySkip() || eng.Config().LockTimeout <= 0 {
 		return true
 	}
+	if !m.mayBlockAhead(eng, start, name, parse) {
+		return true // application traffic: nothing allocated
+	}
 	// checkLockTimeout does nothing in mode warn or audit.
 	ds, blocks := m.batchAhead(eng, start, name, first, parse)
 	if !blocks {
@@ -116,6 +119,54 @@ func (m *Machine) imposeAhead() error {
 		m.afterSync = func() error { return m.endImposed(b, v, false) }
 	}
 	return nil
+}
+
+// mayBlockAhead reports whether the batch (see planAhead) holds a Parse
+// that is not plain or a Bind of a remembered statement that blocks writes,
+// which batchAhead then judges.
+func (m *Machine) mayBlockAhead(eng *policy.Engine, start int, name string, parse bool) bool {
+	if !parse && m.blockerStmts[name] != nil {
+		return true
+	}
+	buffered := m.conns.FromClient.Buffered()
+	for off := start; off+5 <= buffered; {
+		b, err := m.conns.FromClient.Peek(off + 5)
+		if err != nil {
+			return false
+		}
+		typ, l := wire.ClientMsg(b[off]), int(binary.BigEndian.Uint32(b[off+1:off+5]))
+		if l < 4 || off+1+l > buffered || typ == wire.ClientSync {
+			return false
+		}
+		switch typ {
+		case wire.ClientBind:
+			if len(m.blockerStmts) == 0 {
+				break
+			}
+			body, err := m.conns.FromClient.Peek(min(off+1+l, off+5+2*maxNameBytes))
+			if err != nil {
+				return false
+			}
+			_, rest, _ := wire.CStringBytes(body[off+5:])
+			if stmt, _, ok := wire.CStringBytes(rest); ok && m.blockerStmts[string(stmt)] != nil {
+				return true
+			}
+		case wire.ClientParse:
+			body, err := m.conns.FromClient.Peek(off + 1 + l)
+			if err != nil {
+				return false
+			}
+			_, query, ok := parseFields(body[off+5:])
+			if !ok {
+				return false
+			}
+			if _, plain := m.plainText(eng, wire.BytesView(query), m.state.BackslashQuote()); !plain {
+				return true
+			}
+		}
+		off += 1 + l
+	}
+	return false
 }
 
 // batchAhead walks the batch the client has written so far, from its first
@@ -165,7 +216,7 @@ func (m *Machine) batchAhead(eng *policy.Engine, start int, name, first string, 
 		switch typ {
 		case wire.ClientBind:
 			// The names come first; a Bind's values may be long.
-			body, err := m.conns.FromClient.Peek(min(off+1+l, buffered, off+5+2*maxNameBytes))
+			body, err := m.conns.FromClient.Peek(min(off+1+l, off+5+2*maxNameBytes))
 			if err != nil {
 				return ds, blocks
 			}
