@@ -247,3 +247,19 @@ func TestLockTimeoutBatchBindsAnother(t *testing.T) {
 		})
 	}
 }
+
+// Under lock_timeout_scope session the session starts with the policy's
+// value, which a batch's DDL finds in place: it fails after 300ms, and
+// nothing is put back (SHOW gives the value the session started with).
+func TestLockTimeoutInBatchScopeSession(t *testing.T) {
+	rtSetup(t)
+	_, addr, _ := guardProxy(t, "lock_timeout_scope: session\n"+rtRules, nil)
+	p := rtPlay(t, addr, []string{"@hold rt_t", "@batch SELECT 1 ;; " + btAlter, "SHOW lock_timeout", btSource})
+	t.Logf("pgguard:\n   %s", strings.Join(p, "\n   "))
+	if !strings.Contains(p[0], "55P03") || strings.Contains(p[0], "[WAITED]") {
+		t.Errorf("DDL in the batch escaped the session's lock_timeout: %s", p[0])
+	}
+	if !strings.Contains(p[1], "DataRow 300ms") {
+		t.Errorf("lock_timeout after the batch: %s", p[1])
+	}
+}
