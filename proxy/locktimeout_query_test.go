@@ -88,7 +88,35 @@ func rtPlay(t *testing.T, addr string, steps []string) []string {
 			continue
 		}
 		start := time.Now()
-		c.send(&pgproto3.Query{String: s})
+		if b, ok := strings.CutPrefix(s, "@batch "); ok {
+			// One extended-protocol batch in one write, as pgx's exec mode
+			// and pgjdbc's executeBatch send it: Parse, Bind, Describe,
+			// Execute of the unnamed statement for each, one Sync.
+			for _, q := range strings.Split(b, " ;; ") {
+				c.fe.Send(&pgproto3.Parse{Query: q})
+				c.fe.Send(&pgproto3.Bind{})
+				c.fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+				c.fe.Send(&pgproto3.Execute{})
+			}
+			c.send(&pgproto3.Sync{})
+		} else if b, ok := strings.CutPrefix(s, "@prepare "); ok {
+			// A named statement prepared in a batch of its own, as pgx
+			// prepares a batch's statements: "@prepare NAME SQL".
+			name, q, _ := strings.Cut(b, " ")
+			c.send(&pgproto3.Parse{Name: name, Query: q}, &pgproto3.Describe{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
+		} else if b, ok := strings.CutPrefix(s, "@run "); ok {
+			// Named statements run in one batch: "@run NAME NAME ...".
+			for _, name := range strings.Fields(b) {
+				c.fe.Send(&pgproto3.Bind{PreparedStatement: name})
+				c.fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+				c.fe.Send(&pgproto3.Execute{})
+			}
+			c.send(&pgproto3.Sync{})
+		} else if name, ok := strings.CutPrefix(s, "@close "); ok {
+			c.send(&pgproto3.Close{ObjectType: 'S', Name: name}, &pgproto3.Sync{})
+		} else {
+			c.send(&pgproto3.Query{String: s})
+		}
 		got := c.until(1)
 		line := s + " => " + strings.Join(got, " | ")
 		if time.Since(start) > 1500*time.Millisecond {

@@ -340,6 +340,9 @@ func (m *Machine) judgeBind(eng *policy.Engine, bs boundStmt, text, why string, 
 	}
 	stmt := sqltext.Statement{Text: text, End: len(text), Line: 1}
 	ds := []policy.StatementDecision{{Statement: stmt, Decision: eng.Decide(context.Background(), stmt, sc)}}
+	if err := m.imposeAhead(); err != nil { // batchlt.go
+		return err
+	}
 	m.unsynced = true
 	if !needsCare(ds) {
 		return pass()

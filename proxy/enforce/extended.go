@@ -57,6 +57,13 @@ func (m *Machine) OnParse(n int) error {
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {
 		return nil
 	}
+	if !m.unsynced {
+		// A statement that blocks writes later in the batch gets the
+		// lock_timeout now, before the batch's first message (batchlt.go).
+		if !m.planAhead(eng, 0, string(nameBytes), string(queryBytes), true) {
+			return nil
+		}
+	}
 	raw := wire.BytesView(queryBytes)
 	if settingSensitive(raw) && m.pending.Load() > 0 && !m.unsynced {
 		// Reading.go: the batch's first message waits for earlier answers.
@@ -79,6 +86,9 @@ func (m *Machine) OnParse(n int) error {
 	// judged (policy.HoldsExclusive, Context.Remembers): no fast path.
 	if _, plain := m.plainAll(eng, rs); plain && !advisory && !m.tx.Active() && !m.userCodeInTx(text) {
 		// Application traffic: nothing to judge, nothing allocated.
+		if err := m.imposeAhead(); err != nil {
+			return err
+		}
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		if ev := m.ledgerParse(nameBytes, wire.BytesView(queryBytes)); ev != nil {
 			m.amend(m.batchPoint(), func(b *syncPoint) { b.events = append(b.events, ev) })
@@ -95,6 +105,12 @@ func (m *Machine) OnParse(n int) error {
 	alone, executes, end, err := m.aloneInBatch()
 	if err != nil {
 		return err
+	}
+	if m.ahead.found || m.afterSync != nil {
+		// planAhead found another statement in the batch (a Bind of a
+		// prepared one, which aloneInBatch does not tell from its own):
+		// nothing else may take the batch's Sync.
+		alone = false
 	}
 	stmt := sqltext.Statement{Text: query, End: len(query), Line: 1}
 	unreadableBind := ""
@@ -148,6 +164,9 @@ func (m *Machine) OnParse(n int) error {
 	}
 	m.noteDDL(ds)
 	if !needsCare(ds) && !(advisory && alone && m.liftable(false, true)) {
+		if err := m.imposeAhead(); err != nil {
+			return err
+		}
 		m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 		m.remember(m.batchPoint, ds) // a SAVEPOINT's effect on the transaction's memory
 		// A ledger INSERT judged in full (the transaction holds an ACCESS
@@ -188,6 +207,10 @@ func (m *Machine) OnParse(n int) error {
 		})
 		return m.conns.sendMessage(wire.ClientParse, parseBody(name, rejectMarker, nil))
 	}
+	if err := m.imposeAhead(); err != nil {
+		return err
+	}
+	m.rememberBlocker(name, ds)
 	switch {
 	case alone && executes == 0 && (advisory || v.concurrent && v.rewritten != ""):
 		// Prepared now, run by a later Bind: the lift goes with that Bind.
@@ -367,6 +390,27 @@ func (m *Machine) aloneInBatch() (alone bool, executes, end int, err error) {
 // pgguard refuses it with the recipe instead. The relay calls it for every
 // Bind while WatchesBinds reports true.
 func (m *Machine) OnBind(n int) error {
+	if !m.unsynced && len(m.blockerStmts) > 0 && m.cfg.Policy != nil {
+		// A statement that blocks writes, prepared before, run in this
+		// batch: the lock_timeout goes before its first message
+		// (batchlt.go).
+		m.settle()
+		if _, stmt, ok := m.peekBindNames(n); ok {
+			if !m.planAhead(m.cfg.Policy.Engine(), n, stmt, "", false) {
+				return nil // the session ended while it waited
+			}
+			_, bound := m.boundStmts[stmt]
+			_, dml := m.dmlStmts[stmt]
+			dml = dml && m.tx.Active() && m.rewrittenStmts[stmt] == nil && n <= min(m.cfg.MaxStatementMessage, smallMessage)
+			if !bound && !dml {
+				// Else judgeBind (bindWithValues, bindTooLong, bindDML)
+				// imposes it, once the catalog is asked.
+				if err := m.imposeAhead(); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if n > min(m.cfg.MaxStatementMessage, smallMessage) {
 		// Too long to look at (and to spend the statement memory on); a
 		// prepared statement that pgguard rewrote takes no parameters
@@ -413,6 +457,7 @@ func (m *Machine) OnBind(n int) error {
 	if err != nil {
 		return err
 	}
+	alone = alone && !m.ahead.found && m.afterSync == nil // as in OnParse
 	if alone && m.pending.Load() > 0 && !m.waitIdle() {
 		return nil
 	}

@@ -69,7 +69,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	}
 	name, query, ok := parseFields(body)
 	m.settle()
-	if _, bound := m.boundStmts[string(name)]; !ok || m.rewrittenStmts[string(name)] != nil || bound {
+	if _, bound := m.boundStmts[string(name)]; !ok || m.rewrittenStmts[string(name)] != nil || m.blockerStmts[string(name)] != nil || bound {
 		return false
 	}
 	if _, ledger := m.ledgerStmts[string(name)]; ledger {
@@ -117,7 +117,8 @@ func (m *Machine) loopPlain(eng *policy.Engine, text string) (plain, changesLock
 }
 
 // plainAhead reports whether every Parse among the complete messages of
-// ahead, up to the batch's Sync, takes OnParse's fast path.
+// ahead, up to the batch's Sync, takes OnParse's fast path, and no Bind
+// binds a prepared statement that blocks writes (batchlt.go).
 // What has not arrived is not looked at: lookAhead would not wait for it
 // either.
 func (m *Machine) plainAhead(eng *policy.Engine, ahead []byte) bool {
@@ -126,6 +127,14 @@ func (m *Machine) plainAhead(eng *policy.Engine, ahead []byte) bool {
 		switch typ {
 		case wire.ClientSync:
 			return false
+		case wire.ClientBind:
+			if len(m.blockerStmts) > 0 {
+				_, rest, _ := wire.CStringBytes(body)
+				if stmt, _, ok := wire.CStringBytes(rest); !ok || m.blockerStmts[string(stmt)] != nil {
+					plain = false
+					return false
+				}
+			}
 		case wire.ClientParse:
 			_, query, ok := parseFields(body)
 			if p, _ := m.loopPlain(eng, wire.BytesView(query)); !ok || !p {

@@ -108,6 +108,11 @@ type Machine struct {
 	// or that wait for an advisory lock, prepared without being run; their
 	// Bind decides whether lock_timeout is lifted (OnBind).
 	rewrittenStmts map[string]*verdict
+	// blockerStmts are prepared statements that block writes: a batch
+	// that binds one gets pgguard's lock_timeout (batchlt.go).
+	blockerStmts map[string]*blockerStmt
+	// ahead: what planAhead found in the batch being received.
+	ahead aheadBatch
 	// boundStmts are prepared UPDATEs and DELETEs of a migration's
 	// session, with parameters, prepared without their Bind: the Bind is
 	// judged with its values (bound.go).
@@ -259,6 +264,7 @@ func (m *Machine) OnSync() {
 	m.queueLockTimeout(m.newSyncPoint())
 	m.batch, m.unsynced, m.batchChangesLockTimeout = nil, false, false
 	m.batchPrepared = nil
+	m.ahead = aheadBatch{}
 	if m.warm != nil {
 		m.warm = nil // judged ahead for this batch only
 	}
@@ -276,7 +282,7 @@ func (m *Machine) OnExtended() { m.unsynced = true }
 // reports true.
 func (m *Machine) WatchesBinds() bool {
 	m.settle()
-	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0 || len(m.userCodeStmts) > 0 ||
+	return len(m.rewrittenStmts) > 0 || len(m.ledgerStmts) > 0 || len(m.boundStmts) > 0 || len(m.userCodeStmts) > 0 || len(m.blockerStmts) > 0 ||
 		len(m.dmlStmts) > 0 && m.tx.Active()
 }
 

@@ -33,14 +33,17 @@ type stmtUndo struct {
 	hadL       bool
 	installedV *verdict
 	installedL *ledgerStmt
+	prevB      *blockerStmt
+	installedB *blockerStmt
 }
 
 // beginParse drops what the name held before a Parse of it, and returns
 // the record to complete (endParse) and attach to the Parse.
 func (m *Machine) beginParse(name string) *stmtUndo {
-	u := &stmtUndo{name: name, prevV: m.rewrittenStmts[name]}
+	u := &stmtUndo{name: name, prevV: m.rewrittenStmts[name], prevB: m.blockerStmts[name]}
 	u.prevL, u.hadL = m.ledgerStmts[name]
 	delete(m.rewrittenStmts, name)
+	delete(m.blockerStmts, name)
 	delete(m.ledgerStmts, name)
 	delete(m.boundStmts, name)
 	delete(m.dmlStmts, name)
@@ -50,6 +53,7 @@ func (m *Machine) beginParse(name string) *stmtUndo {
 // endParse notes what the Parse made.
 func (u *stmtUndo) endParse(m *Machine) {
 	u.installedV = m.rewrittenStmts[u.name]
+	u.installedB = m.blockerStmts[u.name]
 	if l, ok := m.ledgerStmts[u.name]; ok {
 		u.installedL = &l
 	}
@@ -59,6 +63,12 @@ func (u *stmtUndo) endParse(m *Machine) {
 // the client-to-server loop calls it, before it looks at the memory.
 func (m *Machine) settle() {
 	for _, u := range m.acct.takeUndone() {
+		if m.blockerStmts[u.name] == u.installedB {
+			delete(m.blockerStmts, u.name)
+			if u.name != "" && u.prevB != nil {
+				m.blockerStmts[u.name] = u.prevB
+			}
+		}
 		if m.rewrittenStmts[u.name] != u.installedV {
 			continue // changed again since
 		}
@@ -100,6 +110,7 @@ func (m *Machine) rememberRewritten(name string, v *verdict) {
 // forget drops the memory of one prepared statement.
 func (m *Machine) forget(name string) {
 	delete(m.rewrittenStmts, name)
+	delete(m.blockerStmts, name)
 	delete(m.ledgerStmts, name)
 	delete(m.boundStmts, name)
 	delete(m.dmlStmts, name)
@@ -142,7 +153,7 @@ func (m *Machine) closed(body []byte) {
 // true) drops the unnamed statement; DEALLOCATE, PREPARE and DISCARD ALL
 // drop the names they name.
 func (m *Machine) queryEffects(text string, query bool) {
-	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 && len(m.boundStmts) == 0 && len(m.dmlStmts) == 0 {
+	if len(m.rewrittenStmts) == 0 && len(m.ledgerStmts) == 0 && len(m.boundStmts) == 0 && len(m.blockerStmts) == 0 && len(m.dmlStmts) == 0 {
 		return
 	}
 	if query {
@@ -155,6 +166,7 @@ func (m *Machine) queryEffects(text string, query bool) {
 		switch name := sm[2]; {
 		case strings.EqualFold(name, "all"):
 			clear(m.rewrittenStmts)
+			clear(m.blockerStmts)
 			clear(m.ledgerStmts)
 			clear(m.boundStmts)
 			clear(m.dmlStmts)
