@@ -263,3 +263,42 @@ func TestLockTimeoutInBatchScopeSession(t *testing.T) {
 		t.Errorf("lock_timeout after the batch: %s", p[1])
 	}
 }
+
+// A batch whose first message is the Bind of a cached UPDATE (judged under
+// the block's ACCESS EXCLUSIVE lock, which may ask the catalog) and whose
+// second binds a prepared ALTER: the UPDATE's judgement goes first, then
+// the batch's lock_timeout; nothing hangs, and the ALTER behind the holder
+// gets 55P03. Both statements are prepared by earlier batches (pgx's
+// statement cache), so this batch sends Binds alone.
+func TestLockTimeoutBatchOfCachedStatementsUnderLock(t *testing.T) {
+	rtSetup(t)
+	_, addr, _ := guardProxy(t, rtRules, nil)
+	ctx := context.Background()
+	conn, _ := guardConn(t, addr, pgtest.SuperUser, "default_query_exec_mode=cache_statement")
+	const upd = "UPDATE rt_u SET v = v WHERE id = $1"
+	// Prepared (and cached) in earlier transactions.
+	if _, err := conn.Exec(ctx, upd, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Prepare(ctx, "rt_alter", btAlter); err != nil {
+		t.Fatal(err)
+	}
+	holder := connect(t, pg.DSN(pgtest.SuperUser, "guard"))
+	mustExec(t, holder, "BEGIN")
+	mustExec(t, holder, "SELECT * FROM rt_t")
+	defer holder.Exec(ctx, "ROLLBACK")
+	mustExec(t, conn, "BEGIN")
+	defer conn.Exec(ctx, "ROLLBACK")
+	mustExec(t, conn, "LOCK TABLE rt_u IN ACCESS EXCLUSIVE MODE")
+	b := &pgx.Batch{}
+	b.Queue(upd, 1)
+	b.Queue("rt_alter")
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := conn.SendBatch(wctx, b).Close()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "55P03" {
+		t.Fatalf("batch: %v after %s, want the UPDATE to run (rt_u is small) and the ALTER to get 55P03 after pgguard's lock_timeout", err, time.Since(start))
+	}
+}
