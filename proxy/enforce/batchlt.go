@@ -193,7 +193,15 @@ func (m *Machine) batchAhead(eng *policy.Engine, start int, name, first string, 
 			ds, blocks = append(ds, b.ds...), true
 			return
 		}
-		add(rejectMarker) // unknown: does not parse
+		if _, tx := m.txStmts[stmt]; tx || m.txStmtsFull {
+			add(rejectMarker) // unknown: does not parse
+			return
+		}
+		// Application traffic (a driver's cached SELECT or UPDATE, a
+		// statement of SQL PREPARE): it neither ends the block nor a
+		// savepoint, so the SET may be a SET LOCAL (sameLevelUpToWrites),
+		// as with its Parse in the batch.
+		add("SELECT")
 	}
 	if parse {
 		parsed[name] = true
@@ -253,6 +261,42 @@ func (m *Machine) batchAhead(eng *policy.Engine, start int, name, first string, 
 		off += 1 + l
 	}
 	return ds, blocks
+}
+
+// noteTxStmt remembers a Parse of statement name whose text may end the
+// transaction block or a savepoint level (txStmts).
+func (m *Machine) noteTxStmt(name []byte, text string) {
+	if m.txStmtsFull || !txStmtText(text) {
+		return
+	}
+	if _, ok := m.txStmts[string(name)]; ok {
+		return
+	}
+	if len(m.txStmts) >= maxUserCodeStmts {
+		m.txStmtsFull = true
+		return
+	}
+	if m.txStmts == nil {
+		m.txStmts = map[string]struct{}{}
+	}
+	m.txStmts[string(name)] = struct{}{}
+}
+
+// txStmtText reports whether a statement may end the transaction block or
+// a savepoint level, as sameLevelUpToWrites counts (a transaction
+// statement, DO, CALL), by its first word; a text whose first token is no
+// word counts.
+func txStmtText(text string) bool {
+	t, _ := sqltext.FirstWord(text)
+	if t.Kind != sqltext.TokWord {
+		return true
+	}
+	for _, kw := range [...]string{"begin", "start", "commit", "end", "abort", "rollback", "savepoint", "release", "prepare", "do", "call"} {
+		if t.WordIs(text, kw) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxNameBytes is more than a portal's or a statement's name a Bind

@@ -52,6 +52,7 @@ func (m *Machine) OnParse(n int) error {
 	}()
 	m.queryEffects(wire.BytesView(queryBytes), false)
 	m.noteUserCodeStmt(nameBytes, wire.BytesView(queryBytes))
+	m.noteTxStmt(nameBytes, wire.BytesView(queryBytes))
 	m.noteDMLStmt(nameBytes, wire.BytesView(queryBytes))
 	eng := m.cfg.Policy.Engine()
 	if !m.unsynced && !m.lookAhead(eng, nameBytes, queryBytes) {

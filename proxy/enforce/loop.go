@@ -94,6 +94,7 @@ func (m *Machine) LoopParse(body, ahead []byte) bool {
 	m.noteLockTimeout(text, false)
 	m.queryEffects(text, false)
 	m.noteUserCodeStmt(name, text)
+	m.noteTxStmt(name, text)
 	m.noteDMLStmt(name, text)
 	m.batchChangesLockTimeout = m.batchChangesLockTimeout || changes
 	m.unsynced = true

@@ -170,6 +170,16 @@ type Machine struct {
 	// again with a Bind alone. Bounded by maxUserCodeStmts; past it, a
 	// statement prepared later is judged at its Parse only.
 	dmlStmts map[string]string
+	// txStmts are the prepared statements (the unnamed one too) whose
+	// Parse may end the transaction block or a savepoint level (BEGIN,
+	// COMMIT, ROLLBACK TO, DO, CALL, ...: txStmtText): a Bind of one in a
+	// batch ahead of a statement that blocks writes makes pgguard's SET a
+	// session-level one (batchAhead). Only a Parse makes such a statement
+	// (SQL PREPARE cannot). The set only grows (to maxUserCodeStmts; past
+	// it every Bind counts): a name it keeps that the server dropped costs
+	// a SET LOCAL, never a miss.
+	txStmts     map[string]struct{}
+	txStmtsFull bool
 	// appTool is the tool that application name appToolName names (tool).
 	appToolName  string
 	appTool      policy.Tool
